@@ -1,0 +1,92 @@
+/**
+ * What an upgrade needs from a host, and nothing more. The upgrade builds argv lists; the Host
+ * runs them. One real implementation (SshHost); unit tests use fakes.
+ */
+
+export interface ExecResult {
+  stdout: string
+  stderr: string
+  /** Exit status of the remote command. */
+  code: number
+}
+
+export interface RunOptions {
+  /** Run through `sudo -n` (only when the `sudo` input asks for it). */
+  sudo?: boolean
+  /** Fails with CommandTimeoutError after this long. Default 60s. */
+  timeoutMs?: number
+}
+
+export interface HttpResponse {
+  status: number
+  body: string
+}
+
+export interface UploadProgress {
+  transferred: number
+  total: number
+}
+
+export interface Host {
+  /** How the host is named in logs: user@host:port. */
+  readonly name: string
+  /** The address the host was reached at (for `{host}` in health URLs). */
+  readonly address: string
+  /** Whether privileged commands go through `sudo -n`. */
+  readonly sudo: boolean
+  /** Runs argv (each word quoted) and resolves with its output and status; never rejects on a non-zero status. */
+  run(argv: readonly string[], options?: RunOptions): Promise<ExecResult>
+  /** Copies a local file to a remote path (as the SSH user). */
+  upload(localPath: string, remotePath: string, onProgress?: (p: UploadProgress) => void): Promise<void>
+  /** Reads a remote text file; null when it does not exist. */
+  readFile(remotePath: string, options?: RunOptions): Promise<string | null>
+  /** An HTTP(S) GET made from the host's side (tunnelled through the SSH connection). */
+  http(url: string, timeoutMs: number): Promise<HttpResponse>
+  close(): Promise<void>
+}
+
+/** The command did not finish in time; the remote process may still run. */
+export class CommandTimeoutError extends Error {
+  constructor(
+    readonly host: string,
+    readonly command: string,
+    readonly timeoutMs: number
+  ) {
+    super(`${host}: \`${command}\` did not finish within ${timeoutMs}ms`)
+    this.name = 'CommandTimeoutError'
+  }
+}
+
+/** The SSH connection dropped while a command ran: whether it took effect is unknown. */
+export class ConnectionLostError extends Error {
+  constructor(
+    readonly host: string,
+    detail: string
+  ) {
+    super(`${host}: the SSH connection was lost (${detail})`)
+    this.name = 'ConnectionLostError'
+  }
+}
+
+/** `sudo -n` refused because sudo wants a password. */
+export class SudoPasswordError extends Error {
+  constructor(readonly host: string) {
+    super(
+      `${host}: sudo asked for a password, and the action never types one (it runs sudo -n). ` +
+        `Allow the deploy user to run the needed commands without a password (a NOPASSWD rule in /etc/sudoers.d), ` +
+        `or deploy as a user that owns the binary and the nginx master, with sudo: false`
+    )
+    this.name = 'SudoPasswordError'
+  }
+}
+
+/** Throws when a command failed; the message names the command and its stderr. */
+export function check(host: Host, argv: readonly string[], result: ExecResult): ExecResult {
+  if (result.code !== 0) {
+    const detail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ')
+    throw new Error(
+      `${host.name}: \`${argv.join(' ')}\` failed with status ${result.code}${detail ? `: ${detail}` : ''}`
+    )
+  }
+  return result
+}

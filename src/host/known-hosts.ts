@@ -1,0 +1,127 @@
+/**
+ * Host key checks: OpenSSH known_hosts lines (plain, `[host]:port`, hashed `|1|`, wildcards,
+ * `@revoked`) and SHA256 fingerprints as `ssh-keygen -lf` prints them. Fails closed.
+ */
+import { createHash, createHmac } from 'node:crypto'
+
+export function fingerprintOf(keyBlob: Buffer): string {
+  return 'SHA256:' + createHash('sha256').update(keyBlob).digest('base64').replace(/=+$/, '')
+}
+
+/** The key type written inside a key blob (first length-prefixed string). */
+export function keyTypeOf(keyBlob: Buffer): string {
+  if (keyBlob.length < 4) return 'unknown'
+  const len = keyBlob.readUInt32BE(0)
+  return keyBlob.subarray(4, 4 + len).toString('latin1')
+}
+
+interface Entry {
+  marker?: 'revoked' | 'cert-authority'
+  patterns: string
+  type: string
+  blob: Buffer
+}
+
+function parse(text: string): Entry[] {
+  const entries: Entry[] = []
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim()
+    if (line === '' || line.startsWith('#')) continue
+    const fields = line.split(/\s+/)
+    let marker: Entry['marker']
+    if (fields[0] === '@revoked' || fields[0] === '@cert-authority') {
+      marker = fields.shift() === '@revoked' ? 'revoked' : 'cert-authority'
+    }
+    const [patterns, type, b64] = fields
+    if (patterns === undefined || type === undefined || b64 === undefined) continue
+    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue
+    entries.push({ marker, patterns, type, blob: Buffer.from(b64, 'base64') })
+  }
+  return entries
+}
+
+/** The names a host is looked up under: `host` for port 22, `[host]:port` otherwise. */
+function lookupName(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`
+}
+
+function globMatch(pattern: string, name: string): boolean {
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('')
+        .map(c => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+        .join('') +
+      '$',
+    'i'
+  )
+  return re.test(name)
+}
+
+function hashedMatch(pattern: string, name: string): boolean {
+  const parts = pattern.split('|') // ['', '1', salt, hash]
+  if (parts.length !== 4 || parts[1] !== '1') return false
+  const mac = createHmac('sha1', Buffer.from(parts[2]!, 'base64')).update(name).digest('base64')
+  return mac === parts[3]
+}
+
+function matches(patterns: string, name: string): boolean {
+  if (patterns.startsWith('|1|')) return hashedMatch(patterns, name)
+  let matched = false
+  for (const p of patterns.split(',')) {
+    if (p.startsWith('!')) {
+      if (globMatch(p.slice(1), name)) return false
+    } else if (globMatch(p, name)) {
+      matched = true
+    }
+  }
+  return matched
+}
+
+export type HostKeyVerdict =
+  { ok: true; fingerprint: string } | { ok: false; reason: string; fingerprint: string }
+
+/** What a host key is checked against. */
+export interface HostKeyPolicy {
+  knownHosts?: string
+  fingerprints: string[]
+  insecureSkip: boolean
+}
+
+/**
+ * Decides whether `keyBlob`, presented by host:port, is trusted. The reason of a refusal names
+ * the expected and the received fingerprint.
+ */
+export function verifyHostKey(
+  policy: HostKeyPolicy,
+  host: string,
+  port: number,
+  keyBlob: Buffer
+): HostKeyVerdict {
+  const fingerprint = fingerprintOf(keyBlob)
+  const type = keyTypeOf(keyBlob)
+  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint }
+  const name = lookupName(host, port)
+  const entries = policy.knownHosts ? parse(policy.knownHosts).filter(e => matches(e.patterns, name)) : []
+  if (entries.some(e => e.marker === 'revoked' && e.blob.equals(keyBlob)))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
+    }
+  const plain = entries.filter(e => e.marker === undefined)
+  if (plain.some(e => e.blob.equals(keyBlob))) return { ok: true, fingerprint }
+  if (policy.insecureSkip) return { ok: true, fingerprint }
+  const expected = [...plain.map(e => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints]
+  if (expected.length === 0)
+    return {
+      ok: false,
+      fingerprint,
+      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
+    }
+  return {
+    ok: false,
+    fingerprint,
+    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(' or ')}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
+  }
+}

@@ -1,0 +1,374 @@
+/**
+ * The one real Host: one SSH connection per host (node-ssh / ssh2), reused for every step, with
+ * one long-lived `sh` channel that commands are fed to. Nagle is turned off: a round trip then
+ * costs about 1 ms instead of 40-140 ms (see shared/PROTOCOL.md).
+ */
+import { randomBytes } from 'node:crypto'
+import http from 'node:http'
+import tls from 'node:tls'
+import type { Duplex } from 'node:stream'
+import { NodeSSH, type Config } from 'node-ssh'
+import type { ClientChannel } from 'ssh2'
+import {
+  CommandTimeoutError,
+  ConnectionLostError,
+  SudoPasswordError,
+  type ExecResult,
+  type Host,
+  type HttpResponse,
+  type RunOptions,
+  type UploadProgress
+} from './host.js'
+import { verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
+import { commandLine } from './quote.js'
+
+export interface Credentials {
+  privateKey?: string
+  passphrase?: string
+  password?: string
+}
+
+export interface Endpoint {
+  host: string
+  port: number
+  user: string
+  label: string
+}
+
+export interface SshHostOptions {
+  target: Endpoint
+  credentials: Credentials
+  hostKeys: HostKeyPolicy
+  sudo: boolean
+  connectTimeoutMs: number
+  /** Reach the target through this bastion (its key verified like any other). */
+  jump?: { target: Endpoint; credentials: Credentials }
+  /** How often to retry a lost connection before giving up (with backoff). */
+  reconnectAttempts?: number
+  log?: (message: string) => void
+}
+
+/** The host key was refused: nothing was sent. */
+export class HostKeyError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'HostKeyError'
+  }
+}
+
+interface Pending {
+  mark: string
+  out: Buffer[]
+  err: Buffer[]
+  resolve: (r: ExecResult) => void
+  reject: (e: Error) => void
+}
+
+/** One `sh` on the host that reads commands from stdin; replies are framed by random markers. */
+class RemoteShell {
+  private pending: Pending | null = null
+  private outBuf = Buffer.alloc(0)
+  private errBuf = Buffer.alloc(0)
+  private queue: Promise<unknown> = Promise.resolve()
+  dead = false
+
+  constructor(
+    private readonly channel: ClientChannel,
+    private readonly hostName: string
+  ) {
+    channel.on('data', (d: Buffer) => {
+      this.outBuf = Buffer.concat([this.outBuf, d])
+      this.settle()
+    })
+    channel.stderr.on('data', (d: Buffer) => {
+      this.errBuf = Buffer.concat([this.errBuf, d])
+      this.settle()
+    })
+    channel.on('close', () => this.fail(new ConnectionLostError(hostName, 'the remote shell closed')))
+  }
+
+  fail(error: Error): void {
+    this.dead = true
+    const p = this.pending
+    this.pending = null
+    p?.reject(error)
+  }
+
+  close(): void {
+    this.dead = true
+    this.channel.close()
+  }
+
+  /** Runs one command line; commands are serialized on this channel. */
+  run(line: string, timeoutMs: number): Promise<ExecResult> {
+    const next = this.queue.then(() => this.runNow(line, timeoutMs))
+    this.queue = next.catch(() => undefined)
+    return next
+  }
+
+  private runNow(line: string, timeoutMs: number): Promise<ExecResult> {
+    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, 'the remote shell is closed'))
+    const mark = 'ZD' + randomBytes(12).toString('hex')
+    return new Promise<ExecResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.fail(new CommandTimeoutError(this.hostName, line, timeoutMs))
+        this.channel.close()
+      }, timeoutMs)
+      this.pending = {
+        mark,
+        out: [],
+        err: [],
+        resolve: r => {
+          clearTimeout(timer)
+          resolve(r)
+        },
+        reject: e => {
+          clearTimeout(timer)
+          reject(e)
+        }
+      }
+      // A subshell keeps the command from changing our shell; stdin is never the channel's.
+      this.channel.write(
+        `( ${line}\n) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2\n`
+      )
+    })
+  }
+
+  private settle(): void {
+    const p = this.pending
+    if (!p) return
+    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString('latin1'))
+    const errAt = this.errBuf.indexOf(`\n${p.mark}\n`)
+    if (!outEnd || errAt < 0) return
+    const stdout = this.outBuf.subarray(0, outEnd.index).toString('utf8')
+    const stderr = this.errBuf.subarray(0, errAt).toString('utf8')
+    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length)
+    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2)
+    this.pending = null
+    p.resolve({ stdout, stderr, code: Number(outEnd[1]) })
+  }
+}
+
+const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
+
+export class SshHost implements Host {
+  readonly name: string
+  readonly address: string
+  readonly sudo: boolean
+  private ssh: NodeSSH | null = null
+  private jumpSsh: NodeSSH | null = null
+  private shell: RemoteShell | null = null
+  private closed = false
+  private connecting: Promise<void> | null = null
+
+  private constructor(private readonly options: SshHostOptions) {
+    this.name = options.target.label
+    this.address = options.target.host
+    this.sudo = options.sudo
+  }
+
+  /** Connects (verifying the host key) and opens the command shell. */
+  static async connect(options: SshHostOptions): Promise<SshHost> {
+    const host = new SshHost(options)
+    await host.open()
+    return host
+  }
+
+  private baseConfig(
+    target: Endpoint,
+    credentials: Credentials
+  ): { config: Config; refusal: () => string | null } {
+    let refusal: string | null = null
+    const config: Config = {
+      host: target.host,
+      port: target.port,
+      username: target.user,
+      readyTimeout: this.options.connectTimeoutMs,
+      keepaliveInterval: 5000,
+      keepaliveCountMax: 3,
+      hostVerifier: (key: Buffer) => {
+        const verdict = verifyHostKey(this.options.hostKeys, target.host, target.port, key)
+        if (!verdict.ok) refusal = verdict.reason
+        return verdict.ok
+      }
+    }
+    if (credentials.privateKey !== undefined) config.privateKey = credentials.privateKey
+    if (credentials.passphrase !== undefined) config.passphrase = credentials.passphrase
+    if (credentials.password !== undefined) config.password = credentials.password
+    return { config, refusal: () => refusal }
+  }
+
+  private async connectOne(target: Endpoint, credentials: Credentials, sock?: Duplex): Promise<NodeSSH> {
+    const { config, refusal } = this.baseConfig(target, credentials)
+    if (sock) config.sock = sock
+    const ssh = new NodeSSH()
+    try {
+      await ssh.connect(config)
+    } catch (e) {
+      const why = refusal()
+      if (why) throw new HostKeyError(`${target.label}: ${why}`)
+      throw new Error(`${target.label}: cannot connect over SSH: ${(e as Error).message}`)
+    }
+    ssh.connection!.setNoDelay(true)
+    return ssh
+  }
+
+  private async open(): Promise<void> {
+    const { target, credentials, jump } = this.options
+    let sock: Duplex | undefined
+    if (jump) {
+      this.jumpSsh = await this.connectOne(jump.target, jump.credentials)
+      sock = (await this.jumpSsh.forwardOut('127.0.0.1', 0, target.host, target.port)) as Duplex
+    }
+    const ssh = await this.connectOne(target, credentials, sock)
+    this.ssh = ssh
+    ssh.connection!.on('close', () => {
+      if (this.ssh === ssh) this.ssh = null
+      this.shell?.fail(new ConnectionLostError(this.name, 'the connection closed'))
+    })
+    this.shell = await this.openShell(ssh)
+  }
+
+  private openShell(ssh: NodeSSH): Promise<RemoteShell> {
+    return new Promise((resolve, reject) => {
+      ssh.connection!.exec('exec /bin/sh', (err, channel) => {
+        if (err) reject(new Error(`${this.name}: cannot start a remote shell: ${err.message}`))
+        else resolve(new RemoteShell(channel, this.name))
+      })
+    })
+  }
+
+  /** After a lost connection: reconnect with backoff, verifying the host key again. */
+  private async ensureOpen(): Promise<void> {
+    if (this.closed) throw new Error(`${this.name}: the connection was closed by the action`)
+    if (this.ssh && this.shell && !this.shell.dead) return
+    this.connecting ??= this.reopen().finally(() => (this.connecting = null))
+    await this.connecting
+  }
+
+  private async reopen(): Promise<void> {
+    if (this.ssh && !this.shell?.dead) return
+    if (this.ssh) {
+      // The connection lives; only the shell died (a command timed out).
+      this.shell = await this.openShell(this.ssh)
+      return
+    }
+    const attempts = this.options.reconnectAttempts ?? 6
+    let delay = 250
+    for (let i = 1; ; i++) {
+      try {
+        this.jumpSsh?.dispose()
+        this.jumpSsh = null
+        await this.open()
+        this.options.log?.(`${this.name}: reconnected (attempt ${i})`)
+        return
+      } catch (e) {
+        if (e instanceof HostKeyError || i >= attempts) throw e
+        this.options.log?.(
+          `${this.name}: reconnect attempt ${i} failed (${(e as Error).message}); retrying in ${delay}ms`
+        )
+        await sleep(delay)
+        delay = Math.min(delay * 2, 8000)
+      }
+    }
+  }
+
+  async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
+    const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
+    const line = commandLine(words)
+    await this.ensureOpen()
+    const result = await this.shell!.run(line, options.timeoutMs ?? 60_000)
+    if (
+      options.sudo &&
+      result.code !== 0 &&
+      /password is required|a terminal is required/.test(result.stderr)
+    )
+      throw new SudoPasswordError(this.name)
+    return result
+  }
+
+  async upload(
+    localPath: string,
+    remotePath: string,
+    onProgress?: (p: UploadProgress) => void
+  ): Promise<void> {
+    await this.ensureOpen()
+    await this.ssh!.putFile(localPath, remotePath, null, {
+      concurrency: 64,
+      step: (transferred: number, _chunk: number, total: number) => onProgress?.({ transferred, total })
+    })
+  }
+
+  async readFile(remotePath: string, options: RunOptions = {}): Promise<string | null> {
+    const argv = ['sh', '-c', 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', 'sh', remotePath]
+    const r = await this.run(argv, options)
+    if (r.code === 3) return null
+    if (r.code !== 0) throw new Error(`${this.name}: cannot read ${remotePath}: ${r.stderr.trim()}`)
+    return r.stdout
+  }
+
+  async http(url: string, timeoutMs: number): Promise<HttpResponse> {
+    await this.ensureOpen()
+    const u = new URL(url)
+    const https = u.protocol === 'https:'
+    const hostname = u.hostname.replace(/^\[|\]$/g, '')
+    const port = Number(u.port || (https ? 443 : 80))
+    const started = Date.now()
+    let channel: Duplex
+    try {
+      channel = (await this.ssh!.forwardOut('127.0.0.1', 0, hostname, port)) as Duplex
+    } catch (e) {
+      throw new Error(
+        `${this.name}: cannot reach ${u.host} from the host (${(e as Error).message}); ` +
+          `is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
+      )
+    }
+    // The tunnel is already authenticated by SSH; a health check must not fail on a self-signed certificate.
+    const socket: Duplex = https
+      ? tls.connect({
+          socket: channel,
+          servername: /^[\d.:]+$/.test(hostname) ? undefined : hostname,
+          rejectUnauthorized: false
+        })
+      : channel
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const req = http.request(
+        {
+          method: 'GET',
+          path: u.pathname + u.search,
+          headers: { Host: u.host, Connection: 'close', 'User-Agent': 'zerodown-action' },
+          // No agent: an agent (even agent: false) would ignore createConnection and dial locally.
+          createConnection: () => socket as never
+        },
+        res => {
+          const chunks: Buffer[] = []
+          let size = 0
+          res.on('data', (c: Buffer) => {
+            size += c.length
+            if (size <= 65536) chunks.push(c)
+          })
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })
+          )
+          res.on('error', reject)
+        }
+      )
+      const timer = setTimeout(
+        () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`)),
+        Math.max(1, timeoutMs - (Date.now() - started))
+      )
+      req.on('close', () => clearTimeout(timer))
+      req.on('error', reject)
+      req.end()
+    }).finally(() => socket.destroy())
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.shell?.close()
+    this.ssh?.dispose()
+    this.jumpSsh?.dispose()
+    this.ssh = null
+    this.jumpSsh = null
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * What must hold before anything on a host changes (preflight), and what the uploaded binary
+ * must pass before it takes the live path (verify). Every refusal says why and what to do.
+ */
+import { posix } from 'node:path'
+import { check, type Host } from '../host/host.js'
+import { remoteSha256 } from './install.js'
+import {
+  configHazards,
+  exePath,
+  isAlive,
+  liveChildren,
+  newMasterCandidates,
+  parseMasterTitle,
+  parseVersion,
+  probe
+} from './supervisors/nginx.js'
+import { StepError } from './types.js'
+
+export interface HostFacts {
+  masterPid: number
+  livePath: string
+  liveSha256: string
+  /** The master runs a file that is no longer at the live path (it was replaced). */
+  masterExeReplaced: boolean
+  argv0: string
+  configArgs: string[]
+  /** Version of the binary the master runs, when it says. */
+  version: string | null
+  arch: string
+  oldWorkerPids: number[]
+}
+
+export interface PreflightPlan {
+  pidFile: string
+  binaryPath?: string
+  source: { localPath: string; sha256: string; arch?: string | null; bytes?: number }
+}
+
+const fail = (message: string): never => {
+  throw new StepError('preflight', message)
+}
+
+export async function preflight(
+  host: Host,
+  plan: PreflightPlan,
+  note: (s: string) => void
+): Promise<HostFacts> {
+  const sudo = host.sudo
+  const pidFile = plan.pidFile
+  let snap = await probe(host, pidFile)
+  if (snap.pid === null)
+    fail(
+      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    )
+  const pid = snap.pid!
+  if (!isAlive(snap, pid))
+    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
+
+  if (snap.oldbinExists) {
+    if (snap.oldbinPid !== null && isAlive(snap, snap.oldbinPid))
+      fail(
+        `an upgrade is in progress or was interrupted: the old master ${snap.oldbinPid} (${pidFile}.oldbin) and the master ${pid} are both alive, ` +
+          `and nginx ignores USR2 until one is gone. To keep the new one: kill -QUIT ${snap.oldbinPid}. ` +
+          `To go back to the old one: kill -HUP ${snap.oldbinPid}; kill -QUIT ${pid}`
+      )
+    // A pid file of a master that is gone: nginx would overwrite it, but it misleads people and tools.
+    check(
+      host,
+      ['rm', '-f', '--', `${pidFile}.oldbin`],
+      await host.run(['rm', '-f', '--', `${pidFile}.oldbin`], { sudo })
+    )
+    note(
+      `removed a stale ${pidFile}.oldbin (its pid ${snap.oldbinPid ?? '?'} is not running), left by an interrupted run`
+    )
+    snap = await probe(host, pidFile)
+  }
+
+  const master = snap.procs.get(pid)!
+  const strays = newMasterCandidates(snap, pid)
+  if (strays.length > 0)
+    fail(
+      `the master ${pid} has a child that is not a worker (${strays.map(p => `${p.pid} "${p.title}"`).join(', ')}): ` +
+        `an upgrade may be in progress. Wait for it, or stop that process, then deploy again`
+    )
+
+  const cmd = parseMasterTitle(master.title)
+  if (cmd === null) fail(`cannot read the command line of the master ${pid}`)
+  if (/\bmaster_process\s+off\b/.test(master.title) || !/master process/.test(master.title))
+    fail(
+      `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
+    )
+  if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
+
+  const exe = exePath(master)
+  if (exe.path === '-' || exe.path === '')
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    )
+  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path)
+    fail(
+      `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. ` +
+        `nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
+    )
+  const livePath = exe.path
+  if (!cmd!.argv0.startsWith('/'))
+    fail(
+      `the master ${pid} was started as "${cmd!.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. ` +
+        `Start it with its absolute path (${livePath}) once, then deploy`
+    )
+  const resolved = await host.run(['readlink', '-f', '--', cmd!.argv0])
+  if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
+    fail(
+      `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
+    )
+  note(
+    `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
+  )
+
+  if (master.ppid !== 1 && master.sid !== pid) {
+    const parent = await host.readFile(`/proc/${master.ppid}/comm`).catch(() => null)
+    fail(
+      daemonOffMessage(
+        pid,
+        `its parent is pid ${master.ppid} (${(parent ?? '?').trim()}) and it does not lead its own session`
+      )
+    )
+  }
+
+  const uname = await host.run(['uname', '-m'])
+  const arch = uname.stdout.trim()
+  if (plan.source.arch && !sameArch(plan.source.arch, arch))
+    fail(`the new binary is built for ${plan.source.arch}, but the host is ${arch}. Build it for ${arch}`)
+
+  if (plan.source.bytes !== undefined) {
+    const df = await host.run(['df', '-Pk', '--', posix.dirname(livePath)])
+    const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+    const needKb = Math.ceil((plan.source.bytes * 1.1) / 1024) + 1024
+    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+      fail(
+        `${posix.dirname(livePath)} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+      )
+  }
+
+  const liveSha256 = await remoteSha256(host, livePath)
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  const workers = liveChildren(snap, pid).map(p => p.pid)
+  note(
+    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
+  )
+  return {
+    masterPid: pid,
+    livePath,
+    liveSha256: liveSha256!,
+    masterExeReplaced: exe.replaced,
+    argv0: cmd!.argv0,
+    configArgs: cmd!.configArgs,
+    version,
+    arch,
+    oldWorkerPids: workers
+  }
+}
+
+function daemonOffMessage(pid: number, why: string): string {
+  return (
+    `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers ` +
+    `cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. ` +
+    `Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`
+  )
+}
+
+const ARCH_ALIASES: Record<string, string> = {
+  amd64: 'x86_64',
+  arm64: 'aarch64',
+  i386: 'i686',
+  i586: 'i686',
+  armv7l: 'arm'
+}
+function sameArch(a: string, b: string): boolean {
+  const n = (x: string) => ARCH_ALIASES[x] ?? (x.startsWith('armv') ? 'arm' : x)
+  return n(a) === n(b)
+}
+
+/** The config test with the new binary and the running master's own -p/-c/-g, and its hazards. */
+export async function verifyBinary(
+  host: Host,
+  facts: HostFacts,
+  stagingPath: string,
+  note: (s: string) => void
+): Promise<{ version: string | null }> {
+  const sudo = host.sudo
+  const test = await host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000 })
+  if (test.code !== 0)
+    throw new StepError(
+      'verify',
+      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(' ')}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
+    )
+  const gIndex = facts.configArgs.indexOf('-g')
+  const hazards = configHazards(test.stdout, gIndex >= 0 ? (facts.configArgs[gIndex + 1] ?? '') : '')
+  if (hazards.masterOff)
+    throw new StepError(
+      'verify',
+      'the config sets master_process off: a binary upgrade needs a master process'
+    )
+  if (hazards.daemonOff)
+    throw new StepError('verify', daemonOffMessage(facts.masterPid, 'the config sets daemon off'))
+  note("config test passed with the running master's arguments")
+  const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  note(`new binary: version ${version ?? 'unknown'}`)
+  return { version }
+}
+
+/** The architecture an ELF file is built for (as `uname -m` names it), '#!' for scripts, null otherwise. */
+export function elfArch(head: Buffer): string | null {
+  if (head.subarray(0, 2).toString('latin1') === '#!') return '#!'
+  if (head.length < 20 || head.readUInt32BE(0) !== 0x7f454c46) return null
+  const little = head[5] === 1
+  const machine = little ? head.readUInt16LE(18) : head.readUInt16BE(18)
+  const names: Record<number, string> = {
+    0x03: 'i686',
+    0x08: 'mips',
+    0x14: 'ppc',
+    0x15: little ? 'ppc64le' : 'ppc64',
+    0x16: 's390x',
+    0x28: 'arm',
+    0x3e: 'x86_64',
+    0xb7: 'aarch64',
+    0xf3: 'riscv64'
+  }
+  return names[machine] ?? `elf-machine-${machine}`
+}
