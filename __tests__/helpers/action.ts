@@ -57,6 +57,8 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
   const summaryFile = join(dir, 'summary')
   writeFileSync(outputFile, '')
   writeFileSync(summaryFile, '')
+  // The runner creates GITHUB_STATE too; core.saveState fails when it is missing.
+  writeFileSync(join(dir, 'state'), '')
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
