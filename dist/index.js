@@ -1367,9 +1367,9 @@ var require_util = __commonJS({
     function isValidHeaderValue(characters) {
       return !headerCharRegex.test(characters);
     }
-    function parseRangeHeader(range) {
-      if (range == null || range === "") return { start: 0, end: null, size: null };
-      const m = range ? range.match(/^bytes (\d+)-(\d+)\/(\d+)?$/) : null;
+    function parseRangeHeader(range2) {
+      if (range2 == null || range2 === "") return { start: 0, end: null, size: null };
+      const m = range2 ? range2.match(/^bytes (\d+)-(\d+)\/(\d+)?$/) : null;
       return m ? {
         start: parseInt(m[1]),
         end: m[2] ? parseInt(m[2]) : null,
@@ -2582,14 +2582,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls2) {
             tls2 = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2605,7 +2605,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2619,14 +2619,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -5959,9 +5959,9 @@ var require_client_h1 = __commonJS({
             currentParser = null;
             currentBufferRef = null;
           }
-          const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
+          const offset2 = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
           if (ret !== constants3.ERROR.OK) {
-            const body = data.subarray(offset);
+            const body = data.subarray(offset2);
             if (ret === constants3.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
             } else if (ret === constants3.ERROR.PAUSED) {
@@ -7094,8 +7094,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method;
       const abort = (error2) => {
         if (request.aborted) {
@@ -7935,20 +7935,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert(!client[kConnecting]);
       assert(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert(net.isIP(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -7962,7 +7962,7 @@ var require_client = __commonJS({
         const socket = await new Promise((resolve, reject) => {
           client[kConnector]({
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             servername: client[kServerName],
@@ -7995,7 +7995,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8016,7 +8016,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8991,10 +8991,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9002,7 +9002,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9018,11 +9018,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry.hostname)) {
-            if (hostname === entry.hostname) {
+            if (hostname2 === entry.hostname) {
               return false;
             }
           } else {
-            if (hostname.endsWith(entry.hostname.replace(/^\*/, ""))) {
+            if (hostname2.endsWith(entry.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9078,16 +9078,16 @@ var require_retry_handler = __commonJS({
       const current = Date.now();
       return new Date(retryAfter).getTime() - current;
     }
-    function validatePartialResponseContentLength(headers, range, statusCode, retryCount) {
+    function validatePartialResponseContentLength(headers, range2, statusCode, retryCount) {
       const contentLength = headers["content-length"];
       if (contentLength == null) {
         return null;
       }
-      if (!Number.isFinite(range.start) || !Number.isFinite(range.end)) {
+      if (!Number.isFinite(range2.start) || !Number.isFinite(range2.end)) {
         return null;
       }
       const length = Number(contentLength);
-      const expectedLength = range.end - range.start + 1;
+      const expectedLength = range2.end - range2.start + 1;
       if (!Number.isFinite(length) || length !== expectedLength) {
         return new RequestRetryError("Content-Length mismatch", statusCode, {
           headers,
@@ -9302,8 +9302,8 @@ var require_retry_handler = __commonJS({
         }
         if (this.end == null) {
           if (statusCode === 206) {
-            const range = parseRangeHeader(headers["content-range"]);
-            if (range == null) {
+            const range2 = parseRangeHeader(headers["content-range"]);
+            if (range2 == null) {
               this.headersSent = true;
               return this.handler.onHeaders(
                 statusCode,
@@ -9312,12 +9312,12 @@ var require_retry_handler = __commonJS({
                 statusMessage
               );
             }
-            const contentLengthError = validatePartialResponseContentLength(headers, range, statusCode, this.retryCount);
+            const contentLengthError = validatePartialResponseContentLength(headers, range2, statusCode, this.retryCount);
             if (contentLengthError != null) {
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range;
+            const { start, size, end = size - 1 } = range2;
             assert(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -9687,11 +9687,11 @@ var require_readable = __commonJS({
         return new Uint8Array(chunks[0]);
       }
       const buffer = new Uint8Array(Buffer.allocUnsafeSlow(length).buffer);
-      let offset = 0;
+      let offset2 = 0;
       for (let i = 0; i < chunks.length; ++i) {
         const chunk = chunks[i];
-        buffer.set(chunk, offset);
-        offset += chunk.length;
+        buffer.set(chunk, offset2);
+        offset2 += chunk.length;
       }
       return buffer;
     }
@@ -11757,11 +11757,11 @@ var require_dns = __commonJS({
       }
       #defaultPick(origin, hostnameRecords, affinity) {
         let ip = null;
-        const { records, offset } = hostnameRecords;
+        const { records, offset: offset2 } = hostnameRecords;
         let family;
         if (this.dualStack) {
           if (affinity == null) {
-            if (offset == null || offset === maxInt) {
+            if (offset2 == null || offset2 === maxInt) {
               hostnameRecords.offset = 0;
               affinity = 4;
             } else {
@@ -15114,10 +15114,10 @@ var require_util4 = __commonJS({
       const size = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
-      let offset = 0;
+      let offset2 = 0;
       return sequences.reduce((a, b) => {
-        a.set(b, offset);
-        offset += b.byteLength;
+        a.set(b, offset2);
+        offset2 += b.byteLength;
         return a;
       }, new Uint8Array(size));
     }
@@ -17123,22 +17123,22 @@ var require_frame = __commonJS({
         const maskKey = generateMask();
         const bodyLength = frameData?.byteLength ?? 0;
         let payloadLength = bodyLength;
-        let offset = 6;
+        let offset2 = 6;
         if (bodyLength > maxUnsigned16Bit) {
-          offset += 8;
+          offset2 += 8;
           payloadLength = 127;
         } else if (bodyLength > 125) {
-          offset += 2;
+          offset2 += 2;
           payloadLength = 126;
         }
-        const buffer2 = Buffer.allocUnsafe(bodyLength + offset);
+        const buffer2 = Buffer.allocUnsafe(bodyLength + offset2);
         buffer2[0] = buffer2[1] = 0;
         buffer2[0] |= 128;
         buffer2[0] = (buffer2[0] & 240) + opcode;
-        buffer2[offset - 4] = maskKey[0];
-        buffer2[offset - 3] = maskKey[1];
-        buffer2[offset - 2] = maskKey[2];
-        buffer2[offset - 1] = maskKey[3];
+        buffer2[offset2 - 4] = maskKey[0];
+        buffer2[offset2 - 3] = maskKey[1];
+        buffer2[offset2 - 2] = maskKey[2];
+        buffer2[offset2 - 1] = maskKey[3];
         buffer2[1] = payloadLength;
         if (payloadLength === 126) {
           buffer2.writeUInt16BE(bodyLength, 2);
@@ -17148,7 +17148,7 @@ var require_frame = __commonJS({
         }
         buffer2[1] |= 128;
         for (let i = 0; i < bodyLength; ++i) {
-          buffer2[offset + i] = frameData[i] ^ maskKey[i & 3];
+          buffer2[offset2 + i] = frameData[i] ^ maskKey[i & 3];
         }
         return buffer2;
       }
@@ -17683,20 +17683,20 @@ var require_receiver = __commonJS({
           return this.#buffers.shift();
         }
         const buffer = Buffer.allocUnsafe(n);
-        let offset = 0;
-        while (offset !== n) {
+        let offset2 = 0;
+        while (offset2 !== n) {
           const next = this.#buffers[0];
           const { length } = next;
-          if (length + offset === n) {
-            buffer.set(this.#buffers.shift(), offset);
+          if (length + offset2 === n) {
+            buffer.set(this.#buffers.shift(), offset2);
             break;
-          } else if (length + offset > n) {
-            buffer.set(next.subarray(0, n - offset), offset);
-            this.#buffers[0] = next.subarray(n - offset);
+          } else if (length + offset2 > n) {
+            buffer.set(next.subarray(0, n - offset2), offset2);
+            this.#buffers[0] = next.subarray(n - offset2);
             break;
           } else {
-            buffer.set(this.#buffers.shift(), offset);
-            offset += next.length;
+            buffer.set(this.#buffers.shift(), offset2);
+            offset2 += next.length;
           }
         }
         this.#byteOffset -= n;
@@ -18650,16 +18650,16 @@ ${value}`;
         }
         return Buffer.concat(chunks, length);
       }
-      peekBufferedByte(offset) {
+      peekBufferedByte(offset2) {
         let chunkIndex = this.lineChunkIndex;
         let pos = this.linePos;
         while (chunkIndex < this.chunks.length) {
           const chunk = this.chunks[chunkIndex];
           const remaining = chunk.length - pos;
-          if (offset < remaining) {
-            return chunk[pos + offset];
+          if (offset2 < remaining) {
+            return chunk[pos + offset2];
           }
-          offset -= remaining;
+          offset2 -= remaining;
           chunkIndex++;
           pos = 0;
         }
@@ -19303,8 +19303,8 @@ var require_semver = __commonJS({
       }
     }
     var i;
-    exports.parse = parse2;
-    function parse2(version, options) {
+    exports.parse = parse3;
+    function parse3(version, options) {
       if (!options || typeof options !== "object") {
         options = {
           loose: !!options,
@@ -19332,12 +19332,12 @@ var require_semver = __commonJS({
     }
     exports.valid = valid;
     function valid(version, options) {
-      var v = parse2(version, options);
+      var v = parse3(version, options);
       return v ? v.version : null;
     }
-    exports.clean = clean;
-    function clean(version, options) {
-      var s = parse2(version.trim().replace(/^[=v]+/, ""), options);
+    exports.clean = clean2;
+    function clean2(version, options) {
+      var s = parse3(version.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     }
     exports.SemVer = SemVer;
@@ -19573,8 +19573,8 @@ var require_semver = __commonJS({
       if (eq(version1, version2)) {
         return null;
       } else {
-        var v1 = parse2(version1);
-        var v2 = parse2(version2);
+        var v1 = parse3(version1);
+        var v2 = parse3(version2);
         var prefix = "";
         if (v1.prerelease.length || v2.prerelease.length) {
           prefix = "pre";
@@ -19801,32 +19801,32 @@ var require_semver = __commonJS({
       return sameDirectionIncreasing || sameDirectionDecreasing || sameSemVer && differentDirectionsInclusive || oppositeDirectionsLessThan || oppositeDirectionsGreaterThan;
     };
     exports.Range = Range;
-    function Range(range, options) {
+    function Range(range2, options) {
       if (!options || typeof options !== "object") {
         options = {
           loose: !!options,
           includePrerelease: false
         };
       }
-      if (range instanceof Range) {
-        if (range.loose === !!options.loose && range.includePrerelease === !!options.includePrerelease) {
-          return range;
+      if (range2 instanceof Range) {
+        if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
+          return range2;
         } else {
-          return new Range(range.raw, options);
+          return new Range(range2.raw, options);
         }
       }
-      if (range instanceof Comparator) {
-        return new Range(range.value, options);
+      if (range2 instanceof Comparator) {
+        return new Range(range2.value, options);
       }
       if (!(this instanceof Range)) {
-        return new Range(range, options);
+        return new Range(range2, options);
       }
       this.options = options;
       this.loose = !!options.loose;
       this.includePrerelease = !!options.includePrerelease;
-      this.raw = range.trim().split(/\s+/).join(" ");
-      this.set = this.raw.split("||").map(function(range2) {
-        return this.parseRange(range2.trim());
+      this.raw = range2.trim().split(/\s+/).join(" ");
+      this.set = this.raw.split("||").map(function(range3) {
+        return this.parseRange(range3.trim());
       }, this).filter(function(c) {
         return c.length;
       });
@@ -19863,8 +19863,8 @@ var require_semver = __commonJS({
     function isVersionStart(char) {
       return isDigit(char) || char === "x" || char === "X" || char === "*";
     }
-    function findDigitsEndIndex(range, start, limit, digitRuns) {
-      if (!isDigit(range[start])) {
+    function findDigitsEndIndex(range2, start, limit, digitRuns) {
+      if (!isDigit(range2[start])) {
         return start;
       }
       if (start >= digitRuns.start && start < digitRuns.end) {
@@ -19874,7 +19874,7 @@ var require_semver = __commonJS({
         return Math.min(start + limit, digitRuns.previousEnd);
       }
       var end = start + 1;
-      while (isDigit(range[end])) {
+      while (isDigit(range2[end])) {
         end++;
       }
       digitRuns.previousStart = digitRuns.start;
@@ -19883,41 +19883,41 @@ var require_semver = __commonJS({
       digitRuns.end = end;
       return Math.min(start + limit, end);
     }
-    function findVersionNumberEndIndex(range, start, loose, digitRuns) {
-      if (!loose && range[start] === "0") {
+    function findVersionNumberEndIndex(range2, start, loose, digitRuns) {
+      if (!loose && range2[start] === "0") {
         return start + 1;
       }
-      return findDigitsEndIndex(range, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
+      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
     }
-    function findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, loose, digitRuns);
+    function findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns) {
+      if (isDigit(range2[start])) {
+        return findVersionNumberEndIndex(range2, start, loose, digitRuns);
       }
-      if (!isLetter(range[start]) && range[start] !== "-") {
+      if (!isLetter(range2[start]) && range2[start] !== "-") {
         return start;
       }
       var end = start + 1;
       var limit = end + MAX_SAFE_BUILD_LENGTH;
-      while (end < limit && isIdentifierCharacter(range[end])) {
+      while (end < limit && isIdentifierCharacter(range2[end])) {
         end++;
       }
       return end;
     }
-    function findPrereleaseEndIndex(range, start, loose, digitRuns) {
-      var hyphen = range[start] === "-";
+    function findPrereleaseEndIndex(range2, start, loose, digitRuns) {
+      var hyphen = range2[start] === "-";
       if (!loose && !hyphen) {
         return start;
       }
       var identifierStart = start + (hyphen ? 1 : 0);
-      var end = findPrereleaseIdentifierEndIndex(range, identifierStart, loose, digitRuns);
+      var end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
       if (end === identifierStart) {
         if (!loose || !hyphen) {
           return start;
         }
-        end = findPrereleaseIdentifierEndIndex(range, start, loose, digitRuns);
+        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
       }
-      while (range[end] === ".") {
-        var next = findPrereleaseIdentifierEndIndex(range, end + 1, loose, digitRuns);
+      while (range2[end] === ".") {
+        var next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
         if (next === end + 1) {
           break;
         }
@@ -19925,118 +19925,118 @@ var require_semver = __commonJS({
       }
       return end;
     }
-    function findBuildEndIndex(range, start) {
-      if (range[start] !== "+") {
+    function findBuildEndIndex(range2, start) {
+      if (range2[start] !== "+") {
         return start;
       }
       var end = start + 1;
       do {
         var identifierStart = end;
-        while (end - identifierStart < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range[end])) {
+        while (end - identifierStart < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
           end++;
         }
         if (end === identifierStart) {
           return identifierStart === start + 1 ? start : end - 1;
         }
-        if (range[end] !== ".") {
+        if (range2[end] !== ".") {
           return end;
         }
         end++;
       } while (true);
     }
-    function findLooseFullVersionEndIndex(range, start, digitRuns) {
+    function findLooseFullVersionEndIndex(range2, start, digitRuns) {
       var end = start;
       for (var component = 0; component < 3; component++) {
-        var next = findVersionNumberEndIndex(range, end, true, digitRuns);
+        var next = findVersionNumberEndIndex(range2, end, true, digitRuns);
         if (next === end) {
           return start;
         }
         end = next;
         if (component < 2) {
-          if (range[end] !== ".") {
+          if (range2[end] !== ".") {
             return start;
           }
           end++;
         }
       }
-      return findBuildEndIndex(range, findPrereleaseEndIndex(range, end, true, digitRuns));
+      return findBuildEndIndex(range2, findPrereleaseEndIndex(range2, end, true, digitRuns));
     }
-    function findPartialVersionComponentEndIndex(range, start, digitRuns) {
-      if (isDigit(range[start])) {
-        return findVersionNumberEndIndex(range, start, false, digitRuns);
+    function findPartialVersionComponentEndIndex(range2, start, digitRuns) {
+      if (isDigit(range2[start])) {
+        return findVersionNumberEndIndex(range2, start, false, digitRuns);
       }
-      return isVersionStart(range[start]) ? start + 1 : start;
+      return isVersionStart(range2[start]) ? start + 1 : start;
     }
-    function findVersionEndIndex(range, start, digitRuns) {
-      var end = findLooseFullVersionEndIndex(range, start, digitRuns);
+    function findVersionEndIndex(range2, start, digitRuns) {
+      var end = findLooseFullVersionEndIndex(range2, start, digitRuns);
       if (end !== start) {
         return end;
       }
-      end = findPartialVersionComponentEndIndex(range, start, digitRuns);
+      end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
       for (var component = 0; component < 2; component++) {
-        if (range[end] !== ".") {
+        if (range2[end] !== ".") {
           return end;
         }
-        var next = findPartialVersionComponentEndIndex(range, end + 1, digitRuns);
+        var next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
         if (next === end + 1) {
           return end;
         }
         end = next;
       }
-      return findBuildEndIndex(range, findPrereleaseEndIndex(range, end, false, digitRuns));
+      return findBuildEndIndex(range2, findPrereleaseEndIndex(range2, end, false, digitRuns));
     }
-    function findRemovableWhitespaceIndex(range, position) {
-      if (isWhitespace(range[position])) {
+    function findRemovableWhitespaceIndex(range2, position) {
+      if (isWhitespace(range2[position])) {
         position++;
       }
-      if (range[position] === "<" || range[position] === ">") {
+      if (range2[position] === "<" || range2[position] === ">") {
         position++;
       }
-      if (range[position] === "=") {
+      if (range2[position] === "=") {
         position++;
       }
-      return isWhitespace(range[position]) ? position : -1;
+      return isWhitespace(range2[position]) ? position : -1;
     }
-    function trimComparatorWhitespace(range) {
+    function trimComparatorWhitespace(range2) {
       var result = "";
       var copyFrom = 0;
       var cursor = 0;
       var digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
-      while (cursor < range.length) {
+      while (cursor < range2.length) {
         var matchStart = cursor;
-        if (range[cursor] === "<" || range[cursor] === ">") {
+        if (range2[cursor] === "<" || range2[cursor] === ">") {
           cursor++;
-        } else if (!isVersionPrefix(range[cursor]) && !isVersionStart(range[cursor])) {
+        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
           cursor++;
           continue;
         }
-        while (cursor < range.length && isVersionPrefix(range[cursor])) {
+        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
           cursor++;
         }
-        if (!isVersionStart(range[cursor])) {
+        if (!isVersionStart(range2[cursor])) {
           continue;
         }
-        var whitespacePosition = findRemovableWhitespaceIndex(range, matchStart);
+        var whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
         if (whitespacePosition !== -1) {
-          result += range.slice(copyFrom, whitespacePosition);
+          result += range2.slice(copyFrom, whitespacePosition);
           copyFrom = whitespacePosition + 1;
         }
-        cursor = findVersionEndIndex(range, cursor, digitRuns);
+        cursor = findVersionEndIndex(range2, cursor, digitRuns);
       }
-      return result + range.slice(copyFrom);
+      return result + range2.slice(copyFrom);
     }
-    Range.prototype.parseRange = function(range) {
+    Range.prototype.parseRange = function(range2) {
       var loose = this.options.loose;
       var hr = loose ? safeRe[t.HYPHENRANGELOOSE] : safeRe[t.HYPHENRANGE];
-      range = range.replace(hr, hyphenReplace);
-      debug2("hyphen replace", range);
-      range = trimComparatorWhitespace(range);
-      debug2("comparator trim", range);
-      range = range.replace(safeRe[t.TILDETRIM], tildeTrimReplace);
-      range = range.replace(safeRe[t.CARETTRIM], caretTrimReplace);
-      range = range.split(/\s+/).join(" ");
+      range2 = range2.replace(hr, hyphenReplace);
+      debug2("hyphen replace", range2);
+      range2 = trimComparatorWhitespace(range2);
+      debug2("comparator trim", range2);
+      range2 = range2.replace(safeRe[t.TILDETRIM], tildeTrimReplace);
+      range2 = range2.replace(safeRe[t.CARETTRIM], caretTrimReplace);
+      range2 = range2.split(/\s+/).join(" ");
       var compRe = loose ? safeRe[t.COMPARATORLOOSE] : safeRe[t.COMPARATOR];
-      var set = range.split(" ").map(function(comp) {
+      var set = range2.split(" ").map(function(comp) {
         return parseComparator(comp, this.options);
       }, this).join(" ").split(/\s+/);
       if (this.options.loose) {
@@ -20049,12 +20049,12 @@ var require_semver = __commonJS({
       }, this);
       return set;
     };
-    Range.prototype.intersects = function(range, options) {
-      if (!(range instanceof Range)) {
+    Range.prototype.intersects = function(range2, options) {
+      if (!(range2 instanceof Range)) {
         throw new TypeError("a Range is required");
       }
       return this.set.some(function(thisComparators) {
-        return isSatisfiable(thisComparators, options) && range.set.some(function(rangeComparators) {
+        return isSatisfiable(thisComparators, options) && range2.set.some(function(rangeComparators) {
           return isSatisfiable(rangeComparators, options) && thisComparators.every(function(thisComparator) {
             return rangeComparators.every(function(rangeComparator) {
               return thisComparator.intersects(rangeComparator, options);
@@ -20076,8 +20076,8 @@ var require_semver = __commonJS({
       return result;
     }
     exports.toComparators = toComparators;
-    function toComparators(range, options) {
-      return new Range(range, options).set.map(function(comp) {
+    function toComparators(range2, options) {
+      return new Range(range2, options).set.map(function(comp) {
         return comp.map(function(c) {
           return c.value;
         }).join(" ").trim().split(" ");
@@ -20299,20 +20299,20 @@ var require_semver = __commonJS({
       return true;
     }
     exports.satisfies = satisfies;
-    function satisfies(version, range, options) {
+    function satisfies(version, range2, options) {
       try {
-        range = new Range(range, options);
+        range2 = new Range(range2, options);
       } catch (er) {
         return false;
       }
-      return range.test(version);
+      return range2.test(version);
     }
     exports.maxSatisfying = maxSatisfying;
-    function maxSatisfying(versions, range, options) {
+    function maxSatisfying(versions, range2, options) {
       var max = null;
       var maxSV = null;
       try {
-        var rangeObj = new Range(range, options);
+        var rangeObj = new Range(range2, options);
       } catch (er) {
         return null;
       }
@@ -20327,11 +20327,11 @@ var require_semver = __commonJS({
       return max;
     }
     exports.minSatisfying = minSatisfying;
-    function minSatisfying(versions, range, options) {
+    function minSatisfying(versions, range2, options) {
       var min = null;
       var minSV = null;
       try {
-        var rangeObj = new Range(range, options);
+        var rangeObj = new Range(range2, options);
       } catch (er) {
         return null;
       }
@@ -20346,19 +20346,19 @@ var require_semver = __commonJS({
       return min;
     }
     exports.minVersion = minVersion;
-    function minVersion(range, loose) {
-      range = new Range(range, loose);
+    function minVersion(range2, loose) {
+      range2 = new Range(range2, loose);
       var minver = new SemVer("0.0.0");
-      if (range.test(minver)) {
+      if (range2.test(minver)) {
         return minver;
       }
       minver = new SemVer("0.0.0-0");
-      if (range.test(minver)) {
+      if (range2.test(minver)) {
         return minver;
       }
       minver = null;
-      for (var i2 = 0; i2 < range.set.length; ++i2) {
-        var comparators = range.set[i2];
+      for (var i2 = 0; i2 < range2.set.length; ++i2) {
+        var comparators = range2.set[i2];
         comparators.forEach(function(comparator) {
           var compver = new SemVer(comparator.semver.version);
           switch (comparator.operator) {
@@ -20385,31 +20385,31 @@ var require_semver = __commonJS({
           }
         });
       }
-      if (minver && range.test(minver)) {
+      if (minver && range2.test(minver)) {
         return minver;
       }
       return null;
     }
     exports.validRange = validRange;
-    function validRange(range, options) {
+    function validRange(range2, options) {
       try {
-        return new Range(range, options).range || "*";
+        return new Range(range2, options).range || "*";
       } catch (er) {
         return null;
       }
     }
     exports.ltr = ltr;
-    function ltr(version, range, options) {
-      return outside(version, range, "<", options);
+    function ltr(version, range2, options) {
+      return outside(version, range2, "<", options);
     }
     exports.gtr = gtr;
-    function gtr(version, range, options) {
-      return outside(version, range, ">", options);
+    function gtr(version, range2, options) {
+      return outside(version, range2, ">", options);
     }
     exports.outside = outside;
-    function outside(version, range, hilo, options) {
+    function outside(version, range2, hilo, options) {
       version = new SemVer(version, options);
-      range = new Range(range, options);
+      range2 = new Range(range2, options);
       var gtfn, ltefn, ltfn, comp, ecomp;
       switch (hilo) {
         case ">":
@@ -20429,11 +20429,11 @@ var require_semver = __commonJS({
         default:
           throw new TypeError('Must provide a hilo val of "<" or ">"');
       }
-      if (satisfies(version, range, options)) {
+      if (satisfies(version, range2, options)) {
         return false;
       }
-      for (var i2 = 0; i2 < range.set.length; ++i2) {
-        var comparators = range.set[i2];
+      for (var i2 = 0; i2 < range2.set.length; ++i2) {
+        var comparators = range2.set[i2];
         var high = null;
         var low = null;
         comparators.forEach(function(comparator) {
@@ -20461,7 +20461,7 @@ var require_semver = __commonJS({
     }
     exports.prerelease = prerelease;
     function prerelease(version, options) {
-      var parsed = parse2(version, options);
+      var parsed = parse3(version, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     }
     exports.intersects = intersects;
@@ -20498,7 +20498,7 @@ var require_semver = __commonJS({
       if (match === null) {
         return null;
       }
-      return parse2(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
+      return parse3(match[2] + "." + (match[3] || "0") + "." + (match[4] || "0"), options);
     }
   }
 });
@@ -20510,8 +20510,8 @@ var require_make_dir = __commonJS({
     var fs5 = __require("fs");
     var path = __require("path");
     var { promisify } = __require("util");
-    var semver = require_semver();
-    var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
+    var semver2 = require_semver();
+    var useNativeRecursiveOption = semver2.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
         const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path.parse(pth).root, ""));
@@ -20817,12 +20817,12 @@ var require_reader = __commonJS({
     Reader.prototype.peek = function() {
       return this.readByte(true);
     };
-    Reader.prototype.readLength = function(offset) {
-      if (offset === void 0)
-        offset = this._offset;
-      if (offset >= this._size)
+    Reader.prototype.readLength = function(offset2) {
+      if (offset2 === void 0)
+        offset2 = this._offset;
+      if (offset2 >= this._size)
         return null;
-      var lenB = this._buf[offset++] & 255;
+      var lenB = this._buf[offset2++] & 255;
       if (lenB === null)
         return null;
       if ((lenB & 128) === 128) {
@@ -20831,15 +20831,15 @@ var require_reader = __commonJS({
           throw newInvalidAsn1Error("Indefinite length not supported");
         if (lenB > 4)
           throw newInvalidAsn1Error("encoding too long");
-        if (this._size - offset < lenB)
+        if (this._size - offset2 < lenB)
           return null;
         this._len = 0;
         for (var i = 0; i < lenB; i++)
-          this._len = (this._len << 8) + (this._buf[offset++] & 255);
+          this._len = (this._len << 8) + (this._buf[offset2++] & 255);
       } else {
         this._len = lenB;
       }
-      return offset;
+      return offset2;
     };
     Reader.prototype.readSequence = function(tag) {
       var seq = this.peek();
@@ -25092,8 +25092,8 @@ var require_utils2 = __commonJS({
     var DISCONNECT_REASON;
     var FastBuffer = Buffer[Symbol.species];
     var TypedArrayFill = Object.getPrototypeOf(Uint8Array.prototype).fill;
-    function readUInt32BE(buf, offset) {
-      return buf[offset++] * 16777216 + buf[offset++] * 65536 + buf[offset++] * 256 + buf[offset];
+    function readUInt32BE(buf, offset2) {
+      return buf[offset2++] * 16777216 + buf[offset2++] * 65536 + buf[offset2++] * 256 + buf[offset2];
     }
     function bufferCopy(src, dest, srcStart, srcEnd, destStart) {
       if (!destStart)
@@ -25213,12 +25213,12 @@ var require_utils2 = __commonJS({
       err.fatal = !!fatal;
       return err;
     }
-    function writeUInt32BE(buf, value, offset) {
-      buf[offset++] = value >>> 24;
-      buf[offset++] = value >>> 16;
-      buf[offset++] = value >>> 8;
-      buf[offset++] = value;
-      return offset;
+    function writeUInt32BE(buf, value, offset2) {
+      buf[offset2++] = value >>> 24;
+      buf[offset2++] = value >>> 16;
+      buf[offset2++] = value >>> 8;
+      buf[offset2++] = value;
+      return offset2;
     }
     var utilBufferParser = makeBufferParser();
     module.exports = {
@@ -25251,12 +25251,12 @@ var require_utils2 = __commonJS({
       },
       readUInt32BE,
       writeUInt32BE,
-      writeUInt32LE: (buf, value, offset) => {
-        buf[offset++] = value;
-        buf[offset++] = value >>> 8;
-        buf[offset++] = value >>> 16;
-        buf[offset++] = value >>> 24;
-        return offset;
+      writeUInt32LE: (buf, value, offset2) => {
+        buf[offset2++] = value;
+        buf[offset2++] = value >>> 8;
+        buf[offset2++] = value >>> 16;
+        buf[offset2++] = value >>> 24;
+        return offset2;
       },
       makeBufferParser,
       bufferParser: makeBufferParser(),
@@ -27944,9 +27944,9 @@ ${formatted}-----END ${type} KEY-----`;
               reader.readInt();
               ecPriv = reader.readString(Ber.OctetString, true);
               reader.readByte();
-              const offset = reader.readLength();
-              if (offset !== null) {
-                reader._offset = offset;
+              const offset2 = reader.readLength();
+              if (offset2 !== null) {
+                reader._offset = offset2;
                 ecOID = reader.readOID();
                 if (ecOID === null)
                   return new Error(errMsg);
@@ -29303,7 +29303,7 @@ var require_zlib = __commonJS({
         let nread = 0;
         const state = this._writeState;
         let buffer = this._outBuffer;
-        let offset = this._outOffset;
+        let offset2 = this._outOffset;
         const chunkSize = this._chunkSize;
         while (true) {
           handle.writeSync(
@@ -29316,7 +29316,7 @@ var require_zlib = __commonJS({
             // in_len
             buffer,
             // out
-            offset,
+            offset2,
             // out_off
             availOutBefore
           );
@@ -29327,8 +29327,8 @@ var require_zlib = __commonJS({
           const inDelta = availInBefore - availInAfter;
           const have = availOutBefore - availOutAfter;
           if (have > 0) {
-            const out = offset === 0 && have === buffer.length ? buffer : buffer.slice(offset, offset + have);
-            offset += have;
+            const out = offset2 === 0 && have === buffer.length ? buffer : buffer.slice(offset2, offset2 + have);
+            offset2 += have;
             if (!buffers)
               buffers = out;
             else if (buffers.push === void 0)
@@ -29345,9 +29345,9 @@ var require_zlib = __commonJS({
           } else if (have !== 0) {
             throw new Error("have should not go down");
           }
-          if (availOutAfter === 0 || offset >= chunkSize) {
+          if (availOutAfter === 0 || offset2 >= chunkSize) {
             availOutBefore = chunkSize;
-            offset = 0;
+            offset2 = 0;
             buffer = Buffer.allocUnsafe(chunkSize);
           }
           if (availOutAfter === 0) {
@@ -29358,7 +29358,7 @@ var require_zlib = __commonJS({
           }
         }
         this._outBuffer = buffer;
-        this._outOffset = offset;
+        this._outOffset = offset2;
         if (nread === 0)
           buffers = Buffer.alloc(0);
         if (retChunks) {
@@ -31799,13 +31799,13 @@ var require_kex = __commonJS({
           this.totalSize = totalSize;
           this.lists = lists;
         }
-        copyAllTo(buf, offset) {
+        copyAllTo(buf, offset2) {
           const src = this.lists.all;
-          if (typeof offset !== "number")
-            throw new TypeError(`Invalid offset value: ${typeof offset}`);
-          if (buf.length - offset < src.length)
+          if (typeof offset2 !== "number")
+            throw new TypeError(`Invalid offset value: ${typeof offset2}`);
+          if (buf.length - offset2 < src.length)
             throw new Error("Insufficient space to copy list");
-          buf.set(src, offset);
+          buf.set(src, offset2);
           return src.length;
         }
       };
@@ -32588,7 +32588,7 @@ var require_Protocol = __commonJS({
           sendPacket(this, this._packetRW.write.finalize(packet));
         });
       }
-      authHostbased(username, pubKey, hostname, userlocal, keyAlgo, cbSign) {
+      authHostbased(username, pubKey, hostname2, userlocal, keyAlgo, cbSign) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
         pubKey = parseKey(pubKey);
@@ -32607,7 +32607,7 @@ var require_Protocol = __commonJS({
         const pubKeyLen = pubKey.length;
         const sessionID = this._kex.sessionID;
         const sesLen = sessionID.length;
-        const hostnameLen = Buffer.byteLength(hostname);
+        const hostnameLen = Buffer.byteLength(hostname2);
         const userlocalLen = Buffer.byteLength(userlocal);
         const data = Buffer.allocUnsafe(
           4 + sesLen + 1 + 4 + userLen + 4 + 14 + 4 + 9 + 4 + algoLen + 4 + pubKeyLen + 4 + hostnameLen + 4 + userlocalLen
@@ -32627,7 +32627,7 @@ var require_Protocol = __commonJS({
         writeUInt32BE(data, pubKeyLen, p += algoLen);
         data.set(pubKey, p += 4);
         writeUInt32BE(data, hostnameLen, p += pubKeyLen);
-        data.utf8Write(hostname, p += 4, hostnameLen);
+        data.utf8Write(hostname2, p += 4, hostnameLen);
         writeUInt32BE(data, userlocalLen, p += hostnameLen);
         data.utf8Write(userlocal, p += 4, userlocalLen);
         cbSign(data, (signature) => {
@@ -33632,10 +33632,10 @@ ${suffix}`;
       }
     })();
     exports.ERR_OUT_OF_RANGE = class ERR_OUT_OF_RANGE extends RangeError {
-      constructor(str, range, input, replaceDefaultBoolean) {
+      constructor(str, range2, input, replaceDefaultBoolean) {
         super();
         Error.captureStackTrace(this, ERR_OUT_OF_RANGE);
-        assert(range, 'Missing "range" argument');
+        assert(range2, 'Missing "range" argument');
         let msg = replaceDefaultBoolean ? str : `The value of "${str}" is out of range.`;
         let received;
         if (Number.isInteger(input) && Math.abs(input) > MAX_32BIT_INT) {
@@ -33648,7 +33648,7 @@ ${suffix}`;
         } else {
           received = inspect(input);
         }
-        msg += ` It must be ${range}. Received ${received}`;
+        msg += ` It must be ${range2}. Received ${received}`;
         this.message = msg;
       }
     };
@@ -35508,12 +35508,12 @@ var require_SFTP = __commonJS({
         }
       });
     }
-    function writeAll(sftp, handle, buffer, offset, length, position, callback_) {
+    function writeAll(sftp, handle, buffer, offset2, length, position, callback_) {
       const callback = typeof callback_ === "function" ? callback_ : void 0;
       sftp.write(
         handle,
         buffer,
-        offset,
+        offset2,
         length,
         position,
         (writeErr, written) => {
@@ -35525,10 +35525,10 @@ var require_SFTP = __commonJS({
           if (written === length) {
             sftp.close(handle, callback);
           } else {
-            offset += written;
+            offset2 += written;
             length -= written;
             position += written;
-            writeAll(sftp, handle, buffer, offset, length, position, callback);
+            writeAll(sftp, handle, buffer, offset2, length, position, callback);
           }
         }
       );
@@ -36162,13 +36162,13 @@ var require_SFTP = __commonJS({
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
         const handle = bufferParser.readString();
-        const offset = bufferParser.readUInt64BE(sftp._biOpt);
+        const offset2 = bufferParser.readUInt64BE(sftp._biOpt);
         const len = bufferParser.readUInt32BE();
         bufferParser.clear();
         if (len === void 0 || handle.length > 256)
           return doFatalSFTPError(sftp, "Malformed READ packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received READ (id:${reqID})`);
-        if (!sftp.emit("READ", reqID, handle, offset, len)) {
+        if (!sftp.emit("READ", reqID, handle, offset2, len)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -36176,13 +36176,13 @@ var require_SFTP = __commonJS({
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
         const handle = bufferParser.readString();
-        const offset = bufferParser.readUInt64BE(sftp._biOpt);
+        const offset2 = bufferParser.readUInt64BE(sftp._biOpt);
         const data = bufferParser.readString();
         bufferParser.clear();
         if (data === void 0 || handle.length > 256)
           return doFatalSFTPError(sftp, "Malformed WRITE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received WRITE (id:${reqID})`);
-        if (!sftp.emit("WRITE", reqID, handle, offset, data)) {
+        if (!sftp.emit("WRITE", reqID, handle, offset2, data)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -40319,7 +40319,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes3
+      randomBytes: randomBytes5
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40583,7 +40583,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes3(SALT_LEN);
+            const salt = randomBytes5(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40622,7 +40622,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes3(4);
+          const checkInt = randomBytes5(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -40779,6 +40779,2463 @@ var require_lib2 = __commonJS({
     };
   }
 });
+
+// node_modules/semver/internal/constants.js
+var require_constants7 = __commonJS({
+  "node_modules/semver/internal/constants.js"(exports, module) {
+    "use strict";
+    var SEMVER_SPEC_VERSION = "2.0.0";
+    var MAX_LENGTH = 256;
+    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
+    9007199254740991;
+    var MAX_SAFE_COMPONENT_LENGTH = 16;
+    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
+    var WHITESPACE_CHARACTERS = [
+      "	",
+      "\n",
+      "\v",
+      "\f",
+      "\r",
+      " ",
+      "\xA0",
+      "\u1680",
+      "\u2000",
+      "\u2001",
+      "\u2002",
+      "\u2003",
+      "\u2004",
+      "\u2005",
+      "\u2006",
+      "\u2007",
+      "\u2008",
+      "\u2009",
+      "\u200A",
+      "\u2028",
+      "\u2029",
+      "\u202F",
+      "\u205F",
+      "\u3000",
+      "\uFEFF"
+    ];
+    var RELEASE_TYPES = [
+      "major",
+      "premajor",
+      "minor",
+      "preminor",
+      "patch",
+      "prepatch",
+      "prerelease"
+    ];
+    module.exports = {
+      MAX_LENGTH,
+      MAX_SAFE_COMPONENT_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      MAX_SAFE_INTEGER,
+      WHITESPACE_CHARACTERS,
+      RELEASE_TYPES,
+      SEMVER_SPEC_VERSION,
+      FLAG_INCLUDE_PRERELEASE: 1,
+      FLAG_LOOSE: 2
+    };
+  }
+});
+
+// node_modules/semver/internal/debug.js
+var require_debug = __commonJS({
+  "node_modules/semver/internal/debug.js"(exports, module) {
+    "use strict";
+    var debug2 = typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG) ? (...args) => console.error("SEMVER", ...args) : () => {
+    };
+    module.exports = debug2;
+  }
+});
+
+// node_modules/semver/internal/re.js
+var require_re = __commonJS({
+  "node_modules/semver/internal/re.js"(exports, module) {
+    "use strict";
+    var {
+      MAX_SAFE_COMPONENT_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      MAX_LENGTH
+    } = require_constants7();
+    var debug2 = require_debug();
+    exports = module.exports = {};
+    var re = exports.re = [];
+    var safeRe = exports.safeRe = [];
+    var src = exports.src = [];
+    var safeSrc = exports.safeSrc = [];
+    var t = exports.t = {};
+    var R = 0;
+    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
+    var safeRegexReplacements = [
+      ["\\s", 1],
+      ["\\d", MAX_LENGTH],
+      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
+    ];
+    var makeSafeRegex = (value) => {
+      for (const [token, max] of safeRegexReplacements) {
+        value = value.split(`${token}*`).join(`${token}{0,${max}}`).split(`${token}+`).join(`${token}{1,${max}}`);
+      }
+      return value;
+    };
+    var createToken = (name, value, isGlobal) => {
+      const safe = makeSafeRegex(value);
+      const index = R++;
+      debug2(name, index, value);
+      t[name] = index;
+      src[index] = value;
+      safeSrc[index] = safe;
+      re[index] = new RegExp(value, isGlobal ? "g" : void 0);
+      safeRe[index] = new RegExp(safe, isGlobal ? "g" : void 0);
+    };
+    createToken("NUMERICIDENTIFIER", "0|[1-9]\\d*");
+    createToken("NUMERICIDENTIFIERLOOSE", "\\d+");
+    createToken("NONNUMERICIDENTIFIER", `\\d*[a-zA-Z-]${LETTERDASHNUMBER}*`);
+    createToken("MAINVERSION", `(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})`);
+    createToken("MAINVERSIONLOOSE", `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})`);
+    createToken("PRERELEASEIDENTIFIER", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIER]})`);
+    createToken("PRERELEASEIDENTIFIERLOOSE", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIERLOOSE]})`);
+    createToken("PRERELEASE", `(?:-(${src[t.PRERELEASEIDENTIFIER]}(?:\\.${src[t.PRERELEASEIDENTIFIER]})*))`);
+    createToken("PRERELEASELOOSE", `(?:-?(${src[t.PRERELEASEIDENTIFIERLOOSE]}(?:\\.${src[t.PRERELEASEIDENTIFIERLOOSE]})*))`);
+    createToken("BUILDIDENTIFIER", `${LETTERDASHNUMBER}+`);
+    createToken("BUILD", `(?:\\+(${src[t.BUILDIDENTIFIER]}(?:\\.${src[t.BUILDIDENTIFIER]})*))`);
+    createToken("FULLPLAIN", `v?${src[t.MAINVERSION]}${src[t.PRERELEASE]}?${src[t.BUILD]}?`);
+    createToken("FULL", `^${src[t.FULLPLAIN]}$`);
+    createToken("LOOSEPLAIN", `[v=\\s]*${src[t.MAINVERSIONLOOSE]}${src[t.PRERELEASELOOSE]}?${src[t.BUILD]}?`);
+    createToken("LOOSE", `^${src[t.LOOSEPLAIN]}$`);
+    createToken("GTLT", "((?:<|>)?=?)");
+    createToken("XRANGEIDENTIFIERLOOSE", `${src[t.NUMERICIDENTIFIERLOOSE]}|x|X|\\*`);
+    createToken("XRANGEIDENTIFIER", `${src[t.NUMERICIDENTIFIER]}|x|X|\\*`);
+    createToken("XRANGEPLAIN", `[v=\\s]*(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:${src[t.PRERELEASE]})?${src[t.BUILD]}?)?)?`);
+    createToken("XRANGEPLAINLOOSE", `[v=\\s]*(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:${src[t.PRERELEASELOOSE]})?${src[t.BUILD]}?)?)?`);
+    createToken("XRANGE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAIN]}$`);
+    createToken("XRANGELOOSE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("COERCEPLAIN", `${"(^|[^\\d])(\\d{1,"}${MAX_SAFE_COMPONENT_LENGTH}})(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?`);
+    createToken("COERCE", `${src[t.COERCEPLAIN]}(?:$|[^\\d])`);
+    createToken("COERCEFULL", src[t.COERCEPLAIN] + `(?:${src[t.PRERELEASE]})?(?:${src[t.BUILD]})?(?:$|[^\\d])`);
+    createToken("COERCERTL", src[t.COERCE], true);
+    createToken("COERCERTLFULL", src[t.COERCEFULL], true);
+    createToken("LONETILDE", "(?:~>?)");
+    createToken("TILDETRIM", `(\\s*)${src[t.LONETILDE]}\\s+`, true);
+    exports.tildeTrimReplace = "$1~";
+    createToken("TILDE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAIN]}$`);
+    createToken("TILDELOOSE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("LONECARET", "(?:\\^)");
+    createToken("CARETTRIM", `(\\s*)${src[t.LONECARET]}\\s+`, true);
+    exports.caretTrimReplace = "$1^";
+    createToken("CARET", `^${src[t.LONECARET]}${src[t.XRANGEPLAIN]}$`);
+    createToken("CARETLOOSE", `^${src[t.LONECARET]}${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("COMPARATORLOOSE", `^${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]})$|^$`);
+    createToken("COMPARATOR", `^${src[t.GTLT]}\\s*(${src[t.FULLPLAIN]})$|^$`);
+    createToken("COMPARATORTRIM", `(\\s*)${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]}|${src[t.XRANGEPLAIN]})`, true);
+    exports.comparatorTrimReplace = "$1$2$3";
+    createToken("HYPHENRANGE", `^\\s*(${src[t.XRANGEPLAIN]})\\s+-\\s+(${src[t.XRANGEPLAIN]})\\s*$`);
+    createToken("HYPHENRANGELOOSE", `^\\s*(${src[t.XRANGEPLAINLOOSE]})\\s+-\\s+(${src[t.XRANGEPLAINLOOSE]})\\s*$`);
+    createToken("STAR", "(<|>)?=?\\s*\\*");
+    createToken("GTE0", "^\\s*>=\\s*0\\.0\\.0\\s*$");
+    createToken("GTE0PRE", "^\\s*>=\\s*0\\.0\\.0-0\\s*$");
+  }
+});
+
+// node_modules/semver/internal/parse-options.js
+var require_parse_options = __commonJS({
+  "node_modules/semver/internal/parse-options.js"(exports, module) {
+    "use strict";
+    var looseOption = Object.freeze({ loose: true });
+    var emptyOpts = Object.freeze({});
+    var parseOptions = (options) => {
+      if (!options) {
+        return emptyOpts;
+      }
+      if (typeof options !== "object") {
+        return looseOption;
+      }
+      return options;
+    };
+    module.exports = parseOptions;
+  }
+});
+
+// node_modules/semver/internal/identifiers.js
+var require_identifiers = __commonJS({
+  "node_modules/semver/internal/identifiers.js"(exports, module) {
+    "use strict";
+    var numeric = /^[0-9]+$/;
+    var compareIdentifiers = (a, b) => {
+      if (typeof a === "number" && typeof b === "number") {
+        return a === b ? 0 : a < b ? -1 : 1;
+      }
+      const anum = numeric.test(a);
+      const bnum = numeric.test(b);
+      if (anum && bnum) {
+        a = +a;
+        b = +b;
+      }
+      return a === b ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a < b ? -1 : 1;
+    };
+    var rcompareIdentifiers = (a, b) => compareIdentifiers(b, a);
+    module.exports = {
+      compareIdentifiers,
+      rcompareIdentifiers
+    };
+  }
+});
+
+// node_modules/semver/classes/semver.js
+var require_semver2 = __commonJS({
+  "node_modules/semver/classes/semver.js"(exports, module) {
+    "use strict";
+    var debug2 = require_debug();
+    var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants7();
+    var { safeRe: re, t } = require_re();
+    var parseOptions = require_parse_options();
+    var { compareIdentifiers } = require_identifiers();
+    var isPrereleaseIdentifier = (prerelease, identifier) => {
+      const identifiers = identifier.split(".");
+      if (identifiers.length > prerelease.length) {
+        return false;
+      }
+      for (let i = 0; i < identifiers.length; i++) {
+        if (compareIdentifiers(prerelease[i], identifiers[i]) !== 0) {
+          return false;
+        }
+      }
+      return true;
+    };
+    var SemVer = class _SemVer {
+      constructor(version, options) {
+        options = parseOptions(options);
+        if (version instanceof _SemVer) {
+          if (version.loose === !!options.loose && version.includePrerelease === !!options.includePrerelease) {
+            return version;
+          } else {
+            version = version.version;
+          }
+        } else if (typeof version !== "string") {
+          throw new TypeError(`Invalid version. Must be a string. Got type "${typeof version}".`);
+        }
+        if (version.length > MAX_LENGTH) {
+          throw new TypeError(
+            `version is longer than ${MAX_LENGTH} characters`
+          );
+        }
+        debug2("SemVer", version, options);
+        this.options = options;
+        this.loose = !!options.loose;
+        this.includePrerelease = !!options.includePrerelease;
+        const m = version.trim().match(options.loose ? re[t.LOOSE] : re[t.FULL]);
+        if (!m) {
+          throw new TypeError(`Invalid Version: ${version}`);
+        }
+        this.raw = version;
+        this.major = +m[1];
+        this.minor = +m[2];
+        this.patch = +m[3];
+        if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
+          throw new TypeError("Invalid major version");
+        }
+        if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
+          throw new TypeError("Invalid minor version");
+        }
+        if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
+          throw new TypeError("Invalid patch version");
+        }
+        if (!m[4]) {
+          this.prerelease = [];
+        } else {
+          this.prerelease = m[4].split(".").map((id) => {
+            if (/^[0-9]+$/.test(id)) {
+              const num = +id;
+              if (num >= 0 && num < MAX_SAFE_INTEGER) {
+                return num;
+              }
+            }
+            return id;
+          });
+        }
+        this.build = m[5] ? m[5].split(".") : [];
+        this.format();
+      }
+      format() {
+        this.version = `${this.major}.${this.minor}.${this.patch}`;
+        if (this.prerelease.length) {
+          this.version += `-${this.prerelease.join(".")}`;
+        }
+        return this.version;
+      }
+      toString() {
+        return this.version;
+      }
+      compare(other) {
+        debug2("SemVer.compare", this.version, this.options, other);
+        if (!(other instanceof _SemVer)) {
+          if (typeof other === "string" && other === this.version) {
+            return 0;
+          }
+          other = new _SemVer(other, this.options);
+        }
+        if (other.version === this.version) {
+          return 0;
+        }
+        return this.compareMain(other) || this.comparePre(other);
+      }
+      compareMain(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        if (this.major < other.major) {
+          return -1;
+        }
+        if (this.major > other.major) {
+          return 1;
+        }
+        if (this.minor < other.minor) {
+          return -1;
+        }
+        if (this.minor > other.minor) {
+          return 1;
+        }
+        if (this.patch < other.patch) {
+          return -1;
+        }
+        if (this.patch > other.patch) {
+          return 1;
+        }
+        return 0;
+      }
+      comparePre(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        if (this.prerelease.length && !other.prerelease.length) {
+          return -1;
+        } else if (!this.prerelease.length && other.prerelease.length) {
+          return 1;
+        } else if (!this.prerelease.length && !other.prerelease.length) {
+          return 0;
+        }
+        let i = 0;
+        do {
+          const a = this.prerelease[i];
+          const b = other.prerelease[i];
+          debug2("prerelease compare", i, a, b);
+          if (a === void 0 && b === void 0) {
+            return 0;
+          } else if (b === void 0) {
+            return 1;
+          } else if (a === void 0) {
+            return -1;
+          } else if (a === b) {
+            continue;
+          } else {
+            return compareIdentifiers(a, b);
+          }
+        } while (++i);
+      }
+      compareBuild(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        let i = 0;
+        do {
+          const a = this.build[i];
+          const b = other.build[i];
+          debug2("build compare", i, a, b);
+          if (a === void 0 && b === void 0) {
+            return 0;
+          } else if (b === void 0) {
+            return 1;
+          } else if (a === void 0) {
+            return -1;
+          } else if (a === b) {
+            continue;
+          } else {
+            return compareIdentifiers(a, b);
+          }
+        } while (++i);
+      }
+      // preminor will bump the version up to the next minor release, and immediately
+      // down to pre-release. premajor and prepatch work the same way.
+      inc(release, identifier, identifierBase) {
+        if (release.startsWith("pre")) {
+          if (!identifier && identifierBase === false) {
+            throw new Error("invalid increment argument: identifier is empty");
+          }
+          if (identifier) {
+            const match = `-${identifier}`.match(this.options.loose ? re[t.PRERELEASELOOSE] : re[t.PRERELEASE]);
+            if (!match || match[1] !== identifier) {
+              throw new Error(`invalid identifier: ${identifier}`);
+            }
+          }
+        }
+        switch (release) {
+          case "premajor":
+            this.prerelease.length = 0;
+            this.patch = 0;
+            this.minor = 0;
+            this.major++;
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "preminor":
+            this.prerelease.length = 0;
+            this.patch = 0;
+            this.minor++;
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "prepatch":
+            this.prerelease.length = 0;
+            this.inc("patch", identifier, identifierBase);
+            this.inc("pre", identifier, identifierBase);
+            break;
+          // If the input is a non-prerelease version, this acts the same as
+          // prepatch.
+          case "prerelease":
+            if (this.prerelease.length === 0) {
+              this.inc("patch", identifier, identifierBase);
+            }
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "release":
+            if (this.prerelease.length === 0) {
+              throw new Error(`version ${this.raw} is not a prerelease`);
+            }
+            this.prerelease.length = 0;
+            break;
+          case "major":
+            if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
+              this.major++;
+            }
+            this.minor = 0;
+            this.patch = 0;
+            this.prerelease = [];
+            break;
+          case "minor":
+            if (this.patch !== 0 || this.prerelease.length === 0) {
+              this.minor++;
+            }
+            this.patch = 0;
+            this.prerelease = [];
+            break;
+          case "patch":
+            if (this.prerelease.length === 0) {
+              this.patch++;
+            }
+            this.prerelease = [];
+            break;
+          // This probably shouldn't be used publicly.
+          // 1.0.0 'pre' would become 1.0.0-0 which is the wrong direction.
+          case "pre": {
+            const base = Number(identifierBase) ? 1 : 0;
+            if (this.prerelease.length === 0) {
+              this.prerelease = [base];
+            } else {
+              let i = this.prerelease.length;
+              while (--i >= 0) {
+                if (typeof this.prerelease[i] === "number") {
+                  this.prerelease[i]++;
+                  i = -2;
+                }
+              }
+              if (i === -1) {
+                if (identifier === this.prerelease.join(".") && identifierBase === false) {
+                  throw new Error("invalid increment argument: identifier already exists");
+                }
+                this.prerelease.push(base);
+              }
+            }
+            if (identifier) {
+              let prerelease = [identifier, base];
+              if (identifierBase === false) {
+                prerelease = [identifier];
+              }
+              if (isPrereleaseIdentifier(this.prerelease, identifier)) {
+                const prereleaseBase = this.prerelease[identifier.split(".").length];
+                if (isNaN(prereleaseBase)) {
+                  this.prerelease = prerelease;
+                }
+              } else {
+                this.prerelease = prerelease;
+              }
+            }
+            break;
+          }
+          default:
+            throw new Error(`invalid increment argument: ${release}`);
+        }
+        this.raw = this.format();
+        if (this.build.length) {
+          this.raw += `+${this.build.join(".")}`;
+        }
+        return this;
+      }
+    };
+    module.exports = SemVer;
+  }
+});
+
+// node_modules/semver/functions/parse.js
+var require_parse2 = __commonJS({
+  "node_modules/semver/functions/parse.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var parse3 = (version, options, throwErrors = false) => {
+      if (version instanceof SemVer) {
+        return version;
+      }
+      try {
+        return new SemVer(version, options);
+      } catch (er) {
+        if (!throwErrors) {
+          return null;
+        }
+        throw er;
+      }
+    };
+    module.exports = parse3;
+  }
+});
+
+// node_modules/semver/functions/valid.js
+var require_valid = __commonJS({
+  "node_modules/semver/functions/valid.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var valid = (version, options) => {
+      const v = parse3(version, options);
+      return v ? v.version : null;
+    };
+    module.exports = valid;
+  }
+});
+
+// node_modules/semver/functions/clean.js
+var require_clean = __commonJS({
+  "node_modules/semver/functions/clean.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var clean2 = (version, options) => {
+      const s = parse3(version.trim().replace(/^[=v]+/, ""), options);
+      return s ? s.version : null;
+    };
+    module.exports = clean2;
+  }
+});
+
+// node_modules/semver/functions/inc.js
+var require_inc = __commonJS({
+  "node_modules/semver/functions/inc.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var inc = (version, release, options, identifier, identifierBase) => {
+      if (typeof options === "string") {
+        identifierBase = identifier;
+        identifier = options;
+        options = void 0;
+      }
+      try {
+        return new SemVer(
+          version instanceof SemVer ? version.version : version,
+          options
+        ).inc(release, identifier, identifierBase).version;
+      } catch (er) {
+        return null;
+      }
+    };
+    module.exports = inc;
+  }
+});
+
+// node_modules/semver/functions/diff.js
+var require_diff = __commonJS({
+  "node_modules/semver/functions/diff.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var diff = (version1, version2) => {
+      const v1 = parse3(version1, null, true);
+      const v2 = parse3(version2, null, true);
+      const comparison = v1.compare(v2);
+      if (comparison === 0) {
+        return null;
+      }
+      const v1Higher = comparison > 0;
+      const highVersion = v1Higher ? v1 : v2;
+      const lowVersion = v1Higher ? v2 : v1;
+      const highHasPre = !!highVersion.prerelease.length;
+      const lowHasPre = !!lowVersion.prerelease.length;
+      if (lowHasPre && !highHasPre) {
+        if (!lowVersion.patch && !lowVersion.minor) {
+          return "major";
+        }
+        if (lowVersion.compareMain(highVersion) === 0) {
+          if (lowVersion.minor && !lowVersion.patch) {
+            return "minor";
+          }
+          return "patch";
+        }
+      }
+      const prefix = highHasPre ? "pre" : "";
+      if (v1.major !== v2.major) {
+        return prefix + "major";
+      }
+      if (v1.minor !== v2.minor) {
+        return prefix + "minor";
+      }
+      if (v1.patch !== v2.patch) {
+        return prefix + "patch";
+      }
+      return "prerelease";
+    };
+    module.exports = diff;
+  }
+});
+
+// node_modules/semver/functions/major.js
+var require_major = __commonJS({
+  "node_modules/semver/functions/major.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var major = (a, loose) => new SemVer(a, loose).major;
+    module.exports = major;
+  }
+});
+
+// node_modules/semver/functions/minor.js
+var require_minor = __commonJS({
+  "node_modules/semver/functions/minor.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var minor = (a, loose) => new SemVer(a, loose).minor;
+    module.exports = minor;
+  }
+});
+
+// node_modules/semver/functions/patch.js
+var require_patch = __commonJS({
+  "node_modules/semver/functions/patch.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var patch = (a, loose) => new SemVer(a, loose).patch;
+    module.exports = patch;
+  }
+});
+
+// node_modules/semver/functions/prerelease.js
+var require_prerelease = __commonJS({
+  "node_modules/semver/functions/prerelease.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var prerelease = (version, options) => {
+      const parsed = parse3(version, options);
+      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
+    };
+    module.exports = prerelease;
+  }
+});
+
+// node_modules/semver/functions/compare.js
+var require_compare = __commonJS({
+  "node_modules/semver/functions/compare.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var compare = (a, b, loose) => new SemVer(a, loose).compare(new SemVer(b, loose));
+    module.exports = compare;
+  }
+});
+
+// node_modules/semver/functions/rcompare.js
+var require_rcompare = __commonJS({
+  "node_modules/semver/functions/rcompare.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var rcompare = (a, b, loose) => compare(b, a, loose);
+    module.exports = rcompare;
+  }
+});
+
+// node_modules/semver/functions/compare-loose.js
+var require_compare_loose = __commonJS({
+  "node_modules/semver/functions/compare-loose.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var compareLoose = (a, b) => compare(a, b, true);
+    module.exports = compareLoose;
+  }
+});
+
+// node_modules/semver/functions/compare-build.js
+var require_compare_build = __commonJS({
+  "node_modules/semver/functions/compare-build.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var compareBuild = (a, b, loose) => {
+      const versionA = new SemVer(a, loose);
+      const versionB = new SemVer(b, loose);
+      return versionA.compare(versionB) || versionA.compareBuild(versionB);
+    };
+    module.exports = compareBuild;
+  }
+});
+
+// node_modules/semver/functions/sort.js
+var require_sort = __commonJS({
+  "node_modules/semver/functions/sort.js"(exports, module) {
+    "use strict";
+    var compareBuild = require_compare_build();
+    var sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose));
+    module.exports = sort;
+  }
+});
+
+// node_modules/semver/functions/rsort.js
+var require_rsort = __commonJS({
+  "node_modules/semver/functions/rsort.js"(exports, module) {
+    "use strict";
+    var compareBuild = require_compare_build();
+    var rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose));
+    module.exports = rsort;
+  }
+});
+
+// node_modules/semver/functions/gt.js
+var require_gt = __commonJS({
+  "node_modules/semver/functions/gt.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var gt = (a, b, loose) => compare(a, b, loose) > 0;
+    module.exports = gt;
+  }
+});
+
+// node_modules/semver/functions/lt.js
+var require_lt = __commonJS({
+  "node_modules/semver/functions/lt.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var lt = (a, b, loose) => compare(a, b, loose) < 0;
+    module.exports = lt;
+  }
+});
+
+// node_modules/semver/functions/eq.js
+var require_eq = __commonJS({
+  "node_modules/semver/functions/eq.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var eq = (a, b, loose) => compare(a, b, loose) === 0;
+    module.exports = eq;
+  }
+});
+
+// node_modules/semver/functions/neq.js
+var require_neq = __commonJS({
+  "node_modules/semver/functions/neq.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var neq = (a, b, loose) => compare(a, b, loose) !== 0;
+    module.exports = neq;
+  }
+});
+
+// node_modules/semver/functions/gte.js
+var require_gte = __commonJS({
+  "node_modules/semver/functions/gte.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var gte = (a, b, loose) => compare(a, b, loose) >= 0;
+    module.exports = gte;
+  }
+});
+
+// node_modules/semver/functions/lte.js
+var require_lte = __commonJS({
+  "node_modules/semver/functions/lte.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var lte = (a, b, loose) => compare(a, b, loose) <= 0;
+    module.exports = lte;
+  }
+});
+
+// node_modules/semver/functions/cmp.js
+var require_cmp = __commonJS({
+  "node_modules/semver/functions/cmp.js"(exports, module) {
+    "use strict";
+    var eq = require_eq();
+    var neq = require_neq();
+    var gt = require_gt();
+    var gte = require_gte();
+    var lt = require_lt();
+    var lte = require_lte();
+    var cmp = (a, op, b, loose) => {
+      switch (op) {
+        case "===":
+          if (typeof a === "object") {
+            a = a.version;
+          }
+          if (typeof b === "object") {
+            b = b.version;
+          }
+          return a === b;
+        case "!==":
+          if (typeof a === "object") {
+            a = a.version;
+          }
+          if (typeof b === "object") {
+            b = b.version;
+          }
+          return a !== b;
+        case "":
+        case "=":
+        case "==":
+          return eq(a, b, loose);
+        case "!=":
+          return neq(a, b, loose);
+        case ">":
+          return gt(a, b, loose);
+        case ">=":
+          return gte(a, b, loose);
+        case "<":
+          return lt(a, b, loose);
+        case "<=":
+          return lte(a, b, loose);
+        default:
+          throw new TypeError(`Invalid operator: ${op}`);
+      }
+    };
+    module.exports = cmp;
+  }
+});
+
+// node_modules/semver/functions/coerce.js
+var require_coerce = __commonJS({
+  "node_modules/semver/functions/coerce.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var parse3 = require_parse2();
+    var { safeRe: re, t } = require_re();
+    var coerce = (version, options) => {
+      if (version instanceof SemVer) {
+        return version;
+      }
+      if (typeof version === "number") {
+        version = String(version);
+      }
+      if (typeof version !== "string") {
+        return null;
+      }
+      options = options || {};
+      let match = null;
+      if (!options.rtl) {
+        match = version.match(options.includePrerelease ? re[t.COERCEFULL] : re[t.COERCE]);
+      } else {
+        const coerceRtlRegex = options.includePrerelease ? re[t.COERCERTLFULL] : re[t.COERCERTL];
+        let next;
+        while ((next = coerceRtlRegex.exec(version)) && (!match || match.index + match[0].length !== version.length)) {
+          if (!match || next.index + next[0].length !== match.index + match[0].length) {
+            match = next;
+          }
+          coerceRtlRegex.lastIndex = next.index + next[1].length + next[2].length;
+        }
+        coerceRtlRegex.lastIndex = -1;
+      }
+      if (match === null) {
+        return null;
+      }
+      const major = match[2];
+      const minor = match[3] || "0";
+      const patch = match[4] || "0";
+      const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : "";
+      const build = options.includePrerelease && match[6] ? `+${match[6]}` : "";
+      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
+    };
+    module.exports = coerce;
+  }
+});
+
+// node_modules/semver/functions/truncate.js
+var require_truncate = __commonJS({
+  "node_modules/semver/functions/truncate.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var constants3 = require_constants7();
+    var SemVer = require_semver2();
+    var truncate = (version, truncation, options) => {
+      if (!constants3.RELEASE_TYPES.includes(truncation)) {
+        return null;
+      }
+      const clonedVersion = cloneInputVersion(version, options);
+      return clonedVersion && doTruncation(clonedVersion, truncation);
+    };
+    var cloneInputVersion = (version, options) => {
+      const versionStringToParse = version instanceof SemVer ? version.version : version;
+      return parse3(versionStringToParse, options);
+    };
+    var doTruncation = (version, truncation) => {
+      if (isPrerelease(truncation)) {
+        return version.version;
+      }
+      version.prerelease = [];
+      switch (truncation) {
+        case "major":
+          version.minor = 0;
+          version.patch = 0;
+          break;
+        case "minor":
+          version.patch = 0;
+          break;
+      }
+      return version.format();
+    };
+    var isPrerelease = (type) => {
+      return type.startsWith("pre");
+    };
+    module.exports = truncate;
+  }
+});
+
+// node_modules/semver/internal/lrucache.js
+var require_lrucache = __commonJS({
+  "node_modules/semver/internal/lrucache.js"(exports, module) {
+    "use strict";
+    var LRUCache = class {
+      constructor() {
+        this.max = 1e3;
+        this.map = /* @__PURE__ */ new Map();
+      }
+      get(key) {
+        const value = this.map.get(key);
+        if (value === void 0) {
+          return void 0;
+        } else {
+          this.map.delete(key);
+          this.map.set(key, value);
+          return value;
+        }
+      }
+      delete(key) {
+        return this.map.delete(key);
+      }
+      set(key, value) {
+        const deleted = this.delete(key);
+        if (!deleted && value !== void 0) {
+          if (this.map.size >= this.max) {
+            const firstKey = this.map.keys().next().value;
+            this.delete(firstKey);
+          }
+          this.map.set(key, value);
+        }
+        return this;
+      }
+    };
+    module.exports = LRUCache;
+  }
+});
+
+// node_modules/semver/internal/trim-comparator-whitespace.js
+var require_trim_comparator_whitespace = __commonJS({
+  "node_modules/semver/internal/trim-comparator-whitespace.js"(exports, module) {
+    "use strict";
+    var {
+      MAX_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      WHITESPACE_CHARACTERS
+    } = require_constants7();
+    var whitespace = new Uint8Array(65536);
+    for (const char of WHITESPACE_CHARACTERS) {
+      whitespace[char.charCodeAt(0)] = 1;
+    }
+    var isWhitespace = (char) => char !== void 0 && whitespace[char.charCodeAt(0)] === 1;
+    var isVersionPrefix = (char) => char === "v" || char === "=" || isWhitespace(char);
+    var isDigit = (char) => char !== void 0 && char >= "0" && char <= "9";
+    var isLetter = (char) => char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
+    var isIdentifierCharacter = (char) => isDigit(char) || isLetter(char) || char === "-";
+    var isVersionStart = (char) => isDigit(char) || char === "x" || char === "X" || char === "*";
+    var findDigitsEndIndex = (range2, start, limit, digitRuns) => {
+      if (!isDigit(range2[start])) {
+        return start;
+      }
+      if (start >= digitRuns.start && start < digitRuns.end) {
+        return Math.min(start + limit, digitRuns.end);
+      }
+      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
+        return Math.min(start + limit, digitRuns.previousEnd);
+      }
+      let end = start + 1;
+      while (isDigit(range2[end])) {
+        end++;
+      }
+      digitRuns.previousStart = digitRuns.start;
+      digitRuns.previousEnd = digitRuns.end;
+      digitRuns.start = start;
+      digitRuns.end = end;
+      return Math.min(start + limit, end);
+    };
+    var findVersionNumberEndIndex = (range2, start, loose, digitRuns) => {
+      if (!loose && range2[start] === "0") {
+        return start + 1;
+      }
+      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
+    };
+    var findPrereleaseIdentifierEndIndex = (range2, start, loose, digitRuns) => {
+      const digitsEnd = findDigitsEndIndex(range2, start, MAX_LENGTH, digitRuns);
+      if (isLetter(range2[digitsEnd]) || range2[digitsEnd] === "-") {
+        let end = digitsEnd + 1;
+        const limit = end + MAX_SAFE_BUILD_LENGTH;
+        while (end < limit && isIdentifierCharacter(range2[end])) {
+          end++;
+        }
+        return end;
+      }
+      return findVersionNumberEndIndex(range2, start, loose, digitRuns);
+    };
+    var findPrereleaseEndIndex = (range2, start, loose, digitRuns) => {
+      const hyphen = range2[start] === "-";
+      if (!loose && !hyphen) {
+        return start;
+      }
+      const identifierStart = start + (hyphen ? 1 : 0);
+      let end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
+      if (end === identifierStart) {
+        if (!loose || !hyphen) {
+          return start;
+        }
+        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
+      }
+      while (range2[end] === ".") {
+        const next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
+        if (next === end + 1) {
+          break;
+        }
+        end = next;
+      }
+      return end;
+    };
+    var findBuildIdentifierEndIndex = (range2, start) => {
+      let end = start;
+      while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
+        end++;
+      }
+      return end;
+    };
+    var findBuildEndIndex = (range2, start) => {
+      if (range2[start] !== "+") {
+        return start;
+      }
+      let end = findBuildIdentifierEndIndex(range2, start + 1);
+      if (end === start + 1) {
+        return start;
+      }
+      while (range2[end] === ".") {
+        const next = findBuildIdentifierEndIndex(range2, end + 1);
+        if (next === end + 1) {
+          break;
+        }
+        end = next;
+      }
+      return end;
+    };
+    var findLooseFullVersionEndIndex = (range2, start, digitRuns) => {
+      let end = start;
+      for (let component = 0; component < 3; component++) {
+        const next = findVersionNumberEndIndex(range2, end, true, digitRuns);
+        if (next === end) {
+          return start;
+        }
+        end = next;
+        if (component < 2) {
+          if (range2[end] !== ".") {
+            return start;
+          }
+          end++;
+        }
+      }
+      const prereleaseEnd = findPrereleaseEndIndex(range2, end, true, digitRuns);
+      return findBuildEndIndex(range2, prereleaseEnd);
+    };
+    var findPartialVersionComponentEndIndex = (range2, start, digitRuns) => {
+      if (isDigit(range2[start])) {
+        return findVersionNumberEndIndex(range2, start, false, digitRuns);
+      }
+      return isVersionStart(range2[start]) ? start + 1 : start;
+    };
+    var findPartialVersionEndIndex = (range2, start, digitRuns) => {
+      let end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
+      for (let component = 0; component < 2; component++) {
+        if (range2[end] !== ".") {
+          return end;
+        }
+        const next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
+        if (next === end + 1) {
+          return end;
+        }
+        end = next;
+      }
+      const prereleaseEnd = findPrereleaseEndIndex(range2, end, false, digitRuns);
+      return findBuildEndIndex(range2, prereleaseEnd);
+    };
+    var findVersionEndIndex = (range2, start, digitRuns) => {
+      const fullVersionEnd = findLooseFullVersionEndIndex(range2, start, digitRuns);
+      return fullVersionEnd !== start ? fullVersionEnd : findPartialVersionEndIndex(range2, start, digitRuns);
+    };
+    var findRemovableWhitespaceIndex = (range2, matchStart) => {
+      let position = matchStart;
+      if (isWhitespace(range2[position])) {
+        position++;
+      }
+      if (range2[position] === "<" || range2[position] === ">") {
+        position++;
+      }
+      if (range2[position] === "=") {
+        position++;
+      }
+      return isWhitespace(range2[position]) ? position : -1;
+    };
+    var trimComparatorWhitespace = (range2) => {
+      let result = "";
+      let copyFrom = 0;
+      let cursor = 0;
+      const digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
+      while (cursor < range2.length) {
+        const matchStart = cursor;
+        if (range2[cursor] === "<" || range2[cursor] === ">") {
+          cursor++;
+        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
+          cursor++;
+          continue;
+        }
+        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
+          cursor++;
+        }
+        if (!isVersionStart(range2[cursor])) {
+          continue;
+        }
+        const whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
+        if (whitespacePosition !== -1) {
+          result += range2.slice(copyFrom, whitespacePosition);
+          copyFrom = whitespacePosition + 1;
+        }
+        cursor = findVersionEndIndex(range2, cursor, digitRuns);
+      }
+      return result + range2.slice(copyFrom);
+    };
+    module.exports = trimComparatorWhitespace;
+  }
+});
+
+// node_modules/semver/classes/range.js
+var require_range = __commonJS({
+  "node_modules/semver/classes/range.js"(exports, module) {
+    "use strict";
+    var SPACE_CHARACTERS = /\s+/g;
+    var Range = class _Range {
+      constructor(range2, options) {
+        options = parseOptions(options);
+        if (range2 instanceof _Range) {
+          if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
+            return range2;
+          } else {
+            return new _Range(range2.raw, options);
+          }
+        }
+        if (range2 instanceof Comparator) {
+          this.raw = range2.value;
+          this.set = [[range2]];
+          this.formatted = void 0;
+          return this;
+        }
+        this.options = options;
+        this.loose = !!options.loose;
+        this.includePrerelease = !!options.includePrerelease;
+        this.raw = range2.trim().replace(SPACE_CHARACTERS, " ");
+        this.set = this.raw.split("||").map((r) => this.parseRange(r.trim())).filter((c) => c.length);
+        if (!this.set.length) {
+          throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
+        }
+        if (this.set.length > 1) {
+          const first = this.set[0];
+          this.set = this.set.filter((c) => !isNullSet(c[0]));
+          if (this.set.length === 0) {
+            this.set = [first];
+          } else if (this.set.length > 1) {
+            for (const c of this.set) {
+              if (c.length === 1 && isAny(c[0])) {
+                this.set = [c];
+                break;
+              }
+            }
+          }
+        }
+        this.formatted = void 0;
+      }
+      get range() {
+        if (this.formatted === void 0) {
+          this.formatted = "";
+          for (let i = 0; i < this.set.length; i++) {
+            if (i > 0) {
+              this.formatted += "||";
+            }
+            const comps = this.set[i];
+            for (let k = 0; k < comps.length; k++) {
+              if (k > 0) {
+                this.formatted += " ";
+              }
+              this.formatted += comps[k].toString().trim();
+            }
+          }
+        }
+        return this.formatted;
+      }
+      format() {
+        return this.range;
+      }
+      toString() {
+        return this.range;
+      }
+      parseRange(range2) {
+        range2 = range2.replace(BUILDSTRIPRE, "");
+        const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
+        const memoKey = memoOpts + ":" + range2;
+        const cached = cache.get(memoKey);
+        if (cached) {
+          return cached;
+        }
+        const loose = this.options.loose;
+        const hr = loose ? re[t.HYPHENRANGELOOSE] : re[t.HYPHENRANGE];
+        range2 = range2.replace(hr, hyphenReplace(this.options.includePrerelease));
+        debug2("hyphen replace", range2);
+        range2 = trimComparatorWhitespace(range2);
+        debug2("comparator trim", range2);
+        range2 = range2.replace(re[t.TILDETRIM], tildeTrimReplace);
+        debug2("tilde trim", range2);
+        range2 = range2.replace(re[t.CARETTRIM], caretTrimReplace);
+        debug2("caret trim", range2);
+        let rangeList = range2.split(" ").map((comp) => parseComparator(comp, this.options)).join(" ").split(/\s+/).map((comp) => replaceGTE0(comp, this.options));
+        if (loose) {
+          rangeList = rangeList.filter((comp) => {
+            debug2("loose invalid filter", comp, this.options);
+            return !!comp.match(re[t.COMPARATORLOOSE]);
+          });
+        }
+        debug2("range list", rangeList);
+        const rangeMap = /* @__PURE__ */ new Map();
+        const comparators = rangeList.map((comp) => new Comparator(comp, this.options));
+        for (const comp of comparators) {
+          if (isNullSet(comp)) {
+            return [comp];
+          }
+          rangeMap.set(comp.value, comp);
+        }
+        if (rangeMap.size > 1 && rangeMap.has("")) {
+          rangeMap.delete("");
+        }
+        const result = [...rangeMap.values()];
+        cache.set(memoKey, result);
+        return result;
+      }
+      intersects(range2, options) {
+        if (!(range2 instanceof _Range)) {
+          throw new TypeError("a Range is required");
+        }
+        return this.set.some((thisComparators) => {
+          return isSatisfiable(thisComparators, options) && range2.set.some((rangeComparators) => {
+            return isSatisfiable(rangeComparators, options) && thisComparators.every((thisComparator) => {
+              return rangeComparators.every((rangeComparator) => {
+                return thisComparator.intersects(rangeComparator, options);
+              });
+            });
+          });
+        });
+      }
+      // if ANY of the sets match ALL of its comparators, then pass
+      test(version) {
+        if (!version) {
+          return false;
+        }
+        if (typeof version === "string") {
+          try {
+            version = new SemVer(version, this.options);
+          } catch (er) {
+            return false;
+          }
+        }
+        for (let i = 0; i < this.set.length; i++) {
+          if (testSet(this.set[i], version, this.options)) {
+            return true;
+          }
+        }
+        return false;
+      }
+    };
+    module.exports = Range;
+    var LRU = require_lrucache();
+    var cache = new LRU();
+    var parseOptions = require_parse_options();
+    var Comparator = require_comparator();
+    var debug2 = require_debug();
+    var SemVer = require_semver2();
+    var trimComparatorWhitespace = require_trim_comparator_whitespace();
+    var {
+      safeRe: re,
+      src,
+      t,
+      tildeTrimReplace,
+      caretTrimReplace
+    } = require_re();
+    var { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = require_constants7();
+    var BUILDSTRIPRE = new RegExp(src[t.BUILD], "g");
+    var isNullSet = (c) => c.value === "<0.0.0-0";
+    var isAny = (c) => c.value === "";
+    var isSatisfiable = (comparators, options) => {
+      let result = true;
+      const remainingComparators = comparators.slice();
+      let testComparator = remainingComparators.pop();
+      while (result && remainingComparators.length) {
+        result = remainingComparators.every((otherComparator) => {
+          return testComparator.intersects(otherComparator, options);
+        });
+        testComparator = remainingComparators.pop();
+      }
+      return result;
+    };
+    var parseComparator = (comp, options) => {
+      comp = comp.replace(re[t.BUILD], "");
+      debug2("comp", comp, options);
+      comp = replaceCarets(comp, options);
+      debug2("caret", comp);
+      comp = replaceTildes(comp, options);
+      debug2("tildes", comp);
+      comp = replaceXRanges(comp, options);
+      debug2("xrange", comp);
+      comp = replaceStars(comp, options);
+      debug2("stars", comp);
+      return comp;
+    };
+    var isX = (id) => !id || id.toLowerCase() === "x" || id === "*";
+    var invalidXRangeOrder = (M, m, p) => isX(M) && !isX(m) || isX(m) && p && !isX(p);
+    var replaceTildes = (comp, options) => {
+      return comp.trim().split(/\s+/).map((c) => replaceTilde(c, options)).join(" ");
+    };
+    var replaceTilde = (comp, options) => {
+      const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE];
+      const z = options.includePrerelease ? "-0" : "";
+      return comp.replace(r, (_, M, m, p, pr) => {
+        debug2("tilde", comp, _, M, m, p, pr);
+        let ret;
+        if (isX(M)) {
+          ret = "";
+        } else if (isX(m)) {
+          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+        } else if (isX(p)) {
+          ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+        } else if (pr) {
+          debug2("replaceTilde pr", pr);
+          ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
+        } else {
+          ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
+        }
+        debug2("tilde return", ret);
+        return ret;
+      });
+    };
+    var replaceCarets = (comp, options) => {
+      return comp.trim().split(/\s+/).map((c) => replaceCaret(c, options)).join(" ");
+    };
+    var replaceCaret = (comp, options) => {
+      debug2("caret", comp, options);
+      const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET];
+      const z = options.includePrerelease ? "-0" : "";
+      return comp.replace(r, (_, M, m, p, pr) => {
+        debug2("caret", comp, _, M, m, p, pr);
+        let ret;
+        if (isX(M)) {
+          ret = "";
+        } else if (isX(m)) {
+          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+        } else if (isX(p)) {
+          if (M === "0") {
+            ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+          } else {
+            ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`;
+          }
+        } else if (pr) {
+          debug2("replaceCaret pr", pr);
+          if (M === "0") {
+            if (m === "0") {
+              ret = `>=${M}.${m}.${p}-${pr} <${M}.${m}.${+p + 1}-0`;
+            } else {
+              ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
+            }
+          } else {
+            ret = `>=${M}.${m}.${p}-${pr} <${+M + 1}.0.0-0`;
+          }
+        } else {
+          debug2("no pr");
+          if (M === "0") {
+            if (m === "0") {
+              ret = `>=${M}.${m}.${p} <${M}.${m}.${+p + 1}-0`;
+            } else {
+              ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
+            }
+          } else {
+            ret = `>=${M}.${m}.${p} <${+M + 1}.0.0-0`;
+          }
+        }
+        debug2("caret return", ret);
+        return ret;
+      });
+    };
+    var replaceXRanges = (comp, options) => {
+      debug2("replaceXRanges", comp, options);
+      return comp.split(/\s+/).map((c) => replaceXRange(c, options)).join(" ");
+    };
+    var replaceXRange = (comp, options) => {
+      comp = comp.trim();
+      const r = options.loose ? re[t.XRANGELOOSE] : re[t.XRANGE];
+      return comp.replace(r, (ret, gtlt, M, m, p, pr) => {
+        debug2("xRange", comp, ret, gtlt, M, m, p, pr);
+        if (invalidXRangeOrder(M, m, p)) {
+          return comp;
+        }
+        const xM = isX(M);
+        const xm = xM || isX(m);
+        const xp = xm || isX(p);
+        const anyX = xp;
+        if (gtlt === "=" && anyX) {
+          gtlt = "";
+        }
+        pr = options.includePrerelease ? "-0" : "";
+        if (xM) {
+          if (gtlt === ">" || gtlt === "<") {
+            ret = "<0.0.0-0";
+          } else {
+            ret = "*";
+          }
+        } else if (gtlt && anyX) {
+          if (xm) {
+            m = 0;
+          }
+          p = 0;
+          if (gtlt === ">") {
+            gtlt = ">=";
+            if (xm) {
+              M = +M + 1;
+              m = 0;
+              p = 0;
+            } else {
+              m = +m + 1;
+              p = 0;
+            }
+          } else if (gtlt === "<=") {
+            gtlt = "<";
+            if (xm) {
+              M = +M + 1;
+            } else {
+              m = +m + 1;
+            }
+          }
+          if (gtlt === "<") {
+            pr = "-0";
+          }
+          ret = `${gtlt + M}.${m}.${p}${pr}`;
+        } else if (xm) {
+          ret = `>=${M}.0.0${pr} <${+M + 1}.0.0-0`;
+        } else if (xp) {
+          ret = `>=${M}.${m}.0${pr} <${M}.${+m + 1}.0-0`;
+        }
+        debug2("xRange return", ret);
+        return ret;
+      });
+    };
+    var replaceStars = (comp, options) => {
+      debug2("replaceStars", comp, options);
+      return comp.trim().replace(re[t.STAR], "");
+    };
+    var replaceGTE0 = (comp, options) => {
+      debug2("replaceGTE0", comp, options);
+      return comp.trim().replace(re[options.includePrerelease ? t.GTE0PRE : t.GTE0], "");
+    };
+    var hyphenReplace = (incPr) => ($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr) => {
+      if (isX(fM)) {
+        from = "";
+      } else if (isX(fm)) {
+        from = `>=${fM}.0.0${incPr ? "-0" : ""}`;
+      } else if (isX(fp)) {
+        from = `>=${fM}.${fm}.0${incPr ? "-0" : ""}`;
+      } else if (fpr) {
+        from = `>=${from}`;
+      } else {
+        from = `>=${from}${incPr ? "-0" : ""}`;
+      }
+      if (isX(tM)) {
+        to = "";
+      } else if (isX(tm)) {
+        to = `<${+tM + 1}.0.0-0`;
+      } else if (isX(tp)) {
+        to = `<${tM}.${+tm + 1}.0-0`;
+      } else if (tpr) {
+        to = `<=${tM}.${tm}.${tp}-${tpr}`;
+      } else if (incPr) {
+        to = `<${tM}.${tm}.${+tp + 1}-0`;
+      } else {
+        to = `<=${to}`;
+      }
+      return `${from} ${to}`.trim();
+    };
+    var testSet = (set, version, options) => {
+      for (let i = 0; i < set.length; i++) {
+        if (!set[i].test(version)) {
+          return false;
+        }
+      }
+      if (version.prerelease.length && !options.includePrerelease) {
+        for (let i = 0; i < set.length; i++) {
+          debug2(set[i].semver);
+          if (set[i].semver === Comparator.ANY) {
+            continue;
+          }
+          if (set[i].semver.prerelease.length > 0) {
+            const allowed = set[i].semver;
+            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
+              return true;
+            }
+          }
+        }
+        return false;
+      }
+      return true;
+    };
+  }
+});
+
+// node_modules/semver/classes/comparator.js
+var require_comparator = __commonJS({
+  "node_modules/semver/classes/comparator.js"(exports, module) {
+    "use strict";
+    var ANY = /* @__PURE__ */ Symbol("SemVer ANY");
+    var Comparator = class _Comparator {
+      static get ANY() {
+        return ANY;
+      }
+      constructor(comp, options) {
+        options = parseOptions(options);
+        if (comp instanceof _Comparator) {
+          if (comp.loose === !!options.loose) {
+            return comp;
+          } else {
+            comp = comp.value;
+          }
+        }
+        comp = comp.trim().split(/\s+/).join(" ");
+        debug2("comparator", comp, options);
+        this.options = options;
+        this.loose = !!options.loose;
+        this.parse(comp);
+        if (this.semver === ANY) {
+          this.value = "";
+        } else {
+          this.value = this.operator + this.semver.version;
+        }
+        debug2("comp", this);
+      }
+      parse(comp) {
+        const r = this.options.loose ? re[t.COMPARATORLOOSE] : re[t.COMPARATOR];
+        const m = comp.match(r);
+        if (!m) {
+          throw new TypeError(`Invalid comparator: ${comp}`);
+        }
+        this.operator = m[1] !== void 0 ? m[1] : "";
+        if (this.operator === "=") {
+          this.operator = "";
+        }
+        if (!m[2]) {
+          this.semver = ANY;
+        } else {
+          this.semver = new SemVer(m[2], this.options.loose);
+        }
+      }
+      toString() {
+        return this.value;
+      }
+      test(version) {
+        debug2("Comparator.test", version, this.options.loose);
+        if (this.semver === ANY || version === ANY) {
+          return true;
+        }
+        if (typeof version === "string") {
+          try {
+            version = new SemVer(version, this.options);
+          } catch (er) {
+            return false;
+          }
+        }
+        return cmp(version, this.operator, this.semver, this.options);
+      }
+      intersects(comp, options) {
+        if (!(comp instanceof _Comparator)) {
+          throw new TypeError("a Comparator is required");
+        }
+        if (this.operator === "") {
+          if (this.value === "") {
+            return true;
+          }
+          return new Range(comp.value, options).test(this.value);
+        } else if (comp.operator === "") {
+          if (comp.value === "") {
+            return true;
+          }
+          return new Range(this.value, options).test(comp.semver);
+        }
+        options = parseOptions(options);
+        if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
+          return false;
+        }
+        if (!options.includePrerelease && (this.value.startsWith("<0.0.0") || comp.value.startsWith("<0.0.0"))) {
+          return false;
+        }
+        if (this.operator.startsWith(">") && comp.operator.startsWith(">")) {
+          return true;
+        }
+        if (this.operator.startsWith("<") && comp.operator.startsWith("<")) {
+          return true;
+        }
+        if (this.semver.version === comp.semver.version && this.operator.includes("=") && comp.operator.includes("=")) {
+          return true;
+        }
+        if (cmp(this.semver, "<", comp.semver, options) && this.operator.startsWith(">") && comp.operator.startsWith("<")) {
+          return true;
+        }
+        if (cmp(this.semver, ">", comp.semver, options) && this.operator.startsWith("<") && comp.operator.startsWith(">")) {
+          return true;
+        }
+        return false;
+      }
+    };
+    module.exports = Comparator;
+    var parseOptions = require_parse_options();
+    var { safeRe: re, t } = require_re();
+    var cmp = require_cmp();
+    var debug2 = require_debug();
+    var SemVer = require_semver2();
+    var Range = require_range();
+  }
+});
+
+// node_modules/semver/functions/satisfies.js
+var require_satisfies = __commonJS({
+  "node_modules/semver/functions/satisfies.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var satisfies = (version, range2, options) => {
+      try {
+        range2 = new Range(range2, options);
+      } catch (er) {
+        return false;
+      }
+      return range2.test(version);
+    };
+    module.exports = satisfies;
+  }
+});
+
+// node_modules/semver/ranges/to-comparators.js
+var require_to_comparators = __commonJS({
+  "node_modules/semver/ranges/to-comparators.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var toComparators = (range2, options) => new Range(range2, options).set.map((comp) => comp.map((c) => c.value).join(" ").trim().split(" "));
+    module.exports = toComparators;
+  }
+});
+
+// node_modules/semver/ranges/max-satisfying.js
+var require_max_satisfying = __commonJS({
+  "node_modules/semver/ranges/max-satisfying.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var Range = require_range();
+    var maxSatisfying = (versions, range2, options) => {
+      let max = null;
+      let maxSV = null;
+      let rangeObj = null;
+      try {
+        rangeObj = new Range(range2, options);
+      } catch (er) {
+        return null;
+      }
+      versions.forEach((v) => {
+        if (rangeObj.test(v)) {
+          if (!max || maxSV.compare(v) === -1) {
+            max = v;
+            maxSV = new SemVer(max, options);
+          }
+        }
+      });
+      return max;
+    };
+    module.exports = maxSatisfying;
+  }
+});
+
+// node_modules/semver/ranges/min-satisfying.js
+var require_min_satisfying = __commonJS({
+  "node_modules/semver/ranges/min-satisfying.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var Range = require_range();
+    var minSatisfying = (versions, range2, options) => {
+      let min = null;
+      let minSV = null;
+      let rangeObj = null;
+      try {
+        rangeObj = new Range(range2, options);
+      } catch (er) {
+        return null;
+      }
+      versions.forEach((v) => {
+        if (rangeObj.test(v)) {
+          if (!min || minSV.compare(v) === 1) {
+            min = v;
+            minSV = new SemVer(min, options);
+          }
+        }
+      });
+      return min;
+    };
+    module.exports = minSatisfying;
+  }
+});
+
+// node_modules/semver/ranges/min-version.js
+var require_min_version = __commonJS({
+  "node_modules/semver/ranges/min-version.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var Range = require_range();
+    var gt = require_gt();
+    var minVersion = (range2, loose) => {
+      range2 = new Range(range2, loose);
+      let minver = new SemVer("0.0.0");
+      if (range2.test(minver)) {
+        return minver;
+      }
+      minver = new SemVer("0.0.0-0");
+      if (range2.test(minver)) {
+        return minver;
+      }
+      minver = null;
+      for (let i = 0; i < range2.set.length; ++i) {
+        const comparators = range2.set[i];
+        let setMin = null;
+        comparators.forEach((comparator) => {
+          const compver = new SemVer(comparator.semver.version);
+          switch (comparator.operator) {
+            case ">":
+              if (compver.prerelease.length === 0) {
+                compver.patch++;
+              } else {
+                compver.prerelease.push(0);
+              }
+              compver.raw = compver.format();
+            /* fallthrough */
+            case "":
+            case ">=":
+              if (!setMin || gt(compver, setMin)) {
+                setMin = compver;
+              }
+              break;
+            case "<":
+            case "<=":
+              break;
+            /* istanbul ignore next */
+            default:
+              throw new Error(`Unexpected operation: ${comparator.operator}`);
+          }
+        });
+        if (setMin && (!minver || gt(minver, setMin))) {
+          minver = setMin;
+        }
+      }
+      if (minver && range2.test(minver)) {
+        return minver;
+      }
+      return null;
+    };
+    module.exports = minVersion;
+  }
+});
+
+// node_modules/semver/ranges/valid.js
+var require_valid2 = __commonJS({
+  "node_modules/semver/ranges/valid.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var validRange = (range2, options) => {
+      try {
+        return new Range(range2, options).range || "*";
+      } catch (er) {
+        return null;
+      }
+    };
+    module.exports = validRange;
+  }
+});
+
+// node_modules/semver/ranges/outside.js
+var require_outside = __commonJS({
+  "node_modules/semver/ranges/outside.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver2();
+    var Comparator = require_comparator();
+    var { ANY } = Comparator;
+    var Range = require_range();
+    var satisfies = require_satisfies();
+    var gt = require_gt();
+    var lt = require_lt();
+    var lte = require_lte();
+    var gte = require_gte();
+    var outside = (version, range2, hilo, options) => {
+      version = new SemVer(version, options);
+      range2 = new Range(range2, options);
+      let gtfn, ltefn, ltfn, comp, ecomp;
+      switch (hilo) {
+        case ">":
+          gtfn = gt;
+          ltefn = lte;
+          ltfn = lt;
+          comp = ">";
+          ecomp = ">=";
+          break;
+        case "<":
+          gtfn = lt;
+          ltefn = gte;
+          ltfn = gt;
+          comp = "<";
+          ecomp = "<=";
+          break;
+        default:
+          throw new TypeError('Must provide a hilo val of "<" or ">"');
+      }
+      if (satisfies(version, range2, options)) {
+        return false;
+      }
+      for (let i = 0; i < range2.set.length; ++i) {
+        const comparators = range2.set[i];
+        let high = null;
+        let low = null;
+        comparators.forEach((comparator) => {
+          if (comparator.semver === ANY) {
+            comparator = new Comparator(">=0.0.0");
+          }
+          high = high || comparator;
+          low = low || comparator;
+          if (gtfn(comparator.semver, high.semver, options)) {
+            high = comparator;
+          } else if (ltfn(comparator.semver, low.semver, options)) {
+            low = comparator;
+          }
+        });
+        if (high.operator === comp || high.operator === ecomp) {
+          return false;
+        }
+        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
+          return false;
+        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
+          return false;
+        }
+      }
+      return true;
+    };
+    module.exports = outside;
+  }
+});
+
+// node_modules/semver/ranges/gtr.js
+var require_gtr = __commonJS({
+  "node_modules/semver/ranges/gtr.js"(exports, module) {
+    "use strict";
+    var outside = require_outside();
+    var gtr = (version, range2, options) => outside(version, range2, ">", options);
+    module.exports = gtr;
+  }
+});
+
+// node_modules/semver/ranges/ltr.js
+var require_ltr = __commonJS({
+  "node_modules/semver/ranges/ltr.js"(exports, module) {
+    "use strict";
+    var outside = require_outside();
+    var ltr = (version, range2, options) => outside(version, range2, "<", options);
+    module.exports = ltr;
+  }
+});
+
+// node_modules/semver/ranges/intersects.js
+var require_intersects = __commonJS({
+  "node_modules/semver/ranges/intersects.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var intersects = (r1, r2, options) => {
+      r1 = new Range(r1, options);
+      r2 = new Range(r2, options);
+      return r1.intersects(r2, options);
+    };
+    module.exports = intersects;
+  }
+});
+
+// node_modules/semver/ranges/simplify.js
+var require_simplify = __commonJS({
+  "node_modules/semver/ranges/simplify.js"(exports, module) {
+    "use strict";
+    var satisfies = require_satisfies();
+    var compare = require_compare();
+    module.exports = (versions, range2, options) => {
+      const set = [];
+      let first = null;
+      let prev = null;
+      const v = versions.sort((a, b) => compare(a, b, options));
+      for (const version of v) {
+        const included = satisfies(version, range2, options);
+        if (included) {
+          prev = version;
+          if (!first) {
+            first = version;
+          }
+        } else {
+          if (prev) {
+            set.push([first, prev]);
+          }
+          prev = null;
+          first = null;
+        }
+      }
+      if (first) {
+        set.push([first, null]);
+      }
+      const ranges = [];
+      for (const [min, max] of set) {
+        if (min === max) {
+          ranges.push(min);
+        } else if (!max && min === v[0]) {
+          ranges.push("*");
+        } else if (!max) {
+          ranges.push(`>=${min}`);
+        } else if (min === v[0]) {
+          ranges.push(`<=${max}`);
+        } else {
+          ranges.push(`${min} - ${max}`);
+        }
+      }
+      const simplified = ranges.join(" || ");
+      const original = typeof range2.raw === "string" ? range2.raw : String(range2);
+      return simplified.length < original.length ? simplified : range2;
+    };
+  }
+});
+
+// node_modules/semver/ranges/subset.js
+var require_subset = __commonJS({
+  "node_modules/semver/ranges/subset.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var Comparator = require_comparator();
+    var { ANY } = Comparator;
+    var satisfies = require_satisfies();
+    var compare = require_compare();
+    var subset = (sub, dom, options = {}) => {
+      if (sub === dom) {
+        return true;
+      }
+      sub = new Range(sub, options);
+      dom = new Range(dom, options);
+      let sawNonNull = false;
+      OUTER: for (const simpleSub of sub.set) {
+        for (const simpleDom of dom.set) {
+          const isSub = simpleSubset(simpleSub, simpleDom, options);
+          sawNonNull = sawNonNull || isSub !== null;
+          if (isSub) {
+            continue OUTER;
+          }
+        }
+        if (sawNonNull) {
+          return false;
+        }
+      }
+      return true;
+    };
+    var minimumVersionWithPreRelease = [new Comparator(">=0.0.0-0")];
+    var minimumVersion = [new Comparator(">=0.0.0")];
+    var simpleSubset = (sub, dom, options) => {
+      if (sub === dom) {
+        return true;
+      }
+      if (sub.length === 1 && sub[0].semver === ANY) {
+        if (dom.length === 1 && dom[0].semver === ANY) {
+          return true;
+        } else if (options.includePrerelease) {
+          sub = minimumVersionWithPreRelease;
+        } else {
+          sub = minimumVersion;
+        }
+      }
+      if (dom.length === 1 && dom[0].semver === ANY) {
+        if (options.includePrerelease) {
+          return true;
+        } else {
+          dom = minimumVersion;
+        }
+      }
+      const eqSet = /* @__PURE__ */ new Set();
+      let gt, lt;
+      for (const c of sub) {
+        if (c.operator === ">" || c.operator === ">=") {
+          gt = higherGT(gt, c, options);
+        } else if (c.operator === "<" || c.operator === "<=") {
+          lt = lowerLT(lt, c, options);
+        } else {
+          eqSet.add(c.semver);
+        }
+      }
+      if (eqSet.size > 1) {
+        return null;
+      }
+      let gtltComp;
+      if (gt && lt) {
+        gtltComp = compare(gt.semver, lt.semver, options);
+        if (gtltComp > 0) {
+          return null;
+        } else if (gtltComp === 0 && (gt.operator !== ">=" || lt.operator !== "<=")) {
+          return null;
+        }
+      }
+      for (const eq of eqSet) {
+        if (gt && !satisfies(eq, String(gt), options)) {
+          return null;
+        }
+        if (lt && !satisfies(eq, String(lt), options)) {
+          return null;
+        }
+        for (const c of dom) {
+          if (!satisfies(eq, String(c), options)) {
+            return false;
+          }
+        }
+        return true;
+      }
+      let higher, lower;
+      let hasDomLT, hasDomGT;
+      let needDomLTPre = lt && !options.includePrerelease && lt.semver.prerelease.length ? lt.semver : false;
+      let needDomGTPre = gt && !options.includePrerelease && gt.semver.prerelease.length ? gt.semver : false;
+      if (needDomLTPre && needDomLTPre.prerelease.length === 1 && lt.operator === "<" && needDomLTPre.prerelease[0] === 0) {
+        needDomLTPre = false;
+      }
+      for (const c of dom) {
+        hasDomGT = hasDomGT || c.operator === ">" || c.operator === ">=";
+        hasDomLT = hasDomLT || c.operator === "<" || c.operator === "<=";
+        if (gt) {
+          if (needDomGTPre) {
+            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomGTPre.major && c.semver.minor === needDomGTPre.minor && c.semver.patch === needDomGTPre.patch) {
+              needDomGTPre = false;
+            }
+          }
+          if (c.operator === ">" || c.operator === ">=") {
+            higher = higherGT(gt, c, options);
+            if (higher === c && higher !== gt) {
+              return false;
+            }
+          } else if (gt.operator === ">=" && !c.test(gt.semver)) {
+            return false;
+          }
+        }
+        if (lt) {
+          if (needDomLTPre) {
+            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomLTPre.major && c.semver.minor === needDomLTPre.minor && c.semver.patch === needDomLTPre.patch) {
+              needDomLTPre = false;
+            }
+          }
+          if (c.operator === "<" || c.operator === "<=") {
+            lower = lowerLT(lt, c, options);
+            if (lower === c && lower !== lt) {
+              return false;
+            }
+          } else if (lt.operator === "<=" && !c.test(lt.semver)) {
+            return false;
+          }
+        }
+        if (!c.operator && (lt || gt) && gtltComp !== 0) {
+          return false;
+        }
+      }
+      if (gt && hasDomLT && !lt && gtltComp !== 0) {
+        return false;
+      }
+      if (lt && hasDomGT && !gt && gtltComp !== 0) {
+        return false;
+      }
+      if (needDomGTPre || needDomLTPre) {
+        return false;
+      }
+      return true;
+    };
+    var higherGT = (a, b, options) => {
+      if (!a) {
+        return b;
+      }
+      const comp = compare(a.semver, b.semver, options);
+      return comp > 0 ? a : comp < 0 ? b : b.operator === ">" && a.operator === ">=" ? b : a;
+    };
+    var lowerLT = (a, b, options) => {
+      if (!a) {
+        return b;
+      }
+      const comp = compare(a.semver, b.semver, options);
+      return comp < 0 ? a : comp > 0 ? b : b.operator === "<" && a.operator === "<=" ? b : a;
+    };
+    module.exports = subset;
+  }
+});
+
+// node_modules/semver/index.js
+var require_semver3 = __commonJS({
+  "node_modules/semver/index.js"(exports, module) {
+    "use strict";
+    var internalRe = require_re();
+    var constants3 = require_constants7();
+    var SemVer = require_semver2();
+    var identifiers = require_identifiers();
+    var parse3 = require_parse2();
+    var valid = require_valid();
+    var clean2 = require_clean();
+    var inc = require_inc();
+    var diff = require_diff();
+    var major = require_major();
+    var minor = require_minor();
+    var patch = require_patch();
+    var prerelease = require_prerelease();
+    var compare = require_compare();
+    var rcompare = require_rcompare();
+    var compareLoose = require_compare_loose();
+    var compareBuild = require_compare_build();
+    var sort = require_sort();
+    var rsort = require_rsort();
+    var gt = require_gt();
+    var lt = require_lt();
+    var eq = require_eq();
+    var neq = require_neq();
+    var gte = require_gte();
+    var lte = require_lte();
+    var cmp = require_cmp();
+    var coerce = require_coerce();
+    var truncate = require_truncate();
+    var Comparator = require_comparator();
+    var Range = require_range();
+    var satisfies = require_satisfies();
+    var toComparators = require_to_comparators();
+    var maxSatisfying = require_max_satisfying();
+    var minSatisfying = require_min_satisfying();
+    var minVersion = require_min_version();
+    var validRange = require_valid2();
+    var outside = require_outside();
+    var gtr = require_gtr();
+    var ltr = require_ltr();
+    var intersects = require_intersects();
+    var simplifyRange = require_simplify();
+    var subset = require_subset();
+    module.exports = {
+      parse: parse3,
+      valid,
+      clean: clean2,
+      inc,
+      diff,
+      major,
+      minor,
+      patch,
+      prerelease,
+      compare,
+      rcompare,
+      compareLoose,
+      compareBuild,
+      sort,
+      rsort,
+      gt,
+      lt,
+      eq,
+      neq,
+      gte,
+      lte,
+      cmp,
+      coerce,
+      truncate,
+      Comparator,
+      Range,
+      satisfies,
+      toComparators,
+      maxSatisfying,
+      minSatisfying,
+      minVersion,
+      validRange,
+      outside,
+      gtr,
+      ltr,
+      intersects,
+      simplifyRange,
+      subset,
+      SemVer,
+      re: internalRe.re,
+      src: internalRe.src,
+      tokens: internalRe.t,
+      SEMVER_SPEC_VERSION: constants3.SEMVER_SPEC_VERSION,
+      RELEASE_TYPES: constants3.RELEASE_TYPES,
+      compareIdentifiers: identifiers.compareIdentifiers,
+      rcompareIdentifiers: identifiers.rcompareIdentifiers
+    };
+  }
+});
+
+// src/cli.ts
+import { readFileSync, writeFileSync } from "node:fs";
+
+// src/duration.ts
+var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+function parseDuration(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
+  if (!m) return null;
+  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
+  return Number.isFinite(value) ? Math.round(value) : null;
+}
+function formatDuration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)}ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 6e4);
+  const seconds2 = Math.round(ms % 6e4 / 1e3);
+  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
+}
+
+// src/inputs.ts
+var INPUTS = [
+  {
+    name: "hosts",
+    description: "Hosts to upgrade, as [user@]host[:port], one per line or comma-separated. IPv6 in brackets: [2001:db8::1]:22.",
+    required: true
+  },
+  {
+    name: "user",
+    description: "SSH user for hosts that do not name one.",
+    default: "root",
+    required: false
+  },
+  {
+    name: "port",
+    description: "SSH port for hosts that do not name one.",
+    default: "22",
+    required: false
+  },
+  {
+    name: "private-key",
+    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "passphrase",
+    description: "Passphrase of private-key, if it has one. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "password",
+    description: "SSH password, when no key is used. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "known-hosts",
+    description: "OpenSSH known_hosts lines for the hosts (and the jump host); [host]:port and hashed entries work. Output of ssh-keyscan, checked out of band.",
+    default: "",
+    required: false
+  },
+  {
+    name: "host-fingerprints",
+    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
+    default: "",
+    required: false
+  },
+  {
+    name: "insecure-skip-host-key-check",
+    description: "Accept any host key (logs a warning). Only for throwaway test hosts.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "sudo",
+    description: "Run privileged commands through sudo -n (never types a password).",
+    default: "false",
+    required: false
+  },
+  {
+    name: "connect-timeout",
+    description: "How long to wait for an SSH connection (250ms, 30s, 5m or seconds).",
+    default: "20s",
+    required: false
+  },
+  {
+    name: "mode",
+    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
+    default: "deploy",
+    required: false
+  },
+  {
+    name: "binary",
+    description: "Local path of the new binary on the runner (deploy mode).",
+    default: "",
+    required: false
+  },
+  {
+    name: "binary-path",
+    description: "Remote live path of the binary. Default: the running master's executable (read from /proc). When set, it must be that file.",
+    default: "",
+    required: false
+  },
+  {
+    name: "pid-file",
+    description: "Remote pid file of the master (the pid directive of nginx.conf).",
+    default: "/run/nginx.pid",
+    required: false
+  },
+  {
+    name: "start-timeout",
+    description: "How long the new master may take to start its workers after USR2.",
+    default: "30s",
+    required: false
+  },
+  {
+    name: "health-url",
+    description: "URL checked from the host's side through the SSH connection (http or https; {host} is replaced by the host's address). 2xx passes.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-command",
+    description: "Command run on the host by sh; exit status 0 passes. {host} is replaced by the host's address.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-expect",
+    description: "Regular expression the health response body must match.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-checks",
+    description: "Consecutive passes the new binary needs.",
+    default: "3",
+    required: false
+  },
+  {
+    name: "health-interval",
+    description: "Time between health checks.",
+    default: "1s",
+    required: false
+  },
+  {
+    name: "health-timeout",
+    description: "Time the health gate may take in all.",
+    default: "60s",
+    required: false
+  },
+  {
+    name: "poll-interval",
+    description: "How often the drain (and other waits) read the host state.",
+    default: "250ms",
+    required: false
+  },
+  {
+    name: "drain-timeout",
+    description: "How long old workers may take to finish their requests after WINCH.",
+    default: "5m",
+    required: false
+  },
+  {
+    name: "drain-timeout-action",
+    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
+    default: "rollback",
+    required: false
+  },
+  {
+    name: "release-dir",
+    description: "Release store on each host. Default: /var/lib/zerodown/<binary name>.",
+    default: "",
+    required: false
+  },
+  {
+    name: "keep-releases",
+    description: "Releases kept in the store (the live one and the one before it are never pruned).",
+    default: "5",
+    required: false
+  },
+  {
+    name: "version",
+    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
+    default: "",
+    required: false
+  },
+  {
+    name: "allow-downgrade",
+    description: "Allow deploying a lower version than the live one.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "rollback-to",
+    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
+    default: "",
+    required: false
+  },
+  {
+    name: "canary",
+    description: "Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.",
+    default: "",
+    required: false
+  },
+  {
+    name: "max-parallel",
+    description: "Hosts upgraded at the same time after the canary.",
+    default: "1",
+    required: false
+  },
+  {
+    name: "rollback-fleet",
+    description: "When a host fails, roll back the hosts already upgraded in this run.",
+    default: "true",
+    required: false
+  },
+  {
+    name: "jump-host",
+    description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
+    default: "",
+    required: false
+  },
+  {
+    name: "jump-private-key",
+    description: "Private key for the jump host. Default: private-key. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "lock-lease",
+    description: "How long a deploy lock on a host lasts without renewal before another run may take it over.",
+    default: "15m",
+    required: false
+  },
+  {
+    name: "watchdog",
+    description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
+    default: "true",
+    required: false
+  }
+];
 
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
@@ -41123,11 +43580,11 @@ var Summary = class {
    */
   addTable(rows) {
     const tableBody = rows.map((row) => {
-      const cells = row.map((cell) => {
-        if (typeof cell === "string") {
-          return this.wrap("td", cell);
+      const cells = row.map((cell3) => {
+        if (typeof cell3 === "string") {
+          return this.wrap("td", cell3);
         }
-        const { header, data, colspan, rowspan } = cell;
+        const { header, data, colspan, rowspan } = cell3;
         const tag = header ? "th" : "td";
         const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
         return this.wrap(tag, data, attrs);
@@ -41326,25 +43783,19 @@ function group(name, fn) {
     return result;
   });
 }
+function saveState(name, value) {
+  const filePath = process.env["GITHUB_STATE"] || "";
+  if (filePath) {
+    return issueFileCommand("STATE", prepareKeyValueMessage(name, value));
+  }
+  issueCommand("save-state", { name }, toCommandValue(value));
+}
+function getState(name) {
+  return process.env[`STATE_${name}`] || "";
+}
 
 // src/binary.ts
 import { open as open2, stat as stat3 } from "node:fs/promises";
-
-// src/duration.ts
-var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
-function parseDuration(text2) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
-  if (!m) return null;
-  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
-  return Number.isFinite(value) ? Math.round(value) : null;
-}
-function formatDuration(ms) {
-  if (ms < 1e3) return `${Math.round(ms)}ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
-  const minutes = Math.floor(ms / 6e4);
-  const seconds = Math.round(ms % 6e4 / 1e3);
-  return `${minutes}m${String(seconds).padStart(2, "0")}s`;
-}
 
 // src/settings.ts
 var SettingsError = class extends Error {
@@ -41415,9 +43866,10 @@ function oneOf(read, name, allowed, fallback) {
   return value;
 }
 function checkRemotePath(name, value) {
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new SettingsError(name, "contains a control character", "Remove it");
   if (!value.startsWith("/"))
     throw new SettingsError(name, `'${value}' is not an absolute path`, "Start it with /");
-  if (/[\r\n\0]/.test(value)) throw new SettingsError(name, "contains a control character", "Remove it");
   if (value.split("/").some((part) => part === ".."))
     throw new SettingsError(name, `'${value}' contains a '..' segment`, "Give the path without ..");
   if (value.length > 4096) throw new SettingsError(name, "is longer than 4096 characters", "Shorten it");
@@ -41663,6 +44115,12 @@ function checkCombinations(s) {
       "is set but mode is not rollback",
       "Set mode: rollback, or remove rollback-to"
     );
+  if (s.version !== void 0 && s.mode === "rollback")
+    throw new SettingsError(
+      "version",
+      "is set but mode is rollback (a rollback takes the version from the release store)",
+      "Name the release to go back to with rollback-to, or remove version"
+    );
   if (s.healthTimeoutMs < s.healthIntervalMs)
     throw new SettingsError(
       "health-timeout",
@@ -41771,6 +44229,22 @@ async function stageBinary(host, o) {
     throw e;
   }
 }
+async function stageHostFile(host, o) {
+  const { staging } = sidePaths(o.livePath);
+  try {
+    await run(host, ["rm", "-f", "--", staging]);
+    await run(host, ["cp", "--", o.fromPath, staging]);
+    const got = await remoteSha256(host, staging);
+    if (got !== o.sha256)
+      throw new Error(
+        `${host.name}: the copy of ${o.fromPath} has sha256 ${got}, expected ${o.sha256}: the file is corrupted; it is not used`
+      );
+    await run(host, ["chmod", "0755", "--", staging]);
+  } catch (e) {
+    await host.run(["rm", "-f", "--", staging], { sudo: host.sudo }).catch(() => void 0);
+    throw e;
+  }
+}
 async function run(host, argv) {
   check(host, argv, await host.run(argv, { sudo: host.sudo, timeoutMs: 12e4 }));
 }
@@ -41801,23 +44275,44 @@ import { posix as posix2 } from "node:path";
 
 // src/upgrade/supervisors/nginx.ts
 var PROBE = String.raw`
-pf=$1
-rd() { p=; [ -r "$1" ] && read -r p < "$1" 2>/dev/null; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
+pf=$1; shift
+rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
 m=$(rd "$pf"); o=$(rd "$pf.oldbin")
 echo "pidfile $m"
 echo "oldbin $o"
 [ -e "$pf.oldbin" ] && echo "oldbinfile"
-for f in /proc/[0-9]*/stat; do
-  line=; read -r line < "$f" 2>/dev/null || continue
-  pid=@{f#/proc/}; pid=@{pid%/stat}
+show() {
+  line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
   rest=@{line##*) }
-  set -- $rest
-  if [ "$pid" = "$m" ] || [ "$pid" = "$o" ] || [ "$2" = "$m" ] || [ "$2" = "$o" ]; then
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || exe=-
-    title=$(tr '\0\t\n' '   ' < "/proc/$pid/cmdline" 2>/dev/null)
-    printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "$1" "$2" "$4" "$exe" "$title"
-  fi
-done
+  set -- "$1" $rest
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || exe=-
+  title=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$1/cmdline")
+  printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$5" "$exe" "$title"
+}
+w=" $m $o $* "
+if [ -e "/proc/$$/task/$$/children" ]; then
+  seen=' '
+  for p in $m $o "$@"; do
+    case $p in ''|*[!0-9]*) continue;; esac
+    kids=
+    for c in /proc/$p/task/*/children; do
+      k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"
+    done
+    for q in $p $kids; do
+      case $seen in *" $q "*) continue;; esac
+      seen="$seen$q "
+      show "$q"
+    done
+  done
+else
+  for f in /proc/[0-9]*/stat; do
+    line=; read -r line 2>/dev/null < "$f" || continue
+    pid=@{f#/proc/}; pid=@{pid%/stat}
+    rest=@{line##*) }
+    set -- $rest
+    case $w in *" $pid "*|*" $2 "*) show "$pid";; esac
+  done
+fi
 `.replaceAll("@{", "${");
 function pidOf(text2) {
   return text2 !== void 0 && /^\d+$/.test(text2) ? Number(text2) : null;
@@ -41842,8 +44337,12 @@ function parseSnapshot(stdout) {
   }
   return snap;
 }
-async function probe(host, pidFile) {
-  const r = await host.run(["sh", "-c", PROBE, "sh", pidFile], { sudo: host.sudo, timeoutMs: 3e4 });
+async function probe(host, pidFile, watch = []) {
+  const pids = watch.filter((p) => Number.isInteger(p) && p > 0).map(String);
+  const r = await host.run(["sh", "-c", PROBE, "sh", pidFile, ...pids], {
+    sudo: host.sudo,
+    timeoutMs: 3e4
+  });
   if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`);
   return parseSnapshot(r.stdout);
 }
@@ -41860,6 +44359,12 @@ function oldWorkers(snap, oldPid, newPid) {
   return liveChildren(snap, oldPid).filter(
     (p) => p.pid !== newPid && (newPid !== null || WORKER_TITLE.test(p.title))
   );
+}
+function steadyChildren(snap, pid) {
+  return liveChildren(snap, pid).filter((p) => /^nginx: (worker|cache manager) process/.test(p.title));
+}
+function acceptingWorkers(snap, pid) {
+  return liveChildren(snap, pid).filter((p) => /^nginx: worker process$/.test(p.title));
 }
 function newMasterCandidates(snap, oldPid) {
   return liveChildren(snap, oldPid).filter((p) => !WORKER_TITLE.test(p.title));
@@ -41927,6 +44432,19 @@ async function preflight(host, plan, note) {
   const sudo = host.sudo;
   const pidFile = plan.pidFile;
   let snap = await probe(host, pidFile);
+  const sh3 = sudo ? "sudo " : "";
+  const o = snap.oldbinPid;
+  const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
+  if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
+    const children = newMasterCandidates(snap, o).map((p) => p.pid);
+    if (snap.pid === null || !isAlive(snap, snap.pid))
+      fail(
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv ${pidFile}.oldbin ${pidFile}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+      );
+    fail(
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
+    );
+  }
   if (snap.pid === null)
     fail(
       `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
@@ -41935,18 +44453,13 @@ async function preflight(host, plan, note) {
   if (!isAlive(snap, pid))
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`);
   if (snap.oldbinExists) {
-    if (snap.oldbinPid !== null && isAlive(snap, snap.oldbinPid))
-      fail(
-        `an upgrade is in progress or was interrupted: the old master ${snap.oldbinPid} (${pidFile}.oldbin) and the master ${pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: kill -QUIT ${snap.oldbinPid}. To go back to the old one: kill -HUP ${snap.oldbinPid}; kill -QUIT ${pid}`
-      );
+    const why = o === null ? "it holds no pid" : o === pid ? `it names the running master ${pid} itself, not an old one` : !isAlive(snap, o) ? `its pid ${o} is not running` : `its pid ${o} is now "${oldMaster?.title ?? "?"}", not an nginx master`;
     check(
       host,
       ["rm", "-f", "--", `${pidFile}.oldbin`],
       await host.run(["rm", "-f", "--", `${pidFile}.oldbin`], { sudo })
     );
-    note(
-      `removed a stale ${pidFile}.oldbin (its pid ${snap.oldbinPid ?? "?"} is not running), left by an interrupted run`
-    );
+    note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`);
     snap = await probe(host, pidFile);
   }
   const master = snap.procs.get(pid);
@@ -42025,6 +44538,10 @@ async function preflight(host, plan, note) {
     arch: arch2,
     oldWorkerPids: workers
   };
+}
+function looksLikeMaster(proc, snap, pid) {
+  if (/^nginx: master process/.test(proc.title)) return true;
+  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid;
 }
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
@@ -43163,13 +45680,19 @@ var SshHost = class _SshHost {
     if (sock) config.sock = sock;
     const ssh = new NodeSSH();
     try {
-      await ssh.connect(config);
+      const connecting = ssh.connect(config);
+      ssh.connection?.setNoDelay(true);
+      await connecting;
     } catch (e) {
       const why = refusal();
       if (why) throw new HostKeyError(`${target.label}: ${why}`);
       throw new Error(`${target.label}: cannot connect over SSH: ${e.message}`);
     }
     ssh.connection.setNoDelay(true);
+    ssh.connection.on(
+      "error",
+      (e) => this.options.log?.(`${target.label}: SSH connection error: ${e.message}`)
+    );
     return ssh;
   }
   async open() {
@@ -43182,7 +45705,8 @@ var SshHost = class _SshHost {
     const ssh = await this.connectOne(target, credentials, sock);
     this.ssh = ssh;
     ssh.connection.on("close", () => {
-      if (this.ssh === ssh) this.ssh = null;
+      if (this.ssh !== ssh) return;
+      this.ssh = null;
       this.shell?.fail(new ConnectionLostError(this.name, "the connection closed"));
     });
     this.shell = await this.openShell(ssh);
@@ -43238,10 +45762,24 @@ var SshHost = class _SshHost {
   }
   async upload(localPath, remotePath2, onProgress) {
     await this.ensureOpen();
-    await this.ssh.putFile(localPath, remotePath2, null, {
-      concurrency: 64,
-      step: (transferred, _chunk, total) => onProgress?.({ transferred, total })
+    const ssh = this.ssh;
+    const connection = ssh.connection;
+    let onClose = () => void 0;
+    const lost = new Promise((_, reject) => {
+      onClose = () => reject(new ConnectionLostError(this.name, `the connection closed while uploading to ${remotePath2}`));
+      connection.once("close", onClose);
     });
+    try {
+      await Promise.race([
+        ssh.putFile(localPath, remotePath2, null, {
+          concurrency: 64,
+          step: (transferred, _chunk, total) => onProgress?.({ transferred, total })
+        }),
+        lost
+      ]);
+    } finally {
+      connection.removeListener("close", onClose);
+    }
   }
   async readFile(remotePath2, options = {}) {
     const argv = ["sh", "-c", 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', "sh", remotePath2];
@@ -43254,12 +45792,12 @@ var SshHost = class _SshHost {
     await this.ensureOpen();
     const u = new URL(url);
     const https = u.protocol === "https:";
-    const hostname = u.hostname.replace(/^\[|\]$/g, "");
+    const hostname2 = u.hostname.replace(/^\[|\]$/g, "");
     const port = Number(u.port || (https ? 443 : 80));
     const started = Date.now();
     let channel;
     try {
-      channel = await this.ssh.forwardOut("127.0.0.1", 0, hostname, port);
+      channel = await this.ssh.forwardOut("127.0.0.1", 0, hostname2, port);
     } catch (e) {
       throw new Error(
         `${this.name}: cannot reach ${u.host} from the host (${e.message}); is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
@@ -43267,7 +45805,7 @@ var SshHost = class _SshHost {
     }
     const socket = https ? tls.connect({
       socket: channel,
-      servername: /^[\d.:]+$/.test(hostname) ? void 0 : hostname,
+      servername: /^[\d.:]+$/.test(hostname2) ? void 0 : hostname2,
       rejectUnauthorized: false
     }) : channel;
     return new Promise((resolve, reject) => {
@@ -43312,6 +45850,484 @@ var SshHost = class _SshHost {
   }
 };
 
+// src/releases.ts
+var import_semver = __toESM(require_semver3(), 1);
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { posix as posix3 } from "node:path";
+var DEFAULT_RELEASE_ROOT = "/var/lib/zerodown";
+var SHA256 = /^[0-9a-f]{64}$/;
+var StoreError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "StoreError";
+  }
+};
+function normalizeVersion(text2) {
+  if (text2 === null || text2 === void 0 || text2.trim() === "") return null;
+  const t = text2.trim().replace(/^v/, "");
+  return import_semver.default.valid(t) ?? import_semver.default.coerce(t, { includePrerelease: true })?.version ?? null;
+}
+function downgradeProblem(newVersion, liveVersion, allowDowngrade) {
+  if (allowDowngrade || newVersion === null || liveVersion === null) return null;
+  if (!import_semver.default.lt(newVersion, liveVersion)) return null;
+  return `the new binary is version ${newVersion}, lower than the live version ${liveVersion}: a downgrade is refused. Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`;
+}
+function emptyState(binary) {
+  return { format: 1, binary, live: null, lineage: [], releases: [] };
+}
+function parseState(text2, binary, where) {
+  const bad = (why) => {
+    throw new StoreError(
+      `the release store ${where} is not valid (${why}). Move it aside (zerodown rebuilds it from releases/*/meta.json) or fix it`
+    );
+  };
+  let raw;
+  try {
+    raw = JSON.parse(text2);
+  } catch (e) {
+    bad(`not JSON: ${e.message}`);
+  }
+  const o = raw;
+  if (typeof o !== "object" || o === null || Array.isArray(o)) bad("not an object");
+  if (o.format !== 1) bad(`format ${String(o.format)}, expected 1`);
+  if (!Array.isArray(o.releases)) bad("no releases list");
+  const releases = o.releases.map((r, i) => checkRelease(r, `release ${i + 1}`, bad));
+  const known = new Set(releases.map((r) => r.sha256));
+  if (known.size !== releases.length) bad("a sha256 is listed twice");
+  const live = o.live ?? null;
+  if (live !== null && !known.has(live)) bad(`live ${String(live)} is not among the releases`);
+  const lineage = Array.isArray(o.lineage) ? o.lineage.filter((s) => typeof s === "string" && known.has(s)) : [];
+  return { format: 1, binary, live, lineage: dedupeKeepLast(lineage), releases };
+}
+function checkRelease(r, what, bad) {
+  const o = r;
+  if (typeof o !== "object" || o === null) bad(`${what} is not an object`);
+  if (typeof o.sha256 !== "string" || !SHA256.test(o.sha256)) bad(`${what} has no valid sha256`);
+  if (o.version !== null && typeof o.version !== "string") bad(`${what} has no version`);
+  if (typeof o.deployedAt !== "string") bad(`${what} has no deployedAt`);
+  const out = {
+    sha256: o.sha256,
+    version: o.version === null ? null : normalizeVersion(o.version),
+    deployedAt: o.deployedAt,
+    origin: o.origin === "found" ? "found" : "deploy"
+  };
+  for (const k of ["liveAt", "commit", "repository", "runId", "runUrl"])
+    if (typeof o[k] === "string") out[k] = o[k];
+  return out;
+}
+function dedupeKeepLast(list) {
+  return list.filter((s, i) => list.lastIndexOf(s) === i);
+}
+function markLive(state, sha256, at) {
+  if (!state.releases.some((r) => r.sha256 === sha256)) throw new Error(`${sha256} is not in the store`);
+  const already = state.live === sha256 && state.lineage[state.lineage.length - 1] === sha256;
+  return {
+    ...state,
+    live: sha256,
+    lineage: already ? state.lineage : [...state.lineage.filter((s) => s !== sha256), sha256],
+    releases: already ? state.releases : state.releases.map((r) => r.sha256 === sha256 ? { ...r, liveAt: at } : r)
+  };
+}
+function withRelease(state, release) {
+  return { ...state, releases: [...state.releases.filter((r) => r.sha256 !== release.sha256), release] };
+}
+function afterRollback(state, sha256, at) {
+  const i = state.lineage.lastIndexOf(sha256);
+  if (i < 0) return markLive(state, sha256, at);
+  return markLive({ ...state, lineage: state.lineage.slice(0, i + 1) }, sha256, at);
+}
+function liveRelease(state) {
+  return state.releases.find((r) => r.sha256 === state.live);
+}
+function previousRelease(state) {
+  const top = state.lineage[state.lineage.length - 1];
+  if (top === void 0 || top !== state.live) return void 0;
+  const sha = state.lineage[state.lineage.length - 2];
+  return state.releases.find((r) => r.sha256 === sha);
+}
+function describeReleases(state) {
+  if (state.releases.length === 0) return "none";
+  return state.releases.map(
+    (r) => `${r.version ?? `unknown version (sha256 ${r.sha256.slice(0, 12)})`}${r.sha256 === state.live ? " (live)" : ""}`
+  ).join(", ");
+}
+function rollbackTarget(state, rollbackTo) {
+  const has = `It has: ${describeReleases(state)}`;
+  if (rollbackTo === void 0) {
+    const prev = previousRelease(state);
+    if (prev) return prev;
+    throw new StoreError(
+      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
+    );
+  }
+  const wanted = normalizeVersion(rollbackTo);
+  const matches2 = state.releases.filter(
+    (r) => r.version !== null && wanted !== null && import_semver.default.eq(r.version, wanted)
+  );
+  if (matches2.length === 0)
+    throw new StoreError(
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
+    );
+  const live = matches2.find((r) => r.sha256 === state.live);
+  if (live) return live;
+  const rank = (r) => state.lineage.lastIndexOf(r.sha256);
+  return [...matches2].sort(
+    (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
+  )[0];
+}
+function pruneChoice(state, keep) {
+  const kept = /* @__PURE__ */ new Set();
+  if (state.live) kept.add(state.live);
+  const prev = previousRelease(state);
+  if (prev) kept.add(prev.sha256);
+  for (const r of [...state.releases].reverse()) {
+    if (kept.size >= keep) break;
+    kept.add(r.sha256);
+  }
+  return state.releases.filter((r) => !kept.has(r.sha256)).map((r) => r.sha256);
+}
+function withoutReleases(state, shas) {
+  const gone = new Set(shas);
+  return {
+    ...state,
+    releases: state.releases.filter((r) => !gone.has(r.sha256)),
+    lineage: state.lineage.filter((s) => !gone.has(s))
+  };
+}
+function releaseRows(state) {
+  return state.releases.map((r) => ({
+    version: r.version,
+    sha256: r.sha256,
+    deployedAt: r.deployedAt,
+    commit: r.commit,
+    run: r.runUrl ?? r.runId,
+    live: r.sha256 === state.live
+  }));
+}
+function provenanceFrom(env) {
+  const p = {};
+  const clean2 = (v, max = 200) => v !== void 0 && v.trim() !== "" && !/[\r\n\0]/.test(v) ? v.trim().slice(0, max) : void 0;
+  p.commit = clean2(env.GITHUB_SHA);
+  p.repository = clean2(env.GITHUB_REPOSITORY);
+  p.runId = clean2(env.GITHUB_RUN_ID);
+  const server = clean2(env.GITHUB_SERVER_URL) ?? "https://github.com";
+  if (p.repository && p.runId && /^\d+$/.test(p.runId) && /^https?:\/\/[^\s]+$/.test(server))
+    p.runUrl = `${server}/${p.repository}/actions/runs/${p.runId}`;
+  for (const k of Object.keys(p)) if (p[k] === void 0) delete p[k];
+  return p;
+}
+var cell = (s) => s.replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+function releasesMarkdown(hosts) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const h of hosts) {
+    if (!h.releases || h.releases.length === 0) continue;
+    const key = JSON.stringify(h.releases.map((r) => [r.sha256, r.version, r.live, r.commit, r.run]));
+    const g = groups.get(key);
+    if (g) g.hosts.push(h.host);
+    else groups.set(key, { hosts: [h.host], rows: h.releases });
+  }
+  const out = [];
+  for (const g of groups.values()) {
+    const names = g.hosts.length > 3 ? `${g.hosts.slice(0, 3).join(", ")} and ${g.hosts.length - 3} more` : g.hosts.join(", ");
+    out.push(
+      `### Releases on ${cell(names)}`,
+      "",
+      "| | Version | sha256 | Deployed (UTC) | Commit | Run |",
+      "|---|---|---|---|---|---|"
+    );
+    for (const r of [...g.rows].reverse()) {
+      const run3 = r.run === void 0 ? "" : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run) ? `[${cell(r.run.split("/").pop() ?? r.run)}](${r.run})` : cell(r.run);
+      out.push(
+        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ""} | ${run3} |`
+      );
+    }
+    out.push("");
+  }
+  return out.join("\n");
+}
+var ReleaseStore = class _ReleaseStore {
+  constructor(host, dir, binary) {
+    this.host = host;
+    this.dir = dir;
+    this.binary = binary;
+    this.statePath = posix3.join(dir, "state.json");
+  }
+  host;
+  dir;
+  binary;
+  statePath;
+  /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
+  static forLive(host, releaseDir, livePath) {
+    const name = posix3.basename(livePath);
+    const binary = name === "" || name === "." || name === ".." ? "binary" : name;
+    return new _ReleaseStore(host, releaseDir ?? posix3.join(DEFAULT_RELEASE_ROOT, binary), binary);
+  }
+  releaseDir(sha256) {
+    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    return posix3.join(this.dir, "releases", sha256);
+  }
+  releasePath(sha256) {
+    return posix3.join(this.releaseDir(sha256), this.binary);
+  }
+  async run(argv, what) {
+    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
+    if (r.code !== 0) {
+      const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
+      const denied = /denied|read-only/i.test(detail);
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
+      );
+    }
+  }
+  /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
+  async read() {
+    const text2 = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e) => {
+      if (!/cannot read/.test(e.message)) throw e;
+      const what = `read ${this.statePath}`;
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${e.message.split(": ").pop()}). Let the deploy user read that folder, set sudo: true, or set release-dir to a folder it can read`
+      );
+    });
+    if (text2 !== null) return parseState(text2, this.binary, this.statePath);
+    return this.rebuild();
+  }
+  async rebuild() {
+    const r = await this.host.run(
+      [
+        "sh",
+        "-c",
+        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+        "sh",
+        this.dir
+      ],
+      { sudo: this.host.sudo }
+    );
+    let state = emptyState(this.binary);
+    if (r.code !== 0) return state;
+    const bad = (why) => {
+      throw new StoreError(why);
+    };
+    const found = [];
+    for (const chunk of r.stdout.split("\n\n")) {
+      const nl = chunk.indexOf("\n");
+      if (nl < 0) continue;
+      try {
+        const rel = checkRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
+        if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
+      } catch {
+      }
+    }
+    found.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt));
+    for (const rel of found) state = withRelease(state, rel);
+    return state;
+  }
+  /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
+  async writeAtomic(path, text2) {
+    const tmp = posix3.join(
+      posix3.dirname(path),
+      `.${posix3.basename(path)}.tmp-${randomBytes3(6).toString("hex")}`
+    );
+    const script = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
+    await this.run(["sh", "-c", script, "sh", text2, tmp, path], `write ${path}`);
+  }
+  async write(state) {
+    await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
+    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2));
+  }
+  /** The sha256 the stored file has now (null: missing). */
+  async storedSha256(sha256) {
+    return remoteSha256(this.host, this.releasePath(sha256));
+  }
+  /** Refuses a release whose file is missing or does not have its sha256. */
+  async checkRelease(release, state) {
+    const got = await this.storedSha256(release.sha256);
+    if (got === release.sha256) return;
+    throw new StoreError(
+      `the release ${release.version ?? "of unknown version"} in the host's store is ${got === null ? "missing" : "corrupted"}: ${this.releasePath(release.sha256)} ${got === null ? "does not exist" : `has sha256 ${got}, expected ${release.sha256}`}. It is not deployed. Deploy that version again from its build (mode: deploy), or choose another release (it has: ${describeReleases(state)})`
+    );
+  }
+  /**
+   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
+   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
+   */
+  async put(fromPath, sha256) {
+    if (await this.storedSha256(sha256) === sha256) return "present";
+    const dir = this.releaseDir(sha256);
+    const target = this.releasePath(sha256);
+    const tmp = posix3.join(dir, `.${this.binary}.tmp-${randomBytes3(6).toString("hex")}`);
+    await this.run(["mkdir", "-p", "--", dir], `create ${dir}`);
+    const sudo = this.host.sudo;
+    let how = "linked";
+    try {
+      if ((await this.host.run(["ln", "--", fromPath, tmp], { sudo })).code !== 0) {
+        how = "copied";
+        await this.run(["cp", "--", fromPath, tmp], `copy ${fromPath} into ${dir}`);
+      }
+      const got = await remoteSha256(this.host, tmp);
+      if (got !== sha256)
+        throw new StoreError(
+          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+        );
+      if (how === "copied") await this.run(["chmod", "0755", "--", tmp], `chmod ${tmp}`);
+      await this.run(["mv", "-f", "--", tmp, target], `store ${target}`);
+    } catch (e) {
+      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
+      await this.host.run(["rmdir", "--", dir], { sudo }).catch(() => void 0);
+      throw e;
+    } finally {
+      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
+    }
+    return how;
+  }
+  async writeMeta(release) {
+    await this.writeAtomic(
+      posix3.join(this.releaseDir(release.sha256), "meta.json"),
+      JSON.stringify(release, null, 2)
+    );
+  }
+  async remove(sha256) {
+    await this.run(["rm", "-rf", "--", this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`);
+  }
+  /** Records state after pruning to keep; returns the pruned releases. */
+  async saveAndPrune(state, keep) {
+    const shas = pruneChoice(state, keep);
+    const pruned = state.releases.filter((r) => shas.includes(r.sha256));
+    const next = withoutReleases(state, shas);
+    await this.write(next);
+    for (const sha of shas) await this.remove(sha);
+    return { state: next, pruned };
+  }
+};
+var shortSha = (s) => s.slice(0, 12);
+function releaseHooks(o) {
+  const runs = /* @__PURE__ */ new WeakMap();
+  const now = () => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
+  const refuse = (step, e) => {
+    throw e instanceof StoreError ? new StepError(step, e.message) : e;
+  };
+  return {
+    async afterPreflight(ctx) {
+      const { host, facts, report, note } = ctx;
+      const store = ReleaseStore.forLive(host, o.releaseDir, facts.livePath);
+      let state = await store.read().catch((e) => refuse("preflight", e));
+      if (!facts.masterExeReplaced) {
+        const had = state.releases.find((r) => r.sha256 === facts.liveSha256);
+        const how = await store.put(facts.livePath, facts.liveSha256).catch((e) => refuse("preflight", e));
+        if (!had) {
+          const found = {
+            sha256: facts.liveSha256,
+            version: normalizeVersion(facts.version),
+            deployedAt: now(),
+            origin: "found"
+          };
+          state = withRelease(state, found);
+          await store.writeMeta(found).catch((e) => refuse("preflight", e));
+          note(
+            `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how})`
+          );
+        } else if (how !== "present") {
+          note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+        }
+        if (state.live !== facts.liveSha256 || state.lineage[state.lineage.length - 1] !== facts.liveSha256) {
+          if (had && state.live !== null && state.live !== facts.liveSha256)
+            note(
+              `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(facts.liveSha256)}; corrected`
+            );
+          state = markLive(state, facts.liveSha256, now());
+        }
+        await store.write(state).catch((e) => refuse("preflight", e));
+      }
+      const live = liveRelease(state);
+      const liveVersion = live?.version ?? normalizeVersion(facts.version);
+      const hostRun = { store, liveVersion, newVersion: liveVersion };
+      runs.set(report, hostRun);
+      report.releases = releaseRows(state);
+      report.previousVersion = report.version = liveVersion ?? void 0;
+      if (o.mode === "deploy") {
+        if (ctx.source.sha256 === facts.liveSha256) return;
+        const problem = downgradeProblem(normalizeVersion(o.version), liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("preflight", problem);
+        return;
+      }
+      const target = (() => {
+        try {
+          return rollbackTarget(state, o.rollbackTo);
+        } catch (e) {
+          return refuse("preflight", e);
+        }
+      })();
+      if (target.sha256 !== facts.liveSha256)
+        await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+      hostRun.target = target;
+      hostRun.newVersion = target.version;
+      report.version = target.version ?? void 0;
+      note(
+        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
+      );
+      return {
+        sha256: target.sha256,
+        hostPath: store.releasePath(target.sha256),
+        version: target.version ?? void 0
+      };
+    },
+    async afterVerify(ctx) {
+      const { report, note } = ctx;
+      const r = runs.get(report);
+      if (!r) return;
+      const detected = normalizeVersion(report.version);
+      r.newVersion = o.mode === "rollback" ? r.target?.version ?? detected : normalizeVersion(o.version) ?? detected;
+      report.version = r.newVersion ?? void 0;
+      report.previousVersion = r.liveVersion ?? void 0;
+      if (o.mode === "deploy") {
+        const problem = downgradeProblem(r.newVersion, r.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("verify", problem);
+      }
+      note(`version ${r.liveVersion ?? "unknown"} \u2192 ${r.newVersion ?? "unknown"}`);
+    },
+    async afterUpgrade(ctx) {
+      const { facts, source, report, note } = ctx;
+      const r = runs.get(report);
+      if (!r) return;
+      const store = r.store;
+      let state = await store.read();
+      const at = now();
+      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
+        state = afterRollback(state, source.sha256, at);
+      } else {
+        const how = await store.put(facts.livePath, source.sha256);
+        const release = {
+          sha256: source.sha256,
+          version: r.newVersion,
+          deployedAt: at,
+          origin: "deploy",
+          ...o.provenance
+        };
+        await store.writeMeta(release);
+        state = markLive(withRelease(state, release), source.sha256, at);
+        note(
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
+        );
+      }
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
+      report.releases = releaseRows(saved);
+      note(
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
+      );
+    }
+  };
+}
+function releaseOptions(settings, env) {
+  return {
+    mode: settings.mode,
+    releaseDir: settings.releaseDir,
+    keepReleases: settings.keepReleases,
+    version: settings.version,
+    allowDowngrade: settings.allowDowngrade,
+    rollbackTo: settings.rollbackTo,
+    provenance: provenanceFrom(env)
+  };
+}
+
 // src/report.ts
 var join = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
 function outputsOf(run3) {
@@ -43332,28 +46348,272 @@ function unique(values) {
 function setOutputs(run3) {
   for (const [name, value] of Object.entries(outputsOf(run3))) setOutput(name, value);
 }
-function hostRow(h) {
-  const versions = `${h.previousVersion ?? "?"} \u2192 ${h.version ?? "?"}`;
-  const steps = h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`).join(", ");
-  return [h.host, h.result, versions, steps || "-", h.error ?? ""];
+function contextFromEnv(env = process.env) {
+  return {
+    serverUrl: env.GITHUB_SERVER_URL || void 0,
+    repository: env.GITHUB_REPOSITORY || void 0,
+    rollbackWorkflow: "rollback.yml"
+  };
 }
 async function writeSummary(run3) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  const s = summary.addHeading(`zerodown: ${run3.result}`, 2);
-  s.addRaw(`${run3.hosts.length} host(s) in ${formatDuration(run3.durationMs)}
-
-`);
-  s.addTable([
-    [
-      { data: "Host", header: true },
-      { data: "Result", header: true },
-      { data: "Version", header: true },
-      { data: "Steps", header: true },
-      { data: "Error", header: true }
-    ],
-    ...run3.hosts.map(hostRow)
-  ]);
-  await s.write();
+  await summary.addRaw(summaryMarkdown(run3, contextFromEnv())).write();
+}
+var MAX_DETAILED_HOSTS = 50;
+var MAX_CHARTED_HOSTS = 50;
+var ICON = {
+  upgraded: "\u2705",
+  unchanged: "\u2705",
+  "rolled-back": "\u21A9\uFE0F",
+  failed: "\u274C",
+  untouched: "\u23F8\uFE0F",
+  parked: "\u{1F17F}\uFE0F"
+};
+var ok = (r) => r === "upgraded" || r === "unchanged";
+function summaryMarkdown(run3, ctx = {}) {
+  const out = [];
+  out.push(`## zerodown: ${ICON[run3.result]} ${run3.result}`, "");
+  out.push(countsLine(run3), "");
+  out.push(...hostTable(run3.hosts), "");
+  const chart = rolloutChart(run3.hosts);
+  if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
+  const next = whatNow(run3, ctx);
+  if (next.length > 0) out.push(...next, "");
+  const releases = releasesMarkdown(run3.hosts);
+  if (releases !== "") out.push(releases);
+  const detailed = run3.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS);
+  if (detailed.length > 0) {
+    out.push("### Hosts", "");
+    for (const h of detailed) out.push(...hostDetails(h, startOf(run3.hosts)), "");
+    const rest = run3.hosts.length - detailed.length;
+    if (rest > 0) out.push(`${rest} more hosts: see the \`report\` output for their steps.`, "");
+  }
+  return out.join("\n");
+}
+function countsLine(run3) {
+  const parts = Object.entries(run3.counts).filter(([, n]) => n > 0).map(([result, n]) => `${n} ${result}`);
+  const hosts = `${run3.hosts.length} host${run3.hosts.length === 1 ? "" : "s"}`;
+  return `${hosts} in ${formatDuration(run3.durationMs)}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}.`;
+}
+function cell2(text2, max = 300) {
+  if (text2 === void 0 || text2 === "") return "";
+  let s = String(text2).replace(/\s*\n\s*/g, " ");
+  if (s.length > max) s = s.slice(0, max - 1) + "\u2026";
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+}
+function table(head, rows) {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map((c) => cell2(c)).join(" | ")} |`)
+  ];
+}
+function versionsOf(h) {
+  const from = h.previousVersion ?? "?";
+  const to = h.version ?? (h.result === "unchanged" ? from : "?");
+  const sha = (s) => s ? s.slice(0, 8) : "?";
+  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
+    return `${from} \u2192 ${to} (sha256 ${sha(h.previousSha256)} \u2192 ${sha(h.sha256)})`;
+  return `${from} \u2192 ${to}`;
+}
+function stepsLine(h) {
+  return h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`).join(" \xB7 ");
+}
+function drainLine(h) {
+  if (h.drain.length === 0) return "";
+  return h.drain.map((d, i) => i === 0 ? `${d.oldWorkers}` : `${d.oldWorkers} (${formatDuration(d.atMs)})`).join(" \u2192 ");
+}
+function healthLine(h) {
+  if (h.health.length === 0) return "";
+  const passed2 = h.health.filter((c) => c.ok).length;
+  return `${passed2}/${h.health.length} passed`;
+}
+function hostTable(hosts) {
+  return table(
+    ["Host", "Result", "Version", "Master pid", "Time", "Steps", "Drain (old workers)", "Health checks"],
+    hosts.map((h) => [
+      h.host,
+      `${ICON[h.result]} ${h.result}${h.failedStep ? ` at ${h.failedStep}` : ""}`,
+      h.previousVersion || h.version ? versionsOf(h) : "",
+      h.oldPid ? `${h.oldPid} \u2192 ${h.newPid ?? "-"}` : "",
+      h.durationMs !== void 0 ? formatDuration(h.durationMs) : "",
+      stepsLine(h) || "-",
+      drainLine(h),
+      healthLine(h)
+    ])
+  );
+}
+function mermaidText(s) {
+  return s.replace(/:/g, "\u2236").replace(/[#;\n\r]/g, " ").replace(/\s+/g, " ").trim();
+}
+function startOf(hosts) {
+  const times = hosts.flatMap((h) => [h.startedAt, ...h.steps.map((s) => s.startedAt)]).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
+  return times.length > 0 ? Math.min(...times) : 0;
+}
+function rolloutChart(hosts) {
+  const charted = hosts.filter((h) => h.steps.length > 0).slice(0, MAX_CHARTED_HOSTS);
+  if (charted.length === 0) return [];
+  const all = charted.flatMap((h) => h.steps);
+  const first = Math.min(...all.map((s) => Date.parse(s.startedAt)));
+  const last = Math.max(...all.map((s) => Date.parse(s.endedAt) || Date.parse(s.startedAt)));
+  const lines = [
+    "```mermaid",
+    "gantt",
+    `  title ${charted.length === 1 ? "Hot upgrade" : `Rollout of ${charted.length} hosts`}, ${formatDuration(last - first)}`,
+    "  dateFormat x",
+    `  axisFormat ${last - first < 6e4 ? "%H:%M:%S.%L" : "%H:%M:%S"}`,
+    "  todayMarker off"
+  ];
+  for (const h of charted) {
+    lines.push(`  section ${mermaidText(h.host)}`);
+    for (const s of h.steps) {
+      const start = Date.parse(s.startedAt);
+      const end = Math.max(Date.parse(s.endedAt) || start, start + 1);
+      const tag = s.outcome === "failed" ? "crit, " : s.name === "rollback" ? "active, " : "done, ";
+      lines.push(`    ${mermaidText(s.name)} ${formatDuration(s.ms)} :${tag}${start}, ${end}`);
+    }
+  }
+  lines.push("```");
+  return lines;
+}
+function drainChart(h) {
+  if (h.drain.length < 2) return [];
+  const max = Math.max(1, ...h.drain.map((d) => d.oldWorkers));
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `  title "Old workers left on ${h.host.replace(/"/g, "'")}"`,
+    `  x-axis "seconds into the drain" [${h.drain.map((d) => `"${(d.atMs / 1e3).toFixed(1)}"`).join(", ")}]`,
+    `  y-axis "old workers" 0 --> ${max}`,
+    `  line [${h.drain.map((d) => d.oldWorkers).join(", ")}]`,
+    "```"
+  ];
+}
+function offset(iso, t0) {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) && t0 > 0 ? `+${((t - t0) / 1e3).toFixed(3)}s` : "";
+}
+function stepRow(s, t0) {
+  const icon = s.outcome === "failed" ? "\u274C" : s.outcome === "skipped" ? "\u23ED\uFE0F" : "\u2705";
+  return [
+    s.name,
+    offset(s.startedAt, t0),
+    formatDuration(s.ms),
+    `${icon} ${s.outcome}`,
+    s.observations.slice(-3).join(" / ")
+  ];
+}
+function hostDetails(h, t0) {
+  const out = [];
+  const open3 = ok(h.result) ? "" : " open";
+  out.push(`<details${open3}><summary><b>${cell2(h.host)}</b>: ${ICON[h.result]} ${h.result}</summary>`, "");
+  if (h.error) out.push(`**${h.failedStep ?? "error"}:** ${cell2(h.error, 2e3)}`, "");
+  if (h.steps.length > 0)
+    out.push(
+      ...table(
+        ["Step", "Start", "Duration", "Outcome", "Observed"],
+        h.steps.map((s) => stepRow(s, t0))
+      ),
+      ""
+    );
+  if (h.drain.length > 0) {
+    const chart = drainChart(h);
+    out.push("**Drain**: old workers over time", "");
+    if (chart.length > 0) out.push(...chart, "");
+    out.push(
+      ...table(
+        ["Into the drain", "Old workers"],
+        h.drain.map((d) => [formatDuration(d.atMs), d.oldWorkers])
+      ),
+      ""
+    );
+  }
+  if (h.health.length > 0) {
+    out.push("**Health checks**", "");
+    out.push(
+      ...table(
+        ["#", "At", "Result", "Detail"],
+        h.health.map((c, i) => [i + 1, formatDuration(c.atMs), c.ok ? "\u2705 pass" : "\u274C fail", c.detail])
+      ),
+      ""
+    );
+  }
+  for (const section of hostExtraSections(h)) out.push(...section, "");
+  out.push("</details>");
+  return out;
+}
+function hostExtraSections(_h) {
+  return [];
+}
+function rollbackLink(ctx) {
+  if (!ctx.serverUrl || !ctx.repository) return void 0;
+  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? "rollback.yml"}`;
+}
+function whatNow(run3, ctx) {
+  const link = rollbackLink(ctx);
+  const workflow = link ? `the [rollback workflow](${link})` : "the rollback workflow (see examples/rollback.yml)";
+  const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
+  if (ok(run3.result)) {
+    if (upgraded.length === 0) return [];
+    return [
+      `To go back to the previous version later, run ${workflow} with \`mode: rollback\` for these hosts.`
+    ];
+  }
+  const out = ["### What happened", ""];
+  const causes = run3.failures ?? [];
+  if (causes.length > 0) {
+    const list = causes.map(
+      (f) => `**${cell2(f.host)}**${f.step ? ` at **${f.step}**` : ""}: ${cell2(f.error, 1e3)}`
+    );
+    out.push(`Cause: ${list.join("; ")}`, "");
+  }
+  for (const h of run3.hosts) {
+    if (ok(h.result)) continue;
+    const at = h.failedStep ? ` at **${h.failedStep}**` : "";
+    const why = h.error ? `: ${cell2(h.error, 1e3)}` : "";
+    const name = `**${cell2(h.host)}**`;
+    switch (h.result) {
+      case "rolled-back":
+        out.push(
+          `- ${name} rolled back${at}${why}. The old master${h.oldPid ? ` ${h.oldPid}` : ""} serves again with the old binary${h.previousVersion ? ` (${h.previousVersion})` : ""}: nothing to run on this host.`
+        );
+        break;
+      case "failed":
+        if (h.repair && h.repair.length > 0)
+          out.push(
+            `- ${name} failed${at}${why}, and its rollback failed too${h.rollbackError ? `: ${cell2(h.rollbackError, 1e3)}` : ""}. Repair it by hand, on the host:`,
+            "",
+            "  ```sh",
+            ...h.repair.map((line2) => `  ${line2}`),
+            "  ```"
+          );
+        else if (h.steps.some((s) => s.name === "swap" && s.outcome === "ok"))
+          out.push(
+            `- ${name} failed${at}${why}. Its state is uncertain: check the master in the pid file and the live binary before the next run.`
+          );
+        else
+          out.push(`- ${name} failed${at}${why}. Nothing changed on the host: fix the cause and run again.`);
+        break;
+      case "untouched":
+        out.push(`- ${name} was not reached: the rollout stopped before it. It still runs the old version.`);
+        break;
+      case "parked":
+        out.push(
+          `- ${name} is parked: its old master${h.oldPid ? ` ${h.oldPid}` : ""} is still alive beside the new one${h.newPid ? ` ${h.newPid}` : ""}. Keep the new version: \`kill -QUIT ${h.oldPid ?? "<old master>"}\`. Go back: \`kill -HUP ${h.oldPid ?? "<old master>"}; kill -QUIT ${h.newPid ?? "<new master>"}\`, then put the old binary back.`
+        );
+        break;
+    }
+  }
+  out.push("");
+  if (upgraded.length > 0)
+    out.push(
+      `These hosts run the new version: ${upgraded.map((h) => `\`${cell2(h.host)}\``).join(", ")}. To take them back, run ${workflow} with \`mode: rollback\` for them, or from a terminal: \`node dist/index.js rollback --hosts ${upgraded.map((h) => h.host).join(",")} ...\``
+    );
+  else
+    out.push(
+      `No host runs the new version. To go back further, to an earlier release, run ${workflow} with \`mode: rollback\` and \`rollback-to\`.`
+    );
+  return out;
 }
 
 // src/upgrade/wait.ts
@@ -43365,6 +46625,15 @@ async function waitUntil(timeoutMs, intervalMs, fn) {
     if (value !== void 0) return value;
     if (Date.now() - started >= timeoutMs) return void 0;
     await sleep2(intervalMs);
+  }
+}
+async function waitUntilSoon(timeoutMs, intervalMs, fn) {
+  const started = Date.now();
+  for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
+    const value = await fn(Date.now() - started);
+    if (value !== void 0) return value;
+    if (Date.now() - started >= timeoutMs) return void 0;
+    await sleep2(pause);
   }
 }
 
@@ -43413,21 +46682,24 @@ async function runHealthGate(host, plan, ctx) {
   let passes = 0;
   let lastFailure = "";
   for (let n = 1; ; n++) {
-    const elapsed = Date.now() - started;
-    const snap = await probe(host, ctx.pidFile);
+    const checkStarted = Date.now();
+    const elapsed = checkStarted - started;
+    const [snap, { ok: ok2, detail }] = await Promise.all([
+      probe(host, ctx.pidFile, [ctx.newPid]),
+      checkOnce(host, plan, plan.timeoutMs - elapsed)
+    ]);
     if (!isAlive(snap, ctx.newPid))
       throw new StepError("health", `the new master ${ctx.newPid} exited during the health gate`);
     const gone = ctx.workers.filter((w) => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== ctx.newPid);
     if (gone.length > 0) {
-      const now = liveChildren(snap, ctx.newPid).map((p) => p.pid);
+      const now = steadyChildren(snap, ctx.newPid).map((p) => p.pid);
       throw new StepError(
         "health",
         `workers of the new master are crashing: ${gone.join(", ")} exited (workers now: ${now.join(", ") || "none"})`
       );
     }
-    const { ok, detail } = await checkOnce(host, plan, plan.timeoutMs - elapsed);
-    ctx.record(ok, detail, Date.now() - started);
-    if (ok) {
+    ctx.record(ok2, detail, Date.now() - started);
+    if (ok2) {
       passes++;
       ctx.note(`check ${n}: pass ${passes}/${plan.checks} (${detail})`);
       if (passes >= plan.checks) return;
@@ -43436,12 +46708,12 @@ async function runHealthGate(host, plan, ctx) {
       passes = 0;
       lastFailure = detail;
     }
-    if (Date.now() - started + plan.intervalMs > plan.timeoutMs)
+    if (checkStarted - started + plan.intervalMs > plan.timeoutMs)
       throw new StepError(
         "health",
-        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${plan.timeoutMs}ms; last failure: ${lastFailure || "none"}`
+        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${formatDuration(plan.timeoutMs)}; last failure: ${lastFailure || "none"}`
       );
-    await sleep2(plan.intervalMs);
+    await sleep2(Math.max(0, checkStarted + plan.intervalMs - Date.now()));
   }
 }
 
@@ -43449,7 +46721,7 @@ async function runHealthGate(host, plan, ctx) {
 async function waitForDrain(host, ctx) {
   let last = -1;
   const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async (elapsed) => {
-    const snap = await probe(host, ctx.pidFile);
+    const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
     if (!isAlive(snap, ctx.newPid))
       throw new StepError("drain", `the new master ${ctx.newPid} exited during the drain`);
     if (!isAlive(snap, ctx.oldPid))
@@ -43466,6 +46738,42 @@ async function waitForDrain(host, ctx) {
 }
 
 // src/upgrade/machine.ts
+function mergeHooks(...sets) {
+  const list = sets.filter((h) => h !== void 0);
+  const each = (key) => async (ctx) => {
+    for (const h of list) await h[key]?.call(h, ctx);
+  };
+  return {
+    async afterPreflight(ctx) {
+      let chosen;
+      for (const h of list) {
+        const c = await h.afterPreflight?.(chosen ? { ...ctx, source: chosen } : ctx);
+        if (c) chosen = c;
+      }
+      return chosen;
+    },
+    afterVerify: each("afterVerify"),
+    afterUpgrade: each("afterUpgrade"),
+    beforeStart: each("beforeStart"),
+    beforeSwap: each("beforeSwap"),
+    beforeQuit: each("beforeQuit"),
+    beforeRollback: each("beforeRollback"),
+    onParked: each("onParked"),
+    settled: each("settled")
+  };
+}
+var CANCELLABLE = /* @__PURE__ */ new Set([
+  "preflight",
+  "upload",
+  "verify",
+  "swap",
+  "usr2",
+  "winch",
+  "health",
+  "drain"
+]);
+var INTERRUPTIBLE = /* @__PURE__ */ new Set(["upload", "usr2", "health", "drain"]);
+var STEP_ATTEMPTS = 4;
 async function signal(host, sig, pid) {
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
   const argv = ["kill", "-s", sig, "--", String(pid)];
@@ -43476,6 +46784,7 @@ var HostUpgrade = class {
     this.host = host;
     this.plan = plan;
     this.log = log;
+    this.source = plan.source;
     this.report = {
       host: host.name,
       result: "untouched",
@@ -43492,6 +46801,12 @@ var HostUpgrade = class {
   facts = null;
   undos = [];
   started = Date.now();
+  /** This host's binary: plan.source, or what the afterPreflight hook chose. */
+  source;
+  /** The current step runs again after a lost connection: it reads back what it may have done. */
+  retrying = false;
+  /** HUP went to the old master in this rollback: a retried rollback must not start more workers. */
+  hupSent = false;
   async step(name, fn) {
     const rec = {
       name,
@@ -43503,25 +46818,93 @@ var HostUpgrade = class {
     };
     this.report.steps.push(rec);
     const t0 = Date.now();
+    let open3 = true;
     const note = (s) => {
+      if (!open3) return;
       rec.observations.push(s);
       this.log.info(`${this.host.name} [${name}] ${s}`);
     };
     try {
-      await this.log.group(`${this.host.name}: ${name}`, () => fn(note));
+      if (CANCELLABLE.has(name) && this.plan.signal?.aborted) throw this.cancelled(name);
+      await this.log.group(`${this.host.name}: ${name}`, () => this.guarded(name, fn, note));
     } catch (e) {
       rec.outcome = "failed";
       rec.observations.push(e.message);
       throw e instanceof StepError ? e : new StepError(name, e.message);
     } finally {
+      open3 = false;
       rec.ms = Date.now() - t0;
       rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-      this.log.info(`${this.host.name} [${name}] ${rec.outcome} in ${formatDuration(rec.ms)}`);
+      this.log.info(
+        `${rec.outcome === "failed" ? "\u2717" : "\u2713"} ${this.host.name} [${name}] ${rec.outcome} in ${formatDuration(rec.ms)}`
+      );
     }
   }
-  finish() {
+  /**
+   * A step's body: run again after a lost connection (each step reads the host's state back
+   * before it acts), and given up at once on a cancel while it waits.
+   */
+  guarded(name, fn, note) {
+    const attempts = async () => {
+      for (let i = 1; ; i++) {
+        this.retrying = i > 1;
+        try {
+          return await fn(note);
+        } catch (e) {
+          if (!(e instanceof ConnectionLostError) || i >= STEP_ATTEMPTS) throw e;
+          note(
+            `${e.message}; reconnecting and reading the host's state back (attempt ${i + 1} of ${STEP_ATTEMPTS})`
+          );
+        } finally {
+          this.retrying = false;
+        }
+      }
+    };
+    const signal2 = this.plan.signal;
+    if (!signal2 || !INTERRUPTIBLE.has(name)) return attempts();
+    const work = attempts();
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(this.cancelled(name));
+      signal2.addEventListener("abort", onAbort, { once: true });
+      void work.then(resolve, reject).finally(() => signal2.removeEventListener("abort", onAbort));
+    });
+  }
+  cancelled(name) {
+    const why = this.plan.signal?.reason;
+    const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
+    return new StepError(name, `the run was cancelled${detail ? ` (${detail})` : ""} during ${name}`);
+  }
+  /** Registers a step's undo once (a step run again after a lost connection registers it again). */
+  addUndo(step, fn) {
+    if (!this.undos.some((u) => u.step === step)) this.undos.push({ step, fn });
+  }
+  context(note) {
+    return { host: this.host, facts: this.facts, source: this.source, report: this.report, note };
+  }
+  /** The afterUpgrade hook; the host already serves the new binary, so a failure is a warning. */
+  async afterUpgrade() {
+    const hook = this.plan.hooks?.afterUpgrade;
+    if (!hook) return;
+    const quit = this.report.steps[this.report.steps.length - 1];
+    const note = (s) => {
+      quit?.observations.push(s);
+      this.log.info(`${this.host.name} [${quit?.name ?? "quit"}] ${s}`);
+    };
+    try {
+      await hook(this.context(note));
+    } catch (e) {
+      quit?.observations.push(e.message);
+      this.log.warn(`${this.host.name}: ${e.message}`);
+    }
+  }
+  async finish() {
     this.report.endedAt = (/* @__PURE__ */ new Date()).toISOString();
     this.report.durationMs = Date.now() - this.started;
+    const settled = this.plan.hooks?.settled;
+    if (settled)
+      await settled({ host: this.host, facts: this.facts, report: this.report, log: this.log }).catch(
+        (e) => this.log.warn(`${this.host.name}: ${e.message}`)
+      );
     return this.report;
   }
   /**
@@ -43538,11 +46921,13 @@ var HostUpgrade = class {
       await this.swapIn();
       if (options.park) {
         this.report.result = "parked";
+        await this.plan.hooks?.onParked?.(this.context((s) => this.log.info(`${this.host.name} [park] ${s}`))).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
         return this.report;
       }
       await this.quitOld();
       this.report.result = "upgraded";
       this.undos = [];
+      await this.afterUpgrade();
     } catch (e) {
       await this.fail(e);
     }
@@ -43554,6 +46939,7 @@ var HostUpgrade = class {
       await this.quitOld();
       this.report.result = "upgraded";
       this.undos = [];
+      await this.afterUpgrade();
     } catch (e) {
       await this.fail(e);
     }
@@ -43561,18 +46947,23 @@ var HostUpgrade = class {
   }
   /** After a park: go back to the old master, because another host failed. */
   async abort(reason) {
-    await this.fail(new StepError("rollback", reason));
+    this.log.info(`${this.host.name} [rollback] ${reason}: back to the old master ${this.facts?.masterPid}`);
+    await this.fail(new StepError("rollback", reason), { quiet: true });
     return this.finish();
   }
   /** Pre-flight, upload and verify: nothing the host serves changes. Returns true when unchanged. */
   async prepare() {
     await this.step("preflight", async (note) => {
+      await this.plan.hooks?.beforeStart?.({ host: this.host, report: this.report, note });
       this.facts = await preflight(this.host, this.plan, note);
       this.report.oldPid = this.facts.masterPid;
       this.report.binaryPath = this.facts.livePath;
+      const chosen = await this.plan.hooks?.afterPreflight?.(this.context(note));
+      if (chosen) this.source = chosen;
     });
     const facts = this.facts;
-    if (facts.liveSha256 === this.plan.source.sha256 && !facts.masterExeReplaced) {
+    const source = this.source;
+    if (facts.liveSha256 === source.sha256 && !facts.masterExeReplaced) {
       this.report.sha256 = this.report.previousSha256 = facts.liveSha256;
       this.report.result = "unchanged";
       this.log.info(
@@ -43581,10 +46972,20 @@ var HostUpgrade = class {
       return true;
     }
     await this.step("upload", async (note) => {
-      this.undos.push({ step: "upload", fn: () => this.removeStaging() });
+      this.addUndo("upload", () => this.removeStaging());
+      if (source.hostPath !== void 0) {
+        await stageHostFile(this.host, {
+          fromPath: source.hostPath,
+          sha256: source.sha256,
+          livePath: facts.livePath
+        });
+        note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`);
+        return;
+      }
+      if (source.localPath === void 0) throw new StepError("upload", "no binary was chosen for this host");
       const staged = await stageBinary(this.host, {
-        localPath: this.plan.source.localPath,
-        sha256: this.plan.source.sha256,
+        localPath: source.localPath,
+        sha256: source.sha256,
         livePath: facts.livePath,
         onProgress: (p) => this.progress(note, p.transferred, p.total)
       });
@@ -43596,20 +46997,37 @@ var HostUpgrade = class {
       const v = await verifyBinary(this.host, facts, sidePaths(facts.livePath).staging, note);
       this.report.version = v.version ?? void 0;
       this.report.previousVersion = facts.version ?? void 0;
+      await this.plan.hooks?.afterVerify?.(this.context(note));
     });
-    this.report.sha256 = this.plan.source.sha256;
+    this.report.sha256 = source.sha256;
     this.report.previousSha256 = facts.liveSha256;
     return false;
   }
   lastProgress = 0;
+  uploadStarted = 0;
+  /** Upload progress: a line every 2 s and one at the end, with percent and MB/s. */
   progress(note, transferred, total) {
     const now = Date.now();
+    if (this.uploadStarted === 0) this.uploadStarted = this.lastProgress = now;
     if (transferred < total && now - this.lastProgress < 2e3) return;
     this.lastProgress = now;
+    const seconds2 = (now - this.uploadStarted) / 1e3;
+    const rate = seconds2 > 0 ? `, ${(transferred / 1e6 / seconds2).toFixed(1)} MB/s` : "";
     note(
-      `upload ${Math.floor(transferred / Math.max(total, 1) * 100)}% (${(transferred / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB)`
+      `upload ${Math.floor(transferred / Math.max(total, 1) * 100)}% (${(transferred / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate})`
     );
   }
+  /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
+  read() {
+    const watch = [this.facts?.masterPid ?? 0, this.report.newPid ?? 0];
+    return probe(this.host, this.plan.pidFile, watch);
+  }
+  /** The live file is a #! script: its master runs the interpreter or what the script execs, not the live file. */
+  newIsScript = false;
+  /** The drain timed out with drain-timeout-action proceed: old workers are still busy at QUIT. */
+  drainUnfinished = false;
+  /** WINCH was sent to the old master: its workers stop accepting, so a rollback must HUP it. */
+  winchSent = false;
   async removeStaging() {
     const { staging } = sidePaths(this.facts.livePath);
     await this.host.run(["rm", "-f", "--", staging], { sudo: this.host.sudo });
@@ -43619,35 +47037,60 @@ var HostUpgrade = class {
     const facts = this.facts;
     const oldPid = facts.masterPid;
     await this.step("swap", async (note) => {
-      await swapBinary(this.host, facts.livePath, this.plan.source.sha256);
-      this.undos.push({ step: "swap", fn: () => this.restoreBinary() });
+      await this.plan.hooks?.beforeSwap?.(this.context(note));
+      if (!this.retrying || await remoteSha256(this.host, facts.livePath) !== this.source.sha256)
+        await swapBinary(this.host, facts.livePath, this.source.sha256);
+      this.addUndo("swap", () => this.restoreBinary());
       note(
         `${facts.livePath} is the new binary; the old one is kept as ${sidePaths(facts.livePath).previous}`
       );
+      const head = await this.host.run(["head", "-c", "2", "--", facts.livePath], { sudo: this.host.sudo });
+      this.newIsScript = head.code === 0 && head.stdout === "#!";
+      if (this.newIsScript)
+        note(
+          "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
+        );
     });
     let newPid = 0;
     await this.step("usr2", async (note) => {
-      this.undos.push({ step: "usr2", fn: () => this.restoreMasters() });
-      await signal(this.host, SIGNALS.upgrade, oldPid);
-      note(`sent USR2 to the old master ${oldPid}`);
+      this.addUndo("usr2", () => this.restoreMasters());
+      const seen = this.retrying ? await probe(this.host, this.plan.pidFile) : null;
+      if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
+        note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
+      else {
+        await signal(this.host, SIGNALS.upgrade, oldPid);
+        note(`sent USR2 to the old master ${oldPid}`);
+      }
       newPid = await this.waitForNewMaster(oldPid, note);
       this.report.newPid = newPid;
     });
     await this.step("winch", async (note) => {
+      this.winchSent = true;
       await signal(this.host, SIGNALS.stopWorkers, oldPid);
-      note(
-        `sent WINCH to the old master ${oldPid}: its workers stop accepting; only the new binary serves now`
-      );
+      note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
+      let snap = null;
+      const stopped = await waitUntilSoon(1e4, this.plan.pollIntervalMs, async () => {
+        snap = await this.read();
+        return acceptingWorkers(snap, oldPid).length === 0 ? true : void 0;
+      });
+      if (!stopped) {
+        const still = acceptingWorkers(snap, oldPid).map((p) => p.pid);
+        throw new StepError(
+          "winch",
+          `the old master's workers ${still.join(", ")} still accept connections 10s after WINCH: nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)`
+        );
+      }
+      note(`no old worker accepts any more; only the new binary serves now`);
     });
     await this.step("health", async (note) => {
-      const snap = await probe(this.host, this.plan.pidFile);
-      const workers = liveChildren(snap, newPid).map((p) => p.pid);
+      const snap = await this.read();
+      const workers = steadyChildren(snap, newPid).map((p) => p.pid);
       await runHealthGate(this.host, this.plan.health, {
         pidFile: this.plan.pidFile,
         newPid,
         workers,
         note,
-        record: (ok, detail, atMs) => this.report.health.push({ atMs, ok, detail })
+        record: (ok2, detail, atMs) => this.report.health.push({ atMs, ok: ok2, detail })
       });
     });
     await this.step("drain", async (note) => {
@@ -43661,10 +47104,16 @@ var HostUpgrade = class {
         record: (atMs, count) => this.report.drain.push({ atMs, oldWorkers: count })
       });
       if (!drained) {
-        const msg = `old workers still busy after drain-timeout ${formatDuration(this.plan.drainTimeoutMs)}`;
-        if (this.plan.drainTimeoutAction === "rollback") throw new StepError("drain", msg);
+        const busy = oldWorkers(await this.read(), oldPid, newPid).map((p) => p.pid);
+        const detail = `${formatDuration(this.plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(", ")}), held by long requests (downloads, websockets, long polls)`;
+        if (this.plan.drainTimeoutAction === "rollback")
+          throw new StepError(
+            "drain",
+            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the old master is told to QUIT`
+          );
+        this.drainUnfinished = true;
         note(
-          `${msg}; drain-timeout-action is proceed: the old master is told to QUIT, its workers finish on their own`
+          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the old master is told to QUIT, its workers finish on their own`
         );
       }
     });
@@ -43673,14 +47122,26 @@ var HostUpgrade = class {
     const oldPid = this.facts.masterPid;
     const newPid = this.report.newPid;
     await this.step("quit", async (note) => {
+      await this.plan.hooks?.beforeQuit?.(this.context(note));
       await signal(this.host, SIGNALS.gracefulStop, oldPid);
       note(`sent QUIT to the old master ${oldPid}`);
-      const done = await waitUntil(3e4, this.plan.pollIntervalMs, async () => {
-        const snap = await probe(this.host, this.plan.pidFile);
+      const unfinished = this.drainUnfinished;
+      const done = await waitUntilSoon(unfinished ? 2e3 : 3e4, this.plan.pollIntervalMs, async () => {
+        const snap = await this.read();
         return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid) ? snap : void 0;
       });
+      if (!done && unfinished) {
+        const snap = await this.read();
+        const busy = oldWorkers(snap, oldPid, newPid).map((p) => p.pid);
+        if (snap.pid === newPid && isAlive(snap, newPid) && acceptingWorkers(snap, oldPid).length === 0) {
+          note(
+            `the old master ${oldPid} is exiting (it accepts nothing) once its ${busy.length} busy workers (${busy.join(", ")}) finish their requests; ${newPid} serves every new connection`
+          );
+          return;
+        }
+      }
       if (!done) {
-        const snap = await probe(this.host, this.plan.pidFile);
+        const snap = await this.read();
         throw new StepError(
           "quit",
           `the old master ${oldPid} did not exit within 30s (${describe(snap, oldPid)})`
@@ -43694,18 +47155,18 @@ var HostUpgrade = class {
     const live = this.facts.livePath;
     let revertedPolls = 0;
     let last = null;
-    const found = await waitUntil(
+    const found = await waitUntilSoon(
       this.plan.startTimeoutMs,
       Math.min(this.plan.pollIntervalMs, 100),
       async (elapsed) => {
-        const snap = last = await probe(this.host, this.plan.pidFile);
+        const snap = last = await this.read();
         if (!isAlive(snap, oldPid)) throw new StepError("usr2", `the old master ${oldPid} died after USR2`);
         const pid = snap.pid;
         if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
           const p = snap.procs.get(pid);
-          const exe = exePath(p);
-          if (p.ppid === oldPid && exe.path === live && !exe.replaced && liveChildren(snap, pid).length > 0)
-            return pid;
+          const exe2 = exePath(p);
+          const runsNew = this.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live && !exe2.replaced;
+          if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid;
         }
         const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0;
         revertedPolls = reverted && elapsed > 300 ? revertedPolls + 1 : 0;
@@ -43718,63 +47179,74 @@ var HostUpgrade = class {
       }
     );
     if (found === void 0) {
-      const snap = last ?? await probe(this.host, this.plan.pidFile);
+      const snap = last ?? await this.read();
       throw new StepError(
         "usr2",
         `no new master within start-timeout ${formatDuration(this.plan.startTimeoutMs)}: ${describe(snap, oldPid)}`
       );
     }
-    note(`new master ${found} is up with ${liveChildren(last, found).length} workers`);
+    const exe = last.procs.get(found).exe;
+    note(
+      `new master ${found} is up with ${acceptingWorkers(last, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+    );
     return found;
   }
   /**
-   * Undo of usr2/winch/health/drain, driven by what the host shows: HUP the old master if its
-   * workers are gone, stop every new master (QUIT, TERM, KILL), wait until the pid file holds
-   * the old pid again and .oldbin is gone.
+   * Undo of usr2/winch/health/drain, driven by what the host shows: HUP the old master when WINCH
+   * was sent or none of its workers accepts (a worker held by a long request after WINCH is
+   * "shutting down" and accepts nothing), so that its workers serve BEFORE the new master stops;
+   * then stop every new master (QUIT, TERM, KILL; a new master that never started, e.g. a binary
+   * that hangs, goes straight to TERM), and wait until the pid file holds the old pid again and
+   * .oldbin is gone.
    */
   async restoreMasters() {
     const oldPid = this.facts.masterPid;
-    const pidFile = this.plan.pidFile;
-    let snap = await probe(this.host, pidFile);
+    const info2 = (s) => this.log.info(`${this.host.name} [rollback] ${s}`);
+    let snap = await this.read();
     if (!isAlive(snap, oldPid))
       throw new Error(`the old master ${oldPid} is not running: it cannot be restored`);
-    if (oldWorkers(snap, oldPid, this.newMasterOf(snap, oldPid)).length === 0) {
+    if (this.winchSent && !this.hupSent || acceptingWorkers(snap, oldPid).length === 0) {
       await signal(this.host, SIGNALS.restartWorkers, oldPid);
-      this.log.info(`${this.host.name} [rollback] sent HUP to the old master ${oldPid}: its workers return`);
-      await waitUntil(1e4, 50, async () => {
-        snap = await probe(this.host, pidFile);
-        return oldWorkers(snap, oldPid, this.newMasterOf(snap, oldPid)).length > 0 ? true : void 0;
+      this.hupSent = true;
+      info2(`sent HUP to the old master ${oldPid}: it starts workers again`);
+      const back = await waitUntil(1e4, 50, async () => {
+        snap = await this.read();
+        return acceptingWorkers(snap, oldPid).length > 0 ? true : void 0;
       });
+      if (!back)
+        throw new Error(
+          `the old master ${oldPid} started no workers within 10s of HUP: ${describe(snap, oldPid)}`
+        );
+      info2(
+        `the old master's workers ${acceptingWorkers(snap, oldPid).map((p) => p.pid).join(", ")} accept again`
+      );
     }
     for (const [sig, waitMs] of [
       [SIGNALS.gracefulStop, 1e4],
       ["TERM", 5e3],
       ["KILL", 5e3]
     ]) {
-      snap = await probe(this.host, pidFile);
-      const news = newMasterCandidates(snap, oldPid);
-      if (news.length === 0) break;
-      for (const p of news) await signal(this.host, sig, p.pid).catch(() => void 0);
-      this.log.info(
-        `${this.host.name} [rollback] sent ${sig} to the new master ${news.map((p) => p.pid).join(", ")}`
-      );
+      snap = await this.read();
+      let news = newMasterCandidates(snap, oldPid);
+      if (sig === SIGNALS.gracefulStop)
+        news = news.filter((p) => snap.pid === p.pid || steadyChildren(snap, p.pid).length > 0);
+      if (news.length === 0) continue;
+      const targets = sig === "KILL" ? news.flatMap((p) => [p, ...liveChildren(snap, p.pid)]) : news;
+      for (const p of targets) await signal(this.host, sig, p.pid).catch(() => void 0);
+      info2(`sent ${sig} to the new master ${news.map((p) => `${p.pid} (${p.title || p.exe})`).join(", ")}`);
       await waitUntil(waitMs, 50, async () => {
-        snap = await probe(this.host, pidFile);
+        snap = await this.read();
         return newMasterCandidates(snap, oldPid).length === 0 ? true : void 0;
       });
+      if (newMasterCandidates(snap, oldPid).length === 0) break;
     }
-    const ok = await waitUntil(1e4, 50, async () => {
-      snap = await probe(this.host, pidFile);
-      const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && oldWorkers(snap, oldPid, null).length > 0;
+    const ok2 = await waitUntil(1e4, 50, async () => {
+      snap = await this.read();
+      const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && acceptingWorkers(snap, oldPid).length > 0;
       return restored ? true : void 0;
     });
-    if (!ok) throw new Error(`the old master did not take over again: ${describe(snap, oldPid)}`);
-    this.log.info(
-      `${this.host.name} [rollback] the old master ${oldPid} serves again with ${liveChildren(snap, oldPid).length} workers`
-    );
-  }
-  newMasterOf(snap, oldPid) {
-    return newMasterCandidates(snap, oldPid)[0]?.pid ?? null;
+    if (!ok2) throw new Error(`the old master did not take over again: ${describe(snap, oldPid)}`);
+    info2(`the old master ${oldPid} serves again with ${acceptingWorkers(snap, oldPid).length} workers`);
   }
   async restoreBinary() {
     const facts = this.facts;
@@ -43784,53 +47256,171 @@ var HostUpgrade = class {
       throw new Error(`${facts.livePath} has sha256 ${now} after the restore, expected ${facts.liveSha256}`);
     this.log.info(`${this.host.name} [rollback] ${facts.livePath} is the old binary again`);
   }
+  /**
+   * Finishes a host that an interrupted run left mid-upgrade (the post step), from what the host
+   * shows now and what that run knew before it changed anything (`saved`). With `complete`
+   * (the drain had ended: only the old master's QUIT remained) and a new master that serves while
+   * the old one has no accepting workers, the upgrade is completed; otherwise the host is rolled
+   * back. Every undo reads the host first, so nothing is done twice.
+   */
+  async recover(saved, options) {
+    this.facts = {
+      masterPid: saved.masterPid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      masterExeReplaced: false,
+      argv0: saved.livePath,
+      configArgs: [],
+      version: null,
+      arch: "",
+      oldWorkerPids: []
+    };
+    this.report.oldPid = saved.masterPid;
+    this.report.binaryPath = saved.livePath;
+    this.report.previousSha256 = saved.liveSha256;
+    const old = saved.masterPid;
+    let snap;
+    try {
+      snap = await probe(this.host, this.plan.pidFile);
+    } catch (e) {
+      this.report.result = "failed";
+      this.report.error = e.message;
+      return this.finish();
+    }
+    const serving = snap.pid !== null && snap.pid !== old && isAlive(snap, snap.pid) ? snap.pid : null;
+    if (!isAlive(snap, old)) {
+      this.report.newPid = serving ?? void 0;
+      this.report.result = serving !== null ? "upgraded" : "failed";
+      if (serving === null)
+        this.report.error = `the old master ${old} is gone and no master serves: ${describe(snap, old)}`;
+      this.log.info(`${this.host.name} [recover] the old master ${old} is gone: ${describe(snap, old)}`);
+      return this.finish();
+    }
+    if (options.complete && serving !== null && snap.procs.get(serving)?.ppid === old && acceptingWorkers(snap, serving).length > 0 && acceptingWorkers(snap, old).length === 0) {
+      this.report.newPid = serving;
+      this.log.info(`${this.host.name} [recover] only the QUIT of the old master ${old} remained: completing`);
+      try {
+        await this.quitOld();
+        this.report.result = "upgraded";
+      } catch (e) {
+        this.addUndo("swap", () => this.restoreBinary());
+        this.addUndo("usr2", () => this.restoreMasters());
+        await this.fail(e);
+      }
+      return this.finish();
+    }
+    this.addUndo("swap", () => this.restoreBinary());
+    this.addUndo("usr2", () => this.restoreMasters());
+    await this.fail(new StepError("rollback", options.reason), { quiet: true });
+    return this.finish();
+  }
   /** Records the failure and rolls back what was changed, in reverse order. */
-  async fail(error2) {
+  async fail(error2, options = {}) {
     const failedStep = error2 instanceof StepError ? error2.step : "preflight";
     this.report.failedStep = failedStep;
     this.report.error = error2.message;
-    this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`);
+    if (!options.quiet)
+      this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`, {
+        host: this.host.name,
+        step: failedStep
+      });
     const changed = this.undos.some((u) => u.step !== "upload");
     if (this.undos.length === 0) {
       this.report.result = "failed";
       return;
     }
+    if (changed && this.facts)
+      await this.plan.hooks?.beforeRollback?.(this.context((s) => this.log.info(`${this.host.name} [rollback] ${s}`))).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
     const undos = this.undos.reverse();
     this.undos = [];
     try {
       await this.step("rollback", async (note) => {
+        const errors = [];
         for (const u of undos) {
-          await u.fn();
-          note(`undid ${u.step}`);
+          try {
+            await u.fn();
+            note(`undid ${u.step}`);
+          } catch (e) {
+            if (e instanceof ConnectionLostError) throw e;
+            errors.push(`undo of ${u.step} failed: ${e.message}`);
+            note(errors.at(-1));
+          }
         }
+        if (errors.length > 0) throw new Error(errors.join("; "));
       });
       this.report.result = changed ? "rolled-back" : "failed";
     } catch (e) {
       this.report.result = "failed";
-      this.report.rollbackError = e.message;
       this.report.repair = await this.repairAdvice();
+      this.report.rollbackError = `${e.message}. Host state: ${this.report.repair[0].replace(/^# state: /, "")}`;
+      this.log.error(
+        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:
+${this.report.repair.join("\n")}`,
+        { host: this.host.name, step: "rollback" }
+      );
     }
   }
-  /** The exact state of a host whose rollback failed, and the commands that repair it. */
+  /**
+   * The exact state of a host whose rollback failed (read from the host now), and the commands
+   * that repair it: only those that the state calls for.
+   */
   async repairAdvice() {
     const facts = this.facts;
     const oldPid = facts.masterPid;
-    const { previous } = sidePaths(facts.livePath);
+    const pidFile = this.plan.pidFile;
+    const live = facts.livePath;
+    const { previous } = sidePaths(live);
     const sudo = this.host.sudo ? "sudo " : "";
-    let state = "unknown (the host could not be read)";
+    let snap = null;
+    let liveSha;
+    let keptSha;
     try {
-      state = describe(await probe(this.host, this.plan.pidFile), oldPid);
+      snap = await this.read();
+      liveSha = await remoteSha256(this.host, live);
+      keptSha = await remoteSha256(this.host, previous);
     } catch {
     }
-    return [
-      `# state: ${state}`,
-      `# if the old master ${oldPid} is alive: bring its workers back and stop the new master`,
-      `${sudo}kill -HUP ${oldPid}; ${sudo}kill -QUIT "$(cat ${this.plan.pidFile})"`,
-      `# put the old binary back (sha256 ${facts.liveSha256})`,
-      `${sudo}mv -f ${previous} ${facts.livePath}`,
-      `# check: the pid file holds ${oldPid} and ${this.plan.pidFile}.oldbin is gone`,
-      `cat ${this.plan.pidFile}; ls -l ${this.plan.pidFile}.oldbin`
+    const binaryOk = liveSha === facts.liveSha256;
+    const state = [
+      snap ? describe(snap, oldPid) : "the process state could not be read",
+      liveSha === void 0 ? `${live}: unknown` : binaryOk ? `${live} is the old binary` : `${live} is NOT the old binary (sha256 ${liveSha ?? "missing"}, the old one is ${facts.liveSha256})`
     ];
+    if (!binaryOk && keptSha !== void 0)
+      state.push(
+        keptSha === facts.liveSha256 ? `the old binary is kept as ${previous}` : `${previous} ${keptSha === null ? "is missing" : "is not the old binary"}`
+      );
+    const lines = [`# state: ${state.join("; ")}`];
+    const news = snap ? newMasterCandidates(snap, oldPid).map((p) => p.pid) : [];
+    if (snap === null || !isAlive(snap, oldPid)) {
+      lines.push(
+        `# the old master ${oldPid} is gone: keep the new master if it serves (check its workers), or start the server again with the old binary`
+      );
+    } else {
+      if (acceptingWorkers(snap, oldPid).length === 0)
+        lines.push(
+          `# the old master ${oldPid} has no serving workers: bring them back`,
+          `${sudo}kill -HUP ${oldPid}`
+        );
+      if (news.length > 0)
+        lines.push(
+          `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
+          `${sudo}kill -QUIT ${news.join(" ")}`
+        );
+    }
+    if (!binaryOk) {
+      if (keptSha === facts.liveSha256)
+        lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`);
+      else
+        lines.push(
+          `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${facts.liveSha256}), e.g. from the previous build, then check it`,
+          `sha256sum ${live}`
+        );
+    }
+    lines.push(
+      `# check: the pid file holds ${oldPid}, ${pidFile}.oldbin is gone, and ${live} has sha256 ${facts.liveSha256}`,
+      `cat ${pidFile}; ls -l ${pidFile}.oldbin; sha256sum ${live}`
+    );
+    return lines;
   }
 };
 function describe(snap, oldPid) {
@@ -43838,12 +47428,17 @@ function describe(snap, oldPid) {
     `pid file: ${snap.pid ?? "none"}`,
     `.oldbin: ${snap.oldbinExists ? snap.oldbinPid ?? "unreadable" : "none"}`
   ];
-  parts.push(
-    `old master ${oldPid} ${isAlive(snap, oldPid) ? `alive with ${oldWorkers(snap, oldPid, null).length} workers` : "gone"}`
-  );
+  if (!isAlive(snap, oldPid)) parts.push(`old master ${oldPid} gone`);
+  else {
+    const all = oldWorkers(snap, oldPid, null).length;
+    const serving = acceptingWorkers(snap, oldPid).length;
+    parts.push(
+      `old master ${oldPid} alive with ${all} workers${serving < all ? ` (${all - serving} shutting down)` : ""}`
+    );
+  }
   const news = newMasterCandidates(snap, oldPid);
   for (const n of news)
-    parts.push(`new master ${n.pid} (${n.title || n.exe}) with ${liveChildren(snap, n.pid).length} workers`);
+    parts.push(`new master ${n.pid} (${n.title || n.exe}) with ${steadyChildren(snap, n.pid).length} workers`);
   if (snap.pid !== null && snap.pid !== oldPid && !news.some((n) => n.pid === snap.pid))
     parts.push(`pid ${snap.pid} ${isAlive(snap, snap.pid) ? "alive" : "not running"}`);
   return parts.join("; ");
@@ -43869,18 +47464,16 @@ function planFrom(settings, source) {
     }
   };
 }
-function untouched(target, error2) {
-  const now = (/* @__PURE__ */ new Date()).toISOString();
-  return {
-    host: target.label,
-    result: "untouched",
-    startedAt: now,
-    endedAt: now,
-    steps: [],
-    drain: [],
-    health: [],
-    error: error2
-  };
+function planBatches(hostCount, canary, maxParallel) {
+  const width = Math.max(1, Math.floor(maxParallel));
+  const head = Math.min(Math.max(0, Math.floor(canary)), hostCount);
+  const batches = [];
+  if (head > 0) batches.push(range(0, head));
+  for (let i = head; i < hostCount; i += width) batches.push(range(i, Math.min(i + width, hostCount)));
+  return batches;
+}
+function range(from, to) {
+  return Array.from({ length: to - from }, (_, i) => from + i);
 }
 function overall(reports) {
   const counts = {
@@ -43894,49 +47487,1164 @@ function overall(reports) {
   for (const r of reports) counts[r.result]++;
   let result;
   if (counts.failed > 0 || counts.parked > 0) result = "failed";
-  else if (counts["rolled-back"] > 0) result = "rolled-back";
+  else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
   else if (counts.untouched > 0) result = "failed";
   else if (counts.upgraded > 0) result = "upgraded";
   else result = "unchanged";
   return { result, counts };
 }
-async function runRollout(settings, plan, deps) {
-  const started = Date.now();
-  const reports = [];
-  let stopped = false;
-  for (const target of settings.hosts) {
-    if (stopped) {
-      reports.push(untouched(target));
-      continue;
-    }
-    let host;
-    try {
-      host = await deps.connect(target);
-    } catch (e) {
-      deps.log.error(`${target.label}: ${e.message}`);
-      reports.push({ ...untouched(target, e.message), result: "failed", failedStep: "preflight" });
-      stopped = true;
-      continue;
-    }
-    try {
-      const report = await new HostUpgrade(host, plan, deps.log).run();
-      reports.push(report);
-      if (report.result !== "upgraded" && report.result !== "unchanged") stopped = true;
-    } finally {
-      await host.close();
+function failureMessage(run3) {
+  const c = run3.counts;
+  const n = run3.hosts.length;
+  const tally = `${n} host${n === 1 ? "" : "s"}: ${c.upgraded} upgraded, ${c["rolled-back"]} rolled back, ${c.failed} failed, ${c.untouched} untouched` + (c.unchanged > 0 ? `, ${c.unchanged} unchanged` : "") + (c.parked > 0 ? `, ${c.parked} left parked` : "");
+  const causes = run3.failures.map(
+    (f) => `${f.host} failed${f.step ? ` at ${f.step}` : ""}${f.result === "rolled-back" ? " (rolled back)" : ""}: ${f.error}`
+  );
+  const parts = [`${run3.result}: ${causes.join("; ") || "the rollout did not complete"}`, tally];
+  const unrepaired = run3.hosts.filter((h) => h.rollbackError !== void 0);
+  for (const h of unrepaired)
+    parts.push(
+      `${h.host} could not be rolled back (${h.rollbackError}); its state and the commands that repair it are in the report output`
+    );
+  if (run3.result === "rolled-back") parts.push("The old version is serving on every host this run changed");
+  else if (c.upgraded > 0 && c.upgraded < n)
+    parts.push(`${c.upgraded} host(s) run the new version and the others do not: the fleet is mixed`);
+  return parts.join(". ") + ".";
+}
+var Printer = class {
+  constructor(log) {
+    this.log = log;
+  }
+  log;
+  tail = Promise.resolve();
+  /** Runs fn once everything queued before it was printed. */
+  enqueue(fn) {
+    const next = this.tail.then(async () => {
+      await fn();
+    });
+    this.tail = next.catch(() => void 0);
+    return this.tail;
+  }
+  line(level, message, where) {
+    void this.enqueue(() => level === "info" ? this.log.info(message) : this.log[level](message, where));
+  }
+  idle() {
+    return this.tail;
+  }
+};
+var HostLog = class {
+  constructor(name) {
+    this.name = name;
+  }
+  name;
+  held = [];
+  sink = null;
+  /** The latest line, for the heartbeat. */
+  last = "";
+  info(message) {
+    this.emit("info", message);
+  }
+  warn(message, where) {
+    this.emit("warn", message, where);
+  }
+  error(message, where) {
+    this.emit("error", message, where);
+  }
+  group(_title, fn) {
+    return fn();
+  }
+  emit(level, text2, where) {
+    const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
+    const at = { host: this.name, ...where };
+    this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
+    if (!this.sink) this.held.push({ level, message, where: at });
+    else if (level === "info") this.sink.info(message);
+    else this.sink[level](message, at);
+  }
+  /** Prints the held lines to sink, and every new line until detach. */
+  attach(sink) {
+    this.sink = sink;
+    const held = this.held;
+    this.held = [];
+    for (const l of held) {
+      if (l.level === "info") sink.info(l.message);
+      else sink[l.level](l.message, l.where);
     }
   }
-  const { result, counts } = overall(reports);
-  return { result, hosts: reports, durationMs: Date.now() - started, counts };
+  /** Lines still held (a host connected ahead of a batch that never started, say). */
+  get pending() {
+    return this.held.length > 0;
+  }
+  detach() {
+    this.sink = null;
+  }
+};
+var FINISH_WIDTH = 16;
+function untouched(slot) {
+  const now = (/* @__PURE__ */ new Date()).toISOString();
+  return {
+    host: slot.target.label,
+    result: "untouched",
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: slot.connectStep ? [slot.connectStep] : [],
+    drain: [],
+    health: [],
+    batch: slot.batch
+  };
+}
+var passed = (r) => r !== void 0 && (r.result === "parked" || r.result === "upgraded" || r.result === "unchanged");
+async function runRollout(settings, plan, deps) {
+  const started = Date.now();
+  const out = new Printer(deps.log);
+  const batches = planBatches(settings.hosts.length, settings.canary, settings.maxParallel);
+  const slots = settings.hosts.map((target) => ({
+    target,
+    batch: 0,
+    log: new HostLog(target.label)
+  }));
+  batches.forEach((b, k) => b.forEach((i) => slots[i].batch = k));
+  const park = settings.rollbackFleet && slots.length > 1;
+  const hasCanary = settings.canary > 0 && slots.length > 1;
+  const width = settings.maxParallel;
+  const finishWidth = Math.max(width, FINISH_WIDTH);
+  const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
+  const batchName = (k) => {
+    if (hasCanary) return k === 0 ? "canary" : `batch ${k} of ${batches.length - 1}`;
+    return batches.length === 1 ? "upgrade" : `batch ${k + 1} of ${batches.length}`;
+  };
+  const connect = (slot) => {
+    if (!slot.connecting) {
+      const rec = {
+        name: "connect",
+        startedAt: (/* @__PURE__ */ new Date()).toISOString(),
+        endedAt: "",
+        ms: 0,
+        outcome: "ok",
+        observations: []
+      };
+      slot.connectStep = rec;
+      const t0 = Date.now();
+      slot.connecting = deps.connect(slot.target, slot.log).then(
+        (host) => {
+          rec.ms = Date.now() - t0;
+          rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+          rec.observations.push(`connected${via}`);
+          slot.log.info(`${slot.target.label} [connect] connected${via} in ${formatDuration(rec.ms)}`);
+          return host;
+        },
+        (e) => {
+          rec.ms = Date.now() - t0;
+          rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+          rec.outcome = "failed";
+          rec.observations.push(e.message);
+          throw e;
+        }
+      );
+      slot.connecting.catch(() => void 0);
+    }
+    return slot.connecting;
+  };
+  const phase = async (slot, kind, live, fn) => {
+    const label = slot.target.label;
+    const what = kind === "run" ? batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
+    const t0 = Date.now();
+    const closing = () => {
+      const r = slot.report;
+      const result2 = r?.result ?? "failed";
+      const at = r?.failedStep && kind !== "abort" && !passed(r) ? ` at ${r.failedStep}` : "";
+      return `${label}: ${result2}${at} (${what}, ${formatDuration(Date.now() - t0)})`;
+    };
+    const guarded2 = async () => {
+      try {
+        await fn();
+      } catch (e) {
+        const message = `internal error during ${what}: ${e.stack ?? e.message}`;
+        slot.log.error(message, { step: kind });
+        slot.report = slot.upgrade?.report ?? untouched(slot);
+        slot.report.result = "failed";
+        slot.report.error ??= message;
+      }
+    };
+    if (live) {
+      let finish;
+      const finished = new Promise((r) => finish = r);
+      const printed = out.enqueue(
+        () => out.log.group(`${label}: ${what}`, async () => {
+          slot.log.attach(out.log);
+          await finished;
+          out.log.info(closing());
+          slot.log.detach();
+        })
+      );
+      try {
+        await guarded2();
+      } finally {
+        finish();
+      }
+      await printed;
+    } else {
+      slot.busySince = Date.now();
+      try {
+        await guarded2();
+      } finally {
+        slot.busySince = void 0;
+        const title = closing();
+        void out.enqueue(
+          () => out.log.group(title, async () => {
+            slot.log.attach(out.log);
+            slot.log.detach();
+          })
+        );
+      }
+    }
+  };
+  const pool = async (items, kind, concurrency, fn, stop = () => false) => {
+    const workers = Math.min(concurrency, items.length);
+    const live = workers === 1;
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length && !stop()) {
+        const slot = items[next++];
+        await phase(slot, kind, live, () => fn(slot));
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, worker));
+  };
+  const runOne = async (slot) => {
+    let host;
+    try {
+      host = await connect(slot);
+    } catch (e) {
+      const err = e;
+      const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
+      const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${settings.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
+      const error2 = `${cause}${via ? ` (connecting${via})` : ""}${hint}`;
+      slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
+      slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
+      return;
+    }
+    const upgrade = new HostUpgrade(host, plan, slot.log);
+    slot.upgrade = upgrade;
+    upgrade.report.batch = slot.batch;
+    if (slot.connectStep) upgrade.report.steps.push(slot.connectStep);
+    slot.report = await upgrade.run({ park });
+  };
+  const heartbeat = setInterval(() => {
+    const busy = slots.filter((s) => s.busySince !== void 0);
+    if (busy.length === 0) return;
+    out.line(
+      "info",
+      `still working on ${busy.length} host(s): ` + busy.map(
+        (s) => `${s.target.label} (${formatDuration(Date.now() - s.busySince)}; last: ${s.log.last || "connecting"})`
+      ).join("; ")
+    );
+  }, deps.heartbeatMs ?? 3e4);
+  heartbeat.unref?.();
+  let stopped = false;
+  const cancelled = () => plan.signal?.aborted === true;
+  try {
+    if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
+    for (const [k, batch] of batches.entries()) {
+      if (cancelled()) {
+        stopped = true;
+        out.line("warn", `the run was cancelled before the ${batchName(k)}: no further host starts`, {
+          step: "rollout"
+        });
+        break;
+      }
+      const members = batch.map((i) => slots[i]);
+      const failedIn = () => members.filter((s) => s.report !== void 0 && !passed(s.report));
+      for (const i of batches[k + 1] ?? []) void connect(slots[i]);
+      if (slots.length > 1)
+        out.line(
+          "info",
+          `${batchName(k)}: ${members.map((s) => s.target.label).join(", ")}` + (members.length > 1 ? ` (${Math.min(width, members.length)} at a time)` : "")
+        );
+      await pool(members, "run", width, runOne, () => failedIn().length > 0 || cancelled());
+      const failed = failedIn();
+      if (failed.length > 0) {
+        stopped = true;
+        const upgradedSoFar = slots.filter((s) => s.report?.result === "parked").length;
+        const where = hasCanary && k === 0 ? "the canary" : batchName(k);
+        out.line(
+          cancelled() ? "warn" : "error",
+          (cancelled() ? `the run was cancelled during ${where}: no further host starts` : `${failed.map((s) => s.target.label).join(", ")} failed in ${where}: no further host starts`) + (park ? `; the ${upgradedSoFar} host(s) upgraded in this run go back to their old masters (rollback-fleet)` : settings.rollbackFleet ? "" : "; rollback-fleet is false: hosts already upgraded keep the new version"),
+          { step: "rollout" }
+        );
+        break;
+      }
+    }
+  } catch (e) {
+    stopped = true;
+    out.line("error", `the rollout stopped on an internal error: ${e.message}`, {
+      step: "rollout"
+    });
+  } finally {
+    const parked = slots.filter((s) => s.report?.result === "parked");
+    try {
+      if (parked.length > 0 && !stopped) {
+        out.line(
+          "info",
+          `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
+        );
+        await pool(parked, "commit", finishWidth, async (s) => {
+          s.report = await s.upgrade.commit();
+          if (s.report.result !== "upgraded")
+            s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
+              step: "quit"
+            });
+        });
+      } else if (parked.length > 0) {
+        const cause = slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
+        const reason = `fleet rollback: ${cancelled() ? "the run was cancelled" : cause || "the rollout stopped"}`;
+        await pool(parked, "abort", finishWidth, async (s) => {
+          s.aborted = true;
+          s.report = await s.upgrade.abort(reason);
+          if (s.report.result !== "rolled-back")
+            s.log.error(
+              `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; repair it by hand: ${(s.report.repair ?? []).filter((l) => !l.startsWith("#")).join("; ")}`,
+              { step: "rollback" }
+            );
+        });
+      }
+    } finally {
+      clearInterval(heartbeat);
+      await Promise.allSettled(
+        slots.map(async (s) => {
+          const host = await s.connecting?.catch(() => void 0);
+          await host?.close();
+        })
+      );
+      for (const s of slots.filter((x) => x.log.pending))
+        void out.enqueue(
+          () => out.log.group(`${s.target.label}: ${s.report?.result ?? "untouched"}`, async () => {
+            s.log.attach(out.log);
+            s.log.detach();
+          })
+        );
+      await out.idle();
+    }
+  }
+  const hosts = slots.map((s) => s.report ?? untouched(s));
+  const failures = slots.filter((s) => s.report !== void 0 && !s.aborted && !passed(s.report)).map((s) => ({
+    host: s.target.label,
+    step: s.report.failedStep,
+    error: s.report.error ?? "no error recorded",
+    result: s.report.result
+  }));
+  for (const s of slots)
+    if (s.aborted && s.report?.result === "failed")
+      failures.push({
+        host: s.target.label,
+        step: "rollback",
+        error: s.report.rollbackError ?? s.report.error ?? "the fleet rollback failed",
+        result: "failed"
+      });
+  const { result, counts } = overall(hosts);
+  return { result, hosts, durationMs: Date.now() - started, counts, failures };
+}
+function describePlan(settings, batches, hasCanary, park) {
+  const n = settings.hosts.length;
+  if (n === 1) return `rollout: 1 host`;
+  const rest = hasCanary ? batches.slice(1) : batches;
+  const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
+  const parts = [`rollout: ${n} hosts`];
+  if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
+  if (restHosts > 0)
+    parts.push(
+      `${hasCanary ? "then " : ""}${restHosts} host(s) in ${rest.length} batch(es) of up to ${settings.maxParallel} in parallel (max-parallel)`
+    );
+  parts.push(
+    park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
+  );
+  return parts.join(", ");
+}
+
+// src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+function parse2(input, key, passphrase, passphraseInput) {
+  const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
+  const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
+  if (error2 === void 0) return;
+  const why = error2.message;
+  if (/no passphrase given/i.test(why))
+    throw new SettingsError(
+      input,
+      "is encrypted and no passphrase is given",
+      `Pass its passphrase in ${passphraseInput}`
+    );
+  if (/bad passphrase|integrity check failed|decrypt/i.test(why))
+    throw new SettingsError(
+      passphraseInput,
+      `does not unlock ${input} (${why})`,
+      `Give the passphrase of that key`
+    );
+  throw new SettingsError(
+    input,
+    `cannot be read as a private key (${why})`,
+    "Store the whole key file, unchanged (ssh-keygen -t ed25519 writes one), in a secret"
+  );
+}
+function checkKeys(settings) {
+  if (settings.privateKey !== void 0)
+    parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
+  if (settings.jumpPrivateKey !== void 0)
+    parse2("jump-private-key", settings.jumpPrivateKey, settings.passphrase, "passphrase");
+}
+
+// src/lock.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { hostname, userInfo } from "node:os";
+import { posix as posix4 } from "node:path";
+function lockPath(releaseDir) {
+  return posix4.join(releaseDir, "lock");
+}
+function newToken(owner) {
+  const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
+  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes4(6).toString("hex")}`;
+}
+function lockOwnerFromEnv(env = process.env) {
+  const server = env.GITHUB_SERVER_URL ?? "https://github.com";
+  const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID ? `${server}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}` : void 0;
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+  }
+  return {
+    repository: env.GITHUB_REPOSITORY,
+    runId: env.GITHUB_RUN_ID,
+    runAttempt: env.GITHUB_RUN_ATTEMPT,
+    workflow: env.GITHUB_WORKFLOW,
+    job: env.GITHUB_JOB,
+    actor: env.GITHUB_ACTOR,
+    commit: env.GITHUB_SHA,
+    ref: env.GITHUB_REF,
+    runUrl,
+    runner: env.RUNNER_NAME ? `${env.RUNNER_NAME}` : `${user}@${hostname()}`
+  };
+}
+var OWNER_KEYS = [
+  ["repository", "repository"],
+  ["runId", "run_id"],
+  ["runAttempt", "run_attempt"],
+  ["workflow", "workflow"],
+  ["job", "job"],
+  ["actor", "actor"],
+  ["commit", "commit"],
+  ["ref", "ref"],
+  ["runUrl", "run_url"],
+  ["runner", "runner"]
+];
+function clean(value) {
+  return value.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 300);
+}
+function ownerLines(owner) {
+  const lines = [];
+  for (const [key, name] of OWNER_KEYS) {
+    const v = owner[key];
+    if (v !== void 0 && v !== "") lines.push(`${name}=${clean(v)}`);
+  }
+  return lines;
+}
+function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
+  const kv = /* @__PURE__ */ new Map();
+  for (const line2 of lines) {
+    const eq = line2.indexOf("=");
+    if (eq > 0) kv.set(line2.slice(0, eq), line2.slice(eq + 1));
+  }
+  const holder = {
+    token: kv.get("token") ?? "",
+    since: kv.get("since"),
+    leaseMs: /^\d+$/.test(kv.get("lease") ?? "") ? Number(kv.get("lease")) * 1e3 : fallbackLeaseMs,
+    ageMs: Math.max(0, ageSeconds) * 1e3
+  };
+  for (const [key, name] of OWNER_KEYS) {
+    const v = kv.get(name);
+    if (v !== void 0) holder[key] = v;
+  }
+  return holder;
+}
+function describeHolder(h) {
+  const parts = [];
+  const run3 = [h.runId, h.runAttempt].filter(Boolean).join(".");
+  parts.push(
+    `${h.repository ?? "a run"}${run3 ? ` run ${run3}` : ""}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ""})` : ""}`
+  );
+  if (h.runUrl) parts.push(h.runUrl);
+  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`);
+  if (h.ref) parts.push(h.ref);
+  if (h.actor) parts.push(`by ${h.actor}`);
+  if (h.runner) parts.push(`from ${h.runner}`);
+  if (h.since) parts.push(`since ${h.since}`);
+  return parts.join(", ");
+}
+var LockHeldError = class extends Error {
+  constructor(host, path, holder) {
+    const left = Math.max(0, holder.leaseMs - holder.ageMs);
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; its lease was renewed ${formatDuration(holder.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(left)} from now (lock-lease ${formatDuration(holder.leaseMs)}) and is then taken over, or remove it by hand once you are sure: rm -r -- '${path}'`
+    );
+    this.host = host;
+    this.path = path;
+    this.holder = holder;
+    this.name = "LockHeldError";
+  }
+  host;
+  path;
+  holder;
+};
+var ACQUIRE = String.raw`
+d=$1 tok=$2 lease=$3; shift 3
+parent=@{d%/*}; [ -n "$parent" ] || parent=/
+mkdir -p -- "$parent" 2>/dev/null || { echo "error cannot create $parent: $(mkdir -p -- "$parent" 2>&1)"; exit 0; }
+owner_of() { sed -n 's/^token=//p' "$1/owner" 2>/dev/null; }
+take() {
+  { printf 'token=%s\nlease=%s\nsince=%s\n' "$tok" "$lease" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    for kv in "$@"; do printf '%s\n' "$kv"; done; } > "$d/owner.tmp" && mv -f -- "$d/owner.tmp" "$d/owner"
+}
+show() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  echo "age=$((now - m))"
+  cat -- "$d/owner" 2>/dev/null | head -n 40
+}
+expired() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  l=$(sed -n 's/^lease=//p' "$d/owner" 2>/dev/null); case $l in ''|*[!0-9]*) l=$lease;; esac
+  [ $((now - m)) -gt "$l" ]
+}
+if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -- "$d"; echo "error cannot write $d/owner"; exit 0; fi
+[ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
+cur=$(owner_of "$d")
+if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
+if expired; then
+  # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
+  if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
+  if mkdir -- "$d.takeover" 2>/dev/null; then
+    if [ "$(owner_of "$d")" = "$cur" ] && expired; then
+      echo "took-over"; show
+      rm -f -- "$d/owner" "$d/owner.tmp"; rmdir -- "$d" 2>/dev/null
+      if mkdir -- "$d" 2>/dev/null && take "$@"; then rmdir -- "$d.takeover"; exit 0; fi
+      rmdir -- "$d.takeover"; echo "error could not take over $d"; exit 0
+    fi
+    rmdir -- "$d.takeover"
+  fi
+fi
+echo held; show
+`.replaceAll("@{", "${");
+var RENEW = String.raw`
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; exit 0; }
+touch -- "$1/owner" && echo renewed
+`;
+var RELEASE = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo not-ours; exit 0; }
+rm -f -- "$1/owner" "$1/owner.tmp" && rmdir -- "$1" && echo released
+`;
+var INSPECT = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+now=$(date +%s)
+m=$(stat -c %Y -- "$1/owner" 2>/dev/null || stat -c %Y -- "$1" 2>/dev/null || echo "$now")
+echo "age=$((now - m))"
+cat -- "$1/owner" 2>/dev/null | head -n 40
+`;
+async function sh(host, script, args) {
+  const r = await host.run(["sh", "-c", script, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4 });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  return r.stdout.split("\n").filter((l) => l !== "");
+}
+function ageOf(line2) {
+  const m = /^age=(-?\d+)$/.exec(line2 ?? "");
+  return m ? Number(m[1]) : 0;
+}
+var HostLock = class _HostLock {
+  constructor(host, options) {
+    this.host = host;
+    this.options = options;
+  }
+  host;
+  options;
+  timer = null;
+  released = false;
+  /** When the lock was taken over from a run whose lease had run out: that run. */
+  tookOverFrom;
+  /** Set when a renewal found the lock in other hands. */
+  lost = false;
+  get path() {
+    return this.options.path;
+  }
+  /** Takes the lock, or throws LockHeldError naming the holder. Idempotent for the same token. */
+  static async acquire(host, options) {
+    const lock = new _HostLock(host, options);
+    const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1e3)));
+    const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
+    const status = out[0] ?? "";
+    if (status === "acquired" || status === "ours") {
+      lock.startRenewing();
+      return lock;
+    }
+    if (status === "took-over") {
+      lock.tookOverFrom = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
+      options.warn?.(
+        `${host.name}: took over the deploy lock ${options.path}: its holder (${describeHolder(lock.tookOverFrom)}) had not renewed it for ${formatDuration(lock.tookOverFrom.ageMs)}, longer than its lease of ${formatDuration(lock.tookOverFrom.leaseMs)}; that run is gone. Its upgrade may have been interrupted: pre-flight checks the host for what it left`
+      );
+      lock.startRenewing();
+      return lock;
+    }
+    if (status === "held")
+      throw new LockHeldError(
+        host.name,
+        options.path,
+        parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
+      );
+    throw new Error(
+      `${host.name}: cannot take the deploy lock ${options.path}: ${status.replace(/^error /, "")}. The SSH user must be able to create it: give it the release store (release-dir), or set sudo: true`
+    );
+  }
+  startRenewing() {
+    const every = this.options.renewEveryMs ?? Math.min(6e4, Math.max(1e3, Math.floor(this.options.leaseMs / 3)));
+    this.timer = setInterval(() => void this.renew().catch(() => void 0), every);
+    this.timer.unref();
+  }
+  /** Touches the lease. A lost connection is retried at the next tick; a lock in other hands is reported once. */
+  async renew() {
+    if (this.released) return "lost";
+    const out = await sh(this.host, RENEW, [this.options.path, this.options.token]);
+    if (out[0] === "renewed") return "renewed";
+    if (!this.lost) {
+      this.lost = true;
+      this.options.warn?.(
+        `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run (its lease ran out and another run took it over)`
+      );
+    }
+    return "lost";
+  }
+  /** Releases the lock if this run still holds it. Never throws. */
+  async release() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    if (this.released) return "released";
+    try {
+      const out = await releaseLock(this.host, this.options.path, this.options.token);
+      this.released = true;
+      return out;
+    } catch (e) {
+      this.options.warn?.(
+        `${this.host.name}: could not release the deploy lock ${this.options.path}: ${e.message}`
+      );
+      return "error";
+    }
+  }
+};
+async function releaseLock(host, path, token) {
+  const out = await sh(host, RELEASE, [path, token]);
+  const s = out[0];
+  if (s === "released" || s === "absent" || s === "not-ours") return s;
+  throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
+}
+
+// src/upgrade/watchdog.ts
+import { posix as posix5 } from "node:path";
+var HELPERS = String.raw`
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
+alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
+`.replaceAll("@{", "${");
+var WATCHDOG_SCRIPT = HELPERS + String.raw`
+d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7
+trap '' HUP INT
+# USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
+trap ':' USR1
+log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
+finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
+# Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
+kids() {
+  want=$1
+  for f in /proc/[0-9]*/stat; do
+    s=; { read -r s < "$f"; } 2>/dev/null || continue
+    c=@{f#/proc/}; c=@{c%/stat}
+    s=@{s##*) }
+    set -- $s
+    [ "$2" = "$want" ] || continue
+    case $1 in Z*|X*) continue;; esac
+    t=$(tr '\0' ' ' < "/proc/$c/cmdline" 2>/dev/null)
+    case $t in
+      'nginx: worker process is shutting down'*) echo "$c draining";;
+      'nginx: worker process'*|'nginx: cache manager'*|'nginx: cache loader'*) echo "$c worker";;
+      *) echo "$c master";;
+    esac
+  done
+}
+of_kind() { kids "$1" | { o=; while read -r c k; do [ "$k" = "$2" ] && o="$o@{o:+ }$c"; done; echo "$o"; }; }
+sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
+
+rollback() {
+  if ! alive "$old"; then
+    log "the old master $old is gone: the upgrade went through (or the server was restarted); nothing to roll back"
+    finish nothing
+  fi
+  # 1. The old master serves again: HUP brings its workers back when WINCH took them away.
+  if [ -z "$(of_kind "$old" worker)" ]; then
+    if kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
+    i=0; while [ $i -lt 50 ] && [ -z "$(of_kind "$old" worker)" ]; do nap; i=$((i+1)); done
+    nap; nap
+  fi
+  # 2. Stop the new master (a child of the old one that is not a worker): QUIT, then TERM, then KILL.
+  for sig in QUIT TERM KILL; do
+    news=$(of_kind "$old" master)
+    [ -n "$news" ] || break
+    # shellcheck disable=SC2086
+    kill -s $sig $news 2>/dev/null && log "sent $sig to the new master $news"
+    case $sig in QUIT) n=50;; *) n=25;; esac
+    i=0; while [ $i -lt $n ] && [ -n "$(of_kind "$old" master)" ]; do nap; i=$((i+1)); done
+  done
+  # 3. When the new master exits the old one takes its pid file back (.oldbin goes away).
+  i=0; while [ $i -lt 50 ]; do
+    [ "$(readpid "$pf")" = "$old" ] && [ ! -e "$pf.oldbin" ] && break
+    nap; i=$((i+1))
+  done
+  # 4. The old binary back at the live path (the kept file is a hard link of it).
+  cur=$(sha_of "$live")
+  if [ "$cur" != "$sha" ]; then
+    kept=$(sha_of "$prev")
+    if [ "$kept" = "$sha" ] && mv -f -- "$prev" "$live"; then
+      log "put the old binary back at $live (sha256 $sha)"
+    else
+      log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
+    fi
+  fi
+  w=$(of_kind "$old" worker); n=$(of_kind "$old" master); p=$(readpid "$pf"); cur=$(sha_of "$live")
+  if [ -n "$w" ] && [ -z "$n" ] && [ "$p" = "$old" ] && [ ! -e "$pf.oldbin" ] && [ "$cur" = "$sha" ]; then
+    log "rolled back: the old master $old serves with workers $w and $live is the old binary"
+    finish rolled-back
+  fi
+  log "rollback incomplete: pid file '$p', .oldbin $([ -e "$pf.oldbin" ] && echo present || echo none), old workers '$w', new master '$n', live sha256 '$cur'"
+  finish "incomplete: pid file $p, old workers $w, new master $n, live sha256 $cur"
+}
+
+echo "$$" > "$d/pid"
+log "armed for old master $old (pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+while :; do
+  if [ -d "$d/decided" ]; then
+    v=$(cat "$d/verdict" 2>/dev/null)
+    log "the action decided: $v; exiting"
+    finish "$v"
+  fi
+  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+  if [ "$(date +%s)" -ge "$dl" ]; then
+    if mkdir -- "$d/decided" 2>/dev/null; then
+      echo rollback > "$d/verdict"
+      log "no word from the action by the deadline: rolling back"
+      rollback
+    fi
+  fi
+  sleep 1 &
+  wait $! 2>/dev/null
+done
+`.replaceAll("@{", "${");
+var LAUNCH_SCRIPT = HELPERS + String.raw`
+wd=$1 d=$2 tok=$3 lease=$4; shift 4
+mkdir -p -- "$d" || exit 1
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then
+  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null)"; exit 0; fi
+  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
+fi
+rm -f -- "$d/verdict" "$d/result" "$d/pid"
+rmdir -- "$d/decided" 2>/dev/null
+if [ -f "$d/log" ] && [ "$(wc -c < "$d/log")" -gt 200000 ]; then tail -n 300 -- "$d/log" > "$d/log.tmp" && mv -f -- "$d/log.tmp" "$d/log"; fi
+printf '%s\n' "$tok" > "$d/token"
+echo $(( $(date +%s) + lease )) > "$d/deadline"
+printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+else
+  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+fi
+end=$(( $(date +%s) + 10 ))
+while [ "$(date +%s)" -le "$end" ]; do
+  p=$(readpid "$d/pid")
+  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline")"; exit 0; fi
+  sleep 0.02 2>/dev/null || sleep 1
+done
+echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
+`.replaceAll("@{", "${");
+var DECIDE_SCRIPT = HELPERS + String.raw`
+d=$1 tok=$2 v=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  printf '%s\n' "$v" > "$d/verdict"
+  p=$(readpid "$d/pid")
+  is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
+  end=$(( $(date +%s) + 3 ))
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$(readpid "$d/pid")" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  echo "decided $v (still exiting)"; exit 0
+fi
+r=$(cat -- "$d/result" 2>/dev/null)
+echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
+`;
+var EXTEND_SCRIPT = String.raw`
+d=$1 tok=$2 lease=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
+[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
+echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+`;
+var INSPECT_SCRIPT = HELPERS + String.raw`
+d=$1
+[ -d "$d" ] || { echo "absent"; exit 0; }
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then echo "running $p"; else echo "stopped $p"; fi
+echo "token $(cat -- "$d/token" 2>/dev/null)"
+dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+echo "deadline-in $((dl - $(date +%s)))"
+[ -d "$d/decided" ] && echo "decided $(cat -- "$d/verdict" 2>/dev/null)"
+[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
+tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
+`;
+function watchdogLeaseMs(t) {
+  const guarded2 = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
+  return guarded2 + 1e4 + Math.ceil(guarded2 / 10);
+}
+function watchdogDir(releaseDir) {
+  return posix5.join(releaseDir, "watchdog");
+}
+var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
+async function sh2(host, script, args, timeoutMs = 3e4) {
+  const r = await host.run(["sh", "-c", script, "sh", ...args], { sudo: host.sudo, timeoutMs });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  return r.stdout.trim();
+}
+var WatchdogBusyError = class extends Error {
+  constructor(host, dir, pid, token) {
+    super(
+      `${host}: a watchdog of another run (${token || "unknown"}) is still armed (pid ${pid}, state in ${dir}): it will roll back that run's interrupted upgrade at its deadline. Wait for it (its log: ${dir}/log), or, once you have checked the host by hand, stop it: kill ${pid}`
+    );
+    this.host = host;
+    this.dir = dir;
+    this.pid = pid;
+    this.token = token;
+    this.name = "WatchdogBusyError";
+  }
+  host;
+  dir;
+  pid;
+  token;
+};
+async function startWatchdog(host, plan) {
+  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
+    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a master`);
+  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
+  const out = await sh2(host, LAUNCH_SCRIPT, [
+    WATCHDOG_SCRIPT,
+    plan.dir,
+    plan.token,
+    seconds(plan.leaseMs),
+    plan.pidFile,
+    String(plan.oldPid),
+    plan.livePath,
+    plan.previousPath,
+    plan.oldSha256
+  ]);
+  const [word, pid, extra] = out.split(/\s+/);
+  if (word === "started" || word === "running") return { pid: Number(pid), deadline: Number(extra) };
+  if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
+  throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
+}
+async function decideWatchdog(host, dir, token, verdict) {
+  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict]);
+  if (out.startsWith("decided ")) return { decided: true, verdict };
+  if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
+  const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
+  return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
+}
+async function extendWatchdog(host, dir, token, leaseMs) {
+  return await sh2(host, EXTEND_SCRIPT, [dir, token, seconds(leaseMs)]) === "extended";
+}
+async function inspectWatchdog(host, dir) {
+  const out = await sh2(host, INSPECT_SCRIPT, [dir]);
+  if (out === "absent") return null;
+  const state = {
+    running: false,
+    pid: null,
+    token: null,
+    deadlineInMs: null,
+    verdict: null,
+    result: null,
+    log: []
+  };
+  for (const line2 of out.split("\n")) {
+    const [key, ...rest] = line2.split(" ");
+    const value = rest.join(" ");
+    if (key === "running" || key === "stopped") {
+      state.running = key === "running";
+      state.pid = /^\d+$/.test(value) ? Number(value) : null;
+    } else if (key === "token") state.token = value || null;
+    else if (key === "deadline-in") state.deadlineInMs = Number(value) * 1e3;
+    else if (key === "decided") state.verdict = value || null;
+    else if (key === "result") state.result = value || null;
+    else if (key === "log") state.log.push(value);
+  }
+  return state;
+}
+async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
+  const until = Date.now() + timeoutMs;
+  for (; ; ) {
+    const state = await inspectWatchdog(host, dir);
+    if (state === null || !state.running || Date.now() >= until) return state;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// src/safety.ts
+function safetyOptions(settings, log, env = process.env) {
+  const owner = lockOwnerFromEnv(env);
+  return {
+    releaseDir: settings.releaseDir,
+    pidFile: settings.pidFile,
+    binaryPath: settings.binaryPath,
+    lockLeaseMs: settings.lockLeaseMs,
+    watchdog: settings.watchdog,
+    watchdogLeaseMs: watchdogLeaseMs({
+      startTimeoutMs: settings.startTimeoutMs,
+      healthTimeoutMs: settings.healthTimeoutMs,
+      drainTimeoutMs: settings.drainTimeoutMs
+    }),
+    owner,
+    token: newToken(owner),
+    log
+  };
+}
+var ROLLBACK_GRACE_MS = 12e4;
+var WATCHDOG_FINISH_MS = 9e4;
+async function masterExecutable(host, pidFile) {
+  const r = await host.run(
+    [
+      "sh",
+      "-c",
+      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null',
+      "sh",
+      pidFile
+    ],
+    { sudo: host.sudo }
+  );
+  const path = r.stdout.trim().replace(/ \(deleted\)$/, "");
+  return path.startsWith("/") ? path : null;
+}
+function safetyHooks(o) {
+  const hosts = /* @__PURE__ */ new Map();
+  const persist = () => o.persist?.([...hosts.values()].map((s) => ({ ...s.record })));
+  const stateOf = (host) => {
+    let s = hosts.get(host.name);
+    if (!s) {
+      s = { record: { host: host.name, token: o.token, phase: "locked", pidFile: o.pidFile }, armed: false };
+      hosts.set(host.name, s);
+    }
+    return s;
+  };
+  const stopHeartbeat = (s) => {
+    if (s.heartbeat) clearInterval(s.heartbeat);
+    s.heartbeat = void 0;
+  };
+  const wdDir = (s) => watchdogDir(s.releaseDir);
+  const afterWatchdog = async (host, s, note) => {
+    note(`the watchdog reached its deadline first and rolls the host back; waiting for it to finish`);
+    const end = await waitForWatchdog(host, wdDir(s), WATCHDOG_FINISH_MS);
+    s.armed = false;
+    const result = end?.result ?? (end?.running ? "still running" : "unknown");
+    note(`the watchdog's result: ${result}`);
+    return result;
+  };
+  return {
+    async beforeStart({ host, note }) {
+      const s = stateOf(host);
+      if (s.lock) return;
+      let releaseDir = o.releaseDir;
+      if (releaseDir === void 0) {
+        const live = o.binaryPath ?? await masterExecutable(host, o.pidFile);
+        if (live === null) {
+          note("no deploy lock: the running binary (and so its release store) is not known yet");
+          return;
+        }
+        releaseDir = ReleaseStore.forLive(host, void 0, live).dir;
+      }
+      s.releaseDir = releaseDir;
+      const path = lockPath(releaseDir);
+      s.lock = await HostLock.acquire(host, {
+        path,
+        token: o.token,
+        leaseMs: o.lockLeaseMs,
+        owner: o.owner,
+        warn: (m) => o.log.warn(m, { host: host.name, step: "preflight" })
+      });
+      s.record.lock = path;
+      s.record.phase = "locked";
+      persist();
+      note(
+        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
+      );
+      const wd = await inspectWatchdog(host, watchdogDir(releaseDir));
+      if (wd?.running && wd.token !== o.token)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
+      if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
+        const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
+        if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
+        else
+          o.log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
+            host: host.name,
+            step: "preflight"
+          });
+      }
+    },
+    async beforeSwap(ctx) {
+      const { host, facts, note } = ctx;
+      const s = stateOf(host);
+      Object.assign(s.record, {
+        phase: "changing",
+        oldPid: facts.masterPid,
+        livePath: facts.livePath,
+        oldSha256: facts.liveSha256,
+        newSha256: ctx.source.sha256
+      });
+      if (o.watchdog && s.releaseDir !== void 0) s.record.watchdog = wdDir(s);
+      persist();
+      if (!o.watchdog || s.armed) return;
+      if (s.releaseDir === void 0) {
+        note("no watchdog: the release store of this host is not known");
+        return;
+      }
+      const wd = await startWatchdog(host, {
+        dir: wdDir(s),
+        token: o.token,
+        pidFile: o.pidFile,
+        oldPid: facts.masterPid,
+        livePath: facts.livePath,
+        previousPath: sidePaths(facts.livePath).previous,
+        oldSha256: facts.liveSha256,
+        leaseMs: o.watchdogLeaseMs
+      });
+      s.armed = true;
+      note(
+        `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${wdDir(s)}/log)`
+      );
+    },
+    async beforeQuit(ctx) {
+      const { host, note } = ctx;
+      const s = stateOf(host);
+      stopHeartbeat(s);
+      s.record.phase = "committing";
+      persist();
+      if (!s.armed) return;
+      const d = await decideWatchdog(host, wdDir(s), o.token, "confirm");
+      if (d.decided || d.verdict === "confirm") {
+        s.armed = false;
+        note("confirmed the watchdog: the upgrade goes through");
+        return;
+      }
+      if (d.verdict === "not-ours")
+        throw new StepError(
+          "quit",
+          `the watchdog in ${wdDir(s)} belongs to another run: the deploy lock was lost; not going on`
+        );
+      const result = await afterWatchdog(host, s, note);
+      throw new StepError(
+        "quit",
+        `the watchdog rolled the host back at its deadline (lease ${formatDuration(o.watchdogLeaseMs)}) before this run could confirm: ${result}. The upgrade took longer than start-timeout + health-timeout + drain-timeout allowed`
+      );
+    },
+    async beforeRollback(ctx) {
+      const { host, note } = ctx;
+      const s = stateOf(host);
+      stopHeartbeat(s);
+      s.record.phase = "rolling-back";
+      persist();
+      if (!s.armed) return;
+      if (await extendWatchdog(host, wdDir(s), o.token, ROLLBACK_GRACE_MS)) {
+        note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`);
+        return;
+      }
+      await afterWatchdog(host, s, note);
+    },
+    async onParked(ctx) {
+      const { host } = ctx;
+      const s = stateOf(host);
+      s.record.phase = "parked";
+      persist();
+      if (!s.armed) return;
+      const extend = () => void extendWatchdog(host, wdDir(s), o.token, o.watchdogLeaseMs).catch(
+        (e) => o.log.warn(`${host.name}: could not extend the watchdog: ${e.message}`)
+      );
+      extend();
+      stopHeartbeat(s);
+      s.heartbeat = setInterval(extend, Math.min(6e4, Math.max(1e3, Math.floor(o.watchdogLeaseMs / 3))));
+      s.heartbeat.unref();
+    },
+    async settled({ host, report, log }) {
+      const s = hosts.get(host.name);
+      if (!s) return;
+      stopHeartbeat(s);
+      const note = (m) => log.info(`${host.name} [settle] ${m}`);
+      try {
+        if (s.armed) {
+          const verdict = report.result === "upgraded" ? "confirm" : "cancel";
+          const d = await decideWatchdog(host, wdDir(s), o.token, verdict);
+          if (d.decided || d.verdict === verdict) {
+            s.armed = false;
+            note(`disarmed the watchdog (${verdict})`);
+          } else if (d.verdict !== "not-ours") {
+            await afterWatchdog(host, s, note);
+          }
+        }
+      } catch (e) {
+        log.warn(`${host.name}: could not disarm the watchdog in ${wdDir(s)}: ${e.message}`, {
+          host: host.name,
+          step: "rollback"
+        });
+      }
+      let phase = "settled";
+      if (s.lock) {
+        const how = await s.lock.release();
+        if (how === "released") note(`released the deploy lock ${s.lock.path}`);
+        else if (how === "not-ours")
+          log.warn(
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
+          );
+        else if (how === "error") phase = "locked";
+      }
+      s.record.phase = phase;
+      s.record.result = report.result;
+      persist();
+    }
+  };
 }
 
 // src/main.ts
 var coreLogger = {
   info: (m) => info(m),
-  warn: (m) => warning(m),
-  error: (m) => error(m),
+  warn: (m, where) => warning(m, annotation(where)),
+  error: (m, where) => error(m, annotation(where)),
   group: (title, fn) => group(title, fn)
 };
+function annotation(where) {
+  if (!where?.host && !where?.step) return void 0;
+  return { title: [where.host, where.step].filter(Boolean).join(": ") };
+}
 function maskSecrets(settings) {
   for (const secret of [
     settings.privateKey,
@@ -43956,7 +48664,7 @@ function connector(settings, log) {
     passphrase: settings.passphrase,
     password: settings.password
   };
-  return (target) => SshHost.connect({
+  return (target, hostLog = log) => SshHost.connect({
     target,
     credentials,
     hostKeys: {
@@ -43970,41 +48678,493 @@ function connector(settings, log) {
       target: settings.jumpHost,
       credentials: { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey }
     } : void 0,
-    log: (m) => log.info(m)
+    log: (m) => hostLog.info(m)
   });
 }
-async function deploy(settings, log) {
+function guarded(settings, log, control, plan) {
+  const safety = safetyHooks({ ...safetyOptions(settings, log), persist: control.persist });
+  return { ...plan, hooks: mergeHooks(safety, plan.hooks), signal: control.signal };
+}
+async function deploy(settings, log, control = {}) {
   const binary = await inspectBinary(settings.binary);
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? "script"}`
   );
-  return runRollout(settings, planFrom(settings, binary), { connect: connector(settings, log), log });
+  const plan = { ...planFrom(settings, binary), hooks: releaseHooks(releaseOptions(settings, process.env)) };
+  return runRollout(settings, guarded(settings, log, control, plan), {
+    connect: connector(settings, log),
+    log
+  });
 }
+async function rollback(settings, log, control = {}) {
+  log.info(
+    `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
+  );
+  const plan = {
+    ...planFrom(settings, { sha256: "" }),
+    hooks: releaseHooks(releaseOptions(settings, process.env))
+  };
+  return runRollout(settings, guarded(settings, log, control, plan), {
+    connect: connector(settings, log),
+    log
+  });
+}
+async function perform(settings, log, control = {}) {
+  checkKeys(settings);
+  if (settings.insecureSkipHostKeyCheck)
+    log.warn(
+      "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
+    );
+  return settings.mode === "rollback" ? rollback(settings, log, control) : deploy(settings, log, control);
+}
+function cancelOnSignals(controller, log) {
+  const handler = (sig) => {
+    if (controller.signal.aborted) {
+      log.warn(`received ${sig} again: still rolling back the hosts in the middle of an upgrade`);
+      return;
+    }
+    log.warn(
+      `received ${sig}: the run is being cancelled; hosts in the middle of an upgrade roll back (or complete, when only the old master's QUIT remained) before the action exits`
+    );
+    controller.abort(sig);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
+}
+function saveState2(name, value) {
+  try {
+    saveState(name, value);
+  } catch (e) {
+    if (!stateWarned)
+      warning(
+        `cannot save state for the post step (${e.message}): a killed run would not be cleaned up by it`
+      );
+    stateWarned = true;
+  }
+}
+var stateWarned = false;
+var POST_STATE = "zerodownHosts";
 async function run2() {
+  saveState2("isPost", "true");
+  const controller = new AbortController();
+  const uninstall = cancelOnSignals(controller, coreLogger);
   try {
     const settings = readSettings((name) => getInput(name));
     maskSecrets(settings);
-    if (settings.insecureSkipHostKeyCheck)
-      warning(
-        "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
-      );
-    if (settings.mode !== "deploy") throw new Error(`mode ${settings.mode} is not available yet`);
-    const result = await deploy(settings, coreLogger);
+    const result = await perform(settings, coreLogger, {
+      signal: controller.signal,
+      persist: (records) => saveState2(POST_STATE, JSON.stringify(records))
+    });
     setOutputs(result);
     await writeSummary(result);
-    if (result.result !== "upgraded" && result.result !== "unchanged") {
-      const failed = result.hosts.filter((h) => h.result !== "upgraded" && h.result !== "unchanged");
-      setFailed(
-        `${result.result}: ` + failed.map(
-          (h) => `${h.host} ${h.result}${h.failedStep ? ` at ${h.failedStep}` : ""}${h.error ? `: ${h.error}` : ""}`
-        ).join("; ") + (result.result === "rolled-back" ? ". The old version is serving." : "")
-      );
-    }
+    if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
   } catch (e) {
     setOutput("result", "failed");
     setFailed(e.message);
+  } finally {
+    uninstall();
   }
+  if (controller.signal.aborted) process.exit(process.exitCode ?? 0);
+}
+
+// src/cli.ts
+var UsageError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "UsageError";
+  }
+};
+var COMMANDS = ["deploy", "rollback", "help"];
+var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
+var SECRETS = /* @__PURE__ */ new Set(["private-key", "passphrase", "password", "jump-private-key"]);
+var BOOL = /^(true|false|yes|no|on|off|1|0)$/i;
+var isBoolean = (spec) => spec.default === "true" || spec.default === "false";
+var envName = (input) => `ZERODOWN_${input.toUpperCase().replace(/-/g, "_")}`;
+function inputNamed(name) {
+  return INPUTS.find((i) => i.name === name);
+}
+function closest(name) {
+  let best;
+  for (const i of INPUTS) {
+    const d = distance(name, i.name);
+    if (d <= 2 && (!best || d < best.d)) best = { name: i.name, d };
+  }
+  return best?.name;
+}
+function distance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+function readValueFile(flag, path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`${flag} ${path}: cannot read the file (${e.code ?? e})`);
+  }
+}
+function parseArgs(argv) {
+  const args = { command: "deploy", values: /* @__PURE__ */ new Map(), secretsInFlags: [], json: false };
+  let i = 0;
+  let commandGiven = false;
+  const set = (name, value, flag) => {
+    const before = args.values.get(name);
+    if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
+    args.values.set(name, before !== void 0 ? `${before}
+${value}` : value);
+  };
+  if (argv[0] !== void 0 && !argv[0].startsWith("-")) {
+    const command = argv[0];
+    if (!COMMANDS.includes(command))
+      throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
+    args.command = command;
+    commandGiven = true;
+    i = 1;
+  }
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "-h" || arg === "--help") {
+      args.command = "help";
+      continue;
+    }
+    if (arg === "--json") {
+      args.json = true;
+      continue;
+    }
+    if (!arg.startsWith("--") || arg === "--")
+      throw new UsageError(
+        `unexpected argument '${arg}': every value follows its flag (--hosts web1,web2); run with --help`
+      );
+    const eq = arg.indexOf("=");
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const name = flag.slice(2);
+    const inline = eq >= 0 ? arg.slice(eq + 1) : void 0;
+    const next = () => {
+      if (inline !== void 0) return inline;
+      const value = argv[i + 1];
+      if (value === void 0 || value.startsWith("--") && value.length > 2)
+        throw new UsageError(`${flag} needs a value: ${flag} VALUE or ${flag}=VALUE`);
+      i++;
+      return value;
+    };
+    if (name === "summary") {
+      args.summaryFile = next();
+      continue;
+    }
+    const negated = name.startsWith("no-") ? inputNamed(name.slice(3)) : void 0;
+    if (negated && isBoolean(negated) && inline === void 0) {
+      set(negated.name, "false", flag);
+      continue;
+    }
+    const spec = inputNamed(name);
+    if (spec) {
+      if (isBoolean(spec) && inline === void 0 && !BOOL.test(argv[i + 1] ?? "")) {
+        set(spec.name, "true", flag);
+        continue;
+      }
+      const value = next();
+      if (spec.name === "mode" && commandGiven && value !== args.command)
+        throw new UsageError(`--mode ${value} contradicts the command ${args.command}; give one of them`);
+      if (SECRETS.has(spec.name)) args.secretsInFlags.push(flag);
+      set(spec.name, value, flag);
+      continue;
+    }
+    const fileOf = name.endsWith("-file") ? inputNamed(name.slice(0, -5)) : void 0;
+    if (fileOf) {
+      const path = next();
+      set(fileOf.name, readValueFile(flag, path), flag);
+      continue;
+    }
+    const guess = closest(name);
+    throw new UsageError(
+      `unknown option ${flag}${guess ? ` (did you mean --${guess}?)` : ""}; run with --help for the list`
+    );
+  }
+  if (commandGiven && args.command !== "help") {
+    if (args.values.has("mode") && args.values.get("mode") !== args.command)
+      throw new UsageError(`--mode contradicts the command ${args.command}; give one of them`);
+    args.values.set("mode", args.command);
+  }
+  return args;
+}
+function inputReader(args, env = process.env) {
+  return (name) => {
+    const flag = args.values.get(name);
+    if (flag !== void 0) return flag;
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== void 0 && fromEnv !== "") return fromEnv;
+    const file = env[`${envName(name)}_FILE`];
+    if (file) return readValueFile(`${envName(name)}_FILE`, file);
+    return inputNamed(name)?.default ?? "";
+  };
+}
+function wrap(text2, width, indent) {
+  const lines = [];
+  let line2 = "";
+  for (const word of text2.split(/\s+/)) {
+    if (line2 && line2.length + 1 + word.length > width) {
+      lines.push(line2);
+      line2 = word;
+    } else line2 = line2 ? `${line2} ${word}` : word;
+  }
+  if (line2) lines.push(line2);
+  return lines.map((l, n) => n === 0 ? l : indent + l);
+}
+function helpText() {
+  const col = 32;
+  const lead = " ".repeat(col + 2);
+  const pad = (s) => s.length + 2 >= col ? `${s}
+${lead}` : s.padEnd(col);
+  const inputs = INPUTS.map((i) => {
+    const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`;
+    const extra = i.required ? " (required)" : i.default ? ` [default: ${i.default}]` : "";
+    return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join("\n")}`;
+  });
+  return [
+    "zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:",
+    "upload, USR2, health gate, drain of the old workers, QUIT, and automatic rollback.",
+    "",
+    "Usage:",
+    "  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
+    "  node dist/index.js rollback --hosts HOSTS ... [options]",
+    "  node dist/index.js --help",
+    "",
+    "Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment",
+    "variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the",
+    "environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.",
+    "",
+    "Inputs:",
+    ...inputs,
+    "",
+    "Conveniences:",
+    `  ${pad("--INPUT-file FILE")}Read an input's value from FILE, e.g. --private-key-file ~/.ssh/deploy_key,`,
+    `${lead}--known-hosts-file ~/.ssh/known_hosts (or ZERODOWN_PRIVATE_KEY_FILE=...).`,
+    `${lead}Secrets belong in a file or the environment, not on the command line.`,
+    `  ${pad("--hosts, --known-hosts")}May be given more than once.`,
+    `  ${pad("--json")}Print the JSON report (the report output) on stdout; logs go to stderr.`,
+    `  ${pad("--summary FILE")}Write the Markdown summary (as GitHub shows it) to FILE.`,
+    `  ${pad("-h, --help")}This text.`,
+    "",
+    "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
+    ""
+  ].join("\n");
+}
+function terminalLogger(out, err) {
+  const tty = out.isTTY === true && !process.env.NO_COLOR;
+  const bold = (s) => tty ? `\x1B[1m${s}\x1B[0m` : s;
+  return {
+    info: (m) => void out.write(`${m}
+`),
+    warn: (m) => void err.write(`warning: ${m}
+`),
+    // The machine's messages already name the host and the step.
+    error: (m) => void err.write(`error: ${m}
+`),
+    group: async (title, fn) => {
+      out.write(`${bold(`\u2500\u2500 ${title}`)}
+`);
+      return fn();
+    }
+  };
+}
+function textReport(run3) {
+  const lines = [`zerodown: ${run3.result} in ${formatDuration(run3.durationMs)}`];
+  for (const h of run3.hosts) {
+    const at = h.failedStep ? ` at ${h.failedStep}` : "";
+    const steps = h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`);
+    lines.push(
+      `  ${h.host}: ${h.result}${at}; ${versionsOf(h)}${steps.length ? `; ${steps.join(", ")}` : ""}`
+    );
+    if (h.error) lines.push(`    ${h.error}`);
+    if (h.repair?.length) lines.push("    repair it on the host:", ...h.repair.map((r) => `      ${r}`));
+  }
+  return lines.join("\n") + "\n";
+}
+async function cli(argv, io = {
+  out: process.stdout,
+  err: process.stderr,
+  env: process.env
+}) {
+  let json = argv.includes("--json");
+  const fail2 = (code, message) => {
+    io.err.write(`zerodown: ${message}
+`);
+    if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
+`);
+    return code;
+  };
+  let args;
+  try {
+    args = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof UsageError) return fail2(2, e.message);
+    throw e;
+  }
+  json = args.json;
+  if (args.command === "help") {
+    io.out.write(helpText());
+    return 0;
+  }
+  const log = terminalLogger(json ? io.err : io.out, io.err);
+  for (const flag of args.secretsInFlags)
+    log.warn(
+      `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
+    );
+  let run3;
+  try {
+    const settings = readSettings(inputReader(args, io.env));
+    run3 = await perform(settings, log);
+  } catch (e) {
+    if (e instanceof SettingsError || e instanceof UsageError) return fail2(2, e.message);
+    return fail2(1, e.message);
+  }
+  if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run3, contextFromEnv(io.env)));
+  if (json) io.out.write(`${outputsOf(run3).report}
+`);
+  else io.out.write(`
+${textReport(run3)}`);
+  return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
+}
+
+// src/post.ts
+function isPost() {
+  return getState("isPost") === "true";
+}
+function savedRecords(text2) {
+  if (text2.trim() === "") return [];
+  const value = JSON.parse(text2);
+  if (!Array.isArray(value)) throw new Error("the saved state is not a list");
+  return value.filter(
+    (r) => typeof r === "object" && r !== null && typeof r.host === "string" && typeof r.token === "string" && typeof r.phase === "string"
+  );
+}
+function postAction(r) {
+  switch (r.phase) {
+    case "settled":
+      return "nothing";
+    case "locked":
+      return r.lock ? "unlock" : "nothing";
+    case "committing":
+      return "complete";
+    default:
+      return r.oldPid !== void 0 && r.livePath && r.oldSha256 ? "rollback" : r.lock ? "unlock" : "nothing";
+  }
+}
+async function finishHost(host, r, settings, log) {
+  const action = postAction(r);
+  const outcome = { host: r.host, action };
+  if (action === "rollback" || action === "complete") {
+    if (r.watchdog) {
+      const wd = await inspectWatchdog(host, r.watchdog);
+      if (wd?.running && wd.token === r.token) {
+        const d = await decideWatchdog(host, r.watchdog, r.token, "cancel");
+        if (d.decided)
+          log.info(`${r.host}: disarmed the watchdog of the interrupted run; post finishes the host`);
+        else {
+          log.info(`${r.host}: the watchdog is rolling the host back; waiting for it`);
+          const end = await waitForWatchdog(host, r.watchdog, 9e4);
+          log.info(`${r.host}: the watchdog's result: ${end?.result ?? "unknown"}`);
+        }
+      } else if (wd && wd.token === r.token && wd.result) {
+        log.info(`${r.host}: the watchdog already ended: ${wd.result}`);
+      }
+    }
+    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" });
+    const report = await new HostUpgrade(host, plan, log).recover(
+      { masterPid: r.oldPid, livePath: r.livePath, liveSha256: r.oldSha256 },
+      {
+        complete: action === "complete",
+        reason: `the run was interrupted during the upgrade (phase ${r.phase}): the post step rolls the host back`
+      }
+    );
+    outcome.result = report.result;
+    outcome.error = report.rollbackError ?? (report.result === "failed" ? report.error : void 0);
+    outcome.repair = report.repair;
+  }
+  if (r.lock) {
+    const how = await releaseLock(host, r.lock, r.token);
+    if (how === "released") log.info(`${r.host}: released the deploy lock ${r.lock}`);
+    else if (how === "not-ours")
+      log.info(`${r.host}: the deploy lock ${r.lock} is held by another run now; left alone`);
+  }
+  return outcome;
+}
+async function post() {
+  let records;
+  try {
+    records = savedRecords(getState(POST_STATE));
+  } catch (e) {
+    warning(
+      `zerodown post: cannot read the state saved by the main step (${e.message}); nothing done`
+    );
+    return;
+  }
+  const open3 = records.filter((r) => postAction(r) !== "nothing");
+  if (open3.length === 0) {
+    info(
+      records.length === 0 ? "zerodown post: the main step touched no host; nothing to clean up" : `zerodown post: the main step settled every host (${records.map((r) => `${r.host} ${r.result ?? r.phase}`).join(", ")}); nothing to clean up`
+    );
+    return;
+  }
+  let settings;
+  try {
+    settings = readSettings((name) => getInput(name));
+  } catch (e) {
+    setFailed(`zerodown post: ${e.message}`);
+    return;
+  }
+  maskSecrets(settings);
+  info(
+    `zerodown post: the main step was interrupted with ${open3.length} host(s) unfinished: ${open3.map((r) => `${r.host} (${r.phase})`).join(", ")}`
+  );
+  const connect = connector(settings, coreLogger);
+  const outcomes = await Promise.all(
+    open3.map(async (r) => {
+      const target = settings.hosts.find((t) => t.label === r.host);
+      if (!target) return { host: r.host, action: postAction(r), error: "not in the hosts input any more" };
+      let host;
+      try {
+        host = await connect(target);
+        return await finishHost(host, r, settings, coreLogger);
+      } catch (e) {
+        return { host: r.host, action: postAction(r), error: e.message };
+      } finally {
+        await host?.close();
+      }
+    })
+  );
+  const bad = [];
+  for (const o of outcomes) {
+    if (o.action === "unlock" && !o.error) continue;
+    if (o.error || o.result === "failed") {
+      bad.push(`${o.host}: ${o.error ?? "failed"}`);
+      error(
+        `${o.host}: the post step could not finish this host: ${o.error ?? "failed"}` + (o.repair ? `. Repair it on the host:
+${o.repair.join("\n")}` : ""),
+        { title: `${o.host}: post` }
+      );
+    } else {
+      info(
+        `${o.host}: ${o.result === "upgraded" ? "the upgrade was completed" : `ends ${o.result}: the old version serves`}`
+      );
+    }
+  }
+  if (bad.length > 0) setFailed(`zerodown post: ${bad.join("; ")}`);
 }
 
 // src/index.ts
-await run2();
+if (process.argv.length > 2) process.exitCode = await cli(process.argv.slice(2));
+else if (isPost()) await post();
+else await run2();

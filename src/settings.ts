@@ -76,7 +76,6 @@ export class SettingsError extends Error {
 /** Reads one input by its action.yml name; '' when unset (like @actions/core's getInput). */
 export type InputReader = (name: string) => string
 
-
 function text(read: InputReader, name: string): string | undefined {
   const raw = read(name)
   if (raw.includes('\0')) throw new SettingsError(name, 'contains a NUL byte', 'Remove it')
@@ -151,9 +150,11 @@ function oneOf<T extends string>(read: InputReader, name: string, allowed: reado
 
 /** An absolute POSIX path with no `..`, NUL, or line breaks. */
 export function checkRemotePath(name: string, value: string): string {
+  // First, so that no message echoes an escape sequence into the log. Any C0 control or DEL.
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new SettingsError(name, 'contains a control character', 'Remove it')
   if (!value.startsWith('/'))
     throw new SettingsError(name, `'${value}' is not an absolute path`, 'Start it with /')
-  if (/[\r\n\0]/.test(value)) throw new SettingsError(name, 'contains a control character', 'Remove it')
   if (value.split('/').some(part => part === '..'))
     throw new SettingsError(name, `'${value}' contains a '..' segment`, 'Give the path without ..')
   if (value.length > 4096) throw new SettingsError(name, 'is longer than 4096 characters', 'Shorten it')
@@ -429,6 +430,12 @@ function checkCombinations(s: Settings): void {
       'rollback-to',
       'is set but mode is not rollback',
       'Set mode: rollback, or remove rollback-to'
+    )
+  if (s.version !== undefined && s.mode === 'rollback')
+    throw new SettingsError(
+      'version',
+      'is set but mode is rollback (a rollback takes the version from the release store)',
+      'Name the release to go back to with rollback-to, or remove version'
     )
   if (s.healthTimeoutMs < s.healthIntervalMs)
     throw new SettingsError(

@@ -3,7 +3,15 @@
  * variables and GITHUB_OUTPUT / GITHUB_STEP_SUMMARY files. Used by integration tests.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, appendFileSync } from 'node:fs'
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  copyFileSync,
+  appendFileSync
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Sandbox, SandboxHost } from '../../test/sandbox/sandbox.js'

@@ -18,7 +18,7 @@ interface DrainContext {
 export async function waitForDrain(host: Host, ctx: DrainContext): Promise<boolean> {
   let last = -1
   const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async elapsed => {
-    const snap = await probe(host, ctx.pidFile)
+    const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid])
     if (!isAlive(snap, ctx.newPid))
       throw new StepError('drain', `the new master ${ctx.newPid} exited during the drain`)
     if (!isAlive(snap, ctx.oldPid))

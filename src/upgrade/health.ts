@@ -3,9 +3,10 @@
  * passes of the URL and/or command, one every `intervalMs`, within `timeoutMs`. The new master's
  * workers must stay the same processes throughout: a crash loop fails the gate at once.
  */
+import { formatDuration } from '../duration.js'
 import type { Host } from '../host/host.js'
 import { sleep } from './wait.js'
-import { isAlive, liveChildren, probe } from './supervisors/nginx.js'
+import { isAlive, probe, steadyChildren } from './supervisors/nginx.js'
 import { StepError } from './types.js'
 
 export interface HealthPlan {
@@ -78,19 +79,24 @@ export async function runHealthGate(host: Host, plan: HealthPlan, ctx: GateConte
   let passes = 0
   let lastFailure = ''
   for (let n = 1; ; n++) {
-    const elapsed = Date.now() - started
-    const snap = await probe(host, ctx.pidFile)
+    // Checks start every intervalMs (the time a check takes is not added to the interval).
+    const checkStarted = Date.now()
+    const elapsed = checkStarted - started
+    // The process check (over the shell) and the health check (its own channel) run side by side.
+    const [snap, { ok, detail }] = await Promise.all([
+      probe(host, ctx.pidFile, [ctx.newPid]),
+      checkOnce(host, plan, plan.timeoutMs - elapsed)
+    ])
     if (!isAlive(snap, ctx.newPid))
       throw new StepError('health', `the new master ${ctx.newPid} exited during the health gate`)
     const gone = ctx.workers.filter(w => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== ctx.newPid)
     if (gone.length > 0) {
-      const now = liveChildren(snap, ctx.newPid).map(p => p.pid)
+      const now = steadyChildren(snap, ctx.newPid).map(p => p.pid)
       throw new StepError(
         'health',
         `workers of the new master are crashing: ${gone.join(', ')} exited (workers now: ${now.join(', ') || 'none'})`
       )
     }
-    const { ok, detail } = await checkOnce(host, plan, plan.timeoutMs - elapsed)
     ctx.record(ok, detail, Date.now() - started)
     if (ok) {
       passes++
@@ -102,11 +108,11 @@ export async function runHealthGate(host: Host, plan: HealthPlan, ctx: GateConte
       passes = 0
       lastFailure = detail
     }
-    if (Date.now() - started + plan.intervalMs > plan.timeoutMs)
+    if (checkStarted - started + plan.intervalMs > plan.timeoutMs)
       throw new StepError(
         'health',
-        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${plan.timeoutMs}ms; last failure: ${lastFailure || 'none'}`
+        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${formatDuration(plan.timeoutMs)}; last failure: ${lastFailure || 'none'}`
       )
-    await sleep(plan.intervalMs)
+    await sleep(Math.max(0, checkStarted + plan.intervalMs - Date.now()))
   }
 }

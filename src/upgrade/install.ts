@@ -80,6 +80,31 @@ export async function stageBinary(
   }
 }
 
+/**
+ * Copies a file that is already on the host (a release from its store) to the staging file
+ * beside the live path and checks its sha256 there: nothing is sent.
+ */
+export async function stageHostFile(
+  host: Host,
+  o: { fromPath: string; sha256: string; livePath: string }
+): Promise<void> {
+  const { staging } = sidePaths(o.livePath)
+  try {
+    // rm first: cp onto an existing file writes into its inode, which another name may share.
+    await run(host, ['rm', '-f', '--', staging])
+    await run(host, ['cp', '--', o.fromPath, staging])
+    const got = await remoteSha256(host, staging)
+    if (got !== o.sha256)
+      throw new Error(
+        `${host.name}: the copy of ${o.fromPath} has sha256 ${got}, expected ${o.sha256}: the file is corrupted; it is not used`
+      )
+    await run(host, ['chmod', '0755', '--', staging])
+  } catch (e) {
+    await host.run(['rm', '-f', '--', staging], { sudo: host.sudo }).catch(() => undefined)
+    throw e
+  }
+}
+
 async function run(host: Host, argv: string[]): Promise<void> {
   check(host, argv, await host.run(argv, { sudo: host.sudo, timeoutMs: 120_000 }))
 }

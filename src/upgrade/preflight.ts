@@ -13,7 +13,9 @@ import {
   newMasterCandidates,
   parseMasterTitle,
   parseVersion,
-  probe
+  probe,
+  type Proc,
+  type Snapshot
 } from './supervisors/nginx.js'
 import { StepError } from './types.js'
 
@@ -34,7 +36,8 @@ export interface HostFacts {
 export interface PreflightPlan {
   pidFile: string
   binaryPath?: string
-  source: { localPath: string; sha256: string; arch?: string | null; bytes?: number }
+  /** What preflight checks of the new binary (a release already on the host has neither). */
+  source: { sha256: string; arch?: string | null; bytes?: number }
 }
 
 const fail = (message: string): never => {
@@ -49,6 +52,29 @@ export async function preflight(
   const sudo = host.sudo
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
+  const sh = sudo ? 'sudo ' : ''
+  // An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then.
+  const o = snap.oldbinPid
+  const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o)! : null
+  if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
+    const children = newMasterCandidates(snap, o!).map(p => p.pid)
+    if (snap.pid === null || !isAlive(snap, snap.pid))
+      fail(
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` +
+          (children.length > 0 ? ` (its child ${children.join(', ')} never wrote it)` : '') +
+          `. To go back to the old one: ${sh}kill -HUP ${o}` +
+          (children.length > 0
+            ? `; ${sh}kill -TERM ${children.join(' ')}`
+            : `; ${sh}mv ${pidFile}.oldbin ${pidFile}`) +
+          ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+      )
+    fail(
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, ` +
+        `and nginx ignores USR2 until one is gone. To keep the new one: ${sh}kill -QUIT ${o}. ` +
+        `To go back to the old one: ${sh}kill -HUP ${o}; ${sh}kill -QUIT ${snap.pid}`
+    )
+  }
+
   if (snap.pid === null)
     fail(
       `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
@@ -58,21 +84,21 @@ export async function preflight(
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
 
   if (snap.oldbinExists) {
-    if (snap.oldbinPid !== null && isAlive(snap, snap.oldbinPid))
-      fail(
-        `an upgrade is in progress or was interrupted: the old master ${snap.oldbinPid} (${pidFile}.oldbin) and the master ${pid} are both alive, ` +
-          `and nginx ignores USR2 until one is gone. To keep the new one: kill -QUIT ${snap.oldbinPid}. ` +
-          `To go back to the old one: kill -HUP ${snap.oldbinPid}; kill -QUIT ${pid}`
-      )
-    // A pid file of a master that is gone: nginx would overwrite it, but it misleads people and tools.
+    // A pid file of no old master: nginx would overwrite it, but it misleads people and tools (and this check).
+    const why =
+      o === null
+        ? 'it holds no pid'
+        : o === pid
+          ? `it names the running master ${pid} itself, not an old one`
+          : !isAlive(snap, o)
+            ? `its pid ${o} is not running`
+            : `its pid ${o} is now "${oldMaster?.title ?? '?'}", not an nginx master`
     check(
       host,
       ['rm', '-f', '--', `${pidFile}.oldbin`],
       await host.run(['rm', '-f', '--', `${pidFile}.oldbin`], { sudo })
     )
-    note(
-      `removed a stale ${pidFile}.oldbin (its pid ${snap.oldbinPid ?? '?'} is not running), left by an interrupted run`
-    )
+    note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`)
     snap = await probe(host, pidFile)
   }
 
@@ -161,6 +187,13 @@ export async function preflight(
     arch,
     oldWorkerPids: workers
   }
+}
+
+/** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
+function looksLikeMaster(proc: Proc, snap: Snapshot, pid: number | null): boolean {
+  if (/^nginx: master process/.test(proc.title)) return true
+  // A server that speaks the protocol under another title: its child is the master of the pid file.
+  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid
 }
 
 function daemonOffMessage(pid: number, why: string): string {

@@ -1,7 +1,17 @@
 /** Shapes shared by the upgrade, the rollout and the reports. No GitHub, no SSH here. */
 
 export type StepName =
-  'preflight' | 'upload' | 'verify' | 'swap' | 'usr2' | 'winch' | 'health' | 'drain' | 'quit' | 'rollback'
+  | 'connect'
+  | 'preflight'
+  | 'upload'
+  | 'verify'
+  | 'swap'
+  | 'usr2'
+  | 'winch'
+  | 'health'
+  | 'drain'
+  | 'quit'
+  | 'rollback'
 
 export type HostResult = 'upgraded' | 'rolled-back' | 'unchanged' | 'failed' | 'untouched' | 'parked'
 
@@ -37,13 +47,34 @@ export interface HostReport {
   /** When the rollback itself failed: the host's exact state and the commands that repair it. */
   rollbackError?: string
   repair?: string[]
+  /** The host's release store after the run (oldest first), the live one marked. */
+  releases?: ReleaseRow[]
+  /** The batch the host ran in, from 0, in rollout order; batch 0 is the canary when canary > 0. */
+  batch?: number
+}
+
+/** One release in a host's store, as reports show it. */
+export interface ReleaseRow {
+  version: string | null
+  sha256: string
+  deployedAt: string
+  commit?: string
+  run?: string
+  live: boolean
+}
+
+/** Which host and step a log line is about (GitHub shows it as the annotation's title). */
+export interface LogWhere {
+  host?: string
+  step?: string
 }
 
 /** Where log lines go; main.ts maps it to @actions/core, the CLI to the terminal. */
 export interface Logger {
   info(message: string): void
-  warn(message: string): void
-  error(message: string): void
+  warn(message: string, where?: LogWhere): void
+  /** Every error is also an annotation naming the host and the step. */
+  error(message: string, where?: LogWhere): void
   /** Runs fn inside a collapsible group (a plain heading outside GitHub). */
   group<T>(title: string, fn: () => Promise<T>): Promise<T>
 }

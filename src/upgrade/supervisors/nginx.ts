@@ -30,25 +30,50 @@ export interface Snapshot {
   procs: Map<number, Proc>
 }
 
-// One round trip (written with @{ for sh's ${, which a template literal would take): both pid files and every process that is, or is a child of, the pids they name.
+// One round trip (written with @{ for sh's ${, which a template literal would take): both pid files
+// and every process that is, or is a child of, the pids they name or the pids watched (given after
+// the pid file: the masters of an upgrade stay in view while their pid files are being renamed).
+// Children come from /proc/<pid>/task/*/children when the kernel has it (no scan of every process:
+// a probe stays fast on a busy host); otherwise every /proc/<pid>/stat is read.
 const PROBE = String.raw`
-pf=$1
-rd() { p=; [ -r "$1" ] && read -r p < "$1" 2>/dev/null; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
+pf=$1; shift
+rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
 m=$(rd "$pf"); o=$(rd "$pf.oldbin")
 echo "pidfile $m"
 echo "oldbin $o"
 [ -e "$pf.oldbin" ] && echo "oldbinfile"
-for f in /proc/[0-9]*/stat; do
-  line=; read -r line < "$f" 2>/dev/null || continue
-  pid=@{f#/proc/}; pid=@{pid%/stat}
+show() {
+  line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
   rest=@{line##*) }
-  set -- $rest
-  if [ "$pid" = "$m" ] || [ "$pid" = "$o" ] || [ "$2" = "$m" ] || [ "$2" = "$o" ]; then
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || exe=-
-    title=$(tr '\0\t\n' '   ' < "/proc/$pid/cmdline" 2>/dev/null)
-    printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pid" "$1" "$2" "$4" "$exe" "$title"
-  fi
-done
+  set -- "$1" $rest
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || exe=-
+  title=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$1/cmdline")
+  printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$5" "$exe" "$title"
+}
+w=" $m $o $* "
+if [ -e "/proc/$$/task/$$/children" ]; then
+  seen=' '
+  for p in $m $o "$@"; do
+    case $p in ''|*[!0-9]*) continue;; esac
+    kids=
+    for c in /proc/$p/task/*/children; do
+      k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"
+    done
+    for q in $p $kids; do
+      case $seen in *" $q "*) continue;; esac
+      seen="$seen$q "
+      show "$q"
+    done
+  done
+else
+  for f in /proc/[0-9]*/stat; do
+    line=; read -r line 2>/dev/null < "$f" || continue
+    pid=@{f#/proc/}; pid=@{pid%/stat}
+    rest=@{line##*) }
+    set -- $rest
+    case $w in *" $pid "*|*" $2 "*) show "$pid";; esac
+  done
+fi
 `.replaceAll('@{', '${')
 
 function pidOf(text: string | undefined): number | null {
@@ -76,8 +101,13 @@ export function parseSnapshot(stdout: string): Snapshot {
   return snap
 }
 
-export async function probe(host: Host, pidFile: string): Promise<Snapshot> {
-  const r = await host.run(['sh', '-c', PROBE, 'sh', pidFile], { sudo: host.sudo, timeoutMs: 30_000 })
+/** Reads the protocol state; `watch`: pids (old and new master) kept in view whatever the pid files say. */
+export async function probe(host: Host, pidFile: string, watch: readonly number[] = []): Promise<Snapshot> {
+  const pids = watch.filter(p => Number.isInteger(p) && p > 0).map(String)
+  const r = await host.run(['sh', '-c', PROBE, 'sh', pidFile, ...pids], {
+    sudo: host.sudo,
+    timeoutMs: 30_000
+  })
   if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`)
   return parseSnapshot(r.stdout)
 }
@@ -99,6 +129,19 @@ export function oldWorkers(snap: Snapshot, oldPid: number, newPid: number | null
   return liveChildren(snap, oldPid).filter(
     p => p.pid !== newPid && (newPid !== null || WORKER_TITLE.test(p.title))
   )
+}
+
+/**
+ * A master's long-lived helpers: its workers and its cache manager. A cache loader is left out: it
+ * exits by design a minute after start, which is no crash.
+ */
+export function steadyChildren(snap: Snapshot, pid: number): Proc[] {
+  return liveChildren(snap, pid).filter(p => /^nginx: (worker|cache manager) process/.test(p.title))
+}
+
+/** Workers that serve: "worker process", not "worker process is shutting down" (after WINCH or QUIT). */
+export function acceptingWorkers(snap: Snapshot, pid: number): Proc[] {
+  return liveChildren(snap, pid).filter(p => /^nginx: worker process$/.test(p.title))
 }
 
 /**

@@ -1,0 +1,276 @@
+// Docs that stay true.
+//
+//   node scripts/docs.mjs            writes, from action.yml, the README's inputs and outputs tables
+//                                    (between <!-- inputs --> / <!-- /inputs --> and <!-- outputs -->
+//                                    / <!-- /outputs -->) and src/inputs.ts (what the command line
+//                                    offers as flags and --help)
+//   node scripts/docs.mjs --check    exits 1 when any of them differs from action.yml, or when the
+//                                    README's Troubleshooting section misses an error message the
+//                                    code can produce, or quotes one the code no longer has
+//   node scripts/docs.mjs --messages lists the error messages found in src/
+//   --root DIR                       works on another checkout (tests)
+//
+// Troubleshooting entries quote messages in lines that start with `> `, one code span per message
+// fragment, `…` where the message has a variable part: > `the new binary exited at once`
+// Every error message in src/ must contain one of the quoted fragments, and every quoted fragment
+// must appear in some message in src/.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
+import { parse } from 'yaml'
+import * as prettier from 'prettier'
+
+const args = process.argv.slice(2)
+const check = args.includes('--check')
+const rootAt = args.indexOf('--root')
+const root = resolve(rootAt >= 0 ? args[rootAt + 1] : new URL('..', import.meta.url).pathname)
+
+const README = join(root, 'README.md')
+const ACTION = join(root, 'action.yml')
+const INPUTS_TS = join(root, 'src/inputs.ts')
+
+async function format(text, parser) {
+  const config = (await prettier.resolveConfig(join(root, 'README.md'))) ?? {}
+  return prettier.format(text, { ...config, parser })
+}
+
+const oneLine = s =>
+  String(s ?? '')
+    .replace(/\s+/g, ' ')
+    .trim()
+const mdCell = s => oneLine(s).replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+const code = s => (s.includes('`') ? `\`\` ${s} \`\`` : `\`${s}\``)
+
+function readAction() {
+  const action = parse(readFileSync(ACTION, 'utf8'))
+  const inputs = Object.entries(action.inputs ?? {}).map(([name, spec]) => ({
+    name,
+    description: oneLine(spec?.description),
+    default: spec?.default === undefined ? undefined : String(spec.default),
+    required: spec?.required === true
+  }))
+  const outputs = Object.entries(action.outputs ?? {}).map(([name, spec]) => ({
+    name,
+    description: oneLine(spec?.description)
+  }))
+  return { inputs, outputs }
+}
+
+async function inputsTable(inputs) {
+  const rows = inputs.map(i => {
+    const dflt = i.required ? '**required**' : i.default ? code(i.default) : ''
+    return `| ${code(i.name)} | ${dflt} | ${mdCell(i.description)} |`
+  })
+  return (
+    await format(['| Input | Default | Description |', '| --- | --- | --- |', ...rows].join('\n'), 'markdown')
+  ).trim()
+}
+
+async function outputsTable(outputs) {
+  const rows = outputs.map(o => `| ${code(o.name)} | ${mdCell(o.description)} |`)
+  return (await format(['| Output | Description |', '| --- | --- |', ...rows].join('\n'), 'markdown')).trim()
+}
+
+async function inputsModule(inputs, outputs) {
+  const text = [
+    '// Generated from action.yml by scripts/docs.mjs (npm run docs). Do not edit by hand.',
+    '',
+    '/** One input of action.yml: the command line offers it as --<name> and ZERODOWN_<NAME>. */',
+    'export interface InputSpec {',
+    '  name: string',
+    '  description: string',
+    '  default?: string',
+    '  required: boolean',
+    '}',
+    '',
+    `export const INPUTS: readonly InputSpec[] = ${JSON.stringify(inputs, null, 2)}`,
+    '',
+    `export const OUTPUTS: readonly { name: string; description: string }[] = ${JSON.stringify(outputs, null, 2)}`,
+    ''
+  ].join('\n')
+  return format(text, 'typescript')
+}
+
+function replaceBetween(text, marker, body) {
+  const open = `<!-- ${marker} -->`
+  const close = `<!-- /${marker} -->`
+  const a = text.indexOf(open)
+  const b = text.indexOf(close)
+  if (a < 0 || b < a) throw new Error(`README.md has no ${open} ... ${close} markers`)
+  return text.slice(0, a) + `${open}\n\n${body}\n\n` + text.slice(b)
+}
+
+// ------------------------------------------------------------------- error messages in src/
+
+function sourceFiles(dir) {
+  const out = []
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name)
+    if (entry.isDirectory()) out.push(...sourceFiles(p))
+    else if (/\.ts$/.test(entry.name) && entry.name !== 'inputs.ts') out.push(p)
+  }
+  return out
+}
+
+/** Reads a JS string or template literal at i; `${...}` becomes …. Returns [text, end] or null. */
+function readLiteral(src, i) {
+  const q = src[i]
+  if (q !== "'" && q !== '"' && q !== '`') return null
+  let text = ''
+  let j = i + 1
+  while (j < src.length) {
+    const c = src[j]
+    if (c === '\\') {
+      const n = src[j + 1]
+      text += n === 'n' ? '\n' : n
+      j += 2
+      continue
+    }
+    if (c === q) return [text, j + 1]
+    if (q === '`' && c === '$' && src[j + 1] === '{') {
+      // skip to the matching }, across nested strings and templates
+      let depth = 1
+      j += 2
+      while (j < src.length && depth > 0) {
+        const d = src[j]
+        if (d === "'" || d === '"' || d === '`') {
+          const inner = readLiteral(src, j)
+          j = inner ? inner[1] : j + 1
+          continue
+        }
+        if (d === '{') depth++
+        if (d === '}') depth--
+        j++
+      }
+      if (!text.endsWith('…')) text += '…'
+      continue
+    }
+    text += c
+    j++
+  }
+  return null
+}
+
+/** Literals joined by + starting at i (after blanks). */
+function readMessage(src, i) {
+  const parts = []
+  let j = i
+  for (;;) {
+    while (/\s/.test(src[j] ?? '')) j++
+    const lit = readLiteral(src, j)
+    if (!lit) break
+    parts.push(lit[0])
+    j = lit[1]
+    while (/\s/.test(src[j] ?? '')) j++
+    if (src[j] !== '+') break
+    j++
+  }
+  return parts.length > 0 ? parts.join('') : null
+}
+
+/**
+ * Every error message the code can produce: the literal first argument of `new XError(...)`
+ * (the second for StepError, whose first is the step), of preflight's `fail(...)`, of `super(...)`
+ * in Error classes, of `reason:` (host key refusals), of `const msg = ...` and of the value
+ * returned by a function named `...Message(...)`. SettingsError messages are all
+ * `Input '<name>': <problem>. <fix>` and have one entry.
+ */
+function errorMessages(srcDir) {
+  const found = []
+  for (const file of sourceFiles(srcDir)) {
+    const src = readFileSync(file, 'utf8')
+    const isErrorClass = /extends Error\b/.test(src)
+    const re =
+      /new (\w*Error)\(|\bfail\(|\bsuper\(|\breason:\s*|\b(?:const|let) (?:msg|message) = |\bfunction \w+Message\([^)]*\)[^{]*\{\s*return\s*\(?/g
+    let m
+    while ((m = re.exec(src))) {
+      const kind = m[1] ?? m[0]
+      if (kind === 'SettingsError' || kind === 'HostKeyError') continue
+      if (m[0].startsWith('super') && !isErrorClass) continue
+      let at = m.index + m[0].length
+      if (kind === 'StepError') {
+        while (/\s/.test(src[at])) at++
+        const step = readLiteral(src, at)
+        if (!step) continue
+        at = step[1]
+        while (/\s/.test(src[at])) at++
+        if (src[at] !== ',') continue
+        at++
+      }
+      const text = readMessage(src, at)
+      if (text === null) continue
+      const normal = oneLine(text)
+      if (normal.replace(/[…\s:.,]/g, '').length < 6) continue
+      const line = src.slice(0, m.index).split('\n').length
+      found.push({ file: relative(root, file), line, text: normal })
+    }
+  }
+  return found
+}
+
+function troubleshootingFragments(readme) {
+  const start = readme.search(/^## Troubleshooting\s*$/m)
+  if (start < 0) return null
+  const rest = readme.slice(start + 1)
+  const end = rest.search(/^## /m)
+  const section = end < 0 ? rest : rest.slice(0, end)
+  const fragments = []
+  for (const line of section.split('\n')) {
+    if (!line.startsWith('> ')) continue
+    for (const m of line.matchAll(/(`+)\s?(.+?)\s?\1/g)) fragments.push(oneLine(m[2]))
+  }
+  return fragments
+}
+
+function troubleshootingProblems(readme) {
+  const fragments = troubleshootingFragments(readme)
+  if (fragments === null) return ['README.md has no "## Troubleshooting" section']
+  const messages = errorMessages(join(root, 'src'))
+  const problems = []
+  for (const msg of messages)
+    if (!fragments.some(f => msg.text.includes(f)))
+      problems.push(
+        `no Troubleshooting entry quotes this message (${msg.file}:${msg.line}): ${msg.text.slice(0, 160)}`
+      )
+  for (const f of fragments)
+    if (!messages.some(msg => msg.text.includes(f)))
+      problems.push(`the Troubleshooting section quotes \`${f}\`, which no error message in src/ contains`)
+  return problems
+}
+
+// --------------------------------------------------------------------------------------- main
+
+async function main() {
+  if (args.includes('--messages')) {
+    for (const m of errorMessages(join(root, 'src'))) console.log(`${m.file}:${m.line}: ${m.text}`)
+    return
+  }
+  const { inputs, outputs } = readAction()
+  const readme = readFileSync(README, 'utf8')
+  let fresh = replaceBetween(readme, 'inputs', await inputsTable(inputs))
+  fresh = replaceBetween(fresh, 'outputs', await outputsTable(outputs))
+  const module = await inputsModule(inputs, outputs)
+  const current = existsSync(INPUTS_TS) ? readFileSync(INPUTS_TS, 'utf8') : ''
+  const trouble = troubleshootingProblems(readme)
+
+  if (check) {
+    const problems = []
+    if (fresh !== readme)
+      problems.push('README.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)')
+    if (module !== current) problems.push('src/inputs.ts differs from action.yml (run `npm run docs`)')
+    problems.push(...trouble.map(p => `README.md: ${p}`))
+    for (const p of problems) console.error(`docs: ${p}`)
+    if (problems.length > 0) process.exit(1)
+    console.log(
+      `docs: README.md and src/inputs.ts match action.yml (${inputs.length} inputs, ${outputs.length} outputs); Troubleshooting covers every error message`
+    )
+    return
+  }
+  if (fresh !== readme) writeFileSync(README, fresh)
+  if (module !== current) writeFileSync(INPUTS_TS, module)
+  console.log(
+    `docs: wrote ${inputs.length} inputs and ${outputs.length} outputs to README.md and src/inputs.ts`
+  )
+  for (const p of trouble) console.error(`docs: warning: README.md: ${p}`)
+}
+
+await main()
