@@ -1,0 +1,237 @@
+/**
+ * The command line: flags named after the inputs, environment variables, --<input>-file, --help
+ * listing every input of action.yml, exit statuses, and real upgrades through the bundle
+ * (`node dist/index.js deploy ...` under Node 24) against a sandbox host on 127.0.0.74.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
+import { spawn } from 'node:child_process'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { envName, inputReader, parseArgs, UsageError } from '../src/cli.js'
+import { readSettings } from '../src/settings.js'
+import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
+import { brokenBuild, nginxBuild, NODE24, ROOT, scratchDir } from './helpers/action.js'
+
+const actionInputs = Object.keys(
+  (parse(readFileSync(join(ROOT, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> }).inputs
+)
+
+interface CliRun {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the bundle with arguments, as a user would in a terminal (no GITHUB_* variables). */
+function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliRun> {
+  return new Promise(resolve => {
+    const child = spawn(NODE24, [join(ROOT, 'dist/index.js'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', ...env }
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', d => (stdout += d))
+    child.stderr.on('data', d => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('close', code => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('arguments (unit)', () => {
+  it('maps flags to inputs: --name value, --name=value, booleans, --no-x, lists, the command as mode', () => {
+    const a = parseArgs([
+      'deploy',
+      '--hosts',
+      'web1',
+      '--hosts=web2:2222',
+      '--health-url',
+      'http://127.0.0.1/health',
+      '--sudo',
+      '--no-watchdog',
+      '--insecure-skip-host-key-check=false',
+      '--drain-timeout',
+      '2m',
+      '--json'
+    ])
+    expect(a.command).toBe('deploy')
+    expect(a.json).toBe(true)
+    expect(Object.fromEntries(a.values)).toEqual({
+      hosts: 'web1\nweb2:2222',
+      'health-url': 'http://127.0.0.1/health',
+      sudo: 'true',
+      watchdog: 'false',
+      'insecure-skip-host-key-check': 'false',
+      'drain-timeout': '2m',
+      mode: 'deploy'
+    })
+    // A boolean flag takes the next word only when it is a boolean.
+    expect(parseArgs(['--sudo', 'false', '--hosts', 'a']).values.get('sudo')).toBe('false')
+    expect(parseArgs(['--sudo', '--hosts', 'a']).values.get('sudo')).toBe('true')
+    expect(parseArgs(['rollback', '--hosts', 'a']).values.get('mode')).toBe('rollback')
+  })
+
+  it('--<input>-file reads the value from a file; secrets in flags are noted', () => {
+    const dir = scratchDir('zerodown-cli-unit-')
+    try {
+      writeFileSync(join(dir, 'key'), 'KEY-TEXT\n')
+      const a = parseArgs(['--private-key-file', join(dir, 'key'), '--password', 'pw'])
+      expect(a.values.get('private-key')).toBe('KEY-TEXT\n')
+      expect(a.secretsInFlags).toEqual(['--password'])
+      expect(() => parseArgs(['--known-hosts-file', join(dir, 'missing')])).toThrow(
+        /--known-hosts-file .*missing: cannot read the file \(ENOENT\)/
+      )
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses what it does not understand, with the fix', () => {
+    const bad: [string[], RegExp][] = [
+      [['--helth-url', 'x'], /unknown option --helth-url \(did you mean --health-url\?\)/],
+      [['upgrade'], /unknown command 'upgrade': use deploy, rollback or --help/],
+      [['deploy', 'web1'], /unexpected argument 'web1'/],
+      [['--hosts'], /--hosts needs a value/],
+      [['--hosts', '--sudo'], /--hosts needs a value/],
+      [['--port', '22', '--port', '23'], /--port is given twice/],
+      [['deploy', '--mode', 'rollback'], /contradicts the command deploy/]
+    ]
+    for (const [argv, message] of bad) {
+      expect(() => parseArgs(argv)).toThrow(UsageError)
+      expect(() => parseArgs(argv)).toThrow(message)
+    }
+  })
+
+  it('reads a flag, else ZERODOWN_<INPUT> (or its _FILE), else the default of action.yml; readSettings validates', () => {
+    const dir = scratchDir('zerodown-cli-unit-')
+    try {
+      writeFileSync(join(dir, 'kh'), '[web1]:2222 ssh-ed25519 AAAA\n')
+      const read = inputReader(parseArgs(['--hosts', 'zd@web1:2222', '--port', '2200']), {
+        ZERODOWN_PORT: '99',
+        ZERODOWN_HEALTH_URL: 'http://127.0.0.1:8080/health',
+        ZERODOWN_KNOWN_HOSTS_FILE: join(dir, 'kh')
+      })
+      expect(read('port')).toBe('2200')
+      expect(read('health-url')).toBe('http://127.0.0.1:8080/health')
+      expect(read('known-hosts')).toBe('[web1]:2222 ssh-ed25519 AAAA\n')
+      expect(read('pid-file')).toBe('/run/nginx.pid')
+      expect(read('binary')).toBe('')
+      expect(envName('insecure-skip-host-key-check')).toBe('ZERODOWN_INSECURE_SKIP_HOST_KEY_CHECK')
+      // The same validation as in GitHub: no key and no password.
+      expect(() => readSettings(read)).toThrow(/Input 'private-key': is empty and no password is given/)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('the bundle as a command line', () => {
+  it('--help lists every input of action.yml, the conveniences and the exit statuses', async () => {
+    const r = await runCli(['--help'])
+    expect(r.code).toBe(0)
+    for (const name of actionInputs) expect(r.stdout).toMatch(new RegExp(`^  --${name}\\b`, 'm'))
+    expect(r.stdout).toContain('--INPUT-file FILE')
+    expect(r.stdout).toContain('ZERODOWN_HEALTH_URL')
+    expect(r.stdout).toMatch(/--json/)
+    expect(r.stdout).toMatch(/Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags/)
+    expect(r.stdout).not.toMatch(/^::/m)
+  })
+
+  it('exits 2 on a bad flag or a bad input, before any connection; --json still prints JSON', async () => {
+    const flag = await runCli(['deploy', '--hostz', 'a'])
+    expect(flag.code).toBe(2)
+    expect(flag.stderr).toContain('unknown option --hostz (did you mean --hosts?)')
+    const input = await runCli(['deploy', '--hosts', 'web1', '--binary', '/bin/sh', '--json'], {
+      ZERODOWN_PRIVATE_KEY: 'not a key'
+    })
+    expect(input.code).toBe(2)
+    expect(input.stderr).toContain("Input 'private-key': is not a private key")
+    expect(JSON.parse(input.stdout)).toEqual({
+      result: 'failed',
+      error: expect.stringContaining('private-key')
+    })
+    // The value of a secret is never printed.
+    expect(input.stderr + input.stdout).not.toContain('not a key')
+  })
+})
+
+describe('upgrades through the command line (sandbox 127.0.0.74)', () => {
+  let sb: Sandbox
+  let h: SandboxHost
+  let dir: string
+  beforeAll(() => {
+    sb = sandboxUp({ first: 74, count: 1 })
+    h = sb.hosts[0]!
+    dir = scratchDir('zerodown-cli-')
+  })
+  afterAll(() => {
+    sb?.down()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  const common = () => [
+    '--hosts',
+    `${sb.user}@${h.address}:${h.sshPort}`,
+    '--known-hosts-file',
+    sb.knownHostsPath,
+    '--health-url',
+    `http://{host}:${h.httpPort}/health`,
+    '--health-interval',
+    '200ms',
+    '--poll-interval',
+    '100ms'
+  ]
+
+  it('deploy: a real hot upgrade, exit 0, the JSON report on stdout, logs on stderr, the Markdown summary', async () => {
+    const before = sb.readPid(h)!
+    const summary = join(dir, 'summary.md')
+    const build = nginxBuild(dir, 'cli-ok')
+    const r = await runCli([
+      'deploy',
+      ...common(),
+      '--private-key-file',
+      sb.privateKeyPath,
+      '--binary',
+      build,
+      '--summary',
+      summary,
+      '--json'
+    ])
+    expect(r.code).toBe(0)
+    const report = JSON.parse(r.stdout)
+    expect(report.result).toBe('upgraded')
+    const [host] = report.hosts
+    expect(host.oldPid).toBe(before)
+    // The host really serves from the new master, running the new file.
+    expect(sb.readPid(h)).toBe(host.newPid)
+    expect(sb.isAlive(before)).toBe(false)
+    expect((await httpGet(h.address, h.httpPort, '/health')).status).toBe(200)
+    expect(readFileSync(sb.hostPath(h, '/srv/app/sbin/nginx')).equals(readFileSync(build))).toBe(true)
+    // Steps as headings in the log; no GitHub workflow commands outside GitHub.
+    expect(r.stderr).toMatch(/── .*upgrade/)
+    expect(r.stderr).toMatch(/✓ \S+ \[quit\] ok in/)
+    expect(r.stderr).not.toMatch(/^::/m)
+    expect(readFileSync(summary, 'utf8')).toMatch(/```mermaid\ngantt\n/)
+  })
+
+  it('deploy from the environment (ZERODOWN_PRIVATE_KEY): a broken build is rolled back, exit 1', async () => {
+    const before = sb.readPid(h)!
+    const broken = brokenBuild(dir, 'cli-exit', 'exit 1')
+    const r = await runCli(['deploy', ...common(), '--binary', broken], {
+      ZERODOWN_PRIVATE_KEY: sb.privateKey()
+    })
+    expect(r.code).toBe(1)
+    expect(r.stdout).toMatch(/zerodown: rolled-back in /)
+    expect(r.stdout).toMatch(new RegExp(`${sb.user}@${h.address}:${h.sshPort}: rolled-back at usr2`))
+    expect(r.stderr).toMatch(/^error: .*usr2 failed: /m)
+    expect(sb.readPid(h)).toBe(before)
+    expect((await httpGet(h.address, h.httpPort, '/health')).status).toBe(200)
+    // The key came from the environment and is printed nowhere.
+    const keyLine = sb.privateKey().split('\n')[1]!
+    expect(r.stdout + r.stderr).not.toContain(keyLine)
+  })
+})
