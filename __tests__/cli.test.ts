@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawn } from 'node:child_process'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { envName, inputReader, parseArgs, UsageError } from '../src/cli.js'
@@ -212,10 +212,46 @@ describe('upgrades through the command line (sandbox 127.0.0.74)', () => {
     expect((await httpGet(h.address, h.httpPort, '/health')).status).toBe(200)
     expect(readFileSync(sb.hostPath(h, '/srv/app/sbin/nginx')).equals(readFileSync(build))).toBe(true)
     // Steps as headings in the log; no GitHub workflow commands outside GitHub.
-    expect(r.stderr).toMatch(/── .*upgrade/)
+    expect(r.stderr).toMatch(/── \S+: preflight/)
     expect(r.stderr).toMatch(/✓ \S+ \[quit\] ok in/)
     expect(r.stderr).not.toMatch(/^::/m)
     expect(readFileSync(summary, 'utf8')).toMatch(/```mermaid\ngantt\n/)
+  })
+
+  it('Ctrl-C (SIGINT) during the health gate rolls the host back before the command exits', async () => {
+    const before = sb.readPid(h)!
+    const liveBefore = readFileSync(sb.hostPath(h, '/srv/app/sbin/nginx'))
+    const build = nginxBuild(dir, 'cli-ctrl-c')
+    const args = ['deploy', ...common(), '--private-key-file', sb.privateKeyPath, '--binary', build]
+    args.push('--health-checks', '50', '--health-timeout', '60s')
+    const child = spawn(NODE24, [join(ROOT, 'dist/index.js'), ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root' }
+    })
+    let out = ''
+    let interrupted = false
+    const onData = (d: Buffer) => {
+      out += d.toString()
+      // Interrupt once the gate has judged the new binary a few times: the new master serves.
+      if (!interrupted && /\[health\] check 3: pass/.test(out)) {
+        interrupted = true
+        child.kill('SIGINT')
+      }
+    }
+    child.stdout.on('data', onData)
+    child.stderr.on('data', onData)
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    const code = await new Promise<number | null>(r => child.on('close', c => r(c)))
+    clearTimeout(timer)
+    expect(interrupted).toBe(true)
+    expect(code).toBe(1)
+    expect(out).toMatch(/received SIGINT/)
+    expect(out).toMatch(/rolled-back/)
+    // The host is back on its original master and binary, serving.
+    expect(sb.readPid(h)).toBe(before)
+    expect(readFileSync(sb.hostPath(h, '/srv/app/sbin/nginx')).equals(liveBefore)).toBe(true)
+    expect(existsSync(sb.hostPath(h, '/run/nginx.pid.oldbin'))).toBe(false)
+    expect((await httpGet(h.address, h.httpPort, '/health')).status).toBe(200)
   })
 
   it('deploy from the environment (ZERODOWN_PRIVATE_KEY): a broken build is rolled back, exit 1', async () => {

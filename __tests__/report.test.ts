@@ -232,6 +232,14 @@ describe('summary Markdown (unit)', () => {
     expect(drainChart(host('x', 'upgraded', { drain: [{ atMs: 0, oldWorkers: 0 }] }))).toEqual([])
   })
 
+  it('the version output names what each host serves after the run, not what was tried', () => {
+    const v = { version: '1.27.3', previousVersion: '1.26.0' }
+    expect(outputsOf(result([host('a', 'upgraded', v)], 'upgraded')).version).toBe('1.27.3')
+    expect(outputsOf(result([host('a', 'rolled-back', v)], 'rolled-back')).version).toBe('1.26.0')
+    const mixed = result([host('a', 'upgraded', v), host('b', 'failed', v)], 'failed')
+    expect(outputsOf(mixed).version).toBe('1.27.3,1.26.0')
+  })
+
   it('the report output is the JSON of every host', () => {
     const run = result([host('deploy@web1', 'upgraded')], 'upgraded')
     const out = outputsOf(run)

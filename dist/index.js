@@ -46334,13 +46334,18 @@ function outputsOf(run3) {
   const hosts = run3.hosts;
   return {
     result: run3.result,
-    version: join(unique(hosts.map((h) => h.version))),
+    version: join(unique(hosts.map(servingVersion))),
     "previous-version": join(unique(hosts.map((h) => h.previousVersion))),
     "old-pid": join(hosts.map((h) => h.oldPid)),
     "new-pid": join(hosts.map((h) => h.newPid)),
     duration: String(run3.durationMs),
     report: JSON.stringify({ result: run3.result, counts: run3.counts, durationMs: run3.durationMs, hosts })
   };
+}
+function servingVersion(h) {
+  if (h.result === "upgraded") return h.version;
+  if (h.result === "unchanged") return h.version ?? h.previousVersion;
+  return h.previousVersion;
 }
 function unique(values) {
   return [...new Set(values)];
@@ -47329,12 +47334,12 @@ var HostUpgrade = class {
       this.report.result = "failed";
       return;
     }
-    if (changed && this.facts)
-      await this.plan.hooks?.beforeRollback?.(this.context((s) => this.log.info(`${this.host.name} [rollback] ${s}`))).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
     const undos = this.undos.reverse();
     this.undos = [];
     try {
       await this.step("rollback", async (note) => {
+        if (changed && this.facts)
+          await this.plan.hooks?.beforeRollback?.(this.context(note)).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
         const errors = [];
         for (const u of undos) {
           try {
@@ -47539,6 +47544,7 @@ var HostLog = class {
   name;
   held = [];
   sink = null;
+  live = false;
   /** The latest line, for the heartbeat. */
   last = "";
   info(message) {
@@ -47550,8 +47556,8 @@ var HostLog = class {
   error(message, where) {
     this.emit("error", message, where);
   }
-  group(_title, fn) {
-    return fn();
+  group(title, fn) {
+    return this.sink && this.live ? this.sink.group(title, fn) : fn();
   }
   emit(level, text2, where) {
     const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
@@ -47561,9 +47567,10 @@ var HostLog = class {
     else if (level === "info") this.sink.info(message);
     else this.sink[level](message, at);
   }
-  /** Prints the held lines to sink, and every new line until detach. */
-  attach(sink) {
+  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
+  attach(sink, live = false) {
     this.sink = sink;
+    this.live = live;
     const held = this.held;
     this.held = [];
     for (const l of held) {
@@ -47577,6 +47584,7 @@ var HostLog = class {
   }
   detach() {
     this.sink = null;
+    this.live = false;
   }
 };
 var FINISH_WIDTH = 16;
@@ -47670,14 +47678,13 @@ async function runRollout(settings, plan, deps) {
     if (live) {
       let finish;
       const finished = new Promise((r) => finish = r);
-      const printed = out.enqueue(
-        () => out.log.group(`${label}: ${what}`, async () => {
-          slot.log.attach(out.log);
-          await finished;
-          out.log.info(closing());
-          slot.log.detach();
-        })
-      );
+      const printed = out.enqueue(async () => {
+        out.log.info(`${label}: ${what}`);
+        slot.log.attach(out.log, true);
+        await finished;
+        out.log.info(closing());
+        slot.log.detach();
+      });
       try {
         await guarded2();
       } finally {
@@ -49023,12 +49030,16 @@ async function cli(argv, io = {
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     );
   let run3;
+  const controller = new AbortController();
+  const uninstall = cancelOnSignals(controller, log);
   try {
     const settings = readSettings(inputReader(args, io.env));
-    run3 = await perform(settings, log);
+    run3 = await perform(settings, log, { signal: controller.signal });
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail2(2, e.message);
     return fail2(1, e.message);
+  } finally {
+    uninstall();
   }
   if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run3, contextFromEnv(io.env)));
   if (json) io.out.write(`${outputsOf(run3).report}

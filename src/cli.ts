@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { formatDuration } from './duration.js'
 import { INPUTS, type InputSpec } from './inputs.js'
-import { perform } from './main.js'
+import { cancelOnSignals, perform } from './main.js'
 import { contextFromEnv, outputsOf, summaryMarkdown, versionsOf } from './report.js'
 import type { RolloutResult } from './rollout.js'
 import { readSettings, SettingsError, type InputReader } from './settings.js'
@@ -302,12 +302,17 @@ export async function cli(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     )
   let run: RolloutResult
+  // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
+  const controller = new AbortController()
+  const uninstall = cancelOnSignals(controller, log)
   try {
     const settings = readSettings(inputReader(args, io.env))
-    run = await perform(settings, log)
+    run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)
     return fail(1, (e as Error).message)
+  } finally {
+    uninstall()
   }
   if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)

@@ -19,13 +19,20 @@ export function outputsOf(run: RolloutResult): Record<string, string> {
   const hosts = run.hosts
   return {
     result: run.result,
-    version: join(unique(hosts.map(h => h.version))),
+    version: join(unique(hosts.map(servingVersion))),
     'previous-version': join(unique(hosts.map(h => h.previousVersion))),
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': join(hosts.map(h => h.newPid)),
     duration: String(run.durationMs),
     report: JSON.stringify({ result: run.result, counts: run.counts, durationMs: run.durationMs, hosts })
   }
+}
+
+/** The version a host serves after the run: the new one only where the upgrade went through. */
+export function servingVersion(h: HostReport): string | undefined {
+  if (h.result === 'upgraded') return h.version
+  if (h.result === 'unchanged') return h.version ?? h.previousVersion
+  return h.previousVersion
 }
 
 function unique<T>(values: T[]): T[] {

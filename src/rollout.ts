@@ -9,7 +9,7 @@
  * rollback-fleet: false each host commits as soon as it passes, and a failure only stops the run.
  *
  * Logs: GitHub groups cannot nest or interleave. Each host logs into its own HostLog; a host
- * running alone streams its lines live inside its group, hosts running in parallel hold theirs
+ * running alone streams its lines live, one group per step, hosts running in parallel hold theirs
  * back and print them as one group per host when its phase ends. All output goes through one
  * queue (Printer), so groups never mix.
  */
@@ -161,13 +161,15 @@ class Printer {
 }
 
 /**
- * One host's log. Every line carries the host's name. Lines are held until the host's group is
- * open (attach), then go straight through. The machine's per-step groups become plain lines:
- * the host's group is the only level.
+ * One host's log. Every line carries the host's name. Lines are held until the host's output is
+ * attached, then go straight through. A host running alone (live) keeps the machine's per-step
+ * groups, one collapsible group per step; a host whose lines were held prints them inside one
+ * group of its own, where the steps become plain lines (groups cannot nest).
  */
 class HostLog implements Logger {
   private held: { level: Level; message: string; where?: LogWhere }[] = []
   private sink: Logger | null = null
+  private live = false
   /** The latest line, for the heartbeat. */
   last = ''
 
@@ -182,8 +184,8 @@ class HostLog implements Logger {
   error(message: string, where?: LogWhere): void {
     this.emit('error', message, where)
   }
-  group<T>(_title: string, fn: () => Promise<T>): Promise<T> {
-    return fn()
+  group<T>(title: string, fn: () => Promise<T>): Promise<T> {
+    return this.sink && this.live ? this.sink.group(title, fn) : fn()
   }
 
   private emit(level: Level, text: string, where?: LogWhere): void {
@@ -195,9 +197,10 @@ class HostLog implements Logger {
     else this.sink[level](message, at)
   }
 
-  /** Prints the held lines to sink, and every new line until detach. */
-  attach(sink: Logger): void {
+  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
+  attach(sink: Logger, live = false): void {
     this.sink = sink
+    this.live = live
     const held = this.held
     this.held = []
     for (const l of held) {
@@ -213,6 +216,7 @@ class HostLog implements Logger {
 
   detach(): void {
     this.sink = null
+    this.live = false
   }
 }
 
@@ -342,14 +346,14 @@ export async function runRollout(
     if (live) {
       let finish!: () => void
       const finished = new Promise<void>(r => (finish = r))
-      const printed = out.enqueue(() =>
-        out.log.group(`${label}: ${what}`, async () => {
-          slot.log.attach(out.log)
-          await finished
-          out.log.info(closing())
-          slot.log.detach()
-        })
-      )
+      // Alone: each step streams as its own group, between a heading and a closing line.
+      const printed = out.enqueue(async () => {
+        out.log.info(`${label}: ${what}`)
+        slot.log.attach(out.log, true)
+        await finished
+        out.log.info(closing())
+        slot.log.detach()
+      })
       try {
         await guarded()
       } finally {

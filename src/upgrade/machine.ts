@@ -778,14 +778,15 @@ export class HostUpgrade {
       this.report.result = 'failed'
       return
     }
-    if (changed && this.facts)
-      await this.plan.hooks
-        ?.beforeRollback?.(this.context(s => this.log.info(`${this.host.name} [rollback] ${s}`)))
-        .catch((e: Error) => this.log.warn(`${this.host.name}: ${e.message}`))
     const undos = this.undos.reverse()
     this.undos = []
     try {
       await this.step('rollback', async note => {
+        // Inside the step, so its lines sit in the rollback's group; run again on a retry (it only extends).
+        if (changed && this.facts)
+          await this.plan.hooks
+            ?.beforeRollback?.(this.context(note))
+            .catch((e: Error) => this.log.warn(`${this.host.name}: ${e.message}`))
         // Every undo runs, even after one failed: the old binary goes back even when the masters could not be restored.
         const errors: string[] = []
         for (const u of undos) {
