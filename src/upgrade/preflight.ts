@@ -143,13 +143,14 @@ export async function preflight(
     `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
   )
 
+  // A daemonized master was re-parented to init, or to a subreaper (systemd --user, a container's
+  // init): only a hint, not a refusal. daemon off itself is caught for certain by the command line
+  // above and the config dump at verify, and an ignored WINCH fails its step (and rolls back).
   if (master.ppid !== 1 && master.sid !== pid) {
     const parent = await host.readFile(`/proc/${master.ppid}/comm`).catch(() => null)
-    fail(
-      daemonOffMessage(
-        pid,
-        `its parent is pid ${master.ppid} (${(parent ?? '?').trim()}) and it does not lead its own session`
-      )
+    note(
+      `the master's parent is pid ${master.ppid} (${(parent ?? '?').trim()}), not init, and it does not lead its own session: ` +
+        'a subreaper, or nginx started in the foreground; the config test tells whether daemon is off'
     )
   }
 
