@@ -48694,20 +48694,16 @@ async function deploy(settings, log, control = {}) {
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? "script"}`
   );
-  const plan = { ...planFrom(settings, binary), hooks: releaseHooks(releaseOptions(settings, process.env)) };
-  return runRollout(settings, guarded(settings, log, control, plan), {
-    connect: connector(settings, log),
-    log
-  });
+  return rollout(settings, log, control, binary);
 }
 async function rollback(settings, log, control = {}) {
   log.info(
     `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
   );
-  const plan = {
-    ...planFrom(settings, { sha256: "" }),
-    hooks: releaseHooks(releaseOptions(settings, process.env))
-  };
+  return rollout(settings, log, control, { sha256: "" });
+}
+function rollout(settings, log, control, source) {
+  const plan = { ...planFrom(settings, source), hooks: releaseHooks(releaseOptions(settings, process.env)) };
   return runRollout(settings, guarded(settings, log, control, plan), {
     connect: connector(settings, log),
     log

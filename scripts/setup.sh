@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine, and nothing when it is all there:
-# Debian packages (sshd, nginx, wrk, sudo) when run as root, and the npm packages of package-lock.json.
+# Debian packages (sshd, nginx, wrk, sudo, python3) when run as root, and the npm packages of package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
+command -v python3 >/dev/null 2>&1 || need+=(python3) # a subreaper in one test
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${need[*]} (Debian packages)" >&2

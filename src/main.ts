@@ -93,11 +93,7 @@ export async function deploy(
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? 'script'}`
   )
-  const plan = { ...planFrom(settings, binary), hooks: releaseHooks(releaseOptions(settings, process.env)) }
-  return runRollout(settings, guarded(settings, log, control, plan), {
-    connect: connector(settings, log),
-    log
-  })
+  return rollout(settings, log, control, binary)
 }
 
 /** mode: rollback: each host hot-upgrades back to a release from its own store; nothing is sent. */
@@ -110,10 +106,17 @@ export async function rollback(
     `rollback to ${settings.rollbackTo ?? 'the release before the live one'}, from each host's release store`
   )
   // No binary yet: the afterPreflight hook picks each host's release from its store.
-  const plan = {
-    ...planFrom(settings, { sha256: '' }),
-    hooks: releaseHooks(releaseOptions(settings, process.env))
-  }
+  return rollout(settings, log, control, { sha256: '' })
+}
+
+/** The rollout of one binary (or of each host's chosen release), with the store, lock and watchdog. */
+function rollout(
+  settings: Settings,
+  log: Logger,
+  control: RunControl,
+  source: UpgradePlan['source']
+): Promise<RolloutResult> {
+  const plan = { ...planFrom(settings, source), hooks: releaseHooks(releaseOptions(settings, process.env)) }
   return runRollout(settings, guarded(settings, log, control, plan), {
     connect: connector(settings, log),
     log
