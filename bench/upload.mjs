@@ -17,20 +17,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { dirname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { median, numberArgs, quantile, ROOT } from './lib.mjs'
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
-const { values: args } = parseArgs({
-  options: {
-    mb: { type: 'string', default: '100' },
-    rounds: { type: 'string', default: '3' },
-    first: { type: 'string', default: '19' }
-  }
-})
-const MB = Number(args.mb)
-const ROUNDS = Number(args.rounds)
+const { mb: MB, rounds: ROUNDS, first: FIRST } = numberArgs({ mb: 100, rounds: 3, first: 19 })
 
 // 1. The TypeScript this bench needs, bundled once.
 const outfile = join(ROOT, 'node_modules/.cache/zerodown-bench/lib.mjs')
@@ -69,7 +60,7 @@ await new Promise((resolve, reject) => {
 })
 const sha = createHash('sha256').update(readFileSync(file)).digest('hex')
 
-const sb = sandboxUp({ first: Number(args.first), count: 1 })
+const sb = sandboxUp({ first: FIRST, count: 1 })
 const h = sb.hosts[0]
 const sshOpts = [
   '-i',
@@ -189,7 +180,6 @@ try {
       sh('ssh', [...sshOpts, '-p', String(h.sshPort), `${sb.user}@${h.address}`, 'true'])
       fresh.push(performance.now() - t)
     }
-    const q = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]
 
     const ssh = spawnSync('ssh', ['-V'], { encoding: 'utf8' }).stderr.trim()
     console.log(
@@ -205,13 +195,12 @@ try {
     ]
     const rows = [...results].map(([name, xs]) => {
       const best = Math.min(...xs)
-      const median = [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
       return [
         name,
         ...xs.map(s => `${s.toFixed(2)} s`),
         `${best.toFixed(2)} s`,
         (MB / best).toFixed(0),
-        (MB / median).toFixed(0)
+        (MB / median(xs)).toFixed(0)
       ]
     })
     const widths = head.map((_, i) => Math.max(...[head, ...rows].map(r => String(r[i]).length)))
@@ -226,10 +215,10 @@ try {
     for (const r of rows) console.log(line(r))
     console.log(`\nRound trip of a trivial command:`)
     console.log(
-      `| Host.run(['true']) on the long-lived shell (200 runs) | median ${q(rt, 0.5).toFixed(2)} ms | p95 ${q(rt, 0.95).toFixed(2)} ms |`
+      `| Host.run(['true']) on the long-lived shell (200 runs) | median ${median(rt).toFixed(2)} ms | p95 ${quantile(rt, 0.95).toFixed(2)} ms |`
     )
     console.log(
-      `| fresh \`ssh host true\` (10 runs)                       | median ${q(fresh, 0.5).toFixed(1)} ms | p95 ${q(fresh, 0.95).toFixed(1)} ms |`
+      `| fresh \`ssh host true\` (10 runs)                       | median ${median(fresh).toFixed(1)} ms | p95 ${quantile(fresh, 0.95).toFixed(1)} ms |`
     )
   } finally {
     await host.close()
