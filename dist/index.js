@@ -46926,10 +46926,7 @@ var HostUpgrade = class {
         await this.plan.hooks?.onParked?.(this.context((s) => this.log.info(`${this.host.name} [park] ${s}`))).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
         return this.report;
       }
-      await this.quitOld();
-      this.report.result = "upgraded";
-      this.undos = [];
-      await this.afterUpgrade();
+      await this.complete();
     } catch (e) {
       await this.fail(e);
     }
@@ -46938,14 +46935,18 @@ var HostUpgrade = class {
   /** After a park: QUIT the old master; the fleet passed. */
   async commit() {
     try {
-      await this.quitOld();
-      this.report.result = "upgraded";
-      this.undos = [];
-      await this.afterUpgrade();
+      await this.complete();
     } catch (e) {
       await this.fail(e);
     }
     return this.finish();
+  }
+  /** QUIT the old master: past this point there is nothing to undo. */
+  async complete() {
+    await this.quitOld();
+    this.report.result = "upgraded";
+    this.undos = [];
+    await this.afterUpgrade();
   }
   /** After a park: go back to the old master, because another host failed. */
   async abort(reason) {

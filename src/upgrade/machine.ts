@@ -320,10 +320,7 @@ export class HostUpgrade {
           .catch((e: Error) => this.log.warn(`${this.host.name}: ${e.message}`))
         return this.report
       }
-      await this.quitOld()
-      this.report.result = 'upgraded'
-      this.undos = []
-      await this.afterUpgrade()
+      await this.complete()
     } catch (e) {
       await this.fail(e as Error)
     }
@@ -333,14 +330,19 @@ export class HostUpgrade {
   /** After a park: QUIT the old master; the fleet passed. */
   async commit(): Promise<HostReport> {
     try {
-      await this.quitOld()
-      this.report.result = 'upgraded'
-      this.undos = []
-      await this.afterUpgrade()
+      await this.complete()
     } catch (e) {
       await this.fail(e as Error)
     }
     return this.finish()
+  }
+
+  /** QUIT the old master: past this point there is nothing to undo. */
+  private async complete(): Promise<void> {
+    await this.quitOld()
+    this.report.result = 'upgraded'
+    this.undos = []
+    await this.afterUpgrade()
   }
 
   /** After a park: go back to the old master, because another host failed. */
