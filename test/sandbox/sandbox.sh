@@ -51,23 +51,22 @@ alive() {
   [[ ${st:0:1} != Z && ${st:0:1} != X ]]
 }
 
-# ppid_of PID -> prints the parent pid (empty if gone)
-ppid_of() {
-  local st
+# stat_field PID N -> field N of /proc/PID/stat counted after the command name (1 = state,
+# 2 = ppid, 20 = starttime); empty if gone
+stat_field() {
+  local st n=$2
   read -r st 2>/dev/null </proc/"$1"/stat || return 0
   st=${st##*) }
+  # shellcheck disable=SC2086 # split the fields on purpose
   set -- $st
-  printf '%s' "$2"
+  printf '%s' "${!n}"
 }
 
+# ppid_of PID -> prints the parent pid (empty if gone)
+ppid_of() { stat_field "$1" 2; }
+
 # starttime_of PID -> field 22 of /proc/PID/stat (to detect pid reuse)
-starttime_of() {
-  local st
-  read -r st 2>/dev/null </proc/"$1"/stat || return 0
-  st=${st##*) }
-  set -- $st
-  printf '%s' "${20}"
-}
+starttime_of() { stat_field "$1" 20; }
 
 cmdline_of() {
   local c

@@ -35,7 +35,8 @@ export interface ExecResult {
   status: number
 }
 
-export interface Sandbox {
+/** What `sandbox.sh up` prints as JSON. */
+export interface SandboxInfo {
   dir: string
   user: string
   password: string
@@ -49,6 +50,9 @@ export interface Sandbox {
   /** true: every host has its own /tmp (default); false: up --shared-tmp */
   privateTmp: boolean
   hosts: SandboxHost[]
+}
+
+export interface Sandbox extends SandboxInfo {
   privateKey(): string
   knownHosts(): string
   /** maps /srv/app/x, /run/x, /var/lib/zerodown/x (and /tmp/x) inside the host to the real path */
@@ -233,21 +237,7 @@ function hostOctet(host: SandboxHost): string {
   return host.address.split('.').pop() ?? host.address
 }
 
-interface SandboxJson {
-  dir: string
-  user: string
-  password: string
-  noSudoUser: string
-  privateKeyPath: string
-  passphraseKeyPath: string
-  passphrase: string
-  rsaKeyPath: string
-  knownHostsPath: string
-  privateTmp: boolean
-  hosts: SandboxHost[]
-}
-
-function makeSandbox(json: SandboxJson): Sandbox {
+function makeSandbox(json: SandboxInfo): Sandbox {
   let isUp = true
   const mounts: Array<[string, string]> = [
     ['/srv/app', 'srv-app'],
@@ -348,7 +338,7 @@ export function sandboxUp(opts: SandboxUpOptions): Sandbox {
   args.push('--watch-pid', String(process.pid))
   installHooks()
   const out = runScript(args, opts.verbose)
-  const json = JSON.parse(out) as SandboxJson
+  const json = JSON.parse(out) as SandboxInfo
   const sb = makeSandbox(json)
   live.add(sb)
   return sb
