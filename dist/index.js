@@ -48463,6 +48463,13 @@ function safetyHooks(o) {
     }
     return s;
   };
+  const enter = (host, phase) => {
+    const s = stateOf(host);
+    stopHeartbeat(s);
+    s.record.phase = phase;
+    persist();
+    return s;
+  };
   const stopHeartbeat = (s) => {
     if (s.heartbeat) clearInterval(s.heartbeat);
     s.heartbeat = void 0;
@@ -48551,10 +48558,7 @@ function safetyHooks(o) {
     },
     async beforeQuit(ctx) {
       const { host, note } = ctx;
-      const s = stateOf(host);
-      stopHeartbeat(s);
-      s.record.phase = "committing";
-      persist();
+      const s = enter(host, "committing");
       if (!s.armed) return;
       const d = await decideWatchdog(host, wdDir(s), o.token, "confirm");
       if (d.decided || d.verdict === "confirm") {
@@ -48575,10 +48579,7 @@ function safetyHooks(o) {
     },
     async beforeRollback(ctx) {
       const { host, note } = ctx;
-      const s = stateOf(host);
-      stopHeartbeat(s);
-      s.record.phase = "rolling-back";
-      persist();
+      const s = enter(host, "rolling-back");
       if (!s.armed) return;
       if (await extendWatchdog(host, wdDir(s), o.token, ROLLBACK_GRACE_MS)) {
         note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`);

@@ -129,6 +129,14 @@ export function safetyHooks(o: SafetyOptions): UpgradeHooks {
     }
     return s
   }
+  /** The host enters a phase: the heartbeat stops and the post step learns where it stands. */
+  const enter = (host: Host, phase: SafetyPhase): HostState => {
+    const s = stateOf(host)
+    stopHeartbeat(s)
+    s.record.phase = phase
+    persist()
+    return s
+  }
   const stopHeartbeat = (s: HostState) => {
     if (s.heartbeat) clearInterval(s.heartbeat)
     s.heartbeat = undefined
@@ -224,10 +232,7 @@ export function safetyHooks(o: SafetyOptions): UpgradeHooks {
 
     async beforeQuit(ctx: HookContext): Promise<void> {
       const { host, note } = ctx
-      const s = stateOf(host)
-      stopHeartbeat(s)
-      s.record.phase = 'committing'
-      persist()
+      const s = enter(host, 'committing')
       if (!s.armed) return
       const d = await decideWatchdog(host, wdDir(s), o.token, 'confirm')
       if (d.decided || d.verdict === 'confirm') {
@@ -250,10 +255,7 @@ export function safetyHooks(o: SafetyOptions): UpgradeHooks {
 
     async beforeRollback(ctx: HookContext): Promise<void> {
       const { host, note } = ctx
-      const s = stateOf(host)
-      stopHeartbeat(s)
-      s.record.phase = 'rolling-back'
-      persist()
+      const s = enter(host, 'rolling-back')
       if (!s.armed) return
       if (await extendWatchdog(host, wdDir(s), o.token, ROLLBACK_GRACE_MS)) {
         note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`)
