@@ -45630,6 +45630,76 @@ ${p.mark}
   }
 };
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function connectSsh(ctx, target, credentials, sock) {
+  let refusal = null;
+  const config = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    readyTimeout: ctx.connectTimeoutMs,
+    keepaliveInterval: 5e3,
+    keepaliveCountMax: 3,
+    hostVerifier: (key) => {
+      const verdict = verifyHostKey(ctx.hostKeys, target.host, target.port, key);
+      if (!verdict.ok) refusal = verdict.reason;
+      return verdict.ok;
+    }
+  };
+  if (credentials.privateKey !== void 0) config.privateKey = credentials.privateKey;
+  if (credentials.passphrase !== void 0) config.passphrase = credentials.passphrase;
+  if (credentials.password !== void 0) config.password = credentials.password;
+  if (sock) config.sock = sock;
+  const ssh = new NodeSSH();
+  try {
+    const connecting = ssh.connect(config);
+    ssh.connection?.setNoDelay(true);
+    await connecting;
+  } catch (e) {
+    if (refusal) throw new HostKeyError(`${target.label}: ${refusal}`);
+    throw new Error(`${target.label}: cannot connect over SSH: ${e.message}`);
+  }
+  ssh.connection.setNoDelay(true);
+  ssh.connection.on("error", (e) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`));
+  return ssh;
+}
+var JumpHost = class {
+  constructor(target, credentials, ctx) {
+    this.target = target;
+    this.credentials = credentials;
+    this.ctx = ctx;
+  }
+  target;
+  credentials;
+  ctx;
+  ssh = null;
+  connecting = null;
+  users = 0;
+  acquire() {
+    this.users++;
+  }
+  release() {
+    if (--this.users > 0) return;
+    this.users = 0;
+    this.ssh?.dispose();
+    this.ssh = null;
+  }
+  connection() {
+    if (this.ssh?.isConnected()) return Promise.resolve(this.ssh);
+    this.connecting ??= connectSsh(this.ctx, this.target, this.credentials).then((ssh) => {
+      this.ssh = ssh;
+      ssh.connection.on("close", () => {
+        if (this.ssh === ssh) this.ssh = null;
+      });
+      return ssh;
+    }).finally(() => this.connecting = null);
+    return this.connecting;
+  }
+  /** A tunnel to host:port, opened by the bastion. */
+  async forward(host, port) {
+    const ssh = await this.connection();
+    return await ssh.forwardOut("127.0.0.1", 0, host, port);
+  }
+};
 var SshHost = class _SshHost {
   constructor(options) {
     this.options = options;
@@ -45642,64 +45712,25 @@ var SshHost = class _SshHost {
   address;
   sudo;
   ssh = null;
-  jumpSsh = null;
   shell = null;
   closed = false;
   connecting = null;
   /** Connects (verifying the host key) and opens the command shell. */
   static async connect(options) {
     const host = new _SshHost(options);
-    await host.open();
-    return host;
-  }
-  baseConfig(target, credentials) {
-    let refusal = null;
-    const config = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      readyTimeout: this.options.connectTimeoutMs,
-      keepaliveInterval: 5e3,
-      keepaliveCountMax: 3,
-      hostVerifier: (key) => {
-        const verdict = verifyHostKey(this.options.hostKeys, target.host, target.port, key);
-        if (!verdict.ok) refusal = verdict.reason;
-        return verdict.ok;
-      }
-    };
-    if (credentials.privateKey !== void 0) config.privateKey = credentials.privateKey;
-    if (credentials.passphrase !== void 0) config.passphrase = credentials.passphrase;
-    if (credentials.password !== void 0) config.password = credentials.password;
-    return { config, refusal: () => refusal };
-  }
-  async connectOne(target, credentials, sock) {
-    const { config, refusal } = this.baseConfig(target, credentials);
-    if (sock) config.sock = sock;
-    const ssh = new NodeSSH();
+    options.jump?.acquire();
     try {
-      const connecting = ssh.connect(config);
-      ssh.connection?.setNoDelay(true);
-      await connecting;
+      await host.open();
     } catch (e) {
-      const why = refusal();
-      if (why) throw new HostKeyError(`${target.label}: ${why}`);
-      throw new Error(`${target.label}: cannot connect over SSH: ${e.message}`);
+      await host.close();
+      throw e;
     }
-    ssh.connection.setNoDelay(true);
-    ssh.connection.on(
-      "error",
-      (e) => this.options.log?.(`${target.label}: SSH connection error: ${e.message}`)
-    );
-    return ssh;
+    return host;
   }
   async open() {
     const { target, credentials, jump } = this.options;
-    let sock;
-    if (jump) {
-      this.jumpSsh = await this.connectOne(jump.target, jump.credentials);
-      sock = await this.jumpSsh.forwardOut("127.0.0.1", 0, target.host, target.port);
-    }
-    const ssh = await this.connectOne(target, credentials, sock);
+    const sock = jump ? await jump.forward(target.host, target.port) : void 0;
+    const ssh = await connectSsh(this.options, target, credentials, sock);
     this.ssh = ssh;
     ssh.connection.on("close", () => {
       if (this.ssh !== ssh) return;
@@ -45733,8 +45764,6 @@ var SshHost = class _SshHost {
     let delay = 250;
     for (let i = 1; ; i++) {
       try {
-        this.jumpSsh?.dispose();
-        this.jumpSsh = null;
         await this.open();
         this.options.log?.(`${this.name}: reconnected (attempt ${i})`);
         return;
@@ -45838,12 +45867,11 @@ var SshHost = class _SshHost {
     }).finally(() => socket.destroy());
   }
   async close() {
+    if (!this.closed) this.options.jump?.release();
     this.closed = true;
     this.shell?.close();
     this.ssh?.dispose();
-    this.jumpSsh?.dispose();
     this.ssh = null;
-    this.jumpSsh = null;
   }
 };
 
@@ -48670,20 +48698,24 @@ function connector(settings, log) {
     passphrase: settings.passphrase,
     password: settings.password
   };
+  const hostKeys = {
+    knownHosts: settings.knownHosts,
+    fingerprints: settings.hostFingerprints,
+    insecureSkip: settings.insecureSkipHostKeyCheck
+  };
+  const connectTimeoutMs = settings.connectTimeoutMs;
+  const jump = settings.jumpHost ? new JumpHost(
+    settings.jumpHost,
+    { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey },
+    { hostKeys, connectTimeoutMs, log: (m) => log.info(m) }
+  ) : void 0;
   return (target, hostLog = log) => SshHost.connect({
     target,
     credentials,
-    hostKeys: {
-      knownHosts: settings.knownHosts,
-      fingerprints: settings.hostFingerprints,
-      insecureSkip: settings.insecureSkipHostKeyCheck
-    },
+    hostKeys,
     sudo: settings.sudo,
-    connectTimeoutMs: settings.connectTimeoutMs,
-    jump: settings.jumpHost ? {
-      target: settings.jumpHost,
-      credentials: { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey }
-    } : void 0,
+    connectTimeoutMs,
+    jump,
     log: (m) => hostLog.info(m)
   });
 }

@@ -1,7 +1,7 @@
 /** The action's entry: settings → rollout → outputs + summary. Fails the job unless every host succeeded. */
 import * as core from '@actions/core'
 import { inspectBinary } from './binary.js'
-import { SshHost } from './host/ssh-host.js'
+import { JumpHost, SshHost } from './host/ssh-host.js'
 import { releaseHooks, releaseOptions } from './releases.js'
 import { setOutputs, writeSummary } from './report.js'
 import { failureMessage, planFrom, runRollout, type RolloutResult } from './rollout.js'
@@ -49,23 +49,28 @@ export function connector(
     passphrase: settings.passphrase,
     password: settings.password
   }
+  const hostKeys = {
+    knownHosts: settings.knownHosts,
+    fingerprints: settings.hostFingerprints,
+    insecureSkip: settings.insecureSkipHostKeyCheck
+  }
+  const connectTimeoutMs = settings.connectTimeoutMs
+  // One bastion connection for all hosts of the run.
+  const jump = settings.jumpHost
+    ? new JumpHost(
+        settings.jumpHost,
+        { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey },
+        { hostKeys, connectTimeoutMs, log: m => log.info(m) }
+      )
+    : undefined
   return (target, hostLog = log) =>
     SshHost.connect({
       target,
       credentials,
-      hostKeys: {
-        knownHosts: settings.knownHosts,
-        fingerprints: settings.hostFingerprints,
-        insecureSkip: settings.insecureSkipHostKeyCheck
-      },
+      hostKeys,
       sudo: settings.sudo,
-      connectTimeoutMs: settings.connectTimeoutMs,
-      jump: settings.jumpHost
-        ? {
-            target: settings.jumpHost,
-            credentials: { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey }
-          }
-        : undefined,
+      connectTimeoutMs,
+      jump,
       log: m => hostLog.info(m)
     })
 }

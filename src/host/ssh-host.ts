@@ -42,7 +42,7 @@ export interface SshHostOptions {
   sudo: boolean
   connectTimeoutMs: number
   /** Reach the target through this bastion (its key verified like any other). */
-  jump?: { target: Endpoint; credentials: Credentials }
+  jump?: JumpHost
   /** How often to retry a lost connection before giving up (with backoff). */
   reconnectAttempts?: number
   log?: (message: string) => void
@@ -151,12 +151,111 @@ class RemoteShell {
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
+/** What a connection needs besides its target: the host key policy, the timeout and a log. */
+interface ConnectContext {
+  hostKeys: HostKeyPolicy
+  connectTimeoutMs: number
+  log?: (message: string) => void
+}
+
+/** One verified SSH connection (through sock when given), with Nagle off. */
+async function connectSsh(
+  ctx: ConnectContext,
+  target: Endpoint,
+  credentials: Credentials,
+  sock?: Duplex
+): Promise<NodeSSH> {
+  let refusal: string | null = null
+  const config: Config = {
+    host: target.host,
+    port: target.port,
+    username: target.user,
+    readyTimeout: ctx.connectTimeoutMs,
+    keepaliveInterval: 5000,
+    keepaliveCountMax: 3,
+    hostVerifier: (key: Buffer) => {
+      const verdict = verifyHostKey(ctx.hostKeys, target.host, target.port, key)
+      if (!verdict.ok) refusal = verdict.reason
+      return verdict.ok
+    }
+  }
+  if (credentials.privateKey !== undefined) config.privateKey = credentials.privateKey
+  if (credentials.passphrase !== undefined) config.passphrase = credentials.passphrase
+  if (credentials.password !== undefined) config.password = credentials.password
+  if (sock) config.sock = sock
+  const ssh = new NodeSSH()
+  try {
+    const connecting = ssh.connect(config)
+    // Nagle off before the handshake too: its 4-5 round trips (key exchange, userauth) would
+    // otherwise wait ~40 ms each for a delayed ACK (measured: ready after 210 ms instead of 50 ms).
+    // node-ssh creates its ssh2 Client synchronously inside connect() when the key is given as text.
+    ssh.connection?.setNoDelay(true)
+    await connecting
+  } catch (e) {
+    if (refusal) throw new HostKeyError(`${target.label}: ${refusal}`)
+    throw new Error(`${target.label}: cannot connect over SSH: ${(e as Error).message}`)
+  }
+  ssh.connection!.setNoDelay(true)
+  // node-ssh stops listening for 'error' once the connection is ready; without a listener a
+  // reset connection (ECONNRESET, keepalive timeout) would crash the whole process. The 'close'
+  // that follows fails the pending command or upload with ConnectionLostError.
+  ssh.connection!.on('error', (e: Error) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`))
+  return ssh
+}
+
+/**
+ * One connection to a bastion, shared by every host reached through it: one login however large
+ * the fleet (a bastion's MaxStartups drops bursts of logins), made again when it drops, and
+ * closed with the last host that uses it.
+ */
+export class JumpHost {
+  private ssh: NodeSSH | null = null
+  private connecting: Promise<NodeSSH> | null = null
+  private users = 0
+
+  constructor(
+    private readonly target: Endpoint,
+    private readonly credentials: Credentials,
+    private readonly ctx: ConnectContext
+  ) {}
+
+  acquire(): void {
+    this.users++
+  }
+
+  release(): void {
+    if (--this.users > 0) return
+    this.users = 0
+    this.ssh?.dispose()
+    this.ssh = null
+  }
+
+  private connection(): Promise<NodeSSH> {
+    if (this.ssh?.isConnected()) return Promise.resolve(this.ssh)
+    this.connecting ??= connectSsh(this.ctx, this.target, this.credentials)
+      .then(ssh => {
+        this.ssh = ssh
+        ssh.connection!.on('close', () => {
+          if (this.ssh === ssh) this.ssh = null
+        })
+        return ssh
+      })
+      .finally(() => (this.connecting = null))
+    return this.connecting
+  }
+
+  /** A tunnel to host:port, opened by the bastion. */
+  async forward(host: string, port: number): Promise<Duplex> {
+    const ssh = await this.connection()
+    return (await ssh.forwardOut('127.0.0.1', 0, host, port)) as Duplex
+  }
+}
+
 export class SshHost implements Host {
   readonly name: string
   readonly address: string
   readonly sudo: boolean
   private ssh: NodeSSH | null = null
-  private jumpSsh: NodeSSH | null = null
   private shell: RemoteShell | null = null
   private closed = false
   private connecting: Promise<void> | null = null
@@ -170,68 +269,20 @@ export class SshHost implements Host {
   /** Connects (verifying the host key) and opens the command shell. */
   static async connect(options: SshHostOptions): Promise<SshHost> {
     const host = new SshHost(options)
-    await host.open()
-    return host
-  }
-
-  private baseConfig(
-    target: Endpoint,
-    credentials: Credentials
-  ): { config: Config; refusal: () => string | null } {
-    let refusal: string | null = null
-    const config: Config = {
-      host: target.host,
-      port: target.port,
-      username: target.user,
-      readyTimeout: this.options.connectTimeoutMs,
-      keepaliveInterval: 5000,
-      keepaliveCountMax: 3,
-      hostVerifier: (key: Buffer) => {
-        const verdict = verifyHostKey(this.options.hostKeys, target.host, target.port, key)
-        if (!verdict.ok) refusal = verdict.reason
-        return verdict.ok
-      }
-    }
-    if (credentials.privateKey !== undefined) config.privateKey = credentials.privateKey
-    if (credentials.passphrase !== undefined) config.passphrase = credentials.passphrase
-    if (credentials.password !== undefined) config.password = credentials.password
-    return { config, refusal: () => refusal }
-  }
-
-  private async connectOne(target: Endpoint, credentials: Credentials, sock?: Duplex): Promise<NodeSSH> {
-    const { config, refusal } = this.baseConfig(target, credentials)
-    if (sock) config.sock = sock
-    const ssh = new NodeSSH()
+    options.jump?.acquire()
     try {
-      const connecting = ssh.connect(config)
-      // Nagle off before the handshake too: its 4-5 round trips (key exchange, userauth) would
-      // otherwise wait ~40 ms each for a delayed ACK (measured: ready after 210 ms instead of 50 ms).
-      // node-ssh creates its ssh2 Client synchronously inside connect() when the key is given as text.
-      ssh.connection?.setNoDelay(true)
-      await connecting
+      await host.open()
     } catch (e) {
-      const why = refusal()
-      if (why) throw new HostKeyError(`${target.label}: ${why}`)
-      throw new Error(`${target.label}: cannot connect over SSH: ${(e as Error).message}`)
+      await host.close()
+      throw e
     }
-    ssh.connection!.setNoDelay(true)
-    // node-ssh stops listening for 'error' once the connection is ready; without a listener a
-    // reset connection (ECONNRESET, keepalive timeout) would crash the whole process. The 'close'
-    // that follows fails the pending command or upload with ConnectionLostError.
-    ssh.connection!.on('error', (e: Error) =>
-      this.options.log?.(`${target.label}: SSH connection error: ${e.message}`)
-    )
-    return ssh
+    return host
   }
 
   private async open(): Promise<void> {
     const { target, credentials, jump } = this.options
-    let sock: Duplex | undefined
-    if (jump) {
-      this.jumpSsh = await this.connectOne(jump.target, jump.credentials)
-      sock = (await this.jumpSsh.forwardOut('127.0.0.1', 0, target.host, target.port)) as Duplex
-    }
-    const ssh = await this.connectOne(target, credentials, sock)
+    const sock = jump ? await jump.forward(target.host, target.port) : undefined
+    const ssh = await connectSsh(this.options, target, credentials, sock)
     this.ssh = ssh
     ssh.connection!.on('close', () => {
       // A late close of an older connection must not fail the shell of a newer one.
@@ -270,8 +321,6 @@ export class SshHost implements Host {
     let delay = 250
     for (let i = 1; ; i++) {
       try {
-        this.jumpSsh?.dispose()
-        this.jumpSsh = null
         await this.open()
         this.options.log?.(`${this.name}: reconnected (attempt ${i})`)
         return
@@ -394,11 +443,10 @@ export class SshHost implements Host {
   }
 
   async close(): Promise<void> {
+    if (!this.closed) this.options.jump?.release()
     this.closed = true
     this.shell?.close()
     this.ssh?.dispose()
-    this.jumpSsh?.dispose()
     this.ssh = null
-    this.jumpSsh = null
   }
 }
