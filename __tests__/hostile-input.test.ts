@@ -11,22 +11,15 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path'
 import { inspectBinary } from '../src/binary.js'
 import { checkKeys } from '../src/keys.js'
-import { readSettings, SettingsError } from '../src/settings.js'
+import { SettingsError } from '../src/settings.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
+import { settingsWith } from './helpers/inputs.js'
 import { sshdLogMark, sshdLogSince } from './helpers/ssh.js'
 
-const KEY =
-  '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n'
-const base: Record<string, string> = {
-  hosts: 'web1',
-  'private-key': KEY,
-  'host-fingerprints': 'SHA256:' + 'A'.repeat(43),
-  binary: './nginx'
-}
 const settingsError = (over: Record<string, string>): SettingsError => {
   try {
-    readSettings(name => ({ ...base, ...over })[name] ?? '')
+    settingsWith(over)
   } catch (e) {
     if (e instanceof SettingsError) return e
     throw e
@@ -105,14 +98,10 @@ describe('hostile input: settings', () => {
   })
 
   it('takes paths with shell metacharacters as they are: they are quoted, never interpreted', () => {
-    const s = readSettings(
-      name =>
-        ({
-          ...base,
-          'pid-file': "/run/nginx.pid;touch /tmp/x'$(id)`id`",
-          'release-dir': '/var/lib/zerodown/a b*?[c]'
-        })[name] ?? ''
-    )
+    const s = settingsWith({
+      'pid-file': "/run/nginx.pid;touch /tmp/x'$(id)`id`",
+      'release-dir': '/var/lib/zerodown/a b*?[c]'
+    })
     expect(s.pidFile).toBe("/run/nginx.pid;touch /tmp/x'$(id)`id`")
     expect(s.releaseDir).toBe('/var/lib/zerodown/a b*?[c]')
   })
@@ -130,7 +119,7 @@ afterAll(() => sb?.down())
 
 describe('hostile input: keys and the binary, on the runner', () => {
   const settingsWithKey = (privateKey: string, passphrase?: string) =>
-    readSettings(name => ({ ...base, 'private-key': privateKey, passphrase: passphrase ?? '' })[name] ?? '')
+    settingsWith({ 'private-key': privateKey, passphrase: passphrase ?? '' })
   const keyError = (privateKey: string, passphrase?: string): SettingsError => {
     try {
       checkKeys(settingsWithKey(privateKey, passphrase))

@@ -1,17 +1,8 @@
 import { describe, expect, it } from '@jest/globals'
 import { parseDuration, formatDuration } from '../src/duration.js'
-import { parseHostTarget, readSettings, SettingsError } from '../src/settings.js'
+import { parseHostTarget, SettingsError } from '../src/settings.js'
+import { settingsWith } from './helpers/inputs.js'
 
-const KEY =
-  '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n'
-const base: Record<string, string> = {
-  hosts: 'web1',
-  'private-key': KEY,
-  'host-fingerprints': 'SHA256:' + 'A'.repeat(43),
-  binary: './nginx'
-}
-const reader = (inputs: Record<string, string>) => (name: string) => inputs[name] ?? ''
-const settingsWith = (over: Record<string, string>) => readSettings(reader({ ...base, ...over }))
 function errorOf(over: Record<string, string>): SettingsError {
   try {
     settingsWith(over)
