@@ -42994,232 +42994,7 @@ var require_undici = __commonJS({
 });
 
 // src/cli.ts
-import { readFileSync, writeFileSync } from "node:fs";
-
-// src/inputs.ts
-var INPUTS = [
-  {
-    name: "hosts",
-    description: "Hosts to upgrade, as [user@]host[:port], one per line or comma-separated. IPv6 in brackets: [2001:db8::1]:22.",
-    required: true
-  },
-  {
-    name: "user",
-    description: "SSH user for hosts that do not name one.",
-    default: "root",
-    required: false
-  },
-  {
-    name: "port",
-    description: "SSH port for hosts that do not name one.",
-    default: "22",
-    required: false
-  },
-  {
-    name: "private-key",
-    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "passphrase",
-    description: "Passphrase of private-key, if it has one. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "password",
-    description: "SSH password, when no key is used. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "known-hosts",
-    description: "OpenSSH known_hosts lines for the hosts (and the jump host); [host]:port and hashed entries work. Output of ssh-keyscan, checked out of band.",
-    default: "",
-    required: false
-  },
-  {
-    name: "host-fingerprints",
-    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
-    default: "",
-    required: false
-  },
-  {
-    name: "insecure-skip-host-key-check",
-    description: "Accept any host key (logs a warning). Only for throwaway test hosts.",
-    default: "false",
-    required: false
-  },
-  {
-    name: "sudo",
-    description: "Run privileged commands through sudo -n (never types a password).",
-    default: "false",
-    required: false
-  },
-  {
-    name: "connect-timeout",
-    description: "How long to wait for an SSH connection (250ms, 30s, 5m or seconds).",
-    default: "20s",
-    required: false
-  },
-  {
-    name: "mode",
-    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
-    default: "deploy",
-    required: false
-  },
-  {
-    name: "binary",
-    description: "Local path of the new binary on the runner (deploy mode).",
-    default: "",
-    required: false
-  },
-  {
-    name: "binary-path",
-    description: "Remote live path of the binary. Default: the running master's executable (read from /proc). When set, it must be that file.",
-    default: "",
-    required: false
-  },
-  {
-    name: "pid-file",
-    description: "Remote pid file of the master (the pid directive of nginx.conf).",
-    default: "/run/nginx.pid",
-    required: false
-  },
-  {
-    name: "start-timeout",
-    description: "How long the new server may take to start and serve beside the old one (nginx: a new master with workers).",
-    default: "30s",
-    required: false
-  },
-  {
-    name: "health-url",
-    description: "URL checked from the host's side through the SSH connection (http or https; {host} is replaced by the host's address). 2xx passes.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-command",
-    description: "Command run on the host by sh; exit status 0 passes. {host} is replaced by the host's address.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-expect",
-    description: "Regular expression the health response body must match.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-checks",
-    description: "Consecutive passes the new binary needs.",
-    default: "3",
-    required: false
-  },
-  {
-    name: "health-interval",
-    description: "Time between health checks.",
-    default: "1s",
-    required: false
-  },
-  {
-    name: "health-timeout",
-    description: "Time the health gate may take in all.",
-    default: "60s",
-    required: false
-  },
-  {
-    name: "poll-interval",
-    description: "How often the drain (and other waits) read the host state.",
-    default: "250ms",
-    required: false
-  },
-  {
-    name: "drain-timeout",
-    description: "How long old workers may take to finish their requests once they stopped accepting.",
-    default: "5m",
-    required: false
-  },
-  {
-    name: "drain-timeout-action",
-    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
-    default: "rollback",
-    required: false
-  },
-  {
-    name: "release-dir",
-    description: "Release store on each host. Default: /var/lib/zerodown/<binary name>.",
-    default: "",
-    required: false
-  },
-  {
-    name: "keep-releases",
-    description: "Releases kept in the store (the live one and the one before it are never pruned).",
-    default: "5",
-    required: false
-  },
-  {
-    name: "version",
-    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
-    default: "",
-    required: false
-  },
-  {
-    name: "allow-downgrade",
-    description: "Allow deploying a lower version than the live one.",
-    default: "false",
-    required: false
-  },
-  {
-    name: "rollback-to",
-    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
-    default: "",
-    required: false
-  },
-  {
-    name: "canary",
-    description: "Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.",
-    default: "",
-    required: false
-  },
-  {
-    name: "max-parallel",
-    description: "Hosts upgraded at the same time after the canary.",
-    default: "1",
-    required: false
-  },
-  {
-    name: "rollback-fleet",
-    description: "When a host fails, roll back the hosts already upgraded in this run.",
-    default: "true",
-    required: false
-  },
-  {
-    name: "jump-host",
-    description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
-    default: "",
-    required: false
-  },
-  {
-    name: "jump-private-key",
-    description: "Private key for the jump host. Default: private-key. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "lock-lease",
-    description: "How long a deploy lock on a host lasts without renewal before another run may take it over.",
-    default: "15m",
-    required: false
-  },
-  {
-    name: "watchdog",
-    description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
-    default: "true",
-    required: false
-  }
-];
+import { writeFileSync } from "node:fs";
 
 // src/engine/step.ts
 var StepError = class extends Error {
@@ -48440,6 +48215,425 @@ function cancelOnSignals(controller, log) {
   };
 }
 
+// src/cli-args.ts
+import { readFileSync } from "node:fs";
+
+// src/inputs.ts
+var INPUTS = [
+  {
+    name: "hosts",
+    description: "Hosts to upgrade, as [user@]host[:port], one per line or comma-separated. IPv6 in brackets: [2001:db8::1]:22.",
+    required: true
+  },
+  {
+    name: "user",
+    description: "SSH user for hosts that do not name one.",
+    default: "root",
+    required: false
+  },
+  {
+    name: "port",
+    description: "SSH port for hosts that do not name one.",
+    default: "22",
+    required: false
+  },
+  {
+    name: "private-key",
+    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "passphrase",
+    description: "Passphrase of private-key, if it has one. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "password",
+    description: "SSH password, when no key is used. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "known-hosts",
+    description: "OpenSSH known_hosts lines for the hosts (and the jump host); [host]:port and hashed entries work. Output of ssh-keyscan, checked out of band.",
+    default: "",
+    required: false
+  },
+  {
+    name: "host-fingerprints",
+    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
+    default: "",
+    required: false
+  },
+  {
+    name: "insecure-skip-host-key-check",
+    description: "Accept any host key (logs a warning). Only for throwaway test hosts.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "sudo",
+    description: "Run privileged commands through sudo -n (never types a password).",
+    default: "false",
+    required: false
+  },
+  {
+    name: "connect-timeout",
+    description: "How long to wait for an SSH connection (250ms, 30s, 5m or seconds).",
+    default: "20s",
+    required: false
+  },
+  {
+    name: "mode",
+    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
+    default: "deploy",
+    required: false
+  },
+  {
+    name: "binary",
+    description: "Local path of the new binary on the runner (deploy mode).",
+    default: "",
+    required: false
+  },
+  {
+    name: "binary-path",
+    description: "Remote live path of the binary. Default: the running master's executable (read from /proc). When set, it must be that file.",
+    default: "",
+    required: false
+  },
+  {
+    name: "pid-file",
+    description: "Remote pid file of the master (the pid directive of nginx.conf).",
+    default: "/run/nginx.pid",
+    required: false
+  },
+  {
+    name: "start-timeout",
+    description: "How long the new server may take to start and serve beside the old one (nginx: a new master with workers).",
+    default: "30s",
+    required: false
+  },
+  {
+    name: "health-url",
+    description: "URL checked from the host's side through the SSH connection (http or https; {host} is replaced by the host's address). 2xx passes.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-command",
+    description: "Command run on the host by sh; exit status 0 passes. {host} is replaced by the host's address.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-expect",
+    description: "Regular expression the health response body must match.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-checks",
+    description: "Consecutive passes the new binary needs.",
+    default: "3",
+    required: false
+  },
+  {
+    name: "health-interval",
+    description: "Time between health checks.",
+    default: "1s",
+    required: false
+  },
+  {
+    name: "health-timeout",
+    description: "Time the health gate may take in all.",
+    default: "60s",
+    required: false
+  },
+  {
+    name: "poll-interval",
+    description: "How often the drain (and other waits) read the host state.",
+    default: "250ms",
+    required: false
+  },
+  {
+    name: "drain-timeout",
+    description: "How long old workers may take to finish their requests once they stopped accepting.",
+    default: "5m",
+    required: false
+  },
+  {
+    name: "drain-timeout-action",
+    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
+    default: "rollback",
+    required: false
+  },
+  {
+    name: "release-dir",
+    description: "Release store on each host. Default: /var/lib/zerodown/<binary name>.",
+    default: "",
+    required: false
+  },
+  {
+    name: "keep-releases",
+    description: "Releases kept in the store (the live one and the one before it are never pruned).",
+    default: "5",
+    required: false
+  },
+  {
+    name: "version",
+    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
+    default: "",
+    required: false
+  },
+  {
+    name: "allow-downgrade",
+    description: "Allow deploying a lower version than the live one.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "rollback-to",
+    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
+    default: "",
+    required: false
+  },
+  {
+    name: "canary",
+    description: "Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.",
+    default: "",
+    required: false
+  },
+  {
+    name: "max-parallel",
+    description: "Hosts upgraded at the same time after the canary.",
+    default: "1",
+    required: false
+  },
+  {
+    name: "rollback-fleet",
+    description: "When a host fails, roll back the hosts already upgraded in this run.",
+    default: "true",
+    required: false
+  },
+  {
+    name: "jump-host",
+    description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
+    default: "",
+    required: false
+  },
+  {
+    name: "jump-private-key",
+    description: "Private key for the jump host. Default: private-key. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "lock-lease",
+    description: "How long a deploy lock on a host lasts without renewal before another run may take it over.",
+    default: "15m",
+    required: false
+  },
+  {
+    name: "watchdog",
+    description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
+    default: "true",
+    required: false
+  }
+];
+
+// src/cli-args.ts
+var UsageError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "UsageError";
+  }
+};
+var COMMANDS = ["deploy", "rollback", "help"];
+var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
+var SECRETS = /* @__PURE__ */ new Set(["private-key", "passphrase", "password", "jump-private-key"]);
+var BOOL = /^(true|false|yes|no|on|off|1|0)$/i;
+var isBoolean = (spec) => spec.default === "true" || spec.default === "false";
+var envName = (input) => `ZERODOWN_${input.toUpperCase().replace(/-/g, "_")}`;
+function inputNamed(name) {
+  return INPUTS.find((i) => i.name === name);
+}
+function closest(name) {
+  let best;
+  for (const i of INPUTS) {
+    const d = distance(name, i.name);
+    if (d <= 2 && (!best || d < best.d)) best = { name: i.name, d };
+  }
+  return best?.name;
+}
+function distance(a, b) {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}
+function readValueFile(flag, path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new UsageError(`${flag} ${path}: cannot read the file (${e.code ?? e})`);
+  }
+}
+function leadingCommand(argv, args) {
+  const command = argv[0];
+  if (command === void 0 || command.startsWith("-")) return 0;
+  if (!COMMANDS.includes(command))
+    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
+  args.command = command;
+  return 1;
+}
+function parseArgs(argv) {
+  const args = { command: "deploy", values: /* @__PURE__ */ new Map(), secretsInFlags: [], json: false };
+  let i = leadingCommand(argv, args);
+  const commandGiven = i === 1;
+  const set = (name, value, flag) => {
+    const before = args.values.get(name);
+    if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
+    args.values.set(name, before !== void 0 ? `${before}
+${value}` : value);
+  };
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "-h" || arg === "--help") {
+      args.command = "help";
+      continue;
+    }
+    if (arg === "--json") {
+      args.json = true;
+      continue;
+    }
+    if (!arg.startsWith("--") || arg === "--")
+      throw new UsageError(
+        `unexpected argument '${arg}': every value follows its flag (--hosts web1,web2); run with --help`
+      );
+    const eq = arg.indexOf("=");
+    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+    const name = flag.slice(2);
+    const inline = eq >= 0 ? arg.slice(eq + 1) : void 0;
+    const next = () => {
+      if (inline !== void 0) return inline;
+      const value = argv[i + 1];
+      if (value === void 0 || value.startsWith("--") && value.length > 2)
+        throw new UsageError(`${flag} needs a value: ${flag} VALUE or ${flag}=VALUE`);
+      i++;
+      return value;
+    };
+    if (name === "summary") {
+      args.summaryFile = next();
+      continue;
+    }
+    const negated = name.startsWith("no-") ? inputNamed(name.slice(3)) : void 0;
+    if (negated && isBoolean(negated) && inline === void 0) {
+      set(negated.name, "false", flag);
+      continue;
+    }
+    const spec = inputNamed(name);
+    if (spec) {
+      if (isBoolean(spec) && inline === void 0 && !BOOL.test(argv[i + 1] ?? "")) {
+        set(spec.name, "true", flag);
+        continue;
+      }
+      const value = next();
+      if (spec.name === "mode" && commandGiven && value !== args.command)
+        throw new UsageError(`--mode ${value} contradicts the command ${args.command}; give one of them`);
+      if (SECRETS.has(spec.name)) args.secretsInFlags.push(flag);
+      set(spec.name, value, flag);
+      continue;
+    }
+    const fileOf = name.endsWith("-file") ? inputNamed(name.slice(0, -5)) : void 0;
+    if (fileOf) {
+      const path = next();
+      set(fileOf.name, readValueFile(flag, path), flag);
+      continue;
+    }
+    const guess = closest(name);
+    throw new UsageError(
+      `unknown option ${flag}${guess ? ` (did you mean --${guess}?)` : ""}; run with --help for the list`
+    );
+  }
+  if (commandGiven && args.command !== "help") {
+    if (args.values.has("mode") && args.values.get("mode") !== args.command)
+      throw new UsageError(`--mode contradicts the command ${args.command}; give one of them`);
+    args.values.set("mode", args.command);
+  }
+  return args;
+}
+function inputReader(args, env = process.env) {
+  return (name) => {
+    const flag = args.values.get(name);
+    if (flag !== void 0) return flag;
+    const fromEnv = env[envName(name)];
+    if (fromEnv !== void 0 && fromEnv !== "") return fromEnv;
+    const file = env[`${envName(name)}_FILE`];
+    if (file) return readValueFile(`${envName(name)}_FILE`, file);
+    return inputNamed(name)?.default ?? "";
+  };
+}
+function wrap(text2, width, indent) {
+  const lines = [];
+  let line2 = "";
+  for (const word of text2.split(/\s+/)) {
+    if (line2 && line2.length + 1 + word.length > width) {
+      lines.push(line2);
+      line2 = word;
+    } else line2 = line2 ? `${line2} ${word}` : word;
+  }
+  if (line2) lines.push(line2);
+  return lines.map((l, n) => n === 0 ? l : indent + l);
+}
+function helpText() {
+  const col = 32;
+  const lead = " ".repeat(col + 2);
+  const pad = (s) => s.length + 2 >= col ? `${s}
+${lead}` : s.padEnd(col);
+  const inputs = INPUTS.map((i) => {
+    const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`;
+    const extra = i.required ? " (required)" : i.default ? ` [default: ${i.default}]` : "";
+    return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join("\n")}`;
+  });
+  return [
+    "zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:",
+    "upload, start of the new binary beside the old one, health gate, drain of the old workers, retire, and automatic rollback.",
+    "",
+    "Usage:",
+    "  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
+    "  node dist/index.js rollback --hosts HOSTS ... [options]",
+    "  node dist/index.js --help",
+    "",
+    "Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment",
+    "variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the",
+    "environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.",
+    "",
+    "Inputs:",
+    ...inputs,
+    "",
+    "Conveniences:",
+    `  ${pad("--INPUT-file FILE")}Read an input's value from FILE, e.g. --private-key-file ~/.ssh/deploy_key,`,
+    `${lead}--known-hosts-file ~/.ssh/known_hosts (or ZERODOWN_PRIVATE_KEY_FILE=...).`,
+    `${lead}Secrets belong in a file or the environment, not on the command line.`,
+    `  ${pad("--hosts, --known-hosts")}May be given more than once.`,
+    `  ${pad("--json")}Print the JSON report (the report output) on stdout; logs go to stderr.`,
+    `  ${pad("--summary FILE")}Write the Markdown summary (as GitHub shows it) to FILE.`,
+    `  ${pad("-h, --help")}This text.`,
+    "",
+    "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
+    ""
+  ].join("\n");
+}
+
 // src/report/outputs.ts
 var join = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
 function outputsOf(run3) {
@@ -48795,195 +48989,6 @@ function textReport(run3) {
 }
 
 // src/cli.ts
-var UsageError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "UsageError";
-  }
-};
-var COMMANDS = ["deploy", "rollback", "help"];
-var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
-var SECRETS = /* @__PURE__ */ new Set(["private-key", "passphrase", "password", "jump-private-key"]);
-var BOOL = /^(true|false|yes|no|on|off|1|0)$/i;
-var isBoolean = (spec) => spec.default === "true" || spec.default === "false";
-var envName = (input) => `ZERODOWN_${input.toUpperCase().replace(/-/g, "_")}`;
-function inputNamed(name) {
-  return INPUTS.find((i) => i.name === name);
-}
-function closest(name) {
-  let best;
-  for (const i of INPUTS) {
-    const d = distance(name, i.name);
-    if (d <= 2 && (!best || d < best.d)) best = { name: i.name, d };
-  }
-  return best?.name;
-}
-function distance(a, b) {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}
-function readValueFile(flag, path) {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (e) {
-    throw new UsageError(`${flag} ${path}: cannot read the file (${e.code ?? e})`);
-  }
-}
-function leadingCommand(argv, args) {
-  const command = argv[0];
-  if (command === void 0 || command.startsWith("-")) return 0;
-  if (!COMMANDS.includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
-  args.command = command;
-  return 1;
-}
-function parseArgs(argv) {
-  const args = { command: "deploy", values: /* @__PURE__ */ new Map(), secretsInFlags: [], json: false };
-  let i = leadingCommand(argv, args);
-  const commandGiven = i === 1;
-  const set = (name, value, flag) => {
-    const before = args.values.get(name);
-    if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
-    args.values.set(name, before !== void 0 ? `${before}
-${value}` : value);
-  };
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "-h" || arg === "--help") {
-      args.command = "help";
-      continue;
-    }
-    if (arg === "--json") {
-      args.json = true;
-      continue;
-    }
-    if (!arg.startsWith("--") || arg === "--")
-      throw new UsageError(
-        `unexpected argument '${arg}': every value follows its flag (--hosts web1,web2); run with --help`
-      );
-    const eq = arg.indexOf("=");
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const name = flag.slice(2);
-    const inline = eq >= 0 ? arg.slice(eq + 1) : void 0;
-    const next = () => {
-      if (inline !== void 0) return inline;
-      const value = argv[i + 1];
-      if (value === void 0 || value.startsWith("--") && value.length > 2)
-        throw new UsageError(`${flag} needs a value: ${flag} VALUE or ${flag}=VALUE`);
-      i++;
-      return value;
-    };
-    if (name === "summary") {
-      args.summaryFile = next();
-      continue;
-    }
-    const negated = name.startsWith("no-") ? inputNamed(name.slice(3)) : void 0;
-    if (negated && isBoolean(negated) && inline === void 0) {
-      set(negated.name, "false", flag);
-      continue;
-    }
-    const spec = inputNamed(name);
-    if (spec) {
-      if (isBoolean(spec) && inline === void 0 && !BOOL.test(argv[i + 1] ?? "")) {
-        set(spec.name, "true", flag);
-        continue;
-      }
-      const value = next();
-      if (spec.name === "mode" && commandGiven && value !== args.command)
-        throw new UsageError(`--mode ${value} contradicts the command ${args.command}; give one of them`);
-      if (SECRETS.has(spec.name)) args.secretsInFlags.push(flag);
-      set(spec.name, value, flag);
-      continue;
-    }
-    const fileOf = name.endsWith("-file") ? inputNamed(name.slice(0, -5)) : void 0;
-    if (fileOf) {
-      const path = next();
-      set(fileOf.name, readValueFile(flag, path), flag);
-      continue;
-    }
-    const guess = closest(name);
-    throw new UsageError(
-      `unknown option ${flag}${guess ? ` (did you mean --${guess}?)` : ""}; run with --help for the list`
-    );
-  }
-  if (commandGiven && args.command !== "help") {
-    if (args.values.has("mode") && args.values.get("mode") !== args.command)
-      throw new UsageError(`--mode contradicts the command ${args.command}; give one of them`);
-    args.values.set("mode", args.command);
-  }
-  return args;
-}
-function inputReader(args, env = process.env) {
-  return (name) => {
-    const flag = args.values.get(name);
-    if (flag !== void 0) return flag;
-    const fromEnv = env[envName(name)];
-    if (fromEnv !== void 0 && fromEnv !== "") return fromEnv;
-    const file = env[`${envName(name)}_FILE`];
-    if (file) return readValueFile(`${envName(name)}_FILE`, file);
-    return inputNamed(name)?.default ?? "";
-  };
-}
-function wrap(text2, width, indent) {
-  const lines = [];
-  let line2 = "";
-  for (const word of text2.split(/\s+/)) {
-    if (line2 && line2.length + 1 + word.length > width) {
-      lines.push(line2);
-      line2 = word;
-    } else line2 = line2 ? `${line2} ${word}` : word;
-  }
-  if (line2) lines.push(line2);
-  return lines.map((l, n) => n === 0 ? l : indent + l);
-}
-function helpText() {
-  const col = 32;
-  const lead = " ".repeat(col + 2);
-  const pad = (s) => s.length + 2 >= col ? `${s}
-${lead}` : s.padEnd(col);
-  const inputs = INPUTS.map((i) => {
-    const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`;
-    const extra = i.required ? " (required)" : i.default ? ` [default: ${i.default}]` : "";
-    return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join("\n")}`;
-  });
-  return [
-    "zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:",
-    "upload, start of the new binary beside the old one, health gate, drain of the old workers, retire, and automatic rollback.",
-    "",
-    "Usage:",
-    "  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
-    "  node dist/index.js rollback --hosts HOSTS ... [options]",
-    "  node dist/index.js --help",
-    "",
-    "Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment",
-    "variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the",
-    "environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.",
-    "",
-    "Inputs:",
-    ...inputs,
-    "",
-    "Conveniences:",
-    `  ${pad("--INPUT-file FILE")}Read an input's value from FILE, e.g. --private-key-file ~/.ssh/deploy_key,`,
-    `${lead}--known-hosts-file ~/.ssh/known_hosts (or ZERODOWN_PRIVATE_KEY_FILE=...).`,
-    `${lead}Secrets belong in a file or the environment, not on the command line.`,
-    `  ${pad("--hosts, --known-hosts")}May be given more than once.`,
-    `  ${pad("--json")}Print the JSON report (the report output) on stdout; logs go to stderr.`,
-    `  ${pad("--summary FILE")}Write the Markdown summary (as GitHub shows it) to FILE.`,
-    `  ${pad("-h, --help")}This text.`,
-    "",
-    "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
-    ""
-  ].join("\n");
-}
 async function cli(argv, io = {
   out: process.stdout,
   err: process.stderr,
