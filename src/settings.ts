@@ -2,7 +2,8 @@
  * Every input, read once, validated and typed. Nothing here touches the network: a bad value
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
-import { parseDuration } from './duration.js'
+import { formatDuration, parseDuration } from './duration.js'
+import { hostKeyLineCount } from './host/known-hosts.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -390,6 +391,14 @@ export function readSettings(read: InputReader): Settings {
       'is larger than 1 MB',
       'Give only the lines of the hosts of this rollout'
     )
+  if (settings.knownHosts !== undefined && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      'known-hosts',
+      'has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)',
+      /SHA256:/.test(settings.knownHosts)
+        ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
+        : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
+    )
   checkCombinations(settings)
   return settings
 }
@@ -437,10 +446,14 @@ function checkCombinations(s: Settings): void {
       'is set but mode is rollback (a rollback takes the version from the release store)',
       'Name the release to go back to with rollback-to, or remove version'
     )
-  if (s.healthTimeoutMs < s.healthIntervalMs)
+  // Checks start every health-interval and the gate needs health-checks passes in a row: the last
+  // of them starts (health-checks - 1) x health-interval after the first, at the earliest.
+  const gate = (s.healthChecks - 1) * s.healthIntervalMs
+  if (s.healthTimeoutMs < gate)
     throw new SettingsError(
       'health-timeout',
-      'is shorter than health-interval',
-      'Give the gate time for its checks'
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ` +
+        `${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
+      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
     )
 }
