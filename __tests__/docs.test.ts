@@ -163,6 +163,20 @@ describe('a scratch copy that drifts', () => {
     expect(docs(['--root', dir]).code).toBe(0)
   })
 
+  it("fails when package.json's version changes until `npm run docs` writes src/version.ts", () => {
+    const file = join(dir, 'package.json')
+    const original = readFileSync(file, 'utf8')
+    writeFileSync(file, original.replace(/"version": "[^"]+"/, '"version": "9.8.7"'))
+    const r = check()
+    expect(r.code).toBe(1)
+    expect(news(r.out)).toBe("docs: src/version.ts differs from package.json's version (run `npm run docs`)")
+    expect(docs(['--root', dir]).code).toBe(0)
+    expect(readFileSync(join(dir, 'src/version.ts'), 'utf8')).toContain("export const VERSION = '9.8.7'")
+    writeFileSync(file, original)
+    expect(docs(['--root', dir]).code).toBe(0)
+    expect(news(check().out)).toBe('')
+  })
+
   it('fails when the code gains an error message Troubleshooting does not quote', () => {
     const file = join(dir, 'src/upgrade/drain.ts')
     const original = readFileSync(file, 'utf8')

@@ -137,6 +137,9 @@ describe('release process', () => {
     for (const check of ['git merge-base --is-ancestor', 'npm run check-dist', 'scripts/release-notes.mjs'])
       expect(at(check)).toBeLessThan(publish)
     expect(runs[publish]).toContain('--notes-file')
+    // The command-line package npm pack writes (zerodown-action-X.Y.Z.tgz) is a release asset.
+    expect(at('npm pack --pack-destination "$RUNNER_TEMP"')).toBeLessThan(publish)
+    expect(runs[publish]).toContain('"$RUNNER_TEMP/zerodown-action-${GITHUB_REF_NAME#v}.tgz"')
   })
 
   /** Runs the workflow's "Move the major tag" step in a clone of a real (bare) remote. */

@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { createRequire as __zdCreateRequire } from 'node:module';
 import { fileURLToPath as __zdFileURLToPath } from 'node:url';
 import { dirname as __zdDirname } from 'node:path';
@@ -42993,250 +42994,6 @@ var require_semver3 = __commonJS({
   }
 });
 
-// src/cli.ts
-import { readFileSync, writeFileSync } from "node:fs";
-
-// src/duration.ts
-var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
-function parseDuration(text2) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
-  if (!m) return null;
-  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
-  return Number.isFinite(value) ? Math.round(value) : null;
-}
-function formatDuration(ms) {
-  if (ms < 1e3) return `${Math.round(ms)}ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
-  const minutes = Math.floor(ms / 6e4);
-  const seconds2 = Math.round(ms % 6e4 / 1e3);
-  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
-}
-
-// src/inputs.ts
-var INPUTS = [
-  {
-    name: "hosts",
-    description: "Hosts to upgrade, as [user@]host[:port], one per line or comma-separated. IPv6 in brackets: [2001:db8::1]:22.",
-    required: true
-  },
-  {
-    name: "user",
-    description: "SSH user for hosts that do not name one.",
-    default: "root",
-    required: false
-  },
-  {
-    name: "port",
-    description: "SSH port for hosts that do not name one.",
-    default: "22",
-    required: false
-  },
-  {
-    name: "private-key",
-    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "passphrase",
-    description: "Passphrase of private-key, if it has one. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "password",
-    description: "SSH password, when no key is used. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "known-hosts",
-    description: "OpenSSH known_hosts lines for the hosts (and the jump host); [host]:port and hashed entries work. Output of ssh-keyscan, checked out of band.",
-    default: "",
-    required: false
-  },
-  {
-    name: "host-fingerprints",
-    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
-    default: "",
-    required: false
-  },
-  {
-    name: "insecure-skip-host-key-check",
-    description: "Accept any host key (logs a warning). Only for throwaway test hosts.",
-    default: "false",
-    required: false
-  },
-  {
-    name: "sudo",
-    description: "Run privileged commands through sudo -n (never types a password).",
-    default: "false",
-    required: false
-  },
-  {
-    name: "connect-timeout",
-    description: "How long to wait for an SSH connection (250ms, 30s, 5m or seconds).",
-    default: "20s",
-    required: false
-  },
-  {
-    name: "mode",
-    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
-    default: "deploy",
-    required: false
-  },
-  {
-    name: "binary",
-    description: "Local path of the new binary on the runner (deploy mode).",
-    default: "",
-    required: false
-  },
-  {
-    name: "binary-path",
-    description: "Remote live path of the binary. Default: the running master's executable (read from /proc). When set, it must be that file.",
-    default: "",
-    required: false
-  },
-  {
-    name: "pid-file",
-    description: "Remote pid file of the master (the pid directive of nginx.conf).",
-    default: "/run/nginx.pid",
-    required: false
-  },
-  {
-    name: "start-timeout",
-    description: "How long the new master may take to start its workers after USR2.",
-    default: "30s",
-    required: false
-  },
-  {
-    name: "health-url",
-    description: "URL checked from the host's side through the SSH connection (http or https; {host} is replaced by the host's address). 2xx passes.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-command",
-    description: "Command run on the host by sh; exit status 0 passes. {host} is replaced by the host's address.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-expect",
-    description: "Regular expression the health response body must match.",
-    default: "",
-    required: false
-  },
-  {
-    name: "health-checks",
-    description: "Consecutive passes the new binary needs.",
-    default: "3",
-    required: false
-  },
-  {
-    name: "health-interval",
-    description: "Time between health checks.",
-    default: "1s",
-    required: false
-  },
-  {
-    name: "health-timeout",
-    description: "Time the health gate may take in all.",
-    default: "60s",
-    required: false
-  },
-  {
-    name: "poll-interval",
-    description: "How often the drain (and other waits) read the host state.",
-    default: "250ms",
-    required: false
-  },
-  {
-    name: "drain-timeout",
-    description: "How long old workers may take to finish their requests after WINCH.",
-    default: "5m",
-    required: false
-  },
-  {
-    name: "drain-timeout-action",
-    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
-    default: "rollback",
-    required: false
-  },
-  {
-    name: "release-dir",
-    description: "Release store on each host. Default: /var/lib/zerodown/<binary name>.",
-    default: "",
-    required: false
-  },
-  {
-    name: "keep-releases",
-    description: "Releases kept in the store (the live one and the one before it are never pruned).",
-    default: "5",
-    required: false
-  },
-  {
-    name: "version",
-    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
-    default: "",
-    required: false
-  },
-  {
-    name: "allow-downgrade",
-    description: "Allow deploying a lower version than the live one.",
-    default: "false",
-    required: false
-  },
-  {
-    name: "rollback-to",
-    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
-    default: "",
-    required: false
-  },
-  {
-    name: "canary",
-    description: "Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.",
-    default: "",
-    required: false
-  },
-  {
-    name: "max-parallel",
-    description: "Hosts upgraded at the same time after the canary.",
-    default: "1",
-    required: false
-  },
-  {
-    name: "rollback-fleet",
-    description: "When a host fails, roll back the hosts already upgraded in this run.",
-    default: "true",
-    required: false
-  },
-  {
-    name: "jump-host",
-    description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
-    default: "",
-    required: false
-  },
-  {
-    name: "jump-private-key",
-    description: "Private key for the jump host. Default: private-key. Masked in logs.",
-    default: "",
-    required: false
-  },
-  {
-    name: "lock-lease",
-    description: "How long a deploy lock on a host lasts without renewal before another run may take it over.",
-    default: "15m",
-    required: false
-  },
-  {
-    name: "watchdog",
-    description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
-    default: "true",
-    required: false
-  }
-];
-
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -43756,6 +43513,12 @@ function setFailed(message) {
   process.exitCode = ExitCode.Failure;
   error(message);
 }
+function isDebug() {
+  return process.env["RUNNER_DEBUG"] === "1";
+}
+function debug(message) {
+  issueCommand("debug", {}, message);
+}
 function error(message, properties = {}) {
   issueCommand("error", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
@@ -43794,8 +43557,339 @@ function getState(name) {
   return process.env[`STATE_${name}`] || "";
 }
 
+// src/cli.ts
+import { readFileSync, writeFileSync } from "node:fs";
+
+// src/duration.ts
+var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+function parseDuration(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
+  if (!m) return null;
+  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
+  return Number.isFinite(value) ? Math.round(value) : null;
+}
+function formatDuration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)}ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 6e4);
+  const seconds2 = Math.round(ms % 6e4 / 1e3);
+  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
+}
+
+// src/inputs.ts
+var INPUTS = [
+  {
+    name: "hosts",
+    description: "Hosts to upgrade, as [user@]host[:port], one per line or comma-separated. IPv6 in brackets: [2001:db8::1]:22.",
+    required: true
+  },
+  {
+    name: "user",
+    description: "SSH user for hosts that do not name one.",
+    default: "root",
+    required: false
+  },
+  {
+    name: "port",
+    description: "SSH port for hosts that do not name one.",
+    default: "22",
+    required: false
+  },
+  {
+    name: "private-key",
+    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "passphrase",
+    description: "Passphrase of private-key, if it has one. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "password",
+    description: "SSH password, when no key is used. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "known-hosts",
+    description: "OpenSSH known_hosts lines for the hosts (and the jump host); [host]:port and hashed entries work. Output of ssh-keyscan, checked out of band.",
+    default: "",
+    required: false
+  },
+  {
+    name: "host-fingerprints",
+    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
+    default: "",
+    required: false
+  },
+  {
+    name: "insecure-skip-host-key-check",
+    description: "Accept any host key (logs a warning). Only for throwaway test hosts.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "sudo",
+    description: "Run privileged commands through sudo -n (never types a password).",
+    default: "false",
+    required: false
+  },
+  {
+    name: "connect-timeout",
+    description: "How long to wait for an SSH connection (250ms, 30s, 5m or seconds).",
+    default: "20s",
+    required: false
+  },
+  {
+    name: "mode",
+    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
+    default: "deploy",
+    required: false
+  },
+  {
+    name: "binary",
+    description: "Local path of the new binary on the runner (deploy mode).",
+    default: "",
+    required: false
+  },
+  {
+    name: "binary-path",
+    description: "Remote live path of the binary. Default: the running master's executable (read from /proc). When set, it must be that file.",
+    default: "",
+    required: false
+  },
+  {
+    name: "pid-file",
+    description: "Remote pid file of the master (the pid directive of nginx.conf).",
+    default: "/run/nginx.pid",
+    required: false
+  },
+  {
+    name: "start-timeout",
+    description: "How long the new master may take to start its workers after USR2.",
+    default: "30s",
+    required: false
+  },
+  {
+    name: "health-url",
+    description: "URL checked from the host's side through the SSH connection (http or https; {host} is replaced by the host's address). 2xx passes.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-command",
+    description: "Command run on the host by sh; exit status 0 passes. {host} is replaced by the host's address.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-expect",
+    description: "Regular expression the health response body must match.",
+    default: "",
+    required: false
+  },
+  {
+    name: "health-checks",
+    description: "Consecutive passes the new binary needs.",
+    default: "3",
+    required: false
+  },
+  {
+    name: "health-interval",
+    description: "Time between health checks.",
+    default: "1s",
+    required: false
+  },
+  {
+    name: "health-timeout",
+    description: "Time the health gate may take in all.",
+    default: "60s",
+    required: false
+  },
+  {
+    name: "poll-interval",
+    description: "How often the drain (and other waits) read the host state.",
+    default: "250ms",
+    required: false
+  },
+  {
+    name: "drain-timeout",
+    description: "How long old workers may take to finish their requests after WINCH.",
+    default: "5m",
+    required: false
+  },
+  {
+    name: "drain-timeout-action",
+    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
+    default: "rollback",
+    required: false
+  },
+  {
+    name: "release-dir",
+    description: "Release store on each host. Default: /var/lib/zerodown/<binary name>.",
+    default: "",
+    required: false
+  },
+  {
+    name: "keep-releases",
+    description: "Releases kept in the store (the live one and the one before it are never pruned).",
+    default: "5",
+    required: false
+  },
+  {
+    name: "version",
+    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
+    default: "",
+    required: false
+  },
+  {
+    name: "allow-downgrade",
+    description: "Allow deploying a lower version than the live one.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "rollback-to",
+    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
+    default: "",
+    required: false
+  },
+  {
+    name: "canary",
+    description: "Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.",
+    default: "",
+    required: false
+  },
+  {
+    name: "max-parallel",
+    description: "Hosts upgraded at the same time after the canary.",
+    default: "1",
+    required: false
+  },
+  {
+    name: "rollback-fleet",
+    description: "When a host fails, roll back the hosts already upgraded in this run.",
+    default: "true",
+    required: false
+  },
+  {
+    name: "jump-host",
+    description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
+    default: "",
+    required: false
+  },
+  {
+    name: "jump-private-key",
+    description: "Private key for the jump host. Default: private-key. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "lock-lease",
+    description: "How long a deploy lock on a host lasts without renewal before another run may take it over.",
+    default: "15m",
+    required: false
+  },
+  {
+    name: "watchdog",
+    description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
+    default: "true",
+    required: false
+  }
+];
+
 // src/binary.ts
 import { open as open2, stat as stat3 } from "node:fs/promises";
+
+// src/host/known-hosts.ts
+import { createHash, createHmac } from "node:crypto";
+function fingerprintOf(keyBlob) {
+  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const len = keyBlob.readUInt32BE(0);
+  return keyBlob.subarray(4, 4 + len).toString("latin1");
+}
+function parse(text2) {
+  const entries = [];
+  for (const raw of text2.split(/\r?\n/)) {
+    const line2 = raw.trim();
+    if (line2 === "" || line2.startsWith("#")) continue;
+    const fields = line2.split(/\s+/);
+    let marker;
+    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
+      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
+    }
+    const [patterns, type, b64] = fields;
+    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
+    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
+    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
+  }
+  return entries;
+}
+function hostKeyLineCount(text2) {
+  return parse(text2).filter((e) => /^(ssh-|ecdsa-|sk-)/.test(e.type) && e.blob.length > 0).length;
+}
+function lookupName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function globMatch(pattern, name) {
+  const re = new RegExp(
+    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
+    "i"
+  );
+  return re.test(name);
+}
+function hashedMatch(pattern, name) {
+  const parts = pattern.split("|");
+  if (parts.length !== 4 || parts[1] !== "1") return false;
+  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
+  return mac === parts[3];
+}
+function matches(patterns, name) {
+  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globMatch(p.slice(1), name)) return false;
+    } else if (globMatch(p, name)) {
+      matched = true;
+    }
+  }
+  return matched;
+}
+function verifyHostKey(policy, host, port, keyBlob) {
+  const fingerprint = fingerprintOf(keyBlob);
+  const type = keyTypeOf(keyBlob);
+  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
+  const name = lookupName(host, port);
+  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
+  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
+    };
+  const plain = entries.filter((e) => e.marker === void 0);
+  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
+  if (policy.insecureSkip) return { ok: true, fingerprint };
+  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
+  if (expected.length === 0)
+    return {
+      ok: false,
+      fingerprint,
+      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
+    };
+  return {
+    ok: false,
+    fingerprint,
+    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
+  };
+}
 
 // src/settings.ts
 var SettingsError = class extends Error {
@@ -44075,6 +44169,12 @@ function readSettings(read) {
       "is larger than 1 MB",
       "Give only the lines of the hosts of this rollout"
     );
+  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
+      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
+    );
   checkCombinations(settings);
   return settings;
 }
@@ -44121,16 +44221,17 @@ function checkCombinations(s) {
       "is set but mode is rollback (a rollback takes the version from the release store)",
       "Name the release to go back to with rollback-to, or remove version"
     );
-  if (s.healthTimeoutMs < s.healthIntervalMs)
+  const gate = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate)
     throw new SettingsError(
       "health-timeout",
-      "is shorter than health-interval",
-      "Give the gate time for its checks"
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
+      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
     );
 }
 
 // src/upgrade/install.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat as stat2 } from "node:fs/promises";
 import { posix } from "node:path";
@@ -44178,7 +44279,7 @@ function check(host, argv, result) {
 
 // src/upgrade/install.ts
 async function sha256File(path) {
-  const hash = createHash("sha256");
+  const hash = createHash2("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk);
   return hash.digest("hex");
 }
@@ -45445,90 +45546,6 @@ var NodeSSH = class {
   }
 };
 
-// src/host/known-hosts.ts
-import { createHash as createHash2, createHmac } from "node:crypto";
-function fingerprintOf(keyBlob) {
-  return "SHA256:" + createHash2("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
-}
-function keyTypeOf(keyBlob) {
-  if (keyBlob.length < 4) return "unknown";
-  const len = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + len).toString("latin1");
-}
-function parse(text2) {
-  const entries = [];
-  for (const raw of text2.split(/\r?\n/)) {
-    const line2 = raw.trim();
-    if (line2 === "" || line2.startsWith("#")) continue;
-    const fields = line2.split(/\s+/);
-    let marker;
-    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
-      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
-    }
-    const [patterns, type, b64] = fields;
-    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
-    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
-    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
-  }
-  return entries;
-}
-function lookupName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function globMatch(pattern, name) {
-  const re = new RegExp(
-    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
-    "i"
-  );
-  return re.test(name);
-}
-function hashedMatch(pattern, name) {
-  const parts = pattern.split("|");
-  if (parts.length !== 4 || parts[1] !== "1") return false;
-  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
-  return mac === parts[3];
-}
-function matches(patterns, name) {
-  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globMatch(p.slice(1), name)) return false;
-    } else if (globMatch(p, name)) {
-      matched = true;
-    }
-  }
-  return matched;
-}
-function verifyHostKey(policy, host, port, keyBlob) {
-  const fingerprint = fingerprintOf(keyBlob);
-  const type = keyTypeOf(keyBlob);
-  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
-  const name = lookupName(host, port);
-  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
-  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
-    return {
-      ok: false,
-      fingerprint,
-      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
-    };
-  const plain = entries.filter((e) => e.marker === void 0);
-  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
-  if (policy.insecureSkip) return { ok: true, fingerprint };
-  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
-  if (expected.length === 0)
-    return {
-      ok: false,
-      fingerprint,
-      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
-    };
-  return {
-    ok: false,
-    fingerprint,
-    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
-  };
-}
-
 // src/host/quote.ts
 function quote(arg) {
   if (arg.includes("\0"))
@@ -45539,6 +45556,35 @@ function quote(arg) {
 function commandLine(argv) {
   if (argv.length === 0) throw new Error("empty command");
   return argv.map(quote).join(" ");
+}
+
+// src/host/trace.ts
+var sink;
+function setTrace(fn) {
+  sink = fn;
+}
+function visible(text2, max = 600) {
+  const safe = text2.replace(
+    /[\u0000-\u001f\u007f-\u009f]/g,
+    (c) => c === "\n" ? "\\n" : c === "	" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
+  );
+  return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
+}
+function trace(host, what, outcome, startedAt) {
+  if (!sink) return;
+  sink(`${visible(host, 200)}: ${visible(what)} \u2192 ${visible(outcome, 200)} in ${Date.now() - startedAt}ms`);
+}
+async function traced(host, what, fn, describe2) {
+  if (!sink) return fn();
+  const started = Date.now();
+  try {
+    const value = await fn();
+    trace(host, what, describe2(value), started);
+    return value;
+  } catch (e) {
+    trace(host, what, `error: ${e.message}`, started);
+    throw e;
+  }
 }
 
 // src/host/ssh-host.ts
@@ -45781,7 +45827,12 @@ var SshHost = class _SshHost {
     const words = options.sudo ? ["sudo", "-n", "--", ...argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
-    const result = await this.shell.run(line2, options.timeoutMs ?? 6e4);
+    const result = await traced(
+      this.name,
+      `$ ${line2}`,
+      () => this.shell.run(line2, options.timeoutMs ?? 6e4),
+      (r) => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ""}`
+    );
     if (options.sudo && result.code !== 0 && /password is required|a terminal is required/.test(result.stderr))
       throw new SudoPasswordError(this.name);
     return result;
@@ -45796,13 +45847,18 @@ var SshHost = class _SshHost {
       connection.once("close", onClose);
     });
     try {
-      await Promise.race([
-        ssh.putFile(localPath, remotePath2, null, {
-          concurrency: 64,
-          step: (transferred, _chunk, total) => onProgress?.({ transferred, total })
-        }),
-        lost
-      ]);
+      await traced(
+        this.name,
+        `upload ${localPath} to ${remotePath2} (SFTP)`,
+        () => Promise.race([
+          ssh.putFile(localPath, remotePath2, null, {
+            concurrency: 64,
+            step: (transferred, _chunk, total) => onProgress?.({ transferred, total })
+          }),
+          lost
+        ]),
+        () => "done"
+      );
     } finally {
       connection.removeListener("close", onClose);
     }
@@ -45814,7 +45870,15 @@ var SshHost = class _SshHost {
     if (r.code !== 0) throw new Error(`${this.name}: cannot read ${remotePath2}: ${r.stderr.trim()}`);
     return r.stdout;
   }
-  async http(url, timeoutMs) {
+  http(url, timeoutMs) {
+    return traced(
+      this.name,
+      `GET ${url} (through the SSH connection)`,
+      () => this.fetch(url, timeoutMs),
+      (r) => `status ${r.status}`
+    );
+  }
+  async fetch(url, timeoutMs) {
     await this.ensureOpen();
     const u = new URL(url);
     const https = u.protocol === "https:";
@@ -47594,14 +47658,14 @@ var HostLog = class {
     else this.sink[level](message, at);
   }
   /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
-  attach(sink, live = false) {
-    this.sink = sink;
+  attach(sink2, live = false) {
+    this.sink = sink2;
     this.live = live;
     const held = this.held;
     this.held = [];
     for (const l of held) {
-      if (l.level === "info") sink.info(l.message);
-      else sink[l.level](l.message, l.where);
+      if (l.level === "info") sink2.info(l.message);
+      else sink2[l.level](l.message, l.where);
     }
   }
   /** Lines still held (a host connected ahead of a batch that never started, say). */
@@ -48805,6 +48869,9 @@ async function run2() {
   if (controller.signal.aborted) process.exit(process.exitCode ?? 0);
 }
 
+// src/version.ts
+var VERSION = "1.0.0";
+
 // src/cli.ts
 var UsageError = class extends Error {
   constructor(message) {
@@ -48850,7 +48917,13 @@ function readValueFile(flag, path) {
   }
 }
 function parseArgs(argv) {
-  const args = { command: "deploy", values: /* @__PURE__ */ new Map(), secretsInFlags: [], json: false };
+  const args = {
+    command: "deploy",
+    values: /* @__PURE__ */ new Map(),
+    secretsInFlags: [],
+    json: false,
+    verbose: false
+  };
   let i = 0;
   let commandGiven = false;
   const set = (name, value, flag) => {
@@ -48866,15 +48939,26 @@ ${value}` : value);
     args.command = command;
     commandGiven = true;
     i = 1;
+    if (command === "help" && (argv[1] === "deploy" || argv[1] === "rollback")) {
+      args.helpFor = argv[1];
+      i = 2;
+    }
   }
   for (; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h" || arg === "--help") {
+      if (args.command === "deploy" || args.command === "rollback")
+        args.helpFor ??= commandGiven ? args.command : void 0;
       args.command = "help";
       continue;
     }
+    if (arg === "--version" && !commandGiven) return { ...args, command: "version" };
     if (arg === "--json") {
       args.json = true;
+      continue;
+    }
+    if (arg === "--verbose") {
+      args.verbose = true;
       continue;
     }
     if (!arg.startsWith("--") || arg === "--")
@@ -48956,30 +49040,52 @@ function wrap(text2, width, indent) {
   if (line2) lines.push(line2);
   return lines.map((l, n) => n === 0 ? l : indent + l);
 }
-function helpText() {
+var ONLY = {
+  mode: "none",
+  binary: "deploy",
+  version: "deploy",
+  "allow-downgrade": "deploy",
+  "rollback-to": "rollback"
+};
+var USAGE = {
+  deploy: "zerodown-action deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
+  rollback: "zerodown-action rollback --hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]"
+};
+var ABOUT = {
+  deploy: "Hot-upgrade the hosts to the binary FILE built on this machine.",
+  rollback: "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store."
+};
+function helpText(topic) {
   const col = 32;
   const lead = " ".repeat(col + 2);
   const pad = (s) => s.length + 2 >= col ? `${s}
 ${lead}` : s.padEnd(col);
-  const inputs = INPUTS.map((i) => {
+  const shown = topic ? INPUTS.filter((i) => (ONLY[i.name] ?? topic) === topic) : INPUTS;
+  const inputs = shown.map((i) => {
     const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`;
     const extra = i.required ? " (required)" : i.default ? ` [default: ${i.default}]` : "";
     return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join("\n")}`;
   });
+  const usage = topic ? [`  ${USAGE[topic]}`, "", ...wrap(ABOUT[topic], 98, "")] : [
+    `  ${USAGE.deploy}`,
+    `  ${USAGE.rollback}`,
+    "  zerodown-action deploy --help     the flags of one command (or: help deploy, help rollback)",
+    "  zerodown-action --version",
+    "",
+    "From a clone, `node dist/index.js` is the same program."
+  ];
   return [
     "zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:",
     "upload, USR2, health gate, drain of the old workers, QUIT, and automatic rollback.",
     "",
     "Usage:",
-    "  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
-    "  node dist/index.js rollback --hosts HOSTS ... [options]",
-    "  node dist/index.js --help",
+    ...usage,
     "",
     "Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment",
     "variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the",
     "environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.",
     "",
-    "Inputs:",
+    topic ? `Flags of ${topic}:` : "Inputs:",
     ...inputs,
     "",
     "Conveniences:",
@@ -48989,7 +49095,10 @@ ${lead}` : s.padEnd(col);
     `  ${pad("--hosts, --known-hosts")}May be given more than once.`,
     `  ${pad("--json")}Print the JSON report (the report output) on stdout; logs go to stderr.`,
     `  ${pad("--summary FILE")}Write the Markdown summary (as GitHub shows it) to FILE.`,
+    `  ${pad("--verbose")}Show every remote command, upload and health request with its time`,
+    `${lead}(also with RUNNER_DEBUG=1, as GitHub's debug logging sets it).`,
     `  ${pad("-h, --help")}This text.`,
+    ...topic ? [] : [`  ${pad("--version")}The version of zerodown-action (before any command).`],
     "",
     "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
     ""
@@ -49048,10 +49157,17 @@ async function cli(argv, io = {
   }
   json = args.json;
   if (args.command === "help") {
-    io.out.write(helpText());
+    io.out.write(helpText(args.helpFor));
+    return 0;
+  }
+  if (args.command === "version") {
+    io.out.write(`zerodown-action ${VERSION}
+`);
     return 0;
   }
   const log = terminalLogger(json ? io.err : io.out, io.err);
+  if (args.verbose || io.env.RUNNER_DEBUG === "1") setTrace((line2) => void io.err.write(`debug: ${line2}
+`));
   for (const flag of args.secretsInFlags)
     log.warn(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
@@ -49203,6 +49319,13 @@ ${o.repair.join("\n")}` : ""),
 }
 
 // src/index.ts
+function runsAsAction(env) {
+  return env.GITHUB_ACTIONS === "true" || Object.keys(env).some((k) => /^(INPUT|STATE)_/.test(k));
+}
 if (process.argv.length > 2) process.exitCode = await cli(process.argv.slice(2));
-else if (isPost()) await post();
-else await run2();
+else if (!runsAsAction(process.env)) process.exitCode = await cli(["--help"]);
+else {
+  if (isDebug()) setTrace(debug);
+  if (isPost()) await post();
+  else await run2();
+}

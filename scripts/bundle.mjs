@@ -41,8 +41,10 @@ const result = await build({
   logLevel: 'warning',
   plugins: [noNative],
   // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
+  // The shebang lets npm install dist/index.js as the `zerodown-action` command (package.json bin).
   banner: {
     js: [
+      '#!/usr/bin/env node',
       "import { createRequire as __zdCreateRequire } from 'node:module';",
       "import { fileURLToPath as __zdFileURLToPath } from 'node:url';",
       "import { dirname as __zdDirname } from 'node:path';",

@@ -3,8 +3,9 @@
 //   node scripts/docs.mjs            writes, from action.yml, the inputs and outputs tables of
 //                                    docs/inputs.md (between <!-- inputs --> / <!-- /inputs --> and
 //                                    <!-- outputs --> / <!-- /outputs -->) and src/inputs.ts (what the
-//                                    command line offers as flags and --help)
-//   node scripts/docs.mjs --check    exits 1 when any of them differs from action.yml, when
+//                                    command line offers as flags and --help), and src/version.ts
+//                                    from package.json's version (what --version prints)
+//   node scripts/docs.mjs --check    exits 1 when any of them differs from its source, when
 //                                    docs/troubleshooting.md misses an error message the code can
 //                                    produce or quotes one the code no longer has, or when a relative
 //                                    link in README.md, CHANGELOG.md, SECURITY.md or docs/ is broken
@@ -29,6 +30,7 @@ const INPUTS_DOC = join(root, 'docs/inputs.md')
 const TROUBLESHOOTING = join(root, 'docs/troubleshooting.md')
 const ACTION = join(root, 'action.yml')
 const INPUTS_TS = join(root, 'src/inputs.ts')
+const VERSION_TS = join(root, 'src/version.ts')
 
 async function format(text, parser) {
   const config = (await prettier.resolveConfig(INPUTS_DOC)) ?? {}
@@ -87,6 +89,18 @@ async function inputsModule(inputs, outputs) {
     `export const INPUTS: readonly InputSpec[] = ${JSON.stringify(inputs, null, 2)}`,
     '',
     `export const OUTPUTS: readonly { name: string; description: string }[] = ${JSON.stringify(outputs, null, 2)}`,
+    ''
+  ].join('\n')
+  return format(text, 'typescript')
+}
+
+async function versionModule() {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const text = [
+    '// Generated from package.json by scripts/docs.mjs (npm run docs). Do not edit by hand.',
+    '',
+    '/** The version of zerodown-action this bundle is (what --version prints). */',
+    `export const VERSION = ${JSON.stringify(version)}`,
     ''
   ].join('\n')
   return format(text, 'typescript')
@@ -302,6 +316,8 @@ async function main() {
   fresh = replaceBetween(fresh, 'outputs', await outputsTable(outputs))
   const module = await inputsModule(inputs, outputs)
   const current = existsSync(INPUTS_TS) ? readFileSync(INPUTS_TS, 'utf8') : ''
+  const versionTs = await versionModule()
+  const currentVersionTs = existsSync(VERSION_TS) ? readFileSync(VERSION_TS, 'utf8') : ''
   const trouble = troubleshootingProblems(readFileSync(TROUBLESHOOTING, 'utf8'))
   const links = linkProblems()
 
@@ -310,6 +326,8 @@ async function main() {
     if (fresh !== page)
       problems.push('docs/inputs.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)')
     if (module !== current) problems.push('src/inputs.ts differs from action.yml (run `npm run docs`)')
+    if (versionTs !== currentVersionTs)
+      problems.push("src/version.ts differs from package.json's version (run `npm run docs`)")
     problems.push(...trouble.map(p => `docs/troubleshooting.md: ${p}`))
     problems.push(...links)
     for (const p of problems) console.error(`docs: ${p}`)
@@ -321,6 +339,7 @@ async function main() {
   }
   if (fresh !== page) writeFileSync(INPUTS_DOC, fresh)
   if (module !== current) writeFileSync(INPUTS_TS, module)
+  if (versionTs !== currentVersionTs) writeFileSync(VERSION_TS, versionTs)
   console.log(
     `docs: wrote ${inputs.length} inputs and ${outputs.length} outputs to docs/inputs.md and src/inputs.ts`
   )

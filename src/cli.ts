@@ -1,5 +1,6 @@
 /**
- * The same run from a terminal, GitLab CI or Jenkins: `node dist/index.js deploy --hosts ... `.
+ * The same run from a terminal, GitLab CI or Jenkins: `zerodown-action deploy --hosts ...` (the
+ * package's bin) or `node dist/index.js deploy --hosts ...`.
  * Every input of action.yml is a flag (--health-url X) or an environment variable
  * (ZERODOWN_HEALTH_URL); --<input>-file reads a value from a file. The values go through the
  * same readSettings as in GitHub, so they are validated the same way.
@@ -12,7 +13,9 @@ import { INPUTS, type InputSpec } from './inputs.js'
 import { cancelOnSignals, perform } from './main.js'
 import { contextFromEnv, outputsOf, summaryMarkdown, versionsOf } from './report.js'
 import type { RolloutResult } from './rollout.js'
+import { setTrace } from './host/trace.js'
 import { readSettings, SettingsError, type InputReader } from './settings.js'
+import { VERSION } from './version.js'
 import type { Logger } from './upgrade/types.js'
 
 /** Bad command-line usage: nothing was touched. */
@@ -24,7 +27,11 @@ export class UsageError extends Error {
 }
 
 export interface CliArgs {
-  command: 'deploy' | 'rollback' | 'help'
+  command: 'deploy' | 'rollback' | 'help' | 'version'
+  /** With --help after a command (`deploy --help`, `help deploy`): that command's flags only. */
+  helpFor?: 'deploy' | 'rollback'
+  /** --verbose: every remote command, upload and health request, with its time. */
+  verbose: boolean
   /** Input values given as flags (or read from --<input>-file), by input name. */
   values: Map<string, string>
   /** Inputs given on the command line in clear (secrets should come from a file or the environment). */
@@ -80,7 +87,13 @@ function readValueFile(flag: string, path: string): string {
 
 /** Parses the arguments after `node dist/index.js`. Throws UsageError. */
 export function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { command: 'deploy', values: new Map(), secretsInFlags: [], json: false }
+  const args: CliArgs = {
+    command: 'deploy',
+    values: new Map(),
+    secretsInFlags: [],
+    json: false,
+    verbose: false
+  }
   let i = 0
   let commandGiven = false
   const set = (name: string, value: string, flag: string) => {
@@ -95,15 +108,27 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     args.command = command as CliArgs['command']
     commandGiven = true
     i = 1
+    if (command === 'help' && (argv[1] === 'deploy' || argv[1] === 'rollback')) {
+      args.helpFor = argv[1]
+      i = 2
+    }
   }
   for (; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '-h' || arg === '--help') {
+      if (args.command === 'deploy' || args.command === 'rollback')
+        args.helpFor ??= commandGiven ? args.command : undefined
       args.command = 'help'
       continue
     }
+    // Before a command, --version is the program's; after one, it is the `version` input.
+    if (arg === '--version' && !commandGiven) return { ...args, command: 'version' }
     if (arg === '--json') {
       args.json = true
+      continue
+    }
+    if (arg === '--verbose') {
+      args.verbose = true
       continue
     }
     if (!arg.startsWith('--') || arg === '--')
@@ -194,29 +219,60 @@ function wrap(text: string, width: number, indent: string): string[] {
   return lines.map((l, n) => (n === 0 ? l : indent + l))
 }
 
-export function helpText(): string {
+/** Inputs that belong to one command only; `mode` is the command itself. */
+const ONLY: Record<string, 'deploy' | 'rollback' | 'none'> = {
+  mode: 'none',
+  binary: 'deploy',
+  version: 'deploy',
+  'allow-downgrade': 'deploy',
+  'rollback-to': 'rollback'
+}
+
+const USAGE: Record<'deploy' | 'rollback', string> = {
+  deploy:
+    'zerodown-action deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
+  rollback: 'zerodown-action rollback --hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]'
+}
+
+const ABOUT: Record<'deploy' | 'rollback', string> = {
+  deploy: 'Hot-upgrade the hosts to the binary FILE built on this machine.',
+  rollback:
+    "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store."
+}
+
+/** The whole help (every input), or one command's: its usage and the flags that apply to it. */
+export function helpText(topic?: 'deploy' | 'rollback'): string {
   const col = 32
   const lead = ' '.repeat(col + 2)
   const pad = (s: string) => (s.length + 2 >= col ? `${s}\n${lead}` : s.padEnd(col))
-  const inputs = INPUTS.map(i => {
+  const shown = topic ? INPUTS.filter(i => (ONLY[i.name] ?? topic) === topic) : INPUTS
+  const inputs = shown.map(i => {
     const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`
     const extra = i.required ? ' (required)' : i.default ? ` [default: ${i.default}]` : ''
     return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join('\n')}`
   })
+  const usage = topic
+    ? [`  ${USAGE[topic]}`, '', ...wrap(ABOUT[topic], 98, '')]
+    : [
+        `  ${USAGE.deploy}`,
+        `  ${USAGE.rollback}`,
+        '  zerodown-action deploy --help     the flags of one command (or: help deploy, help rollback)',
+        '  zerodown-action --version',
+        '',
+        'From a clone, `node dist/index.js` is the same program.'
+      ]
   return [
     'zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:',
     'upload, USR2, health gate, drain of the old workers, QUIT, and automatic rollback.',
     '',
     'Usage:',
-    '  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
-    '  node dist/index.js rollback --hosts HOSTS ... [options]',
-    '  node dist/index.js --help',
+    ...usage,
     '',
     'Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment',
     'variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the',
     'environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.',
     '',
-    'Inputs:',
+    topic ? `Flags of ${topic}:` : 'Inputs:',
     ...inputs,
     '',
     'Conveniences:',
@@ -226,7 +282,10 @@ export function helpText(): string {
     `  ${pad('--hosts, --known-hosts')}May be given more than once.`,
     `  ${pad('--json')}Print the JSON report (the report output) on stdout; logs go to stderr.`,
     `  ${pad('--summary FILE')}Write the Markdown summary (as GitHub shows it) to FILE.`,
+    `  ${pad('--verbose')}Show every remote command, upload and health request with its time`,
+    `${lead}(also with RUNNER_DEBUG=1, as GitHub's debug logging sets it).`,
     `  ${pad('-h, --help')}This text.`,
+    ...(topic ? [] : [`  ${pad('--version')}The version of zerodown-action (before any command).`]),
     '',
     'Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).',
     ''
@@ -292,11 +351,16 @@ export async function cli(
   }
   json = args.json
   if (args.command === 'help') {
-    io.out.write(helpText())
+    io.out.write(helpText(args.helpFor))
+    return 0
+  }
+  if (args.command === 'version') {
+    io.out.write(`zerodown-action ${VERSION}\n`)
     return 0
   }
   // With --json, stdout carries the report only.
   const log = terminalLogger(json ? io.err : io.out, io.err)
+  if (args.verbose || io.env.RUNNER_DEBUG === '1') setTrace(line => void io.err.write(`debug: ${line}\n`))
   for (const flag of args.secretsInFlags)
     log.warn(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
