@@ -12,9 +12,9 @@ import { beforeAll, describe, expect, it } from '@jest/globals'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { JSDOM } from 'jsdom'
-import { summaryMarkdown } from '../src/report.js'
-import type { RolloutResult } from '../src/rollout.js'
-import type { HostReport, HostResult, StepName, StepReport } from '../src/upgrade/types.js'
+import { summaryMarkdown } from '../src/report/index.js'
+import type { RolloutResult } from '../src/fleet/tally.js'
+import type { HostReport, HostResult, StepName, StepReport } from '../src/engine/types.js'
 import { ROOT } from './helpers/action.js'
 
 type Mermaid = { parse(text: string): Promise<unknown> }

@@ -5811,35 +5811,35 @@ var require_client_h1 = __commonJS({
       return await WebAssembly.instantiate(mod, {
         env: {
           /* eslint-disable camelcase */
-          wasm_on_url: (p, at, len) => {
+          wasm_on_url: (p, at2, len) => {
             return 0;
           },
-          wasm_on_status: (p, at, len) => {
+          wasm_on_status: (p, at2, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert(currentParser.ptr === p);
             return currentParser.onMessageBegin() || 0;
           },
-          wasm_on_header_field: (p, at, len) => {
+          wasm_on_header_field: (p, at2, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
-          wasm_on_header_value: (p, at, len) => {
+          wasm_on_header_value: (p, at2, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert(currentParser.ptr === p);
             return currentParser.onHeadersComplete(statusCode, Boolean(upgrade), Boolean(shouldKeepAlive)) || 0;
           },
-          wasm_on_body: (p, at, len) => {
+          wasm_on_body: (p, at2, len) => {
             assert(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
@@ -8289,8 +8289,8 @@ var require_pool_base = __commonJS({
       }
       get [kRunning]() {
         let ret = 0;
-        for (const { [kRunning]: running } of this[kClients]) {
-          ret += running;
+        for (const { [kRunning]: running2 } of this[kClients]) {
+          ret += running2;
         }
         return ret;
       }
@@ -8392,7 +8392,7 @@ var require_pool = __commonJS({
     function defaultFactory(origin, opts) {
       return new Client(origin, opts);
     }
-    var Pool = class extends PoolBase {
+    var Pool2 = class extends PoolBase {
       constructor(origin, {
         connections,
         factory = defaultFactory,
@@ -8455,7 +8455,7 @@ var require_pool = __commonJS({
         }
       }
     };
-    module.exports = Pool;
+    module.exports = Pool2;
   }
 });
 
@@ -8475,7 +8475,7 @@ var require_balanced_pool = __commonJS({
       kRemoveClient,
       kGetDispatcher
     } = require_pool_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { kUrl, kInterceptors } = require_symbols();
     var { parseOrigin } = require_util();
     var kFactory = /* @__PURE__ */ Symbol("factory");
@@ -8496,7 +8496,7 @@ var require_balanced_pool = __commonJS({
       return a;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var BalancedPool = class extends PoolBase {
       constructor(upstreams = [], { factory = defaultFactory, ...opts } = {}) {
@@ -8610,7 +8610,7 @@ var require_agent = __commonJS({
     var { InvalidArgumentError } = require_errors();
     var { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var DispatcherBase = require_dispatcher_base();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var Client = require_client();
     var util = require_util();
     var createRedirectInterceptor = require_redirect_interceptor();
@@ -8622,7 +8622,7 @@ var require_agent = __commonJS({
     var kFactory = /* @__PURE__ */ Symbol("factory");
     var kOptions = /* @__PURE__ */ Symbol("options");
     function defaultFactory(origin, opts) {
-      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
+      return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool2(origin, opts);
     }
     var Agent = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls: tls2, ...options } = {}) {
@@ -8710,7 +8710,7 @@ var require_proxy_agent = __commonJS({
     var { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var { URL: URL2 } = __require("node:url");
     var Agent = require_agent();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
     var buildConnector = require_connect();
@@ -8726,7 +8726,7 @@ var require_proxy_agent = __commonJS({
       return protocol === "https:" ? 443 : 80;
     }
     function defaultFactory(origin, opts) {
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var noop = () => {
     };
@@ -8734,7 +8734,7 @@ var require_proxy_agent = __commonJS({
       if (opts.connections === 1) {
         return new Client(origin, opts);
       }
-      return new Pool(origin, opts);
+      return new Pool2(origin, opts);
     }
     var Http1ProxyWrapper = class extends DispatcherBase {
       #client;
@@ -11173,7 +11173,7 @@ var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports, module) {
     "use strict";
     var { promisify } = __require("node:util");
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
       kDispatches,
@@ -11187,7 +11187,7 @@ var require_mock_pool = __commonJS({
     var { MockInterceptor } = require_mock_interceptor();
     var Symbols = require_symbols();
     var { InvalidArgumentError } = require_errors();
-    var MockPool = class extends Pool {
+    var MockPool = class extends Pool2 {
       constructor(origin, opts) {
         super(origin, opts);
         if (!opts || !opts.agent || typeof opts.agent.dispatch !== "function") {
@@ -18683,24 +18683,24 @@ ${value}`;
         this.dropConsumedChunks();
       }
       handleBOM() {
-        const first = this.peekBufferedByte(0);
+        const first2 = this.peekBufferedByte(0);
         const second = this.peekBufferedByte(1);
         const third = this.peekBufferedByte(2);
         if (second === void 0) {
-          if (first === BOM[0]) {
+          if (first2 === BOM[0]) {
             return true;
           }
           this.checkBOM = false;
           return true;
         }
         if (third === void 0) {
-          if (first === BOM[0] && second === BOM[1]) {
+          if (first2 === BOM[0] && second === BOM[1]) {
             return true;
           }
           this.checkBOM = false;
           return false;
         }
-        if (first === BOM[0] && second === BOM[1] && third === BOM[2]) {
+        if (first2 === BOM[0] && second === BOM[1] && third === BOM[2]) {
           this.discardLeadingBytes(3);
         }
         this.checkBOM = false;
@@ -19019,7 +19019,7 @@ var require_undici = __commonJS({
     "use strict";
     var Client = require_client();
     var Dispatcher = require_dispatcher();
-    var Pool = require_pool();
+    var Pool2 = require_pool();
     var BalancedPool = require_balanced_pool();
     var Agent = require_agent();
     var ProxyAgent2 = require_proxy_agent();
@@ -19042,7 +19042,7 @@ var require_undici = __commonJS({
     Object.assign(Dispatcher.prototype, api);
     module.exports.Dispatcher = Dispatcher;
     module.exports.Client = Client;
-    module.exports.Pool = Pool;
+    module.exports.Pool = Pool2;
     module.exports.BalancedPool = BalancedPool;
     module.exports.Agent = Agent;
     module.exports.ProxyAgent = ProxyAgent2;
@@ -41954,10 +41954,10 @@ var require_range = __commonJS({
           throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
         }
         if (this.set.length > 1) {
-          const first = this.set[0];
+          const first2 = this.set[0];
           this.set = this.set.filter((c) => !isNullSet(c[0]));
           if (this.set.length === 0) {
-            this.set = [first];
+            this.set = [first2];
           } else if (this.set.length > 1) {
             for (const c of this.set) {
               if (c.length === 1 && isAny(c[0])) {
@@ -42693,26 +42693,26 @@ var require_simplify = __commonJS({
     var compare = require_compare();
     module.exports = (versions, range2, options) => {
       const set = [];
-      let first = null;
+      let first2 = null;
       let prev = null;
       const v = versions.sort((a, b) => compare(a, b, options));
       for (const version of v) {
         const included = satisfies(version, range2, options);
         if (included) {
           prev = version;
-          if (!first) {
-            first = version;
+          if (!first2) {
+            first2 = version;
           }
         } else {
           if (prev) {
-            set.push([first, prev]);
+            set.push([first2, prev]);
           }
           prev = null;
-          first = null;
+          first2 = null;
         }
       }
-      if (first) {
-        set.push([first, null]);
+      if (first2) {
+        set.push([first2, null]);
       }
       const ranges = [];
       for (const [min, max] of set) {
@@ -43042,13 +43042,13 @@ var Command = class {
     let cmdStr = CMD_STRING + this.command;
     if (this.properties && Object.keys(this.properties).length > 0) {
       cmdStr += " ";
-      let first = true;
+      let first2 = true;
       for (const key in this.properties) {
         if (this.properties.hasOwnProperty(key)) {
           const val = this.properties[key];
           if (val) {
-            if (first) {
-              first = false;
+            if (first2) {
+              first2 = false;
             } else {
               cmdStr += ",";
             }
@@ -43560,22 +43560,6 @@ function getState(name) {
 // src/cli.ts
 import { readFileSync, writeFileSync } from "node:fs";
 
-// src/duration.ts
-var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
-function parseDuration(text2) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
-  if (!m) return null;
-  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
-  return Number.isFinite(value) ? Math.round(value) : null;
-}
-function formatDuration(ms) {
-  if (ms < 1e3) return `${Math.round(ms)}ms`;
-  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
-  const minutes = Math.floor(ms / 6e4);
-  const seconds2 = Math.round(ms % 6e4 / 1e3);
-  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
-}
-
 // src/inputs.ts
 var INPUTS = [
   {
@@ -43669,7 +43653,7 @@ var INPUTS = [
   },
   {
     name: "start-timeout",
-    description: "How long the new master may take to start its workers after USR2.",
+    description: "How long the new server may take to start and serve beside the old one (nginx: a new master with workers).",
     default: "30s",
     required: false
   },
@@ -43717,7 +43701,7 @@ var INPUTS = [
   },
   {
     name: "drain-timeout",
-    description: "How long old workers may take to finish their requests after WINCH.",
+    description: "How long old workers may take to finish their requests once they stopped accepting.",
     default: "5m",
     required: false
   },
@@ -43801,440 +43785,15 @@ var INPUTS = [
   }
 ];
 
-// src/binary.ts
-import { open as open2, stat as stat3 } from "node:fs/promises";
-
-// src/host/known-hosts.ts
-import { createHash, createHmac } from "node:crypto";
-function fingerprintOf(keyBlob) {
-  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
-}
-function keyTypeOf(keyBlob) {
-  if (keyBlob.length < 4) return "unknown";
-  const len = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + len).toString("latin1");
-}
-function parse(text2) {
-  const entries = [];
-  for (const raw of text2.split(/\r?\n/)) {
-    const line2 = raw.trim();
-    if (line2 === "" || line2.startsWith("#")) continue;
-    const fields = line2.split(/\s+/);
-    let marker;
-    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
-      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
-    }
-    const [patterns, type, b64] = fields;
-    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
-    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
-    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
+// src/engine/step.ts
+var StepError = class extends Error {
+  constructor(step, message) {
+    super(message);
+    this.step = step;
+    this.name = "StepError";
   }
-  return entries;
-}
-function hostKeyLineCount(text2) {
-  return parse(text2).filter((e) => /^(ssh-|ecdsa-|sk-)/.test(e.type) && e.blob.length > 0).length;
-}
-function lookupName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function globMatch(pattern, name) {
-  const re = new RegExp(
-    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
-    "i"
-  );
-  return re.test(name);
-}
-function hashedMatch(pattern, name) {
-  const parts = pattern.split("|");
-  if (parts.length !== 4 || parts[1] !== "1") return false;
-  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
-  return mac === parts[3];
-}
-function matches(patterns, name) {
-  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globMatch(p.slice(1), name)) return false;
-    } else if (globMatch(p, name)) {
-      matched = true;
-    }
-  }
-  return matched;
-}
-function verifyHostKey(policy, host, port, keyBlob) {
-  const fingerprint = fingerprintOf(keyBlob);
-  const type = keyTypeOf(keyBlob);
-  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
-  const name = lookupName(host, port);
-  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
-  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
-    return {
-      ok: false,
-      fingerprint,
-      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
-    };
-  const plain = entries.filter((e) => e.marker === void 0);
-  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
-  if (policy.insecureSkip) return { ok: true, fingerprint };
-  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
-  if (expected.length === 0)
-    return {
-      ok: false,
-      fingerprint,
-      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
-    };
-  return {
-    ok: false,
-    fingerprint,
-    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
-  };
-}
-
-// src/settings.ts
-var SettingsError = class extends Error {
-  constructor(input, problem, fix) {
-    super(`Input '${input}': ${problem}. ${fix}`);
-    this.input = input;
-    this.name = "SettingsError";
-  }
-  input;
+  step;
 };
-function text(read, name) {
-  const raw = read(name);
-  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Remove it");
-  const value = raw.trim();
-  return value === "" ? void 0 : value;
-}
-function line(read, name, max = 1024) {
-  const value = text(read, name);
-  if (value === void 0) return void 0;
-  if (/[\r\n]/.test(value)) throw new SettingsError(name, "contains a line break", "Give a single line");
-  if (value.length > max)
-    throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, "Shorten it");
-  return value;
-}
-function bool(read, name, fallback) {
-  const value = line(read, name);
-  if (value === void 0) return fallback;
-  if (/^(true|yes|on|1)$/i.test(value)) return true;
-  if (/^(false|no|off|0)$/i.test(value)) return false;
-  throw new SettingsError(name, `'${value}' is not a boolean`, "Use true or false");
-}
-function integer(read, name, fallback, min, max) {
-  const value = line(read, name);
-  if (value === void 0) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
-    throw new SettingsError(
-      name,
-      `'${value}' is not a whole number from ${min} to ${max}`,
-      `Use e.g. ${fallback}`
-    );
-  return Number(value);
-}
-function duration(read, name, fallback, minMs = 1, maxMs = 24 * 36e5) {
-  const value = line(read, name) ?? fallback;
-  const ms = parseDuration(value);
-  if (ms === null)
-    throw new SettingsError(
-      name,
-      `'${value}' is not a duration`,
-      "Write e.g. 250ms, 30s, 5m, or a number of seconds"
-    );
-  if (ms < minMs || ms > maxMs)
-    throw new SettingsError(
-      name,
-      `${value} is out of range`,
-      `Use a duration from ${minMs}ms to ${maxMs / 36e5}h`
-    );
-  return ms;
-}
-function oneOf(read, name, allowed, fallback) {
-  const value = line(read, name) ?? fallback;
-  if (!allowed.includes(value))
-    throw new SettingsError(
-      name,
-      `'${value}' is not one of ${allowed.join(", ")}`,
-      `Use one of ${allowed.join(", ")}`
-    );
-  return value;
-}
-function checkRemotePath(name, value) {
-  if (/[\u0000-\u001f\u007f]/.test(value))
-    throw new SettingsError(name, "contains a control character", "Remove it");
-  if (!value.startsWith("/"))
-    throw new SettingsError(name, `'${value}' is not an absolute path`, "Start it with /");
-  if (value.split("/").some((part) => part === ".."))
-    throw new SettingsError(name, `'${value}' contains a '..' segment`, "Give the path without ..");
-  if (value.length > 4096) throw new SettingsError(name, "is longer than 4096 characters", "Shorten it");
-  if (value.endsWith("/") && value !== "/") return value.replace(/\/+$/, "");
-  return value;
-}
-function remotePath(read, name, fallback) {
-  const value = line(read, name, 4096) ?? fallback;
-  return value === void 0 ? void 0 : checkRemotePath(name, value);
-}
-var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
-var IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
-var USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-function parseHostTarget(input, item, defaultUser, defaultPort) {
-  let rest = item;
-  let user = defaultUser;
-  const at = rest.lastIndexOf("@");
-  if (at >= 0) {
-    user = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-  }
-  if (!USERNAME.test(user))
-    throw new SettingsError(
-      input,
-      `'${item}': user '${user}' is not a valid user name`,
-      "Use letters, digits, _ . -"
-    );
-  let host;
-  let port = defaultPort;
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
-  if (bracket) {
-    host = bracket[1];
-    if (bracket[2] !== void 0) port = Number(bracket[2]);
-    if (!IPV6.test(host))
-      throw new SettingsError(input, `'${item}': '${host}' is not an IPv6 address`, "Check it");
-  } else {
-    const colon = rest.lastIndexOf(":");
-    if (colon >= 0 && rest.indexOf(":") === colon) {
-      const portText = rest.slice(colon + 1);
-      if (!/^\d+$/.test(portText))
-        throw new SettingsError(
-          input,
-          `'${item}': port '${portText}' is not a number`,
-          "Write host:port, e.g. web1:22"
-        );
-      port = Number(portText);
-      rest = rest.slice(0, colon);
-    } else if (colon >= 0) {
-      throw new SettingsError(
-        input,
-        `'${item}': an IPv6 address must be in brackets`,
-        "Write [2001:db8::1]:22"
-      );
-    }
-    host = rest;
-    if (!HOSTNAME.test(host))
-      throw new SettingsError(
-        input,
-        `'${item}': '${host}' is not a host name or address`,
-        "Use letters, digits, . - only"
-      );
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new SettingsError(input, `'${item}': port ${port} is out of range`, "Use a port from 1 to 65535");
-  const shown = host.includes(":") ? `[${host}]` : host;
-  return { host, port, user, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
-}
-function hostList(read, user, port) {
-  const raw = text(read, "hosts");
-  if (raw === void 0)
-    throw new SettingsError(
-      "hosts",
-      "is required",
-      "List the hosts as [user@]host[:port], one per line or comma-separated"
-    );
-  const items = raw.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
-  if (items.length === 0)
-    throw new SettingsError("hosts", "lists no host", "Give at least one [user@]host[:port]");
-  if (items.length > 1e3)
-    throw new SettingsError("hosts", `lists ${items.length} hosts (at most 1000)`, "Split the rollout");
-  const targets = items.map((item) => parseHostTarget("hosts", item, user, port));
-  const seen = /* @__PURE__ */ new Set();
-  for (const t of targets) {
-    const key = `${t.host}:${t.port}`;
-    if (seen.has(key)) throw new SettingsError("hosts", `lists ${key} twice`, "List each host once");
-    seen.add(key);
-  }
-  return targets;
-}
-function fingerprints(read) {
-  const raw = text(read, "host-fingerprints");
-  if (raw === void 0) return [];
-  const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
-  for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
-      throw new SettingsError(
-        "host-fingerprints",
-        `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        "Use the SHA256:... form that `ssh-keygen -lf <key file>` prints"
-      );
-  }
-  return items;
-}
-function privateKey(read, name) {
-  const raw = read(name);
-  if (raw.trim() === "") return void 0;
-  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Paste the key file as it is");
-  const key = raw.replace(/\r\n/g, "\n").trim() + "\n";
-  if (!/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(key))
-    throw new SettingsError(
-      name,
-      "is not a private key in OpenSSH or PEM format (no -----BEGIN ... PRIVATE KEY----- block)",
-      "Store the whole key file (ssh-keygen -t ed25519 writes one) in a secret and pass it as is; a .pub file is the public half"
-    );
-  return key;
-}
-function regex(read, name) {
-  const value = line(read, name, 2048);
-  if (value === void 0) return void 0;
-  try {
-    return new RegExp(value);
-  } catch (e) {
-    throw new SettingsError(
-      name,
-      `is not a valid regular expression (${e.message})`,
-      "Fix the pattern"
-    );
-  }
-}
-function healthUrl(read) {
-  const value = line(read, "health-url", 2048);
-  if (value === void 0) return void 0;
-  let url;
-  try {
-    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
-  } catch {
-    throw new SettingsError("health-url", `'${value}' is not a URL`, "Write e.g. http://127.0.0.1/health");
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new SettingsError(
-      "health-url",
-      `'${url.protocol}' is not http or https`,
-      "Use an http:// or https:// URL"
-    );
-  return value;
-}
-function semverText(read, name) {
-  const value = line(read, name, 256);
-  if (value === void 0) return void 0;
-  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]*)?$/.test(value))
-    throw new SettingsError(name, `'${value}' is not a semantic version`, "Write e.g. 1.27.3");
-  return value.replace(/^v/, "");
-}
-function readSettings(read) {
-  const user = line(read, "user") ?? "root";
-  if (!USERNAME.test(user))
-    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
-  const port = integer(read, "port", 22, 1, 65535);
-  const hosts = hostList(read, user, port);
-  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
-  const settings = {
-    hosts,
-    privateKey: privateKey(read, "private-key"),
-    passphrase: text(read, "passphrase"),
-    password: text(read, "password"),
-    knownHosts: text(read, "known-hosts"),
-    hostFingerprints: fingerprints(read),
-    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
-    sudo: bool(read, "sudo", false),
-    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
-    mode,
-    binary: line(read, "binary", 4096),
-    binaryPath: remotePath(read, "binary-path"),
-    pidFile: remotePath(read, "pid-file", "/run/nginx.pid"),
-    startTimeoutMs: duration(read, "start-timeout", "30s"),
-    healthUrl: healthUrl(read),
-    healthCommand: text(read, "health-command"),
-    healthExpect: regex(read, "health-expect"),
-    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
-    healthIntervalMs: duration(read, "health-interval", "1s"),
-    healthTimeoutMs: duration(read, "health-timeout", "60s"),
-    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
-    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
-    drainTimeoutAction: oneOf(read, "drain-timeout-action", ["rollback", "proceed"], "rollback"),
-    releaseDir: remotePath(read, "release-dir"),
-    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
-    version: semverText(read, "version"),
-    allowDowngrade: bool(read, "allow-downgrade", false),
-    rollbackTo: semverText(read, "rollback-to"),
-    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
-    maxParallel: integer(read, "max-parallel", 1, 1, 256),
-    rollbackFleet: bool(read, "rollback-fleet", true),
-    jumpHost: void 0,
-    jumpPrivateKey: privateKey(read, "jump-private-key"),
-    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
-    watchdog: bool(read, "watchdog", true)
-  };
-  const jump = line(read, "jump-host");
-  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
-  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
-    throw new SettingsError(
-      "known-hosts",
-      "is larger than 1 MB",
-      "Give only the lines of the hosts of this rollout"
-    );
-  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
-      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
-    );
-  checkCombinations(settings);
-  return settings;
-}
-function checkCombinations(s) {
-  if (s.privateKey === void 0 && s.password === void 0)
-    throw new SettingsError(
-      "private-key",
-      "is empty and no password is given",
-      "Pass an SSH private key from a secret"
-    );
-  if (s.passphrase !== void 0 && s.privateKey === void 0)
-    throw new SettingsError(
-      "passphrase",
-      "is set but private-key is empty",
-      "Pass the key it unlocks in private-key"
-    );
-  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "is empty and so is host-fingerprints: host keys cannot be verified",
-      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
-    );
-  if (s.mode === "deploy" && s.binary === void 0)
-    throw new SettingsError(
-      "binary",
-      "is required when mode is deploy",
-      "Give the local path of the new binary"
-    );
-  if (s.mode === "rollback" && s.binary !== void 0)
-    throw new SettingsError(
-      "binary",
-      "is set but mode is rollback",
-      "Rollback takes the binary from the host; remove binary"
-    );
-  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
-    throw new SettingsError(
-      "rollback-to",
-      "is set but mode is not rollback",
-      "Set mode: rollback, or remove rollback-to"
-    );
-  if (s.version !== void 0 && s.mode === "rollback")
-    throw new SettingsError(
-      "version",
-      "is set but mode is rollback (a rollback takes the version from the release store)",
-      "Name the release to go back to with rollback-to, or remove version"
-    );
-  const gate = (s.healthChecks - 1) * s.healthIntervalMs;
-  if (s.healthTimeoutMs < gate)
-    throw new SettingsError(
-      "health-timeout",
-      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
-      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
-    );
-}
-
-// src/upgrade/install.ts
-import { createHash as createHash2, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { stat as stat2 } from "node:fs/promises";
-import { posix } from "node:path";
 
 // src/host/host.ts
 var CommandTimeoutError = class extends Error {
@@ -44277,12 +43836,400 @@ function check(host, argv, result) {
   return result;
 }
 
-// src/upgrade/install.ts
-async function sha256File(path) {
-  const hash = createHash2("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk);
-  return hash.digest("hex");
+// src/engine/attempts.ts
+var STEP_ATTEMPTS = 4;
+function cancelledError(signal2, entry) {
+  const why = signal2?.reason;
+  const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
+  return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
+function runAttempts(step, o) {
+  const max = step.onLostConnection === "fail" ? 1 : o.attempts;
+  const attempts = async () => {
+    for (let i = 1; ; i++) {
+      o.starting();
+      try {
+        const out = await step.run(o.context(i));
+        o.succeeded();
+        return out ? out.message : null;
+      } catch (e) {
+        if (!(e instanceof ConnectionLostError) || i >= max) throw e;
+        o.note(`${e.message}; reconnecting and reading the host's state back (attempt ${i + 1} of ${max})`);
+      }
+    }
+  };
+  const signal2 = o.signal;
+  if (!signal2 || !step.interruptible) return attempts();
+  const work = attempts();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(cancelledError(signal2, o.entry));
+    signal2.addEventListener("abort", onAbort, { once: true });
+    void work.then(resolve, reject).finally(() => signal2.removeEventListener("abort", onAbort));
+  });
+}
+
+// src/duration.ts
+var UNITS = { ms: 1, s: 1e3, m: 6e4, h: 36e5 };
+function parseDuration(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text2);
+  if (!m) return null;
+  const value = Number(m[1]) * UNITS[m[2] ?? "s"];
+  return Number.isFinite(value) ? Math.round(value) : null;
+}
+function formatDuration(ms) {
+  if (ms < 1e3) return `${Math.round(ms)}ms`;
+  if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
+  const minutes = Math.floor(ms / 6e4);
+  const seconds2 = Math.round(ms % 6e4 / 1e3);
+  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
+}
+
+// src/engine/record.ts
+var EntryRecord = class {
+  constructor(report, host, log, name) {
+    this.host = host;
+    this.log = log;
+    this.name = name;
+    this.rec = {
+      name,
+      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      endedAt: "",
+      ms: 0,
+      outcome: "ok",
+      observations: []
+    };
+    report.steps.push(this.rec);
+  }
+  host;
+  log;
+  name;
+  rec;
+  open = true;
+  t0 = Date.now();
+  /** A line in the record and the log; dropped once closed (a wait given up on by a cancel goes on unheard). */
+  note = (s) => {
+    if (!this.open) return;
+    this.rec.observations.push(s);
+    this.log.info(`${this.host} [${this.name}] ${s}`);
+  };
+  failed(message) {
+    this.rec.outcome = "failed";
+    this.rec.observations.push(message);
+  }
+  /** Ends the record; its closing line comes after the group, readable with every group collapsed. */
+  close() {
+    this.open = false;
+    this.rec.ms = Date.now() - this.t0;
+    this.rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+    this.log.info(
+      `${this.rec.outcome === "failed" ? "\u2717" : "\u2713"} ${this.host} [${this.name}] ${this.rec.outcome} in ${formatDuration(this.rec.ms)}`
+    );
+  }
+};
+
+// src/engine/undo.ts
+var UndoStack = class {
+  undos = [];
+  /** Once per step, however many attempts (a step run again after a lost connection pushes it again). */
+  push(step, entry) {
+    if (step.undo && !this.undos.some((u) => u.step === step)) this.undos.push({ step, entry });
+  }
+  get empty() {
+    return this.undos.length === 0;
+  }
+  /** Whether something that serves changed (an undo of a step past `prepare`). */
+  get changed() {
+    return this.undos.some((u) => u.step.stage !== "prepare");
+  }
+  clear() {
+    this.undos = [];
+  }
+  /** The undos in the order they run (last pushed first); the stack is empty afterwards. */
+  take() {
+    const undos = this.undos.reverse();
+    this.undos = [];
+    return undos;
+  }
+};
+async function runUndos(undos, changed, ctx, warn) {
+  if (changed) for (const u of undos) await u.step.beforeRollback?.(ctx).catch((e) => warn(e.message));
+  const errors = [];
+  for (const u of undos) {
+    try {
+      await u.step.undo(ctx);
+      ctx.note(`undid ${u.step.name}`);
+    } catch (e) {
+      if (e instanceof ConnectionLostError) throw e;
+      errors.push(`undo of ${u.step.name} failed: ${e.message}`);
+      ctx.note(errors.at(-1));
+    }
+  }
+  if (errors.length > 0) throw new Error(errors.join("; "));
+}
+
+// src/engine/engine.ts
+var HostRun = class {
+  constructor(host, spec, options) {
+    this.host = host;
+    this.spec = spec;
+    this.options = options;
+    this.report = {
+      host: host.name,
+      result: "untouched",
+      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      steps: [],
+      drain: [],
+      health: []
+    };
+  }
+  host;
+  spec;
+  options;
+  report;
+  undos = new UndoStack();
+  started = Date.now();
+  next = 0;
+  phase = "started";
+  get log() {
+    return this.options.log;
+  }
+  enter(phase) {
+    if (this.phase === phase) return;
+    this.phase = phase;
+    for (const o of this.spec.observers ?? []) o(phase, this.report);
+  }
+  /**
+   * Runs every step up to the last `change` step. With hold, the host stays there (result
+   * `parked`) and `commit` or `abort` must follow; otherwise the commit steps run at once.
+   */
+  async run(options = {}) {
+    try {
+      const ended = await this.runStages(["prepare", "change"]);
+      if (ended) return this.finish();
+      if (options.hold) {
+        this.report.result = "parked";
+        this.enter("held");
+        return this.report;
+      }
+      await this.complete();
+    } catch (e) {
+      await this.fail(e);
+    }
+    return this.finish();
+  }
+  /** After a hold: the fleet passed; the commit steps run. */
+  async commit() {
+    try {
+      await this.complete();
+    } catch (e) {
+      await this.fail(e);
+    }
+    return this.finish();
+  }
+  /** After a hold: another host failed; this one goes back. */
+  async abort(reason) {
+    await this.fail(new StepError("rollback", reason), { quiet: true });
+    return this.finish();
+  }
+  /**
+   * Finishes what an earlier, interrupted run left (the post step): `undo` rebuilds its undo
+   * stack (the steps whose undos are due, in the order they ran). With `steps`, those run first
+   * (what remained); they succeed (`upgraded`) or fail and roll back. Without, the host rolls back.
+   */
+  async recover(options) {
+    for (const step of options.undo) this.undos.push(step, this.entryOf(step));
+    try {
+      if (!options.steps) throw new StepError("rollback", options.reason);
+      await this.runList(options.steps);
+      this.report.result = "upgraded";
+      this.undos.clear();
+    } catch (e) {
+      await this.fail(e, { quiet: !options.steps });
+    }
+    return this.finish();
+  }
+  /** Ends the run with a result an inspection decided, without steps (the post step's `old-gone`). */
+  async conclude(result, error2) {
+    this.report.result = result;
+    if (error2 !== void 0) this.report.error = error2;
+    return this.finish();
+  }
+  /** The commit steps, then the point of no return: nothing to undo; the `after` steps only warn. */
+  async complete() {
+    await this.runStages(["commit"]);
+    this.report.result = "upgraded";
+    this.undos.clear();
+    const after = this.spec.steps.slice(this.next).filter((s) => s.stage === "after");
+    this.next = this.spec.steps.length;
+    for (const step of after) {
+      const rec = this.report.steps.at(-1);
+      const note = (s) => {
+        rec?.observations.push(s);
+        this.log.info(`${this.host.name} [${rec?.name ?? step.name}] ${s}`);
+      };
+      try {
+        await step.run(this.context(step, note, 1));
+      } catch (e) {
+        rec?.observations.push(e.message);
+        this.log.warn(`${this.host.name}: ${e.message}`);
+      }
+    }
+  }
+  /** Runs the steps from where the run stands while they belong to the stages; true when a step ended the run. */
+  async runStages(stages) {
+    const steps = [];
+    while (this.next < this.spec.steps.length && stages.includes(this.spec.steps[this.next].stage))
+      steps.push(this.spec.steps[this.next++]);
+    return this.runList(steps);
+  }
+  /** Runs steps in order, consecutive steps of one report entry in one record and log group. */
+  async runList(steps) {
+    for (let i = 0; i < steps.length; ) {
+      const entry = this.entryOf(steps[i]);
+      const group2 = [];
+      while (i < steps.length && this.entryOf(steps[i]) === entry) group2.push(steps[i++]);
+      if (group2.some((s) => s.stage === "change")) this.enter("changing");
+      if (group2.some((s) => s.stage === "commit")) this.enter("committing");
+      const ended = await this.entry(entry, group2);
+      if (ended) return true;
+    }
+    return false;
+  }
+  entryOf(step) {
+    return step.report ?? step.name;
+  }
+  /** One report entry: its record, its log group, its steps; true when a step ended the run. */
+  async entry(name, steps) {
+    const record = new EntryRecord(this.report, this.host.name, this.log, name);
+    let ended = null;
+    try {
+      this.checkCancel(steps[0], name);
+      await this.log.group(`${this.host.name}: ${name}`, async () => {
+        for (const step of steps) {
+          this.checkCancel(step, name);
+          ended = await this.guarded(step, name, record.note);
+          if (ended !== null) return;
+        }
+      });
+    } catch (e) {
+      record.failed(e.message);
+      throw e instanceof StepError ? e : new StepError(name, e.message);
+    } finally {
+      record.close();
+    }
+    if (ended === null) return false;
+    this.report.result = "unchanged";
+    this.log.info(`${this.host.name}: ${ended}`);
+    return true;
+  }
+  checkCancel(step, entry) {
+    if ((step.onCancel ?? "stop") === "stop" && this.options.signal?.aborted)
+      throw cancelledError(this.options.signal, entry);
+  }
+  context(step, note, attempt) {
+    return {
+      host: this.host,
+      log: this.log,
+      report: this.report,
+      note,
+      attempt,
+      retrying: attempt > 1,
+      signal: this.options.signal
+    };
+  }
+  /** A step's attempts (attempts.ts), its undo pushed as its `undoFrom` says. */
+  guarded(step, entry, note) {
+    return runAttempts(step, {
+      entry,
+      attempts: this.options.attempts ?? STEP_ATTEMPTS,
+      signal: this.options.signal,
+      note,
+      context: (attempt) => this.context(step, note, attempt),
+      starting: () => {
+        if ((step.undoFrom ?? "start") === "start") this.undos.push(step, entry);
+      },
+      succeeded: () => {
+        if (step.undoFrom === "success") this.undos.push(step, entry);
+      }
+    });
+  }
+  /** Records the failure and runs the undos, in reverse order. */
+  async fail(error2, options = {}) {
+    const failedStep = error2 instanceof StepError ? error2.step : this.report.steps.at(-1)?.name ?? "rollback";
+    this.report.failedStep = failedStep;
+    this.report.error = error2.message;
+    if (!options.quiet)
+      this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`, {
+        host: this.host.name,
+        step: failedStep
+      });
+    if (this.undos.empty) {
+      this.report.result = "failed";
+      return;
+    }
+    const changed = this.undos.changed;
+    const undos = this.undos.take();
+    if (changed) this.enter("rolling-back");
+    try {
+      const step = {
+        name: "rollback",
+        stage: "change",
+        onCancel: "finish",
+        run: (ctx) => runUndos(undos, changed, ctx, (m) => this.log.warn(`${this.host.name}: ${m}`))
+      };
+      await this.entry("rollback", [step]);
+      this.report.result = changed ? "rolled-back" : "failed";
+    } catch (e) {
+      this.report.result = "failed";
+      this.report.repair = await this.spec.repair?.().catch(() => void 0) ?? [
+        "# state: the host could not be read"
+      ];
+      this.report.rollbackError = `${e.message}. Host state: ${this.report.repair[0].replace(/^# state: /, "")}`;
+      this.log.error(
+        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:
+${this.report.repair.join("\n")}`,
+        { host: this.host.name, step: "rollback" }
+      );
+    }
+  }
+  async finish() {
+    this.report.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+    this.report.durationMs = Date.now() - this.started;
+    for (const s of this.spec.settle ?? [])
+      await s.run({ host: this.host, report: this.report, log: this.log }).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
+    this.enter("settled");
+    return this.report;
+  }
+};
+
+// src/engine/compose.ts
+var under = (step, entry) => step.report ? step : { ...step, report: entry };
+var entryOf = (step) => step.report ?? step.name;
+function at(steps, index, entry, add) {
+  return [...steps.slice(0, index), ...add.map((s) => under(s, entry)), ...steps.slice(index)];
+}
+function indexOf(steps, name) {
+  const i = steps.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`no step named ${name} to slot steps at`);
+  return i;
+}
+function insertAfter(steps, name, ...add) {
+  const i = indexOf(steps, name);
+  return at(steps, i + 1, entryOf(steps[i]), add);
+}
+function beforeStage(steps, stage, ...add) {
+  const i = steps.findIndex((s) => s.stage === stage);
+  if (i < 0) return at(steps, steps.length, entryOf(steps[steps.length - 1]), add);
+  return at(steps, i, entryOf(steps[i]), add);
+}
+function first(steps, ...add) {
+  return at(steps, 0, entryOf(steps[0]), add);
+}
+
+// src/strategies/hot-upgrade/install.ts
+import { randomBytes } from "node:crypto";
+import { stat as stat2 } from "node:fs/promises";
+import { posix } from "node:path";
 function sidePaths(livePath) {
   const dir = posix.dirname(livePath);
   const base = posix.basename(livePath);
@@ -44371,10 +44318,409 @@ async function restorePrevious(host, livePath, previousSha256) {
   check(host, argv, await host.run(argv, { sudo: host.sudo }));
 }
 
-// src/upgrade/preflight.ts
-import { posix as posix2 } from "node:path";
+// src/engine/wait.ts
+var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function waitUntil(timeoutMs, intervalMs, fn) {
+  const started = Date.now();
+  for (; ; ) {
+    const value = await fn(Date.now() - started);
+    if (value !== void 0) return value;
+    if (Date.now() - started >= timeoutMs) return void 0;
+    await sleep(intervalMs);
+  }
+}
+async function waitUntilSoon(timeoutMs, intervalMs, fn) {
+  const started = Date.now();
+  for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
+    const value = await fn(Date.now() - started);
+    if (value !== void 0) return value;
+    if (Date.now() - started >= timeoutMs) return void 0;
+    await sleep(pause);
+  }
+}
 
-// src/upgrade/supervisors/nginx.ts
+// src/strategies/health.ts
+function forHost(template, address) {
+  return template.replaceAll("{host}", address);
+}
+async function checkOnce(host, plan, remainingMs) {
+  const timeoutMs = Math.max(500, Math.min(1e4, remainingMs));
+  const details = [];
+  if (plan.url !== void 0) {
+    const url = forHost(plan.url, host.address);
+    try {
+      const res = await host.http(url, timeoutMs);
+      if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` };
+      if (plan.expect && !plan.expect.test(res.body))
+        return {
+          ok: false,
+          detail: `${url} answered ${res.status} but the body does not match health-expect ${plan.expect}: ${JSON.stringify(res.body.slice(0, 120))}`
+        };
+      details.push(`${url} ${res.status}`);
+    } catch (e) {
+      return { ok: false, detail: e.message };
+    }
+  }
+  if (plan.command !== void 0) {
+    const command = forHost(plan.command, host.address);
+    const r = await host.run(["sh", "-c", command], { timeoutMs }).catch((e) => ({ code: -1, stdout: "", stderr: e.message }));
+    const out = (r.stdout + r.stderr).trim().slice(0, 200);
+    if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ""}` };
+    if (plan.expect && plan.url === void 0 && !plan.expect.test(r.stdout))
+      return {
+        ok: false,
+        detail: `health-command output does not match health-expect ${plan.expect}: ${JSON.stringify(out)}`
+      };
+    details.push("health-command exit 0");
+  }
+  return { ok: true, detail: details.join(", ") || "new master and workers up" };
+}
+async function runHealthGate(host, plan, ctx) {
+  if (plan.url === void 0 && plan.command === void 0)
+    ctx.note(
+      "no health-url or health-command: the gate only checks that the new master and its workers stay up"
+    );
+  const started = Date.now();
+  let passes = 0;
+  let lastFailure = "";
+  for (let n = 1; ; n++) {
+    const checkStarted = Date.now();
+    const elapsed = checkStarted - started;
+    const [, { ok: ok2, detail }] = await Promise.all([
+      ctx.stillServing(),
+      checkOnce(host, plan, plan.timeoutMs - elapsed)
+    ]);
+    ctx.record(ok2, detail, Date.now() - started);
+    if (ok2) {
+      passes++;
+      ctx.note(`check ${n}: pass ${passes}/${plan.checks} (${detail})`);
+      if (passes >= plan.checks) return;
+    } else {
+      if (detail !== lastFailure || n % 10 === 0) ctx.note(`check ${n}: FAIL (${detail})`);
+      passes = 0;
+      lastFailure = detail;
+    }
+    if (checkStarted - started + plan.intervalMs > plan.timeoutMs)
+      throw new StepError(
+        "health",
+        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${formatDuration(plan.timeoutMs)}; last failure: ${lastFailure || "none"}`
+      );
+    await sleep(Math.max(0, checkStarted + plan.intervalMs - Date.now()));
+  }
+}
+
+// src/strategies/hot-upgrade/fits.ts
+import { posix as posix2 } from "node:path";
+var ARCH_ALIASES = {
+  amd64: "x86_64",
+  arm64: "aarch64",
+  i386: "i686",
+  i586: "i686",
+  armv7l: "arm"
+};
+function sameArch(a, b) {
+  const n = (x) => ARCH_ALIASES[x] ?? (x.startsWith("armv") ? "arm" : x);
+  return n(a) === n(b);
+}
+async function checkFits(host, running2, source) {
+  if (source.arch && !sameArch(source.arch, running2.arch))
+    throw new StepError(
+      "preflight",
+      `the new binary is built for ${source.arch}, but the host is ${running2.arch}. Build it for ${running2.arch}`
+    );
+  if (source.bytes === void 0) return;
+  const dir = posix2.dirname(running2.livePath);
+  const df = await host.run(["df", "-Pk", "--", dir]);
+  const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+  const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
+  if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+    throw new StepError(
+      "preflight",
+      `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+    );
+}
+
+// src/strategies/hot-upgrade/progress.ts
+function progressNote(note) {
+  let started = 0;
+  let last = 0;
+  return (transferred, total) => {
+    const now = Date.now();
+    if (started === 0) started = last = now;
+    if (transferred < total && now - last < 2e3) return;
+    last = now;
+    const seconds2 = (now - started) / 1e3;
+    const rate = seconds2 > 0 ? `, ${(transferred / 1e6 / seconds2).toFixed(1)} MB/s` : "";
+    note(
+      `upload ${Math.floor(transferred / Math.max(total, 1) * 100)}% (${(transferred / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate})`
+    );
+  };
+}
+
+// src/strategies/hot-upgrade/steps.ts
+var running = (p) => {
+  if (!p.state.running) throw new Error(`${p.host.name}: the running server is not known yet`);
+  return p.state.running;
+};
+function inspectSteps(p) {
+  return [
+    {
+      name: "preflight",
+      stage: "prepare",
+      async run(ctx) {
+        const r = await p.session.inspect(ctx);
+        p.state.running = r;
+        ctx.report.oldPid = r.pid;
+        ctx.report.binaryPath = r.livePath;
+        await checkFits(p.host, r, p.state.source);
+      }
+    },
+    {
+      name: "compare",
+      report: "preflight",
+      stage: "prepare",
+      async run(ctx) {
+        const r = running(p);
+        if (r.liveSha256 !== p.state.source.sha256 || r.exeReplaced) return;
+        ctx.report.sha256 = ctx.report.previousSha256 = r.liveSha256;
+        return {
+          end: "unchanged",
+          message: `the live binary already has sha256 ${r.liveSha256.slice(0, 12)}; nothing to do`
+        };
+      }
+    }
+  ];
+}
+function stageSteps(p) {
+  const upload = {
+    name: "upload",
+    stage: "prepare",
+    interruptible: true,
+    async undo() {
+      await p.host.run(["rm", "-f", "--", sidePaths(running(p).livePath).staging], { sudo: p.host.sudo });
+    },
+    async run(ctx) {
+      const r = running(p);
+      const source = p.state.source;
+      if (source.hostPath !== void 0) {
+        await stageHostFile(p.host, {
+          fromPath: source.hostPath,
+          sha256: source.sha256,
+          livePath: r.livePath
+        });
+        ctx.note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`);
+        return;
+      }
+      if (source.localPath === void 0) throw new StepError("upload", "no binary was chosen for this host");
+      const progress = progressNote(ctx.note);
+      const staged = await stageBinary(p.host, {
+        localPath: source.localPath,
+        sha256: source.sha256,
+        livePath: r.livePath,
+        onProgress: (x) => progress(x.transferred, x.total)
+      });
+      ctx.note(
+        staged.sent ? `sent ${(staged.bytes / 1e6).toFixed(1)} MB in ${formatDuration(staged.uploadMs)}, sha256 checked on the host` : "the staging file already holds this binary (sha256 checked): nothing sent"
+      );
+    }
+  };
+  const verify = {
+    name: "verify",
+    stage: "prepare",
+    async run(ctx) {
+      const r = running(p);
+      const v = await p.session.verify(ctx, sidePaths(r.livePath).staging);
+      p.state.newVersion = v.version;
+      ctx.report.version = v.version ?? void 0;
+      ctx.report.previousVersion = r.version ?? void 0;
+      ctx.report.sha256 = p.state.source.sha256;
+      ctx.report.previousSha256 = r.liveSha256;
+    }
+  };
+  return [upload, verify];
+}
+async function restoreBinary(p, log) {
+  const r = running(p);
+  await restorePrevious(p.host, r.livePath, r.liveSha256);
+  const now = await remoteSha256(p.host, r.livePath);
+  if (now !== r.liveSha256)
+    throw new Error(`${r.livePath} has sha256 ${now} after the restore, expected ${r.liveSha256}`);
+  log.info(`${p.host.name} [rollback] ${r.livePath} is the old binary again`);
+}
+function changeSteps(p) {
+  const { names, session, plan } = p;
+  const steps = [
+    {
+      name: "swap",
+      stage: "change",
+      undoFrom: "success",
+      undo: (ctx) => restoreBinary(p, ctx.log),
+      async run(ctx) {
+        const r = running(p);
+        if (!ctx.retrying || await remoteSha256(p.host, r.livePath) !== p.state.source.sha256)
+          await swapBinary(p.host, r.livePath, p.state.source.sha256);
+        ctx.note(`${r.livePath} is the new binary; the old one is kept as ${sidePaths(r.livePath).previous}`);
+      }
+    },
+    {
+      name: names.steps.start,
+      stage: "change",
+      interruptible: true,
+      undo: (ctx) => session.revert({ note: (m) => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false }),
+      async run(ctx) {
+        const pid = await session.start(ctx, {
+          startTimeoutMs: plan.startTimeoutMs,
+          intervalMs: plan.pollIntervalMs
+        });
+        p.state.newPid = pid;
+        ctx.report.newPid = pid;
+      }
+    }
+  ];
+  if (names.steps.isolate !== void 0 && session.isolate)
+    steps.push({ name: names.steps.isolate, stage: "change", run: (ctx) => session.isolate(ctx) });
+  steps.push(
+    {
+      name: "health",
+      stage: "change",
+      interruptible: true,
+      async run(ctx) {
+        const was = await session.serving();
+        await runHealthGate(p.host, plan.health, {
+          stillServing: () => session.stillServing(was),
+          note: ctx.note,
+          record: (ok2, detail, atMs) => ctx.report.health.push({ atMs, ok: ok2, detail })
+        });
+      }
+    },
+    {
+      name: "drain",
+      stage: "change",
+      interruptible: true,
+      async run(ctx) {
+        const drained = await session.drain(ctx, {
+          intervalMs: plan.pollIntervalMs,
+          timeoutMs: plan.drainTimeoutMs,
+          record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
+        });
+        if (drained) return;
+        const busy = await session.busyOld();
+        const detail = `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(", ")}), held by long requests (downloads, websockets, long polls)`;
+        if (plan.drainTimeoutAction === "rollback")
+          throw new StepError(
+            "drain",
+            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
+          );
+        p.state.drainUnfinished = true;
+        ctx.note(
+          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
+        );
+      }
+    }
+  );
+  return steps;
+}
+function retireStep(p) {
+  return {
+    name: p.names.steps.retire,
+    stage: "commit",
+    onCancel: "finish",
+    run: (ctx) => p.session.retire(ctx, {
+      unfinished: p.state.drainUnfinished === true,
+      intervalMs: p.plan.pollIntervalMs
+    })
+  };
+}
+
+// src/strategies/hot-upgrade/plan.ts
+function planFrom(settings, source, supervisor) {
+  return {
+    pidFile: settings.pidFile,
+    binaryPath: settings.binaryPath,
+    source,
+    supervisor,
+    startTimeoutMs: settings.startTimeoutMs,
+    pollIntervalMs: settings.pollIntervalMs,
+    drainTimeoutMs: settings.drainTimeoutMs,
+    drainTimeoutAction: settings.drainTimeoutAction,
+    health: {
+      url: settings.healthUrl,
+      command: settings.healthCommand,
+      expect: settings.healthExpect,
+      checks: settings.healthChecks,
+      intervalMs: settings.healthIntervalMs,
+      timeoutMs: settings.healthTimeoutMs
+    }
+  };
+}
+
+// src/strategies/hot-upgrade/index.ts
+function hotUpgrade(plan, supervisor) {
+  return {
+    id: "hot-upgrade",
+    title: `hot upgrade (${supervisor.names.title})`,
+    canHold: supervisor.capabilities.canHold,
+    plan(host, source) {
+      const state = { host, source, running: null };
+      const session = supervisor.open(host, {
+        pidFile: plan.pidFile,
+        binaryPath: plan.binaryPath,
+        pollIntervalMs: plan.pollIntervalMs
+      });
+      const p = { host, plan, state, session, names: supervisor.names };
+      const change = changeSteps(p);
+      const retire = retireStep(p);
+      return {
+        state,
+        session,
+        steps: [...inspectSteps(p), ...stageSteps(p), ...change, retire],
+        anchors: { inspected: "preflight", verified: "verify" },
+        revertSteps: change.slice(0, 2),
+        retire,
+        repair: () => repairAdvice(p)
+      };
+    }
+  };
+}
+async function repairAdvice(p) {
+  const r = p.state.running;
+  const live = r.livePath;
+  const { previous } = sidePaths(live);
+  const sudo = p.host.sudo ? "sudo " : "";
+  const procs = await p.session.repairAdvice();
+  let liveSha;
+  let keptSha;
+  try {
+    liveSha = await remoteSha256(p.host, live);
+    keptSha = await remoteSha256(p.host, previous);
+  } catch {
+  }
+  const binaryOk = liveSha === r.liveSha256;
+  const state = [
+    procs.state,
+    liveSha === void 0 ? `${live}: unknown` : binaryOk ? `${live} is the old binary` : `${live} is NOT the old binary (sha256 ${liveSha ?? "missing"}, the old one is ${r.liveSha256})`
+  ];
+  if (!binaryOk && keptSha !== void 0)
+    state.push(
+      keptSha === r.liveSha256 ? `the old binary is kept as ${previous}` : `${previous} ${keptSha === null ? "is missing" : "is not the old binary"}`
+    );
+  const lines = [`# state: ${state.join("; ")}`, ...procs.commands];
+  if (!binaryOk) {
+    if (keptSha === r.liveSha256) lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`);
+    else
+      lines.push(
+        `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
+        `sha256sum ${live}`
+      );
+  }
+  lines.push(
+    `# check: ${procs.check.says}, and ${live} has sha256 ${r.liveSha256}`,
+    `${procs.check.command}; sha256sum ${live}`
+  );
+  return lines;
+}
+
+// src/supervisors/nginx/protocol.ts
 var PROBE = String.raw`
 pf=$1; shift
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
@@ -44514,26 +44860,196 @@ var SIGNALS = {
   gracefulStop: "QUIT",
   restartWorkers: "HUP"
 };
-
-// src/upgrade/types.ts
-var StepError = class extends Error {
-  constructor(step, message) {
-    super(message);
-    this.step = step;
-    this.name = "StepError";
+async function signal(host, sig, pid) {
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
+  const argv = ["kill", "-s", sig, "--", String(pid)];
+  check(host, argv, await host.run(argv, { sudo: host.sudo }));
+}
+function describe(snap, oldPid) {
+  const parts = [
+    `pid file: ${snap.pid ?? "none"}`,
+    `.oldbin: ${snap.oldbinExists ? snap.oldbinPid ?? "unreadable" : "none"}`
+  ];
+  if (!isAlive(snap, oldPid)) parts.push(`old master ${oldPid} gone`);
+  else {
+    const all = oldWorkers(snap, oldPid, null).length;
+    const serving = acceptingWorkers(snap, oldPid).length;
+    parts.push(
+      `old master ${oldPid} alive with ${all} workers${serving < all ? ` (${all - serving} shutting down)` : ""}`
+    );
   }
-  step;
-};
+  const news = newMasterCandidates(snap, oldPid);
+  for (const n of news)
+    parts.push(`new master ${n.pid} (${n.title || n.exe}) with ${steadyChildren(snap, n.pid).length} workers`);
+  if (snap.pid !== null && snap.pid !== oldPid && !news.some((n) => n.pid === snap.pid))
+    parts.push(`pid ${snap.pid} ${isAlive(snap, snap.pid) ? "alive" : "not running"}`);
+  return parts.join("; ");
+}
 
-// src/upgrade/preflight.ts
+// src/supervisors/nginx/drain.ts
+async function waitForDrain(host, ctx) {
+  let last = -1;
+  const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async (elapsed) => {
+    const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
+    if (!isAlive(snap, ctx.newPid))
+      throw new StepError("drain", `the new master ${ctx.newPid} exited during the drain`);
+    if (!isAlive(snap, ctx.oldPid))
+      throw new StepError("drain", `the old master ${ctx.oldPid} exited during the drain`);
+    const count = oldWorkers(snap, ctx.oldPid, ctx.newPid).length;
+    if (count !== last) {
+      ctx.record(elapsed, count);
+      ctx.note(`${count} old worker${count === 1 ? "" : "s"} left after ${(elapsed / 1e3).toFixed(1)}s`);
+      last = count;
+    }
+    return count === 0 ? true : void 0;
+  });
+  return drained === true;
+}
+
+// src/supervisors/nginx/handover.ts
+async function startNewMaster(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const head = await s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo });
+  s.newIsScript = head.code === 0 && head.stdout === "#!";
+  if (s.newIsScript)
+    ctx.note(
+      "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
+    );
+  const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null;
+  if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
+    ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
+  else {
+    await signal(s.host, SIGNALS.upgrade, oldPid);
+    ctx.note(`sent USR2 to the old master ${oldPid}`);
+  }
+  s.newPid = await waitForNewMaster(s, ctx, o);
+  return s.newPid;
+}
+async function waitForNewMaster(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const live = s.facts().livePath;
+  let revertedPolls = 0;
+  let last = null;
+  const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
+    const snap = last = await s.read();
+    if (!isAlive(snap, oldPid)) throw new StepError("usr2", `the old master ${oldPid} died after USR2`);
+    const pid = snap.pid;
+    if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
+      const p = snap.procs.get(pid);
+      const exe2 = exePath(p);
+      const runsNew = s.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live && !exe2.replaced;
+      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid;
+    }
+    const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0;
+    revertedPolls = reverted && elapsed > 300 ? revertedPolls + 1 : 0;
+    if (revertedPolls >= 3)
+      throw new StepError(
+        "usr2",
+        "the new binary exited at once: the old master took its pid file back and has no new master child"
+      );
+    return void 0;
+  });
+  if (found === void 0) {
+    const snap = last ?? await s.read();
+    throw new StepError(
+      "usr2",
+      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe(snap, oldPid)}`
+    );
+  }
+  const exe = last.procs.get(found).exe;
+  ctx.note(
+    `new master ${found} is up with ${acceptingWorkers(last, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+  );
+  return found;
+}
+async function stopOldWorkers(s, ctx) {
+  const oldPid = s.facts().pid;
+  s.winchSent = true;
+  await signal(s.host, SIGNALS.stopWorkers, oldPid);
+  ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
+  let snap = null;
+  const stopped = await waitUntilSoon(1e4, s.pollIntervalMs, async () => {
+    snap = await s.read();
+    return acceptingWorkers(snap, oldPid).length === 0 ? true : void 0;
+  });
+  if (!stopped) {
+    const still = acceptingWorkers(snap, oldPid).map((p) => p.pid);
+    throw new StepError(
+      "winch",
+      `the old master's workers ${still.join(", ")} still accept connections 10s after WINCH: nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)`
+    );
+  }
+  ctx.note(`no old worker accepts any more; only the new binary serves now`);
+}
+async function quitOldMaster(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const newPid = s.newPid;
+  await signal(s.host, SIGNALS.gracefulStop, oldPid);
+  ctx.note(`sent QUIT to the old master ${oldPid}`);
+  const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
+    const snap = await s.read();
+    return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid) ? snap : void 0;
+  });
+  if (!done && o.unfinished) {
+    const snap = await s.read();
+    const busy = oldWorkers(snap, oldPid, newPid).map((p) => p.pid);
+    if (snap.pid === newPid && isAlive(snap, newPid) && acceptingWorkers(snap, oldPid).length === 0) {
+      ctx.note(
+        `the old master ${oldPid} is exiting (it accepts nothing) once its ${busy.length} busy workers (${busy.join(", ")}) finish their requests; ${newPid} serves every new connection`
+      );
+      return;
+    }
+  }
+  if (!done) {
+    const snap = await s.read();
+    throw new StepError(
+      "quit",
+      `the old master ${oldPid} did not exit within 30s (${describe(snap, oldPid)})`
+    );
+  }
+  ctx.note(`the old master is gone; ${newPid} serves alone`);
+}
+
+// src/supervisors/nginx/inspect.ts
 var fail = (message) => {
   throw new StepError("preflight", message);
 };
-async function preflight(host, plan, note) {
-  const sudo = host.sudo;
+async function inspectMaster(host, plan, note) {
   const pidFile = plan.pidFile;
   let snap = await probe(host, pidFile);
-  const sh3 = sudo ? "sudo " : "";
+  refuseUpgradeInProgress(snap, pidFile, host.sudo ? "sudo " : "");
+  if (snap.pid === null)
+    fail(
+      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    );
+  const pid = snap.pid;
+  if (!isAlive(snap, pid))
+    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`);
+  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note);
+  const { cmd, exe } = await checkMaster(host, snap, pid, plan, note);
+  const livePath = exe.path;
+  const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
+  const liveSha256 = await remoteSha256(host, livePath);
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
+  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo: host.sudo, timeoutMs: 15e3 });
+  const version = parseVersion(v.stderr + v.stdout);
+  const workers = liveChildren(snap, pid).map((p) => p.pid);
+  note(
+    `${workers.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
+  );
+  return {
+    pid,
+    livePath,
+    liveSha256,
+    exeReplaced: exe.replaced,
+    argv0: cmd.argv0,
+    configArgs: cmd.configArgs,
+    version,
+    arch: arch2,
+    oldWorkerPids: workers
+  };
+}
+function refuseUpgradeInProgress(snap, pidFile, sh3) {
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
@@ -44546,23 +45062,21 @@ async function preflight(host, plan, note) {
       `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
     );
   }
-  if (snap.pid === null)
-    fail(
-      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
-    );
+}
+async function removeStaleOldbin(host, snap, pidFile, note) {
+  const o = snap.oldbinPid;
   const pid = snap.pid;
-  if (!isAlive(snap, pid))
-    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`);
-  if (snap.oldbinExists) {
-    const why = o === null ? "it holds no pid" : o === pid ? `it names the running master ${pid} itself, not an old one` : !isAlive(snap, o) ? `its pid ${o} is not running` : `its pid ${o} is now "${oldMaster?.title ?? "?"}", not an nginx master`;
-    check(
-      host,
-      ["rm", "-f", "--", `${pidFile}.oldbin`],
-      await host.run(["rm", "-f", "--", `${pidFile}.oldbin`], { sudo })
-    );
-    note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`);
-    snap = await probe(host, pidFile);
-  }
+  const oldMaster = o !== null ? snap.procs.get(o) : void 0;
+  const why = o === null ? "it holds no pid" : o === pid ? `it names the running master ${pid} itself, not an old one` : !isAlive(snap, o) ? `its pid ${o} is not running` : `its pid ${o} is now "${oldMaster?.title ?? "?"}", not an nginx master`;
+  check(
+    host,
+    ["rm", "-f", "--", `${pidFile}.oldbin`],
+    await host.run(["rm", "-f", "--", `${pidFile}.oldbin`], { sudo: host.sudo })
+  );
+  note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`);
+  return probe(host, pidFile);
+}
+async function checkMaster(host, snap, pid, plan, note) {
   const master = snap.procs.get(pid);
   const strays = newMasterCandidates(snap, pid);
   if (strays.length > 0)
@@ -44604,38 +45118,7 @@ async function preflight(host, plan, note) {
       `the master's parent is pid ${master.ppid} (${(parent ?? "?").trim()}), not init, and it does not lead its own session: a subreaper, or nginx started in the foreground; the config test tells whether daemon is off`
     );
   }
-  const uname = await host.run(["uname", "-m"]);
-  const arch2 = uname.stdout.trim();
-  if (plan.source.arch && !sameArch(plan.source.arch, arch2))
-    fail(`the new binary is built for ${plan.source.arch}, but the host is ${arch2}. Build it for ${arch2}`);
-  if (plan.source.bytes !== void 0) {
-    const df = await host.run(["df", "-Pk", "--", posix2.dirname(livePath)]);
-    const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
-    const needKb = Math.ceil(plan.source.bytes * 1.1 / 1024) + 1024;
-    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
-      fail(
-        `${posix2.dirname(livePath)} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
-      );
-  }
-  const liveSha256 = await remoteSha256(host, livePath);
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
-  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo, timeoutMs: 15e3 });
-  const version = parseVersion(v.stderr + v.stdout);
-  const workers = liveChildren(snap, pid).map((p) => p.pid);
-  note(
-    `${workers.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
-  );
-  return {
-    masterPid: pid,
-    livePath,
-    liveSha256,
-    masterExeReplaced: exe.replaced,
-    argv0: cmd.argv0,
-    configArgs: cmd.configArgs,
-    version,
-    arch: arch2,
-    oldWorkerPids: workers
-  };
+  return { cmd, exe };
 }
 function looksLikeMaster(proc, snap, pid) {
   if (/^nginx: master process/.test(proc.title)) return true;
@@ -44643,17 +45126,6 @@ function looksLikeMaster(proc, snap, pid) {
 }
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
-}
-var ARCH_ALIASES = {
-  amd64: "x86_64",
-  arm64: "aarch64",
-  i386: "i686",
-  i586: "i686",
-  armv7l: "arm"
-};
-function sameArch(a, b) {
-  const n = (x) => ARCH_ALIASES[x] ?? (x.startsWith("armv") ? "arm" : x);
-  return n(a) === n(b);
 }
 async function verifyBinary(host, facts, stagingPath, note) {
   const sudo = host.sudo;
@@ -44671,65 +45143,849 @@ async function verifyBinary(host, facts, stagingPath, note) {
       "the config sets master_process off: a binary upgrade needs a master process"
     );
   if (hazards.daemonOff)
-    throw new StepError("verify", daemonOffMessage(facts.masterPid, "the config sets daemon off"));
+    throw new StepError("verify", daemonOffMessage(facts.pid, "the config sets daemon off"));
   note("config test passed with the running master's arguments");
   const v = await host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 });
   const version = parseVersion(v.stderr + v.stdout);
   note(`new binary: version ${version ?? "unknown"}`);
   return { version };
 }
-function elfArch(head) {
-  if (head.subarray(0, 2).toString("latin1") === "#!") return "#!";
-  if (head.length < 20 || head.readUInt32BE(0) !== 2135247942) return null;
-  const little = head[5] === 1;
-  const machine = little ? head.readUInt16LE(18) : head.readUInt16BE(18);
-  const names = {
-    3: "i686",
-    8: "mips",
-    20: "ppc",
-    21: little ? "ppc64le" : "ppc64",
-    22: "s390x",
-    40: "arm",
-    62: "x86_64",
-    183: "aarch64",
-    243: "riscv64"
+
+// src/supervisors/nginx/revert.ts
+async function restoreMasters(s, info2) {
+  const oldPid = s.facts().pid;
+  let snap = await s.read();
+  if (!isAlive(snap, oldPid))
+    throw new Error(`the old master ${oldPid} is not running: it cannot be restored`);
+  if (s.winchSent && !s.hupSent || acceptingWorkers(snap, oldPid).length === 0) {
+    await signal(s.host, SIGNALS.restartWorkers, oldPid);
+    s.hupSent = true;
+    info2(`sent HUP to the old master ${oldPid}: it starts workers again`);
+    const back = await waitUntil(1e4, 50, async () => {
+      snap = await s.read();
+      return acceptingWorkers(snap, oldPid).length > 0 ? true : void 0;
+    });
+    if (!back)
+      throw new Error(
+        `the old master ${oldPid} started no workers within 10s of HUP: ${describe(snap, oldPid)}`
+      );
+    info2(
+      `the old master's workers ${acceptingWorkers(snap, oldPid).map((p) => p.pid).join(", ")} accept again`
+    );
+  }
+  for (const [sig, waitMs] of [
+    [SIGNALS.gracefulStop, 1e4],
+    ["TERM", 5e3],
+    ["KILL", 5e3]
+  ]) {
+    snap = await s.read();
+    let news = newMasterCandidates(snap, oldPid);
+    if (sig === SIGNALS.gracefulStop)
+      news = news.filter((p) => snap.pid === p.pid || steadyChildren(snap, p.pid).length > 0);
+    if (news.length === 0) continue;
+    const targets = sig === "KILL" ? news.flatMap((p) => [p, ...liveChildren(snap, p.pid)]) : news;
+    for (const p of targets) await signal(s.host, sig, p.pid).catch(() => void 0);
+    info2(`sent ${sig} to the new master ${news.map((p) => `${p.pid} (${p.title || p.exe})`).join(", ")}`);
+    await waitUntil(waitMs, 50, async () => {
+      snap = await s.read();
+      return newMasterCandidates(snap, oldPid).length === 0 ? true : void 0;
+    });
+    if (newMasterCandidates(snap, oldPid).length === 0) break;
+  }
+  const ok2 = await waitUntil(1e4, 50, async () => {
+    snap = await s.read();
+    const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && acceptingWorkers(snap, oldPid).length > 0;
+    return restored ? true : void 0;
+  });
+  if (!ok2) throw new Error(`the old master did not take over again: ${describe(snap, oldPid)}`);
+  info2(`the old master ${oldPid} serves again with ${acceptingWorkers(snap, oldPid).length} workers`);
+}
+async function repairMasters(s) {
+  const oldPid = s.facts().pid;
+  const sudo = s.host.sudo ? "sudo " : "";
+  const snap = await s.read().catch(() => null);
+  const commands = [];
+  const news = snap ? newMasterCandidates(snap, oldPid).map((p) => p.pid) : [];
+  if (snap === null || !isAlive(snap, oldPid)) {
+    commands.push(
+      `# the old master ${oldPid} is gone: keep the new master if it serves (check its workers), or start the server again with the old binary`
+    );
+  } else {
+    if (acceptingWorkers(snap, oldPid).length === 0)
+      commands.push(
+        `# the old master ${oldPid} has no serving workers: bring them back`,
+        `${sudo}kill -HUP ${oldPid}`
+      );
+    if (news.length > 0)
+      commands.push(
+        `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
+        `${sudo}kill -QUIT ${news.join(" ")}`
+      );
+  }
+  return {
+    state: snap ? describe(snap, oldPid) : "the process state could not be read",
+    commands,
+    check: {
+      says: `the pid file holds ${oldPid}, ${s.pidFile}.oldbin is gone`,
+      command: `cat ${s.pidFile}; ls -l ${s.pidFile}.oldbin`
+    }
   };
-  return names[machine] ?? `elf-machine-${machine}`;
+}
+async function assessMasters(s) {
+  const old = s.facts().pid;
+  const snap = await s.read();
+  const serving = snap.pid !== null && snap.pid !== old && isAlive(snap, snap.pid) ? snap.pid : null;
+  const detail = describe(snap, old);
+  if (!isAlive(snap, old)) return { state: "old-gone", serving, detail };
+  if (serving !== null && snap.procs.get(serving)?.ppid === old && acceptingWorkers(snap, serving).length > 0 && acceptingWorkers(snap, old).length === 0) {
+    s.newPid = serving;
+    return { state: "retire-left", serving, detail };
+  }
+  return { state: "in-between", serving, detail };
 }
 
-// src/binary.ts
-async function inspectBinary(path) {
-  const info2 = await stat3(path).catch(() => null);
-  if (info2 === null)
-    throw new SettingsError(
-      "binary",
-      `${path} does not exist on the runner`,
-      "Build it in an earlier step, or fix the path"
-    );
-  if (!info2.isFile())
-    throw new SettingsError("binary", `${path} is not a regular file`, "Give the path of the built binary");
-  if (info2.size === 0)
-    throw new SettingsError("binary", `${path} is empty`, "Check the build step that writes it");
-  const fh = await open2(path, "r");
-  const head = Buffer.alloc(64);
-  try {
-    await fh.read(head, 0, 64, 0);
-  } finally {
-    await fh.close();
+// src/supervisors/nginx/state.ts
+var NginxHost = class {
+  constructor(host, pidFile, pollIntervalMs) {
+    this.host = host;
+    this.pidFile = pidFile;
+    this.pollIntervalMs = pollIntervalMs;
   }
-  const arch2 = elfArch(head);
-  if (arch2 === null)
-    throw new SettingsError(
-      "binary",
-      `${path} is neither an ELF executable nor a #! script`,
-      "Give the compiled server binary"
+  host;
+  pidFile;
+  pollIntervalMs;
+  /** Pre-flight's facts; set by inspect (or adopt, in the post step). */
+  known = null;
+  newPid;
+  /** The live file is a #! script: its master runs the interpreter or what the script execs, not the live file. */
+  newIsScript = false;
+  /** WINCH was sent to the old master: its workers stop accepting, so a revert must HUP it. */
+  winchSent = false;
+  /** HUP went to the old master in this revert: a retried revert must not start more workers. */
+  hupSent = false;
+  facts() {
+    if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
+    return this.known;
+  }
+  get inspected() {
+    return this.known !== null;
+  }
+  learn(facts) {
+    this.known = facts;
+  }
+  /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
+  read() {
+    return probe(this.host, this.pidFile, [this.known?.pid ?? 0, this.newPid ?? 0]);
+  }
+};
+
+// src/supervisors/nginx/watchdog.ts
+var SCRIPT = String.raw`
+# Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
+kids() {
+  want=$1
+  for f in /proc/[0-9]*/stat; do
+    s=; { read -r s < "$f"; } 2>/dev/null || continue
+    c=@{f#/proc/}; c=@{c%/stat}
+    s=@{s##*) }
+    set -- $s
+    [ "$2" = "$want" ] || continue
+    case $1 in Z*|X*) continue;; esac
+    t=$(tr '\0' ' ' < "/proc/$c/cmdline" 2>/dev/null)
+    case $t in
+      'nginx: worker process is shutting down'*) echo "$c draining";;
+      'nginx: worker process'*|'nginx: cache manager'*|'nginx: cache loader'*) echo "$c worker";;
+      *) echo "$c master";;
+    esac
+  done
+}
+of_kind() { kids "$1" | { o=; while read -r c k; do [ "$k" = "$2" ] && o="$o@{o:+ }$c"; done; echo "$o"; }; }
+
+revert_processes() {
+  if ! alive "$old"; then
+    log "the old master $old is gone: the upgrade went through (or the server was restarted); nothing to roll back"
+    finish nothing
+  fi
+  # 1. The old master serves again: HUP brings its workers back when WINCH took them away.
+  if [ -z "$(of_kind "$old" worker)" ]; then
+    if kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
+    i=0; while [ $i -lt 50 ] && [ -z "$(of_kind "$old" worker)" ]; do nap; i=$((i+1)); done
+    nap; nap
+  fi
+  # 2. Stop the new master (a child of the old one that is not a worker): QUIT, then TERM, then KILL.
+  for sig in QUIT TERM KILL; do
+    news=$(of_kind "$old" master)
+    [ -n "$news" ] || break
+    # shellcheck disable=SC2086
+    kill -s $sig $news 2>/dev/null && log "sent $sig to the new master $news"
+    case $sig in QUIT) n=50;; *) n=25;; esac
+    i=0; while [ $i -lt $n ] && [ -n "$(of_kind "$old" master)" ]; do nap; i=$((i+1)); done
+  done
+  # 3. When the new master exits the old one takes its pid file back (.oldbin goes away).
+  i=0; while [ $i -lt 50 ]; do
+    [ "$(readpid "$pf")" = "$old" ] && [ ! -e "$pf.oldbin" ] && break
+    nap; i=$((i+1))
+  done
+}
+
+# 0 when the old master serves alone again; sets serving, seen and seen_short for the log.
+processes_ok() {
+  w=$(of_kind "$old" worker); n=$(of_kind "$old" master); p=$(readpid "$pf")
+  serving="the old master $old serves with workers $w"
+  seen="pid file '$p', .oldbin $([ -e "$pf.oldbin" ] && echo present || echo none), old workers '$w', new master '$n'"
+  seen_short="pid file $p, old workers $w, new master $n"
+  [ -n "$w" ] && [ -z "$n" ] && [ "$p" = "$old" ] && [ ! -e "$pf.oldbin" ]
+}
+`.replaceAll("@{", "${");
+var nginxWatchdog = { script: SCRIPT };
+
+// src/supervisors/nginx/index.ts
+var NginxSession = class {
+  constructor(host, options) {
+    this.options = options;
+    this.s = new NginxHost(host, options.pidFile, options.pollIntervalMs);
+  }
+  options;
+  s;
+  async inspect(ctx) {
+    const facts = await inspectMaster(this.s.host, this.options, ctx.note);
+    this.s.learn(facts);
+    return facts;
+  }
+  verify(ctx, stagedPath) {
+    return verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note);
+  }
+  start(ctx, o) {
+    return startNewMaster(this.s, ctx, o);
+  }
+  isolate(ctx) {
+    return stopOldWorkers(this.s, ctx);
+  }
+  async serving() {
+    const pid = this.s.newPid;
+    const snap = await this.s.read();
+    return { pid, workers: steadyChildren(snap, pid).map((p) => p.pid) };
+  }
+  async stillServing(was) {
+    const snap = await this.s.read();
+    if (!isAlive(snap, was.pid))
+      throw new StepError("health", `the new master ${was.pid} exited during the health gate`);
+    const gone = was.workers.filter((w) => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== was.pid);
+    if (gone.length > 0) {
+      const now = steadyChildren(snap, was.pid).map((p) => p.pid);
+      throw new StepError(
+        "health",
+        `workers of the new master are crashing: ${gone.join(", ")} exited (workers now: ${now.join(", ") || "none"})`
+      );
+    }
+  }
+  drain(ctx, o) {
+    return waitForDrain(this.s.host, {
+      pidFile: this.s.pidFile,
+      oldPid: this.s.facts().pid,
+      newPid: this.s.newPid,
+      intervalMs: o.intervalMs,
+      timeoutMs: o.timeoutMs,
+      note: ctx.note,
+      record: o.record
+    });
+  }
+  async busyOld() {
+    return oldWorkers(await this.s.read(), this.s.facts().pid, this.s.newPid ?? null).map((p) => p.pid);
+  }
+  retire(ctx, o) {
+    return quitOldMaster(this.s, ctx, o);
+  }
+  revert(ctx) {
+    return restoreMasters(this.s, ctx.note);
+  }
+  repairAdvice() {
+    return repairMasters(this.s);
+  }
+  async describe() {
+    return describe(await this.s.read(), this.s.facts().pid);
+  }
+  assess() {
+    return assessMasters(this.s);
+  }
+  adopt(saved) {
+    this.s.learn({
+      pid: saved.pid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      exeReplaced: false,
+      argv0: saved.livePath,
+      configArgs: [],
+      version: null,
+      arch: "",
+      oldWorkerPids: []
+    });
+  }
+};
+var nginx = {
+  names: {
+    id: "nginx",
+    title: "nginx (master/worker)",
+    steps: { start: "usr2", isolate: "winch", retire: "quit" },
+    old: "old master",
+    new: "new master",
+    retiring: "told to QUIT"
+  },
+  capabilities: { canHold: true, revert: "old-process", samePid: false },
+  watchdog: nginxWatchdog,
+  open: (host, options) => new NginxSession(host, options)
+};
+
+// src/supervisors/index.ts
+var SUPERVISORS = { nginx };
+function supervisorFor(id) {
+  const s = SUPERVISORS[id];
+  if (!s) throw new Error(`no supervisor named ${id} (known: ${Object.keys(SUPERVISORS).join(", ")})`);
+  return s;
+}
+
+// src/fleet/host-upgrade.ts
+var HostUpgrade = class {
+  constructor(host, plan, log, wrap2) {
+    this.host = host;
+    this.plan = plan;
+    this.log = log;
+    const supervisor = plan.supervisor ?? supervisorFor("nginx");
+    this.hp = hotUpgrade(plan, supervisor).plan(host, plan.source);
+    const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() };
+    this.engine = new HostRun(host, spec, { log, signal: plan.signal });
+  }
+  host;
+  plan;
+  log;
+  hp;
+  engine;
+  get report() {
+    return this.engine.report;
+  }
+  /** Every step up to the drain; with park, the old process is held and `commit` or `abort` must follow. */
+  run(options = {}) {
+    return this.engine.run({ hold: options.park });
+  }
+  /** After a park: the fleet passed; the old process is retired. */
+  commit() {
+    return this.engine.commit();
+  }
+  /** After a park: go back to the old process, because another host failed. */
+  abort(reason) {
+    const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
+    this.log.info(
+      `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
     );
+    return this.engine.abort(reason);
+  }
+  /**
+   * Finishes a host that an interrupted run left mid-upgrade (the post step), from what the host
+   * shows now and what that run knew before it changed anything (`saved`). With `complete`
+   * (only the retire remained) and a new process that serves alone, the upgrade is completed;
+   * otherwise the host is rolled back. Every undo reads the host first, so nothing is done twice.
+   */
+  async recover(saved, options) {
+    const { session, state } = this.hp;
+    const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
+    session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 });
+    state.running = {
+      pid: saved.masterPid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      exeReplaced: false,
+      version: null,
+      arch: ""
+    };
+    const report = this.engine.report;
+    report.oldPid = saved.masterPid;
+    report.binaryPath = saved.livePath;
+    report.previousSha256 = saved.liveSha256;
+    let seen;
+    try {
+      seen = await session.assess();
+    } catch (e) {
+      return this.engine.conclude("failed", e.message);
+    }
+    const old = saved.masterPid;
+    if (seen.state === "old-gone") {
+      report.newPid = seen.serving ?? void 0;
+      this.log.info(`${this.host.name} [recover] the ${names.old} ${old} is gone: ${seen.detail}`);
+      return seen.serving !== null ? this.engine.conclude("upgraded") : this.engine.conclude(
+        "failed",
+        `the ${names.old} ${old} is gone and no ${names.new} serves: ${seen.detail}`
+      );
+    }
+    if (options.complete && seen.state === "retire-left") {
+      report.newPid = seen.serving ?? void 0;
+      this.log.info(
+        `${this.host.name} [recover] only the retire of the ${names.old} ${old} remained: completing`
+      );
+      return this.engine.recover({
+        undo: this.hp.revertSteps,
+        steps: [this.hp.retire],
+        reason: options.reason
+      });
+    }
+    return this.engine.recover({ undo: this.hp.revertSteps, reason: options.reason });
+  }
+};
+
+// src/fleet/slot.ts
+function untouched(slot) {
+  const now = (/* @__PURE__ */ new Date()).toISOString();
   return {
-    localPath: path,
-    sha256: await sha256File(path),
-    bytes: info2.size,
-    arch: arch2 === "#!" ? null : arch2
+    host: slot.target.label,
+    result: "untouched",
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: slot.connectStep ? [slot.connectStep] : [],
+    drain: [],
+    health: [],
+    batch: slot.batch
   };
+}
+var passed = (r) => r !== void 0 && (r.result === "parked" || r.result === "upgraded" || r.result === "unchanged");
+
+// src/fleet/connect.ts
+function connectSlot(slot, connect, via) {
+  if (!slot.connecting) {
+    const rec = {
+      name: "connect",
+      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      endedAt: "",
+      ms: 0,
+      outcome: "ok",
+      observations: []
+    };
+    slot.connectStep = rec;
+    const t0 = Date.now();
+    slot.connecting = connect(slot.target, slot.log).then(
+      (host) => {
+        rec.ms = Date.now() - t0;
+        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+        rec.observations.push(`connected${via}`);
+        slot.log.info(`${slot.target.label} [connect] connected${via} in ${formatDuration(rec.ms)}`);
+        return host;
+      },
+      (e) => {
+        rec.ms = Date.now() - t0;
+        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+        rec.outcome = "failed";
+        rec.observations.push(e.message);
+        throw e;
+      }
+    );
+    slot.connecting.catch(() => void 0);
+  }
+  return slot.connecting;
+}
+function connectFailed(slot, err, o) {
+  const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
+  const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
+  const error2 = `${cause}${o.via ? ` (connecting${o.via})` : ""}${hint}`;
+  slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
+  slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
+}
+
+// src/fleet/finish.ts
+var FINISH_WIDTH = 16;
+async function finishHeld(o) {
+  const parked = o.slots.filter((s) => s.report?.result === "parked");
+  if (parked.length === 0) return;
+  const width = Math.max(o.width, FINISH_WIDTH);
+  if (!o.stopped) {
+    o.out.line(
+      "info",
+      `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
+    );
+    await o.pool.each(parked, "commit", width, async (s) => {
+      s.report = await s.upgrade.commit();
+      if (s.report.result !== "upgraded")
+        s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
+          step: "quit"
+        });
+    });
+    return;
+  }
+  const cause = o.slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
+  const reason = `fleet rollback: ${o.cancelled ? "the run was cancelled" : cause || "the rollout stopped"}`;
+  await o.pool.each(parked, "abort", width, async (s) => {
+    s.aborted = true;
+    s.report = await s.upgrade.abort(reason);
+    if (s.report.result !== "rolled-back")
+      s.log.error(
+        `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; repair it by hand: ${(s.report.repair ?? []).filter((l) => !l.startsWith("#")).join("; ")}`,
+        { step: "rollback" }
+      );
+  });
+}
+
+// src/fleet/host-log.ts
+var Printer = class {
+  constructor(log) {
+    this.log = log;
+  }
+  log;
+  tail = Promise.resolve();
+  /** Runs fn once everything queued before it was printed. */
+  enqueue(fn) {
+    const next = this.tail.then(async () => {
+      await fn();
+    });
+    this.tail = next.catch(() => void 0);
+    return this.tail;
+  }
+  line(level, message, where) {
+    void this.enqueue(() => level === "info" ? this.log.info(message) : this.log[level](message, where));
+  }
+  idle() {
+    return this.tail;
+  }
+};
+var HostLog = class {
+  constructor(name) {
+    this.name = name;
+  }
+  name;
+  held = [];
+  sink = null;
+  live = false;
+  /** The latest line, for the heartbeat. */
+  last = "";
+  info(message) {
+    this.emit("info", message);
+  }
+  warn(message, where) {
+    this.emit("warn", message, where);
+  }
+  error(message, where) {
+    this.emit("error", message, where);
+  }
+  group(title, fn) {
+    return this.sink && this.live ? this.sink.group(title, fn) : fn();
+  }
+  emit(level, text2, where) {
+    const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
+    const at2 = { host: this.name, ...where };
+    this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
+    if (!this.sink) this.held.push({ level, message, where: at2 });
+    else if (level === "info") this.sink.info(message);
+    else this.sink[level](message, at2);
+  }
+  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
+  attach(sink2, live = false) {
+    this.sink = sink2;
+    this.live = live;
+    const held = this.held;
+    this.held = [];
+    for (const l of held) {
+      if (l.level === "info") sink2.info(l.message);
+      else sink2[l.level](l.message, l.where);
+    }
+  }
+  /** Lines still held (a host connected ahead of a batch that never started, say). */
+  get pending() {
+    return this.held.length > 0;
+  }
+  detach() {
+    this.sink = null;
+    this.live = false;
+  }
+};
+
+// src/fleet/plan.ts
+function planBatches(hostCount, canary, maxParallel) {
+  const width = Math.max(1, Math.floor(maxParallel));
+  const head = Math.min(Math.max(0, Math.floor(canary)), hostCount);
+  const batches = [];
+  if (head > 0) batches.push(range(0, head));
+  for (let i = head; i < hostCount; i += width) batches.push(range(i, Math.min(i + width, hostCount)));
+  return batches;
+}
+function range(from, to) {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+function batchNamer(batches, hasCanary) {
+  return (k) => {
+    if (hasCanary) return k === 0 ? "canary" : `batch ${k} of ${batches.length - 1}`;
+    return batches.length === 1 ? "upgrade" : `batch ${k + 1} of ${batches.length}`;
+  };
+}
+function describePlan(settings, batches, hasCanary, park) {
+  const n = settings.hosts.length;
+  if (n === 1) return `rollout: 1 host`;
+  const rest = hasCanary ? batches.slice(1) : batches;
+  const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
+  const parts = [`rollout: ${n} hosts`];
+  if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
+  if (restHosts > 0)
+    parts.push(
+      `${hasCanary ? "then " : ""}${restHosts} host(s) in ${rest.length} batch(es) of up to ${settings.maxParallel} in parallel (max-parallel)`
+    );
+  parts.push(
+    park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
+  );
+  return parts.join(", ");
+}
+
+// src/fleet/pool.ts
+var Pool = class {
+  constructor(out, batchName) {
+    this.out = out;
+    this.batchName = batchName;
+  }
+  out;
+  batchName;
+  /** Runs fn for each slot, `concurrency` at a time; stops starting new ones once stop() says so. */
+  async each(items, kind, concurrency, fn, stop = () => false) {
+    const workers = Math.min(concurrency, items.length);
+    const live = workers === 1;
+    let next = 0;
+    const worker = async () => {
+      while (next < items.length && !stop()) {
+        const slot = items[next++];
+        await this.phase(slot, kind, live, () => fn(slot));
+      }
+    };
+    await Promise.all(Array.from({ length: workers }, worker));
+  }
+  /** Runs one host's phase inside its own group: live when it runs alone, held back otherwise. */
+  async phase(slot, kind, live, fn) {
+    const out = this.out;
+    const label = slot.target.label;
+    const what = kind === "run" ? this.batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
+    const t0 = Date.now();
+    const closing = () => {
+      const r = slot.report;
+      const result = r?.result ?? "failed";
+      const at2 = r?.failedStep && kind !== "abort" && !passed(r) ? ` at ${r.failedStep}` : "";
+      return `${label}: ${result}${at2} (${what}, ${formatDuration(Date.now() - t0)})`;
+    };
+    const guarded = async () => {
+      try {
+        await fn();
+      } catch (e) {
+        const message = `internal error during ${what}: ${e.stack ?? e.message}`;
+        slot.log.error(message, { step: kind });
+        slot.report = slot.upgrade?.report ?? untouched(slot);
+        slot.report.result = "failed";
+        slot.report.error ??= message;
+      }
+    };
+    if (live) {
+      let finish;
+      const finished = new Promise((r) => finish = r);
+      const printed = out.enqueue(async () => {
+        out.log.info(`${label}: ${what}`);
+        slot.log.attach(out.log, true);
+        await finished;
+        out.log.info(closing());
+        slot.log.detach();
+      });
+      try {
+        await guarded();
+      } finally {
+        finish();
+      }
+      await printed;
+    } else {
+      slot.busySince = Date.now();
+      try {
+        await guarded();
+      } finally {
+        slot.busySince = void 0;
+        const title = closing();
+        void out.enqueue(
+          () => out.log.group(title, async () => {
+            slot.log.attach(out.log);
+            slot.log.detach();
+          })
+        );
+      }
+    }
+  }
+};
+function heartbeat(out, slots, ms) {
+  const timer = setInterval(() => {
+    const busy = slots.filter((s) => s.busySince !== void 0);
+    if (busy.length === 0) return;
+    out.line(
+      "info",
+      `still working on ${busy.length} host(s): ` + busy.map(
+        (s) => `${s.target.label} (${formatDuration(Date.now() - s.busySince)}; last: ${s.log.last || "connecting"})`
+      ).join("; ")
+    );
+  }, ms);
+  timer.unref?.();
+  return timer;
+}
+
+// src/fleet/tally.ts
+function overall(reports) {
+  const counts = {
+    upgraded: 0,
+    "rolled-back": 0,
+    unchanged: 0,
+    failed: 0,
+    untouched: 0,
+    parked: 0
+  };
+  for (const r of reports) counts[r.result]++;
+  let result;
+  if (counts.failed > 0 || counts.parked > 0) result = "failed";
+  else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
+  else if (counts.untouched > 0) result = "failed";
+  else if (counts.upgraded > 0) result = "upgraded";
+  else result = "unchanged";
+  return { result, counts };
+}
+function failureMessage(run3) {
+  const c = run3.counts;
+  const n = run3.hosts.length;
+  const tally2 = `${n} host${n === 1 ? "" : "s"}: ${c.upgraded} upgraded, ${c["rolled-back"]} rolled back, ${c.failed} failed, ${c.untouched} untouched` + (c.unchanged > 0 ? `, ${c.unchanged} unchanged` : "") + (c.parked > 0 ? `, ${c.parked} left parked` : "");
+  const causes = run3.failures.map(
+    (f) => `${f.host} failed${f.step ? ` at ${f.step}` : ""}${f.result === "rolled-back" ? " (rolled back)" : ""}: ${f.error}`
+  );
+  const parts = [`${run3.result}: ${causes.join("; ") || "the rollout did not complete"}`, tally2];
+  const unrepaired = run3.hosts.filter((h) => h.rollbackError !== void 0);
+  for (const h of unrepaired)
+    parts.push(
+      `${h.host} could not be rolled back (${h.rollbackError}); its state and the commands that repair it are in the report output`
+    );
+  if (run3.result === "rolled-back") parts.push("The old version is serving on every host this run changed");
+  else if (c.upgraded > 0 && c.upgraded < n)
+    parts.push(`${c.upgraded} host(s) run the new version and the others do not: the fleet is mixed`);
+  return parts.join(". ") + ".";
+}
+function tally(slots, started) {
+  const hosts = slots.map((s) => s.report ?? untouched(s));
+  const failures = slots.filter((s) => s.report !== void 0 && !s.aborted && !passed(s.report)).map((s) => ({
+    host: s.target.label,
+    step: s.report.failedStep,
+    error: s.report.error ?? "no error recorded",
+    result: s.report.result
+  }));
+  for (const s of slots)
+    if (s.aborted && s.report?.result === "failed")
+      failures.push({
+        host: s.target.label,
+        step: "rollback",
+        error: s.report.rollbackError ?? s.report.error ?? "the fleet rollback failed",
+        result: "failed"
+      });
+  const { result, counts } = overall(hosts);
+  return { result, hosts, durationMs: Date.now() - started, counts, failures };
+}
+
+// src/fleet/rollout.ts
+async function runRollout(settings, plan, deps) {
+  const started = Date.now();
+  const out = new Printer(deps.log);
+  const batches = planBatches(settings.hosts.length, settings.canary, settings.maxParallel);
+  const slots = settings.hosts.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
+  batches.forEach((b, k) => b.forEach((i) => slots[i].batch = k));
+  const park = settings.rollbackFleet && slots.length > 1;
+  const hasCanary = settings.canary > 0 && slots.length > 1;
+  const width = settings.maxParallel;
+  const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
+  const batchName = batchNamer(batches, hasCanary);
+  const pool = new Pool(out, batchName);
+  const connect = (slot) => connectSlot(slot, deps.connect, via);
+  const runOne = async (slot) => {
+    const host = await connect(slot).catch((e) => {
+      connectFailed(slot, e, { via, jumpHost: settings.jumpHost !== void 0 });
+      return null;
+    });
+    if (host === null) return;
+    const upgrade = new HostUpgrade(host, plan, slot.log, deps.wrap);
+    slot.upgrade = upgrade;
+    upgrade.report.batch = slot.batch;
+    if (slot.connectStep) upgrade.report.steps.push(slot.connectStep);
+    slot.report = await upgrade.run({ park });
+  };
+  const beat = heartbeat(out, slots, deps.heartbeatMs ?? 3e4);
+  let stopped = false;
+  const cancelled = () => plan.signal?.aborted === true;
+  try {
+    if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
+    stopped = await runBatches({
+      settings,
+      out,
+      pool,
+      slots,
+      batches,
+      batchName,
+      hasCanary,
+      park,
+      cancelled,
+      connect,
+      runOne
+    });
+  } catch (e) {
+    stopped = true;
+    out.line("error", `the rollout stopped on an internal error: ${e.message}`, {
+      step: "rollout"
+    });
+  } finally {
+    try {
+      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled() });
+    } finally {
+      clearInterval(beat);
+      await closeAll(slots, out);
+    }
+  }
+  return tally(slots, started);
+}
+async function runBatches(o) {
+  const { settings, out, pool, slots, batches, batchName, hasCanary, park, cancelled, connect, runOne } = o;
+  const width = settings.maxParallel;
+  for (const [k, batch] of batches.entries()) {
+    if (cancelled()) {
+      out.line("warn", `the run was cancelled before the ${batchName(k)}: no further host starts`, {
+        step: "rollout"
+      });
+      return true;
+    }
+    const members = batch.map((i) => slots[i]);
+    const failedIn = () => members.filter((s) => s.report !== void 0 && !passed(s.report));
+    for (const i of batches[k + 1] ?? []) void connect(slots[i]);
+    if (slots.length > 1)
+      out.line(
+        "info",
+        `${batchName(k)}: ${members.map((s) => s.target.label).join(", ")}` + (members.length > 1 ? ` (${Math.min(width, members.length)} at a time)` : "")
+      );
+    await pool.each(members, "run", width, runOne, () => failedIn().length > 0 || cancelled());
+    const failed = failedIn();
+    if (failed.length > 0) {
+      const upgradedSoFar = slots.filter((s) => s.report?.result === "parked").length;
+      const where = hasCanary && k === 0 ? "the canary" : batchName(k);
+      out.line(
+        cancelled() ? "warn" : "error",
+        (cancelled() ? `the run was cancelled during ${where}: no further host starts` : `${failed.map((s) => s.target.label).join(", ")} failed in ${where}: no further host starts`) + (park ? `; the ${upgradedSoFar} host(s) upgraded in this run go back to their old masters (rollback-fleet)` : settings.rollbackFleet ? "" : "; rollback-fleet is false: hosts already upgraded keep the new version"),
+        { step: "rollout" }
+      );
+      return true;
+    }
+  }
+  return false;
+}
+async function closeAll(slots, out) {
+  await Promise.allSettled(
+    slots.map(async (s) => {
+      const host = await s.connecting?.catch(() => void 0);
+      await host?.close();
+    })
+  );
+  for (const s of slots.filter((x) => x.log.pending))
+    void out.enqueue(
+      () => out.log.group(`${s.target.label}: ${s.report?.result ?? "untouched"}`, async () => {
+        s.log.attach(out.log);
+        s.log.detach();
+      })
+    );
+  await out.idle();
 }
 
 // src/host/ssh-host.ts
@@ -45546,6 +46802,93 @@ var NodeSSH = class {
   }
 };
 
+// src/host/known-hosts.ts
+import { createHash, createHmac } from "node:crypto";
+function fingerprintOf(keyBlob) {
+  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const len = keyBlob.readUInt32BE(0);
+  return keyBlob.subarray(4, 4 + len).toString("latin1");
+}
+function parse(text2) {
+  const entries = [];
+  for (const raw of text2.split(/\r?\n/)) {
+    const line2 = raw.trim();
+    if (line2 === "" || line2.startsWith("#")) continue;
+    const fields = line2.split(/\s+/);
+    let marker;
+    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
+      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
+    }
+    const [patterns, type, b64] = fields;
+    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
+    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
+    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
+  }
+  return entries;
+}
+function hostKeyLineCount(text2) {
+  return parse(text2).filter((e) => /^(ssh-|ecdsa-|sk-)/.test(e.type) && e.blob.length > 0).length;
+}
+function lookupName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function globMatch(pattern, name) {
+  const re = new RegExp(
+    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
+    "i"
+  );
+  return re.test(name);
+}
+function hashedMatch(pattern, name) {
+  const parts = pattern.split("|");
+  if (parts.length !== 4 || parts[1] !== "1") return false;
+  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
+  return mac === parts[3];
+}
+function matches(patterns, name) {
+  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globMatch(p.slice(1), name)) return false;
+    } else if (globMatch(p, name)) {
+      matched = true;
+    }
+  }
+  return matched;
+}
+function verifyHostKey(policy, host, port, keyBlob) {
+  const fingerprint = fingerprintOf(keyBlob);
+  const type = keyTypeOf(keyBlob);
+  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
+  const name = lookupName(host, port);
+  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
+  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
+    };
+  const plain = entries.filter((e) => e.marker === void 0);
+  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
+  if (policy.insecureSkip) return { ok: true, fingerprint };
+  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
+  if (expected.length === 0)
+    return {
+      ok: false,
+      fingerprint,
+      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
+    };
+  return {
+    ok: false,
+    fingerprint,
+    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
+  };
+}
+
 // src/host/quote.ts
 function quote(arg) {
   if (arg.includes("\0"))
@@ -45675,7 +47018,7 @@ ${p.mark}
     p.resolve({ stdout, stderr, code: Number(outEnd[1]) });
   }
 };
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
 async function connectSsh(ctx, target, credentials, sock) {
   let refusal = null;
   const config = {
@@ -45818,7 +47161,7 @@ var SshHost = class _SshHost {
         this.options.log?.(
           `${this.name}: reconnect attempt ${i} failed (${e.message}); retrying in ${delay}ms`
         );
-        await sleep(delay);
+        await sleep2(delay);
         delay = Math.min(delay * 2, 8e3);
       }
     }
@@ -45939,10 +47282,448 @@ var SshHost = class _SshHost {
   }
 };
 
-// src/releases.ts
+// src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+
+// src/settings.ts
+var SettingsError = class extends Error {
+  constructor(input, problem, fix) {
+    super(`Input '${input}': ${problem}. ${fix}`);
+    this.input = input;
+    this.name = "SettingsError";
+  }
+  input;
+};
+function text(read, name) {
+  const raw = read(name);
+  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Remove it");
+  const value = raw.trim();
+  return value === "" ? void 0 : value;
+}
+function line(read, name, max = 1024) {
+  const value = text(read, name);
+  if (value === void 0) return void 0;
+  if (/[\r\n]/.test(value)) throw new SettingsError(name, "contains a line break", "Give a single line");
+  if (value.length > max)
+    throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, "Shorten it");
+  return value;
+}
+function bool(read, name, fallback) {
+  const value = line(read, name);
+  if (value === void 0) return fallback;
+  if (/^(true|yes|on|1)$/i.test(value)) return true;
+  if (/^(false|no|off|0)$/i.test(value)) return false;
+  throw new SettingsError(name, `'${value}' is not a boolean`, "Use true or false");
+}
+function integer(read, name, fallback, min, max) {
+  const value = line(read, name);
+  if (value === void 0) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new SettingsError(
+      name,
+      `'${value}' is not a whole number from ${min} to ${max}`,
+      `Use e.g. ${fallback}`
+    );
+  return Number(value);
+}
+function duration(read, name, fallback, minMs = 1, maxMs = 24 * 36e5) {
+  const value = line(read, name) ?? fallback;
+  const ms = parseDuration(value);
+  if (ms === null)
+    throw new SettingsError(
+      name,
+      `'${value}' is not a duration`,
+      "Write e.g. 250ms, 30s, 5m, or a number of seconds"
+    );
+  if (ms < minMs || ms > maxMs)
+    throw new SettingsError(
+      name,
+      `${value} is out of range`,
+      `Use a duration from ${minMs}ms to ${maxMs / 36e5}h`
+    );
+  return ms;
+}
+function oneOf(read, name, allowed, fallback) {
+  const value = line(read, name) ?? fallback;
+  if (!allowed.includes(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is not one of ${allowed.join(", ")}`,
+      `Use one of ${allowed.join(", ")}`
+    );
+  return value;
+}
+function checkRemotePath(name, value) {
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new SettingsError(name, "contains a control character", "Remove it");
+  if (!value.startsWith("/"))
+    throw new SettingsError(name, `'${value}' is not an absolute path`, "Start it with /");
+  if (value.split("/").some((part) => part === ".."))
+    throw new SettingsError(name, `'${value}' contains a '..' segment`, "Give the path without ..");
+  if (value.length > 4096) throw new SettingsError(name, "is longer than 4096 characters", "Shorten it");
+  if (value.endsWith("/") && value !== "/") return value.replace(/\/+$/, "");
+  return value;
+}
+function remotePath(read, name, fallback) {
+  const value = line(read, name, 4096) ?? fallback;
+  return value === void 0 ? void 0 : checkRemotePath(name, value);
+}
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
+var IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+var USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+function parseHostTarget(input, item, defaultUser, defaultPort) {
+  let rest = item;
+  let user = defaultUser;
+  const at2 = rest.lastIndexOf("@");
+  if (at2 >= 0) {
+    user = rest.slice(0, at2);
+    rest = rest.slice(at2 + 1);
+  }
+  if (!USERNAME.test(user))
+    throw new SettingsError(
+      input,
+      `'${item}': user '${user}' is not a valid user name`,
+      "Use letters, digits, _ . -"
+    );
+  let host;
+  let port = defaultPort;
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+  if (bracket) {
+    host = bracket[1];
+    if (bracket[2] !== void 0) port = Number(bracket[2]);
+    if (!IPV6.test(host))
+      throw new SettingsError(input, `'${item}': '${host}' is not an IPv6 address`, "Check it");
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon >= 0 && rest.indexOf(":") === colon) {
+      const portText = rest.slice(colon + 1);
+      if (!/^\d+$/.test(portText))
+        throw new SettingsError(
+          input,
+          `'${item}': port '${portText}' is not a number`,
+          "Write host:port, e.g. web1:22"
+        );
+      port = Number(portText);
+      rest = rest.slice(0, colon);
+    } else if (colon >= 0) {
+      throw new SettingsError(
+        input,
+        `'${item}': an IPv6 address must be in brackets`,
+        "Write [2001:db8::1]:22"
+      );
+    }
+    host = rest;
+    if (!HOSTNAME.test(host))
+      throw new SettingsError(
+        input,
+        `'${item}': '${host}' is not a host name or address`,
+        "Use letters, digits, . - only"
+      );
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new SettingsError(input, `'${item}': port ${port} is out of range`, "Use a port from 1 to 65535");
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return { host, port, user, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+function hostList(read, user, port) {
+  const raw = text(read, "hosts");
+  if (raw === void 0)
+    throw new SettingsError(
+      "hosts",
+      "is required",
+      "List the hosts as [user@]host[:port], one per line or comma-separated"
+    );
+  const items = raw.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
+  if (items.length === 0)
+    throw new SettingsError("hosts", "lists no host", "Give at least one [user@]host[:port]");
+  if (items.length > 1e3)
+    throw new SettingsError("hosts", `lists ${items.length} hosts (at most 1000)`, "Split the rollout");
+  const targets = items.map((item) => parseHostTarget("hosts", item, user, port));
+  const seen = /* @__PURE__ */ new Set();
+  for (const t of targets) {
+    const key = `${t.host}:${t.port}`;
+    if (seen.has(key)) throw new SettingsError("hosts", `lists ${key} twice`, "List each host once");
+    seen.add(key);
+  }
+  return targets;
+}
+function fingerprints(read) {
+  const raw = text(read, "host-fingerprints");
+  if (raw === void 0) return [];
+  const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
+  for (const fp of items) {
+    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
+        "Use the SHA256:... form that `ssh-keygen -lf <key file>` prints"
+      );
+  }
+  return items;
+}
+function privateKey(read, name) {
+  const raw = read(name);
+  if (raw.trim() === "") return void 0;
+  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Paste the key file as it is");
+  const key = raw.replace(/\r\n/g, "\n").trim() + "\n";
+  if (!/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(key))
+    throw new SettingsError(
+      name,
+      "is not a private key in OpenSSH or PEM format (no -----BEGIN ... PRIVATE KEY----- block)",
+      "Store the whole key file (ssh-keygen -t ed25519 writes one) in a secret and pass it as is; a .pub file is the public half"
+    );
+  return key;
+}
+function regex(read, name) {
+  const value = line(read, name, 2048);
+  if (value === void 0) return void 0;
+  try {
+    return new RegExp(value);
+  } catch (e) {
+    throw new SettingsError(
+      name,
+      `is not a valid regular expression (${e.message})`,
+      "Fix the pattern"
+    );
+  }
+}
+function healthUrl(read) {
+  const value = line(read, "health-url", 2048);
+  if (value === void 0) return void 0;
+  let url;
+  try {
+    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
+  } catch {
+    throw new SettingsError("health-url", `'${value}' is not a URL`, "Write e.g. http://127.0.0.1/health");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new SettingsError(
+      "health-url",
+      `'${url.protocol}' is not http or https`,
+      "Use an http:// or https:// URL"
+    );
+  return value;
+}
+function semverText(read, name) {
+  const value = line(read, name, 256);
+  if (value === void 0) return void 0;
+  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]*)?$/.test(value))
+    throw new SettingsError(name, `'${value}' is not a semantic version`, "Write e.g. 1.27.3");
+  return value.replace(/^v/, "");
+}
+function readSettings(read) {
+  const user = line(read, "user") ?? "root";
+  if (!USERNAME.test(user))
+    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
+  const port = integer(read, "port", 22, 1, 65535);
+  const hosts = hostList(read, user, port);
+  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
+  const settings = {
+    hosts,
+    privateKey: privateKey(read, "private-key"),
+    passphrase: text(read, "passphrase"),
+    password: text(read, "password"),
+    knownHosts: text(read, "known-hosts"),
+    hostFingerprints: fingerprints(read),
+    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
+    sudo: bool(read, "sudo", false),
+    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
+    mode,
+    binary: line(read, "binary", 4096),
+    binaryPath: remotePath(read, "binary-path"),
+    pidFile: remotePath(read, "pid-file", "/run/nginx.pid"),
+    startTimeoutMs: duration(read, "start-timeout", "30s"),
+    healthUrl: healthUrl(read),
+    healthCommand: text(read, "health-command"),
+    healthExpect: regex(read, "health-expect"),
+    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
+    healthIntervalMs: duration(read, "health-interval", "1s"),
+    healthTimeoutMs: duration(read, "health-timeout", "60s"),
+    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
+    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
+    drainTimeoutAction: oneOf(read, "drain-timeout-action", ["rollback", "proceed"], "rollback"),
+    releaseDir: remotePath(read, "release-dir"),
+    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
+    version: semverText(read, "version"),
+    allowDowngrade: bool(read, "allow-downgrade", false),
+    rollbackTo: semverText(read, "rollback-to"),
+    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
+    maxParallel: integer(read, "max-parallel", 1, 1, 256),
+    rollbackFleet: bool(read, "rollback-fleet", true),
+    jumpHost: void 0,
+    jumpPrivateKey: privateKey(read, "jump-private-key"),
+    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
+    watchdog: bool(read, "watchdog", true)
+  };
+  const jump = line(read, "jump-host");
+  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
+  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
+    throw new SettingsError(
+      "known-hosts",
+      "is larger than 1 MB",
+      "Give only the lines of the hosts of this rollout"
+    );
+  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
+      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
+    );
+  checkCombinations(settings);
+  return settings;
+}
+function checkCombinations(s) {
+  if (s.privateKey === void 0 && s.password === void 0)
+    throw new SettingsError(
+      "private-key",
+      "is empty and no password is given",
+      "Pass an SSH private key from a secret"
+    );
+  if (s.passphrase !== void 0 && s.privateKey === void 0)
+    throw new SettingsError(
+      "passphrase",
+      "is set but private-key is empty",
+      "Pass the key it unlocks in private-key"
+    );
+  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "is empty and so is host-fingerprints: host keys cannot be verified",
+      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
+    );
+  if (s.mode === "deploy" && s.binary === void 0)
+    throw new SettingsError(
+      "binary",
+      "is required when mode is deploy",
+      "Give the local path of the new binary"
+    );
+  if (s.mode === "rollback" && s.binary !== void 0)
+    throw new SettingsError(
+      "binary",
+      "is set but mode is rollback",
+      "Rollback takes the binary from the host; remove binary"
+    );
+  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
+    throw new SettingsError(
+      "rollback-to",
+      "is set but mode is not rollback",
+      "Set mode: rollback, or remove rollback-to"
+    );
+  if (s.version !== void 0 && s.mode === "rollback")
+    throw new SettingsError(
+      "version",
+      "is set but mode is rollback (a rollback takes the version from the release store)",
+      "Name the release to go back to with rollback-to, or remove version"
+    );
+  const gate = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate)
+    throw new SettingsError(
+      "health-timeout",
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
+      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
+    );
+}
+
+// src/keys.ts
+function parse2(input, key, passphrase, passphraseInput) {
+  const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
+  const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
+  if (error2 === void 0) return;
+  const why = error2.message;
+  if (/no passphrase given/i.test(why))
+    throw new SettingsError(
+      input,
+      "is encrypted and no passphrase is given",
+      `Pass its passphrase in ${passphraseInput}`
+    );
+  if (/bad passphrase|integrity check failed|decrypt/i.test(why))
+    throw new SettingsError(
+      passphraseInput,
+      `does not unlock ${input} (${why})`,
+      `Give the passphrase of that key`
+    );
+  throw new SettingsError(
+    input,
+    `cannot be read as a private key (${why})`,
+    "Store the whole key file, unchanged (ssh-keygen -t ed25519 writes one), in a secret"
+  );
+}
+function checkKeys(settings) {
+  if (settings.privateKey !== void 0)
+    parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
+  if (settings.jumpPrivateKey !== void 0)
+    parse2("jump-private-key", settings.jumpPrivateKey, settings.passphrase, "passphrase");
+}
+
+// src/local/binary.ts
+import { open as open2, stat as stat3 } from "node:fs/promises";
+
+// src/local/elf.ts
+function elfArch(head) {
+  if (head.subarray(0, 2).toString("latin1") === "#!") return "#!";
+  if (head.length < 20 || head.readUInt32BE(0) !== 2135247942) return null;
+  const little = head[5] === 1;
+  const machine = little ? head.readUInt16LE(18) : head.readUInt16BE(18);
+  const names = {
+    3: "i686",
+    8: "mips",
+    20: "ppc",
+    21: little ? "ppc64le" : "ppc64",
+    22: "s390x",
+    40: "arm",
+    62: "x86_64",
+    183: "aarch64",
+    243: "riscv64"
+  };
+  return names[machine] ?? `elf-machine-${machine}`;
+}
+
+// src/local/sha256.ts
+import { createHash as createHash2 } from "node:crypto";
+import { createReadStream } from "node:fs";
+async function sha256File(path) {
+  const hash = createHash2("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+// src/local/binary.ts
+async function inspectBinary(path) {
+  const info2 = await stat3(path).catch(() => null);
+  if (info2 === null)
+    throw new SettingsError(
+      "binary",
+      `${path} does not exist on the runner`,
+      "Build it in an earlier step, or fix the path"
+    );
+  if (!info2.isFile())
+    throw new SettingsError("binary", `${path} is not a regular file`, "Give the path of the built binary");
+  if (info2.size === 0)
+    throw new SettingsError("binary", `${path} is empty`, "Check the build step that writes it");
+  const fh = await open2(path, "r");
+  const head = Buffer.alloc(64);
+  try {
+    await fh.read(head, 0, 64, 0);
+  } finally {
+    await fh.close();
+  }
+  const arch2 = elfArch(head);
+  if (arch2 === null)
+    throw new SettingsError(
+      "binary",
+      `${path} is neither an ELF executable nor a #! script`,
+      "Give the compiled server binary"
+    );
+  return {
+    localPath: path,
+    sha256: await sha256File(path),
+    bytes: info2.size,
+    arch: arch2 === "#!" ? null : arch2
+  };
+}
+
+// src/releases/state.ts
 var import_semver = __toESM(require_semver3(), 1);
-import { randomBytes as randomBytes3 } from "node:crypto";
-import { posix as posix3 } from "node:path";
 var DEFAULT_RELEASE_ROOT = "/var/lib/zerodown";
 var SHA256 = /^[0-9a-f]{64}$/;
 var StoreError = class extends Error {
@@ -45980,7 +47761,7 @@ function parseState(text2, binary, where) {
   if (typeof o !== "object" || o === null || Array.isArray(o)) bad("not an object");
   if (o.format !== 1) bad(`format ${String(o.format)}, expected 1`);
   if (!Array.isArray(o.releases)) bad("no releases list");
-  const releases = o.releases.map((r, i) => checkRelease(r, `release ${i + 1}`, bad));
+  const releases = o.releases.map((r, i) => validRelease(r, `release ${i + 1}`, bad));
   const known = new Set(releases.map((r) => r.sha256));
   if (known.size !== releases.length) bad("a sha256 is listed twice");
   const live = o.live ?? null;
@@ -45988,7 +47769,7 @@ function parseState(text2, binary, where) {
   const lineage = Array.isArray(o.lineage) ? o.lineage.filter((s) => typeof s === "string" && known.has(s)) : [];
   return { format: 1, binary, live, lineage: dedupeKeepLast(lineage), releases };
 }
-function checkRelease(r, what, bad) {
+function validRelease(r, what, bad) {
   const o = r;
   if (typeof o !== "object" || o === null) bad(`${what} is not an object`);
   if (typeof o.sha256 !== "string" || !SHA256.test(o.sha256)) bad(`${what} has no valid sha256`);
@@ -46007,23 +47788,23 @@ function checkRelease(r, what, bad) {
 function dedupeKeepLast(list) {
   return list.filter((s, i) => list.lastIndexOf(s) === i);
 }
-function markLive(state, sha256, at) {
+function markLive(state, sha256, at2) {
   if (!state.releases.some((r) => r.sha256 === sha256)) throw new Error(`${sha256} is not in the store`);
   const already = state.live === sha256 && state.lineage[state.lineage.length - 1] === sha256;
   return {
     ...state,
     live: sha256,
     lineage: already ? state.lineage : [...state.lineage.filter((s) => s !== sha256), sha256],
-    releases: already ? state.releases : state.releases.map((r) => r.sha256 === sha256 ? { ...r, liveAt: at } : r)
+    releases: already ? state.releases : state.releases.map((r) => r.sha256 === sha256 ? { ...r, liveAt: at2 } : r)
   };
 }
 function withRelease(state, release) {
   return { ...state, releases: [...state.releases.filter((r) => r.sha256 !== release.sha256), release] };
 }
-function afterRollback(state, sha256, at) {
+function afterRollback(state, sha256, at2) {
   const i = state.lineage.lastIndexOf(sha256);
-  if (i < 0) return markLive(state, sha256, at);
-  return markLive({ ...state, lineage: state.lineage.slice(0, i + 1) }, sha256, at);
+  if (i < 0) return markLive(state, sha256, at2);
+  return markLive({ ...state, lineage: state.lineage.slice(0, i + 1) }, sha256, at2);
 }
 function liveRelease(state) {
   return state.releases.find((r) => r.sha256 === state.live);
@@ -46105,35 +47886,10 @@ function provenanceFrom(env) {
   for (const k of Object.keys(p)) if (p[k] === void 0) delete p[k];
   return p;
 }
-var cell = (s) => s.replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
-function releasesMarkdown(hosts) {
-  const groups = /* @__PURE__ */ new Map();
-  for (const h of hosts) {
-    if (!h.releases || h.releases.length === 0) continue;
-    const key = JSON.stringify(h.releases.map((r) => [r.sha256, r.version, r.live, r.commit, r.run]));
-    const g = groups.get(key);
-    if (g) g.hosts.push(h.host);
-    else groups.set(key, { hosts: [h.host], rows: h.releases });
-  }
-  const out = [];
-  for (const g of groups.values()) {
-    const names = g.hosts.length > 3 ? `${g.hosts.slice(0, 3).join(", ")} and ${g.hosts.length - 3} more` : g.hosts.join(", ");
-    out.push(
-      `### Releases on ${cell(names)}`,
-      "",
-      "| | Version | sha256 | Deployed (UTC) | Commit | Run |",
-      "|---|---|---|---|---|---|"
-    );
-    for (const r of [...g.rows].reverse()) {
-      const run3 = r.run === void 0 ? "" : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run) ? `[${cell(r.run.split("/").pop() ?? r.run)}](${r.run})` : cell(r.run);
-      out.push(
-        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ""} | ${run3} |`
-      );
-    }
-    out.push("");
-  }
-  return out.join("\n");
-}
+
+// src/releases/store.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { posix as posix3 } from "node:path";
 var ReleaseStore = class _ReleaseStore {
   constructor(host, dir, binary) {
     this.host = host;
@@ -46201,7 +47957,7 @@ var ReleaseStore = class _ReleaseStore {
       const nl = chunk.indexOf("\n");
       if (nl < 0) continue;
       try {
-        const rel = checkRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
+        const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
         if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
       } catch {
       }
@@ -46287,112 +48043,140 @@ var ReleaseStore = class _ReleaseStore {
     return { state: next, pruned };
   }
 };
+
+// src/releases/steps.ts
 var shortSha = (s) => s.slice(0, 12);
-function releaseHooks(o) {
-  const runs = /* @__PURE__ */ new WeakMap();
-  const now = () => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
-  const refuse = (step, e) => {
-    throw e instanceof StoreError ? new StepError(step, e.message) : e;
+var refuse = (step, e) => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e;
+};
+async function chooseBinary(o, store, state, live, deployed) {
+  if (o.mode === "deploy") return { source: deployed };
+  const target = (() => {
+    try {
+      return rollbackTarget(state, o.rollbackTo);
+    } catch (e) {
+      return refuse("preflight", e);
+    }
+  })();
+  if (target.sha256 !== live.sha256)
+    await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  const source = {
+    sha256: target.sha256,
+    hostPath: store.releasePath(target.sha256),
+    version: target.version ?? void 0
   };
+  return { source, target };
+}
+async function recordLive(store, r, now, note) {
+  let state = await store.read().catch((e) => refuse("preflight", e));
+  const had = state.releases.find((x) => x.sha256 === r.liveSha256);
+  const how = await store.put(r.livePath, r.liveSha256).catch((e) => refuse("preflight", e));
+  if (!had) {
+    const found = {
+      sha256: r.liveSha256,
+      version: normalizeVersion(r.version),
+      deployedAt: now,
+      origin: "found"
+    };
+    state = withRelease(state, found);
+    await store.writeMeta(found).catch((e) => refuse("preflight", e));
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how})`
+    );
+  } else if (how !== "present") {
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+  }
+  if (state.live !== r.liveSha256 || state.lineage[state.lineage.length - 1] !== r.liveSha256) {
+    if (had && state.live !== null && state.live !== r.liveSha256)
+      note(
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(r.liveSha256)}; corrected`
+      );
+    state = markLive(state, r.liveSha256, now);
+  }
+  await store.write(state).catch((e) => refuse("preflight", e));
+  return state;
+}
+function withReleaseSteps(plan, o) {
+  const hr = { liveVersion: null, newVersion: null };
+  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
+  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
+  return [...steps, recordStep(plan, o, hr)];
+}
+var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
+function chooseStep(plan, o, hr) {
+  const st = plan.state;
+  const deployed = st.source;
+  const now = () => nowOf(o);
   return {
-    async afterPreflight(ctx) {
-      const { host, facts, report, note } = ctx;
-      const store = ReleaseStore.forLive(host, o.releaseDir, facts.livePath);
-      let state = await store.read().catch((e) => refuse("preflight", e));
-      if (!facts.masterExeReplaced) {
-        const had = state.releases.find((r) => r.sha256 === facts.liveSha256);
-        const how = await store.put(facts.livePath, facts.liveSha256).catch((e) => refuse("preflight", e));
-        if (!had) {
-          const found = {
-            sha256: facts.liveSha256,
-            version: normalizeVersion(facts.version),
-            deployedAt: now(),
-            origin: "found"
-          };
-          state = withRelease(state, found);
-          await store.writeMeta(found).catch((e) => refuse("preflight", e));
-          note(
-            `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how})`
-          );
-        } else if (how !== "present") {
-          note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-        }
-        if (state.live !== facts.liveSha256 || state.lineage[state.lineage.length - 1] !== facts.liveSha256) {
-          if (had && state.live !== null && state.live !== facts.liveSha256)
-            note(
-              `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(facts.liveSha256)}; corrected`
-            );
-          state = markLive(state, facts.liveSha256, now());
-        }
-        await store.write(state).catch((e) => refuse("preflight", e));
-      }
+    name: "choose",
+    stage: "prepare",
+    async run({ host, report, note }) {
+      const r = st.running;
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
+      hr.store = store;
+      const state = r.exeReplaced ? await store.read().catch((e) => refuse("preflight", e)) : await recordLive(store, r, now(), note);
       const live = liveRelease(state);
-      const liveVersion = live?.version ?? normalizeVersion(facts.version);
-      const hostRun = { store, liveVersion, newVersion: liveVersion };
-      runs.set(report, hostRun);
+      hr.liveVersion = hr.newVersion = live?.version ?? normalizeVersion(r.version);
       report.releases = releaseRows(state);
-      report.previousVersion = report.version = liveVersion ?? void 0;
+      report.previousVersion = report.version = hr.liveVersion ?? void 0;
+      const { source, target } = await chooseBinary(o, store, state, { sha256: r.liveSha256 }, deployed);
+      st.source = source;
       if (o.mode === "deploy") {
-        if (ctx.source.sha256 === facts.liveSha256) return;
-        const problem = downgradeProblem(normalizeVersion(o.version), liveVersion, o.allowDowngrade);
+        if (source.sha256 === r.liveSha256) return;
+        const problem = downgradeProblem(normalizeVersion(o.version), hr.liveVersion, o.allowDowngrade);
         if (problem) throw new StepError("preflight", problem);
         return;
       }
-      const target = (() => {
-        try {
-          return rollbackTarget(state, o.rollbackTo);
-        } catch (e) {
-          return refuse("preflight", e);
-        }
-      })();
-      if (target.sha256 !== facts.liveSha256)
-        await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
-      hostRun.target = target;
-      hostRun.newVersion = target.version;
+      hr.target = target;
+      hr.newVersion = target.version;
       report.version = target.version ?? void 0;
       note(
         `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
       );
-      return {
-        sha256: target.sha256,
-        hostPath: store.releasePath(target.sha256),
-        version: target.version ?? void 0
-      };
-    },
-    async afterVerify(ctx) {
-      const { report, note } = ctx;
-      const r = runs.get(report);
-      if (!r) return;
+    }
+  };
+}
+function versionsStep(o, hr) {
+  return {
+    name: "versions",
+    stage: "prepare",
+    async run({ report, note }) {
       const detected = normalizeVersion(report.version);
-      r.newVersion = o.mode === "rollback" ? r.target?.version ?? detected : normalizeVersion(o.version) ?? detected;
-      report.version = r.newVersion ?? void 0;
-      report.previousVersion = r.liveVersion ?? void 0;
+      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : normalizeVersion(o.version) ?? detected;
+      report.version = hr.newVersion ?? void 0;
+      report.previousVersion = hr.liveVersion ?? void 0;
       if (o.mode === "deploy") {
-        const problem = downgradeProblem(r.newVersion, r.liveVersion, o.allowDowngrade);
+        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
         if (problem) throw new StepError("verify", problem);
       }
-      note(`version ${r.liveVersion ?? "unknown"} \u2192 ${r.newVersion ?? "unknown"}`);
-    },
-    async afterUpgrade(ctx) {
-      const { facts, source, report, note } = ctx;
-      const r = runs.get(report);
-      if (!r) return;
-      const store = r.store;
+      note(`version ${hr.liveVersion ?? "unknown"} \u2192 ${hr.newVersion ?? "unknown"}`);
+    }
+  };
+}
+function recordStep(plan, o, hr) {
+  const st = plan.state;
+  return {
+    name: "record",
+    stage: "after",
+    async run({ report, note }) {
+      const store = hr.store;
+      if (!store) return;
+      const source = st.source;
       let state = await store.read();
-      const at = now();
+      const at2 = nowOf(o);
       if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
-        state = afterRollback(state, source.sha256, at);
+        state = afterRollback(state, source.sha256, at2);
       } else {
-        const how = await store.put(facts.livePath, source.sha256);
+        const how = await store.put(st.running.livePath, source.sha256);
         const release = {
           sha256: source.sha256,
-          version: r.newVersion,
-          deployedAt: at,
+          version: hr.newVersion,
+          deployedAt: at2,
           origin: "deploy",
           ...o.provenance
         };
         await store.writeMeta(release);
-        state = markLive(withRelease(state, release), source.sha256, at);
+        state = markLive(withRelease(state, release), source.sha256, at2);
         note(
           `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
         );
@@ -46417,1584 +48201,70 @@ function releaseOptions(settings, env) {
   };
 }
 
-// src/report.ts
-var join = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
-function outputsOf(run3) {
-  const hosts = run3.hosts;
-  return {
-    result: run3.result,
-    version: join(unique(hosts.map(servingVersion))),
-    "previous-version": join(unique(hosts.map((h) => h.previousVersion))),
-    "old-pid": join(hosts.map((h) => h.oldPid)),
-    "new-pid": join(hosts.map((h) => h.newPid)),
-    duration: String(run3.durationMs),
-    report: JSON.stringify({ result: run3.result, counts: run3.counts, durationMs: run3.durationMs, hosts })
-  };
-}
-function servingVersion(h) {
-  if (h.result === "upgraded") return h.version;
-  if (h.result === "unchanged") return h.version ?? h.previousVersion;
-  return h.previousVersion;
-}
-function unique(values) {
-  return [...new Set(values)];
-}
-function setOutputs(run3) {
-  for (const [name, value] of Object.entries(outputsOf(run3))) setOutput(name, value);
-}
-function contextFromEnv(env = process.env) {
-  return {
-    serverUrl: env.GITHUB_SERVER_URL || void 0,
-    repository: env.GITHUB_REPOSITORY || void 0,
-    rollbackWorkflow: "rollback.yml"
-  };
-}
-async function writeSummary(run3) {
-  if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await summary.addRaw(summaryMarkdown(run3, contextFromEnv())).write();
-}
-var MAX_DETAILED_HOSTS = 50;
-var MAX_CHARTED_HOSTS = 50;
-var ICON = {
-  upgraded: "\u2705",
-  unchanged: "\u2705",
-  "rolled-back": "\u21A9\uFE0F",
-  failed: "\u274C",
-  untouched: "\u23F8\uFE0F",
-  parked: "\u{1F17F}\uFE0F"
-};
-var ok = (r) => r === "upgraded" || r === "unchanged";
-function summaryMarkdown(run3, ctx = {}) {
-  const out = [];
-  out.push(`## zerodown: ${ICON[run3.result]} ${run3.result}`, "");
-  out.push(countsLine(run3), "");
-  out.push(...hostTable(run3.hosts), "");
-  const chart = rolloutChart(run3.hosts);
-  if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
-  const next = whatNow(run3, ctx);
-  if (next.length > 0) out.push(...next, "");
-  const releases = releasesMarkdown(run3.hosts);
-  if (releases !== "") out.push(releases);
-  const detailed = run3.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS);
-  if (detailed.length > 0) {
-    out.push("### Hosts", "");
-    for (const h of detailed) out.push(...hostDetails(h, startOf(run3.hosts)), "");
-    const rest = run3.hosts.length - detailed.length;
-    if (rest > 0) out.push(`${rest} more hosts: see the \`report\` output for their steps.`, "");
-  }
-  return out.join("\n");
-}
-function countsLine(run3) {
-  const parts = Object.entries(run3.counts).filter(([, n]) => n > 0).map(([result, n]) => `${n} ${result}`);
-  const hosts = `${run3.hosts.length} host${run3.hosts.length === 1 ? "" : "s"}`;
-  return `${hosts} in ${formatDuration(run3.durationMs)}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}.`;
-}
-function cell2(text2, max = 300) {
-  if (text2 === void 0 || text2 === "") return "";
-  let s = String(text2).replace(/\s*\n\s*/g, " ");
-  if (s.length > max) s = s.slice(0, max - 1) + "\u2026";
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
-}
-function table(head, rows) {
-  return [
-    `| ${head.join(" | ")} |`,
-    `| ${head.map(() => "---").join(" | ")} |`,
-    ...rows.map((r) => `| ${r.map((c) => cell2(c)).join(" | ")} |`)
-  ];
-}
-function versionsOf(h) {
-  const from = h.previousVersion ?? "?";
-  const to = h.version ?? (h.result === "unchanged" ? from : "?");
-  const sha = (s) => s ? s.slice(0, 8) : "?";
-  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
-    return `${from} \u2192 ${to} (sha256 ${sha(h.previousSha256)} \u2192 ${sha(h.sha256)})`;
-  return `${from} \u2192 ${to}`;
-}
-function stepsLine(h) {
-  return h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`).join(" \xB7 ");
-}
-function drainLine(h) {
-  if (h.drain.length === 0) return "";
-  return h.drain.map((d, i) => i === 0 ? `${d.oldWorkers}` : `${d.oldWorkers} (${formatDuration(d.atMs)})`).join(" \u2192 ");
-}
-function healthLine(h) {
-  if (h.health.length === 0) return "";
-  const passed2 = h.health.filter((c) => c.ok).length;
-  return `${passed2}/${h.health.length} passed`;
-}
-function hostTable(hosts) {
-  return table(
-    ["Host", "Result", "Version", "Master pid", "Time", "Steps", "Drain (old workers)", "Health checks"],
-    hosts.map((h) => [
-      h.host,
-      `${ICON[h.result]} ${h.result}${h.failedStep ? ` at ${h.failedStep}` : ""}`,
-      h.previousVersion || h.version ? versionsOf(h) : "",
-      h.oldPid ? `${h.oldPid} \u2192 ${h.newPid ?? "-"}` : "",
-      h.durationMs !== void 0 ? formatDuration(h.durationMs) : "",
-      stepsLine(h) || "-",
-      drainLine(h),
-      healthLine(h)
-    ])
-  );
-}
-function mermaidText(s) {
-  return s.replace(/:/g, "\u2236").replace(/[#;\n\r]/g, " ").replace(/\s+/g, " ").trim();
-}
-function startOf(hosts) {
-  const times = hosts.flatMap((h) => [h.startedAt, ...h.steps.map((s) => s.startedAt)]).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
-  return times.length > 0 ? Math.min(...times) : 0;
-}
-function rolloutChart(hosts) {
-  const charted = hosts.filter((h) => h.steps.length > 0).slice(0, MAX_CHARTED_HOSTS);
-  if (charted.length === 0) return [];
-  const all = charted.flatMap((h) => h.steps);
-  const first = Math.min(...all.map((s) => Date.parse(s.startedAt)));
-  const last = Math.max(...all.map((s) => Date.parse(s.endedAt) || Date.parse(s.startedAt)));
-  const lines = [
-    "```mermaid",
-    "gantt",
-    `  title ${charted.length === 1 ? "Hot upgrade" : `Rollout of ${charted.length} hosts`}, ${formatDuration(last - first)}`,
-    "  dateFormat x",
-    `  axisFormat ${last - first < 6e4 ? "%H:%M:%S.%L" : "%H:%M:%S"}`,
-    "  todayMarker off"
-  ];
-  for (const h of charted) {
-    lines.push(`  section ${mermaidText(h.host)}`);
-    for (const s of h.steps) {
-      const start = Date.parse(s.startedAt);
-      const end = Math.max(Date.parse(s.endedAt) || start, start + 1);
-      const tag = s.outcome === "failed" ? "crit, " : s.name === "rollback" ? "active, " : "done, ";
-      lines.push(`    ${mermaidText(s.name)} ${formatDuration(s.ms)} :${tag}${start}, ${end}`);
-    }
-  }
-  lines.push("```");
-  return lines;
-}
-function drainChart(h) {
-  if (h.drain.length < 2) return [];
-  const max = Math.max(1, ...h.drain.map((d) => d.oldWorkers));
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `  title "Old workers left on ${h.host.replace(/"/g, "'")}"`,
-    `  x-axis "seconds into the drain" [${h.drain.map((d) => `"${(d.atMs / 1e3).toFixed(1)}"`).join(", ")}]`,
-    `  y-axis "old workers" 0 --> ${max}`,
-    `  line [${h.drain.map((d) => d.oldWorkers).join(", ")}]`,
-    "```"
-  ];
-}
-function offset(iso, t0) {
-  const t = Date.parse(iso);
-  return Number.isFinite(t) && t0 > 0 ? `+${((t - t0) / 1e3).toFixed(3)}s` : "";
-}
-function stepRow(s, t0) {
-  const icon = s.outcome === "failed" ? "\u274C" : s.outcome === "skipped" ? "\u23ED\uFE0F" : "\u2705";
-  return [
-    s.name,
-    offset(s.startedAt, t0),
-    formatDuration(s.ms),
-    `${icon} ${s.outcome}`,
-    s.observations.slice(-3).join(" / ")
-  ];
-}
-function hostDetails(h, t0) {
-  const out = [];
-  const open3 = ok(h.result) ? "" : " open";
-  out.push(`<details${open3}><summary><b>${cell2(h.host)}</b>: ${ICON[h.result]} ${h.result}</summary>`, "");
-  if (h.error) out.push(`**${h.failedStep ?? "error"}:** ${cell2(h.error, 2e3)}`, "");
-  if (h.steps.length > 0)
-    out.push(
-      ...table(
-        ["Step", "Start", "Duration", "Outcome", "Observed"],
-        h.steps.map((s) => stepRow(s, t0))
-      ),
-      ""
-    );
-  if (h.drain.length > 0) {
-    const chart = drainChart(h);
-    out.push("**Drain**: old workers over time", "");
-    if (chart.length > 0) out.push(...chart, "");
-    out.push(
-      ...table(
-        ["Into the drain", "Old workers"],
-        h.drain.map((d) => [formatDuration(d.atMs), d.oldWorkers])
-      ),
-      ""
-    );
-  }
-  if (h.health.length > 0) {
-    out.push("**Health checks**", "");
-    out.push(
-      ...table(
-        ["#", "At", "Result", "Detail"],
-        h.health.map((c, i) => [i + 1, formatDuration(c.atMs), c.ok ? "\u2705 pass" : "\u274C fail", c.detail])
-      ),
-      ""
-    );
-  }
-  for (const section of hostExtraSections(h)) out.push(...section, "");
-  out.push("</details>");
-  return out;
-}
-function hostExtraSections(_h) {
-  return [];
-}
-function rollbackLink(ctx) {
-  if (!ctx.serverUrl || !ctx.repository) return void 0;
-  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? "rollback.yml"}`;
-}
-function whatNow(run3, ctx) {
-  const link = rollbackLink(ctx);
-  const workflow = link ? `the [rollback workflow](${link})` : "the rollback workflow (see examples/rollback.yml)";
-  const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
-  if (ok(run3.result)) {
-    if (upgraded.length === 0) return [];
-    return [
-      `To go back to the previous version later, run ${workflow} with \`mode: rollback\` for these hosts.`
-    ];
-  }
-  const out = ["### What happened", ""];
-  const causes = run3.failures ?? [];
-  if (causes.length > 0) {
-    const list = causes.map(
-      (f) => `**${cell2(f.host)}**${f.step ? ` at **${f.step}**` : ""}: ${cell2(f.error, 1e3)}`
-    );
-    out.push(`Cause: ${list.join("; ")}`, "");
-  }
-  for (const h of run3.hosts) {
-    if (ok(h.result)) continue;
-    const at = h.failedStep ? ` at **${h.failedStep}**` : "";
-    const why = h.error ? `: ${cell2(h.error, 1e3)}` : "";
-    const name = `**${cell2(h.host)}**`;
-    switch (h.result) {
-      case "rolled-back":
-        out.push(
-          `- ${name} rolled back${at}${why}. The old master${h.oldPid ? ` ${h.oldPid}` : ""} serves again with the old binary${h.previousVersion ? ` (${h.previousVersion})` : ""}: nothing to run on this host.`
-        );
-        break;
-      case "failed":
-        if (h.repair && h.repair.length > 0)
-          out.push(
-            `- ${name} failed${at}${why}, and its rollback failed too${h.rollbackError ? `: ${cell2(h.rollbackError, 1e3)}` : ""}. Repair it by hand, on the host:`,
-            "",
-            "  ```sh",
-            ...h.repair.map((line2) => `  ${line2}`),
-            "  ```"
-          );
-        else if (h.steps.some((s) => s.name === "swap" && s.outcome === "ok"))
-          out.push(
-            `- ${name} failed${at}${why}. Its state is uncertain: check the master in the pid file and the live binary before the next run.`
-          );
-        else
-          out.push(`- ${name} failed${at}${why}. Nothing changed on the host: fix the cause and run again.`);
-        break;
-      case "untouched":
-        out.push(`- ${name} was not reached: the rollout stopped before it. It still runs the old version.`);
-        break;
-      case "parked":
-        out.push(
-          `- ${name} is parked: its old master${h.oldPid ? ` ${h.oldPid}` : ""} is still alive beside the new one${h.newPid ? ` ${h.newPid}` : ""}. Keep the new version: \`kill -QUIT ${h.oldPid ?? "<old master>"}\`. Go back: \`kill -HUP ${h.oldPid ?? "<old master>"}; kill -QUIT ${h.newPid ?? "<new master>"}\`, then put the old binary back.`
-        );
-        break;
-    }
-  }
-  out.push("");
-  if (upgraded.length > 0)
-    out.push(
-      `These hosts run the new version: ${upgraded.map((h) => `\`${cell2(h.host)}\``).join(", ")}. To take them back, run ${workflow} with \`mode: rollback\` for them, or from a terminal: \`node dist/index.js rollback --hosts ${upgraded.map((h) => h.host).join(",")} ...\``
-    );
-  else
-    out.push(
-      `No host runs the new version. To go back further, to an earlier release, run ${workflow} with \`mode: rollback\` and \`rollback-to\`.`
-    );
-  return out;
-}
-
-// src/upgrade/wait.ts
-var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(timeoutMs, intervalMs, fn) {
-  const started = Date.now();
-  for (; ; ) {
-    const value = await fn(Date.now() - started);
-    if (value !== void 0) return value;
-    if (Date.now() - started >= timeoutMs) return void 0;
-    await sleep2(intervalMs);
-  }
-}
-async function waitUntilSoon(timeoutMs, intervalMs, fn) {
-  const started = Date.now();
-  for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
-    const value = await fn(Date.now() - started);
-    if (value !== void 0) return value;
-    if (Date.now() - started >= timeoutMs) return void 0;
-    await sleep2(pause);
-  }
-}
-
-// src/upgrade/health.ts
-function forHost(template, address) {
-  return template.replaceAll("{host}", address);
-}
-async function checkOnce(host, plan, remainingMs) {
-  const timeoutMs = Math.max(500, Math.min(1e4, remainingMs));
-  const details = [];
-  if (plan.url !== void 0) {
-    const url = forHost(plan.url, host.address);
-    try {
-      const res = await host.http(url, timeoutMs);
-      if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` };
-      if (plan.expect && !plan.expect.test(res.body))
-        return {
-          ok: false,
-          detail: `${url} answered ${res.status} but the body does not match health-expect ${plan.expect}: ${JSON.stringify(res.body.slice(0, 120))}`
-        };
-      details.push(`${url} ${res.status}`);
-    } catch (e) {
-      return { ok: false, detail: e.message };
-    }
-  }
-  if (plan.command !== void 0) {
-    const command = forHost(plan.command, host.address);
-    const r = await host.run(["sh", "-c", command], { timeoutMs }).catch((e) => ({ code: -1, stdout: "", stderr: e.message }));
-    const out = (r.stdout + r.stderr).trim().slice(0, 200);
-    if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ""}` };
-    if (plan.expect && plan.url === void 0 && !plan.expect.test(r.stdout))
-      return {
-        ok: false,
-        detail: `health-command output does not match health-expect ${plan.expect}: ${JSON.stringify(out)}`
-      };
-    details.push("health-command exit 0");
-  }
-  return { ok: true, detail: details.join(", ") || "new master and workers up" };
-}
-async function runHealthGate(host, plan, ctx) {
-  if (plan.url === void 0 && plan.command === void 0)
-    ctx.note(
-      "no health-url or health-command: the gate only checks that the new master and its workers stay up"
-    );
-  const started = Date.now();
-  let passes = 0;
-  let lastFailure = "";
-  for (let n = 1; ; n++) {
-    const checkStarted = Date.now();
-    const elapsed = checkStarted - started;
-    const [snap, { ok: ok2, detail }] = await Promise.all([
-      probe(host, ctx.pidFile, [ctx.newPid]),
-      checkOnce(host, plan, plan.timeoutMs - elapsed)
-    ]);
-    if (!isAlive(snap, ctx.newPid))
-      throw new StepError("health", `the new master ${ctx.newPid} exited during the health gate`);
-    const gone = ctx.workers.filter((w) => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== ctx.newPid);
-    if (gone.length > 0) {
-      const now = steadyChildren(snap, ctx.newPid).map((p) => p.pid);
-      throw new StepError(
-        "health",
-        `workers of the new master are crashing: ${gone.join(", ")} exited (workers now: ${now.join(", ") || "none"})`
-      );
-    }
-    ctx.record(ok2, detail, Date.now() - started);
-    if (ok2) {
-      passes++;
-      ctx.note(`check ${n}: pass ${passes}/${plan.checks} (${detail})`);
-      if (passes >= plan.checks) return;
-    } else {
-      if (detail !== lastFailure || n % 10 === 0) ctx.note(`check ${n}: FAIL (${detail})`);
-      passes = 0;
-      lastFailure = detail;
-    }
-    if (checkStarted - started + plan.intervalMs > plan.timeoutMs)
-      throw new StepError(
-        "health",
-        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${formatDuration(plan.timeoutMs)}; last failure: ${lastFailure || "none"}`
-      );
-    await sleep2(Math.max(0, checkStarted + plan.intervalMs - Date.now()));
-  }
-}
-
-// src/upgrade/drain.ts
-async function waitForDrain(host, ctx) {
-  let last = -1;
-  const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async (elapsed) => {
-    const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
-    if (!isAlive(snap, ctx.newPid))
-      throw new StepError("drain", `the new master ${ctx.newPid} exited during the drain`);
-    if (!isAlive(snap, ctx.oldPid))
-      throw new StepError("drain", `the old master ${ctx.oldPid} exited during the drain`);
-    const count = oldWorkers(snap, ctx.oldPid, ctx.newPid).length;
-    if (count !== last) {
-      ctx.record(elapsed, count);
-      ctx.note(`${count} old worker${count === 1 ? "" : "s"} left after ${(elapsed / 1e3).toFixed(1)}s`);
-      last = count;
-    }
-    return count === 0 ? true : void 0;
-  });
-  return drained === true;
-}
-
-// src/upgrade/machine.ts
-function mergeHooks(...sets) {
-  const list = sets.filter((h) => h !== void 0);
-  const each = (key) => async (ctx) => {
-    for (const h of list) await h[key]?.call(h, ctx);
-  };
-  return {
-    async afterPreflight(ctx) {
-      let chosen;
-      for (const h of list) {
-        const c = await h.afterPreflight?.(chosen ? { ...ctx, source: chosen } : ctx);
-        if (c) chosen = c;
-      }
-      return chosen;
-    },
-    afterVerify: each("afterVerify"),
-    afterUpgrade: each("afterUpgrade"),
-    beforeStart: each("beforeStart"),
-    beforeSwap: each("beforeSwap"),
-    beforeQuit: each("beforeQuit"),
-    beforeRollback: each("beforeRollback"),
-    onParked: each("onParked"),
-    settled: each("settled")
-  };
-}
-var CANCELLABLE = /* @__PURE__ */ new Set([
-  "preflight",
-  "upload",
-  "verify",
-  "swap",
-  "usr2",
-  "winch",
-  "health",
-  "drain"
-]);
-var INTERRUPTIBLE = /* @__PURE__ */ new Set(["upload", "usr2", "health", "drain"]);
-var STEP_ATTEMPTS = 4;
-async function signal(host, sig, pid) {
-  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
-  const argv = ["kill", "-s", sig, "--", String(pid)];
-  check(host, argv, await host.run(argv, { sudo: host.sudo }));
-}
-var HostUpgrade = class {
-  constructor(host, plan, log) {
-    this.host = host;
-    this.plan = plan;
-    this.log = log;
-    this.source = plan.source;
-    this.report = {
-      host: host.name,
-      result: "untouched",
-      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
-      steps: [],
-      drain: [],
-      health: []
-    };
-  }
-  host;
-  plan;
-  log;
-  report;
-  facts = null;
-  undos = [];
-  started = Date.now();
-  /** This host's binary: plan.source, or what the afterPreflight hook chose. */
-  source;
-  /** The current step runs again after a lost connection: it reads back what it may have done. */
-  retrying = false;
-  /** HUP went to the old master in this rollback: a retried rollback must not start more workers. */
-  hupSent = false;
-  async step(name, fn) {
-    const rec = {
-      name,
-      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
-      endedAt: "",
-      ms: 0,
-      outcome: "ok",
-      observations: []
-    };
-    this.report.steps.push(rec);
-    const t0 = Date.now();
-    let open3 = true;
-    const note = (s) => {
-      if (!open3) return;
-      rec.observations.push(s);
-      this.log.info(`${this.host.name} [${name}] ${s}`);
-    };
-    try {
-      if (CANCELLABLE.has(name) && this.plan.signal?.aborted) throw this.cancelled(name);
-      await this.log.group(`${this.host.name}: ${name}`, () => this.guarded(name, fn, note));
-    } catch (e) {
-      rec.outcome = "failed";
-      rec.observations.push(e.message);
-      throw e instanceof StepError ? e : new StepError(name, e.message);
-    } finally {
-      open3 = false;
-      rec.ms = Date.now() - t0;
-      rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-      this.log.info(
-        `${rec.outcome === "failed" ? "\u2717" : "\u2713"} ${this.host.name} [${name}] ${rec.outcome} in ${formatDuration(rec.ms)}`
-      );
-    }
-  }
-  /**
-   * A step's body: run again after a lost connection (each step reads the host's state back
-   * before it acts), and given up at once on a cancel while it waits.
-   */
-  guarded(name, fn, note) {
-    const attempts = async () => {
-      for (let i = 1; ; i++) {
-        this.retrying = i > 1;
-        try {
-          return await fn(note);
-        } catch (e) {
-          if (!(e instanceof ConnectionLostError) || i >= STEP_ATTEMPTS) throw e;
-          note(
-            `${e.message}; reconnecting and reading the host's state back (attempt ${i + 1} of ${STEP_ATTEMPTS})`
-          );
-        } finally {
-          this.retrying = false;
-        }
-      }
-    };
-    const signal2 = this.plan.signal;
-    if (!signal2 || !INTERRUPTIBLE.has(name)) return attempts();
-    const work = attempts();
-    return new Promise((resolve, reject) => {
-      const onAbort = () => reject(this.cancelled(name));
-      signal2.addEventListener("abort", onAbort, { once: true });
-      void work.then(resolve, reject).finally(() => signal2.removeEventListener("abort", onAbort));
-    });
-  }
-  cancelled(name) {
-    const why = this.plan.signal?.reason;
-    const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
-    return new StepError(name, `the run was cancelled${detail ? ` (${detail})` : ""} during ${name}`);
-  }
-  /** Registers a step's undo once (a step run again after a lost connection registers it again). */
-  addUndo(step, fn) {
-    if (!this.undos.some((u) => u.step === step)) this.undos.push({ step, fn });
-  }
-  context(note) {
-    return { host: this.host, facts: this.facts, source: this.source, report: this.report, note };
-  }
-  /** The afterUpgrade hook; the host already serves the new binary, so a failure is a warning. */
-  async afterUpgrade() {
-    const hook = this.plan.hooks?.afterUpgrade;
-    if (!hook) return;
-    const quit = this.report.steps[this.report.steps.length - 1];
-    const note = (s) => {
-      quit?.observations.push(s);
-      this.log.info(`${this.host.name} [${quit?.name ?? "quit"}] ${s}`);
-    };
-    try {
-      await hook(this.context(note));
-    } catch (e) {
-      quit?.observations.push(e.message);
-      this.log.warn(`${this.host.name}: ${e.message}`);
-    }
-  }
-  async finish() {
-    this.report.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-    this.report.durationMs = Date.now() - this.started;
-    const settled = this.plan.hooks?.settled;
-    if (settled)
-      await settled({ host: this.host, facts: this.facts, report: this.report, log: this.log }).catch(
-        (e) => this.log.warn(`${this.host.name}: ${e.message}`)
-      );
-    return this.report;
-  }
-  /**
-   * Runs every step up to the drain. With park, the old master is left alive (holding only its
-   * sockets) and `commit` or `abort` must follow; otherwise the old master is QUIT here.
-   */
-  async run(options = {}) {
-    try {
-      const unchanged = await this.prepare();
-      if (unchanged) {
-        this.report.result = "unchanged";
-        return this.finish();
-      }
-      await this.swapIn();
-      if (options.park) {
-        this.report.result = "parked";
-        await this.plan.hooks?.onParked?.(this.context((s) => this.log.info(`${this.host.name} [park] ${s}`))).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
-        return this.report;
-      }
-      await this.complete();
-    } catch (e) {
-      await this.fail(e);
-    }
-    return this.finish();
-  }
-  /** After a park: QUIT the old master; the fleet passed. */
-  async commit() {
-    try {
-      await this.complete();
-    } catch (e) {
-      await this.fail(e);
-    }
-    return this.finish();
-  }
-  /** QUIT the old master: past this point there is nothing to undo. */
-  async complete() {
-    await this.quitOld();
-    this.report.result = "upgraded";
-    this.undos = [];
-    await this.afterUpgrade();
-  }
-  /** After a park: go back to the old master, because another host failed. */
-  async abort(reason) {
-    this.log.info(`${this.host.name} [rollback] ${reason}: back to the old master ${this.facts?.masterPid}`);
-    await this.fail(new StepError("rollback", reason), { quiet: true });
-    return this.finish();
-  }
-  /** Pre-flight, upload and verify: nothing the host serves changes. Returns true when unchanged. */
-  async prepare() {
-    await this.step("preflight", async (note) => {
-      await this.plan.hooks?.beforeStart?.({ host: this.host, report: this.report, note });
-      this.facts = await preflight(this.host, this.plan, note);
-      this.report.oldPid = this.facts.masterPid;
-      this.report.binaryPath = this.facts.livePath;
-      const chosen = await this.plan.hooks?.afterPreflight?.(this.context(note));
-      if (chosen) this.source = chosen;
-    });
-    const facts = this.facts;
-    const source = this.source;
-    if (facts.liveSha256 === source.sha256 && !facts.masterExeReplaced) {
-      this.report.sha256 = this.report.previousSha256 = facts.liveSha256;
-      this.report.result = "unchanged";
-      this.log.info(
-        `${this.host.name}: the live binary already has sha256 ${facts.liveSha256.slice(0, 12)}; nothing to do`
-      );
-      return true;
-    }
-    await this.step("upload", async (note) => {
-      this.addUndo("upload", () => this.removeStaging());
-      if (source.hostPath !== void 0) {
-        await stageHostFile(this.host, {
-          fromPath: source.hostPath,
-          sha256: source.sha256,
-          livePath: facts.livePath
-        });
-        note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`);
-        return;
-      }
-      if (source.localPath === void 0) throw new StepError("upload", "no binary was chosen for this host");
-      const staged = await stageBinary(this.host, {
-        localPath: source.localPath,
-        sha256: source.sha256,
-        livePath: facts.livePath,
-        onProgress: (p) => this.progress(note, p.transferred, p.total)
-      });
-      note(
-        staged.sent ? `sent ${(staged.bytes / 1e6).toFixed(1)} MB in ${formatDuration(staged.uploadMs)}, sha256 checked on the host` : "the staging file already holds this binary (sha256 checked): nothing sent"
-      );
-    });
-    await this.step("verify", async (note) => {
-      const v = await verifyBinary(this.host, facts, sidePaths(facts.livePath).staging, note);
-      this.report.version = v.version ?? void 0;
-      this.report.previousVersion = facts.version ?? void 0;
-      await this.plan.hooks?.afterVerify?.(this.context(note));
-    });
-    this.report.sha256 = source.sha256;
-    this.report.previousSha256 = facts.liveSha256;
-    return false;
-  }
-  lastProgress = 0;
-  uploadStarted = 0;
-  /** Upload progress: a line every 2 s and one at the end, with percent and MB/s. */
-  progress(note, transferred, total) {
-    const now = Date.now();
-    if (this.uploadStarted === 0) this.uploadStarted = this.lastProgress = now;
-    if (transferred < total && now - this.lastProgress < 2e3) return;
-    this.lastProgress = now;
-    const seconds2 = (now - this.uploadStarted) / 1e3;
-    const rate = seconds2 > 0 ? `, ${(transferred / 1e6 / seconds2).toFixed(1)} MB/s` : "";
-    note(
-      `upload ${Math.floor(transferred / Math.max(total, 1) * 100)}% (${(transferred / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate})`
-    );
-  }
-  /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
-  read() {
-    const watch = [this.facts?.masterPid ?? 0, this.report.newPid ?? 0];
-    return probe(this.host, this.plan.pidFile, watch);
-  }
-  /** The live file is a #! script: its master runs the interpreter or what the script execs, not the live file. */
-  newIsScript = false;
-  /** The drain timed out with drain-timeout-action proceed: old workers are still busy at QUIT. */
-  drainUnfinished = false;
-  /** WINCH was sent to the old master: its workers stop accepting, so a rollback must HUP it. */
-  winchSent = false;
-  async removeStaging() {
-    const { staging } = sidePaths(this.facts.livePath);
-    await this.host.run(["rm", "-f", "--", staging], { sudo: this.host.sudo });
-  }
-  /** swap → usr2 → winch → health → drain. */
-  async swapIn() {
-    const facts = this.facts;
-    const oldPid = facts.masterPid;
-    await this.step("swap", async (note) => {
-      await this.plan.hooks?.beforeSwap?.(this.context(note));
-      if (!this.retrying || await remoteSha256(this.host, facts.livePath) !== this.source.sha256)
-        await swapBinary(this.host, facts.livePath, this.source.sha256);
-      this.addUndo("swap", () => this.restoreBinary());
-      note(
-        `${facts.livePath} is the new binary; the old one is kept as ${sidePaths(facts.livePath).previous}`
-      );
-      const head = await this.host.run(["head", "-c", "2", "--", facts.livePath], { sudo: this.host.sudo });
-      this.newIsScript = head.code === 0 && head.stdout === "#!";
-      if (this.newIsScript)
-        note(
-          "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
-        );
-    });
-    let newPid = 0;
-    await this.step("usr2", async (note) => {
-      this.addUndo("usr2", () => this.restoreMasters());
-      const seen = this.retrying ? await probe(this.host, this.plan.pidFile) : null;
-      if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
-        note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
-      else {
-        await signal(this.host, SIGNALS.upgrade, oldPid);
-        note(`sent USR2 to the old master ${oldPid}`);
-      }
-      newPid = await this.waitForNewMaster(oldPid, note);
-      this.report.newPid = newPid;
-    });
-    await this.step("winch", async (note) => {
-      this.winchSent = true;
-      await signal(this.host, SIGNALS.stopWorkers, oldPid);
-      note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
-      let snap = null;
-      const stopped = await waitUntilSoon(1e4, this.plan.pollIntervalMs, async () => {
-        snap = await this.read();
-        return acceptingWorkers(snap, oldPid).length === 0 ? true : void 0;
-      });
-      if (!stopped) {
-        const still = acceptingWorkers(snap, oldPid).map((p) => p.pid);
-        throw new StepError(
-          "winch",
-          `the old master's workers ${still.join(", ")} still accept connections 10s after WINCH: nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)`
-        );
-      }
-      note(`no old worker accepts any more; only the new binary serves now`);
-    });
-    await this.step("health", async (note) => {
-      const snap = await this.read();
-      const workers = steadyChildren(snap, newPid).map((p) => p.pid);
-      await runHealthGate(this.host, this.plan.health, {
-        pidFile: this.plan.pidFile,
-        newPid,
-        workers,
-        note,
-        record: (ok2, detail, atMs) => this.report.health.push({ atMs, ok: ok2, detail })
-      });
-    });
-    await this.step("drain", async (note) => {
-      const drained = await waitForDrain(this.host, {
-        pidFile: this.plan.pidFile,
-        oldPid,
-        newPid,
-        intervalMs: this.plan.pollIntervalMs,
-        timeoutMs: this.plan.drainTimeoutMs,
-        note,
-        record: (atMs, count) => this.report.drain.push({ atMs, oldWorkers: count })
-      });
-      if (!drained) {
-        const busy = oldWorkers(await this.read(), oldPid, newPid).map((p) => p.pid);
-        const detail = `${formatDuration(this.plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(", ")}), held by long requests (downloads, websockets, long polls)`;
-        if (this.plan.drainTimeoutAction === "rollback")
-          throw new StepError(
-            "drain",
-            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the old master is told to QUIT`
-          );
-        this.drainUnfinished = true;
-        note(
-          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the old master is told to QUIT, its workers finish on their own`
-        );
-      }
-    });
-  }
-  async quitOld() {
-    const oldPid = this.facts.masterPid;
-    const newPid = this.report.newPid;
-    await this.step("quit", async (note) => {
-      await this.plan.hooks?.beforeQuit?.(this.context(note));
-      await signal(this.host, SIGNALS.gracefulStop, oldPid);
-      note(`sent QUIT to the old master ${oldPid}`);
-      const unfinished = this.drainUnfinished;
-      const done = await waitUntilSoon(unfinished ? 2e3 : 3e4, this.plan.pollIntervalMs, async () => {
-        const snap = await this.read();
-        return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid) ? snap : void 0;
-      });
-      if (!done && unfinished) {
-        const snap = await this.read();
-        const busy = oldWorkers(snap, oldPid, newPid).map((p) => p.pid);
-        if (snap.pid === newPid && isAlive(snap, newPid) && acceptingWorkers(snap, oldPid).length === 0) {
-          note(
-            `the old master ${oldPid} is exiting (it accepts nothing) once its ${busy.length} busy workers (${busy.join(", ")}) finish their requests; ${newPid} serves every new connection`
-          );
-          return;
-        }
-      }
-      if (!done) {
-        const snap = await this.read();
-        throw new StepError(
-          "quit",
-          `the old master ${oldPid} did not exit within 30s (${describe(snap, oldPid)})`
-        );
-      }
-      note(`the old master is gone; ${newPid} serves alone`);
-    });
-  }
-  /** Waits for the new master: .oldbin holds the old pid, the pid file a live child running the new file, with workers. */
-  async waitForNewMaster(oldPid, note) {
-    const live = this.facts.livePath;
-    let revertedPolls = 0;
-    let last = null;
-    const found = await waitUntilSoon(
-      this.plan.startTimeoutMs,
-      Math.min(this.plan.pollIntervalMs, 100),
-      async (elapsed) => {
-        const snap = last = await this.read();
-        if (!isAlive(snap, oldPid)) throw new StepError("usr2", `the old master ${oldPid} died after USR2`);
-        const pid = snap.pid;
-        if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
-          const p = snap.procs.get(pid);
-          const exe2 = exePath(p);
-          const runsNew = this.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live && !exe2.replaced;
-          if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid;
-        }
-        const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0;
-        revertedPolls = reverted && elapsed > 300 ? revertedPolls + 1 : 0;
-        if (revertedPolls >= 3)
-          throw new StepError(
-            "usr2",
-            "the new binary exited at once: the old master took its pid file back and has no new master child"
-          );
-        return void 0;
-      }
-    );
-    if (found === void 0) {
-      const snap = last ?? await this.read();
-      throw new StepError(
-        "usr2",
-        `no new master within start-timeout ${formatDuration(this.plan.startTimeoutMs)}: ${describe(snap, oldPid)}`
-      );
-    }
-    const exe = last.procs.get(found).exe;
-    note(
-      `new master ${found} is up with ${acceptingWorkers(last, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
-    );
-    return found;
-  }
-  /**
-   * Undo of usr2/winch/health/drain, driven by what the host shows: HUP the old master when WINCH
-   * was sent or none of its workers accepts (a worker held by a long request after WINCH is
-   * "shutting down" and accepts nothing), so that its workers serve BEFORE the new master stops;
-   * then stop every new master (QUIT, TERM, KILL; a new master that never started, e.g. a binary
-   * that hangs, goes straight to TERM), and wait until the pid file holds the old pid again and
-   * .oldbin is gone.
-   */
-  async restoreMasters() {
-    const oldPid = this.facts.masterPid;
-    const info2 = (s) => this.log.info(`${this.host.name} [rollback] ${s}`);
-    let snap = await this.read();
-    if (!isAlive(snap, oldPid))
-      throw new Error(`the old master ${oldPid} is not running: it cannot be restored`);
-    if (this.winchSent && !this.hupSent || acceptingWorkers(snap, oldPid).length === 0) {
-      await signal(this.host, SIGNALS.restartWorkers, oldPid);
-      this.hupSent = true;
-      info2(`sent HUP to the old master ${oldPid}: it starts workers again`);
-      const back = await waitUntil(1e4, 50, async () => {
-        snap = await this.read();
-        return acceptingWorkers(snap, oldPid).length > 0 ? true : void 0;
-      });
-      if (!back)
-        throw new Error(
-          `the old master ${oldPid} started no workers within 10s of HUP: ${describe(snap, oldPid)}`
-        );
-      info2(
-        `the old master's workers ${acceptingWorkers(snap, oldPid).map((p) => p.pid).join(", ")} accept again`
-      );
-    }
-    for (const [sig, waitMs] of [
-      [SIGNALS.gracefulStop, 1e4],
-      ["TERM", 5e3],
-      ["KILL", 5e3]
-    ]) {
-      snap = await this.read();
-      let news = newMasterCandidates(snap, oldPid);
-      if (sig === SIGNALS.gracefulStop)
-        news = news.filter((p) => snap.pid === p.pid || steadyChildren(snap, p.pid).length > 0);
-      if (news.length === 0) continue;
-      const targets = sig === "KILL" ? news.flatMap((p) => [p, ...liveChildren(snap, p.pid)]) : news;
-      for (const p of targets) await signal(this.host, sig, p.pid).catch(() => void 0);
-      info2(`sent ${sig} to the new master ${news.map((p) => `${p.pid} (${p.title || p.exe})`).join(", ")}`);
-      await waitUntil(waitMs, 50, async () => {
-        snap = await this.read();
-        return newMasterCandidates(snap, oldPid).length === 0 ? true : void 0;
-      });
-      if (newMasterCandidates(snap, oldPid).length === 0) break;
-    }
-    const ok2 = await waitUntil(1e4, 50, async () => {
-      snap = await this.read();
-      const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && acceptingWorkers(snap, oldPid).length > 0;
-      return restored ? true : void 0;
-    });
-    if (!ok2) throw new Error(`the old master did not take over again: ${describe(snap, oldPid)}`);
-    info2(`the old master ${oldPid} serves again with ${acceptingWorkers(snap, oldPid).length} workers`);
-  }
-  async restoreBinary() {
-    const facts = this.facts;
-    await restorePrevious(this.host, facts.livePath, facts.liveSha256);
-    const now = await remoteSha256(this.host, facts.livePath);
-    if (now !== facts.liveSha256)
-      throw new Error(`${facts.livePath} has sha256 ${now} after the restore, expected ${facts.liveSha256}`);
-    this.log.info(`${this.host.name} [rollback] ${facts.livePath} is the old binary again`);
-  }
-  /**
-   * Finishes a host that an interrupted run left mid-upgrade (the post step), from what the host
-   * shows now and what that run knew before it changed anything (`saved`). With `complete`
-   * (the drain had ended: only the old master's QUIT remained) and a new master that serves while
-   * the old one has no accepting workers, the upgrade is completed; otherwise the host is rolled
-   * back. Every undo reads the host first, so nothing is done twice.
-   */
-  async recover(saved, options) {
-    this.facts = {
-      masterPid: saved.masterPid,
-      livePath: saved.livePath,
-      liveSha256: saved.liveSha256,
-      masterExeReplaced: false,
-      argv0: saved.livePath,
-      configArgs: [],
-      version: null,
-      arch: "",
-      oldWorkerPids: []
-    };
-    this.report.oldPid = saved.masterPid;
-    this.report.binaryPath = saved.livePath;
-    this.report.previousSha256 = saved.liveSha256;
-    const old = saved.masterPid;
-    let snap;
-    try {
-      snap = await probe(this.host, this.plan.pidFile);
-    } catch (e) {
-      this.report.result = "failed";
-      this.report.error = e.message;
-      return this.finish();
-    }
-    const serving = snap.pid !== null && snap.pid !== old && isAlive(snap, snap.pid) ? snap.pid : null;
-    if (!isAlive(snap, old)) {
-      this.report.newPid = serving ?? void 0;
-      this.report.result = serving !== null ? "upgraded" : "failed";
-      if (serving === null)
-        this.report.error = `the old master ${old} is gone and no master serves: ${describe(snap, old)}`;
-      this.log.info(`${this.host.name} [recover] the old master ${old} is gone: ${describe(snap, old)}`);
-      return this.finish();
-    }
-    if (options.complete && serving !== null && snap.procs.get(serving)?.ppid === old && acceptingWorkers(snap, serving).length > 0 && acceptingWorkers(snap, old).length === 0) {
-      this.report.newPid = serving;
-      this.log.info(`${this.host.name} [recover] only the QUIT of the old master ${old} remained: completing`);
-      try {
-        await this.quitOld();
-        this.report.result = "upgraded";
-      } catch (e) {
-        this.addUndo("swap", () => this.restoreBinary());
-        this.addUndo("usr2", () => this.restoreMasters());
-        await this.fail(e);
-      }
-      return this.finish();
-    }
-    this.addUndo("swap", () => this.restoreBinary());
-    this.addUndo("usr2", () => this.restoreMasters());
-    await this.fail(new StepError("rollback", options.reason), { quiet: true });
-    return this.finish();
-  }
-  /** Records the failure and rolls back what was changed, in reverse order. */
-  async fail(error2, options = {}) {
-    const failedStep = error2 instanceof StepError ? error2.step : "preflight";
-    this.report.failedStep = failedStep;
-    this.report.error = error2.message;
-    if (!options.quiet)
-      this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`, {
-        host: this.host.name,
-        step: failedStep
-      });
-    const changed = this.undos.some((u) => u.step !== "upload");
-    if (this.undos.length === 0) {
-      this.report.result = "failed";
-      return;
-    }
-    const undos = this.undos.reverse();
-    this.undos = [];
-    try {
-      await this.step("rollback", async (note) => {
-        if (changed && this.facts)
-          await this.plan.hooks?.beforeRollback?.(this.context(note)).catch((e) => this.log.warn(`${this.host.name}: ${e.message}`));
-        const errors = [];
-        for (const u of undos) {
-          try {
-            await u.fn();
-            note(`undid ${u.step}`);
-          } catch (e) {
-            if (e instanceof ConnectionLostError) throw e;
-            errors.push(`undo of ${u.step} failed: ${e.message}`);
-            note(errors.at(-1));
-          }
-        }
-        if (errors.length > 0) throw new Error(errors.join("; "));
-      });
-      this.report.result = changed ? "rolled-back" : "failed";
-    } catch (e) {
-      this.report.result = "failed";
-      this.report.repair = await this.repairAdvice();
-      this.report.rollbackError = `${e.message}. Host state: ${this.report.repair[0].replace(/^# state: /, "")}`;
-      this.log.error(
-        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:
-${this.report.repair.join("\n")}`,
-        { host: this.host.name, step: "rollback" }
-      );
-    }
-  }
-  /**
-   * The exact state of a host whose rollback failed (read from the host now), and the commands
-   * that repair it: only those that the state calls for.
-   */
-  async repairAdvice() {
-    const facts = this.facts;
-    const oldPid = facts.masterPid;
-    const pidFile = this.plan.pidFile;
-    const live = facts.livePath;
-    const { previous } = sidePaths(live);
-    const sudo = this.host.sudo ? "sudo " : "";
-    let snap = null;
-    let liveSha;
-    let keptSha;
-    try {
-      snap = await this.read();
-      liveSha = await remoteSha256(this.host, live);
-      keptSha = await remoteSha256(this.host, previous);
-    } catch {
-    }
-    const binaryOk = liveSha === facts.liveSha256;
-    const state = [
-      snap ? describe(snap, oldPid) : "the process state could not be read",
-      liveSha === void 0 ? `${live}: unknown` : binaryOk ? `${live} is the old binary` : `${live} is NOT the old binary (sha256 ${liveSha ?? "missing"}, the old one is ${facts.liveSha256})`
-    ];
-    if (!binaryOk && keptSha !== void 0)
-      state.push(
-        keptSha === facts.liveSha256 ? `the old binary is kept as ${previous}` : `${previous} ${keptSha === null ? "is missing" : "is not the old binary"}`
-      );
-    const lines = [`# state: ${state.join("; ")}`];
-    const news = snap ? newMasterCandidates(snap, oldPid).map((p) => p.pid) : [];
-    if (snap === null || !isAlive(snap, oldPid)) {
-      lines.push(
-        `# the old master ${oldPid} is gone: keep the new master if it serves (check its workers), or start the server again with the old binary`
-      );
-    } else {
-      if (acceptingWorkers(snap, oldPid).length === 0)
-        lines.push(
-          `# the old master ${oldPid} has no serving workers: bring them back`,
-          `${sudo}kill -HUP ${oldPid}`
-        );
-      if (news.length > 0)
-        lines.push(
-          `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
-          `${sudo}kill -QUIT ${news.join(" ")}`
-        );
-    }
-    if (!binaryOk) {
-      if (keptSha === facts.liveSha256)
-        lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`);
-      else
-        lines.push(
-          `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${facts.liveSha256}), e.g. from the previous build, then check it`,
-          `sha256sum ${live}`
-        );
-    }
-    lines.push(
-      `# check: the pid file holds ${oldPid}, ${pidFile}.oldbin is gone, and ${live} has sha256 ${facts.liveSha256}`,
-      `cat ${pidFile}; ls -l ${pidFile}.oldbin; sha256sum ${live}`
-    );
-    return lines;
-  }
-};
-function describe(snap, oldPid) {
-  const parts = [
-    `pid file: ${snap.pid ?? "none"}`,
-    `.oldbin: ${snap.oldbinExists ? snap.oldbinPid ?? "unreadable" : "none"}`
-  ];
-  if (!isAlive(snap, oldPid)) parts.push(`old master ${oldPid} gone`);
-  else {
-    const all = oldWorkers(snap, oldPid, null).length;
-    const serving = acceptingWorkers(snap, oldPid).length;
-    parts.push(
-      `old master ${oldPid} alive with ${all} workers${serving < all ? ` (${all - serving} shutting down)` : ""}`
-    );
-  }
-  const news = newMasterCandidates(snap, oldPid);
-  for (const n of news)
-    parts.push(`new master ${n.pid} (${n.title || n.exe}) with ${steadyChildren(snap, n.pid).length} workers`);
-  if (snap.pid !== null && snap.pid !== oldPid && !news.some((n) => n.pid === snap.pid))
-    parts.push(`pid ${snap.pid} ${isAlive(snap, snap.pid) ? "alive" : "not running"}`);
-  return parts.join("; ");
-}
-
-// src/rollout.ts
-function planFrom(settings, source) {
-  return {
-    pidFile: settings.pidFile,
-    binaryPath: settings.binaryPath,
-    source,
-    startTimeoutMs: settings.startTimeoutMs,
-    pollIntervalMs: settings.pollIntervalMs,
-    drainTimeoutMs: settings.drainTimeoutMs,
-    drainTimeoutAction: settings.drainTimeoutAction,
-    health: {
-      url: settings.healthUrl,
-      command: settings.healthCommand,
-      expect: settings.healthExpect,
-      checks: settings.healthChecks,
-      intervalMs: settings.healthIntervalMs,
-      timeoutMs: settings.healthTimeoutMs
-    }
-  };
-}
-function planBatches(hostCount, canary, maxParallel) {
-  const width = Math.max(1, Math.floor(maxParallel));
-  const head = Math.min(Math.max(0, Math.floor(canary)), hostCount);
-  const batches = [];
-  if (head > 0) batches.push(range(0, head));
-  for (let i = head; i < hostCount; i += width) batches.push(range(i, Math.min(i + width, hostCount)));
-  return batches;
-}
-function range(from, to) {
-  return Array.from({ length: to - from }, (_, i) => from + i);
-}
-function overall(reports) {
-  const counts = {
-    upgraded: 0,
-    "rolled-back": 0,
-    unchanged: 0,
-    failed: 0,
-    untouched: 0,
-    parked: 0
-  };
-  for (const r of reports) counts[r.result]++;
-  let result;
-  if (counts.failed > 0 || counts.parked > 0) result = "failed";
-  else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
-  else if (counts.untouched > 0) result = "failed";
-  else if (counts.upgraded > 0) result = "upgraded";
-  else result = "unchanged";
-  return { result, counts };
-}
-function failureMessage(run3) {
-  const c = run3.counts;
-  const n = run3.hosts.length;
-  const tally = `${n} host${n === 1 ? "" : "s"}: ${c.upgraded} upgraded, ${c["rolled-back"]} rolled back, ${c.failed} failed, ${c.untouched} untouched` + (c.unchanged > 0 ? `, ${c.unchanged} unchanged` : "") + (c.parked > 0 ? `, ${c.parked} left parked` : "");
-  const causes = run3.failures.map(
-    (f) => `${f.host} failed${f.step ? ` at ${f.step}` : ""}${f.result === "rolled-back" ? " (rolled back)" : ""}: ${f.error}`
-  );
-  const parts = [`${run3.result}: ${causes.join("; ") || "the rollout did not complete"}`, tally];
-  const unrepaired = run3.hosts.filter((h) => h.rollbackError !== void 0);
-  for (const h of unrepaired)
-    parts.push(
-      `${h.host} could not be rolled back (${h.rollbackError}); its state and the commands that repair it are in the report output`
-    );
-  if (run3.result === "rolled-back") parts.push("The old version is serving on every host this run changed");
-  else if (c.upgraded > 0 && c.upgraded < n)
-    parts.push(`${c.upgraded} host(s) run the new version and the others do not: the fleet is mixed`);
-  return parts.join(". ") + ".";
-}
-var Printer = class {
-  constructor(log) {
-    this.log = log;
-  }
-  log;
-  tail = Promise.resolve();
-  /** Runs fn once everything queued before it was printed. */
-  enqueue(fn) {
-    const next = this.tail.then(async () => {
-      await fn();
-    });
-    this.tail = next.catch(() => void 0);
-    return this.tail;
-  }
-  line(level, message, where) {
-    void this.enqueue(() => level === "info" ? this.log.info(message) : this.log[level](message, where));
-  }
-  idle() {
-    return this.tail;
-  }
-};
-var HostLog = class {
-  constructor(name) {
-    this.name = name;
-  }
-  name;
-  held = [];
-  sink = null;
-  live = false;
-  /** The latest line, for the heartbeat. */
-  last = "";
-  info(message) {
-    this.emit("info", message);
-  }
-  warn(message, where) {
-    this.emit("warn", message, where);
-  }
-  error(message, where) {
-    this.emit("error", message, where);
-  }
-  group(title, fn) {
-    return this.sink && this.live ? this.sink.group(title, fn) : fn();
-  }
-  emit(level, text2, where) {
-    const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
-    const at = { host: this.name, ...where };
-    this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
-    if (!this.sink) this.held.push({ level, message, where: at });
-    else if (level === "info") this.sink.info(message);
-    else this.sink[level](message, at);
-  }
-  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
-  attach(sink2, live = false) {
-    this.sink = sink2;
-    this.live = live;
-    const held = this.held;
-    this.held = [];
-    for (const l of held) {
-      if (l.level === "info") sink2.info(l.message);
-      else sink2[l.level](l.message, l.where);
-    }
-  }
-  /** Lines still held (a host connected ahead of a batch that never started, say). */
-  get pending() {
-    return this.held.length > 0;
-  }
-  detach() {
-    this.sink = null;
-    this.live = false;
-  }
-};
-var FINISH_WIDTH = 16;
-function untouched(slot) {
-  const now = (/* @__PURE__ */ new Date()).toISOString();
-  return {
-    host: slot.target.label,
-    result: "untouched",
-    startedAt: now,
-    endedAt: now,
-    durationMs: 0,
-    steps: slot.connectStep ? [slot.connectStep] : [],
-    drain: [],
-    health: [],
-    batch: slot.batch
-  };
-}
-var passed = (r) => r !== void 0 && (r.result === "parked" || r.result === "upgraded" || r.result === "unchanged");
-async function runRollout(settings, plan, deps) {
-  const started = Date.now();
-  const out = new Printer(deps.log);
-  const batches = planBatches(settings.hosts.length, settings.canary, settings.maxParallel);
-  const slots = settings.hosts.map((target) => ({
-    target,
-    batch: 0,
-    log: new HostLog(target.label)
-  }));
-  batches.forEach((b, k) => b.forEach((i) => slots[i].batch = k));
-  const park = settings.rollbackFleet && slots.length > 1;
-  const hasCanary = settings.canary > 0 && slots.length > 1;
-  const width = settings.maxParallel;
-  const finishWidth = Math.max(width, FINISH_WIDTH);
-  const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
-  const batchName = (k) => {
-    if (hasCanary) return k === 0 ? "canary" : `batch ${k} of ${batches.length - 1}`;
-    return batches.length === 1 ? "upgrade" : `batch ${k + 1} of ${batches.length}`;
-  };
-  const connect = (slot) => {
-    if (!slot.connecting) {
-      const rec = {
-        name: "connect",
-        startedAt: (/* @__PURE__ */ new Date()).toISOString(),
-        endedAt: "",
-        ms: 0,
-        outcome: "ok",
-        observations: []
-      };
-      slot.connectStep = rec;
-      const t0 = Date.now();
-      slot.connecting = deps.connect(slot.target, slot.log).then(
-        (host) => {
-          rec.ms = Date.now() - t0;
-          rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-          rec.observations.push(`connected${via}`);
-          slot.log.info(`${slot.target.label} [connect] connected${via} in ${formatDuration(rec.ms)}`);
-          return host;
-        },
-        (e) => {
-          rec.ms = Date.now() - t0;
-          rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-          rec.outcome = "failed";
-          rec.observations.push(e.message);
-          throw e;
-        }
-      );
-      slot.connecting.catch(() => void 0);
-    }
-    return slot.connecting;
-  };
-  const phase = async (slot, kind, live, fn) => {
-    const label = slot.target.label;
-    const what = kind === "run" ? batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
-    const t0 = Date.now();
-    const closing = () => {
-      const r = slot.report;
-      const result2 = r?.result ?? "failed";
-      const at = r?.failedStep && kind !== "abort" && !passed(r) ? ` at ${r.failedStep}` : "";
-      return `${label}: ${result2}${at} (${what}, ${formatDuration(Date.now() - t0)})`;
-    };
-    const guarded2 = async () => {
-      try {
-        await fn();
-      } catch (e) {
-        const message = `internal error during ${what}: ${e.stack ?? e.message}`;
-        slot.log.error(message, { step: kind });
-        slot.report = slot.upgrade?.report ?? untouched(slot);
-        slot.report.result = "failed";
-        slot.report.error ??= message;
-      }
-    };
-    if (live) {
-      let finish;
-      const finished = new Promise((r) => finish = r);
-      const printed = out.enqueue(async () => {
-        out.log.info(`${label}: ${what}`);
-        slot.log.attach(out.log, true);
-        await finished;
-        out.log.info(closing());
-        slot.log.detach();
-      });
-      try {
-        await guarded2();
-      } finally {
-        finish();
-      }
-      await printed;
-    } else {
-      slot.busySince = Date.now();
-      try {
-        await guarded2();
-      } finally {
-        slot.busySince = void 0;
-        const title = closing();
-        void out.enqueue(
-          () => out.log.group(title, async () => {
-            slot.log.attach(out.log);
-            slot.log.detach();
-          })
-        );
-      }
-    }
-  };
-  const pool = async (items, kind, concurrency, fn, stop = () => false) => {
-    const workers = Math.min(concurrency, items.length);
-    const live = workers === 1;
-    let next = 0;
-    const worker = async () => {
-      while (next < items.length && !stop()) {
-        const slot = items[next++];
-        await phase(slot, kind, live, () => fn(slot));
-      }
-    };
-    await Promise.all(Array.from({ length: workers }, worker));
-  };
-  const runOne = async (slot) => {
-    let host;
-    try {
-      host = await connect(slot);
-    } catch (e) {
-      const err = e;
-      const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
-      const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${settings.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
-      const error2 = `${cause}${via ? ` (connecting${via})` : ""}${hint}`;
-      slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
-      slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
-      return;
-    }
-    const upgrade = new HostUpgrade(host, plan, slot.log);
-    slot.upgrade = upgrade;
-    upgrade.report.batch = slot.batch;
-    if (slot.connectStep) upgrade.report.steps.push(slot.connectStep);
-    slot.report = await upgrade.run({ park });
-  };
-  const heartbeat = setInterval(() => {
-    const busy = slots.filter((s) => s.busySince !== void 0);
-    if (busy.length === 0) return;
-    out.line(
-      "info",
-      `still working on ${busy.length} host(s): ` + busy.map(
-        (s) => `${s.target.label} (${formatDuration(Date.now() - s.busySince)}; last: ${s.log.last || "connecting"})`
-      ).join("; ")
-    );
-  }, deps.heartbeatMs ?? 3e4);
-  heartbeat.unref?.();
-  let stopped = false;
-  const cancelled = () => plan.signal?.aborted === true;
-  try {
-    if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
-    for (const [k, batch] of batches.entries()) {
-      if (cancelled()) {
-        stopped = true;
-        out.line("warn", `the run was cancelled before the ${batchName(k)}: no further host starts`, {
-          step: "rollout"
-        });
-        break;
-      }
-      const members = batch.map((i) => slots[i]);
-      const failedIn = () => members.filter((s) => s.report !== void 0 && !passed(s.report));
-      for (const i of batches[k + 1] ?? []) void connect(slots[i]);
-      if (slots.length > 1)
-        out.line(
-          "info",
-          `${batchName(k)}: ${members.map((s) => s.target.label).join(", ")}` + (members.length > 1 ? ` (${Math.min(width, members.length)} at a time)` : "")
-        );
-      await pool(members, "run", width, runOne, () => failedIn().length > 0 || cancelled());
-      const failed = failedIn();
-      if (failed.length > 0) {
-        stopped = true;
-        const upgradedSoFar = slots.filter((s) => s.report?.result === "parked").length;
-        const where = hasCanary && k === 0 ? "the canary" : batchName(k);
-        out.line(
-          cancelled() ? "warn" : "error",
-          (cancelled() ? `the run was cancelled during ${where}: no further host starts` : `${failed.map((s) => s.target.label).join(", ")} failed in ${where}: no further host starts`) + (park ? `; the ${upgradedSoFar} host(s) upgraded in this run go back to their old masters (rollback-fleet)` : settings.rollbackFleet ? "" : "; rollback-fleet is false: hosts already upgraded keep the new version"),
-          { step: "rollout" }
-        );
-        break;
-      }
-    }
-  } catch (e) {
-    stopped = true;
-    out.line("error", `the rollout stopped on an internal error: ${e.message}`, {
-      step: "rollout"
-    });
-  } finally {
-    const parked = slots.filter((s) => s.report?.result === "parked");
-    try {
-      if (parked.length > 0 && !stopped) {
-        out.line(
-          "info",
-          `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
-        );
-        await pool(parked, "commit", finishWidth, async (s) => {
-          s.report = await s.upgrade.commit();
-          if (s.report.result !== "upgraded")
-            s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
-              step: "quit"
-            });
-        });
-      } else if (parked.length > 0) {
-        const cause = slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
-        const reason = `fleet rollback: ${cancelled() ? "the run was cancelled" : cause || "the rollout stopped"}`;
-        await pool(parked, "abort", finishWidth, async (s) => {
-          s.aborted = true;
-          s.report = await s.upgrade.abort(reason);
-          if (s.report.result !== "rolled-back")
-            s.log.error(
-              `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; repair it by hand: ${(s.report.repair ?? []).filter((l) => !l.startsWith("#")).join("; ")}`,
-              { step: "rollback" }
-            );
-        });
-      }
-    } finally {
-      clearInterval(heartbeat);
-      await Promise.allSettled(
-        slots.map(async (s) => {
-          const host = await s.connecting?.catch(() => void 0);
-          await host?.close();
-        })
-      );
-      for (const s of slots.filter((x) => x.log.pending))
-        void out.enqueue(
-          () => out.log.group(`${s.target.label}: ${s.report?.result ?? "untouched"}`, async () => {
-            s.log.attach(out.log);
-            s.log.detach();
-          })
-        );
-      await out.idle();
-    }
-  }
-  const hosts = slots.map((s) => s.report ?? untouched(s));
-  const failures = slots.filter((s) => s.report !== void 0 && !s.aborted && !passed(s.report)).map((s) => ({
-    host: s.target.label,
-    step: s.report.failedStep,
-    error: s.report.error ?? "no error recorded",
-    result: s.report.result
-  }));
-  for (const s of slots)
-    if (s.aborted && s.report?.result === "failed")
-      failures.push({
-        host: s.target.label,
-        step: "rollback",
-        error: s.report.rollbackError ?? s.report.error ?? "the fleet rollback failed",
-        result: "failed"
-      });
-  const { result, counts } = overall(hosts);
-  return { result, hosts, durationMs: Date.now() - started, counts, failures };
-}
-function describePlan(settings, batches, hasCanary, park) {
-  const n = settings.hosts.length;
-  if (n === 1) return `rollout: 1 host`;
-  const rest = hasCanary ? batches.slice(1) : batches;
-  const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
-  const parts = [`rollout: ${n} hosts`];
-  if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
-  if (restHosts > 0)
-    parts.push(
-      `${hasCanary ? "then " : ""}${restHosts} host(s) in ${rest.length} batch(es) of up to ${settings.maxParallel} in parallel (max-parallel)`
-    );
-  parts.push(
-    park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
-  );
-  return parts.join(", ");
-}
-
-// src/keys.ts
-var import_ssh22 = __toESM(require_lib2(), 1);
-function parse2(input, key, passphrase, passphraseInput) {
-  const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
-  const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
-  if (error2 === void 0) return;
-  const why = error2.message;
-  if (/no passphrase given/i.test(why))
-    throw new SettingsError(
-      input,
-      "is encrypted and no passphrase is given",
-      `Pass its passphrase in ${passphraseInput}`
-    );
-  if (/bad passphrase|integrity check failed|decrypt/i.test(why))
-    throw new SettingsError(
-      passphraseInput,
-      `does not unlock ${input} (${why})`,
-      `Give the passphrase of that key`
-    );
-  throw new SettingsError(
-    input,
-    `cannot be read as a private key (${why})`,
-    "Store the whole key file, unchanged (ssh-keygen -t ed25519 writes one), in a secret"
-  );
-}
-function checkKeys(settings) {
-  if (settings.privateKey !== void 0)
-    parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
-  if (settings.jumpPrivateKey !== void 0)
-    parse2("jump-private-key", settings.jumpPrivateKey, settings.passphrase, "passphrase");
-}
-
-// src/lock.ts
+// src/safety/lock.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 import { posix as posix4 } from "node:path";
+
+// src/safety/lock-scripts.ts
+var ACQUIRE = String.raw`
+d=$1 tok=$2 lease=$3; shift 3
+parent=@{d%/*}; [ -n "$parent" ] || parent=/
+mkdir -p -- "$parent" 2>/dev/null || { echo "error cannot create $parent: $(mkdir -p -- "$parent" 2>&1)"; exit 0; }
+owner_of() { sed -n 's/^token=//p' "$1/owner" 2>/dev/null; }
+take() {
+  { printf 'token=%s\nlease=%s\nsince=%s\n' "$tok" "$lease" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    for kv in "$@"; do printf '%s\n' "$kv"; done; } > "$d/owner.tmp" && mv -f -- "$d/owner.tmp" "$d/owner"
+}
+show() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  echo "age=$((now - m))"
+  cat -- "$d/owner" 2>/dev/null | head -n 40
+}
+expired() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  l=$(sed -n 's/^lease=//p' "$d/owner" 2>/dev/null); case $l in ''|*[!0-9]*) l=$lease;; esac
+  [ $((now - m)) -gt "$l" ]
+}
+if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -- "$d"; echo "error cannot write $d/owner"; exit 0; fi
+[ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
+cur=$(owner_of "$d")
+if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
+if expired; then
+  # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
+  if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
+  if mkdir -- "$d.takeover" 2>/dev/null; then
+    if [ "$(owner_of "$d")" = "$cur" ] && expired; then
+      echo "took-over"; show
+      rm -f -- "$d/owner" "$d/owner.tmp"; rmdir -- "$d" 2>/dev/null
+      if mkdir -- "$d" 2>/dev/null && take "$@"; then rmdir -- "$d.takeover"; exit 0; fi
+      rmdir -- "$d.takeover"; echo "error could not take over $d"; exit 0
+    fi
+    rmdir -- "$d.takeover"
+  fi
+fi
+echo held; show
+`.replaceAll("@{", "${");
+var RENEW = String.raw`
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; exit 0; }
+touch -- "$1/owner" && echo renewed
+`;
+var RELEASE = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo not-ours; exit 0; }
+rm -f -- "$1/owner" "$1/owner.tmp" && rmdir -- "$1" && echo released
+`;
+var INSPECT = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+now=$(date +%s)
+m=$(stat -c %Y -- "$1/owner" 2>/dev/null || stat -c %Y -- "$1" 2>/dev/null || echo "$now")
+echo "age=$((now - m))"
+cat -- "$1/owner" 2>/dev/null | head -n 40
+`;
+
+// src/safety/lock.ts
 function lockPath(releaseDir) {
   return posix4.join(releaseDir, "lock");
 }
@@ -48093,62 +48363,6 @@ var LockHeldError = class extends Error {
   path;
   holder;
 };
-var ACQUIRE = String.raw`
-d=$1 tok=$2 lease=$3; shift 3
-parent=@{d%/*}; [ -n "$parent" ] || parent=/
-mkdir -p -- "$parent" 2>/dev/null || { echo "error cannot create $parent: $(mkdir -p -- "$parent" 2>&1)"; exit 0; }
-owner_of() { sed -n 's/^token=//p' "$1/owner" 2>/dev/null; }
-take() {
-  { printf 'token=%s\nlease=%s\nsince=%s\n' "$tok" "$lease" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    for kv in "$@"; do printf '%s\n' "$kv"; done; } > "$d/owner.tmp" && mv -f -- "$d/owner.tmp" "$d/owner"
-}
-show() {
-  now=$(date +%s)
-  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
-  echo "age=$((now - m))"
-  cat -- "$d/owner" 2>/dev/null | head -n 40
-}
-expired() {
-  now=$(date +%s)
-  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
-  l=$(sed -n 's/^lease=//p' "$d/owner" 2>/dev/null); case $l in ''|*[!0-9]*) l=$lease;; esac
-  [ $((now - m)) -gt "$l" ]
-}
-if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -- "$d"; echo "error cannot write $d/owner"; exit 0; fi
-[ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
-cur=$(owner_of "$d")
-if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
-if expired; then
-  # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
-  if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
-  if mkdir -- "$d.takeover" 2>/dev/null; then
-    if [ "$(owner_of "$d")" = "$cur" ] && expired; then
-      echo "took-over"; show
-      rm -f -- "$d/owner" "$d/owner.tmp"; rmdir -- "$d" 2>/dev/null
-      if mkdir -- "$d" 2>/dev/null && take "$@"; then rmdir -- "$d.takeover"; exit 0; fi
-      rmdir -- "$d.takeover"; echo "error could not take over $d"; exit 0
-    fi
-    rmdir -- "$d.takeover"
-  fi
-fi
-echo held; show
-`.replaceAll("@{", "${");
-var RENEW = String.raw`
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; exit 0; }
-touch -- "$1/owner" && echo renewed
-`;
-var RELEASE = String.raw`
-[ -d "$1" ] || { echo absent; exit 0; }
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo not-ours; exit 0; }
-rm -f -- "$1/owner" "$1/owner.tmp" && rmdir -- "$1" && echo released
-`;
-var INSPECT = String.raw`
-[ -d "$1" ] || { echo absent; exit 0; }
-now=$(date +%s)
-m=$(stat -c %Y -- "$1/owner" 2>/dev/null || stat -c %Y -- "$1" 2>/dev/null || echo "$now")
-echo "age=$((now - m))"
-cat -- "$1/owner" 2>/dev/null | head -n 40
-`;
 async function sh(host, script, args) {
   const r = await host.run(["sh", "-c", script, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4 });
   if (r.code !== 0)
@@ -48247,8 +48461,10 @@ async function releaseLock(host, path, token) {
   throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
 }
 
-// src/upgrade/watchdog.ts
+// src/safety/watchdog.ts
 import { posix as posix5 } from "node:path";
+
+// src/safety/watchdog-scripts.ts
 var HELPERS = String.raw`
 nap() { sleep 0.2 2>/dev/null || sleep 1; }
 readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
@@ -48261,60 +48477,17 @@ alive() {
 }
 is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
 `.replaceAll("@{", "${");
-var WATCHDOG_SCRIPT = HELPERS + String.raw`
+function watchdogScript(part, binaryFirst = false) {
+  return (HELPERS + String.raw`
 d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7
 trap '' HUP INT
 # USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
 trap ':' USR1
 log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
 finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
-# Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
-kids() {
-  want=$1
-  for f in /proc/[0-9]*/stat; do
-    s=; { read -r s < "$f"; } 2>/dev/null || continue
-    c=@{f#/proc/}; c=@{c%/stat}
-    s=@{s##*) }
-    set -- $s
-    [ "$2" = "$want" ] || continue
-    case $1 in Z*|X*) continue;; esac
-    t=$(tr '\0' ' ' < "/proc/$c/cmdline" 2>/dev/null)
-    case $t in
-      'nginx: worker process is shutting down'*) echo "$c draining";;
-      'nginx: worker process'*|'nginx: cache manager'*|'nginx: cache loader'*) echo "$c worker";;
-      *) echo "$c master";;
-    esac
-  done
-}
-of_kind() { kids "$1" | { o=; while read -r c k; do [ "$k" = "$2" ] && o="$o@{o:+ }$c"; done; echo "$o"; }; }
 sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
-
-rollback() {
-  if ! alive "$old"; then
-    log "the old master $old is gone: the upgrade went through (or the server was restarted); nothing to roll back"
-    finish nothing
-  fi
-  # 1. The old master serves again: HUP brings its workers back when WINCH took them away.
-  if [ -z "$(of_kind "$old" worker)" ]; then
-    if kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
-    i=0; while [ $i -lt 50 ] && [ -z "$(of_kind "$old" worker)" ]; do nap; i=$((i+1)); done
-    nap; nap
-  fi
-  # 2. Stop the new master (a child of the old one that is not a worker): QUIT, then TERM, then KILL.
-  for sig in QUIT TERM KILL; do
-    news=$(of_kind "$old" master)
-    [ -n "$news" ] || break
-    # shellcheck disable=SC2086
-    kill -s $sig $news 2>/dev/null && log "sent $sig to the new master $news"
-    case $sig in QUIT) n=50;; *) n=25;; esac
-    i=0; while [ $i -lt $n ] && [ -n "$(of_kind "$old" master)" ]; do nap; i=$((i+1)); done
-  done
-  # 3. When the new master exits the old one takes its pid file back (.oldbin goes away).
-  i=0; while [ $i -lt 50 ]; do
-    [ "$(readpid "$pf")" = "$old" ] && [ ! -e "$pf.oldbin" ] && break
-    nap; i=$((i+1))
-  done
-  # 4. The old binary back at the live path (the kept file is a hard link of it).
+# The old binary back at the live path (the kept file is a hard link of it).
+restore_binary() {
   cur=$(sha_of "$live")
   if [ "$cur" != "$sha" ]; then
     kept=$(sha_of "$prev")
@@ -48324,17 +48497,21 @@ rollback() {
       log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
     fi
   fi
-  w=$(of_kind "$old" worker); n=$(of_kind "$old" master); p=$(readpid "$pf"); cur=$(sha_of "$live")
-  if [ -n "$w" ] && [ -z "$n" ] && [ "$p" = "$old" ] && [ ! -e "$pf.oldbin" ] && [ "$cur" = "$sha" ]; then
-    log "rolled back: the old master $old serves with workers $w and $live is the old binary"
+}
+` + part.script + String.raw`
+rollback() {
+  ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
+  cur=$(sha_of "$live")
+  if processes_ok && [ "$cur" = "$sha" ]; then
+    log "rolled back: $serving and $live is the old binary"
     finish rolled-back
   fi
-  log "rollback incomplete: pid file '$p', .oldbin $([ -e "$pf.oldbin" ] && echo present || echo none), old workers '$w', new master '$n', live sha256 '$cur'"
-  finish "incomplete: pid file $p, old workers $w, new master $n, live sha256 $cur"
+  log "rollback incomplete: $seen, live sha256 '$cur'"
+  finish "incomplete: $seen_short, live sha256 $cur"
 }
 
 echo "$$" > "$d/pid"
-log "armed for old master $old (pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+log "armed for old pid $old (pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat "$d/verdict" 2>/dev/null)
@@ -48352,7 +48529,8 @@ while :; do
   sleep 1 &
   wait $! 2>/dev/null
 done
-`.replaceAll("@{", "${");
+`).replaceAll("@{", "${");
+}
 var LAUNCH_SCRIPT = HELPERS + String.raw`
 wd=$1 d=$2 tok=$3 lease=$4; shift 4
 mkdir -p -- "$d" || exit 1
@@ -48412,9 +48590,11 @@ echo "deadline-in $((dl - $(date +%s)))"
 [ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
 tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
 `;
+
+// src/safety/watchdog.ts
 function watchdogLeaseMs(t) {
-  const guarded2 = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
-  return guarded2 + 1e4 + Math.ceil(guarded2 / 10);
+  const guarded = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
+  return guarded + 1e4 + Math.ceil(guarded / 10);
 }
 function watchdogDir(releaseDir) {
   return posix5.join(releaseDir, "watchdog");
@@ -48446,10 +48626,10 @@ var WatchdogBusyError = class extends Error {
 };
 async function startWatchdog(host, plan) {
   if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
-    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a master`);
+    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
   if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
   const out = await sh2(host, LAUNCH_SCRIPT, [
-    WATCHDOG_SCRIPT,
+    watchdogScript(plan.part, plan.binaryFirst),
     plan.dir,
     plan.token,
     seconds(plan.leaseMs),
@@ -48509,28 +48689,8 @@ async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
   }
 }
 
-// src/safety.ts
-function safetyOptions(settings, log, env = process.env) {
-  const owner = lockOwnerFromEnv(env);
-  return {
-    releaseDir: settings.releaseDir,
-    pidFile: settings.pidFile,
-    binaryPath: settings.binaryPath,
-    lockLeaseMs: settings.lockLeaseMs,
-    watchdog: settings.watchdog,
-    watchdogLeaseMs: watchdogLeaseMs({
-      startTimeoutMs: settings.startTimeoutMs,
-      healthTimeoutMs: settings.healthTimeoutMs,
-      drainTimeoutMs: settings.drainTimeoutMs
-    }),
-    owner,
-    token: newToken(owner),
-    log
-  };
-}
-var ROLLBACK_GRACE_MS = 12e4;
-var WATCHDOG_FINISH_MS = 9e4;
-async function masterExecutable(host, pidFile) {
+// src/safety/lock-steps.ts
+async function runningExecutable(host, pidFile) {
   const r = await host.run(
     [
       "sh",
@@ -48544,44 +48704,15 @@ async function masterExecutable(host, pidFile) {
   const path = r.stdout.trim().replace(/ \(deleted\)$/, "");
   return path.startsWith("/") ? path : null;
 }
-function safetyHooks(o) {
-  const hosts = /* @__PURE__ */ new Map();
-  const persist = () => o.persist?.([...hosts.values()].map((s) => ({ ...s.record })));
-  const stateOf = (host) => {
-    let s = hosts.get(host.name);
-    if (!s) {
-      s = { record: { host: host.name, token: o.token, phase: "locked", pidFile: o.pidFile }, armed: false };
-      hosts.set(host.name, s);
-    }
-    return s;
-  };
-  const enter = (host, phase) => {
-    const s = stateOf(host);
-    stopHeartbeat(s);
-    s.record.phase = phase;
-    persist();
-    return s;
-  };
-  const stopHeartbeat = (s) => {
-    if (s.heartbeat) clearInterval(s.heartbeat);
-    s.heartbeat = void 0;
-  };
-  const wdDir = (s) => watchdogDir(s.releaseDir);
-  const afterWatchdog = async (host, s, note) => {
-    note(`the watchdog reached its deadline first and rolls the host back; waiting for it to finish`);
-    const end = await waitForWatchdog(host, wdDir(s), WATCHDOG_FINISH_MS);
-    s.armed = false;
-    const result = end?.result ?? (end?.running ? "still running" : "unknown");
-    note(`the watchdog's result: ${result}`);
-    return result;
-  };
+function lockStep(s, o, journal) {
   return {
-    async beforeStart({ host, note }) {
-      const s = stateOf(host);
+    name: "lock",
+    stage: "prepare",
+    async run({ host, note, log }) {
       if (s.lock) return;
       let releaseDir = o.releaseDir;
       if (releaseDir === void 0) {
-        const live = o.binaryPath ?? await masterExecutable(host, o.pidFile);
+        const live = o.binaryPath ?? await runningExecutable(host, o.pidFile);
         if (live === null) {
           note("no deploy lock: the running binary (and so its release store) is not known yet");
           return;
@@ -48595,11 +48726,9 @@ function safetyHooks(o) {
         token: o.token,
         leaseMs: o.lockLeaseMs,
         owner: o.owner,
-        warn: (m) => o.log.warn(m, { host: host.name, step: "preflight" })
+        warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
       });
-      s.record.lock = path;
-      s.record.phase = "locked";
-      persist();
+      journal.update(host.name, { lock: path, phase: "locked" });
       note(
         `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
       );
@@ -48610,49 +48739,114 @@ function safetyHooks(o) {
         const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
         if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
         else
-          o.log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
+          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
             host: host.name,
             step: "preflight"
           });
       }
-    },
-    async beforeSwap(ctx) {
-      const { host, facts, note } = ctx;
-      const s = stateOf(host);
-      Object.assign(s.record, {
+    }
+  };
+}
+function releaseLockSettle(s, journal) {
+  return {
+    name: "unlock",
+    async run({ host, report, log }) {
+      let phase = "settled";
+      if (s.lock) {
+        const how = await s.lock.release();
+        if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
+        else if (how === "not-ours")
+          log.warn(
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
+          );
+        else if (how === "error") phase = "locked";
+      }
+      journal.update(host.name, { phase, result: report.result });
+    }
+  };
+}
+
+// src/safety/watchdog-steps.ts
+var ROLLBACK_GRACE_MS = 12e4;
+var WATCHDOG_FINISH_MS = 9e4;
+var dirOf = (s) => watchdogDir(s.releaseDir);
+async function afterWatchdog(host, s, note) {
+  note(`the watchdog reached its deadline first and rolls the host back; waiting for it to finish`);
+  const end = await waitForWatchdog(host, dirOf(s), WATCHDOG_FINISH_MS);
+  s.armed = false;
+  const result = end?.result ?? (end?.running ? "still running" : "unknown");
+  note(`the watchdog's result: ${result}`);
+  return result;
+}
+async function disarm(host, s, o, verdict, note) {
+  if (!s.armed) return;
+  const d = await decideWatchdog(host, dirOf(s), o.token, verdict);
+  if (d.decided || d.verdict === verdict) {
+    s.armed = false;
+    note(`disarmed the watchdog (${verdict})`);
+  } else if (d.verdict !== "not-ours") {
+    await afterWatchdog(host, s, note);
+  }
+}
+function armStep(s, state, o, journal) {
+  return {
+    name: "watchdog",
+    stage: "prepare",
+    async run({ host, note }) {
+      const r = state.running;
+      journal.update(host.name, {
         phase: "changing",
-        oldPid: facts.masterPid,
-        livePath: facts.livePath,
-        oldSha256: facts.liveSha256,
-        newSha256: ctx.source.sha256
+        oldPid: r.pid,
+        livePath: r.livePath,
+        oldSha256: r.liveSha256,
+        newSha256: state.source.sha256,
+        ...o.watchdog && s.releaseDir !== void 0 ? { watchdog: dirOf(s) } : {}
       });
-      if (o.watchdog && s.releaseDir !== void 0) s.record.watchdog = wdDir(s);
-      persist();
       if (!o.watchdog || s.armed) return;
       if (s.releaseDir === void 0) {
         note("no watchdog: the release store of this host is not known");
         return;
       }
       const wd = await startWatchdog(host, {
-        dir: wdDir(s),
+        dir: dirOf(s),
         token: o.token,
         pidFile: o.pidFile,
-        oldPid: facts.masterPid,
-        livePath: facts.livePath,
-        previousPath: sidePaths(facts.livePath).previous,
-        oldSha256: facts.liveSha256,
-        leaseMs: o.watchdogLeaseMs
+        oldPid: r.pid,
+        livePath: r.livePath,
+        previousPath: sidePaths(r.livePath).previous,
+        oldSha256: r.liveSha256,
+        leaseMs: o.watchdogLeaseMs,
+        part: o.part,
+        binaryFirst: o.binaryFirst
       });
       s.armed = true;
       note(
-        `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${wdDir(s)}/log)`
+        `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${dirOf(s)}/log)`
       );
     },
-    async beforeQuit(ctx) {
-      const { host, note } = ctx;
-      const s = enter(host, "committing");
+    async beforeRollback({ host, note }) {
+      stopHeartbeat(s);
+      journal.update(host.name, { phase: "rolling-back" });
       if (!s.armed) return;
-      const d = await decideWatchdog(host, wdDir(s), o.token, "confirm");
+      if (await extendWatchdog(host, dirOf(s), o.token, ROLLBACK_GRACE_MS)) {
+        note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`);
+        return;
+      }
+      await afterWatchdog(host, s, note);
+    },
+    undo: ({ host, log }) => disarm(host, s, o, "cancel", (m) => log.info(`${host.name} [rollback] ${m}`))
+  };
+}
+function confirmStep(s, o, journal) {
+  return {
+    name: "confirm",
+    stage: "commit",
+    onCancel: "finish",
+    async run({ host, note }) {
+      stopHeartbeat(s);
+      journal.update(host.name, { phase: "committing" });
+      if (!s.armed) return;
+      const d = await decideWatchdog(host, dirOf(s), o.token, "confirm");
       if (d.decided || d.verdict === "confirm") {
         s.armed = false;
         note("confirmed the watchdog: the upgrade goes through");
@@ -48661,101 +48855,101 @@ function safetyHooks(o) {
       if (d.verdict === "not-ours")
         throw new StepError(
           "quit",
-          `the watchdog in ${wdDir(s)} belongs to another run: the deploy lock was lost; not going on`
+          `the watchdog in ${dirOf(s)} belongs to another run: the deploy lock was lost; not going on`
         );
       const result = await afterWatchdog(host, s, note);
       throw new StepError(
         "quit",
         `the watchdog rolled the host back at its deadline (lease ${formatDuration(o.watchdogLeaseMs)}) before this run could confirm: ${result}. The upgrade took longer than start-timeout + health-timeout + drain-timeout allowed`
       );
-    },
-    async beforeRollback(ctx) {
-      const { host, note } = ctx;
-      const s = enter(host, "rolling-back");
-      if (!s.armed) return;
-      if (await extendWatchdog(host, wdDir(s), o.token, ROLLBACK_GRACE_MS)) {
-        note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`);
-        return;
-      }
-      await afterWatchdog(host, s, note);
-    },
-    async onParked(ctx) {
-      const { host } = ctx;
-      const s = stateOf(host);
-      s.record.phase = "parked";
-      persist();
-      if (!s.armed) return;
-      const extend = () => void extendWatchdog(host, wdDir(s), o.token, o.watchdogLeaseMs).catch(
-        (e) => o.log.warn(`${host.name}: could not extend the watchdog: ${e.message}`)
-      );
-      extend();
-      stopHeartbeat(s);
-      s.heartbeat = setInterval(extend, Math.min(6e4, Math.max(1e3, Math.floor(o.watchdogLeaseMs / 3))));
-      s.heartbeat.unref();
-    },
-    async settled({ host, report, log }) {
-      const s = hosts.get(host.name);
-      if (!s) return;
+    }
+  };
+}
+function holdObserver(s, o, journal) {
+  return (phase, _report) => {
+    if (phase !== "held") return;
+    journal.update(s.host.name, { phase: "parked" });
+    if (!s.armed) return;
+    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, o.watchdogLeaseMs).catch(
+      (e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
+    );
+    extend();
+    stopHeartbeat(s);
+    s.heartbeat = setInterval(extend, Math.min(6e4, Math.max(1e3, Math.floor(o.watchdogLeaseMs / 3))));
+    s.heartbeat.unref();
+  };
+}
+function disarmSettle(s, o) {
+  return {
+    name: "disarm",
+    async run({ host, report, log }) {
       stopHeartbeat(s);
       const note = (m) => log.info(`${host.name} [settle] ${m}`);
       try {
-        if (s.armed) {
-          const verdict = report.result === "upgraded" ? "confirm" : "cancel";
-          const d = await decideWatchdog(host, wdDir(s), o.token, verdict);
-          if (d.decided || d.verdict === verdict) {
-            s.armed = false;
-            note(`disarmed the watchdog (${verdict})`);
-          } else if (d.verdict !== "not-ours") {
-            await afterWatchdog(host, s, note);
-          }
-        }
+        await disarm(host, s, o, report.result === "upgraded" ? "confirm" : "cancel", note);
       } catch (e) {
-        log.warn(`${host.name}: could not disarm the watchdog in ${wdDir(s)}: ${e.message}`, {
+        log.warn(`${host.name}: could not disarm the watchdog in ${dirOf(s)}: ${e.message}`, {
           host: host.name,
           step: "rollback"
         });
       }
-      let phase = "settled";
-      if (s.lock) {
-        const how = await s.lock.release();
-        if (how === "released") note(`released the deploy lock ${s.lock.path}`);
-        else if (how === "not-ours")
-          log.warn(
-            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
-          );
-        else if (how === "error") phase = "locked";
-      }
-      s.record.phase = phase;
-      s.record.result = report.result;
-      persist();
     }
   };
 }
 
-// src/main.ts
-var coreLogger = {
-  info: (m) => info(m),
-  warn: (m, where) => warning(m, annotation(where)),
-  error: (m, where) => error(m, annotation(where)),
-  group: (title, fn) => group(title, fn)
-};
-function annotation(where) {
-  if (!where?.host && !where?.step) return void 0;
-  return { title: [where.host, where.step].filter(Boolean).join(": ") };
+// src/safety/guard.ts
+function stopHeartbeat(s) {
+  if (s.heartbeat) clearInterval(s.heartbeat);
+  s.heartbeat = void 0;
 }
-function maskSecrets(settings) {
-  for (const secret of [
-    settings.privateKey,
-    settings.passphrase,
-    settings.password,
-    settings.jumpPrivateKey
-  ]) {
-    if (!secret) continue;
-    setSecret(secret);
-    for (const line2 of secret.split("\n"))
-      if (line2.trim().length >= 8 && !/^-----/.test(line2.trim())) setSecret(line2.trim());
+function safeguard(plan, o, journal) {
+  const s = { host: plan.state.host, armed: false };
+  journal.of(s.host.name);
+  let steps = first(plan.steps, lockStep(s, o, journal));
+  steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
+  steps = beforeStage(steps, "commit", confirmStep(s, o, journal));
+  const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];
+  return { steps, settle, observers: [holdObserver(s, o, journal)], repair: () => plan.repair() };
+}
+
+// src/safety/journal.ts
+var Journal = class {
+  constructor(base, persist) {
+    this.base = base;
+    this.persist = persist;
+  }
+  base;
+  persist;
+  records = /* @__PURE__ */ new Map();
+  /** The host's record, created at its first mention (phase locked). */
+  of(host) {
+    let r = this.records.get(host);
+    if (!r) {
+      r = { host, token: this.base.token, phase: "locked", pidFile: this.base.pidFile };
+      this.records.set(host, r);
+    }
+    return r;
+  }
+  /** Changes a host's record and hands every record to persist. */
+  update(host, change) {
+    Object.assign(this.of(host), change);
+    this.persist?.([...this.records.values()].map((r) => ({ ...r })));
+  }
+};
+function postAction(r) {
+  switch (r.phase) {
+    case "settled":
+      return "nothing";
+    case "locked":
+      return r.lock ? "unlock" : "nothing";
+    case "committing":
+      return "complete";
+    default:
+      return r.oldPid !== void 0 && r.livePath && r.oldSha256 ? "rollback" : r.lock ? "unlock" : "nothing";
   }
 }
+
+// src/app.ts
 function connector(settings, log) {
   const credentials = {
     privateKey: settings.privateKey,
@@ -48783,37 +48977,70 @@ function connector(settings, log) {
     log: (m) => hostLog.info(m)
   });
 }
-function guarded(settings, log, control, plan) {
-  const safety = safetyHooks({ ...safetyOptions(settings, log), persist: control.persist });
-  return { ...plan, hooks: mergeHooks(safety, plan.hooks), signal: control.signal };
+function supervisorOf(_settings) {
+  return supervisorFor("nginx");
 }
-async function deploy(settings, log, control = {}) {
+function checkPairings(settings, supervisor) {
+  if (settings.rollbackFleet && settings.hosts.length > 1 && !supervisor.capabilities.canHold)
+    throw new SettingsError(
+      "rollback-fleet",
+      `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
+      "Set rollback-fleet: false (each host commits as soon as it passes)"
+    );
+}
+function safetyOptions(settings, log, env = process.env) {
+  const owner = lockOwnerFromEnv(env);
+  const supervisor = supervisorOf(settings);
+  return {
+    releaseDir: settings.releaseDir,
+    pidFile: settings.pidFile,
+    binaryPath: settings.binaryPath,
+    lockLeaseMs: settings.lockLeaseMs,
+    watchdog: settings.watchdog,
+    watchdogLeaseMs: watchdogLeaseMs({
+      startTimeoutMs: settings.startTimeoutMs,
+      healthTimeoutMs: settings.healthTimeoutMs,
+      drainTimeoutMs: settings.drainTimeoutMs
+    }),
+    owner,
+    token: newToken(owner),
+    part: supervisor.watchdog,
+    binaryFirst: supervisor.capabilities.revert === "handoff",
+    log
+  };
+}
+function hostWrap(settings, log, control) {
+  const safety = safetyOptions(settings, log);
+  const journal = new Journal({ token: safety.token, pidFile: settings.pidFile }, control.persist);
+  const releases = releaseOptions(settings, process.env);
+  return (hp) => safeguard({ ...hp, steps: withReleaseSteps(hp, releases) }, safety, journal);
+}
+async function rollout(settings, log, control, source) {
+  const plan = { ...planFrom(settings, source, supervisorOf(settings)), signal: control.signal };
+  return runRollout(settings, plan, {
+    connect: connector(settings, log),
+    log,
+    wrap: hostWrap(settings, log, control)
+  });
+}
+async function perform(settings, log, control = {}) {
+  checkKeys(settings);
+  checkPairings(settings, supervisorOf(settings));
+  if (settings.insecureSkipHostKeyCheck)
+    log.warn(
+      "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
+    );
+  if (settings.mode === "rollback") {
+    log.info(
+      `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
+    );
+    return rollout(settings, log, control, { sha256: "" });
+  }
   const binary = await inspectBinary(settings.binary);
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? "script"}`
   );
   return rollout(settings, log, control, binary);
-}
-async function rollback(settings, log, control = {}) {
-  log.info(
-    `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
-  );
-  return rollout(settings, log, control, { sha256: "" });
-}
-function rollout(settings, log, control, source) {
-  const plan = { ...planFrom(settings, source), hooks: releaseHooks(releaseOptions(settings, process.env)) };
-  return runRollout(settings, guarded(settings, log, control, plan), {
-    connect: connector(settings, log),
-    log
-  });
-}
-async function perform(settings, log, control = {}) {
-  checkKeys(settings);
-  if (settings.insecureSkipHostKeyCheck)
-    log.warn(
-      "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
-    );
-  return settings.mode === "rollback" ? rollback(settings, log, control) : deploy(settings, log, control);
 }
 function cancelOnSignals(controller, log) {
   const handler = (sig) => {
@@ -48833,40 +49060,359 @@ function cancelOnSignals(controller, log) {
     process.off("SIGTERM", handler);
   };
 }
-function saveState2(name, value) {
-  try {
-    saveState(name, value);
-  } catch (e) {
-    if (!stateWarned)
-      warning(
-        `cannot save state for the post step (${e.message}): a killed run would not be cleaned up by it`
-      );
-    stateWarned = true;
-  }
+
+// src/report/outputs.ts
+var join = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
+function outputsOf(run3) {
+  const hosts = run3.hosts;
+  return {
+    result: run3.result,
+    version: join(unique(hosts.map(servingVersion))),
+    "previous-version": join(unique(hosts.map((h) => h.previousVersion))),
+    "old-pid": join(hosts.map((h) => h.oldPid)),
+    "new-pid": join(hosts.map((h) => h.newPid)),
+    duration: String(run3.durationMs),
+    report: JSON.stringify({ result: run3.result, counts: run3.counts, durationMs: run3.durationMs, hosts })
+  };
 }
-var stateWarned = false;
-var POST_STATE = "zerodownHosts";
-async function run2() {
-  saveState2("isPost", "true");
-  const controller = new AbortController();
-  const uninstall = cancelOnSignals(controller, coreLogger);
-  try {
-    const settings = readSettings((name) => getInput(name));
-    maskSecrets(settings);
-    const result = await perform(settings, coreLogger, {
-      signal: controller.signal,
-      persist: (records) => saveState2(POST_STATE, JSON.stringify(records))
-    });
-    setOutputs(result);
-    await writeSummary(result);
-    if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
-  } catch (e) {
-    setOutput("result", "failed");
-    setFailed(e.message);
-  } finally {
-    uninstall();
+function servingVersion(h) {
+  if (h.result === "upgraded") return h.version;
+  if (h.result === "unchanged") return h.version ?? h.previousVersion;
+  return h.previousVersion;
+}
+function unique(values) {
+  return [...new Set(values)];
+}
+function contextFromEnv(env = process.env) {
+  return {
+    serverUrl: env.GITHUB_SERVER_URL || void 0,
+    repository: env.GITHUB_REPOSITORY || void 0,
+    rollbackWorkflow: "rollback.yml"
+  };
+}
+
+// src/releases/markdown.ts
+var cell = (s) => s.replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+function releasesMarkdown(hosts) {
+  const groups = /* @__PURE__ */ new Map();
+  for (const h of hosts) {
+    if (!h.releases || h.releases.length === 0) continue;
+    const key = JSON.stringify(h.releases.map((r) => [r.sha256, r.version, r.live, r.commit, r.run]));
+    const g = groups.get(key);
+    if (g) g.hosts.push(h.host);
+    else groups.set(key, { hosts: [h.host], rows: h.releases });
   }
-  if (controller.signal.aborted) process.exit(process.exitCode ?? 0);
+  const out = [];
+  for (const g of groups.values()) {
+    const names = g.hosts.length > 3 ? `${g.hosts.slice(0, 3).join(", ")} and ${g.hosts.length - 3} more` : g.hosts.join(", ");
+    out.push(
+      `### Releases on ${cell(names)}`,
+      "",
+      "| | Version | sha256 | Deployed (UTC) | Commit | Run |",
+      "|---|---|---|---|---|---|"
+    );
+    for (const r of [...g.rows].reverse()) {
+      const run3 = r.run === void 0 ? "" : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run) ? `[${cell(r.run.split("/").pop() ?? r.run)}](${r.run})` : cell(r.run);
+      out.push(
+        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ""} | ${run3} |`
+      );
+    }
+    out.push("");
+  }
+  return out.join("\n");
+}
+
+// src/report/charts.ts
+var MAX_CHARTED_HOSTS = 50;
+function mermaidText(s) {
+  return s.replace(/:/g, "\u2236").replace(/[#;\n\r]/g, " ").replace(/\s+/g, " ").trim();
+}
+function startOf(hosts) {
+  const times = hosts.flatMap((h) => [h.startedAt, ...h.steps.map((s) => s.startedAt)]).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
+  return times.length > 0 ? Math.min(...times) : 0;
+}
+function rolloutChart(hosts) {
+  const charted = hosts.filter((h) => h.steps.length > 0).slice(0, MAX_CHARTED_HOSTS);
+  if (charted.length === 0) return [];
+  const all = charted.flatMap((h) => h.steps);
+  const first2 = Math.min(...all.map((s) => Date.parse(s.startedAt)));
+  const last = Math.max(...all.map((s) => Date.parse(s.endedAt) || Date.parse(s.startedAt)));
+  const lines = [
+    "```mermaid",
+    "gantt",
+    `  title ${charted.length === 1 ? "Hot upgrade" : `Rollout of ${charted.length} hosts`}, ${formatDuration(last - first2)}`,
+    "  dateFormat x",
+    `  axisFormat ${last - first2 < 6e4 ? "%H:%M:%S.%L" : "%H:%M:%S"}`,
+    "  todayMarker off"
+  ];
+  for (const h of charted) {
+    lines.push(`  section ${mermaidText(h.host)}`);
+    for (const s of h.steps) {
+      const start = Date.parse(s.startedAt);
+      const end = Math.max(Date.parse(s.endedAt) || start, start + 1);
+      const tag = s.outcome === "failed" ? "crit, " : s.name === "rollback" ? "active, " : "done, ";
+      lines.push(`    ${mermaidText(s.name)} ${formatDuration(s.ms)} :${tag}${start}, ${end}`);
+    }
+  }
+  lines.push("```");
+  return lines;
+}
+function drainChart(h) {
+  if (h.drain.length < 2) return [];
+  const max = Math.max(1, ...h.drain.map((d) => d.oldWorkers));
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `  title "Old workers left on ${h.host.replace(/"/g, "'")}"`,
+    `  x-axis "seconds into the drain" [${h.drain.map((d) => `"${(d.atMs / 1e3).toFixed(1)}"`).join(", ")}]`,
+    `  y-axis "old workers" 0 --> ${max}`,
+    `  line [${h.drain.map((d) => d.oldWorkers).join(", ")}]`,
+    "```"
+  ];
+}
+
+// src/report/summary.ts
+var MAX_DETAILED_HOSTS = 50;
+var ICON = {
+  upgraded: "\u2705",
+  unchanged: "\u2705",
+  "rolled-back": "\u21A9\uFE0F",
+  failed: "\u274C",
+  untouched: "\u23F8\uFE0F",
+  parked: "\u{1F17F}\uFE0F"
+};
+var ok = (r) => r === "upgraded" || r === "unchanged";
+function summaryMarkdown(run3, ctx = {}) {
+  const out = [];
+  out.push(`## zerodown: ${ICON[run3.result]} ${run3.result}`, "");
+  out.push(countsLine(run3), "");
+  out.push(...hostTable(run3.hosts), "");
+  const chart = rolloutChart(run3.hosts);
+  if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
+  const next = whatNow(run3, ctx);
+  if (next.length > 0) out.push(...next, "");
+  const releases = releasesMarkdown(run3.hosts);
+  if (releases !== "") out.push(releases);
+  const detailed = run3.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS);
+  if (detailed.length > 0) {
+    out.push("### Hosts", "");
+    for (const h of detailed) out.push(...hostDetails(h, startOf(run3.hosts)), "");
+    const rest = run3.hosts.length - detailed.length;
+    if (rest > 0) out.push(`${rest} more hosts: see the \`report\` output for their steps.`, "");
+  }
+  return out.join("\n");
+}
+function countsLine(run3) {
+  const parts = Object.entries(run3.counts).filter(([, n]) => n > 0).map(([result, n]) => `${n} ${result}`);
+  const hosts = `${run3.hosts.length} host${run3.hosts.length === 1 ? "" : "s"}`;
+  return `${hosts} in ${formatDuration(run3.durationMs)}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}.`;
+}
+function cell2(text2, max = 300) {
+  if (text2 === void 0 || text2 === "") return "";
+  let s = String(text2).replace(/\s*\n\s*/g, " ");
+  if (s.length > max) s = s.slice(0, max - 1) + "\u2026";
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+}
+function table(head, rows) {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map((c) => cell2(c)).join(" | ")} |`)
+  ];
+}
+function versionsOf(h) {
+  const from = h.previousVersion ?? "?";
+  const to = h.version ?? (h.result === "unchanged" ? from : "?");
+  const sha = (s) => s ? s.slice(0, 8) : "?";
+  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
+    return `${from} \u2192 ${to} (sha256 ${sha(h.previousSha256)} \u2192 ${sha(h.sha256)})`;
+  return `${from} \u2192 ${to}`;
+}
+function stepsLine(h) {
+  return h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`).join(" \xB7 ");
+}
+function drainLine(h) {
+  if (h.drain.length === 0) return "";
+  return h.drain.map((d, i) => i === 0 ? `${d.oldWorkers}` : `${d.oldWorkers} (${formatDuration(d.atMs)})`).join(" \u2192 ");
+}
+function healthLine(h) {
+  if (h.health.length === 0) return "";
+  const passed2 = h.health.filter((c) => c.ok).length;
+  return `${passed2}/${h.health.length} passed`;
+}
+function hostTable(hosts) {
+  return table(
+    ["Host", "Result", "Version", "Master pid", "Time", "Steps", "Drain (old workers)", "Health checks"],
+    hosts.map((h) => [
+      h.host,
+      `${ICON[h.result]} ${h.result}${h.failedStep ? ` at ${h.failedStep}` : ""}`,
+      h.previousVersion || h.version ? versionsOf(h) : "",
+      h.oldPid ? `${h.oldPid} \u2192 ${h.newPid ?? "-"}` : "",
+      h.durationMs !== void 0 ? formatDuration(h.durationMs) : "",
+      stepsLine(h) || "-",
+      drainLine(h),
+      healthLine(h)
+    ])
+  );
+}
+function offset(iso, t0) {
+  const t = Date.parse(iso);
+  return Number.isFinite(t) && t0 > 0 ? `+${((t - t0) / 1e3).toFixed(3)}s` : "";
+}
+function stepRow(s, t0) {
+  const icon = s.outcome === "failed" ? "\u274C" : s.outcome === "skipped" ? "\u23ED\uFE0F" : "\u2705";
+  return [
+    s.name,
+    offset(s.startedAt, t0),
+    formatDuration(s.ms),
+    `${icon} ${s.outcome}`,
+    s.observations.slice(-3).join(" / ")
+  ];
+}
+function hostDetails(h, t0) {
+  const out = [];
+  const open3 = ok(h.result) ? "" : " open";
+  out.push(`<details${open3}><summary><b>${cell2(h.host)}</b>: ${ICON[h.result]} ${h.result}</summary>`, "");
+  if (h.error) out.push(`**${h.failedStep ?? "error"}:** ${cell2(h.error, 2e3)}`, "");
+  if (h.steps.length > 0)
+    out.push(
+      ...table(
+        ["Step", "Start", "Duration", "Outcome", "Observed"],
+        h.steps.map((s) => stepRow(s, t0))
+      ),
+      ""
+    );
+  if (h.drain.length > 0) {
+    const chart = drainChart(h);
+    out.push("**Drain**: old workers over time", "");
+    if (chart.length > 0) out.push(...chart, "");
+    out.push(
+      ...table(
+        ["Into the drain", "Old workers"],
+        h.drain.map((d) => [formatDuration(d.atMs), d.oldWorkers])
+      ),
+      ""
+    );
+  }
+  if (h.health.length > 0) {
+    out.push("**Health checks**", "");
+    out.push(
+      ...table(
+        ["#", "At", "Result", "Detail"],
+        h.health.map((c, i) => [i + 1, formatDuration(c.atMs), c.ok ? "\u2705 pass" : "\u274C fail", c.detail])
+      ),
+      ""
+    );
+  }
+  for (const section of hostExtraSections(h)) out.push(...section, "");
+  out.push("</details>");
+  return out;
+}
+function hostExtraSections(_h) {
+  return [];
+}
+function rollbackLink(ctx) {
+  if (!ctx.serverUrl || !ctx.repository) return void 0;
+  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? "rollback.yml"}`;
+}
+function whatNow(run3, ctx) {
+  const link = rollbackLink(ctx);
+  const workflow = link ? `the [rollback workflow](${link})` : "the rollback workflow (see examples/rollback.yml)";
+  const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
+  if (ok(run3.result)) {
+    if (upgraded.length === 0) return [];
+    return [
+      `To go back to the previous version later, run ${workflow} with \`mode: rollback\` for these hosts.`
+    ];
+  }
+  const out = ["### What happened", ""];
+  const causes = run3.failures ?? [];
+  if (causes.length > 0) {
+    const list = causes.map(
+      (f) => `**${cell2(f.host)}**${f.step ? ` at **${f.step}**` : ""}: ${cell2(f.error, 1e3)}`
+    );
+    out.push(`Cause: ${list.join("; ")}`, "");
+  }
+  for (const h of run3.hosts) {
+    if (ok(h.result)) continue;
+    const at2 = h.failedStep ? ` at **${h.failedStep}**` : "";
+    const why = h.error ? `: ${cell2(h.error, 1e3)}` : "";
+    const name = `**${cell2(h.host)}**`;
+    switch (h.result) {
+      case "rolled-back":
+        out.push(
+          `- ${name} rolled back${at2}${why}. The old master${h.oldPid ? ` ${h.oldPid}` : ""} serves again with the old binary${h.previousVersion ? ` (${h.previousVersion})` : ""}: nothing to run on this host.`
+        );
+        break;
+      case "failed":
+        if (h.repair && h.repair.length > 0)
+          out.push(
+            `- ${name} failed${at2}${why}, and its rollback failed too${h.rollbackError ? `: ${cell2(h.rollbackError, 1e3)}` : ""}. Repair it by hand, on the host:`,
+            "",
+            "  ```sh",
+            ...h.repair.map((line2) => `  ${line2}`),
+            "  ```"
+          );
+        else if (h.steps.some((s) => s.name === "swap" && s.outcome === "ok"))
+          out.push(
+            `- ${name} failed${at2}${why}. Its state is uncertain: check the master in the pid file and the live binary before the next run.`
+          );
+        else
+          out.push(`- ${name} failed${at2}${why}. Nothing changed on the host: fix the cause and run again.`);
+        break;
+      case "untouched":
+        out.push(`- ${name} was not reached: the rollout stopped before it. It still runs the old version.`);
+        break;
+      case "parked":
+        out.push(
+          `- ${name} is parked: its old master${h.oldPid ? ` ${h.oldPid}` : ""} is still alive beside the new one${h.newPid ? ` ${h.newPid}` : ""}. Keep the new version: \`kill -QUIT ${h.oldPid ?? "<old master>"}\`. Go back: \`kill -HUP ${h.oldPid ?? "<old master>"}; kill -QUIT ${h.newPid ?? "<new master>"}\`, then put the old binary back.`
+        );
+        break;
+    }
+  }
+  out.push("");
+  if (upgraded.length > 0)
+    out.push(
+      `These hosts run the new version: ${upgraded.map((h) => `\`${cell2(h.host)}\``).join(", ")}. To take them back, run ${workflow} with \`mode: rollback\` for them, or from a terminal: \`node dist/index.js rollback --hosts ${upgraded.map((h) => h.host).join(",")} ...\``
+    );
+  else
+    out.push(
+      `No host runs the new version. To go back further, to an earlier release, run ${workflow} with \`mode: rollback\` and \`rollback-to\`.`
+    );
+  return out;
+}
+
+// src/report/terminal.ts
+function terminalLogger(out, err) {
+  const tty = out.isTTY === true && !process.env.NO_COLOR;
+  const bold = (s) => tty ? `\x1B[1m${s}\x1B[0m` : s;
+  return {
+    info: (m) => void out.write(`${m}
+`),
+    warn: (m) => void err.write(`warning: ${m}
+`),
+    // The machine's messages already name the host and the step.
+    error: (m) => void err.write(`error: ${m}
+`),
+    group: async (title, fn) => {
+      out.write(`${bold(`\u2500\u2500 ${title}`)}
+`);
+      return fn();
+    }
+  };
+}
+function textReport(run3) {
+  const lines = [`zerodown: ${run3.result} in ${formatDuration(run3.durationMs)}`];
+  for (const h of run3.hosts) {
+    const at2 = h.failedStep ? ` at ${h.failedStep}` : "";
+    const steps = h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`);
+    lines.push(
+      `  ${h.host}: ${h.result}${at2}; ${versionsOf(h)}${steps.length ? `; ${steps.join(", ")}` : ""}`
+    );
+    if (h.error) lines.push(`    ${h.error}`);
+    if (h.repair?.length) lines.push("    repair it on the host:", ...h.repair.map((r) => `      ${r}`));
+  }
+  return lines.join("\n") + "\n";
 }
 
 // src/version.ts
@@ -48916,6 +49462,14 @@ function readValueFile(flag, path) {
     throw new UsageError(`${flag} ${path}: cannot read the file (${e.code ?? e})`);
   }
 }
+function leadingCommand(argv, args) {
+  const command = argv[0];
+  if (command === void 0 || command.startsWith("-")) return 0;
+  if (!COMMANDS.includes(command))
+    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
+  args.command = command;
+  return 1;
+}
 function parseArgs(argv) {
   const args = {
     command: "deploy",
@@ -48924,26 +49478,18 @@ function parseArgs(argv) {
     json: false,
     verbose: false
   };
-  let i = 0;
-  let commandGiven = false;
+  let i = leadingCommand(argv, args);
+  const commandGiven = i === 1;
+  if (args.command === "help" && (argv[1] === "deploy" || argv[1] === "rollback")) {
+    args.helpFor = argv[1];
+    i = 2;
+  }
   const set = (name, value, flag) => {
     const before = args.values.get(name);
     if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
     args.values.set(name, before !== void 0 ? `${before}
 ${value}` : value);
   };
-  if (argv[0] !== void 0 && !argv[0].startsWith("-")) {
-    const command = argv[0];
-    if (!COMMANDS.includes(command))
-      throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
-    args.command = command;
-    commandGiven = true;
-    i = 1;
-    if (command === "help" && (argv[1] === "deploy" || argv[1] === "rollback")) {
-      args.helpFor = argv[1];
-      i = 2;
-    }
-  }
   for (; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h" || arg === "--help") {
@@ -49076,7 +49622,7 @@ ${lead}` : s.padEnd(col);
   ];
   return [
     "zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:",
-    "upload, USR2, health gate, drain of the old workers, QUIT, and automatic rollback.",
+    "upload, start of the new binary beside the old one, health gate, drain of the old workers, retire, and automatic rollback.",
     "",
     "Usage:",
     ...usage,
@@ -49103,37 +49649,6 @@ ${lead}` : s.padEnd(col);
     "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
     ""
   ].join("\n");
-}
-function terminalLogger(out, err) {
-  const tty = out.isTTY === true && !process.env.NO_COLOR;
-  const bold = (s) => tty ? `\x1B[1m${s}\x1B[0m` : s;
-  return {
-    info: (m) => void out.write(`${m}
-`),
-    warn: (m) => void err.write(`warning: ${m}
-`),
-    // The machine's messages already name the host and the step.
-    error: (m) => void err.write(`error: ${m}
-`),
-    group: async (title, fn) => {
-      out.write(`${bold(`\u2500\u2500 ${title}`)}
-`);
-      return fn();
-    }
-  };
-}
-function textReport(run3) {
-  const lines = [`zerodown: ${run3.result} in ${formatDuration(run3.durationMs)}`];
-  for (const h of run3.hosts) {
-    const at = h.failedStep ? ` at ${h.failedStep}` : "";
-    const steps = h.steps.map((s) => `${s.name} ${formatDuration(s.ms)}${s.outcome === "failed" ? " \u2717" : ""}`);
-    lines.push(
-      `  ${h.host}: ${h.result}${at}; ${versionsOf(h)}${steps.length ? `; ${steps.join(", ")}` : ""}`
-    );
-    if (h.error) lines.push(`    ${h.error}`);
-    if (h.repair?.length) lines.push("    repair it on the host:", ...h.repair.map((r) => `      ${r}`));
-  }
-  return lines.join("\n") + "\n";
 }
 async function cli(argv, io = {
   out: process.stdout,
@@ -49192,10 +49707,41 @@ ${textReport(run3)}`);
   return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
 }
 
-// src/post.ts
-function isPost() {
-  return getState("isPost") === "true";
+// src/report/github.ts
+var coreLogger = {
+  info: (m) => info(m),
+  warn: (m, where) => warning(m, annotation(where)),
+  error: (m, where) => error(m, annotation(where)),
+  group: (title, fn) => group(title, fn)
+};
+function annotation(where) {
+  if (!where?.host && !where?.step) return void 0;
+  return { title: [where.host, where.step].filter(Boolean).join(": ") };
 }
+function maskSecrets(settings) {
+  for (const secret of [
+    settings.privateKey,
+    settings.passphrase,
+    settings.password,
+    settings.jumpPrivateKey
+  ]) {
+    if (!secret) continue;
+    setSecret(secret);
+    for (const line2 of secret.split("\n"))
+      if (line2.trim().length >= 8 && !/^-----/.test(line2.trim())) setSecret(line2.trim());
+  }
+}
+function setOutputs(run3) {
+  for (const [name, value] of Object.entries(outputsOf(run3))) setOutput(name, value);
+}
+async function writeSummary(run3) {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await summary.addRaw(summaryMarkdown(run3, contextFromEnv())).write();
+}
+
+// src/state.ts
+var IS_POST = "isPost";
+var POST_STATE = "zerodownHosts";
 function savedRecords(text2) {
   if (text2.trim() === "") return [];
   const value = JSON.parse(text2);
@@ -49204,38 +49750,70 @@ function savedRecords(text2) {
     (r) => typeof r === "object" && r !== null && typeof r.host === "string" && typeof r.token === "string" && typeof r.phase === "string"
   );
 }
-function postAction(r) {
-  switch (r.phase) {
-    case "settled":
-      return "nothing";
-    case "locked":
-      return r.lock ? "unlock" : "nothing";
-    case "committing":
-      return "complete";
-    default:
-      return r.oldPid !== void 0 && r.livePath && r.oldSha256 ? "rollback" : r.lock ? "unlock" : "nothing";
+function stateSaver(store, warn) {
+  let warned = false;
+  const save = (name, value) => {
+    try {
+      store.save(name, value);
+    } catch (e) {
+      if (!warned)
+        warn(
+          `cannot save state for the post step (${e.message}): a killed run would not be cleaned up by it`
+        );
+      warned = true;
+    }
+  };
+  return {
+    markMain: () => save(IS_POST, "true"),
+    persist: (records) => save(POST_STATE, JSON.stringify(records))
+  };
+}
+var isPostStep = (store) => store.get(IS_POST) === "true";
+
+// src/main.ts
+async function run2() {
+  const state = stateSaver({ save: saveState, get: getState }, (m) => warning(m));
+  state.markMain();
+  const controller = new AbortController();
+  const uninstall = cancelOnSignals(controller, coreLogger);
+  try {
+    const settings = readSettings((name) => getInput(name));
+    maskSecrets(settings);
+    const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist });
+    setOutputs(result);
+    await writeSummary(result);
+    if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
+  } catch (e) {
+    setOutput("result", "failed");
+    setFailed(e.message);
+  } finally {
+    uninstall();
+  }
+  if (controller.signal.aborted) process.exit(process.exitCode ?? 0);
+}
+
+// src/recover.ts
+async function settleWatchdog(host, r, log) {
+  if (!r.watchdog) return;
+  const wd = await inspectWatchdog(host, r.watchdog);
+  if (wd?.running && wd.token === r.token) {
+    const d = await decideWatchdog(host, r.watchdog, r.token, "cancel");
+    if (d.decided) log.info(`${r.host}: disarmed the watchdog of the interrupted run; post finishes the host`);
+    else {
+      log.info(`${r.host}: the watchdog is rolling the host back; waiting for it`);
+      const end = await waitForWatchdog(host, r.watchdog, 9e4);
+      log.info(`${r.host}: the watchdog's result: ${end?.result ?? "unknown"}`);
+    }
+  } else if (wd && wd.token === r.token && wd.result) {
+    log.info(`${r.host}: the watchdog already ended: ${wd.result}`);
   }
 }
 async function finishHost(host, r, settings, log) {
   const action = postAction(r);
   const outcome = { host: r.host, action };
   if (action === "rollback" || action === "complete") {
-    if (r.watchdog) {
-      const wd = await inspectWatchdog(host, r.watchdog);
-      if (wd?.running && wd.token === r.token) {
-        const d = await decideWatchdog(host, r.watchdog, r.token, "cancel");
-        if (d.decided)
-          log.info(`${r.host}: disarmed the watchdog of the interrupted run; post finishes the host`);
-        else {
-          log.info(`${r.host}: the watchdog is rolling the host back; waiting for it`);
-          const end = await waitForWatchdog(host, r.watchdog, 9e4);
-          log.info(`${r.host}: the watchdog's result: ${end?.result ?? "unknown"}`);
-        }
-      } else if (wd && wd.token === r.token && wd.result) {
-        log.info(`${r.host}: the watchdog already ended: ${wd.result}`);
-      }
-    }
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" });
+    await settleWatchdog(host, r, log);
+    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" }, supervisorFor("nginx"));
     const report = await new HostUpgrade(host, plan, log).recover(
       { masterPid: r.oldPid, livePath: r.livePath, liveSha256: r.oldSha256 },
       {
@@ -49254,6 +49832,11 @@ async function finishHost(host, r, settings, log) {
       log.info(`${r.host}: the deploy lock ${r.lock} is held by another run now; left alone`);
   }
   return outcome;
+}
+
+// src/post.ts
+function isPost() {
+  return isPostStep({ save: saveState, get: getState });
 }
 async function post() {
   let records;

@@ -17,7 +17,7 @@ function runsAsAction(env: NodeJS.ProcessEnv): boolean {
 if (process.argv.length > 2) process.exitCode = await cli(process.argv.slice(2))
 else if (!runsAsAction(process.env)) process.exitCode = await cli(['--help'])
 else {
-  // GitHub's debug logging (re-run with debug, or the RUNNER_DEBUG secret) shows every remote command.
+  // GitHub's debug logging (a re-run with debug logging sets RUNNER_DEBUG=1) shows every remote command.
   if (isDebug()) setTrace(debug)
   if (isPost()) await post()
   else await run()
