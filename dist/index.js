@@ -43558,7 +43558,7 @@ function getState(name) {
 }
 
 // src/cli.ts
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync as readFileSync2, writeFileSync } from "node:fs";
 
 // src/inputs.ts
 var INPUTS = [
@@ -43738,6 +43738,12 @@ var INPUTS = [
   {
     name: "rollback-to",
     description: "With mode rollback: the version to go back to. Default: the release before the live one.",
+    default: "",
+    required: false
+  },
+  {
+    name: "rollback-workflow",
+    description: "The workflow that rolls these hosts back, linked from the job summary: its file in .github/workflows (rollback.yml) or its URL. Default: the checkout's workflow that runs this action with mode: rollback, if there is one.",
     default: "",
     required: false
   },
@@ -47504,6 +47510,16 @@ function healthUrl(read) {
     );
   return value;
 }
+function rollbackWorkflow(read) {
+  const value = line(read, "rollback-workflow", 2048);
+  if (value === void 0 || /^[\w.-]+\.ya?ml$/.test(value)) return value;
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value;
+  throw new SettingsError(
+    "rollback-workflow",
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  );
+}
 function semverText(read, name) {
   const value = line(read, name, 256);
   if (value === void 0) return void 0;
@@ -47547,6 +47563,7 @@ function readSettings(read) {
     version: semverText(read, "version"),
     allowDowngrade: bool(read, "allow-downgrade", false),
     rollbackTo: semverText(read, "rollback-to"),
+    rollbackWorkflow: rollbackWorkflow(read),
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
     rollbackFleet: bool(read, "rollback-fleet", true),
@@ -49061,16 +49078,37 @@ function cancelOnSignals(controller, log) {
   };
 }
 
+// src/local/rollback-workflow.ts
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+function findRollbackWorkflow(workspace) {
+  const dir = join(workspace, ".github/workflows");
+  let files;
+  try {
+    files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+  } catch {
+    return void 0;
+  }
+  return files.find((f) => {
+    try {
+      const text2 = readFileSync(join(dir, f), "utf8");
+      return /zerodown-action@/.test(text2) && /^\s*mode:\s*['"]?rollback['"]?\s*(#.*)?$/m.test(text2);
+    } catch {
+      return false;
+    }
+  });
+}
+
 // src/report/outputs.ts
-var join = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
+var join2 = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
 function outputsOf(run3) {
   const hosts = run3.hosts;
   return {
     result: run3.result,
-    version: join(unique(hosts.map(servingVersion))),
-    "previous-version": join(unique(hosts.map((h) => h.previousVersion))),
-    "old-pid": join(hosts.map((h) => h.oldPid)),
-    "new-pid": join(hosts.map((h) => h.newPid)),
+    version: join2(unique(hosts.map(servingVersion))),
+    "previous-version": join2(unique(hosts.map((h) => h.previousVersion))),
+    "old-pid": join2(hosts.map((h) => h.oldPid)),
+    "new-pid": join2(hosts.map((h) => h.newPid)),
     duration: String(run3.durationMs),
     report: JSON.stringify({ result: run3.result, counts: run3.counts, durationMs: run3.durationMs, hosts })
   };
@@ -49083,11 +49121,11 @@ function servingVersion(h) {
 function unique(values) {
   return [...new Set(values)];
 }
-function contextFromEnv(env = process.env) {
+function contextFromEnv(env = process.env, rollbackWorkflow2) {
   return {
     serverUrl: env.GITHUB_SERVER_URL || void 0,
     repository: env.GITHUB_REPOSITORY || void 0,
-    rollbackWorkflow: "rollback.yml"
+    rollbackWorkflow: rollbackWorkflow2 ?? findRollbackWorkflow(env.GITHUB_WORKSPACE ?? process.cwd())
   };
 }
 
@@ -49224,8 +49262,10 @@ function versionsOf(h) {
   const from = h.previousVersion ?? "?";
   const to = h.version ?? (h.result === "unchanged" ? from : "?");
   const sha = (s) => s ? s.slice(0, 8) : "?";
-  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
-    return `${from} \u2192 ${to} (sha256 ${sha(h.previousSha256)} \u2192 ${sha(h.sha256)})`;
+  const builds = from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256;
+  if (h.result === "rolled-back")
+    return builds ? `${from} (sha256 ${sha(h.previousSha256)}) serves; tried ${to} (sha256 ${sha(h.sha256)})` : `${from} serves; tried ${to}`;
+  if (builds) return `${from} \u2192 ${to} (sha256 ${sha(h.previousSha256)} \u2192 ${sha(h.sha256)})`;
   return `${from} \u2192 ${to}`;
 }
 function stepsLine(h) {
@@ -49312,12 +49352,15 @@ function hostExtraSections(_h) {
   return [];
 }
 function rollbackLink(ctx) {
+  const w = ctx.rollbackWorkflow;
+  if (!w) return void 0;
+  if (/^https?:\/\//.test(w)) return w;
   if (!ctx.serverUrl || !ctx.repository) return void 0;
-  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? "rollback.yml"}`;
+  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${w}`;
 }
 function whatNow(run3, ctx) {
   const link = rollbackLink(ctx);
-  const workflow = link ? `the [rollback workflow](${link})` : "the rollback workflow (see examples/rollback.yml)";
+  const workflow = link ? `the [rollback workflow](${link})` : ctx.rollbackWorkflow ? `the rollback workflow (${ctx.rollbackWorkflow})` : "this action";
   const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
   if (ok(run3.result)) {
     if (upgraded.length === 0) return [];
@@ -49457,7 +49500,7 @@ function distance(a, b) {
 }
 function readValueFile(flag, path) {
   try {
-    return readFileSync(path, "utf8");
+    return readFileSync2(path, "utf8");
   } catch (e) {
     throw new UsageError(`${flag} ${path}: cannot read the file (${e.code ?? e})`);
   }
@@ -49688,10 +49731,12 @@ async function cli(argv, io = {
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     );
   let run3;
+  let rollbackWorkflow2;
   const controller = new AbortController();
   const uninstall = cancelOnSignals(controller, log);
   try {
     const settings = readSettings(inputReader(args, io.env));
+    rollbackWorkflow2 = settings.rollbackWorkflow;
     run3 = await perform(settings, log, { signal: controller.signal });
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail2(2, e.message);
@@ -49699,7 +49744,8 @@ async function cli(argv, io = {
   } finally {
     uninstall();
   }
-  if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run3, contextFromEnv(io.env)));
+  if (args.summaryFile)
+    writeFileSync(args.summaryFile, summaryMarkdown(run3, contextFromEnv(io.env, rollbackWorkflow2)));
   if (json) io.out.write(`${outputsOf(run3).report}
 `);
   else io.out.write(`
@@ -49734,9 +49780,9 @@ function maskSecrets(settings) {
 function setOutputs(run3) {
   for (const [name, value] of Object.entries(outputsOf(run3))) setOutput(name, value);
 }
-async function writeSummary(run3) {
+async function writeSummary(run3, rollbackWorkflow2) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await summary.addRaw(summaryMarkdown(run3, contextFromEnv())).write();
+  await summary.addRaw(summaryMarkdown(run3, contextFromEnv(process.env, rollbackWorkflow2))).write();
 }
 
 // src/state.ts
@@ -49781,7 +49827,7 @@ async function run2() {
     maskSecrets(settings);
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist });
     setOutputs(result);
-    await writeSummary(result);
+    await writeSummary(result, settings.rollbackWorkflow);
     if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
   } catch (e) {
     setOutput("result", "failed");

@@ -334,11 +334,13 @@ export async function cli(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     )
   let run: RolloutResult
+  let rollbackWorkflow: string | undefined
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
     const settings = readSettings(inputReader(args, io.env))
+    rollbackWorkflow = settings.rollbackWorkflow
     run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)
@@ -346,7 +348,8 @@ export async function cli(
   } finally {
     uninstall()
   }
-  if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env)))
+  if (args.summaryFile)
+    writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
   else io.out.write(`\n${textReport(run)}`)
   return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1

@@ -51,6 +51,8 @@ export interface Settings {
   version?: string
   allowDowngrade: boolean
   rollbackTo?: string
+  /** The summary's rollback link: a workflow file name or a URL. */
+  rollbackWorkflow?: string
 
   canary: number
   maxParallel: number
@@ -323,6 +325,17 @@ function healthUrl(read: InputReader): string | undefined {
   return value
 }
 
+function rollbackWorkflow(read: InputReader): string | undefined {
+  const value = line(read, 'rollback-workflow', 2048)
+  if (value === undefined || /^[\w.-]+\.ya?ml$/.test(value)) return value
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value
+  throw new SettingsError(
+    'rollback-workflow',
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  )
+}
+
 function semverText(read: InputReader, name: string): string | undefined {
   const value = line(read, name, 256)
   if (value === undefined) return undefined
@@ -372,6 +385,7 @@ export function readSettings(read: InputReader): Settings {
     version: semverText(read, 'version'),
     allowDowngrade: bool(read, 'allow-downgrade', false),
     rollbackTo: semverText(read, 'rollback-to'),
+    rollbackWorkflow: rollbackWorkflow(read),
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
