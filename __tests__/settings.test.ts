@@ -101,12 +101,39 @@ describe('readSettings', () => {
     [{ binary: '' }, 'binary', 'required when mode is deploy'],
     [{ version: '1.x; rm' }, 'version', 'not a semantic version'],
     [{ 'jump-host': 'bastion;id' }, 'jump-host', 'not a host name'],
-    [{ hosts: 'web1\0' }, 'hosts', 'NUL byte']
+    [{ hosts: 'web1\0' }, 'hosts', 'NUL byte'],
+    [
+      { 'health-checks': '5', 'health-interval': '2s', 'health-timeout': '7s' },
+      'health-timeout',
+      '7.0s can never be enough: 5 checks in a row, one every 2.0s, take at least 8.0s'
+    ],
+    [{ 'health-checks': '62' }, 'health-timeout', 'Raise health-timeout above 1m01s'],
+    [{ 'known-hosts': '# only a comment\n\n' }, 'known-hosts', 'has no host key line'],
+    [{ 'known-hosts': 'web1.example.com' }, 'known-hosts', 'Paste the output of ssh-keyscan'],
+    [{ 'known-hosts': 'SHA256:' + 'A'.repeat(43) }, 'known-hosts', 'fingerprints go in host-fingerprints']
   ])('%j fails naming %s', (over, input, problem) => {
     const e = errorOf(over as Record<string, string>)
     expect(e.input).toBe(input)
     expect(e.message).toContain(`Input '${input}'`)
     expect(e.message).toContain(problem)
+  })
+
+  it('a health gate that can just pass is accepted: (health-checks - 1) x health-interval = health-timeout', () => {
+    const s = settingsWith({ 'health-checks': '5', 'health-interval': '2s', 'health-timeout': '8s' })
+    expect(s.healthTimeoutMs).toBe(8000)
+    expect(
+      settingsWith({ 'health-checks': '1', 'health-interval': '5s', 'health-timeout': '1s' }).healthChecks
+    ).toBe(1)
+  })
+
+  it('known-hosts is accepted with one host key line among comments, markers and hashed names', () => {
+    const text = [
+      '# web1, checked against the console on 2027-01-15',
+      '@revoked old.example.com ssh-rsa AAAAB3NzaC1yc2E=',
+      '|1|c2FsdA==|aGFzaA== ecdsa-sha2-nistp256 AAAAE2VjZHNh',
+      '[web1.example.com]:2222 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5'
+    ].join('\n')
+    expect(settingsWith({ 'known-hosts': text }).knownHosts).toBe(text)
   })
 
   it('insecure-skip-host-key-check allows no known hosts', () => {

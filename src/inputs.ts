@@ -198,6 +198,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'rollback-workflow',
+    description:
+      "The workflow that rolls these hosts back, linked from the job summary: its file in .github/workflows (rollback.yml) or its URL. Default: the checkout's workflow that runs this action with mode: rollback, if there is one.",
+    default: '',
+    required: false
+  },
+  {
     name: 'canary',
     description: 'Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.',
     default: '',

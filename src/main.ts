@@ -17,7 +17,7 @@ export async function run(): Promise<void> {
     maskSecrets(settings)
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist })
     setOutputs(result)
-    await writeSummary(result)
+    await writeSummary(result, settings.rollbackWorkflow)
     // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
     if (result.result !== 'upgraded' && result.result !== 'unchanged') core.setFailed(failureMessage(result))
   } catch (e) {

@@ -2,7 +2,8 @@
  * Every input, read once, validated and typed. Nothing here touches the network: a bad value
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
-import { parseDuration } from './duration.js'
+import { formatDuration, parseDuration } from './duration.js'
+import { hostKeyLineCount } from './host/known-hosts.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -50,6 +51,8 @@ export interface Settings {
   version?: string
   allowDowngrade: boolean
   rollbackTo?: string
+  /** The summary's rollback link: a workflow file name or a URL. */
+  rollbackWorkflow?: string
 
   canary: number
   maxParallel: number
@@ -322,6 +325,17 @@ function healthUrl(read: InputReader): string | undefined {
   return value
 }
 
+function rollbackWorkflow(read: InputReader): string | undefined {
+  const value = line(read, 'rollback-workflow', 2048)
+  if (value === undefined || /^[\w.-]+\.ya?ml$/.test(value)) return value
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value
+  throw new SettingsError(
+    'rollback-workflow',
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  )
+}
+
 function semverText(read: InputReader, name: string): string | undefined {
   const value = line(read, name, 256)
   if (value === undefined) return undefined
@@ -371,6 +385,7 @@ export function readSettings(read: InputReader): Settings {
     version: semverText(read, 'version'),
     allowDowngrade: bool(read, 'allow-downgrade', false),
     rollbackTo: semverText(read, 'rollback-to'),
+    rollbackWorkflow: rollbackWorkflow(read),
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
@@ -389,6 +404,14 @@ export function readSettings(read: InputReader): Settings {
       'known-hosts',
       'is larger than 1 MB',
       'Give only the lines of the hosts of this rollout'
+    )
+  if (settings.knownHosts !== undefined && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      'known-hosts',
+      'has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)',
+      /SHA256:/.test(settings.knownHosts)
+        ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
+        : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
   checkCombinations(settings)
   return settings
@@ -437,10 +460,14 @@ function checkCombinations(s: Settings): void {
       'is set but mode is rollback (a rollback takes the version from the release store)',
       'Name the release to go back to with rollback-to, or remove version'
     )
-  if (s.healthTimeoutMs < s.healthIntervalMs)
+  // Checks start every health-interval and the gate needs health-checks passes in a row: the last
+  // of them starts (health-checks - 1) x health-interval after the first, at the earliest.
+  const gate = (s.healthChecks - 1) * s.healthIntervalMs
+  if (s.healthTimeoutMs < gate)
     throw new SettingsError(
       'health-timeout',
-      'is shorter than health-interval',
-      'Give the gate time for its checks'
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ` +
+        `${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
+      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
     )
 }

@@ -40,6 +40,14 @@ function parse(text: string): Entry[] {
   return entries
 }
 
+/**
+ * How many lines of a known_hosts text are host keys (`[marker] patterns key-type base64`); the
+ * rest are comments, blanks, or something else pasted by mistake.
+ */
+export function hostKeyLineCount(text: string): number {
+  return parse(text).filter(e => /^(ssh-|ecdsa-|sk-)/.test(e.type) && e.blob.length > 0).length
+}
+
 /** The names a host is looked up under: `host` for port 22, `[host]:port` otherwise. */
 function lookupName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`

@@ -21,6 +21,7 @@ import {
 } from './host.js'
 import { verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
 import { commandLine } from './quote.js'
+import { traced } from './trace.js'
 
 export interface Credentials {
   privateKey?: string
@@ -339,7 +340,12 @@ export class SshHost implements Host {
     const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()
-    const result = await this.shell!.run(line, options.timeoutMs ?? 60_000)
+    const result = await traced(
+      this.name,
+      `$ ${line}`,
+      () => this.shell!.run(line, options.timeoutMs ?? 60_000),
+      r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
+    )
     if (
       options.sudo &&
       result.code !== 0 &&
@@ -366,13 +372,20 @@ export class SshHost implements Host {
       connection.once('close', onClose)
     })
     try {
-      await Promise.race([
-        ssh.putFile(localPath, remotePath, null, {
-          concurrency: 64,
-          step: (transferred: number, _chunk: number, total: number) => onProgress?.({ transferred, total })
-        }),
-        lost
-      ])
+      await traced(
+        this.name,
+        `upload ${localPath} to ${remotePath} (SFTP)`,
+        () =>
+          Promise.race([
+            ssh.putFile(localPath, remotePath, null, {
+              concurrency: 64,
+              step: (transferred: number, _chunk: number, total: number) =>
+                onProgress?.({ transferred, total })
+            }),
+            lost
+          ]),
+        () => 'done'
+      )
     } finally {
       connection.removeListener('close', onClose)
     }
@@ -386,7 +399,16 @@ export class SshHost implements Host {
     return r.stdout
   }
 
-  async http(url: string, timeoutMs: number): Promise<HttpResponse> {
+  http(url: string, timeoutMs: number): Promise<HttpResponse> {
+    return traced(
+      this.name,
+      `GET ${url} (through the SSH connection)`,
+      () => this.fetch(url, timeoutMs),
+      r => `status ${r.status}`
+    )
+  }
+
+  private async fetch(url: string, timeoutMs: number): Promise<HttpResponse> {
     await this.ensureOpen()
     const u = new URL(url)
     const https = u.protocol === 'https:'

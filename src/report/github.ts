@@ -39,7 +39,7 @@ export function setOutputs(run: RolloutResult): void {
   for (const [name, value] of Object.entries(outputsOf(run))) core.setOutput(name, value)
 }
 
-export async function writeSummary(run: RolloutResult): Promise<void> {
+export async function writeSummary(run: RolloutResult, rollbackWorkflow?: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  await core.summary.addRaw(summaryMarkdown(run, contextFromEnv())).write()
+  await core.summary.addRaw(summaryMarkdown(run, contextFromEnv(process.env, rollbackWorkflow))).write()
 }

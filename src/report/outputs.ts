@@ -9,6 +9,7 @@
  */
 import type { HostReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
+import { findRollbackWorkflow } from '../local/rollback-workflow.js'
 
 const join = (values: (string | number | undefined)[]) =>
   values.filter(v => v !== undefined && v !== '').join(',')
@@ -41,14 +42,21 @@ function unique<T>(values: T[]): T[] {
 export interface SummaryContext {
   serverUrl?: string
   repository?: string
-  /** Workflow file of the rollback workflow, in .github/workflows. */
+  /** The rollback workflow: its file in .github/workflows, or a URL. None: no link. */
   rollbackWorkflow?: string
 }
 
-export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): SummaryContext {
+/**
+ * GitHub's variables, and the rollback workflow to link: the `rollback-workflow` input, else the
+ * workflow of the checked-out repository that runs zerodown-action with mode: rollback.
+ */
+export function contextFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  rollbackWorkflow?: string
+): SummaryContext {
   return {
     serverUrl: env.GITHUB_SERVER_URL || undefined,
     repository: env.GITHUB_REPOSITORY || undefined,
-    rollbackWorkflow: 'rollback.yml'
+    rollbackWorkflow: rollbackWorkflow ?? findRollbackWorkflow(env.GITHUB_WORKSPACE ?? process.cwd())
   }
 }

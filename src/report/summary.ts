@@ -70,8 +70,13 @@ export function versionsOf(h: HostReport): string {
   const to = h.version ?? (h.result === 'unchanged' ? from : '?')
   const sha = (s?: string) => (s ? s.slice(0, 8) : '?')
   // Two builds of one version differ only by their sha256.
-  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
-    return `${from} → ${to} (sha256 ${sha(h.previousSha256)} → ${sha(h.sha256)})`
+  const builds = from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256
+  // A host that went back serves what it had: say so, with what was tried beside it.
+  if (h.result === 'rolled-back')
+    return builds
+      ? `${from} (sha256 ${sha(h.previousSha256)}) serves; tried ${to} (sha256 ${sha(h.sha256)})`
+      : `${from} serves; tried ${to}`
+  if (builds) return `${from} → ${to} (sha256 ${sha(h.previousSha256)} → ${sha(h.sha256)})`
   return `${from} → ${to}`
 }
 
@@ -179,9 +184,13 @@ function hostExtraSections(_h: HostReport): string[][] {
 
 // ------------------------------------------------------------------------ what to do now
 
+/** The rollback workflow: a URL as given, or a file of this repository's .github/workflows. */
 function rollbackLink(ctx: SummaryContext): string | undefined {
+  const w = ctx.rollbackWorkflow
+  if (!w) return undefined
+  if (/^https?:\/\//.test(w)) return w
   if (!ctx.serverUrl || !ctx.repository) return undefined
-  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? 'rollback.yml'}`
+  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${w}`
 }
 
 /** On failure: per host what happened, and the exact commands or workflow to run. */
@@ -189,7 +198,9 @@ export function whatNow(run: RolloutResult, ctx: SummaryContext): string[] {
   const link = rollbackLink(ctx)
   const workflow = link
     ? `the [rollback workflow](${link})`
-    : 'the rollback workflow (see examples/rollback.yml)'
+    : ctx.rollbackWorkflow
+      ? `the rollback workflow (${ctx.rollbackWorkflow})`
+      : 'this action'
   const upgraded = run.hosts.filter(h => h.result === 'upgraded')
   if (ok(run.result)) {
     if (upgraded.length === 0) return []
