@@ -104,6 +104,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'master-user',
+    description:
+      "User the server's master may run as besides root and the SSH user (e.g. www-data). A master of any other user is refused: another user's process can pose as the server by writing the pid file.",
+    default: '',
+    required: false
+  },
+  {
     name: 'start-timeout',
     description: 'How long the new master may take to start its workers after USR2.',
     default: '30s',

@@ -49,6 +49,8 @@ export function planFrom(settings: Settings, source: UpgradePlan['source']): Upg
   return {
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    releaseDir: settings.releaseDir,
+    masterUser: settings.masterUser,
     source,
     startTimeoutMs: settings.startTimeoutMs,
     pollIntervalMs: settings.pollIntervalMs,

@@ -11,6 +11,7 @@
  * Nothing here knows GitHub: main.ts persists the records with core.saveState.
  */
 import type { Host } from './host/host.js'
+import { checkTrust, TrustError } from './host/trust.js'
 import { formatDuration } from './duration.js'
 import { HostLock, lockOwnerFromEnv, lockPath, newToken, type LockOwner } from './lock.js'
 import { ReleaseStore } from './releases.js'
@@ -53,6 +54,7 @@ export interface SafetyOptions {
   releaseDir?: string
   pidFile: string
   binaryPath?: string
+  masterUser?: string
   lockLeaseMs: number
   /** Arm a watchdog before each swap. */
   watchdog: boolean
@@ -75,6 +77,7 @@ export function safetyOptions(
     releaseDir: settings.releaseDir,
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    masterUser: settings.masterUser,
     lockLeaseMs: settings.lockLeaseMs,
     watchdog: settings.watchdog,
     watchdogLeaseMs: watchdogLeaseMs({
@@ -102,20 +105,38 @@ const ROLLBACK_GRACE_MS = 120_000
 /** How long to wait for a watchdog that decided first to finish its rollback. */
 const WATCHDOG_FINISH_MS = 90_000
 
-/** The binary the master runs (for the default release dir), read before pre-flight; null when unknown. */
-async function masterExecutable(host: Host, pidFile: string): Promise<string | null> {
+/** The master named by the pid file and the binary it runs, read before pre-flight; null when unknown. */
+async function masterExecutable(host: Host, pidFile: string): Promise<{ pid: number; path: string } | null> {
   const r = await host.run(
     [
       'sh',
       '-c',
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null',
+      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
       'sh',
       pidFile
     ],
     { sudo: host.sudo }
   )
-  const path = r.stdout.trim().replace(/ \(deleted\)$/, '')
-  return path.startsWith('/') ? path : null
+  const [pid, exe] = r.stdout.split('\n')
+  const path = (exe ?? '').trim().replace(/ \(deleted\)$/, '')
+  return path.startsWith('/') ? { pid: Number(pid), path } : null
+}
+
+async function trustOrRefuse(
+  host: Host,
+  o: SafetyOptions,
+  master: { pid: number; path: string },
+  storeDir: string
+): Promise<void> {
+  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir }
+  await checkTrust(host, {
+    ...plan,
+    ...master,
+    livePath: master.path,
+    stagingPath: sidePaths(master.path).staging
+  }).catch((e: Error) => {
+    throw e instanceof TrustError ? new StepError('preflight', e.message) : e
+  })
 }
 
 export function safetyHooks(o: SafetyOptions): UpgradeHooks {
@@ -157,16 +178,16 @@ export function safetyHooks(o: SafetyOptions): UpgradeHooks {
     async beforeStart({ host, note }: StartContext): Promise<void> {
       const s = stateOf(host)
       if (s.lock) return // a pre-flight run again after a lost connection: the lock is ours already
-      let releaseDir = o.releaseDir
-      if (releaseDir === undefined) {
-        const live = o.binaryPath ?? (await masterExecutable(host, o.pidFile))
-        if (live === null) {
-          // Pre-flight fails on the missing master next, before anything changes.
-          note('no deploy lock: the running binary (and so its release store) is not known yet')
-          return
-        }
-        releaseDir = ReleaseStore.forLive(host, undefined, live).dir
+      const master = await masterExecutable(host, o.pidFile)
+      const live = o.binaryPath ?? master?.path
+      if (o.releaseDir === undefined && live === undefined) {
+        // Pre-flight fails on the missing master next, before anything changes.
+        note('no deploy lock: the running binary (and so its release store) is not known yet')
+        return
       }
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, undefined, live!).dir
+      // The lock is the first file made: who may write its folder is checked first (pre-flight again).
+      if (master !== null) await trustOrRefuse(host, o, master, releaseDir)
       s.releaseDir = releaseDir
       const path = lockPath(releaseDir)
       s.lock = await HostLock.acquire(host, {

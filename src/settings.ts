@@ -33,6 +33,8 @@ export interface Settings {
   /** Remote live path; undefined means: the running master's executable. */
   binaryPath?: string
   pidFile: string
+  /** One more user the master may run as (besides root and the SSH user). */
+  masterUser?: string
 
   startTimeoutMs: number
   healthUrl?: string
@@ -91,6 +93,17 @@ function line(read: InputReader, name: string, max = 1024): string | undefined {
   if (value.length > max)
     throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, 'Shorten it')
   return value
+}
+
+/** A user name (as useradd allows) or a uid. */
+function userName(read: InputReader, name: string): string | undefined {
+  const value = line(read, name, 64)
+  if (value === undefined || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value
+  throw new SettingsError(
+    name,
+    `'${value}' is not a user name`,
+    'Give the name (or uid) of the user the master runs as'
+  )
 }
 
 function bool(read: InputReader, name: string, fallback: boolean): boolean {
@@ -354,6 +367,7 @@ export function readSettings(read: InputReader): Settings {
     binary: line(read, 'binary', 4096),
     binaryPath: remotePath(read, 'binary-path'),
     pidFile: remotePath(read, 'pid-file', '/run/nginx.pid')!,
+    masterUser: userName(read, 'master-user'),
 
     startTimeoutMs: duration(read, 'start-timeout', '30s'),
     healthUrl: healthUrl(read),

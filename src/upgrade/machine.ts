@@ -35,6 +35,10 @@ import { StepError, type HostReport, type Logger, type StepName, type StepReport
 
 export interface UpgradePlan {
   pidFile: string
+  /** The release store (pre-flight checks who may write it); undefined: the default beside the binary's name. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
   /** Remote live path; undefined: the running master's executable. */
   binaryPath?: string
   /** The new binary (a hook may name another one per host after preflight). */

@@ -4,7 +4,9 @@
  */
 import { posix } from 'node:path'
 import { check, type Host } from '../host/host.js'
-import { remoteSha256 } from './install.js'
+import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../host/trust.js'
+import { ReleaseStore } from '../releases.js'
+import { remoteSha256, sidePaths } from './install.js'
 import {
   configHazards,
   exePath,
@@ -36,6 +38,10 @@ export interface HostFacts {
 export interface PreflightPlan {
   pidFile: string
   binaryPath?: string
+  /** The release store (default: beside the binary's name under /var/lib/zerodown): checked like the live folder. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
   /** What preflight checks of the new binary (a release already on the host has neither). */
   source: { sha256: string; arch?: string | null; bytes?: number }
 }
@@ -83,6 +89,14 @@ export async function preflight(
   if (!isAlive(snap, pid))
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
 
+  // Before anything runs with privilege or is removed: who the master is, who may write its files.
+  const exe = exePath(snap.procs.get(pid)!)
+  if (exe.path === '-' || exe.path === '')
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    )
+  const trust = await trusted(host, plan, pid, exe.path)
+
   if (snap.oldbinExists) {
     // A pid file of no old master: nginx would overwrite it, but it misleads people and tools (and this check).
     const why =
@@ -118,11 +132,6 @@ export async function preflight(
     )
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
 
-  const exe = exePath(master)
-  if (exe.path === '-' || exe.path === '')
-    fail(
-      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
-    )
   if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path)
     fail(
       `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. ` +
@@ -171,8 +180,14 @@ export async function preflight(
 
   const liveSha256 = await remoteSha256(host, livePath)
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stderr + v.stdout)
+  // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
+  const how = masterExeRun(trust, { sudo, livePath, replaced: exe.replaced })
+  let version: string | null = null
+  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
+  else {
+    const v = await host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
+    version = parseVersion(v.stderr + v.stdout)
+  }
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
     `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
@@ -187,6 +202,23 @@ export async function preflight(
     version,
     arch,
     oldWorkerPids: workers
+  }
+}
+
+/** The trust checks (src/host/trust.ts) for this master; a refusal is a pre-flight failure. */
+async function trusted(host: Host, plan: PreflightPlan, pid: number, livePath: string): Promise<TrustFacts> {
+  try {
+    return await checkTrust(host, {
+      pidFile: plan.pidFile,
+      pid,
+      livePath,
+      stagingPath: sidePaths(livePath).staging,
+      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir,
+      masterUser: plan.masterUser
+    })
+  } catch (e) {
+    if (e instanceof TrustError) fail(e.message)
+    throw e
   }
 }
 
