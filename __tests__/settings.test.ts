@@ -64,7 +64,10 @@ describe('host targets', () => {
 
 describe('readSettings', () => {
   it('reads a minimal deploy with defaults', () => {
-    const s = settingsWith({ hosts: 'a, b:2200\n# comment\nops@c' })
+    const s = settingsWith({
+      hosts: 'a, b:2200\n# comment\nops@c',
+      'host-fingerprints': ['a', '[b]:2200', 'c'].map(h => `${h}=SHA256:${'A'.repeat(43)}`).join(' ')
+    })
     expect(s.hosts.map(h => h.label)).toEqual(['root@a', 'root@b:2200', 'ops@c'])
     expect(s).toMatchObject({
       mode: 'deploy',

@@ -55,7 +55,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'host-fingerprints',
     description:
-      'Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.',
+      'Trusted host key fingerprints, each bound to its host: host=SHA256:... (the fingerprint as ssh-keygen -lf prints it; the host as written in hosts or jump-host, or [host]:port), separated by spaces, commas or newlines. A bare SHA256:... is accepted only when the run connects to one host.',
     default: '',
     required: false
   },

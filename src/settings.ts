@@ -3,6 +3,7 @@
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
 import { parseDuration } from './duration.js'
+import { parsePin, pinNames } from './host/known-hosts.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -279,14 +280,35 @@ function fingerprints(read: InputReader): string[] {
     .map(s => s.trim())
     .filter(s => s !== '')
   for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
       throw new SettingsError(
         'host-fingerprints',
         `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        'Use the SHA256:... form that `ssh-keygen -lf <key file>` prints'
+        'Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints'
       )
   }
-  return items
+  // Padding (SHA256:...=) is dropped here: fingerprints compare as OpenSSH prints them.
+  return items.map(fp => fp.replace(/=+$/, ''))
+}
+
+/** Each fingerprint names a host of the run; a bare one is allowed when there is one host to connect to. */
+function checkPins(s: Settings): void {
+  const targets = [...s.hosts, ...(s.jumpHost ? [s.jumpHost] : [])]
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item)
+    if (pin.host === undefined && targets.length > 1)
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? ' (with the jump host)' : ''}: one host's key would be accepted for every other`,
+        'Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)'
+      )
+    if (pin.host !== undefined && !targets.some(t => pinNames(pin.host!, t.host, t.port)))
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        'Write the host as in hosts (or [host]:port)'
+      )
+  }
 }
 
 function privateKey(read: InputReader, name: string): string | undefined {
@@ -405,6 +427,7 @@ export function readSettings(read: InputReader): Settings {
       'Give only the lines of the hosts of this rollout'
     )
   checkCombinations(settings)
+  checkPins(settings)
   return settings
 }
 
