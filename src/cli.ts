@@ -13,6 +13,7 @@ import { cancelOnSignals, perform } from './main.js'
 import { contextFromEnv, outputsOf, summaryMarkdown, versionsOf } from './report.js'
 import type { RolloutResult } from './rollout.js'
 import { readSettings, SettingsError, type InputReader } from './settings.js'
+import { stripTerminal } from './remote-text.js'
 import type { Logger } from './upgrade/types.js'
 
 /** Bad command-line usage: nothing was touched. */
@@ -240,12 +241,13 @@ export function terminalLogger(out: NodeJS.WritableStream, err: NodeJS.WritableS
   const tty = (out as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR
   const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s)
   return {
-    info: m => void out.write(`${m}\n`),
-    warn: m => void err.write(`warning: ${m}\n`),
+    // Remote text in a message must not drive the terminal: escape sequences are removed.
+    info: m => void out.write(`${stripTerminal(m)}\n`),
+    warn: m => void err.write(`warning: ${stripTerminal(m)}\n`),
     // The machine's messages already name the host and the step.
-    error: m => void err.write(`error: ${m}\n`),
+    error: m => void err.write(`error: ${stripTerminal(m)}\n`),
     group: async (title, fn) => {
-      out.write(`${bold(`── ${title}`)}\n`)
+      out.write(`${bold(`── ${stripTerminal(title)}`)}\n`)
       return fn()
     }
   }
@@ -279,7 +281,7 @@ export async function cli(
 ): Promise<number> {
   let json = argv.includes('--json')
   const fail = (code: number, message: string): number => {
-    io.err.write(`zerodown: ${message}\n`)
+    io.err.write(`zerodown: ${stripTerminal(message)}\n`)
     if (json) io.out.write(`${JSON.stringify({ result: 'failed', error: message })}\n`)
     return code
   }
@@ -316,6 +318,6 @@ export async function cli(
   }
   if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
-  else io.out.write(`\n${textReport(run)}`)
+  else io.out.write(`\n${stripTerminal(textReport(run))}`)
   return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
 }

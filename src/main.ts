@@ -9,13 +9,15 @@ import { readSettings, type HostTarget, type Settings } from './settings.js'
 import { checkKeys } from './keys.js'
 import { safetyHooks, safetyOptions, type SafetyRecord } from './safety.js'
 import { mergeHooks, type UpgradePlan } from './upgrade/machine.js'
+import { neutralize } from './remote-text.js'
 import type { Logger, LogWhere } from './upgrade/types.js'
 
+/** Every line is neutralised: remote text embedded in a message never becomes a runner command. */
 export const coreLogger: Logger = {
-  info: m => core.info(m),
-  warn: (m, where) => core.warning(m, annotation(where)),
-  error: (m, where) => core.error(m, annotation(where)),
-  group: (title, fn) => core.group(title, fn)
+  info: m => core.info(neutralize(m)),
+  warn: (m, where) => core.warning(neutralize(m), annotation(where)),
+  error: (m, where) => core.error(neutralize(m), annotation(where)),
+  group: (title, fn) => core.group(neutralize(title), fn)
 }
 
 /** An annotation titled with the host and the step it is about. */
@@ -200,10 +202,11 @@ export async function run(): Promise<void> {
     setOutputs(result)
     await writeSummary(result)
     // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
-    if (result.result !== 'upgraded' && result.result !== 'unchanged') core.setFailed(failureMessage(result))
+    if (result.result !== 'upgraded' && result.result !== 'unchanged')
+      core.setFailed(neutralize(failureMessage(result)))
   } catch (e) {
     core.setOutput('result', 'failed')
-    core.setFailed((e as Error).message)
+    core.setFailed(neutralize((e as Error).message))
   } finally {
     uninstall()
   }

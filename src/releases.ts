@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import semver from 'semver'
 import type { Host } from './host/host.js'
+import { markdownText } from './remote-text.js'
 import type { Settings } from './settings.js'
 import { remoteSha256 } from './upgrade/install.js'
 import type { HookContext, UpgradeHooks, UpgradeSource } from './upgrade/machine.js'
@@ -278,16 +279,15 @@ export function provenanceFrom(env: Record<string, string | undefined>): Provena
 
 // ---------------------------------------------------------------- summary
 
-const cell = (s: string) =>
-  s
-    .replace(/[\r\n]+/g, ' ')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/\|/g, '\\|')
+/** Text from state.json (written on the host) as text: no HTML, no Markdown, no links. */
+const cell = (s: string) => markdownText(s)
 
 /** Markdown: one releases table per host (hosts with the same releases share one), live marked. */
-export function releasesMarkdown(hosts: HostReport[]): string {
+/**
+ * The releases table. A release's run is a link only when it is a run of this repository
+ * (runsPrefix): state.json is written on the host, and its text is shown as text.
+ */
+export function releasesMarkdown(hosts: HostReport[], runsPrefix?: string): string {
   const groups = new Map<string, { hosts: string[]; rows: ReleaseRow[] }>()
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue
@@ -312,11 +312,13 @@ export function releasesMarkdown(hosts: HostReport[]): string {
       const run =
         r.run === undefined
           ? ''
-          : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run)
-            ? `[${cell(r.run.split('/').pop() ?? r.run)}](${r.run})`
+          : runsPrefix !== undefined &&
+              r.run.startsWith(runsPrefix) &&
+              /^\d+(\/attempts\/\d+)?$/.test(r.run.slice(runsPrefix.length))
+            ? `[${cell(r.run.slice(runsPrefix.length).split('/')[0] ?? r.run)}](${r.run})`
             : cell(r.run)
       out.push(
-        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ''} | ${run} |`
+        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '?')}\`` : ''} | ${run} |`
       )
     }
     out.push('')

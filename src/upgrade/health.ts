@@ -3,6 +3,7 @@
  * passes of the URL and/or command, one every `intervalMs`, within `timeoutMs`. The new master's
  * workers must stay the same processes throughout: a crash loop fails the gate at once.
  */
+import { remoteLine } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import type { Host } from '../host/host.js'
 import { sleep } from './wait.js'
@@ -58,7 +59,7 @@ async function checkOnce(
     const r = await host
       .run(['sh', '-c', command], { timeoutMs })
       .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }))
-    const out = (r.stdout + r.stderr).trim().slice(0, 200)
+    const out = remoteLine(r.stdout + r.stderr, 200)
     if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ''}` }
     if (plan.expect && plan.url === undefined && !plan.expect.test(r.stdout))
       return {
