@@ -26,13 +26,20 @@ function annotation(where?: LogWhere): core.AnnotationProperties | undefined {
   return { title: [where.host, where.step].filter(Boolean).join(': ') }
 }
 
+/** The password of health-url (http://user:pw@...), which the logs also mask. */
+function healthUrlPassword(url: string | undefined): string | undefined {
+  const m = url === undefined ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:\s]*:([^/?#@\s]+)@/i.exec(url)
+  return m?.[1]
+}
+
 /** Registers every secret with the runner so that no log line shows it. */
 export function maskSecrets(settings: Settings): void {
   for (const secret of [
     settings.privateKey,
     settings.passphrase,
     settings.password,
-    settings.jumpPrivateKey
+    settings.jumpPrivateKey,
+    healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue
     core.setSecret(secret)

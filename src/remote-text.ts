@@ -49,3 +49,10 @@ export function markdownText(text: string): string {
     .replace(/\bwww\./gi, m => `${m.slice(0, 3)}&#46;`)
 }
 
+// scheme://user:password@ (or user@): the userinfo part of a URL.
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#@\s]*@/gi
+
+/** URLs in a text with their user and password replaced by ***: health-url may carry credentials. */
+export function redactUrls(text: string): string {
+  return text.replace(USERINFO, '$1***@')
+}

@@ -119,7 +119,8 @@ async function masterExecutable(host: Host, pidFile: string): Promise<{ pid: num
   )
   const [pid, exe] = r.stdout.split('\n')
   const path = (exe ?? '').trim().replace(/ \(deleted\)$/, '')
-  return path.startsWith('/') ? { pid: Number(pid), path } : null
+  // pid 1 is never a master (pre-flight refuses it): no lock is taken for it.
+  return path.startsWith('/') && Number(pid) > 1 ? { pid: Number(pid), path } : null
 }
 
 async function trustOrRefuse(

@@ -4,6 +4,7 @@
  */
 import { parseDuration } from './duration.js'
 import { parsePin, pinNames } from './host/known-hosts.js'
+import { redactUrls } from './remote-text.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -346,7 +347,11 @@ function healthUrl(read: InputReader): string | undefined {
   try {
     url = new URL(value.replaceAll('{host}', 'placeholder.invalid'))
   } catch {
-    throw new SettingsError('health-url', `'${value}' is not a URL`, 'Write e.g. http://127.0.0.1/health')
+    throw new SettingsError(
+      'health-url',
+      `'${redactUrls(value)}' is not a URL`,
+      'Write e.g. http://127.0.0.1/health'
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new SettingsError(

@@ -3,7 +3,7 @@
  * passes of the URL and/or command, one every `intervalMs`, within `timeoutMs`. The new master's
  * workers must stay the same processes throughout: a crash loop fails the gate at once.
  */
-import { remoteLine } from '../remote-text.js'
+import { redactUrls, remoteLine } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import type { Host } from '../host/host.js'
 import { sleep } from './wait.js'
@@ -40,9 +40,11 @@ async function checkOnce(
   const timeoutMs = Math.max(500, Math.min(10_000, remainingMs))
   const details: string[] = []
   if (plan.url !== undefined) {
-    const url = forHost(plan.url, host.address)
+    const target = forHost(plan.url, host.address)
+    // Credentials in health-url (http://user:pw@...) never reach a log line, the report or the summary.
+    const url = redactUrls(target)
     try {
-      const res = await host.http(url, timeoutMs)
+      const res = await host.http(target, timeoutMs)
       if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` }
       if (plan.expect && !plan.expect.test(res.body))
         return {
@@ -51,7 +53,7 @@ async function checkOnce(
         }
       details.push(`${url} ${res.status}`)
     } catch (e) {
-      return { ok: false, detail: (e as Error).message }
+      return { ok: false, detail: redactUrls((e as Error).message) }
     }
   }
   if (plan.command !== undefined) {

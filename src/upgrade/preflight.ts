@@ -58,6 +58,10 @@ export async function preflight(
   const sudo = host.sudo
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    )
   const sh = sudo ? 'sudo ' : ''
   // An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then.
   const o = snap.oldbinPid
