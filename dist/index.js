@@ -43057,7 +43057,7 @@ var INPUTS = [
   },
   {
     name: "host-fingerprints",
-    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
+    description: "Trusted host key fingerprints, each bound to its host: host=SHA256:... (the fingerprint as ssh-keygen -lf prints it; the host as written in hosts or jump-host, or [host]:port), separated by spaces, commas or newlines. A bare SHA256:... is accepted only when the run connects to one host.",
     default: "",
     required: false
   },
@@ -43803,6 +43803,125 @@ function getState(name) {
 // src/binary.ts
 import { open as open2, stat as stat3 } from "node:fs/promises";
 
+// src/host/known-hosts.ts
+import { createHash, createHmac } from "node:crypto";
+function fingerprintOf(keyBlob) {
+  return "SHA256:" + createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
+}
+function keyTypeOf(keyBlob) {
+  if (keyBlob.length < 4) return "unknown";
+  const len = keyBlob.readUInt32BE(0);
+  return keyBlob.subarray(4, 4 + len).toString("latin1");
+}
+function parse(text2) {
+  const entries = [];
+  for (const raw of text2.split(/\r?\n/)) {
+    const line2 = raw.trim();
+    if (line2 === "" || line2.startsWith("#")) continue;
+    const fields = line2.split(/\s+/);
+    let marker;
+    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
+      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
+    }
+    const [patterns, type, b64] = fields;
+    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
+    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
+    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
+  }
+  return entries;
+}
+function lookupName(host, port) {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+function globMatch(pattern, name) {
+  const re = new RegExp(
+    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
+    "i"
+  );
+  return re.test(name);
+}
+function hashedMatch(pattern, name) {
+  const parts = pattern.split("|");
+  if (parts.length !== 4 || parts[1] !== "1") return false;
+  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name.toLowerCase()).digest("base64");
+  return mac === parts[3];
+}
+function matches(patterns, name) {
+  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
+  let matched = false;
+  for (const p of patterns.split(",")) {
+    if (p.startsWith("!")) {
+      if (globMatch(p.slice(1), name)) return false;
+    } else if (globMatch(p, name)) {
+      matched = true;
+    }
+  }
+  return matched;
+}
+function normalizeFingerprint(fp) {
+  return fp.replace(/=+$/, "");
+}
+function parsePin(item) {
+  const at = item.lastIndexOf("=SHA256:");
+  if (at <= 0) return { fingerprint: normalizeFingerprint(item) };
+  return { host: item.slice(0, at), fingerprint: normalizeFingerprint(item.slice(at + 1)) };
+}
+function pinNames(pinHost, host, port) {
+  const p = pinHost.toLowerCase();
+  return p === host.toLowerCase() || p === `[${host.toLowerCase()}]:${port}`;
+}
+function verifyHostKey(policy, host, port, keyBlob) {
+  const fingerprint = fingerprintOf(keyBlob);
+  const type = keyTypeOf(keyBlob);
+  const name = lookupName(host, port);
+  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
+  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
+    };
+  const pins = policy.fingerprints.map(parsePin).filter((p) => p.host === void 0 || pinNames(p.host, host, port)).map((p) => p.fingerprint);
+  if (pins.includes(fingerprint)) return { ok: true, fingerprint };
+  const plain = entries.filter((e) => e.marker === void 0);
+  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
+  if (policy.insecureSkip) return { ok: true, fingerprint };
+  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...pins];
+  if (expected.length === 0)
+    return {
+      ok: false,
+      fingerprint,
+      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
+    };
+  return {
+    ok: false,
+    fingerprint,
+    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
+  };
+}
+
+// src/remote-text.ts
+var CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+var visible = (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+function neutralize(text2) {
+  return text2.replace(/\r\n?/g, "\n").replace(CONTROL, visible).replace(/##\[/g, "## [").replace(/^(\s*):(?=:)/gm, "$1: ");
+}
+function remoteLine(text2, max = 500) {
+  const one = neutralize(text2.trim()).replace(/\n/g, " \u23CE ");
+  return one.length > max ? `${one.slice(0, max - 1)}\u2026` : one;
+}
+var ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[@-_]?/g;
+function stripTerminal(text2) {
+  return text2.replace(ESCAPES, "").replace(/\r\n?/g, "\n").replace(CONTROL, visible);
+}
+function markdownText(text2) {
+  return neutralize(text2).replace(/\s*\n\s*/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/[\\`*_[\]!~|]/g, "\\$&").replace(/:\/\//g, "&#58;//").replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`);
+}
+var USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#@\s]*@/gi;
+function redactUrls(text2) {
+  return text2.replace(USERINFO, "$1***@");
+}
+
 // src/settings.ts
 var SettingsError = class extends Error {
   constructor(input, problem, fix) {
@@ -43979,14 +44098,32 @@ function fingerprints(read) {
   if (raw === void 0) return [];
   const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
   for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
       throw new SettingsError(
         "host-fingerprints",
         `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        "Use the SHA256:... form that `ssh-keygen -lf <key file>` prints"
+        "Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints"
       );
   }
-  return items;
+  return items.map((fp) => fp.replace(/=+$/, ""));
+}
+function checkPins(s) {
+  const targets = [...s.hosts, ...s.jumpHost ? [s.jumpHost] : []];
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item);
+    if (pin.host === void 0 && targets.length > 1)
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? " (with the jump host)" : ""}: one host's key would be accepted for every other`,
+        "Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)"
+      );
+    if (pin.host !== void 0 && !targets.some((t) => pinNames(pin.host, t.host, t.port)))
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        "Write the host as in hosts (or [host]:port)"
+      );
+  }
 }
 function privateKey(read, name) {
   const raw = read(name);
@@ -44021,7 +44158,11 @@ function healthUrl(read) {
   try {
     url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
   } catch {
-    throw new SettingsError("health-url", `'${value}' is not a URL`, "Write e.g. http://127.0.0.1/health");
+    throw new SettingsError(
+      "health-url",
+      `'${redactUrls(value)}' is not a URL`,
+      "Write e.g. http://127.0.0.1/health"
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new SettingsError(
@@ -44092,6 +44233,7 @@ function readSettings(read) {
       "Give only the lines of the hosts of this rollout"
     );
   checkCombinations(settings);
+  checkPins(settings);
   return settings;
 }
 function checkCombinations(s) {
@@ -44146,7 +44288,7 @@ function checkCombinations(s) {
 }
 
 // src/upgrade/install.ts
-import { createHash, randomBytes } from "node:crypto";
+import { createHash as createHash2, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { stat as stat2 } from "node:fs/promises";
 import { posix } from "node:path";
@@ -44184,7 +44326,7 @@ var SudoPasswordError = class extends Error {
 };
 function check(host, argv, result) {
   if (result.code !== 0) {
-    const detail = (result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ");
+    const detail = remoteLine((result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | "));
     throw new Error(
       `${host.name}: \`${argv.join(" ")}\` failed with status ${result.code}${detail ? `: ${detail}` : ""}`
     );
@@ -44194,7 +44336,7 @@ function check(host, argv, result) {
 
 // src/upgrade/install.ts
 async function sha256File(path) {
-  const hash = createHash("sha256");
+  const hash = createHash2("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk);
   return hash.digest("hex");
 }
@@ -44223,11 +44365,12 @@ async function stageBinary(host, o) {
   try {
     if (sudo) {
       const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString("hex")}`;
-      await host.upload(o.localPath, tmp, o.onProgress);
       try {
+        await host.upload(o.localPath, tmp, o.onProgress);
+        await run(host, ["rm", "-f", "--", staging]);
         await run(host, ["cp", "--", tmp, staging]);
       } finally {
-        await host.run(["rm", "-f", "--", tmp]);
+        await host.run(["rm", "-f", "--", tmp]).catch(() => void 0);
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress);
@@ -44658,8 +44801,8 @@ function provenanceFrom(env) {
   for (const k of Object.keys(p)) if (p[k] === void 0) delete p[k];
   return p;
 }
-var cell = (s) => s.replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
-function releasesMarkdown(hosts) {
+var cell = (s) => markdownText(s);
+function releasesMarkdown(hosts, runsPrefix) {
   const groups = /* @__PURE__ */ new Map();
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue;
@@ -44678,9 +44821,9 @@ function releasesMarkdown(hosts) {
       "|---|---|---|---|---|---|"
     );
     for (const r of [...g.rows].reverse()) {
-      const run3 = r.run === void 0 ? "" : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run) ? `[${cell(r.run.split("/").pop() ?? r.run)}](${r.run})` : cell(r.run);
+      const run3 = r.run === void 0 ? "" : runsPrefix !== void 0 && r.run.startsWith(runsPrefix) && /^\d+(\/attempts\/\d+)?$/.test(r.run.slice(runsPrefix.length)) ? `[${cell(r.run.slice(runsPrefix.length).split("/")[0] ?? r.run)}](${r.run})` : cell(r.run);
       out.push(
-        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ""} | ${run3} |`
+        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, "?")}\`` : ""} | ${run3} |`
       );
     }
     out.push("");
@@ -44992,7 +45135,8 @@ if [ -e "/proc/$$/task/$$/children" ]; then
   for p in $m $o "$@"; do
     case $p in ''|*[!0-9]*) continue;; esac
     kids=
-    for c in /proc/$p/task/*/children; do
+    # init's children are never listed: a pid file naming pid 1 must not reveal every command line.
+    [ "$p" = 1 ] || for c in /proc/$p/task/*/children; do
       k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"
     done
     for q in $p $kids; do
@@ -45007,7 +45151,7 @@ else
     pid=@{f#/proc/}; pid=@{pid%/stat}
     rest=@{line##*) }
     set -- $rest
-    case $w in *" $pid "*|*" $2 "*) show "$pid";; esac
+    case $w in *" $pid "*) show "$pid";; *" $2 "*) [ "$2" = 1 ] || show "$pid";; esac
   done
 fi
 `.replaceAll("@{", "${");
@@ -45119,6 +45263,10 @@ async function preflight(host, plan, note) {
   const sudo = host.sudo;
   const pidFile = plan.pidFile;
   let snap = await probe(host, pidFile);
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    );
   const sh3 = sudo ? "sudo " : "";
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
@@ -45126,7 +45274,7 @@ async function preflight(host, plan, note) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
       fail(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv ${pidFile}.oldbin ${pidFile}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       );
     fail(
       `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
@@ -45196,13 +45344,21 @@ async function preflight(host, plan, note) {
   if (plan.source.arch && !sameArch(plan.source.arch, arch2))
     fail(`the new binary is built for ${plan.source.arch}, but the host is ${arch2}. Build it for ${arch2}`);
   if (plan.source.bytes !== void 0) {
-    const df = await host.run(["df", "-Pk", "--", posix3.dirname(livePath)]);
-    const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+    const store = plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir;
+    const folders = [...sudo ? ["/tmp"] : [], posix3.dirname(livePath), store];
     const needKb = Math.ceil(plan.source.bytes * 1.1 / 1024) + 1024;
-    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
-      fail(
-        `${posix3.dirname(livePath)} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
-      );
+    for (const folder of folders) {
+      const df = await host.run([
+        "sh",
+        "-c",
+        'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+        "sh",
+        folder
+      ]);
+      const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+      if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+        fail(`${folder} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`);
+    }
   }
   const liveSha256 = await remoteSha256(host, livePath);
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
@@ -46153,89 +46309,124 @@ var NodeSSH = class {
   }
 };
 
-// src/host/known-hosts.ts
-import { createHash as createHash2, createHmac } from "node:crypto";
-function fingerprintOf(keyBlob) {
-  return "SHA256:" + createHash2("sha256").update(keyBlob).digest("base64").replace(/=+$/, "");
-}
-function keyTypeOf(keyBlob) {
-  if (keyBlob.length < 4) return "unknown";
-  const len = keyBlob.readUInt32BE(0);
-  return keyBlob.subarray(4, 4 + len).toString("latin1");
-}
-function parse(text2) {
-  const entries = [];
-  for (const raw of text2.split(/\r?\n/)) {
-    const line2 = raw.trim();
-    if (line2 === "" || line2.startsWith("#")) continue;
-    const fields = line2.split(/\s+/);
-    let marker;
-    if (fields[0] === "@revoked" || fields[0] === "@cert-authority") {
-      marker = fields.shift() === "@revoked" ? "revoked" : "cert-authority";
-    }
-    const [patterns, type, b64] = fields;
-    if (patterns === void 0 || type === void 0 || b64 === void 0) continue;
-    if (!/^[A-Za-z0-9+/]+=*$/.test(b64)) continue;
-    entries.push({ marker, patterns, type, blob: Buffer.from(b64, "base64") });
+// src/host/output-reader.ts
+var OutputReader = class {
+  constructor(limit = 8 * 1024 * 1024) {
+    this.limit = limit;
   }
-  return entries;
-}
-function lookupName(host, port) {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-function globMatch(pattern, name) {
-  const re = new RegExp(
-    "^" + pattern.split("").map((c) => c === "*" ? ".*" : c === "?" ? "." : c.replace(/[.+^${}()|[\]\\]/g, "\\$&")).join("") + "$",
-    "i"
-  );
-  return re.test(name);
-}
-function hashedMatch(pattern, name) {
-  const parts = pattern.split("|");
-  if (parts.length !== 4 || parts[1] !== "1") return false;
-  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
-  return mac === parts[3];
-}
-function matches(patterns, name) {
-  if (patterns.startsWith("|1|")) return hashedMatch(patterns, name);
-  let matched = false;
-  for (const p of patterns.split(",")) {
-    if (p.startsWith("!")) {
-      if (globMatch(p.slice(1), name)) return false;
-    } else if (globMatch(p, name)) {
-      matched = true;
+  limit;
+  head = [];
+  headBytes = 0;
+  tail = [];
+  tailBytes = 0;
+  cut = 0;
+  /** The last bytes seen, to find a marker that began in an earlier chunk. */
+  window = Buffer.alloc(0);
+  marker = null;
+  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
+  after = [];
+  afterBytes = 0;
+  found = null;
+  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
+  scanned = 0;
+  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
+  expect(marker) {
+    this.marker = Buffer.from(marker, "latin1");
+    this.found = null;
+    const early = Buffer.concat(this.after);
+    this.after = [];
+    this.afterBytes = 0;
+    if (early.length > 0) this.push(early);
+  }
+  /** The command's output and what followed the marker on its line, once the marker has arrived. */
+  result() {
+    return this.found;
+  }
+  push(chunk) {
+    if (this.marker === null || this.found !== null) {
+      this.waitWith(chunk);
+      return;
+    }
+    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
+    this.scanned += search.length;
+    const at = search.indexOf(this.marker);
+    const end = at < 0 ? -1 : search.indexOf(10, at + this.marker.length);
+    if (end < 0) {
+      this.keep(chunk);
+      const k = this.marker.length + 16;
+      this.window = search.length > k ? search.subarray(search.length - k) : search;
+      return;
+    }
+    const before = at - this.window.length;
+    if (before >= 0) this.keep(chunk.subarray(0, before));
+    else this.drop(-before);
+    const rest = search.subarray(at + this.marker.length, end).toString("latin1");
+    this.found = { text: this.text(), rest };
+    this.reset();
+    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
+  }
+  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
+  waitWith(chunk) {
+    this.after.push(chunk);
+    this.afterBytes += chunk.length;
+    while (this.afterBytes > this.limit && this.after.length > 1)
+      this.afterBytes -= this.after.shift().length;
+  }
+  keep(b) {
+    const half = Math.floor(this.limit / 2);
+    if (this.headBytes < half) {
+      const n = Math.min(half - this.headBytes, b.length);
+      this.head.push(b.subarray(0, n));
+      this.headBytes += n;
+      b = b.subarray(n);
+    }
+    if (b.length === 0) return;
+    this.tail.push(b);
+    this.tailBytes += b.length;
+    while (this.tailBytes > half) {
+      const first = this.tail[0];
+      const over = this.tailBytes - half;
+      if (first.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first.length;
+        this.cut += first.length;
+      } else {
+        this.tail[0] = first.subarray(over);
+        this.tailBytes -= over;
+        this.cut += over;
+      }
     }
   }
-  return matched;
-}
-function verifyHostKey(policy, host, port, keyBlob) {
-  const fingerprint = fingerprintOf(keyBlob);
-  const type = keyTypeOf(keyBlob);
-  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
-  const name = lookupName(host, port);
-  const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
-  if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
-    return {
-      ok: false,
-      fingerprint,
-      reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
-    };
-  const plain = entries.filter((e) => e.marker === void 0);
-  if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
-  if (policy.insecureSkip) return { ok: true, fingerprint };
-  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
-  if (expected.length === 0)
-    return {
-      ok: false,
-      fingerprint,
-      reason: `no trusted host key is known for ${name} (received ${type} ${fingerprint}); add its known_hosts line (ssh-keyscan -p ${port} ${host}) to known-hosts or its fingerprint to host-fingerprints`
-    };
-  return {
-    ok: false,
-    fingerprint,
-    reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
-  };
-}
+  /** Removes n bytes from the end of what was kept. */
+  drop(n) {
+    for (const list of [this.tail, this.head]) {
+      while (n > 0 && list.length > 0) {
+        const last = list[list.length - 1];
+        const take = Math.min(n, last.length);
+        list[list.length - 1] = last.subarray(0, last.length - take);
+        if (list[list.length - 1].length === 0) list.pop();
+        if (list === this.tail) this.tailBytes -= take;
+        else this.headBytes -= take;
+        n -= take;
+      }
+    }
+  }
+  text() {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail;
+    return `${head}
+[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
+${tail}`;
+  }
+  reset() {
+    this.head = [];
+    this.tail = [];
+    this.headBytes = this.tailBytes = this.cut = 0;
+    this.window = Buffer.alloc(0);
+    this.marker = null;
+  }
+};
 
 // src/host/ssh-host.ts
 var HostKeyError = class extends Error {
@@ -46249,11 +46440,11 @@ var RemoteShell = class {
     this.channel = channel;
     this.hostName = hostName;
     channel.on("data", (d) => {
-      this.outBuf = Buffer.concat([this.outBuf, d]);
+      this.out.push(d);
       this.settle();
     });
     channel.stderr.on("data", (d) => {
-      this.errBuf = Buffer.concat([this.errBuf, d]);
+      this.err.push(d);
       this.settle();
     });
     channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
@@ -46261,8 +46452,9 @@ var RemoteShell = class {
   channel;
   hostName;
   pending = null;
-  outBuf = Buffer.alloc(0);
-  errBuf = Buffer.alloc(0);
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  out = new OutputReader();
+  err = new OutputReader();
   queue = Promise.resolve();
   dead = false;
   fail(error2) {
@@ -46289,10 +46481,12 @@ var RemoteShell = class {
         this.fail(new CommandTimeoutError(this.hostName, line2, timeoutMs));
         this.channel.close();
       }, timeoutMs);
+      this.out.expect(`
+${mark} `);
+      this.err.expect(`
+${mark}`);
       this.pending = {
         mark,
-        out: [],
-        err: [],
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -46312,17 +46506,11 @@ var RemoteShell = class {
   settle() {
     const p = this.pending;
     if (!p) return;
-    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString("latin1"));
-    const errAt = this.errBuf.indexOf(`
-${p.mark}
-`);
-    if (!outEnd || errAt < 0) return;
-    const stdout = this.outBuf.subarray(0, outEnd.index).toString("utf8");
-    const stderr = this.errBuf.subarray(0, errAt).toString("utf8");
-    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length);
-    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2);
+    const out = this.out.result();
+    const err = this.err.result();
+    if (!out || !err) return;
     this.pending = null;
-    p.resolve({ stdout, stderr, code: Number(outEnd[1]) });
+    p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
   }
 };
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46627,7 +46815,10 @@ function summaryMarkdown(run3, ctx = {}) {
   if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
   const next = whatNow(run3, ctx);
   if (next.length > 0) out.push(...next, "");
-  const releases = releasesMarkdown(run3.hosts);
+  const releases = releasesMarkdown(
+    run3.hosts,
+    ctx.serverUrl && ctx.repository ? `${ctx.serverUrl}/${ctx.repository}/actions/runs/` : void 0
+  );
   if (releases !== "") out.push(releases);
   const detailed = run3.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS);
   if (detailed.length > 0) {
@@ -46647,7 +46838,7 @@ function cell2(text2, max = 300) {
   if (text2 === void 0 || text2 === "") return "";
   let s = String(text2).replace(/\s*\n\s*/g, " ");
   if (s.length > max) s = s.slice(0, max - 1) + "\u2026";
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+  return markdownText(s);
 }
 function table(head, rows) {
   return [
@@ -46893,9 +47084,10 @@ async function checkOnce(host, plan, remainingMs) {
   const timeoutMs = Math.max(500, Math.min(1e4, remainingMs));
   const details = [];
   if (plan.url !== void 0) {
-    const url = forHost(plan.url, host.address);
+    const target = forHost(plan.url, host.address);
+    const url = redactUrls(target);
     try {
-      const res = await host.http(url, timeoutMs);
+      const res = await host.http(target, timeoutMs);
       if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` };
       if (plan.expect && !plan.expect.test(res.body))
         return {
@@ -46904,13 +47096,13 @@ async function checkOnce(host, plan, remainingMs) {
         };
       details.push(`${url} ${res.status}`);
     } catch (e) {
-      return { ok: false, detail: e.message };
+      return { ok: false, detail: redactUrls(e.message) };
     }
   }
   if (plan.command !== void 0) {
     const command = forHost(plan.command, host.address);
     const r = await host.run(["sh", "-c", command], { timeoutMs }).catch((e) => ({ code: -1, stdout: "", stderr: e.message }));
-    const out = (r.stdout + r.stderr).trim().slice(0, 200);
+    const out = remoteLine(r.stdout + r.stderr, 200);
     if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ""}` };
     if (plan.expect && plan.url === void 0 && !plan.expect.test(r.stdout))
       return {
@@ -47658,16 +47850,16 @@ ${this.report.repair.join("\n")}`,
     }
     if (!binaryOk) {
       if (keptSha === facts.liveSha256)
-        lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`);
+        lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`);
       else
         lines.push(
           `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${facts.liveSha256}), e.g. from the previous build, then check it`,
-          `sha256sum ${live}`
+          `sha256sum -- ${quote(live)}`
         );
     }
     lines.push(
       `# check: the pid file holds ${oldPid}, ${pidFile}.oldbin is gone, and ${live} has sha256 ${facts.liveSha256}`,
-      `cat ${pidFile}; ls -l ${pidFile}.oldbin; sha256sum ${live}`
+      `cat -- ${quote(pidFile)}; ls -l -- ${quote(`${pidFile}.oldbin`)}; sha256sum -- ${quote(live)}`
     );
     return lines;
   }
@@ -48121,7 +48313,7 @@ function parse2(input, key, passphrase, passphraseInput) {
   const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
   const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
   if (error2 === void 0) return;
-  const why = error2.message;
+  const why = error2.message.replace(/:[\s\S]*$/, "").replace(/[^A-Za-z0-9 ,.()-]/g, "?");
   if (/no passphrase given/i.test(why))
     throw new SettingsError(
       input,
@@ -48700,7 +48892,7 @@ async function masterExecutable(host, pidFile) {
   );
   const [pid, exe] = r.stdout.split("\n");
   const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
-  return path.startsWith("/") ? { pid: Number(pid), path } : null;
+  return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
 }
 async function trustOrRefuse(host, o, master, storeDir) {
   const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir };
@@ -48902,21 +49094,26 @@ function safetyHooks(o) {
 
 // src/main.ts
 var coreLogger = {
-  info: (m) => info(m),
-  warn: (m, where) => warning(m, annotation(where)),
-  error: (m, where) => error(m, annotation(where)),
-  group: (title, fn) => group(title, fn)
+  info: (m) => info(neutralize(m)),
+  warn: (m, where) => warning(neutralize(m), annotation(where)),
+  error: (m, where) => error(neutralize(m), annotation(where)),
+  group: (title, fn) => group(neutralize(title), fn)
 };
 function annotation(where) {
   if (!where?.host && !where?.step) return void 0;
   return { title: [where.host, where.step].filter(Boolean).join(": ") };
+}
+function healthUrlPassword(url) {
+  const m = url === void 0 ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:\s]*:([^/?#@\s]+)@/i.exec(url);
+  return m?.[1];
 }
 function maskSecrets(settings) {
   for (const secret of [
     settings.privateKey,
     settings.passphrase,
     settings.password,
-    settings.jumpPrivateKey
+    settings.jumpPrivateKey,
+    healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue;
     setSecret(secret);
@@ -49027,10 +49224,11 @@ async function run2() {
     });
     setOutputs(result);
     await writeSummary(result);
-    if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
+    if (result.result !== "upgraded" && result.result !== "unchanged")
+      setFailed(neutralize(failureMessage(result)));
   } catch (e) {
     setOutput("result", "failed");
-    setFailed(e.message);
+    setFailed(neutralize(e.message));
   } finally {
     uninstall();
   }
@@ -49231,15 +49429,16 @@ function terminalLogger(out, err) {
   const tty = out.isTTY === true && !process.env.NO_COLOR;
   const bold = (s) => tty ? `\x1B[1m${s}\x1B[0m` : s;
   return {
-    info: (m) => void out.write(`${m}
+    // Remote text in a message must not drive the terminal: escape sequences are removed.
+    info: (m) => void out.write(`${stripTerminal(m)}
 `),
-    warn: (m) => void err.write(`warning: ${m}
+    warn: (m) => void err.write(`warning: ${stripTerminal(m)}
 `),
     // The machine's messages already name the host and the step.
-    error: (m) => void err.write(`error: ${m}
+    error: (m) => void err.write(`error: ${stripTerminal(m)}
 `),
     group: async (title, fn) => {
-      out.write(`${bold(`\u2500\u2500 ${title}`)}
+      out.write(`${bold(`\u2500\u2500 ${stripTerminal(title)}`)}
 `);
       return fn();
     }
@@ -49265,7 +49464,7 @@ async function cli(argv, io = {
 }) {
   let json = argv.includes("--json");
   const fail2 = (code, message) => {
-    io.err.write(`zerodown: ${message}
+    io.err.write(`zerodown: ${stripTerminal(message)}
 `);
     if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
 `);
@@ -49304,7 +49503,7 @@ async function cli(argv, io = {
   if (json) io.out.write(`${outputsOf(run3).report}
 `);
   else io.out.write(`
-${textReport(run3)}`);
+${stripTerminal(textReport(run3))}`);
   return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
 }
 

@@ -5,6 +5,7 @@
  *
  *   preflight → upload → verify → swap → usr2 → winch → health → drain → [park] → quit
  */
+import { quote } from '../host/quote.js'
 import { check, ConnectionLostError, type Host } from '../host/host.js'
 import { formatDuration } from '../duration.js'
 import {
@@ -876,16 +877,16 @@ export class HostUpgrade {
     }
     if (!binaryOk) {
       if (keptSha === facts.liveSha256)
-        lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`)
+        lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`)
       else
         lines.push(
           `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${facts.liveSha256}), e.g. from the previous build, then check it`,
-          `sha256sum ${live}`
+          `sha256sum -- ${quote(live)}`
         )
     }
     lines.push(
       `# check: the pid file holds ${oldPid}, ${pidFile}.oldbin is gone, and ${live} has sha256 ${facts.liveSha256}`,
-      `cat ${pidFile}; ls -l ${pidFile}.oldbin; sha256sum ${live}`
+      `cat -- ${quote(pidFile)}; ls -l -- ${quote(`${pidFile}.oldbin`)}; sha256sum -- ${quote(live)}`
     )
     return lines
   }

@@ -4,6 +4,7 @@
  */
 import { posix } from 'node:path'
 import { check, type Host } from '../host/host.js'
+import { quote } from '../host/quote.js'
 import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../host/trust.js'
 import { ReleaseStore } from '../releases.js'
 import { remoteSha256, sidePaths } from './install.js'
@@ -75,7 +76,7 @@ export async function preflight(
           `. To go back to the old one: ${sh}kill -HUP ${o}` +
           (children.length > 0
             ? `; ${sh}kill -TERM ${children.join(' ')}`
-            : `; ${sh}mv ${pidFile}.oldbin ${pidFile}`) +
+            : `; ${sh}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) +
           ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       )
     fail(
@@ -173,13 +174,23 @@ export async function preflight(
     fail(`the new binary is built for ${plan.source.arch}, but the host is ${arch}. Build it for ${arch}`)
 
   if (plan.source.bytes !== undefined) {
-    const df = await host.run(['df', '-Pk', '--', posix.dirname(livePath)])
-    const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+    // Where the upload lands (/tmp first with sudo), the staging file, and the store's copy.
+    const store = plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir
+    const folders = [...(sudo ? ['/tmp'] : []), posix.dirname(livePath), store]
     const needKb = Math.ceil((plan.source.bytes * 1.1) / 1024) + 1024
-    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
-      fail(
-        `${posix.dirname(livePath)} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
-      )
+    for (const folder of folders) {
+      // The store may not exist yet: the free space of the nearest folder that does.
+      const df = await host.run([
+        'sh',
+        '-c',
+        'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+        'sh',
+        folder
+      ])
+      const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+      if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+        fail(`${folder} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`)
+    }
   }
 
   const liveSha256 = await remoteSha256(host, livePath)
