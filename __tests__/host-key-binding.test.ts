@@ -23,7 +23,7 @@ const fp = fingerprintOf
 
 /** The policy the connector builds from the inputs (src/main.ts connector). */
 function policyFor(inputs: Record<string, string>) {
-  const s = settingsWith(inputs)
+  const s = settingsWith({ 'known-hosts': '', ...inputs })
   return { knownHosts: s.knownHosts, fingerprints: s.hostFingerprints, insecureSkip: false }
 }
 

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { readdirSync, rmSync } from 'node:fs'
 import type { ExecResult, Host } from '../src/host/host.js'
-import { preflight } from '../src/upgrade/preflight.js'
+import { inspectMaster } from '../src/supervisors/nginx/inspect.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
 import { hostState, sha256 } from './helpers/upgrade-host.js'
@@ -30,8 +30,8 @@ describe('commands printed for people', () => {
       http: async () => ({ status: 200, body: '' }),
       close: async () => undefined
     }
-    const plan = { pidFile: "/run/my nginx's.pid", source: { sha256: 'a'.repeat(64) } }
-    await expect(preflight(host, plan, () => undefined)).rejects.toThrow(
+    const plan = { pidFile: "/run/my nginx's.pid" }
+    await expect(inspectMaster(host, plan, () => undefined)).rejects.toThrow(
       `kill -HUP 42; mv -- '/run/my nginx'\\''s.pid.oldbin' '/run/my nginx'\\''s.pid'`
     )
   })

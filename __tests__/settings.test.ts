@@ -113,7 +113,7 @@ describe('readSettings', () => {
   })
 
   it('insecure-skip-host-key-check allows no known hosts', () => {
-    const s = settingsWith({ 'host-fingerprints': '', 'insecure-skip-host-key-check': 'true' })
+    const s = settingsWith({ 'known-hosts': '', 'insecure-skip-host-key-check': 'true' })
     expect(s.insecureSkipHostKeyCheck).toBe(true)
   })
 })
