@@ -64,7 +64,10 @@ describe('host targets', () => {
 
 describe('readSettings', () => {
   it('reads a minimal deploy with defaults', () => {
-    const s = settingsWith({ hosts: 'a, b:2200\n# comment\nops@c' })
+    const s = settingsWith({
+      hosts: 'a, b:2200\n# comment\nops@c',
+      'host-fingerprints': ['a', '[b]:2200', 'c'].map(h => `${h}=SHA256:${'A'.repeat(43)}`).join(' ')
+    })
     expect(s.hosts.map(h => h.label)).toEqual(['root@a', 'root@b:2200', 'ops@c'])
     expect(s).toMatchObject({
       mode: 'deploy',
@@ -137,7 +140,7 @@ describe('readSettings', () => {
   })
 
   it('insecure-skip-host-key-check allows no known hosts', () => {
-    const s = settingsWith({ 'host-fingerprints': '', 'insecure-skip-host-key-check': 'true' })
+    const s = settingsWith({ 'known-hosts': '', 'insecure-skip-host-key-check': 'true' })
     expect(s.insecureSkipHostKeyCheck).toBe(true)
   })
 })

@@ -19155,6 +19155,2219 @@ var require_undici = __commonJS({
   }
 });
 
+// node_modules/semver/internal/constants.js
+var require_constants6 = __commonJS({
+  "node_modules/semver/internal/constants.js"(exports, module) {
+    "use strict";
+    var SEMVER_SPEC_VERSION = "2.0.0";
+    var MAX_LENGTH = 256;
+    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
+    9007199254740991;
+    var MAX_SAFE_COMPONENT_LENGTH = 16;
+    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
+    var WHITESPACE_CHARACTERS = [
+      "	",
+      "\n",
+      "\v",
+      "\f",
+      "\r",
+      " ",
+      "\xA0",
+      "\u1680",
+      "\u2000",
+      "\u2001",
+      "\u2002",
+      "\u2003",
+      "\u2004",
+      "\u2005",
+      "\u2006",
+      "\u2007",
+      "\u2008",
+      "\u2009",
+      "\u200A",
+      "\u2028",
+      "\u2029",
+      "\u202F",
+      "\u205F",
+      "\u3000",
+      "\uFEFF"
+    ];
+    var RELEASE_TYPES = [
+      "major",
+      "premajor",
+      "minor",
+      "preminor",
+      "patch",
+      "prepatch",
+      "prerelease"
+    ];
+    module.exports = {
+      MAX_LENGTH,
+      MAX_SAFE_COMPONENT_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      MAX_SAFE_INTEGER,
+      WHITESPACE_CHARACTERS,
+      RELEASE_TYPES,
+      SEMVER_SPEC_VERSION,
+      FLAG_INCLUDE_PRERELEASE: 1,
+      FLAG_LOOSE: 2
+    };
+  }
+});
+
+// node_modules/semver/internal/debug.js
+var require_debug = __commonJS({
+  "node_modules/semver/internal/debug.js"(exports, module) {
+    "use strict";
+    var debug2 = typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG) ? (...args) => console.error("SEMVER", ...args) : () => {
+    };
+    module.exports = debug2;
+  }
+});
+
+// node_modules/semver/internal/re.js
+var require_re = __commonJS({
+  "node_modules/semver/internal/re.js"(exports, module) {
+    "use strict";
+    var {
+      MAX_SAFE_COMPONENT_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      MAX_LENGTH
+    } = require_constants6();
+    var debug2 = require_debug();
+    exports = module.exports = {};
+    var re = exports.re = [];
+    var safeRe = exports.safeRe = [];
+    var src = exports.src = [];
+    var safeSrc = exports.safeSrc = [];
+    var t = exports.t = {};
+    var R = 0;
+    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
+    var safeRegexReplacements = [
+      ["\\s", 1],
+      ["\\d", MAX_LENGTH],
+      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
+    ];
+    var makeSafeRegex = (value) => {
+      for (const [token, max] of safeRegexReplacements) {
+        value = value.split(`${token}*`).join(`${token}{0,${max}}`).split(`${token}+`).join(`${token}{1,${max}}`);
+      }
+      return value;
+    };
+    var createToken = (name, value, isGlobal) => {
+      const safe = makeSafeRegex(value);
+      const index = R++;
+      debug2(name, index, value);
+      t[name] = index;
+      src[index] = value;
+      safeSrc[index] = safe;
+      re[index] = new RegExp(value, isGlobal ? "g" : void 0);
+      safeRe[index] = new RegExp(safe, isGlobal ? "g" : void 0);
+    };
+    createToken("NUMERICIDENTIFIER", "0|[1-9]\\d*");
+    createToken("NUMERICIDENTIFIERLOOSE", "\\d+");
+    createToken("NONNUMERICIDENTIFIER", `\\d*[a-zA-Z-]${LETTERDASHNUMBER}*`);
+    createToken("MAINVERSION", `(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})`);
+    createToken("MAINVERSIONLOOSE", `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})`);
+    createToken("PRERELEASEIDENTIFIER", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIER]})`);
+    createToken("PRERELEASEIDENTIFIERLOOSE", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIERLOOSE]})`);
+    createToken("PRERELEASE", `(?:-(${src[t.PRERELEASEIDENTIFIER]}(?:\\.${src[t.PRERELEASEIDENTIFIER]})*))`);
+    createToken("PRERELEASELOOSE", `(?:-?(${src[t.PRERELEASEIDENTIFIERLOOSE]}(?:\\.${src[t.PRERELEASEIDENTIFIERLOOSE]})*))`);
+    createToken("BUILDIDENTIFIER", `${LETTERDASHNUMBER}+`);
+    createToken("BUILD", `(?:\\+(${src[t.BUILDIDENTIFIER]}(?:\\.${src[t.BUILDIDENTIFIER]})*))`);
+    createToken("FULLPLAIN", `v?${src[t.MAINVERSION]}${src[t.PRERELEASE]}?${src[t.BUILD]}?`);
+    createToken("FULL", `^${src[t.FULLPLAIN]}$`);
+    createToken("LOOSEPLAIN", `[v=\\s]*${src[t.MAINVERSIONLOOSE]}${src[t.PRERELEASELOOSE]}?${src[t.BUILD]}?`);
+    createToken("LOOSE", `^${src[t.LOOSEPLAIN]}$`);
+    createToken("GTLT", "((?:<|>)?=?)");
+    createToken("XRANGEIDENTIFIERLOOSE", `${src[t.NUMERICIDENTIFIERLOOSE]}|x|X|\\*`);
+    createToken("XRANGEIDENTIFIER", `${src[t.NUMERICIDENTIFIER]}|x|X|\\*`);
+    createToken("XRANGEPLAIN", `[v=\\s]*(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:${src[t.PRERELEASE]})?${src[t.BUILD]}?)?)?`);
+    createToken("XRANGEPLAINLOOSE", `[v=\\s]*(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:${src[t.PRERELEASELOOSE]})?${src[t.BUILD]}?)?)?`);
+    createToken("XRANGE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAIN]}$`);
+    createToken("XRANGELOOSE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("COERCEPLAIN", `${"(^|[^\\d])(\\d{1,"}${MAX_SAFE_COMPONENT_LENGTH}})(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?`);
+    createToken("COERCE", `${src[t.COERCEPLAIN]}(?:$|[^\\d])`);
+    createToken("COERCEFULL", src[t.COERCEPLAIN] + `(?:${src[t.PRERELEASE]})?(?:${src[t.BUILD]})?(?:$|[^\\d])`);
+    createToken("COERCERTL", src[t.COERCE], true);
+    createToken("COERCERTLFULL", src[t.COERCEFULL], true);
+    createToken("LONETILDE", "(?:~>?)");
+    createToken("TILDETRIM", `(\\s*)${src[t.LONETILDE]}\\s+`, true);
+    exports.tildeTrimReplace = "$1~";
+    createToken("TILDE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAIN]}$`);
+    createToken("TILDELOOSE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("LONECARET", "(?:\\^)");
+    createToken("CARETTRIM", `(\\s*)${src[t.LONECARET]}\\s+`, true);
+    exports.caretTrimReplace = "$1^";
+    createToken("CARET", `^${src[t.LONECARET]}${src[t.XRANGEPLAIN]}$`);
+    createToken("CARETLOOSE", `^${src[t.LONECARET]}${src[t.XRANGEPLAINLOOSE]}$`);
+    createToken("COMPARATORLOOSE", `^${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]})$|^$`);
+    createToken("COMPARATOR", `^${src[t.GTLT]}\\s*(${src[t.FULLPLAIN]})$|^$`);
+    createToken("COMPARATORTRIM", `(\\s*)${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]}|${src[t.XRANGEPLAIN]})`, true);
+    exports.comparatorTrimReplace = "$1$2$3";
+    createToken("HYPHENRANGE", `^\\s*(${src[t.XRANGEPLAIN]})\\s+-\\s+(${src[t.XRANGEPLAIN]})\\s*$`);
+    createToken("HYPHENRANGELOOSE", `^\\s*(${src[t.XRANGEPLAINLOOSE]})\\s+-\\s+(${src[t.XRANGEPLAINLOOSE]})\\s*$`);
+    createToken("STAR", "(<|>)?=?\\s*\\*");
+    createToken("GTE0", "^\\s*>=\\s*0\\.0\\.0\\s*$");
+    createToken("GTE0PRE", "^\\s*>=\\s*0\\.0\\.0-0\\s*$");
+  }
+});
+
+// node_modules/semver/internal/parse-options.js
+var require_parse_options = __commonJS({
+  "node_modules/semver/internal/parse-options.js"(exports, module) {
+    "use strict";
+    var looseOption = Object.freeze({ loose: true });
+    var emptyOpts = Object.freeze({});
+    var parseOptions = (options) => {
+      if (!options) {
+        return emptyOpts;
+      }
+      if (typeof options !== "object") {
+        return looseOption;
+      }
+      return options;
+    };
+    module.exports = parseOptions;
+  }
+});
+
+// node_modules/semver/internal/identifiers.js
+var require_identifiers = __commonJS({
+  "node_modules/semver/internal/identifiers.js"(exports, module) {
+    "use strict";
+    var numeric = /^[0-9]+$/;
+    var compareIdentifiers = (a, b) => {
+      if (typeof a === "number" && typeof b === "number") {
+        return a === b ? 0 : a < b ? -1 : 1;
+      }
+      const anum = numeric.test(a);
+      const bnum = numeric.test(b);
+      if (anum && bnum) {
+        a = +a;
+        b = +b;
+      }
+      return a === b ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a < b ? -1 : 1;
+    };
+    var rcompareIdentifiers = (a, b) => compareIdentifiers(b, a);
+    module.exports = {
+      compareIdentifiers,
+      rcompareIdentifiers
+    };
+  }
+});
+
+// node_modules/semver/classes/semver.js
+var require_semver = __commonJS({
+  "node_modules/semver/classes/semver.js"(exports, module) {
+    "use strict";
+    var debug2 = require_debug();
+    var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants6();
+    var { safeRe: re, t } = require_re();
+    var parseOptions = require_parse_options();
+    var { compareIdentifiers } = require_identifiers();
+    var isPrereleaseIdentifier = (prerelease, identifier) => {
+      const identifiers = identifier.split(".");
+      if (identifiers.length > prerelease.length) {
+        return false;
+      }
+      for (let i = 0; i < identifiers.length; i++) {
+        if (compareIdentifiers(prerelease[i], identifiers[i]) !== 0) {
+          return false;
+        }
+      }
+      return true;
+    };
+    var SemVer = class _SemVer {
+      constructor(version, options) {
+        options = parseOptions(options);
+        if (version instanceof _SemVer) {
+          if (version.loose === !!options.loose && version.includePrerelease === !!options.includePrerelease) {
+            return version;
+          } else {
+            version = version.version;
+          }
+        } else if (typeof version !== "string") {
+          throw new TypeError(`Invalid version. Must be a string. Got type "${typeof version}".`);
+        }
+        if (version.length > MAX_LENGTH) {
+          throw new TypeError(
+            `version is longer than ${MAX_LENGTH} characters`
+          );
+        }
+        debug2("SemVer", version, options);
+        this.options = options;
+        this.loose = !!options.loose;
+        this.includePrerelease = !!options.includePrerelease;
+        const m = version.trim().match(options.loose ? re[t.LOOSE] : re[t.FULL]);
+        if (!m) {
+          throw new TypeError(`Invalid Version: ${version}`);
+        }
+        this.raw = version;
+        this.major = +m[1];
+        this.minor = +m[2];
+        this.patch = +m[3];
+        if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
+          throw new TypeError("Invalid major version");
+        }
+        if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
+          throw new TypeError("Invalid minor version");
+        }
+        if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
+          throw new TypeError("Invalid patch version");
+        }
+        if (!m[4]) {
+          this.prerelease = [];
+        } else {
+          this.prerelease = m[4].split(".").map((id) => {
+            if (/^[0-9]+$/.test(id)) {
+              const num = +id;
+              if (num >= 0 && num < MAX_SAFE_INTEGER) {
+                return num;
+              }
+            }
+            return id;
+          });
+        }
+        this.build = m[5] ? m[5].split(".") : [];
+        this.format();
+      }
+      format() {
+        this.version = `${this.major}.${this.minor}.${this.patch}`;
+        if (this.prerelease.length) {
+          this.version += `-${this.prerelease.join(".")}`;
+        }
+        return this.version;
+      }
+      toString() {
+        return this.version;
+      }
+      compare(other) {
+        debug2("SemVer.compare", this.version, this.options, other);
+        if (!(other instanceof _SemVer)) {
+          if (typeof other === "string" && other === this.version) {
+            return 0;
+          }
+          other = new _SemVer(other, this.options);
+        }
+        if (other.version === this.version) {
+          return 0;
+        }
+        return this.compareMain(other) || this.comparePre(other);
+      }
+      compareMain(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        if (this.major < other.major) {
+          return -1;
+        }
+        if (this.major > other.major) {
+          return 1;
+        }
+        if (this.minor < other.minor) {
+          return -1;
+        }
+        if (this.minor > other.minor) {
+          return 1;
+        }
+        if (this.patch < other.patch) {
+          return -1;
+        }
+        if (this.patch > other.patch) {
+          return 1;
+        }
+        return 0;
+      }
+      comparePre(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        if (this.prerelease.length && !other.prerelease.length) {
+          return -1;
+        } else if (!this.prerelease.length && other.prerelease.length) {
+          return 1;
+        } else if (!this.prerelease.length && !other.prerelease.length) {
+          return 0;
+        }
+        let i = 0;
+        do {
+          const a = this.prerelease[i];
+          const b = other.prerelease[i];
+          debug2("prerelease compare", i, a, b);
+          if (a === void 0 && b === void 0) {
+            return 0;
+          } else if (b === void 0) {
+            return 1;
+          } else if (a === void 0) {
+            return -1;
+          } else if (a === b) {
+            continue;
+          } else {
+            return compareIdentifiers(a, b);
+          }
+        } while (++i);
+      }
+      compareBuild(other) {
+        if (!(other instanceof _SemVer)) {
+          other = new _SemVer(other, this.options);
+        }
+        let i = 0;
+        do {
+          const a = this.build[i];
+          const b = other.build[i];
+          debug2("build compare", i, a, b);
+          if (a === void 0 && b === void 0) {
+            return 0;
+          } else if (b === void 0) {
+            return 1;
+          } else if (a === void 0) {
+            return -1;
+          } else if (a === b) {
+            continue;
+          } else {
+            return compareIdentifiers(a, b);
+          }
+        } while (++i);
+      }
+      // preminor will bump the version up to the next minor release, and immediately
+      // down to pre-release. premajor and prepatch work the same way.
+      inc(release, identifier, identifierBase) {
+        if (release.startsWith("pre")) {
+          if (!identifier && identifierBase === false) {
+            throw new Error("invalid increment argument: identifier is empty");
+          }
+          if (identifier) {
+            const match = `-${identifier}`.match(this.options.loose ? re[t.PRERELEASELOOSE] : re[t.PRERELEASE]);
+            if (!match || match[1] !== identifier) {
+              throw new Error(`invalid identifier: ${identifier}`);
+            }
+          }
+        }
+        switch (release) {
+          case "premajor":
+            this.prerelease.length = 0;
+            this.patch = 0;
+            this.minor = 0;
+            this.major++;
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "preminor":
+            this.prerelease.length = 0;
+            this.patch = 0;
+            this.minor++;
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "prepatch":
+            this.prerelease.length = 0;
+            this.inc("patch", identifier, identifierBase);
+            this.inc("pre", identifier, identifierBase);
+            break;
+          // If the input is a non-prerelease version, this acts the same as
+          // prepatch.
+          case "prerelease":
+            if (this.prerelease.length === 0) {
+              this.inc("patch", identifier, identifierBase);
+            }
+            this.inc("pre", identifier, identifierBase);
+            break;
+          case "release":
+            if (this.prerelease.length === 0) {
+              throw new Error(`version ${this.raw} is not a prerelease`);
+            }
+            this.prerelease.length = 0;
+            break;
+          case "major":
+            if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
+              this.major++;
+            }
+            this.minor = 0;
+            this.patch = 0;
+            this.prerelease = [];
+            break;
+          case "minor":
+            if (this.patch !== 0 || this.prerelease.length === 0) {
+              this.minor++;
+            }
+            this.patch = 0;
+            this.prerelease = [];
+            break;
+          case "patch":
+            if (this.prerelease.length === 0) {
+              this.patch++;
+            }
+            this.prerelease = [];
+            break;
+          // This probably shouldn't be used publicly.
+          // 1.0.0 'pre' would become 1.0.0-0 which is the wrong direction.
+          case "pre": {
+            const base = Number(identifierBase) ? 1 : 0;
+            if (this.prerelease.length === 0) {
+              this.prerelease = [base];
+            } else {
+              let i = this.prerelease.length;
+              while (--i >= 0) {
+                if (typeof this.prerelease[i] === "number") {
+                  this.prerelease[i]++;
+                  i = -2;
+                }
+              }
+              if (i === -1) {
+                if (identifier === this.prerelease.join(".") && identifierBase === false) {
+                  throw new Error("invalid increment argument: identifier already exists");
+                }
+                this.prerelease.push(base);
+              }
+            }
+            if (identifier) {
+              let prerelease = [identifier, base];
+              if (identifierBase === false) {
+                prerelease = [identifier];
+              }
+              if (isPrereleaseIdentifier(this.prerelease, identifier)) {
+                const prereleaseBase = this.prerelease[identifier.split(".").length];
+                if (isNaN(prereleaseBase)) {
+                  this.prerelease = prerelease;
+                }
+              } else {
+                this.prerelease = prerelease;
+              }
+            }
+            break;
+          }
+          default:
+            throw new Error(`invalid increment argument: ${release}`);
+        }
+        this.raw = this.format();
+        if (this.build.length) {
+          this.raw += `+${this.build.join(".")}`;
+        }
+        return this;
+      }
+    };
+    module.exports = SemVer;
+  }
+});
+
+// node_modules/semver/functions/parse.js
+var require_parse2 = __commonJS({
+  "node_modules/semver/functions/parse.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var parse3 = (version, options, throwErrors = false) => {
+      if (version instanceof SemVer) {
+        return version;
+      }
+      try {
+        return new SemVer(version, options);
+      } catch (er) {
+        if (!throwErrors) {
+          return null;
+        }
+        throw er;
+      }
+    };
+    module.exports = parse3;
+  }
+});
+
+// node_modules/semver/functions/valid.js
+var require_valid = __commonJS({
+  "node_modules/semver/functions/valid.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var valid = (version, options) => {
+      const v = parse3(version, options);
+      return v ? v.version : null;
+    };
+    module.exports = valid;
+  }
+});
+
+// node_modules/semver/functions/clean.js
+var require_clean = __commonJS({
+  "node_modules/semver/functions/clean.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var clean2 = (version, options) => {
+      const s = parse3(version.trim().replace(/^[=v]+/, ""), options);
+      return s ? s.version : null;
+    };
+    module.exports = clean2;
+  }
+});
+
+// node_modules/semver/functions/inc.js
+var require_inc = __commonJS({
+  "node_modules/semver/functions/inc.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var inc = (version, release, options, identifier, identifierBase) => {
+      if (typeof options === "string") {
+        identifierBase = identifier;
+        identifier = options;
+        options = void 0;
+      }
+      try {
+        return new SemVer(
+          version instanceof SemVer ? version.version : version,
+          options
+        ).inc(release, identifier, identifierBase).version;
+      } catch (er) {
+        return null;
+      }
+    };
+    module.exports = inc;
+  }
+});
+
+// node_modules/semver/functions/diff.js
+var require_diff = __commonJS({
+  "node_modules/semver/functions/diff.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var diff = (version1, version2) => {
+      const v1 = parse3(version1, null, true);
+      const v2 = parse3(version2, null, true);
+      const comparison = v1.compare(v2);
+      if (comparison === 0) {
+        return null;
+      }
+      const v1Higher = comparison > 0;
+      const highVersion = v1Higher ? v1 : v2;
+      const lowVersion = v1Higher ? v2 : v1;
+      const highHasPre = !!highVersion.prerelease.length;
+      const lowHasPre = !!lowVersion.prerelease.length;
+      if (lowHasPre && !highHasPre) {
+        if (!lowVersion.patch && !lowVersion.minor) {
+          return "major";
+        }
+        if (lowVersion.compareMain(highVersion) === 0) {
+          if (lowVersion.minor && !lowVersion.patch) {
+            return "minor";
+          }
+          return "patch";
+        }
+      }
+      const prefix = highHasPre ? "pre" : "";
+      if (v1.major !== v2.major) {
+        return prefix + "major";
+      }
+      if (v1.minor !== v2.minor) {
+        return prefix + "minor";
+      }
+      if (v1.patch !== v2.patch) {
+        return prefix + "patch";
+      }
+      return "prerelease";
+    };
+    module.exports = diff;
+  }
+});
+
+// node_modules/semver/functions/major.js
+var require_major = __commonJS({
+  "node_modules/semver/functions/major.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var major = (a, loose) => new SemVer(a, loose).major;
+    module.exports = major;
+  }
+});
+
+// node_modules/semver/functions/minor.js
+var require_minor = __commonJS({
+  "node_modules/semver/functions/minor.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var minor = (a, loose) => new SemVer(a, loose).minor;
+    module.exports = minor;
+  }
+});
+
+// node_modules/semver/functions/patch.js
+var require_patch = __commonJS({
+  "node_modules/semver/functions/patch.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var patch = (a, loose) => new SemVer(a, loose).patch;
+    module.exports = patch;
+  }
+});
+
+// node_modules/semver/functions/prerelease.js
+var require_prerelease = __commonJS({
+  "node_modules/semver/functions/prerelease.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var prerelease = (version, options) => {
+      const parsed = parse3(version, options);
+      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
+    };
+    module.exports = prerelease;
+  }
+});
+
+// node_modules/semver/functions/compare.js
+var require_compare = __commonJS({
+  "node_modules/semver/functions/compare.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var compare = (a, b, loose) => new SemVer(a, loose).compare(new SemVer(b, loose));
+    module.exports = compare;
+  }
+});
+
+// node_modules/semver/functions/rcompare.js
+var require_rcompare = __commonJS({
+  "node_modules/semver/functions/rcompare.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var rcompare = (a, b, loose) => compare(b, a, loose);
+    module.exports = rcompare;
+  }
+});
+
+// node_modules/semver/functions/compare-loose.js
+var require_compare_loose = __commonJS({
+  "node_modules/semver/functions/compare-loose.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var compareLoose = (a, b) => compare(a, b, true);
+    module.exports = compareLoose;
+  }
+});
+
+// node_modules/semver/functions/compare-build.js
+var require_compare_build = __commonJS({
+  "node_modules/semver/functions/compare-build.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var compareBuild = (a, b, loose) => {
+      const versionA = new SemVer(a, loose);
+      const versionB = new SemVer(b, loose);
+      return versionA.compare(versionB) || versionA.compareBuild(versionB);
+    };
+    module.exports = compareBuild;
+  }
+});
+
+// node_modules/semver/functions/sort.js
+var require_sort = __commonJS({
+  "node_modules/semver/functions/sort.js"(exports, module) {
+    "use strict";
+    var compareBuild = require_compare_build();
+    var sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose));
+    module.exports = sort;
+  }
+});
+
+// node_modules/semver/functions/rsort.js
+var require_rsort = __commonJS({
+  "node_modules/semver/functions/rsort.js"(exports, module) {
+    "use strict";
+    var compareBuild = require_compare_build();
+    var rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose));
+    module.exports = rsort;
+  }
+});
+
+// node_modules/semver/functions/gt.js
+var require_gt = __commonJS({
+  "node_modules/semver/functions/gt.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var gt = (a, b, loose) => compare(a, b, loose) > 0;
+    module.exports = gt;
+  }
+});
+
+// node_modules/semver/functions/lt.js
+var require_lt = __commonJS({
+  "node_modules/semver/functions/lt.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var lt = (a, b, loose) => compare(a, b, loose) < 0;
+    module.exports = lt;
+  }
+});
+
+// node_modules/semver/functions/eq.js
+var require_eq = __commonJS({
+  "node_modules/semver/functions/eq.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var eq = (a, b, loose) => compare(a, b, loose) === 0;
+    module.exports = eq;
+  }
+});
+
+// node_modules/semver/functions/neq.js
+var require_neq = __commonJS({
+  "node_modules/semver/functions/neq.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var neq = (a, b, loose) => compare(a, b, loose) !== 0;
+    module.exports = neq;
+  }
+});
+
+// node_modules/semver/functions/gte.js
+var require_gte = __commonJS({
+  "node_modules/semver/functions/gte.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var gte = (a, b, loose) => compare(a, b, loose) >= 0;
+    module.exports = gte;
+  }
+});
+
+// node_modules/semver/functions/lte.js
+var require_lte = __commonJS({
+  "node_modules/semver/functions/lte.js"(exports, module) {
+    "use strict";
+    var compare = require_compare();
+    var lte = (a, b, loose) => compare(a, b, loose) <= 0;
+    module.exports = lte;
+  }
+});
+
+// node_modules/semver/functions/cmp.js
+var require_cmp = __commonJS({
+  "node_modules/semver/functions/cmp.js"(exports, module) {
+    "use strict";
+    var eq = require_eq();
+    var neq = require_neq();
+    var gt = require_gt();
+    var gte = require_gte();
+    var lt = require_lt();
+    var lte = require_lte();
+    var cmp = (a, op, b, loose) => {
+      switch (op) {
+        case "===":
+          if (typeof a === "object") {
+            a = a.version;
+          }
+          if (typeof b === "object") {
+            b = b.version;
+          }
+          return a === b;
+        case "!==":
+          if (typeof a === "object") {
+            a = a.version;
+          }
+          if (typeof b === "object") {
+            b = b.version;
+          }
+          return a !== b;
+        case "":
+        case "=":
+        case "==":
+          return eq(a, b, loose);
+        case "!=":
+          return neq(a, b, loose);
+        case ">":
+          return gt(a, b, loose);
+        case ">=":
+          return gte(a, b, loose);
+        case "<":
+          return lt(a, b, loose);
+        case "<=":
+          return lte(a, b, loose);
+        default:
+          throw new TypeError(`Invalid operator: ${op}`);
+      }
+    };
+    module.exports = cmp;
+  }
+});
+
+// node_modules/semver/functions/coerce.js
+var require_coerce = __commonJS({
+  "node_modules/semver/functions/coerce.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var parse3 = require_parse2();
+    var { safeRe: re, t } = require_re();
+    var coerce = (version, options) => {
+      if (version instanceof SemVer) {
+        return version;
+      }
+      if (typeof version === "number") {
+        version = String(version);
+      }
+      if (typeof version !== "string") {
+        return null;
+      }
+      options = options || {};
+      let match = null;
+      if (!options.rtl) {
+        match = version.match(options.includePrerelease ? re[t.COERCEFULL] : re[t.COERCE]);
+      } else {
+        const coerceRtlRegex = options.includePrerelease ? re[t.COERCERTLFULL] : re[t.COERCERTL];
+        let next;
+        while ((next = coerceRtlRegex.exec(version)) && (!match || match.index + match[0].length !== version.length)) {
+          if (!match || next.index + next[0].length !== match.index + match[0].length) {
+            match = next;
+          }
+          coerceRtlRegex.lastIndex = next.index + next[1].length + next[2].length;
+        }
+        coerceRtlRegex.lastIndex = -1;
+      }
+      if (match === null) {
+        return null;
+      }
+      const major = match[2];
+      const minor = match[3] || "0";
+      const patch = match[4] || "0";
+      const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : "";
+      const build = options.includePrerelease && match[6] ? `+${match[6]}` : "";
+      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
+    };
+    module.exports = coerce;
+  }
+});
+
+// node_modules/semver/functions/truncate.js
+var require_truncate = __commonJS({
+  "node_modules/semver/functions/truncate.js"(exports, module) {
+    "use strict";
+    var parse3 = require_parse2();
+    var constants3 = require_constants6();
+    var SemVer = require_semver();
+    var truncate = (version, truncation, options) => {
+      if (!constants3.RELEASE_TYPES.includes(truncation)) {
+        return null;
+      }
+      const clonedVersion = cloneInputVersion(version, options);
+      return clonedVersion && doTruncation(clonedVersion, truncation);
+    };
+    var cloneInputVersion = (version, options) => {
+      const versionStringToParse = version instanceof SemVer ? version.version : version;
+      return parse3(versionStringToParse, options);
+    };
+    var doTruncation = (version, truncation) => {
+      if (isPrerelease(truncation)) {
+        return version.version;
+      }
+      version.prerelease = [];
+      switch (truncation) {
+        case "major":
+          version.minor = 0;
+          version.patch = 0;
+          break;
+        case "minor":
+          version.patch = 0;
+          break;
+      }
+      return version.format();
+    };
+    var isPrerelease = (type) => {
+      return type.startsWith("pre");
+    };
+    module.exports = truncate;
+  }
+});
+
+// node_modules/semver/internal/lrucache.js
+var require_lrucache = __commonJS({
+  "node_modules/semver/internal/lrucache.js"(exports, module) {
+    "use strict";
+    var LRUCache = class {
+      constructor() {
+        this.max = 1e3;
+        this.map = /* @__PURE__ */ new Map();
+      }
+      get(key) {
+        const value = this.map.get(key);
+        if (value === void 0) {
+          return void 0;
+        } else {
+          this.map.delete(key);
+          this.map.set(key, value);
+          return value;
+        }
+      }
+      delete(key) {
+        return this.map.delete(key);
+      }
+      set(key, value) {
+        const deleted = this.delete(key);
+        if (!deleted && value !== void 0) {
+          if (this.map.size >= this.max) {
+            const firstKey = this.map.keys().next().value;
+            this.delete(firstKey);
+          }
+          this.map.set(key, value);
+        }
+        return this;
+      }
+    };
+    module.exports = LRUCache;
+  }
+});
+
+// node_modules/semver/internal/trim-comparator-whitespace.js
+var require_trim_comparator_whitespace = __commonJS({
+  "node_modules/semver/internal/trim-comparator-whitespace.js"(exports, module) {
+    "use strict";
+    var {
+      MAX_LENGTH,
+      MAX_SAFE_BUILD_LENGTH,
+      WHITESPACE_CHARACTERS
+    } = require_constants6();
+    var whitespace = new Uint8Array(65536);
+    for (const char of WHITESPACE_CHARACTERS) {
+      whitespace[char.charCodeAt(0)] = 1;
+    }
+    var isWhitespace = (char) => char !== void 0 && whitespace[char.charCodeAt(0)] === 1;
+    var isVersionPrefix = (char) => char === "v" || char === "=" || isWhitespace(char);
+    var isDigit = (char) => char !== void 0 && char >= "0" && char <= "9";
+    var isLetter = (char) => char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
+    var isIdentifierCharacter = (char) => isDigit(char) || isLetter(char) || char === "-";
+    var isVersionStart = (char) => isDigit(char) || char === "x" || char === "X" || char === "*";
+    var findDigitsEndIndex = (range2, start, limit, digitRuns) => {
+      if (!isDigit(range2[start])) {
+        return start;
+      }
+      if (start >= digitRuns.start && start < digitRuns.end) {
+        return Math.min(start + limit, digitRuns.end);
+      }
+      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
+        return Math.min(start + limit, digitRuns.previousEnd);
+      }
+      let end = start + 1;
+      while (isDigit(range2[end])) {
+        end++;
+      }
+      digitRuns.previousStart = digitRuns.start;
+      digitRuns.previousEnd = digitRuns.end;
+      digitRuns.start = start;
+      digitRuns.end = end;
+      return Math.min(start + limit, end);
+    };
+    var findVersionNumberEndIndex = (range2, start, loose, digitRuns) => {
+      if (!loose && range2[start] === "0") {
+        return start + 1;
+      }
+      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
+    };
+    var findPrereleaseIdentifierEndIndex = (range2, start, loose, digitRuns) => {
+      const digitsEnd = findDigitsEndIndex(range2, start, MAX_LENGTH, digitRuns);
+      if (isLetter(range2[digitsEnd]) || range2[digitsEnd] === "-") {
+        let end = digitsEnd + 1;
+        const limit = end + MAX_SAFE_BUILD_LENGTH;
+        while (end < limit && isIdentifierCharacter(range2[end])) {
+          end++;
+        }
+        return end;
+      }
+      return findVersionNumberEndIndex(range2, start, loose, digitRuns);
+    };
+    var findPrereleaseEndIndex = (range2, start, loose, digitRuns) => {
+      const hyphen = range2[start] === "-";
+      if (!loose && !hyphen) {
+        return start;
+      }
+      const identifierStart = start + (hyphen ? 1 : 0);
+      let end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
+      if (end === identifierStart) {
+        if (!loose || !hyphen) {
+          return start;
+        }
+        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
+      }
+      while (range2[end] === ".") {
+        const next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
+        if (next === end + 1) {
+          break;
+        }
+        end = next;
+      }
+      return end;
+    };
+    var findBuildIdentifierEndIndex = (range2, start) => {
+      let end = start;
+      while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
+        end++;
+      }
+      return end;
+    };
+    var findBuildEndIndex = (range2, start) => {
+      if (range2[start] !== "+") {
+        return start;
+      }
+      let end = findBuildIdentifierEndIndex(range2, start + 1);
+      if (end === start + 1) {
+        return start;
+      }
+      while (range2[end] === ".") {
+        const next = findBuildIdentifierEndIndex(range2, end + 1);
+        if (next === end + 1) {
+          break;
+        }
+        end = next;
+      }
+      return end;
+    };
+    var findLooseFullVersionEndIndex = (range2, start, digitRuns) => {
+      let end = start;
+      for (let component = 0; component < 3; component++) {
+        const next = findVersionNumberEndIndex(range2, end, true, digitRuns);
+        if (next === end) {
+          return start;
+        }
+        end = next;
+        if (component < 2) {
+          if (range2[end] !== ".") {
+            return start;
+          }
+          end++;
+        }
+      }
+      const prereleaseEnd = findPrereleaseEndIndex(range2, end, true, digitRuns);
+      return findBuildEndIndex(range2, prereleaseEnd);
+    };
+    var findPartialVersionComponentEndIndex = (range2, start, digitRuns) => {
+      if (isDigit(range2[start])) {
+        return findVersionNumberEndIndex(range2, start, false, digitRuns);
+      }
+      return isVersionStart(range2[start]) ? start + 1 : start;
+    };
+    var findPartialVersionEndIndex = (range2, start, digitRuns) => {
+      let end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
+      for (let component = 0; component < 2; component++) {
+        if (range2[end] !== ".") {
+          return end;
+        }
+        const next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
+        if (next === end + 1) {
+          return end;
+        }
+        end = next;
+      }
+      const prereleaseEnd = findPrereleaseEndIndex(range2, end, false, digitRuns);
+      return findBuildEndIndex(range2, prereleaseEnd);
+    };
+    var findVersionEndIndex = (range2, start, digitRuns) => {
+      const fullVersionEnd = findLooseFullVersionEndIndex(range2, start, digitRuns);
+      return fullVersionEnd !== start ? fullVersionEnd : findPartialVersionEndIndex(range2, start, digitRuns);
+    };
+    var findRemovableWhitespaceIndex = (range2, matchStart) => {
+      let position = matchStart;
+      if (isWhitespace(range2[position])) {
+        position++;
+      }
+      if (range2[position] === "<" || range2[position] === ">") {
+        position++;
+      }
+      if (range2[position] === "=") {
+        position++;
+      }
+      return isWhitespace(range2[position]) ? position : -1;
+    };
+    var trimComparatorWhitespace = (range2) => {
+      let result = "";
+      let copyFrom = 0;
+      let cursor = 0;
+      const digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
+      while (cursor < range2.length) {
+        const matchStart = cursor;
+        if (range2[cursor] === "<" || range2[cursor] === ">") {
+          cursor++;
+        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
+          cursor++;
+          continue;
+        }
+        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
+          cursor++;
+        }
+        if (!isVersionStart(range2[cursor])) {
+          continue;
+        }
+        const whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
+        if (whitespacePosition !== -1) {
+          result += range2.slice(copyFrom, whitespacePosition);
+          copyFrom = whitespacePosition + 1;
+        }
+        cursor = findVersionEndIndex(range2, cursor, digitRuns);
+      }
+      return result + range2.slice(copyFrom);
+    };
+    module.exports = trimComparatorWhitespace;
+  }
+});
+
+// node_modules/semver/classes/range.js
+var require_range = __commonJS({
+  "node_modules/semver/classes/range.js"(exports, module) {
+    "use strict";
+    var SPACE_CHARACTERS = /\s+/g;
+    var Range = class _Range {
+      constructor(range2, options) {
+        options = parseOptions(options);
+        if (range2 instanceof _Range) {
+          if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
+            return range2;
+          } else {
+            return new _Range(range2.raw, options);
+          }
+        }
+        if (range2 instanceof Comparator) {
+          this.raw = range2.value;
+          this.set = [[range2]];
+          this.formatted = void 0;
+          return this;
+        }
+        this.options = options;
+        this.loose = !!options.loose;
+        this.includePrerelease = !!options.includePrerelease;
+        this.raw = range2.trim().replace(SPACE_CHARACTERS, " ");
+        this.set = this.raw.split("||").map((r) => this.parseRange(r.trim())).filter((c) => c.length);
+        if (!this.set.length) {
+          throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
+        }
+        if (this.set.length > 1) {
+          const first2 = this.set[0];
+          this.set = this.set.filter((c) => !isNullSet(c[0]));
+          if (this.set.length === 0) {
+            this.set = [first2];
+          } else if (this.set.length > 1) {
+            for (const c of this.set) {
+              if (c.length === 1 && isAny(c[0])) {
+                this.set = [c];
+                break;
+              }
+            }
+          }
+        }
+        this.formatted = void 0;
+      }
+      get range() {
+        if (this.formatted === void 0) {
+          this.formatted = "";
+          for (let i = 0; i < this.set.length; i++) {
+            if (i > 0) {
+              this.formatted += "||";
+            }
+            const comps = this.set[i];
+            for (let k = 0; k < comps.length; k++) {
+              if (k > 0) {
+                this.formatted += " ";
+              }
+              this.formatted += comps[k].toString().trim();
+            }
+          }
+        }
+        return this.formatted;
+      }
+      format() {
+        return this.range;
+      }
+      toString() {
+        return this.range;
+      }
+      parseRange(range2) {
+        range2 = range2.replace(BUILDSTRIPRE, "");
+        const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
+        const memoKey = memoOpts + ":" + range2;
+        const cached = cache.get(memoKey);
+        if (cached) {
+          return cached;
+        }
+        const loose = this.options.loose;
+        const hr = loose ? re[t.HYPHENRANGELOOSE] : re[t.HYPHENRANGE];
+        range2 = range2.replace(hr, hyphenReplace(this.options.includePrerelease));
+        debug2("hyphen replace", range2);
+        range2 = trimComparatorWhitespace(range2);
+        debug2("comparator trim", range2);
+        range2 = range2.replace(re[t.TILDETRIM], tildeTrimReplace);
+        debug2("tilde trim", range2);
+        range2 = range2.replace(re[t.CARETTRIM], caretTrimReplace);
+        debug2("caret trim", range2);
+        let rangeList = range2.split(" ").map((comp) => parseComparator(comp, this.options)).join(" ").split(/\s+/).map((comp) => replaceGTE0(comp, this.options));
+        if (loose) {
+          rangeList = rangeList.filter((comp) => {
+            debug2("loose invalid filter", comp, this.options);
+            return !!comp.match(re[t.COMPARATORLOOSE]);
+          });
+        }
+        debug2("range list", rangeList);
+        const rangeMap = /* @__PURE__ */ new Map();
+        const comparators = rangeList.map((comp) => new Comparator(comp, this.options));
+        for (const comp of comparators) {
+          if (isNullSet(comp)) {
+            return [comp];
+          }
+          rangeMap.set(comp.value, comp);
+        }
+        if (rangeMap.size > 1 && rangeMap.has("")) {
+          rangeMap.delete("");
+        }
+        const result = [...rangeMap.values()];
+        cache.set(memoKey, result);
+        return result;
+      }
+      intersects(range2, options) {
+        if (!(range2 instanceof _Range)) {
+          throw new TypeError("a Range is required");
+        }
+        return this.set.some((thisComparators) => {
+          return isSatisfiable(thisComparators, options) && range2.set.some((rangeComparators) => {
+            return isSatisfiable(rangeComparators, options) && thisComparators.every((thisComparator) => {
+              return rangeComparators.every((rangeComparator) => {
+                return thisComparator.intersects(rangeComparator, options);
+              });
+            });
+          });
+        });
+      }
+      // if ANY of the sets match ALL of its comparators, then pass
+      test(version) {
+        if (!version) {
+          return false;
+        }
+        if (typeof version === "string") {
+          try {
+            version = new SemVer(version, this.options);
+          } catch (er) {
+            return false;
+          }
+        }
+        for (let i = 0; i < this.set.length; i++) {
+          if (testSet(this.set[i], version, this.options)) {
+            return true;
+          }
+        }
+        return false;
+      }
+    };
+    module.exports = Range;
+    var LRU = require_lrucache();
+    var cache = new LRU();
+    var parseOptions = require_parse_options();
+    var Comparator = require_comparator();
+    var debug2 = require_debug();
+    var SemVer = require_semver();
+    var trimComparatorWhitespace = require_trim_comparator_whitespace();
+    var {
+      safeRe: re,
+      src,
+      t,
+      tildeTrimReplace,
+      caretTrimReplace
+    } = require_re();
+    var { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = require_constants6();
+    var BUILDSTRIPRE = new RegExp(src[t.BUILD], "g");
+    var isNullSet = (c) => c.value === "<0.0.0-0";
+    var isAny = (c) => c.value === "";
+    var isSatisfiable = (comparators, options) => {
+      let result = true;
+      const remainingComparators = comparators.slice();
+      let testComparator = remainingComparators.pop();
+      while (result && remainingComparators.length) {
+        result = remainingComparators.every((otherComparator) => {
+          return testComparator.intersects(otherComparator, options);
+        });
+        testComparator = remainingComparators.pop();
+      }
+      return result;
+    };
+    var parseComparator = (comp, options) => {
+      comp = comp.replace(re[t.BUILD], "");
+      debug2("comp", comp, options);
+      comp = replaceCarets(comp, options);
+      debug2("caret", comp);
+      comp = replaceTildes(comp, options);
+      debug2("tildes", comp);
+      comp = replaceXRanges(comp, options);
+      debug2("xrange", comp);
+      comp = replaceStars(comp, options);
+      debug2("stars", comp);
+      return comp;
+    };
+    var isX = (id) => !id || id.toLowerCase() === "x" || id === "*";
+    var invalidXRangeOrder = (M, m, p) => isX(M) && !isX(m) || isX(m) && p && !isX(p);
+    var replaceTildes = (comp, options) => {
+      return comp.trim().split(/\s+/).map((c) => replaceTilde(c, options)).join(" ");
+    };
+    var replaceTilde = (comp, options) => {
+      const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE];
+      const z = options.includePrerelease ? "-0" : "";
+      return comp.replace(r, (_, M, m, p, pr) => {
+        debug2("tilde", comp, _, M, m, p, pr);
+        let ret;
+        if (isX(M)) {
+          ret = "";
+        } else if (isX(m)) {
+          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+        } else if (isX(p)) {
+          ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+        } else if (pr) {
+          debug2("replaceTilde pr", pr);
+          ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
+        } else {
+          ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
+        }
+        debug2("tilde return", ret);
+        return ret;
+      });
+    };
+    var replaceCarets = (comp, options) => {
+      return comp.trim().split(/\s+/).map((c) => replaceCaret(c, options)).join(" ");
+    };
+    var replaceCaret = (comp, options) => {
+      debug2("caret", comp, options);
+      const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET];
+      const z = options.includePrerelease ? "-0" : "";
+      return comp.replace(r, (_, M, m, p, pr) => {
+        debug2("caret", comp, _, M, m, p, pr);
+        let ret;
+        if (isX(M)) {
+          ret = "";
+        } else if (isX(m)) {
+          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+        } else if (isX(p)) {
+          if (M === "0") {
+            ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+          } else {
+            ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`;
+          }
+        } else if (pr) {
+          debug2("replaceCaret pr", pr);
+          if (M === "0") {
+            if (m === "0") {
+              ret = `>=${M}.${m}.${p}-${pr} <${M}.${m}.${+p + 1}-0`;
+            } else {
+              ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
+            }
+          } else {
+            ret = `>=${M}.${m}.${p}-${pr} <${+M + 1}.0.0-0`;
+          }
+        } else {
+          debug2("no pr");
+          if (M === "0") {
+            if (m === "0") {
+              ret = `>=${M}.${m}.${p} <${M}.${m}.${+p + 1}-0`;
+            } else {
+              ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
+            }
+          } else {
+            ret = `>=${M}.${m}.${p} <${+M + 1}.0.0-0`;
+          }
+        }
+        debug2("caret return", ret);
+        return ret;
+      });
+    };
+    var replaceXRanges = (comp, options) => {
+      debug2("replaceXRanges", comp, options);
+      return comp.split(/\s+/).map((c) => replaceXRange(c, options)).join(" ");
+    };
+    var replaceXRange = (comp, options) => {
+      comp = comp.trim();
+      const r = options.loose ? re[t.XRANGELOOSE] : re[t.XRANGE];
+      return comp.replace(r, (ret, gtlt, M, m, p, pr) => {
+        debug2("xRange", comp, ret, gtlt, M, m, p, pr);
+        if (invalidXRangeOrder(M, m, p)) {
+          return comp;
+        }
+        const xM = isX(M);
+        const xm = xM || isX(m);
+        const xp = xm || isX(p);
+        const anyX = xp;
+        if (gtlt === "=" && anyX) {
+          gtlt = "";
+        }
+        pr = options.includePrerelease ? "-0" : "";
+        if (xM) {
+          if (gtlt === ">" || gtlt === "<") {
+            ret = "<0.0.0-0";
+          } else {
+            ret = "*";
+          }
+        } else if (gtlt && anyX) {
+          if (xm) {
+            m = 0;
+          }
+          p = 0;
+          if (gtlt === ">") {
+            gtlt = ">=";
+            if (xm) {
+              M = +M + 1;
+              m = 0;
+              p = 0;
+            } else {
+              m = +m + 1;
+              p = 0;
+            }
+          } else if (gtlt === "<=") {
+            gtlt = "<";
+            if (xm) {
+              M = +M + 1;
+            } else {
+              m = +m + 1;
+            }
+          }
+          if (gtlt === "<") {
+            pr = "-0";
+          }
+          ret = `${gtlt + M}.${m}.${p}${pr}`;
+        } else if (xm) {
+          ret = `>=${M}.0.0${pr} <${+M + 1}.0.0-0`;
+        } else if (xp) {
+          ret = `>=${M}.${m}.0${pr} <${M}.${+m + 1}.0-0`;
+        }
+        debug2("xRange return", ret);
+        return ret;
+      });
+    };
+    var replaceStars = (comp, options) => {
+      debug2("replaceStars", comp, options);
+      return comp.trim().replace(re[t.STAR], "");
+    };
+    var replaceGTE0 = (comp, options) => {
+      debug2("replaceGTE0", comp, options);
+      return comp.trim().replace(re[options.includePrerelease ? t.GTE0PRE : t.GTE0], "");
+    };
+    var hyphenReplace = (incPr) => ($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr) => {
+      if (isX(fM)) {
+        from = "";
+      } else if (isX(fm)) {
+        from = `>=${fM}.0.0${incPr ? "-0" : ""}`;
+      } else if (isX(fp)) {
+        from = `>=${fM}.${fm}.0${incPr ? "-0" : ""}`;
+      } else if (fpr) {
+        from = `>=${from}`;
+      } else {
+        from = `>=${from}${incPr ? "-0" : ""}`;
+      }
+      if (isX(tM)) {
+        to = "";
+      } else if (isX(tm)) {
+        to = `<${+tM + 1}.0.0-0`;
+      } else if (isX(tp)) {
+        to = `<${tM}.${+tm + 1}.0-0`;
+      } else if (tpr) {
+        to = `<=${tM}.${tm}.${tp}-${tpr}`;
+      } else if (incPr) {
+        to = `<${tM}.${tm}.${+tp + 1}-0`;
+      } else {
+        to = `<=${to}`;
+      }
+      return `${from} ${to}`.trim();
+    };
+    var testSet = (set, version, options) => {
+      for (let i = 0; i < set.length; i++) {
+        if (!set[i].test(version)) {
+          return false;
+        }
+      }
+      if (version.prerelease.length && !options.includePrerelease) {
+        for (let i = 0; i < set.length; i++) {
+          debug2(set[i].semver);
+          if (set[i].semver === Comparator.ANY) {
+            continue;
+          }
+          if (set[i].semver.prerelease.length > 0) {
+            const allowed = set[i].semver;
+            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
+              return true;
+            }
+          }
+        }
+        return false;
+      }
+      return true;
+    };
+  }
+});
+
+// node_modules/semver/classes/comparator.js
+var require_comparator = __commonJS({
+  "node_modules/semver/classes/comparator.js"(exports, module) {
+    "use strict";
+    var ANY = /* @__PURE__ */ Symbol("SemVer ANY");
+    var Comparator = class _Comparator {
+      static get ANY() {
+        return ANY;
+      }
+      constructor(comp, options) {
+        options = parseOptions(options);
+        if (comp instanceof _Comparator) {
+          if (comp.loose === !!options.loose) {
+            return comp;
+          } else {
+            comp = comp.value;
+          }
+        }
+        comp = comp.trim().split(/\s+/).join(" ");
+        debug2("comparator", comp, options);
+        this.options = options;
+        this.loose = !!options.loose;
+        this.parse(comp);
+        if (this.semver === ANY) {
+          this.value = "";
+        } else {
+          this.value = this.operator + this.semver.version;
+        }
+        debug2("comp", this);
+      }
+      parse(comp) {
+        const r = this.options.loose ? re[t.COMPARATORLOOSE] : re[t.COMPARATOR];
+        const m = comp.match(r);
+        if (!m) {
+          throw new TypeError(`Invalid comparator: ${comp}`);
+        }
+        this.operator = m[1] !== void 0 ? m[1] : "";
+        if (this.operator === "=") {
+          this.operator = "";
+        }
+        if (!m[2]) {
+          this.semver = ANY;
+        } else {
+          this.semver = new SemVer(m[2], this.options.loose);
+        }
+      }
+      toString() {
+        return this.value;
+      }
+      test(version) {
+        debug2("Comparator.test", version, this.options.loose);
+        if (this.semver === ANY || version === ANY) {
+          return true;
+        }
+        if (typeof version === "string") {
+          try {
+            version = new SemVer(version, this.options);
+          } catch (er) {
+            return false;
+          }
+        }
+        return cmp(version, this.operator, this.semver, this.options);
+      }
+      intersects(comp, options) {
+        if (!(comp instanceof _Comparator)) {
+          throw new TypeError("a Comparator is required");
+        }
+        if (this.operator === "") {
+          if (this.value === "") {
+            return true;
+          }
+          return new Range(comp.value, options).test(this.value);
+        } else if (comp.operator === "") {
+          if (comp.value === "") {
+            return true;
+          }
+          return new Range(this.value, options).test(comp.semver);
+        }
+        options = parseOptions(options);
+        if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
+          return false;
+        }
+        if (!options.includePrerelease && (this.value.startsWith("<0.0.0") || comp.value.startsWith("<0.0.0"))) {
+          return false;
+        }
+        if (this.operator.startsWith(">") && comp.operator.startsWith(">")) {
+          return true;
+        }
+        if (this.operator.startsWith("<") && comp.operator.startsWith("<")) {
+          return true;
+        }
+        if (this.semver.version === comp.semver.version && this.operator.includes("=") && comp.operator.includes("=")) {
+          return true;
+        }
+        if (cmp(this.semver, "<", comp.semver, options) && this.operator.startsWith(">") && comp.operator.startsWith("<")) {
+          return true;
+        }
+        if (cmp(this.semver, ">", comp.semver, options) && this.operator.startsWith("<") && comp.operator.startsWith(">")) {
+          return true;
+        }
+        return false;
+      }
+    };
+    module.exports = Comparator;
+    var parseOptions = require_parse_options();
+    var { safeRe: re, t } = require_re();
+    var cmp = require_cmp();
+    var debug2 = require_debug();
+    var SemVer = require_semver();
+    var Range = require_range();
+  }
+});
+
+// node_modules/semver/functions/satisfies.js
+var require_satisfies = __commonJS({
+  "node_modules/semver/functions/satisfies.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var satisfies = (version, range2, options) => {
+      try {
+        range2 = new Range(range2, options);
+      } catch (er) {
+        return false;
+      }
+      return range2.test(version);
+    };
+    module.exports = satisfies;
+  }
+});
+
+// node_modules/semver/ranges/to-comparators.js
+var require_to_comparators = __commonJS({
+  "node_modules/semver/ranges/to-comparators.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var toComparators = (range2, options) => new Range(range2, options).set.map((comp) => comp.map((c) => c.value).join(" ").trim().split(" "));
+    module.exports = toComparators;
+  }
+});
+
+// node_modules/semver/ranges/max-satisfying.js
+var require_max_satisfying = __commonJS({
+  "node_modules/semver/ranges/max-satisfying.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var Range = require_range();
+    var maxSatisfying = (versions, range2, options) => {
+      let max = null;
+      let maxSV = null;
+      let rangeObj = null;
+      try {
+        rangeObj = new Range(range2, options);
+      } catch (er) {
+        return null;
+      }
+      versions.forEach((v) => {
+        if (rangeObj.test(v)) {
+          if (!max || maxSV.compare(v) === -1) {
+            max = v;
+            maxSV = new SemVer(max, options);
+          }
+        }
+      });
+      return max;
+    };
+    module.exports = maxSatisfying;
+  }
+});
+
+// node_modules/semver/ranges/min-satisfying.js
+var require_min_satisfying = __commonJS({
+  "node_modules/semver/ranges/min-satisfying.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var Range = require_range();
+    var minSatisfying = (versions, range2, options) => {
+      let min = null;
+      let minSV = null;
+      let rangeObj = null;
+      try {
+        rangeObj = new Range(range2, options);
+      } catch (er) {
+        return null;
+      }
+      versions.forEach((v) => {
+        if (rangeObj.test(v)) {
+          if (!min || minSV.compare(v) === 1) {
+            min = v;
+            minSV = new SemVer(min, options);
+          }
+        }
+      });
+      return min;
+    };
+    module.exports = minSatisfying;
+  }
+});
+
+// node_modules/semver/ranges/min-version.js
+var require_min_version = __commonJS({
+  "node_modules/semver/ranges/min-version.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var Range = require_range();
+    var gt = require_gt();
+    var minVersion = (range2, loose) => {
+      range2 = new Range(range2, loose);
+      let minver = new SemVer("0.0.0");
+      if (range2.test(minver)) {
+        return minver;
+      }
+      minver = new SemVer("0.0.0-0");
+      if (range2.test(minver)) {
+        return minver;
+      }
+      minver = null;
+      for (let i = 0; i < range2.set.length; ++i) {
+        const comparators = range2.set[i];
+        let setMin = null;
+        comparators.forEach((comparator) => {
+          const compver = new SemVer(comparator.semver.version);
+          switch (comparator.operator) {
+            case ">":
+              if (compver.prerelease.length === 0) {
+                compver.patch++;
+              } else {
+                compver.prerelease.push(0);
+              }
+              compver.raw = compver.format();
+            /* fallthrough */
+            case "":
+            case ">=":
+              if (!setMin || gt(compver, setMin)) {
+                setMin = compver;
+              }
+              break;
+            case "<":
+            case "<=":
+              break;
+            /* istanbul ignore next */
+            default:
+              throw new Error(`Unexpected operation: ${comparator.operator}`);
+          }
+        });
+        if (setMin && (!minver || gt(minver, setMin))) {
+          minver = setMin;
+        }
+      }
+      if (minver && range2.test(minver)) {
+        return minver;
+      }
+      return null;
+    };
+    module.exports = minVersion;
+  }
+});
+
+// node_modules/semver/ranges/valid.js
+var require_valid2 = __commonJS({
+  "node_modules/semver/ranges/valid.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var validRange = (range2, options) => {
+      try {
+        return new Range(range2, options).range || "*";
+      } catch (er) {
+        return null;
+      }
+    };
+    module.exports = validRange;
+  }
+});
+
+// node_modules/semver/ranges/outside.js
+var require_outside = __commonJS({
+  "node_modules/semver/ranges/outside.js"(exports, module) {
+    "use strict";
+    var SemVer = require_semver();
+    var Comparator = require_comparator();
+    var { ANY } = Comparator;
+    var Range = require_range();
+    var satisfies = require_satisfies();
+    var gt = require_gt();
+    var lt = require_lt();
+    var lte = require_lte();
+    var gte = require_gte();
+    var outside = (version, range2, hilo, options) => {
+      version = new SemVer(version, options);
+      range2 = new Range(range2, options);
+      let gtfn, ltefn, ltfn, comp, ecomp;
+      switch (hilo) {
+        case ">":
+          gtfn = gt;
+          ltefn = lte;
+          ltfn = lt;
+          comp = ">";
+          ecomp = ">=";
+          break;
+        case "<":
+          gtfn = lt;
+          ltefn = gte;
+          ltfn = gt;
+          comp = "<";
+          ecomp = "<=";
+          break;
+        default:
+          throw new TypeError('Must provide a hilo val of "<" or ">"');
+      }
+      if (satisfies(version, range2, options)) {
+        return false;
+      }
+      for (let i = 0; i < range2.set.length; ++i) {
+        const comparators = range2.set[i];
+        let high = null;
+        let low = null;
+        comparators.forEach((comparator) => {
+          if (comparator.semver === ANY) {
+            comparator = new Comparator(">=0.0.0");
+          }
+          high = high || comparator;
+          low = low || comparator;
+          if (gtfn(comparator.semver, high.semver, options)) {
+            high = comparator;
+          } else if (ltfn(comparator.semver, low.semver, options)) {
+            low = comparator;
+          }
+        });
+        if (high.operator === comp || high.operator === ecomp) {
+          return false;
+        }
+        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
+          return false;
+        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
+          return false;
+        }
+      }
+      return true;
+    };
+    module.exports = outside;
+  }
+});
+
+// node_modules/semver/ranges/gtr.js
+var require_gtr = __commonJS({
+  "node_modules/semver/ranges/gtr.js"(exports, module) {
+    "use strict";
+    var outside = require_outside();
+    var gtr = (version, range2, options) => outside(version, range2, ">", options);
+    module.exports = gtr;
+  }
+});
+
+// node_modules/semver/ranges/ltr.js
+var require_ltr = __commonJS({
+  "node_modules/semver/ranges/ltr.js"(exports, module) {
+    "use strict";
+    var outside = require_outside();
+    var ltr = (version, range2, options) => outside(version, range2, "<", options);
+    module.exports = ltr;
+  }
+});
+
+// node_modules/semver/ranges/intersects.js
+var require_intersects = __commonJS({
+  "node_modules/semver/ranges/intersects.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var intersects = (r1, r2, options) => {
+      r1 = new Range(r1, options);
+      r2 = new Range(r2, options);
+      return r1.intersects(r2, options);
+    };
+    module.exports = intersects;
+  }
+});
+
+// node_modules/semver/ranges/simplify.js
+var require_simplify = __commonJS({
+  "node_modules/semver/ranges/simplify.js"(exports, module) {
+    "use strict";
+    var satisfies = require_satisfies();
+    var compare = require_compare();
+    module.exports = (versions, range2, options) => {
+      const set = [];
+      let first2 = null;
+      let prev = null;
+      const v = versions.sort((a, b) => compare(a, b, options));
+      for (const version of v) {
+        const included = satisfies(version, range2, options);
+        if (included) {
+          prev = version;
+          if (!first2) {
+            first2 = version;
+          }
+        } else {
+          if (prev) {
+            set.push([first2, prev]);
+          }
+          prev = null;
+          first2 = null;
+        }
+      }
+      if (first2) {
+        set.push([first2, null]);
+      }
+      const ranges = [];
+      for (const [min, max] of set) {
+        if (min === max) {
+          ranges.push(min);
+        } else if (!max && min === v[0]) {
+          ranges.push("*");
+        } else if (!max) {
+          ranges.push(`>=${min}`);
+        } else if (min === v[0]) {
+          ranges.push(`<=${max}`);
+        } else {
+          ranges.push(`${min} - ${max}`);
+        }
+      }
+      const simplified = ranges.join(" || ");
+      const original = typeof range2.raw === "string" ? range2.raw : String(range2);
+      return simplified.length < original.length ? simplified : range2;
+    };
+  }
+});
+
+// node_modules/semver/ranges/subset.js
+var require_subset = __commonJS({
+  "node_modules/semver/ranges/subset.js"(exports, module) {
+    "use strict";
+    var Range = require_range();
+    var Comparator = require_comparator();
+    var { ANY } = Comparator;
+    var satisfies = require_satisfies();
+    var compare = require_compare();
+    var subset = (sub, dom, options = {}) => {
+      if (sub === dom) {
+        return true;
+      }
+      sub = new Range(sub, options);
+      dom = new Range(dom, options);
+      let sawNonNull = false;
+      OUTER: for (const simpleSub of sub.set) {
+        for (const simpleDom of dom.set) {
+          const isSub = simpleSubset(simpleSub, simpleDom, options);
+          sawNonNull = sawNonNull || isSub !== null;
+          if (isSub) {
+            continue OUTER;
+          }
+        }
+        if (sawNonNull) {
+          return false;
+        }
+      }
+      return true;
+    };
+    var minimumVersionWithPreRelease = [new Comparator(">=0.0.0-0")];
+    var minimumVersion = [new Comparator(">=0.0.0")];
+    var simpleSubset = (sub, dom, options) => {
+      if (sub === dom) {
+        return true;
+      }
+      if (sub.length === 1 && sub[0].semver === ANY) {
+        if (dom.length === 1 && dom[0].semver === ANY) {
+          return true;
+        } else if (options.includePrerelease) {
+          sub = minimumVersionWithPreRelease;
+        } else {
+          sub = minimumVersion;
+        }
+      }
+      if (dom.length === 1 && dom[0].semver === ANY) {
+        if (options.includePrerelease) {
+          return true;
+        } else {
+          dom = minimumVersion;
+        }
+      }
+      const eqSet = /* @__PURE__ */ new Set();
+      let gt, lt;
+      for (const c of sub) {
+        if (c.operator === ">" || c.operator === ">=") {
+          gt = higherGT(gt, c, options);
+        } else if (c.operator === "<" || c.operator === "<=") {
+          lt = lowerLT(lt, c, options);
+        } else {
+          eqSet.add(c.semver);
+        }
+      }
+      if (eqSet.size > 1) {
+        return null;
+      }
+      let gtltComp;
+      if (gt && lt) {
+        gtltComp = compare(gt.semver, lt.semver, options);
+        if (gtltComp > 0) {
+          return null;
+        } else if (gtltComp === 0 && (gt.operator !== ">=" || lt.operator !== "<=")) {
+          return null;
+        }
+      }
+      for (const eq of eqSet) {
+        if (gt && !satisfies(eq, String(gt), options)) {
+          return null;
+        }
+        if (lt && !satisfies(eq, String(lt), options)) {
+          return null;
+        }
+        for (const c of dom) {
+          if (!satisfies(eq, String(c), options)) {
+            return false;
+          }
+        }
+        return true;
+      }
+      let higher, lower;
+      let hasDomLT, hasDomGT;
+      let needDomLTPre = lt && !options.includePrerelease && lt.semver.prerelease.length ? lt.semver : false;
+      let needDomGTPre = gt && !options.includePrerelease && gt.semver.prerelease.length ? gt.semver : false;
+      if (needDomLTPre && needDomLTPre.prerelease.length === 1 && lt.operator === "<" && needDomLTPre.prerelease[0] === 0) {
+        needDomLTPre = false;
+      }
+      for (const c of dom) {
+        hasDomGT = hasDomGT || c.operator === ">" || c.operator === ">=";
+        hasDomLT = hasDomLT || c.operator === "<" || c.operator === "<=";
+        if (gt) {
+          if (needDomGTPre) {
+            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomGTPre.major && c.semver.minor === needDomGTPre.minor && c.semver.patch === needDomGTPre.patch) {
+              needDomGTPre = false;
+            }
+          }
+          if (c.operator === ">" || c.operator === ">=") {
+            higher = higherGT(gt, c, options);
+            if (higher === c && higher !== gt) {
+              return false;
+            }
+          } else if (gt.operator === ">=" && !c.test(gt.semver)) {
+            return false;
+          }
+        }
+        if (lt) {
+          if (needDomLTPre) {
+            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomLTPre.major && c.semver.minor === needDomLTPre.minor && c.semver.patch === needDomLTPre.patch) {
+              needDomLTPre = false;
+            }
+          }
+          if (c.operator === "<" || c.operator === "<=") {
+            lower = lowerLT(lt, c, options);
+            if (lower === c && lower !== lt) {
+              return false;
+            }
+          } else if (lt.operator === "<=" && !c.test(lt.semver)) {
+            return false;
+          }
+        }
+        if (!c.operator && (lt || gt) && gtltComp !== 0) {
+          return false;
+        }
+      }
+      if (gt && hasDomLT && !lt && gtltComp !== 0) {
+        return false;
+      }
+      if (lt && hasDomGT && !gt && gtltComp !== 0) {
+        return false;
+      }
+      if (needDomGTPre || needDomLTPre) {
+        return false;
+      }
+      return true;
+    };
+    var higherGT = (a, b, options) => {
+      if (!a) {
+        return b;
+      }
+      const comp = compare(a.semver, b.semver, options);
+      return comp > 0 ? a : comp < 0 ? b : b.operator === ">" && a.operator === ">=" ? b : a;
+    };
+    var lowerLT = (a, b, options) => {
+      if (!a) {
+        return b;
+      }
+      const comp = compare(a.semver, b.semver, options);
+      return comp < 0 ? a : comp > 0 ? b : b.operator === "<" && a.operator === "<=" ? b : a;
+    };
+    module.exports = subset;
+  }
+});
+
+// node_modules/semver/index.js
+var require_semver2 = __commonJS({
+  "node_modules/semver/index.js"(exports, module) {
+    "use strict";
+    var internalRe = require_re();
+    var constants3 = require_constants6();
+    var SemVer = require_semver();
+    var identifiers = require_identifiers();
+    var parse3 = require_parse2();
+    var valid = require_valid();
+    var clean2 = require_clean();
+    var inc = require_inc();
+    var diff = require_diff();
+    var major = require_major();
+    var minor = require_minor();
+    var patch = require_patch();
+    var prerelease = require_prerelease();
+    var compare = require_compare();
+    var rcompare = require_rcompare();
+    var compareLoose = require_compare_loose();
+    var compareBuild = require_compare_build();
+    var sort = require_sort();
+    var rsort = require_rsort();
+    var gt = require_gt();
+    var lt = require_lt();
+    var eq = require_eq();
+    var neq = require_neq();
+    var gte = require_gte();
+    var lte = require_lte();
+    var cmp = require_cmp();
+    var coerce = require_coerce();
+    var truncate = require_truncate();
+    var Comparator = require_comparator();
+    var Range = require_range();
+    var satisfies = require_satisfies();
+    var toComparators = require_to_comparators();
+    var maxSatisfying = require_max_satisfying();
+    var minSatisfying = require_min_satisfying();
+    var minVersion = require_min_version();
+    var validRange = require_valid2();
+    var outside = require_outside();
+    var gtr = require_gtr();
+    var ltr = require_ltr();
+    var intersects = require_intersects();
+    var simplifyRange = require_simplify();
+    var subset = require_subset();
+    module.exports = {
+      parse: parse3,
+      valid,
+      clean: clean2,
+      inc,
+      diff,
+      major,
+      minor,
+      patch,
+      prerelease,
+      compare,
+      rcompare,
+      compareLoose,
+      compareBuild,
+      sort,
+      rsort,
+      gt,
+      lt,
+      eq,
+      neq,
+      gte,
+      lte,
+      cmp,
+      coerce,
+      truncate,
+      Comparator,
+      Range,
+      satisfies,
+      toComparators,
+      maxSatisfying,
+      minSatisfying,
+      minVersion,
+      validRange,
+      outside,
+      gtr,
+      ltr,
+      intersects,
+      simplifyRange,
+      subset,
+      SemVer,
+      re: internalRe.re,
+      src: internalRe.src,
+      tokens: internalRe.t,
+      SEMVER_SPEC_VERSION: constants3.SEMVER_SPEC_VERSION,
+      RELEASE_TYPES: constants3.RELEASE_TYPES,
+      compareIdentifiers: identifiers.compareIdentifiers,
+      rcompareIdentifiers: identifiers.rcompareIdentifiers
+    };
+  }
+});
+
 // node_modules/is-stream/index.js
 var require_is_stream = __commonJS({
   "node_modules/is-stream/index.js"(exports, module) {
@@ -19169,7 +21382,7 @@ var require_is_stream = __commonJS({
 });
 
 // node_modules/make-dir/node_modules/semver/semver.js
-var require_semver = __commonJS({
+var require_semver3 = __commonJS({
   "node_modules/make-dir/node_modules/semver/semver.js"(exports, module) {
     exports = module.exports = SemVer;
     var debug2;
@@ -20511,7 +22724,7 @@ var require_make_dir = __commonJS({
     var fs5 = __require("fs");
     var path = __require("path");
     var { promisify } = __require("util");
-    var semver2 = require_semver();
+    var semver2 = require_semver3();
     var useNativeRecursiveOption = semver2.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
@@ -24694,7 +26907,7 @@ var require_cpu_features = __commonJS({
 });
 
 // node_modules/ssh2/lib/protocol/constants.js
-var require_constants6 = __commonJS({
+var require_constants7 = __commonJS({
   "node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
     "use strict";
     var crypto2 = __require("crypto");
@@ -25233,7 +27446,7 @@ var require_utils2 = __commonJS({
       doFatalError: (protocol, msg, level, reason) => {
         let err;
         if (DISCONNECT_REASON === void 0)
-          ({ DISCONNECT_REASON } = require_constants6());
+          ({ DISCONNECT_REASON } = require_constants7());
         if (msg instanceof Error) {
           err = msg;
           if (typeof level !== "number")
@@ -27180,7 +29393,7 @@ var require_keyParser = __commonJS({
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
     var { CIPHER_INFO } = require_crypto();
-    var { eddsaSupported, SUPPORTED_CIPHER } = require_constants6();
+    var { eddsaSupported, SUPPORTED_CIPHER } = require_constants7();
     var {
       bufferSlice,
       makeBufferParser,
@@ -29470,7 +31683,7 @@ var require_handlers_misc = __commonJS({
       COMPAT,
       MESSAGE,
       TERMINAL_MODE
-    } = require_constants6();
+    } = require_constants7();
     var {
       parseKey
     } = require_keyParser();
@@ -30405,7 +32618,7 @@ var require_kex = __commonJS({
       DEFAULT_COMPRESSION,
       DISCONNECT_REASON,
       MESSAGE
-    } = require_constants6();
+    } = require_constants7();
     var {
       CIPHER_INFO,
       createCipher,
@@ -32035,7 +34248,7 @@ var require_Protocol = __commonJS({
       MESSAGE,
       SIGNALS: SIGNALS2,
       TERMINAL_MODE
-    } = require_constants6();
+    } = require_constants7();
     var {
       DEFAULT_KEXINIT_CLIENT,
       DEFAULT_KEXINIT_SERVER,
@@ -36749,7 +38962,7 @@ var require_Channel = __commonJS({
     } = __require("stream");
     var {
       CHANNEL_EXTENDED_DATATYPE: { STDERR }
-    } = require_constants6();
+    } = require_constants7();
     var { bufferSlice } = require_utils2();
     var PACKET_SIZE = 32 * 1024;
     var MAX_WINDOW = 2 * 1024 * 1024;
@@ -37283,7 +39496,7 @@ var require_client2 = __commonJS({
       SUPPORTED_KEX,
       SUPPORTED_MAC,
       SUPPORTED_SERVER_HOST_KEY
-    } = require_constants6();
+    } = require_constants7();
     var { init: cryptoInit } = require_crypto();
     var Protocol = require_Protocol();
     var { parseKey } = require_keyParser();
@@ -39156,7 +41369,7 @@ var require_server = __commonJS({
       SUPPORTED_KEX,
       SUPPORTED_MAC,
       SUPPORTED_SERVER_HOST_KEY
-    } = require_constants6();
+    } = require_constants7();
     var { init: cryptoInit } = require_crypto();
     var { KexInit } = require_kex();
     var { parseKey } = require_keyParser();
@@ -40781,2219 +42994,6 @@ var require_lib2 = __commonJS({
   }
 });
 
-// node_modules/semver/internal/constants.js
-var require_constants7 = __commonJS({
-  "node_modules/semver/internal/constants.js"(exports, module) {
-    "use strict";
-    var SEMVER_SPEC_VERSION = "2.0.0";
-    var MAX_LENGTH = 256;
-    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
-    9007199254740991;
-    var MAX_SAFE_COMPONENT_LENGTH = 16;
-    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
-    var WHITESPACE_CHARACTERS = [
-      "	",
-      "\n",
-      "\v",
-      "\f",
-      "\r",
-      " ",
-      "\xA0",
-      "\u1680",
-      "\u2000",
-      "\u2001",
-      "\u2002",
-      "\u2003",
-      "\u2004",
-      "\u2005",
-      "\u2006",
-      "\u2007",
-      "\u2008",
-      "\u2009",
-      "\u200A",
-      "\u2028",
-      "\u2029",
-      "\u202F",
-      "\u205F",
-      "\u3000",
-      "\uFEFF"
-    ];
-    var RELEASE_TYPES = [
-      "major",
-      "premajor",
-      "minor",
-      "preminor",
-      "patch",
-      "prepatch",
-      "prerelease"
-    ];
-    module.exports = {
-      MAX_LENGTH,
-      MAX_SAFE_COMPONENT_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      MAX_SAFE_INTEGER,
-      WHITESPACE_CHARACTERS,
-      RELEASE_TYPES,
-      SEMVER_SPEC_VERSION,
-      FLAG_INCLUDE_PRERELEASE: 1,
-      FLAG_LOOSE: 2
-    };
-  }
-});
-
-// node_modules/semver/internal/debug.js
-var require_debug = __commonJS({
-  "node_modules/semver/internal/debug.js"(exports, module) {
-    "use strict";
-    var debug2 = typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG) ? (...args) => console.error("SEMVER", ...args) : () => {
-    };
-    module.exports = debug2;
-  }
-});
-
-// node_modules/semver/internal/re.js
-var require_re = __commonJS({
-  "node_modules/semver/internal/re.js"(exports, module) {
-    "use strict";
-    var {
-      MAX_SAFE_COMPONENT_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      MAX_LENGTH
-    } = require_constants7();
-    var debug2 = require_debug();
-    exports = module.exports = {};
-    var re = exports.re = [];
-    var safeRe = exports.safeRe = [];
-    var src = exports.src = [];
-    var safeSrc = exports.safeSrc = [];
-    var t = exports.t = {};
-    var R = 0;
-    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
-    var safeRegexReplacements = [
-      ["\\s", 1],
-      ["\\d", MAX_LENGTH],
-      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
-    ];
-    var makeSafeRegex = (value) => {
-      for (const [token, max] of safeRegexReplacements) {
-        value = value.split(`${token}*`).join(`${token}{0,${max}}`).split(`${token}+`).join(`${token}{1,${max}}`);
-      }
-      return value;
-    };
-    var createToken = (name, value, isGlobal) => {
-      const safe = makeSafeRegex(value);
-      const index = R++;
-      debug2(name, index, value);
-      t[name] = index;
-      src[index] = value;
-      safeSrc[index] = safe;
-      re[index] = new RegExp(value, isGlobal ? "g" : void 0);
-      safeRe[index] = new RegExp(safe, isGlobal ? "g" : void 0);
-    };
-    createToken("NUMERICIDENTIFIER", "0|[1-9]\\d*");
-    createToken("NUMERICIDENTIFIERLOOSE", "\\d+");
-    createToken("NONNUMERICIDENTIFIER", `\\d*[a-zA-Z-]${LETTERDASHNUMBER}*`);
-    createToken("MAINVERSION", `(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})`);
-    createToken("MAINVERSIONLOOSE", `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})`);
-    createToken("PRERELEASEIDENTIFIER", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIER]})`);
-    createToken("PRERELEASEIDENTIFIERLOOSE", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIERLOOSE]})`);
-    createToken("PRERELEASE", `(?:-(${src[t.PRERELEASEIDENTIFIER]}(?:\\.${src[t.PRERELEASEIDENTIFIER]})*))`);
-    createToken("PRERELEASELOOSE", `(?:-?(${src[t.PRERELEASEIDENTIFIERLOOSE]}(?:\\.${src[t.PRERELEASEIDENTIFIERLOOSE]})*))`);
-    createToken("BUILDIDENTIFIER", `${LETTERDASHNUMBER}+`);
-    createToken("BUILD", `(?:\\+(${src[t.BUILDIDENTIFIER]}(?:\\.${src[t.BUILDIDENTIFIER]})*))`);
-    createToken("FULLPLAIN", `v?${src[t.MAINVERSION]}${src[t.PRERELEASE]}?${src[t.BUILD]}?`);
-    createToken("FULL", `^${src[t.FULLPLAIN]}$`);
-    createToken("LOOSEPLAIN", `[v=\\s]*${src[t.MAINVERSIONLOOSE]}${src[t.PRERELEASELOOSE]}?${src[t.BUILD]}?`);
-    createToken("LOOSE", `^${src[t.LOOSEPLAIN]}$`);
-    createToken("GTLT", "((?:<|>)?=?)");
-    createToken("XRANGEIDENTIFIERLOOSE", `${src[t.NUMERICIDENTIFIERLOOSE]}|x|X|\\*`);
-    createToken("XRANGEIDENTIFIER", `${src[t.NUMERICIDENTIFIER]}|x|X|\\*`);
-    createToken("XRANGEPLAIN", `[v=\\s]*(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:${src[t.PRERELEASE]})?${src[t.BUILD]}?)?)?`);
-    createToken("XRANGEPLAINLOOSE", `[v=\\s]*(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:${src[t.PRERELEASELOOSE]})?${src[t.BUILD]}?)?)?`);
-    createToken("XRANGE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAIN]}$`);
-    createToken("XRANGELOOSE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("COERCEPLAIN", `${"(^|[^\\d])(\\d{1,"}${MAX_SAFE_COMPONENT_LENGTH}})(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?`);
-    createToken("COERCE", `${src[t.COERCEPLAIN]}(?:$|[^\\d])`);
-    createToken("COERCEFULL", src[t.COERCEPLAIN] + `(?:${src[t.PRERELEASE]})?(?:${src[t.BUILD]})?(?:$|[^\\d])`);
-    createToken("COERCERTL", src[t.COERCE], true);
-    createToken("COERCERTLFULL", src[t.COERCEFULL], true);
-    createToken("LONETILDE", "(?:~>?)");
-    createToken("TILDETRIM", `(\\s*)${src[t.LONETILDE]}\\s+`, true);
-    exports.tildeTrimReplace = "$1~";
-    createToken("TILDE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAIN]}$`);
-    createToken("TILDELOOSE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("LONECARET", "(?:\\^)");
-    createToken("CARETTRIM", `(\\s*)${src[t.LONECARET]}\\s+`, true);
-    exports.caretTrimReplace = "$1^";
-    createToken("CARET", `^${src[t.LONECARET]}${src[t.XRANGEPLAIN]}$`);
-    createToken("CARETLOOSE", `^${src[t.LONECARET]}${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("COMPARATORLOOSE", `^${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]})$|^$`);
-    createToken("COMPARATOR", `^${src[t.GTLT]}\\s*(${src[t.FULLPLAIN]})$|^$`);
-    createToken("COMPARATORTRIM", `(\\s*)${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]}|${src[t.XRANGEPLAIN]})`, true);
-    exports.comparatorTrimReplace = "$1$2$3";
-    createToken("HYPHENRANGE", `^\\s*(${src[t.XRANGEPLAIN]})\\s+-\\s+(${src[t.XRANGEPLAIN]})\\s*$`);
-    createToken("HYPHENRANGELOOSE", `^\\s*(${src[t.XRANGEPLAINLOOSE]})\\s+-\\s+(${src[t.XRANGEPLAINLOOSE]})\\s*$`);
-    createToken("STAR", "(<|>)?=?\\s*\\*");
-    createToken("GTE0", "^\\s*>=\\s*0\\.0\\.0\\s*$");
-    createToken("GTE0PRE", "^\\s*>=\\s*0\\.0\\.0-0\\s*$");
-  }
-});
-
-// node_modules/semver/internal/parse-options.js
-var require_parse_options = __commonJS({
-  "node_modules/semver/internal/parse-options.js"(exports, module) {
-    "use strict";
-    var looseOption = Object.freeze({ loose: true });
-    var emptyOpts = Object.freeze({});
-    var parseOptions = (options) => {
-      if (!options) {
-        return emptyOpts;
-      }
-      if (typeof options !== "object") {
-        return looseOption;
-      }
-      return options;
-    };
-    module.exports = parseOptions;
-  }
-});
-
-// node_modules/semver/internal/identifiers.js
-var require_identifiers = __commonJS({
-  "node_modules/semver/internal/identifiers.js"(exports, module) {
-    "use strict";
-    var numeric = /^[0-9]+$/;
-    var compareIdentifiers = (a, b) => {
-      if (typeof a === "number" && typeof b === "number") {
-        return a === b ? 0 : a < b ? -1 : 1;
-      }
-      const anum = numeric.test(a);
-      const bnum = numeric.test(b);
-      if (anum && bnum) {
-        a = +a;
-        b = +b;
-      }
-      return a === b ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a < b ? -1 : 1;
-    };
-    var rcompareIdentifiers = (a, b) => compareIdentifiers(b, a);
-    module.exports = {
-      compareIdentifiers,
-      rcompareIdentifiers
-    };
-  }
-});
-
-// node_modules/semver/classes/semver.js
-var require_semver2 = __commonJS({
-  "node_modules/semver/classes/semver.js"(exports, module) {
-    "use strict";
-    var debug2 = require_debug();
-    var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants7();
-    var { safeRe: re, t } = require_re();
-    var parseOptions = require_parse_options();
-    var { compareIdentifiers } = require_identifiers();
-    var isPrereleaseIdentifier = (prerelease, identifier) => {
-      const identifiers = identifier.split(".");
-      if (identifiers.length > prerelease.length) {
-        return false;
-      }
-      for (let i = 0; i < identifiers.length; i++) {
-        if (compareIdentifiers(prerelease[i], identifiers[i]) !== 0) {
-          return false;
-        }
-      }
-      return true;
-    };
-    var SemVer = class _SemVer {
-      constructor(version, options) {
-        options = parseOptions(options);
-        if (version instanceof _SemVer) {
-          if (version.loose === !!options.loose && version.includePrerelease === !!options.includePrerelease) {
-            return version;
-          } else {
-            version = version.version;
-          }
-        } else if (typeof version !== "string") {
-          throw new TypeError(`Invalid version. Must be a string. Got type "${typeof version}".`);
-        }
-        if (version.length > MAX_LENGTH) {
-          throw new TypeError(
-            `version is longer than ${MAX_LENGTH} characters`
-          );
-        }
-        debug2("SemVer", version, options);
-        this.options = options;
-        this.loose = !!options.loose;
-        this.includePrerelease = !!options.includePrerelease;
-        const m = version.trim().match(options.loose ? re[t.LOOSE] : re[t.FULL]);
-        if (!m) {
-          throw new TypeError(`Invalid Version: ${version}`);
-        }
-        this.raw = version;
-        this.major = +m[1];
-        this.minor = +m[2];
-        this.patch = +m[3];
-        if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
-          throw new TypeError("Invalid major version");
-        }
-        if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
-          throw new TypeError("Invalid minor version");
-        }
-        if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
-          throw new TypeError("Invalid patch version");
-        }
-        if (!m[4]) {
-          this.prerelease = [];
-        } else {
-          this.prerelease = m[4].split(".").map((id) => {
-            if (/^[0-9]+$/.test(id)) {
-              const num = +id;
-              if (num >= 0 && num < MAX_SAFE_INTEGER) {
-                return num;
-              }
-            }
-            return id;
-          });
-        }
-        this.build = m[5] ? m[5].split(".") : [];
-        this.format();
-      }
-      format() {
-        this.version = `${this.major}.${this.minor}.${this.patch}`;
-        if (this.prerelease.length) {
-          this.version += `-${this.prerelease.join(".")}`;
-        }
-        return this.version;
-      }
-      toString() {
-        return this.version;
-      }
-      compare(other) {
-        debug2("SemVer.compare", this.version, this.options, other);
-        if (!(other instanceof _SemVer)) {
-          if (typeof other === "string" && other === this.version) {
-            return 0;
-          }
-          other = new _SemVer(other, this.options);
-        }
-        if (other.version === this.version) {
-          return 0;
-        }
-        return this.compareMain(other) || this.comparePre(other);
-      }
-      compareMain(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        if (this.major < other.major) {
-          return -1;
-        }
-        if (this.major > other.major) {
-          return 1;
-        }
-        if (this.minor < other.minor) {
-          return -1;
-        }
-        if (this.minor > other.minor) {
-          return 1;
-        }
-        if (this.patch < other.patch) {
-          return -1;
-        }
-        if (this.patch > other.patch) {
-          return 1;
-        }
-        return 0;
-      }
-      comparePre(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        if (this.prerelease.length && !other.prerelease.length) {
-          return -1;
-        } else if (!this.prerelease.length && other.prerelease.length) {
-          return 1;
-        } else if (!this.prerelease.length && !other.prerelease.length) {
-          return 0;
-        }
-        let i = 0;
-        do {
-          const a = this.prerelease[i];
-          const b = other.prerelease[i];
-          debug2("prerelease compare", i, a, b);
-          if (a === void 0 && b === void 0) {
-            return 0;
-          } else if (b === void 0) {
-            return 1;
-          } else if (a === void 0) {
-            return -1;
-          } else if (a === b) {
-            continue;
-          } else {
-            return compareIdentifiers(a, b);
-          }
-        } while (++i);
-      }
-      compareBuild(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        let i = 0;
-        do {
-          const a = this.build[i];
-          const b = other.build[i];
-          debug2("build compare", i, a, b);
-          if (a === void 0 && b === void 0) {
-            return 0;
-          } else if (b === void 0) {
-            return 1;
-          } else if (a === void 0) {
-            return -1;
-          } else if (a === b) {
-            continue;
-          } else {
-            return compareIdentifiers(a, b);
-          }
-        } while (++i);
-      }
-      // preminor will bump the version up to the next minor release, and immediately
-      // down to pre-release. premajor and prepatch work the same way.
-      inc(release, identifier, identifierBase) {
-        if (release.startsWith("pre")) {
-          if (!identifier && identifierBase === false) {
-            throw new Error("invalid increment argument: identifier is empty");
-          }
-          if (identifier) {
-            const match = `-${identifier}`.match(this.options.loose ? re[t.PRERELEASELOOSE] : re[t.PRERELEASE]);
-            if (!match || match[1] !== identifier) {
-              throw new Error(`invalid identifier: ${identifier}`);
-            }
-          }
-        }
-        switch (release) {
-          case "premajor":
-            this.prerelease.length = 0;
-            this.patch = 0;
-            this.minor = 0;
-            this.major++;
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "preminor":
-            this.prerelease.length = 0;
-            this.patch = 0;
-            this.minor++;
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "prepatch":
-            this.prerelease.length = 0;
-            this.inc("patch", identifier, identifierBase);
-            this.inc("pre", identifier, identifierBase);
-            break;
-          // If the input is a non-prerelease version, this acts the same as
-          // prepatch.
-          case "prerelease":
-            if (this.prerelease.length === 0) {
-              this.inc("patch", identifier, identifierBase);
-            }
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "release":
-            if (this.prerelease.length === 0) {
-              throw new Error(`version ${this.raw} is not a prerelease`);
-            }
-            this.prerelease.length = 0;
-            break;
-          case "major":
-            if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
-              this.major++;
-            }
-            this.minor = 0;
-            this.patch = 0;
-            this.prerelease = [];
-            break;
-          case "minor":
-            if (this.patch !== 0 || this.prerelease.length === 0) {
-              this.minor++;
-            }
-            this.patch = 0;
-            this.prerelease = [];
-            break;
-          case "patch":
-            if (this.prerelease.length === 0) {
-              this.patch++;
-            }
-            this.prerelease = [];
-            break;
-          // This probably shouldn't be used publicly.
-          // 1.0.0 'pre' would become 1.0.0-0 which is the wrong direction.
-          case "pre": {
-            const base = Number(identifierBase) ? 1 : 0;
-            if (this.prerelease.length === 0) {
-              this.prerelease = [base];
-            } else {
-              let i = this.prerelease.length;
-              while (--i >= 0) {
-                if (typeof this.prerelease[i] === "number") {
-                  this.prerelease[i]++;
-                  i = -2;
-                }
-              }
-              if (i === -1) {
-                if (identifier === this.prerelease.join(".") && identifierBase === false) {
-                  throw new Error("invalid increment argument: identifier already exists");
-                }
-                this.prerelease.push(base);
-              }
-            }
-            if (identifier) {
-              let prerelease = [identifier, base];
-              if (identifierBase === false) {
-                prerelease = [identifier];
-              }
-              if (isPrereleaseIdentifier(this.prerelease, identifier)) {
-                const prereleaseBase = this.prerelease[identifier.split(".").length];
-                if (isNaN(prereleaseBase)) {
-                  this.prerelease = prerelease;
-                }
-              } else {
-                this.prerelease = prerelease;
-              }
-            }
-            break;
-          }
-          default:
-            throw new Error(`invalid increment argument: ${release}`);
-        }
-        this.raw = this.format();
-        if (this.build.length) {
-          this.raw += `+${this.build.join(".")}`;
-        }
-        return this;
-      }
-    };
-    module.exports = SemVer;
-  }
-});
-
-// node_modules/semver/functions/parse.js
-var require_parse2 = __commonJS({
-  "node_modules/semver/functions/parse.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var parse3 = (version, options, throwErrors = false) => {
-      if (version instanceof SemVer) {
-        return version;
-      }
-      try {
-        return new SemVer(version, options);
-      } catch (er) {
-        if (!throwErrors) {
-          return null;
-        }
-        throw er;
-      }
-    };
-    module.exports = parse3;
-  }
-});
-
-// node_modules/semver/functions/valid.js
-var require_valid = __commonJS({
-  "node_modules/semver/functions/valid.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var valid = (version, options) => {
-      const v = parse3(version, options);
-      return v ? v.version : null;
-    };
-    module.exports = valid;
-  }
-});
-
-// node_modules/semver/functions/clean.js
-var require_clean = __commonJS({
-  "node_modules/semver/functions/clean.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var clean2 = (version, options) => {
-      const s = parse3(version.trim().replace(/^[=v]+/, ""), options);
-      return s ? s.version : null;
-    };
-    module.exports = clean2;
-  }
-});
-
-// node_modules/semver/functions/inc.js
-var require_inc = __commonJS({
-  "node_modules/semver/functions/inc.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var inc = (version, release, options, identifier, identifierBase) => {
-      if (typeof options === "string") {
-        identifierBase = identifier;
-        identifier = options;
-        options = void 0;
-      }
-      try {
-        return new SemVer(
-          version instanceof SemVer ? version.version : version,
-          options
-        ).inc(release, identifier, identifierBase).version;
-      } catch (er) {
-        return null;
-      }
-    };
-    module.exports = inc;
-  }
-});
-
-// node_modules/semver/functions/diff.js
-var require_diff = __commonJS({
-  "node_modules/semver/functions/diff.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var diff = (version1, version2) => {
-      const v1 = parse3(version1, null, true);
-      const v2 = parse3(version2, null, true);
-      const comparison = v1.compare(v2);
-      if (comparison === 0) {
-        return null;
-      }
-      const v1Higher = comparison > 0;
-      const highVersion = v1Higher ? v1 : v2;
-      const lowVersion = v1Higher ? v2 : v1;
-      const highHasPre = !!highVersion.prerelease.length;
-      const lowHasPre = !!lowVersion.prerelease.length;
-      if (lowHasPre && !highHasPre) {
-        if (!lowVersion.patch && !lowVersion.minor) {
-          return "major";
-        }
-        if (lowVersion.compareMain(highVersion) === 0) {
-          if (lowVersion.minor && !lowVersion.patch) {
-            return "minor";
-          }
-          return "patch";
-        }
-      }
-      const prefix = highHasPre ? "pre" : "";
-      if (v1.major !== v2.major) {
-        return prefix + "major";
-      }
-      if (v1.minor !== v2.minor) {
-        return prefix + "minor";
-      }
-      if (v1.patch !== v2.patch) {
-        return prefix + "patch";
-      }
-      return "prerelease";
-    };
-    module.exports = diff;
-  }
-});
-
-// node_modules/semver/functions/major.js
-var require_major = __commonJS({
-  "node_modules/semver/functions/major.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var major = (a, loose) => new SemVer(a, loose).major;
-    module.exports = major;
-  }
-});
-
-// node_modules/semver/functions/minor.js
-var require_minor = __commonJS({
-  "node_modules/semver/functions/minor.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var minor = (a, loose) => new SemVer(a, loose).minor;
-    module.exports = minor;
-  }
-});
-
-// node_modules/semver/functions/patch.js
-var require_patch = __commonJS({
-  "node_modules/semver/functions/patch.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var patch = (a, loose) => new SemVer(a, loose).patch;
-    module.exports = patch;
-  }
-});
-
-// node_modules/semver/functions/prerelease.js
-var require_prerelease = __commonJS({
-  "node_modules/semver/functions/prerelease.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var prerelease = (version, options) => {
-      const parsed = parse3(version, options);
-      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
-    };
-    module.exports = prerelease;
-  }
-});
-
-// node_modules/semver/functions/compare.js
-var require_compare = __commonJS({
-  "node_modules/semver/functions/compare.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var compare = (a, b, loose) => new SemVer(a, loose).compare(new SemVer(b, loose));
-    module.exports = compare;
-  }
-});
-
-// node_modules/semver/functions/rcompare.js
-var require_rcompare = __commonJS({
-  "node_modules/semver/functions/rcompare.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var rcompare = (a, b, loose) => compare(b, a, loose);
-    module.exports = rcompare;
-  }
-});
-
-// node_modules/semver/functions/compare-loose.js
-var require_compare_loose = __commonJS({
-  "node_modules/semver/functions/compare-loose.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var compareLoose = (a, b) => compare(a, b, true);
-    module.exports = compareLoose;
-  }
-});
-
-// node_modules/semver/functions/compare-build.js
-var require_compare_build = __commonJS({
-  "node_modules/semver/functions/compare-build.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var compareBuild = (a, b, loose) => {
-      const versionA = new SemVer(a, loose);
-      const versionB = new SemVer(b, loose);
-      return versionA.compare(versionB) || versionA.compareBuild(versionB);
-    };
-    module.exports = compareBuild;
-  }
-});
-
-// node_modules/semver/functions/sort.js
-var require_sort = __commonJS({
-  "node_modules/semver/functions/sort.js"(exports, module) {
-    "use strict";
-    var compareBuild = require_compare_build();
-    var sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose));
-    module.exports = sort;
-  }
-});
-
-// node_modules/semver/functions/rsort.js
-var require_rsort = __commonJS({
-  "node_modules/semver/functions/rsort.js"(exports, module) {
-    "use strict";
-    var compareBuild = require_compare_build();
-    var rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose));
-    module.exports = rsort;
-  }
-});
-
-// node_modules/semver/functions/gt.js
-var require_gt = __commonJS({
-  "node_modules/semver/functions/gt.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var gt = (a, b, loose) => compare(a, b, loose) > 0;
-    module.exports = gt;
-  }
-});
-
-// node_modules/semver/functions/lt.js
-var require_lt = __commonJS({
-  "node_modules/semver/functions/lt.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var lt = (a, b, loose) => compare(a, b, loose) < 0;
-    module.exports = lt;
-  }
-});
-
-// node_modules/semver/functions/eq.js
-var require_eq = __commonJS({
-  "node_modules/semver/functions/eq.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var eq = (a, b, loose) => compare(a, b, loose) === 0;
-    module.exports = eq;
-  }
-});
-
-// node_modules/semver/functions/neq.js
-var require_neq = __commonJS({
-  "node_modules/semver/functions/neq.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var neq = (a, b, loose) => compare(a, b, loose) !== 0;
-    module.exports = neq;
-  }
-});
-
-// node_modules/semver/functions/gte.js
-var require_gte = __commonJS({
-  "node_modules/semver/functions/gte.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var gte = (a, b, loose) => compare(a, b, loose) >= 0;
-    module.exports = gte;
-  }
-});
-
-// node_modules/semver/functions/lte.js
-var require_lte = __commonJS({
-  "node_modules/semver/functions/lte.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var lte = (a, b, loose) => compare(a, b, loose) <= 0;
-    module.exports = lte;
-  }
-});
-
-// node_modules/semver/functions/cmp.js
-var require_cmp = __commonJS({
-  "node_modules/semver/functions/cmp.js"(exports, module) {
-    "use strict";
-    var eq = require_eq();
-    var neq = require_neq();
-    var gt = require_gt();
-    var gte = require_gte();
-    var lt = require_lt();
-    var lte = require_lte();
-    var cmp = (a, op, b, loose) => {
-      switch (op) {
-        case "===":
-          if (typeof a === "object") {
-            a = a.version;
-          }
-          if (typeof b === "object") {
-            b = b.version;
-          }
-          return a === b;
-        case "!==":
-          if (typeof a === "object") {
-            a = a.version;
-          }
-          if (typeof b === "object") {
-            b = b.version;
-          }
-          return a !== b;
-        case "":
-        case "=":
-        case "==":
-          return eq(a, b, loose);
-        case "!=":
-          return neq(a, b, loose);
-        case ">":
-          return gt(a, b, loose);
-        case ">=":
-          return gte(a, b, loose);
-        case "<":
-          return lt(a, b, loose);
-        case "<=":
-          return lte(a, b, loose);
-        default:
-          throw new TypeError(`Invalid operator: ${op}`);
-      }
-    };
-    module.exports = cmp;
-  }
-});
-
-// node_modules/semver/functions/coerce.js
-var require_coerce = __commonJS({
-  "node_modules/semver/functions/coerce.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var parse3 = require_parse2();
-    var { safeRe: re, t } = require_re();
-    var coerce = (version, options) => {
-      if (version instanceof SemVer) {
-        return version;
-      }
-      if (typeof version === "number") {
-        version = String(version);
-      }
-      if (typeof version !== "string") {
-        return null;
-      }
-      options = options || {};
-      let match = null;
-      if (!options.rtl) {
-        match = version.match(options.includePrerelease ? re[t.COERCEFULL] : re[t.COERCE]);
-      } else {
-        const coerceRtlRegex = options.includePrerelease ? re[t.COERCERTLFULL] : re[t.COERCERTL];
-        let next;
-        while ((next = coerceRtlRegex.exec(version)) && (!match || match.index + match[0].length !== version.length)) {
-          if (!match || next.index + next[0].length !== match.index + match[0].length) {
-            match = next;
-          }
-          coerceRtlRegex.lastIndex = next.index + next[1].length + next[2].length;
-        }
-        coerceRtlRegex.lastIndex = -1;
-      }
-      if (match === null) {
-        return null;
-      }
-      const major = match[2];
-      const minor = match[3] || "0";
-      const patch = match[4] || "0";
-      const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : "";
-      const build = options.includePrerelease && match[6] ? `+${match[6]}` : "";
-      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
-    };
-    module.exports = coerce;
-  }
-});
-
-// node_modules/semver/functions/truncate.js
-var require_truncate = __commonJS({
-  "node_modules/semver/functions/truncate.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var constants3 = require_constants7();
-    var SemVer = require_semver2();
-    var truncate = (version, truncation, options) => {
-      if (!constants3.RELEASE_TYPES.includes(truncation)) {
-        return null;
-      }
-      const clonedVersion = cloneInputVersion(version, options);
-      return clonedVersion && doTruncation(clonedVersion, truncation);
-    };
-    var cloneInputVersion = (version, options) => {
-      const versionStringToParse = version instanceof SemVer ? version.version : version;
-      return parse3(versionStringToParse, options);
-    };
-    var doTruncation = (version, truncation) => {
-      if (isPrerelease(truncation)) {
-        return version.version;
-      }
-      version.prerelease = [];
-      switch (truncation) {
-        case "major":
-          version.minor = 0;
-          version.patch = 0;
-          break;
-        case "minor":
-          version.patch = 0;
-          break;
-      }
-      return version.format();
-    };
-    var isPrerelease = (type) => {
-      return type.startsWith("pre");
-    };
-    module.exports = truncate;
-  }
-});
-
-// node_modules/semver/internal/lrucache.js
-var require_lrucache = __commonJS({
-  "node_modules/semver/internal/lrucache.js"(exports, module) {
-    "use strict";
-    var LRUCache = class {
-      constructor() {
-        this.max = 1e3;
-        this.map = /* @__PURE__ */ new Map();
-      }
-      get(key) {
-        const value = this.map.get(key);
-        if (value === void 0) {
-          return void 0;
-        } else {
-          this.map.delete(key);
-          this.map.set(key, value);
-          return value;
-        }
-      }
-      delete(key) {
-        return this.map.delete(key);
-      }
-      set(key, value) {
-        const deleted = this.delete(key);
-        if (!deleted && value !== void 0) {
-          if (this.map.size >= this.max) {
-            const firstKey = this.map.keys().next().value;
-            this.delete(firstKey);
-          }
-          this.map.set(key, value);
-        }
-        return this;
-      }
-    };
-    module.exports = LRUCache;
-  }
-});
-
-// node_modules/semver/internal/trim-comparator-whitespace.js
-var require_trim_comparator_whitespace = __commonJS({
-  "node_modules/semver/internal/trim-comparator-whitespace.js"(exports, module) {
-    "use strict";
-    var {
-      MAX_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      WHITESPACE_CHARACTERS
-    } = require_constants7();
-    var whitespace = new Uint8Array(65536);
-    for (const char of WHITESPACE_CHARACTERS) {
-      whitespace[char.charCodeAt(0)] = 1;
-    }
-    var isWhitespace = (char) => char !== void 0 && whitespace[char.charCodeAt(0)] === 1;
-    var isVersionPrefix = (char) => char === "v" || char === "=" || isWhitespace(char);
-    var isDigit = (char) => char !== void 0 && char >= "0" && char <= "9";
-    var isLetter = (char) => char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
-    var isIdentifierCharacter = (char) => isDigit(char) || isLetter(char) || char === "-";
-    var isVersionStart = (char) => isDigit(char) || char === "x" || char === "X" || char === "*";
-    var findDigitsEndIndex = (range2, start, limit, digitRuns) => {
-      if (!isDigit(range2[start])) {
-        return start;
-      }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
-      }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
-      }
-      let end = start + 1;
-      while (isDigit(range2[end])) {
-        end++;
-      }
-      digitRuns.previousStart = digitRuns.start;
-      digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
-      digitRuns.end = end;
-      return Math.min(start + limit, end);
-    };
-    var findVersionNumberEndIndex = (range2, start, loose, digitRuns) => {
-      if (!loose && range2[start] === "0") {
-        return start + 1;
-      }
-      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
-    };
-    var findPrereleaseIdentifierEndIndex = (range2, start, loose, digitRuns) => {
-      const digitsEnd = findDigitsEndIndex(range2, start, MAX_LENGTH, digitRuns);
-      if (isLetter(range2[digitsEnd]) || range2[digitsEnd] === "-") {
-        let end = digitsEnd + 1;
-        const limit = end + MAX_SAFE_BUILD_LENGTH;
-        while (end < limit && isIdentifierCharacter(range2[end])) {
-          end++;
-        }
-        return end;
-      }
-      return findVersionNumberEndIndex(range2, start, loose, digitRuns);
-    };
-    var findPrereleaseEndIndex = (range2, start, loose, digitRuns) => {
-      const hyphen = range2[start] === "-";
-      if (!loose && !hyphen) {
-        return start;
-      }
-      const identifierStart = start + (hyphen ? 1 : 0);
-      let end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
-      if (end === identifierStart) {
-        if (!loose || !hyphen) {
-          return start;
-        }
-        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
-      }
-      while (range2[end] === ".") {
-        const next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    };
-    var findBuildIdentifierEndIndex = (range2, start) => {
-      let end = start;
-      while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
-        end++;
-      }
-      return end;
-    };
-    var findBuildEndIndex = (range2, start) => {
-      if (range2[start] !== "+") {
-        return start;
-      }
-      let end = findBuildIdentifierEndIndex(range2, start + 1);
-      if (end === start + 1) {
-        return start;
-      }
-      while (range2[end] === ".") {
-        const next = findBuildIdentifierEndIndex(range2, end + 1);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    };
-    var findLooseFullVersionEndIndex = (range2, start, digitRuns) => {
-      let end = start;
-      for (let component = 0; component < 3; component++) {
-        const next = findVersionNumberEndIndex(range2, end, true, digitRuns);
-        if (next === end) {
-          return start;
-        }
-        end = next;
-        if (component < 2) {
-          if (range2[end] !== ".") {
-            return start;
-          }
-          end++;
-        }
-      }
-      const prereleaseEnd = findPrereleaseEndIndex(range2, end, true, digitRuns);
-      return findBuildEndIndex(range2, prereleaseEnd);
-    };
-    var findPartialVersionComponentEndIndex = (range2, start, digitRuns) => {
-      if (isDigit(range2[start])) {
-        return findVersionNumberEndIndex(range2, start, false, digitRuns);
-      }
-      return isVersionStart(range2[start]) ? start + 1 : start;
-    };
-    var findPartialVersionEndIndex = (range2, start, digitRuns) => {
-      let end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
-      for (let component = 0; component < 2; component++) {
-        if (range2[end] !== ".") {
-          return end;
-        }
-        const next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
-        if (next === end + 1) {
-          return end;
-        }
-        end = next;
-      }
-      const prereleaseEnd = findPrereleaseEndIndex(range2, end, false, digitRuns);
-      return findBuildEndIndex(range2, prereleaseEnd);
-    };
-    var findVersionEndIndex = (range2, start, digitRuns) => {
-      const fullVersionEnd = findLooseFullVersionEndIndex(range2, start, digitRuns);
-      return fullVersionEnd !== start ? fullVersionEnd : findPartialVersionEndIndex(range2, start, digitRuns);
-    };
-    var findRemovableWhitespaceIndex = (range2, matchStart) => {
-      let position = matchStart;
-      if (isWhitespace(range2[position])) {
-        position++;
-      }
-      if (range2[position] === "<" || range2[position] === ">") {
-        position++;
-      }
-      if (range2[position] === "=") {
-        position++;
-      }
-      return isWhitespace(range2[position]) ? position : -1;
-    };
-    var trimComparatorWhitespace = (range2) => {
-      let result = "";
-      let copyFrom = 0;
-      let cursor = 0;
-      const digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
-      while (cursor < range2.length) {
-        const matchStart = cursor;
-        if (range2[cursor] === "<" || range2[cursor] === ">") {
-          cursor++;
-        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
-          cursor++;
-          continue;
-        }
-        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
-          cursor++;
-        }
-        if (!isVersionStart(range2[cursor])) {
-          continue;
-        }
-        const whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
-        if (whitespacePosition !== -1) {
-          result += range2.slice(copyFrom, whitespacePosition);
-          copyFrom = whitespacePosition + 1;
-        }
-        cursor = findVersionEndIndex(range2, cursor, digitRuns);
-      }
-      return result + range2.slice(copyFrom);
-    };
-    module.exports = trimComparatorWhitespace;
-  }
-});
-
-// node_modules/semver/classes/range.js
-var require_range = __commonJS({
-  "node_modules/semver/classes/range.js"(exports, module) {
-    "use strict";
-    var SPACE_CHARACTERS = /\s+/g;
-    var Range = class _Range {
-      constructor(range2, options) {
-        options = parseOptions(options);
-        if (range2 instanceof _Range) {
-          if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
-            return range2;
-          } else {
-            return new _Range(range2.raw, options);
-          }
-        }
-        if (range2 instanceof Comparator) {
-          this.raw = range2.value;
-          this.set = [[range2]];
-          this.formatted = void 0;
-          return this;
-        }
-        this.options = options;
-        this.loose = !!options.loose;
-        this.includePrerelease = !!options.includePrerelease;
-        this.raw = range2.trim().replace(SPACE_CHARACTERS, " ");
-        this.set = this.raw.split("||").map((r) => this.parseRange(r.trim())).filter((c) => c.length);
-        if (!this.set.length) {
-          throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
-        }
-        if (this.set.length > 1) {
-          const first2 = this.set[0];
-          this.set = this.set.filter((c) => !isNullSet(c[0]));
-          if (this.set.length === 0) {
-            this.set = [first2];
-          } else if (this.set.length > 1) {
-            for (const c of this.set) {
-              if (c.length === 1 && isAny(c[0])) {
-                this.set = [c];
-                break;
-              }
-            }
-          }
-        }
-        this.formatted = void 0;
-      }
-      get range() {
-        if (this.formatted === void 0) {
-          this.formatted = "";
-          for (let i = 0; i < this.set.length; i++) {
-            if (i > 0) {
-              this.formatted += "||";
-            }
-            const comps = this.set[i];
-            for (let k = 0; k < comps.length; k++) {
-              if (k > 0) {
-                this.formatted += " ";
-              }
-              this.formatted += comps[k].toString().trim();
-            }
-          }
-        }
-        return this.formatted;
-      }
-      format() {
-        return this.range;
-      }
-      toString() {
-        return this.range;
-      }
-      parseRange(range2) {
-        range2 = range2.replace(BUILDSTRIPRE, "");
-        const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
-        const memoKey = memoOpts + ":" + range2;
-        const cached = cache.get(memoKey);
-        if (cached) {
-          return cached;
-        }
-        const loose = this.options.loose;
-        const hr = loose ? re[t.HYPHENRANGELOOSE] : re[t.HYPHENRANGE];
-        range2 = range2.replace(hr, hyphenReplace(this.options.includePrerelease));
-        debug2("hyphen replace", range2);
-        range2 = trimComparatorWhitespace(range2);
-        debug2("comparator trim", range2);
-        range2 = range2.replace(re[t.TILDETRIM], tildeTrimReplace);
-        debug2("tilde trim", range2);
-        range2 = range2.replace(re[t.CARETTRIM], caretTrimReplace);
-        debug2("caret trim", range2);
-        let rangeList = range2.split(" ").map((comp) => parseComparator(comp, this.options)).join(" ").split(/\s+/).map((comp) => replaceGTE0(comp, this.options));
-        if (loose) {
-          rangeList = rangeList.filter((comp) => {
-            debug2("loose invalid filter", comp, this.options);
-            return !!comp.match(re[t.COMPARATORLOOSE]);
-          });
-        }
-        debug2("range list", rangeList);
-        const rangeMap = /* @__PURE__ */ new Map();
-        const comparators = rangeList.map((comp) => new Comparator(comp, this.options));
-        for (const comp of comparators) {
-          if (isNullSet(comp)) {
-            return [comp];
-          }
-          rangeMap.set(comp.value, comp);
-        }
-        if (rangeMap.size > 1 && rangeMap.has("")) {
-          rangeMap.delete("");
-        }
-        const result = [...rangeMap.values()];
-        cache.set(memoKey, result);
-        return result;
-      }
-      intersects(range2, options) {
-        if (!(range2 instanceof _Range)) {
-          throw new TypeError("a Range is required");
-        }
-        return this.set.some((thisComparators) => {
-          return isSatisfiable(thisComparators, options) && range2.set.some((rangeComparators) => {
-            return isSatisfiable(rangeComparators, options) && thisComparators.every((thisComparator) => {
-              return rangeComparators.every((rangeComparator) => {
-                return thisComparator.intersects(rangeComparator, options);
-              });
-            });
-          });
-        });
-      }
-      // if ANY of the sets match ALL of its comparators, then pass
-      test(version) {
-        if (!version) {
-          return false;
-        }
-        if (typeof version === "string") {
-          try {
-            version = new SemVer(version, this.options);
-          } catch (er) {
-            return false;
-          }
-        }
-        for (let i = 0; i < this.set.length; i++) {
-          if (testSet(this.set[i], version, this.options)) {
-            return true;
-          }
-        }
-        return false;
-      }
-    };
-    module.exports = Range;
-    var LRU = require_lrucache();
-    var cache = new LRU();
-    var parseOptions = require_parse_options();
-    var Comparator = require_comparator();
-    var debug2 = require_debug();
-    var SemVer = require_semver2();
-    var trimComparatorWhitespace = require_trim_comparator_whitespace();
-    var {
-      safeRe: re,
-      src,
-      t,
-      tildeTrimReplace,
-      caretTrimReplace
-    } = require_re();
-    var { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = require_constants7();
-    var BUILDSTRIPRE = new RegExp(src[t.BUILD], "g");
-    var isNullSet = (c) => c.value === "<0.0.0-0";
-    var isAny = (c) => c.value === "";
-    var isSatisfiable = (comparators, options) => {
-      let result = true;
-      const remainingComparators = comparators.slice();
-      let testComparator = remainingComparators.pop();
-      while (result && remainingComparators.length) {
-        result = remainingComparators.every((otherComparator) => {
-          return testComparator.intersects(otherComparator, options);
-        });
-        testComparator = remainingComparators.pop();
-      }
-      return result;
-    };
-    var parseComparator = (comp, options) => {
-      comp = comp.replace(re[t.BUILD], "");
-      debug2("comp", comp, options);
-      comp = replaceCarets(comp, options);
-      debug2("caret", comp);
-      comp = replaceTildes(comp, options);
-      debug2("tildes", comp);
-      comp = replaceXRanges(comp, options);
-      debug2("xrange", comp);
-      comp = replaceStars(comp, options);
-      debug2("stars", comp);
-      return comp;
-    };
-    var isX = (id) => !id || id.toLowerCase() === "x" || id === "*";
-    var invalidXRangeOrder = (M, m, p) => isX(M) && !isX(m) || isX(m) && p && !isX(p);
-    var replaceTildes = (comp, options) => {
-      return comp.trim().split(/\s+/).map((c) => replaceTilde(c, options)).join(" ");
-    };
-    var replaceTilde = (comp, options) => {
-      const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE];
-      const z = options.includePrerelease ? "-0" : "";
-      return comp.replace(r, (_, M, m, p, pr) => {
-        debug2("tilde", comp, _, M, m, p, pr);
-        let ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
-        } else if (isX(p)) {
-          ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
-        } else if (pr) {
-          debug2("replaceTilde pr", pr);
-          ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
-        } else {
-          ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
-        }
-        debug2("tilde return", ret);
-        return ret;
-      });
-    };
-    var replaceCarets = (comp, options) => {
-      return comp.trim().split(/\s+/).map((c) => replaceCaret(c, options)).join(" ");
-    };
-    var replaceCaret = (comp, options) => {
-      debug2("caret", comp, options);
-      const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET];
-      const z = options.includePrerelease ? "-0" : "";
-      return comp.replace(r, (_, M, m, p, pr) => {
-        debug2("caret", comp, _, M, m, p, pr);
-        let ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
-        } else if (isX(p)) {
-          if (M === "0") {
-            ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
-          } else {
-            ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`;
-          }
-        } else if (pr) {
-          debug2("replaceCaret pr", pr);
-          if (M === "0") {
-            if (m === "0") {
-              ret = `>=${M}.${m}.${p}-${pr} <${M}.${m}.${+p + 1}-0`;
-            } else {
-              ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
-            }
-          } else {
-            ret = `>=${M}.${m}.${p}-${pr} <${+M + 1}.0.0-0`;
-          }
-        } else {
-          debug2("no pr");
-          if (M === "0") {
-            if (m === "0") {
-              ret = `>=${M}.${m}.${p} <${M}.${m}.${+p + 1}-0`;
-            } else {
-              ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
-            }
-          } else {
-            ret = `>=${M}.${m}.${p} <${+M + 1}.0.0-0`;
-          }
-        }
-        debug2("caret return", ret);
-        return ret;
-      });
-    };
-    var replaceXRanges = (comp, options) => {
-      debug2("replaceXRanges", comp, options);
-      return comp.split(/\s+/).map((c) => replaceXRange(c, options)).join(" ");
-    };
-    var replaceXRange = (comp, options) => {
-      comp = comp.trim();
-      const r = options.loose ? re[t.XRANGELOOSE] : re[t.XRANGE];
-      return comp.replace(r, (ret, gtlt, M, m, p, pr) => {
-        debug2("xRange", comp, ret, gtlt, M, m, p, pr);
-        if (invalidXRangeOrder(M, m, p)) {
-          return comp;
-        }
-        const xM = isX(M);
-        const xm = xM || isX(m);
-        const xp = xm || isX(p);
-        const anyX = xp;
-        if (gtlt === "=" && anyX) {
-          gtlt = "";
-        }
-        pr = options.includePrerelease ? "-0" : "";
-        if (xM) {
-          if (gtlt === ">" || gtlt === "<") {
-            ret = "<0.0.0-0";
-          } else {
-            ret = "*";
-          }
-        } else if (gtlt && anyX) {
-          if (xm) {
-            m = 0;
-          }
-          p = 0;
-          if (gtlt === ">") {
-            gtlt = ">=";
-            if (xm) {
-              M = +M + 1;
-              m = 0;
-              p = 0;
-            } else {
-              m = +m + 1;
-              p = 0;
-            }
-          } else if (gtlt === "<=") {
-            gtlt = "<";
-            if (xm) {
-              M = +M + 1;
-            } else {
-              m = +m + 1;
-            }
-          }
-          if (gtlt === "<") {
-            pr = "-0";
-          }
-          ret = `${gtlt + M}.${m}.${p}${pr}`;
-        } else if (xm) {
-          ret = `>=${M}.0.0${pr} <${+M + 1}.0.0-0`;
-        } else if (xp) {
-          ret = `>=${M}.${m}.0${pr} <${M}.${+m + 1}.0-0`;
-        }
-        debug2("xRange return", ret);
-        return ret;
-      });
-    };
-    var replaceStars = (comp, options) => {
-      debug2("replaceStars", comp, options);
-      return comp.trim().replace(re[t.STAR], "");
-    };
-    var replaceGTE0 = (comp, options) => {
-      debug2("replaceGTE0", comp, options);
-      return comp.trim().replace(re[options.includePrerelease ? t.GTE0PRE : t.GTE0], "");
-    };
-    var hyphenReplace = (incPr) => ($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr) => {
-      if (isX(fM)) {
-        from = "";
-      } else if (isX(fm)) {
-        from = `>=${fM}.0.0${incPr ? "-0" : ""}`;
-      } else if (isX(fp)) {
-        from = `>=${fM}.${fm}.0${incPr ? "-0" : ""}`;
-      } else if (fpr) {
-        from = `>=${from}`;
-      } else {
-        from = `>=${from}${incPr ? "-0" : ""}`;
-      }
-      if (isX(tM)) {
-        to = "";
-      } else if (isX(tm)) {
-        to = `<${+tM + 1}.0.0-0`;
-      } else if (isX(tp)) {
-        to = `<${tM}.${+tm + 1}.0-0`;
-      } else if (tpr) {
-        to = `<=${tM}.${tm}.${tp}-${tpr}`;
-      } else if (incPr) {
-        to = `<${tM}.${tm}.${+tp + 1}-0`;
-      } else {
-        to = `<=${to}`;
-      }
-      return `${from} ${to}`.trim();
-    };
-    var testSet = (set, version, options) => {
-      for (let i = 0; i < set.length; i++) {
-        if (!set[i].test(version)) {
-          return false;
-        }
-      }
-      if (version.prerelease.length && !options.includePrerelease) {
-        for (let i = 0; i < set.length; i++) {
-          debug2(set[i].semver);
-          if (set[i].semver === Comparator.ANY) {
-            continue;
-          }
-          if (set[i].semver.prerelease.length > 0) {
-            const allowed = set[i].semver;
-            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
-              return true;
-            }
-          }
-        }
-        return false;
-      }
-      return true;
-    };
-  }
-});
-
-// node_modules/semver/classes/comparator.js
-var require_comparator = __commonJS({
-  "node_modules/semver/classes/comparator.js"(exports, module) {
-    "use strict";
-    var ANY = /* @__PURE__ */ Symbol("SemVer ANY");
-    var Comparator = class _Comparator {
-      static get ANY() {
-        return ANY;
-      }
-      constructor(comp, options) {
-        options = parseOptions(options);
-        if (comp instanceof _Comparator) {
-          if (comp.loose === !!options.loose) {
-            return comp;
-          } else {
-            comp = comp.value;
-          }
-        }
-        comp = comp.trim().split(/\s+/).join(" ");
-        debug2("comparator", comp, options);
-        this.options = options;
-        this.loose = !!options.loose;
-        this.parse(comp);
-        if (this.semver === ANY) {
-          this.value = "";
-        } else {
-          this.value = this.operator + this.semver.version;
-        }
-        debug2("comp", this);
-      }
-      parse(comp) {
-        const r = this.options.loose ? re[t.COMPARATORLOOSE] : re[t.COMPARATOR];
-        const m = comp.match(r);
-        if (!m) {
-          throw new TypeError(`Invalid comparator: ${comp}`);
-        }
-        this.operator = m[1] !== void 0 ? m[1] : "";
-        if (this.operator === "=") {
-          this.operator = "";
-        }
-        if (!m[2]) {
-          this.semver = ANY;
-        } else {
-          this.semver = new SemVer(m[2], this.options.loose);
-        }
-      }
-      toString() {
-        return this.value;
-      }
-      test(version) {
-        debug2("Comparator.test", version, this.options.loose);
-        if (this.semver === ANY || version === ANY) {
-          return true;
-        }
-        if (typeof version === "string") {
-          try {
-            version = new SemVer(version, this.options);
-          } catch (er) {
-            return false;
-          }
-        }
-        return cmp(version, this.operator, this.semver, this.options);
-      }
-      intersects(comp, options) {
-        if (!(comp instanceof _Comparator)) {
-          throw new TypeError("a Comparator is required");
-        }
-        if (this.operator === "") {
-          if (this.value === "") {
-            return true;
-          }
-          return new Range(comp.value, options).test(this.value);
-        } else if (comp.operator === "") {
-          if (comp.value === "") {
-            return true;
-          }
-          return new Range(this.value, options).test(comp.semver);
-        }
-        options = parseOptions(options);
-        if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
-          return false;
-        }
-        if (!options.includePrerelease && (this.value.startsWith("<0.0.0") || comp.value.startsWith("<0.0.0"))) {
-          return false;
-        }
-        if (this.operator.startsWith(">") && comp.operator.startsWith(">")) {
-          return true;
-        }
-        if (this.operator.startsWith("<") && comp.operator.startsWith("<")) {
-          return true;
-        }
-        if (this.semver.version === comp.semver.version && this.operator.includes("=") && comp.operator.includes("=")) {
-          return true;
-        }
-        if (cmp(this.semver, "<", comp.semver, options) && this.operator.startsWith(">") && comp.operator.startsWith("<")) {
-          return true;
-        }
-        if (cmp(this.semver, ">", comp.semver, options) && this.operator.startsWith("<") && comp.operator.startsWith(">")) {
-          return true;
-        }
-        return false;
-      }
-    };
-    module.exports = Comparator;
-    var parseOptions = require_parse_options();
-    var { safeRe: re, t } = require_re();
-    var cmp = require_cmp();
-    var debug2 = require_debug();
-    var SemVer = require_semver2();
-    var Range = require_range();
-  }
-});
-
-// node_modules/semver/functions/satisfies.js
-var require_satisfies = __commonJS({
-  "node_modules/semver/functions/satisfies.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var satisfies = (version, range2, options) => {
-      try {
-        range2 = new Range(range2, options);
-      } catch (er) {
-        return false;
-      }
-      return range2.test(version);
-    };
-    module.exports = satisfies;
-  }
-});
-
-// node_modules/semver/ranges/to-comparators.js
-var require_to_comparators = __commonJS({
-  "node_modules/semver/ranges/to-comparators.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var toComparators = (range2, options) => new Range(range2, options).set.map((comp) => comp.map((c) => c.value).join(" ").trim().split(" "));
-    module.exports = toComparators;
-  }
-});
-
-// node_modules/semver/ranges/max-satisfying.js
-var require_max_satisfying = __commonJS({
-  "node_modules/semver/ranges/max-satisfying.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var Range = require_range();
-    var maxSatisfying = (versions, range2, options) => {
-      let max = null;
-      let maxSV = null;
-      let rangeObj = null;
-      try {
-        rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach((v) => {
-        if (rangeObj.test(v)) {
-          if (!max || maxSV.compare(v) === -1) {
-            max = v;
-            maxSV = new SemVer(max, options);
-          }
-        }
-      });
-      return max;
-    };
-    module.exports = maxSatisfying;
-  }
-});
-
-// node_modules/semver/ranges/min-satisfying.js
-var require_min_satisfying = __commonJS({
-  "node_modules/semver/ranges/min-satisfying.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var Range = require_range();
-    var minSatisfying = (versions, range2, options) => {
-      let min = null;
-      let minSV = null;
-      let rangeObj = null;
-      try {
-        rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach((v) => {
-        if (rangeObj.test(v)) {
-          if (!min || minSV.compare(v) === 1) {
-            min = v;
-            minSV = new SemVer(min, options);
-          }
-        }
-      });
-      return min;
-    };
-    module.exports = minSatisfying;
-  }
-});
-
-// node_modules/semver/ranges/min-version.js
-var require_min_version = __commonJS({
-  "node_modules/semver/ranges/min-version.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var Range = require_range();
-    var gt = require_gt();
-    var minVersion = (range2, loose) => {
-      range2 = new Range(range2, loose);
-      let minver = new SemVer("0.0.0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = new SemVer("0.0.0-0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = null;
-      for (let i = 0; i < range2.set.length; ++i) {
-        const comparators = range2.set[i];
-        let setMin = null;
-        comparators.forEach((comparator) => {
-          const compver = new SemVer(comparator.semver.version);
-          switch (comparator.operator) {
-            case ">":
-              if (compver.prerelease.length === 0) {
-                compver.patch++;
-              } else {
-                compver.prerelease.push(0);
-              }
-              compver.raw = compver.format();
-            /* fallthrough */
-            case "":
-            case ">=":
-              if (!setMin || gt(compver, setMin)) {
-                setMin = compver;
-              }
-              break;
-            case "<":
-            case "<=":
-              break;
-            /* istanbul ignore next */
-            default:
-              throw new Error(`Unexpected operation: ${comparator.operator}`);
-          }
-        });
-        if (setMin && (!minver || gt(minver, setMin))) {
-          minver = setMin;
-        }
-      }
-      if (minver && range2.test(minver)) {
-        return minver;
-      }
-      return null;
-    };
-    module.exports = minVersion;
-  }
-});
-
-// node_modules/semver/ranges/valid.js
-var require_valid2 = __commonJS({
-  "node_modules/semver/ranges/valid.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var validRange = (range2, options) => {
-      try {
-        return new Range(range2, options).range || "*";
-      } catch (er) {
-        return null;
-      }
-    };
-    module.exports = validRange;
-  }
-});
-
-// node_modules/semver/ranges/outside.js
-var require_outside = __commonJS({
-  "node_modules/semver/ranges/outside.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver2();
-    var Comparator = require_comparator();
-    var { ANY } = Comparator;
-    var Range = require_range();
-    var satisfies = require_satisfies();
-    var gt = require_gt();
-    var lt = require_lt();
-    var lte = require_lte();
-    var gte = require_gte();
-    var outside = (version, range2, hilo, options) => {
-      version = new SemVer(version, options);
-      range2 = new Range(range2, options);
-      let gtfn, ltefn, ltfn, comp, ecomp;
-      switch (hilo) {
-        case ">":
-          gtfn = gt;
-          ltefn = lte;
-          ltfn = lt;
-          comp = ">";
-          ecomp = ">=";
-          break;
-        case "<":
-          gtfn = lt;
-          ltefn = gte;
-          ltfn = gt;
-          comp = "<";
-          ecomp = "<=";
-          break;
-        default:
-          throw new TypeError('Must provide a hilo val of "<" or ">"');
-      }
-      if (satisfies(version, range2, options)) {
-        return false;
-      }
-      for (let i = 0; i < range2.set.length; ++i) {
-        const comparators = range2.set[i];
-        let high = null;
-        let low = null;
-        comparators.forEach((comparator) => {
-          if (comparator.semver === ANY) {
-            comparator = new Comparator(">=0.0.0");
-          }
-          high = high || comparator;
-          low = low || comparator;
-          if (gtfn(comparator.semver, high.semver, options)) {
-            high = comparator;
-          } else if (ltfn(comparator.semver, low.semver, options)) {
-            low = comparator;
-          }
-        });
-        if (high.operator === comp || high.operator === ecomp) {
-          return false;
-        }
-        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
-          return false;
-        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
-          return false;
-        }
-      }
-      return true;
-    };
-    module.exports = outside;
-  }
-});
-
-// node_modules/semver/ranges/gtr.js
-var require_gtr = __commonJS({
-  "node_modules/semver/ranges/gtr.js"(exports, module) {
-    "use strict";
-    var outside = require_outside();
-    var gtr = (version, range2, options) => outside(version, range2, ">", options);
-    module.exports = gtr;
-  }
-});
-
-// node_modules/semver/ranges/ltr.js
-var require_ltr = __commonJS({
-  "node_modules/semver/ranges/ltr.js"(exports, module) {
-    "use strict";
-    var outside = require_outside();
-    var ltr = (version, range2, options) => outside(version, range2, "<", options);
-    module.exports = ltr;
-  }
-});
-
-// node_modules/semver/ranges/intersects.js
-var require_intersects = __commonJS({
-  "node_modules/semver/ranges/intersects.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var intersects = (r1, r2, options) => {
-      r1 = new Range(r1, options);
-      r2 = new Range(r2, options);
-      return r1.intersects(r2, options);
-    };
-    module.exports = intersects;
-  }
-});
-
-// node_modules/semver/ranges/simplify.js
-var require_simplify = __commonJS({
-  "node_modules/semver/ranges/simplify.js"(exports, module) {
-    "use strict";
-    var satisfies = require_satisfies();
-    var compare = require_compare();
-    module.exports = (versions, range2, options) => {
-      const set = [];
-      let first2 = null;
-      let prev = null;
-      const v = versions.sort((a, b) => compare(a, b, options));
-      for (const version of v) {
-        const included = satisfies(version, range2, options);
-        if (included) {
-          prev = version;
-          if (!first2) {
-            first2 = version;
-          }
-        } else {
-          if (prev) {
-            set.push([first2, prev]);
-          }
-          prev = null;
-          first2 = null;
-        }
-      }
-      if (first2) {
-        set.push([first2, null]);
-      }
-      const ranges = [];
-      for (const [min, max] of set) {
-        if (min === max) {
-          ranges.push(min);
-        } else if (!max && min === v[0]) {
-          ranges.push("*");
-        } else if (!max) {
-          ranges.push(`>=${min}`);
-        } else if (min === v[0]) {
-          ranges.push(`<=${max}`);
-        } else {
-          ranges.push(`${min} - ${max}`);
-        }
-      }
-      const simplified = ranges.join(" || ");
-      const original = typeof range2.raw === "string" ? range2.raw : String(range2);
-      return simplified.length < original.length ? simplified : range2;
-    };
-  }
-});
-
-// node_modules/semver/ranges/subset.js
-var require_subset = __commonJS({
-  "node_modules/semver/ranges/subset.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var Comparator = require_comparator();
-    var { ANY } = Comparator;
-    var satisfies = require_satisfies();
-    var compare = require_compare();
-    var subset = (sub, dom, options = {}) => {
-      if (sub === dom) {
-        return true;
-      }
-      sub = new Range(sub, options);
-      dom = new Range(dom, options);
-      let sawNonNull = false;
-      OUTER: for (const simpleSub of sub.set) {
-        for (const simpleDom of dom.set) {
-          const isSub = simpleSubset(simpleSub, simpleDom, options);
-          sawNonNull = sawNonNull || isSub !== null;
-          if (isSub) {
-            continue OUTER;
-          }
-        }
-        if (sawNonNull) {
-          return false;
-        }
-      }
-      return true;
-    };
-    var minimumVersionWithPreRelease = [new Comparator(">=0.0.0-0")];
-    var minimumVersion = [new Comparator(">=0.0.0")];
-    var simpleSubset = (sub, dom, options) => {
-      if (sub === dom) {
-        return true;
-      }
-      if (sub.length === 1 && sub[0].semver === ANY) {
-        if (dom.length === 1 && dom[0].semver === ANY) {
-          return true;
-        } else if (options.includePrerelease) {
-          sub = minimumVersionWithPreRelease;
-        } else {
-          sub = minimumVersion;
-        }
-      }
-      if (dom.length === 1 && dom[0].semver === ANY) {
-        if (options.includePrerelease) {
-          return true;
-        } else {
-          dom = minimumVersion;
-        }
-      }
-      const eqSet = /* @__PURE__ */ new Set();
-      let gt, lt;
-      for (const c of sub) {
-        if (c.operator === ">" || c.operator === ">=") {
-          gt = higherGT(gt, c, options);
-        } else if (c.operator === "<" || c.operator === "<=") {
-          lt = lowerLT(lt, c, options);
-        } else {
-          eqSet.add(c.semver);
-        }
-      }
-      if (eqSet.size > 1) {
-        return null;
-      }
-      let gtltComp;
-      if (gt && lt) {
-        gtltComp = compare(gt.semver, lt.semver, options);
-        if (gtltComp > 0) {
-          return null;
-        } else if (gtltComp === 0 && (gt.operator !== ">=" || lt.operator !== "<=")) {
-          return null;
-        }
-      }
-      for (const eq of eqSet) {
-        if (gt && !satisfies(eq, String(gt), options)) {
-          return null;
-        }
-        if (lt && !satisfies(eq, String(lt), options)) {
-          return null;
-        }
-        for (const c of dom) {
-          if (!satisfies(eq, String(c), options)) {
-            return false;
-          }
-        }
-        return true;
-      }
-      let higher, lower;
-      let hasDomLT, hasDomGT;
-      let needDomLTPre = lt && !options.includePrerelease && lt.semver.prerelease.length ? lt.semver : false;
-      let needDomGTPre = gt && !options.includePrerelease && gt.semver.prerelease.length ? gt.semver : false;
-      if (needDomLTPre && needDomLTPre.prerelease.length === 1 && lt.operator === "<" && needDomLTPre.prerelease[0] === 0) {
-        needDomLTPre = false;
-      }
-      for (const c of dom) {
-        hasDomGT = hasDomGT || c.operator === ">" || c.operator === ">=";
-        hasDomLT = hasDomLT || c.operator === "<" || c.operator === "<=";
-        if (gt) {
-          if (needDomGTPre) {
-            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomGTPre.major && c.semver.minor === needDomGTPre.minor && c.semver.patch === needDomGTPre.patch) {
-              needDomGTPre = false;
-            }
-          }
-          if (c.operator === ">" || c.operator === ">=") {
-            higher = higherGT(gt, c, options);
-            if (higher === c && higher !== gt) {
-              return false;
-            }
-          } else if (gt.operator === ">=" && !c.test(gt.semver)) {
-            return false;
-          }
-        }
-        if (lt) {
-          if (needDomLTPre) {
-            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomLTPre.major && c.semver.minor === needDomLTPre.minor && c.semver.patch === needDomLTPre.patch) {
-              needDomLTPre = false;
-            }
-          }
-          if (c.operator === "<" || c.operator === "<=") {
-            lower = lowerLT(lt, c, options);
-            if (lower === c && lower !== lt) {
-              return false;
-            }
-          } else if (lt.operator === "<=" && !c.test(lt.semver)) {
-            return false;
-          }
-        }
-        if (!c.operator && (lt || gt) && gtltComp !== 0) {
-          return false;
-        }
-      }
-      if (gt && hasDomLT && !lt && gtltComp !== 0) {
-        return false;
-      }
-      if (lt && hasDomGT && !gt && gtltComp !== 0) {
-        return false;
-      }
-      if (needDomGTPre || needDomLTPre) {
-        return false;
-      }
-      return true;
-    };
-    var higherGT = (a, b, options) => {
-      if (!a) {
-        return b;
-      }
-      const comp = compare(a.semver, b.semver, options);
-      return comp > 0 ? a : comp < 0 ? b : b.operator === ">" && a.operator === ">=" ? b : a;
-    };
-    var lowerLT = (a, b, options) => {
-      if (!a) {
-        return b;
-      }
-      const comp = compare(a.semver, b.semver, options);
-      return comp < 0 ? a : comp > 0 ? b : b.operator === "<" && a.operator === "<=" ? b : a;
-    };
-    module.exports = subset;
-  }
-});
-
-// node_modules/semver/index.js
-var require_semver3 = __commonJS({
-  "node_modules/semver/index.js"(exports, module) {
-    "use strict";
-    var internalRe = require_re();
-    var constants3 = require_constants7();
-    var SemVer = require_semver2();
-    var identifiers = require_identifiers();
-    var parse3 = require_parse2();
-    var valid = require_valid();
-    var clean2 = require_clean();
-    var inc = require_inc();
-    var diff = require_diff();
-    var major = require_major();
-    var minor = require_minor();
-    var patch = require_patch();
-    var prerelease = require_prerelease();
-    var compare = require_compare();
-    var rcompare = require_rcompare();
-    var compareLoose = require_compare_loose();
-    var compareBuild = require_compare_build();
-    var sort = require_sort();
-    var rsort = require_rsort();
-    var gt = require_gt();
-    var lt = require_lt();
-    var eq = require_eq();
-    var neq = require_neq();
-    var gte = require_gte();
-    var lte = require_lte();
-    var cmp = require_cmp();
-    var coerce = require_coerce();
-    var truncate = require_truncate();
-    var Comparator = require_comparator();
-    var Range = require_range();
-    var satisfies = require_satisfies();
-    var toComparators = require_to_comparators();
-    var maxSatisfying = require_max_satisfying();
-    var minSatisfying = require_min_satisfying();
-    var minVersion = require_min_version();
-    var validRange = require_valid2();
-    var outside = require_outside();
-    var gtr = require_gtr();
-    var ltr = require_ltr();
-    var intersects = require_intersects();
-    var simplifyRange = require_simplify();
-    var subset = require_subset();
-    module.exports = {
-      parse: parse3,
-      valid,
-      clean: clean2,
-      inc,
-      diff,
-      major,
-      minor,
-      patch,
-      prerelease,
-      compare,
-      rcompare,
-      compareLoose,
-      compareBuild,
-      sort,
-      rsort,
-      gt,
-      lt,
-      eq,
-      neq,
-      gte,
-      lte,
-      cmp,
-      coerce,
-      truncate,
-      Comparator,
-      Range,
-      satisfies,
-      toComparators,
-      maxSatisfying,
-      minSatisfying,
-      minVersion,
-      validRange,
-      outside,
-      gtr,
-      ltr,
-      intersects,
-      simplifyRange,
-      subset,
-      SemVer,
-      re: internalRe.re,
-      src: internalRe.src,
-      tokens: internalRe.t,
-      SEMVER_SPEC_VERSION: constants3.SEMVER_SPEC_VERSION,
-      RELEASE_TYPES: constants3.RELEASE_TYPES,
-      compareIdentifiers: identifiers.compareIdentifiers,
-      rcompareIdentifiers: identifiers.rcompareIdentifiers
-    };
-  }
-});
-
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -43557,6 +43557,28 @@ function getState(name) {
   return process.env[`STATE_${name}`] || "";
 }
 
+// src/remote-text.ts
+var CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+var visible = (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+function neutralize(text2) {
+  return text2.replace(/\r\n?/g, "\n").replace(CONTROL, visible).replace(/##\[/g, "## [").replace(/^(\s*):(?=:)/gm, "$1: ");
+}
+function remoteLine(text2, max = 500) {
+  const one = neutralize(text2.trim()).replace(/\n/g, " \u23CE ");
+  return one.length > max ? `${one.slice(0, max - 1)}\u2026` : one;
+}
+var ESCAPES = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)?|\u001b[@-_]?/g;
+function stripTerminal(text2) {
+  return text2.replace(ESCAPES, "").replace(/\r\n?/g, "\n").replace(CONTROL, visible);
+}
+function markdownText(text2) {
+  return neutralize(text2).replace(/\s*\n\s*/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/[\\`*_[\]!~|]/g, "\\$&").replace(/:\/\//g, "&#58;//").replace(/\bwww\./gi, (m) => `${m.slice(0, 3)}&#46;`);
+}
+var USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^/?#@\s]*@/gi;
+function redactUrls(text2) {
+  return text2.replace(USERINFO, "$1***@");
+}
+
 // src/cli.ts
 import { writeFileSync } from "node:fs";
 
@@ -43603,7 +43625,7 @@ var SudoPasswordError = class extends Error {
 };
 function check(host, argv, result) {
   if (result.code !== 0) {
-    const detail = (result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | ");
+    const detail = remoteLine((result.stderr || result.stdout).trim().split("\n").slice(-3).join(" | "));
     throw new Error(
       `${host.name}: \`${argv.join(" ")}\` failed with status ${result.code}${detail ? `: ${detail}` : ""}`
     );
@@ -44001,6 +44023,18 @@ function first(steps, ...add) {
   return at(steps, 0, entryOf(steps[0]), add);
 }
 
+// src/host/quote.ts
+function quote(arg) {
+  if (arg.includes("\0"))
+    throw new Error("a command argument contains a NUL byte, which no process can receive");
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+function commandLine(argv) {
+  if (argv.length === 0) throw new Error("empty command");
+  return argv.map(quote).join(" ");
+}
+
 // src/strategies/hot-upgrade/install.ts
 import { randomBytes } from "node:crypto";
 import { stat as stat2 } from "node:fs/promises";
@@ -44030,11 +44064,12 @@ async function stageBinary(host, o) {
   try {
     if (sudo) {
       const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString("hex")}`;
-      await host.upload(o.localPath, tmp, o.onProgress);
       try {
+        await host.upload(o.localPath, tmp, o.onProgress);
+        await run(host, ["rm", "-f", "--", staging]);
         await run(host, ["cp", "--", tmp, staging]);
       } finally {
-        await host.run(["rm", "-f", "--", tmp]);
+        await host.run(["rm", "-f", "--", tmp]).catch(() => void 0);
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress);
@@ -44122,9 +44157,10 @@ async function checkOnce(host, plan, remainingMs) {
   const timeoutMs = Math.max(500, Math.min(1e4, remainingMs));
   const details = [];
   if (plan.url !== void 0) {
-    const url = forHost(plan.url, host.address);
+    const target = forHost(plan.url, host.address);
+    const url = redactUrls(target);
     try {
-      const res = await host.http(url, timeoutMs);
+      const res = await host.http(target, timeoutMs);
       if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` };
       if (plan.expect && !plan.expect.test(res.body))
         return {
@@ -44133,13 +44169,13 @@ async function checkOnce(host, plan, remainingMs) {
         };
       details.push(`${url} ${res.status}`);
     } catch (e) {
-      return { ok: false, detail: e.message };
+      return { ok: false, detail: redactUrls(e.message) };
     }
   }
   if (plan.command !== void 0) {
     const command = forHost(plan.command, host.address);
     const r = await host.run(["sh", "-c", command], { timeoutMs }).catch((e) => ({ code: -1, stdout: "", stderr: e.message }));
-    const out = (r.stdout + r.stderr).trim().slice(0, 200);
+    const out = remoteLine(r.stdout + r.stderr, 200);
     if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ""}` };
     if (plan.expect && plan.url === void 0 && !plan.expect.test(r.stdout))
       return {
@@ -44184,8 +44220,332 @@ async function runHealthGate(host, plan, ctx) {
   }
 }
 
-// src/strategies/hot-upgrade/fits.ts
+// src/releases/store.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { posix as posix2 } from "node:path";
+
+// src/releases/state.ts
+var import_semver = __toESM(require_semver2(), 1);
+var DEFAULT_RELEASE_ROOT = "/var/lib/zerodown";
+var SHA256 = /^[0-9a-f]{64}$/;
+var StoreError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "StoreError";
+  }
+};
+function normalizeVersion(text2) {
+  if (text2 === null || text2 === void 0 || text2.trim() === "") return null;
+  const t = text2.trim().replace(/^v/, "");
+  return import_semver.default.valid(t) ?? import_semver.default.coerce(t, { includePrerelease: true })?.version ?? null;
+}
+function downgradeProblem(newVersion, liveVersion, allowDowngrade) {
+  if (allowDowngrade || newVersion === null || liveVersion === null) return null;
+  if (!import_semver.default.lt(newVersion, liveVersion)) return null;
+  return `the new binary is version ${newVersion}, lower than the live version ${liveVersion}: a downgrade is refused. Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`;
+}
+function emptyState(binary) {
+  return { format: 1, binary, live: null, lineage: [], releases: [] };
+}
+function parseState(text2, binary, where) {
+  const bad = (why) => {
+    throw new StoreError(
+      `the release store ${where} is not valid (${why}). Move it aside (zerodown rebuilds it from releases/*/meta.json) or fix it`
+    );
+  };
+  let raw;
+  try {
+    raw = JSON.parse(text2);
+  } catch (e) {
+    bad(`not JSON: ${e.message}`);
+  }
+  const o = raw;
+  if (typeof o !== "object" || o === null || Array.isArray(o)) bad("not an object");
+  if (o.format !== 1) bad(`format ${String(o.format)}, expected 1`);
+  if (!Array.isArray(o.releases)) bad("no releases list");
+  const releases = o.releases.map((r, i) => validRelease(r, `release ${i + 1}`, bad));
+  const known = new Set(releases.map((r) => r.sha256));
+  if (known.size !== releases.length) bad("a sha256 is listed twice");
+  const live = o.live ?? null;
+  if (live !== null && !known.has(live)) bad(`live ${String(live)} is not among the releases`);
+  const lineage = Array.isArray(o.lineage) ? o.lineage.filter((s) => typeof s === "string" && known.has(s)) : [];
+  return { format: 1, binary, live, lineage: dedupeKeepLast(lineage), releases };
+}
+function validRelease(r, what, bad) {
+  const o = r;
+  if (typeof o !== "object" || o === null) bad(`${what} is not an object`);
+  if (typeof o.sha256 !== "string" || !SHA256.test(o.sha256)) bad(`${what} has no valid sha256`);
+  if (o.version !== null && typeof o.version !== "string") bad(`${what} has no version`);
+  if (typeof o.deployedAt !== "string") bad(`${what} has no deployedAt`);
+  const out = {
+    sha256: o.sha256,
+    version: o.version === null ? null : normalizeVersion(o.version),
+    deployedAt: o.deployedAt,
+    origin: o.origin === "found" ? "found" : "deploy"
+  };
+  for (const k of ["liveAt", "commit", "repository", "runId", "runUrl"])
+    if (typeof o[k] === "string") out[k] = o[k];
+  return out;
+}
+function dedupeKeepLast(list) {
+  return list.filter((s, i) => list.lastIndexOf(s) === i);
+}
+function markLive(state, sha256, at2) {
+  if (!state.releases.some((r) => r.sha256 === sha256)) throw new Error(`${sha256} is not in the store`);
+  const already = state.live === sha256 && state.lineage[state.lineage.length - 1] === sha256;
+  return {
+    ...state,
+    live: sha256,
+    lineage: already ? state.lineage : [...state.lineage.filter((s) => s !== sha256), sha256],
+    releases: already ? state.releases : state.releases.map((r) => r.sha256 === sha256 ? { ...r, liveAt: at2 } : r)
+  };
+}
+function withRelease(state, release) {
+  return { ...state, releases: [...state.releases.filter((r) => r.sha256 !== release.sha256), release] };
+}
+function afterRollback(state, sha256, at2) {
+  const i = state.lineage.lastIndexOf(sha256);
+  if (i < 0) return markLive(state, sha256, at2);
+  return markLive({ ...state, lineage: state.lineage.slice(0, i + 1) }, sha256, at2);
+}
+function liveRelease(state) {
+  return state.releases.find((r) => r.sha256 === state.live);
+}
+function previousRelease(state) {
+  const top = state.lineage[state.lineage.length - 1];
+  if (top === void 0 || top !== state.live) return void 0;
+  const sha = state.lineage[state.lineage.length - 2];
+  return state.releases.find((r) => r.sha256 === sha);
+}
+function describeReleases(state) {
+  if (state.releases.length === 0) return "none";
+  return state.releases.map(
+    (r) => `${r.version ?? `unknown version (sha256 ${r.sha256.slice(0, 12)})`}${r.sha256 === state.live ? " (live)" : ""}`
+  ).join(", ");
+}
+function rollbackTarget(state, rollbackTo) {
+  const has = `It has: ${describeReleases(state)}`;
+  if (rollbackTo === void 0) {
+    const prev = previousRelease(state);
+    if (prev) return prev;
+    throw new StoreError(
+      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
+    );
+  }
+  const wanted = normalizeVersion(rollbackTo);
+  const matches2 = state.releases.filter(
+    (r) => r.version !== null && wanted !== null && import_semver.default.eq(r.version, wanted)
+  );
+  if (matches2.length === 0)
+    throw new StoreError(
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
+    );
+  const live = matches2.find((r) => r.sha256 === state.live);
+  if (live) return live;
+  const rank = (r) => state.lineage.lastIndexOf(r.sha256);
+  return [...matches2].sort(
+    (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
+  )[0];
+}
+function pruneChoice(state, keep) {
+  const kept = /* @__PURE__ */ new Set();
+  if (state.live) kept.add(state.live);
+  const prev = previousRelease(state);
+  if (prev) kept.add(prev.sha256);
+  for (const r of [...state.releases].reverse()) {
+    if (kept.size >= keep) break;
+    kept.add(r.sha256);
+  }
+  return state.releases.filter((r) => !kept.has(r.sha256)).map((r) => r.sha256);
+}
+function withoutReleases(state, shas) {
+  const gone = new Set(shas);
+  return {
+    ...state,
+    releases: state.releases.filter((r) => !gone.has(r.sha256)),
+    lineage: state.lineage.filter((s) => !gone.has(s))
+  };
+}
+function releaseRows(state) {
+  return state.releases.map((r) => ({
+    version: r.version,
+    sha256: r.sha256,
+    deployedAt: r.deployedAt,
+    commit: r.commit,
+    run: r.runUrl ?? r.runId,
+    live: r.sha256 === state.live
+  }));
+}
+function provenanceFrom(env) {
+  const p = {};
+  const clean2 = (v, max = 200) => v !== void 0 && v.trim() !== "" && !/[\r\n\0]/.test(v) ? v.trim().slice(0, max) : void 0;
+  p.commit = clean2(env.GITHUB_SHA);
+  p.repository = clean2(env.GITHUB_REPOSITORY);
+  p.runId = clean2(env.GITHUB_RUN_ID);
+  const server = clean2(env.GITHUB_SERVER_URL) ?? "https://github.com";
+  if (p.repository && p.runId && /^\d+$/.test(p.runId) && /^https?:\/\/[^\s]+$/.test(server))
+    p.runUrl = `${server}/${p.repository}/actions/runs/${p.runId}`;
+  for (const k of Object.keys(p)) if (p[k] === void 0) delete p[k];
+  return p;
+}
+
+// src/releases/store.ts
+var ReleaseStore = class _ReleaseStore {
+  constructor(host, dir, binary) {
+    this.host = host;
+    this.dir = dir;
+    this.binary = binary;
+    this.statePath = posix2.join(dir, "state.json");
+  }
+  host;
+  dir;
+  binary;
+  statePath;
+  /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
+  static forLive(host, releaseDir, livePath) {
+    const name = posix2.basename(livePath);
+    const binary = name === "" || name === "." || name === ".." ? "binary" : name;
+    return new _ReleaseStore(host, releaseDir ?? posix2.join(DEFAULT_RELEASE_ROOT, binary), binary);
+  }
+  releaseDir(sha256) {
+    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
+    return posix2.join(this.dir, "releases", sha256);
+  }
+  releasePath(sha256) {
+    return posix2.join(this.releaseDir(sha256), this.binary);
+  }
+  async run(argv, what) {
+    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
+    if (r.code !== 0) {
+      const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
+      const denied = /denied|read-only/i.test(detail);
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
+      );
+    }
+  }
+  /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
+  async read() {
+    const text2 = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e) => {
+      if (!/cannot read/.test(e.message)) throw e;
+      const what = `read ${this.statePath}`;
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${e.message.split(": ").pop()}). Let the deploy user read that folder, set sudo: true, or set release-dir to a folder it can read`
+      );
+    });
+    if (text2 !== null) return parseState(text2, this.binary, this.statePath);
+    return this.rebuild();
+  }
+  async rebuild() {
+    const r = await this.host.run(
+      [
+        "sh",
+        "-c",
+        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+        "sh",
+        this.dir
+      ],
+      { sudo: this.host.sudo }
+    );
+    let state = emptyState(this.binary);
+    if (r.code !== 0) return state;
+    const bad = (why) => {
+      throw new StoreError(why);
+    };
+    const found = [];
+    for (const chunk of r.stdout.split("\n\n")) {
+      const nl = chunk.indexOf("\n");
+      if (nl < 0) continue;
+      try {
+        const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
+        if (posix2.basename(posix2.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
+      } catch {
+      }
+    }
+    found.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt));
+    for (const rel of found) state = withRelease(state, rel);
+    return state;
+  }
+  /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
+  async writeAtomic(path, text2) {
+    const tmp = posix2.join(
+      posix2.dirname(path),
+      `.${posix2.basename(path)}.tmp-${randomBytes2(6).toString("hex")}`
+    );
+    const script = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
+    await this.run(["sh", "-c", script, "sh", text2, tmp, path], `write ${path}`);
+  }
+  async write(state) {
+    await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
+    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2));
+  }
+  /** The sha256 the stored file has now (null: missing). */
+  async storedSha256(sha256) {
+    return remoteSha256(this.host, this.releasePath(sha256));
+  }
+  /** Refuses a release whose file is missing or does not have its sha256. */
+  async checkRelease(release, state) {
+    const got = await this.storedSha256(release.sha256);
+    if (got === release.sha256) return;
+    throw new StoreError(
+      `the release ${release.version ?? "of unknown version"} in the host's store is ${got === null ? "missing" : "corrupted"}: ${this.releasePath(release.sha256)} ${got === null ? "does not exist" : `has sha256 ${got}, expected ${release.sha256}`}. It is not deployed. Deploy that version again from its build (mode: deploy), or choose another release (it has: ${describeReleases(state)})`
+    );
+  }
+  /**
+   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
+   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
+   */
+  async put(fromPath, sha256) {
+    if (await this.storedSha256(sha256) === sha256) return "present";
+    const dir = this.releaseDir(sha256);
+    const target = this.releasePath(sha256);
+    const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
+    await this.run(["mkdir", "-p", "--", dir], `create ${dir}`);
+    const sudo = this.host.sudo;
+    let how = "linked";
+    try {
+      if ((await this.host.run(["ln", "--", fromPath, tmp], { sudo })).code !== 0) {
+        how = "copied";
+        await this.run(["cp", "--", fromPath, tmp], `copy ${fromPath} into ${dir}`);
+      }
+      const got = await remoteSha256(this.host, tmp);
+      if (got !== sha256)
+        throw new StoreError(
+          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+        );
+      if (how === "copied") await this.run(["chmod", "0755", "--", tmp], `chmod ${tmp}`);
+      await this.run(["mv", "-f", "--", tmp, target], `store ${target}`);
+    } catch (e) {
+      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
+      await this.host.run(["rmdir", "--", dir], { sudo }).catch(() => void 0);
+      throw e;
+    } finally {
+      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
+    }
+    return how;
+  }
+  async writeMeta(release) {
+    await this.writeAtomic(
+      posix2.join(this.releaseDir(release.sha256), "meta.json"),
+      JSON.stringify(release, null, 2)
+    );
+  }
+  async remove(sha256) {
+    await this.run(["rm", "-rf", "--", this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`);
+  }
+  /** Records state after pruning to keep; returns the pruned releases. */
+  async saveAndPrune(state, keep) {
+    const shas = pruneChoice(state, keep);
+    const pruned = state.releases.filter((r) => shas.includes(r.sha256));
+    const next = withoutReleases(state, shas);
+    await this.write(next);
+    for (const sha of shas) await this.remove(sha);
+    return { state: next, pruned };
+  }
+};
+
+// src/strategies/hot-upgrade/fits.ts
+import { posix as posix3 } from "node:path";
 var ARCH_ALIASES = {
   amd64: "x86_64",
   arm64: "aarch64",
@@ -44197,22 +44557,31 @@ function sameArch(a, b) {
   const n = (x) => ARCH_ALIASES[x] ?? (x.startsWith("armv") ? "arm" : x);
   return n(a) === n(b);
 }
-async function checkFits(host, running2, source) {
+async function checkFits(host, running2, source, releaseDir) {
   if (source.arch && !sameArch(source.arch, running2.arch))
     throw new StepError(
       "preflight",
       `the new binary is built for ${source.arch}, but the host is ${running2.arch}. Build it for ${running2.arch}`
     );
   if (source.bytes === void 0) return;
-  const dir = posix2.dirname(running2.livePath);
-  const df = await host.run(["df", "-Pk", "--", dir]);
-  const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+  const store = releaseDir ?? ReleaseStore.forLive(host, void 0, running2.livePath).dir;
+  const folders = [...host.sudo ? ["/tmp"] : [], posix3.dirname(running2.livePath), store];
   const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
-  if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
-    throw new StepError(
-      "preflight",
-      `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
-    );
+  for (const dir of folders) {
+    const df = await host.run([
+      "sh",
+      "-c",
+      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+      "sh",
+      dir
+    ]);
+    const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
+    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+      throw new StepError(
+        "preflight",
+        `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+      );
+  }
 }
 
 // src/strategies/hot-upgrade/progress.ts
@@ -44247,7 +44616,7 @@ function inspectSteps(p) {
         p.state.running = r;
         ctx.report.oldPid = r.pid;
         ctx.report.binaryPath = r.livePath;
-        await checkFits(p.host, r, p.state.source);
+        await checkFits(p.host, r, p.state.source, p.plan.releaseDir);
       }
     },
     {
@@ -44412,6 +44781,8 @@ function planFrom(settings, source, supervisor) {
   return {
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    releaseDir: settings.releaseDir,
+    masterUser: settings.masterUser,
     source,
     supervisor,
     startTimeoutMs: settings.startTimeoutMs,
@@ -44440,7 +44811,9 @@ function hotUpgrade(plan, supervisor) {
       const session = supervisor.open(host, {
         pidFile: plan.pidFile,
         binaryPath: plan.binaryPath,
-        pollIntervalMs: plan.pollIntervalMs
+        pollIntervalMs: plan.pollIntervalMs,
+        releaseDir: plan.releaseDir,
+        masterUser: plan.masterUser
       });
       const p = { host, plan, state, session, names: supervisor.names };
       const change = changeSteps(p);
@@ -44481,16 +44854,17 @@ async function repairAdvice(p) {
     );
   const lines = [`# state: ${state.join("; ")}`, ...procs.commands];
   if (!binaryOk) {
-    if (keptSha === r.liveSha256) lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`);
+    if (keptSha === r.liveSha256)
+      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`);
     else
       lines.push(
         `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
-        `sha256sum ${live}`
+        `sha256sum -- ${quote(live)}`
       );
   }
   lines.push(
     `# check: ${procs.check.says}, and ${live} has sha256 ${r.liveSha256}`,
-    `${procs.check.command}; sha256sum ${live}`
+    `${procs.check.command}; sha256sum -- ${quote(live)}`
   );
   return lines;
 }
@@ -44517,7 +44891,8 @@ if [ -e "/proc/$$/task/$$/children" ]; then
   for p in $m $o "$@"; do
     case $p in ''|*[!0-9]*) continue;; esac
     kids=
-    for c in /proc/$p/task/*/children; do
+    # init's children are never listed: a pid file naming pid 1 must not reveal every command line.
+    [ "$p" = 1 ] || for c in /proc/$p/task/*/children; do
       k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"
     done
     for q in $p $kids; do
@@ -44532,7 +44907,7 @@ else
     pid=@{f#/proc/}; pid=@{pid%/stat}
     rest=@{line##*) }
     set -- $rest
-    case $w in *" $pid "*|*" $2 "*) show "$pid";; esac
+    case $w in *" $pid "*) show "$pid";; *" $2 "*) [ "$2" = 1 ] || show "$pid";; esac
   done
 fi
 `.replaceAll("@{", "${");
@@ -44785,6 +45160,185 @@ async function quitOldMaster(s, ctx, o) {
   ctx.note(`the old master is gone; ${newPid} serves alone`);
 }
 
+// src/host/trust.ts
+var PROBE2 = String.raw`
+pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
+echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
+if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
+u=$(sed -n 's/^Uid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+set -- $u
+n=$(getent passwd "$2" 2>/dev/null | cut -d: -f1)
+printf 'master\t%s\t%s\t%s\n' "@{1:--}" "@{2:--}" "@{n:-?}"
+st() { s=$(stat $3 --printf '%u\t%g\t%a\t%F\t%U' -- "$2" 2>/dev/null) && printf 'P\t%s\t%s\t%s\n' "$1" "$s" "$2"; }
+chain() {
+  d=$(readlink -m -- "$2" 2>/dev/null) || return 0
+  while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
+  st "$1" "$d"
+  while [ "$d" != / ]; do d=$(dirname -- "$d"); st "$1-up" "$d"; done
+}
+st pidfile "$pf"
+chain piddir "$(dirname -- "$pf")"
+st exe "/proc/$pid/exe" -L
+chain livedir "$(dirname -- "$live")"
+st staging "$staging"
+chain store "$store"
+`.replaceAll("@{", "${");
+async function probeTrust(host, plan) {
+  const r = await host.run(
+    [
+      "sh",
+      "-c",
+      PROBE2,
+      "sh",
+      plan.pidFile,
+      String(plan.pid),
+      plan.livePath,
+      plan.stagingPath,
+      plan.storeDir,
+      plan.masterUser ?? ""
+    ],
+    { sudo: host.sudo, timeoutMs: 3e4 }
+  );
+  if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`);
+  const facts = parseTrust(r.stdout, plan.pid);
+  for (const p of facts.paths) if (p.role === "exe") p.path = plan.livePath;
+  return facts;
+}
+var TYPES = {
+  "regular file": "file",
+  "regular empty file": "file",
+  directory: "dir",
+  "symbolic link": "symlink"
+};
+function parseTrust(stdout, pid) {
+  const facts = {
+    me: { uid: -1, gid: -1, name: "?" },
+    master: { pid, uid: -1, euid: -1, name: "?" },
+    paths: []
+  };
+  const num = (s) => s !== void 0 && /^\d+$/.test(s) ? Number(s) : -1;
+  for (const line2 of stdout.split("\n")) {
+    const f = line2.split("	");
+    if (f[0] === "me") facts.me = { uid: num(f[1]), gid: num(f[2]), name: f[3] ?? "?" };
+    else if (f[0] === "allowed") {
+      const uid = num(f[1]);
+      facts.allowed = { name: f.slice(2).join("	"), uid: uid < 0 ? null : uid };
+    } else if (f[0] === "master") facts.master = { pid, uid: num(f[1]), euid: num(f[2]), name: f[3] ?? "?" };
+    else if (f[0] === "P" && f.length >= 8)
+      facts.paths.push({
+        role: f[1],
+        uid: num(f[2]),
+        gid: num(f[3]),
+        mode: parseInt(f[4] ?? "", 8),
+        type: TYPES[f[5] ?? ""] ?? "other",
+        owner: f[6] ?? "?",
+        path: f.slice(7).join("	")
+      });
+  }
+  return facts;
+}
+function trustedUids(facts) {
+  return new Set([0, facts.me.uid, facts.master.euid].filter((u) => u >= 0));
+}
+function judgeTrust(facts, plan) {
+  const m = facts.master;
+  const users = /* @__PURE__ */ new Set([0, facts.me.uid]);
+  if (facts.allowed?.uid !== null && facts.allowed !== void 0) users.add(facts.allowed.uid);
+  if (plan.masterUser !== void 0 && facts.allowed?.uid === null) {
+    const msg = `master-user ${plan.masterUser} is not a user of the host. Set it to the user the server's master runs as`;
+    return msg;
+  }
+  if (m.uid < 0 || m.euid < 0) {
+    const msg = `cannot read the user of the master ${m.pid} (/proc/${m.pid}/status): it is not trusted`;
+    return msg;
+  }
+  if (!users.has(m.uid) || !users.has(m.euid)) {
+    return masterMessage({
+      pid: m.pid,
+      who: m.uid === m.euid ? `${m.name} (uid ${m.euid})` : `${m.name} (uid ${m.uid}, effective ${m.euid})`,
+      name: m.name,
+      allowed: facts.me.name + (facts.allowed ? ` nor master-user ${facts.allowed.name}` : ""),
+      pidFile: plan.pidFile
+    });
+  }
+  const uids = trustedUids(facts);
+  const gids = /* @__PURE__ */ new Set([0, facts.me.gid]);
+  for (const p of facts.paths) {
+    const why = pathProblem(p, uids, gids);
+    if (why !== null) return `${describe2(p, plan.pidFile)} ${why}`;
+  }
+  return null;
+}
+function masterMessage(w) {
+  return `the master ${w.pid} runs as ${w.who}, neither root nor the deploy user ${w.allowed}: another user's process can pose as the server by writing its pid into pid-file ${w.pidFile}. Nothing was changed. Check that pid-file is the server's; if the master really runs as that user, set master-user: ${w.name}`;
+}
+function pathProblem(p, uids, gids) {
+  const fix = (what) => `Nothing was changed. ${what}`;
+  if ((p.role === "pidfile" || p.role === "staging") && p.type !== "file") {
+    const msg = `is a ${p.type === "symlink" ? "symbolic link" : p.type}, not a regular file: another user may have planted it. ${fix(`Remove it: rm -f -- ${quote(p.path)}`)}`;
+    return msg;
+  }
+  if (!uids.has(p.uid)) {
+    const msg = `is owned by ${p.owner} (uid ${p.uid}), not by root, the deploy user or the master's user: that user could replace it. ${fix(`Give it to root: chown root ${quote(p.path)}`)}`;
+    return msg;
+  }
+  const mode = `mode ${(p.mode & 4095).toString(8)}`;
+  const sticky = (p.mode & 512) !== 0;
+  const parent = p.role.endsWith("-up") && sticky;
+  if ((p.mode & 2) !== 0 && !parent) {
+    const msg = `is writable by every user (${mode}): another user could replace the files in it or plant links. ${fix(`Close it: chmod o-w ${quote(p.path)}`)}`;
+    return msg;
+  }
+  if ((p.mode & 16) !== 0 && !gids.has(p.gid) && !parent) {
+    const msg = `is writable by its group (gid ${p.gid}, ${mode}), which is not the deploy user's. ${fix(`Close it: chmod g-w ${quote(p.path)}`)}`;
+    return msg;
+  }
+  return null;
+}
+function describe2(p, pidFile) {
+  switch (p.role) {
+    case "pidfile":
+      return `pid-file ${p.path}`;
+    case "piddir":
+      return `the folder of pid-file ${pidFile}, ${p.path},`;
+    case "exe":
+      return `the executable of the master, ${p.path},`;
+    case "livedir":
+      return `the folder of the live binary, ${p.path},`;
+    case "staging":
+      return `the staging file ${p.path}`;
+    case "store":
+      return `the release store's folder ${p.path}`;
+    default:
+      return `${p.path}, a parent folder of the ${p.role === "piddir-up" ? "pid file" : p.role === "store-up" ? "release store" : "live binary"},`;
+  }
+}
+function masterExeRun(facts, o) {
+  const exe = facts.paths.find((p) => p.role === "exe");
+  const proc = `/proc/${facts.master.pid}/exe`;
+  if (exe === void 0) return { skip: "its owner could not be read" };
+  if (exe.uid === 0) return { path: proc, sudo: o.sudo };
+  if (exe.uid === facts.me.uid) {
+    if (facts.master.euid === facts.me.uid) return { path: proc, sudo: false };
+    if (!o.replaced) return { path: o.livePath, sudo: false };
+  }
+  return {
+    skip: `it belongs to ${exe.owner} (uid ${exe.uid}); the action does not run it with another user's rights`
+  };
+}
+async function checkTrust(host, plan) {
+  const facts = await probeTrust(host, plan);
+  const why = judgeTrust(facts, plan);
+  if (why !== null) throw new TrustError(why);
+  return facts;
+}
+var TrustError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "TrustError";
+  }
+};
+
 // src/supervisors/nginx/inspect.ts
 var fail = (message) => {
   throw new StepError("preflight", message);
@@ -44792,6 +45346,10 @@ var fail = (message) => {
 async function inspectMaster(host, plan, note) {
   const pidFile = plan.pidFile;
   let snap = await probe(host, pidFile);
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    );
   refuseUpgradeInProgress(snap, pidFile, host.sudo ? "sudo " : "");
   if (snap.pid === null)
     fail(
@@ -44800,14 +45358,25 @@ async function inspectMaster(host, plan, note) {
   const pid = snap.pid;
   if (!isAlive(snap, pid))
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`);
+  const exe = exePath(snap.procs.get(pid));
+  if (exe.path === "-" || exe.path === "")
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    );
+  const trust = await trusted(host, plan, pid, exe.path);
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note);
-  const { cmd, exe } = await checkMaster(host, snap, pid, plan, note);
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
   const livePath = exe.path;
   const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
   const liveSha256 = await remoteSha256(host, livePath);
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
-  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo: host.sudo, timeoutMs: 15e3 });
-  const version = parseVersion(v.stderr + v.stdout);
+  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
+  let version = null;
+  if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
+  else {
+    const v = await host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 });
+    version = parseVersion(v.stderr + v.stdout);
+  }
   const workers = liveChildren(snap, pid).map((p) => p.pid);
   note(
     `${workers.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
@@ -44831,7 +45400,7 @@ function refuseUpgradeInProgress(snap, pidFile, sh3) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
       fail(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv ${pidFile}.oldbin ${pidFile}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       );
     fail(
       `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
@@ -44851,7 +45420,7 @@ async function removeStaleOldbin(host, snap, pidFile, note) {
   note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`);
   return probe(host, pidFile);
 }
-async function checkMaster(host, snap, pid, plan, note) {
+async function checkMaster(host, snap, pid, exe, plan, note) {
   const master = snap.procs.get(pid);
   const strays = newMasterCandidates(snap, pid);
   if (strays.length > 0)
@@ -44865,11 +45434,6 @@ async function checkMaster(host, snap, pid, plan, note) {
       `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
     );
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, "its command line sets daemon off"));
-  const exe = exePath(master);
-  if (exe.path === "-" || exe.path === "")
-    fail(
-      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
-    );
   if (plan.binaryPath !== void 0 && plan.binaryPath !== exe.path)
     fail(
       `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
@@ -44893,7 +45457,22 @@ async function checkMaster(host, snap, pid, plan, note) {
       `the master's parent is pid ${master.ppid} (${(parent ?? "?").trim()}), not init, and it does not lead its own session: a subreaper, or nginx started in the foreground; the config test tells whether daemon is off`
     );
   }
-  return { cmd, exe };
+  return { cmd };
+}
+async function trusted(host, plan, pid, livePath) {
+  try {
+    return await checkTrust(host, {
+      pidFile: plan.pidFile,
+      pid,
+      livePath,
+      stagingPath: sidePaths(livePath).staging,
+      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir,
+      masterUser: plan.masterUser
+    });
+  } catch (e) {
+    if (e instanceof TrustError) fail(e.message);
+    throw e;
+  }
 }
 function looksLikeMaster(proc, snap, pid) {
   if (/^nginx: master process/.test(proc.title)) return true;
@@ -45002,7 +45581,7 @@ async function repairMasters(s) {
     commands,
     check: {
       says: `the pid file holds ${oldPid}, ${s.pidFile}.oldbin is gone`,
-      command: `cat ${s.pidFile}; ls -l ${s.pidFile}.oldbin`
+      command: `cat -- ${quote(s.pidFile)}; ls -l -- ${quote(`${s.pidFile}.oldbin`)}`
     }
   };
 }
@@ -45764,7 +46343,7 @@ async function closeAll(slots, out) {
 }
 
 // src/host/ssh-host.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import http from "node:http";
 import tls from "node:tls";
 
@@ -46620,7 +47199,7 @@ function globMatch(pattern, name) {
 function hashedMatch(pattern, name) {
   const parts = pattern.split("|");
   if (parts.length !== 4 || parts[1] !== "1") return false;
-  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name).digest("base64");
+  const mac = createHmac("sha1", Buffer.from(parts[2], "base64")).update(name.toLowerCase()).digest("base64");
   return mac === parts[3];
 }
 function matches(patterns, name) {
@@ -46635,10 +47214,21 @@ function matches(patterns, name) {
   }
   return matched;
 }
+function normalizeFingerprint(fp) {
+  return fp.replace(/=+$/, "");
+}
+function parsePin(item) {
+  const at2 = item.lastIndexOf("=SHA256:");
+  if (at2 <= 0) return { fingerprint: normalizeFingerprint(item) };
+  return { host: item.slice(0, at2), fingerprint: normalizeFingerprint(item.slice(at2 + 1)) };
+}
+function pinNames(pinHost, host, port) {
+  const p = pinHost.toLowerCase();
+  return p === host.toLowerCase() || p === `[${host.toLowerCase()}]:${port}`;
+}
 function verifyHostKey(policy, host, port, keyBlob) {
   const fingerprint = fingerprintOf(keyBlob);
   const type = keyTypeOf(keyBlob);
-  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint };
   const name = lookupName(host, port);
   const entries = policy.knownHosts ? parse(policy.knownHosts).filter((e) => matches(e.patterns, name)) : [];
   if (entries.some((e) => e.marker === "revoked" && e.blob.equals(keyBlob)))
@@ -46647,10 +47237,12 @@ function verifyHostKey(policy, host, port, keyBlob) {
       fingerprint,
       reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
     };
+  const pins = policy.fingerprints.map(parsePin).filter((p) => p.host === void 0 || pinNames(p.host, host, port)).map((p) => p.fingerprint);
+  if (pins.includes(fingerprint)) return { ok: true, fingerprint };
   const plain = entries.filter((e) => e.marker === void 0);
   if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
   if (policy.insecureSkip) return { ok: true, fingerprint };
-  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints];
+  const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...pins];
   if (expected.length === 0)
     return {
       ok: false,
@@ -46664,24 +47256,131 @@ function verifyHostKey(policy, host, port, keyBlob) {
   };
 }
 
-// src/host/quote.ts
-function quote(arg) {
-  if (arg.includes("\0"))
-    throw new Error("a command argument contains a NUL byte, which no process can receive");
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
-function commandLine(argv) {
-  if (argv.length === 0) throw new Error("empty command");
-  return argv.map(quote).join(" ");
-}
+// src/host/output-reader.ts
+var OutputReader = class {
+  constructor(limit = 8 * 1024 * 1024) {
+    this.limit = limit;
+  }
+  limit;
+  head = [];
+  headBytes = 0;
+  tail = [];
+  tailBytes = 0;
+  cut = 0;
+  /** The last bytes seen, to find a marker that began in an earlier chunk. */
+  window = Buffer.alloc(0);
+  marker = null;
+  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
+  after = [];
+  afterBytes = 0;
+  found = null;
+  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
+  scanned = 0;
+  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
+  expect(marker) {
+    this.marker = Buffer.from(marker, "latin1");
+    this.found = null;
+    const early = Buffer.concat(this.after);
+    this.after = [];
+    this.afterBytes = 0;
+    if (early.length > 0) this.push(early);
+  }
+  /** The command's output and what followed the marker on its line, once the marker has arrived. */
+  result() {
+    return this.found;
+  }
+  push(chunk) {
+    if (this.marker === null || this.found !== null) {
+      this.waitWith(chunk);
+      return;
+    }
+    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
+    this.scanned += search.length;
+    const at2 = search.indexOf(this.marker);
+    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
+    if (end < 0) {
+      this.keep(chunk);
+      const k = this.marker.length + 16;
+      this.window = search.length > k ? search.subarray(search.length - k) : search;
+      return;
+    }
+    const before = at2 - this.window.length;
+    if (before >= 0) this.keep(chunk.subarray(0, before));
+    else this.drop(-before);
+    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
+    this.found = { text: this.text(), rest };
+    this.reset();
+    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
+  }
+  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
+  waitWith(chunk) {
+    this.after.push(chunk);
+    this.afterBytes += chunk.length;
+    while (this.afterBytes > this.limit && this.after.length > 1)
+      this.afterBytes -= this.after.shift().length;
+  }
+  keep(b) {
+    const half = Math.floor(this.limit / 2);
+    if (this.headBytes < half) {
+      const n = Math.min(half - this.headBytes, b.length);
+      this.head.push(b.subarray(0, n));
+      this.headBytes += n;
+      b = b.subarray(n);
+    }
+    if (b.length === 0) return;
+    this.tail.push(b);
+    this.tailBytes += b.length;
+    while (this.tailBytes > half) {
+      const first2 = this.tail[0];
+      const over = this.tailBytes - half;
+      if (first2.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first2.length;
+        this.cut += first2.length;
+      } else {
+        this.tail[0] = first2.subarray(over);
+        this.tailBytes -= over;
+        this.cut += over;
+      }
+    }
+  }
+  /** Removes n bytes from the end of what was kept. */
+  drop(n) {
+    for (const list of [this.tail, this.head]) {
+      while (n > 0 && list.length > 0) {
+        const last = list[list.length - 1];
+        const take = Math.min(n, last.length);
+        list[list.length - 1] = last.subarray(0, last.length - take);
+        if (list[list.length - 1].length === 0) list.pop();
+        if (list === this.tail) this.tailBytes -= take;
+        else this.headBytes -= take;
+        n -= take;
+      }
+    }
+  }
+  text() {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail;
+    return `${head}
+[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
+${tail}`;
+  }
+  reset() {
+    this.head = [];
+    this.tail = [];
+    this.headBytes = this.tailBytes = this.cut = 0;
+    this.window = Buffer.alloc(0);
+    this.marker = null;
+  }
+};
 
 // src/host/trace.ts
 var sink;
 function setTrace(fn) {
   sink = fn;
 }
-function visible(text2, max = 600) {
+function visible2(text2, max = 600) {
   const safe = text2.replace(
     /[\u0000-\u001f\u007f-\u009f]/g,
     (c) => c === "\n" ? "\\n" : c === "	" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
@@ -46690,14 +47389,14 @@ function visible(text2, max = 600) {
 }
 function trace(host, what, outcome, startedAt) {
   if (!sink) return;
-  sink(`${visible(host, 200)}: ${visible(what)} \u2192 ${visible(outcome, 200)} in ${Date.now() - startedAt}ms`);
+  sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
 }
-async function traced(host, what, fn, describe2) {
+async function traced(host, what, fn, describe3) {
   if (!sink) return fn();
   const started = Date.now();
   try {
     const value = await fn();
-    trace(host, what, describe2(value), started);
+    trace(host, what, describe3(value), started);
     return value;
   } catch (e) {
     trace(host, what, `error: ${e.message}`, started);
@@ -46717,11 +47416,11 @@ var RemoteShell = class {
     this.channel = channel;
     this.hostName = hostName;
     channel.on("data", (d) => {
-      this.outBuf = Buffer.concat([this.outBuf, d]);
+      this.out.push(d);
       this.settle();
     });
     channel.stderr.on("data", (d) => {
-      this.errBuf = Buffer.concat([this.errBuf, d]);
+      this.err.push(d);
       this.settle();
     });
     channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
@@ -46729,8 +47428,9 @@ var RemoteShell = class {
   channel;
   hostName;
   pending = null;
-  outBuf = Buffer.alloc(0);
-  errBuf = Buffer.alloc(0);
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  out = new OutputReader();
+  err = new OutputReader();
   queue = Promise.resolve();
   dead = false;
   fail(error2) {
@@ -46751,16 +47451,18 @@ var RemoteShell = class {
   }
   runNow(line2, timeoutMs) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-    const mark = "ZD" + randomBytes2(12).toString("hex");
+    const mark = "ZD" + randomBytes3(12).toString("hex");
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.fail(new CommandTimeoutError(this.hostName, line2, timeoutMs));
         this.channel.close();
       }, timeoutMs);
+      this.out.expect(`
+${mark} `);
+      this.err.expect(`
+${mark}`);
       this.pending = {
         mark,
-        out: [],
-        err: [],
         resolve: (r) => {
           clearTimeout(timer);
           resolve(r);
@@ -46780,17 +47482,11 @@ var RemoteShell = class {
   settle() {
     const p = this.pending;
     if (!p) return;
-    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString("latin1"));
-    const errAt = this.errBuf.indexOf(`
-${p.mark}
-`);
-    if (!outEnd || errAt < 0) return;
-    const stdout = this.outBuf.subarray(0, outEnd.index).toString("utf8");
-    const stderr = this.errBuf.subarray(0, errAt).toString("utf8");
-    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length);
-    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2);
+    const out = this.out.result();
+    const err = this.err.result();
+    if (!out || !err) return;
     this.pending = null;
-    p.resolve({ stdout, stderr, code: Number(outEnd[1]) });
+    p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
   }
 };
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -47083,6 +47779,15 @@ function line(read, name, max = 1024) {
     throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, "Shorten it");
   return value;
 }
+function userName(read, name) {
+  const value = line(read, name, 64);
+  if (value === void 0 || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value;
+  throw new SettingsError(
+    name,
+    `'${value}' is not a user name`,
+    "Give the name (or uid) of the user the master runs as"
+  );
+}
 function bool(read, name, fallback) {
   const value = line(read, name);
   if (value === void 0) return fallback;
@@ -47227,14 +47932,32 @@ function fingerprints(read) {
   if (raw === void 0) return [];
   const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
   for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
       throw new SettingsError(
         "host-fingerprints",
         `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        "Use the SHA256:... form that `ssh-keygen -lf <key file>` prints"
+        "Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints"
       );
   }
-  return items;
+  return items.map((fp) => fp.replace(/=+$/, ""));
+}
+function checkPins(s) {
+  const targets = [...s.hosts, ...s.jumpHost ? [s.jumpHost] : []];
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item);
+    if (pin.host === void 0 && targets.length > 1)
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? " (with the jump host)" : ""}: one host's key would be accepted for every other`,
+        "Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)"
+      );
+    if (pin.host !== void 0 && !targets.some((t) => pinNames(pin.host, t.host, t.port)))
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        "Write the host as in hosts (or [host]:port)"
+      );
+  }
 }
 function privateKey(read, name) {
   const raw = read(name);
@@ -47269,7 +47992,11 @@ function healthUrl(read) {
   try {
     url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
   } catch {
-    throw new SettingsError("health-url", `'${value}' is not a URL`, "Write e.g. http://127.0.0.1/health");
+    throw new SettingsError(
+      "health-url",
+      `'${redactUrls(value)}' is not a URL`,
+      "Write e.g. http://127.0.0.1/health"
+    );
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
     throw new SettingsError(
@@ -47317,6 +48044,7 @@ function readSettings(read) {
     binary: line(read, "binary", 4096),
     binaryPath: remotePath(read, "binary-path"),
     pidFile: remotePath(read, "pid-file", "/run/nginx.pid"),
+    masterUser: userName(read, "master-user"),
     startTimeoutMs: duration(read, "start-timeout", "30s"),
     healthUrl: healthUrl(read),
     healthCommand: text(read, "health-command"),
@@ -47356,6 +48084,7 @@ function readSettings(read) {
       /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
     );
   checkCombinations(settings);
+  checkPins(settings);
   return settings;
 }
 function checkCombinations(s) {
@@ -47415,7 +48144,7 @@ function parse2(input, key, passphrase, passphraseInput) {
   const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
   const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
   if (error2 === void 0) return;
-  const why = error2.message;
+  const why = error2.message.replace(/:[\s\S]*$/, "").replace(/[^A-Za-z0-9 ,.()-]/g, "?");
   if (/no passphrase given/i.test(why))
     throw new SettingsError(
       input,
@@ -47507,328 +48236,6 @@ async function inspectBinary(path) {
     arch: arch2 === "#!" ? null : arch2
   };
 }
-
-// src/releases/state.ts
-var import_semver = __toESM(require_semver3(), 1);
-var DEFAULT_RELEASE_ROOT = "/var/lib/zerodown";
-var SHA256 = /^[0-9a-f]{64}$/;
-var StoreError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "StoreError";
-  }
-};
-function normalizeVersion(text2) {
-  if (text2 === null || text2 === void 0 || text2.trim() === "") return null;
-  const t = text2.trim().replace(/^v/, "");
-  return import_semver.default.valid(t) ?? import_semver.default.coerce(t, { includePrerelease: true })?.version ?? null;
-}
-function downgradeProblem(newVersion, liveVersion, allowDowngrade) {
-  if (allowDowngrade || newVersion === null || liveVersion === null) return null;
-  if (!import_semver.default.lt(newVersion, liveVersion)) return null;
-  return `the new binary is version ${newVersion}, lower than the live version ${liveVersion}: a downgrade is refused. Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`;
-}
-function emptyState(binary) {
-  return { format: 1, binary, live: null, lineage: [], releases: [] };
-}
-function parseState(text2, binary, where) {
-  const bad = (why) => {
-    throw new StoreError(
-      `the release store ${where} is not valid (${why}). Move it aside (zerodown rebuilds it from releases/*/meta.json) or fix it`
-    );
-  };
-  let raw;
-  try {
-    raw = JSON.parse(text2);
-  } catch (e) {
-    bad(`not JSON: ${e.message}`);
-  }
-  const o = raw;
-  if (typeof o !== "object" || o === null || Array.isArray(o)) bad("not an object");
-  if (o.format !== 1) bad(`format ${String(o.format)}, expected 1`);
-  if (!Array.isArray(o.releases)) bad("no releases list");
-  const releases = o.releases.map((r, i) => validRelease(r, `release ${i + 1}`, bad));
-  const known = new Set(releases.map((r) => r.sha256));
-  if (known.size !== releases.length) bad("a sha256 is listed twice");
-  const live = o.live ?? null;
-  if (live !== null && !known.has(live)) bad(`live ${String(live)} is not among the releases`);
-  const lineage = Array.isArray(o.lineage) ? o.lineage.filter((s) => typeof s === "string" && known.has(s)) : [];
-  return { format: 1, binary, live, lineage: dedupeKeepLast(lineage), releases };
-}
-function validRelease(r, what, bad) {
-  const o = r;
-  if (typeof o !== "object" || o === null) bad(`${what} is not an object`);
-  if (typeof o.sha256 !== "string" || !SHA256.test(o.sha256)) bad(`${what} has no valid sha256`);
-  if (o.version !== null && typeof o.version !== "string") bad(`${what} has no version`);
-  if (typeof o.deployedAt !== "string") bad(`${what} has no deployedAt`);
-  const out = {
-    sha256: o.sha256,
-    version: o.version === null ? null : normalizeVersion(o.version),
-    deployedAt: o.deployedAt,
-    origin: o.origin === "found" ? "found" : "deploy"
-  };
-  for (const k of ["liveAt", "commit", "repository", "runId", "runUrl"])
-    if (typeof o[k] === "string") out[k] = o[k];
-  return out;
-}
-function dedupeKeepLast(list) {
-  return list.filter((s, i) => list.lastIndexOf(s) === i);
-}
-function markLive(state, sha256, at2) {
-  if (!state.releases.some((r) => r.sha256 === sha256)) throw new Error(`${sha256} is not in the store`);
-  const already = state.live === sha256 && state.lineage[state.lineage.length - 1] === sha256;
-  return {
-    ...state,
-    live: sha256,
-    lineage: already ? state.lineage : [...state.lineage.filter((s) => s !== sha256), sha256],
-    releases: already ? state.releases : state.releases.map((r) => r.sha256 === sha256 ? { ...r, liveAt: at2 } : r)
-  };
-}
-function withRelease(state, release) {
-  return { ...state, releases: [...state.releases.filter((r) => r.sha256 !== release.sha256), release] };
-}
-function afterRollback(state, sha256, at2) {
-  const i = state.lineage.lastIndexOf(sha256);
-  if (i < 0) return markLive(state, sha256, at2);
-  return markLive({ ...state, lineage: state.lineage.slice(0, i + 1) }, sha256, at2);
-}
-function liveRelease(state) {
-  return state.releases.find((r) => r.sha256 === state.live);
-}
-function previousRelease(state) {
-  const top = state.lineage[state.lineage.length - 1];
-  if (top === void 0 || top !== state.live) return void 0;
-  const sha = state.lineage[state.lineage.length - 2];
-  return state.releases.find((r) => r.sha256 === sha);
-}
-function describeReleases(state) {
-  if (state.releases.length === 0) return "none";
-  return state.releases.map(
-    (r) => `${r.version ?? `unknown version (sha256 ${r.sha256.slice(0, 12)})`}${r.sha256 === state.live ? " (live)" : ""}`
-  ).join(", ");
-}
-function rollbackTarget(state, rollbackTo) {
-  const has = `It has: ${describeReleases(state)}`;
-  if (rollbackTo === void 0) {
-    const prev = previousRelease(state);
-    if (prev) return prev;
-    throw new StoreError(
-      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
-    );
-  }
-  const wanted = normalizeVersion(rollbackTo);
-  const matches2 = state.releases.filter(
-    (r) => r.version !== null && wanted !== null && import_semver.default.eq(r.version, wanted)
-  );
-  if (matches2.length === 0)
-    throw new StoreError(
-      `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
-    );
-  const live = matches2.find((r) => r.sha256 === state.live);
-  if (live) return live;
-  const rank = (r) => state.lineage.lastIndexOf(r.sha256);
-  return [...matches2].sort(
-    (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
-  )[0];
-}
-function pruneChoice(state, keep) {
-  const kept = /* @__PURE__ */ new Set();
-  if (state.live) kept.add(state.live);
-  const prev = previousRelease(state);
-  if (prev) kept.add(prev.sha256);
-  for (const r of [...state.releases].reverse()) {
-    if (kept.size >= keep) break;
-    kept.add(r.sha256);
-  }
-  return state.releases.filter((r) => !kept.has(r.sha256)).map((r) => r.sha256);
-}
-function withoutReleases(state, shas) {
-  const gone = new Set(shas);
-  return {
-    ...state,
-    releases: state.releases.filter((r) => !gone.has(r.sha256)),
-    lineage: state.lineage.filter((s) => !gone.has(s))
-  };
-}
-function releaseRows(state) {
-  return state.releases.map((r) => ({
-    version: r.version,
-    sha256: r.sha256,
-    deployedAt: r.deployedAt,
-    commit: r.commit,
-    run: r.runUrl ?? r.runId,
-    live: r.sha256 === state.live
-  }));
-}
-function provenanceFrom(env) {
-  const p = {};
-  const clean2 = (v, max = 200) => v !== void 0 && v.trim() !== "" && !/[\r\n\0]/.test(v) ? v.trim().slice(0, max) : void 0;
-  p.commit = clean2(env.GITHUB_SHA);
-  p.repository = clean2(env.GITHUB_REPOSITORY);
-  p.runId = clean2(env.GITHUB_RUN_ID);
-  const server = clean2(env.GITHUB_SERVER_URL) ?? "https://github.com";
-  if (p.repository && p.runId && /^\d+$/.test(p.runId) && /^https?:\/\/[^\s]+$/.test(server))
-    p.runUrl = `${server}/${p.repository}/actions/runs/${p.runId}`;
-  for (const k of Object.keys(p)) if (p[k] === void 0) delete p[k];
-  return p;
-}
-
-// src/releases/store.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-import { posix as posix3 } from "node:path";
-var ReleaseStore = class _ReleaseStore {
-  constructor(host, dir, binary) {
-    this.host = host;
-    this.dir = dir;
-    this.binary = binary;
-    this.statePath = posix3.join(dir, "state.json");
-  }
-  host;
-  dir;
-  binary;
-  statePath;
-  /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
-  static forLive(host, releaseDir, livePath) {
-    const name = posix3.basename(livePath);
-    const binary = name === "" || name === "." || name === ".." ? "binary" : name;
-    return new _ReleaseStore(host, releaseDir ?? posix3.join(DEFAULT_RELEASE_ROOT, binary), binary);
-  }
-  releaseDir(sha256) {
-    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
-    return posix3.join(this.dir, "releases", sha256);
-  }
-  releasePath(sha256) {
-    return posix3.join(this.releaseDir(sha256), this.binary);
-  }
-  async run(argv, what) {
-    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
-    if (r.code !== 0) {
-      const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
-      const denied = /denied|read-only/i.test(detail);
-      throw new StoreError(
-        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
-      );
-    }
-  }
-  /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
-  async read() {
-    const text2 = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e) => {
-      if (!/cannot read/.test(e.message)) throw e;
-      const what = `read ${this.statePath}`;
-      throw new StoreError(
-        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${e.message.split(": ").pop()}). Let the deploy user read that folder, set sudo: true, or set release-dir to a folder it can read`
-      );
-    });
-    if (text2 !== null) return parseState(text2, this.binary, this.statePath);
-    return this.rebuild();
-  }
-  async rebuild() {
-    const r = await this.host.run(
-      [
-        "sh",
-        "-c",
-        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
-        "sh",
-        this.dir
-      ],
-      { sudo: this.host.sudo }
-    );
-    let state = emptyState(this.binary);
-    if (r.code !== 0) return state;
-    const bad = (why) => {
-      throw new StoreError(why);
-    };
-    const found = [];
-    for (const chunk of r.stdout.split("\n\n")) {
-      const nl = chunk.indexOf("\n");
-      if (nl < 0) continue;
-      try {
-        const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
-        if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
-      } catch {
-      }
-    }
-    found.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt));
-    for (const rel of found) state = withRelease(state, rel);
-    return state;
-  }
-  /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
-  async writeAtomic(path, text2) {
-    const tmp = posix3.join(
-      posix3.dirname(path),
-      `.${posix3.basename(path)}.tmp-${randomBytes3(6).toString("hex")}`
-    );
-    const script = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
-    await this.run(["sh", "-c", script, "sh", text2, tmp, path], `write ${path}`);
-  }
-  async write(state) {
-    await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
-    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2));
-  }
-  /** The sha256 the stored file has now (null: missing). */
-  async storedSha256(sha256) {
-    return remoteSha256(this.host, this.releasePath(sha256));
-  }
-  /** Refuses a release whose file is missing or does not have its sha256. */
-  async checkRelease(release, state) {
-    const got = await this.storedSha256(release.sha256);
-    if (got === release.sha256) return;
-    throw new StoreError(
-      `the release ${release.version ?? "of unknown version"} in the host's store is ${got === null ? "missing" : "corrupted"}: ${this.releasePath(release.sha256)} ${got === null ? "does not exist" : `has sha256 ${got}, expected ${release.sha256}`}. It is not deployed. Deploy that version again from its build (mode: deploy), or choose another release (it has: ${describeReleases(state)})`
-    );
-  }
-  /**
-   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
-   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
-   */
-  async put(fromPath, sha256) {
-    if (await this.storedSha256(sha256) === sha256) return "present";
-    const dir = this.releaseDir(sha256);
-    const target = this.releasePath(sha256);
-    const tmp = posix3.join(dir, `.${this.binary}.tmp-${randomBytes3(6).toString("hex")}`);
-    await this.run(["mkdir", "-p", "--", dir], `create ${dir}`);
-    const sudo = this.host.sudo;
-    let how = "linked";
-    try {
-      if ((await this.host.run(["ln", "--", fromPath, tmp], { sudo })).code !== 0) {
-        how = "copied";
-        await this.run(["cp", "--", fromPath, tmp], `copy ${fromPath} into ${dir}`);
-      }
-      const got = await remoteSha256(this.host, tmp);
-      if (got !== sha256)
-        throw new StoreError(
-          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
-        );
-      if (how === "copied") await this.run(["chmod", "0755", "--", tmp], `chmod ${tmp}`);
-      await this.run(["mv", "-f", "--", tmp, target], `store ${target}`);
-    } catch (e) {
-      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
-      await this.host.run(["rmdir", "--", dir], { sudo }).catch(() => void 0);
-      throw e;
-    } finally {
-      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
-    }
-    return how;
-  }
-  async writeMeta(release) {
-    await this.writeAtomic(
-      posix3.join(this.releaseDir(release.sha256), "meta.json"),
-      JSON.stringify(release, null, 2)
-    );
-  }
-  async remove(sha256) {
-    await this.run(["rm", "-rf", "--", this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`);
-  }
-  /** Records state after pruning to keep; returns the pruned releases. */
-  async saveAndPrune(state, keep) {
-    const shas = pruneChoice(state, keep);
-    const pruned = state.releases.filter((r) => shas.includes(r.sha256));
-    const next = withoutReleases(state, shas);
-    await this.write(next);
-    for (const sha of shas) await this.remove(sha);
-    return { state: next, pruned };
-  }
-};
 
 // src/releases/steps.ts
 var shortSha = (s) => s.slice(0, 12);
@@ -48481,14 +48888,25 @@ async function runningExecutable(host, pidFile) {
     [
       "sh",
       "-c",
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null',
+      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
       "sh",
       pidFile
     ],
     { sudo: host.sudo }
   );
-  const path = r.stdout.trim().replace(/ \(deleted\)$/, "");
-  return path.startsWith("/") ? path : null;
+  const [pid, exe] = r.stdout.split("\n");
+  const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
+  return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
+}
+async function trustOrRefuse(host, o, master, storeDir) {
+  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir, pid: master.pid };
+  await checkTrust(host, {
+    ...plan,
+    livePath: master.path,
+    stagingPath: sidePaths(master.path).staging
+  }).catch((e) => {
+    throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
+  });
 }
 function lockStep(s, o, journal) {
   return {
@@ -48496,15 +48914,14 @@ function lockStep(s, o, journal) {
     stage: "prepare",
     async run({ host, note, log }) {
       if (s.lock) return;
-      let releaseDir = o.releaseDir;
-      if (releaseDir === void 0) {
-        const live = o.binaryPath ?? await runningExecutable(host, o.pidFile);
-        if (live === null) {
-          note("no deploy lock: the running binary (and so its release store) is not known yet");
-          return;
-        }
-        releaseDir = ReleaseStore.forLive(host, void 0, live).dir;
+      const master = await runningExecutable(host, o.pidFile);
+      const live = o.binaryPath ?? master?.path;
+      if (o.releaseDir === void 0 && live === void 0) {
+        note("no deploy lock: the running binary (and so its release store) is not known yet");
+        return;
       }
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live).dir;
+      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
       s.releaseDir = releaseDir;
       const path = lockPath(releaseDir);
       s.lock = await HostLock.acquire(host, {
@@ -48781,6 +49198,7 @@ function safetyOptions(settings, log, env = process.env) {
     releaseDir: settings.releaseDir,
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    masterUser: settings.masterUser,
     lockLeaseMs: settings.lockLeaseMs,
     watchdog: settings.watchdog,
     watchdogLeaseMs: watchdogLeaseMs({
@@ -48895,7 +49313,7 @@ var INPUTS = [
   },
   {
     name: "host-fingerprints",
-    description: "Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.",
+    description: "Trusted host key fingerprints, each bound to its host: host=SHA256:... (the fingerprint as ssh-keygen -lf prints it; the host as written in hosts or jump-host, or [host]:port), separated by spaces, commas or newlines. A bare SHA256:... is accepted only when the run connects to one host.",
     default: "",
     required: false
   },
@@ -48939,6 +49357,12 @@ var INPUTS = [
     name: "pid-file",
     description: "Remote pid file of the master (the pid directive of nginx.conf).",
     default: "/run/nginx.pid",
+    required: false
+  },
+  {
+    name: "master-user",
+    description: "User the server's master may run as besides root and the SSH user (e.g. www-data). A master of any other user is refused: another user's process can pose as the server by writing the pid file.",
+    default: "",
     required: false
   },
   {
@@ -49366,8 +49790,8 @@ function contextFromEnv(env = process.env, rollbackWorkflow2) {
 }
 
 // src/releases/markdown.ts
-var cell = (s) => s.replace(/[\r\n]+/g, " ").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
-function releasesMarkdown(hosts) {
+var cell = (s) => markdownText(s);
+function releasesMarkdown(hosts, runsPrefix) {
   const groups = /* @__PURE__ */ new Map();
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue;
@@ -49386,9 +49810,9 @@ function releasesMarkdown(hosts) {
       "|---|---|---|---|---|---|"
     );
     for (const r of [...g.rows].reverse()) {
-      const run3 = r.run === void 0 ? "" : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run) ? `[${cell(r.run.split("/").pop() ?? r.run)}](${r.run})` : cell(r.run);
+      const run3 = r.run === void 0 ? "" : runsPrefix !== void 0 && r.run.startsWith(runsPrefix) && /^\d+(\/attempts\/\d+)?$/.test(r.run.slice(runsPrefix.length)) ? `[${cell(r.run.slice(runsPrefix.length).split("/")[0] ?? r.run)}](${r.run})` : cell(r.run);
       out.push(
-        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ""} | ${run3} |`
+        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, "?")}\`` : ""} | ${run3} |`
       );
     }
     out.push("");
@@ -49465,7 +49889,10 @@ function summaryMarkdown(run3, ctx = {}) {
   if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
   const next = whatNow(run3, ctx);
   if (next.length > 0) out.push(...next, "");
-  const releases = releasesMarkdown(run3.hosts);
+  const releases = releasesMarkdown(
+    run3.hosts,
+    ctx.serverUrl && ctx.repository ? `${ctx.serverUrl}/${ctx.repository}/actions/runs/` : void 0
+  );
   if (releases !== "") out.push(releases);
   const detailed = run3.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS);
   if (detailed.length > 0) {
@@ -49485,7 +49912,7 @@ function cell2(text2, max = 300) {
   if (text2 === void 0 || text2 === "") return "";
   let s = String(text2).replace(/\s*\n\s*/g, " ");
   if (s.length > max) s = s.slice(0, max - 1) + "\u2026";
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/\|/g, "\\|");
+  return markdownText(s);
 }
 function table(head, rows) {
   return [
@@ -49666,15 +50093,16 @@ function terminalLogger(out, err) {
   const tty = out.isTTY === true && !process.env.NO_COLOR;
   const bold = (s) => tty ? `\x1B[1m${s}\x1B[0m` : s;
   return {
-    info: (m) => void out.write(`${m}
+    // Remote text in a message must not drive the terminal: escape sequences are removed.
+    info: (m) => void out.write(`${stripTerminal(m)}
 `),
-    warn: (m) => void err.write(`warning: ${m}
+    warn: (m) => void err.write(`warning: ${stripTerminal(m)}
 `),
     // The machine's messages already name the host and the step.
-    error: (m) => void err.write(`error: ${m}
+    error: (m) => void err.write(`error: ${stripTerminal(m)}
 `),
     group: async (title, fn) => {
-      out.write(`${bold(`\u2500\u2500 ${title}`)}
+      out.write(`${bold(`\u2500\u2500 ${stripTerminal(title)}`)}
 `);
       return fn();
     }
@@ -49705,7 +50133,7 @@ async function cli(argv, io = {
 }) {
   let json = argv.includes("--json");
   const fail2 = (code, message) => {
-    io.err.write(`zerodown: ${message}
+    io.err.write(`zerodown: ${stripTerminal(message)}
 `);
     if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
 `);
@@ -49754,27 +50182,33 @@ async function cli(argv, io = {
   if (json) io.out.write(`${outputsOf(run3).report}
 `);
   else io.out.write(`
-${textReport(run3)}`);
+${stripTerminal(textReport(run3))}`);
   return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
 }
 
 // src/report/github.ts
 var coreLogger = {
-  info: (m) => info(m),
-  warn: (m, where) => warning(m, annotation(where)),
-  error: (m, where) => error(m, annotation(where)),
-  group: (title, fn) => group(title, fn)
+  // Every line neutralised: remote text embedded in a message never becomes a runner command.
+  info: (m) => info(neutralize(m)),
+  warn: (m, where) => warning(neutralize(m), annotation(where)),
+  error: (m, where) => error(neutralize(m), annotation(where)),
+  group: (title, fn) => group(neutralize(title), fn)
 };
 function annotation(where) {
   if (!where?.host && !where?.step) return void 0;
   return { title: [where.host, where.step].filter(Boolean).join(": ") };
+}
+function healthUrlPassword(url) {
+  const m = url === void 0 ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:\s]*:([^/?#@\s]+)@/i.exec(url);
+  return m?.[1];
 }
 function maskSecrets(settings) {
   for (const secret of [
     settings.privateKey,
     settings.passphrase,
     settings.password,
-    settings.jumpPrivateKey
+    settings.jumpPrivateKey,
+    healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue;
     setSecret(secret);
@@ -49833,10 +50267,11 @@ async function run2() {
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist });
     setOutputs(result);
     await writeSummary(result, settings.rollbackWorkflow);
-    if (result.result !== "upgraded" && result.result !== "unchanged") setFailed(failureMessage(result));
+    if (result.result !== "upgraded" && result.result !== "unchanged")
+      setFailed(neutralize(failureMessage(result)));
   } catch (e) {
     setOutput("result", "failed");
-    setFailed(e.message);
+    setFailed(neutralize(e.message));
   } finally {
     uninstall();
   }

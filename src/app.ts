@@ -93,6 +93,7 @@ export function safetyOptions(
     releaseDir: settings.releaseDir,
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    masterUser: settings.masterUser,
     lockLeaseMs: settings.lockLeaseMs,
     watchdog: settings.watchdog,
     watchdogLeaseMs: watchdogLeaseMs({

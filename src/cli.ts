@@ -7,6 +7,7 @@
  *
  * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs.
  */
+import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'
 import { cancelOnSignals, perform } from './app.js'
 import { envName, helpText, inputReader, parseArgs, UsageError, type CliArgs } from './cli-args.js'
@@ -32,7 +33,7 @@ export async function cli(
 ): Promise<number> {
   let json = argv.includes('--json')
   const fail = (code: number, message: string): number => {
-    io.err.write(`zerodown: ${message}\n`)
+    io.err.write(`zerodown: ${stripTerminal(message)}\n`)
     if (json) io.out.write(`${JSON.stringify({ result: 'failed', error: message })}\n`)
     return code
   }
@@ -77,6 +78,6 @@ export async function cli(
   if (args.summaryFile)
     writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
-  else io.out.write(`\n${textReport(run)}`)
+  else io.out.write(`\n${stripTerminal(textReport(run))}`)
   return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
 }

@@ -55,7 +55,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'host-fingerprints',
     description:
-      'Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.',
+      'Trusted host key fingerprints, each bound to its host: host=SHA256:... (the fingerprint as ssh-keygen -lf prints it; the host as written in hosts or jump-host, or [host]:port), separated by spaces, commas or newlines. A bare SHA256:... is accepted only when the run connects to one host.',
     default: '',
     required: false
   },
@@ -101,6 +101,13 @@ export const INPUTS: readonly InputSpec[] = [
     name: 'pid-file',
     description: 'Remote pid file of the master (the pid directive of nginx.conf).',
     default: '/run/nginx.pid',
+    required: false
+  },
+  {
+    name: 'master-user',
+    description:
+      "User the server's master may run as besides root and the SSH user (e.g. www-data). A master of any other user is refused: another user's process can pose as the server by writing the pid file.",
+    default: '',
     required: false
   },
   {

@@ -3,7 +3,8 @@
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
 import { formatDuration, parseDuration } from './duration.js'
-import { hostKeyLineCount } from './host/known-hosts.js'
+import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
+import { redactUrls } from './remote-text.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -34,6 +35,8 @@ export interface Settings {
   /** Remote live path; undefined means: the running master's executable. */
   binaryPath?: string
   pidFile: string
+  /** One more user the master may run as (besides root and the SSH user). */
+  masterUser?: string
 
   startTimeoutMs: number
   healthUrl?: string
@@ -94,6 +97,17 @@ function line(read: InputReader, name: string, max = 1024): string | undefined {
   if (value.length > max)
     throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, 'Shorten it')
   return value
+}
+
+/** A user name (as useradd allows) or a uid. */
+function userName(read: InputReader, name: string): string | undefined {
+  const value = line(read, name, 64)
+  if (value === undefined || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value
+  throw new SettingsError(
+    name,
+    `'${value}' is not a user name`,
+    'Give the name (or uid) of the user the master runs as'
+  )
 }
 
 function bool(read: InputReader, name: string, fallback: boolean): boolean {
@@ -269,14 +283,35 @@ function fingerprints(read: InputReader): string[] {
     .map(s => s.trim())
     .filter(s => s !== '')
   for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
       throw new SettingsError(
         'host-fingerprints',
         `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        'Use the SHA256:... form that `ssh-keygen -lf <key file>` prints'
+        'Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints'
       )
   }
-  return items
+  // Padding (SHA256:...=) is dropped here: fingerprints compare as OpenSSH prints them.
+  return items.map(fp => fp.replace(/=+$/, ''))
+}
+
+/** Each fingerprint names a host of the run; a bare one is allowed when there is one host to connect to. */
+function checkPins(s: Settings): void {
+  const targets = [...s.hosts, ...(s.jumpHost ? [s.jumpHost] : [])]
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item)
+    if (pin.host === undefined && targets.length > 1)
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? ' (with the jump host)' : ''}: one host's key would be accepted for every other`,
+        'Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)'
+      )
+    if (pin.host !== undefined && !targets.some(t => pinNames(pin.host!, t.host, t.port)))
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        'Write the host as in hosts (or [host]:port)'
+      )
+  }
 }
 
 function privateKey(read: InputReader, name: string): string | undefined {
@@ -314,7 +349,11 @@ function healthUrl(read: InputReader): string | undefined {
   try {
     url = new URL(value.replaceAll('{host}', 'placeholder.invalid'))
   } catch {
-    throw new SettingsError('health-url', `'${value}' is not a URL`, 'Write e.g. http://127.0.0.1/health')
+    throw new SettingsError(
+      'health-url',
+      `'${redactUrls(value)}' is not a URL`,
+      'Write e.g. http://127.0.0.1/health'
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new SettingsError(
@@ -368,6 +407,7 @@ export function readSettings(read: InputReader): Settings {
     binary: line(read, 'binary', 4096),
     binaryPath: remotePath(read, 'binary-path'),
     pidFile: remotePath(read, 'pid-file', '/run/nginx.pid')!,
+    masterUser: userName(read, 'master-user'),
 
     startTimeoutMs: duration(read, 'start-timeout', '30s'),
     healthUrl: healthUrl(read),
@@ -414,6 +454,7 @@ export function readSettings(read: InputReader): Settings {
         : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
   checkCombinations(settings)
+  checkPins(settings)
   return settings
 }
 

@@ -20,6 +20,7 @@ import {
   type UploadProgress
 } from './host.js'
 import { verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
+import { OutputReader } from './output-reader.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
 
@@ -59,8 +60,6 @@ export class HostKeyError extends Error {
 
 interface Pending {
   mark: string
-  out: Buffer[]
-  err: Buffer[]
   resolve: (r: ExecResult) => void
   reject: (e: Error) => void
 }
@@ -68,8 +67,9 @@ interface Pending {
 /** One `sh` on the host that reads commands from stdin; replies are framed by random markers. */
 class RemoteShell {
   private pending: Pending | null = null
-  private outBuf = Buffer.alloc(0)
-  private errBuf = Buffer.alloc(0)
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  private readonly out = new OutputReader()
+  private readonly err = new OutputReader()
   private queue: Promise<unknown> = Promise.resolve()
   dead = false
 
@@ -78,11 +78,11 @@ class RemoteShell {
     private readonly hostName: string
   ) {
     channel.on('data', (d: Buffer) => {
-      this.outBuf = Buffer.concat([this.outBuf, d])
+      this.out.push(d)
       this.settle()
     })
     channel.stderr.on('data', (d: Buffer) => {
-      this.errBuf = Buffer.concat([this.errBuf, d])
+      this.err.push(d)
       this.settle()
     })
     channel.on('close', () => this.fail(new ConnectionLostError(hostName, 'the remote shell closed')))
@@ -115,10 +115,10 @@ class RemoteShell {
         this.fail(new CommandTimeoutError(this.hostName, line, timeoutMs))
         this.channel.close()
       }, timeoutMs)
+      this.out.expect(`\n${mark} `)
+      this.err.expect(`\n${mark}`)
       this.pending = {
         mark,
-        out: [],
-        err: [],
         resolve: r => {
           clearTimeout(timer)
           resolve(r)
@@ -138,15 +138,11 @@ class RemoteShell {
   private settle(): void {
     const p = this.pending
     if (!p) return
-    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString('latin1'))
-    const errAt = this.errBuf.indexOf(`\n${p.mark}\n`)
-    if (!outEnd || errAt < 0) return
-    const stdout = this.outBuf.subarray(0, outEnd.index).toString('utf8')
-    const stderr = this.errBuf.subarray(0, errAt).toString('utf8')
-    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length)
-    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2)
+    const out = this.out.result()
+    const err = this.err.result()
+    if (!out || !err) return
     this.pending = null
-    p.resolve({ stdout, stderr, code: Number(outEnd[1]) })
+    p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) })
   }
 }
 

@@ -1,4 +1,5 @@
 /** The job summary in Markdown: a row per host, the charts, per host the steps, and what to do now. */
+import { markdownText } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import type { HostReport, HostResult, StepReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
@@ -29,7 +30,10 @@ export function summaryMarkdown(run: RolloutResult, ctx: SummaryContext = {}): s
   if (chart.length > 0) out.push('### Rollout', '', ...chart, '')
   const next = whatNow(run, ctx)
   if (next.length > 0) out.push(...next, '')
-  const releases = releasesMarkdown(run.hosts)
+  const releases = releasesMarkdown(
+    run.hosts,
+    ctx.serverUrl && ctx.repository ? `${ctx.serverUrl}/${ctx.repository}/actions/runs/` : undefined
+  )
   if (releases !== '') out.push(releases)
   const detailed = run.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS)
   if (detailed.length > 0) {
@@ -49,12 +53,12 @@ function countsLine(run: RolloutResult): string {
   return `${hosts} in ${formatDuration(run.durationMs)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`
 }
 
-/** A table cell: no line breaks, no pipes, no HTML, bounded. */
+/** A table cell or inline text: no line breaks, no HTML, no Markdown (remote text is shown as text), bounded. */
 export function cell(text: string | number | undefined, max = 300): string {
   if (text === undefined || text === '') return ''
   let s = String(text).replace(/\s*\n\s*/g, ' ')
   if (s.length > max) s = s.slice(0, max - 1) + '…'
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '\\|')
+  return markdownText(s)
 }
 
 function table(head: string[], rows: (string | number | undefined)[][]): string[] {

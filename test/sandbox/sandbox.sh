@@ -510,7 +510,11 @@ start_host() { # $1 = last octet
   port_in_use "$addr" "$HTTP_PORT" && die "$addr:$HTTP_PORT is already in use (another sandbox or nginx?)"
 
   mkdir -p "$h/run/sshd" "$sd" "$h/var-lib-zerodown" "$h/tmp"
-  chmod 1777 "$h/run" "$h/tmp"
+  # /run belongs to the user nginx runs as (the deploy user), as on a host set up sanely: no other
+  # user may write the pid file's folder (the action refuses that). /tmp is the usual 1777.
+  chmod 0755 "$h/run"
+  chown "$SB_USER:$SB_USER" "$h/run"
+  chmod 1777 "$h/tmp"
   chmod 0755 "$h/run/sshd" "$sd"
   chown "$SB_USER:$SB_USER" "$h/var-lib-zerodown"
   chmod 0755 "$h/var-lib-zerodown"

@@ -6,6 +6,10 @@ import type { UpgradeSource } from '../strategy.js'
 
 export interface UpgradePlan {
   pidFile: string
+  /** The release store (pre-flight checks who may write it); undefined: the default beside the binary's name. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
   /** Remote live path; undefined: the running server's executable. */
   binaryPath?: string
   /** The new binary (the release store may name another one per host after inspection). */
@@ -29,6 +33,8 @@ export function planFrom(settings: Settings, source: UpgradeSource, supervisor?:
   return {
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    releaseDir: settings.releaseDir,
+    masterUser: settings.masterUser,
     source,
     supervisor,
     startTimeoutMs: settings.startTimeoutMs,

@@ -49,7 +49,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
         p.state.running = r
         ctx.report.oldPid = r.pid
         ctx.report.binaryPath = r.livePath
-        await checkFits(p.host, r, p.state.source)
+        await checkFits(p.host, r, p.state.source, p.plan.releaseDir)
       }
     },
     {

@@ -4,8 +4,11 @@
  * what to do.
  */
 import { check, type Host } from '../../host/host.js'
+import { quote } from '../../host/quote.js'
+import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../../host/trust.js'
 import { StepError } from '../../engine/step.js'
-import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
+import { ReleaseStore } from '../../releases/store.js'
+import { remoteSha256, sidePaths } from '../../strategies/hot-upgrade/install.js'
 import type { Running } from '../supervisor.js'
 import {
   configHazards,
@@ -28,17 +31,31 @@ export interface MasterFacts extends Running {
   oldWorkerPids: number[]
 }
 
+/** What pre-flight is told: the pid file, and what the trust checks need. */
+export interface InspectPlan {
+  pidFile: string
+  binaryPath?: string
+  /** The release store (default: beside the binary's name under /var/lib/zerodown): checked like the live folder. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
+}
+
 const fail = (message: string): never => {
   throw new StepError('preflight', message)
 }
 
 export async function inspectMaster(
   host: Host,
-  plan: { pidFile: string; binaryPath?: string },
+  plan: InspectPlan,
   note: (s: string) => void
 ): Promise<MasterFacts> {
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    )
   refuseUpgradeInProgress(snap, pidFile, host.sudo ? 'sudo ' : '')
   if (snap.pid === null)
     fail(
@@ -48,14 +65,28 @@ export async function inspectMaster(
   if (!isAlive(snap, pid))
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
 
+  // Before anything runs with privilege or is removed: who the master is, who may write its files.
+  const exe = exePath(snap.procs.get(pid)!)
+  if (exe.path === '-' || exe.path === '')
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    )
+  const trust = await trusted(host, plan, pid, exe.path)
+
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
-  const { cmd, exe } = await checkMaster(host, snap, pid, plan, note)
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
   const livePath = exe.path
   const arch = (await host.run(['uname', '-m'])).stdout.trim()
   const liveSha256 = await remoteSha256(host, livePath)
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stderr + v.stdout)
+  // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
+  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced })
+  let version: string | null = null
+  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
+  else {
+    const v = await host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
+    version = parseVersion(v.stderr + v.stdout)
+  }
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
     `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
@@ -86,7 +117,7 @@ function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, sh: string): v
           `. To go back to the old one: ${sh}kill -HUP ${o}` +
           (children.length > 0
             ? `; ${sh}kill -TERM ${children.join(' ')}`
-            : `; ${sh}mv ${pidFile}.oldbin ${pidFile}`) +
+            : `; ${sh}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) +
           ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       )
     fail(
@@ -129,9 +160,10 @@ async function checkMaster(
   host: Host,
   snap: Snapshot,
   pid: number,
+  exe: { path: string; replaced: boolean },
   plan: { binaryPath?: string },
   note: (s: string) => void
-): Promise<{ cmd: MasterCommand; exe: { path: string; replaced: boolean } }> {
+): Promise<{ cmd: MasterCommand }> {
   const master = snap.procs.get(pid)!
   const strays = newMasterCandidates(snap, pid)
   if (strays.length > 0)
@@ -148,11 +180,6 @@ async function checkMaster(
     )
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
 
-  const exe = exePath(master)
-  if (exe.path === '-' || exe.path === '')
-    fail(
-      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
-    )
   if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path)
     fail(
       `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. ` +
@@ -184,7 +211,24 @@ async function checkMaster(
     )
   }
 
-  return { cmd: cmd!, exe }
+  return { cmd: cmd! }
+}
+
+/** The trust checks (src/host/trust.ts) for this master; a refusal is a pre-flight failure. */
+async function trusted(host: Host, plan: InspectPlan, pid: number, livePath: string): Promise<TrustFacts> {
+  try {
+    return await checkTrust(host, {
+      pidFile: plan.pidFile,
+      pid,
+      livePath,
+      stagingPath: sidePaths(livePath).staging,
+      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir,
+      masterUser: plan.masterUser
+    })
+  } catch (e) {
+    if (e instanceof TrustError) fail(e.message)
+    throw e
+  }
 }
 
 /** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
