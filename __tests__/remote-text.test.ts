@@ -25,10 +25,13 @@ afterAll(() => {
 /** Lines the runner would take for commands: `::name::` at the start (after blanks), `##[` anywhere. */
 function commandLines(log: string): string[] {
   const ours = /^::(add-mask|group|endgroup|error|warning|notice|debug)( [^:]*)?::/
-  return log
-    .split('\n')
-    .filter(l => /^\s*::/.test(l) || l.includes('##['))
-    .filter(l => !ours.test(l) || /injected|stop-commands|add-mask::(ok|nginx)/.test(l))
+  return (
+    log
+      .split('\n')
+      .filter(l => /^\s*::/.test(l) || l.includes('##['))
+      // Our own annotations carry the (neutralised) text as escaped command data: they are not injected.
+      .filter(l => !ours.test(l) || /^::(add-mask::ok|stop-commands::)/.test(l))
+  )
 }
 
 describe('remote text in the log and the job summary', () => {
