@@ -52,31 +52,24 @@ export async function signal(host: Host, sig: string, pid: number): Promise<void
   check(host, argv, await host.run(argv, { sudo: host.sudo }))
 }
 
-type Outcome = { ok: true; workers: number[] } | { ok: false; why: string }
+type Outcome = { ok: true; workers: number[] } | { ok: false; why: 'gone' | 'wait-mode' }
 
 /**
  * Where a reload stands: done (new workers run the live file and the master left its reload),
- * failed (the master left its reload in wait mode with no new worker, or is gone), or undefined
- * (still going). `before`: the workers that served before the signal.
+ * failed (the master is gone, or it left its reload in wait mode with no new worker), or
+ * undefined (still going). `before`: the workers that served before the signal.
  */
 export function reloadOutcome(
   snap: HaproxySnapshot,
   before: readonly number[],
   id: string
 ): Outcome | undefined {
-  if (!alive(snap.master))
-    return {
-      ok: false,
-      why: `the master exited during the reload: the new binary could not run as the master, or its worker failed and took the master (and the old workers) with it`
-    }
+  if (!alive(snap.master)) return { ok: false, why: 'gone' }
   const old = new Set(before)
   const fresh = workers(snap).filter(w => !old.has(w.pid) && w.exeId === id)
   if (reloading(snap.master) || snap.master.exeId !== id) return undefined
   if (fresh.length > 0) return { ok: true, workers: fresh.map(w => w.pid) }
-  return {
-    ok: false,
-    why: `the reload failed: the master runs the new file but started no worker (wait mode); the old workers ${before.join(', ')} still serve`
-  }
+  return { ok: false, why: 'wait-mode' }
 }
 
 /** USR2 to the master, then the wait for new workers running the live file; returns the master's pid. */
@@ -87,9 +80,15 @@ export async function reload(
 ): Promise<number> {
   const pid = s.facts().pid
   const pre = await s.read()
-  if (!alive(pre.master)) throw new StepError(o.step, `the master ${pid} is gone (${s.describe(pre)})`)
+  if (!alive(pre.master)) {
+    const msg = `the master ${pid} is gone before the reload (${s.describe(pre)})`
+    throw new StepError(o.step, msg)
+  }
   const id = pre.liveId
-  if (id === '-') throw new StepError(o.step, `${s.facts().livePath} is missing: nothing to reload into`)
+  if (id === '-') {
+    const msg = `${s.facts().livePath} is missing: nothing to reload into`
+    throw new StepError(o.step, msg)
+  }
   s.reloadedId = id
   const already = ctx.retrying ? reloadOutcome(pre, o.before, id) : undefined
   if (already?.ok) ctx.note(`the reload had gone through before the connection was lost: not sent again`)
@@ -108,12 +107,18 @@ export async function reload(
     failedPolls = alive(last.master) ? failedPolls + 1 : 3
     return failedPolls >= 3 ? r : undefined
   })
-  if (outcome === undefined)
-    throw new StepError(
-      o.step,
-      `no new worker running ${s.facts().livePath} within start-timeout ${formatDuration(o.startTimeoutMs)}: ${s.describe(last)}`
-    )
-  if (!outcome.ok) throw new StepError(o.step, outcome.why)
+  if (outcome === undefined) {
+    const msg = `no new worker running ${s.facts().livePath} within start-timeout ${formatDuration(o.startTimeoutMs)}: ${s.describe(last)}`
+    throw new StepError(o.step, msg)
+  }
+  if (!outcome.ok && outcome.why === 'gone') {
+    const msg = `the master ${pid} exited during the reload: the new binary could not run as the master, or its new worker failed and took the master and the old workers with it (HAProxy has no old master to fall back on)`
+    throw new StepError(o.step, msg)
+  }
+  if (!outcome.ok) {
+    const msg = `the reload failed and the master is in wait mode: it runs the new file but started no worker; the old workers ${o.before.join(', ')} still serve`
+    throw new StepError(o.step, msg)
+  }
   s.newWorkerPids = outcome.workers
   ctx.note(
     `master ${pid} reloaded: new workers ${outcome.workers.join(', ')} run ${s.facts().livePath}; ` +
