@@ -81,3 +81,8 @@ export function haproxyExitBuild(dir: string): string {
   )
   return path
 }
+
+/** A working HAProxy that reports another version (same length as the machine's), e.g. 8.0.0. */
+export function haproxyVersionBuild(dir: string, version: string): string {
+  return write(dir, `haproxy-${version}`, patched(version))
+}
