@@ -85,13 +85,6 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
-    name: 'supervisor',
-    description:
-      "The server's hand-over protocol. nginx: USR2 starts a new master (also Angie, freenginx, Tengine). haproxy: HAProxy in master-worker mode, USR2 reloads it in place. See docs/servers.md.",
-    default: 'nginx',
-    required: false
-  },
-  {
     name: 'binary',
     description: 'Local path of the new binary on the runner (deploy mode).',
     default: '',
@@ -106,9 +99,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'pid-file',
-    description:
-      'Remote pid file of the master (nginx: the pid directive; HAProxy: pidfile or -p). Default: /run/nginx.pid with supervisor nginx, /run/haproxy.pid with haproxy.',
-    default: '',
+    description: 'Remote pid file of the master (the pid directive of nginx.conf).',
+    default: '/run/nginx.pid',
     required: false
   },
   {
@@ -218,9 +210,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-fleet',
-    description:
-      'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx), false otherwise (haproxy), which refuses true with more than one host.',
-    default: '',
+    description: 'When a host fails, roll back the hosts already upgraded in this run.',
+    default: 'true',
     required: false
   },
   {

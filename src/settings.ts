@@ -6,19 +6,6 @@ import { parseDuration } from './duration.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
-/** The server's hand-over protocol (src/supervisors). */
-export type SupervisorId = 'nginx' | 'haproxy' | 'tableflip'
-
-/**
- * Per supervisor: its usual pid file, and whether it can hold the old process until the whole
- * fleet passed (rollback-fleet). HAProxy cannot: after a reload the master runs the new file and
- * the old workers leave by themselves. tableflip cannot: the parent exits after the child's Ready().
- */
-const SUPERVISOR_DEFAULTS: Record<SupervisorId, { pidFile?: string; canHold: boolean }> = {
-  nginx: { pidFile: '/run/nginx.pid', canHold: true },
-  haproxy: { pidFile: '/run/haproxy.pid', canHold: false },
-  tableflip: { canHold: false }
-}
 
 export interface HostTarget {
   /** The host's address as written (a name, IPv4, or IPv6 without brackets). */
@@ -41,7 +28,6 @@ export interface Settings {
   connectTimeoutMs: number
 
   mode: Mode
-  supervisor: SupervisorId
   /** Local path of the new binary (deploy mode). */
   binary?: string
   /** Remote live path; undefined means: the running master's executable. */
@@ -352,8 +338,6 @@ export function readSettings(read: InputReader): Settings {
   const port = integer(read, 'port', 22, 1, 65535)
   const hosts = hostList(read, user, port)
   const mode = oneOf(read, 'mode', ['deploy', 'rollback'] as const, 'deploy')
-  const supervisor = oneOf(read, 'supervisor', ['nginx', 'haproxy', 'tableflip'] as const, 'nginx')
-  const known = SUPERVISOR_DEFAULTS[supervisor]
 
   const settings: Settings = {
     hosts,
@@ -367,10 +351,9 @@ export function readSettings(read: InputReader): Settings {
     connectTimeoutMs: duration(read, 'connect-timeout', '20s', 100),
 
     mode,
-    supervisor,
     binary: line(read, 'binary', 4096),
     binaryPath: remotePath(read, 'binary-path'),
-    pidFile: pidFile(read, supervisor, known.pidFile),
+    pidFile: remotePath(read, 'pid-file', '/run/nginx.pid')!,
 
     startTimeoutMs: duration(read, 'start-timeout', '30s'),
     healthUrl: healthUrl(read),
@@ -391,7 +374,7 @@ export function readSettings(read: InputReader): Settings {
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
-    rollbackFleet: bool(read, 'rollback-fleet', known.canHold),
+    rollbackFleet: bool(read, 'rollback-fleet', true),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
 
@@ -408,24 +391,7 @@ export function readSettings(read: InputReader): Settings {
       'Give only the lines of the hosts of this rollout'
     )
   checkCombinations(settings)
-  if (settings.rollbackFleet && !known.canHold && hosts.length > 1)
-    throw new SettingsError(
-      'rollback-fleet',
-      `is true, but supervisor ${supervisor} cannot keep the old process while the rest of the fleet upgrades (it leaves by itself once the new one serves)`,
-      'Set rollback-fleet: false (the default for it): a failing host is still rolled back and stops the rollout; hosts already upgraded stay on the new version, and mode: rollback takes them back'
-    )
   return settings
-}
-
-function pidFile(read: InputReader, supervisor: SupervisorId, fallback: string | undefined): string {
-  const value = remotePath(read, 'pid-file', fallback)
-  if (value === undefined)
-    throw new SettingsError(
-      'pid-file',
-      `is required with supervisor ${supervisor}`,
-      'Give the path of the pid file your server writes'
-    )
-  return value
 }
 
 function checkCombinations(s: Settings): void {
