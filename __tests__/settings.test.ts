@@ -127,3 +127,42 @@ describe('readSettings', () => {
     expect(s.insecureSkipHostKeyCheck).toBe(true)
   })
 })
+
+describe('supervisor: haproxy and rollback-fleet', () => {
+  it('defaults to nginx, its pid file and rollback-fleet', () => {
+    const s = settingsWith({ hosts: 'web1\nweb2' })
+    expect(s.supervisor).toBe('nginx')
+    expect(s.pidFile).toBe('/run/nginx.pid')
+    expect(s.rollbackFleet).toBe(true)
+  })
+
+  it("haproxy: HAProxy's pid file, and no rollback-fleet by default (it cannot hold its old workers)", () => {
+    const s = settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy' })
+    expect(s.pidFile).toBe('/run/haproxy.pid')
+    expect(s.rollbackFleet).toBe(false)
+    expect(settingsWith({ supervisor: 'haproxy', 'pid-file': '/var/run/hap.pid' }).pidFile).toBe(
+      '/var/run/hap.pid'
+    )
+  })
+
+  it('haproxy refuses rollback-fleet: true for a fleet, before any host is touched; one host is fine', () => {
+    let e: unknown
+    try {
+      settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy', 'rollback-fleet': 'true' })
+    } catch (err) {
+      e = err
+    }
+    expect(e).toBeInstanceOf(SettingsError)
+    expect((e as SettingsError).input).toBe('rollback-fleet')
+    expect((e as Error).message).toMatch(
+      /supervisor haproxy cannot keep the old process.*Set rollback-fleet: false/
+    )
+    expect(settingsWith({ supervisor: 'haproxy', 'rollback-fleet': 'true' }).rollbackFleet).toBe(true)
+  })
+
+  it('an unknown supervisor names the ones there are', () => {
+    expect(() => settingsWith({ supervisor: 'apache' })).toThrow(
+      /Input 'supervisor'.*not one of nginx, haproxy, tableflip/
+    )
+  })
+})

@@ -233,8 +233,9 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-fleet',
-    description: 'When a host fails, roll back the hosts already upgraded in this run.',
-    default: 'true',
+    description:
+      'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.',
+    default: '',
     required: false
   },
   {

@@ -18,6 +18,13 @@ const DEFAULT_PID_FILE: Record<SupervisorKind, string | undefined> = {
   tableflip: undefined
 }
 
+/**
+ * Whether a supervisor can keep its old process until the whole fleet passed (rollback-fleet).
+ * HAProxy cannot: after a reload the master runs the new file and the old workers leave by
+ * themselves. tableflip cannot: the parent exits once the child is Ready().
+ */
+const CAN_HOLD: Record<SupervisorKind, boolean> = { nginx: true, haproxy: false, tableflip: false }
+
 /** Signals a tableflip server may take for Upgrade(); TERM, INT or QUIT would stop it instead. */
 export const UPGRADE_SIGNALS = ['HUP', 'USR1', 'USR2'] as const
 export type UpgradeSignal = (typeof UPGRADE_SIGNALS)[number]
@@ -426,7 +433,7 @@ export function readSettings(read: InputReader): Settings {
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
-    rollbackFleet: bool(read, 'rollback-fleet', true),
+    rollbackFleet: bool(read, 'rollback-fleet', CAN_HOLD[supervisor]),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
 
@@ -443,12 +450,18 @@ export function readSettings(read: InputReader): Settings {
       'Give only the lines of the hosts of this rollout'
     )
   checkCombinations(settings)
+  if (settings.rollbackFleet && !CAN_HOLD[supervisor] && hosts.length > 1)
+    throw new SettingsError(
+      'rollback-fleet',
+      `is true, but supervisor ${supervisor} cannot keep the old process while the rest of the fleet upgrades (it leaves by itself once the new one serves)`,
+      'Set rollback-fleet: false (its default): a failing host is still rolled back and stops the rollout; hosts already upgraded stay on the new version, and mode: rollback takes them back'
+    )
   return settings
 }
 
 function checkCombinations(s: Settings): void {
-  // Until each protocol's supervisor is wired into the rollout (issue #11), only nginx runs.
-  if (s.supervisor !== 'nginx')
+  // Until each protocol's supervisor is wired into the rollout (issue #11), only nginx and haproxy run.
+  if (s.supervisor === 'tableflip')
     throw new SettingsError(
       'supervisor',
       `${s.supervisor} is not wired into the rollout of this build yet`,
