@@ -14,6 +14,8 @@ import {
   startArgs
 } from '../src/supervisors/haproxy/protocol.js'
 import { reloadOutcome } from '../src/supervisors/haproxy/reload.js'
+import { haproxy } from '../src/supervisors/haproxy/index.js'
+import { spawnSync } from 'node:child_process'
 
 const OLD = '65024:100'
 const NEW = '65024:200'
@@ -223,5 +225,23 @@ describe('reloadOutcome: judged from the processes, never from a sleep', () => {
       500
     )
     expect(describeSnap(snap, before)).toBe('master 500, workers: 602 (live file), old workers left: 601')
+  })
+})
+
+describe("the watchdog's HAProxy part", () => {
+  it('is valid POSIX sh (dash -n), defines what the watchdog calls, and holds no path, pid or token', () => {
+    const script = haproxy.watchdog.script
+    const r = spawnSync('dash', ['-n'], { input: script, encoding: 'utf8' })
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    expect(script).toMatch(/^revert_processes\(\) \{/m)
+    expect(script).toMatch(/^processes_ok\(\) \{/m)
+    expect(script).not.toMatch(/\/srv\/|\/run\/|\/var\/lib/)
+    expect(script).not.toContain('@{')
+  })
+
+  it('declares what HAProxy cannot do: no hold, a rollback is another reload, the master keeps its pid', () => {
+    expect(haproxy.capabilities).toEqual({ canHold: false, revert: 'handoff', samePid: true })
+    expect(haproxy.names.id).toBe('haproxy')
   })
 })

@@ -103,8 +103,9 @@ class HaproxySession implements SupervisorSession {
     const snap = await this.s.read()
     if (!alive(snap.master)) return startAgain(this.s, ctx, this.s.pollIntervalMs)
     const ws = workers(snap)
-    if (!reloading(snap.master) && ws.length > 0 && ws.every(w => w.exeId === snap.liveId)) {
-      ctx.note(`every worker of the master ${snap.master.pid} runs the old binary already: nothing to reload`)
+    const settled = !reloading(snap.master) && snap.master.exeId === snap.liveId
+    if (settled && ws.length > 0 && ws.every(w => w.exeId === snap.liveId)) {
+      ctx.note(`the master ${snap.master.pid} and its workers run the old binary already: nothing to reload`)
       return
     }
     await reload(this.s, ctx, {

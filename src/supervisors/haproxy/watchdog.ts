@@ -12,21 +12,25 @@ hx_runs_live() { [ "$(stat -L -c %d:%i "/proc/$1/exe" 2>/dev/null)" = "$(stat -L
 hx_reloading() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qx -- '-sf'; }
 
 revert_processes() {
+  hx_before=
   if ! alive "$old"; then
     log "the HAProxy master $old is gone: nothing can reload; start HAProxy again (the old binary is at $live)"
     return 0
   fi
-  if processes_ok; then log "workers of the master $old already run the old binary"; return 0; fi
+  if processes_ok && [ -z "$o" ] && hx_runs_live "$old"; then log "the master $old and its workers run the old binary already"; return 0; fi
+  hx_before=" $(hx_kids "$old" | tr '\n' ' ') "
   if kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
   i=0; while [ $i -lt 150 ]; do processes_ok && break; nap; i=$((i+1)); done
 }
 
-# 0 when the master serves with workers running the live (old) file; sets serving, seen, seen_short.
+# 0 when the master has left its reload and serves with workers (started by the watchdog's reload,
+# if it sent one) running the live (old) file; sets serving, seen, seen_short, and o (other workers).
 processes_ok() {
   if ! alive "$old"; then serving=; seen="master $old gone"; seen_short=$seen; return 1; fi
   n=; o=
   for c in $(hx_kids "$old"); do
     alive "$c" || continue
+    case $hx_before in *" $c "*) o="$o $c"; continue;; esac
     if hx_runs_live "$c"; then n="$n $c"; else o="$o $c"; fi
   done
   r=; hx_reloading "$old" && r=' (reloading)'
