@@ -208,7 +208,7 @@ describe('HAProxy through the action (supervisor: haproxy)', () => {
 
     const refused = await runAction(inputs(fleet, { binary: build, 'rollback-fleet': 'true' }))
     expect(refused.code).toBe(1)
-    expect(refused.log).toMatch(/Input 'rollback-fleet'.*supervisor haproxy cannot keep the old process/)
+    expect(refused.log).toMatch(/Input 'rollback-fleet'.*cannot hold its old process/)
     for (const h of fleet) expect(sha(sb.hostPath(h, LIVE_HAPROXY))).toBe(ORIGINAL)
 
     const run = await runAction(inputs(fleet, { binary: build }))

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import { parseDuration, formatDuration } from '../src/duration.js'
 import { parseHostTarget, SettingsError } from '../src/settings.js'
 import { settingsWith } from './helpers/inputs.js'
+import { checkPairings, supervisorOf } from '../src/app.js'
 
 function errorOf(over: Record<string, string>): SettingsError {
   try {
@@ -146,18 +147,12 @@ describe('supervisor: haproxy and rollback-fleet', () => {
   })
 
   it('haproxy refuses rollback-fleet: true for a fleet, before any host is touched; one host is fine', () => {
-    let e: unknown
-    try {
-      settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy', 'rollback-fleet': 'true' })
-    } catch (err) {
-      e = err
-    }
-    expect(e).toBeInstanceOf(SettingsError)
-    expect((e as SettingsError).input).toBe('rollback-fleet')
-    expect((e as Error).message).toMatch(
-      /supervisor haproxy cannot keep the old process.*Set rollback-fleet: false/
+    const fleet = settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy', 'rollback-fleet': 'true' })
+    expect(() => checkPairings(fleet, supervisorOf(fleet))).toThrow(
+      /Input 'rollback-fleet'.*HAProxy \(master-worker\) cannot hold its old process.*Set rollback-fleet: false/
     )
-    expect(settingsWith({ supervisor: 'haproxy', 'rollback-fleet': 'true' }).rollbackFleet).toBe(true)
+    const one = settingsWith({ supervisor: 'haproxy', 'rollback-fleet': 'true' })
+    expect(() => checkPairings(one, supervisorOf(one))).not.toThrow()
   })
 
   it('an unknown supervisor names the ones there are', () => {

@@ -178,7 +178,7 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'drain-timeout',
-    description: 'How long old workers may take to finish their requests after WINCH.',
+    description: 'How long old workers may take to finish their requests once they stopped accepting.',
     default: '5m',
     required: false
   },
@@ -271,6 +271,10 @@ export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'result',
     description: 'upgraded, rolled-back, unchanged or failed.'
+  },
+  {
+    name: 'supervisor',
+    description: 'The supervisor that handed over on the hosts: nginx or haproxy.'
   },
   {
     name: 'version',

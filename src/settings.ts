@@ -450,12 +450,6 @@ export function readSettings(read: InputReader): Settings {
       'Give only the lines of the hosts of this rollout'
     )
   checkCombinations(settings)
-  if (settings.rollbackFleet && !CAN_HOLD[supervisor] && hosts.length > 1)
-    throw new SettingsError(
-      'rollback-fleet',
-      `is true, but supervisor ${supervisor} cannot keep the old process while the rest of the fleet upgrades (it leaves by itself once the new one serves)`,
-      'Set rollback-fleet: false (its default): a failing host is still rolled back and stops the rollout; hosts already upgraded stay on the new version, and mode: rollback takes them back'
-    )
   return settings
 }
 

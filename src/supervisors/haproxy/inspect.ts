@@ -5,7 +5,7 @@
  */
 import { StepError } from '../../engine/step.js'
 import { type Host } from '../../host/host.js'
-import { remoteSha256 } from '../../upgrade/install.js'
+import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running } from '../supervisor.js'
 import { alive, checkArgv, parseVersion, probe, reloading, startArgs, workers } from './protocol.js'
 

@@ -8,7 +8,7 @@
 import { formatDuration } from '../../duration.js'
 import { StepError } from '../../engine/step.js'
 import { check, type Host } from '../../host/host.js'
-import { waitUntilSoon } from '../../upgrade/wait.js'
+import { waitUntilSoon } from '../../engine/wait.js'
 import type { SupervisorContext } from '../supervisor.js'
 import type { MasterFacts } from './inspect.js'
 import { alive, daemonizes, describe, probe, reloading, workers, type HaproxySnapshot } from './protocol.js'
