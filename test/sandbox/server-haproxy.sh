@@ -107,8 +107,11 @@ haproxy_start() { # uses H, HID, SSHD_PID; sets SERVER_PID
   command -v setpriv >/dev/null 2>&1 || drop=(runuser -u "$SB_USER" --)
   rm -f "$H/run/haproxy.pid"
   # the slow backend (unless it still runs), detached (setsid) so that it outlives this command
-  port_in_use "$addr" "$((HTTP_PORT + 1))" || nsenter -t "$SSHD_PID" -m -- env -i PATH=/usr/bin:/bin "${drop[@]}" \
-    setsid python3 /srv/app/slow.py "$addr" "$((HTTP_PORT + 1))" </dev/null >>"$H/slow.log" 2>&1 &
+  # (an `a || b &` list would put port_in_use's subshell, which holds our stdout, in the background)
+  if ! port_in_use "$addr" "$((HTTP_PORT + 1))"; then
+    nsenter -t "$SSHD_PID" -m -- env -i PATH=/usr/bin:/bin "${drop[@]}" \
+      setsid python3 /srv/app/slow.py "$addr" "$((HTTP_PORT + 1))" </dev/null >>"$H/slow.log" 2>&1 &
+  fi
   nsenter -t "$SSHD_PID" -m -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/$SB_USER \
     "${drop[@]}" /srv/app/sbin/haproxy -W -D -f /srv/app/conf/haproxy.cfg \
     </dev/null >>"$H/haproxy-start.log" 2>&1 ||
