@@ -77,7 +77,7 @@ export function checkPairings(settings: Settings, supervisor: Supervisor): void 
     throw new SettingsError(
       'rollback-fleet',
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
-      'Set rollback-fleet: false, its default for this supervisor (each host commits as soon as it passes; a failing host is still rolled back and stops the rollout, and mode: rollback takes the others back)'
+      'Set rollback-fleet: false (each host commits as soon as it passes)'
     )
 }
 
