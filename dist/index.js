@@ -44729,9 +44729,10 @@ var haproxy = {
     id: "haproxy",
     title: "HAProxy (master-worker)",
     steps: { start: "reload", retire: "retire" },
-    old: "old workers",
-    new: "new workers",
-    retiring: "left to exit by themselves (they soft-stopped at the reload)"
+    // "the old generation is left to exit by itself": the strategy puts these in its sentences
+    old: "old generation",
+    new: "new generation",
+    retiring: "left to exit by itself (its workers soft-stopped at the reload)"
   },
   capabilities: { canHold: false, revert: "handoff", samePid: true },
   watchdog: haproxyWatchdog,
