@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals'
 import { parseDuration, formatDuration } from '../src/duration.js'
 import { parseHostTarget, SettingsError } from '../src/settings.js'
 import { settingsWith } from './helpers/inputs.js'
+import { checkPairings, supervisorOf } from '../src/app.js'
 
 function errorOf(over: Record<string, string>): SettingsError {
   try {
@@ -71,7 +72,10 @@ describe('readSettings', () => {
     expect(s.hosts.map(h => h.label)).toEqual(['root@a', 'root@b:2200', 'ops@c'])
     expect(s).toMatchObject({
       mode: 'deploy',
+      supervisor: 'nginx',
       pidFile: '/run/nginx.pid',
+      upgradeSignal: 'HUP',
+      verifyCommand: undefined,
       startTimeoutMs: 30_000,
       healthChecks: 3,
       healthIntervalMs: 1000,
@@ -113,7 +117,11 @@ describe('readSettings', () => {
     [{ 'health-checks': '62' }, 'health-timeout', 'Raise health-timeout above 1m01s'],
     [{ 'known-hosts': '# only a comment\n\n' }, 'known-hosts', 'has no host key line'],
     [{ 'known-hosts': 'web1.example.com' }, 'known-hosts', 'Paste the output of ssh-keyscan'],
-    [{ 'known-hosts': 'SHA256:' + 'A'.repeat(43) }, 'known-hosts', 'fingerprints go in host-fingerprints']
+    [{ 'known-hosts': 'SHA256:' + 'A'.repeat(43) }, 'known-hosts', 'fingerprints go in host-fingerprints'],
+    [{ supervisor: 'apache' }, 'supervisor', 'not one of nginx, haproxy, tableflip'],
+    [{ supervisor: 'tableflip' }, 'pid-file', 'required with supervisor tableflip'],
+    [{ 'upgrade-signal': 'TERM' }, 'upgrade-signal', 'not one of HUP, USR1, USR2'],
+    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it']
   ])('%j fails naming %s', (over, input, problem) => {
     const e = errorOf(over as Record<string, string>)
     expect(e.input).toBe(input)
@@ -139,8 +147,47 @@ describe('readSettings', () => {
     expect(settingsWith({ 'known-hosts': text }).knownHosts).toBe(text)
   })
 
+  it('verify-command is kept as written; upgrade-signal takes SIG names in any case', () => {
+    const s = settingsWith({ 'verify-command': "{binary} -t -c '/etc/app conf'", 'upgrade-signal': 'sighup' })
+    expect(s.verifyCommand).toBe("{binary} -t -c '/etc/app conf'")
+    expect(s.upgradeSignal).toBe('HUP')
+  })
+
   it('insecure-skip-host-key-check allows no known hosts', () => {
     const s = settingsWith({ 'known-hosts': '', 'insecure-skip-host-key-check': 'true' })
     expect(s.insecureSkipHostKeyCheck).toBe(true)
+  })
+})
+
+describe('supervisor: haproxy and rollback-fleet', () => {
+  it('defaults to nginx, its pid file and rollback-fleet', () => {
+    const s = settingsWith({ hosts: 'web1\nweb2' })
+    expect(s.supervisor).toBe('nginx')
+    expect(s.pidFile).toBe('/run/nginx.pid')
+    expect(s.rollbackFleet).toBe(true)
+  })
+
+  it("haproxy: HAProxy's pid file, and no rollback-fleet by default (it cannot hold its old workers)", () => {
+    const s = settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy' })
+    expect(s.pidFile).toBe('/run/haproxy.pid')
+    expect(s.rollbackFleet).toBe(false)
+    expect(settingsWith({ supervisor: 'haproxy', 'pid-file': '/var/run/hap.pid' }).pidFile).toBe(
+      '/var/run/hap.pid'
+    )
+  })
+
+  it('haproxy refuses rollback-fleet: true for a fleet, before any host is touched; one host is fine', () => {
+    const fleet = settingsWith({ hosts: 'web1\nweb2', supervisor: 'haproxy', 'rollback-fleet': 'true' })
+    expect(() => checkPairings(fleet, supervisorOf(fleet))).toThrow(
+      /Input 'rollback-fleet'.*HAProxy \(master-worker\) cannot hold its old process.*Set rollback-fleet: false/
+    )
+    const one = settingsWith({ supervisor: 'haproxy', 'rollback-fleet': 'true' })
+    expect(() => checkPairings(one, supervisorOf(one))).not.toThrow()
+  })
+
+  it('an unknown supervisor names the ones there are', () => {
+    expect(() => settingsWith({ supervisor: 'apache' })).toThrow(
+      /Input 'supervisor'.*not one of nginx, haproxy, tableflip/
+    )
   })
 })

@@ -19,7 +19,7 @@ describe('supervisors', () => {
     expect(supervisorFor('nginx')).toBe(nginx)
     expect(nginx.capabilities).toEqual({ canHold: true, revert: 'old-process', samePid: false })
     expect(nginx.names.steps).toEqual({ start: 'usr2', isolate: 'winch', retire: 'quit' })
-    expect(() => supervisorFor('lighttpd')).toThrow('no supervisor named lighttpd (known: nginx)')
+    expect(() => supervisorFor('lighttpd')).toThrow('no supervisor named lighttpd (known: nginx, haproxy)')
   })
 
   it('refuses rollback-fleet on several hosts when the supervisor cannot hold, naming the input and the fix', () => {

@@ -1313,13 +1313,13 @@ var require_util = __commonJS({
     function isFormDataLike(object) {
       return object && typeof object === "object" && typeof object.append === "function" && typeof object.delete === "function" && typeof object.get === "function" && typeof object.getAll === "function" && typeof object.has === "function" && typeof object.set === "function" && object[Symbol.toStringTag] === "FormData";
     }
-    function addAbortListener(signal2, listener) {
-      if ("addEventListener" in signal2) {
-        signal2.addEventListener("abort", listener, { once: true });
-        return () => signal2.removeEventListener("abort", listener);
+    function addAbortListener(signal3, listener) {
+      if ("addEventListener" in signal3) {
+        signal3.addEventListener("abort", listener, { once: true });
+        return () => signal3.removeEventListener("abort", listener);
       }
-      signal2.addListener("abort", listener);
-      return () => signal2.removeListener("abort", listener);
+      signal3.addListener("abort", listener);
+      return () => signal3.removeListener("abort", listener);
     }
     var hasToWellFormed = typeof String.prototype.toWellFormed === "function";
     var hasIsWellFormed = typeof String.prototype.isWellFormed === "function";
@@ -7072,7 +7072,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path, host, upgrade, expectContinue, signal: signal2, headers: reqHeaders } = request;
+      const { method, path, host, upgrade, expectContinue, signal: signal3, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7127,7 +7127,7 @@ var require_client_h2 = __commonJS({
       }
       if (method === "CONNECT") {
         session.ref();
-        stream = session.request(headers, { endStream: false, signal: signal2 });
+        stream = session.request(headers, { endStream: false, signal: signal3 });
         let upgradeResponseFinished = false;
         const onResponse = (headers2) => {
           upgradeResponseFinished = true;
@@ -7204,12 +7204,12 @@ var require_client_h2 = __commonJS({
       const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
       if (expectContinue) {
         headers[HTTP2_HEADER_EXPECT] = "100-continue";
-        stream = session.request(headers, { endStream: shouldEndStream, signal: signal2 });
+        stream = session.request(headers, { endStream: shouldEndStream, signal: signal3 });
         stream.once("continue", writeBodyH2);
       } else {
         stream = session.request(headers, {
           endStream: shouldEndStream,
-          signal: signal2
+          signal: signal3
         });
         writeBodyH2();
       }
@@ -9570,11 +9570,11 @@ var require_readable = __commonJS({
       }
       async dump(opts) {
         let limit = Number.isFinite(opts?.limit) ? opts.limit : 128 * 1024;
-        const signal2 = opts?.signal;
-        if (signal2 != null && (typeof signal2 !== "object" || !("aborted" in signal2))) {
+        const signal3 = opts?.signal;
+        if (signal3 != null && (typeof signal3 !== "object" || !("aborted" in signal3))) {
           throw new InvalidArgumentError("signal must be an AbortSignal");
         }
-        signal2?.throwIfAborted();
+        signal3?.throwIfAborted();
         if (this._readableState.closeEmitted) {
           return null;
         }
@@ -9583,13 +9583,13 @@ var require_readable = __commonJS({
             this.destroy(new AbortError());
           }
           const onAbort = () => {
-            this.destroy(signal2.reason ?? new AbortError());
+            this.destroy(signal3.reason ?? new AbortError());
           };
-          signal2?.addEventListener("abort", onAbort);
+          signal3?.addEventListener("abort", onAbort);
           this.on("close", function() {
-            signal2?.removeEventListener("abort", onAbort);
-            if (signal2?.aborted) {
-              reject(signal2.reason ?? new AbortError());
+            signal3?.removeEventListener("abort", onAbort);
+            if (signal3?.aborted) {
+              reject(signal3.reason ?? new AbortError());
             } else {
               resolve(null);
             }
@@ -9815,7 +9815,7 @@ var require_api_request = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal: signal2, method, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
+        const { signal: signal3, method, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -9823,7 +9823,7 @@ var require_api_request = __commonJS({
           if (highWaterMark && (typeof highWaterMark !== "number" || highWaterMark < 0)) {
             throw new InvalidArgumentError("invalid highWaterMark");
           }
-          if (signal2 && typeof signal2.on !== "function" && typeof signal2.addEventListener !== "function") {
+          if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
           if (method === "CONNECT") {
@@ -9851,7 +9851,7 @@ var require_api_request = __commonJS({
         this.onInfo = onInfo || null;
         this.throwOnError = throwOnError;
         this.highWaterMark = highWaterMark;
-        this.signal = signal2;
+        this.signal = signal3;
         this.reason = null;
         this.removeAbortListener = null;
         if (util.isStream(body)) {
@@ -10001,18 +10001,18 @@ var require_abort_signal = __commonJS({
       }
       removeSignal(self2);
     }
-    function addSignal(self2, signal2) {
+    function addSignal(self2, signal3) {
       self2.reason = null;
       self2[kSignal] = null;
       self2[kListener] = null;
-      if (!signal2) {
+      if (!signal3) {
         return;
       }
-      if (signal2.aborted) {
+      if (signal3.aborted) {
         abort(self2);
         return;
       }
-      self2[kSignal] = signal2;
+      self2[kSignal] = signal3;
       self2[kListener] = () => {
         abort(self2);
       };
@@ -10053,7 +10053,7 @@ var require_api_stream = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal: signal2, method, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
+        const { signal: signal3, method, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -10061,7 +10061,7 @@ var require_api_stream = __commonJS({
           if (typeof factory !== "function") {
             throw new InvalidArgumentError("invalid factory");
           }
-          if (signal2 && typeof signal2.on !== "function" && typeof signal2.addEventListener !== "function") {
+          if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
           if (method === "CONNECT") {
@@ -10093,7 +10093,7 @@ var require_api_stream = __commonJS({
             this.onError(err);
           });
         }
-        addSignal(this, signal2);
+        addSignal(this, signal3);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -10269,8 +10269,8 @@ var require_api_pipeline = __commonJS({
         if (typeof handler !== "function") {
           throw new InvalidArgumentError("invalid handler");
         }
-        const { signal: signal2, method, opaque, onInfo, responseHeaders } = opts;
-        if (signal2 && typeof signal2.on !== "function" && typeof signal2.addEventListener !== "function") {
+        const { signal: signal3, method, opaque, onInfo, responseHeaders } = opts;
+        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         if (method === "CONNECT") {
@@ -10323,7 +10323,7 @@ var require_api_pipeline = __commonJS({
           req.push(null);
         });
         this.res = null;
-        addSignal(this, signal2);
+        addSignal(this, signal3);
       }
       onConnect(abort, context) {
         const { ret, res } = this;
@@ -10427,8 +10427,8 @@ var require_api_upgrade = __commonJS({
         if (typeof callback !== "function") {
           throw new InvalidArgumentError("invalid callback");
         }
-        const { signal: signal2, opaque, responseHeaders } = opts;
-        if (signal2 && typeof signal2.on !== "function" && typeof signal2.addEventListener !== "function") {
+        const { signal: signal3, opaque, responseHeaders } = opts;
+        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         super("UNDICI_UPGRADE");
@@ -10437,7 +10437,7 @@ var require_api_upgrade = __commonJS({
         this.callback = callback;
         this.abort = null;
         this.context = null;
-        addSignal(this, signal2);
+        addSignal(this, signal3);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -10519,8 +10519,8 @@ var require_api_connect = __commonJS({
         if (typeof callback !== "function") {
           throw new InvalidArgumentError("invalid callback");
         }
-        const { signal: signal2, opaque, responseHeaders } = opts;
-        if (signal2 && typeof signal2.on !== "function" && typeof signal2.addEventListener !== "function") {
+        const { signal: signal3, opaque, responseHeaders } = opts;
+        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         super("UNDICI_CONNECT");
@@ -10528,7 +10528,7 @@ var require_api_connect = __commonJS({
         this.responseHeaders = responseHeaders || null;
         this.callback = callback;
         this.abort = null;
-        addSignal(this, signal2);
+        addSignal(this, signal3);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -12848,8 +12848,8 @@ var require_request2 = __commonJS({
     var assert = __require("node:assert");
     var { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __require("node:events");
     var kAbortController = /* @__PURE__ */ Symbol("abortController");
-    var requestFinalizer = new FinalizationRegistry2(({ signal: signal2, abort }) => {
-      signal2.removeEventListener("abort", abort);
+    var requestFinalizer = new FinalizationRegistry2(({ signal: signal3, abort }) => {
+      signal3.removeEventListener("abort", abort);
     });
     var dependentControllerMap = /* @__PURE__ */ new WeakMap();
     function buildAbort(acRef) {
@@ -12891,7 +12891,7 @@ var require_request2 = __commonJS({
         let request = null;
         let fallbackMode = null;
         const baseUrl = environmentSettingsObject.settingsObject.baseUrl;
-        let signal2 = null;
+        let signal3 = null;
         if (typeof input === "string") {
           this[kDispatcher] = init.dispatcher;
           let parsedURL;
@@ -12911,7 +12911,7 @@ var require_request2 = __commonJS({
           this[kDispatcher] = init.dispatcher || input[kDispatcher];
           assert(input instanceof _Request);
           request = input[kState];
-          signal2 = input[kSignal];
+          signal3 = input[kSignal];
         }
         const origin = environmentSettingsObject.settingsObject.origin;
         let window2 = "client";
@@ -13060,33 +13060,33 @@ var require_request2 = __commonJS({
           }
         }
         if (init.signal !== void 0) {
-          signal2 = init.signal;
+          signal3 = init.signal;
         }
         this[kState] = request;
         const ac = new AbortController();
         this[kSignal] = ac.signal;
-        if (signal2 != null) {
-          if (!signal2 || typeof signal2.aborted !== "boolean" || typeof signal2.addEventListener !== "function") {
+        if (signal3 != null) {
+          if (!signal3 || typeof signal3.aborted !== "boolean" || typeof signal3.addEventListener !== "function") {
             throw new TypeError(
               "Failed to construct 'Request': member signal is not of type AbortSignal."
             );
           }
-          if (signal2.aborted) {
-            ac.abort(signal2.reason);
+          if (signal3.aborted) {
+            ac.abort(signal3.reason);
           } else {
             this[kAbortController] = ac;
             const acRef = new WeakRef(ac);
             const abort = buildAbort(acRef);
             try {
-              if (typeof getMaxListeners === "function" && getMaxListeners(signal2) === defaultMaxListeners) {
-                setMaxListeners(1500, signal2);
-              } else if (getEventListeners(signal2, "abort").length >= defaultMaxListeners) {
-                setMaxListeners(1500, signal2);
+              if (typeof getMaxListeners === "function" && getMaxListeners(signal3) === defaultMaxListeners) {
+                setMaxListeners(1500, signal3);
+              } else if (getEventListeners(signal3, "abort").length >= defaultMaxListeners) {
+                setMaxListeners(1500, signal3);
               }
             } catch {
             }
-            util.addAbortListener(signal2, abort);
-            requestFinalizer.register(ac, { signal: signal2, abort }, abort);
+            util.addAbortListener(signal3, abort);
+            requestFinalizer.register(ac, { signal: signal3, abort }, abort);
           }
         }
         this[kHeaders] = new Headers2(kConstruct);
@@ -13374,10 +13374,10 @@ var require_request2 = __commonJS({
       }
       return newRequest;
     }
-    function fromInnerRequest(innerRequest, signal2, guard) {
+    function fromInnerRequest(innerRequest, signal3, guard) {
       const request = new Request(kConstruct);
       request[kState] = innerRequest;
-      request[kSignal] = signal2;
+      request[kSignal] = signal3;
       request[kHeaders] = new Headers2(kConstruct);
       setHeadersList(request[kHeaders], innerRequest.headersList);
       setHeadersGuard(request[kHeaders], guard);
@@ -13484,8 +13484,8 @@ var require_request2 = __commonJS({
       {
         key: "signal",
         converter: webidl.nullableConverter(
-          (signal2) => webidl.converters.AbortSignal(
-            signal2,
+          (signal3) => webidl.converters.AbortSignal(
+            signal3,
             "RequestInit",
             "signal",
             { strict: false }
@@ -32377,49 +32377,49 @@ var require_handlers_misc = __commonJS({
               );
               break;
             case "exit-signal": {
-              let signal2;
+              let signal3;
               let coreDumped;
               if (self2._compatFlags & COMPAT.OLD_EXIT) {
                 const num = bufferParser.readUInt32BE();
                 switch (num) {
                   case 1:
-                    signal2 = "HUP";
+                    signal3 = "HUP";
                     break;
                   case 2:
-                    signal2 = "INT";
+                    signal3 = "INT";
                     break;
                   case 3:
-                    signal2 = "QUIT";
+                    signal3 = "QUIT";
                     break;
                   case 6:
-                    signal2 = "ABRT";
+                    signal3 = "ABRT";
                     break;
                   case 9:
-                    signal2 = "KILL";
+                    signal3 = "KILL";
                     break;
                   case 14:
-                    signal2 = "ALRM";
+                    signal3 = "ALRM";
                     break;
                   case 15:
-                    signal2 = "TERM";
+                    signal3 = "TERM";
                     break;
                   default:
                     if (num !== void 0) {
-                      signal2 = `UNKNOWN (${num})`;
+                      signal3 = `UNKNOWN (${num})`;
                     }
                 }
                 coreDumped = false;
               } else {
-                signal2 = bufferParser.readString(true);
+                signal3 = bufferParser.readString(true);
                 coreDumped = bufferParser.readBool();
                 if (coreDumped === void 0)
-                  signal2 = void 0;
+                  signal3 = void 0;
               }
               const errorMessage = bufferParser.readString(true);
               if (bufferParser.skipString() !== void 0)
-                data = { signal: signal2, coreDumped, errorMessage };
+                data = { signal: signal3, coreDumped, errorMessage };
               self2._debug && self2._debug(
-                `Inbound: CHANNEL_REQUEST (r:${recipient}, ${type}: ${signal2})`
+                `Inbound: CHANNEL_REQUEST (r:${recipient}, ${type}: ${signal3})`
               );
               break;
             }
@@ -35187,16 +35187,16 @@ var require_Protocol = __commonJS({
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      signal(chan, signal2) {
+      signal(chan, signal3) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const origSignal = signal2;
-        signal2 = signal2.toUpperCase();
-        if (signal2.slice(0, 3) === "SIG")
-          signal2 = signal2.slice(3);
-        if (SIGNALS2[signal2] !== 1)
+        const origSignal = signal3;
+        signal3 = signal3.toUpperCase();
+        if (signal3.slice(0, 3) === "SIG")
+          signal3 = signal3.slice(3);
+        if (SIGNALS2[signal3] !== 1)
           throw new Error(`Invalid signal: ${origSignal}`);
-        const signalLen = signal2.length;
+        const signalLen = signal3.length;
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 4 + 6 + 1 + 4 + signalLen
@@ -35207,9 +35207,9 @@ var require_Protocol = __commonJS({
         packet.utf8Write("signal", p += 4, 6);
         packet[p += 6] = 0;
         writeUInt32BE(packet, signalLen, ++p);
-        packet.utf8Write(signal2, p += 4, signalLen);
+        packet.utf8Write(signal3, p += 4, signalLen);
         this._debug && this._debug(
-          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, signal: ${signal2})`
+          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, signal: ${signal3})`
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
@@ -35478,12 +35478,12 @@ var require_Protocol = __commonJS({
         const origSignal = name;
         if (typeof origSignal !== "string" || !origSignal)
           throw new Error(`Invalid signal: ${origSignal}`);
-        let signal2 = name.toUpperCase();
-        if (signal2.slice(0, 3) === "SIG")
-          signal2 = signal2.slice(3);
-        if (SIGNALS2[signal2] !== 1)
+        let signal3 = name.toUpperCase();
+        if (signal3.slice(0, 3) === "SIG")
+          signal3 = signal3.slice(3);
+        if (SIGNALS2[signal3] !== 1)
           throw new Error(`Invalid signal: ${origSignal}`);
-        const nameLen = Buffer.byteLength(signal2);
+        const nameLen = Buffer.byteLength(signal3);
         const msgLen = msg ? Buffer.byteLength(msg) : 0;
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
@@ -35495,7 +35495,7 @@ var require_Protocol = __commonJS({
         packet.utf8Write("exit-signal", p += 4, 11);
         packet[p += 11] = 0;
         writeUInt32BE(packet, nameLen, ++p);
-        packet.utf8Write(signal2, p += 4, nameLen);
+        packet.utf8Write(signal3, p += 4, nameLen);
         packet[p += nameLen] = coreDumped ? 1 : 0;
         writeUInt32BE(packet, msgLen, ++p);
         p += 4;
@@ -40790,18 +40790,18 @@ var require_client2 = __commonJS({
               removeListeners();
               cb(err3);
             }
-            function onExit(code, signal2) {
+            function onExit(code, signal3) {
               removeListeners();
               let msg;
               if (typeof code === "number")
                 msg = `Received exit code ${code} while establishing SFTP session`;
-              else if (signal2 !== void 0)
-                msg = `Received signal ${signal2} while establishing SFTP session`;
+              else if (signal3 !== void 0)
+                msg = `Received signal ${signal3} while establishing SFTP session`;
               else
                 msg = "Received unexpected SFTP session termination";
               const err3 = new Error(msg);
               err3.code = code;
-              err3.signal = signal2;
+              err3.signal = signal3;
               cb(err3);
             }
             sftp.on("ready", onReady).on("error", onError).on("exit", onExit).on("close", onExit);
@@ -43635,8 +43635,8 @@ function check(host, argv, result) {
 
 // src/engine/attempts.ts
 var STEP_ATTEMPTS = 4;
-function cancelledError(signal2, entry) {
-  const why = signal2?.reason;
+function cancelledError(signal3, entry) {
+  const why = signal3?.reason;
   const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
@@ -43655,13 +43655,13 @@ function runAttempts(step, o) {
       }
     }
   };
-  const signal2 = o.signal;
-  if (!signal2 || !step.interruptible) return attempts();
+  const signal3 = o.signal;
+  if (!signal3 || !step.interruptible) return attempts();
   const work = attempts();
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(cancelledError(signal2, o.entry));
-    signal2.addEventListener("abort", onAbort, { once: true });
-    void work.then(resolve, reject).finally(() => signal2.removeEventListener("abort", onAbort));
+    const onAbort = () => reject(cancelledError(signal3, o.entry));
+    signal3.addEventListener("abort", onAbort, { once: true });
+    void work.then(resolve, reject).finally(() => signal3.removeEventListener("abort", onAbort));
   });
 }
 
@@ -44869,8 +44869,561 @@ async function repairAdvice(p) {
   return lines;
 }
 
-// src/supervisors/nginx/protocol.ts
+// src/supervisors/haproxy/protocol.ts
 var PROBE = String.raw`
+pf=$1 live=$2 m=$3
+p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac
+echo "pidfile $p"
+echo "live $(stat -L -c %d:%i -- "$live" 2>/dev/null || echo -)"
+case $m in ''|*[!0-9]*|0) exit 0;; esac
+show() {
+  line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
+  rest=@{line##*) }
+  set -- "$1" $rest
+  id=$(stat -L -c %d:%i "/proc/$1/exe" 2>/dev/null) || id=-
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || exe=-
+  argv=$(tr '\0\t\n' '\t  ' 2>/dev/null < "/proc/$1/cmdline")
+  printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$id" "$exe" "$argv"
+}
+show "$m"
+[ -d "/proc/$m" ] || exit 0
+tr '\0' '\n' 2>/dev/null < "/proc/$m/environ" | grep -qx 'HAPROXY_MWORKER=1' && echo mworker
+echo "cwd $(readlink "/proc/$m/cwd" 2>/dev/null || echo -)"
+if [ -e "/proc/$m/task/$m/children" ]; then
+  for c in /proc/$m/task/*/children; do
+    k=; read -r k 2>/dev/null < "$c"
+    for q in $k; do show "$q"; done
+  done
+else
+  for f in /proc/[0-9]*/stat; do
+    line=; read -r line 2>/dev/null < "$f" || continue
+    q=@{f#/proc/}; q=@{q%/stat}
+    rest=@{line##*) }
+    set -- $rest
+    [ "$2" = "$m" ] && show "$q"
+  done
+fi
+`.replaceAll("@{", "${");
+function parseProc(line2) {
+  const [, pid, state, ppid, exeId, exe, ...argv] = line2.split("	");
+  return {
+    pid: Number(pid),
+    state: state ?? "?",
+    ppid: Number(ppid),
+    exeId: exeId ?? "-",
+    exe: exe ?? "-",
+    argv: argv.length > 0 && argv[argv.length - 1] === "" ? argv.slice(0, -1) : argv
+  };
+}
+function parseSnapshot(stdout, masterPid) {
+  const snap = {
+    pidFile: null,
+    liveId: "-",
+    master: null,
+    children: [],
+    mworker: false,
+    cwd: "-"
+  };
+  for (const line2 of stdout.split("\n")) {
+    if (line2.startsWith("pidfile ")) snap.pidFile = /^\d+$/.test(line2.slice(8)) ? Number(line2.slice(8)) : null;
+    else if (line2.startsWith("live ")) snap.liveId = line2.slice(5).trim() || "-";
+    else if (line2 === "mworker") snap.mworker = true;
+    else if (line2.startsWith("cwd ")) snap.cwd = line2.slice(4);
+    else if (line2.startsWith("proc	")) {
+      const p = parseProc(line2);
+      if (p.pid === masterPid) snap.master = p;
+      else if (p.ppid === masterPid) snap.children.push(p);
+    }
+  }
+  snap.children.sort((a, b) => a.pid - b.pid);
+  return snap;
+}
+async function probe(host, pidFile2, livePath, masterPid) {
+  const r = await host.run(["sh", "-c", PROBE, "sh", pidFile2, livePath, String(masterPid)], {
+    sudo: host.sudo,
+    timeoutMs: 3e4
+  });
+  if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`);
+  return parseSnapshot(r.stdout, masterPid);
+}
+var alive = (p) => p !== null && p !== void 0 && p.state !== "Z" && p.state !== "X";
+function reloading(master) {
+  return master.argv.some((a) => a === "-sf" || a === "-st");
+}
+function workers(snap) {
+  return snap.children.filter((p) => alive(p));
+}
+var PID_LISTS = /* @__PURE__ */ new Set(["-sf", "-st"]);
+var RUN_ONLY = { "-D": 0, "-W": 0, "-Ws": 0, "-db": 0, "-x": 1, "-S": 1, "-p": 1 };
+function startArgs(argv) {
+  const [argv0 = "", ...rest] = argv;
+  const args = [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (PID_LISTS.has(a)) {
+      while (i + 1 < rest.length && /^\d+$/.test(rest[i + 1])) i++;
+    } else if (a === "-x" && /^sockpair@/.test(rest[i + 1] ?? "")) i++;
+    else args.push(a);
+  }
+  return { argv0, args };
+}
+function checkArgv(binary, masterArgs) {
+  const out = [binary, "-c"];
+  for (let i = 0; i < masterArgs.length; i++) {
+    const a = masterArgs[i];
+    if (a === "--") {
+      out.push(...masterArgs.slice(i));
+      break;
+    }
+    if (a in RUN_ONLY) i += RUN_ONLY[a];
+    else if (PID_LISTS.has(a)) while (i + 1 < masterArgs.length && /^\d+$/.test(masterArgs[i + 1])) i++;
+    else out.push(a);
+  }
+  return out;
+}
+function daemonizes(masterArgs) {
+  return masterArgs.includes("-D");
+}
+function parseVersion(output) {
+  const m = /version (\d+\.\d+[^\s]*)/i.exec(output);
+  return m ? m[1] : null;
+}
+function describe(snap, oldWorkerPids) {
+  if (!alive(snap.master)) return `master gone (pid file: ${snap.pidFile ?? "none"})`;
+  const old = new Set(oldWorkerPids);
+  const ws = workers(snap);
+  const now = ws.filter((w) => !old.has(w.pid));
+  const left = ws.filter((w) => old.has(w.pid));
+  const runsLive = (w) => w.exeId === snap.liveId ? "live file" : "another file";
+  return `master ${snap.master.pid}${reloading(snap.master) ? " (reloading)" : ""}, workers: ${now.map((w) => `${w.pid} (${runsLive(w)})`).join(", ") || "none"}, old workers left: ${left.map((w) => w.pid).join(", ") || "none"}`;
+}
+
+// src/supervisors/haproxy/inspect.ts
+var fail = (message) => {
+  throw new StepError("preflight", message);
+};
+var stripDeleted = (exe) => exe.endsWith(" (deleted)") ? { path: exe.slice(0, -10), replaced: true } : { path: exe, replaced: false };
+async function inspectMaster(host, plan, note) {
+  const sudo = host.sudo;
+  const first2 = await probe(host, plan.pidFile, plan.binaryPath ?? "/", 0);
+  if (first2.pidFile === null)
+    fail(
+      `pid-file ${plan.pidFile} holds no pid (missing or empty). Is HAProxy running, and is pid-file the path of its pidfile (or -p)?`
+    );
+  const pid = first2.pidFile;
+  let snap = await probe(host, plan.pidFile, plan.binaryPath ?? "/", pid);
+  const master = snap.master;
+  if (!alive(master))
+    return fail(`pid-file ${plan.pidFile} names pid ${pid}, which is not running. Start HAProxy first`);
+  if (master.exe === "-")
+    fail(`cannot read /proc/${pid}/exe: HAProxy runs as another user. Deploy as that user, or set sudo: true`);
+  const exe = stripDeleted(master.exe);
+  const livePath = plan.binaryPath ?? exe.path;
+  snap = await probe(host, plan.pidFile, livePath, pid);
+  if (!snap.mworker && workers(snap).length === 0)
+    fail(
+      `the HAProxy process ${pid} is not a master-worker master (no HAPROXY_MWORKER in its environment, no worker children). Only master-worker mode reloads in place: start it with -W (or "master-worker" in the global section)`
+    );
+  if (reloading(master))
+    fail(
+      `the master ${pid} is in the middle of a reload (its command line still carries -sf). Wait a moment and deploy again`
+    );
+  const { argv0, args } = startArgs(master.argv);
+  if (!argv0.includes("/"))
+    fail(
+      `the master ${pid} was started as "${argv0}", without a slash: HAProxy re-executes argv[0] through PATH on reload, which may be another file than ${livePath}. Start it with the absolute path (${livePath}) once, then deploy`
+    );
+  const resolved = await host.run([
+    "sh",
+    "-c",
+    'cd -- "$1" 2>/dev/null; readlink -f -- "$2"',
+    "sh",
+    snap.cwd,
+    argv0
+  ]);
+  const target = resolved.stdout.trim();
+  if (resolved.code === 0 && target !== "" && target !== livePath)
+    fail(
+      `the master re-executes ${argv0} on reload, which is ${target}, not ${livePath}. Set binary-path to ${target}, or start HAProxy with ${livePath} as its argv[0]`
+    );
+  if (plan.binaryPath !== void 0 && !exe.replaced && exe.path !== plan.binaryPath)
+    note(`the master runs ${exe.path}; binary-path ${plan.binaryPath} is what it re-executes`);
+  const ws = workers(snap);
+  if (ws.length === 0)
+    fail(`the master ${pid} has no worker: it serves nothing (a failed start?). Restart HAProxy, then deploy`);
+  const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
+  const liveSha256 = await remoteSha256(host, livePath);
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master re-executes it`);
+  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo, timeoutMs: 15e3 });
+  const version = parseVersion(v.stdout + v.stderr);
+  note(
+    `master ${pid} (${argv0} ${args.join(" ")}), workers ${ws.map((w) => w.pid).join(", ")}; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
+  );
+  return {
+    pid,
+    livePath,
+    liveSha256,
+    exeReplaced: exe.replaced,
+    version,
+    arch: arch2,
+    argv0,
+    args,
+    cwd: snap.cwd,
+    oldWorkerPids: ws.map((w) => w.pid)
+  };
+}
+async function verifyBinary(host, facts, stagedPath, note) {
+  const sudo = host.sudo;
+  const argv = checkArgv(stagedPath, facts.args);
+  const test = await host.run(
+    ["sh", "-c", 'cd -- "$1" || exit 97; shift; exec "$@"', "sh", facts.cwd, ...argv],
+    {
+      sudo,
+      timeoutMs: 6e4
+    }
+  );
+  if (test.code !== 0)
+    throw new StepError(
+      "verify",
+      `the new binary fails its config check (${argv.join(" ")}): ` + (test.stderr || test.stdout).trim().split("\n").slice(-3).join(" | ")
+    );
+  note(`config check passed with the master's arguments (${argv.slice(1).join(" ")})`);
+  const v = await host.run([stagedPath, "-v"], { sudo, timeoutMs: 15e3 });
+  const version = parseVersion(v.stdout + v.stderr);
+  note(`new binary: version ${version ?? "unknown"}`);
+  return { version };
+}
+
+// src/supervisors/haproxy/reload.ts
+var HaproxyHost = class {
+  constructor(host, pidFile2, pollIntervalMs) {
+    this.host = host;
+    this.pidFile = pidFile2;
+    this.pollIntervalMs = pollIntervalMs;
+  }
+  host;
+  pidFile;
+  pollIntervalMs;
+  known = null;
+  /** The live file's "dev:inode" when the reload was sent: new workers run it. */
+  reloadedId = null;
+  /** Workers of the new binary, once the reload went through. */
+  newWorkerPids = [];
+  facts() {
+    if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
+    return this.known;
+  }
+  learn(facts) {
+    this.known = facts;
+  }
+  read() {
+    const f = this.facts();
+    return probe(this.host, this.pidFile, f.livePath, f.pid);
+  }
+  describe(snap) {
+    return describe(snap, this.facts().oldWorkerPids);
+  }
+};
+async function signal(host, sig, pid) {
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
+  const argv = ["kill", "-s", sig, "--", String(pid)];
+  check(host, argv, await host.run(argv, { sudo: host.sudo }));
+}
+function reloadOutcome(snap, before, id) {
+  if (!alive(snap.master)) return { ok: false, why: "gone" };
+  const old = new Set(before);
+  const fresh = workers(snap).filter((w) => !old.has(w.pid) && w.exeId === id);
+  if (reloading(snap.master) || snap.master.exeId !== id) return void 0;
+  if (fresh.length > 0) return { ok: true, workers: fresh.map((w) => w.pid) };
+  return { ok: false, why: "wait-mode" };
+}
+async function reload(s, ctx, o) {
+  const pid = s.facts().pid;
+  const pre = await s.read();
+  if (!alive(pre.master)) {
+    const msg = `the master ${pid} is gone before the reload (${s.describe(pre)})`;
+    throw new StepError(o.step, msg);
+  }
+  const id = pre.liveId;
+  if (id === "-") {
+    const msg = `${s.facts().livePath} is missing: nothing to reload into`;
+    throw new StepError(o.step, msg);
+  }
+  s.reloadedId = id;
+  const already = ctx.retrying ? reloadOutcome(pre, o.before, id) : void 0;
+  if (already?.ok) ctx.note(`the reload had gone through before the connection was lost: not sent again`);
+  else {
+    await signal(s.host, "USR2", pid);
+    ctx.note(`sent USR2 to the master ${pid}: it re-executes ${s.facts().argv0}`);
+  }
+  let last = pre;
+  let failedPolls = 0;
+  const outcome = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async () => {
+    last = await s.read();
+    const r = reloadOutcome(last, o.before, id);
+    if (r === void 0 || r.ok) return r;
+    failedPolls = alive(last.master) ? failedPolls + 1 : 3;
+    return failedPolls >= 3 ? r : void 0;
+  });
+  if (outcome === void 0) {
+    const msg = `no new worker running ${s.facts().livePath} within start-timeout ${formatDuration(o.startTimeoutMs)}: ${s.describe(last)}`;
+    throw new StepError(o.step, msg);
+  }
+  if (!outcome.ok && outcome.why === "gone") {
+    const msg = `the master ${pid} exited during the reload: the new binary could not run as the master, or its new worker failed and took the master and the old workers with it (HAProxy has no old master to fall back on)`;
+    throw new StepError(o.step, msg);
+  }
+  if (!outcome.ok) {
+    const msg = `the reload failed and the master is in wait mode: it runs the new file but started no worker; the old workers ${o.before.join(", ")} still serve`;
+    throw new StepError(o.step, msg);
+  }
+  s.newWorkerPids = outcome.workers;
+  ctx.note(
+    `master ${pid} reloaded: new workers ${outcome.workers.join(", ")} run ${s.facts().livePath}; old workers soft-stop: ${o.before.filter((p) => workers(last).some((w) => w.pid === p)).join(", ") || "none left"}`
+  );
+  return pid;
+}
+async function waitOldWorkers(s, o) {
+  const before = new Set(s.facts().oldWorkerPids);
+  let lastCount = -1;
+  const done = await waitUntilSoon(o.timeoutMs, o.intervalMs, async (elapsed) => {
+    const snap = await s.read();
+    if (!alive(snap.master))
+      throw new StepError(
+        "drain",
+        `the master ${s.facts().pid} exited during the drain (${s.describe(snap)})`
+      );
+    const left = workers(snap).filter((w) => before.has(w.pid)).length;
+    if (left !== lastCount) {
+      o.record(elapsed, left);
+      o.note(`${left} old worker${left === 1 ? "" : "s"} left after ${(elapsed / 1e3).toFixed(1)}s`);
+      lastCount = left;
+    }
+    return left === 0 ? true : void 0;
+  });
+  return done === true;
+}
+async function startAgain(s, ctx, intervalMs) {
+  const f = s.facts();
+  if (!daemonizes(f.args))
+    throw new StepError(
+      "rollback",
+      `the master ${f.pid} is gone and it ran in the foreground (no -D): its service manager must start it again (for example systemctl restart haproxy); the old binary is back at ${f.livePath}`
+    );
+  const argv = [f.argv0, ...f.args];
+  const r = await s.host.run(
+    ["sh", "-c", 'cd -- "$1" || exit 97; shift; exec "$@" </dev/null >/dev/null 2>&1', "sh", f.cwd, ...argv],
+    { sudo: s.host.sudo, timeoutMs: 6e4 }
+  );
+  if (r.code !== 0)
+    throw new StepError("rollback", `starting HAProxy again (${argv.join(" ")}) failed with status ${r.code}`);
+  ctx.note(`the master was gone: started the old binary again (${argv.join(" ")})`);
+  let snap = null;
+  const up = await waitUntilSoon(3e4, intervalMs, async () => {
+    const p = await probe(s.host, s.pidFile, f.livePath, 0);
+    if (p.pidFile === null || p.pidFile === f.pid) return void 0;
+    snap = await probe(s.host, s.pidFile, f.livePath, p.pidFile);
+    return alive(snap.master) && workers(snap).some((w) => w.exeId === snap.liveId) ? snap : void 0;
+  });
+  if (!up)
+    throw new StepError(
+      "rollback",
+      `HAProxy did not come back within 30s after its start (${snap ? s.describe(snap) : "no master"})`
+    );
+  s.learn({ ...f, pid: up.master.pid, oldWorkerPids: [] });
+  ctx.note(
+    `master ${up.master.pid} serves the old binary with workers ${workers(up).map((w) => w.pid).join(", ")}`
+  );
+}
+
+// src/supervisors/haproxy/watchdog.ts
+var SCRIPT = String.raw`
+hx_kids() { for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; echo $k; done; }
+hx_runs_live() { [ "$(stat -L -c %d:%i "/proc/$1/exe" 2>/dev/null)" = "$(stat -L -c %d:%i -- "$live" 2>/dev/null)" ]; }
+hx_reloading() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qx -- '-sf'; }
+
+revert_processes() {
+  hx_before=
+  if ! alive "$old"; then
+    log "the HAProxy master $old is gone: nothing can reload; start HAProxy again (the old binary is at $live)"
+    return 0
+  fi
+  if processes_ok && [ -z "$o" ] && hx_runs_live "$old"; then log "the master $old and its workers run the old binary already"; return 0; fi
+  hx_before=" $(hx_kids "$old" | tr '\n' ' ') "
+  if kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
+  i=0; while [ $i -lt 150 ]; do processes_ok && break; nap; i=$((i+1)); done
+}
+
+# 0 when the master has left its reload and serves with workers (started by the watchdog's reload,
+# if it sent one) running the live (old) file; sets serving, seen, seen_short, and o (other workers).
+processes_ok() {
+  if ! alive "$old"; then serving=; seen="master $old gone"; seen_short=$seen; return 1; fi
+  n=; o=
+  for c in $(hx_kids "$old"); do
+    alive "$c" || continue
+    case $hx_before in *" $c "*) o="$o $c"; continue;; esac
+    if hx_runs_live "$c"; then n="$n $c"; else o="$o $c"; fi
+  done
+  r=; hx_reloading "$old" && r=' (reloading)'
+  serving="the master $old serves the old binary with workers$n"
+  seen="master $old$r, workers on $live:@{n:- none}, other workers:@{o:- none}"
+  seen_short=$seen
+  [ -n "$n" ] && [ -z "$r" ]
+}
+`.replaceAll("@{", "${");
+var haproxyWatchdog = { script: SCRIPT };
+
+// src/supervisors/haproxy/index.ts
+var HaproxySession = class {
+  constructor(host, options, binaryPath) {
+    this.binaryPath = binaryPath;
+    this.s = new HaproxyHost(host, options.pidFile, options.pollIntervalMs);
+  }
+  binaryPath;
+  s;
+  async inspect(ctx) {
+    const facts = await inspectMaster(
+      this.s.host,
+      { pidFile: this.s.pidFile, binaryPath: this.binaryPath },
+      ctx.note
+    );
+    this.s.learn(facts);
+    return facts;
+  }
+  verify(ctx, stagedPath) {
+    return verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note);
+  }
+  start(ctx, o) {
+    return reload(this.s, ctx, { ...o, step: "reload", before: this.s.facts().oldWorkerPids });
+  }
+  serving() {
+    return Promise.resolve({ pid: this.s.facts().pid, workers: [...this.s.newWorkerPids] });
+  }
+  async stillServing(was) {
+    const snap = await this.s.read();
+    if (!alive(snap.master))
+      throw new StepError(
+        "health",
+        `the master ${was.pid} exited during the health gate (${this.s.describe(snap)})`
+      );
+    const now = workers(snap).map((w) => w.pid);
+    const gone = was.workers.filter((w) => !now.includes(w));
+    if (gone.length > 0)
+      throw new StepError(
+        "health",
+        `workers of the new binary exited: ${gone.join(", ")} (workers now: ${now.join(", ") || "none"})`
+      );
+  }
+  drain(ctx, o) {
+    return waitOldWorkers(this.s, { ...o, note: ctx.note });
+  }
+  async busyOld() {
+    const old = new Set(this.s.facts().oldWorkerPids);
+    return workers(await this.s.read()).filter((w) => old.has(w.pid)).map((w) => w.pid);
+  }
+  async retire(ctx, o) {
+    const snap = await this.s.read();
+    const f = this.s.facts();
+    if (!alive(snap.master) || reloading(snap.master))
+      throw new StepError("retire", `the master is not serving steadily: ${this.s.describe(snap)}`);
+    const left = workers(snap).filter((w) => f.oldWorkerPids.includes(w.pid));
+    if (left.length > 0 && o.unfinished)
+      ctx.note(
+        `old workers ${left.map((w) => w.pid).join(", ")} still finish their connections: they soft-stopped at the reload and exit by themselves (HAProxy's hard-stop-after bounds them); the new workers serve every new connection`
+      );
+    else
+      ctx.note(
+        `no old worker left; the master ${f.pid} serves with workers ${this.s.newWorkerPids.join(", ")}`
+      );
+  }
+  async revert(ctx) {
+    const snap = await this.s.read();
+    if (!alive(snap.master)) return startAgain(this.s, ctx, this.s.pollIntervalMs);
+    const ws = workers(snap);
+    const settled = !reloading(snap.master) && snap.master.exeId === snap.liveId;
+    if (settled && ws.length > 0 && ws.every((w) => w.exeId === snap.liveId)) {
+      ctx.note(`the master ${snap.master.pid} and its workers run the old binary already: nothing to reload`);
+      return;
+    }
+    await reload(this.s, ctx, {
+      startTimeoutMs: 3e4,
+      intervalMs: this.s.pollIntervalMs,
+      step: "rollback",
+      before: ws.map((w) => w.pid)
+    });
+  }
+  async repairAdvice() {
+    const f = this.s.facts();
+    const snap = await this.s.read();
+    const sudo = this.s.host.sudo ? "sudo " : "";
+    const check2 = {
+      says: `the master's workers run ${f.livePath} (the same dev:inode as the file)`,
+      command: `stat -L -c %d:%i ${quote(f.livePath)}; for c in $(cat /proc/$(cat ${quote(this.s.pidFile)})/task/*/children); do stat -L -c "$c %d:%i" /proc/$c/exe; done`
+    };
+    if (alive(snap.master))
+      return {
+        state: this.s.describe(snap),
+        commands: [
+          "# reload the master: it re-executes the binary at the live path",
+          `${sudo}kill -USR2 ${f.pid}`
+        ],
+        check: check2
+      };
+    return {
+      state: this.s.describe(snap),
+      commands: [
+        "# HAProxy is down: start it again with its own command line",
+        `cd ${quote(f.cwd)} && ${sudo}${[f.argv0, ...f.args].map(quote).join(" ")}`
+      ],
+      check: check2
+    };
+  }
+  async describe() {
+    return this.s.describe(await this.s.read());
+  }
+  async assess() {
+    const snap = await this.s.read();
+    const detail = this.s.describe(snap);
+    if (!alive(snap.master) || reloading(snap.master)) return { state: "in-between", serving: null, detail };
+    const ws = workers(snap);
+    const old = new Set(this.s.facts().oldWorkerPids);
+    const onLive = ws.filter((w) => w.exeId === snap.liveId && !old.has(w.pid));
+    if (onLive.length === 0) return { state: "in-between", serving: null, detail };
+    const left = ws.filter((w) => old.has(w.pid));
+    return { state: left.length === 0 ? "old-gone" : "retire-left", serving: snap.master.pid, detail };
+  }
+  adopt(saved) {
+    this.s.learn({
+      pid: saved.pid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      exeReplaced: false,
+      version: null,
+      arch: "",
+      argv0: saved.livePath,
+      args: [],
+      cwd: "/",
+      oldWorkerPids: []
+    });
+  }
+};
+var haproxy = {
+  names: {
+    id: "haproxy",
+    title: "HAProxy (master-worker)",
+    steps: { start: "reload", retire: "retire" },
+    // "the old generation is left to exit by itself": the strategy puts these in its sentences
+    old: "old generation",
+    new: "new generation",
+    retiring: "left to exit by itself (its workers soft-stopped at the reload)"
+  },
+  capabilities: { canHold: false, revert: "handoff", samePid: true },
+  watchdog: haproxyWatchdog,
+  open: (host, options) => new HaproxySession(host, options, options.binaryPath)
+};
+
+// src/supervisors/nginx/protocol.ts
+var PROBE2 = String.raw`
 pf=$1; shift
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
 m=$(rd "$pf"); o=$(rd "$pf.oldbin")
@@ -44914,7 +45467,7 @@ fi
 function pidOf(text2) {
   return text2 !== void 0 && /^\d+$/.test(text2) ? Number(text2) : null;
 }
-function parseSnapshot(stdout) {
+function parseSnapshot2(stdout) {
   const snap = { pid: null, oldbinPid: null, oldbinExists: false, procs: /* @__PURE__ */ new Map() };
   for (const line2 of stdout.split("\n")) {
     if (line2.startsWith("pidfile ")) snap.pid = pidOf(line2.slice(8));
@@ -44934,14 +45487,14 @@ function parseSnapshot(stdout) {
   }
   return snap;
 }
-async function probe(host, pidFile, watch = []) {
+async function probe2(host, pidFile2, watch = []) {
   const pids = watch.filter((p) => Number.isInteger(p) && p > 0).map(String);
-  const r = await host.run(["sh", "-c", PROBE, "sh", pidFile, ...pids], {
+  const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, ...pids], {
     sudo: host.sudo,
     timeoutMs: 3e4
   });
   if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`);
-  return parseSnapshot(r.stdout);
+  return parseSnapshot2(r.stdout);
 }
 function isAlive(snap, pid) {
   if (pid === null) return false;
@@ -45000,7 +45553,7 @@ function configHazards(configDump, gArg) {
     masterOff: /(^|[;\s{])master_process\s+off\s*;/m.test(text2)
   };
 }
-function parseVersion(output) {
+function parseVersion2(output) {
   const m = /(\d+\.\d+(?:\.\d+)?(?:[-+][0-9A-Za-z.-]+)?)/.exec(output);
   return m ? m[1] : null;
 }
@@ -45010,12 +45563,12 @@ var SIGNALS = {
   gracefulStop: "QUIT",
   restartWorkers: "HUP"
 };
-async function signal(host, sig, pid) {
+async function signal2(host, sig, pid) {
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
   const argv = ["kill", "-s", sig, "--", String(pid)];
   check(host, argv, await host.run(argv, { sudo: host.sudo }));
 }
-function describe(snap, oldPid) {
+function describe2(snap, oldPid) {
   const parts = [
     `pid file: ${snap.pid ?? "none"}`,
     `.oldbin: ${snap.oldbinExists ? snap.oldbinPid ?? "unreadable" : "none"}`
@@ -45040,7 +45593,7 @@ function describe(snap, oldPid) {
 async function waitForDrain(host, ctx) {
   let last = -1;
   const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async (elapsed) => {
-    const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
+    const snap = await probe2(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
     if (!isAlive(snap, ctx.newPid))
       throw new StepError("drain", `the new master ${ctx.newPid} exited during the drain`);
     if (!isAlive(snap, ctx.oldPid))
@@ -45065,11 +45618,11 @@ async function startNewMaster(s, ctx, o) {
     ctx.note(
       "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
     );
-  const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null;
+  const seen = ctx.retrying ? await probe2(s.host, s.pidFile) : null;
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
   else {
-    await signal(s.host, SIGNALS.upgrade, oldPid);
+    await signal2(s.host, SIGNALS.upgrade, oldPid);
     ctx.note(`sent USR2 to the old master ${oldPid}`);
   }
   s.newPid = await waitForNewMaster(s, ctx, o);
@@ -45103,7 +45656,7 @@ async function waitForNewMaster(s, ctx, o) {
     const snap = last ?? await s.read();
     throw new StepError(
       "usr2",
-      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe(snap, oldPid)}`
+      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe2(snap, oldPid)}`
     );
   }
   const exe = last.procs.get(found).exe;
@@ -45115,7 +45668,7 @@ async function waitForNewMaster(s, ctx, o) {
 async function stopOldWorkers(s, ctx) {
   const oldPid = s.facts().pid;
   s.winchSent = true;
-  await signal(s.host, SIGNALS.stopWorkers, oldPid);
+  await signal2(s.host, SIGNALS.stopWorkers, oldPid);
   ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
   let snap = null;
   const stopped = await waitUntilSoon(1e4, s.pollIntervalMs, async () => {
@@ -45134,7 +45687,7 @@ async function stopOldWorkers(s, ctx) {
 async function quitOldMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
   const newPid = s.newPid;
-  await signal(s.host, SIGNALS.gracefulStop, oldPid);
+  await signal2(s.host, SIGNALS.gracefulStop, oldPid);
   ctx.note(`sent QUIT to the old master ${oldPid}`);
   const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
     const snap = await s.read();
@@ -45154,14 +45707,14 @@ async function quitOldMaster(s, ctx, o) {
     const snap = await s.read();
     throw new StepError(
       "quit",
-      `the old master ${oldPid} did not exit within 30s (${describe(snap, oldPid)})`
+      `the old master ${oldPid} did not exit within 30s (${describe2(snap, oldPid)})`
     );
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`);
 }
 
 // src/host/trust.ts
-var PROBE2 = String.raw`
+var PROBE3 = String.raw`
 pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
 echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
 if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
@@ -45188,7 +45741,7 @@ async function probeTrust(host, plan) {
     [
       "sh",
       "-c",
-      PROBE2,
+      PROBE3,
       "sh",
       plan.pidFile,
       String(plan.pid),
@@ -45265,7 +45818,7 @@ function judgeTrust(facts, plan) {
   const gids = /* @__PURE__ */ new Set([0, facts.me.gid]);
   for (const p of facts.paths) {
     const why = pathProblem(p, uids, gids);
-    if (why !== null) return `${describe2(p, plan.pidFile)} ${why}`;
+    if (why !== null) return `${describe3(p, plan.pidFile)} ${why}`;
   }
   return null;
 }
@@ -45295,12 +45848,12 @@ function pathProblem(p, uids, gids) {
   }
   return null;
 }
-function describe2(p, pidFile) {
+function describe3(p, pidFile2) {
   switch (p.role) {
     case "pidfile":
       return `pid-file ${p.path}`;
     case "piddir":
-      return `the folder of pid-file ${pidFile}, ${p.path},`;
+      return `the folder of pid-file ${pidFile2}, ${p.path},`;
     case "exe":
       return `the executable of the master, ${p.path},`;
     case "livedir":
@@ -45340,46 +45893,46 @@ var TrustError = class extends Error {
 };
 
 // src/supervisors/nginx/inspect.ts
-var fail = (message) => {
+var fail2 = (message) => {
   throw new StepError("preflight", message);
 };
-async function inspectMaster(host, plan, note) {
-  const pidFile = plan.pidFile;
-  let snap = await probe(host, pidFile);
+async function inspectMaster2(host, plan, note) {
+  const pidFile2 = plan.pidFile;
+  let snap = await probe2(host, pidFile2);
   if (snap.pid === 1 || snap.oldbinPid === 1)
-    fail(
-      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    fail2(
+      `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
     );
-  refuseUpgradeInProgress(snap, pidFile, host.sudo ? "sudo " : "");
+  refuseUpgradeInProgress(snap, pidFile2, host.sudo ? "sudo " : "");
   if (snap.pid === null)
-    fail(
-      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    fail2(
+      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
     );
   const pid = snap.pid;
   if (!isAlive(snap, pid))
-    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`);
+    fail2(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
   const exe = exePath(snap.procs.get(pid));
   if (exe.path === "-" || exe.path === "")
-    fail(
+    fail2(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     );
   const trust = await trusted(host, plan, pid, exe.path);
-  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note);
+  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
   const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
   const livePath = exe.path;
   const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
   const liveSha256 = await remoteSha256(host, livePath);
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
+  if (liveSha256 === null) fail2(`${livePath} does not exist on the host, although the master runs it`);
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
   let version = null;
   if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
   else {
     const v = await host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 });
-    version = parseVersion(v.stderr + v.stdout);
+    version = parseVersion2(v.stderr + v.stdout);
   }
-  const workers = liveChildren(snap, pid).map((p) => p.pid);
+  const workers2 = liveChildren(snap, pid).map((p) => p.pid);
   note(
-    `${workers.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
+    `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
   );
   return {
     pid,
@@ -45390,62 +45943,62 @@ async function inspectMaster(host, plan, note) {
     configArgs: cmd.configArgs,
     version,
     arch: arch2,
-    oldWorkerPids: workers
+    oldWorkerPids: workers2
   };
 }
-function refuseUpgradeInProgress(snap, pidFile, sh3) {
+function refuseUpgradeInProgress(snap, pidFile2, sh3) {
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
-      fail(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) + ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+      fail2(
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv -- ${quote(`${pidFile2}.oldbin`)} ${quote(pidFile2)}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
       );
-    fail(
-      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
+    fail2(
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
     );
   }
 }
-async function removeStaleOldbin(host, snap, pidFile, note) {
+async function removeStaleOldbin(host, snap, pidFile2, note) {
   const o = snap.oldbinPid;
   const pid = snap.pid;
   const oldMaster = o !== null ? snap.procs.get(o) : void 0;
   const why = o === null ? "it holds no pid" : o === pid ? `it names the running master ${pid} itself, not an old one` : !isAlive(snap, o) ? `its pid ${o} is not running` : `its pid ${o} is now "${oldMaster?.title ?? "?"}", not an nginx master`;
   check(
     host,
-    ["rm", "-f", "--", `${pidFile}.oldbin`],
-    await host.run(["rm", "-f", "--", `${pidFile}.oldbin`], { sudo: host.sudo })
+    ["rm", "-f", "--", `${pidFile2}.oldbin`],
+    await host.run(["rm", "-f", "--", `${pidFile2}.oldbin`], { sudo: host.sudo })
   );
-  note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`);
-  return probe(host, pidFile);
+  note(`removed a stale ${pidFile2}.oldbin (${why}), left by an interrupted run`);
+  return probe2(host, pidFile2);
 }
 async function checkMaster(host, snap, pid, exe, plan, note) {
   const master = snap.procs.get(pid);
   const strays = newMasterCandidates(snap, pid);
   if (strays.length > 0)
-    fail(
+    fail2(
       `the master ${pid} has a child that is not a worker (${strays.map((p) => `${p.pid} "${p.title}"`).join(", ")}): an upgrade may be in progress. Wait for it, or stop that process, then deploy again`
     );
   const cmd = parseMasterTitle(master.title);
-  if (cmd === null) fail(`cannot read the command line of the master ${pid}`);
+  if (cmd === null) fail2(`cannot read the command line of the master ${pid}`);
   if (/\bmaster_process\s+off\b/.test(master.title) || !/master process/.test(master.title))
-    fail(
+    fail2(
       `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
     );
-  if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, "its command line sets daemon off"));
+  if (/\bdaemon\s+off\b/.test(master.title)) fail2(daemonOffMessage(pid, "its command line sets daemon off"));
   if (plan.binaryPath !== void 0 && plan.binaryPath !== exe.path)
-    fail(
+    fail2(
       `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
     );
   const livePath = exe.path;
   if (!cmd.argv0.startsWith("/"))
-    fail(
+    fail2(
       `the master ${pid} was started as "${cmd.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. Start it with its absolute path (${livePath}) once, then deploy`
     );
   const resolved = await host.run(["readlink", "-f", "--", cmd.argv0]);
   if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
-    fail(
+    fail2(
       `the master's argv[0] ${cmd.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     );
   note(
@@ -45470,7 +46023,7 @@ async function trusted(host, plan, pid, livePath) {
       masterUser: plan.masterUser
     });
   } catch (e) {
-    if (e instanceof TrustError) fail(e.message);
+    if (e instanceof TrustError) fail2(e.message);
     throw e;
   }
 }
@@ -45481,7 +46034,7 @@ function looksLikeMaster(proc, snap, pid) {
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
 }
-async function verifyBinary(host, facts, stagingPath, note) {
+async function verifyBinary2(host, facts, stagingPath, note) {
   const sudo = host.sudo;
   const test = await host.run([stagingPath, "-T", ...facts.configArgs], { sudo, timeoutMs: 6e4 });
   if (test.code !== 0)
@@ -45500,7 +46053,7 @@ async function verifyBinary(host, facts, stagingPath, note) {
     throw new StepError("verify", daemonOffMessage(facts.pid, "the config sets daemon off"));
   note("config test passed with the running master's arguments");
   const v = await host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 });
-  const version = parseVersion(v.stderr + v.stdout);
+  const version = parseVersion2(v.stderr + v.stdout);
   note(`new binary: version ${version ?? "unknown"}`);
   return { version };
 }
@@ -45512,7 +46065,7 @@ async function restoreMasters(s, info2) {
   if (!isAlive(snap, oldPid))
     throw new Error(`the old master ${oldPid} is not running: it cannot be restored`);
   if (s.winchSent && !s.hupSent || acceptingWorkers(snap, oldPid).length === 0) {
-    await signal(s.host, SIGNALS.restartWorkers, oldPid);
+    await signal2(s.host, SIGNALS.restartWorkers, oldPid);
     s.hupSent = true;
     info2(`sent HUP to the old master ${oldPid}: it starts workers again`);
     const back = await waitUntil(1e4, 50, async () => {
@@ -45521,7 +46074,7 @@ async function restoreMasters(s, info2) {
     });
     if (!back)
       throw new Error(
-        `the old master ${oldPid} started no workers within 10s of HUP: ${describe(snap, oldPid)}`
+        `the old master ${oldPid} started no workers within 10s of HUP: ${describe2(snap, oldPid)}`
       );
     info2(
       `the old master's workers ${acceptingWorkers(snap, oldPid).map((p) => p.pid).join(", ")} accept again`
@@ -45538,7 +46091,7 @@ async function restoreMasters(s, info2) {
       news = news.filter((p) => snap.pid === p.pid || steadyChildren(snap, p.pid).length > 0);
     if (news.length === 0) continue;
     const targets = sig === "KILL" ? news.flatMap((p) => [p, ...liveChildren(snap, p.pid)]) : news;
-    for (const p of targets) await signal(s.host, sig, p.pid).catch(() => void 0);
+    for (const p of targets) await signal2(s.host, sig, p.pid).catch(() => void 0);
     info2(`sent ${sig} to the new master ${news.map((p) => `${p.pid} (${p.title || p.exe})`).join(", ")}`);
     await waitUntil(waitMs, 50, async () => {
       snap = await s.read();
@@ -45551,7 +46104,7 @@ async function restoreMasters(s, info2) {
     const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && acceptingWorkers(snap, oldPid).length > 0;
     return restored ? true : void 0;
   });
-  if (!ok2) throw new Error(`the old master did not take over again: ${describe(snap, oldPid)}`);
+  if (!ok2) throw new Error(`the old master did not take over again: ${describe2(snap, oldPid)}`);
   info2(`the old master ${oldPid} serves again with ${acceptingWorkers(snap, oldPid).length} workers`);
 }
 async function repairMasters(s) {
@@ -45577,7 +46130,7 @@ async function repairMasters(s) {
       );
   }
   return {
-    state: snap ? describe(snap, oldPid) : "the process state could not be read",
+    state: snap ? describe2(snap, oldPid) : "the process state could not be read",
     commands,
     check: {
       says: `the pid file holds ${oldPid}, ${s.pidFile}.oldbin is gone`,
@@ -45589,7 +46142,7 @@ async function assessMasters(s) {
   const old = s.facts().pid;
   const snap = await s.read();
   const serving = snap.pid !== null && snap.pid !== old && isAlive(snap, snap.pid) ? snap.pid : null;
-  const detail = describe(snap, old);
+  const detail = describe2(snap, old);
   if (!isAlive(snap, old)) return { state: "old-gone", serving, detail };
   if (serving !== null && snap.procs.get(serving)?.ppid === old && acceptingWorkers(snap, serving).length > 0 && acceptingWorkers(snap, old).length === 0) {
     s.newPid = serving;
@@ -45600,9 +46153,9 @@ async function assessMasters(s) {
 
 // src/supervisors/nginx/state.ts
 var NginxHost = class {
-  constructor(host, pidFile, pollIntervalMs) {
+  constructor(host, pidFile2, pollIntervalMs) {
     this.host = host;
-    this.pidFile = pidFile;
+    this.pidFile = pidFile2;
     this.pollIntervalMs = pollIntervalMs;
   }
   host;
@@ -45629,12 +46182,12 @@ var NginxHost = class {
   }
   /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
   read() {
-    return probe(this.host, this.pidFile, [this.known?.pid ?? 0, this.newPid ?? 0]);
+    return probe2(this.host, this.pidFile, [this.known?.pid ?? 0, this.newPid ?? 0]);
   }
 };
 
 // src/supervisors/nginx/watchdog.ts
-var SCRIPT = String.raw`
+var SCRIPT2 = String.raw`
 # Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
 kids() {
   want=$1
@@ -45691,7 +46244,7 @@ processes_ok() {
   [ -n "$w" ] && [ -z "$n" ] && [ "$p" = "$old" ] && [ ! -e "$pf.oldbin" ]
 }
 `.replaceAll("@{", "${");
-var nginxWatchdog = { script: SCRIPT };
+var nginxWatchdog = { script: SCRIPT2 };
 
 // src/supervisors/nginx/index.ts
 var NginxSession = class {
@@ -45702,12 +46255,12 @@ var NginxSession = class {
   options;
   s;
   async inspect(ctx) {
-    const facts = await inspectMaster(this.s.host, this.options, ctx.note);
+    const facts = await inspectMaster2(this.s.host, this.options, ctx.note);
     this.s.learn(facts);
     return facts;
   }
   verify(ctx, stagedPath) {
-    return verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note);
+    return verifyBinary2(this.s.host, this.s.facts(), stagedPath, ctx.note);
   }
   start(ctx, o) {
     return startNewMaster(this.s, ctx, o);
@@ -45757,7 +46310,7 @@ var NginxSession = class {
     return repairMasters(this.s);
   }
   async describe() {
-    return describe(await this.s.read(), this.s.facts().pid);
+    return describe2(await this.s.read(), this.s.facts().pid);
   }
   assess() {
     return assessMasters(this.s);
@@ -45791,7 +46344,7 @@ var nginx = {
 };
 
 // src/supervisors/index.ts
-var SUPERVISORS = { nginx };
+var SUPERVISORS = { nginx, haproxy };
 function supervisorFor(id) {
   const s = SUPERVISORS[id];
   if (!s) throw new Error(`no supervisor named ${id} (known: ${Object.keys(SUPERVISORS).join(", ")})`);
@@ -46094,8 +46647,8 @@ var Pool = class {
   batchName;
   /** Runs fn for each slot, `concurrency` at a time; stops starting new ones once stop() says so. */
   async each(items, kind, concurrency, fn, stop = () => false) {
-    const workers = Math.min(concurrency, items.length);
-    const live = workers === 1;
+    const workers2 = Math.min(concurrency, items.length);
+    const live = workers2 === 1;
     let next = 0;
     const worker = async () => {
       while (next < items.length && !stop()) {
@@ -46103,7 +46656,7 @@ var Pool = class {
         await this.phase(slot, kind, live, () => fn(slot));
       }
     };
-    await Promise.all(Array.from({ length: workers }, worker));
+    await Promise.all(Array.from({ length: workers2 }, worker));
   }
   /** Runs one host's phase inside its own group: live when it runs alone, held back otherwise. */
   async phase(slot, kind, live, fn) {
@@ -46290,7 +46843,7 @@ async function runRollout(settings, plan, deps) {
       await closeAll(slots, out);
     }
   }
-  return tally(slots, started);
+  return { ...tally(slots, started), supervisor: plan.supervisor?.names.id ?? "nginx" };
 }
 async function runBatches(o) {
   const { settings, out, pool, slots, batches, batchName, hasCanary, park, cancelled, connect, runOne } = o;
@@ -46770,10 +47323,10 @@ var NodeSSH = class {
           channel.end();
         }
         let code = null;
-        let signal2 = null;
+        let signal3 = null;
         channel.on("exit", (code_, signal_) => {
           code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal2 = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+          signal3 = signal_ !== null && signal_ !== void 0 ? signal_ : null;
         });
         channel.on("close", () => {
           let stdout = output.stdout.join("");
@@ -46784,7 +47337,7 @@ var NodeSSH = class {
           }
           resolve({
             code: code != null ? code : null,
-            signal: signal2 != null ? signal2 : null,
+            signal: signal3 != null ? signal3 : null,
             stdout,
             stderr
           });
@@ -47391,12 +47944,12 @@ function trace(host, what, outcome, startedAt) {
   if (!sink) return;
   sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
 }
-async function traced(host, what, fn, describe3) {
+async function traced(host, what, fn, describe4) {
   if (!sink) return fn();
   const started = Date.now();
   try {
     const value = await fn();
-    trace(host, what, describe3(value), started);
+    trace(host, what, describe4(value), started);
     return value;
   } catch (e) {
     trace(host, what, `error: ${e.message}`, started);
@@ -47757,6 +48310,14 @@ var SshHost = class _SshHost {
 var import_ssh22 = __toESM(require_lib2(), 1);
 
 // src/settings.ts
+var SUPERVISORS2 = ["nginx", "haproxy", "tableflip"];
+var DEFAULT_PID_FILE = {
+  nginx: "/run/nginx.pid",
+  haproxy: "/run/haproxy.pid",
+  tableflip: void 0
+};
+var CAN_HOLD = { nginx: true, haproxy: false, tableflip: false };
+var UPGRADE_SIGNALS = ["HUP", "USR1", "USR2"];
 var SettingsError = class extends Error {
   constructor(input, problem, fix) {
     super(`Input '${input}': ${problem}. ${fix}`);
@@ -48023,6 +48584,32 @@ function semverText(read, name) {
     throw new SettingsError(name, `'${value}' is not a semantic version`, "Write e.g. 1.27.3");
   return value.replace(/^v/, "");
 }
+function pidFile(read, supervisor) {
+  const value = remotePath(read, "pid-file", DEFAULT_PID_FILE[supervisor]);
+  if (value === void 0)
+    throw new SettingsError(
+      "pid-file",
+      `is required with supervisor ${supervisor} (such servers have no usual pid file)`,
+      "Give the file the server writes once it is ready (tableflip: its Options.PIDFile), e.g. /run/app.pid"
+    );
+  return value;
+}
+function upgradeSignal(read, supervisor) {
+  const value = (line(read, "upgrade-signal") ?? "HUP").toUpperCase().replace(/^SIG/, "");
+  if (!UPGRADE_SIGNALS.includes(value))
+    throw new SettingsError(
+      "upgrade-signal",
+      `'${value}' is not one of ${UPGRADE_SIGNALS.join(", ")}`,
+      "Give the signal on which the server calls Upgrade() (HUP for most tableflip servers)"
+    );
+  if (value !== "HUP" && supervisor !== "tableflip")
+    throw new SettingsError(
+      "upgrade-signal",
+      `is ${value}, but only supervisor tableflip takes it (${supervisor} has its own protocol)`,
+      "Remove upgrade-signal, or set supervisor: tableflip"
+    );
+  return value;
+}
 function readSettings(read) {
   const user = line(read, "user") ?? "root";
   if (!USERNAME.test(user))
@@ -48030,6 +48617,7 @@ function readSettings(read) {
   const port = integer(read, "port", 22, 1, 65535);
   const hosts = hostList(read, user, port);
   const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
+  const supervisor = oneOf(read, "supervisor", SUPERVISORS2, "nginx");
   const settings = {
     hosts,
     privateKey: privateKey(read, "private-key"),
@@ -48043,8 +48631,11 @@ function readSettings(read) {
     mode,
     binary: line(read, "binary", 4096),
     binaryPath: remotePath(read, "binary-path"),
-    pidFile: remotePath(read, "pid-file", "/run/nginx.pid"),
+    supervisor,
+    pidFile: pidFile(read, supervisor),
     masterUser: userName(read, "master-user"),
+    upgradeSignal: upgradeSignal(read, supervisor),
+    verifyCommand: text(read, "verify-command"),
     startTimeoutMs: duration(read, "start-timeout", "30s"),
     healthUrl: healthUrl(read),
     healthCommand: text(read, "health-command"),
@@ -48063,7 +48654,7 @@ function readSettings(read) {
     rollbackWorkflow: rollbackWorkflow(read),
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
-    rollbackFleet: bool(read, "rollback-fleet", true),
+    rollbackFleet: bool(read, "rollback-fleet", CAN_HOLD[supervisor]),
     jumpHost: void 0,
     jumpPrivateKey: privateKey(read, "jump-private-key"),
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
@@ -48088,6 +48679,12 @@ function readSettings(read) {
   return settings;
 }
 function checkCombinations(s) {
+  if (s.supervisor === "tableflip")
+    throw new SettingsError(
+      "supervisor",
+      `${s.supervisor} is not wired into the rollout of this build yet`,
+      "Use supervisor: nginx"
+    );
   if (s.privateKey === void 0 && s.password === void 0)
     throw new SettingsError(
       "private-key",
@@ -48883,14 +49480,14 @@ async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
 }
 
 // src/safety/lock-steps.ts
-async function runningExecutable(host, pidFile) {
+async function runningExecutable(host, pidFile2) {
   const r = await host.run(
     [
       "sh",
       "-c",
       'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
       "sh",
-      pidFile
+      pidFile2
     ],
     { sudo: host.sudo }
   );
@@ -49180,8 +49777,8 @@ function connector(settings, log) {
     log: (m) => hostLog.info(m)
   });
 }
-function supervisorOf(_settings) {
-  return supervisorFor("nginx");
+function supervisorOf(settings) {
+  return supervisorFor(settings.supervisor);
 }
 function checkPairings(settings, supervisor) {
   if (settings.rollbackFleet && settings.hosts.length > 1 && !supervisor.capabilities.canHold)
@@ -49354,9 +49951,15 @@ var INPUTS = [
     required: false
   },
   {
+    name: "supervisor",
+    description: "How the server hands over to its new binary: nginx (USR2/WINCH/QUIT; also the forks that keep nginx's signals), haproxy (master-worker reload) or tableflip (Go servers on cloudflare/tableflip, and any server that behaves the same).",
+    default: "nginx",
+    required: false
+  },
+  {
     name: "pid-file",
-    description: "Remote pid file of the master (the pid directive of nginx.conf).",
-    default: "/run/nginx.pid",
+    description: "Remote pid file of the server's master process (nginx: the pid directive of nginx.conf; tableflip: the file the server's Options.PIDFile names). Default: /run/nginx.pid for nginx, /run/haproxy.pid for haproxy; required for tableflip.",
+    default: "",
     required: false
   },
   {
@@ -49366,9 +49969,21 @@ var INPUTS = [
     required: false
   },
   {
+    name: "upgrade-signal",
+    description: "Signal that starts a handoff (supervisor tableflip only; nginx and haproxy use USR2): HUP, USR1 or USR2.",
+    default: "HUP",
+    required: false
+  },
+  {
     name: "start-timeout",
-    description: "How long the new server may take to start and serve beside the old one (nginx: a new master with workers).",
+    description: "How long the new binary may take to be ready after the upgrade signal (nginx: a new master with workers; tableflip: the pid file naming the new process).",
     default: "30s",
+    required: false
+  },
+  {
+    name: "verify-command",
+    description: "Command run on the host by sh against the staged new binary before it replaces the live one; exit status 0 passes, anything else stops the upgrade with nothing changed. {binary} is replaced by the staged file's path (quoted). For servers with no config test of their own, e.g. '{binary} -version'.",
+    default: "",
     required: false
   },
   {
@@ -49475,8 +50090,8 @@ var INPUTS = [
   },
   {
     name: "rollback-fleet",
-    description: "When a host fails, roll back the hosts already upgraded in this run.",
-    default: "true",
+    description: "When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.",
+    default: "",
     required: false
   },
   {
@@ -49765,12 +50380,19 @@ function outputsOf(run3) {
   const hosts = run3.hosts;
   return {
     result: run3.result,
+    supervisor: run3.supervisor ?? "",
     version: join2(unique(hosts.map(servingVersion))),
     "previous-version": join2(unique(hosts.map((h) => h.previousVersion))),
     "old-pid": join2(hosts.map((h) => h.oldPid)),
     "new-pid": join2(hosts.map((h) => h.newPid)),
     duration: String(run3.durationMs),
-    report: JSON.stringify({ result: run3.result, counts: run3.counts, durationMs: run3.durationMs, hosts })
+    report: JSON.stringify({
+      result: run3.result,
+      supervisor: run3.supervisor,
+      counts: run3.counts,
+      durationMs: run3.durationMs,
+      hosts
+    })
   };
 }
 function servingVersion(h) {
@@ -49906,7 +50528,8 @@ function summaryMarkdown(run3, ctx = {}) {
 function countsLine(run3) {
   const parts = Object.entries(run3.counts).filter(([, n]) => n > 0).map(([result, n]) => `${n} ${result}`);
   const hosts = `${run3.hosts.length} host${run3.hosts.length === 1 ? "" : "s"}`;
-  return `${hosts} in ${formatDuration(run3.durationMs)}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}.`;
+  const by = run3.supervisor ? ` (supervisor ${run3.supervisor})` : "";
+  return `${hosts}${by} in ${formatDuration(run3.durationMs)}${parts.length > 0 ? `: ${parts.join(", ")}` : ""}.`;
 }
 function cell2(text2, max = 300) {
   if (text2 === void 0 || text2 === "") return "";
@@ -50132,7 +50755,7 @@ async function cli(argv, io = {
   env: process.env
 }) {
   let json = argv.includes("--json");
-  const fail2 = (code, message) => {
+  const fail3 = (code, message) => {
     io.err.write(`zerodown: ${stripTerminal(message)}
 `);
     if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
@@ -50143,7 +50766,7 @@ async function cli(argv, io = {
   try {
     args = parseArgs(argv);
   } catch (e) {
-    if (e instanceof UsageError) return fail2(2, e.message);
+    if (e instanceof UsageError) return fail3(2, e.message);
     throw e;
   }
   json = args.json;
@@ -50172,8 +50795,8 @@ async function cli(argv, io = {
     rollbackWorkflow2 = settings.rollbackWorkflow;
     run3 = await perform(settings, log, { signal: controller.signal });
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof UsageError) return fail2(2, e.message);
-    return fail2(1, e.message);
+    if (e instanceof SettingsError || e instanceof UsageError) return fail3(2, e.message);
+    return fail3(1, e.message);
   } finally {
     uninstall();
   }
@@ -50299,7 +50922,7 @@ async function finishHost(host, r, settings, log) {
   const outcome = { host: r.host, action };
   if (action === "rollback" || action === "complete") {
     await settleWatchdog(host, r, log);
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" }, supervisorFor("nginx"));
+    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" }, supervisorFor(settings.supervisor));
     const report = await new HostUpgrade(host, plan, log).recover(
       { masterPid: r.oldPid, livePath: r.livePath, liveSha256: r.oldSha256 },
       {

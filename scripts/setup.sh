@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh machine, and nothing when it is all there:
-# Debian packages (sshd, nginx, wrk, sudo, python3) when run as root, and the npm packages of package-lock.json.
+# Debian packages (sshd, nginx, haproxy, wrk, sudo, python3) when run as root, and the npm packages of package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v unshare >/dev/null 2>&1 && command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v setpriv >/dev/null 2>&1 || need+=(util-linux)
 command -v python3 >/dev/null 2>&1 || need+=(python3) # a subreaper in one test
+[ -x /usr/sbin/haproxy ] || need+=(haproxy)                # the HAProxy supervisor's tests
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "setup: installing ${need[*]} (Debian packages)" >&2

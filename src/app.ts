@@ -66,9 +66,9 @@ export function connector(
     })
 }
 
-/** The supervisor the settings name (nginx today). */
-export function supervisorOf(_settings: Settings): Supervisor {
-  return supervisorFor('nginx')
+/** The supervisor the settings name. */
+export function supervisorOf(settings: Settings): Supervisor {
+  return supervisorFor(settings.supervisor)
 }
 
 /** Refuses what the supervisor cannot honour, before any host is touched. */

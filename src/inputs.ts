@@ -98,9 +98,17 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'supervisor',
+    description:
+      "How the server hands over to its new binary: nginx (USR2/WINCH/QUIT; also the forks that keep nginx's signals), haproxy (master-worker reload) or tableflip (Go servers on cloudflare/tableflip, and any server that behaves the same).",
+    default: 'nginx',
+    required: false
+  },
+  {
     name: 'pid-file',
-    description: 'Remote pid file of the master (the pid directive of nginx.conf).',
-    default: '/run/nginx.pid',
+    description:
+      "Remote pid file of the server's master process (nginx: the pid directive of nginx.conf; tableflip: the file the server's Options.PIDFile names). Default: /run/nginx.pid for nginx, /run/haproxy.pid for haproxy; required for tableflip.",
+    default: '',
     required: false
   },
   {
@@ -111,10 +119,24 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'upgrade-signal',
+    description:
+      'Signal that starts a handoff (supervisor tableflip only; nginx and haproxy use USR2): HUP, USR1 or USR2.',
+    default: 'HUP',
+    required: false
+  },
+  {
     name: 'start-timeout',
     description:
-      'How long the new server may take to start and serve beside the old one (nginx: a new master with workers).',
+      'How long the new binary may take to be ready after the upgrade signal (nginx: a new master with workers; tableflip: the pid file naming the new process).',
     default: '30s',
+    required: false
+  },
+  {
+    name: 'verify-command',
+    description:
+      "Command run on the host by sh against the staged new binary before it replaces the live one; exit status 0 passes, anything else stops the upgrade with nothing changed. {binary} is replaced by the staged file's path (quoted). For servers with no config test of their own, e.g. '{binary} -version'.",
+    default: '',
     required: false
   },
   {
@@ -225,8 +247,9 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-fleet',
-    description: 'When a host fails, roll back the hosts already upgraded in this run.',
-    default: 'true',
+    description:
+      'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.',
+    default: '',
     required: false
   },
   {
@@ -262,6 +285,10 @@ export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'result',
     description: 'upgraded, rolled-back, unchanged or failed.'
+  },
+  {
+    name: 'supervisor',
+    description: 'The supervisor that handed over on the hosts: nginx or haproxy.'
   },
   {
     name: 'version',

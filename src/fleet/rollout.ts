@@ -94,7 +94,7 @@ export async function runRollout(
       await closeAll(slots, out)
     }
   }
-  return tally(slots, started)
+  return { ...tally(slots, started), supervisor: plan.supervisor?.names.id ?? 'nginx' }
 }
 
 interface BatchRun {

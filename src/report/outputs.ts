@@ -18,12 +18,19 @@ export function outputsOf(run: RolloutResult): Record<string, string> {
   const hosts = run.hosts
   return {
     result: run.result,
+    supervisor: run.supervisor ?? '',
     version: join(unique(hosts.map(servingVersion))),
     'previous-version': join(unique(hosts.map(h => h.previousVersion))),
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': join(hosts.map(h => h.newPid)),
     duration: String(run.durationMs),
-    report: JSON.stringify({ result: run.result, counts: run.counts, durationMs: run.durationMs, hosts })
+    report: JSON.stringify({
+      result: run.result,
+      supervisor: run.supervisor,
+      counts: run.counts,
+      durationMs: run.durationMs,
+      hosts
+    })
   }
 }
 

@@ -50,7 +50,8 @@ function countsLine(run: RolloutResult): string {
     .filter(([, n]) => n > 0)
     .map(([result, n]) => `${n} ${result}`)
   const hosts = `${run.hosts.length} host${run.hosts.length === 1 ? '' : 's'}`
-  return `${hosts} in ${formatDuration(run.durationMs)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`
+  const by = run.supervisor ? ` (supervisor ${run.supervisor})` : ''
+  return `${hosts}${by} in ${formatDuration(run.durationMs)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`
 }
 
 /** A table cell or inline text: no line breaks, no HTML, no Markdown (remote text is shown as text), bounded. */

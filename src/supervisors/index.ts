@@ -1,8 +1,9 @@
 /** The supervisors this build knows, by the id the `supervisor` setting names. */
+import { haproxy } from './haproxy/index.js'
 import { nginx } from './nginx/index.js'
 import type { Supervisor } from './supervisor.js'
 
-const SUPERVISORS: Readonly<Record<string, Supervisor>> = { nginx }
+const SUPERVISORS: Readonly<Record<string, Supervisor>> = { nginx, haproxy }
 
 export function supervisorFor(id: string): Supervisor {
   const s = SUPERVISORS[id]

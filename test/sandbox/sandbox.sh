@@ -5,14 +5,18 @@
 # from DIR/hosts/X). See README.md beside this file. Run as root.
 #
 #   sandbox.sh up --dir DIR --first 11 --count N [--ssh-port 2222] [--http-port 8080]
-#                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx]
+#                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx] [--server nginx]
 #   sandbox.sh down --dir DIR
 #   sandbox.sh exec --dir DIR --host 11 -- CMD...
 #   sandbox.sh nginx-start --dir DIR --host 11 [--reset]
 #   sandbox.sh nginx-stop --dir DIR --host 11
+#   sandbox.sh server-start --dir DIR --host 11 [--reset]   (the host's server, whatever its kind)
+#   sandbox.sh server-stop --dir DIR --host 11
 #   sandbox.sh preflight
 #
-# Only `up` (the sandbox JSON) and `nginx-start` (the new master pid) print to stdout;
+# --server KIND: what the hosts serve with, nginx (default) or a KIND whose functions
+# server-KIND.sh beside this file defines (KIND_install_files, KIND_start, KIND_stop, KIND_json).
+# Only `up` (the sandbox JSON) and `nginx-start`/`server-start` (the new master pid) print to stdout;
 # everything else goes to stderr.
 set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
@@ -35,7 +39,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -109,6 +113,22 @@ wait_gone() {
   return 1
 }
 
+# ---------------------------------------------------------------- other servers
+
+# every server-KIND.sh beside this file (their functions run in this shell, after parse_args)
+for f in "${SELF%/*}"/server-*.sh; do
+  # shellcheck disable=SC1090 # the files are found at run time
+  [[ -f $f ]] && source "$f"
+done
+unset f
+
+# need_server: --server names nginx or a kind whose file was sourced
+need_server() {
+  [[ $SERVER =~ ^[a-z0-9]+$ ]] || die "--server must be a plain name, got '$SERVER'"
+  [[ $SERVER == nginx ]] || declare -F "${SERVER}_start" >/dev/null ||
+    die "unknown --server $SERVER (nginx, or a server-$SERVER.sh beside sandbox.sh)"
+}
+
 # ---------------------------------------------------------------- arguments
 
 DIR=""
@@ -122,6 +142,7 @@ WATCH_START=""
 SHARED_TMP=0
 RESET=0
 NGINX_SRC=/usr/sbin/nginx
+SERVER=nginx
 CMD_ARGS=()
 
 parse_args() {
@@ -136,6 +157,7 @@ parse_args() {
       --watch-pid) WATCH_PID=${2:?--watch-pid needs a value}; shift 2 ;;
       --watch-start) WATCH_START=${2:?}; shift 2 ;;
       --nginx) NGINX_SRC=${2:?--nginx needs a value}; shift 2 ;;
+      --server) SERVER=${2:?--server needs a value}; shift 2 ;;
       --shared-tmp) SHARED_TMP=1; shift ;;
       --reset) RESET=1; shift ;;
       --) shift; CMD_ARGS=("$@"); break ;;
@@ -439,6 +461,47 @@ cmd_nginx_stop() {
   log "nginx of host $HID stopped"
 }
 
+# the kind of server of host H (written by up)
+host_server() {
+  SERVER=$(cat "$H/server" 2>/dev/null || echo nginx)
+  need_server
+}
+
+cmd_server_start() {
+  need_host
+  host_server
+  [[ $SERVER != nginx ]] || {
+    cmd_nginx_start
+    return
+  }
+  need_host_ns
+  read_host_ports
+  local m pid
+  m=$("${SERVER}_masters")
+  pid=$(cat "$H/run/$SERVER.pid" 2>/dev/null || true)
+  if ((RESET)); then
+    "${SERVER}_stop"
+    "${SERVER}_install_files" "$H" "127.0.0.$HID"
+  elif [[ -n $m && $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
+    log "$SERVER of host $HID already running (master $pid)"
+    printf '%s\n' "$pid"
+    return 0
+  elif [[ -n $m ]]; then
+    die "host $HID has $SERVER masters ($(echo $m)) but no live /run/$SERVER.pid: run server-stop first (or server-start --reset)"
+  fi
+  "${SERVER}_start"
+  log "$SERVER of host $HID started (master $SERVER_PID)"
+  printf '%s\n' "$SERVER_PID"
+}
+
+cmd_server_stop() {
+  need_host
+  host_server
+  need_host_ns
+  if [[ $SERVER == nginx ]]; then stop_nginx; else "${SERVER}_stop"; fi
+  log "$SERVER of host $HID stopped"
+}
+
 # ---------------------------------------------------------------- exec
 
 cmd_exec() {
@@ -549,7 +612,8 @@ LogLevel VERBOSE
 MaxStartups 100
 MaxSessions 50
 EOF
-  install_nginx_files "$h" "$addr"
+  printf '%s\n' "$SERVER" >"$h/server"
+  if [[ $SERVER == nginx ]]; then install_nginx_files "$h" "$addr"; else "${SERVER}_install_files" "$h" "$addr"; fi
   ln -sfn run/zerodown-sandbox/sshd.log "$h/sshd.log"
   ln -sfn run/zerodown-sandbox/sshd_config "$h/sshd_config"
   # sshd in its own mount namespace; /tmp is mounted last (DIR is usually under /tmp)
@@ -582,7 +646,16 @@ EOF
   SSHD_PID=$pid
   HOST_NS=$ns
 
-  start_nginx
+  local server_json
+  if [[ $SERVER == nginx ]]; then
+    start_nginx
+    SERVER_PID=$NGINX_PID
+    server_json='"binaryPath": "/srv/app/sbin/nginx", "pidFile": "/run/nginx.pid", "prefix": "/srv/app", "confPath": "/srv/app/conf/nginx.conf"'
+  else
+    "${SERVER}_start"
+    NGINX_PID=0 # no nginx on this host
+    server_json=$("${SERVER}_json")
+  fi
 
   # known_hosts / fingerprints
   local hk fp name
@@ -595,11 +668,11 @@ EOF
     cat <<EOF
     { "name": "$addr", "address": "$addr", "sshPort": $SSH_PORT, "httpPort": $HTTP_PORT,
       "root": "$h", "sshdPid": $pid, "nginxPid": $NGINX_PID, "fingerprint": "$fp",
-      "hostKeyLine": "$name $hk", "mntNs": "$ns",
-      "binaryPath": "/srv/app/sbin/nginx", "pidFile": "/run/nginx.pid", "prefix": "/srv/app", "confPath": "/srv/app/conf/nginx.conf" }
+      "hostKeyLine": "$name $hk", "mntNs": "$ns", "server": "$SERVER", "serverPid": $SERVER_PID,
+      $server_json }
 EOF
   )")
-  log "host $addr up: ssh $addr:$SSH_PORT (sshd $pid), http $addr:$HTTP_PORT (nginx master $NGINX_PID)"
+  log "host $addr up: ssh $addr:$SSH_PORT (sshd $pid), http $addr:$HTTP_PORT ($SERVER master $SERVER_PID)"
 }
 
 cmd_up() {
@@ -611,6 +684,7 @@ cmd_up() {
   ((COUNT >= 1)) || die "--count must be >= 1"
   ((FIRST >= 2 && FIRST + COUNT - 1 <= 254)) || die "hosts must stay within 127.0.0.2..127.0.0.254"
   [[ -z $WATCH_PID ]] || need_int --watch-pid "$WATCH_PID"
+  need_server
 
   cmd_preflight
   if [[ -e $DIR/.zerodown-sandbox ]]; then
@@ -695,9 +769,11 @@ main() {
     preflight) cmd_preflight ;;
     nginx-start) cmd_nginx_start ;;
     nginx-stop) cmd_nginx_stop ;;
+    server-start) cmd_server_start ;;
+    server-stop) cmd_server_stop ;;
     _watch) cmd_watch ;;
     -h | --help | help) usage ;;
-    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, preflight)" ;;
+    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, server-start, server-stop, preflight)" ;;
   esac
 }
 
