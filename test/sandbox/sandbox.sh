@@ -11,6 +11,7 @@
 #   sandbox.sh nginx-start --dir DIR --host 11 [--reset]
 #   sandbox.sh nginx-stop --dir DIR --host 11
 #   sandbox.sh preflight
+#   sandbox.sh tableflip-start|tableflip-stop|tableflip-build ...   (tableflip.sh beside this file)
 #
 # Only `up` (the sandbox JSON) and `nginx-start` (the new master pid) print to stdout;
 # everything else goes to stderr.
@@ -35,7 +36,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -677,13 +678,18 @@ cmd_watch() {
   exec bash "$SELF" down --dir "$DIR"
 }
 
+# ---------------------------------------------------------------- other host kinds
+
+# shellcheck source=test/sandbox/tableflip.sh
+source "$(dirname "$SELF")/tableflip.sh"
+
 # ---------------------------------------------------------------- main
 
 main() {
   (($#)) || usage
   local cmd=$1
   shift
-  parse_args "$@"
+  [[ $cmd == tableflip-* ]] || parse_args "$@"
   case $cmd in
     up) cmd_up ;;
     down) cmd_down ;;
@@ -692,8 +698,11 @@ main() {
     nginx-start) cmd_nginx_start ;;
     nginx-stop) cmd_nginx_stop ;;
     _watch) cmd_watch ;;
+    tableflip-start) cmd_tableflip_start "$@" ;;
+    tableflip-stop) cmd_tableflip_stop "$@" ;;
+    tableflip-build) cmd_tableflip_build ;;
     -h | --help | help) usage ;;
-    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, preflight)" ;;
+    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, preflight, tableflip-start, tableflip-stop, tableflip-build)" ;;
   esac
 }
 
