@@ -68,7 +68,10 @@ describe('readSettings', () => {
     expect(s.hosts.map(h => h.label)).toEqual(['root@a', 'root@b:2200', 'ops@c'])
     expect(s).toMatchObject({
       mode: 'deploy',
+      supervisor: 'nginx',
       pidFile: '/run/nginx.pid',
+      upgradeSignal: 'HUP',
+      verifyCommand: undefined,
       startTimeoutMs: 30_000,
       healthChecks: 3,
       healthIntervalMs: 1000,
@@ -101,12 +104,22 @@ describe('readSettings', () => {
     [{ binary: '' }, 'binary', 'required when mode is deploy'],
     [{ version: '1.x; rm' }, 'version', 'not a semantic version'],
     [{ 'jump-host': 'bastion;id' }, 'jump-host', 'not a host name'],
-    [{ hosts: 'web1\0' }, 'hosts', 'NUL byte']
+    [{ hosts: 'web1\0' }, 'hosts', 'NUL byte'],
+    [{ supervisor: 'apache' }, 'supervisor', 'not one of nginx, haproxy, tableflip'],
+    [{ supervisor: 'tableflip' }, 'pid-file', 'required with supervisor tableflip'],
+    [{ 'upgrade-signal': 'TERM' }, 'upgrade-signal', 'not one of HUP, USR1, USR2'],
+    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it']
   ])('%j fails naming %s', (over, input, problem) => {
     const e = errorOf(over as Record<string, string>)
     expect(e.input).toBe(input)
     expect(e.message).toContain(`Input '${input}'`)
     expect(e.message).toContain(problem)
+  })
+
+  it('verify-command is kept as written; upgrade-signal takes SIG names in any case', () => {
+    const s = settingsWith({ 'verify-command': "{binary} -t -c '/etc/app conf'", 'upgrade-signal': 'sighup' })
+    expect(s.verifyCommand).toBe("{binary} -t -c '/etc/app conf'")
+    expect(s.upgradeSignal).toBe('HUP')
   })
 
   it('insecure-skip-host-key-check allows no known hosts', () => {

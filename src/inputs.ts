@@ -98,15 +98,38 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'supervisor',
+    description:
+      "How the server hands over to its new binary: nginx (USR2/WINCH/QUIT; also the forks that keep nginx's signals), haproxy (master-worker reload) or tableflip (Go servers on cloudflare/tableflip, and any server that behaves the same).",
+    default: 'nginx',
+    required: false
+  },
+  {
     name: 'pid-file',
-    description: 'Remote pid file of the master (the pid directive of nginx.conf).',
-    default: '/run/nginx.pid',
+    description:
+      "Remote pid file of the server's master process (nginx: the pid directive of nginx.conf; tableflip: the file the server's Options.PIDFile names). Default: /run/nginx.pid for nginx, /run/haproxy.pid for haproxy; required for tableflip.",
+    default: '',
+    required: false
+  },
+  {
+    name: 'upgrade-signal',
+    description:
+      'Signal that starts a handoff (supervisor tableflip only; nginx and haproxy use USR2): HUP, USR1 or USR2.',
+    default: 'HUP',
     required: false
   },
   {
     name: 'start-timeout',
-    description: 'How long the new master may take to start its workers after USR2.',
+    description:
+      'How long the new binary may take to be ready after the upgrade signal (nginx: a new master with workers; tableflip: the pid file naming the new process).',
     default: '30s',
+    required: false
+  },
+  {
+    name: 'verify-command',
+    description:
+      "Command run on the host by sh against the staged new binary before it replaces the live one; exit status 0 passes, anything else stops the upgrade with nothing changed. {binary} is replaced by the staged file's path (quoted). For servers with no config test of their own, e.g. '{binary} -version'.",
+    default: '',
     required: false
   },
   {

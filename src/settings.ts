@@ -7,6 +7,21 @@ import { parseDuration } from './duration.js'
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
 
+/** The hand-over protocols the action speaks (the `supervisor` input). */
+export const SUPERVISORS = ['nginx', 'haproxy', 'tableflip'] as const
+export type SupervisorKind = (typeof SUPERVISORS)[number]
+
+/** Where each supervisor's pid file usually is; tableflip servers name their own (Options.PIDFile). */
+const DEFAULT_PID_FILE: Record<SupervisorKind, string | undefined> = {
+  nginx: '/run/nginx.pid',
+  haproxy: '/run/haproxy.pid',
+  tableflip: undefined
+}
+
+/** Signals a tableflip server may take for Upgrade(); TERM, INT or QUIT would stop it instead. */
+export const UPGRADE_SIGNALS = ['HUP', 'USR1', 'USR2'] as const
+export type UpgradeSignal = (typeof UPGRADE_SIGNALS)[number]
+
 export interface HostTarget {
   /** The host's address as written (a name, IPv4, or IPv6 without brackets). */
   host: string
@@ -32,7 +47,12 @@ export interface Settings {
   binary?: string
   /** Remote live path; undefined means: the running master's executable. */
   binaryPath?: string
+  supervisor: SupervisorKind
   pidFile: string
+  /** The signal that starts a tableflip handoff. */
+  upgradeSignal: UpgradeSignal
+  /** Run on the host by sh before the swap; `{binary}` stands for the staged file. */
+  verifyCommand?: string
 
   startTimeoutMs: number
   healthUrl?: string
@@ -330,6 +350,34 @@ function semverText(read: InputReader, name: string): string | undefined {
   return value.replace(/^v/, '')
 }
 
+function pidFile(read: InputReader, supervisor: SupervisorKind): string {
+  const value = remotePath(read, 'pid-file', DEFAULT_PID_FILE[supervisor])
+  if (value === undefined)
+    throw new SettingsError(
+      'pid-file',
+      `is required with supervisor ${supervisor} (such servers have no usual pid file)`,
+      'Give the file the server writes once it is ready (tableflip: its Options.PIDFile), e.g. /run/app.pid'
+    )
+  return value
+}
+
+function upgradeSignal(read: InputReader, supervisor: SupervisorKind): UpgradeSignal {
+  const value = (line(read, 'upgrade-signal') ?? 'HUP').toUpperCase().replace(/^SIG/, '')
+  if (!(UPGRADE_SIGNALS as readonly string[]).includes(value))
+    throw new SettingsError(
+      'upgrade-signal',
+      `'${value}' is not one of ${UPGRADE_SIGNALS.join(', ')}`,
+      'Give the signal on which the server calls Upgrade() (HUP for most tableflip servers)'
+    )
+  if (value !== 'HUP' && supervisor !== 'tableflip')
+    throw new SettingsError(
+      'upgrade-signal',
+      `is ${value}, but only supervisor tableflip takes it (${supervisor} has its own protocol)`,
+      'Remove upgrade-signal, or set supervisor: tableflip'
+    )
+  return value as UpgradeSignal
+}
+
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
 export function readSettings(read: InputReader): Settings {
   const user = line(read, 'user') ?? 'root'
@@ -338,6 +386,7 @@ export function readSettings(read: InputReader): Settings {
   const port = integer(read, 'port', 22, 1, 65535)
   const hosts = hostList(read, user, port)
   const mode = oneOf(read, 'mode', ['deploy', 'rollback'] as const, 'deploy')
+  const supervisor = oneOf(read, 'supervisor', SUPERVISORS, 'nginx')
 
   const settings: Settings = {
     hosts,
@@ -353,7 +402,10 @@ export function readSettings(read: InputReader): Settings {
     mode,
     binary: line(read, 'binary', 4096),
     binaryPath: remotePath(read, 'binary-path'),
-    pidFile: remotePath(read, 'pid-file', '/run/nginx.pid')!,
+    supervisor,
+    pidFile: pidFile(read, supervisor),
+    upgradeSignal: upgradeSignal(read, supervisor),
+    verifyCommand: text(read, 'verify-command'),
 
     startTimeoutMs: duration(read, 'start-timeout', '30s'),
     healthUrl: healthUrl(read),
@@ -395,6 +447,13 @@ export function readSettings(read: InputReader): Settings {
 }
 
 function checkCombinations(s: Settings): void {
+  // Until each protocol's supervisor is wired into the rollout (issue #11), only nginx runs.
+  if (s.supervisor !== 'nginx')
+    throw new SettingsError(
+      'supervisor',
+      `${s.supervisor} is not wired into the rollout of this build yet`,
+      'Use supervisor: nginx'
+    )
   if (s.privateKey === undefined && s.password === undefined)
     throw new SettingsError(
       'private-key',
