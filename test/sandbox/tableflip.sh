@@ -2,7 +2,7 @@
 # Sourced by sandbox.sh: hosts that run the Go test server of the tableflip supervisor
 # (test/servers/tableflip) instead of nginx, on the same address and port.
 #
-#   sandbox.sh tableflip-start --dir DIR --host 11 [--variant 1.0.0] [--reset] [-- APP-ARGS...]
+#   sandbox.sh tableflip-start --dir DIR --host 11 [--variant 1.0.0] [--reset] [--keep-binary] [-- APP-ARGS...]
 #   sandbox.sh tableflip-stop --dir DIR --host 11
 #   sandbox.sh tableflip-build
 #
@@ -11,7 +11,8 @@
 # it), and starts it as the deploy user, fully detached (its own session, no terminal, output to
 # /srv/app/logs/app.log), from its ABSOLUTE path with /srv/app as working directory: tableflip
 # re-executes argv[0] from there on an upgrade. The app writes /run/app.pid once it is ready.
-# Without --reset a running app is left alone. Prints the app's pid. APP-ARGS are passed on
+# Without --reset a running app is left alone; --keep-binary starts the file that is at
+# /srv/app/sbin/app now (a test or bench put it there) instead of installing the variant. Prints the app's pid. APP-ARGS are passed on
 # (e.g. -shutdown-timeout 5s); -listen and -pid-file are always set.
 # tableflip-build builds the variants (test/servers/tableflip/build.sh) and prints their folder.
 
@@ -84,11 +85,12 @@ tf_start() { # uses H, HID, SSHD_PID, HTTP_PORT; sets TF_PID
 }
 
 cmd_tableflip_start() {
-  local variant=1.0.0 reset=0 rest=()
+  local variant=1.0.0 reset=0 keep=0 rest=()
   while (($#)); do
     case $1 in
       --variant) variant=${2:?--variant needs a value}; shift 2 ;;
       --reset) reset=1; shift ;;
+      --keep-binary) keep=1; shift ;;
       --) rest+=("$@"); break ;;
       *) rest+=("$1"); shift ;;
     esac
@@ -108,7 +110,7 @@ cmd_tableflip_start() {
     fi
   fi
   tf_stop
-  tf_install "$variant"
+  ((keep)) || tf_install "$variant"
   tf_start
   log "the app of host $HID started (pid $TF_PID, variant $variant)"
   printf '%s\n' "$TF_PID"

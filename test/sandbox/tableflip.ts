@@ -1,8 +1,10 @@
 // Sandbox hosts that run the Go test server of the tableflip supervisor (test/servers/tableflip)
 // instead of nginx: a wrapper around `sandbox.sh tableflip-*` (tableflip.sh beside this file).
+// Type-only imports of sandbox.ts: the benchmarks load this file with Node 24's type stripping.
 import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
-import { sandboxScript, type Sandbox, type SandboxHost } from './sandbox.js'
+import * as path from 'node:path'
+import type { Sandbox, SandboxHost } from './sandbox.js'
 
 /** Where the app lives on every tableflip host (the same paths on each, as in a real fleet). */
 export const APP = {
@@ -23,9 +25,14 @@ export const VARIANT_VERSION: Record<AppVariant, string> = {
   hang: '9.0.0-hang'
 }
 
+/** sandbox.sh: $ZERODOWN_SANDBOX_SH, or <cwd>/test/sandbox/sandbox.sh (the tests and benches run from the repository). */
+function script(): string {
+  return process.env.ZERODOWN_SANDBOX_SH ?? path.join(process.cwd(), 'test', 'sandbox', 'sandbox.sh')
+}
+
 function run(args: string[]): string {
   try {
-    return execFileSync('bash', [sandboxScript(), ...args], {
+    return execFileSync('bash', [script(), ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe']
     })
@@ -52,6 +59,8 @@ export interface AppStartOptions {
   variant?: AppVariant
   /** Stop what runs and put the variant back even when an app already runs. */
   reset?: boolean
+  /** Start the file that is at APP.binaryPath now instead of installing the variant. */
+  keepBinary?: boolean
   /** More arguments for the app, e.g. ['-shutdown-timeout', '5s']. */
   args?: string[]
 }
@@ -64,6 +73,7 @@ export function appStart(sb: Sandbox, host: SandboxHost, opts: AppStartOptions =
   const octet = host.address.split('.').pop()!
   const args = ['tableflip-start', '--dir', sb.dir, '--host', octet, '--variant', opts.variant ?? '1.0.0']
   if (opts.reset) args.push('--reset')
+  if (opts.keepBinary) args.push('--keep-binary')
   if (opts.args?.length) args.push('--', ...opts.args)
   const pid = Number(run(args).trim())
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`tableflip-start printed no pid for ${host.name}`)
