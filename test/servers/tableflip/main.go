@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -49,6 +50,7 @@ func main() {
 	upgradeTimeout := flag.Duration("upgrade-timeout", time.Minute, "how long a new process may take to become ready")
 	shutdownTimeout := flag.Duration("shutdown-timeout", 30*time.Second, "how long an old process may take to finish its requests")
 	showVersion := flag.Bool("version", false, "print the version and exit")
+	failFile := flag.String("health-fail-file", "", "/health answers 500 while this file holds this build's version (one host of a fleet fails)")
 	flag.Parse()
 
 	if *showVersion {
@@ -81,7 +83,7 @@ func main() {
 		select {}
 	}
 
-	server := &http.Server{Handler: routes(), ReadHeaderTimeout: 10 * time.Second}
+	server := &http.Server{Handler: routes(*failFile), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := server.Serve(ln); err != http.ErrServerClosed {
 			log.Printf("serve: %v", err)
@@ -127,11 +129,15 @@ func drain(server *http.Server, timeout time.Duration) {
 	log.Print("drained; exiting")
 }
 
-func routes() *http.ServeMux {
+func routes(failFile string) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
 		if mode == "unhealthy" {
 			http.Error(w, "unhealthy (mode unhealthy)", http.StatusInternalServerError)
+			return
+		}
+		if b, err := os.ReadFile(failFile); failFile != "" && err == nil && strings.TrimSpace(string(b)) == version {
+			http.Error(w, "unhealthy ("+failFile+" names this version)", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintln(w, "ok")
