@@ -72,6 +72,7 @@ describe('readSettings', () => {
       pidFile: '/run/nginx.pid',
       upgradeSignal: 'HUP',
       verifyCommand: undefined,
+      drainTimeoutAction: 'rollback',
       startTimeoutMs: 30_000,
       healthChecks: 3,
       healthIntervalMs: 1000,
@@ -108,7 +109,12 @@ describe('readSettings', () => {
     [{ supervisor: 'apache' }, 'supervisor', 'not one of nginx, haproxy, tableflip'],
     [{ supervisor: 'tableflip' }, 'pid-file', 'required with supervisor tableflip'],
     [{ 'upgrade-signal': 'TERM' }, 'upgrade-signal', 'not one of HUP, USR1, USR2'],
-    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it']
+    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it'],
+    [
+      { supervisor: 'tableflip', 'pid-file': '/run/app.pid', 'drain-timeout-action': 'rollback' },
+      'drain-timeout-action',
+      'supervisor tableflip cannot honour'
+    ]
   ])('%j fails naming %s', (over, input, problem) => {
     const e = errorOf(over as Record<string, string>)
     expect(e.input).toBe(input)
