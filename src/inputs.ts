@@ -121,7 +121,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'start-timeout',
     description:
-      'How long the new binary may take to be ready after the upgrade signal (nginx: a new master with workers; tableflip: the pid file naming the new process).',
+      'How long the new server may take to start and serve beside the old one (nginx: a new master with workers; tableflip: the pid file naming the new process).',
     default: '30s',
     required: false
   },
@@ -178,7 +178,7 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'drain-timeout',
-    description: 'How long old workers may take to finish their requests after WINCH.',
+    description: 'How long old workers may take to finish their requests once they stopped accepting.',
     default: '5m',
     required: false
   },
