@@ -463,12 +463,12 @@ export function readSettings(read: InputReader): Settings {
 }
 
 function checkCombinations(s: Settings): void {
-  // Until each protocol's supervisor is wired into the rollout (issue #11), only nginx runs.
-  if (s.supervisor !== 'nginx')
+  // The HAProxy supervisor lives on its own branch until it is merged.
+  if (s.supervisor === 'haproxy')
     throw new SettingsError(
       'supervisor',
       `${s.supervisor} is not wired into the rollout of this build yet`,
-      'Use supervisor: nginx'
+      'Use supervisor: nginx or tableflip'
     )
   if (s.privateKey === undefined && s.password === undefined)
     throw new SettingsError(

@@ -45,7 +45,14 @@ export function hotUpgrade(
         binaryPath: plan.binaryPath,
         pollIntervalMs: plan.pollIntervalMs
       })
-      const p: HotUpgradeParts = { host, plan, state, session, names: supervisor.names }
+      const p: HotUpgradeParts = {
+        host,
+        plan,
+        state,
+        session,
+        names: supervisor.names,
+        revert: supervisor.capabilities.revert
+      }
       const change = changeSteps(p)
       const retire = retireStep(p)
       return {
