@@ -128,6 +128,16 @@ describe('readSettings', () => {
     expect(s.upgradeSignal).toBe('HUP')
   })
 
+  it('tableflip: the pid file is required, drain-timeout-action defaults to proceed', () => {
+    const s = settingsWith({ supervisor: 'tableflip', 'pid-file': '/run/app.pid', 'upgrade-signal': 'USR2' })
+    expect(s).toMatchObject({
+      supervisor: 'tableflip',
+      pidFile: '/run/app.pid',
+      upgradeSignal: 'USR2',
+      drainTimeoutAction: 'proceed'
+    })
+  })
+
   it('insecure-skip-host-key-check allows no known hosts', () => {
     const s = settingsWith({ 'host-fingerprints': '', 'insecure-skip-host-key-check': 'true' })
     expect(s.insecureSkipHostKeyCheck).toBe(true)
