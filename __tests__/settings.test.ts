@@ -76,6 +76,7 @@ describe('readSettings', () => {
       pidFile: '/run/nginx.pid',
       upgradeSignal: 'HUP',
       verifyCommand: undefined,
+      drainTimeoutAction: 'rollback',
       startTimeoutMs: 30_000,
       healthChecks: 3,
       healthIntervalMs: 1000,
@@ -121,7 +122,12 @@ describe('readSettings', () => {
     [{ supervisor: 'apache' }, 'supervisor', 'not one of nginx, haproxy, tableflip'],
     [{ supervisor: 'tableflip' }, 'pid-file', 'required with supervisor tableflip'],
     [{ 'upgrade-signal': 'TERM' }, 'upgrade-signal', 'not one of HUP, USR1, USR2'],
-    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it']
+    [{ 'upgrade-signal': 'USR1' }, 'upgrade-signal', 'only supervisor tableflip takes it'],
+    [
+      { supervisor: 'tableflip', 'pid-file': '/run/app.pid', 'drain-timeout-action': 'rollback' },
+      'drain-timeout-action',
+      'supervisor tableflip cannot honour'
+    ]
   ])('%j fails naming %s', (over, input, problem) => {
     const e = errorOf(over as Record<string, string>)
     expect(e.input).toBe(input)
@@ -151,6 +157,16 @@ describe('readSettings', () => {
     const s = settingsWith({ 'verify-command': "{binary} -t -c '/etc/app conf'", 'upgrade-signal': 'sighup' })
     expect(s.verifyCommand).toBe("{binary} -t -c '/etc/app conf'")
     expect(s.upgradeSignal).toBe('HUP')
+  })
+
+  it('tableflip: the pid file is required, drain-timeout-action defaults to proceed', () => {
+    const s = settingsWith({ supervisor: 'tableflip', 'pid-file': '/run/app.pid', 'upgrade-signal': 'USR2' })
+    expect(s).toMatchObject({
+      supervisor: 'tableflip',
+      pidFile: '/run/app.pid',
+      upgradeSignal: 'USR2',
+      drainTimeoutAction: 'proceed'
+    })
   })
 
   it('insecure-skip-host-key-check allows no known hosts', () => {

@@ -1313,13 +1313,13 @@ var require_util = __commonJS({
     function isFormDataLike(object) {
       return object && typeof object === "object" && typeof object.append === "function" && typeof object.delete === "function" && typeof object.get === "function" && typeof object.getAll === "function" && typeof object.has === "function" && typeof object.set === "function" && object[Symbol.toStringTag] === "FormData";
     }
-    function addAbortListener(signal3, listener) {
-      if ("addEventListener" in signal3) {
-        signal3.addEventListener("abort", listener, { once: true });
-        return () => signal3.removeEventListener("abort", listener);
+    function addAbortListener(signal4, listener) {
+      if ("addEventListener" in signal4) {
+        signal4.addEventListener("abort", listener, { once: true });
+        return () => signal4.removeEventListener("abort", listener);
       }
-      signal3.addListener("abort", listener);
-      return () => signal3.removeListener("abort", listener);
+      signal4.addListener("abort", listener);
+      return () => signal4.removeListener("abort", listener);
     }
     var hasToWellFormed = typeof String.prototype.toWellFormed === "function";
     var hasIsWellFormed = typeof String.prototype.isWellFormed === "function";
@@ -7072,7 +7072,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path, host, upgrade, expectContinue, signal: signal3, headers: reqHeaders } = request;
+      const { method, path, host, upgrade, expectContinue, signal: signal4, headers: reqHeaders } = request;
       let { body } = request;
       if (upgrade) {
         util.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7127,7 +7127,7 @@ var require_client_h2 = __commonJS({
       }
       if (method === "CONNECT") {
         session.ref();
-        stream = session.request(headers, { endStream: false, signal: signal3 });
+        stream = session.request(headers, { endStream: false, signal: signal4 });
         let upgradeResponseFinished = false;
         const onResponse = (headers2) => {
           upgradeResponseFinished = true;
@@ -7204,12 +7204,12 @@ var require_client_h2 = __commonJS({
       const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
       if (expectContinue) {
         headers[HTTP2_HEADER_EXPECT] = "100-continue";
-        stream = session.request(headers, { endStream: shouldEndStream, signal: signal3 });
+        stream = session.request(headers, { endStream: shouldEndStream, signal: signal4 });
         stream.once("continue", writeBodyH2);
       } else {
         stream = session.request(headers, {
           endStream: shouldEndStream,
-          signal: signal3
+          signal: signal4
         });
         writeBodyH2();
       }
@@ -8170,10 +8170,10 @@ var require_fixed_queue = __commonJS({
         this.head.push(data);
       }
       shift() {
-        const tail = this.tail;
-        const next = tail.shift();
-        if (tail.isEmpty() && tail.next !== null) {
-          this.tail = tail.next;
+        const tail2 = this.tail;
+        const next = tail2.shift();
+        if (tail2.isEmpty() && tail2.next !== null) {
+          this.tail = tail2.next;
         }
         return next;
       }
@@ -9570,11 +9570,11 @@ var require_readable = __commonJS({
       }
       async dump(opts) {
         let limit = Number.isFinite(opts?.limit) ? opts.limit : 128 * 1024;
-        const signal3 = opts?.signal;
-        if (signal3 != null && (typeof signal3 !== "object" || !("aborted" in signal3))) {
+        const signal4 = opts?.signal;
+        if (signal4 != null && (typeof signal4 !== "object" || !("aborted" in signal4))) {
           throw new InvalidArgumentError("signal must be an AbortSignal");
         }
-        signal3?.throwIfAborted();
+        signal4?.throwIfAborted();
         if (this._readableState.closeEmitted) {
           return null;
         }
@@ -9583,13 +9583,13 @@ var require_readable = __commonJS({
             this.destroy(new AbortError());
           }
           const onAbort = () => {
-            this.destroy(signal3.reason ?? new AbortError());
+            this.destroy(signal4.reason ?? new AbortError());
           };
-          signal3?.addEventListener("abort", onAbort);
+          signal4?.addEventListener("abort", onAbort);
           this.on("close", function() {
-            signal3?.removeEventListener("abort", onAbort);
-            if (signal3?.aborted) {
-              reject(signal3.reason ?? new AbortError());
+            signal4?.removeEventListener("abort", onAbort);
+            if (signal4?.aborted) {
+              reject(signal4.reason ?? new AbortError());
             } else {
               resolve(null);
             }
@@ -9815,7 +9815,7 @@ var require_api_request = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal: signal3, method, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
+        const { signal: signal4, method, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -9823,7 +9823,7 @@ var require_api_request = __commonJS({
           if (highWaterMark && (typeof highWaterMark !== "number" || highWaterMark < 0)) {
             throw new InvalidArgumentError("invalid highWaterMark");
           }
-          if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
+          if (signal4 && typeof signal4.on !== "function" && typeof signal4.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
           if (method === "CONNECT") {
@@ -9851,7 +9851,7 @@ var require_api_request = __commonJS({
         this.onInfo = onInfo || null;
         this.throwOnError = throwOnError;
         this.highWaterMark = highWaterMark;
-        this.signal = signal3;
+        this.signal = signal4;
         this.reason = null;
         this.removeAbortListener = null;
         if (util.isStream(body)) {
@@ -10001,18 +10001,18 @@ var require_abort_signal = __commonJS({
       }
       removeSignal(self2);
     }
-    function addSignal(self2, signal3) {
+    function addSignal(self2, signal4) {
       self2.reason = null;
       self2[kSignal] = null;
       self2[kListener] = null;
-      if (!signal3) {
+      if (!signal4) {
         return;
       }
-      if (signal3.aborted) {
+      if (signal4.aborted) {
         abort(self2);
         return;
       }
-      self2[kSignal] = signal3;
+      self2[kSignal] = signal4;
       self2[kListener] = () => {
         abort(self2);
       };
@@ -10053,7 +10053,7 @@ var require_api_stream = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal: signal3, method, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
+        const { signal: signal4, method, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -10061,7 +10061,7 @@ var require_api_stream = __commonJS({
           if (typeof factory !== "function") {
             throw new InvalidArgumentError("invalid factory");
           }
-          if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
+          if (signal4 && typeof signal4.on !== "function" && typeof signal4.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
           if (method === "CONNECT") {
@@ -10093,7 +10093,7 @@ var require_api_stream = __commonJS({
             this.onError(err);
           });
         }
-        addSignal(this, signal3);
+        addSignal(this, signal4);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -10269,8 +10269,8 @@ var require_api_pipeline = __commonJS({
         if (typeof handler !== "function") {
           throw new InvalidArgumentError("invalid handler");
         }
-        const { signal: signal3, method, opaque, onInfo, responseHeaders } = opts;
-        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
+        const { signal: signal4, method, opaque, onInfo, responseHeaders } = opts;
+        if (signal4 && typeof signal4.on !== "function" && typeof signal4.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         if (method === "CONNECT") {
@@ -10323,7 +10323,7 @@ var require_api_pipeline = __commonJS({
           req.push(null);
         });
         this.res = null;
-        addSignal(this, signal3);
+        addSignal(this, signal4);
       }
       onConnect(abort, context) {
         const { ret, res } = this;
@@ -10427,8 +10427,8 @@ var require_api_upgrade = __commonJS({
         if (typeof callback !== "function") {
           throw new InvalidArgumentError("invalid callback");
         }
-        const { signal: signal3, opaque, responseHeaders } = opts;
-        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
+        const { signal: signal4, opaque, responseHeaders } = opts;
+        if (signal4 && typeof signal4.on !== "function" && typeof signal4.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         super("UNDICI_UPGRADE");
@@ -10437,7 +10437,7 @@ var require_api_upgrade = __commonJS({
         this.callback = callback;
         this.abort = null;
         this.context = null;
-        addSignal(this, signal3);
+        addSignal(this, signal4);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -10519,8 +10519,8 @@ var require_api_connect = __commonJS({
         if (typeof callback !== "function") {
           throw new InvalidArgumentError("invalid callback");
         }
-        const { signal: signal3, opaque, responseHeaders } = opts;
-        if (signal3 && typeof signal3.on !== "function" && typeof signal3.addEventListener !== "function") {
+        const { signal: signal4, opaque, responseHeaders } = opts;
+        if (signal4 && typeof signal4.on !== "function" && typeof signal4.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
         super("UNDICI_CONNECT");
@@ -10528,7 +10528,7 @@ var require_api_connect = __commonJS({
         this.responseHeaders = responseHeaders || null;
         this.callback = callback;
         this.abort = null;
-        addSignal(this, signal3);
+        addSignal(this, signal4);
       }
       onConnect(abort, context) {
         if (this.reason) {
@@ -12848,8 +12848,8 @@ var require_request2 = __commonJS({
     var assert = __require("node:assert");
     var { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __require("node:events");
     var kAbortController = /* @__PURE__ */ Symbol("abortController");
-    var requestFinalizer = new FinalizationRegistry2(({ signal: signal3, abort }) => {
-      signal3.removeEventListener("abort", abort);
+    var requestFinalizer = new FinalizationRegistry2(({ signal: signal4, abort }) => {
+      signal4.removeEventListener("abort", abort);
     });
     var dependentControllerMap = /* @__PURE__ */ new WeakMap();
     function buildAbort(acRef) {
@@ -12891,7 +12891,7 @@ var require_request2 = __commonJS({
         let request = null;
         let fallbackMode = null;
         const baseUrl = environmentSettingsObject.settingsObject.baseUrl;
-        let signal3 = null;
+        let signal4 = null;
         if (typeof input === "string") {
           this[kDispatcher] = init.dispatcher;
           let parsedURL;
@@ -12911,7 +12911,7 @@ var require_request2 = __commonJS({
           this[kDispatcher] = init.dispatcher || input[kDispatcher];
           assert(input instanceof _Request);
           request = input[kState];
-          signal3 = input[kSignal];
+          signal4 = input[kSignal];
         }
         const origin = environmentSettingsObject.settingsObject.origin;
         let window2 = "client";
@@ -13060,33 +13060,33 @@ var require_request2 = __commonJS({
           }
         }
         if (init.signal !== void 0) {
-          signal3 = init.signal;
+          signal4 = init.signal;
         }
         this[kState] = request;
         const ac = new AbortController();
         this[kSignal] = ac.signal;
-        if (signal3 != null) {
-          if (!signal3 || typeof signal3.aborted !== "boolean" || typeof signal3.addEventListener !== "function") {
+        if (signal4 != null) {
+          if (!signal4 || typeof signal4.aborted !== "boolean" || typeof signal4.addEventListener !== "function") {
             throw new TypeError(
               "Failed to construct 'Request': member signal is not of type AbortSignal."
             );
           }
-          if (signal3.aborted) {
-            ac.abort(signal3.reason);
+          if (signal4.aborted) {
+            ac.abort(signal4.reason);
           } else {
             this[kAbortController] = ac;
             const acRef = new WeakRef(ac);
             const abort = buildAbort(acRef);
             try {
-              if (typeof getMaxListeners === "function" && getMaxListeners(signal3) === defaultMaxListeners) {
-                setMaxListeners(1500, signal3);
-              } else if (getEventListeners(signal3, "abort").length >= defaultMaxListeners) {
-                setMaxListeners(1500, signal3);
+              if (typeof getMaxListeners === "function" && getMaxListeners(signal4) === defaultMaxListeners) {
+                setMaxListeners(1500, signal4);
+              } else if (getEventListeners(signal4, "abort").length >= defaultMaxListeners) {
+                setMaxListeners(1500, signal4);
               }
             } catch {
             }
-            util.addAbortListener(signal3, abort);
-            requestFinalizer.register(ac, { signal: signal3, abort }, abort);
+            util.addAbortListener(signal4, abort);
+            requestFinalizer.register(ac, { signal: signal4, abort }, abort);
           }
         }
         this[kHeaders] = new Headers2(kConstruct);
@@ -13374,10 +13374,10 @@ var require_request2 = __commonJS({
       }
       return newRequest;
     }
-    function fromInnerRequest(innerRequest, signal3, guard) {
+    function fromInnerRequest(innerRequest, signal4, guard) {
       const request = new Request(kConstruct);
       request[kState] = innerRequest;
-      request[kSignal] = signal3;
+      request[kSignal] = signal4;
       request[kHeaders] = new Headers2(kConstruct);
       setHeadersList(request[kHeaders], innerRequest.headersList);
       setHeadersGuard(request[kHeaders], guard);
@@ -13484,8 +13484,8 @@ var require_request2 = __commonJS({
       {
         key: "signal",
         converter: webidl.nullableConverter(
-          (signal3) => webidl.converters.AbortSignal(
-            signal3,
+          (signal4) => webidl.converters.AbortSignal(
+            signal4,
             "RequestInit",
             "signal",
             { strict: false }
@@ -17352,7 +17352,7 @@ var require_permessage_deflate = __commonJS({
     var { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __require("node:zlib");
     var { isValidClientWindowBits } = require_util7();
     var { MessageSizeExceededError } = require_errors();
-    var tail = Buffer.from([0, 0, 255, 255]);
+    var tail2 = Buffer.from([0, 0, 255, 255]);
     var kBuffer = /* @__PURE__ */ Symbol("kBuffer");
     var kLength = /* @__PURE__ */ Symbol("kLength");
     var PerMessageDeflate = class {
@@ -17410,7 +17410,7 @@ var require_permessage_deflate = __commonJS({
         }
         this.#inflate.write(chunk);
         if (fin) {
-          this.#inflate.write(tail);
+          this.#inflate.write(tail2);
         }
         this.#inflate.flush(() => {
           if (!this.#inflate) {
@@ -32377,49 +32377,49 @@ var require_handlers_misc = __commonJS({
               );
               break;
             case "exit-signal": {
-              let signal3;
+              let signal4;
               let coreDumped;
               if (self2._compatFlags & COMPAT.OLD_EXIT) {
                 const num = bufferParser.readUInt32BE();
                 switch (num) {
                   case 1:
-                    signal3 = "HUP";
+                    signal4 = "HUP";
                     break;
                   case 2:
-                    signal3 = "INT";
+                    signal4 = "INT";
                     break;
                   case 3:
-                    signal3 = "QUIT";
+                    signal4 = "QUIT";
                     break;
                   case 6:
-                    signal3 = "ABRT";
+                    signal4 = "ABRT";
                     break;
                   case 9:
-                    signal3 = "KILL";
+                    signal4 = "KILL";
                     break;
                   case 14:
-                    signal3 = "ALRM";
+                    signal4 = "ALRM";
                     break;
                   case 15:
-                    signal3 = "TERM";
+                    signal4 = "TERM";
                     break;
                   default:
                     if (num !== void 0) {
-                      signal3 = `UNKNOWN (${num})`;
+                      signal4 = `UNKNOWN (${num})`;
                     }
                 }
                 coreDumped = false;
               } else {
-                signal3 = bufferParser.readString(true);
+                signal4 = bufferParser.readString(true);
                 coreDumped = bufferParser.readBool();
                 if (coreDumped === void 0)
-                  signal3 = void 0;
+                  signal4 = void 0;
               }
               const errorMessage = bufferParser.readString(true);
               if (bufferParser.skipString() !== void 0)
-                data = { signal: signal3, coreDumped, errorMessage };
+                data = { signal: signal4, coreDumped, errorMessage };
               self2._debug && self2._debug(
-                `Inbound: CHANNEL_REQUEST (r:${recipient}, ${type}: ${signal3})`
+                `Inbound: CHANNEL_REQUEST (r:${recipient}, ${type}: ${signal4})`
               );
               break;
             }
@@ -35187,16 +35187,16 @@ var require_Protocol = __commonJS({
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
-      signal(chan, signal3) {
+      signal(chan, signal4) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
-        const origSignal = signal3;
-        signal3 = signal3.toUpperCase();
-        if (signal3.slice(0, 3) === "SIG")
-          signal3 = signal3.slice(3);
-        if (SIGNALS2[signal3] !== 1)
+        const origSignal = signal4;
+        signal4 = signal4.toUpperCase();
+        if (signal4.slice(0, 3) === "SIG")
+          signal4 = signal4.slice(3);
+        if (SIGNALS2[signal4] !== 1)
           throw new Error(`Invalid signal: ${origSignal}`);
-        const signalLen = signal3.length;
+        const signalLen = signal4.length;
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
           1 + 4 + 4 + 6 + 1 + 4 + signalLen
@@ -35207,9 +35207,9 @@ var require_Protocol = __commonJS({
         packet.utf8Write("signal", p += 4, 6);
         packet[p += 6] = 0;
         writeUInt32BE(packet, signalLen, ++p);
-        packet.utf8Write(signal3, p += 4, signalLen);
+        packet.utf8Write(signal4, p += 4, signalLen);
         this._debug && this._debug(
-          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, signal: ${signal3})`
+          `Outbound: Sending CHANNEL_REQUEST (r:${chan}, signal: ${signal4})`
         );
         sendPacket(this, this._packetRW.write.finalize(packet));
       }
@@ -35478,12 +35478,12 @@ var require_Protocol = __commonJS({
         const origSignal = name;
         if (typeof origSignal !== "string" || !origSignal)
           throw new Error(`Invalid signal: ${origSignal}`);
-        let signal3 = name.toUpperCase();
-        if (signal3.slice(0, 3) === "SIG")
-          signal3 = signal3.slice(3);
-        if (SIGNALS2[signal3] !== 1)
+        let signal4 = name.toUpperCase();
+        if (signal4.slice(0, 3) === "SIG")
+          signal4 = signal4.slice(3);
+        if (SIGNALS2[signal4] !== 1)
           throw new Error(`Invalid signal: ${origSignal}`);
-        const nameLen = Buffer.byteLength(signal3);
+        const nameLen = Buffer.byteLength(signal4);
         const msgLen = msg ? Buffer.byteLength(msg) : 0;
         let p = this._packetRW.write.allocStart;
         const packet = this._packetRW.write.alloc(
@@ -35495,7 +35495,7 @@ var require_Protocol = __commonJS({
         packet.utf8Write("exit-signal", p += 4, 11);
         packet[p += 11] = 0;
         writeUInt32BE(packet, nameLen, ++p);
-        packet.utf8Write(signal3, p += 4, nameLen);
+        packet.utf8Write(signal4, p += 4, nameLen);
         packet[p += nameLen] = coreDumped ? 1 : 0;
         writeUInt32BE(packet, msgLen, ++p);
         p += 4;
@@ -40790,18 +40790,18 @@ var require_client2 = __commonJS({
               removeListeners();
               cb(err3);
             }
-            function onExit(code, signal3) {
+            function onExit(code, signal4) {
               removeListeners();
               let msg;
               if (typeof code === "number")
                 msg = `Received exit code ${code} while establishing SFTP session`;
-              else if (signal3 !== void 0)
-                msg = `Received signal ${signal3} while establishing SFTP session`;
+              else if (signal4 !== void 0)
+                msg = `Received signal ${signal4} while establishing SFTP session`;
               else
                 msg = "Received unexpected SFTP session termination";
               const err3 = new Error(msg);
               err3.code = code;
-              err3.signal = signal3;
+              err3.signal = signal4;
               cb(err3);
             }
             sftp.on("ready", onReady).on("error", onError).on("exit", onExit).on("close", onExit);
@@ -43635,8 +43635,8 @@ function check(host, argv, result) {
 
 // src/engine/attempts.ts
 var STEP_ATTEMPTS = 4;
-function cancelledError(signal3, entry) {
-  const why = signal3?.reason;
+function cancelledError(signal4, entry) {
+  const why = signal4?.reason;
   const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
@@ -43655,13 +43655,13 @@ function runAttempts(step, o) {
       }
     }
   };
-  const signal3 = o.signal;
-  if (!signal3 || !step.interruptible) return attempts();
+  const signal4 = o.signal;
+  if (!signal4 || !step.interruptible) return attempts();
   const work = attempts();
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(cancelledError(signal3, o.entry));
-    signal3.addEventListener("abort", onAbort, { once: true });
-    void work.then(resolve, reject).finally(() => signal3.removeEventListener("abort", onAbort));
+    const onAbort = () => reject(cancelledError(signal4, o.entry));
+    signal4.addEventListener("abort", onAbort, { once: true });
+    void work.then(resolve, reject).finally(() => signal4.removeEventListener("abort", onAbort));
   });
 }
 
@@ -44601,6 +44601,25 @@ function progressNote(note) {
   };
 }
 
+// src/strategies/hot-upgrade/verify-command.ts
+function verifyCommandArgv(template, stagedPath) {
+  return ["sh", "-c", template.replaceAll("{binary}", quote(stagedPath))];
+}
+function tail(text2) {
+  const lines = text2.trim().split("\n").slice(-3).join(" | ");
+  return lines.replace(/[\u0000-\u001f\u007f-\u009f]/g, " ").slice(0, 500);
+}
+async function runVerifyCommand(host, template, stagedPath, note) {
+  const r = await host.run(verifyCommandArgv(template, stagedPath), { sudo: host.sudo, timeoutMs: 12e4 });
+  const out = tail(r.stderr || r.stdout);
+  if (r.code !== 0)
+    throw new StepError(
+      "verify",
+      `verify-command failed with status ${r.code} (${template})${out ? `: ${out}` : ""}; nothing was changed`
+    );
+  note(`verify-command passed: ${template}${out ? ` (${out})` : ""}`);
+}
+
 // src/strategies/hot-upgrade/steps.ts
 var running = (p) => {
   if (!p.state.running) throw new Error(`${p.host.name}: the running server is not known yet`);
@@ -44673,7 +44692,10 @@ function stageSteps(p) {
     stage: "prepare",
     async run(ctx) {
       const r = running(p);
-      const v = await p.session.verify(ctx, sidePaths(r.livePath).staging);
+      const staging = sidePaths(r.livePath).staging;
+      const v = await p.session.verify(ctx, staging);
+      if (p.plan.verifyCommand !== void 0)
+        await runVerifyCommand(p.host, p.plan.verifyCommand, staging, ctx.note);
       p.state.newVersion = v.version;
       ctx.report.version = v.version ?? void 0;
       ctx.report.previousVersion = r.version ?? void 0;
@@ -44710,7 +44732,10 @@ function changeSteps(p) {
       name: names.steps.start,
       stage: "change",
       interruptible: true,
-      undo: (ctx) => session.revert({ note: (m) => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false }),
+      async undo(ctx) {
+        if (p.revert === "handoff") await restoreBinary(p, ctx.log);
+        await session.revert({ note: (m) => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false });
+      },
       async run(ctx) {
         const pid = await session.start(ctx, {
           startTimeoutMs: plan.startTimeoutMs,
@@ -44789,6 +44814,7 @@ function planFrom(settings, source, supervisor) {
     pollIntervalMs: settings.pollIntervalMs,
     drainTimeoutMs: settings.drainTimeoutMs,
     drainTimeoutAction: settings.drainTimeoutAction,
+    verifyCommand: settings.verifyCommand,
     health: {
       url: settings.healthUrl,
       command: settings.healthCommand,
@@ -44815,7 +44841,14 @@ function hotUpgrade(plan, supervisor) {
         releaseDir: plan.releaseDir,
         masterUser: plan.masterUser
       });
-      const p = { host, plan, state, session, names: supervisor.names };
+      const p = {
+        host,
+        plan,
+        state,
+        session,
+        names: supervisor.names,
+        revert: supervisor.capabilities.revert
+      };
       const change = changeSteps(p);
       const retire = retireStep(p);
       return {
@@ -46343,12 +46376,599 @@ var nginx = {
   open: (host, options) => new NginxSession(host, options)
 };
 
+// src/supervisors/tableflip/protocol.ts
+var PROBE4 = String.raw`
+pf=$1; shift
+p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac
+echo "pidfile $p"
+show() {
+  line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
+  rest=@{line##*) }
+  set -- "$1" $rest
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || exe=-
+  a0=$(tr '\0\t\n' '\n  ' 2>/dev/null < "/proc/$1/cmdline" | head -n 1)
+  cmd=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$1/cmdline")
+  printf 'proc\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$exe" "$a0" "$cmd"
+}
+seen=' '
+one() {
+  case $1 in ''|*[!0-9]*|0|1) return 0;; esac
+  case $seen in *" $1 "*) return 0;; esac
+  seen="$seen$1 "
+  show "$1"
+}
+for q in $p "$@"; do
+  case $q in ''|*[!0-9]*) continue;; esac
+  one "$q"
+  kids=
+  for c in /proc/$q/task/*/children; do k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"; done
+  for k in $kids; do one "$k"; done
+done
+case $p in ''|*[!0-9]*) ;; *)
+  line=; read -r line 2>/dev/null < "/proc/$p/stat" && { rest=@{line##*) }; set -- $rest; one "$2"; } ;;
+esac
+`.replaceAll("@{", "${");
+function pidOf2(text2) {
+  return text2 !== void 0 && /^\d+$/.test(text2) ? Number(text2) : null;
+}
+function parseSnapshot3(stdout) {
+  const snap = { pid: null, procs: /* @__PURE__ */ new Map() };
+  for (const line2 of stdout.split("\n")) {
+    if (line2.startsWith("pidfile ")) snap.pid = pidOf2(line2.slice(8).trim());
+    else if (line2.startsWith("proc	")) {
+      const [, pid, state, ppid, exe, argv0, cmdline] = line2.split("	");
+      if (pidOf2(pid) === null) continue;
+      snap.procs.set(Number(pid), {
+        pid: Number(pid),
+        state: state ?? "?",
+        ppid: Number(ppid),
+        exe: exe ?? "-",
+        argv0: argv0 ?? "",
+        cmdline: (cmdline ?? "").trim()
+      });
+    }
+  }
+  return snap;
+}
+async function probe3(host, pidFile2, watch = []) {
+  const pids = watch.filter((p) => Number.isInteger(p) && p > 1).map(String);
+  const r = await host.run(["sh", "-c", PROBE4, "sh", pidFile2, ...pids], {
+    sudo: host.sudo,
+    timeoutMs: 3e4
+  });
+  if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`);
+  return parseSnapshot3(r.stdout);
+}
+function isAlive2(snap, pid) {
+  if (pid === null || pid === void 0) return false;
+  const p = snap.procs.get(pid);
+  return p !== void 0 && p.state !== "Z" && p.state !== "X";
+}
+function liveChildren2(snap, pid) {
+  return [...snap.procs.values()].filter((p) => p.ppid === pid && p.state !== "Z" && p.state !== "X");
+}
+function exePath2(proc) {
+  const replaced = proc.exe.endsWith(" (deleted)");
+  return { path: replaced ? proc.exe.slice(0, -" (deleted)".length) : proc.exe, replaced };
+}
+function exitingParent(snap, pid) {
+  const me = snap.procs.get(pid);
+  if (!me || me.ppid <= 1 || !isAlive2(snap, me.ppid)) return null;
+  const parent = snap.procs.get(me.ppid);
+  const sameCommand = parent.cmdline !== "" && parent.cmdline === me.cmdline;
+  const sameFile = exePath2(parent).path === exePath2(me).path && exePath2(me).path !== "-";
+  return sameCommand || sameFile ? parent : null;
+}
+function argv0Problem(argv0, livePath, resolved) {
+  if (argv0 === "") return "its command line cannot be read";
+  if (!argv0.includes("/"))
+    return `it was started as "${argv0}", a bare name: tableflip starts argv[0] again through a PATH lookup, which may find another file than ${livePath}`;
+  if (!argv0.startsWith("/"))
+    return `it was started as "${argv0}", a relative path: tableflip starts argv[0] again from the working directory it had at start, not necessarily ${livePath}`;
+  if (resolved !== null && resolved !== livePath)
+    return `its argv[0] ${argv0} resolves to ${resolved}, not to the file it runs (${livePath})`;
+  return null;
+}
+function judgeStart(snap, w) {
+  const n = snap.pid;
+  const oldAlive = isAlive2(snap, w.oldPid);
+  if (n !== null && n !== w.oldPid && isAlive2(snap, n)) {
+    const p = snap.procs.get(n);
+    const exe = exePath2(p);
+    if (exe.path !== w.livePath || exe.replaced)
+      return {
+        kind: "failed",
+        message: `the pid file names ${n}, which runs ${p.exe}, not the new binary at ${w.livePath}`
+      };
+    if (p.ppid === w.oldPid || !oldAlive) return { kind: "ready", pid: n };
+  }
+  if (!oldAlive)
+    return {
+      kind: "failed",
+      message: `the server ${w.oldPid} exited after ${w.signal} and no new process names itself in the pid file (pid file: ${n ?? "none"}); a server that does not handle ${w.signal} dies of it`
+    };
+  const children = liveChildren2(snap, w.oldPid).map((p) => p.pid);
+  if (children.length > 0) return { kind: "waiting", children };
+  if (w.sawChild)
+    return {
+      kind: "failed",
+      message: `the new binary exited before it was ready: ${w.oldPid} keeps serving and the pid file still names it`
+    };
+  if (w.quiet)
+    return {
+      kind: "failed",
+      message: `no new process appeared after ${w.signal} and the pid file still names ${w.oldPid}: the new binary exited at once, or the server does not start a handoff on ${w.signal} (see upgrade-signal)`
+    };
+  return { kind: "waiting", children: [] };
+}
+function describe4(snap, oldPid, newPid) {
+  const parts = [`pid file: ${snap.pid ?? "none"}`];
+  parts.push(isAlive2(snap, oldPid) ? `old process ${oldPid} alive` : `old process ${oldPid} gone`);
+  const kids = liveChildren2(snap, oldPid);
+  for (const k of kids) parts.push(`child ${k.pid} (${k.exe})${snap.pid === k.pid ? " ready" : " not ready"}`);
+  const others = [snap.pid, newPid].filter(
+    (p) => p !== null && p !== void 0 && p !== oldPid && !kids.some((k) => k.pid === p)
+  );
+  for (const p of new Set(others))
+    parts.push(isAlive2(snap, p) ? `${p} alive (${snap.procs.get(p).exe})` : `${p} not running`);
+  return parts.join("; ");
+}
+async function signal3(host, sig, pid) {
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
+  const argv = ["kill", "-s", sig, "--", String(pid)];
+  check(host, argv, await host.run(argv, { sudo: host.sudo }));
+}
+async function exeSha256(host, pid) {
+  const r = await host.run(["sha256sum", "--", `/proc/${pid}/exe`], { sudo: host.sudo, timeoutMs: 6e4 });
+  if (r.code !== 0) return null;
+  const h = r.stdout.trim().split(/\s+/)[0] ?? "";
+  return /^[0-9a-f]{64}$/.test(h) ? h : null;
+}
+
+// src/supervisors/tableflip/handoff.ts
+var QUIET_MS = 2e3;
+var QUIET_POLLS = 5;
+async function startHandoff(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const sig = s.o.signal;
+  const seen = ctx.retrying && s.signalled ? await s.read() : null;
+  if (seen && (seen.pid !== oldPid || liveChildren2(seen, oldPid).length > 0))
+    ctx.note(`${sig} had reached ${oldPid} before the connection was lost: not sent again`);
+  else {
+    await signal3(s.host, sig, oldPid);
+    s.signalled = true;
+    ctx.note(`sent ${sig} to ${oldPid}: it starts ${s.facts().livePath} as its child`);
+  }
+  const children = /* @__PURE__ */ new Set();
+  let polls = 0;
+  let last = null;
+  const ready = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
+    const snap = last = await s.read([...children]);
+    polls++;
+    const verdict = judgeStart(snap, {
+      oldPid,
+      livePath: s.facts().livePath,
+      signal: sig,
+      sawChild: children.size > 0,
+      quiet: elapsed >= QUIET_MS && polls >= QUIET_POLLS
+    });
+    if (verdict.kind === "failed") throw new StepError("handoff", verdict.message);
+    if (verdict.kind === "waiting") verdict.children.forEach((c) => children.add(c));
+    return verdict.kind === "ready" ? verdict.pid : void 0;
+  });
+  if (ready === void 0)
+    throw new StepError(
+      "handoff",
+      `no new process named itself in the pid file within start-timeout ${formatDuration(o.startTimeoutMs)} (the new binary never called Ready()): ${describe4(last ?? await s.read(), oldPid)}`
+    );
+  s.newPid = ready;
+  const [runs, live] = await Promise.all([exeSha256(s.host, ready), remoteSha256(s.host, s.facts().livePath)]);
+  if (runs === null || runs !== live)
+    throw new StepError(
+      "handoff",
+      `the new process ${ready} runs a file with sha256 ${runs ?? "unreadable"}, not the new binary (${live ?? "missing"})`
+    );
+  ctx.note(
+    `${ready} is ready and names itself in the pid file, running the new binary (sha256 ${runs.slice(0, 12)})`
+  );
+  return ready;
+}
+async function checkServing(s, pid) {
+  const snap = await s.read();
+  if (!isAlive2(snap, pid))
+    throw new StepError(
+      "health",
+      `the new process ${pid} exited during the health gate: ${describe4(snap, s.facts().pid, pid)}`
+    );
+  if (snap.pid !== pid)
+    throw new StepError(
+      "health",
+      `the pid file names ${snap.pid ?? "nothing"} now, not the new process ${pid}`
+    );
+}
+async function waitForParent(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const started = Date.now();
+  const gone = await waitUntil(o.timeoutMs, o.intervalMs, async () => {
+    const alive2 = isAlive2(await s.read(), oldPid);
+    o.record(Date.now() - started, alive2 ? 1 : 0);
+    return alive2 ? void 0 : true;
+  });
+  if (gone)
+    ctx.note(
+      `the old process ${oldPid} finished its requests and exited after ${formatDuration(Date.now() - started)}`
+    );
+  return gone === true;
+}
+async function checkRetired(s, ctx, o) {
+  const oldPid = s.facts().pid;
+  const newPid = s.newPid;
+  let snap = await s.read();
+  if (!isAlive2(snap, newPid) || snap.pid !== newPid)
+    throw new StepError(
+      "retire",
+      `the new process ${newPid} no longer serves: ${describe4(snap, oldPid, newPid)}`
+    );
+  if (isAlive2(snap, oldPid) && o.unfinished) {
+    ctx.note(
+      `the old process ${oldPid} accepts nothing and exits by itself once its last requests finish (its own shutdown timeout bounds them); ${newPid} serves every new connection`
+    );
+    return;
+  }
+  const gone = await waitUntil(3e4, o.intervalMs, async () => {
+    snap = await s.read();
+    return isAlive2(snap, oldPid) ? void 0 : true;
+  });
+  if (!gone)
+    throw new StepError(
+      "retire",
+      `the old process ${oldPid} did not exit within 30s: ${describe4(snap, oldPid, newPid)}`
+    );
+  ctx.note(`the old process is gone; ${newPid} serves alone`);
+}
+
+// src/supervisors/tableflip/inspect.ts
+var fail3 = (message) => {
+  throw new StepError("preflight", message);
+};
+async function inspectServer(s, note) {
+  const { host } = s;
+  const pidFile2 = s.o.pidFile;
+  const sh3 = host.sudo ? "sudo " : "";
+  const snap = await s.read();
+  if (snap.pid === null)
+    fail3(
+      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the file it writes once ready (tableflip's Options.PIDFile)?`
+    );
+  const pid = snap.pid;
+  if (!isAlive2(snap, pid))
+    fail3(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
+  const server = snap.procs.get(pid);
+  const exe = exePath2(server);
+  if (exe.path === "-" || exe.path === "")
+    fail3(
+      `cannot read /proc/${pid}/exe: the server runs as another user. Deploy as that user, or set sudo: true`
+    );
+  if (s.o.binaryPath !== void 0 && s.o.binaryPath !== exe.path)
+    fail3(
+      `binary-path is ${s.o.binaryPath}, but the server ${pid} runs ${exe.path}. tableflip starts its own argv[0] again on a hand-over: leave binary-path empty or set it to ${exe.path}`
+    );
+  const livePath = exe.path;
+  const parent = exitingParent(snap, pid);
+  if (parent !== null)
+    fail3(
+      `the server ${pid} still has its parent ${parent.pid}, the old process of an earlier hand-over, finishing its requests; tableflip refuses another hand-over until it has exited. Wait for it (${sh3}kill -0 ${parent.pid} fails once it is gone), then deploy again`
+    );
+  const pending = liveChildren2(snap, pid);
+  if (pending.length > 0)
+    fail3(
+      `the server ${pid} has a child that is not ready (${pending.map((p) => `${p.pid} ${p.exe}`).join(", ")}): a hand-over may be in progress. Wait for it, or stop that process (${sh3}kill ${pending.map((p) => p.pid).join(" ")}), then deploy again`
+    );
+  let resolved = null;
+  if (server.argv0.startsWith("/")) {
+    const r = await host.run(["readlink", "-f", "--", server.argv0], { sudo: host.sudo });
+    if (r.code === 0) resolved = r.stdout.trim();
+  }
+  const problem = argv0Problem(server.argv0, livePath, resolved);
+  if (problem !== null)
+    fail3(
+      `the server ${pid} cannot be handed over to a new binary at ${livePath}: ${problem}. Start it once with its absolute path (${livePath}), then deploy`
+    );
+  note(
+    `server ${pid} runs ${livePath}${exe.replaced ? " (replaced on disk since it started)" : ""}, started as ${server.argv0}`
+  );
+  if (server.ppid !== 1)
+    note(
+      `its parent is pid ${server.ppid}, not init: a service manager or subreaper; it must let the new process outlive this one`
+    );
+  const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
+  const liveSha256 = await remoteSha256(host, livePath);
+  if (liveSha256 === null) fail3(`${livePath} does not exist on the host, although the server runs it`);
+  note(`sha256 ${liveSha256.slice(0, 12)}; ${arch2}`);
+  return { pid, livePath, liveSha256, exeReplaced: exe.replaced, version: null, arch: arch2 };
+}
+
+// src/supervisors/tableflip/revert.ts
+async function runsOld(s, pid) {
+  return await exeSha256(s.host, pid) === s.facts().liveSha256;
+}
+async function stopChildren(s, pid, info2) {
+  let snap = await s.read();
+  for (const sig of ["TERM", "KILL"]) {
+    const kids = liveChildren2(snap, pid);
+    if (kids.length === 0) break;
+    for (const k of kids) await signal3(s.host, sig, k.pid).catch(() => void 0);
+    info2(`sent ${sig} to ${kids.map((k) => k.pid).join(", ")}, the child of ${pid} that never became ready`);
+    await waitUntil(5e3, 50, async () => {
+      snap = await s.read(kids.map((k) => k.pid));
+      return liveChildren2(snap, pid).length === 0 ? true : void 0;
+    });
+  }
+  return snap;
+}
+async function revertHandoff(s, info2) {
+  const oldPid = s.facts().pid;
+  let snap = await s.read();
+  const cur = snap.pid;
+  if (isAlive2(snap, oldPid) && (cur === oldPid || !isAlive2(snap, cur))) {
+    snap = await stopChildren(s, oldPid, info2);
+    if (liveChildren2(snap, oldPid).length > 0 || snap.pid !== oldPid)
+      throw new Error(`the old process ${oldPid} does not serve alone again: ${describe4(snap, oldPid)}`);
+    info2(`${oldPid} never stopped serving; no child is left`);
+    return;
+  }
+  if (cur === null || !isAlive2(snap, cur))
+    throw new Error(
+      `nothing serves: the old process ${oldPid} is gone and the pid file names no running process (${describe4(snap, oldPid)})`
+    );
+  if (await runsOld(s, cur)) {
+    info2(`${cur} already runs the old binary`);
+    return;
+  }
+  const live = await remoteSha256(s.host, s.facts().livePath);
+  if (live !== s.facts().liveSha256)
+    throw new Error(
+      `${s.facts().livePath} is not the old binary (sha256 ${live ?? "missing"}): a hand-over back would start the wrong file`
+    );
+  if (isAlive2(snap, oldPid)) {
+    info2(
+      `waiting for the old process ${oldPid} to finish its requests and exit: tableflip refuses a hand-over back until then`
+    );
+    const gone = await waitUntil(
+      s.o.parentWaitMs,
+      s.o.pollIntervalMs,
+      async () => isAlive2(await s.read(), oldPid) ? void 0 : true
+    );
+    if (!gone) {
+      await signal3(s.host, "KILL", oldPid);
+      info2(
+        `the old process ${oldPid} still ran after ${formatDuration(s.o.parentWaitMs)}: killed, so that the hand-over back can start`
+      );
+      await waitUntil(5e3, 50, async () => isAlive2(await s.read(), oldPid) ? void 0 : true);
+    }
+  }
+  await signal3(s.host, s.o.signal, cur);
+  info2(`sent ${s.o.signal} to ${cur}: hand-over back to the old binary`);
+  const back = await waitUntilSoon(6e4, Math.min(s.o.pollIntervalMs, 100), async () => {
+    snap = await s.read([cur]);
+    const n = snap.pid;
+    if (n === null || n === cur || !isAlive2(snap, n)) return void 0;
+    return exePath2(snap.procs.get(n)).path === s.facts().livePath && await runsOld(s, n) ? n : void 0;
+  });
+  if (back === void 0)
+    throw new Error(
+      `no process running the old binary named itself in the pid file within 60s of ${s.o.signal}: ${describe4(snap, oldPid, cur)}`
+    );
+  s.newPid = back;
+  info2(`${back} serves the old binary again; ${cur} drains and exits by itself`);
+}
+async function repairHandoff(s) {
+  const oldPid = s.facts().pid;
+  const pf = s.o.pidFile;
+  const sudo = s.host.sudo ? "sudo " : "";
+  const check2 = {
+    says: `the pid file names a live process running ${s.facts().livePath} with sha256 ${s.facts().liveSha256}`,
+    command: `cat ${pf}; ${sudo}sha256sum /proc/$(cat ${pf})/exe`
+  };
+  let snap;
+  try {
+    snap = await s.read();
+  } catch {
+    return { state: "the process state could not be read", commands: [], check: check2 };
+  }
+  const commands = [];
+  const cur = snap.pid;
+  const kids = liveChildren2(snap, oldPid).filter((k) => k.pid !== cur);
+  if (isAlive2(snap, oldPid) && kids.length > 0)
+    commands.push(
+      `# stop the child that never became ready`,
+      `${sudo}kill -TERM ${kids.map((k) => k.pid).join(" ")}`
+    );
+  if (cur !== null && cur !== oldPid && isAlive2(snap, cur)) {
+    if (isAlive2(snap, oldPid))
+      commands.push(
+        `# wait until the old process ${oldPid} has exited (it finishes its requests)`,
+        `while kill -0 ${oldPid}; do sleep 1; done`
+      );
+    commands.push(
+      `# with the old binary back at ${s.facts().livePath}: hand over to it`,
+      `${sudo}kill -${s.o.signal} ${cur}`
+    );
+  } else if (!isAlive2(snap, oldPid)) {
+    commands.push(`# nothing serves: start the server again with the old binary at ${s.facts().livePath}`);
+  }
+  return { state: describe4(snap, oldPid, s.newPid), commands, check: check2 };
+}
+async function assessHandoff(s) {
+  const oldPid = s.facts().pid;
+  const snap = await s.read();
+  const cur = snap.pid;
+  const serving = cur !== null && cur !== oldPid && isAlive2(snap, cur) ? cur : null;
+  const detail = describe4(snap, oldPid);
+  if (!isAlive2(snap, oldPid)) return { state: "old-gone", serving, detail };
+  if (serving !== null && exePath2(snap.procs.get(serving)).path === s.facts().livePath) {
+    s.newPid = serving;
+    return { state: "retire-left", serving, detail };
+  }
+  return { state: "in-between", serving, detail };
+}
+
+// src/supervisors/tableflip/state.ts
+var TableflipHost = class {
+  constructor(host, o) {
+    this.host = host;
+    this.o = o;
+  }
+  host;
+  o;
+  /** Pre-flight's facts; set by inspect (or adopt, in the post step). */
+  known = null;
+  /** The process that serves the new binary, once the hand-over went through. */
+  newPid;
+  /** The upgrade signal reached the old process in this run (a retried start must not send it twice). */
+  signalled = false;
+  facts() {
+    if (this.known === null) throw new Error(`${this.host.name}: the running server is not known yet`);
+    return this.known;
+  }
+  learn(facts) {
+    this.known = facts;
+  }
+  /** The host's state, with the old and new processes kept in view whatever the pid file says. */
+  read(extra = []) {
+    return probe3(this.host, this.o.pidFile, [this.known?.pid ?? 0, this.newPid ?? 0, ...extra]);
+  }
+};
+
+// src/supervisors/tableflip/watchdog.ts
+var SCRIPT3 = String.raw`
+# Live children of $1, space-separated.
+tf_kids() {
+  o=; for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; o="$o $k"; done
+  r=; for k in $o; do alive "$k" && r="$r@{r:+ }$k"; done; echo "$r"
+}
+# The process runs the old binary (the kernel keeps the file it runs, even when replaced).
+tf_runs_old() { alive "$1" && [ "$(sha_of "/proc/$1/exe")" = "$sha" ]; }
+
+revert_processes() {
+  cur=$(readpid "$pf")
+  if alive "$old" && { [ "$cur" = "$old" ] || ! alive "$cur"; }; then
+    for sig in TERM KILL; do
+      k=$(tf_kids "$old"); [ -n "$k" ] || break
+      # shellcheck disable=SC2086
+      kill -s $sig $k 2>/dev/null && log "sent $sig to $k, the child of $old that never became ready"
+      i=0; while [ $i -lt 25 ] && [ -n "$(tf_kids "$old")" ]; do nap; i=$((i+1)); done
+    done
+    return 0
+  fi
+  if ! alive "$cur"; then
+    log "nothing to hand back to: the old process $old is gone and the pid file names '$cur', which is not running"
+    return 0
+  fi
+  if tf_runs_old "$cur"; then log "$cur already runs the old binary"; return 0; fi
+  if alive "$old"; then
+    log "waiting for the old process $old to finish its requests and exit: a hand-over back needs it gone"
+    i=0; while alive "$old" && [ $i -lt 3000 ]; do nap; i=$((i+1)); done
+    if alive "$old"; then kill -s KILL "$old" 2>/dev/null && log "the old process $old still ran after 10 minutes: killed"; nap; fi
+  fi
+  kill -s @SIGNAL "$cur" 2>/dev/null && log "sent @SIGNAL to $cur: hand-over back to the old binary"
+  i=0; while [ $i -lt 300 ]; do
+    n=$(readpid "$pf")
+    [ -n "$n" ] && [ "$n" != "$cur" ] && tf_runs_old "$n" && break
+    nap; i=$((i+1))
+  done
+}
+
+# 0 when a process running the old binary serves (named in the pid file) with no child pending.
+processes_ok() {
+  p=$(readpid "$pf")
+  serving="$p serves the old binary"
+  seen="pid file '$p' ($(tf_runs_old "$p" && echo 'runs the old binary' || echo 'does not run the old binary')), old process $old $(alive "$old" && echo alive || echo gone)"
+  seen_short="pid file $p"
+  tf_runs_old "$p" && [ -z "$(tf_kids "$p")" ]
+}
+`;
+function tableflipWatchdog(signal4) {
+  return { script: SCRIPT3.replaceAll("@{", "${").replaceAll("@SIGNAL", signal4) };
+}
+
+// src/supervisors/tableflip/index.ts
+var TableflipSession = class {
+  s;
+  constructor(host, options, extra) {
+    this.s = new TableflipHost(host, { ...options, ...extra });
+  }
+  async inspect(ctx) {
+    const facts = await inspectServer(this.s, (m) => ctx.note(m));
+    this.s.learn(facts);
+    return facts;
+  }
+  // tableflip has no config test; verify-command (the strategy's) runs the server's own check.
+  verify(ctx) {
+    ctx.note("the tableflip protocol has no check of its own for a new binary; verify-command runs yours");
+    return Promise.resolve({ version: null });
+  }
+  start(ctx, o) {
+    return startHandoff(this.s, ctx, o);
+  }
+  serving() {
+    return Promise.resolve({ pid: this.s.newPid, workers: [] });
+  }
+  stillServing(was) {
+    return checkServing(this.s, was.pid);
+  }
+  drain(ctx, o) {
+    return waitForParent(this.s, ctx, o);
+  }
+  async busyOld() {
+    const old = this.s.facts().pid;
+    return isAlive2(await this.s.read(), old) ? [old] : [];
+  }
+  retire(ctx, o) {
+    return checkRetired(this.s, ctx, o);
+  }
+  revert(ctx) {
+    return revertHandoff(this.s, (m) => ctx.note(m));
+  }
+  repairAdvice() {
+    return repairHandoff(this.s);
+  }
+  async describe() {
+    return describe4(await this.s.read(), this.s.facts().pid, this.s.newPid);
+  }
+  assess() {
+    return assessHandoff(this.s);
+  }
+  adopt(saved) {
+    this.s.learn({ ...saved, exeReplaced: false, version: null, arch: "" });
+  }
+};
+function tableflip(o) {
+  return {
+    names: {
+      id: "tableflip",
+      title: "tableflip (Go hand-over)",
+      steps: { start: "handoff", retire: "retire" },
+      old: "old process",
+      new: "new process",
+      retiring: "left to exit by itself"
+    },
+    capabilities: { canHold: false, revert: "handoff", samePid: false },
+    watchdog: tableflipWatchdog(o.signal),
+    open: (host, options) => new TableflipSession(host, options, o)
+  };
+}
+
 // src/supervisors/index.ts
-var SUPERVISORS = { nginx, haproxy };
-function supervisorFor(id) {
-  const s = SUPERVISORS[id];
-  if (!s) throw new Error(`no supervisor named ${id} (known: ${Object.keys(SUPERVISORS).join(", ")})`);
-  return s;
+var SUPERVISORS = {
+  nginx: () => nginx,
+  haproxy: () => haproxy,
+  tableflip: (o) => tableflip({ signal: o.upgradeSignal ?? "HUP", parentWaitMs: o.drainTimeoutMs ?? 3e5 })
+};
+function supervisorFor(id, o = {}) {
+  const make = SUPERVISORS[id];
+  if (!make) throw new Error(`no supervisor named ${id} (known: ${Object.keys(SUPERVISORS).join(", ")})`);
+  return make(o);
 }
 
 // src/fleet/host-upgrade.ts
@@ -47323,10 +47943,10 @@ var NodeSSH = class {
           channel.end();
         }
         let code = null;
-        let signal3 = null;
+        let signal4 = null;
         channel.on("exit", (code_, signal_) => {
           code = code_ !== null && code_ !== void 0 ? code_ : null;
-          signal3 = signal_ !== null && signal_ !== void 0 ? signal_ : null;
+          signal4 = signal_ !== null && signal_ !== void 0 ? signal_ : null;
         });
         channel.on("close", () => {
           let stdout = output.stdout.join("");
@@ -47337,7 +47957,7 @@ var NodeSSH = class {
           }
           resolve({
             code: code != null ? code : null,
-            signal: signal3 != null ? signal3 : null,
+            signal: signal4 != null ? signal4 : null,
             stdout,
             stderr
           });
@@ -47913,11 +48533,11 @@ var OutputReader = class {
   }
   text() {
     const head = Buffer.concat(this.head).toString("utf8");
-    const tail = Buffer.concat(this.tail).toString("utf8");
-    if (this.cut === 0) return head + tail;
+    const tail2 = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail2;
     return `${head}
 [\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
-${tail}`;
+${tail2}`;
   }
   reset() {
     this.head = [];
@@ -47944,12 +48564,12 @@ function trace(host, what, outcome, startedAt) {
   if (!sink) return;
   sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
 }
-async function traced(host, what, fn, describe4) {
+async function traced(host, what, fn, describe5) {
   if (!sink) return fn();
   const started = Date.now();
   try {
     const value = await fn();
-    trace(host, what, describe4(value), started);
+    trace(host, what, describe5(value), started);
     return value;
   } catch (e) {
     trace(host, what, `error: ${e.message}`, started);
@@ -48610,6 +49230,17 @@ function upgradeSignal(read, supervisor) {
     );
   return value;
 }
+function drainTimeoutAction(read, supervisor) {
+  const fallback = supervisor === "tableflip" ? "proceed" : "rollback";
+  const value = oneOf(read, "drain-timeout-action", ["rollback", "proceed"], fallback);
+  if (value === "rollback" && supervisor === "tableflip")
+    throw new SettingsError(
+      "drain-timeout-action",
+      "is rollback, which supervisor tableflip cannot honour: its old process stopped accepting at the hand-over, and going back after a slow drain would cut its last requests and hand over a second time",
+      "Set drain-timeout-action: proceed (the default for tableflip; the old process finishes on its own, within the server's shutdown timeout), or raise drain-timeout"
+    );
+  return value;
+}
 function readSettings(read) {
   const user = line(read, "user") ?? "root";
   if (!USERNAME.test(user))
@@ -48645,7 +49276,7 @@ function readSettings(read) {
     healthTimeoutMs: duration(read, "health-timeout", "60s"),
     pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
     drainTimeoutMs: duration(read, "drain-timeout", "5m"),
-    drainTimeoutAction: oneOf(read, "drain-timeout-action", ["rollback", "proceed"], "rollback"),
+    drainTimeoutAction: drainTimeoutAction(read, supervisor),
     releaseDir: remotePath(read, "release-dir"),
     keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
     version: semverText(read, "version"),
@@ -48679,12 +49310,6 @@ function readSettings(read) {
   return settings;
 }
 function checkCombinations(s) {
-  if (s.supervisor === "tableflip")
-    throw new SettingsError(
-      "supervisor",
-      `${s.supervisor} is not wired into the rollout of this build yet`,
-      "Use supervisor: nginx"
-    );
   if (s.privateKey === void 0 && s.password === void 0)
     throw new SettingsError(
       "private-key",
@@ -49778,14 +50403,14 @@ function connector(settings, log) {
   });
 }
 function supervisorOf(settings) {
-  return supervisorFor(settings.supervisor);
+  return supervisorFor(settings.supervisor, settings);
 }
 function checkPairings(settings, supervisor) {
   if (settings.rollbackFleet && settings.hosts.length > 1 && !supervisor.capabilities.canHold)
     throw new SettingsError(
       "rollback-fleet",
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
-      "Set rollback-fleet: false (each host commits as soon as it passes)"
+      "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     );
 }
 function safetyOptions(settings, log, env = process.env) {
@@ -50036,8 +50661,8 @@ var INPUTS = [
   },
   {
     name: "drain-timeout-action",
-    description: "What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).",
-    default: "rollback",
+    description: "What a drain timeout does: rollback (the old version keeps serving) or proceed (the old process is retired; it finishes its requests on its own). Default: rollback; proceed for tableflip, where the old process already stopped accepting and going back would cut its requests (rollback is refused there).",
+    default: "",
     required: false
   },
   {
@@ -50755,7 +51380,7 @@ async function cli(argv, io = {
   env: process.env
 }) {
   let json = argv.includes("--json");
-  const fail3 = (code, message) => {
+  const fail4 = (code, message) => {
     io.err.write(`zerodown: ${stripTerminal(message)}
 `);
     if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
@@ -50766,7 +51391,7 @@ async function cli(argv, io = {
   try {
     args = parseArgs(argv);
   } catch (e) {
-    if (e instanceof UsageError) return fail3(2, e.message);
+    if (e instanceof UsageError) return fail4(2, e.message);
     throw e;
   }
   json = args.json;
@@ -50795,8 +51420,8 @@ async function cli(argv, io = {
     rollbackWorkflow2 = settings.rollbackWorkflow;
     run3 = await perform(settings, log, { signal: controller.signal });
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof UsageError) return fail3(2, e.message);
-    return fail3(1, e.message);
+    if (e instanceof SettingsError || e instanceof UsageError) return fail4(2, e.message);
+    return fail4(1, e.message);
   } finally {
     uninstall();
   }
@@ -50922,7 +51547,11 @@ async function finishHost(host, r, settings, log) {
   const outcome = { host: r.host, action };
   if (action === "rollback" || action === "complete") {
     await settleWatchdog(host, r, log);
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? "" }, supervisorFor(settings.supervisor));
+    const plan = planFrom(
+      settings,
+      { sha256: r.newSha256 ?? "" },
+      supervisorFor(settings.supervisor, settings)
+    );
     const report = await new HostUpgrade(host, plan, log).recover(
       { masterPid: r.oldPid, livePath: r.livePath, liveSha256: r.oldSha256 },
       {

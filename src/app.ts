@@ -68,7 +68,7 @@ export function connector(
 
 /** The supervisor the settings name. */
 export function supervisorOf(settings: Settings): Supervisor {
-  return supervisorFor(settings.supervisor)
+  return supervisorFor(settings.supervisor, settings)
 }
 
 /** Refuses what the supervisor cannot honour, before any host is touched. */
@@ -77,7 +77,7 @@ export function checkPairings(settings: Settings, supervisor: Supervisor): void 
     throw new SettingsError(
       'rollback-fleet',
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
-      'Set rollback-fleet: false (each host commits as soon as it passes)'
+      "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     )
 }
 

@@ -192,8 +192,8 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'drain-timeout-action',
     description:
-      'What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).',
-    default: 'rollback',
+      'What a drain timeout does: rollback (the old version keeps serving) or proceed (the old process is retired; it finishes its requests on its own). Default: rollback; proceed for tableflip, where the old process already stopped accepting and going back would cut its requests (rollback is refused there).',
+    default: '',
     required: false
   },
   {

@@ -438,6 +438,22 @@ function upgradeSignal(read: InputReader, supervisor: SupervisorKind): UpgradeSi
   return value as UpgradeSignal
 }
 
+/**
+ * tableflip's old process stops accepting at the hand-over and exits by itself: after a slow drain
+ * there is nothing to go back to without cutting its requests and handing over a second time.
+ */
+function drainTimeoutAction(read: InputReader, supervisor: SupervisorKind): DrainTimeoutAction {
+  const fallback = supervisor === 'tableflip' ? 'proceed' : 'rollback'
+  const value = oneOf(read, 'drain-timeout-action', ['rollback', 'proceed'] as const, fallback)
+  if (value === 'rollback' && supervisor === 'tableflip')
+    throw new SettingsError(
+      'drain-timeout-action',
+      'is rollback, which supervisor tableflip cannot honour: its old process stopped accepting at the hand-over, and going back after a slow drain would cut its last requests and hand over a second time',
+      "Set drain-timeout-action: proceed (the default for tableflip; the old process finishes on its own, within the server's shutdown timeout), or raise drain-timeout"
+    )
+  return value
+}
+
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
 export function readSettings(read: InputReader): Settings {
   const user = line(read, 'user') ?? 'root'
@@ -477,7 +493,7 @@ export function readSettings(read: InputReader): Settings {
     healthTimeoutMs: duration(read, 'health-timeout', '60s'),
     pollIntervalMs: duration(read, 'poll-interval', '250ms', 10),
     drainTimeoutMs: duration(read, 'drain-timeout', '5m'),
-    drainTimeoutAction: oneOf(read, 'drain-timeout-action', ['rollback', 'proceed'] as const, 'rollback'),
+    drainTimeoutAction: drainTimeoutAction(read, supervisor),
 
     releaseDir: remotePath(read, 'release-dir'),
     keepReleases: integer(read, 'keep-releases', 5, 2, 1000),
@@ -518,13 +534,6 @@ export function readSettings(read: InputReader): Settings {
 }
 
 function checkCombinations(s: Settings): void {
-  // Until each protocol's supervisor is wired into the rollout (issue #11), only nginx and haproxy run.
-  if (s.supervisor === 'tableflip')
-    throw new SettingsError(
-      'supervisor',
-      `${s.supervisor} is not wired into the rollout of this build yet`,
-      'Use supervisor: nginx'
-    )
   if (s.privateKey === undefined && s.password === undefined)
     throw new SettingsError(
       'private-key',

@@ -13,6 +13,7 @@
 #   sandbox.sh server-start --dir DIR --host 11 [--reset]   (the host's server, whatever its kind)
 #   sandbox.sh server-stop --dir DIR --host 11
 #   sandbox.sh preflight
+#   sandbox.sh tableflip-start|tableflip-stop|tableflip-build ...   (tableflip.sh beside this file)
 #
 # --server KIND: what the hosts serve with, nginx (default) or a KIND whose functions
 # server-KIND.sh beside this file defines (KIND_install_files, KIND_start, KIND_stop, KIND_json).
@@ -39,7 +40,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -755,13 +756,18 @@ cmd_watch() {
   exec bash "$SELF" down --dir "$DIR"
 }
 
+# ---------------------------------------------------------------- other host kinds
+
+# shellcheck source=test/sandbox/tableflip.sh
+source "$(dirname "$SELF")/tableflip.sh"
+
 # ---------------------------------------------------------------- main
 
 main() {
   (($#)) || usage
   local cmd=$1
   shift
-  parse_args "$@"
+  [[ $cmd == tableflip-* ]] || parse_args "$@"
   case $cmd in
     up) cmd_up ;;
     down) cmd_down ;;
@@ -772,8 +778,11 @@ main() {
     server-start) cmd_server_start ;;
     server-stop) cmd_server_stop ;;
     _watch) cmd_watch ;;
+    tableflip-start) cmd_tableflip_start "$@" ;;
+    tableflip-stop) cmd_tableflip_stop "$@" ;;
+    tableflip-build) cmd_tableflip_build ;;
     -h | --help | help) usage ;;
-    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, server-start, server-stop, preflight)" ;;
+    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, server-start, server-stop, preflight, tableflip-start, tableflip-stop, tableflip-build)" ;;
   esac
 }
 

@@ -48,7 +48,14 @@ export function hotUpgrade(
         releaseDir: plan.releaseDir,
         masterUser: plan.masterUser
       })
-      const p: HotUpgradeParts = { host, plan, state, session, names: supervisor.names }
+      const p: HotUpgradeParts = {
+        host,
+        plan,
+        state,
+        session,
+        names: supervisor.names,
+        revert: supervisor.capabilities.revert
+      }
       const change = changeSteps(p)
       const retire = retireStep(p)
       return {

@@ -26,6 +26,8 @@ export interface UpgradePlan {
   drainTimeoutMs: number
   drainTimeoutAction: 'rollback' | 'proceed'
   health: HealthPlan
+  /** Run on the host against the staged binary before the swap; {binary} is its path. */
+  verifyCommand?: string
 }
 
 /** The plan from the settings, for one binary (or, in rollback mode, none yet: each host's store chooses). */
@@ -41,6 +43,7 @@ export function planFrom(settings: Settings, source: UpgradeSource, supervisor?:
     pollIntervalMs: settings.pollIntervalMs,
     drainTimeoutMs: settings.drainTimeoutMs,
     drainTimeoutAction: settings.drainTimeoutAction,
+    verifyCommand: settings.verifyCommand,
     health: {
       url: settings.healthUrl,
       command: settings.healthCommand,
