@@ -31,7 +31,7 @@ export function forHost(template: string, address: string): string {
   return template.replaceAll('{host}', address)
 }
 
-async function checkOnce(
+export async function checkOnce(
   host: Host,
   plan: HealthPlan,
   remainingMs: number

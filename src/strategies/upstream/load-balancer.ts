@@ -256,22 +256,40 @@ export class LoadBalancer {
     return old
   }
 
-  /** ESTABLISHED connections from the load balancer to a backend (name resolved there). */
-  async connectionsTo(address: string): Promise<number> {
+  private names = new Map<string, Promise<{ ips: string[]; port: number } | null>>()
+
+  /** The addresses a server's name stands for on the load balancer (nginx resolved it there); null for unix: sockets. */
+  resolved(address: string): Promise<{ ips: string[]; port: number } | null> {
+    if (!this.names.has(address)) this.names.set(address, this.resolve(address))
+    return this.names.get(address)!
+  }
+
+  private async resolve(address: string): Promise<{ ips: string[]; port: number } | null> {
     const hp = cmd.splitAddress(address)
-    if (!hp) return 0
-    let ips = [hp.host]
-    if (!/^[0-9a-fA-F:.]+$/.test(hp.host)) {
-      const r = await this.run(cmd.resolve(hp.host))
-      ips = cmd.parseResolved(r.stdout)
-      if (ips.length === 0)
-        throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`)
-    }
+    if (!hp) return null
+    if (/^[0-9a-fA-F:.]+$/.test(hp.host)) return { ips: [hp.host], port: hp.port }
+    const r = await this.run(cmd.resolve(hp.host))
+    const ips = cmd.parseResolved(r.stdout)
+    if (ips.length === 0) throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`)
+    return { ips, port: hp.port }
+  }
+
+  /** How nginx writes the server in $upstream_addr: ip:port, [v6]:port. */
+  async logAddresses(address: string): Promise<string[]> {
+    const r = await this.resolved(address)
+    if (!r) return [address]
+    return r.ips.map(ip => (ip.includes(':') ? `[${ip}]:${r.port}` : `${ip}:${r.port}`))
+  }
+
+  /** ESTABLISHED connections from the load balancer to a backend. */
+  async connectionsTo(address: string): Promise<number> {
+    const r = await this.resolved(address)
+    if (!r) return 0
     let n = 0
-    for (const ip of ips) {
-      const r = await this.run(cmd.establishedTo(ip, hp.port))
-      check(this.host, cmd.establishedTo(ip, hp.port), r)
-      n += r.stdout.split('\n').filter(l => l.trim() !== '').length
+    for (const ip of r.ips) {
+      const argv = cmd.establishedTo(ip, r.port)
+      const out = check(this.host, argv, await this.run(argv))
+      n += out.stdout.split('\n').filter(l => l.trim() !== '').length
     }
     return n
   }
@@ -318,7 +336,11 @@ export class LoadBalancer {
   }
 
   /** Counts the backend's tries in the log lines written since the marks (moves the marks on). */
-  async tallySince(marks: Map<string, number>, backend: string, into: Tally = emptyTally()): Promise<Tally> {
+  async tallySince(
+    marks: Map<string, number>,
+    backends: string[],
+    into: Tally = emptyTally()
+  ): Promise<Tally> {
     for (const [path, from] of marks) {
       const r = await this.run(cmd.logSince(path, from, 32 * 1024 * 1024))
       if (r.code !== 0)
@@ -328,7 +350,7 @@ export class LoadBalancer {
       const body = r.stdout.slice(nl + 1)
       // Only whole lines: the rest is read next time.
       const end = body.lastIndexOf('\n') + 1
-      tallyLines(body.slice(0, end), backend, into)
+      for (const b of backends) tallyLines(body.slice(0, end), b, into)
       marks.set(path, (size < from ? 0 : from) + Buffer.byteLength(body.slice(0, end)))
     }
     return into
