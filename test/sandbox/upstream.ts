@@ -56,7 +56,9 @@ export function upstreamBlock(backends: SandboxHost[], weight = 3): string {
     '# the block zerodown manages (test sandbox)',
     `upstream ${UPSTREAM_NAME} {`,
     '    keepalive 8;',
-    ...backends.map(b => `    server ${b.address}:${APP_PORT} weight=${weight} max_fails=3 fail_timeout=15s;`),
+    ...backends.map(
+      b => `    server ${b.address}:${APP_PORT} weight=${weight} max_fails=3 fail_timeout=15s;`
+    ),
     '}',
     ''
   ].join('\n')
@@ -123,7 +125,10 @@ export async function upstreamSandbox(o: UpstreamSandboxOptions): Promise<Upstre
     backends,
     initialFile,
     build(version, b = {}) {
-      const file = path.join(builds, `app-${version}-${b.failEvery ?? 0}-${b.healthy === false ? 'sick' : 'ok'}`)
+      const file = path.join(
+        builds,
+        `app-${version}-${b.failEvery ?? 0}-${b.healthy === false ? 'sick' : 'ok'}`
+      )
       const text = template
         .replace('@VERSION@', version)
         .replace('@FAIL_EVERY@', String(b.failEvery ?? 0))
@@ -167,7 +172,11 @@ export async function upstreamSandbox(o: UpstreamSandboxOptions): Promise<Upstre
       await u.install(h, u.build('1.0.0'))
     }
     sb.nginxStop(lb)
-    write(lb, '/srv/app/conf/nginx.conf', lbConf(lb, o.nextUpstream ?? 'error timeout http_500 http_502 http_503'))
+    write(
+      lb,
+      '/srv/app/conf/nginx.conf',
+      lbConf(lb, o.nextUpstream ?? 'error timeout http_500 http_502 http_503')
+    )
     write(lb, UPSTREAM_FILE, initialFile)
     sb.nginxStart(lb)
     const r = await get(lb.address, lb.httpPort, '/')
@@ -206,7 +215,12 @@ export async function waitHealthy(h: SandboxHost, timeoutMs = 10_000): Promise<v
 }
 
 /** One GET on a fresh connection. */
-export function get(host: string, port: number, urlPath: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+export function get(
+  host: string,
+  port: number,
+  urlPath: string,
+  timeoutMs = 5000
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host, port, path: urlPath, agent: false, timeout: timeoutMs }, res => {
       let body = ''
@@ -215,7 +229,9 @@ export function get(host: string, port: number, urlPath: string, timeoutMs = 500
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
       res.on('error', reject)
     })
-    req.on('timeout', () => req.destroy(new Error(`GET http://${host}:${port}${urlPath}: no answer within ${timeoutMs} ms`)))
+    req.on('timeout', () =>
+      req.destroy(new Error(`GET http://${host}:${port}${urlPath}: no answer within ${timeoutMs} ms`))
+    )
     req.on('error', reject)
   })
 }

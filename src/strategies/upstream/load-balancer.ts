@@ -159,7 +159,7 @@ export class LoadBalancer {
   /** The server's state before this run (its full weight). */
   fullState(address: string): ServerState {
     const s = findServer(this.original, address)
-    if (!s) throw new Error(`upstream ${this.o.name} has no server ${address}`)
+    if (!s) throw new Error(`upstream ${this.o.name} lists no server ${address}`)
     return stateOf(s)
   }
 

@@ -252,7 +252,7 @@ function param(d: Directive, name: string): Token | undefined {
  */
 export function withServerState(file: ManagedFile, address: string, to: ServerState): string {
   const server = findServer(file, address)
-  if (!server) throw new Error(`upstream ${file.block.name} has no server ${address}`)
+  if (!server) throw new Error(`upstream ${file.block.name} lists no server ${address}`)
   if (to.weight !== null && (!Number.isInteger(to.weight) || to.weight < 1))
     throw new Error(`weight ${to.weight} is not a whole number of at least 1`)
   const d = server.directive
