@@ -17,6 +17,8 @@ import { parseManagedFile } from '../src/strategies/upstream/managed-file.js'
 import { LOG_FORMAT_VALUE, logProblem, parseDump } from '../src/strategies/upstream/nginx-dump.js'
 import { checkPlan, serverAddress } from '../src/strategies/upstream/plan-check.js'
 import { remoteText } from '../src/strategies/upstream/remote-text.js'
+import { weightsChart, weightsLines } from '../src/strategies/upstream/weights-summary.js'
+import type { HostReport } from '../src/engine/types.js'
 
 const BLOCK = `upstream app {
   server web1:80 weight=4;
@@ -277,5 +279,43 @@ describe('remote text', () => {
       'a\\x1b[31mred\n:\u200b:set-output name=x::1'
     )
     expect(remoteText('x'.repeat(50), 10)).toBe('xxxxxxxxx…')
+  })
+})
+
+describe('the weights over time in the job summary', () => {
+  const at = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString()
+  const host = (name: string, ws: [number, number | 'down', string][]) =>
+    ({
+      host: name,
+      weights: ws.map(([s, weight, why]) => ({ at: at(s), weight, why }))
+    }) as unknown as HostReport
+  const hosts = [
+    host('web1', [
+      [0, 3, 'before the run'],
+      [1, 'down', 'out for the upgrade'],
+      [4, 1, 'canary'],
+      [9, 3, 'full weight']
+    ]),
+    host('we"b2;', [
+      [0, 3, 'before the run'],
+      [10, 'down', 'out for the upgrade'],
+      [12, 3, 'full weight']
+    ])
+  ]
+  it('draws one line per host over the union of change times (down = 0)', () => {
+    const chart = weightsChart(hosts)
+    expect(chart).toContain(
+      '  x-axis "seconds into the rollout" ["0.0", "1.0", "4.0", "9.0", "10.0", "12.0"]'
+    )
+    expect(chart).toContain('  line "web1" [3, 0, 1, 3, 3, 3]')
+    expect(chart).toContain('  line "we b2" [3, 3, 3, 3, 0, 3]')
+    expect(weightsChart([])).toEqual([])
+  })
+  it('says it in words', () => {
+    expect(weightsLines(hosts)[0]).toEqual({
+      host: 'web1',
+      timeline:
+        '+0.0s weight 3 (before the run) → +1.0s down (out for the upgrade) → +4.0s weight 1 (canary) → +9.0s weight 3 (full weight)'
+    })
   })
 })

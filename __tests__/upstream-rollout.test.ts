@@ -70,7 +70,7 @@ describe('strategy upstream through a real nginx load balancer', () => {
     expect(u.upstreamFile()).toBe(u.initialFile)
     // Each host: out, then back at its weight (3); every drain ended with no connection left.
     for (const r of run.reports) {
-      expect(r.weights?.map(w => w.weight)).toEqual(['down', 3])
+      expect(r.weights?.map(w => w.weight)).toEqual([3, 'down', 3])
       expect(r.drain.at(-1)?.oldWorkers).toBe(0)
     }
     // The load balancer no longer keeps the file as the run found it (the run finished).
@@ -91,7 +91,7 @@ describe('strategy upstream through a real nginx load balancer', () => {
     expect(canary!.failedStep).toBe('back-in')
     expect(canary!.error).toMatch(/the canary failed: \d+ of \d+ tries failed .* above max-error-rate 1%/)
     // down, canary at 1, out again for the rollback, back at 3 with the previous version
-    expect(canary!.weights?.map(w => w.weight)).toEqual(['down', 1, 'down', 3])
+    expect(canary!.weights?.map(w => w.weight)).toEqual([3, 'down', 1, 'down', 3])
     for (const b of u.backends) expect(await u.version(b)).toBe('1.0.0')
     // nginx passed each 500 on to another server (proxy_next_upstream http_500): no client saw one.
     expect(fast.failed).toBe(0)
@@ -110,9 +110,9 @@ describe('strategy upstream through a real nginx load balancer', () => {
     expect(run.reports.map(r => r.result)).toEqual(['rolled-back', 'rolled-back'])
     expect(run.reports[1]!.failedStep).toBe('health')
     expect(run.reports[1]!.error).toMatch(/did not pass 3 health checks in a row/)
-    expect(run.reports[1]!.weights?.map(w => w.weight)).toEqual(['down', 3])
+    expect(run.reports[1]!.weights?.map(w => w.weight)).toEqual([3, 'down', 3])
     // The first host passed, then went out again, back to 1.0.0, and in.
-    expect(run.reports[0]!.weights?.map(w => w.weight)).toEqual(['down', 3, 'down', 3])
+    expect(run.reports[0]!.weights?.map(w => w.weight)).toEqual([3, 'down', 3, 'down', 3])
     for (const b of u.backends) expect(await u.version(b)).toBe('1.0.0')
     expect(fast.failed).toBe(0)
     expect(u.upstreamFile()).toBe(u.initialFile)

@@ -118,7 +118,7 @@ try {
       `the rollout did not pass: ${run.error ?? run.reports.map(x => `${x.result} ${x.error ?? ''}`).join('; ')}`
     )
   const perHost = run.reports.map(x => x.durationMs)
-  const outOfBlock = run.reports.map(x => Date.parse(x.weights.at(-1).at) - Date.parse(x.weights[0].at))
+  const outOfBlock = run.reports.map(x => Date.parse(x.weights.at(-1).at) - Date.parse(x.weights[1].at))
   rows.push({
     what: 'A  strategy upstream (drain)',
     perHost: perHost.map(fmt).join(' / '),

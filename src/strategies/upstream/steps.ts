@@ -163,6 +163,13 @@ export function inspectSteps(p: UpstreamParts): Step[] {
         ctx.note(
           `server ${p.state.address} of upstream ${p.lb.o.name}: ${describeState(full)} before this run`
         )
+        ctx.report.weights = [
+          {
+            at: new Date().toISOString(),
+            weight: full.down ? 'down' : (full.weight ?? 1),
+            why: 'before the run'
+          }
+        ]
         if (sha !== p.state.source.sha256) return
         ctx.report.sha256 = ctx.report.previousSha256 = sha
         return {
