@@ -195,7 +195,20 @@ export class LoadBalancer {
           `was put back and nothing was reloaded: ${remoteText(test.stderr || test.stdout, 800)}`
       )
     }
-    const old = await this.reload()
+    let old: number[]
+    try {
+      old = await this.reload()
+    } catch (e) {
+      // The master kept the configuration it had: the file on disk says so again.
+      if (e instanceof LoadBalancerError) {
+        const back = await this.write(before.file.text, sha).then(
+          () => true,
+          () => false
+        )
+        if (back) this.current = before
+      }
+      throw e
+    }
     this.timeline.push({ at: Date.now(), address, state: to, why })
     this.o.note(`${address}: ${describeState(to)} (${why}); nginx -t passed, reloaded`)
     return old
