@@ -8,7 +8,8 @@ const UPSTREAM = {
   'upstream-host': 'deploy@lb1:2222',
   'upstream-file': '/etc/nginx/conf.d/app.conf',
   'upstream-name': 'app',
-  'restart-command': 'systemctl restart app'
+  'restart-command': 'systemctl restart app',
+  'health-url': 'http://{host}:8080/health'
 }
 
 describe('strategy upstream inputs', () => {
@@ -53,6 +54,7 @@ describe('strategy upstream inputs', () => {
     [{ 'max-error-rate': '1' }, "Input 'max-error-rate': '1' is not a percentage from 0% to 100%"],
     [{ 'canary-weight': '0' }, "Input 'canary-weight': '0' is not a whole number from 1 to 1000"],
     [{ 'canary-duration': '1m', canary: '0' }, "Input 'canary-duration': is set but canary is 0"],
+    [{ 'health-url': '' }, "Input 'health-url': is empty and so is health-command"],
     [{ strategy: 'blue-green' }, "Input 'strategy': 'blue-green' is not one of hot-upgrade, upstream"]
   ])('refuses %p', (over, message) => {
     expect(() => settingsWith({ ...UPSTREAM, ...over })).toThrow(message)

@@ -1,7 +1,8 @@
 /**
  * The post step (action.yml runs.post, post-if: always()). GitHub runs it after the job's steps,
  * also when the job was cancelled or the main step was killed before it could clean up. It reads
- * what the main step saved (each host's phase, see safety.ts) and finishes what was left:
+ * what the main step saved (each host's phase, see safety/journal.ts) and finishes what was left
+ * (recover.ts):
  *
  * - a host in the middle of an upgrade is rolled back, or completed when only the old master's
  *   QUIT remained (phase committing); its watchdog is disarmed first, so that the two never act
@@ -11,103 +12,19 @@
  * A main step that ended normally left every host settled: post says so and connects nowhere.
  */
 import * as core from '@actions/core'
+import { connector } from './app.js'
+import { lockOwnerFromEnv, releaseLock } from './safety/lock.js'
+import { recoverUpstream } from './strategies/upstream/recover.js'
 import type { Host } from './host/host.js'
-import { releaseLock } from './lock.js'
-import { connector, coreLogger, maskSecrets, POST_STATE } from './main.js'
-import { planFrom } from './rollout.js'
-import type { SafetyRecord } from './safety.js'
+import { finishHost, type PostOutcome } from './recover.js'
+import { coreLogger, maskSecrets } from './report/github.js'
+import { postAction, type SafetyRecord } from './safety/journal.js'
 import { readSettings, type Settings } from './settings.js'
-import { HostUpgrade } from './upgrade/machine.js'
-import type { HostResult, Logger } from './upgrade/types.js'
-import { decideWatchdog, inspectWatchdog, waitForWatchdog } from './upgrade/watchdog.js'
+import { isPostStep, POST_STATE, savedRecords } from './state.js'
 
 /** True in the post step: the main step saved isPost (GitHub passes saved state to post only). */
 export function isPost(): boolean {
-  return core.getState('isPost') === 'true'
-}
-
-/** The hosts' records saved by the main step; [] when there are none. */
-export function savedRecords(text: string): SafetyRecord[] {
-  if (text.trim() === '') return []
-  const value: unknown = JSON.parse(text)
-  if (!Array.isArray(value)) throw new Error('the saved state is not a list')
-  return value.filter(
-    (r): r is SafetyRecord =>
-      typeof r === 'object' &&
-      r !== null &&
-      typeof (r as SafetyRecord).host === 'string' &&
-      typeof (r as SafetyRecord).token === 'string' &&
-      typeof (r as SafetyRecord).phase === 'string'
-  )
-}
-
-/** What post must do for a host: nothing, release its lock, or finish its upgrade first. */
-export function postAction(r: SafetyRecord): 'nothing' | 'unlock' | 'rollback' | 'complete' {
-  switch (r.phase) {
-    case 'settled':
-      return 'nothing'
-    case 'locked':
-      return r.lock ? 'unlock' : 'nothing'
-    case 'committing':
-      return 'complete'
-    default:
-      // changing, rolling-back, parked: the fleet did not commit, or the host had not passed
-      return r.oldPid !== undefined && r.livePath && r.oldSha256 ? 'rollback' : r.lock ? 'unlock' : 'nothing'
-  }
-}
-
-export interface PostOutcome {
-  host: string
-  action: ReturnType<typeof postAction>
-  result?: HostResult
-  error?: string
-  repair?: string[]
-}
-
-/** Finishes one host left by an interrupted run. */
-export async function finishHost(
-  host: Host,
-  r: SafetyRecord,
-  settings: Settings,
-  log: Logger
-): Promise<PostOutcome> {
-  const action = postAction(r)
-  const outcome: PostOutcome = { host: r.host, action }
-  if (action === 'rollback' || action === 'complete') {
-    if (r.watchdog) {
-      const wd = await inspectWatchdog(host, r.watchdog)
-      if (wd?.running && wd.token === r.token) {
-        const d = await decideWatchdog(host, r.watchdog, r.token, 'cancel')
-        if (d.decided)
-          log.info(`${r.host}: disarmed the watchdog of the interrupted run; post finishes the host`)
-        else {
-          log.info(`${r.host}: the watchdog is rolling the host back; waiting for it`)
-          const end = await waitForWatchdog(host, r.watchdog, 90_000)
-          log.info(`${r.host}: the watchdog's result: ${end?.result ?? 'unknown'}`)
-        }
-      } else if (wd && wd.token === r.token && wd.result) {
-        log.info(`${r.host}: the watchdog already ended: ${wd.result}`)
-      }
-    }
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? '' })
-    const report = await new HostUpgrade(host, plan, log).recover(
-      { masterPid: r.oldPid!, livePath: r.livePath!, liveSha256: r.oldSha256! },
-      {
-        complete: action === 'complete',
-        reason: `the run was interrupted during the upgrade (phase ${r.phase}): the post step rolls the host back`
-      }
-    )
-    outcome.result = report.result
-    outcome.error = report.rollbackError ?? (report.result === 'failed' ? report.error : undefined)
-    outcome.repair = report.repair
-  }
-  if (r.lock) {
-    const how = await releaseLock(host, r.lock, r.token)
-    if (how === 'released') log.info(`${r.host}: released the deploy lock ${r.lock}`)
-    else if (how === 'not-ours')
-      log.info(`${r.host}: the deploy lock ${r.lock} is held by another run now; left alone`)
-  }
-  return outcome
+  return isPostStep({ save: core.saveState, get: core.getState })
 }
 
 export async function post(): Promise<void> {
@@ -141,6 +58,7 @@ export async function post(): Promise<void> {
     `zerodown post: the main step was interrupted with ${open.length} host(s) unfinished: ${open.map(r => `${r.host} (${r.phase})`).join(', ')}`
   )
   const connect = connector(settings, coreLogger)
+  if (settings.strategy === 'upstream') return postUpstream(settings, open, connect)
   const outcomes = await Promise.all(
     open.map(async (r): Promise<PostOutcome> => {
       const target = settings.hosts.find(t => t.label === r.host)
@@ -173,4 +91,43 @@ export async function post(): Promise<void> {
     }
   }
   if (bad.length > 0) core.setFailed(`zerodown post: ${bad.join('; ')}`)
+}
+
+/**
+ * Strategy upstream: every server the run took out and that answers its health check goes back
+ * in through the load balancer (recoverUpstream); the hosts' locks are released. Binaries are left
+ * as they are: whichever version answers its health check serves.
+ */
+async function postUpstream(
+  settings: Settings,
+  open: SafetyRecord[],
+  connect: ReturnType<typeof connector>
+): Promise<void> {
+  const token = open[0]!.token
+  try {
+    const r = await recoverUpstream(settings, { connect, log: coreLogger, owner: lockOwnerFromEnv(), token })
+    for (const a of r.restored)
+      core.info(`zerodown post: ${a} is back in upstream ${settings.upstream!.name}`)
+    for (const l of r.left)
+      core.error(
+        `zerodown post: left out of upstream ${settings.upstream!.name} (its health check fails): ${l}`
+      )
+    if (r.left.length > 0)
+      core.setFailed(`zerodown post: ${r.left.length} server(s) stay down in the load balancer`)
+  } catch (e) {
+    core.setFailed(
+      `zerodown post: could not put the servers back in the load balancer: ${(e as Error).message}`
+    )
+  }
+  await Promise.all(
+    open
+      .filter(rec => rec.lock !== undefined)
+      .map(async rec => {
+        const target = settings.hosts.find(t => t.label === rec.host)
+        if (!target) return
+        const host = await connect(target).catch(() => undefined)
+        if (host) await releaseLock(host, rec.lock!, rec.token).catch(() => undefined)
+        await host?.close()
+      })
+  )
 }

@@ -520,6 +520,12 @@ function upstreamSettings(
       'is required when strategy is upstream (there is no master process to read it from)',
       "Give the path of the server's binary on the hosts"
     )
+  if (s.healthUrl === undefined && s.healthCommand === undefined)
+    throw new SettingsError(
+      'health-url',
+      'is empty and so is health-command, but strategy upstream puts a host back only after its health gate',
+      'Give the URL the restarted server answers on, e.g. http://{host}:8080/health'
+    )
   const rateText = line(read, 'max-error-rate') ?? '1%'
   const maxErrorRate = parsePercent(rateText)
   if (maxErrorRate === null)

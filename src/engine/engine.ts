@@ -7,10 +7,12 @@
  *
  *   run()            prepare → change → [held: commit() | abort()] → commit → after → settle
  */
-import { ConnectionLostError, type Host } from '../host/host.js'
-import { formatDuration } from '../duration.js'
+import type { Host } from '../host/host.js'
+import { cancelledError, runAttempts, STEP_ATTEMPTS } from './attempts.js'
 import { StepError, type Step, type StepContext } from './step.js'
-import type { HostReport, Logger, StepReport } from './types.js'
+import { EntryRecord } from './record.js'
+import type { HostReport, Logger } from './types.js'
+import { runUndos, UndoStack } from './undo.js'
 
 /** Where a host's run stands; observers (the post-step journal, a held host's heartbeat) follow it. */
 export type RunPhase = 'started' | 'changing' | 'held' | 'committing' | 'rolling-back' | 'settled'
@@ -46,16 +48,9 @@ export interface EngineOptions {
   attempts?: number
 }
 
-const STEP_ATTEMPTS = 4
-
-interface Undo {
-  step: Step
-  entry: string
-}
-
 export class HostRun {
   readonly report: HostReport
-  private undos: Undo[] = []
+  private readonly undos = new UndoStack()
   private readonly started = Date.now()
   private next = 0
   private phase: RunPhase = 'started'
@@ -123,31 +118,39 @@ export class HostRun {
   }
 
   /**
-   * Starts a run at a given point with an undo stack rebuilt from what an earlier, interrupted
-   * run did (the post step): `undo` lists the steps whose undos are due, in the order they ran.
+   * Finishes what an earlier, interrupted run left (the post step): `undo` rebuilds its undo
+   * stack (the steps whose undos are due, in the order they ran). With `steps`, those run first
+   * (what remained); they succeed (`upgraded`) or fail and roll back. Without, the host rolls back.
    */
-  async resume(options: { undo: readonly Step[]; reason: string }): Promise<HostReport> {
-    for (const step of options.undo) this.pushUndo(step, this.entryOf(step))
-    await this.fail(new StepError('rollback', options.reason), { quiet: true })
+  async recover(options: {
+    undo: readonly Step[]
+    steps?: readonly Step[]
+    reason: string
+  }): Promise<HostReport> {
+    for (const step of options.undo) this.undos.push(step, this.entryOf(step))
+    try {
+      if (!options.steps) throw new StepError('rollback', options.reason)
+      await this.runList(options.steps)
+      this.report.result = 'upgraded'
+      this.undos.clear()
+    } catch (e) {
+      await this.fail(e as Error, { quiet: !options.steps })
+    }
     return this.finish()
   }
 
-  /** Runs the given steps now (the post step completing what remained), with the usual failure rules. */
-  async runSteps(steps: readonly Step[]): Promise<boolean> {
-    try {
-      await this.runList(steps)
-      return true
-    } catch (e) {
-      await this.fail(e as Error)
-      return false
-    }
+  /** Ends the run with a result an inspection decided, without steps (the post step's `old-gone`). */
+  async conclude(result: HostReport['result'], error?: string): Promise<HostReport> {
+    this.report.result = result
+    if (error !== undefined) this.report.error = error
+    return this.finish()
   }
 
   /** The commit steps, then the point of no return: nothing to undo; the `after` steps only warn. */
   private async complete(): Promise<void> {
     await this.runStages(['commit'])
     this.report.result = 'upgraded'
-    this.undos = []
+    this.undos.clear()
     const after = this.spec.steps.slice(this.next).filter(s => s.stage === 'after')
     this.next = this.spec.steps.length
     for (const step of after) {
@@ -193,59 +196,32 @@ export class HostRun {
 
   /** One report entry: its record, its log group, its steps; true when a step ended the run. */
   private async entry(name: string, steps: readonly Step[]): Promise<boolean> {
-    const rec: StepReport = {
-      name,
-      startedAt: new Date().toISOString(),
-      endedAt: '',
-      ms: 0,
-      outcome: 'ok',
-      observations: []
-    }
-    this.report.steps.push(rec)
-    const t0 = Date.now()
-    let open = true
-    const note = (s: string) => {
-      // A wait given up on by a cancel goes on unheard: its notes would describe a step that is over.
-      if (!open) return
-      rec.observations.push(s)
-      this.log.info(`${this.host.name} [${name}] ${s}`)
-    }
+    const record = new EntryRecord(this.report, this.host.name, this.log, name)
     let ended: string | null = null
     try {
       this.checkCancel(steps[0]!, name)
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
           this.checkCancel(step, name)
-          const out = await this.guarded(step, name, note)
-          if (out) {
-            ended = out
-            return
-          }
+          ended = await this.guarded(step, name, record.note)
+          if (ended !== null) return
         }
       })
     } catch (e) {
-      rec.outcome = 'failed'
-      rec.observations.push((e as Error).message)
+      record.failed((e as Error).message)
       throw e instanceof StepError ? e : new StepError(name, (e as Error).message)
     } finally {
-      open = false
-      rec.ms = Date.now() - t0
-      rec.endedAt = new Date().toISOString()
-      // After the group: readable with every group collapsed.
-      this.log.info(
-        `${rec.outcome === 'failed' ? '✗' : '✓'} ${this.host.name} [${name}] ${rec.outcome} in ${formatDuration(rec.ms)}`
-      )
+      record.close()
     }
-    if (ended !== null) {
-      this.report.result = 'unchanged'
-      this.log.info(`${this.host.name}: ${ended}`)
-      return true
-    }
-    return false
+    if (ended === null) return false
+    this.report.result = 'unchanged'
+    this.log.info(`${this.host.name}: ${ended}`)
+    return true
   }
 
   private checkCancel(step: Step, entry: string): void {
-    if ((step.onCancel ?? 'stop') === 'stop' && this.options.signal?.aborted) throw this.cancelled(entry)
+    if ((step.onCancel ?? 'stop') === 'stop' && this.options.signal?.aborted)
+      throw cancelledError(this.options.signal, entry)
   }
 
   private context(step: Step, note: (s: string) => void, attempt: number): StepContext {
@@ -260,44 +236,21 @@ export class HostRun {
     }
   }
 
-  private pushUndo(step: Step, entry: string): void {
-    if (step.undo && !this.undos.some(u => u.step === step)) this.undos.push({ step, entry })
-  }
-
-  /**
-   * A step's run: again after a lost connection (the step reads the host's state back before it
-   * acts), and given up at once on a cancel while it waits. Returns the message of a step that
-   * ended the run.
-   */
+  /** A step's attempts (attempts.ts), its undo pushed as its `undoFrom` says. */
   private guarded(step: Step, entry: string, note: (s: string) => void): Promise<string | null> {
-    const max = step.onLostConnection === 'fail' ? 1 : (this.options.attempts ?? STEP_ATTEMPTS)
-    const attempts = async (): Promise<string | null> => {
-      for (let i = 1; ; i++) {
-        if ((step.undoFrom ?? 'start') === 'start') this.pushUndo(step, entry)
-        try {
-          const out = await step.run(this.context(step, note, i))
-          if (step.undoFrom === 'success') this.pushUndo(step, entry)
-          return out ? out.message : null
-        } catch (e) {
-          if (!(e instanceof ConnectionLostError) || i >= max) throw e
-          note(`${e.message}; reconnecting and reading the host's state back (attempt ${i + 1} of ${max})`)
-        }
+    return runAttempts(step, {
+      entry,
+      attempts: this.options.attempts ?? STEP_ATTEMPTS,
+      signal: this.options.signal,
+      note,
+      context: attempt => this.context(step, note, attempt),
+      starting: () => {
+        if ((step.undoFrom ?? 'start') === 'start') this.undos.push(step, entry)
+      },
+      succeeded: () => {
+        if (step.undoFrom === 'success') this.undos.push(step, entry)
       }
-    }
-    const signal = this.options.signal
-    if (!signal || !step.interruptible) return attempts()
-    const work = attempts()
-    return new Promise<string | null>((resolve, reject) => {
-      const onAbort = () => reject(this.cancelled(entry))
-      signal.addEventListener('abort', onAbort, { once: true })
-      void work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
     })
-  }
-
-  private cancelled(entry: string): StepError {
-    const why = this.options.signal?.reason
-    const detail = why instanceof Error ? why.message : why !== undefined ? String(why) : ''
-    return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ''} during ${entry}`)
   }
 
   /** Records the failure and runs the undos, in reverse order. */
@@ -311,20 +264,19 @@ export class HostRun {
         host: this.host.name,
         step: failedStep
       })
-    if (this.undos.length === 0) {
+    if (this.undos.empty) {
       this.report.result = 'failed'
       return
     }
-    const changed = this.undos.some(u => u.step.stage !== 'prepare')
-    const undos = this.undos.reverse()
-    this.undos = []
+    const changed = this.undos.changed
+    const undos = this.undos.take()
     if (changed) this.enter('rolling-back')
     try {
       const step: Step = {
         name: 'rollback',
         stage: 'change',
         onCancel: 'finish',
-        run: ctx => this.rollback(undos, changed, ctx)
+        run: ctx => runUndos(undos, changed, ctx, m => this.log.warn(`${this.host.name}: ${m}`))
       }
       await this.entry('rollback', [step])
       this.report.result = changed ? 'rolled-back' : 'failed'
@@ -339,28 +291,6 @@ export class HostRun {
         { host: this.host.name, step: 'rollback' }
       )
     }
-  }
-
-  /** The rollback's body; run again whole after a lost connection (each undo reads the host first). */
-  private async rollback(undos: readonly Undo[], changed: boolean, ctx: StepContext): Promise<void> {
-    if (changed)
-      for (const u of undos)
-        await u.step
-          .beforeRollback?.(ctx)
-          .catch((e: Error) => this.log.warn(`${this.host.name}: ${e.message}`))
-    // Every undo runs, even after one failed: the old binary goes back even when the processes could not be restored.
-    const errors: string[] = []
-    for (const u of undos) {
-      try {
-        await u.step.undo!(ctx)
-        ctx.note(`undid ${u.step.name}`)
-      } catch (e) {
-        if (e instanceof ConnectionLostError) throw e
-        errors.push(`undo of ${u.step.name} failed: ${(e as Error).message}`)
-        ctx.note(errors.at(-1)!)
-      }
-    }
-    if (errors.length > 0) throw new Error(errors.join('; '))
   }
 
   private async finish(): Promise<HostReport> {

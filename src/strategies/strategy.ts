@@ -36,6 +36,8 @@ export interface HostState {
   newPid?: number
   /** The version of the staged binary, once verified. */
   newVersion?: string | null
+  /** The drain timed out and the run went on (drain-timeout-action: proceed). */
+  drainUnfinished?: boolean
 }
 
 /** Where other layers may slot steps in: names of this strategy's steps. */

@@ -31,7 +31,7 @@ export interface SupervisorCapabilities {
    * How a revert finds the old version. `old-process`: the old process is still alive and takes
    * over again (nginx: HUP it, stop the new master); the old binary goes back afterwards.
    * `handoff`: the old binary must be back at the live path first, then another hand-over runs
-   * (HAProxy: USR2 again; tableflip: HUP again, once the parent has gone).
+   * (HAProxy: its reload signal again; tableflip: HUP again, once the parent has gone).
    */
   readonly revert: 'old-process' | 'handoff'
   /**
@@ -52,6 +52,8 @@ export interface SupervisorNames {
   /** How the old and new processes are called in messages: nginx "old master"/"new master"; tableflip "parent"/"child". */
   readonly old: string
   readonly new: string
+  /** What retire does to the old process, in a sentence: nginx "told to QUIT"; tableflip "left to exit". */
+  readonly retiring: string
 }
 
 /** What inspect found: the running server, before anything changes. */
@@ -90,7 +92,7 @@ export interface DrainOptions {
 export interface SupervisorSession {
   /**
    * Reads the running server and refuses what the protocol cannot hand over, each with its fix.
-   * nginx: pid file, master title, `daemon off`, `master_process off`, a live .oldbin master.
+   * nginx: pid file, master title, `daemon off`, `master_process off`, an old master still alive.
    * HAProxy: master-worker mode (-W), an argv[0] with a slash (it re-execs through PATH otherwise),
    * the master not in wait mode. tableflip: the pid file's process, no parent still exiting.
    */
@@ -103,24 +105,33 @@ export interface SupervisorSession {
   verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }>
   /**
    * Starts the new binary beside the old and waits until it serves; returns the pid that serves
-   * now. nginx: USR2, a new master child with workers. HAProxy: USR2 to the master; new workers
+   * now. nginx: its upgrade signal, a new master child with workers. HAProxy: the reload signal to
+   * the master; new workers
    * running the live file (the master's pid is unchanged). tableflip: HUP; the pid file names a
    * child after Ready(). A start whose new process dies reports it at once.
    */
   start(ctx: SupervisorContext, options: { startTimeoutMs: number; intervalMs: number }): Promise<number>
   /**
    * Takes the old process out of service so that health checks judge the new binary alone.
-   * nginx: WINCH, wait until no old worker accepts. HAProxy and tableflip: absent (the old
+   * nginx: the signal that stops the old workers, wait until none accepts. HAProxy and tableflip: absent (the old
    * workers/parent stop accepting as part of start).
    */
   isolate?(ctx: SupervisorContext): Promise<void>
-  /** The processes that serve the new binary (for the health gate's command: pid and workers). */
+  /** The processes that serve the new binary, as the health gate starts (nginx: the new master and its workers). */
   serving(): Promise<{ pid: number; workers: number[] }>
+  /**
+   * Throws (a StepError) when the new server stopped serving since `serving()`: its main process
+   * exited, or its workers are crashing (not the same processes any more). Polled by the health
+   * gate. HAProxy: the master and its new workers; tableflip: the child.
+   */
+  stillServing(was: { pid: number; workers: number[] }): Promise<void>
   /**
    * Waits until the old process holds no connection; false on timeout. nginx: the old master's
    * workers exit. HAProxy: the soft-stopping old workers exit. tableflip: the parent exits.
    */
   drain(ctx: SupervisorContext, options: DrainOptions): Promise<boolean>
+  /** The old processes still busy with connections (after a drain that timed out), for its message. */
+  busyOld(): Promise<number[]>
   /** Keeps the old process (only with canHold): nginx has nothing to do, its master waits with its sockets. */
   hold?(ctx: SupervisorContext): Promise<void>
   /**
@@ -133,29 +144,47 @@ export interface SupervisorSession {
    * Brings the old version back from whatever the host shows (it may run twice, and after a
    * partial start). nginx: HUP the old master if its workers stopped, stop the new master(s)
    * (QUIT/TERM/KILL), wait for the pid file. HAProxy (revert: handoff; the old binary is back
-   * already): USR2 again, wait for workers running the old file. tableflip: wait for the parent to
+   * already): reload again, wait for workers running the old file. tableflip: wait for the parent to
    * go, then HUP again; or, if the child never got Ready, stop it.
    */
   revert(ctx: SupervisorContext): Promise<void>
   /**
-   * After a revert failed: the host's state as read now (the first line, `# state: ...`) and only
-   * the commands that state calls for. `binary`: the live and kept files' part, from the strategy.
+   * After a revert failed: the processes' state as read now and only the commands that state
+   * calls for (the strategy adds the binary file's part). nginx: HUP the old master if it has no
+   * workers, QUIT the new one. HAProxy: reload with the old binary. tableflip: start a handoff
+   * again once one process is left.
    */
-  repairAdvice(binary: { state: string[]; commands: string[] }): Promise<string[]>
+  repairAdvice(): Promise<RepairAdvice>
   /** A one-line account of the old and new processes, for errors. */
   describe(): Promise<string>
   /**
    * For the post step finishing an interrupted run: what the host shows about the hand-over.
    * `old-gone`: the old process is gone (the retire went through); `retire-left`: the new one
-   * serves alone and only the retire remained; `in-between`: anything else (revert).
+   * serves alone and only the retire remained (the session then knows which pid serves, so that
+   * `retire` can follow); `in-between`: anything else (revert). HAProxy: old workers left or not;
+   * tableflip: the parent alive or not.
    */
   assess(): Promise<{
     state: 'old-gone' | 'retire-left' | 'in-between'
     serving: number | null
     detail: string
   }>
-  /** Forgets and re-learns the old pid and live path from an interrupted run's journal. */
+  /**
+   * Learns the old pid and live path from an interrupted run's journal (the post step), before
+   * `assess`. nginx: the old master's pid; HAProxy: the master's (unchanged) pid and the old
+   * binary's sha256 to tell old workers from new; tableflip: the parent's pid.
+   */
   adopt(saved: { pid: number; livePath: string; liveSha256: string }): void
+}
+
+/** The processes' part of a repair after a failed revert. */
+export interface RepairAdvice {
+  /** One line: what the processes look like now. */
+  state: string
+  /** Comment lines (`# ...`) and the commands they explain; only what the state calls for. */
+  commands: string[]
+  /** How to check the result: what must hold, and the command that shows it. */
+  check: { says: string; command: string }
 }
 
 /** Options every session gets; a supervisor reads what its protocol needs. */
@@ -177,7 +206,7 @@ export interface WatchdogPart {
    * variables `$pf` (pid file) and `$old` (old pid) set by the generic script. No user data
    * in it: values come in as positional parameters. nginx: HUP the old master, QUIT/TERM/KILL
    * its new-master children, wait for the pid file. HAProxy: restore the binary first (done by
-   * the generic part when revert is `handoff`), then USR2. tableflip: wait for the parent to go,
+   * the generic part when revert is `handoff`), then reload. tableflip: wait for the parent to go,
    * then HUP.
    */
   readonly script: string

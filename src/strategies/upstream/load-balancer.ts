@@ -14,9 +14,10 @@ import {
   isAlive,
   liveChildren,
   parseMasterTitle,
-  probe
-} from '../../upgrade/supervisors/nginx.js'
-import { sleep, waitUntilSoon } from '../../upgrade/wait.js'
+  probe,
+  sleep,
+  waitUntilSoon
+} from './deps.js'
 import * as cmd from './lb-commands.js'
 import { emptyTally, tallyLines, type Tally } from './error-rate.js'
 import {

@@ -6,8 +6,8 @@
  */
 import type { Logger } from '../../engine/types.js'
 import type { Host } from '../../host/host.js'
-import { HostLock, type LockOwner } from '../../lock.js'
-import { DEFAULT_RELEASE_ROOT } from '../../releases.js'
+import { HostLock, type LockOwner } from '../../safety/lock.js'
+import { DEFAULT_RELEASE_ROOT } from '../../releases/state.js'
 import { SettingsError, type HostTarget, type Settings } from '../../settings.js'
 import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'

@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../../engine/types.js'
 import type { Host } from '../../host/host.js'
-import { HostLock, LockHeldError, type LockOwner } from '../../lock.js'
+import { HostLock, LockHeldError, type LockOwner } from '../../safety/lock.js'
 import type { HostTarget, Settings } from '../../settings.js'
 import { healthGate } from './deps.js'
 import { describeState, LoadBalancer } from './load-balancer.js'
