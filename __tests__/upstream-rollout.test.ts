@@ -8,11 +8,19 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import * as fs from 'node:fs'
 import { sandboxUp } from '../test/sandbox/sandbox.js'
-import { APP_PORT, UPSTREAM_FILE, upstreamSandbox, type UpstreamSandbox } from '../test/sandbox/upstream.js'
+import {
+  APP_PATH,
+  APP_PORT,
+  RESTART,
+  UPSTREAM_FILE,
+  upstreamSandbox,
+  type UpstreamSandbox
+} from '../test/sandbox/upstream.js'
 import { describeLoad, startLoad, type RunningLoad } from '../test/load.js'
 import { SshHost } from '../src/host/ssh-host.js'
 import { LoadBalancer } from '../src/strategies/upstream/load-balancer.js'
 import { runUpstream } from './helpers/upstream.js'
+import { runAction, sandboxInputs } from './helpers/action.js'
 import { hostOptions } from './helpers/ssh.js'
 
 let u: UpstreamSandbox
@@ -167,5 +175,31 @@ describe('strategy upstream through a real nginx load balancer', () => {
       fs.writeFileSync(conf, good)
       await lbHost.close()
     }
+  })
+
+  it('through the action (dist/index.js): strategy upstream rolls out the backends, the summary shows the weights', async () => {
+    const v3 = u.build('3.0.0')
+    const l = load()
+    const r = await runAction({
+      ...sandboxInputs(u.sb, u.backends),
+      strategy: 'upstream',
+      binary: v3,
+      'binary-path': APP_PATH,
+      'restart-command': RESTART,
+      'upstream-host': `${u.sb.user}@${u.lb.address}:${u.lb.sshPort}`,
+      'upstream-file': UPSTREAM_FILE,
+      'upstream-name': 'app',
+      'upstream-server': `{host}:${APP_PORT}`,
+      'health-url': `http://{host}:${APP_PORT}/health`,
+      'canary-duration': '2s'
+    })
+    const fast = await l.fast.stop()
+    await l.slow.stop()
+    console.log(describeLoad('connection per request (action)', fast))
+    expect(r.outputs.result).toBe('upgraded')
+    for (const b of u.backends) expect(await u.version(b)).toBe('3.0.0')
+    expect(fast.failed).toBe(0)
+    expect(u.upstreamFile()).toBe(u.initialFile)
+    expect(r.summary).toContain('### Weights in the load balancer')
   })
 })
