@@ -2166,9 +2166,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.close((err, data) => {
-              return err ? reject(err) : resolve(data);
+              return err ? reject(err) : resolve2(data);
             });
           });
         }
@@ -2206,12 +2206,12 @@ var require_dispatcher_base = __commonJS({
           err = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             this.destroy(err, (err2, data) => {
               return err2 ? (
                 /* istanbul ignore next: should never error */
                 reject(err2)
-              ) : resolve(data);
+              ) : resolve2(data);
             });
           });
         }
@@ -2755,132 +2755,132 @@ var require_constants2 = __commonJS({
       TYPE2[TYPE2["REQUEST"] = 1] = "REQUEST";
       TYPE2[TYPE2["RESPONSE"] = 2] = "RESPONSE";
     })(TYPE = exports.TYPE || (exports.TYPE = {}));
-    var FLAGS;
-    (function(FLAGS2) {
-      FLAGS2[FLAGS2["CONNECTION_KEEP_ALIVE"] = 1] = "CONNECTION_KEEP_ALIVE";
-      FLAGS2[FLAGS2["CONNECTION_CLOSE"] = 2] = "CONNECTION_CLOSE";
-      FLAGS2[FLAGS2["CONNECTION_UPGRADE"] = 4] = "CONNECTION_UPGRADE";
-      FLAGS2[FLAGS2["CHUNKED"] = 8] = "CHUNKED";
-      FLAGS2[FLAGS2["UPGRADE"] = 16] = "UPGRADE";
-      FLAGS2[FLAGS2["CONTENT_LENGTH"] = 32] = "CONTENT_LENGTH";
-      FLAGS2[FLAGS2["SKIPBODY"] = 64] = "SKIPBODY";
-      FLAGS2[FLAGS2["TRAILING"] = 128] = "TRAILING";
-      FLAGS2[FLAGS2["TRANSFER_ENCODING"] = 512] = "TRANSFER_ENCODING";
-    })(FLAGS = exports.FLAGS || (exports.FLAGS = {}));
+    var FLAGS2;
+    (function(FLAGS3) {
+      FLAGS3[FLAGS3["CONNECTION_KEEP_ALIVE"] = 1] = "CONNECTION_KEEP_ALIVE";
+      FLAGS3[FLAGS3["CONNECTION_CLOSE"] = 2] = "CONNECTION_CLOSE";
+      FLAGS3[FLAGS3["CONNECTION_UPGRADE"] = 4] = "CONNECTION_UPGRADE";
+      FLAGS3[FLAGS3["CHUNKED"] = 8] = "CHUNKED";
+      FLAGS3[FLAGS3["UPGRADE"] = 16] = "UPGRADE";
+      FLAGS3[FLAGS3["CONTENT_LENGTH"] = 32] = "CONTENT_LENGTH";
+      FLAGS3[FLAGS3["SKIPBODY"] = 64] = "SKIPBODY";
+      FLAGS3[FLAGS3["TRAILING"] = 128] = "TRAILING";
+      FLAGS3[FLAGS3["TRANSFER_ENCODING"] = 512] = "TRANSFER_ENCODING";
+    })(FLAGS2 = exports.FLAGS || (exports.FLAGS = {}));
     var LENIENT_FLAGS;
     (function(LENIENT_FLAGS2) {
       LENIENT_FLAGS2[LENIENT_FLAGS2["HEADERS"] = 1] = "HEADERS";
       LENIENT_FLAGS2[LENIENT_FLAGS2["CHUNKED_LENGTH"] = 2] = "CHUNKED_LENGTH";
       LENIENT_FLAGS2[LENIENT_FLAGS2["KEEP_ALIVE"] = 4] = "KEEP_ALIVE";
     })(LENIENT_FLAGS = exports.LENIENT_FLAGS || (exports.LENIENT_FLAGS = {}));
-    var METHODS;
-    (function(METHODS2) {
-      METHODS2[METHODS2["DELETE"] = 0] = "DELETE";
-      METHODS2[METHODS2["GET"] = 1] = "GET";
-      METHODS2[METHODS2["HEAD"] = 2] = "HEAD";
-      METHODS2[METHODS2["POST"] = 3] = "POST";
-      METHODS2[METHODS2["PUT"] = 4] = "PUT";
-      METHODS2[METHODS2["CONNECT"] = 5] = "CONNECT";
-      METHODS2[METHODS2["OPTIONS"] = 6] = "OPTIONS";
-      METHODS2[METHODS2["TRACE"] = 7] = "TRACE";
-      METHODS2[METHODS2["COPY"] = 8] = "COPY";
-      METHODS2[METHODS2["LOCK"] = 9] = "LOCK";
-      METHODS2[METHODS2["MKCOL"] = 10] = "MKCOL";
-      METHODS2[METHODS2["MOVE"] = 11] = "MOVE";
-      METHODS2[METHODS2["PROPFIND"] = 12] = "PROPFIND";
-      METHODS2[METHODS2["PROPPATCH"] = 13] = "PROPPATCH";
-      METHODS2[METHODS2["SEARCH"] = 14] = "SEARCH";
-      METHODS2[METHODS2["UNLOCK"] = 15] = "UNLOCK";
-      METHODS2[METHODS2["BIND"] = 16] = "BIND";
-      METHODS2[METHODS2["REBIND"] = 17] = "REBIND";
-      METHODS2[METHODS2["UNBIND"] = 18] = "UNBIND";
-      METHODS2[METHODS2["ACL"] = 19] = "ACL";
-      METHODS2[METHODS2["REPORT"] = 20] = "REPORT";
-      METHODS2[METHODS2["MKACTIVITY"] = 21] = "MKACTIVITY";
-      METHODS2[METHODS2["CHECKOUT"] = 22] = "CHECKOUT";
-      METHODS2[METHODS2["MERGE"] = 23] = "MERGE";
-      METHODS2[METHODS2["M-SEARCH"] = 24] = "M-SEARCH";
-      METHODS2[METHODS2["NOTIFY"] = 25] = "NOTIFY";
-      METHODS2[METHODS2["SUBSCRIBE"] = 26] = "SUBSCRIBE";
-      METHODS2[METHODS2["UNSUBSCRIBE"] = 27] = "UNSUBSCRIBE";
-      METHODS2[METHODS2["PATCH"] = 28] = "PATCH";
-      METHODS2[METHODS2["PURGE"] = 29] = "PURGE";
-      METHODS2[METHODS2["MKCALENDAR"] = 30] = "MKCALENDAR";
-      METHODS2[METHODS2["LINK"] = 31] = "LINK";
-      METHODS2[METHODS2["UNLINK"] = 32] = "UNLINK";
-      METHODS2[METHODS2["SOURCE"] = 33] = "SOURCE";
-      METHODS2[METHODS2["PRI"] = 34] = "PRI";
-      METHODS2[METHODS2["DESCRIBE"] = 35] = "DESCRIBE";
-      METHODS2[METHODS2["ANNOUNCE"] = 36] = "ANNOUNCE";
-      METHODS2[METHODS2["SETUP"] = 37] = "SETUP";
-      METHODS2[METHODS2["PLAY"] = 38] = "PLAY";
-      METHODS2[METHODS2["PAUSE"] = 39] = "PAUSE";
-      METHODS2[METHODS2["TEARDOWN"] = 40] = "TEARDOWN";
-      METHODS2[METHODS2["GET_PARAMETER"] = 41] = "GET_PARAMETER";
-      METHODS2[METHODS2["SET_PARAMETER"] = 42] = "SET_PARAMETER";
-      METHODS2[METHODS2["REDIRECT"] = 43] = "REDIRECT";
-      METHODS2[METHODS2["RECORD"] = 44] = "RECORD";
-      METHODS2[METHODS2["FLUSH"] = 45] = "FLUSH";
-    })(METHODS = exports.METHODS || (exports.METHODS = {}));
+    var METHODS2;
+    (function(METHODS3) {
+      METHODS3[METHODS3["DELETE"] = 0] = "DELETE";
+      METHODS3[METHODS3["GET"] = 1] = "GET";
+      METHODS3[METHODS3["HEAD"] = 2] = "HEAD";
+      METHODS3[METHODS3["POST"] = 3] = "POST";
+      METHODS3[METHODS3["PUT"] = 4] = "PUT";
+      METHODS3[METHODS3["CONNECT"] = 5] = "CONNECT";
+      METHODS3[METHODS3["OPTIONS"] = 6] = "OPTIONS";
+      METHODS3[METHODS3["TRACE"] = 7] = "TRACE";
+      METHODS3[METHODS3["COPY"] = 8] = "COPY";
+      METHODS3[METHODS3["LOCK"] = 9] = "LOCK";
+      METHODS3[METHODS3["MKCOL"] = 10] = "MKCOL";
+      METHODS3[METHODS3["MOVE"] = 11] = "MOVE";
+      METHODS3[METHODS3["PROPFIND"] = 12] = "PROPFIND";
+      METHODS3[METHODS3["PROPPATCH"] = 13] = "PROPPATCH";
+      METHODS3[METHODS3["SEARCH"] = 14] = "SEARCH";
+      METHODS3[METHODS3["UNLOCK"] = 15] = "UNLOCK";
+      METHODS3[METHODS3["BIND"] = 16] = "BIND";
+      METHODS3[METHODS3["REBIND"] = 17] = "REBIND";
+      METHODS3[METHODS3["UNBIND"] = 18] = "UNBIND";
+      METHODS3[METHODS3["ACL"] = 19] = "ACL";
+      METHODS3[METHODS3["REPORT"] = 20] = "REPORT";
+      METHODS3[METHODS3["MKACTIVITY"] = 21] = "MKACTIVITY";
+      METHODS3[METHODS3["CHECKOUT"] = 22] = "CHECKOUT";
+      METHODS3[METHODS3["MERGE"] = 23] = "MERGE";
+      METHODS3[METHODS3["M-SEARCH"] = 24] = "M-SEARCH";
+      METHODS3[METHODS3["NOTIFY"] = 25] = "NOTIFY";
+      METHODS3[METHODS3["SUBSCRIBE"] = 26] = "SUBSCRIBE";
+      METHODS3[METHODS3["UNSUBSCRIBE"] = 27] = "UNSUBSCRIBE";
+      METHODS3[METHODS3["PATCH"] = 28] = "PATCH";
+      METHODS3[METHODS3["PURGE"] = 29] = "PURGE";
+      METHODS3[METHODS3["MKCALENDAR"] = 30] = "MKCALENDAR";
+      METHODS3[METHODS3["LINK"] = 31] = "LINK";
+      METHODS3[METHODS3["UNLINK"] = 32] = "UNLINK";
+      METHODS3[METHODS3["SOURCE"] = 33] = "SOURCE";
+      METHODS3[METHODS3["PRI"] = 34] = "PRI";
+      METHODS3[METHODS3["DESCRIBE"] = 35] = "DESCRIBE";
+      METHODS3[METHODS3["ANNOUNCE"] = 36] = "ANNOUNCE";
+      METHODS3[METHODS3["SETUP"] = 37] = "SETUP";
+      METHODS3[METHODS3["PLAY"] = 38] = "PLAY";
+      METHODS3[METHODS3["PAUSE"] = 39] = "PAUSE";
+      METHODS3[METHODS3["TEARDOWN"] = 40] = "TEARDOWN";
+      METHODS3[METHODS3["GET_PARAMETER"] = 41] = "GET_PARAMETER";
+      METHODS3[METHODS3["SET_PARAMETER"] = 42] = "SET_PARAMETER";
+      METHODS3[METHODS3["REDIRECT"] = 43] = "REDIRECT";
+      METHODS3[METHODS3["RECORD"] = 44] = "RECORD";
+      METHODS3[METHODS3["FLUSH"] = 45] = "FLUSH";
+    })(METHODS2 = exports.METHODS || (exports.METHODS = {}));
     exports.METHODS_HTTP = [
-      METHODS.DELETE,
-      METHODS.GET,
-      METHODS.HEAD,
-      METHODS.POST,
-      METHODS.PUT,
-      METHODS.CONNECT,
-      METHODS.OPTIONS,
-      METHODS.TRACE,
-      METHODS.COPY,
-      METHODS.LOCK,
-      METHODS.MKCOL,
-      METHODS.MOVE,
-      METHODS.PROPFIND,
-      METHODS.PROPPATCH,
-      METHODS.SEARCH,
-      METHODS.UNLOCK,
-      METHODS.BIND,
-      METHODS.REBIND,
-      METHODS.UNBIND,
-      METHODS.ACL,
-      METHODS.REPORT,
-      METHODS.MKACTIVITY,
-      METHODS.CHECKOUT,
-      METHODS.MERGE,
-      METHODS["M-SEARCH"],
-      METHODS.NOTIFY,
-      METHODS.SUBSCRIBE,
-      METHODS.UNSUBSCRIBE,
-      METHODS.PATCH,
-      METHODS.PURGE,
-      METHODS.MKCALENDAR,
-      METHODS.LINK,
-      METHODS.UNLINK,
-      METHODS.PRI,
+      METHODS2.DELETE,
+      METHODS2.GET,
+      METHODS2.HEAD,
+      METHODS2.POST,
+      METHODS2.PUT,
+      METHODS2.CONNECT,
+      METHODS2.OPTIONS,
+      METHODS2.TRACE,
+      METHODS2.COPY,
+      METHODS2.LOCK,
+      METHODS2.MKCOL,
+      METHODS2.MOVE,
+      METHODS2.PROPFIND,
+      METHODS2.PROPPATCH,
+      METHODS2.SEARCH,
+      METHODS2.UNLOCK,
+      METHODS2.BIND,
+      METHODS2.REBIND,
+      METHODS2.UNBIND,
+      METHODS2.ACL,
+      METHODS2.REPORT,
+      METHODS2.MKACTIVITY,
+      METHODS2.CHECKOUT,
+      METHODS2.MERGE,
+      METHODS2["M-SEARCH"],
+      METHODS2.NOTIFY,
+      METHODS2.SUBSCRIBE,
+      METHODS2.UNSUBSCRIBE,
+      METHODS2.PATCH,
+      METHODS2.PURGE,
+      METHODS2.MKCALENDAR,
+      METHODS2.LINK,
+      METHODS2.UNLINK,
+      METHODS2.PRI,
       // TODO(indutny): should we allow it with HTTP?
-      METHODS.SOURCE
+      METHODS2.SOURCE
     ];
     exports.METHODS_ICE = [
-      METHODS.SOURCE
+      METHODS2.SOURCE
     ];
     exports.METHODS_RTSP = [
-      METHODS.OPTIONS,
-      METHODS.DESCRIBE,
-      METHODS.ANNOUNCE,
-      METHODS.SETUP,
-      METHODS.PLAY,
-      METHODS.PAUSE,
-      METHODS.TEARDOWN,
-      METHODS.GET_PARAMETER,
-      METHODS.SET_PARAMETER,
-      METHODS.REDIRECT,
-      METHODS.RECORD,
-      METHODS.FLUSH,
+      METHODS2.OPTIONS,
+      METHODS2.DESCRIBE,
+      METHODS2.ANNOUNCE,
+      METHODS2.SETUP,
+      METHODS2.PLAY,
+      METHODS2.PAUSE,
+      METHODS2.TEARDOWN,
+      METHODS2.GET_PARAMETER,
+      METHODS2.SET_PARAMETER,
+      METHODS2.REDIRECT,
+      METHODS2.RECORD,
+      METHODS2.FLUSH,
       // For AirPlay
-      METHODS.GET,
-      METHODS.POST
+      METHODS2.GET,
+      METHODS2.POST
     ];
-    exports.METHOD_MAP = utils_1.enumToMap(METHODS);
+    exports.METHOD_MAP = utils_1.enumToMap(METHODS2);
     exports.H_METHOD_MAP = {};
     Object.keys(exports.METHOD_MAP).forEach((key) => {
       if (/^H/.test(key)) {
@@ -4478,8 +4478,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve, reject) => {
-        res = resolve;
+      const promise = new Promise((resolve2, reject) => {
+        res = resolve2;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -6730,12 +6730,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain2 = () => new Promise((resolve, reject) => {
+      const waitForDrain2 = () => new Promise((resolve2, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7405,12 +7405,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain2 = () => new Promise((resolve, reject) => {
+      const waitForDrain2 = () => new Promise((resolve2, reject) => {
         assert(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve;
+          callback = resolve2;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7889,16 +7889,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve;
+            this[kClosedResolve] = resolve2;
           } else {
-            resolve(null);
+            resolve2(null);
           }
         });
       }
       async [kDestroy](err) {
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i = 0; i < requests.length; i++) {
             const request = requests[i];
@@ -7909,7 +7909,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve(null);
+            resolve2(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err, callback);
@@ -7960,7 +7960,7 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve, reject) => {
+        const socket = await new Promise((resolve2, reject) => {
           client[kConnector]({
             host,
             hostname: hostname2,
@@ -7972,7 +7972,7 @@ var require_client = __commonJS({
             if (err) {
               reject(err);
             } else {
-              resolve(socket2);
+              resolve2(socket2);
             }
           });
         });
@@ -8308,8 +8308,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve) => {
-            this[kClosedResolve] = resolve;
+          await new Promise((resolve2) => {
+            this[kClosedResolve] = resolve2;
           });
         }
       }
@@ -9578,7 +9578,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve, reject) => {
+        return await new Promise((resolve2, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9591,7 +9591,7 @@ var require_readable = __commonJS({
             if (signal4?.aborted) {
               reject(signal4.reason ?? new AbortError());
             } else {
-              resolve(null);
+              resolve2(null);
             }
           }).on("error", noop).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9610,7 +9610,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert(!stream[kConsume]);
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve2, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9627,7 +9627,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve,
+              resolve: resolve2,
               reject,
               length: 0,
               body: []
@@ -9697,18 +9697,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve, stream, length } = consume2;
+      const { type, body, resolve: resolve2, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve(chunksDecode(body, length));
+          resolve2(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve(JSON.parse(chunksDecode(body, length)));
+          resolve2(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve(chunksConcat(body, length).buffer);
+          resolve2(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve(new Blob(body, { type: stream[kContentType] }));
+          resolve2(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve(chunksConcat(body, length));
+          resolve2(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err) {
@@ -9965,9 +9965,9 @@ var require_api_request = __commonJS({
     };
     function request(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           request.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10190,9 +10190,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           stream.call(this, opts, factory, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10477,9 +10477,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           upgrade.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -10571,9 +10571,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve, reject) => {
+        return new Promise((resolve2, reject) => {
           connect.call(this, opts, (err, data) => {
-            return err ? reject(err) : resolve(data);
+            return err ? reject(err) : resolve2(data);
           });
         });
       }
@@ -14436,7 +14436,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve, reject) => agent.dispatch(
+        return new Promise((resolve2, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14512,7 +14512,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve({
+              resolve2({
                 status,
                 statusText,
                 headersList,
@@ -14555,7 +14555,7 @@ var require_fetch = __commonJS({
               for (let i = 0; i < rawHeaders.length; i += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i]), rawHeaders[i + 1].toString("latin1"), true);
               }
-              resolve({
+              resolve2({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -18296,8 +18296,8 @@ var require_util8 = __commonJS({
       return true;
     }
     function delay(ms) {
-      return new Promise((resolve) => {
-        setTimeout(resolve, ms).unref();
+      return new Promise((resolve2) => {
+        setTimeout(resolve2, ms).unref();
       });
     }
     module.exports = {
@@ -18319,7 +18319,7 @@ var require_eventsource_stream = __commonJS({
     var LF = 10;
     var CR = 13;
     var COLON = 58;
-    var SPACE = 32;
+    var SPACE2 = 32;
     var defaultMaxEventSize = buffer.kStringMaxLength;
     var DATA = Buffer.from("data");
     var EVENT = Buffer.from("event");
@@ -18511,7 +18511,7 @@ var require_eventsource_stream = __commonJS({
         if (colonPosition !== -1) {
           fieldLength = colonPosition;
           valueStart = colonPosition + 1;
-          if (line2[valueStart] === SPACE) {
+          if (line2[valueStart] === SPACE2) {
             ++valueStart;
           }
         }
@@ -23367,12 +23367,12 @@ var require_writer = __commonJS({
         throw newInvalidAsn1Error("Sequence too long");
       }
     };
-    Writer.prototype._shift = function(start, len, shift) {
+    Writer.prototype._shift = function(start, len, shift2) {
       assert.ok(start !== void 0);
       assert.ok(len !== void 0);
-      assert.ok(shift);
-      this._buf.copy(this._buf, start + shift, start, start + len);
-      this._offset += shift;
+      assert.ok(shift2);
+      this._buf.copy(this._buf, start + shift2, start, start + len);
+      this._offset += shift2;
     };
     Writer.prototype._ensure = function(len) {
       assert.ok(len);
@@ -27416,13 +27416,13 @@ var require_utils2 = __commonJS({
       };
       return self2;
     }
-    function makeError(msg, level, fatal) {
+    function makeError(msg, level2, fatal) {
       const err = new Error(msg);
-      if (typeof level === "boolean") {
-        fatal = level;
+      if (typeof level2 === "boolean") {
+        fatal = level2;
         err.level = "protocol";
       } else {
-        err.level = level || "protocol";
+        err.level = level2 || "protocol";
       }
       err.fatal = !!fatal;
       return err;
@@ -27443,18 +27443,18 @@ var require_utils2 = __commonJS({
         return TypedArrayFill.call(buf, value, start, end);
       },
       makeError,
-      doFatalError: (protocol, msg, level, reason) => {
+      doFatalError: (protocol, msg, level2, reason) => {
         let err;
         if (DISCONNECT_REASON === void 0)
           ({ DISCONNECT_REASON } = require_constants7());
         if (msg instanceof Error) {
           err = msg;
-          if (typeof level !== "number")
+          if (typeof level2 !== "number")
             reason = DISCONNECT_REASON.PROTOCOL_ERROR;
           else
-            reason = level;
+            reason = level2;
         } else {
-          err = makeError(msg, level, true);
+          err = makeError(msg, level2, true);
         }
         if (typeof reason !== "number")
           reason = DISCONNECT_REASON.PROTOCOL_ERROR;
@@ -29351,7 +29351,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve, reject) => {
+        return new Promise(async (resolve2, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -29363,7 +29363,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve();
+          resolve2();
         });
       })(),
       NullCipher,
@@ -30621,8 +30621,8 @@ var require_agent2 = __commonJS({
     "use strict";
     var { Socket } = __require("net");
     var { Duplex } = __require("stream");
-    var { resolve } = __require("path");
-    var { readFile: readFile2 } = __require("fs");
+    var { resolve: resolve2 } = __require("path");
+    var { readFile: readFile3 } = __require("fs");
     var { execFile, spawn } = __require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
     var {
@@ -30757,7 +30757,7 @@ var require_agent2 = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve2(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -30840,7 +30840,7 @@ var require_agent2 = __commonJS({
           cb = once(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
-          readFile2(socketPath, function readCygsocket(err, data) {
+          readFile3(socketPath, function readCygsocket(err, data) {
             if (err) {
               if (triedCygpath)
                 return cb(new Error("Invalid cygwin unix socket path"));
@@ -30849,7 +30849,7 @@ var require_agent2 = __commonJS({
                   return cb(new Error("Invalid cygwin unix socket path"));
                 triedCygpath = true;
                 socketPath = stdout.toString().replace(/[\r\n]/g, "");
-                readFile2(socketPath, readCygsocket);
+                readFile3(socketPath, readCygsocket);
               });
               return;
             }
@@ -31481,7 +31481,7 @@ var require_zlib = __commonJS({
     var Zlib = class {
       constructor(mode) {
         const windowBits = Z_DEFAULT_WINDOWBITS;
-        const level = Z_DEFAULT_COMPRESSION;
+        const level2 = Z_DEFAULT_COMPRESSION;
         const memLevel = Z_DEFAULT_MEMLEVEL;
         const strategy = Z_DEFAULT_STRATEGY;
         const dictionary = void 0;
@@ -31496,7 +31496,7 @@ var require_zlib = __commonJS({
         this._handle.onerror = zlibOnError;
         this._handle.init(
           windowBits,
-          level,
+          level2,
           memLevel,
           strategy,
           this._writeState,
@@ -36608,7 +36608,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RMDIR`
         );
       }
-      readdir(where, opts, cb) {
+      readdir(where2, opts, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof opts === "function") {
@@ -36618,9 +36618,9 @@ var require_SFTP = __commonJS({
         if (typeof opts !== "object" || opts === null)
           opts = {};
         const doFilter = opts && opts.full ? false : true;
-        if (!Buffer.isBuffer(where) && typeof where !== "string")
+        if (!Buffer.isBuffer(where2) && typeof where2 !== "string")
           throw new Error("missing directory handle or path");
-        if (typeof where === "string") {
+        if (typeof where2 === "string") {
           const entries = [];
           let e = 0;
           const reread = (err, handle) => {
@@ -36642,9 +36642,9 @@ var require_SFTP = __commonJS({
               reread(void 0, handle);
             });
           };
-          return this.opendir(where, reread);
+          return this.opendir(where2, reread);
         }
-        const handleLen = where.length;
+        const handleLen = where2.length;
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + handleLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -36652,7 +36652,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, handleLen, p);
-        buf.set(where, p += 4);
+        buf.set(where2, p += 4);
         this._requests[reqid] = {
           cb: doFilter ? (err, list) => {
             if (typeof cb !== "function")
@@ -43159,11 +43159,11 @@ import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
 var __awaiter = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -43179,7 +43179,7 @@ var __awaiter = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -43386,8 +43386,8 @@ var Summary = class {
    *
    * @returns {Summary} summary instance
    */
-  addHeading(text2, level) {
-    const tag = `h${level}`;
+  addHeading(text2, level2) {
+    const tag = `h${level2}`;
     const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
     const element = this.wrap(allowedTag, text2);
     return this.addRaw(element).addEOL();
@@ -43458,11 +43458,11 @@ var arch = os3.arch();
 // node_modules/@actions/core/lib/core.js
 var __awaiter2 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve) {
-      resolve(value);
+    return value instanceof P ? value : new P(function(resolve2) {
+      resolve2(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve, reject) {
+  return new (P || (P = Promise))(function(resolve2, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -43478,7 +43478,7 @@ var __awaiter2 = function(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve2(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -43658,10 +43658,10 @@ function runAttempts(step, o) {
   const signal4 = o.signal;
   if (!signal4 || !step.interruptible) return attempts();
   const work = attempts();
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve2, reject) => {
     const onAbort = () => reject(cancelledError(signal4, o.entry));
     signal4.addEventListener("abort", onAbort, { once: true });
-    void work.then(resolve, reject).finally(() => signal4.removeEventListener("abort", onAbort));
+    void work.then(resolve2, reject).finally(() => signal4.removeEventListener("abort", onAbort));
   });
 }
 
@@ -44118,8 +44118,8 @@ async function restorePrevious(host, livePath, previousSha256) {
   const { previous } = sidePaths(livePath);
   const kept = await remoteSha256(host, previous);
   if (kept !== previousSha256) {
-    const live = await remoteSha256(host, livePath);
-    if (live === previousSha256) return;
+    const live2 = await remoteSha256(host, livePath);
+    if (live2 === previousSha256) return;
     throw new Error(
       `${host.name}: the kept binary ${previous} is missing or changed (sha256 ${kept}); cannot restore ${livePath}`
     );
@@ -44247,10 +44247,10 @@ function downgradeProblem(newVersion, liveVersion, allowDowngrade) {
 function emptyState(binary) {
   return { format: 1, binary, live: null, lineage: [], releases: [] };
 }
-function parseState(text2, binary, where) {
+function parseState(text2, binary, where2) {
   const bad = (why) => {
     throw new StoreError(
-      `the release store ${where} is not valid (${why}). Move it aside (zerodown rebuilds it from releases/*/meta.json) or fix it`
+      `the release store ${where2} is not valid (${why}). Move it aside (zerodown rebuilds it from releases/*/meta.json) or fix it`
     );
   };
   let raw;
@@ -44266,10 +44266,10 @@ function parseState(text2, binary, where) {
   const releases = o.releases.map((r, i) => validRelease(r, `release ${i + 1}`, bad));
   const known = new Set(releases.map((r) => r.sha256));
   if (known.size !== releases.length) bad("a sha256 is listed twice");
-  const live = o.live ?? null;
-  if (live !== null && !known.has(live)) bad(`live ${String(live)} is not among the releases`);
+  const live2 = o.live ?? null;
+  if (live2 !== null && !known.has(live2)) bad(`live ${String(live2)} is not among the releases`);
   const lineage = Array.isArray(o.lineage) ? o.lineage.filter((s) => typeof s === "string" && known.has(s)) : [];
-  return { format: 1, binary, live, lineage: dedupeKeepLast(lineage), releases };
+  return { format: 1, binary, live: live2, lineage: dedupeKeepLast(lineage), releases };
 }
 function validRelease(r, what, bad) {
   const o = r;
@@ -44340,8 +44340,8 @@ function rollbackTarget(state, rollbackTo) {
     throw new StoreError(
       `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
     );
-  const live = matches2.find((r) => r.sha256 === state.live);
-  if (live) return live;
+  const live2 = matches2.find((r) => r.sha256 === state.live);
+  if (live2) return live2;
   const rank = (r) => state.lineage.lastIndexOf(r.sha256);
   return [...matches2].sort(
     (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
@@ -44472,8 +44472,8 @@ var ReleaseStore = class _ReleaseStore {
       posix2.dirname(path),
       `.${posix2.basename(path)}.tmp-${randomBytes2(6).toString("hex")}`
     );
-    const script = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
-    await this.run(["sh", "-c", script, "sh", text2, tmp, path], `write ${path}`);
+    const script2 = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
+    await this.run(["sh", "-c", script2, "sh", text2, tmp, path], `write ${path}`);
   }
   async write(state) {
     await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
@@ -44865,21 +44865,21 @@ function hotUpgrade(plan, supervisor) {
 }
 async function repairAdvice(p) {
   const r = p.state.running;
-  const live = r.livePath;
-  const { previous } = sidePaths(live);
+  const live2 = r.livePath;
+  const { previous } = sidePaths(live2);
   const sudo = p.host.sudo ? "sudo " : "";
   const procs = await p.session.repairAdvice();
   let liveSha;
   let keptSha;
   try {
-    liveSha = await remoteSha256(p.host, live);
+    liveSha = await remoteSha256(p.host, live2);
     keptSha = await remoteSha256(p.host, previous);
   } catch {
   }
   const binaryOk = liveSha === r.liveSha256;
   const state = [
     procs.state,
-    liveSha === void 0 ? `${live}: unknown` : binaryOk ? `${live} is the old binary` : `${live} is NOT the old binary (sha256 ${liveSha ?? "missing"}, the old one is ${r.liveSha256})`
+    liveSha === void 0 ? `${live2}: unknown` : binaryOk ? `${live2} is the old binary` : `${live2} is NOT the old binary (sha256 ${liveSha ?? "missing"}, the old one is ${r.liveSha256})`
   ];
   if (!binaryOk && keptSha !== void 0)
     state.push(
@@ -44888,16 +44888,16 @@ async function repairAdvice(p) {
   const lines = [`# state: ${state.join("; ")}`, ...procs.commands];
   if (!binaryOk) {
     if (keptSha === r.liveSha256)
-      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`);
+      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live2)}`);
     else
       lines.push(
-        `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
-        `sha256sum -- ${quote(live)}`
+        `# the old binary is no longer on the host: copy it back to ${live2} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
+        `sha256sum -- ${quote(live2)}`
       );
   }
   lines.push(
-    `# check: ${procs.check.says}, and ${live} has sha256 ${r.liveSha256}`,
-    `${procs.check.command}; sha256sum -- ${quote(live)}`
+    `# check: ${procs.check.says}, and ${live2} has sha256 ${r.liveSha256}`,
+    `${procs.check.command}; sha256sum -- ${quote(live2)}`
   );
   return lines;
 }
@@ -45520,8 +45520,8 @@ function parseSnapshot2(stdout) {
   }
   return snap;
 }
-async function probe2(host, pidFile2, watch = []) {
-  const pids = watch.filter((p) => Number.isInteger(p) && p > 0).map(String);
+async function probe2(host, pidFile2, watch2 = []) {
+  const pids = watch2.filter((p) => Number.isInteger(p) && p > 0).map(String);
   const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, ...pids], {
     sudo: host.sudo,
     timeoutMs: 3e4
@@ -45579,8 +45579,8 @@ function parseMasterTitle(title) {
   }
   return { argv0, args, configArgs };
 }
-function configHazards(configDump, gArg) {
-  const text2 = configDump.replace(/#[^\n]*/g, "") + "\n" + gArg;
+function configHazards(configDump2, gArg) {
+  const text2 = configDump2.replace(/#[^\n]*/g, "") + "\n" + gArg;
   return {
     daemonOff: /(^|[;\s{])daemon\s+off\s*;/m.test(text2),
     masterOff: /(^|[;\s{])master_process\s+off\s*;/m.test(text2)
@@ -45663,7 +45663,7 @@ async function startNewMaster(s, ctx, o) {
 }
 async function waitForNewMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
-  const live = s.facts().livePath;
+  const live2 = s.facts().livePath;
   let revertedPolls = 0;
   let last = null;
   const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
@@ -45673,7 +45673,7 @@ async function waitForNewMaster(s, ctx, o) {
     if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
       const p = snap.procs.get(pid);
       const exe2 = exePath(p);
-      const runsNew = s.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live && !exe2.replaced;
+      const runsNew = s.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live2 && !exe2.replaced;
       if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid;
     }
     const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0;
@@ -46430,8 +46430,8 @@ function parseSnapshot3(stdout) {
   }
   return snap;
 }
-async function probe3(host, pidFile2, watch = []) {
-  const pids = watch.filter((p) => Number.isInteger(p) && p > 1).map(String);
+async function probe3(host, pidFile2, watch2 = []) {
+  const pids = watch2.filter((p) => Number.isInteger(p) && p > 1).map(String);
   const r = await host.run(["sh", "-c", PROBE4, "sh", pidFile2, ...pids], {
     sudo: host.sudo,
     timeoutMs: 3e4
@@ -46545,16 +46545,16 @@ async function startHandoff(s, ctx, o) {
   const ready = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
     const snap = last = await s.read([...children]);
     polls++;
-    const verdict = judgeStart(snap, {
+    const verdict2 = judgeStart(snap, {
       oldPid,
       livePath: s.facts().livePath,
       signal: sig,
       sawChild: children.size > 0,
       quiet: elapsed >= QUIET_MS && polls >= QUIET_POLLS
     });
-    if (verdict.kind === "failed") throw new StepError("handoff", verdict.message);
-    if (verdict.kind === "waiting") verdict.children.forEach((c) => children.add(c));
-    return verdict.kind === "ready" ? verdict.pid : void 0;
+    if (verdict2.kind === "failed") throw new StepError("handoff", verdict2.message);
+    if (verdict2.kind === "waiting") verdict2.children.forEach((c) => children.add(c));
+    return verdict2.kind === "ready" ? verdict2.pid : void 0;
   });
   if (ready === void 0)
     throw new StepError(
@@ -46562,11 +46562,11 @@ async function startHandoff(s, ctx, o) {
       `no new process named itself in the pid file within start-timeout ${formatDuration(o.startTimeoutMs)} (the new binary never called Ready()): ${describe4(last ?? await s.read(), oldPid)}`
     );
   s.newPid = ready;
-  const [runs, live] = await Promise.all([exeSha256(s.host, ready), remoteSha256(s.host, s.facts().livePath)]);
-  if (runs === null || runs !== live)
+  const [runs, live2] = await Promise.all([exeSha256(s.host, ready), remoteSha256(s.host, s.facts().livePath)]);
+  if (runs === null || runs !== live2)
     throw new StepError(
       "handoff",
-      `the new process ${ready} runs a file with sha256 ${runs ?? "unreadable"}, not the new binary (${live ?? "missing"})`
+      `the new process ${ready} runs a file with sha256 ${runs ?? "unreadable"}, not the new binary (${live2 ?? "missing"})`
     );
   ctx.note(
     `${ready} is ready and names itself in the pid file, running the new binary (sha256 ${runs.slice(0, 12)})`
@@ -46725,10 +46725,10 @@ async function revertHandoff(s, info2) {
     info2(`${cur} already runs the old binary`);
     return;
   }
-  const live = await remoteSha256(s.host, s.facts().livePath);
-  if (live !== s.facts().liveSha256)
+  const live2 = await remoteSha256(s.host, s.facts().livePath);
+  if (live2 !== s.facts().liveSha256)
     throw new Error(
-      `${s.facts().livePath} is not the old binary (sha256 ${live ?? "missing"}): a hand-over back would start the wrong file`
+      `${s.facts().livePath} is not the old binary (sha256 ${live2 ?? "missing"}): a hand-over back would start the wrong file`
     );
   if (isAlive2(snap, oldPid)) {
     info2(
@@ -46978,7 +46978,7 @@ var HostUpgrade = class {
     this.plan = plan;
     this.log = log;
     const supervisor = plan.supervisor ?? supervisorFor("nginx");
-    this.hp = hotUpgrade(plan, supervisor).plan(host, plan.source);
+    this.hp = plan.strategy ? plan.strategy.plan(host, plan.source, log) : hotUpgrade(plan, supervisor).plan(host, plan.source);
     const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() };
     this.engine = new HostRun(host, spec, { log, signal: plan.signal });
   }
@@ -47002,7 +47002,7 @@ var HostUpgrade = class {
   abort(reason) {
     const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
     this.log.info(
-      `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
+      this.plan.strategy ? `${this.host.name} [rollback] ${reason}: back to its previous release (${this.plan.strategy.title})` : `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
     );
     return this.engine.abort(reason);
   }
@@ -47013,7 +47013,10 @@ var HostUpgrade = class {
    * otherwise the host is rolled back. Every undo reads the host first, so nothing is done twice.
    */
   async recover(saved, options) {
-    const { session, state } = this.hp;
+    if (!("session" in this.hp))
+      return this.engine.conclude("failed", "the post step finishes upstream hosts through the load balancer");
+    const hp = this.hp;
+    const { session, state } = hp;
     const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
     session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 });
     state.running = {
@@ -47049,14 +47052,49 @@ var HostUpgrade = class {
         `${this.host.name} [recover] only the retire of the ${names.old} ${old} remained: completing`
       );
       return this.engine.recover({
-        undo: this.hp.revertSteps,
-        steps: [this.hp.retire],
+        undo: hp.revertSteps,
+        steps: [hp.retire],
         reason: options.reason
       });
     }
-    return this.engine.recover({ undo: this.hp.revertSteps, reason: options.reason });
+    return this.engine.recover({ undo: hp.revertSteps, reason: options.reason });
   }
 };
+
+// src/fleet/plan.ts
+function planBatches(hostCount, canary, maxParallel) {
+  const width = Math.max(1, Math.floor(maxParallel));
+  const head = Math.min(Math.max(0, Math.floor(canary)), hostCount);
+  const batches = [];
+  if (head > 0) batches.push(range(0, head));
+  for (let i = head; i < hostCount; i += width) batches.push(range(i, Math.min(i + width, hostCount)));
+  return batches;
+}
+function range(from, to) {
+  return Array.from({ length: to - from }, (_, i) => from + i);
+}
+function batchNamer(batches, hasCanary) {
+  return (k) => {
+    if (hasCanary) return k === 0 ? "canary" : `batch ${k} of ${batches.length - 1}`;
+    return batches.length === 1 ? "upgrade" : `batch ${k + 1} of ${batches.length}`;
+  };
+}
+function describePlan(settings, batches, hasCanary, park) {
+  const n = settings.hosts.length;
+  if (n === 1) return `rollout: 1 host`;
+  const rest = hasCanary ? batches.slice(1) : batches;
+  const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
+  const parts = [`rollout: ${n} hosts`];
+  if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
+  if (restHosts > 0)
+    parts.push(
+      `${hasCanary ? "then " : ""}${restHosts} host(s) in ${rest.length} batch(es) of up to ${settings.maxParallel} in parallel (max-parallel)`
+    );
+  parts.push(
+    park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
+  );
+  return parts.join(", ");
+}
 
 // src/fleet/slot.ts
 function untouched(slot) {
@@ -47164,8 +47202,8 @@ var Printer = class {
     this.tail = next.catch(() => void 0);
     return this.tail;
   }
-  line(level, message, where) {
-    void this.enqueue(() => level === "info" ? this.log.info(message) : this.log[level](message, where));
+  line(level2, message, where2) {
+    void this.enqueue(() => level2 === "info" ? this.log.info(message) : this.log[level2](message, where2));
   }
   idle() {
     return this.tail;
@@ -47184,27 +47222,27 @@ var HostLog = class {
   info(message) {
     this.emit("info", message);
   }
-  warn(message, where) {
-    this.emit("warn", message, where);
+  warn(message, where2) {
+    this.emit("warn", message, where2);
   }
-  error(message, where) {
-    this.emit("error", message, where);
+  error(message, where2) {
+    this.emit("error", message, where2);
   }
   group(title, fn) {
     return this.sink && this.live ? this.sink.group(title, fn) : fn();
   }
-  emit(level, text2, where) {
+  emit(level2, text2, where2) {
     const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
-    const at2 = { host: this.name, ...where };
+    const at2 = { host: this.name, ...where2 };
     this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
-    if (!this.sink) this.held.push({ level, message, where: at2 });
-    else if (level === "info") this.sink.info(message);
-    else this.sink[level](message, at2);
+    if (!this.sink) this.held.push({ level: level2, message, where: at2 });
+    else if (level2 === "info") this.sink.info(message);
+    else this.sink[level2](message, at2);
   }
   /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
-  attach(sink2, live = false) {
+  attach(sink2, live2 = false) {
     this.sink = sink2;
-    this.live = live;
+    this.live = live2;
     const held = this.held;
     this.held = [];
     for (const l of held) {
@@ -47222,41 +47260,6 @@ var HostLog = class {
   }
 };
 
-// src/fleet/plan.ts
-function planBatches(hostCount, canary, maxParallel) {
-  const width = Math.max(1, Math.floor(maxParallel));
-  const head = Math.min(Math.max(0, Math.floor(canary)), hostCount);
-  const batches = [];
-  if (head > 0) batches.push(range(0, head));
-  for (let i = head; i < hostCount; i += width) batches.push(range(i, Math.min(i + width, hostCount)));
-  return batches;
-}
-function range(from, to) {
-  return Array.from({ length: to - from }, (_, i) => from + i);
-}
-function batchNamer(batches, hasCanary) {
-  return (k) => {
-    if (hasCanary) return k === 0 ? "canary" : `batch ${k} of ${batches.length - 1}`;
-    return batches.length === 1 ? "upgrade" : `batch ${k + 1} of ${batches.length}`;
-  };
-}
-function describePlan(settings, batches, hasCanary, park) {
-  const n = settings.hosts.length;
-  if (n === 1) return `rollout: 1 host`;
-  const rest = hasCanary ? batches.slice(1) : batches;
-  const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
-  const parts = [`rollout: ${n} hosts`];
-  if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
-  if (restHosts > 0)
-    parts.push(
-      `${hasCanary ? "then " : ""}${restHosts} host(s) in ${rest.length} batch(es) of up to ${settings.maxParallel} in parallel (max-parallel)`
-    );
-  parts.push(
-    park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
-  );
-  return parts.join(", ");
-}
-
 // src/fleet/pool.ts
 var Pool = class {
   constructor(out, batchName) {
@@ -47268,18 +47271,18 @@ var Pool = class {
   /** Runs fn for each slot, `concurrency` at a time; stops starting new ones once stop() says so. */
   async each(items, kind, concurrency, fn, stop = () => false) {
     const workers2 = Math.min(concurrency, items.length);
-    const live = workers2 === 1;
+    const live2 = workers2 === 1;
     let next = 0;
     const worker = async () => {
       while (next < items.length && !stop()) {
         const slot = items[next++];
-        await this.phase(slot, kind, live, () => fn(slot));
+        await this.phase(slot, kind, live2, () => fn(slot));
       }
     };
     await Promise.all(Array.from({ length: workers2 }, worker));
   }
   /** Runs one host's phase inside its own group: live when it runs alone, held back otherwise. */
-  async phase(slot, kind, live, fn) {
+  async phase(slot, kind, live2, fn) {
     const out = this.out;
     const label = slot.target.label;
     const what = kind === "run" ? this.batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
@@ -47301,7 +47304,7 @@ var Pool = class {
         slot.report.error ??= message;
       }
     };
-    if (live) {
+    if (live2) {
       let finish;
       const finished = new Promise((r) => finish = r);
       const printed = out.enqueue(async () => {
@@ -47487,10 +47490,10 @@ async function runBatches(o) {
     const failed = failedIn();
     if (failed.length > 0) {
       const upgradedSoFar = slots.filter((s) => s.report?.result === "parked").length;
-      const where = hasCanary && k === 0 ? "the canary" : batchName(k);
+      const where2 = hasCanary && k === 0 ? "the canary" : batchName(k);
       out.line(
         cancelled() ? "warn" : "error",
-        (cancelled() ? `the run was cancelled during ${where}: no further host starts` : `${failed.map((s) => s.target.label).join(", ")} failed in ${where}: no further host starts`) + (park ? `; the ${upgradedSoFar} host(s) upgraded in this run go back to their old masters (rollback-fleet)` : settings.rollbackFleet ? "" : "; rollback-fleet is false: hosts already upgraded keep the new version"),
+        (cancelled() ? `the run was cancelled during ${where2}: no further host starts` : `${failed.map((s) => s.target.label).join(", ")} failed in ${where2}: no further host starts`) + (park ? `; the ${upgradedSoFar} host(s) upgraded in this run go back to their old masters (rollback-fleet)` : settings.rollbackFleet ? "" : "; rollback-fleet is false: hosts already upgraded keep the new version"),
         { step: "rollout" }
       );
       return true;
@@ -47548,24 +47551,24 @@ var PromiseQueue = class {
     };
   }
   waitTillIdle() {
-    return new Promise((resolve) => {
+    return new Promise((resolve2) => {
       if (this.running === 0) {
-        resolve();
+        resolve2();
         return;
       }
       const dispose = this.onIdle(() => {
         dispose();
-        resolve();
+        resolve2();
       });
     });
   }
   add(callback) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       const runCallback = () => {
         this.running += 1;
         try {
           Promise.resolve(callback()).then((val) => {
-            resolve(val);
+            resolve2(val);
             this.processNext();
           }, (err) => {
             reject(err);
@@ -47607,23 +47610,23 @@ var defaultFilesystem = {
     return fsPath.basename(path);
   },
   stat(path) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       fs3.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve(res);
+          resolve2(res);
         }
       });
     });
   },
   readdir(path) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       fs3.readdir(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve(res);
+          resolve2(res);
         }
       });
     });
@@ -47667,7 +47670,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
   });
   const result = { files: [], directories: [] };
   const mergedFileSystem = { ...defaultFilesystem, ...fileSystem };
-  await new Promise((resolve, reject) => {
+  await new Promise((resolve2, reject) => {
     scanDirectoryInternal({
       path,
       recursive: recursive ? "deep" : "shallow",
@@ -47676,7 +47679,7 @@ async function scanDirectory(path, { recursive = true, validate = null, concurre
       fileSystem: mergedFileSystem,
       queue,
       reject
-    }).then(() => queue.waitTillIdle()).then(resolve, reject);
+    }).then(() => queue.waitTillIdle()).then(resolve2, reject);
   });
   return result;
 }
@@ -47702,12 +47705,12 @@ function unixifyPath(path) {
   return path;
 }
 async function readFile(filePath) {
-  return new Promise((resolve, reject) => {
+  return new Promise((resolve2, reject) => {
     fs4.readFile(filePath, "utf8", (err, res) => {
       if (err) {
         reject(err);
       } else {
-        resolve(res);
+        resolve2(res);
       }
     });
   });
@@ -47716,12 +47719,12 @@ var SFTP_MKDIR_ERR_CODE_REGEXP = /Error: (E[\S]+): /;
 async function makeDirectoryWithSftp(path, sftp) {
   let stats = null;
   try {
-    stats = await new Promise((resolve, reject) => {
+    stats = await new Promise((resolve2, reject) => {
       sftp.stat(path, (err, res) => {
         if (err) {
           reject(err);
         } else {
-          resolve(res);
+          resolve2(res);
         }
       });
     });
@@ -47734,12 +47737,12 @@ async function makeDirectoryWithSftp(path, sftp) {
     throw new Error("mkdir() failed, target already exists and is not a directory");
   }
   try {
-    await new Promise((resolve, reject) => {
+    await new Promise((resolve2, reject) => {
       sftp.mkdir(path, (err) => {
         if (err) {
           reject(err);
         } else {
-          resolve();
+          resolve2();
         }
       });
     });
@@ -47814,14 +47817,14 @@ var NodeSSH = class {
     }
     const connection = new import_ssh2.default.Client();
     this.connection = connection;
-    await new Promise((resolve, reject) => {
+    await new Promise((resolve2, reject) => {
       connection.on("error", reject);
       if (config.onKeyboardInteractive) {
         connection.on("keyboard-interactive", config.onKeyboardInteractive);
       }
       connection.on("ready", () => {
         connection.removeListener("error", reject);
-        resolve();
+        resolve2();
       });
       connection.on("end", () => {
         if (this.connection === connection) {
@@ -47843,14 +47846,14 @@ var NodeSSH = class {
   }
   async requestShell(options) {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.on("error", reject);
       const callback = (err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve(res);
+          resolve2(res);
         }
       };
       if (options == null) {
@@ -47871,14 +47874,14 @@ var NodeSSH = class {
   }
   async requestSFTP() {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.on("error", reject);
       connection.sftp((err, res) => {
         connection.removeListener("error", reject);
         if (err) {
           reject(err);
         } else {
-          resolve(res);
+          resolve2(res);
         }
       });
     });
@@ -47909,7 +47912,7 @@ var NodeSSH = class {
     }
     const connection = this.getConnection();
     const output = { stdout: [], stderr: [] };
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.on("error", reject);
       connection.exec(command, options.execOptions != null ? options.execOptions : {}, (err, channel) => {
         connection.removeListener("error", reject);
@@ -47955,7 +47958,7 @@ var NodeSSH = class {
             stdout = stdout.trim();
             stderr = stderr.trim();
           }
-          resolve({
+          resolve2({
             code: code != null ? code : null,
             signal: signal4 != null ? signal4 : null,
             stdout,
@@ -48017,12 +48020,12 @@ var NodeSSH = class {
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
     const sftp = givenSftp || await this.requestSFTP();
     try {
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         sftp.fastGet(unixifyPath(remoteFile), localFile, transferOptions || {}, (err) => {
           if (err) {
             reject(err);
           } else {
-            resolve();
+            resolve2();
           }
         });
       });
@@ -48037,21 +48040,21 @@ var NodeSSH = class {
     invariant2(typeof remoteFile === "string", "remoteFile must be a valid string");
     invariant2(givenSftp == null || typeof givenSftp === "object", "sftp must be a valid object");
     invariant2(transferOptions == null || typeof transferOptions === "object", "transferOptions must be a valid object");
-    invariant2(await new Promise((resolve) => {
+    invariant2(await new Promise((resolve2) => {
       fs4.access(localFile, fs4.constants.R_OK, (err) => {
-        resolve(err === null);
+        resolve2(err === null);
       });
     }), `localFile does not exist at ${localFile}`);
     const sftp = givenSftp || await this.requestSFTP();
     const putFile = (retry) => {
-      return new Promise((resolve, reject) => {
+      return new Promise((resolve2, reject) => {
         sftp.fastPut(localFile, unixifyPath(remoteFile), transferOptions || {}, (err) => {
           if (err == null) {
-            resolve();
+            resolve2();
             return;
           }
           if (err.message === "No such file" && retry) {
-            resolve(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
+            resolve2(this.mkdir(fsPath2.dirname(remoteFile), "sftp", sftp).then(() => putFile(false)));
           } else {
             reject(err);
           }
@@ -48078,14 +48081,14 @@ var NodeSSH = class {
     const sftp = givenSftp || await this.requestSFTP();
     const queue = new PromiseQueue({ concurrency });
     try {
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         files.forEach((file) => {
           queue.add(async () => {
             await this.putFile(file.local, file.remote, sftp, transferOptions);
             transferred.push(file);
           }).catch(reject);
         });
-        queue.waitTillIdle().then(resolve);
+        queue.waitTillIdle().then(resolve2);
       });
     } catch (error2) {
       if (error2 != null) {
@@ -48101,9 +48104,9 @@ var NodeSSH = class {
   async putDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
+    const localDirectoryStat = await new Promise((resolve2) => {
       fs4.stat(localDirectory, (err, stat4) => {
-        resolve(stat4 || null);
+        resolve2(stat4 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -48118,16 +48121,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await this.mkdir(fsPath2.join(remoteDirectory, directory), "sftp", sftp);
           }).catch(reject);
         });
-        resolve(queue.waitTillIdle());
+        resolve2(queue.waitTillIdle());
       });
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -48142,7 +48145,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve(queue.waitTillIdle());
+        resolve2(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -48154,9 +48157,9 @@ var NodeSSH = class {
   async getDirectory(localDirectory, remoteDirectory, { concurrency = DEFAULT_CONCURRENCY, sftp: givenSftp = null, transferOptions = {}, recursive = true, tick = DEFAULT_TICK, validate = DEFAULT_VALIDATE } = {}) {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
-    const localDirectoryStat = await new Promise((resolve) => {
+    const localDirectoryStat = await new Promise((resolve2) => {
       fs4.stat(localDirectory, (err, stat4) => {
-        resolve(stat4 || null);
+        resolve2(stat4 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -48174,23 +48177,23 @@ var NodeSSH = class {
           return fsPath2.posix.join(pathA, pathB);
         },
         readdir(path) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             sftp.readdir(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve(res.map((item) => item.filename));
+                resolve2(res.map((item) => item.filename));
               }
             });
           });
         },
         stat(path) {
-          return new Promise((resolve, reject) => {
+          return new Promise((resolve2, reject) => {
             sftp.stat(path, (err, res) => {
               if (err) {
                 reject(err);
               } else {
-                resolve(res);
+                resolve2(res);
               }
             });
           });
@@ -48202,16 +48205,16 @@ var NodeSSH = class {
     directories.sort((a, b) => a.length - b.length);
     let failed = false;
     try {
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
         directories.forEach((directory) => {
           queue.add(async () => {
             await (0, import_make_dir.default)(fsPath2.join(localDirectory, directory));
           }).catch(reject);
         });
-        resolve(queue.waitTillIdle());
+        resolve2(queue.waitTillIdle());
       });
-      await new Promise((resolve, reject) => {
+      await new Promise((resolve2, reject) => {
         const queue = new PromiseQueue({ concurrency });
         files.forEach((file) => {
           queue.add(async () => {
@@ -48226,7 +48229,7 @@ var NodeSSH = class {
             }
           }).catch(reject);
         });
-        resolve(queue.waitTillIdle());
+        resolve2(queue.waitTillIdle());
       });
     } finally {
       if (!givenSftp) {
@@ -48237,7 +48240,7 @@ var NodeSSH = class {
   }
   forwardIn(remoteAddr, remotePort, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.forwardIn(remoteAddr, remotePort, (error2, port) => {
         if (error2) {
           reject(error2);
@@ -48262,25 +48265,25 @@ var NodeSSH = class {
             });
           });
         };
-        resolve({ port, dispose });
+        resolve2({ port, dispose });
       });
     });
   }
   forwardOut(srcIP, srcPort, dstIP, dstPort) {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.forwardOut(srcIP, srcPort, dstIP, dstPort, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve(channel);
+        resolve2(channel);
       });
     });
   }
   forwardInStreamLocal(socketPath, onConnection) {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.openssh_forwardInStreamLocal(socketPath, (error2) => {
         if (error2) {
           reject(error2);
@@ -48305,19 +48308,19 @@ var NodeSSH = class {
             });
           });
         };
-        resolve({ dispose });
+        resolve2({ dispose });
       });
     });
   }
   forwardOutStreamLocal(socketPath) {
     const connection = this.getConnection();
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       connection.openssh_forwardOutStreamLocal(socketPath, (error2, channel) => {
         if (error2) {
           reject(error2);
           return;
         }
-        resolve(channel);
+        resolve2(channel);
       });
     });
   }
@@ -48625,7 +48628,7 @@ var RemoteShell = class {
   runNow(line2, timeoutMs) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
     const mark = "ZD" + randomBytes3(12).toString("hex");
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       const timer = setTimeout(() => {
         this.fail(new CommandTimeoutError(this.hostName, line2, timeoutMs));
         this.channel.close();
@@ -48638,7 +48641,7 @@ ${mark}`);
         mark,
         resolve: (r) => {
           clearTimeout(timer);
-          resolve(r);
+          resolve2(r);
         },
         reject: (e) => {
           clearTimeout(timer);
@@ -48673,9 +48676,9 @@ async function connectSsh(ctx, target, credentials, sock) {
     keepaliveInterval: 5e3,
     keepaliveCountMax: 3,
     hostVerifier: (key) => {
-      const verdict = verifyHostKey(ctx.hostKeys, target.host, target.port, key);
-      if (!verdict.ok) refusal = verdict.reason;
-      return verdict.ok;
+      const verdict2 = verifyHostKey(ctx.hostKeys, target.host, target.port, key);
+      if (!verdict2.ok) refusal = verdict2.reason;
+      return verdict2.ok;
     }
   };
   if (credentials.privateKey !== void 0) config.privateKey = credentials.privateKey;
@@ -48773,10 +48776,10 @@ var SshHost = class _SshHost {
     this.shell = await this.openShell(ssh);
   }
   openShell(ssh) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       ssh.connection.exec("exec /bin/sh", (err, channel) => {
         if (err) reject(new Error(`${this.name}: cannot start a remote shell: ${err.message}`));
-        else resolve(new RemoteShell(channel, this.name));
+        else resolve2(new RemoteShell(channel, this.name));
       });
     });
   }
@@ -48885,7 +48888,7 @@ var SshHost = class _SshHost {
       servername: /^[\d.:]+$/.test(hostname2) ? void 0 : hostname2,
       rejectUnauthorized: false
     }) : channel;
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       const req = http.request(
         {
           method: "GET",
@@ -48903,7 +48906,7 @@ var SshHost = class _SshHost {
           });
           res.on(
             "end",
-            () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") })
+            () => resolve2({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") })
           );
           res.on("error", reject);
         }
@@ -48928,6 +48931,52 @@ var SshHost = class _SshHost {
 
 // src/keys.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
+
+// src/strategies/upstream/error-rate.ts
+var LOG_FORMAT_NAME = "zerodown";
+var LOG_FORMAT = String.raw`'$msec\t$status\t$upstream_addr\t$upstream_status'`;
+var emptyTally = () => ({ tries: 0, failed: 0, movedOn: 0, foreign: 0 });
+var groups = (field) => field.split(/\s+:\s+/).map((g) => g.split(/\s*,\s*/));
+function tallyLines(text2, backend, into = emptyTally()) {
+  for (const line2 of text2.split("\n")) {
+    if (line2 === "") continue;
+    const fields = line2.split("	");
+    if (fields.length !== 4 || !/^\d+(\.\d+)?$/.test(fields[0])) {
+      into.foreign++;
+      continue;
+    }
+    const statusGroups = groups(fields[3]);
+    for (const [g, addrs] of groups(fields[2]).entries()) {
+      for (const [i, addr] of addrs.entries()) {
+        if (addr !== backend) continue;
+        into.tries++;
+        const status = statusGroups[g]?.[i] ?? "-";
+        const moved = i < addrs.length - 1;
+        if (moved || !/^[1-4]\d\d$/.test(status)) into.failed++;
+        if (moved) into.movedOn++;
+      }
+    }
+  }
+  return into;
+}
+function rateOf(t) {
+  return t.tries === 0 ? 0 : t.failed / t.tries;
+}
+function verdict(t, maxRate, final, minTries = 20) {
+  const over = t.failed > maxRate * t.tries;
+  if (over && (final || t.failed > maxRate * Math.max(minTries, t.tries))) return "fail";
+  return final ? "pass" : "watching";
+}
+function parsePercent(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text2);
+  if (!m) return null;
+  const v = Number(m[1]);
+  return v >= 0 && v <= 100 ? v / 100 : null;
+}
+function formatTally(t) {
+  const pct = (rateOf(t) * 100).toFixed(t.tries > 0 && rateOf(t) < 0.1 ? 2 : 1);
+  return `${t.failed} of ${t.tries} tries failed (${pct}%)${t.movedOn > 0 ? `, ${t.movedOn} moved on to another server` : ""}`;
+}
 
 // src/settings.ts
 var SUPERVISORS2 = ["nginx", "haproxy", "tableflip"];
@@ -49289,8 +49338,11 @@ function readSettings(read) {
     jumpHost: void 0,
     jumpPrivateKey: privateKey(read, "jump-private-key"),
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
-    watchdog: bool(read, "watchdog", true)
+    watchdog: bool(read, "watchdog", true),
+    strategy: "hot-upgrade"
   };
+  settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
+  settings.upstream = upstreamSettings(read, settings, user, port);
   const jump = line(read, "jump-host");
   if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
   if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
@@ -49352,14 +49404,94 @@ function checkCombinations(s) {
       "is set but mode is rollback (a rollback takes the version from the release store)",
       "Name the release to go back to with rollback-to, or remove version"
     );
-  const gate = (s.healthChecks - 1) * s.healthIntervalMs;
-  if (s.healthTimeoutMs < gate)
+  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate2)
     throw new SettingsError(
       "health-timeout",
-      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
-      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
+      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
     );
 }
+var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "restart-command"];
+function upstreamSettings(read, s, user, port) {
+  if (s.strategy !== "upstream") {
+    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration"])
+      if (line(read, name2) !== void 0)
+        throw new SettingsError(
+          name2,
+          "is set but strategy is hot-upgrade",
+          "Set strategy: upstream, or remove it"
+        );
+    return void 0;
+  }
+  for (const name2 of UPSTREAM_INPUTS)
+    if (line(read, name2, 4096) === void 0)
+      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
+  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+  const name = line(read, "upstream-name", 200);
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name))
+    throw new SettingsError(
+      "upstream-name",
+      `'${name}' is not an upstream name`,
+      "Use the name after upstream in the block: letters, digits, _ . : -"
+    );
+  const server = line(read, "upstream-server", 300) ?? "{host}:80";
+  if (/[\s;{}#'"\\]/.test(server.replaceAll("{host}", "h")))
+    throw new SettingsError(
+      "upstream-server",
+      `'${server}' is not a server address`,
+      "Write it as in the block, e.g. {host}:8080"
+    );
+  if (!server.includes("{host}"))
+    throw new SettingsError(
+      "upstream-server",
+      `'${server}' has no {host}`,
+      "Every host needs its own server line: write e.g. {host}:8080"
+    );
+  if (s.binaryPath === void 0)
+    throw new SettingsError(
+      "binary-path",
+      "is required when strategy is upstream (there is no master process to read it from)",
+      "Give the path of the server's binary on the hosts"
+    );
+  if (s.healthUrl === void 0 && s.healthCommand === void 0)
+    throw new SettingsError(
+      "health-url",
+      "is empty and so is health-command, but strategy upstream puts a host back only after its health gate",
+      "Give the URL the restarted server answers on, e.g. http://{host}:8080/health"
+    );
+  const rateText = line(read, "max-error-rate") ?? "1%";
+  const maxErrorRate = parsePercent(rateText);
+  if (maxErrorRate === null)
+    throw new SettingsError(
+      "max-error-rate",
+      `'${rateText}' is not a percentage from 0% to 100%`,
+      "Write e.g. 1% or 0.5%"
+    );
+  const canaryDurationMs = duration(read, "canary-duration", "0s", 0);
+  if (canaryDurationMs > 0 && s.canary === 0)
+    throw new SettingsError(
+      "canary-duration",
+      "is set but canary is 0: no host is watched as a canary",
+      "Set canary: 1 (the first host is the canary), or remove canary-duration"
+    );
+  return {
+    host: lb,
+    file: checkRemotePath("upstream-file", line(read, "upstream-file", 4096)),
+    name,
+    server,
+    restartCommand: text(read, "restart-command"),
+    canaryWeight: integer(read, "canary-weight", 1, 1, 1e3),
+    canaryDurationMs,
+    maxErrorRate
+  };
+}
+var UPSTREAM_FIX = {
+  "upstream-host": "Give the nginx load balancer as [user@]host[:port]",
+  "upstream-file": "Give the file on the load balancer that holds the upstream block (included inside http {})",
+  "upstream-name": "Give the name of the upstream block",
+  "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
+};
 
 // src/keys.ts
 function parse2(input, key, passphrase, passphraseInput) {
@@ -49464,7 +49596,7 @@ var shortSha = (s) => s.slice(0, 12);
 var refuse = (step, e) => {
   throw e instanceof StoreError ? new StepError(step, e.message) : e;
 };
-async function chooseBinary(o, store, state, live, deployed) {
+async function chooseBinary(o, store, state, live2, deployed) {
   if (o.mode === "deploy") return { source: deployed };
   const target = (() => {
     try {
@@ -49473,7 +49605,7 @@ async function chooseBinary(o, store, state, live, deployed) {
       return refuse("preflight", e);
     }
   })();
-  if (target.sha256 !== live.sha256)
+  if (target.sha256 !== live2.sha256)
     await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
   const source = {
     sha256: target.sha256,
@@ -49530,8 +49662,8 @@ function chooseStep(plan, o, hr) {
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
       hr.store = store;
       const state = r.exeReplaced ? await store.read().catch((e) => refuse("preflight", e)) : await recordLive(store, r, now(), note);
-      const live = liveRelease(state);
-      hr.liveVersion = hr.newVersion = live?.version ?? normalizeVersion(r.version);
+      const live2 = liveRelease(state);
+      hr.liveVersion = hr.newVersion = live2?.version ?? normalizeVersion(r.version);
       report.releases = releaseRows(state);
       report.previousVersion = report.version = hr.liveVersion ?? void 0;
       const { source, target } = await chooseBinary(o, store, state, { sha256: r.liveSha256 }, deployed);
@@ -49778,8 +49910,8 @@ var LockHeldError = class extends Error {
   path;
   holder;
 };
-async function sh(host, script, args) {
-  const r = await host.run(["sh", "-c", script, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4 });
+async function sh(host, script2, args) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4 });
   if (r.code !== 0)
     throw new Error(
       `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -50015,8 +50147,8 @@ function watchdogDir(releaseDir) {
   return posix5.join(releaseDir, "watchdog");
 }
 var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
-async function sh2(host, script, args, timeoutMs = 3e4) {
-  const r = await host.run(["sh", "-c", script, "sh", ...args], { sudo: host.sudo, timeoutMs });
+async function sh2(host, script2, args, timeoutMs = 3e4) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
   if (r.code !== 0)
     throw new Error(
       `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -50059,9 +50191,9 @@ async function startWatchdog(host, plan) {
   if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
   throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
 }
-async function decideWatchdog(host, dir, token, verdict) {
-  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict]);
-  if (out.startsWith("decided ")) return { decided: true, verdict };
+async function decideWatchdog(host, dir, token, verdict2) {
+  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict2]);
+  if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
   if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
   const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
   return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
@@ -50137,12 +50269,12 @@ function lockStep(s, o, journal) {
     async run({ host, note, log }) {
       if (s.lock) return;
       const master = await runningExecutable(host, o.pidFile);
-      const live = o.binaryPath ?? master?.path;
-      if (o.releaseDir === void 0 && live === void 0) {
+      const live2 = o.binaryPath ?? master?.path;
+      if (o.releaseDir === void 0 && live2 === void 0) {
         note("no deploy lock: the running binary (and so its release store) is not known yet");
         return;
       }
-      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live).dir;
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
       if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
       s.releaseDir = releaseDir;
       const path = lockPath(releaseDir);
@@ -50203,12 +50335,12 @@ async function afterWatchdog(host, s, note) {
   note(`the watchdog's result: ${result}`);
   return result;
 }
-async function disarm(host, s, o, verdict, note) {
+async function disarm(host, s, o, verdict2, note) {
   if (!s.armed) return;
-  const d = await decideWatchdog(host, dirOf(s), o.token, verdict);
-  if (d.decided || d.verdict === verdict) {
+  const d = await decideWatchdog(host, dirOf(s), o.token, verdict2);
+  if (d.decided || d.verdict === verdict2) {
     s.armed = false;
-    note(`disarmed the watchdog (${verdict})`);
+    note(`disarmed the watchdog (${verdict2})`);
   } else if (d.verdict !== "not-ours") {
     await afterWatchdog(host, s, note);
   }
@@ -50374,6 +50506,1311 @@ function postAction(r) {
   }
 }
 
+// src/strategies/upstream/deps.ts
+function healthGate(host, plan, note, record) {
+  return runHealthGate(host, plan, { stillServing: async () => void 0, note, record });
+}
+
+// src/strategies/upstream/lb-commands.ts
+function script(text2, args) {
+  return ["sh", "-c", text2.trim(), "sh", ...args];
+}
+var WRITE = String.raw`
+set -eu
+f=$1; expect=$2; data=$3
+[ -L "$f" ] && { echo symlink; exit 3; }
+cur=$(sha256sum < "$f" | cut -d' ' -f1)
+[ "$cur" = "$expect" ] || { echo "changed $cur"; exit 4; }
+d=$(dirname -- "$f"); b=$(basename -- "$f")
+tmp=$(mktemp "$d/.$b.zerodown-XXXXXX")
+trap 'rm -f -- "$tmp"' EXIT
+printf '%s' "$data" | base64 -d > "$tmp"
+chmod --reference="$f" -- "$tmp"
+chown --reference="$f" -- "$tmp" 2>/dev/null || true
+sync -- "$tmp" 2>/dev/null || sync
+mv -fT -- "$tmp" "$f"
+trap - EXIT
+echo "written $(sha256sum < "$f" | cut -d' ' -f1)"
+`;
+function writeManagedFile(path, expectSha256, content) {
+  return script(WRITE, [path, expectSha256, Buffer.from(content, "utf8").toString("base64")]);
+}
+var READ = String.raw`
+set -eu
+f=$1
+[ -L "$f" ] && { echo symlink; exit 3; }
+[ -f "$f" ] || { echo missing; exit 2; }
+echo "sha $(sha256sum < "$f" | cut -d' ' -f1)"
+cat -- "$f"
+`;
+function readManagedFile(path) {
+  return script(READ, [path]);
+}
+function configTest(exe, configArgs) {
+  return [exe, "-t", ...configArgs];
+}
+function configDump(exe, configArgs) {
+  return [exe, "-T", ...configArgs];
+}
+function reload2(pid) {
+  return ["kill", "-s", "HUP", "--", String(pid)];
+}
+function establishedTo(ip, port) {
+  const dst = ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+  return ["ss", "-Htn", "state", "established", "dst", dst];
+}
+function resolve(name) {
+  return ["getent", "ahosts", name];
+}
+function logSize(path) {
+  return ["stat", "-L", "-c", "%s", "--", path];
+}
+var LOG_SINCE = String.raw`
+set -eu
+f=$1; from=$2; max=$3
+size=$(stat -L -c %s -- "$f")
+[ "$size" -ge "$from" ] || from=0
+echo "size $size"
+tail -c +"$((from + 1))" -- "$f" | head -c "$max"
+`;
+function logSince(path, from, maxBytes) {
+  return script(LOG_SINCE, [path, String(from), String(maxBytes)]);
+}
+function diffFiles(ours, now) {
+  return [
+    "diff",
+    "-u",
+    "--label",
+    "written by zerodown",
+    "--label",
+    "on the load balancer now",
+    "--",
+    ours,
+    now
+  ];
+}
+var SAVE = String.raw`
+set -eu
+dir=$1; name=$2; data=$3
+mkdir -p -- "$dir"
+tmp=$(mktemp "$dir/.$name.XXXXXX")
+printf '%s' "$data" | base64 -d > "$tmp"
+mv -fT -- "$tmp" "$dir/$name"
+`;
+function saveState2(dir, name, content) {
+  return script(SAVE, [dir, name, Buffer.from(content, "utf8").toString("base64")]);
+}
+function removeState(dir, name) {
+  return ["rm", "-f", "--", `${dir}/${name}`];
+}
+function parseResolved(stdout) {
+  const out = [];
+  for (const line2 of stdout.split("\n")) {
+    const ip = line2.trim().split(/\s+/)[0];
+    if (ip && /^[0-9a-fA-F:.]+$/.test(ip) && !out.includes(ip)) out.push(ip);
+  }
+  return out;
+}
+function splitAddress(address) {
+  if (address.startsWith("unix:")) return null;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (v6) return { host: v6[1], port: v6[2] ? Number(v6[2]) : 80 };
+  const m = /^([^:]+)(?::(\d+))?$/.exec(address);
+  if (!m) return null;
+  return { host: m[1], port: m[2] ? Number(m[2]) : 80 };
+}
+
+// src/strategies/upstream/conf-syntax.ts
+var ConfSyntaxError = class extends Error {
+  constructor(line2, problem) {
+    super(`line ${line2}: ${problem}`);
+    this.line = line2;
+    this.name = "ConfSyntaxError";
+  }
+  line;
+};
+var SPACE = /[ \t\r\n]/;
+function unescape(e) {
+  if (e === "n") return "\n";
+  if (e === "t") return "	";
+  if (e === "r") return "\r";
+  return e === '"' || e === "'" || e === "\\" ? e : "\\" + e;
+}
+function tokenize(text2) {
+  const tokens = [];
+  let i = 0;
+  let line2 = 1;
+  const n = text2.length;
+  while (i < n) {
+    const c = text2[i];
+    if (c === "\n") {
+      line2++;
+      i++;
+    } else if (SPACE.test(c)) {
+      i++;
+    } else if (c === "#") {
+      while (i < n && text2[i] !== "\n") i++;
+    } else if (c === ";" || c === "{" || c === "}") {
+      tokens.push({ kind: c, value: c, start: i, end: i + 1, line: line2 });
+      i++;
+    } else if (c === '"' || c === "'") {
+      const start = i;
+      const startLine = line2;
+      let value = "";
+      i++;
+      for (; ; ) {
+        if (i >= n) throw new ConfSyntaxError(startLine, `a ${c} quote is never closed`);
+        const d = text2[i];
+        if (d === "\\" && i + 1 < n) {
+          const e = text2[i + 1];
+          value += unescape(e);
+          if (e === "\n") line2++;
+          i += 2;
+          continue;
+        }
+        if (d === c) break;
+        if (d === "\n") line2++;
+        value += d;
+        i++;
+      }
+      i++;
+      if (i < n && !SPACE.test(text2[i]) && !";{}".includes(text2[i]))
+        throw new ConfSyntaxError(line2, `unexpected ${JSON.stringify(text2[i])} right after a quoted string`);
+      tokens.push({ kind: "word", value, start, end: i, line: startLine });
+    } else {
+      const start = i;
+      let value = "";
+      while (i < n) {
+        const d = text2[i];
+        if (SPACE.test(d) || d === ";" || d === "{" || d === "}") {
+          if (d === "{" && value.endsWith("$")) {
+            const close = text2.indexOf("}", i);
+            if (close < 0) throw new ConfSyntaxError(line2, "a ${ variable is never closed");
+            value += text2.slice(i, close + 1);
+            i = close + 1;
+            continue;
+          }
+          break;
+        }
+        if (d === "\\" && i + 1 < n) {
+          value += unescape(text2[i + 1]);
+          i += 2;
+          continue;
+        }
+        value += d;
+        i++;
+      }
+      tokens.push({ kind: "word", value, start, end: i, line: line2 });
+    }
+  }
+  return tokens;
+}
+function parseDirectives(text2) {
+  const tokens = tokenize(text2);
+  let pos = 0;
+  const block = (depth, opener) => {
+    const out = [];
+    for (; ; ) {
+      const t = tokens[pos];
+      if (t === void 0) {
+        if (opener) throw new ConfSyntaxError(opener.line, "a { is never closed with }");
+        return out;
+      }
+      if (t.kind === "}") {
+        if (!opener) throw new ConfSyntaxError(t.line, "unexpected } (no block is open)");
+        return out;
+      }
+      if (t.kind !== "word")
+        throw new ConfSyntaxError(t.line, `unexpected ${t.value} where a directive starts`);
+      pos++;
+      const args = [];
+      for (; ; ) {
+        const a = tokens[pos];
+        if (a === void 0)
+          throw new ConfSyntaxError(t.line, `the directive ${t.value} does not end with ; or a { } block`);
+        if (a.kind === "word") {
+          args.push(a);
+          pos++;
+          continue;
+        }
+        if (a.kind === ";") {
+          pos++;
+          out.push({ name: t.value, nameToken: t, args, endToken: a, line: t.line });
+          break;
+        }
+        if (a.kind === "{") {
+          pos++;
+          const children = block(depth + 1, a);
+          const close = tokens[pos];
+          pos++;
+          out.push({ name: t.value, nameToken: t, args, endToken: close, children, line: t.line });
+          break;
+        }
+        throw new ConfSyntaxError(a.line, `unexpected } inside the directive ${t.value} (a ; is missing)`);
+      }
+    }
+  };
+  const top = block(0);
+  if (pos < tokens.length) throw new ConfSyntaxError(tokens[pos].line, "unexpected } (no block is open)");
+  return top;
+}
+function applySplices(text2, splices) {
+  const sorted = [...splices].sort((a, b) => b.start - a.start);
+  let out = text2;
+  let limit = Infinity;
+  for (const s of sorted) {
+    if (s.end > limit || s.start > s.end) throw new Error("overlapping changes to the managed file");
+    out = out.slice(0, s.start) + s.text + out.slice(s.end);
+    limit = s.start;
+  }
+  return out;
+}
+
+// src/strategies/upstream/managed-file.ts
+var ManagedFileError = class extends Error {
+  constructor(problem, fix) {
+    super(`${problem}. ${fix}`);
+    this.problem = problem;
+    this.fix = fix;
+    this.name = "ManagedFileError";
+  }
+  problem;
+  fix;
+};
+var INTEGER = /^\d+$/;
+var TIME = /^\d+(ms|s|m|h|d|w|M|y)?$/;
+var VALUED = {
+  weight: INTEGER,
+  max_fails: INTEGER,
+  fail_timeout: TIME,
+  max_conns: INTEGER,
+  slow_start: TIME,
+  route: /^.+$/,
+  service: /^.+$/
+};
+var FLAGS = /* @__PURE__ */ new Set(["backup", "down", "resolve", "drain"]);
+var METHODS = ["ip_hash", "least_conn", "hash", "random"];
+function where(line2) {
+  return `line ${line2}`;
+}
+function parseServer(d, method) {
+  const [addressToken, ...paramTokens] = d.args;
+  if (addressToken === void 0)
+    throw new ManagedFileError(`${where(d.line)}: a server line has no address`, "Write server host:port;");
+  const server = {
+    address: addressToken.value,
+    line: d.line,
+    down: false,
+    backup: false,
+    weight: null,
+    params: paramTokens.map((t) => t.value),
+    directive: d
+  };
+  const seen = /* @__PURE__ */ new Set();
+  const at2 = `${where(d.line)}, server ${server.address}`;
+  for (const [k, t] of paramTokens.entries()) {
+    const p = t.value;
+    if (p.startsWith("="))
+      throw new ManagedFileError(
+        `${at2}: '${paramTokens[k - 1]?.value ?? ""} ${p}' has a space before '=', which nginx -t refuses ("invalid parameter")`,
+        `Write ${paramTokens[k - 1]?.value ?? "name"}${p} without the space`
+      );
+    const eq = p.indexOf("=");
+    const name = eq < 0 ? p : p.slice(0, eq);
+    if (seen.has(name)) throw new ManagedFileError(`${at2}: the parameter ${name} is given twice`, "Keep one");
+    seen.add(name);
+    if (eq < 0) {
+      if (VALUED[name] !== void 0)
+        throw new ManagedFileError(
+          `${at2}: '${p}' needs a value (${name}=...)${paramTokens[k + 1]?.value.startsWith("=") ? "; a space before = is not allowed" : ""}`,
+          `Write ${name}=<value> without spaces`
+        );
+      if (!FLAGS.has(name))
+        throw new ManagedFileError(
+          `${at2}: unknown parameter '${p}'`,
+          "Use weight, max_fails, fail_timeout, max_conns, backup or down"
+        );
+      if (name === "down") server.down = true;
+      if (name === "backup") server.backup = true;
+      continue;
+    }
+    const value = p.slice(eq + 1);
+    const shape = VALUED[name];
+    if (shape === void 0)
+      throw new ManagedFileError(
+        `${at2}: unknown parameter '${p}'`,
+        "Use weight, max_fails, fail_timeout, max_conns, backup or down"
+      );
+    if (!shape.test(value))
+      throw new ManagedFileError(
+        `${at2}: '${p}' has an invalid value`,
+        `Give ${name} ${shape === TIME ? "a time such as 10s" : "a whole number"}`
+      );
+    if (name === "weight") {
+      if (Number(value) < 1)
+        throw new ManagedFileError(
+          `${at2}: weight=${value} is invalid (nginx -t wants a weight of at least 1)`,
+          "Take a server out with down, not with weight=0"
+        );
+      server.weight = Number(value);
+    }
+  }
+  if (server.backup && method !== "round-robin" && method !== "least_conn")
+    throw new ManagedFileError(
+      `${at2}: backup cannot be combined with ${method} (nginx -t refuses it)`,
+      `Remove backup or ${method}`
+    );
+  return server;
+}
+function parseBlock(d) {
+  const settings = /* @__PURE__ */ new Map();
+  const children = d.children ?? [];
+  for (const c of children) {
+    if (c.name === "server") continue;
+    if (c.children !== void 0)
+      throw new ManagedFileError(
+        `${where(c.line)}: a ${c.name} { } block inside upstream ${d.args[0].value}`,
+        "Remove it"
+      );
+    if (settings.has(c.name))
+      throw new ManagedFileError(
+        `${where(c.line)}: ${c.name} is set twice in upstream ${d.args[0].value}`,
+        "Keep one"
+      );
+    settings.set(
+      c.name,
+      c.args.map((a) => a.value)
+    );
+  }
+  const methods = METHODS.filter((m) => settings.has(m));
+  if (methods.length > 1)
+    throw new ManagedFileError(
+      `upstream ${d.args[0].value} sets ${methods.join(" and ")}: nginx keeps only one balancing method`,
+      "Keep one"
+    );
+  const method = methods[0] ?? "round-robin";
+  const servers = children.filter((c) => c.name === "server").map((c) => parseServer(c, method));
+  if (servers.length === 0)
+    throw new ManagedFileError(
+      `upstream ${d.args[0].value} has no server line`,
+      "List the servers in the block"
+    );
+  const addresses = /* @__PURE__ */ new Set();
+  for (const s of servers) {
+    if (addresses.has(s.address))
+      throw new ManagedFileError(
+        `${where(s.line)}: server ${s.address} is listed twice in upstream ${d.args[0].value}`,
+        "The action changes one line per server: keep one line per address"
+      );
+    addresses.add(s.address);
+  }
+  return { name: d.args[0].value, line: d.line, servers, settings, method };
+}
+function parseManagedFile(text2, name) {
+  let top;
+  try {
+    top = parseDirectives(text2);
+  } catch (e) {
+    if (e instanceof ConfSyntaxError)
+      throw new ManagedFileError(
+        `it is not valid nginx syntax (${e.message})`,
+        "Fix the file; nginx -t shows the same"
+      );
+    throw e;
+  }
+  const upstreams = top.filter((d) => d.name === "upstream");
+  for (const u of upstreams)
+    if (u.args.length !== 1 || u.children === void 0)
+      throw new ManagedFileError(
+        `${where(u.line)}: an upstream directive needs one name and a { } block`,
+        "Write upstream NAME { ... }"
+      );
+  const names = upstreams.map((u) => u.args[0].value);
+  const matches2 = upstreams.filter((u) => u.args[0].value === name);
+  if (matches2.length === 0)
+    throw new ManagedFileError(
+      `it holds no upstream block named ${name}` + (names.length > 0 ? ` (it holds: ${names.join(", ")})` : " (it holds no upstream block at all)"),
+      "Fix upstream-name, or upstream-file"
+    );
+  if (matches2.length > 1)
+    throw new ManagedFileError(
+      `it holds ${matches2.length} upstream blocks named ${name}`,
+      "Keep one (nginx -t refuses duplicates)"
+    );
+  return { text: text2, block: parseBlock(matches2[0]), upstreams: names };
+}
+function findServer(file, address) {
+  return file.block.servers.find((s) => s.address === address);
+}
+function stateOf(s) {
+  return { down: s.down, weight: s.weight };
+}
+function param(d, name) {
+  return d.args.slice(1).find((t) => t.value === name || t.value.startsWith(`${name}=`));
+}
+function withServerState(file, address, to) {
+  const server = findServer(file, address);
+  if (!server) throw new Error(`upstream ${file.block.name} lists no server ${address}`);
+  if (to.weight !== null && (!Number.isInteger(to.weight) || to.weight < 1))
+    throw new Error(`weight ${to.weight} is not a whole number of at least 1`);
+  const d = server.directive;
+  const last = d.args[d.args.length - 1];
+  const splices = [];
+  const remove = (t) => {
+    let start = t.start;
+    while (start > 0 && /[ \t]/.test(file.text[start - 1])) start--;
+    splices.push({ start, end: t.end, text: "" });
+  };
+  const append = [];
+  const weight = param(d, "weight");
+  if (to.weight === null && weight) remove(weight);
+  else if (to.weight !== null && weight) {
+    if (weight.value !== `weight=${to.weight}`)
+      splices.push({ start: weight.start, end: weight.end, text: `weight=${to.weight}` });
+  } else if (to.weight !== null) append.push(`weight=${to.weight}`);
+  const down = param(d, "down");
+  if (!to.down && down) remove(down);
+  else if (to.down && !down) append.push("down");
+  if (append.length > 0) splices.push({ start: last.end, end: last.end, text: " " + append.join(" ") });
+  return applySplices(file.text, splices);
+}
+
+// src/strategies/upstream/nginx-dump.ts
+var LOG_FORMAT_VALUE = LOG_FORMAT.slice(1, -1).replaceAll("\\t", "	");
+function parseDump(dump) {
+  const files = [];
+  for (const m of dump.matchAll(/^# configuration file (.+):$/gm)) files.push(m[1]);
+  const facts = { files, accessLogs: [] };
+  let tokens;
+  try {
+    tokens = tokenize(dump);
+  } catch {
+    return facts;
+  }
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t.kind !== "word" || i > 0 && tokens[i - 1].kind === "word") continue;
+    const args = [];
+    for (let j = i + 1; j < tokens.length && tokens[j].kind === "word"; j++) args.push(tokens[j].value);
+    if (t.value === "access_log" && args[1] === LOG_FORMAT_NAME && !facts.accessLogs.includes(args[0]))
+      facts.accessLogs.push(args[0]);
+    if (t.value === "log_format" && args[0] === LOG_FORMAT_NAME) {
+      const rest = args.slice(1);
+      if (rest[0]?.startsWith("escape=")) rest.shift();
+      facts.logFormat = rest.join("");
+    }
+  }
+  return facts;
+}
+function logProblem(facts) {
+  if (facts.logFormat === void 0)
+    return `the load balancer's configuration has no log_format ${LOG_FORMAT_NAME}`;
+  if (facts.logFormat !== LOG_FORMAT_VALUE)
+    return `its log_format ${LOG_FORMAT_NAME} is not the one the action reads (${JSON.stringify(facts.logFormat)})`;
+  if (facts.accessLogs.length === 0) return `no access_log uses the format ${LOG_FORMAT_NAME}`;
+  return null;
+}
+
+// src/strategies/upstream/remote-text.ts
+function remoteText(text2, max = 2e3) {
+  let s = text2.replace(/\r\n/g, "\n").replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (c) => {
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+  s = s.replace(/^(\s*)::/gm, "$1:\u200B:");
+  s = s.trim();
+  return s.length > max ? s.slice(0, max - 1) + "\u2026" : s;
+}
+
+// src/strategies/upstream/load-balancer.ts
+var LoadBalancerError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "LoadBalancerError";
+  }
+};
+var MAX_FILE = 64 * 1024;
+var WRITTEN = "written";
+var ORIGINAL = "original";
+var LoadBalancer = class _LoadBalancer {
+  constructor(host, o, master, accessLogs, current, original, inherited) {
+    this.host = host;
+    this.o = o;
+    this.master = master;
+    this.accessLogs = accessLogs;
+    this.current = current;
+    this.original = original;
+    this.inherited = inherited;
+  }
+  host;
+  o;
+  master;
+  accessLogs;
+  /** The file as this run found it (or as a run that vanished found it): every server's full state. */
+  original;
+  timeline = [];
+  /** Whether the original came from a run that did not finish. */
+  inherited;
+  current;
+  queue = Promise.resolve();
+  run(argv, timeoutMs = 6e4) {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs });
+  }
+  /** Reads everything a rollout needs from the load balancer, and refuses what it cannot work with. */
+  static async open(host, o) {
+    const master = await readMaster(host, o.pidFile);
+    const dumpArgv = configDump(master.exe, master.configArgs);
+    const dump = await host.run(dumpArgv, { sudo: host.sudo, timeoutMs: 6e4 });
+    if (dump.code !== 0)
+      throw new LoadBalancerError(
+        `${host.name}: \`${dumpArgv.join(" ")}\` failed: ${remoteText(dump.stderr, 600)}. The load balancer must pass its own config test before a rollout (and nginx -T may need sudo: true)`
+      );
+    const facts = parseDump(dump.stdout);
+    if (!facts.files.includes(o.file))
+      throw new LoadBalancerError(
+        `${host.name}: upstream-file ${o.file} is not part of the running nginx's configuration (nginx -T reads ${facts.files.slice(0, 8).map((f) => remoteText(f, 200)).join(", ")}). Include it inside http { }, or fix upstream-file`
+      );
+    if (o.needLog) {
+      const problem = logProblem(facts);
+      if (problem)
+        throw new LoadBalancerError(
+          `${host.name}: canary-duration is set, but ${remoteText(problem, 400)}: the canary's error rate cannot be measured. Add to the load balancer's http { }: log_format zerodown '$msec\\t$status\\t$upstream_addr\\t$upstream_status'; and in the server that proxies to the block: access_log /var/log/nginx/zerodown.log zerodown;`
+        );
+    }
+    const now = await readFile2(host, o.file, o.name);
+    const ours = await host.readFile(`${o.stateDir}/${WRITTEN}`, { sudo: host.sudo });
+    if (ours !== null && ours !== now.file.text) {
+      const d = await host.run(diffFiles(`${o.stateDir}/${WRITTEN}`, o.file), { sudo: host.sudo });
+      throw new LoadBalancerError(
+        `${host.name}: ${o.file} was changed by someone else since this action last wrote it; the rollout does not overwrite it. The difference:
+${remoteText(d.stdout, 4e3)}
+If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/${WRITTEN} on the load balancer, then run again`
+      );
+    }
+    const left = await host.readFile(`${o.stateDir}/${ORIGINAL}`, { sudo: host.sudo });
+    let original = now.file;
+    let inherited = false;
+    if (left !== null) {
+      try {
+        original = parseManagedFile(left, o.name);
+        inherited = true;
+      } catch {
+      }
+    }
+    return new _LoadBalancer(host, o, master, facts.accessLogs, now, original, inherited);
+  }
+  /** The server's state in the file as it is now. */
+  stateNow(address) {
+    const s = findServer(this.current.file, address);
+    return s ? stateOf(s) : void 0;
+  }
+  /** The server's state before this run (its full weight). */
+  fullState(address) {
+    const s = findServer(this.original, address);
+    if (!s) throw new Error(`upstream ${this.o.name} lists no server ${address}`);
+    return stateOf(s);
+  }
+  /**
+   * Puts server `address` in state `to` and reloads; resolves with the workers that may still use
+   * the state before (the ones that ran before the HUP). Queued behind changes of other hosts.
+   */
+  setServer(address, to, why) {
+    const next = this.queue.then(() => this.apply(address, to, why));
+    this.queue = next.catch(() => void 0);
+    return next;
+  }
+  async apply(address, to, why) {
+    const before = this.current;
+    const now = stateOf(findServer(before.file, address));
+    if (now.down === to.down && now.weight === to.weight) return [];
+    const text2 = withServerState(before.file, address, to);
+    if (Buffer.byteLength(text2) > MAX_FILE)
+      throw new LoadBalancerError(`${this.o.file} would be larger than ${MAX_FILE} bytes`);
+    if (this.timeline.length === 0 && !this.inherited) await this.save(ORIGINAL, this.original.text);
+    const sha = await this.write(text2, before.sha);
+    this.current = { file: parseManagedFile(text2, this.o.name), sha };
+    const testArgv = configTest(this.master.exe, this.master.configArgs);
+    const test = await this.run(testArgv);
+    if (test.code !== 0) {
+      await this.write(before.file.text, sha);
+      this.current = before;
+      throw new LoadBalancerError(
+        `${this.host.name}: nginx -t failed after setting ${address} to ${describeState(to)}, so the previous ${this.o.file} was put back and nothing was reloaded: ${remoteText(test.stderr || test.stdout, 800)}`
+      );
+    }
+    let old;
+    try {
+      old = await this.reload();
+    } catch (e) {
+      if (e instanceof LoadBalancerError) {
+        const back = await this.write(before.file.text, sha).then(
+          () => true,
+          () => false
+        );
+        if (back) this.current = before;
+      }
+      throw e;
+    }
+    this.timeline.push({ at: Date.now(), address, state: to, why });
+    this.o.note(`${address}: ${describeState(to)} (${why}); nginx -t passed, reloaded`);
+    return old;
+  }
+  async write(text2, expectSha) {
+    const r = await this.run(writeManagedFile(this.o.file, expectSha, text2));
+    const out = r.stdout.trim();
+    if (r.code === 4)
+      throw new LoadBalancerError(
+        `${this.host.name}: ${this.o.file} changed on the load balancer during the rollout (sha256 ${remoteText(out.slice(8), 64)}); the action does not overwrite a change it did not make. Find who edits it, then run again`
+      );
+    if (r.code === 3)
+      throw new LoadBalancerError(
+        `${this.host.name}: ${this.o.file} is a symbolic link; the action replaces the file with a rename and does not follow links. Point upstream-file at the real file`
+      );
+    check(this.host, ["write", this.o.file], r);
+    const m = /^written ([0-9a-f]{64})$/.exec(out);
+    if (!m)
+      throw new LoadBalancerError(
+        `${this.host.name}: unexpected answer writing ${this.o.file}: ${remoteText(out, 200)}`
+      );
+    await this.save(WRITTEN, text2);
+    return m[1];
+  }
+  async save(name, text2) {
+    const r = await this.run(saveState2(this.o.stateDir, name, text2));
+    if (r.code !== 0)
+      throw new LoadBalancerError(
+        `${this.host.name}: cannot write ${this.o.stateDir}/${name}: ${remoteText(r.stderr, 300)}. The SSH user must be able to write there (or set sudo: true)`
+      );
+  }
+  /** HUP, then wait until the master runs workers that did not exist before (the reload took). */
+  async reload() {
+    const before = await probe2(this.host, this.o.pidFile, [this.master.pid]);
+    if (!isAlive(before, this.master.pid))
+      throw new LoadBalancerError(`${this.host.name}: the nginx master ${this.master.pid} is gone`);
+    const old = liveChildren(before, this.master.pid).map((p) => p.pid);
+    check(this.host, reload2(this.master.pid), await this.run(reload2(this.master.pid)));
+    const ok2 = await waitUntilSoon(this.o.reloadTimeoutMs, this.o.pollMs, async () => {
+      const snap = await probe2(this.host, this.o.pidFile, [this.master.pid]);
+      if (!isAlive(snap, this.master.pid))
+        throw new LoadBalancerError(
+          `${this.host.name}: the nginx master ${this.master.pid} exited after the reload`
+        );
+      return acceptingWorkers(snap, this.master.pid).some((w) => !old.includes(w.pid)) ? true : void 0;
+    });
+    if (!ok2)
+      throw new LoadBalancerError(
+        `${this.host.name}: nginx started no new workers within ${formatDuration(this.o.reloadTimeoutMs)} of the reload (its error log says why): it still runs the configuration from before`
+      );
+    return old;
+  }
+  names = /* @__PURE__ */ new Map();
+  /** The addresses a server's name stands for on the load balancer (nginx resolved it there); null for unix: sockets. */
+  resolved(address) {
+    if (!this.names.has(address)) this.names.set(address, this.resolve(address));
+    return this.names.get(address);
+  }
+  async resolve(address) {
+    const hp = splitAddress(address);
+    if (!hp) return null;
+    if (/^[0-9a-fA-F:.]+$/.test(hp.host)) return { ips: [hp.host], port: hp.port };
+    const r = await this.run(resolve(hp.host));
+    const ips = parseResolved(r.stdout);
+    if (ips.length === 0) throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`);
+    return { ips, port: hp.port };
+  }
+  /** How nginx writes the server in $upstream_addr: ip:port, [v6]:port. */
+  async logAddresses(address) {
+    const r = await this.resolved(address);
+    if (!r) return [address];
+    return r.ips.map((ip) => ip.includes(":") ? `[${ip}]:${r.port}` : `${ip}:${r.port}`);
+  }
+  /** ESTABLISHED connections from the load balancer to a backend. */
+  async connectionsTo(address) {
+    const r = await this.resolved(address);
+    if (!r) return 0;
+    let n = 0;
+    for (const ip of r.ips) {
+      const argv = establishedTo(ip, r.port);
+      const out = check(this.host, argv, await this.run(argv));
+      n += out.stdout.split("\n").filter((l) => l.trim() !== "").length;
+    }
+    return n;
+  }
+  /**
+   * The drain: the workers from before the reload have exited (a reload is asynchronous: they
+   * finish their requests first), and no connection to the backend is left. Resolves false when
+   * timeoutMs passed first.
+   */
+  async waitDrained(address, oldWorkers2, timeoutMs, record) {
+    const started = Date.now();
+    let last = "";
+    for (; ; ) {
+      const snap = await probe2(this.host, this.o.pidFile, [this.master.pid]);
+      const left = oldWorkers2.filter(
+        (p) => isAlive(snap, p) && snap.procs.get(p)?.ppid === this.master.pid
+      ).length;
+      const conns = await this.connectionsTo(address);
+      const elapsed = Date.now() - started;
+      const key = `${left}/${conns}`;
+      if (key !== last) {
+        record(elapsed, conns, left);
+        last = key;
+      }
+      if (left === 0 && conns === 0) return true;
+      if (elapsed >= timeoutMs) return false;
+      await sleep(this.o.pollMs);
+    }
+  }
+  /** Where the access logs end now: the canary's window starts here. */
+  async logMarks() {
+    const marks = /* @__PURE__ */ new Map();
+    for (const path of this.accessLogs) {
+      const r = await this.run(logSize(path));
+      marks.set(path, r.code === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : 0);
+    }
+    return marks;
+  }
+  /** Counts the backend's tries in the log lines written since the marks (moves the marks on). */
+  async tallySince(marks, backends, into = emptyTally()) {
+    for (const [path, from] of marks) {
+      const r = await this.run(logSince(path, from, 32 * 1024 * 1024));
+      if (r.code !== 0)
+        throw new LoadBalancerError(`${this.host.name}: cannot read ${path}: ${remoteText(r.stderr, 300)}`);
+      const nl = r.stdout.indexOf("\n");
+      const size = Number(/^size (\d+)$/.exec(r.stdout.slice(0, nl))?.[1] ?? from);
+      const body = r.stdout.slice(nl + 1);
+      const end = body.lastIndexOf("\n") + 1;
+      for (const b of backends) tallyLines(body.slice(0, end), b, into);
+      marks.set(path, (size < from ? 0 : from) + Buffer.byteLength(body.slice(0, end)));
+    }
+    return into;
+  }
+  /** The run is over and every server is back: the next run starts from the file as it is. */
+  async settled() {
+    await this.run(removeState(this.o.stateDir, ORIGINAL));
+  }
+};
+function describeState(s) {
+  if (s.down) return "down";
+  return s.weight === null ? "in (weight 1, the default)" : `in at weight ${s.weight}`;
+}
+async function readMaster(host, pidFile2) {
+  const snap = await probe2(host, pidFile2);
+  if (snap.pid === null || !isAlive(snap, snap.pid))
+    throw new LoadBalancerError(
+      `${host.name}: no nginx master runs with the pid in ${pidFile2}. Give the load balancer's pid file in pid-file`
+    );
+  const proc = snap.procs.get(snap.pid);
+  const parsed = parseMasterTitle(proc.title);
+  if (!proc.title.startsWith("nginx: master process") || parsed === null)
+    throw new LoadBalancerError(
+      `${host.name}: process ${snap.pid} named in ${pidFile2} is not an nginx master (${remoteText(proc.title, 120)})`
+    );
+  const { path } = exePath(proc);
+  if (!path.startsWith("/"))
+    throw new LoadBalancerError(
+      `${host.name}: cannot read the executable of nginx master ${snap.pid} (needs sudo: true?)`
+    );
+  return { pid: snap.pid, exe: path, configArgs: parsed.configArgs };
+}
+async function readFile2(host, path, name) {
+  const r = await host.run(readManagedFile(path), { sudo: host.sudo });
+  if (r.code === 3)
+    throw new LoadBalancerError(
+      `${host.name}: upstream-file ${path} is a symbolic link; the action replaces the file with a rename and does not follow links. Give the real file`
+    );
+  if (r.code === 2) throw new LoadBalancerError(`${host.name}: upstream-file ${path} does not exist`);
+  check(host, ["read", path], r);
+  const nl = r.stdout.indexOf("\n");
+  const sha = /^sha ([0-9a-f]{64})$/.exec(r.stdout.slice(0, nl))?.[1];
+  if (!sha) throw new LoadBalancerError(`${host.name}: unexpected answer reading ${path}`);
+  const text2 = r.stdout.slice(nl + 1);
+  try {
+    return { file: parseManagedFile(text2, name), sha };
+  } catch (e) {
+    throw new LoadBalancerError(
+      `${host.name}: upstream-file ${path}: ${remoteText(e.message, 600)}`
+    );
+  }
+}
+
+// src/strategies/upstream/steps.ts
+var live = (p) => {
+  if (!p.state.running) throw new Error(`${p.host.name}: the live binary is not known yet`);
+  return p.state.running;
+};
+async function shift(p, ctx, to, why) {
+  const old = await p.lb.setServer(p.state.address, to, why);
+  const weights = ctx.report.weights ??= [];
+  weights.push({ at: (/* @__PURE__ */ new Date()).toISOString(), weight: to.down ? "down" : to.weight ?? 1, why });
+  return old;
+}
+async function takeOut(p, ctx, why, proceed) {
+  const now = p.lb.stateNow(p.state.address);
+  const old = now.down ? p.state.oldWorkers ?? [] : await shift(p, ctx, { down: true, weight: now.weight }, why);
+  p.state.oldWorkers = old;
+  await drain(p, ctx, proceed);
+}
+async function drain(p, ctx, proceed) {
+  const { drainTimeoutMs } = p.plan;
+  let last = -1;
+  const drained = await p.lb.waitDrained(
+    p.state.address,
+    p.state.oldWorkers ?? [],
+    drainTimeoutMs,
+    (atMs, conns, workers2) => {
+      ctx.report.drain.push({ atMs, oldWorkers: conns });
+      if (conns !== last || workers2 > 0)
+        ctx.note(
+          `${conns} connection(s) from the load balancer to ${p.state.address}, ${workers2} load-balancer worker(s) from before the reload left, after ${formatDuration(atMs)}`
+        );
+      last = conns;
+    }
+  );
+  if (drained) return;
+  const detail = `the load balancer still has connections to ${p.state.address} (or workers from before the reload) after drain-timeout ${formatDuration(drainTimeoutMs)}`;
+  if (!proceed)
+    throw new StepError(
+      "drain",
+      `${detail}: long requests (downloads, websockets, long polls) hold them. Raise drain-timeout, set worker_shutdown_timeout on the load balancer, or set drain-timeout-action: proceed`
+    );
+  ctx.note(`${detail}; going on (the requests still open fail when the server restarts)`);
+}
+async function restart(p) {
+  const argv = ["sh", "-c", p.plan.restartCommand];
+  try {
+    const r = await p.host.run(argv, { sudo: p.host.sudo, timeoutMs: p.plan.startTimeoutMs });
+    if (r.code !== 0)
+      throw new StepError(
+        "restart",
+        `restart-command exited with status ${r.code}: ${remoteText((r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | "), 500)}`
+      );
+  } catch (e) {
+    if (e instanceof CommandTimeoutError)
+      throw new StepError(
+        "restart",
+        `restart-command did not return within start-timeout ${formatDuration(p.plan.startTimeoutMs)}. A restart-command must start the server in the background and detach it from the SSH session (systemctl restart app, or setsid app </dev/null >app.log 2>&1 &)`
+      );
+    throw e;
+  }
+}
+async function gate(p, ctx, label) {
+  await healthGate(
+    p.host,
+    p.plan.health,
+    ctx.note,
+    (ok2, detail, atMs) => ctx.report.health.push({ atMs, ok: ok2, detail: `${label}: ${detail}` })
+  );
+}
+function inspectSteps2(p) {
+  return [
+    {
+      name: "preflight",
+      stage: "prepare",
+      async run(ctx) {
+        const sha = await remoteSha256(p.host, p.plan.livePath);
+        if (sha === null)
+          throw new StepError(
+            "preflight",
+            `binary-path ${p.plan.livePath} does not exist on the host. Give the path of the server's binary`
+          );
+        p.state.running = {
+          pid: 0,
+          livePath: p.plan.livePath,
+          liveSha256: sha,
+          exeReplaced: false,
+          version: null,
+          arch: ""
+        };
+        ctx.report.binaryPath = p.plan.livePath;
+        const full = p.lb.fullState(p.state.address);
+        ctx.note(
+          `server ${p.state.address} of upstream ${p.lb.o.name}: ${describeState(full)} before this run`
+        );
+        ctx.report.weights = [
+          {
+            at: (/* @__PURE__ */ new Date()).toISOString(),
+            weight: full.down ? "down" : full.weight ?? 1,
+            why: "before the run"
+          }
+        ];
+        if (sha !== p.state.source.sha256) return;
+        ctx.report.sha256 = ctx.report.previousSha256 = sha;
+        return {
+          end: "unchanged",
+          message: `${p.plan.livePath} already has sha256 ${sha.slice(0, 12)}; nothing to do`
+        };
+      }
+    }
+  ];
+}
+function stageSteps2(p) {
+  return [
+    {
+      name: "upload",
+      stage: "prepare",
+      interruptible: true,
+      async undo() {
+        await p.host.run(["rm", "-f", "--", sidePaths(live(p).livePath).staging], { sudo: p.host.sudo });
+      },
+      async run(ctx) {
+        const source = p.state.source;
+        if (source.hostPath !== void 0) {
+          await stageHostFile(p.host, {
+            fromPath: source.hostPath,
+            sha256: source.sha256,
+            livePath: live(p).livePath
+          });
+          ctx.note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`);
+          return;
+        }
+        if (source.localPath === void 0)
+          throw new StepError("upload", "no binary was chosen for this host");
+        const staged = await stageBinary(p.host, {
+          localPath: source.localPath,
+          sha256: source.sha256,
+          livePath: live(p).livePath
+        });
+        ctx.note(
+          staged.sent ? `sent ${(staged.bytes / 1e6).toFixed(1)} MB in ${formatDuration(staged.uploadMs)}, sha256 checked on the host` : "the staging file already holds this binary (sha256 checked): nothing sent"
+        );
+      }
+    },
+    {
+      name: "verify",
+      report: "upload",
+      stage: "prepare",
+      async run(ctx) {
+        p.state.newVersion = p.state.source.version ?? null;
+        ctx.report.version = p.state.source.version;
+        ctx.report.sha256 = p.state.source.sha256;
+        ctx.report.previousSha256 = live(p).liveSha256;
+      }
+    }
+  ];
+}
+function changeSteps2(p) {
+  const { plan } = p;
+  return [
+    {
+      name: "down",
+      stage: "change",
+      async undo(ctx) {
+        const full = p.lb.fullState(p.state.address);
+        if (full.down) return;
+        try {
+          await gate(p, ctx, "before going back in");
+        } catch (e) {
+          throw new Error(`${p.state.address} stays down in upstream ${p.lb.o.name}: ${e.message}`);
+        }
+        await shift(p, ctx, full, "back in after the rollback");
+      },
+      async run(ctx) {
+        const now = p.lb.stateNow(p.state.address);
+        if (now.down) {
+          ctx.note(`${p.state.address} is already down in upstream ${p.lb.o.name}`);
+          return;
+        }
+        p.state.oldWorkers = await shift(p, ctx, { down: true, weight: now.weight }, "out for the upgrade");
+      }
+    },
+    {
+      name: "drain",
+      stage: "change",
+      interruptible: true,
+      run: (ctx) => drain(p, ctx, plan.drainTimeoutAction === "proceed")
+    },
+    {
+      name: "swap",
+      stage: "change",
+      async undo(ctx) {
+        const r = live(p);
+        await restorePrevious(p.host, r.livePath, r.liveSha256);
+        const now = await remoteSha256(p.host, r.livePath);
+        if (now !== r.liveSha256)
+          throw new Error(`${r.livePath} has sha256 ${now} after the restore, expected ${r.liveSha256}`);
+        ctx.note(`${r.livePath} is the previous binary again`);
+        if (!p.state.restarted) return;
+        await restart(p);
+        ctx.note("restart-command ran with the previous binary");
+        await gate(p, ctx, "previous version");
+        p.state.restarted = false;
+      },
+      async run(ctx) {
+        const r = live(p);
+        if (!ctx.retrying || await remoteSha256(p.host, r.livePath) !== p.state.source.sha256)
+          await swapBinary(p.host, r.livePath, p.state.source.sha256);
+        p.state.swapped = true;
+        ctx.note(
+          `${r.livePath} is the new binary; the previous one is kept as ${sidePaths(r.livePath).previous}`
+        );
+      }
+    },
+    {
+      name: "restart",
+      stage: "change",
+      onLostConnection: "fail",
+      async run(ctx) {
+        p.state.restarted = true;
+        await restart(p);
+        ctx.note("restart-command returned");
+      }
+    },
+    {
+      name: "health",
+      stage: "change",
+      interruptible: true,
+      run: (ctx) => gate(p, ctx, "new version")
+    },
+    {
+      name: "back-in",
+      stage: "change",
+      interruptible: true,
+      // Out again, drained, before the previous binary comes back (the swap's undo).
+      undo: (ctx) => takeOut(p, ctx, "out for the rollback", true),
+      run: (ctx) => backIn(p, ctx)
+    }
+  ];
+}
+async function backIn(p, ctx) {
+  const full = p.lb.fullState(p.state.address);
+  if (full.down) {
+    ctx.note(`${p.state.address} was down in the block before this run: it stays down`);
+    return;
+  }
+  const c = p.canary;
+  if (c) {
+    const backends = await p.lb.logAddresses(p.state.address);
+    const marks = c.durationMs > 0 ? await p.lb.logMarks() : /* @__PURE__ */ new Map();
+    await shift(p, ctx, { down: false, weight: c.weight }, "canary");
+    if (c.durationMs > 0) await watch(p, ctx, c, marks, backends);
+  }
+  await shift(p, ctx, full, "full weight");
+}
+async function watch(p, ctx, c, marks, backends) {
+  const tally2 = emptyTally();
+  const started = Date.now();
+  const limit = `max-error-rate ${(c.maxErrorRate * 100).toFixed(2).replace(/\.?0+$/, "")}%`;
+  ctx.note(
+    `watching the canary for ${formatDuration(c.durationMs)} through the load balancer's log (${limit})`
+  );
+  for (let lastNote = started; ; ) {
+    const left = c.durationMs - (Date.now() - started);
+    if (left > 0) await sleep(Math.min(1e3, left));
+    const final = Date.now() - started >= c.durationMs;
+    await p.lb.tallySince(marks, backends, tally2);
+    const v = verdict(tally2, c.maxErrorRate, final);
+    if (v === "fail")
+      throw new StepError(
+        "back-in",
+        `the canary failed: ${formatTally(tally2)} in ${formatDuration(Date.now() - started)}, above ${limit}`
+      );
+    if (final) {
+      if (tally2.tries === 0)
+        ctx.note(
+          `the canary got no request in ${formatDuration(c.durationMs)}: nothing to judge it by (the load balancer's log shows no try at ${backends.join(", ")})`
+        );
+      else ctx.note(`the canary passed: ${formatTally(tally2)} (${limit})`);
+      if (tally2.foreign > 0)
+        ctx.note(`${tally2.foreign} line(s) of the log are not in the zerodown format and were not counted`);
+      return;
+    }
+    if (Date.now() - lastNote >= 5e3) {
+      ctx.note(`canary so far: ${formatTally(tally2)}`);
+      lastNote = Date.now();
+    }
+  }
+}
+async function repairAdvice2(p) {
+  const r = p.state.running;
+  const now = p.lb.stateNow(p.state.address);
+  const lines = [
+    `# state: server ${p.state.address} is ${now ? describeState(now) : "unknown"} in upstream ${p.lb.o.name} on ${p.lb.host.name}` + (r ? `; ${r.livePath} has ${p.state.swapped ? "been swapped" : "not been swapped"}` : "")
+  ];
+  if (r) {
+    const { previous } = sidePaths(r.livePath);
+    lines.push(`# on ${p.host.name}: put the previous binary back and restart it`);
+    lines.push(`test -e ${previous} && mv -f ${previous} ${r.livePath}`);
+    lines.push(p.plan.restartCommand);
+  }
+  lines.push(
+    `# on ${p.lb.host.name}, once the server answers its health check: remove 'down' from its line in ${p.lb.o.file}, then`
+  );
+  lines.push(`${p.lb.master.exe} -t ${p.lb.master.configArgs.join(" ")} && kill -HUP ${p.lb.master.pid}`);
+  return lines;
+}
+
+// src/strategies/upstream/index.ts
+function upstreamStrategy(o) {
+  return {
+    id: "upstream",
+    title: "traffic shifting through an nginx load balancer",
+    // A host that passed stays in with the new version; a fleet rollback takes it out again.
+    canHold: true,
+    plan(host, source, _log) {
+      const p = {
+        host,
+        lb: o.lb,
+        plan: o.plan,
+        canary: o.canaryOf(host),
+        state: { host, source, running: null, address: o.addressOf(host) }
+      };
+      return {
+        state: p.state,
+        steps: [...inspectSteps2(p), ...stageSteps2(p), ...changeSteps2(p)],
+        anchors: { inspected: "preflight", verified: "verify" },
+        repair: () => repairAdvice2(p)
+      };
+    }
+  };
+}
+
+// src/strategies/upstream/plan-check.ts
+function serverAddress(template, host) {
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return template.replaceAll("{host}", shown);
+}
+function serves(s) {
+  return !s.down && !s.backup;
+}
+function checkPlan(p) {
+  const { block } = p.file;
+  const list = block.servers.map((s) => s.address).join(", ");
+  const seen = /* @__PURE__ */ new Map();
+  for (const [i, address] of p.addresses.entries()) {
+    const other = seen.get(address);
+    if (other !== void 0)
+      return {
+        input: "upstream-server",
+        problem: `hosts ${p.hostLabels[other]} and ${p.hostLabels[i]} both map to server ${address}`,
+        fix: "Give each host its own server line; {host} in upstream-server is the host as written in hosts"
+      };
+    seen.set(address, i);
+    if (!block.servers.some((s) => s.address === address))
+      return {
+        input: "upstream-server",
+        problem: `host ${p.hostLabels[i]} is server ${address}, which upstream ${block.name} does not list (it lists: ${list})`,
+        fix: "Write upstream-server so that it gives the address of the server line, e.g. {host}:8080, or add the server to the block"
+      };
+  }
+  const serving = block.servers.filter(serves);
+  if (serving.length < 2)
+    return {
+      input: "upstream-file",
+      problem: `upstream ${block.name} has ${serving.length === 0 ? "no server" : "one server"} that serves (not down, not backup)`,
+      fix: "Traffic shifting needs a second server to take the traffic while one is out; add one, or use strategy: hot-upgrade"
+    };
+  for (const batch of p.batches) {
+    const out = new Set(batch.map((i) => p.addresses[i]));
+    const left = serving.filter((s) => !out.has(s.address));
+    if (left.length === 0)
+      return {
+        input: "max-parallel",
+        problem: `hosts ${batch.map((i) => p.hostLabels[i]).join(", ")} would be out at the same time, which takes out every server of upstream ${block.name} that serves`,
+        fix: "Lower max-parallel (or canary) so that at least one serving server stays in"
+      };
+  }
+  if (p.canary && p.batches[0] !== void 0)
+    for (const i of p.batches[0]) {
+      const s = block.servers.find((x) => x.address === p.addresses[i]);
+      if (s.down) continue;
+      const full = s.weight ?? 1;
+      if (p.canaryWeight > full)
+        return {
+          input: "canary-weight",
+          problem: `${p.canaryWeight} is more than server ${s.address}'s own weight ${full}: the canary would get more than its share`,
+          fix: `Use a canary-weight from 1 to ${full}, or give the server a higher weight in the block`
+        };
+    }
+  return null;
+}
+
+// src/strategies/upstream/open.ts
+function upstreamStateDir(name) {
+  return `${DEFAULT_RELEASE_ROOT}/upstream/${name.replace(/[^A-Za-z0-9_.-]/g, "_")}`;
+}
+function upstreamPlan(s) {
+  return {
+    livePath: s.binaryPath,
+    restartCommand: s.upstream.restartCommand,
+    startTimeoutMs: s.startTimeoutMs,
+    pollIntervalMs: s.pollIntervalMs,
+    drainTimeoutMs: s.drainTimeoutMs,
+    drainTimeoutAction: s.drainTimeoutAction,
+    health: {
+      url: s.healthUrl,
+      command: s.healthCommand,
+      expect: s.healthExpect,
+      checks: s.healthChecks,
+      intervalMs: s.healthIntervalMs,
+      timeoutMs: s.healthTimeoutMs
+    }
+  };
+}
+async function openUpstream(s, o) {
+  const u = s.upstream;
+  const lbHost = await o.connect(u.host);
+  const dir = upstreamStateDir(u.name);
+  let lock;
+  try {
+    lock = await HostLock.acquire(lbHost, {
+      path: `${dir}/lock`,
+      token: o.token,
+      leaseMs: s.lockLeaseMs,
+      owner: o.owner,
+      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" })
+    });
+    const canary = s.canary > 0 && s.hosts.length > 1;
+    const lb = await LoadBalancer.open(lbHost, {
+      file: u.file,
+      name: u.name,
+      pidFile: s.pidFile,
+      stateDir: dir,
+      pollMs: s.pollIntervalMs,
+      reloadTimeoutMs: s.startTimeoutMs,
+      needLog: canary && u.canaryDurationMs > 0,
+      note: (m) => o.log.info(`${lbHost.name} [load balancer] ${m}`)
+    });
+    if (lb.inherited)
+      o.log.warn(
+        `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
+        { host: lbHost.name, step: "preflight" }
+      );
+    const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
+    const problem = checkPlan({
+      file: lb.original,
+      addresses,
+      batches: o.batches,
+      canaryWeight: u.canaryWeight,
+      canary,
+      hostLabels: s.hosts.map((t) => t.label)
+    });
+    if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix);
+    const canaryAddresses = new Set(canary ? (o.batches[0] ?? []).map((i) => addresses[i]) : []);
+    const addressOf = (host) => serverAddress(u.server, host.address);
+    const strategy = upstreamStrategy({
+      lb,
+      plan: upstreamPlan(s),
+      addressOf,
+      canaryOf: (host) => canaryAddresses.has(addressOf(host)) ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate } : null
+    });
+    const held = lock;
+    return {
+      strategy,
+      lb,
+      lbHost,
+      async finish({ settled }) {
+        if (settled) await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
+        await held.release();
+        await lbHost.close();
+      }
+    };
+  } catch (e) {
+    await lock?.release();
+    await lbHost.close();
+    throw e;
+  }
+}
+
 // src/app.ts
 function connector(settings, log) {
   const credentials = {
@@ -50435,19 +51872,38 @@ function safetyOptions(settings, log, env = process.env) {
     log
   };
 }
-function hostWrap(settings, log, control) {
-  const safety = safetyOptions(settings, log);
+function hostWrap(settings, log, control, safety = safetyOptions(settings, log)) {
   const journal = new Journal({ token: safety.token, pidFile: settings.pidFile }, control.persist);
   const releases = releaseOptions(settings, process.env);
   return (hp) => safeguard({ ...hp, steps: withReleaseSteps(hp, releases) }, safety, journal);
 }
 async function rollout(settings, log, control, source) {
   const plan = { ...planFrom(settings, source, supervisorOf(settings)), signal: control.signal };
-  return runRollout(settings, plan, {
-    connect: connector(settings, log),
+  const connect = connector(settings, log);
+  const safety = safetyOptions(settings, log);
+  if (settings.strategy !== "upstream")
+    return runRollout(settings, plan, { connect, log, wrap: hostWrap(settings, log, control, safety) });
+  const up = await openUpstream(settings, {
+    connect: (target) => connect(target),
     log,
-    wrap: hostWrap(settings, log, control)
+    owner: safety.owner,
+    token: safety.token,
+    batches: planBatches(settings.hosts.length, settings.canary, settings.maxParallel)
   });
+  let settled = false;
+  try {
+    const run3 = await runRollout(
+      settings,
+      { ...plan, strategy: up.strategy },
+      { connect, log, wrap: hostWrap(settings, log, control, { ...safety, watchdog: false }) }
+    );
+    settled = run3.hosts.every(
+      (h) => h.result === "upgraded" || h.result === "rolled-back" || h.result === "unchanged"
+    );
+    return run3;
+  } finally {
+    await up.finish({ settled });
+  }
 }
 async function perform(settings, log, control = {}) {
   checkKeys(settings);
@@ -50741,6 +52197,60 @@ var INPUTS = [
     name: "watchdog",
     description: "Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.",
     default: "true",
+    required: false
+  },
+  {
+    name: "strategy",
+    description: "hot-upgrade (default): hand over on each host (nginx USR2). upstream: traffic shifting through an nginx load balancer (mark a host down, drain, restart, check, put back), for servers that cannot hand over their sockets.",
+    default: "hot-upgrade",
+    required: false
+  },
+  {
+    name: "upstream-host",
+    description: "Strategy upstream: the nginx load balancer, [user@]host[:port], reached and verified like the hosts (same key, known-hosts, jump host, sudo).",
+    default: "",
+    required: false
+  },
+  {
+    name: "upstream-file",
+    description: "Strategy upstream: the file on the load balancer that the action manages, included inside http {}, holding the upstream block.",
+    default: "",
+    required: false
+  },
+  {
+    name: "upstream-name",
+    description: "Strategy upstream: the name of the upstream block in upstream-file.",
+    default: "",
+    required: false
+  },
+  {
+    name: "upstream-server",
+    description: "Strategy upstream: how each host appears as a server line in the block; {host} is the host as written in hosts.",
+    default: "{host}:80",
+    required: false
+  },
+  {
+    name: "restart-command",
+    description: "Strategy upstream: run on a host (by sh, through sudo -n when sudo is true) after its binary is swapped, to start the new version; it must return once the server is started (systemctl restart app).",
+    default: "",
+    required: false
+  },
+  {
+    name: "canary-weight",
+    description: "Strategy upstream: the weight the canary hosts come back at, before their full weight.",
+    default: "1",
+    required: false
+  },
+  {
+    name: "canary-duration",
+    description: "Strategy upstream: how long the canary is watched at canary-weight through the load balancer's access log before it gets its full weight (0s: not watched).",
+    default: "0s",
+    required: false
+  },
+  {
+    name: "max-error-rate",
+    description: "Strategy upstream: the share of the canary's tries through the load balancer that may fail (5xx, or nginx moved on to another server) during canary-duration; above it the canary is rolled back.",
+    default: "1%",
     required: false
   }
 ];
@@ -51039,16 +52549,16 @@ function contextFromEnv(env = process.env, rollbackWorkflow2) {
 // src/releases/markdown.ts
 var cell = (s) => markdownText(s);
 function releasesMarkdown(hosts, runsPrefix) {
-  const groups = /* @__PURE__ */ new Map();
+  const groups2 = /* @__PURE__ */ new Map();
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue;
     const key = JSON.stringify(h.releases.map((r) => [r.sha256, r.version, r.live, r.commit, r.run]));
-    const g = groups.get(key);
+    const g = groups2.get(key);
     if (g) g.hosts.push(h.host);
-    else groups.set(key, { hosts: [h.host], rows: h.releases });
+    else groups2.set(key, { hosts: [h.host], rows: h.releases });
   }
   const out = [];
-  for (const g of groups.values()) {
+  for (const g of groups2.values()) {
     const names = g.hosts.length > 3 ? `${g.hosts.slice(0, 3).join(", ")} and ${g.hosts.length - 3} more` : g.hosts.join(", ");
     out.push(
       `### Releases on ${cell(names)}`,
@@ -51116,6 +52626,45 @@ function drainChart(h) {
   ];
 }
 
+// src/strategies/upstream/weights-summary.ts
+var mermaidSafe = (s) => s.replace(/["#;:\n\r`]/g, " ").replace(/\s+/g, " ").trim();
+var level = (p) => p.weight === "down" ? 0 : p.weight;
+var secs = (at2, t0) => ((Date.parse(at2) - t0) / 1e3).toFixed(1);
+function weightsChart(hosts) {
+  const charted = hosts.filter((h) => (h.weights?.length ?? 0) > 0).slice(0, 20);
+  if (charted.length === 0) return [];
+  const times = [...new Set(charted.flatMap((h) => h.weights.map((w) => Date.parse(w.at))))].sort(
+    (a, b) => a - b
+  );
+  const t0 = times[0];
+  const max = Math.max(1, ...charted.flatMap((h) => h.weights.map(level)));
+  const lines = [
+    "```mermaid",
+    "xychart-beta",
+    '  title "Weight in the load balancer (0 = down), per host"',
+    `  x-axis "seconds into the rollout" [${times.map((t) => `"${((t - t0) / 1e3).toFixed(1)}"`).join(", ")}]`,
+    `  y-axis "weight" 0 --> ${max}`
+  ];
+  for (const h of charted) {
+    const ws = h.weights;
+    const values = times.map((t) => level([...ws].reverse().find((w) => Date.parse(w.at) <= t) ?? ws[0]));
+    lines.push(`  line "${mermaidSafe(h.host)}" [${values.join(", ")}]`);
+  }
+  lines.push("```");
+  return lines;
+}
+function weightsLines(hosts) {
+  const all = hosts.flatMap((h) => h.weights ?? []).map((w) => Date.parse(w.at));
+  if (all.length === 0) return [];
+  const t0 = Math.min(...all);
+  return hosts.filter((h) => (h.weights?.length ?? 0) > 0).map((h) => ({
+    host: h.host,
+    timeline: h.weights.map(
+      (w) => `+${secs(w.at, t0)}s ${w.weight === "down" ? "down" : `weight ${w.weight}`} (${w.why})`
+    ).join(" \u2192 ")
+  }));
+}
+
 // src/report/summary.ts
 var MAX_DETAILED_HOSTS = 50;
 var ICON = {
@@ -51134,6 +52683,16 @@ function summaryMarkdown(run3, ctx = {}) {
   out.push(...hostTable(run3.hosts), "");
   const chart = rolloutChart(run3.hosts);
   if (chart.length > 0) out.push("### Rollout", "", ...chart, "");
+  const weights = weightsChart(run3.hosts);
+  if (weights.length > 0)
+    out.push(
+      "### Weights in the load balancer",
+      "",
+      ...weights,
+      "",
+      ...weightsLines(run3.hosts).map((w) => `- **${cell2(w.host)}**: ${cell2(w.timeline, 2e3)}`),
+      ""
+    );
   const next = whatNow(run3, ctx);
   if (next.length > 0) out.push(...next, "");
   const releases = releasesMarkdown(
@@ -51438,13 +52997,13 @@ ${stripTerminal(textReport(run3))}`);
 var coreLogger = {
   // Every line neutralised: remote text embedded in a message never becomes a runner command.
   info: (m) => info(neutralize(m)),
-  warn: (m, where) => warning(neutralize(m), annotation(where)),
-  error: (m, where) => error(neutralize(m), annotation(where)),
+  warn: (m, where2) => warning(neutralize(m), annotation(where2)),
+  error: (m, where2) => error(neutralize(m), annotation(where2)),
   group: (title, fn) => group(neutralize(title), fn)
 };
-function annotation(where) {
-  if (!where?.host && !where?.step) return void 0;
-  return { title: [where.host, where.step].filter(Boolean).join(": ") };
+function annotation(where2) {
+  if (!where2?.host && !where2?.step) return void 0;
+  return { title: [where2.host, where2.step].filter(Boolean).join(": ") };
 }
 function healthUrlPassword(url) {
   const m = url === void 0 ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:\s]*:([^/?#@\s]+)@/i.exec(url);
@@ -51526,6 +53085,73 @@ async function run2() {
   if (controller.signal.aborted) process.exit(process.exitCode ?? 0);
 }
 
+// src/strategies/upstream/recover.ts
+async function recoverUpstream(s, o) {
+  const u = s.upstream;
+  const out = { restored: [], left: [] };
+  const lbHost = await o.connect(u.host);
+  const dir = upstreamStateDir(u.name);
+  try {
+    let lock;
+    try {
+      lock = await HostLock.acquire(lbHost, {
+        path: `${dir}/lock`,
+        token: o.token,
+        leaseMs: s.lockLeaseMs,
+        owner: o.owner
+      });
+    } catch (e) {
+      if (e instanceof LockHeldError) {
+        o.log.warn(`${lbHost.name}: ${e.message}; that run puts the servers back`);
+        return out;
+      }
+      throw e;
+    }
+    try {
+      const lb = await LoadBalancer.open(lbHost, {
+        file: u.file,
+        name: u.name,
+        pidFile: s.pidFile,
+        stateDir: dir,
+        pollMs: s.pollIntervalMs,
+        reloadTimeoutMs: s.startTimeoutMs,
+        needLog: false,
+        note: (m) => o.log.info(`${lbHost.name} [post] ${m}`)
+      });
+      if (!lb.inherited) return out;
+      const plan = upstreamPlan(s);
+      for (const target of s.hosts) {
+        const address = serverAddress(u.server, target.host);
+        const now = lb.stateNow(address);
+        const full = lb.fullState(address);
+        if (!now || now.down === full.down && now.weight === full.weight) continue;
+        let host;
+        try {
+          host = await o.connect(target);
+          await healthGate(
+            host,
+            plan.health,
+            () => void 0,
+            () => void 0
+          );
+          await lb.setServer(address, full, "back in (post step)");
+          out.restored.push(address);
+        } catch (e) {
+          out.left.push(`${address} (${describeState(now)}): ${e.message}`);
+        } finally {
+          await host?.close();
+        }
+      }
+      if (out.left.length === 0) await lb.settled();
+      return out;
+    } finally {
+      await lock.release();
+    }
+  } finally {
+    await lbHost.close();
+  }
+}
+
 // src/recover.ts
 async function settleWatchdog(host, r, log) {
   if (!r.watchdog) return;
@@ -51605,6 +53231,7 @@ async function post() {
     `zerodown post: the main step was interrupted with ${open3.length} host(s) unfinished: ${open3.map((r) => `${r.host} (${r.phase})`).join(", ")}`
   );
   const connect = connector(settings, coreLogger);
+  if (settings.strategy === "upstream") return postUpstream(settings, open3, connect);
   const outcomes = await Promise.all(
     open3.map(async (r) => {
       const target = settings.hosts.find((t) => t.label === r.host);
@@ -51637,6 +53264,33 @@ ${o.repair.join("\n")}` : ""),
     }
   }
   if (bad.length > 0) setFailed(`zerodown post: ${bad.join("; ")}`);
+}
+async function postUpstream(settings, open3, connect) {
+  const token = open3[0].token;
+  try {
+    const r = await recoverUpstream(settings, { connect, log: coreLogger, owner: lockOwnerFromEnv(), token });
+    for (const a of r.restored)
+      info(`zerodown post: ${a} is back in upstream ${settings.upstream.name}`);
+    for (const l of r.left)
+      error(
+        `zerodown post: left out of upstream ${settings.upstream.name} (its health check fails): ${l}`
+      );
+    if (r.left.length > 0)
+      setFailed(`zerodown post: ${r.left.length} server(s) stay down in the load balancer`);
+  } catch (e) {
+    setFailed(
+      `zerodown post: could not put the servers back in the load balancer: ${e.message}`
+    );
+  }
+  await Promise.all(
+    open3.filter((rec) => rec.lock !== void 0).map(async (rec) => {
+      const target = settings.hosts.find((t) => t.label === rec.host);
+      if (!target) return;
+      const host = await connect(target).catch(() => void 0);
+      if (host) await releaseLock(host, rec.lock, rec.token).catch(() => void 0);
+      await host?.close();
+    })
+  );
 }
 
 // src/index.ts

@@ -278,6 +278,67 @@ export const INPUTS: readonly InputSpec[] = [
       'Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.',
     default: 'true',
     required: false
+  },
+  {
+    name: 'strategy',
+    description:
+      'hot-upgrade (default): hand over on each host (nginx USR2). upstream: traffic shifting through an nginx load balancer (mark a host down, drain, restart, check, put back), for servers that cannot hand over their sockets.',
+    default: 'hot-upgrade',
+    required: false
+  },
+  {
+    name: 'upstream-host',
+    description:
+      'Strategy upstream: the nginx load balancer, [user@]host[:port], reached and verified like the hosts (same key, known-hosts, jump host, sudo).',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-file',
+    description:
+      'Strategy upstream: the file on the load balancer that the action manages, included inside http {}, holding the upstream block.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-name',
+    description: 'Strategy upstream: the name of the upstream block in upstream-file.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-server',
+    description:
+      'Strategy upstream: how each host appears as a server line in the block; {host} is the host as written in hosts.',
+    default: '{host}:80',
+    required: false
+  },
+  {
+    name: 'restart-command',
+    description:
+      'Strategy upstream: run on a host (by sh, through sudo -n when sudo is true) after its binary is swapped, to start the new version; it must return once the server is started (systemctl restart app).',
+    default: '',
+    required: false
+  },
+  {
+    name: 'canary-weight',
+    description: 'Strategy upstream: the weight the canary hosts come back at, before their full weight.',
+    default: '1',
+    required: false
+  },
+  {
+    name: 'canary-duration',
+    description:
+      "Strategy upstream: how long the canary is watched at canary-weight through the load balancer's access log before it gets its full weight (0s: not watched).",
+    default: '0s',
+    required: false
+  },
+  {
+    name: 'max-error-rate',
+    description:
+      "Strategy upstream: the share of the canary's tries through the load balancer that may fail (5xx, or nginx moved on to another server) during canary-duration; above it the canary is rolled back.",
+    default: '1%',
+    required: false
   }
 ]
 

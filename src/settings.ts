@@ -5,8 +5,27 @@
 import { formatDuration, parseDuration } from './duration.js'
 import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
 import { redactUrls } from './remote-text.js'
+import { parsePercent } from './strategies/upstream/error-rate.js'
 
 export type Mode = 'deploy' | 'rollback'
+export type StrategyId = 'hot-upgrade' | 'upstream'
+
+/** Strategy upstream: traffic shifting through an nginx load balancer. */
+export interface UpstreamSettings {
+  /** The load balancer, reached like the hosts. */
+  host: HostTarget
+  /** The file on it that the action manages (included inside http {}). */
+  file: string
+  /** The upstream block's name. */
+  name: string
+  /** How a host appears in the block; {host} is the host as written in hosts. */
+  server: string
+  restartCommand: string
+  canaryWeight: number
+  canaryDurationMs: number
+  /** A share, 0..1. */
+  maxErrorRate: number
+}
 export type DrainTimeoutAction = 'rollback' | 'proceed'
 
 /** The hand-over protocols the action speaks (the `supervisor` input). */
@@ -92,6 +111,10 @@ export interface Settings {
 
   lockLeaseMs: number
   watchdog: boolean
+
+  strategy: StrategyId
+  /** Set when strategy is upstream. */
+  upstream?: UpstreamSettings
 }
 
 /** A bad input: the message names the input, the problem and the fix. */
@@ -509,8 +532,11 @@ export function readSettings(read: InputReader): Settings {
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
-    watchdog: bool(read, 'watchdog', true)
+    watchdog: bool(read, 'watchdog', true),
+    strategy: 'hot-upgrade'
   }
+  settings.strategy = oneOf(read, 'strategy', ['hot-upgrade', 'upstream'] as const, 'hot-upgrade')
+  settings.upstream = upstreamSettings(read, settings, user, port)
   const jump = line(read, 'jump-host')
   if (jump !== undefined) settings.jumpHost = parseHostTarget('jump-host', jump, user, port)
 
@@ -586,4 +612,94 @@ function checkCombinations(s: Settings): void {
         `${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
       `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
     )
+}
+
+const UPSTREAM_INPUTS = ['upstream-host', 'upstream-file', 'upstream-name', 'restart-command'] as const
+
+/** The upstream strategy's inputs; undefined (and none of them set) for hot-upgrade. */
+function upstreamSettings(
+  read: InputReader,
+  s: Settings,
+  user: string,
+  port: number
+): UpstreamSettings | undefined {
+  if (s.strategy !== 'upstream') {
+    for (const name of [...UPSTREAM_INPUTS, 'canary-duration'])
+      if (line(read, name) !== undefined)
+        throw new SettingsError(
+          name,
+          'is set but strategy is hot-upgrade',
+          'Set strategy: upstream, or remove it'
+        )
+    return undefined
+  }
+  for (const name of UPSTREAM_INPUTS)
+    if (line(read, name, 4096) === undefined)
+      throw new SettingsError(name, 'is required when strategy is upstream', UPSTREAM_FIX[name])
+  const lb = parseHostTarget('upstream-host', line(read, 'upstream-host')!, user, port)
+  const name = line(read, 'upstream-name', 200)!
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name))
+    throw new SettingsError(
+      'upstream-name',
+      `'${name}' is not an upstream name`,
+      'Use the name after upstream in the block: letters, digits, _ . : -'
+    )
+  const server = line(read, 'upstream-server', 300) ?? '{host}:80'
+  if (/[\s;{}#'"\\]/.test(server.replaceAll('{host}', 'h')))
+    throw new SettingsError(
+      'upstream-server',
+      `'${server}' is not a server address`,
+      'Write it as in the block, e.g. {host}:8080'
+    )
+  if (!server.includes('{host}'))
+    throw new SettingsError(
+      'upstream-server',
+      `'${server}' has no {host}`,
+      'Every host needs its own server line: write e.g. {host}:8080'
+    )
+  if (s.binaryPath === undefined)
+    throw new SettingsError(
+      'binary-path',
+      'is required when strategy is upstream (there is no master process to read it from)',
+      "Give the path of the server's binary on the hosts"
+    )
+  if (s.healthUrl === undefined && s.healthCommand === undefined)
+    throw new SettingsError(
+      'health-url',
+      'is empty and so is health-command, but strategy upstream puts a host back only after its health gate',
+      'Give the URL the restarted server answers on, e.g. http://{host}:8080/health'
+    )
+  const rateText = line(read, 'max-error-rate') ?? '1%'
+  const maxErrorRate = parsePercent(rateText)
+  if (maxErrorRate === null)
+    throw new SettingsError(
+      'max-error-rate',
+      `'${rateText}' is not a percentage from 0% to 100%`,
+      'Write e.g. 1% or 0.5%'
+    )
+  const canaryDurationMs = duration(read, 'canary-duration', '0s', 0)
+  if (canaryDurationMs > 0 && s.canary === 0)
+    throw new SettingsError(
+      'canary-duration',
+      'is set but canary is 0: no host is watched as a canary',
+      'Set canary: 1 (the first host is the canary), or remove canary-duration'
+    )
+  return {
+    host: lb,
+    file: checkRemotePath('upstream-file', line(read, 'upstream-file', 4096)!),
+    name,
+    server,
+    restartCommand: text(read, 'restart-command')!,
+    canaryWeight: integer(read, 'canary-weight', 1, 1, 1000),
+    canaryDurationMs,
+    maxErrorRate
+  }
+}
+
+const UPSTREAM_FIX: Record<(typeof UPSTREAM_INPUTS)[number], string> = {
+  'upstream-host': 'Give the nginx load balancer as [user@]host[:port]',
+  'upstream-file':
+    'Give the file on the load balancer that holds the upstream block (included inside http {})',
+  'upstream-name': 'Give the name of the upstream block',
+  'restart-command': 'Give the command that starts the new version on a host, e.g. systemctl restart app'
 }

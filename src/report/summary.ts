@@ -5,6 +5,7 @@ import type { HostReport, HostResult, StepReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
 import { releasesMarkdown } from '../releases/markdown.js'
 import { drainChart, rolloutChart, startOf } from './charts.js'
+import { weightsChart, weightsLines } from '../strategies/upstream/weights-summary.js'
 import type { SummaryContext } from './outputs.js'
 
 /** Hosts that get a detail section (failed ones always); a summary is limited to 1 MiB. */
@@ -28,6 +29,16 @@ export function summaryMarkdown(run: RolloutResult, ctx: SummaryContext = {}): s
   out.push(...hostTable(run.hosts), '')
   const chart = rolloutChart(run.hosts)
   if (chart.length > 0) out.push('### Rollout', '', ...chart, '')
+  const weights = weightsChart(run.hosts)
+  if (weights.length > 0)
+    out.push(
+      '### Weights in the load balancer',
+      '',
+      ...weights,
+      '',
+      ...weightsLines(run.hosts).map(w => `- **${cell(w.host)}**: ${cell(w.timeline, 2000)}`),
+      ''
+    )
   const next = whatNow(run, ctx)
   if (next.length > 0) out.push(...next, '')
   const releases = releasesMarkdown(

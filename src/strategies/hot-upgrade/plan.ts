@@ -2,7 +2,7 @@
 import type { Settings } from '../../settings.js'
 import type { Supervisor } from '../../supervisors/supervisor.js'
 import type { HealthPlan } from '../health.js'
-import type { UpgradeSource } from '../strategy.js'
+import type { Strategy, UpgradeSource } from '../strategy.js'
 
 export interface UpgradePlan {
   pidFile: string
@@ -16,6 +16,11 @@ export interface UpgradePlan {
   source: UpgradeSource
   /** The server's hand-over protocol; default nginx. */
   supervisor?: Supervisor
+  /**
+   * Another strategy's steps instead of the hot upgrade's (strategy upstream: traffic shifting
+   * through a load balancer); the fleet, the release store and the safety layers stay the same.
+   */
+  strategy?: Strategy
   /**
    * Aborted when the job is cancelled: the run stops at the step it is in (a wait stops at
    * once) and rolls back what changed. Once only the old process's retire remains, it completes.
