@@ -7,13 +7,12 @@
  * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs.
  */
 import { readFileSync, writeFileSync } from 'node:fs'
-import { formatDuration } from './duration.js'
 import { INPUTS, type InputSpec } from './inputs.js'
-import { cancelOnSignals, perform } from './main.js'
-import { contextFromEnv, outputsOf, summaryMarkdown, versionsOf } from './report.js'
-import type { RolloutResult } from './rollout.js'
+import { cancelOnSignals, perform } from './app.js'
+import type { RolloutResult } from './fleet/tally.js'
+import { contextFromEnv, outputsOf, summaryMarkdown } from './report/index.js'
+import { terminalLogger, textReport } from './report/terminal.js'
 import { readSettings, SettingsError, type InputReader } from './settings.js'
-import type { Logger } from './upgrade/types.js'
 
 /** Bad command-line usage: nothing was touched. */
 export class UsageError extends Error {
@@ -79,22 +78,24 @@ function readValueFile(flag: string, path: string): string {
 }
 
 /** Parses the arguments after `node dist/index.js`. Throws UsageError. */
+/** The command word, when argv starts with one; returns where the flags begin. */
+function leadingCommand(argv: readonly string[], args: CliArgs): number {
+  const command = argv[0]
+  if (command === undefined || command.startsWith('-')) return 0
+  if (!(COMMANDS as readonly string[]).includes(command))
+    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`)
+  args.command = command as CliArgs['command']
+  return 1
+}
+
 export function parseArgs(argv: readonly string[]): CliArgs {
   const args: CliArgs = { command: 'deploy', values: new Map(), secretsInFlags: [], json: false }
-  let i = 0
-  let commandGiven = false
+  let i = leadingCommand(argv, args)
+  const commandGiven = i === 1
   const set = (name: string, value: string, flag: string) => {
     const before = args.values.get(name)
     if (before !== undefined && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`)
     args.values.set(name, before !== undefined ? `${before}\n${value}` : value)
-  }
-  if (argv[0] !== undefined && !argv[0].startsWith('-')) {
-    const command = argv[0]
-    if (!(COMMANDS as readonly string[]).includes(command))
-      throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`)
-    args.command = command as CliArgs['command']
-    commandGiven = true
-    i = 1
   }
   for (; i < argv.length; i++) {
     const arg = argv[i]!
@@ -205,7 +206,7 @@ export function helpText(): string {
   })
   return [
     'zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:',
-    'upload, USR2, health gate, drain of the old workers, QUIT, and automatic rollback.',
+    'upload, start of the new binary beside the old one, health gate, drain of the old workers, retire, and automatic rollback.',
     '',
     'Usage:',
     '  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
@@ -231,39 +232,6 @@ export function helpText(): string {
     'Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).',
     ''
   ].join('\n')
-}
-
-// --------------------------------------------------------------------------------- output
-
-/** Logs to a terminal: steps as headings, errors and warnings on stderr. */
-export function terminalLogger(out: NodeJS.WritableStream, err: NodeJS.WritableStream): Logger {
-  const tty = (out as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR
-  const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s)
-  return {
-    info: m => void out.write(`${m}\n`),
-    warn: m => void err.write(`warning: ${m}\n`),
-    // The machine's messages already name the host and the step.
-    error: m => void err.write(`error: ${m}\n`),
-    group: async (title, fn) => {
-      out.write(`${bold(`── ${title}`)}\n`)
-      return fn()
-    }
-  }
-}
-
-/** The end of a run, for people: one line per host and what to do now. */
-export function textReport(run: RolloutResult): string {
-  const lines = [`zerodown: ${run.result} in ${formatDuration(run.durationMs)}`]
-  for (const h of run.hosts) {
-    const at = h.failedStep ? ` at ${h.failedStep}` : ''
-    const steps = h.steps.map(s => `${s.name} ${formatDuration(s.ms)}${s.outcome === 'failed' ? ' ✗' : ''}`)
-    lines.push(
-      `  ${h.host}: ${h.result}${at}; ${versionsOf(h)}${steps.length ? `; ${steps.join(', ')}` : ''}`
-    )
-    if (h.error) lines.push(`    ${h.error}`)
-    if (h.repair?.length) lines.push('    repair it on the host:', ...h.repair.map(r => `      ${r}`))
-  }
-  return lines.join('\n') + '\n'
 }
 
 // ------------------------------------------------------------------------------------- run
