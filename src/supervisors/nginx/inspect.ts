@@ -51,10 +51,14 @@ export async function inspectMaster(
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
   const { cmd, exe } = await checkMaster(host, snap, pid, plan, note)
   const livePath = exe.path
-  const arch = (await host.run(['uname', '-m'])).stdout.trim()
-  const liveSha256 = await remoteSha256(host, livePath)
+  // No decision lies between these reads: issued together, they cost one round trip (pipelined).
+  const [uname, liveSha256, v] = await Promise.all([
+    host.run(['uname', '-m']),
+    remoteSha256(host, livePath),
+    host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
+  ])
+  const arch = uname.stdout.trim()
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
@@ -226,6 +230,7 @@ export async function verifyBinary(
   if (hazards.daemonOff)
     throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
   note("config test passed with the running master's arguments")
+  // Only a binary that passed its config test runs again (one that hangs would cost the timeout).
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
