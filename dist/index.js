@@ -43196,6 +43196,12 @@ var INPUTS = [
     required: false
   },
   {
+    name: "prestage",
+    description: "Upload and verify the new binary on every host of the run first, in parallel, before any host is signalled; a host that fails it stops the run before any host changes.",
+    default: "false",
+    required: false
+  },
+  {
     name: "jump-host",
     description: "Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.",
     default: "",
@@ -43373,9 +43379,9 @@ var UndoStack = class {
   get empty() {
     return this.undos.length === 0;
   }
-  /** Whether something that serves changed (an undo of a step past `prepare`). */
+  /** Whether something that serves changed (an undo of a step past `prepare` and `ready`). */
   get changed() {
-    return this.undos.some((u) => u.step.stage !== "prepare");
+    return this.undos.some((u) => u.step.stage !== "prepare" && u.step.stage !== "ready");
   }
   clear() {
     this.undos = [];
@@ -43440,7 +43446,7 @@ var HostRun = class {
    */
   async run(options = {}) {
     try {
-      const ended = await this.runStages(["prepare", "change"]);
+      const ended = await this.runStages(["prepare", "ready", "change"]);
       if (ended) return this.finish();
       if (options.hold) {
         this.report.result = "parked";
@@ -43450,6 +43456,33 @@ var HostRun = class {
       await this.complete();
     } catch (e) {
       await this.fail(e);
+    }
+    return this.finish();
+  }
+  /**
+   * Pre-staging: only the `prepare` steps (checks, upload, verify), the host left as it serves.
+   * Returns null when the host is ready for `run` (which goes on from there), or its final report
+   * when the run is over (nothing to do, or a failure, cleaned up).
+   */
+  async prepare() {
+    try {
+      if (!await this.runStages(["prepare"])) return null;
+    } catch (e) {
+      await this.fail(e);
+    }
+    return this.finish();
+  }
+  /**
+   * A host pre-staged but never changed, because the run stopped: its clean-ups (the staged file)
+   * run, its lock is released, and it ends `untouched`.
+   */
+  async release(reason) {
+    this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`);
+    await this.fail(new StepError("rollback", reason), { quiet: true });
+    if (this.report.result === "failed" && this.report.rollbackError === void 0) {
+      this.report.result = "untouched";
+      delete this.report.failedStep;
+      delete this.report.error;
     }
     return this.finish();
   }
@@ -44464,10 +44497,13 @@ async function inspectMaster(host, plan, note) {
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note);
   const { cmd, exe } = await checkMaster(host, snap, pid, plan, note);
   const livePath = exe.path;
-  const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
-  const liveSha256 = await remoteSha256(host, livePath);
+  const [uname, liveSha256, v] = await Promise.all([
+    host.run(["uname", "-m"]),
+    remoteSha256(host, livePath),
+    host.run([`/proc/${pid}/exe`, "-v"], { sudo: host.sudo, timeoutMs: 15e3 })
+  ]);
+  const arch2 = uname.stdout.trim();
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`);
-  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo: host.sudo, timeoutMs: 15e3 });
   const version = parseVersion(v.stderr + v.stdout);
   const workers = liveChildren(snap, pid).map((p) => p.pid);
   note(
@@ -44903,6 +44939,14 @@ var HostUpgrade = class {
   run(options = {}) {
     return this.engine.run({ hold: options.park });
   }
+  /** Pre-staging: preflight, upload and verify only; null when ready for `run`, else the final report. */
+  prestage() {
+    return this.engine.prepare();
+  }
+  /** A pre-staged host that will not run (the run stopped): what was staged is removed, it ends untouched. */
+  release(reason) {
+    return this.engine.release(reason);
+  }
   /** After a park: the fleet passed; the old process is retired. */
   commit() {
     return this.engine.commit();
@@ -45167,6 +45211,12 @@ function describePlan(settings, batches, hasCanary, park) {
 }
 
 // src/fleet/pool.ts
+var PHASE_NAMES = {
+  prestage: "pre-staging",
+  commit: "commit",
+  abort: "fleet rollback",
+  release: "pre-staged file removed"
+};
 var Pool = class {
   constructor(out, batchName) {
     this.out = out;
@@ -45191,7 +45241,7 @@ var Pool = class {
   async phase(slot, kind, live, fn) {
     const out = this.out;
     const label = slot.target.label;
-    const what = kind === "run" ? this.batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
+    const what = kind === "run" ? this.batchName(slot.batch) : PHASE_NAMES[kind];
     const t0 = Date.now();
     const closing = () => {
       const r = slot.report;
@@ -45256,6 +45306,46 @@ function heartbeat(out, slots, ms) {
   }, ms);
   timer.unref?.();
   return timer;
+}
+
+// src/fleet/prestage.ts
+var PRESTAGE_WIDTH = 16;
+async function prestageAll(o) {
+  const width = Math.max(o.width, PRESTAGE_WIDTH);
+  o.out.line(
+    "info",
+    `pre-staging: uploading and verifying the new binary on ${o.slots.length} host(s), ${Math.min(width, o.slots.length)} at a time, before any host is signalled`
+  );
+  const failed = () => o.slots.filter((s) => s.report !== void 0 && !passed(s.report));
+  await o.pool.each(
+    o.slots,
+    "prestage",
+    width,
+    async (slot) => {
+      const upgrade = await o.start(slot);
+      const ended = await upgrade?.prestage();
+      if (ended) slot.report = ended;
+    },
+    () => failed().length > 0 || o.cancelled()
+  );
+  const bad = failed();
+  if (bad.length === 0 && !o.cancelled()) {
+    o.out.line("info", `pre-staging done: every host holds the verified new binary`);
+    return true;
+  }
+  const reason = o.cancelled() ? "the run was cancelled during pre-staging" : `pre-staging failed on ${bad.map((s) => `${s.target.label} (at ${s.report.failedStep ?? "an unknown step"})`).join(", ")}`;
+  o.out.line(
+    o.cancelled() ? "warn" : "error",
+    `${reason}: no host is signalled; every host keeps its old version`,
+    {
+      step: "prestage"
+    }
+  );
+  const ready = o.slots.filter((s) => s.upgrade !== void 0 && s.report === void 0);
+  await o.pool.each(ready, "release", width, async (slot) => {
+    slot.report = await slot.upgrade.release(reason);
+  });
+  return false;
 }
 
 // src/fleet/tally.ts
@@ -45329,16 +45419,22 @@ async function runRollout(settings, plan, deps) {
   const batchName = batchNamer(batches, hasCanary);
   const pool = new Pool(out, batchName);
   const connect = (slot) => connectSlot(slot, deps.connect, via);
-  const runOne = async (slot) => {
+  const start = async (slot) => {
     const host = await connect(slot).catch((e) => {
       connectFailed(slot, e, { via, jumpHost: settings.jumpHost !== void 0 });
       return null;
     });
-    if (host === null) return;
+    if (host === null) return null;
     const upgrade = new HostUpgrade(host, plan, slot.log, deps.wrap);
     slot.upgrade = upgrade;
     upgrade.report.batch = slot.batch;
     if (slot.connectStep) upgrade.report.steps.push(slot.connectStep);
+    return upgrade;
+  };
+  const runOne = async (slot) => {
+    if (slot.report !== void 0) return;
+    const upgrade = slot.upgrade ?? await start(slot);
+    if (upgrade === null) return;
     slot.report = await upgrade.run({ park });
   };
   const beat = heartbeat(out, slots, deps.heartbeatMs ?? 3e4);
@@ -45346,19 +45442,22 @@ async function runRollout(settings, plan, deps) {
   const cancelled = () => plan.signal?.aborted === true;
   try {
     if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
-    stopped = await runBatches({
-      settings,
-      out,
-      pool,
-      slots,
-      batches,
-      batchName,
-      hasCanary,
-      park,
-      cancelled,
-      connect,
-      runOne
-    });
+    if (settings.prestage && !await prestageAll({ out, pool, slots, width, cancelled, start }))
+      stopped = true;
+    else
+      stopped = await runBatches({
+        settings,
+        out,
+        pool,
+        slots,
+        batches,
+        batchName,
+        hasCanary,
+        park,
+        cancelled,
+        connect,
+        runOne
+      });
   } catch (e) {
     stopped = true;
     out.line("error", `the rollout stopped on an internal error: ${e.message}`, {
@@ -46357,48 +46456,31 @@ var RemoteShell = class {
   }
   channel;
   hostName;
-  pending = null;
+  pending = [];
   outBuf = Buffer.alloc(0);
   errBuf = Buffer.alloc(0);
-  queue = Promise.resolve();
   dead = false;
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
   fail(error2) {
     this.dead = true;
-    const p = this.pending;
-    this.pending = null;
-    p?.reject(error2);
+    const [head, ...rest] = this.pending.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      head.reject(error2);
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
   }
   close() {
     this.dead = true;
     this.channel.close();
   }
-  /** Runs one command line; commands are serialized on this channel. */
+  /** Runs one command line; commands run in the order asked, on this channel. */
   run(line2, timeoutMs) {
-    const next = this.queue.then(() => this.runNow(line2, timeoutMs));
-    this.queue = next.catch(() => void 0);
-    return next;
-  }
-  runNow(line2, timeoutMs) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
     const mark = "ZD" + randomBytes2(12).toString("hex");
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new CommandTimeoutError(this.hostName, line2, timeoutMs));
-        this.channel.close();
-      }, timeoutMs);
-      this.pending = {
-        mark,
-        out: [],
-        err: [],
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        }
-      };
+      this.pending.push({ mark, line: line2, timeoutMs, resolve, reject });
+      if (this.pending.length === 1) this.startTimer();
       this.channel.write(
         `( ${line2}
 ) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
@@ -46406,20 +46488,33 @@ var RemoteShell = class {
       );
     });
   }
+  /** The command at the head of the line runs now: its timeout starts. */
+  startTimer() {
+    const head = this.pending[0];
+    if (!head) return;
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
+      this.channel.close();
+    }, head.timeoutMs);
+  }
   settle() {
-    const p = this.pending;
-    if (!p) return;
-    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString("latin1"));
-    const errAt = this.errBuf.indexOf(`
+    for (; ; ) {
+      const p = this.pending[0];
+      if (!p) return;
+      const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString("latin1"));
+      const errAt = this.errBuf.indexOf(`
 ${p.mark}
 `);
-    if (!outEnd || errAt < 0) return;
-    const stdout = this.outBuf.subarray(0, outEnd.index).toString("utf8");
-    const stderr = this.errBuf.subarray(0, errAt).toString("utf8");
-    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length);
-    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2);
-    this.pending = null;
-    p.resolve({ stdout, stderr, code: Number(outEnd[1]) });
+      if (!outEnd || errAt < 0) return;
+      const stdout = this.outBuf.subarray(0, outEnd.index).toString("utf8");
+      const stderr = this.errBuf.subarray(0, errAt).toString("utf8");
+      this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length);
+      this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2);
+      this.pending.shift();
+      clearTimeout(p.timer);
+      this.startTimer();
+      p.resolve({ stdout, stderr, code: Number(outEnd[1]) });
+    }
   }
 };
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -46936,6 +47031,7 @@ function readSettings(read) {
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
     rollbackFleet: bool(read, "rollback-fleet", true),
+    prestage: bool(read, "prestage", false),
     jumpHost: void 0,
     jumpPrivateKey: privateKey(read, "jump-private-key"),
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
@@ -48100,18 +48196,21 @@ function lockStep(s, o, journal) {
       }
       s.releaseDir = releaseDir;
       const path = lockPath(releaseDir);
-      s.lock = await HostLock.acquire(host, {
-        path,
-        token: o.token,
-        leaseMs: o.lockLeaseMs,
-        owner: o.owner,
-        warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
-      });
+      const [lock, wd] = await Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ]);
+      s.lock = lock;
       journal.update(host.name, { lock: path, phase: "locked" });
       note(
         `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
       );
-      const wd = await inspectWatchdog(host, watchdogDir(releaseDir));
       if (wd?.running && wd.token !== o.token)
         throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
       if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
@@ -48170,7 +48269,8 @@ async function disarm(host, s, o, verdict, note) {
 function armStep(s, state, o, journal) {
   return {
     name: "watchdog",
-    stage: "prepare",
+    // Armed right before the swap, never at pre-staging: its lease starts when it is armed.
+    stage: "ready",
     async run({ host, note }) {
       const r = state.running;
       journal.update(host.name, {

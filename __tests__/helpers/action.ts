@@ -80,7 +80,10 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
   }
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
   return new Promise(resolvePromise => {
-    const child = spawn(NODE24, [options.bundle ?? join(ROOT, 'dist/index.js'), ...(options.args ?? [])], { env, cwd: ROOT })
+    const child = spawn(NODE24, [options.bundle ?? join(ROOT, 'dist/index.js'), ...(options.args ?? [])], {
+      env,
+      cwd: ROOT
+    })
     let log = ''
     let killed = false
     const onData = (d: Buffer) => {
