@@ -101,6 +101,8 @@ describe('prestage', () => {
       confWith(sb, c, 'worker_processes', 'no_such_directive on;\nworker_processes')
     )
     const before = sb.hosts.map(h => hostState(sb, h))
+    // The first case's upgrade kept its previous binary beside the live one: the run adds nothing.
+    const oursBefore = sb.hosts.map(h => ours(h))
     const run = await runAction(inputs())
     expect(run.code).toBe(1)
     expect(run.outputs.result).toBe('failed')
@@ -123,7 +125,9 @@ describe('prestage', () => {
         false,
         before[i]!.masters
       ])
-      expect([h.address, ours(h)]).toEqual([h.address, []])
+      expect([h.address, ours(h)]).toEqual([h.address, oursBefore[i]])
+      expect(ours(h)).not.toContain('.nginx.zerodown-new')
+      expect(ours(h)).not.toContain('lock')
     })
     for (const h of sb.hosts) expect(await health(h)).toBe('200 ok')
   })
