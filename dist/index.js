@@ -43734,9 +43734,9 @@ var UndoStack = class {
   get empty() {
     return this.undos.length === 0;
   }
-  /** Whether something that serves changed (an undo of a step past `prepare`). */
+  /** Whether something that serves changed (an undo of a step past `prepare` and `ready`). */
   get changed() {
-    return this.undos.some((u) => u.step.stage !== "prepare");
+    return this.undos.some((u) => u.step.stage !== "prepare" && u.step.stage !== "ready");
   }
   clear() {
     this.undos = [];
@@ -43801,7 +43801,7 @@ var HostRun = class {
    */
   async run(options = {}) {
     try {
-      const ended = await this.runStages(["prepare", "change"]);
+      const ended = await this.runStages(["prepare", "ready", "change"]);
       if (ended) return this.finish();
       if (options.hold) {
         this.report.result = "parked";
@@ -43811,6 +43811,33 @@ var HostRun = class {
       await this.complete();
     } catch (e) {
       await this.fail(e);
+    }
+    return this.finish();
+  }
+  /**
+   * Pre-staging: only the `prepare` steps (checks, upload, verify), the host left as it serves.
+   * Returns null when the host is ready for `run` (which goes on from there), or its final report
+   * when the run is over (nothing to do, or a failure, cleaned up).
+   */
+  async prepare() {
+    try {
+      if (!await this.runStages(["prepare"])) return null;
+    } catch (e) {
+      await this.fail(e);
+    }
+    return this.finish();
+  }
+  /**
+   * A host pre-staged but never changed, because the run stopped: its clean-ups (the staged file)
+   * run, its lock is released, and it ends `untouched`.
+   */
+  async release(reason) {
+    this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`);
+    await this.fail(new StepError("rollback", reason), { quiet: true });
+    if (this.report.result === "failed" && this.report.rollbackError === void 0) {
+      this.report.result = "untouched";
+      delete this.report.failedStep;
+      delete this.report.error;
     }
     return this.finish();
   }
@@ -45953,16 +45980,16 @@ async function inspectMaster2(host, plan, note) {
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
   const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
   const livePath = exe.path;
-  const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
-  const liveSha256 = await remoteSha256(host, livePath);
-  if (liveSha256 === null) fail2(`${livePath} does not exist on the host, although the master runs it`);
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
-  let version = null;
   if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
-  else {
-    const v = await host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 });
-    version = parseVersion2(v.stderr + v.stdout);
-  }
+  const [uname, liveSha256, v] = await Promise.all([
+    host.run(["uname", "-m"]),
+    remoteSha256(host, livePath),
+    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 })
+  ]);
+  const arch2 = uname.stdout.trim();
+  if (liveSha256 === null) fail2(`${livePath} does not exist on the host, although the master runs it`);
+  const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
   const workers2 = liveChildren(snap, pid).map((p) => p.pid);
   note(
     `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
@@ -46994,6 +47021,14 @@ var HostUpgrade = class {
   run(options = {}) {
     return this.engine.run({ hold: options.park });
   }
+  /** Pre-staging: preflight, upload and verify only; null when ready for `run`, else the final report. */
+  prestage() {
+    return this.engine.prepare();
+  }
+  /** A pre-staged host that will not run (the run stopped): what was staged is removed, it ends untouched. */
+  release(reason) {
+    return this.engine.release(reason);
+  }
   /** After a park: the fleet passed; the old process is retired. */
   commit() {
     return this.engine.commit();
@@ -47261,6 +47296,12 @@ var HostLog = class {
 };
 
 // src/fleet/pool.ts
+var PHASE_NAMES = {
+  prestage: "pre-staging",
+  commit: "commit",
+  abort: "fleet rollback",
+  release: "pre-staged file removed"
+};
 var Pool = class {
   constructor(out, batchName) {
     this.out = out;
@@ -47285,7 +47326,7 @@ var Pool = class {
   async phase(slot, kind, live2, fn) {
     const out = this.out;
     const label = slot.target.label;
-    const what = kind === "run" ? this.batchName(slot.batch) : kind === "commit" ? "commit" : "fleet rollback";
+    const what = kind === "run" ? this.batchName(slot.batch) : PHASE_NAMES[kind];
     const t0 = Date.now();
     const closing = () => {
       const r = slot.report;
@@ -47350,6 +47391,46 @@ function heartbeat(out, slots, ms) {
   }, ms);
   timer.unref?.();
   return timer;
+}
+
+// src/fleet/prestage.ts
+var PRESTAGE_WIDTH = 16;
+async function prestageAll(o) {
+  const width = Math.max(o.width, PRESTAGE_WIDTH);
+  o.out.line(
+    "info",
+    `pre-staging: uploading and verifying the new binary on ${o.slots.length} host(s), ${Math.min(width, o.slots.length)} at a time, before any host is signalled`
+  );
+  const failed = () => o.slots.filter((s) => s.report !== void 0 && !passed(s.report));
+  await o.pool.each(
+    o.slots,
+    "prestage",
+    width,
+    async (slot) => {
+      const upgrade = await o.start(slot);
+      const ended = await upgrade?.prestage();
+      if (ended) slot.report = ended;
+    },
+    () => failed().length > 0 || o.cancelled()
+  );
+  const bad = failed();
+  if (bad.length === 0 && !o.cancelled()) {
+    o.out.line("info", `pre-staging done: every host holds the verified new binary`);
+    return true;
+  }
+  const reason = o.cancelled() ? "the run was cancelled during pre-staging" : `pre-staging failed on ${bad.map((s) => `${s.target.label} (at ${s.report.failedStep ?? "an unknown step"})`).join(", ")}`;
+  o.out.line(
+    o.cancelled() ? "warn" : "error",
+    `${reason}: no host is signalled; every host keeps its old version`,
+    {
+      step: "prestage"
+    }
+  );
+  const ready = o.slots.filter((s) => s.upgrade !== void 0 && s.report === void 0);
+  await o.pool.each(ready, "release", width, async (slot) => {
+    slot.report = await slot.upgrade.release(reason);
+  });
+  return false;
 }
 
 // src/fleet/tally.ts
@@ -47423,16 +47504,22 @@ async function runRollout(settings, plan, deps) {
   const batchName = batchNamer(batches, hasCanary);
   const pool = new Pool(out, batchName);
   const connect = (slot) => connectSlot(slot, deps.connect, via);
-  const runOne = async (slot) => {
+  const start = async (slot) => {
     const host = await connect(slot).catch((e) => {
       connectFailed(slot, e, { via, jumpHost: settings.jumpHost !== void 0 });
       return null;
     });
-    if (host === null) return;
+    if (host === null) return null;
     const upgrade = new HostUpgrade(host, plan, slot.log, deps.wrap);
     slot.upgrade = upgrade;
     upgrade.report.batch = slot.batch;
     if (slot.connectStep) upgrade.report.steps.push(slot.connectStep);
+    return upgrade;
+  };
+  const runOne = async (slot) => {
+    if (slot.report !== void 0) return;
+    const upgrade = slot.upgrade ?? await start(slot);
+    if (upgrade === null) return;
     slot.report = await upgrade.run({ park });
   };
   const beat = heartbeat(out, slots, deps.heartbeatMs ?? 3e4);
@@ -47440,19 +47527,22 @@ async function runRollout(settings, plan, deps) {
   const cancelled = () => plan.signal?.aborted === true;
   try {
     if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
-    stopped = await runBatches({
-      settings,
-      out,
-      pool,
-      slots,
-      batches,
-      batchName,
-      hasCanary,
-      park,
-      cancelled,
-      connect,
-      runOne
-    });
+    if (settings.prestage && !await prestageAll({ out, pool, slots, width, cancelled, start }))
+      stopped = true;
+    else
+      stopped = await runBatches({
+        settings,
+        out,
+        pool,
+        slots,
+        batches,
+        batchName,
+        hasCanary,
+        park,
+        cancelled,
+        connect,
+        runOne
+      });
   } catch (e) {
     stopped = true;
     out.line("error", `the rollout stopped on an internal error: ${e.message}`, {
@@ -48603,51 +48693,32 @@ var RemoteShell = class {
   }
   channel;
   hostName;
-  pending = null;
+  pending = [];
   // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
   out = new OutputReader();
   err = new OutputReader();
-  queue = Promise.resolve();
   dead = false;
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
   fail(error2) {
     this.dead = true;
-    const p = this.pending;
-    this.pending = null;
-    p?.reject(error2);
+    const [head, ...rest] = this.pending.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      head.reject(error2);
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
   }
   close() {
     this.dead = true;
     this.channel.close();
   }
-  /** Runs one command line; commands are serialized on this channel. */
+  /** Runs one command line; commands run in the order asked, on this channel. */
   run(line2, timeoutMs) {
-    const next = this.queue.then(() => this.runNow(line2, timeoutMs));
-    this.queue = next.catch(() => void 0);
-    return next;
-  }
-  runNow(line2, timeoutMs) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
     const mark = "ZD" + randomBytes3(12).toString("hex");
     return new Promise((resolve2, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new CommandTimeoutError(this.hostName, line2, timeoutMs));
-        this.channel.close();
-      }, timeoutMs);
-      this.out.expect(`
-${mark} `);
-      this.err.expect(`
-${mark}`);
-      this.pending = {
-        mark,
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve2(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        }
-      };
+      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
+      if (this.pending.length === 1) this.begin();
       this.channel.write(
         `( ${line2}
 ) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
@@ -48655,14 +48726,31 @@ ${mark}`);
       );
     });
   }
+  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
+  begin() {
+    const head = this.pending[0];
+    if (!head) return;
+    this.out.expect(`
+${head.mark} `);
+    this.err.expect(`
+${head.mark}`);
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
+      this.channel.close();
+    }, head.timeoutMs);
+  }
   settle() {
-    const p = this.pending;
-    if (!p) return;
-    const out = this.out.result();
-    const err = this.err.result();
-    if (!out || !err) return;
-    this.pending = null;
-    p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
+    for (; ; ) {
+      const p = this.pending[0];
+      if (!p) return;
+      const out = this.out.result();
+      const err = this.err.result();
+      if (!out || !err) return;
+      this.pending.shift();
+      clearTimeout(p.timer);
+      this.begin();
+      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
+    }
   }
 };
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -49335,6 +49423,7 @@ function readSettings(read) {
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
     rollbackFleet: bool(read, "rollback-fleet", CAN_HOLD[supervisor]),
+    prestage: bool(read, "prestage", false),
     jumpHost: void 0,
     jumpPrivateKey: privateKey(read, "jump-private-key"),
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
@@ -50278,18 +50367,21 @@ function lockStep(s, o, journal) {
       if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
       s.releaseDir = releaseDir;
       const path = lockPath(releaseDir);
-      s.lock = await HostLock.acquire(host, {
-        path,
-        token: o.token,
-        leaseMs: o.lockLeaseMs,
-        owner: o.owner,
-        warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
-      });
+      const [lock, wd] = await Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ]);
+      s.lock = lock;
       journal.update(host.name, { lock: path, phase: "locked" });
       note(
         `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
       );
-      const wd = await inspectWatchdog(host, watchdogDir(releaseDir));
       if (wd?.running && wd.token !== o.token)
         throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
       if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
@@ -50348,7 +50440,8 @@ async function disarm(host, s, o, verdict2, note) {
 function armStep(s, state, o, journal) {
   return {
     name: "watchdog",
-    stage: "prepare",
+    // Armed right before the swap, never at pre-staging: its lease starts when it is armed.
+    stage: "ready",
     async run({ host, note }) {
       const r = state.running;
       journal.update(host.name, {
@@ -52173,6 +52266,12 @@ var INPUTS = [
     name: "rollback-fleet",
     description: "When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.",
     default: "",
+    required: false
+  },
+  {
+    name: "prestage",
+    description: "Upload and verify the new binary on every host of the run first, in parallel, before any host is signalled; a host that fails it stops the run before any host changes.",
+    default: "false",
     required: false
   },
   {

@@ -253,6 +253,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'prestage',
+    description:
+      'Upload and verify the new binary on every host of the run first, in parallel, before any host is signalled; a host that fails it stops the run before any host changes.',
+    default: 'false',
+    required: false
+  },
+  {
     name: 'jump-host',
     description:
       'Bastion to reach the hosts through, as [user@]host[:port]; its host key is verified like any other.',

@@ -106,6 +106,8 @@ export interface Settings {
   canary: number
   maxParallel: number
   rollbackFleet: boolean
+  /** Upload and verify on every host before any host is signalled. */
+  prestage: boolean
   jumpHost?: HostTarget
   jumpPrivateKey?: string
 
@@ -528,6 +530,7 @@ export function readSettings(read: InputReader): Settings {
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
     rollbackFleet: bool(read, 'rollback-fleet', CAN_HOLD[supervisor]),
+    prestage: bool(read, 'prestage', false),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
 

@@ -42,6 +42,16 @@ export class HostUpgrade {
     return this.engine.run({ hold: options.park })
   }
 
+  /** Pre-staging: preflight, upload and verify only; null when ready for `run`, else the final report. */
+  prestage(): Promise<HostReport | null> {
+    return this.engine.prepare()
+  }
+
+  /** A pre-staged host that will not run (the run stopped): what was staged is removed, it ends untouched. */
+  release(reason: string): Promise<HostReport> {
+    return this.engine.release(reason)
+  }
+
   /** After a park: the fleet passed; the old process is retired. */
   commit(): Promise<HostReport> {
     return this.engine.commit()

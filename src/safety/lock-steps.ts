@@ -65,19 +65,24 @@ export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Ste
       if (master !== null) await trustOrRefuse(host, o, master, releaseDir)
       s.releaseDir = releaseDir
       const path = lockPath(releaseDir)
-      s.lock = await HostLock.acquire(host, {
-        path,
-        token: o.token,
-        leaseMs: o.lockLeaseMs,
-        owner: o.owner,
-        warn: m => log.warn(m, { host: host.name, step: 'preflight' })
-      })
+      // The watchdog's state is read along with the lock taken (one round trip, pipelined); it is
+      // judged only once the lock is ours, and only a lock holder starts a watchdog.
+      const [lock, wd] = await Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: m => log.warn(m, { host: host.name, step: 'preflight' })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ])
+      s.lock = lock
       journal.update(host.name, { lock: path, phase: 'locked' })
       note(
         `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
       )
       // Stale state of an earlier run: its watchdog.
-      const wd = await inspectWatchdog(host, watchdogDir(releaseDir))
       if (wd?.running && wd.token !== o.token)
         throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? '')
       if (wd && !wd.running && wd.verdict === 'rollback' && wd.result !== null) {

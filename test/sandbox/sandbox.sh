@@ -6,6 +6,7 @@
 #
 #   sandbox.sh up --dir DIR --first 11 --count N [--ssh-port 2222] [--http-port 8080]
 #                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx] [--server nginx]
+#                 [--net 127.0.0] [--workers 2]
 #   sandbox.sh down --dir DIR
 #   sandbox.sh exec --dir DIR --host 11 -- CMD...
 #   sandbox.sh nginx-start --dir DIR --host 11 [--reset]
@@ -144,6 +145,9 @@ SHARED_TMP=0
 RESET=0
 NGINX_SRC=/usr/sbin/nginx
 SERVER=nginx
+# the first three octets of every host's address (127.0.1 for NET.X), and nginx workers per host
+NET=127.0.0
+WORKERS=2
 CMD_ARGS=()
 
 parse_args() {
@@ -159,6 +163,8 @@ parse_args() {
       --watch-start) WATCH_START=${2:?}; shift 2 ;;
       --nginx) NGINX_SRC=${2:?--nginx needs a value}; shift 2 ;;
       --server) SERVER=${2:?--server needs a value}; shift 2 ;;
+      --net) NET=${2:?--net needs a value}; shift 2 ;;
+      --workers) WORKERS=${2:?--workers needs a value}; shift 2 ;;
       --shared-tmp) SHARED_TMP=1; shift ;;
       --reset) RESET=1; shift ;;
       --) shift; CMD_ARGS=("$@"); break ;;
@@ -188,6 +194,8 @@ need_host() {
   need_int --host "$HID"
   H=$DIR/hosts/$HID
   [[ -d $H ]] || die "no host $HOST in $DIR"
+  NET=$(cat "$DIR/net" 2>/dev/null || echo 127.0.0)
+  WORKERS=$(cat "$DIR/workers" 2>/dev/null || echo 2)
 }
 
 host_sshd_pid() {
@@ -292,7 +300,7 @@ write_nginx_conf() { # $1 = host dir, $2 = address
 # written by test/sandbox/sandbox.sh for host $2
 daemon on;
 master_process on;
-worker_processes 2;
+worker_processes $WORKERS;
 pid /run/nginx.pid;
 error_log /srv/app/logs/error.log notice;
 
@@ -387,7 +395,7 @@ non_ssh_pids() {
 }
 
 start_nginx() { # uses H, HID, SSHD_PID; prints nothing; sets NGINX_PID
-  local addr=127.0.0.$HID i pid st
+  local addr=$NET.$HID i pid st
   local drop=(setpriv --reuid="$SB_USER" --regid="$SB_USER" --init-groups --)
   command -v setpriv >/dev/null 2>&1 || drop=(runuser -u "$SB_USER" --)
   rm -f "$H/run/nginx.pid" "$H/run/nginx.pid.oldbin"
@@ -438,7 +446,7 @@ cmd_nginx_start() {
   read_host_ports
   if ((RESET)); then
     stop_nginx
-    install_nginx_files "$H" "127.0.0.$HID"
+    install_nginx_files "$H" "$NET.$HID"
   else
     local m pid
     m=$(nginx_masters)
@@ -566,7 +574,7 @@ cmd_down() {
 # ---------------------------------------------------------------- up
 
 start_host() { # $1 = last octet
-  local x=$1 addr=127.0.0.$1 h=$DIR/hosts/$1 sd i pid ns
+  local x=$1 addr=$NET.$1 h=$DIR/hosts/$1 sd i pid ns
   H=$h
   HID=$x
   sd=$h/run/zerodown-sandbox
@@ -683,7 +691,10 @@ cmd_up() {
   need_int --ssh-port "$SSH_PORT"
   need_int --http-port "$HTTP_PORT"
   ((COUNT >= 1)) || die "--count must be >= 1"
-  ((FIRST >= 2 && FIRST + COUNT - 1 <= 254)) || die "hosts must stay within 127.0.0.2..127.0.0.254"
+  ((FIRST >= 2 && FIRST + COUNT - 1 <= 254)) || die "hosts must stay within $NET.2..$NET.254"
+  [[ $NET =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "--net must be the first three octets of a loopback address (127.A.B), got '$NET'"
+  need_int --workers "$WORKERS"
+  ((WORKERS >= 1)) || die "--workers must be >= 1"
   [[ -z $WATCH_PID ]] || need_int --watch-pid "$WATCH_PID"
   need_server
 
@@ -703,6 +714,8 @@ cmd_up() {
   trap 'if ((UP_OK == 0)); then log "up failed: cleaning up $DIR"; do_down; fi' EXIT
 
   ensure_users
+  printf '%s\n' "$NET" >"$DIR/net"
+  printf '%s\n' "$WORKERS" >"$DIR/workers"
   make_keys
   : >"$DIR/known_hosts"
   : >"$DIR/fingerprints"

@@ -96,6 +96,10 @@ export interface SandboxUpOptions {
   dir?: string
   /** hosts share the machine's /tmp instead of having their own */
   sharedTmp?: boolean
+  /** the first three octets of the hosts' addresses (default '127.0.0'; '127.0.1' for 127.0.1.X) */
+  net?: string
+  /** nginx workers per host (default 2; 1 for light hosts in fleet benchmarks) */
+  workers?: number
   /** pass sandbox.sh's stderr through (default: captured, shown only on failure) */
   verbose?: boolean
   /** what every host serves with (sandbox.sh up --server): nginx (default), haproxy, ... */
@@ -359,6 +363,8 @@ export function sandboxUp(opts: SandboxUpOptions): Sandbox {
   if (opts.httpPort !== undefined) args.push('--http-port', String(opts.httpPort))
   if (opts.sharedTmp) args.push('--shared-tmp')
   if (opts.server !== undefined) args.push('--server', opts.server)
+  if (opts.net !== undefined) args.push('--net', opts.net)
+  if (opts.workers !== undefined) args.push('--workers', String(opts.workers))
   args.push('--watch-pid', String(process.pid))
   installHooks()
   const out = runScript(args, opts.verbose)

@@ -76,17 +76,18 @@ export async function inspectMaster(
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
   const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
   const livePath = exe.path
-  const arch = (await host.run(['uname', '-m'])).stdout.trim()
-  const liveSha256 = await remoteSha256(host, livePath)
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
   // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced })
-  let version: string | null = null
   if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
-  else {
-    const v = await host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
-    version = parseVersion(v.stderr + v.stdout)
-  }
+  // No decision lies between these reads: issued together, they cost one round trip (pipelined).
+  const [uname, liveSha256, v] = await Promise.all([
+    host.run(['uname', '-m']),
+    remoteSha256(host, livePath),
+    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
+  ])
+  const arch = uname.stdout.trim()
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  const version = v === null ? null : parseVersion(v.stderr + v.stdout)
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
     `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
@@ -270,6 +271,7 @@ export async function verifyBinary(
   if (hazards.daemonOff)
     throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
   note("config test passed with the running master's arguments")
+  // Only a binary that passed its config test runs again (one that hangs would cost the timeout).
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
