@@ -64,4 +64,12 @@ describe('strategy upstream inputs', () => {
       "Input 'upstream-host': is set but strategy is hot-upgrade. Set strategy: upstream, or remove it"
     )
   })
+
+  it("takes canary-duration's default (0s, passed along by GitHub and the CLI) as unset with the hot upgrade", () => {
+    expect(settingsWith({ 'canary-duration': '0s' }).strategy).toBe('hot-upgrade')
+    expect(settingsWith({ 'canary-duration': '0' }).upstream).toBeUndefined()
+    expect(() => settingsWith({ 'canary-duration': '30s' })).toThrow(
+      "Input 'canary-duration': is set but strategy is hot-upgrade"
+    )
+  })
 })

@@ -619,6 +619,11 @@ function checkCombinations(s: Settings): void {
 
 const UPSTREAM_INPUTS = ['upstream-host', 'upstream-file', 'upstream-name', 'restart-command'] as const
 
+/** A duration of zero (`0`, `0s`, `0ms`): the same as none. */
+function noDuration(value: string): boolean {
+  return parseDuration(value) === 0
+}
+
 /** The upstream strategy's inputs; undefined (and none of them set) for hot-upgrade. */
 function upstreamSettings(
   read: InputReader,
@@ -627,8 +632,10 @@ function upstreamSettings(
   port: number
 ): UpstreamSettings | undefined {
   if (s.strategy !== 'upstream') {
+    // canary-duration has a default (0s) that GitHub and the CLI pass along with every run: only a
+    // value other than no duration at all says the user meant the upstream strategy.
     for (const name of [...UPSTREAM_INPUTS, 'canary-duration'])
-      if (line(read, name) !== undefined)
+      if (line(read, name) !== undefined && !(name === 'canary-duration' && noDuration(line(read, name)!)))
         throw new SettingsError(
           name,
           'is set but strategy is hot-upgrade',

