@@ -74,7 +74,9 @@ describe('strategy upstream through a real nginx load balancer', () => {
     expect(fast.failed).toBe(0)
     expect(slow.requests).toBeGreaterThan(3)
     expect(slow.failed).toBe(0)
-    expect(retried(l.logFrom)).toEqual([])
+    const again = retried(l.logFrom)
+    console.log(`requests nginx retried on another server: ${again.length}`)
+    expect(again).toEqual([])
     expect(u.upstreamFile()).toBe(u.initialFile)
     // Each host: out, then back at its weight (3); every drain ended with no connection left.
     for (const r of run.reports) {
@@ -142,6 +144,32 @@ describe('strategy upstream through a real nginx load balancer', () => {
     expect(run.error).toContain('+    keepalive 16;')
     expect(u.upstreamFile()).toBe(edited)
     for (const b of u.backends) expect(await u.version(b)).toBe('2.0.0')
+  })
+
+  it('stops before taking a host out when the SSH user may not write beside its binary, naming the folder and the fix', async () => {
+    const b = u.backends[0]!
+    const bin = u.sb.hostPath(b, '/srv/app/bin')
+    const owner = fs.statSync(bin)
+    const before = fs.readdirSync(bin)
+    fs.chownSync(bin, 0, 0)
+    try {
+      const run = await runUpstream(u, u.build('2.0.0'))
+      expect(run.error).toBeUndefined()
+      expect(run.reports).toHaveLength(1)
+      const [r] = run.reports
+      expect(r!.result).toBe('failed')
+      expect(r!.failedStep).toBe('upload')
+      expect(r!.error).toMatch(
+        /cannot write the staging file \/srv\/app\/bin\/\.app\.zerodown-new: the SSH user may not write in \/srv\/app\/bin, .* Give the folder to the deploy user \(chown\), or set sudo: true/
+      )
+      // Never taken out of the block; nothing new beside the binary; still the old version.
+      expect(r!.weights?.map(w => w.weight)).toEqual([3])
+      expect(u.upstreamFile()).toBe(u.initialFile)
+      expect(fs.readdirSync(bin)).toEqual(before)
+      for (const x of u.backends) expect(await u.version(x)).toBe('1.0.0')
+    } finally {
+      fs.chownSync(bin, owner.uid, owner.gid)
+    }
   })
 
   it('puts the previous file back when nginx -t fails, and reloads nothing', async () => {

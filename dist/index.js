@@ -44099,7 +44099,11 @@ async function stageBinary(host, o) {
         await host.run(["rm", "-f", "--", tmp]).catch(() => void 0);
       }
     } else {
-      await host.upload(o.localPath, staging, o.onProgress);
+      await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
+        if (!/permission denied/i.test(e.message)) throw e;
+        const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`;
+        throw new Error(msg);
+      });
     }
     const uploadMs = Date.now() - started;
     const got = await remoteSha256(host, staging);
@@ -49502,10 +49506,13 @@ function checkCombinations(s) {
     );
 }
 var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "restart-command"];
+function noDuration(value) {
+  return parseDuration(value) === 0;
+}
 function upstreamSettings(read, s, user, port) {
   if (s.strategy !== "upstream") {
     for (const name2 of [...UPSTREAM_INPUTS, "canary-duration"])
-      if (line(read, name2) !== void 0)
+      if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
         throw new SettingsError(
           name2,
           "is set but strategy is hot-upgrade",

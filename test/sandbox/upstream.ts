@@ -113,7 +113,11 @@ export async function upstreamSandbox(o: UpstreamSandboxOptions): Promise<Upstre
   const template = fs.readFileSync(path.join(here(), 'upstream', 'app.py'), 'utf8')
   const write = (h: SandboxHost, remote: string, text: string | Buffer, mode = 0o644) => {
     const p = sb.hostPath(h, remote)
-    fs.mkdirSync(path.dirname(p), { recursive: true })
+    // Folders made here belong to the deploy user, like the rest of /srv/app: the run uploads the
+    // new binary beside the live one as that user (no sudo), as on a host set up for deploys.
+    const made = fs.mkdirSync(path.dirname(p), { recursive: true })
+    for (let d = path.dirname(p); made !== undefined && d.startsWith(made); d = path.dirname(d))
+      fs.chownSync(d, uid(sb.user), uid(sb.user))
     fs.writeFileSync(p, text, { mode })
     fs.chmodSync(p, mode)
     fs.chownSync(p, uid(sb.user), uid(sb.user))

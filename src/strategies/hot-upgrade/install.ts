@@ -59,7 +59,12 @@ export async function stageBinary(
         await host.run(['rm', '-f', '--', tmp]).catch(() => undefined)
       }
     } else {
-      await host.upload(o.localPath, staging, o.onProgress)
+      await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
+        // SFTP says only "Permission denied": name the folder and the two ways out.
+        if (!/permission denied/i.test(e.message)) throw e
+        const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`
+        throw new Error(msg)
+      })
     }
     const uploadMs = Date.now() - started
     const got = await remoteSha256(host, staging)
