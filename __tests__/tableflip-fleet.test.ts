@@ -1,9 +1,10 @@
 /**
  * A fleet of three tableflip hosts (127.0.0.121-123) where the third fails its health gate. The
  * old processes cannot be held, so rollback-fleet (which needs that) is refused before any host is
- * touched; with rollback-fleet: false the first two commit as they pass and the third rolls back
- * by a hand-over to its old binary. Connection-per-request clients of the first host see no failed
- * request; mode: rollback then takes the two upgraded hosts back to their previous release.
+ * touched (asked for explicitly: it defaults to false when the supervisor cannot hold); with
+ * rollback-fleet: false the first two commit as they pass and the third rolls back by a hand-over
+ * to its old binary. Connection-per-request clients of the first host see no failed request;
+ * mode: rollback on the two upgraded hosts then takes them back to their previous release.
  */
 import { afterAll, beforeAll, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
@@ -25,14 +26,20 @@ const FAIL_FILE = '/srv/app/health-fail'
 
 it('rollback-fleet is refused before any host is touched: tableflip cannot hold its old processes', async () => {
   const before = sb.hosts.map(h => appStart(sb, h, { variant: '1.0.0', reset: true }))
-  const run = await runAction({ ...fleetInputs(), binary: appBinary('2.0.0'), version: '2.0.0' })
+  // An explicit true: the default for a supervisor that cannot hold is false (tested below).
+  const run = await runAction({
+    ...fleetInputs(),
+    'rollback-fleet': 'true',
+    binary: appBinary('2.0.0'),
+    version: '2.0.0'
+  })
   expect(run.code).toBe(1)
   expect(run.log).toContain("Input 'rollback-fleet'")
   expect(run.log).toContain('cannot hold its old process until the whole fleet has passed')
   expect(sb.hosts.map(h => appPid(sb, h))).toEqual(before)
 })
 
-it('the third of three fails (rollback-fleet: false): two upgraded, the third handed back; then mode rollback takes the fleet back', async () => {
+it('the third of three fails (rollback-fleet: false): two upgraded, the third handed back; then mode rollback takes the two upgraded hosts back', async () => {
   const v1 = sha(appBinary('1.0.0'))
   const v2 = sha(appBinary('2.0.0'))
   const original = sb.hosts.map(h => {
@@ -63,13 +70,23 @@ it('the third of three fails (rollback-fleet: false): two upgraded, the third ha
   expect([runs(0), runs(1), runs(2)]).toEqual([v2, v2, v1])
   expect(appPid(sb, sb.hosts[2]!)).not.toBe(original[2])
 
-  // The fleet back to the previous release: a hand-over on each host, from its store.
-  const back = await runAction({ ...inputs, mode: 'rollback' })
+  // The two upgraded hosts back to their previous release: a hand-over on each, from its store.
+  // The third already runs it and has no release before it (its upgrade never went live), so
+  // it is not named: mode: rollback there would go to "the release before the live one" and
+  // refuses, as it must, since that host has none.
+  const third = appPid(sb, sb.hosts[2]!)
+  const back = await runAction({
+    ...inputs,
+    hosts: sandboxInputs(sb, sb.hosts.slice(0, 2)).hosts!,
+    mode: 'rollback'
+  })
   await sleep(300)
   const traffic = await load.stop()
   console.log(describeLoad('tableflip fleet upgrade and rollback, host 1, connection per request', traffic))
   if (back.code !== 0) console.log(back.log)
   expect(back.code).toBe(0)
+  expect(back.outputs.result).toBe('upgraded')
+  expect(appPid(sb, sb.hosts[2]!)).toBe(third)
   for (const [i, h] of sb.hosts.entries()) {
     expect(runs(i)).toBe(v1)
     expect(sha(sb.hostPath(h, APP.binaryPath))).toBe(v1)

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { APP, appBinary, appPid, appProcesses, appStart, type AppVariant } from '../test/sandbox/tableflip.js'
@@ -17,6 +17,8 @@ let sb: Sandbox
 let h: SandboxHost
 let originalPid = 0
 
+/** The file that ends a /slow?until request (the server sees it at this path). */
+const DONE = '/srv/app/slow-done'
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex')
 const liveSha = () => sha(sb.hostPath(h, APP.binaryPath))
@@ -156,33 +158,42 @@ describe('tableflip: a new binary that fails before it is ready changes nothing 
 
 describe('tableflip: drains', () => {
   it('a drain that outlasts drain-timeout: proceed (the default): upgraded, the old process finishes its slow request and exits by itself', async () => {
-    const slow = httpGet(h.address, h.httpPort, '/slow?ms=6000', 20_000)
+    // The slow request ends when the test creates DONE, after the run: however long the run
+    // takes, the old process still drains when it ends.
+    rmSync(sb.hostPath(h, DONE), { force: true })
+    const slow = httpGet(h.address, h.httpPort, `/slow?until=${DONE}`, 60_000)
     await sleep(200)
     const run = await runAction(inputs('2.0.0', { 'drain-timeout': '1s' }))
+    if (run.code !== 0) console.log(run.log)
     expect(run.code).toBe(0)
     expect(run.outputs.result).toBe('upgraded')
     expect(run.log).toMatch(/still busy after drain-timeout/)
     expect(run.log).toMatch(/exits by itself once its last requests finish/)
     expect(sb.isAlive(originalPid)).toBe(true)
+    writeFileSync(sb.hostPath(h, DONE), '')
     const answer = await slow
-    expect(answer).toEqual({ status: 200, body: `slow 6000 ms from ${originalPid}\n` })
+    expect(answer).toEqual({ status: 200, body: `slow until ${DONE} from ${originalPid}\n` })
     expect(await until(() => !sb.isAlive(originalPid), 10_000)).toBe(true)
     expect(appProcesses(h)).toEqual([appPid(sb, h)])
   })
 
   it('a second hand-over while the old process of the first still drains is refused before anything changes', async () => {
-    const slow = httpGet(h.address, h.httpPort, '/slow?ms=5000', 20_000)
+    rmSync(sb.hostPath(h, DONE), { force: true })
+    const slow = httpGet(h.address, h.httpPort, `/slow?until=${DONE}`, 60_000)
     await sleep(200)
     // A first hand-over by hand, to v1 again: the old process keeps draining the slow request.
     sb.exec(h, ['kill', '-HUP', String(originalPid)])
     const first = await until(() => (appPid(sb, h) !== originalPid ? appPid(sb, h) : undefined), 10_000)
     expect(first).toBeDefined()
     const run = await runAction(inputs('2.0.0'))
+    if (run.code !== 1) console.log(run.log)
     expect(run.code).toBe(1)
     expect(run.outputs.result).toBe('failed')
     expect(run.log).toContain(`the server ${first} still has its parent ${originalPid}`)
     expect(appPid(sb, h)).toBe(first)
     expect(liveSha()).toBe(sha(appBinary('1.0.0')))
-    expect((await slow).status).toBe(200)
+    writeFileSync(sb.hostPath(h, DONE), '')
+    expect(await slow).toEqual({ status: 200, body: `slow until ${DONE} from ${originalPid}\n` })
+    expect(await until(() => !sb.isAlive(originalPid), 10_000)).toBe(true)
   })
 })

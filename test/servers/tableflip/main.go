@@ -145,7 +145,24 @@ func routes(failFile string) *http.ServeMux {
 	mux.HandleFunc("/version", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, version) })
 	mux.HandleFunc("/pid", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, os.Getpid()) })
 	// /slow?ms=N answers after N ms (1000 by default): a request that keeps an old process draining.
+	// /slow?until=FILE answers once FILE exists: a test ends the request when it chooses, so that
+	// "still draining when the run ends" does not depend on how fast the run was.
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		if until := r.URL.Query().Get("until"); until != "" {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				if _, err := os.Stat(until); err == nil {
+					fmt.Fprintf(w, "slow until %s from %d\n", until, os.Getpid())
+					return
+				}
+				select {
+				case <-tick.C:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
 		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
 		if err != nil || ms < 0 {
 			ms = 1000
