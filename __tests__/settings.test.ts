@@ -99,7 +99,7 @@ describe('readSettings', () => {
     [{ 'health-url': 'ftp://x/health' }, 'health-url', 'not http or https'],
     [{ 'health-expect': '(' }, 'health-expect', 'not a valid regular expression'],
     [{ binary: '' }, 'binary', 'required when mode is deploy'],
-    [{ version: '1.x; rm' }, 'version', 'not a semantic version'],
+    [{ version: '1.x; rm' }, 'version', 'neither a semantic version nor a Debian version'],
     [{ 'jump-host': 'bastion;id' }, 'jump-host', 'not a host name'],
     [{ hosts: 'web1\0' }, 'hosts', 'NUL byte']
   ])('%j fails naming %s', (over, input, problem) => {

@@ -180,7 +180,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'version',
-    description: 'Version (semver) of the new binary. Default: detected from the binary (nginx -v).',
+    description:
+      "Version of the new binary, kept as written: semver (1.27.3) or a Debian version (1.22.1-9+deb12u11). Compared with the live one by semver when both are plain semver, else by Debian's ordering. Default: detected from the binary (nginx -v).",
     default: '',
     required: false
   },
@@ -192,7 +193,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-to',
-    description: 'With mode rollback: the version to go back to. Default: the release before the live one.',
+    description:
+      'With mode rollback: the release to go back to, by its version as recorded or its sha256 (12 or more hex digits); it must name exactly one release. Default: the release before the live one.',
     default: '',
     required: false
   },

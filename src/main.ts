@@ -111,7 +111,14 @@ export async function rollback(
     `rollback to ${settings.rollbackTo ?? 'the release before the live one'}, from each host's release store`
   )
   // No binary yet: the afterPreflight hook picks each host's release from its store.
-  return rollout(settings, log, control, { sha256: '' })
+  const result = await rollout(settings, log, control, { sha256: '' })
+  // A rollback request that changed nothing is said out loud, never a silent success.
+  for (const h of result.hosts) {
+    if (h.result !== 'unchanged') continue
+    const message = `${h.host}: rollback-to ${settings.rollbackTo ?? ''} names the live release (${h.version ?? 'unknown version'}, sha256 ${(h.sha256 ?? '').slice(0, 12)}): nothing was rolled back`
+    log.warn(message, { host: h.host, step: 'preflight' })
+  }
+  return result
 }
 
 /** The rollout of one binary (or of each host's chosen release), with the store, lock and watchdog. */

@@ -3,6 +3,7 @@
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
 import { parseDuration } from './duration.js'
+import { isVersionText } from './releases/versions.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type DrainTimeoutAction = 'rollback' | 'proceed'
@@ -322,12 +323,24 @@ function healthUrl(read: InputReader): string | undefined {
   return value
 }
 
-function semverText(read: InputReader, name: string): string | undefined {
+/** A version as given: semver (1.27.3, 2.0.0-rc.1) or a Debian version (1.22.1-9+deb12u11, 2:1.0~rc1-1). */
+function versionInput(read: InputReader, name: string): string | undefined {
   const value = line(read, name, 256)
   if (value === undefined) return undefined
-  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]*)?$/.test(value))
-    throw new SettingsError(name, `'${value}' is not a semantic version`, 'Write e.g. 1.27.3')
-  return value.replace(/^v/, '')
+  if (!isVersionText(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is neither a semantic version nor a Debian version`,
+      'Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11'
+    )
+  return value
+}
+
+/** rollback-to: a version as given, or the sha256 (12 or more hex digits) of a release. */
+function rollbackToInput(read: InputReader): string | undefined {
+  const value = line(read, 'rollback-to', 256)
+  if (value === undefined || /^[0-9a-fA-F]{12,64}$/.test(value)) return value
+  return versionInput(read, 'rollback-to')
 }
 
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
@@ -368,9 +381,9 @@ export function readSettings(read: InputReader): Settings {
 
     releaseDir: remotePath(read, 'release-dir'),
     keepReleases: integer(read, 'keep-releases', 5, 2, 1000),
-    version: semverText(read, 'version'),
+    version: versionInput(read, 'version'),
     allowDowngrade: bool(read, 'allow-downgrade', false),
-    rollbackTo: semverText(read, 'rollback-to'),
+    rollbackTo: rollbackToInput(read),
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
