@@ -36,7 +36,14 @@ export interface CliArgs {
 const COMMANDS = ['deploy', 'rollback', 'help'] as const
 /** Inputs that may be given more than once; the values are joined by newlines. */
 const LISTS = new Set(['hosts', 'known-hosts', 'host-fingerprints'])
-const SECRETS = new Set(['private-key', 'passphrase', 'password', 'jump-private-key'])
+const SECRETS = new Set([
+  'private-key',
+  'passphrase',
+  'password',
+  'jump-private-key',
+  'jump-passphrase',
+  'jump-password'
+])
 const BOOL = /^(true|false|yes|no|on|off|1|0)$/i
 
 const isBoolean = (spec: InputSpec) => spec.default === 'true' || spec.default === 'false'
@@ -306,7 +313,7 @@ export async function cli(
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
-    const settings = readSettings(inputReader(args, io.env))
+    const settings = readSettings(inputReader(args, io.env), io.env)
     run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)

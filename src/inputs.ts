@@ -29,7 +29,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'private-key',
-    description: 'SSH private key (OpenSSH or PEM), from a secret. Masked in logs.',
+    description:
+      'SSH private key (OpenSSH or PEM), from a secret. Masked in logs. Without it (and without password), the ssh-agent of SSH_AUTH_SOCK is used.',
     default: '',
     required: false
   },
@@ -225,7 +226,20 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'jump-private-key',
-    description: 'Private key for the jump host. Default: private-key. Masked in logs.',
+    description:
+      "Private key for the jump host. When no jump-* credential is given, the jump host uses the hosts' (private-key, passphrase, password, ssh-agent). Masked in logs.",
+    default: '',
+    required: false
+  },
+  {
+    name: 'jump-passphrase',
+    description: 'Passphrase of jump-private-key. Default: passphrase. Masked in logs.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'jump-password',
+    description: 'SSH password for the jump host. Masked in logs.',
     default: '',
     required: false
   },

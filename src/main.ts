@@ -6,7 +6,7 @@ import { releaseHooks, releaseOptions } from './releases.js'
 import { setOutputs, writeSummary } from './report.js'
 import { failureMessage, planFrom, runRollout, type RolloutResult } from './rollout.js'
 import { readSettings, type HostTarget, type Settings } from './settings.js'
-import { checkKeys } from './keys.js'
+import { agentSocket, checkKeys, jumpCredentials } from './keys.js'
 import { safetyHooks, safetyOptions, type SafetyRecord } from './safety.js'
 import { mergeHooks, type UpgradePlan } from './upgrade/machine.js'
 import type { Logger, LogWhere } from './upgrade/types.js'
@@ -30,7 +30,9 @@ export function maskSecrets(settings: Settings): void {
     settings.privateKey,
     settings.passphrase,
     settings.password,
-    settings.jumpPrivateKey
+    settings.jumpPrivateKey,
+    settings.jumpPassphrase,
+    settings.jumpPassword
   ]) {
     if (!secret) continue
     core.setSecret(secret)
@@ -47,7 +49,8 @@ export function connector(
   const credentials = {
     privateKey: settings.privateKey,
     passphrase: settings.passphrase,
-    password: settings.password
+    password: settings.password,
+    agent: agentSocket(settings)
   }
   const hostKeys = {
     knownHosts: settings.knownHosts,
@@ -57,11 +60,11 @@ export function connector(
   const connectTimeoutMs = settings.connectTimeoutMs
   // One bastion connection for all hosts of the run.
   const jump = settings.jumpHost
-    ? new JumpHost(
-        settings.jumpHost,
-        { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey },
-        { hostKeys, connectTimeoutMs, log: m => log.info(m) }
-      )
+    ? new JumpHost(settings.jumpHost, jumpCredentials(settings), {
+        hostKeys,
+        connectTimeoutMs,
+        log: m => log.info(m)
+      })
     : undefined
   return (target, hostLog = log) =>
     SshHost.connect({
@@ -198,7 +201,7 @@ export async function run(): Promise<void> {
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, coreLogger)
   try {
-    const settings = readSettings(name => core.getInput(name))
+    const settings = readSettings(name => core.getInput(name), process.env)
     maskSecrets(settings)
     const result = await perform(settings, coreLogger, {
       signal: controller.signal,

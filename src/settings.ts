@@ -56,7 +56,12 @@ export interface Settings {
   maxParallel: number
   rollbackFleet: boolean
   jumpHost?: HostTarget
+  /** The jump host's own credentials; when none is given it uses the hosts' (private-key, ...). */
   jumpPrivateKey?: string
+  jumpPassphrase?: string
+  jumpPassword?: string
+  /** An ssh-agent's socket (SSH_AUTH_SOCK on the runner), used when no private-key is given. */
+  agentSocket?: string
 
   lockLeaseMs: number
   watchdog: boolean
@@ -344,7 +349,7 @@ function rollbackToInput(read: InputReader): string | undefined {
 }
 
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
-export function readSettings(read: InputReader): Settings {
+export function readSettings(read: InputReader, env: Record<string, string | undefined> = {}): Settings {
   const user = line(read, 'user') ?? 'root'
   if (!USERNAME.test(user))
     throw new SettingsError('user', `'${user}' is not a valid user name`, 'Use letters, digits, _ . -')
@@ -390,6 +395,9 @@ export function readSettings(read: InputReader): Settings {
     rollbackFleet: bool(read, 'rollback-fleet', true),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
+    jumpPassphrase: text(read, 'jump-passphrase'),
+    jumpPassword: text(read, 'jump-password'),
+    agentSocket: env.SSH_AUTH_SOCK?.trim() || undefined,
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
     watchdog: bool(read, 'watchdog', true)
@@ -407,13 +415,36 @@ export function readSettings(read: InputReader): Settings {
   return settings
 }
 
+function checkJumpCredentials(s: Settings): void {
+  const own = (
+    [
+      ['jump-private-key', s.jumpPrivateKey],
+      ['jump-passphrase', s.jumpPassphrase],
+      ['jump-password', s.jumpPassword]
+    ] as const
+  ).filter(([, v]) => v !== undefined)
+  if (own.length > 0 && s.jumpHost === undefined)
+    throw new SettingsError(
+      own[0]![0],
+      'is set but jump-host is empty',
+      'Name the bastion in jump-host, or remove it'
+    )
+  if (s.jumpPassphrase !== undefined && s.jumpPrivateKey === undefined)
+    throw new SettingsError(
+      'jump-passphrase',
+      'is set but jump-private-key is empty',
+      'Pass the key it unlocks in jump-private-key'
+    )
+}
+
 function checkCombinations(s: Settings): void {
-  if (s.privateKey === undefined && s.password === undefined)
+  if (s.privateKey === undefined && s.password === undefined && s.agentSocket === undefined)
     throw new SettingsError(
       'private-key',
-      'is empty and no password is given',
-      'Pass an SSH private key from a secret'
+      'is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)',
+      'Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step'
     )
+  checkJumpCredentials(s)
   if (s.passphrase !== undefined && s.privateKey === undefined)
     throw new SettingsError(
       'passphrase',

@@ -123,11 +123,17 @@ export async function preflight(
     fail(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     )
-  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path)
-    fail(
-      `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. ` +
-        `nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
-    )
+  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
+    // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
+    const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
+    const real = r.code === 0 ? r.stdout.trim() : ''
+    if (real !== exe.path)
+      fail(
+        `binary-path is ${plan.binaryPath}${real && real !== plan.binaryPath ? ` (${real} once its links are resolved)` : ''}, but the master ${pid} runs ${exe.path}. ` +
+          `On USR2 nginx re-executes its argv[0] (${cmd!.argv0}), which is ${exe.path}: leave binary-path empty or set it to ${exe.path}`
+      )
+    note(`binary-path ${plan.binaryPath} is ${exe.path} once its links are resolved`)
+  }
   const livePath = exe.path
   if (!cmd!.argv0.startsWith('/'))
     fail(

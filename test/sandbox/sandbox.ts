@@ -88,6 +88,8 @@ export interface SandboxUpOptions {
   dir?: string
   /** hosts share the machine's /tmp instead of having their own */
   sharedTmp?: boolean
+  /** each sshd also has an RSA host key: DIR/known_hosts.rsa and DIR/fingerprints.rsa list them */
+  rsaHostKey?: boolean
   /** pass sandbox.sh's stderr through (default: captured, shown only on failure) */
   verbose?: boolean
 }
@@ -335,6 +337,7 @@ export function sandboxUp(opts: SandboxUpOptions): Sandbox {
   if (opts.sshPort !== undefined) args.push('--ssh-port', String(opts.sshPort))
   if (opts.httpPort !== undefined) args.push('--http-port', String(opts.httpPort))
   if (opts.sharedTmp) args.push('--shared-tmp')
+  if (opts.rsaHostKey) args.push('--rsa-host-key')
   args.push('--watch-pid', String(process.pid))
   installHooks()
   const out = runScript(args, opts.verbose)
