@@ -574,34 +574,35 @@ export function releaseHooks(o: ReleaseOptions): UpgradeHooks {
       const { host, facts, report, note } = ctx
       const store = ReleaseStore.forLive(host, o.releaseDir, facts.livePath)
       let state = await store.read().catch(e => refuse('preflight', e))
-      if (!facts.masterExeReplaced) {
-        // The running binary must be in the store before a deploy replaces it: rollback needs it.
-        const had = state.releases.find(r => r.sha256 === facts.liveSha256)
-        const how = await store.put(facts.livePath, facts.liveSha256).catch(e => refuse('preflight', e))
-        if (!had) {
-          const found: Release = {
-            sha256: facts.liveSha256,
-            version: versionText(facts.version),
-            deployedAt: now(),
-            origin: 'found'
-          }
-          state = withRelease(state, found)
-          await store.writeMeta(found).catch(e => refuse('preflight', e))
-          note(
-            `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how})`
-          )
-        } else if (how !== 'present') {
-          note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
+      // The build that runs must be in the store before a deploy replaces it: rollback needs it.
+      // When a package manager replaced the file under the master, it is read from /proc/<pid>/exe.
+      const running = facts.runningSha256
+      const from = facts.masterExeReplaced ? `/proc/${facts.masterPid}/exe` : facts.livePath
+      const had = state.releases.find(r => r.sha256 === running)
+      const how = await store.put(from, running).catch(e => refuse('preflight', e))
+      if (!had) {
+        const found: Release = {
+          sha256: running,
+          version: versionText(facts.version),
+          deployedAt: now(),
+          origin: 'found'
         }
-        if (state.live !== facts.liveSha256 || state.lineage[state.lineage.length - 1] !== facts.liveSha256) {
-          if (had && state.live !== null && state.live !== facts.liveSha256)
-            note(
-              `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(facts.liveSha256)}; corrected`
-            )
-          state = markLive(state, facts.liveSha256, now())
-        }
-        await store.write(state).catch(e => refuse('preflight', e))
+        state = withRelease(state, found)
+        await store.writeMeta(found).catch(e => refuse('preflight', e))
+        note(
+          `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how}${facts.masterExeReplaced ? ` from ${from}` : ''})`
+        )
+      } else if (how !== 'present') {
+        note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
       }
+      if (state.live !== running || state.lineage[state.lineage.length - 1] !== running) {
+        if (had && state.live !== null && state.live !== running)
+          note(
+            `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running)}; corrected`
+          )
+        state = markLive(state, running, now())
+      }
+      await store.write(state).catch(e => refuse('preflight', e))
       const live = liveRelease(state)
       const liveVersion = live?.version ?? versionText(facts.version)
       const hostRun: HostRun = { store, liveVersion, newVersion: liveVersion }
@@ -612,7 +613,7 @@ export function releaseHooks(o: ReleaseOptions): UpgradeHooks {
       if (o.mode === 'deploy') {
         // With the version input, a downgrade is refused before anything is sent (an unchanged
         // binary is not a downgrade: the machine ends it as unchanged).
-        if (ctx.source.sha256 === facts.liveSha256) return
+        if (ctx.source.sha256 === facts.runningSha256) return
         const problem = downgradeProblem(versionText(o.version), liveVersion, o.allowDowngrade)
         if (problem) throw new StepError('preflight', problem)
         return
@@ -624,7 +625,7 @@ export function releaseHooks(o: ReleaseOptions): UpgradeHooks {
           return refuse('preflight', e)
         }
       })()
-      if (target.sha256 === facts.liveSha256)
+      if (target.sha256 === facts.runningSha256)
         note(
           `rollback-to ${o.rollbackTo ?? ''} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
         )

@@ -342,7 +342,23 @@ export class HostUpgrade {
     await this.quitOld()
     this.report.result = 'upgraded'
     this.undos = []
+    await this.removeKept()
     await this.afterUpgrade()
+  }
+
+  /**
+   * After success nothing of ours stays beside the live binary (on a distribution host that is
+   * /usr/sbin, where no package owns a stray file): the old build lives in the release store.
+   */
+  private async removeKept(): Promise<void> {
+    const { previous } = sidePaths(this.facts!.livePath)
+    const r = await this.host
+      .run(['rm', '-f', '--', previous], { sudo: this.host.sudo })
+      .catch(e => e as Error)
+    if (r instanceof Error || r.code !== 0)
+      this.log.warn(
+        `${this.host.name}: cannot remove the kept old binary ${previous} (${r instanceof Error ? r.message : r.stderr.trim()}); remove it by hand`
+      )
   }
 
   /** After a park: go back to the old master, because another host failed. */
@@ -366,7 +382,7 @@ export class HostUpgrade {
     const facts = this.facts!
     const source = this.source
     if (facts.liveSha256 === source.sha256 && !facts.masterExeReplaced) {
-      this.report.sha256 = this.report.previousSha256 = facts.liveSha256
+      this.report.sha256 = this.report.previousSha256 = facts.runningSha256
       this.report.result = 'unchanged'
       this.log.info(
         `${this.host.name}: the live binary already has sha256 ${facts.liveSha256.slice(0, 12)}; nothing to do`
@@ -404,7 +420,7 @@ export class HostUpgrade {
       await this.plan.hooks?.afterVerify?.(this.context(note))
     })
     this.report.sha256 = source.sha256
-    this.report.previousSha256 = facts.liveSha256
+    this.report.previousSha256 = facts.runningSha256
     return false
   }
 
@@ -711,6 +727,7 @@ export class HostUpgrade {
       masterPid: saved.masterPid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       masterExeReplaced: false,
       argv0: saved.livePath,
       configArgs: [],
@@ -752,6 +769,7 @@ export class HostUpgrade {
       try {
         await this.quitOld()
         this.report.result = 'upgraded'
+        await this.removeKept()
       } catch (e) {
         this.addUndo('swap', () => this.restoreBinary())
         this.addUndo('usr2', () => this.restoreMasters())

@@ -23,7 +23,9 @@ export interface HostFacts {
   masterPid: number
   livePath: string
   liveSha256: string
-  /** The master runs a file that is no longer at the live path (it was replaced). */
+  /** sha256 of what the master runs (/proc/<pid>/exe): the identity of the live build. */
+  runningSha256: string
+  /** The master runs another file than the one at the live path (a package manager replaced it). */
   masterExeReplaced: boolean
   argv0: string
   configArgs: string[]
@@ -140,13 +142,24 @@ export async function preflight(
       `the master ${pid} was started as "${cmd!.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. ` +
         `Start it with its absolute path (${livePath}) once, then deploy`
     )
+  // What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
+  // /proc but is the same build; a package manager's new file is not.
+  const liveSha256 = await remoteSha256(host, livePath)
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  const runningSha256 = (await remoteSha256(host, `/proc/${pid}/exe`)) ?? liveSha256!
+  const replaced = runningSha256 !== liveSha256
   const resolved = await host.run(['readlink', '-f', '--', cmd!.argv0])
   if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
     fail(
       `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     )
   note(
-    `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
+    `master ${pid} runs ${livePath}, started as ${cmd!.argv0}` +
+      (replaced
+        ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256!.slice(0, 12)}`
+        : exe.replaced
+          ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)`
+          : '')
   )
 
   // A daemonized master was re-parented to init, or to a subreaper (systemd --user, a container's
@@ -175,19 +188,18 @@ export async function preflight(
       )
   }
 
-  const liveSha256 = await remoteSha256(host, livePath)
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
   const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
-    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
+    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${runningSha256.slice(0, 12)}; ${arch}`
   )
   return {
     masterPid: pid,
     livePath,
     liveSha256: liveSha256!,
-    masterExeReplaced: exe.replaced,
+    runningSha256,
+    masterExeReplaced: replaced,
     argv0: cmd!.argv0,
     configArgs: cmd!.configArgs,
     version,
