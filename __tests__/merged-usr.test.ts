@@ -68,5 +68,8 @@ describe('merged /usr', () => {
     expect(r.outputs.result).toBe('failed')
     expect(r.log).toContain(`On USR2 nginx re-executes its argv[0] (${REAL}), which is ${REAL}`)
     expect(sb.readPid(h)).toBe(before)
+    // A host refused at pre-flight still reports what serves.
+    expect(r.outputs['old-pid']).toBe(String(before))
+    expect(r.outputs.version).toMatch(/^\d+\.\d+\.\d+$/)
   })
 })

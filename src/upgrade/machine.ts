@@ -17,6 +17,8 @@ import {
 } from './install.js'
 import { runHealthGate, type HealthPlan } from './health.js'
 import { waitForDrain } from './drain.js'
+import { changedSinceStart } from './config-files.js'
+import { commandLine } from '../host/quote.js'
 import { preflight, verifyBinary, type HostFacts } from './preflight.js'
 import {
   exePath,
@@ -373,7 +375,12 @@ export class HostUpgrade {
   private async prepare(): Promise<boolean> {
     await this.step('preflight', async note => {
       await this.plan.hooks?.beforeStart?.({ host: this.host, report: this.report, note })
-      this.facts = await preflight(this.host, this.plan, note)
+      this.facts = await preflight(this.host, this.plan, note, known => {
+        // Filled as pre-flight learns them: a refused host still reports what serves.
+        if (known.masterPid !== undefined) this.report.oldPid = known.masterPid
+        if (known.livePath !== undefined) this.report.binaryPath = known.livePath
+        if (known.version) this.report.previousVersion = known.version
+      })
       this.report.oldPid = this.facts.masterPid
       this.report.binaryPath = this.facts.livePath
       const chosen = await this.plan.hooks?.afterPreflight?.(this.context(note))
@@ -415,6 +422,16 @@ export class HostUpgrade {
     })
     await this.step('verify', async note => {
       const v = await verifyBinary(this.host, facts, sidePaths(facts.livePath).staging, note)
+      // nginx starts worker_processes workers; auto: as many as the old master has (one per CPU).
+      if (v.workers === 'auto')
+        this.oldAccepting = acceptingWorkers(await this.read(), facts.masterPid).length
+      this.expectedWorkers = v.workers === 'auto' ? Math.max(1, this.oldAccepting) : Math.max(1, v.workers)
+      this.configChange = await changedSinceStart(this.host, facts.masterPid, v.configFiles)
+      if (this.configChange)
+        note(
+          `the configuration changed since the old master started (${this.configChange.masterStarted}): ${this.configChange.files.join(', ')}. ` +
+            'The new master loads it as it is now; the old one runs what it read then'
+        )
       this.report.version = v.version ?? undefined
       this.report.previousVersion = facts.version ?? undefined
       await this.plan.hooks?.afterVerify?.(this.context(note))
@@ -451,6 +468,12 @@ export class HostUpgrade {
   private drainUnfinished = false
   /** WINCH was sent to the old master: its workers stop accepting, so a rollback must HUP it. */
   private winchSent = false
+  /** Workers the new master starts (worker_processes of its config): all must accept before WINCH. */
+  private expectedWorkers = 1
+  /** The old master's accepting workers at pre-flight. */
+  private oldAccepting = 0
+  /** Config files changed since the old master started: a failing health gate may be their fault. */
+  private configChange: { files: string[]; masterStarted: string } | null = null
 
   private async removeStaging(): Promise<void> {
     const { staging } = sidePaths(this.facts!.livePath)
@@ -523,6 +546,8 @@ export class HostUpgrade {
         workers,
         note,
         record: (ok, detail, atMs) => this.report.health.push({ atMs, ok, detail })
+      }).catch((e: Error) => {
+        throw this.configChange && e instanceof StepError ? this.blameConfig(e) : e
       })
     })
 
@@ -552,6 +577,19 @@ export class HostUpgrade {
         )
       }
     })
+  }
+
+  /** A failed health gate while the configuration changed under the old master: say so, not only "the new binary". */
+  private blameConfig(e: StepError): StepError {
+    const c = this.configChange!
+    const facts = this.facts!
+    const oldTest = commandLine([`/proc/${facts.masterPid}/exe`, '-t', ...facts.configArgs])
+    return new StepError(
+      e.step,
+      `${e.message}. The configuration changed since the old master started (${c.masterStarted}): ${c.files.join(', ')}; ` +
+        `the new master loads it as it is now, so the failure may come from that change rather than from the new binary. ` +
+        `Check the change (the old binary's config test: ${oldTest}), then deploy again`
+    )
   }
 
   private async quitOld(): Promise<void> {
@@ -609,7 +647,9 @@ export class HostUpgrade {
           const runsNew = this.newIsScript
             ? p.exe !== snap.procs.get(oldPid)?.exe // a script execs something else; never the old file
             : exe.path === live && !exe.replaced
-          if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid
+          // All its workers, not the first: WINCH then leaves no capacity missing.
+          if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length >= this.expectedWorkers)
+            return pid
         }
         // The old master takes its pid file back when the new binary exits (or cannot exec).
         const reverted =
@@ -625,6 +665,12 @@ export class HostUpgrade {
     )
     if (found === undefined) {
       const snap = last ?? (await this.read())
+      const partial = snap.pid !== null && snap.pid !== oldPid ? acceptingWorkers(snap, snap.pid).length : 0
+      if (partial > 0)
+        throw new StepError(
+          'usr2',
+          `the new master ${snap.pid} started only ${partial} of its ${this.expectedWorkers} workers (worker_processes) within start-timeout ${formatDuration(this.plan.startTimeoutMs)}: ${describe(snap, oldPid)}`
+        )
       throw new StepError(
         'usr2',
         `no new master within start-timeout ${formatDuration(this.plan.startTimeoutMs)}: ${describe(snap, oldPid)}`
@@ -632,7 +678,7 @@ export class HostUpgrade {
     }
     const exe = last!.procs.get(found)!.exe
     note(
-      `new master ${found} is up with ${acceptingWorkers(last!, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+      `new master ${found} is up with all ${acceptingWorkers(last!, found).length} of its workers (worker_processes ${this.expectedWorkers}), running ${exe}; .oldbin holds the old master ${oldPid}`
     )
     return found
   }

@@ -4,6 +4,8 @@
  */
 import { posix } from 'node:path'
 import { check, type Host } from '../host/host.js'
+import { commandLine } from '../host/quote.js'
+import { configFilesOf, workerProcessesOf } from './config-files.js'
 import { remoteSha256 } from './install.js'
 import {
   configHazards,
@@ -46,10 +48,18 @@ const fail = (message: string): never => {
   throw new StepError('preflight', message)
 }
 
+/** What pre-flight learned before it refused, for the outputs (old-pid, version) of a refused host. */
+export interface KnownSoFar {
+  masterPid?: number
+  livePath?: string
+  version?: string | null
+}
+
 export async function preflight(
   host: Host,
   plan: PreflightPlan,
-  note: (s: string) => void
+  note: (s: string) => void,
+  learn: (known: KnownSoFar) => void = () => undefined
 ): Promise<HostFacts> {
   const sudo = host.sudo
   const pidFile = plan.pidFile
@@ -120,11 +130,16 @@ export async function preflight(
     )
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
 
+  learn({ masterPid: pid })
   const exe = exePath(master)
   if (exe.path === '-' || exe.path === '')
     fail(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     )
+  // Early, so that a refusal below still reports what serves.
+  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  learn({ masterPid: pid, livePath: exe.path, version })
   if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
     // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
     const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
@@ -188,8 +203,6 @@ export async function preflight(
       )
   }
 
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stderr + v.stdout)
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
     `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${runningSha256.slice(0, 12)}; ${arch}`
@@ -241,13 +254,15 @@ export async function verifyBinary(
   facts: HostFacts,
   stagingPath: string,
   note: (s: string) => void
-): Promise<{ version: string | null }> {
+): Promise<{ version: string | null; configFiles: string[]; workers: number | 'auto' }> {
   const sudo = host.sudo
-  const test = await host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000 })
+  const testArgv = [stagingPath, '-T', ...facts.configArgs]
+  const test = await host.run(testArgv, { sudo, timeoutMs: 60_000 })
+  // The command as sh reads it (-g 'daemon on; ...' quoted), so that it can be pasted on the host.
   if (test.code !== 0)
     throw new StepError(
       'verify',
-      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(' ')}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
+      `the new binary fails its config test (${commandLine(testArgv)}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
     )
   const gIndex = facts.configArgs.indexOf('-g')
   const hazards = configHazards(test.stdout, gIndex >= 0 ? (facts.configArgs[gIndex + 1] ?? '') : '')
@@ -262,7 +277,7 @@ export async function verifyBinary(
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
-  return { version }
+  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
 }
 
 /** The architecture an ELF file is built for (as `uname -m` names it), '#!' for scripts, null otherwise. */
