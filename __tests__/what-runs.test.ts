@@ -63,6 +63,8 @@ describe('what runs', () => {
   it('a binary replaced on disk under the master: reported and recorded by what runs', async () => {
     // As dpkg does: the new file is written beside, then renamed over the live path.
     copyFileSync(builds.b!.path, sb.hostPath(h, '/srv/app/sbin/nginx.dpkg-new'))
+    // Owned by the deploy user, as the sandbox's binary is (a hard link needs that: protected_hardlinks).
+    sb.exec(h, ['chown', 'zd:zd', '/srv/app/sbin/nginx.dpkg-new'])
     sb.exec(h, ['mv', '-f', '/srv/app/sbin/nginx.dpkg-new', LIVE])
     expect(readlinkSync(`/proc/${sb.readPid(h)}/exe`)).toBe(`${LIVE} (deleted)`)
     const store = '/var/lib/zerodown/fresh-1'

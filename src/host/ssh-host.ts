@@ -182,16 +182,19 @@ async function connectSsh(
     const byFingerprintOnly =
       algorithms !== undefined &&
       hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, [0, 1, 2])?.length === 0
+    const mismatch = (keys: string[]) =>
+      new HostKeyError(
+        `${target.label}: HOST KEY MISMATCH for ${target.host}:${target.port}: none of its host keys (${keys.join(', ')}) has a fingerprint in host-fingerprints. ` +
+          'Someone may be intercepting the connection, or the host was reinstalled; verify its keys out of band (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host)'
+      )
+    // No key of the families left: every key the host has was refused already.
+    if (byFingerprintOnly && attempt.keyType === undefined && refused.length > 0) throw mismatch(refused)
     if (attempt.refusal === undefined || !byFingerprintOnly || family < 0 || tried.includes(family))
       throw attempt.error
     tried.push(family)
     refused.push(`${attempt.keyType} ${attempt.fingerprint}`)
     const next = hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, tried)
-    if (next === undefined || next.length === 0)
-      throw new HostKeyError(
-        `${target.label}: HOST KEY MISMATCH for ${target.host}:${target.port}: none of its host keys (${refused.join(', ')}) has a fingerprint in host-fingerprints. ` +
-          'Someone may be intercepting the connection, or the host was reinstalled; verify its keys out of band (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host)'
-      )
+    if (next === undefined || next.length === 0) throw mismatch(refused)
   }
 }
 
