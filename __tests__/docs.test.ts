@@ -141,13 +141,13 @@ describe('a scratch copy that drifts', () => {
   })
 
   it('fails when the code gains an error message Troubleshooting does not quote', () => {
-    const file = join(dir, 'src/upgrade/drain.ts')
+    const file = join(dir, 'src/supervisors/nginx/drain.ts')
     const original = readFileSync(file, 'utf8')
     appendFileSync(file, "\nexport const x = () => new StepError('drain', `the moon ${1} is in the way`)\n")
     const r = check()
     expect(r.code).toBe(1)
     expect(news(r.out)).toMatch(
-      /^docs: README.md: no Troubleshooting entry quotes this message \(src\/upgrade\/drain\.ts:\d+\): the moon … is in the way$/
+      /^docs: README.md: no Troubleshooting entry quotes this message \(src\/supervisors\/nginx\/drain\.ts:\d+\): the moon … is in the way$/
     )
     writeFileSync(file, original)
     expect(news(check().out)).toBe('')

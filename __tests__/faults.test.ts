@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import * as http from 'node:http'
 import { rmSync } from 'node:fs'
-import { HostUpgrade } from '../src/upgrade/machine.js'
-import type { HostReport } from '../src/upgrade/types.js'
+import { HostUpgrade } from '../src/fleet/host-upgrade.js'
+import type { HostReport } from '../src/engine/types.js'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import {
   brokenBuild,

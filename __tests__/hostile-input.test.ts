@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { inspectBinary } from '../src/binary.js'
+import { inspectBinary } from '../src/local/binary.js'
 import { checkKeys } from '../src/keys.js'
 import { SettingsError } from '../src/settings.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'

@@ -1,5 +1,5 @@
 /**
- * Integration tests of putting a binary in place (src/upgrade/install.ts) on a real sandbox host
+ * Integration tests of putting a binary in place (src/strategies/hot-upgrade/install.ts) on a real sandbox host
  * (127.0.0.13): staging beside the live path, sha256 checked on the host, one rename, the old
  * file kept; nothing sent twice; an interrupted upload leaves the live binary and nginx alone.
  * The last tests run the whole action (dist/index.js under Node 24) twice and kill it mid-upload.
@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { ConnectionLostError, type UploadProgress } from '../src/host/host.js'
 import { SshHost } from '../src/host/ssh-host.js'
-import { restorePrevious, sidePaths, stageBinary, swapBinary } from '../src/upgrade/install.js'
+import { restorePrevious, sidePaths, stageBinary, swapBinary } from '../src/strategies/hot-upgrade/install.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
 import {
   childPids,

@@ -15,11 +15,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { existsSync, readFileSync } from 'node:fs'
 import { SshHost } from '../src/host/ssh-host.js'
 import { ConnectionLostError, type Host } from '../src/host/host.js'
-import { HostLock } from '../src/lock.js'
-import { postAction, savedRecords } from '../src/post.js'
-import type { SafetyRecord } from '../src/safety.js'
-import { HostUpgrade, mergeHooks, type UpgradeHooks } from '../src/upgrade/machine.js'
-import { decideWatchdog, startWatchdog } from '../src/upgrade/watchdog.js'
+import { HostLock } from '../src/safety/lock.js'
+import { postAction, type SafetyRecord } from '../src/safety/journal.js'
+import { savedRecords } from '../src/state.js'
+import { HostUpgrade } from '../src/fleet/host-upgrade.js'
+import { first, insertAfter, type Step } from '../src/engine/index.js'
+import { decideWatchdog, startWatchdog } from '../src/safety/watchdog.js'
+import { nginx } from '../src/supervisors/nginx/index.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
 import {
@@ -67,27 +69,47 @@ describe('interrupted runs: what the post step decides, what the hooks do', () =
     expect(savedRecords(JSON.stringify([rec({}), { host: 1 }, null]))).toEqual([rec({})])
     expect(() => savedRecords('{"host":"x"}')).toThrow('the saved state is not a list')
   })
-  it('merges hook sets: each runs in order; the last binary chosen after pre-flight wins', async () => {
+  it('slots layered steps in at their anchors, in order; the binary chosen after pre-flight is the one later steps see', async () => {
     const calls: string[] = []
-    const a: UpgradeHooks = {
-      beforeStart: async () => void calls.push('a.beforeStart'),
-      afterPreflight: async () => ({ sha256: 'from-a' }),
-      settled: async () => void calls.push('a.settled')
-    }
-    const b: UpgradeHooks = {
-      beforeStart: async () => void calls.push('b.beforeStart'),
-      afterPreflight: async ctx => {
-        calls.push(`b saw ${ctx.source.sha256}`)
-        return undefined
+    const chosen = { sha256: 'plan' }
+    const step = (name: string, fn: () => void = () => undefined): Step => ({
+      name,
+      stage: 'prepare',
+      run: async () => {
+        calls.push(name)
+        fn()
       }
-    }
-    const m = mergeHooks(a, undefined, b)
-    await m.beforeStart!({} as never)
-    const chosen = await m.afterPreflight!({ source: { sha256: 'plan' } } as never)
-    await m.settled!({} as never)
-    await m.beforeQuit!({} as never)
-    expect(chosen).toEqual({ sha256: 'from-a' })
-    expect(calls).toEqual(['a.beforeStart', 'b.beforeStart', 'b saw from-a', 'a.settled'])
+    })
+    let steps: Step[] = [step('preflight'), step('verify', () => calls.push(`verify saw ${chosen.sha256}`))]
+    // The release store first (it chooses after pre-flight), then the lock around everything.
+    steps = insertAfter(
+      steps,
+      'preflight',
+      step('a.choose', () => (chosen.sha256 = 'from-a'))
+    )
+    steps = insertAfter(
+      steps,
+      'a.choose',
+      step('b.choose', () => calls.push(`b saw ${chosen.sha256}`))
+    )
+    steps = first(steps, step('lock'))
+    expect(steps.map(s => [s.name, s.report ?? s.name])).toEqual([
+      ['lock', 'preflight'],
+      ['preflight', 'preflight'],
+      ['a.choose', 'preflight'],
+      ['b.choose', 'preflight'],
+      ['verify', 'verify']
+    ])
+    for (const s of steps) await s.run({} as never)
+    expect(calls).toEqual([
+      'lock',
+      'preflight',
+      'a.choose',
+      'b.choose',
+      'b saw from-a',
+      'verify',
+      'verify saw from-a'
+    ])
   })
 })
 
@@ -472,7 +494,8 @@ describe('interrupted runs', () => {
         livePath: '/srv/app/sbin/nginx',
         previousPath: '/srv/app/sbin/.nginx.zerodown-prev',
         oldSha256: 'a'.repeat(64),
-        leaseMs: 600_000
+        leaseMs: 600_000,
+        part: nginx.watchdog
       })
       const refused = await runMain(
         { ...sandboxInputs(sb, [h]), binary: nginxBuild(dir, 'refused') },

@@ -17,7 +17,7 @@ import {
   readLock,
   releaseLock,
   type LockOwner
-} from '../src/lock.js'
+} from '../src/safety/lock.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { hostOptions, sleep } from './helpers/ssh.js'
 

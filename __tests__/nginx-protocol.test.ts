@@ -6,8 +6,8 @@ import {
   parseMasterTitle,
   parseSnapshot,
   parseVersion
-} from '../src/upgrade/supervisors/nginx.js'
-import { elfArch } from '../src/upgrade/preflight.js'
+} from '../src/supervisors/nginx/protocol.js'
+import { elfArch } from '../src/local/elf.js'
 
 // What the remote probe prints mid-upgrade: old master 100 with 2 workers and the new master 200 (its child).
 const midUpgrade = [

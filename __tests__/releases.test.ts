@@ -40,8 +40,8 @@ import {
   withRelease,
   type Release,
   type StoreState
-} from '../src/releases.js'
-import type { HostReport } from '../src/upgrade/types.js'
+} from '../src/releases/index.js'
+import type { HostReport } from '../src/engine/types.js'
 import { readSettings, SettingsError } from '../src/settings.js'
 
 const sha = (n: number | string) => createHash('sha256').update(String(n)).digest('hex')

@@ -7,9 +7,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { rmSync } from 'node:fs'
-import { cell, drainChart, mermaidText, outputsOf, rolloutChart, summaryMarkdown } from '../src/report.js'
-import type { RolloutResult } from '../src/rollout.js'
-import type { HostReport, HostResult, StepName, StepReport } from '../src/upgrade/types.js'
+import {
+  cell,
+  drainChart,
+  mermaidText,
+  outputsOf,
+  rolloutChart,
+  summaryMarkdown
+} from '../src/report/index.js'
+import type { RolloutResult } from '../src/fleet/tally.js'
+import type { HostReport, HostResult, StepName, StepReport } from '../src/engine/types.js'
 import { sandboxUp, type Sandbox } from '../test/sandbox/sandbox.js'
 import { brokenBuild, nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
 

@@ -1,7 +1,8 @@
 /** The pure parts of a rollout: its batches, the overall result, the failure message. */
 import { describe, expect, it } from '@jest/globals'
-import { failureMessage, overall, planBatches, type RolloutResult } from '../src/rollout.js'
-import type { HostReport, HostResult } from '../src/upgrade/types.js'
+import { planBatches } from '../src/fleet/plan.js'
+import { failureMessage, overall, type RolloutResult } from '../src/fleet/tally.js'
+import type { HostReport, HostResult } from '../src/engine/types.js'
 
 function host(name: string, result: HostResult, extra: Partial<HostReport> = {}): HostReport {
   return { host: name, result, startedAt: '', steps: [], drain: [], health: [], ...extra }

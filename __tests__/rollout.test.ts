@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { lookup } from 'node:dns/promises'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import type { HostReport, HostResult } from '../src/upgrade/types.js'
+import type { HostReport, HostResult } from '../src/engine/types.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
 import { confWith, health, hostState, sha256, writeHostFile } from './helpers/upgrade-host.js'

@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
 import { spawnAsDeployUser } from './helpers/upgrade-host.js'
-import { waitUntil } from '../src/upgrade/wait.js'
+import { waitUntil } from '../src/engine/wait.js'
 
 let sb: Sandbox
 let h: SandboxHost

@@ -17,10 +17,12 @@ import {
   startWatchdog,
   waitForWatchdog,
   WATCHDOG_SCRIPTS,
+  watchdogScript,
   WatchdogBusyError,
   watchdogLeaseMs,
   type WatchdogPlan
-} from '../src/upgrade/watchdog.js'
+} from '../src/safety/watchdog.js'
+import { nginx } from '../src/supervisors/nginx/index.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { hostOptions, sleep, sshdSessions, until } from './helpers/ssh.js'
 import { loadGenerator, processesOf } from './helpers/safety.js'
@@ -31,13 +33,16 @@ const DIR = '/var/lib/zerodown/nginx/watchdog'
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
 describe('watchdog: the scripts', () => {
-  it.each(Object.entries(WATCHDOG_SCRIPTS))('%s is valid POSIX sh (dash -n)', (_name, script) => {
-    const r = spawnSync('dash', ['-n'], { input: script, encoding: 'utf8' })
-    expect(r.stderr).toBe('')
-    expect(r.status).toBe(0)
-  })
+  it.each(Object.entries({ ...WATCHDOG_SCRIPTS, watchdog: watchdogScript(nginx.watchdog) }))(
+    '%s is valid POSIX sh (dash -n)',
+    (_name, script) => {
+      const r = spawnSync('dash', ['-n'], { input: script, encoding: 'utf8' })
+      expect(r.stderr).toBe('')
+      expect(r.status).toBe(0)
+    }
+  )
   it('takes every value as a positional parameter: no script holds a path, pid or token', () => {
-    for (const script of Object.values(WATCHDOG_SCRIPTS)) {
+    for (const script of Object.values({ ...WATCHDOG_SCRIPTS, watchdog: watchdogScript(nginx.watchdog) })) {
       expect(script).not.toMatch(/\/srv\/|\/run\/nginx|\/var\/lib\/zerodown/)
       expect(script).not.toContain('@{')
     }
@@ -108,6 +113,7 @@ describe('watchdog: on a real host', () => {
     previousPath: PREV,
     oldSha256: sha(oldBinary),
     leaseMs: 2000,
+    part: nginx.watchdog,
     ...over
   })
 

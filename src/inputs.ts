@@ -106,7 +106,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'start-timeout',
-    description: 'How long the new master may take to start its workers after USR2.',
+    description:
+      'How long the new server may take to start and serve beside the old one (nginx: a new master with workers).',
     default: '30s',
     required: false
   },
@@ -156,7 +157,7 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'drain-timeout',
-    description: 'How long old workers may take to finish their requests after WINCH.',
+    description: 'How long old workers may take to finish their requests once they stopped accepting.',
     default: '5m',
     required: false
   },

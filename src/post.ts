@@ -1,7 +1,8 @@
 /**
  * The post step (action.yml runs.post, post-if: always()). GitHub runs it after the job's steps,
  * also when the job was cancelled or the main step was killed before it could clean up. It reads
- * what the main step saved (each host's phase, see safety.ts) and finishes what was left:
+ * what the main step saved (each host's phase, see safety/journal.ts) and finishes what was left
+ * (recover.ts):
  *
  * - a host in the middle of an upgrade is rolled back, or completed when only the old master's
  *   QUIT remained (phase committing); its watchdog is disarmed first, so that the two never act
@@ -11,103 +12,17 @@
  * A main step that ended normally left every host settled: post says so and connects nowhere.
  */
 import * as core from '@actions/core'
+import { connector } from './app.js'
 import type { Host } from './host/host.js'
-import { releaseLock } from './lock.js'
-import { connector, coreLogger, maskSecrets, POST_STATE } from './main.js'
-import { planFrom } from './rollout.js'
-import type { SafetyRecord } from './safety.js'
+import { finishHost, type PostOutcome } from './recover.js'
+import { coreLogger, maskSecrets } from './report/github.js'
+import { postAction, type SafetyRecord } from './safety/journal.js'
 import { readSettings, type Settings } from './settings.js'
-import { HostUpgrade } from './upgrade/machine.js'
-import type { HostResult, Logger } from './upgrade/types.js'
-import { decideWatchdog, inspectWatchdog, waitForWatchdog } from './upgrade/watchdog.js'
+import { isPostStep, POST_STATE, savedRecords } from './state.js'
 
 /** True in the post step: the main step saved isPost (GitHub passes saved state to post only). */
 export function isPost(): boolean {
-  return core.getState('isPost') === 'true'
-}
-
-/** The hosts' records saved by the main step; [] when there are none. */
-export function savedRecords(text: string): SafetyRecord[] {
-  if (text.trim() === '') return []
-  const value: unknown = JSON.parse(text)
-  if (!Array.isArray(value)) throw new Error('the saved state is not a list')
-  return value.filter(
-    (r): r is SafetyRecord =>
-      typeof r === 'object' &&
-      r !== null &&
-      typeof (r as SafetyRecord).host === 'string' &&
-      typeof (r as SafetyRecord).token === 'string' &&
-      typeof (r as SafetyRecord).phase === 'string'
-  )
-}
-
-/** What post must do for a host: nothing, release its lock, or finish its upgrade first. */
-export function postAction(r: SafetyRecord): 'nothing' | 'unlock' | 'rollback' | 'complete' {
-  switch (r.phase) {
-    case 'settled':
-      return 'nothing'
-    case 'locked':
-      return r.lock ? 'unlock' : 'nothing'
-    case 'committing':
-      return 'complete'
-    default:
-      // changing, rolling-back, parked: the fleet did not commit, or the host had not passed
-      return r.oldPid !== undefined && r.livePath && r.oldSha256 ? 'rollback' : r.lock ? 'unlock' : 'nothing'
-  }
-}
-
-export interface PostOutcome {
-  host: string
-  action: ReturnType<typeof postAction>
-  result?: HostResult
-  error?: string
-  repair?: string[]
-}
-
-/** Finishes one host left by an interrupted run. */
-export async function finishHost(
-  host: Host,
-  r: SafetyRecord,
-  settings: Settings,
-  log: Logger
-): Promise<PostOutcome> {
-  const action = postAction(r)
-  const outcome: PostOutcome = { host: r.host, action }
-  if (action === 'rollback' || action === 'complete') {
-    if (r.watchdog) {
-      const wd = await inspectWatchdog(host, r.watchdog)
-      if (wd?.running && wd.token === r.token) {
-        const d = await decideWatchdog(host, r.watchdog, r.token, 'cancel')
-        if (d.decided)
-          log.info(`${r.host}: disarmed the watchdog of the interrupted run; post finishes the host`)
-        else {
-          log.info(`${r.host}: the watchdog is rolling the host back; waiting for it`)
-          const end = await waitForWatchdog(host, r.watchdog, 90_000)
-          log.info(`${r.host}: the watchdog's result: ${end?.result ?? 'unknown'}`)
-        }
-      } else if (wd && wd.token === r.token && wd.result) {
-        log.info(`${r.host}: the watchdog already ended: ${wd.result}`)
-      }
-    }
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? '' })
-    const report = await new HostUpgrade(host, plan, log).recover(
-      { masterPid: r.oldPid!, livePath: r.livePath!, liveSha256: r.oldSha256! },
-      {
-        complete: action === 'complete',
-        reason: `the run was interrupted during the upgrade (phase ${r.phase}): the post step rolls the host back`
-      }
-    )
-    outcome.result = report.result
-    outcome.error = report.rollbackError ?? (report.result === 'failed' ? report.error : undefined)
-    outcome.repair = report.repair
-  }
-  if (r.lock) {
-    const how = await releaseLock(host, r.lock, r.token)
-    if (how === 'released') log.info(`${r.host}: released the deploy lock ${r.lock}`)
-    else if (how === 'not-ours')
-      log.info(`${r.host}: the deploy lock ${r.lock} is held by another run now; left alone`)
-  }
-  return outcome
+  return isPostStep({ save: core.saveState, get: core.getState })
 }
 
 export async function post(): Promise<void> {

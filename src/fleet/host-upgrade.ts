@@ -1,0 +1,112 @@
+/**
+ * One host's hot upgrade: the strategy's steps (through the chosen supervisor), wrapped by the
+ * layers the run asks for (release store, lock, watchdog, journal), run by the engine. The fleet
+ * holds one per host; the post step uses `recover`.
+ */
+import { HostRun, type RunSpec } from '../engine/index.js'
+import type { HostReport, Logger } from '../engine/types.js'
+import type { Host } from '../host/host.js'
+import { hotUpgrade, type HotUpgradeHost, type UpgradePlan } from '../strategies/hot-upgrade/index.js'
+import { supervisorFor } from '../supervisors/index.js'
+
+export type { UpgradePlan } from '../strategies/hot-upgrade/index.js'
+
+/** What a run adds around a host's steps (src/app.ts: the release store, then safety). */
+export type HostWrap = (plan: HotUpgradeHost) => RunSpec
+
+export class HostUpgrade {
+  private readonly hp: HotUpgradeHost
+  private readonly engine: HostRun
+
+  constructor(
+    readonly host: Host,
+    readonly plan: UpgradePlan,
+    readonly log: Logger,
+    wrap?: HostWrap
+  ) {
+    const supervisor = plan.supervisor ?? supervisorFor('nginx')
+    this.hp = hotUpgrade(plan, supervisor).plan(host, plan.source)
+    const spec: RunSpec = wrap ? wrap(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() }
+    this.engine = new HostRun(host, spec, { log, signal: plan.signal })
+  }
+
+  get report(): HostReport {
+    return this.engine.report
+  }
+
+  /** Every step up to the drain; with park, the old process is held and `commit` or `abort` must follow. */
+  run(options: { park?: boolean } = {}): Promise<HostReport> {
+    return this.engine.run({ hold: options.park })
+  }
+
+  /** After a park: the fleet passed; the old process is retired. */
+  commit(): Promise<HostReport> {
+    return this.engine.commit()
+  }
+
+  /** After a park: go back to the old process, because another host failed. */
+  abort(reason: string): Promise<HostReport> {
+    const names = (this.plan.supervisor ?? supervisorFor('nginx')).names
+    this.log.info(
+      `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
+    )
+    return this.engine.abort(reason)
+  }
+
+  /**
+   * Finishes a host that an interrupted run left mid-upgrade (the post step), from what the host
+   * shows now and what that run knew before it changed anything (`saved`). With `complete`
+   * (only the retire remained) and a new process that serves alone, the upgrade is completed;
+   * otherwise the host is rolled back. Every undo reads the host first, so nothing is done twice.
+   */
+  async recover(
+    saved: { masterPid: number; livePath: string; liveSha256: string },
+    options: { complete: boolean; reason: string }
+  ): Promise<HostReport> {
+    const { session, state } = this.hp
+    const names = (this.plan.supervisor ?? supervisorFor('nginx')).names
+    session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 })
+    state.running = {
+      pid: saved.masterPid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      exeReplaced: false,
+      version: null,
+      arch: ''
+    }
+    const report = this.engine.report
+    report.oldPid = saved.masterPid
+    report.binaryPath = saved.livePath
+    report.previousSha256 = saved.liveSha256
+    let seen: Awaited<ReturnType<typeof session.assess>>
+    try {
+      seen = await session.assess()
+    } catch (e) {
+      return this.engine.conclude('failed', (e as Error).message)
+    }
+    const old = saved.masterPid
+    if (seen.state === 'old-gone') {
+      // The retire went through before the run was interrupted (or the server was restarted since).
+      report.newPid = seen.serving ?? undefined
+      this.log.info(`${this.host.name} [recover] the ${names.old} ${old} is gone: ${seen.detail}`)
+      return seen.serving !== null
+        ? this.engine.conclude('upgraded')
+        : this.engine.conclude(
+            'failed',
+            `the ${names.old} ${old} is gone and no ${names.new} serves: ${seen.detail}`
+          )
+    }
+    if (options.complete && seen.state === 'retire-left') {
+      report.newPid = seen.serving ?? undefined
+      this.log.info(
+        `${this.host.name} [recover] only the retire of the ${names.old} ${old} remained: completing`
+      )
+      return this.engine.recover({
+        undo: this.hp.revertSteps,
+        steps: [this.hp.retire],
+        reason: options.reason
+      })
+    }
+    return this.engine.recover({ undo: this.hp.revertSteps, reason: options.reason })
+  }
+}

@@ -1,0 +1,5 @@
+/** The release store: pure state, its files on a host, its steps, its summary. */
+export * from './state.js'
+export * from './store.js'
+export * from './steps.js'
+export * from './markdown.js'

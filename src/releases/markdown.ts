@@ -1,0 +1,48 @@
+/** The release store's part of the job summary. */
+import type { HostReport, ReleaseRow } from '../engine/types.js'
+
+const cell = (s: string) =>
+  s
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\|/g, '\\|')
+
+/** Markdown: one releases table per host (hosts with the same releases share one), live marked. */
+export function releasesMarkdown(hosts: HostReport[]): string {
+  const groups = new Map<string, { hosts: string[]; rows: ReleaseRow[] }>()
+  for (const h of hosts) {
+    if (!h.releases || h.releases.length === 0) continue
+    const key = JSON.stringify(h.releases.map(r => [r.sha256, r.version, r.live, r.commit, r.run]))
+    const g = groups.get(key)
+    if (g) g.hosts.push(h.host)
+    else groups.set(key, { hosts: [h.host], rows: h.releases })
+  }
+  const out: string[] = []
+  for (const g of groups.values()) {
+    const names =
+      g.hosts.length > 3
+        ? `${g.hosts.slice(0, 3).join(', ')} and ${g.hosts.length - 3} more`
+        : g.hosts.join(', ')
+    out.push(
+      `### Releases on ${cell(names)}`,
+      '',
+      '| | Version | sha256 | Deployed (UTC) | Commit | Run |',
+      '|---|---|---|---|---|---|'
+    )
+    for (const r of [...g.rows].reverse()) {
+      const run =
+        r.run === undefined
+          ? ''
+          : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run)
+            ? `[${cell(r.run.split('/').pop() ?? r.run)}](${r.run})`
+            : cell(r.run)
+      out.push(
+        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ''} | ${run} |`
+      )
+    }
+    out.push('')
+  }
+  return out.join('\n')
+}

@@ -1,0 +1,245 @@
+/**
+ * The release store's part of a host's run, as steps slotted in at the strategy's anchors:
+ * - after inspection ("choose"): the live binary is in the store (recorded as found if zerodown
+ *   never saw it) and marked live; the binary for this host is chosen (rollback mode: a release
+ *   from its store, sha256 checked);
+ * - after verify ("versions"): the versions are known; a downgrade is refused unless allowed;
+ * - after the commit ("record"): the new release is recorded and made live, old ones pruned.
+ */
+import { insertAfter, StepError, type Step } from '../engine/index.js'
+import type { Settings } from '../settings.js'
+import type { HostPlan, UpgradeSource } from '../strategies/strategy.js'
+import {
+  afterRollback,
+  describeChange,
+  downgradeProblem,
+  liveRelease,
+  markLive,
+  versionText,
+  provenanceFrom,
+  releaseRows,
+  rollbackTarget,
+  StoreError,
+  withRelease,
+  type Provenance,
+  type Release,
+  type StoreState
+} from './state.js'
+import { ReleaseStore } from './store.js'
+
+export interface ReleaseOptions {
+  mode: 'deploy' | 'rollback'
+  releaseDir?: string
+  keepReleases: number
+  /** The new binary's version (input `version`); default: detected from the binary. */
+  version?: string
+  allowDowngrade: boolean
+  rollbackTo?: string
+  provenance: Provenance
+  now?: () => Date
+}
+
+/** What the store's steps learn of one host. */
+interface HostRelease {
+  store?: ReleaseStore
+  liveVersion: string | null
+  newVersion: string | null
+  target?: Release
+}
+
+const shortSha = (s: string) => s.slice(0, 12)
+
+const refuse = (step: 'preflight' | 'verify', e: unknown): never => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e
+}
+
+/**
+ * The binary a host gets, in one place: a deploy sends the run's binary; a rollback takes the
+ * target release from the host's own store (nothing is sent), after checking its sha256.
+ */
+export async function chooseBinary(
+  o: ReleaseOptions,
+  store: ReleaseStore,
+  state: StoreState,
+  live: { sha256: string },
+  deployed: UpgradeSource,
+  note: (s: string) => void
+): Promise<{ source: UpgradeSource; target?: Release }> {
+  if (o.mode === 'deploy') return { source: deployed }
+  const target = (() => {
+    try {
+      return rollbackTarget(state, o.rollbackTo)
+    } catch (e) {
+      return refuse('preflight', e)
+    }
+  })()
+  if (target.sha256 === live.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ''} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    )
+  else await store.checkRelease(target, state).catch(e => refuse('preflight', e))
+  const source = {
+    sha256: target.sha256,
+    hostPath: store.releasePath(target.sha256),
+    version: target.version ?? undefined
+  }
+  return { source, target }
+}
+
+/** The running binary is in the store and marked live; returns the store's state. */
+async function recordLive(
+  store: ReleaseStore,
+  r: { livePath: string; liveSha256: string; version: string | null },
+  now: string,
+  note: (s: string) => void
+): Promise<StoreState> {
+  let state = await store.read().catch(e => refuse('preflight', e))
+  // The running binary must be in the store before a deploy replaces it: rollback needs it.
+  const had = state.releases.find(x => x.sha256 === r.liveSha256)
+  const how = await store.put(r.livePath, r.liveSha256).catch(e => refuse('preflight', e))
+  if (!had) {
+    const found: Release = {
+      sha256: r.liveSha256,
+      version: versionText(r.version),
+      deployedAt: now,
+      origin: 'found'
+    }
+    state = withRelease(state, found)
+    await store.writeMeta(found).catch(e => refuse('preflight', e))
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how})`
+    )
+  } else if (how !== 'present') {
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
+  }
+  if (state.live !== r.liveSha256 || state.lineage[state.lineage.length - 1] !== r.liveSha256) {
+    if (had && state.live !== null && state.live !== r.liveSha256)
+      note(
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(r.liveSha256)}; corrected`
+      )
+    state = markLive(state, r.liveSha256, now)
+  }
+  await store.write(state).catch(e => refuse('preflight', e))
+  return state
+}
+
+/** The store's steps slotted into one host's run. */
+export function withReleaseSteps(plan: HostPlan, o: ReleaseOptions): Step[] {
+  const hr: HostRelease = { liveVersion: null, newVersion: null }
+  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr))
+  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr))
+  return [...steps, recordStep(plan, o, hr)]
+}
+
+const nowOf = (o: ReleaseOptions) => (o.now ? o.now() : new Date()).toISOString()
+
+/** After inspection: the live binary recorded, and the binary for this host chosen. */
+function chooseStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
+  const st = plan.state
+  const deployed = st.source
+  const now = () => nowOf(o)
+  return {
+    name: 'choose',
+    stage: 'prepare',
+    async run({ host, report, note }) {
+      const r = st.running!
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath)
+      hr.store = store
+      const state = r.exeReplaced
+        ? await store.read().catch(e => refuse('preflight', e))
+        : await recordLive(store, r, now(), note)
+      const live = liveRelease(state)
+      hr.liveVersion = hr.newVersion = live?.version ?? versionText(r.version)
+      report.releases = releaseRows(state)
+      report.previousVersion = report.version = hr.liveVersion ?? undefined
+      const { source, target } = await chooseBinary(o, store, state, { sha256: r.liveSha256 }, deployed, note)
+      st.source = source
+      if (o.mode === 'deploy') {
+        // With the version input, a downgrade is refused before anything is sent (an unchanged
+        // binary is not a downgrade: the run ends it as unchanged).
+        if (source.sha256 === r.liveSha256) return
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade)
+        if (problem) throw new StepError('preflight', problem)
+        return
+      }
+      hr.target = target
+      hr.newVersion = target!.version
+      report.version = target!.version ?? undefined
+      note(
+        `rollback target: ${target!.version ?? 'unknown version'} (sha256 ${shortSha(target!.sha256)}, deployed ${target!.deployedAt}) from ${store.releasePath(target!.sha256)}, sha256 checked`
+      )
+    }
+  }
+}
+
+/** After verify: the versions known; a downgrade refused unless allowed. */
+function versionsStep(o: ReleaseOptions, hr: HostRelease): Step {
+  return {
+    name: 'versions',
+    stage: 'prepare',
+    async run({ report, note }) {
+      const detected = versionText(report.version)
+      hr.newVersion =
+        o.mode === 'rollback' ? (hr.target?.version ?? detected) : (versionText(o.version) ?? detected)
+      report.version = hr.newVersion ?? undefined
+      report.previousVersion = hr.liveVersion ?? undefined
+      if (o.mode === 'deploy') {
+        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade)
+        if (problem) throw new StepError('verify', problem)
+      }
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`)
+    }
+  }
+}
+
+/** After the commit: the new release recorded and made live, old ones pruned. */
+function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
+  const st = plan.state
+  return {
+    name: 'record',
+    stage: 'after',
+    async run({ report, note }) {
+      const store = hr.store
+      if (!store) return
+      const source = st.source
+      let state = await store.read()
+      const at = nowOf(o)
+      if (o.mode === 'rollback' && state.releases.some(x => x.sha256 === source.sha256)) {
+        state = afterRollback(state, source.sha256, at)
+      } else {
+        const how = await store.put(st.running!.livePath, source.sha256)
+        const release: Release = {
+          sha256: source.sha256,
+          version: hr.newVersion,
+          deployedAt: at,
+          origin: 'deploy',
+          ...o.provenance
+        }
+        await store.writeMeta(release)
+        state = markLive(withRelease(state, release), source.sha256, at)
+        note(
+          `release store: recorded ${release.version ?? 'unknown version'} (sha256 ${shortSha(release.sha256)}, ${how})`
+        )
+      }
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases)
+      report.releases = releaseRows(saved)
+      note(
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? 'unknown'}; ${saved.releases.length} release(s) kept` +
+          (pruned.length ? `; pruned ${pruned.map(p => p.version ?? shortSha(p.sha256)).join(', ')}` : '')
+      )
+    }
+  }
+}
+
+/** The store's options from the settings and this run's environment (GITHUB_SHA, ...). */
+export function releaseOptions(settings: Settings, env: Record<string, string | undefined>): ReleaseOptions {
+  return {
+    mode: settings.mode,
+    releaseDir: settings.releaseDir,
+    keepReleases: settings.keepReleases,
+    version: settings.version,
+    allowDowngrade: settings.allowDowngrade,
+    rollbackTo: settings.rollbackTo,
+    provenance: provenanceFrom(env)
+  }
+}

@@ -1,0 +1,197 @@
+/** The release store's files on a host (see state.ts for the layout): read, write atomically, put, prune. */
+import { randomBytes } from 'node:crypto'
+import { posix } from 'node:path'
+import type { Host } from '../host/host.js'
+import { remoteSha256 } from '../strategies/hot-upgrade/install.js'
+import {
+  validRelease,
+  DEFAULT_RELEASE_ROOT,
+  describeReleases,
+  emptyState,
+  parseState,
+  pruneChoice,
+  SHA256,
+  StoreError,
+  withoutReleases,
+  withRelease,
+  type Release,
+  type StoreState
+} from './state.js'
+
+export class ReleaseStore {
+  readonly statePath: string
+
+  constructor(
+    readonly host: Host,
+    readonly dir: string,
+    readonly binary: string
+  ) {
+    this.statePath = posix.join(dir, 'state.json')
+  }
+
+  /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
+  static forLive(host: Host, releaseDir: string | undefined, livePath: string): ReleaseStore {
+    const name = posix.basename(livePath)
+    const binary = name === '' || name === '.' || name === '..' ? 'binary' : name
+    return new ReleaseStore(host, releaseDir ?? posix.join(DEFAULT_RELEASE_ROOT, binary), binary)
+  }
+
+  releaseDir(sha256: string): string {
+    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`)
+    return posix.join(this.dir, 'releases', sha256)
+  }
+
+  releasePath(sha256: string): string {
+    return posix.join(this.releaseDir(sha256), this.binary)
+  }
+
+  private async run(argv: string[], what: string): Promise<void> {
+    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 120_000 })
+    if (r.code !== 0) {
+      const detail = (r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')
+      const denied = /denied|read-only/i.test(detail)
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` +
+          (denied
+            ? 'Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write'
+            : 'Check the folder and the disk')
+      )
+    }
+  }
+
+  /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
+  async read(): Promise<StoreState> {
+    const text = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e: Error) => {
+      if (!/cannot read/.test(e.message)) throw e
+      const what = `read ${this.statePath}`
+      throw new StoreError(
+        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${e.message.split(': ').pop()}). ` +
+          'Let the deploy user read that folder, set sudo: true, or set release-dir to a folder it can read'
+      )
+    })
+    if (text !== null) return parseState(text, this.binary, this.statePath)
+    return this.rebuild()
+  }
+
+  private async rebuild(): Promise<StoreState> {
+    const r = await this.host.run(
+      [
+        'sh',
+        '-c',
+        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+        'sh',
+        this.dir
+      ],
+      { sudo: this.host.sudo }
+    )
+    let state = emptyState(this.binary)
+    if (r.code !== 0) return state
+    const bad = (why: string): never => {
+      throw new StoreError(why)
+    }
+    const found: Release[] = []
+    for (const chunk of r.stdout.split('\n\u001e\n')) {
+      const nl = chunk.indexOf('\n')
+      if (nl < 0) continue
+      try {
+        const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad)
+        if (posix.basename(posix.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel)
+      } catch {
+        // an unreadable meta.json: that release is not listed
+      }
+    }
+    found.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt))
+    for (const rel of found) state = withRelease(state, rel)
+    return state
+  }
+
+  /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
+  async writeAtomic(path: string, text: string): Promise<void> {
+    const tmp = posix.join(
+      posix.dirname(path),
+      `.${posix.basename(path)}.tmp-${randomBytes(6).toString('hex')}`
+    )
+    const script =
+      'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
+    await this.run(['sh', '-c', script, 'sh', text, tmp, path], `write ${path}`)
+  }
+
+  async write(state: StoreState): Promise<void> {
+    await this.run(['mkdir', '-p', '--', this.dir], `create ${this.dir}`)
+    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+  }
+
+  /** The sha256 the stored file has now (null: missing). */
+  async storedSha256(sha256: string): Promise<string | null> {
+    return remoteSha256(this.host, this.releasePath(sha256))
+  }
+
+  /** Refuses a release whose file is missing or does not have its sha256. */
+  async checkRelease(release: Release, state: StoreState): Promise<void> {
+    const got = await this.storedSha256(release.sha256)
+    if (got === release.sha256) return
+    throw new StoreError(
+      `the release ${release.version ?? 'of unknown version'} in the host's store is ${got === null ? 'missing' : 'corrupted'}: ` +
+        `${this.releasePath(release.sha256)} ${got === null ? 'does not exist' : `has sha256 ${got}, expected ${release.sha256}`}. ` +
+        `It is not deployed. Deploy that version again from its build (mode: deploy), or choose another release ` +
+        `(it has: ${describeReleases(state)})`
+    )
+  }
+
+  /**
+   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
+   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
+   */
+  async put(fromPath: string, sha256: string): Promise<'present' | 'linked' | 'copied'> {
+    if ((await this.storedSha256(sha256)) === sha256) return 'present'
+    const dir = this.releaseDir(sha256)
+    const target = this.releasePath(sha256)
+    const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
+    await this.run(['mkdir', '-p', '--', dir], `create ${dir}`)
+    const sudo = this.host.sudo
+    let how: 'linked' | 'copied' = 'linked'
+    try {
+      if ((await this.host.run(['ln', '--', fromPath, tmp], { sudo })).code !== 0) {
+        how = 'copied'
+        await this.run(['cp', '--', fromPath, tmp], `copy ${fromPath} into ${dir}`)
+      }
+      const got = await remoteSha256(this.host, tmp)
+      if (got !== sha256)
+        throw new StoreError(
+          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+        )
+      if (how === 'copied') await this.run(['chmod', '0755', '--', tmp], `chmod ${tmp}`)
+      await this.run(['mv', '-f', '--', tmp, target], `store ${target}`)
+    } catch (e) {
+      // A folder made for nothing: remove it when empty, so no release looks half-stored.
+      await this.host.run(['rm', '-f', '--', tmp], { sudo }).catch(() => undefined)
+      await this.host.run(['rmdir', '--', dir], { sudo }).catch(() => undefined)
+      throw e
+    } finally {
+      await this.host.run(['rm', '-f', '--', tmp], { sudo }).catch(() => undefined)
+    }
+    return how
+  }
+
+  async writeMeta(release: Release): Promise<void> {
+    await this.writeAtomic(
+      posix.join(this.releaseDir(release.sha256), 'meta.json'),
+      JSON.stringify(release, null, 2)
+    )
+  }
+
+  async remove(sha256: string): Promise<void> {
+    await this.run(['rm', '-rf', '--', this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`)
+  }
+
+  /** Records state after pruning to keep; returns the pruned releases. */
+  async saveAndPrune(state: StoreState, keep: number): Promise<{ state: StoreState; pruned: Release[] }> {
+    const shas = pruneChoice(state, keep)
+    const pruned = state.releases.filter(r => shas.includes(r.sha256))
+    const next = withoutReleases(state, shas)
+    await this.write(next)
+    // After state.json no longer names them: a failed removal leaves a folder, never a dangling entry.
+    for (const sha of shas) await this.remove(sha)
+    return { state: next, pruned }
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * What the run tells people and programs: the outputs, and a job summary in Markdown with one row
+ * per host, a Mermaid chart of the rollout, per host the steps, the drain curve and the health
+ * checks, and on failure what happened and exactly what to run now.
+ *
+ * Everything here is pure (the command line writes the same text to a file); github.ts hands it
+ * to GitHub. This file: the outputs and where the run happened; summary.ts the Markdown;
+ * charts.ts the Mermaid charts.
+ */
+import type { HostReport } from '../engine/types.js'
+import type { RolloutResult } from '../fleet/tally.js'
+
+const join = (values: (string | number | undefined)[]) =>
+  values.filter(v => v !== undefined && v !== '').join(',')
+
+export function outputsOf(run: RolloutResult): Record<string, string> {
+  const hosts = run.hosts
+  return {
+    result: run.result,
+    version: join(unique(hosts.map(servingVersion))),
+    'previous-version': join(unique(hosts.map(h => h.previousVersion))),
+    'old-pid': join(hosts.map(h => h.oldPid)),
+    'new-pid': join(hosts.map(h => h.newPid)),
+    duration: String(run.durationMs),
+    report: JSON.stringify({ result: run.result, counts: run.counts, durationMs: run.durationMs, hosts })
+  }
+}
+
+/** The version a host serves after the run: the new one only where the upgrade went through. */
+export function servingVersion(h: HostReport): string | undefined {
+  if (h.result === 'upgraded') return h.version
+  if (h.result === 'unchanged') return h.version ?? h.previousVersion
+  return h.previousVersion
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)]
+}
+
+/** Where the run happened, for links (GitHub's default environment variables). */
+export interface SummaryContext {
+  serverUrl?: string
+  repository?: string
+  /** Workflow file of the rollback workflow, in .github/workflows. */
+  rollbackWorkflow?: string
+}
+
+export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): SummaryContext {
+  return {
+    serverUrl: env.GITHUB_SERVER_URL || undefined,
+    repository: env.GITHUB_REPOSITORY || undefined,
+    rollbackWorkflow: 'rollback.yml'
+  }
+}

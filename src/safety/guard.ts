@@ -1,0 +1,62 @@
+/**
+ * What keeps a host from being left half-upgraded, as steps around a strategy's own:
+ *
+ * - the deploy lock (lock.ts): taken first (in pre-flight's entry), renewed while the host's run
+ *   lasts, released when the run settles;
+ * - the watchdog (watchdog.ts): armed before the cut-over (undo: disarm), confirmed before the
+ *   commit, given time while the run rolls back, extended while the host is held;
+ * - the journal (journal.ts): each host's phase, for the post step.
+ */
+import { beforeStage, first, type RunSpec, type Settle, type Step } from '../engine/index.js'
+import type { Logger } from '../engine/types.js'
+import type { Host } from '../host/host.js'
+import type { HostPlan } from '../strategies/strategy.js'
+import type { Journal } from './journal.js'
+import { HostLock, type LockOwner } from './lock.js'
+import { lockStep, releaseLockSettle } from './lock-steps.js'
+import type { WatchdogPart } from '../supervisors/supervisor.js'
+import { armStep, confirmStep, disarmSettle, holdObserver } from './watchdog-steps.js'
+
+export interface SafetyOptions {
+  releaseDir?: string
+  pidFile: string
+  binaryPath?: string
+  lockLeaseMs: number
+  /** Arm a watchdog before each cut-over. */
+  watchdog: boolean
+  watchdogLeaseMs: number
+  owner: LockOwner
+  /** This run's token on the hosts. */
+  token: string
+  /** The supervisor's part of the watchdog, and whether its revert needs the old binary first. */
+  part: WatchdogPart
+  binaryFirst: boolean
+  /** Warnings that belong to no step (a held host's watchdog could not be extended). */
+  log: Logger
+}
+
+/** One host's safety state: its lock, its release dir, its watchdog. */
+export interface HostSafety {
+  readonly host: Host
+  lock?: HostLock
+  releaseDir?: string
+  /** The watchdog runs and nobody decided yet. */
+  armed: boolean
+  heartbeat?: NodeJS.Timeout
+}
+
+export function stopHeartbeat(s: HostSafety): void {
+  if (s.heartbeat) clearInterval(s.heartbeat)
+  s.heartbeat = undefined
+}
+
+/** The strategy's run with the lock, the watchdog and the journal around it. */
+export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): RunSpec {
+  const s: HostSafety = { host: plan.state.host, armed: false }
+  journal.of(s.host.name)
+  let steps: Step[] = first(plan.steps, lockStep(s, o, journal))
+  steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal))
+  steps = beforeStage(steps, 'commit', confirmStep(s, o, journal))
+  const settle: Settle[] = [disarmSettle(s, o), releaseLockSettle(s, journal)]
+  return { steps, settle, observers: [holdObserver(s, o, journal)], repair: () => plan.repair() }
+}

@@ -1,0 +1,92 @@
+/** The deploy lock around a host's run: taken by the first step, released when the run settles. */
+import { formatDuration } from '../duration.js'
+import type { Settle, Step } from '../engine/index.js'
+import type { Host } from '../host/host.js'
+import { ReleaseStore } from '../releases/store.js'
+import type { HostSafety, SafetyOptions } from './guard.js'
+import type { Journal, SafetyPhase } from './journal.js'
+import { HostLock, lockPath } from './lock.js'
+import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
+
+/** The binary the running server runs (for the default release dir), read before pre-flight; null when unknown. */
+async function runningExecutable(host: Host, pidFile: string): Promise<string | null> {
+  const r = await host.run(
+    [
+      'sh',
+      '-c',
+      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null',
+      'sh',
+      pidFile
+    ],
+    { sudo: host.sudo }
+  )
+  const path = r.stdout.trim().replace(/ \(deleted\)$/, '')
+  return path.startsWith('/') ? path : null
+}
+
+/** Takes the lock before anything is read; refuses a host whose earlier watchdog still runs. */
+export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Step {
+  return {
+    name: 'lock',
+    stage: 'prepare',
+    async run({ host, note, log }) {
+      if (s.lock) return // run again after a lost connection: the lock is ours already
+      let releaseDir = o.releaseDir
+      if (releaseDir === undefined) {
+        const live = o.binaryPath ?? (await runningExecutable(host, o.pidFile))
+        if (live === null) {
+          // Pre-flight fails on the missing server next, before anything changes.
+          note('no deploy lock: the running binary (and so its release store) is not known yet')
+          return
+        }
+        releaseDir = ReleaseStore.forLive(host, undefined, live).dir
+      }
+      s.releaseDir = releaseDir
+      const path = lockPath(releaseDir)
+      s.lock = await HostLock.acquire(host, {
+        path,
+        token: o.token,
+        leaseMs: o.lockLeaseMs,
+        owner: o.owner,
+        warn: m => log.warn(m, { host: host.name, step: 'preflight' })
+      })
+      journal.update(host.name, { lock: path, phase: 'locked' })
+      note(
+        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
+      )
+      // Stale state of an earlier run: its watchdog.
+      const wd = await inspectWatchdog(host, watchdogDir(releaseDir))
+      if (wd?.running && wd.token !== o.token)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? '')
+      if (wd && !wd.running && wd.verdict === 'rollback' && wd.result !== null) {
+        const what = `the watchdog of an earlier run (${wd.token ?? 'unknown'}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`
+        if (wd.result === 'rolled-back' || wd.result === 'nothing') note(what)
+        else
+          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
+            host: host.name,
+            step: 'preflight'
+          })
+      }
+    }
+  }
+}
+
+/** Releases the lock and records the host settled (or still locked, for the post step, when the release failed). */
+export function releaseLockSettle(s: HostSafety, journal: Journal): Settle {
+  return {
+    name: 'unlock',
+    async run({ host, report, log }) {
+      let phase: SafetyPhase = 'settled'
+      if (s.lock) {
+        const how = await s.lock.release()
+        if (how === 'released') log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`)
+        else if (how === 'not-ours')
+          log.warn(
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
+          )
+        else if (how === 'error') phase = 'locked' // the post step releases it
+      }
+      journal.update(host.name, { phase, result: report.result })
+    }
+  }
+}

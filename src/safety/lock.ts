@@ -1,0 +1,297 @@
+/**
+ * The deploy lock of a host: a directory `<release-dir>/lock` created with mkdir (atomic on
+ * every POSIX file system), holding an `owner` file that says who holds it (repository, run,
+ * commit, since when) and whose mtime is the lease: the holder touches it while it works. A
+ * second deploy fails fast naming the holder; a lock whose lease ran out (its run is gone) is
+ * taken over with a warning. Every remote value goes in as a positional parameter of a fixed
+ * script, never into the script text.
+ */
+import { randomBytes } from 'node:crypto'
+import { hostname, userInfo } from 'node:os'
+import { posix } from 'node:path'
+import type { Host } from '../host/host.js'
+import { formatDuration } from '../duration.js'
+import { ACQUIRE, INSPECT, RELEASE, RENEW } from './lock-scripts.js'
+
+/** Who runs a deploy, as the lock shows it to a second one. */
+export interface LockOwner {
+  repository?: string
+  runId?: string
+  runAttempt?: string
+  workflow?: string
+  job?: string
+  actor?: string
+  commit?: string
+  ref?: string
+  runUrl?: string
+  /** The machine (and user) the run comes from. */
+  runner?: string
+}
+
+/** What a held lock says about its holder. */
+export interface LockHolder extends LockOwner {
+  token: string
+  /** When the holder took it (the host's clock, ISO 8601). */
+  since?: string
+  /** The holder's lease. */
+  leaseMs: number
+  /** Time since the holder last renewed the lease (the host's clock). */
+  ageMs: number
+}
+
+export interface LockOptions {
+  /** The lock directory: lockPath(releaseDir). */
+  path: string
+  /** This run's token (one per run: post releases with it). */
+  token: string
+  leaseMs: number
+  owner: LockOwner
+  /** How often the lease is renewed while held. Default: a third of the lease, at most 1 minute. */
+  renewEveryMs?: number
+  /** Warnings (a takeover, a lost renewal). */
+  warn?: (message: string) => void
+}
+
+export function lockPath(releaseDir: string): string {
+  return posix.join(releaseDir, 'lock')
+}
+
+/** A token that names this run on the hosts (letters, digits, - and . only). */
+export function newToken(owner: LockOwner): string {
+  const run = [owner.runId, owner.runAttempt].filter(Boolean).join('.')
+  return `${(run || 'local').replace(/[^A-Za-z0-9.-]/g, '') || 'local'}-${randomBytes(6).toString('hex')}`
+}
+
+/** The owner of this process's deploy: GitHub's run variables, or user@machine from a terminal. */
+export function lockOwnerFromEnv(env: NodeJS.ProcessEnv = process.env): LockOwner {
+  const server = env.GITHUB_SERVER_URL ?? 'https://github.com'
+  const runUrl =
+    env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID
+      ? `${server}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}`
+      : undefined
+  let user = 'unknown'
+  try {
+    user = userInfo().username
+  } catch {
+    /* no passwd entry */
+  }
+  return {
+    repository: env.GITHUB_REPOSITORY,
+    runId: env.GITHUB_RUN_ID,
+    runAttempt: env.GITHUB_RUN_ATTEMPT,
+    workflow: env.GITHUB_WORKFLOW,
+    job: env.GITHUB_JOB,
+    actor: env.GITHUB_ACTOR,
+    commit: env.GITHUB_SHA,
+    ref: env.GITHUB_REF,
+    runUrl,
+    runner: env.RUNNER_NAME ? `${env.RUNNER_NAME}` : `${user}@${hostname()}`
+  }
+}
+
+const OWNER_KEYS: [keyof LockOwner, string][] = [
+  ['repository', 'repository'],
+  ['runId', 'run_id'],
+  ['runAttempt', 'run_attempt'],
+  ['workflow', 'workflow'],
+  ['job', 'job'],
+  ['actor', 'actor'],
+  ['commit', 'commit'],
+  ['ref', 'ref'],
+  ['runUrl', 'run_url'],
+  ['runner', 'runner']
+]
+
+/** One line per value, printable, bounded: the owner file is read back by people and by parsers. */
+function clean(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 300)
+}
+
+function ownerLines(owner: LockOwner): string[] {
+  const lines: string[] = []
+  for (const [key, name] of OWNER_KEYS) {
+    const v = owner[key]
+    if (v !== undefined && v !== '') lines.push(`${name}=${clean(v)}`)
+  }
+  return lines
+}
+
+function parseHolder(lines: string[], fallbackLeaseMs: number, ageSeconds: number): LockHolder {
+  const kv = new Map<string, string>()
+  for (const line of lines) {
+    const eq = line.indexOf('=')
+    if (eq > 0) kv.set(line.slice(0, eq), line.slice(eq + 1))
+  }
+  const holder: LockHolder = {
+    token: kv.get('token') ?? '',
+    since: kv.get('since'),
+    leaseMs: /^\d+$/.test(kv.get('lease') ?? '') ? Number(kv.get('lease')) * 1000 : fallbackLeaseMs,
+    ageMs: Math.max(0, ageSeconds) * 1000
+  }
+  for (const [key, name] of OWNER_KEYS) {
+    const v = kv.get(name)
+    if (v !== undefined) holder[key] = v
+  }
+  return holder
+}
+
+/** "octo/app run 123.1 (https://...), commit abc123456789, by alice, since 2024-...". */
+export function describeHolder(h: LockHolder): string {
+  const parts: string[] = []
+  const run = [h.runId, h.runAttempt].filter(Boolean).join('.')
+  parts.push(
+    `${h.repository ?? 'a run'}${run ? ` run ${run}` : ''}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ''})` : ''}`
+  )
+  if (h.runUrl) parts.push(h.runUrl)
+  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`)
+  if (h.ref) parts.push(h.ref)
+  if (h.actor) parts.push(`by ${h.actor}`)
+  if (h.runner) parts.push(`from ${h.runner}`)
+  if (h.since) parts.push(`since ${h.since}`)
+  return parts.join(', ')
+}
+
+/** Another deploy holds the host's lock, and its lease has not run out. */
+export class LockHeldError extends Error {
+  constructor(
+    readonly host: string,
+    readonly path: string,
+    readonly holder: LockHolder
+  ) {
+    const left = Math.max(0, holder.leaseMs - holder.ageMs)
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ` +
+        `its lease was renewed ${formatDuration(holder.ageMs)} ago. Nothing was changed on this host. ` +
+        `Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(left)} from now ` +
+        `(lock-lease ${formatDuration(holder.leaseMs)}) and is then taken over, or remove it by hand once you are sure: rm -r -- '${path}'`
+    )
+    this.name = 'LockHeldError'
+  }
+}
+
+// $1 lock dir, $2 token, $3 lease seconds, then owner lines (key=value).
+async function sh(host: Host, script: string, args: string[]): Promise<string[]> {
+  const r = await host.run(['sh', '-c', script, 'sh', ...args], { sudo: host.sudo, timeoutMs: 30_000 })
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    )
+  return r.stdout.split('\n').filter(l => l !== '')
+}
+
+function ageOf(line: string | undefined): number {
+  const m = /^age=(-?\d+)$/.exec(line ?? '')
+  return m ? Number(m[1]) : 0
+}
+
+/** Reads a host's lock without touching it; null when nobody holds it. */
+export async function readLock(
+  host: Host,
+  path: string,
+  fallbackLeaseMs = 15 * 60_000
+): Promise<LockHolder | null> {
+  const out = await sh(host, INSPECT, [path])
+  if (out[0] === 'absent') return null
+  return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]))
+}
+
+/** A held deploy lock; renews its lease until released. */
+export class HostLock {
+  private timer: NodeJS.Timeout | null = null
+  private released = false
+  /** When the lock was taken over from a run whose lease had run out: that run. */
+  tookOverFrom?: LockHolder
+  /** Set when a renewal found the lock in other hands. */
+  lost = false
+
+  private constructor(
+    readonly host: Host,
+    readonly options: LockOptions
+  ) {}
+
+  get path(): string {
+    return this.options.path
+  }
+
+  /** Takes the lock, or throws LockHeldError naming the holder. Idempotent for the same token. */
+  static async acquire(host: Host, options: LockOptions): Promise<HostLock> {
+    const lock = new HostLock(host, options)
+    const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1000)))
+    const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)])
+    const status = out[0] ?? ''
+    if (status === 'acquired' || status === 'ours') {
+      lock.startRenewing()
+      return lock
+    }
+    if (status === 'took-over') {
+      lock.tookOverFrom = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
+      options.warn?.(
+        `${host.name}: took over the deploy lock ${options.path}: its holder (${describeHolder(lock.tookOverFrom)}) ` +
+          `had not renewed it for ${formatDuration(lock.tookOverFrom.ageMs)}, longer than its lease of ${formatDuration(lock.tookOverFrom.leaseMs)}; that run is gone. ` +
+          `Its upgrade may have been interrupted: pre-flight checks the host for what it left`
+      )
+      lock.startRenewing()
+      return lock
+    }
+    if (status === 'held')
+      throw new LockHeldError(
+        host.name,
+        options.path,
+        parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
+      )
+    throw new Error(
+      `${host.name}: cannot take the deploy lock ${options.path}: ${status.replace(/^error /, '')}. ` +
+        `The SSH user must be able to create it: give it the release store (release-dir), or set sudo: true`
+    )
+  }
+
+  private startRenewing(): void {
+    const every =
+      this.options.renewEveryMs ?? Math.min(60_000, Math.max(1000, Math.floor(this.options.leaseMs / 3)))
+    this.timer = setInterval(() => void this.renew().catch(() => undefined), every)
+    this.timer.unref()
+  }
+
+  /** Touches the lease. A lost connection is retried at the next tick; a lock in other hands is reported once. */
+  async renew(): Promise<'renewed' | 'lost'> {
+    if (this.released) return 'lost'
+    const out = await sh(this.host, RENEW, [this.options.path, this.options.token])
+    if (out[0] === 'renewed') return 'renewed'
+    if (!this.lost) {
+      this.lost = true
+      this.options.warn?.(
+        `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run (its lease ran out and another run took it over)`
+      )
+    }
+    return 'lost'
+  }
+
+  /** Releases the lock if this run still holds it. Never throws. */
+  async release(): Promise<'released' | 'absent' | 'not-ours' | 'error'> {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+    if (this.released) return 'released'
+    try {
+      const out = await releaseLock(this.host, this.options.path, this.options.token)
+      this.released = true
+      return out
+    } catch (e) {
+      this.options.warn?.(
+        `${this.host.name}: could not release the deploy lock ${this.options.path}: ${(e as Error).message}`
+      )
+      return 'error'
+    }
+  }
+}
+
+/** Removes the lock when `token` holds it (the post step uses this for a run that was killed). */
+export async function releaseLock(
+  host: Host,
+  path: string,
+  token: string
+): Promise<'released' | 'absent' | 'not-ours'> {
+  const out = await sh(host, RELEASE, [path, token])
+  const s = out[0]
+  if (s === 'released' || s === 'absent' || s === 'not-ours') return s
+  throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(' ').slice(0, 200)}`)
+}

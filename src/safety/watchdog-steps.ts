@@ -1,0 +1,167 @@
+/**
+ * The watchdog as steps: armed before the cut-over (its undo disarms it, its beforeRollback
+ * gives it time), confirmed before the commit, extended while the host is held, disarmed when
+ * the run settles if nobody decided yet.
+ */
+import { formatDuration } from '../duration.js'
+import { StepError, type RunPhase, type Settle, type Step } from '../engine/index.js'
+import type { HostReport } from '../engine/types.js'
+import type { Host } from '../host/host.js'
+import { sidePaths } from '../strategies/hot-upgrade/install.js'
+import type { HostState } from '../strategies/strategy.js'
+import { stopHeartbeat, type HostSafety, type SafetyOptions } from './guard.js'
+import type { Journal } from './journal.js'
+import { decideWatchdog, extendWatchdog, startWatchdog, waitForWatchdog, watchdogDir } from './watchdog.js'
+
+/** How long a rollback may take before the watchdog would step in. */
+const ROLLBACK_GRACE_MS = 120_000
+/** How long to wait for a watchdog that decided first to finish its rollback. */
+const WATCHDOG_FINISH_MS = 90_000
+
+const dirOf = (s: HostSafety) => watchdogDir(s.releaseDir!)
+
+/** The watchdog decided first: wait until it has finished, and say what it did. */
+async function afterWatchdog(host: Host, s: HostSafety, note: (m: string) => void): Promise<string> {
+  note(`the watchdog reached its deadline first and rolls the host back; waiting for it to finish`)
+  const end = await waitForWatchdog(host, dirOf(s), WATCHDOG_FINISH_MS)
+  s.armed = false
+  const result = end?.result ?? (end?.running ? 'still running' : 'unknown')
+  note(`the watchdog's result: ${result}`)
+  return result
+}
+
+/** Decides for the run (cancel after a rollback, confirm after an upgrade); waits for the watchdog when it came first. */
+async function disarm(
+  host: Host,
+  s: HostSafety,
+  o: SafetyOptions,
+  verdict: 'confirm' | 'cancel',
+  note: (m: string) => void
+) {
+  if (!s.armed) return
+  const d = await decideWatchdog(host, dirOf(s), o.token, verdict)
+  if (d.decided || d.verdict === verdict) {
+    s.armed = false
+    note(`disarmed the watchdog (${verdict})`)
+  } else if (d.verdict !== 'not-ours') {
+    await afterWatchdog(host, s, note)
+  }
+}
+
+/** The journal learns what the post step needs; then the watchdog is armed (when asked for). */
+export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journal: Journal): Step {
+  return {
+    name: 'watchdog',
+    stage: 'prepare',
+    async run({ host, note }) {
+      const r = state.running!
+      journal.update(host.name, {
+        phase: 'changing',
+        oldPid: r.pid,
+        livePath: r.livePath,
+        oldSha256: r.liveSha256,
+        newSha256: state.source.sha256,
+        ...(o.watchdog && s.releaseDir !== undefined ? { watchdog: dirOf(s) } : {})
+      })
+      if (!o.watchdog || s.armed) return
+      if (s.releaseDir === undefined) {
+        note('no watchdog: the release store of this host is not known')
+        return
+      }
+      const wd = await startWatchdog(host, {
+        dir: dirOf(s),
+        token: o.token,
+        pidFile: o.pidFile,
+        oldPid: r.pid,
+        livePath: r.livePath,
+        previousPath: sidePaths(r.livePath).previous,
+        oldSha256: r.liveSha256,
+        leaseMs: o.watchdogLeaseMs,
+        part: o.part,
+        binaryFirst: o.binaryFirst
+      })
+      s.armed = true
+      note(
+        `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${dirOf(s)}/log)`
+      )
+    },
+    async beforeRollback({ host, note }) {
+      stopHeartbeat(s)
+      journal.update(host.name, { phase: 'rolling-back' })
+      if (!s.armed) return
+      if (await extendWatchdog(host, dirOf(s), o.token, ROLLBACK_GRACE_MS)) {
+        note(`the watchdog waits ${formatDuration(ROLLBACK_GRACE_MS)} more while this run rolls back`)
+        return
+      }
+      await afterWatchdog(host, s, note)
+    },
+    undo: ({ host, log }) => disarm(host, s, o, 'cancel', m => log.info(`${host.name} [rollback] ${m}`))
+  }
+}
+
+/** Before the point of no return: the watchdog must agree (or it already rolled the host back). */
+export function confirmStep(s: HostSafety, o: SafetyOptions, journal: Journal): Step {
+  return {
+    name: 'confirm',
+    stage: 'commit',
+    onCancel: 'finish',
+    async run({ host, note }) {
+      stopHeartbeat(s)
+      journal.update(host.name, { phase: 'committing' })
+      if (!s.armed) return
+      const d = await decideWatchdog(host, dirOf(s), o.token, 'confirm')
+      if (d.decided || d.verdict === 'confirm') {
+        s.armed = false
+        note('confirmed the watchdog: the upgrade goes through')
+        return
+      }
+      if (d.verdict === 'not-ours')
+        throw new StepError(
+          'quit',
+          `the watchdog in ${dirOf(s)} belongs to another run: the deploy lock was lost; not going on`
+        )
+      const result = await afterWatchdog(host, s, note)
+      throw new StepError(
+        'quit',
+        `the watchdog rolled the host back at its deadline (lease ${formatDuration(o.watchdogLeaseMs)}) before this run could confirm: ${result}. ` +
+          `The upgrade took longer than start-timeout + health-timeout + drain-timeout allowed`
+      )
+    }
+  }
+}
+
+/** While held, the watchdog's deadline moves with this run's heartbeat: if the run vanishes, the host goes back one lease later. */
+export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) {
+  return (phase: RunPhase, _report: HostReport): void => {
+    if (phase !== 'held') return
+    journal.update(s.host.name, { phase: 'parked' })
+    if (!s.armed) return
+    const extend = () =>
+      void extendWatchdog(s.host, dirOf(s), o.token, o.watchdogLeaseMs).catch((e: Error) =>
+        o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
+      )
+    extend()
+    stopHeartbeat(s)
+    s.heartbeat = setInterval(extend, Math.min(60_000, Math.max(1000, Math.floor(o.watchdogLeaseMs / 3))))
+    s.heartbeat.unref()
+  }
+}
+
+/** Nobody decided by the end (a run that stopped between arm and confirm without a rollback): decide now. */
+export function disarmSettle(s: HostSafety, o: SafetyOptions): Settle {
+  return {
+    name: 'disarm',
+    async run({ host, report, log }) {
+      stopHeartbeat(s)
+      const note = (m: string) => log.info(`${host.name} [settle] ${m}`)
+      try {
+        await disarm(host, s, o, report.result === 'upgraded' ? 'confirm' : 'cancel', note)
+      } catch (e) {
+        log.warn(`${host.name}: could not disarm the watchdog in ${dirOf(s)}: ${(e as Error).message}`, {
+          host: host.name,
+          step: 'rollback'
+        })
+      }
+    }
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The health gate, run once the old server is isolated so that only the new binary answers: `checks` consecutive
+ * passes of the URL and/or command, one every `intervalMs`, within `timeoutMs`. The new server's
+ * processes must stay the same processes throughout: a crash loop fails the gate at once.
+ */
+import { formatDuration } from '../duration.js'
+import { StepError } from '../engine/step.js'
+import { sleep } from '../engine/wait.js'
+import type { Host } from '../host/host.js'
+
+export interface HealthPlan {
+  url?: string
+  command?: string
+  expect?: RegExp
+  checks: number
+  intervalMs: number
+  timeoutMs: number
+}
+
+interface GateContext {
+  /** Throws when the new server stopped serving (its process exited, its workers crash). */
+  stillServing: () => Promise<void>
+  note: (s: string) => void
+  record: (ok: boolean, detail: string, atMs: number) => void
+}
+
+/** `{host}` in a health URL or command becomes the host's address. */
+export function forHost(template: string, address: string): string {
+  return template.replaceAll('{host}', address)
+}
+
+async function checkOnce(
+  host: Host,
+  plan: HealthPlan,
+  remainingMs: number
+): Promise<{ ok: boolean; detail: string }> {
+  const timeoutMs = Math.max(500, Math.min(10_000, remainingMs))
+  const details: string[] = []
+  if (plan.url !== undefined) {
+    const url = forHost(plan.url, host.address)
+    try {
+      const res = await host.http(url, timeoutMs)
+      if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` }
+      if (plan.expect && !plan.expect.test(res.body))
+        return {
+          ok: false,
+          detail: `${url} answered ${res.status} but the body does not match health-expect ${plan.expect}: ${JSON.stringify(res.body.slice(0, 120))}`
+        }
+      details.push(`${url} ${res.status}`)
+    } catch (e) {
+      return { ok: false, detail: (e as Error).message }
+    }
+  }
+  if (plan.command !== undefined) {
+    const command = forHost(plan.command, host.address)
+    const r = await host
+      .run(['sh', '-c', command], { timeoutMs })
+      .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }))
+    const out = (r.stdout + r.stderr).trim().slice(0, 200)
+    if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ''}` }
+    if (plan.expect && plan.url === undefined && !plan.expect.test(r.stdout))
+      return {
+        ok: false,
+        detail: `health-command output does not match health-expect ${plan.expect}: ${JSON.stringify(out)}`
+      }
+    details.push('health-command exit 0')
+  }
+  return { ok: true, detail: details.join(', ') || 'new master and workers up' }
+}
+
+export async function runHealthGate(host: Host, plan: HealthPlan, ctx: GateContext): Promise<void> {
+  if (plan.url === undefined && plan.command === undefined)
+    ctx.note(
+      'no health-url or health-command: the gate only checks that the new master and its workers stay up'
+    )
+  const started = Date.now()
+  let passes = 0
+  let lastFailure = ''
+  for (let n = 1; ; n++) {
+    // Checks start every intervalMs (the time a check takes is not added to the interval).
+    const checkStarted = Date.now()
+    const elapsed = checkStarted - started
+    // The process check (over the shell) and the health check (its own channel) run side by side.
+    const [, { ok, detail }] = await Promise.all([
+      ctx.stillServing(),
+      checkOnce(host, plan, plan.timeoutMs - elapsed)
+    ])
+    ctx.record(ok, detail, Date.now() - started)
+    if (ok) {
+      passes++
+      ctx.note(`check ${n}: pass ${passes}/${plan.checks} (${detail})`)
+      if (passes >= plan.checks) return
+    } else {
+      // A failure that repeats is logged once, then every 10th time, to keep the log readable.
+      if (detail !== lastFailure || n % 10 === 0) ctx.note(`check ${n}: FAIL (${detail})`)
+      passes = 0
+      lastFailure = detail
+    }
+    if (checkStarted - started + plan.intervalMs > plan.timeoutMs)
+      throw new StepError(
+        'health',
+        `the new binary did not pass ${plan.checks} health checks in a row within health-timeout ${formatDuration(plan.timeoutMs)}; last failure: ${lastFailure || 'none'}`
+      )
+    await sleep(Math.max(0, checkStarted + plan.intervalMs - Date.now()))
+  }
+}

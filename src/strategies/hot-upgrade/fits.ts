@@ -1,0 +1,37 @@
+/** Whether the new binary fits the host (architecture, disk space), checked before anything is sent. */
+import { posix } from 'node:path'
+import type { Host } from '../../host/host.js'
+import { StepError } from '../../engine/step.js'
+import type { Running } from '../../supervisors/supervisor.js'
+import type { UpgradeSource } from '../strategy.js'
+
+const ARCH_ALIASES: Record<string, string> = {
+  amd64: 'x86_64',
+  arm64: 'aarch64',
+  i386: 'i686',
+  i586: 'i686',
+  armv7l: 'arm'
+}
+
+function sameArch(a: string, b: string): boolean {
+  const n = (x: string) => ARCH_ALIASES[x] ?? (x.startsWith('armv') ? 'arm' : x)
+  return n(a) === n(b)
+}
+
+export async function checkFits(host: Host, running: Running, source: UpgradeSource): Promise<void> {
+  if (source.arch && !sameArch(source.arch, running.arch))
+    throw new StepError(
+      'preflight',
+      `the new binary is built for ${source.arch}, but the host is ${running.arch}. Build it for ${running.arch}`
+    )
+  if (source.bytes === undefined) return
+  const dir = posix.dirname(running.livePath)
+  const df = await host.run(['df', '-Pk', '--', dir])
+  const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+  const needKb = Math.ceil((source.bytes * 1.1) / 1024) + 1024
+  if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+    throw new StepError(
+      'preflight',
+      `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+    )
+}

@@ -1,0 +1,131 @@
+/**
+ * Puts a new binary at the live path without the live path ever holding a partial file: upload
+ * to a staging file beside it, check its sha256 on the host (stage), then make it executable,
+ * keep the old file as a hard link and rename it into place (swap). Undo renames the kept file back.
+ */
+import { randomBytes } from 'node:crypto'
+import { stat } from 'node:fs/promises'
+import { posix } from 'node:path'
+import { check, type Host, type UploadProgress } from '../../host/host.js'
+
+/** Paths beside the live binary that an install uses; fixed names so pre-flight can find leftovers. */
+export function sidePaths(livePath: string): { staging: string; previous: string } {
+  const dir = posix.dirname(livePath)
+  const base = posix.basename(livePath)
+  return {
+    staging: posix.join(dir, `.${base}.zerodown-new`),
+    previous: posix.join(dir, `.${base}.zerodown-prev`)
+  }
+}
+
+/** sha256 of a remote file, or null when it does not exist. */
+export async function remoteSha256(host: Host, path: string): Promise<string | null> {
+  const r = await host.run(['sha256sum', '--', path], { sudo: host.sudo })
+  if (r.code !== 0) {
+    if (/No such file/.test(r.stderr)) return null
+    check(host, ['sha256sum', path], r)
+  }
+  return r.stdout.trim().split(/\s+/)[0] ?? null
+}
+
+export interface StageResult {
+  /** false when the staging file already held this exact binary (an earlier run sent it). */
+  sent: boolean
+  bytes: number
+  uploadMs: number
+}
+
+/** Uploads the binary to the staging file beside the live path and checks its sha256 there. */
+export async function stageBinary(
+  host: Host,
+  o: { localPath: string; sha256: string; livePath: string; onProgress?: (p: UploadProgress) => void }
+): Promise<StageResult> {
+  const { staging } = sidePaths(o.livePath)
+  const sudo = host.sudo
+  const bytes = (await stat(o.localPath)).size
+  if ((await remoteSha256(host, staging)) === o.sha256) return { sent: false, bytes, uploadMs: 0 }
+  const started = Date.now()
+  try {
+    if (sudo) {
+      // SFTP writes as the SSH user; a root-owned folder is reached by a privileged copy.
+      const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString('hex')}`
+      await host.upload(o.localPath, tmp, o.onProgress)
+      try {
+        await run(host, ['cp', '--', tmp, staging])
+      } finally {
+        await host.run(['rm', '-f', '--', tmp])
+      }
+    } else {
+      await host.upload(o.localPath, staging, o.onProgress)
+    }
+    const uploadMs = Date.now() - started
+    const got = await remoteSha256(host, staging)
+    if (got !== o.sha256)
+      throw new Error(
+        `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
+      )
+    // Executable now, so that verify can run its config test.
+    await run(host, ['chmod', '0755', '--', staging])
+    return { sent: true, bytes, uploadMs }
+  } catch (e) {
+    await host.run(['rm', '-f', '--', staging], { sudo }).catch(() => undefined)
+    throw e
+  }
+}
+
+/**
+ * Copies a file that is already on the host (a release from its store) to the staging file
+ * beside the live path and checks its sha256 there: nothing is sent.
+ */
+export async function stageHostFile(
+  host: Host,
+  o: { fromPath: string; sha256: string; livePath: string }
+): Promise<void> {
+  const { staging } = sidePaths(o.livePath)
+  try {
+    // rm first: cp onto an existing file writes into its inode, which another name may share.
+    await run(host, ['rm', '-f', '--', staging])
+    await run(host, ['cp', '--', o.fromPath, staging])
+    const got = await remoteSha256(host, staging)
+    if (got !== o.sha256)
+      throw new Error(
+        `${host.name}: the copy of ${o.fromPath} has sha256 ${got}, expected ${o.sha256}: the file is corrupted; it is not used`
+      )
+    await run(host, ['chmod', '0755', '--', staging])
+  } catch (e) {
+    await host.run(['rm', '-f', '--', staging], { sudo: host.sudo }).catch(() => undefined)
+    throw e
+  }
+}
+
+async function run(host: Host, argv: string[]): Promise<void> {
+  check(host, argv, await host.run(argv, { sudo: host.sudo, timeoutMs: 120_000 }))
+}
+
+/**
+ * The staged file takes the live path with one rename, after the live file is kept as a hard
+ * link (same inode, so the running master's file is what a rollback puts back).
+ */
+export async function swapBinary(host: Host, livePath: string, sha256: string): Promise<void> {
+  const { staging, previous } = sidePaths(livePath)
+  const staged = await remoteSha256(host, staging)
+  if (staged !== sha256)
+    throw new Error(`${host.name}: the staged file ${staging} is missing or changed (sha256 ${staged})`)
+  await run(host, ['ln', '-f', '--', livePath, previous])
+  await run(host, ['mv', '-f', '--', staging, livePath])
+}
+
+/** Undo of swapBinary: the kept file takes the live path back with one rename. */
+export async function restorePrevious(host: Host, livePath: string, previousSha256: string): Promise<void> {
+  const { previous } = sidePaths(livePath)
+  const kept = await remoteSha256(host, previous)
+  if (kept !== previousSha256) {
+    const live = await remoteSha256(host, livePath)
+    if (live === previousSha256) return // already restored
+    throw new Error(
+      `${host.name}: the kept binary ${previous} is missing or changed (sha256 ${kept}); cannot restore ${livePath}`
+    )
+  }
+  const argv = ['mv', '-f', '--', previous, livePath]
+  check(host, argv, await host.run(argv, { sudo: host.sudo }))
+}

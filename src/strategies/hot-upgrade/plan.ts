@@ -1,0 +1,47 @@
+/** What a hot upgrade needs to know, beside the binary: the settings it runs with. */
+import type { Settings } from '../../settings.js'
+import type { Supervisor } from '../../supervisors/supervisor.js'
+import type { HealthPlan } from '../health.js'
+import type { UpgradeSource } from '../strategy.js'
+
+export interface UpgradePlan {
+  pidFile: string
+  /** Remote live path; undefined: the running server's executable. */
+  binaryPath?: string
+  /** The new binary (the release store may name another one per host after inspection). */
+  source: UpgradeSource
+  /** The server's hand-over protocol; default nginx. */
+  supervisor?: Supervisor
+  /**
+   * Aborted when the job is cancelled: the run stops at the step it is in (a wait stops at
+   * once) and rolls back what changed. Once only the old process's retire remains, it completes.
+   */
+  signal?: AbortSignal
+  startTimeoutMs: number
+  pollIntervalMs: number
+  drainTimeoutMs: number
+  drainTimeoutAction: 'rollback' | 'proceed'
+  health: HealthPlan
+}
+
+/** The plan from the settings, for one binary (or, in rollback mode, none yet: each host's store chooses). */
+export function planFrom(settings: Settings, source: UpgradeSource, supervisor?: Supervisor): UpgradePlan {
+  return {
+    pidFile: settings.pidFile,
+    binaryPath: settings.binaryPath,
+    source,
+    supervisor,
+    startTimeoutMs: settings.startTimeoutMs,
+    pollIntervalMs: settings.pollIntervalMs,
+    drainTimeoutMs: settings.drainTimeoutMs,
+    drainTimeoutAction: settings.drainTimeoutAction,
+    health: {
+      url: settings.healthUrl,
+      command: settings.healthCommand,
+      expect: settings.healthExpect,
+      checks: settings.healthChecks,
+      intervalMs: settings.healthIntervalMs,
+      timeoutMs: settings.healthTimeoutMs
+    }
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * The steps of a hand-over on the host, as data:
+ *
+ *   preflight → upload → verify → swap → start → [isolate] → health → drain → (hold) → retire
+ *
+ * The protocol is the supervisor's; the binary file's moves (stage, swap, restore) are here.
+ * Each step reads the host back before acting when it runs again after a lost connection.
+ */
+import { formatDuration } from '../../duration.js'
+import { StepError, type Step } from '../../engine/step.js'
+import type { Logger } from '../../engine/types.js'
+import type { Host } from '../../host/host.js'
+import type { SupervisorNames, SupervisorSession } from '../../supervisors/supervisor.js'
+import { runHealthGate } from '../health.js'
+import type { HostState } from '../strategy.js'
+import { checkFits } from './fits.js'
+import {
+  remoteSha256,
+  restorePrevious,
+  sidePaths,
+  stageBinary,
+  stageHostFile,
+  swapBinary
+} from './install.js'
+import type { UpgradePlan } from './plan.js'
+import { progressNote } from './progress.js'
+
+export interface HotUpgradeParts {
+  host: Host
+  plan: UpgradePlan
+  state: HostState
+  session: SupervisorSession
+  names: SupervisorNames
+}
+
+const running = (p: HotUpgradeParts) => {
+  if (!p.state.running) throw new Error(`${p.host.name}: the running server is not known yet`)
+  return p.state.running
+}
+
+/** Inspect the running server (preflight), then the binary's fit; ends the run when it is already live. */
+export function inspectSteps(p: HotUpgradeParts): Step[] {
+  return [
+    {
+      name: 'preflight',
+      stage: 'prepare',
+      async run(ctx) {
+        const r = await p.session.inspect(ctx)
+        p.state.running = r
+        ctx.report.oldPid = r.pid
+        ctx.report.binaryPath = r.livePath
+        await checkFits(p.host, r, p.state.source)
+      }
+    },
+    {
+      name: 'compare',
+      report: 'preflight',
+      stage: 'prepare',
+      async run(ctx) {
+        const r = running(p)
+        if (r.liveSha256 !== p.state.source.sha256 || r.exeReplaced) return
+        ctx.report.sha256 = ctx.report.previousSha256 = r.liveSha256
+        return {
+          end: 'unchanged',
+          message: `the live binary already has sha256 ${r.liveSha256.slice(0, 12)}; nothing to do`
+        }
+      }
+    }
+  ]
+}
+
+/** Stage the new binary beside the live one (upload, or a copy on the host) and verify it. */
+export function stageSteps(p: HotUpgradeParts): Step[] {
+  const upload: Step = {
+    name: 'upload',
+    stage: 'prepare',
+    interruptible: true,
+    async undo() {
+      await p.host.run(['rm', '-f', '--', sidePaths(running(p).livePath).staging], { sudo: p.host.sudo })
+    },
+    async run(ctx) {
+      const r = running(p)
+      const source = p.state.source
+      if (source.hostPath !== undefined) {
+        await stageHostFile(p.host, {
+          fromPath: source.hostPath,
+          sha256: source.sha256,
+          livePath: r.livePath
+        })
+        ctx.note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`)
+        return
+      }
+      if (source.localPath === undefined) throw new StepError('upload', 'no binary was chosen for this host')
+      const progress = progressNote(ctx.note)
+      const staged = await stageBinary(p.host, {
+        localPath: source.localPath,
+        sha256: source.sha256,
+        livePath: r.livePath,
+        onProgress: x => progress(x.transferred, x.total)
+      })
+      ctx.note(
+        staged.sent
+          ? `sent ${(staged.bytes / 1e6).toFixed(1)} MB in ${formatDuration(staged.uploadMs)}, sha256 checked on the host`
+          : 'the staging file already holds this binary (sha256 checked): nothing sent'
+      )
+    }
+  }
+  const verify: Step = {
+    name: 'verify',
+    stage: 'prepare',
+    async run(ctx) {
+      const r = running(p)
+      const v = await p.session.verify(ctx, sidePaths(r.livePath).staging)
+      p.state.newVersion = v.version
+      ctx.report.version = v.version ?? undefined
+      ctx.report.previousVersion = r.version ?? undefined
+      ctx.report.sha256 = p.state.source.sha256
+      ctx.report.previousSha256 = r.liveSha256
+    }
+  }
+  return [upload, verify]
+}
+
+/** The old binary back at the live path, checked by its sha256. */
+export async function restoreBinary(p: HotUpgradeParts, log: Logger): Promise<void> {
+  const r = running(p)
+  await restorePrevious(p.host, r.livePath, r.liveSha256)
+  const now = await remoteSha256(p.host, r.livePath)
+  if (now !== r.liveSha256)
+    throw new Error(`${r.livePath} has sha256 ${now} after the restore, expected ${r.liveSha256}`)
+  log.info(`${p.host.name} [rollback] ${r.livePath} is the old binary again`)
+}
+
+/** The cut-over: swap the file, start the new server, isolate it, judge it, drain the old one. */
+export function changeSteps(p: HotUpgradeParts): Step[] {
+  const { names, session, plan } = p
+  const steps: Step[] = [
+    {
+      name: 'swap',
+      stage: 'change',
+      undoFrom: 'success',
+      undo: ctx => restoreBinary(p, ctx.log),
+      async run(ctx) {
+        const r = running(p)
+        // Again after a lost connection: the rename may have happened; the host says.
+        if (!ctx.retrying || (await remoteSha256(p.host, r.livePath)) !== p.state.source.sha256)
+          await swapBinary(p.host, r.livePath, p.state.source.sha256)
+        ctx.note(`${r.livePath} is the new binary; the old one is kept as ${sidePaths(r.livePath).previous}`)
+      }
+    },
+    {
+      name: names.steps.start,
+      stage: 'change',
+      interruptible: true,
+      undo: ctx =>
+        session.revert({ note: m => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false }),
+      async run(ctx) {
+        const pid = await session.start(ctx, {
+          startTimeoutMs: plan.startTimeoutMs,
+          intervalMs: plan.pollIntervalMs
+        })
+        p.state.newPid = pid
+        ctx.report.newPid = pid
+      }
+    }
+  ]
+  if (names.steps.isolate !== undefined && session.isolate)
+    steps.push({ name: names.steps.isolate, stage: 'change', run: ctx => session.isolate!(ctx) })
+  steps.push(
+    {
+      name: 'health',
+      stage: 'change',
+      interruptible: true,
+      async run(ctx) {
+        const was = await session.serving()
+        await runHealthGate(p.host, plan.health, {
+          stillServing: () => session.stillServing(was),
+          note: ctx.note,
+          record: (ok, detail, atMs) => ctx.report.health.push({ atMs, ok, detail })
+        })
+      }
+    },
+    {
+      name: 'drain',
+      stage: 'change',
+      interruptible: true,
+      async run(ctx) {
+        const drained = await session.drain(ctx, {
+          intervalMs: plan.pollIntervalMs,
+          timeoutMs: plan.drainTimeoutMs,
+          record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
+        })
+        if (drained) return
+        const busy = await session.busyOld()
+        const detail =
+          `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(', ')}), ` +
+          'held by long requests (downloads, websockets, long polls)'
+        if (plan.drainTimeoutAction === 'rollback')
+          throw new StepError(
+            'drain',
+            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
+          )
+        p.state.drainUnfinished = true
+        ctx.note(
+          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
+        )
+      }
+    }
+  )
+  return steps
+}
+
+/** The point of no return: the old server is retired. */
+export function retireStep(p: HotUpgradeParts): Step {
+  return {
+    name: p.names.steps.retire,
+    stage: 'commit',
+    onCancel: 'finish',
+    run: ctx =>
+      p.session.retire(ctx, {
+        unfinished: p.state.drainUnfinished === true,
+        intervalMs: p.plan.pollIntervalMs
+      })
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * A strategy says how a new version reaches a host, as data: the ordered steps of one host's run.
+ * The hot upgrade (hot-upgrade.ts) hands over on the host through a Supervisor; "upstream"
+ * shifts traffic through an nginx load balancer. The engine runs whichever list it is given;
+ * safety (lock, watchdog, journal) and the release store slot their own steps in at the anchors
+ * a strategy names (src/engine/compose.ts).
+ */
+import type { Host } from '../host/host.js'
+import type { Step } from '../engine/step.js'
+import type { Logger } from '../engine/types.js'
+import type { Running } from '../supervisors/supervisor.js'
+
+/** The new binary and where it comes from. */
+export interface UpgradeSource {
+  sha256: string
+  /** A local file to upload; arch from its ELF header (null for a #! script). */
+  localPath?: string
+  arch?: string | null
+  bytes?: number
+  /** Or a file already on the host (a release from its store): copied to staging, nothing sent. */
+  hostPath?: string
+  version?: string
+}
+
+/**
+ * One host's state for one run: a single object, created per host, that the strategy's steps,
+ * the safety steps and the release-store steps read and fill. Nothing else keeps per-host state.
+ */
+export interface HostState {
+  readonly host: Host
+  /** This host's binary: the run's, or another chosen after inspection (rollback mode). */
+  source: UpgradeSource
+  /** What inspection found; null until then. */
+  running: Running | null
+  /** The pid serving the new version, once started. */
+  newPid?: number
+  /** The version of the staged binary, once verified. */
+  newVersion?: string | null
+  /** The drain timed out and the run went on (drain-timeout-action: proceed). */
+  drainUnfinished?: boolean
+}
+
+/** Where other layers may slot steps in: names of this strategy's steps. */
+export interface StrategyAnchors {
+  /** After it, `state.running` is known (the release store picks this host's binary there). */
+  readonly inspected: string
+  /** After it, `state.newVersion` is known and nothing serving has changed (downgrade check). */
+  readonly verified: string
+}
+
+/** One host's run as a strategy builds it. */
+export interface HostPlan {
+  readonly state: HostState
+  readonly steps: readonly Step[]
+  readonly anchors: StrategyAnchors
+  /** After a rollback failed: the host's state (`# state: ...` first) and the repair commands. */
+  repair(): Promise<string[]>
+}
+
+export interface Strategy {
+  /** The id in the `strategy` input: hot-upgrade, upstream. */
+  readonly id: string
+  readonly title: string
+  /** Whether hosts can be held after their change steps until the whole fleet passed. */
+  readonly canHold: boolean
+  /** The steps of one host; `source` is the run's binary. */
+  plan(host: Host, source: UpgradeSource, log: Logger): HostPlan
+}

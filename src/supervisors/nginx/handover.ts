@@ -1,0 +1,152 @@
+/**
+ * The forward half of nginx's binary upgrade on one host: USR2 and the new master's start, WINCH
+ * and the old workers' stop, the old master's QUIT. Each reads the host back (`read`) and says
+ * what it saw; a run again after a lost connection checks what already happened first.
+ */
+import { formatDuration } from '../../duration.js'
+import { StepError } from '../../engine/step.js'
+import { waitUntilSoon } from '../../engine/wait.js'
+import type { SupervisorContext } from '../supervisor.js'
+import {
+  acceptingWorkers,
+  describe,
+  exePath,
+  isAlive,
+  newMasterCandidates,
+  oldWorkers,
+  probe,
+  signal,
+  SIGNALS,
+  type Snapshot
+} from './protocol.js'
+import type { NginxHost } from './state.js'
+
+/** USR2 to the old master, then the wait for its new master; returns the new master's pid. */
+export async function startNewMaster(
+  s: NginxHost,
+  ctx: SupervisorContext,
+  o: { startTimeoutMs: number; intervalMs: number }
+): Promise<number> {
+  const oldPid = s.facts().pid
+  const head = await s.host.run(['head', '-c', '2', '--', s.facts().livePath], { sudo: s.host.sudo })
+  s.newIsScript = head.code === 0 && head.stdout === '#!'
+  if (s.newIsScript)
+    ctx.note(
+      'the new binary is a #! script: its master may run another executable (what the script execs), which is accepted'
+    )
+  // Again after a lost connection: the USR2 may have arrived; the host says.
+  const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null
+  if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
+    ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`)
+  else {
+    await signal(s.host, SIGNALS.upgrade, oldPid)
+    ctx.note(`sent USR2 to the old master ${oldPid}`)
+  }
+  s.newPid = await waitForNewMaster(s, ctx, o)
+  return s.newPid
+}
+
+/** Waits for the new master: .oldbin holds the old pid, the pid file a live child running the new file, with workers. */
+async function waitForNewMaster(
+  s: NginxHost,
+  ctx: SupervisorContext,
+  o: { startTimeoutMs: number; intervalMs: number }
+): Promise<number> {
+  const oldPid = s.facts().pid
+  const live = s.facts().livePath
+  let revertedPolls = 0
+  let last: Snapshot | null = null
+  const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async elapsed => {
+    const snap = (last = await s.read())
+    if (!isAlive(snap, oldPid)) throw new StepError('usr2', `the old master ${oldPid} died after USR2`)
+    const pid = snap.pid
+    if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
+      const p = snap.procs.get(pid)!
+      const exe = exePath(p)
+      const runsNew = s.newIsScript
+        ? p.exe !== snap.procs.get(oldPid)?.exe // a script execs something else; never the old file
+        : exe.path === live && !exe.replaced
+      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid
+    }
+    // The old master takes its pid file back when the new binary exits (or cannot exec).
+    const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0
+    revertedPolls = reverted && elapsed > 300 ? revertedPolls + 1 : 0
+    if (revertedPolls >= 3)
+      throw new StepError(
+        'usr2',
+        'the new binary exited at once: the old master took its pid file back and has no new master child'
+      )
+    return undefined
+  })
+  if (found === undefined) {
+    const snap = last ?? (await s.read())
+    throw new StepError(
+      'usr2',
+      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe(snap, oldPid)}`
+    )
+  }
+  const exe = last!.procs.get(found)!.exe
+  ctx.note(
+    `new master ${found} is up with ${acceptingWorkers(last!, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+  )
+  return found
+}
+
+/** WINCH: the old master's workers stop accepting; the health gate then judges the new binary alone. */
+export async function stopOldWorkers(s: NginxHost, ctx: SupervisorContext): Promise<void> {
+  const oldPid = s.facts().pid
+  s.winchSent = true
+  await signal(s.host, SIGNALS.stopWorkers, oldPid)
+  ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`)
+  let snap: Snapshot | null = null
+  const stopped = await waitUntilSoon(10_000, s.pollIntervalMs, async () => {
+    snap = await s.read()
+    return acceptingWorkers(snap, oldPid).length === 0 ? true : undefined
+  })
+  if (!stopped) {
+    const still = acceptingWorkers(snap!, oldPid).map(p => p.pid)
+    throw new StepError(
+      'winch',
+      `the old master's workers ${still.join(', ')} still accept connections 10s after WINCH: ` +
+        'nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)'
+    )
+  }
+  ctx.note(`no old worker accepts any more; only the new binary serves now`)
+}
+
+/** QUIT to the old master; with `unfinished` (a drain that timed out, proceed), busy workers may outlive the wait. */
+export async function quitOldMaster(
+  s: NginxHost,
+  ctx: SupervisorContext,
+  o: { unfinished: boolean; intervalMs: number }
+): Promise<void> {
+  const oldPid = s.facts().pid
+  const newPid = s.newPid!
+  await signal(s.host, SIGNALS.gracefulStop, oldPid)
+  ctx.note(`sent QUIT to the old master ${oldPid}`)
+  const done = await waitUntilSoon(o.unfinished ? 2000 : 30_000, o.intervalMs, async () => {
+    const snap = await s.read()
+    return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid)
+      ? snap
+      : undefined
+  })
+  if (!done && o.unfinished) {
+    const snap = await s.read()
+    const busy = oldWorkers(snap, oldPid, newPid).map(p => p.pid)
+    if (snap.pid === newPid && isAlive(snap, newPid) && acceptingWorkers(snap, oldPid).length === 0) {
+      ctx.note(
+        `the old master ${oldPid} is exiting (it accepts nothing) once its ${busy.length} busy workers (${busy.join(', ')}) ` +
+          `finish their requests; ${newPid} serves every new connection`
+      )
+      return
+    }
+  }
+  if (!done) {
+    const snap = await s.read()
+    throw new StepError(
+      'quit',
+      `the old master ${oldPid} did not exit within 30s (${describe(snap, oldPid)})`
+    )
+  }
+  ctx.note(`the old master is gone; ${newPid} serves alone`)
+}

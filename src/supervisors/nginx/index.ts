@@ -1,0 +1,136 @@
+/**
+ * nginx (and servers that speak its master/worker protocol: Angie, freenginx, Tengine, OpenResty)
+ * as a Supervisor: USR2 starts a new master beside the old one, WINCH stops the old workers, the
+ * old master waits with its sockets (it can be held), QUIT retires it; HUP brings it back.
+ */
+import { StepError } from '../../engine/step.js'
+import type { Host } from '../../host/host.js'
+import type {
+  DrainOptions,
+  RepairAdvice,
+  Running,
+  Supervisor,
+  SupervisorContext,
+  SupervisorOptions,
+  SupervisorSession
+} from '../supervisor.js'
+import { waitForDrain } from './drain.js'
+import { quitOldMaster, startNewMaster, stopOldWorkers } from './handover.js'
+import { inspectMaster, verifyBinary } from './inspect.js'
+import { describe, isAlive, oldWorkers, steadyChildren } from './protocol.js'
+import { assessMasters, repairMasters, restoreMasters } from './revert.js'
+import { NginxHost } from './state.js'
+import { nginxWatchdog } from './watchdog.js'
+
+class NginxSession implements SupervisorSession {
+  private readonly s: NginxHost
+
+  constructor(
+    host: Host,
+    private readonly options: SupervisorOptions
+  ) {
+    this.s = new NginxHost(host, options.pidFile, options.pollIntervalMs)
+  }
+
+  async inspect(ctx: SupervisorContext): Promise<Running> {
+    const facts = await inspectMaster(this.s.host, this.options, ctx.note)
+    this.s.learn(facts)
+    return facts
+  }
+
+  verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
+    return verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note)
+  }
+
+  start(ctx: SupervisorContext, o: { startTimeoutMs: number; intervalMs: number }): Promise<number> {
+    return startNewMaster(this.s, ctx, o)
+  }
+
+  isolate(ctx: SupervisorContext): Promise<void> {
+    return stopOldWorkers(this.s, ctx)
+  }
+
+  async serving(): Promise<{ pid: number; workers: number[] }> {
+    const pid = this.s.newPid!
+    const snap = await this.s.read()
+    return { pid, workers: steadyChildren(snap, pid).map(p => p.pid) }
+  }
+
+  async stillServing(was: { pid: number; workers: number[] }): Promise<void> {
+    const snap = await this.s.read()
+    if (!isAlive(snap, was.pid))
+      throw new StepError('health', `the new master ${was.pid} exited during the health gate`)
+    const gone = was.workers.filter(w => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== was.pid)
+    if (gone.length > 0) {
+      const now = steadyChildren(snap, was.pid).map(p => p.pid)
+      throw new StepError(
+        'health',
+        `workers of the new master are crashing: ${gone.join(', ')} exited (workers now: ${now.join(', ') || 'none'})`
+      )
+    }
+  }
+
+  drain(ctx: SupervisorContext, o: DrainOptions): Promise<boolean> {
+    return waitForDrain(this.s.host, {
+      pidFile: this.s.pidFile,
+      oldPid: this.s.facts().pid,
+      newPid: this.s.newPid!,
+      intervalMs: o.intervalMs,
+      timeoutMs: o.timeoutMs,
+      note: ctx.note,
+      record: o.record
+    })
+  }
+
+  async busyOld(): Promise<number[]> {
+    return oldWorkers(await this.s.read(), this.s.facts().pid, this.s.newPid ?? null).map(p => p.pid)
+  }
+
+  retire(ctx: SupervisorContext, o: { unfinished: boolean; intervalMs: number }): Promise<void> {
+    return quitOldMaster(this.s, ctx, o)
+  }
+
+  revert(ctx: SupervisorContext): Promise<void> {
+    return restoreMasters(this.s, ctx.note)
+  }
+
+  repairAdvice(): Promise<RepairAdvice> {
+    return repairMasters(this.s)
+  }
+
+  async describe(): Promise<string> {
+    return describe(await this.s.read(), this.s.facts().pid)
+  }
+
+  assess(): ReturnType<SupervisorSession['assess']> {
+    return assessMasters(this.s)
+  }
+
+  adopt(saved: { pid: number; livePath: string; liveSha256: string }): void {
+    this.s.learn({
+      pid: saved.pid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      exeReplaced: false,
+      argv0: saved.livePath,
+      configArgs: [],
+      version: null,
+      arch: '',
+      oldWorkerPids: []
+    })
+  }
+}
+
+export const nginx: Supervisor = {
+  names: {
+    id: 'nginx',
+    title: 'nginx (master/worker)',
+    steps: { start: 'usr2', isolate: 'winch', retire: 'quit' },
+    old: 'old master',
+    new: 'new master',
+    retiring: 'told to QUIT'
+  },
+  capabilities: { canHold: true, revert: 'old-process', samePid: false },
+  watchdog: nginxWatchdog,
+  open: (host, options) => new NginxSession(host, options)
+}

@@ -1,0 +1,239 @@
+/**
+ * nginx's part of pre-flight (what must hold before anything on a host changes) and of verify
+ * (what the staged binary must pass before it takes the live path). Every refusal says why and
+ * what to do.
+ */
+import { check, type Host } from '../../host/host.js'
+import { StepError } from '../../engine/step.js'
+import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
+import type { Running } from '../supervisor.js'
+import {
+  configHazards,
+  exePath,
+  isAlive,
+  liveChildren,
+  newMasterCandidates,
+  parseMasterTitle,
+  parseVersion,
+  probe,
+  type MasterCommand,
+  type Proc,
+  type Snapshot
+} from './protocol.js'
+
+/** What pre-flight learns of the running master. */
+export interface MasterFacts extends Running {
+  argv0: string
+  configArgs: string[]
+  oldWorkerPids: number[]
+}
+
+const fail = (message: string): never => {
+  throw new StepError('preflight', message)
+}
+
+export async function inspectMaster(
+  host: Host,
+  plan: { pidFile: string; binaryPath?: string },
+  note: (s: string) => void
+): Promise<MasterFacts> {
+  const pidFile = plan.pidFile
+  let snap = await probe(host, pidFile)
+  refuseUpgradeInProgress(snap, pidFile, host.sudo ? 'sudo ' : '')
+  if (snap.pid === null)
+    fail(
+      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    )
+  const pid = snap.pid!
+  if (!isAlive(snap, pid))
+    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
+
+  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
+  const { cmd, exe } = await checkMaster(host, snap, pid, plan, note)
+  const livePath = exe.path
+  const arch = (await host.run(['uname', '-m'])).stdout.trim()
+  const liveSha256 = await remoteSha256(host, livePath)
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  const workers = liveChildren(snap, pid).map(p => p.pid)
+  note(
+    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
+  )
+  return {
+    pid,
+    livePath,
+    liveSha256: liveSha256!,
+    exeReplaced: exe.replaced,
+    argv0: cmd.argv0,
+    configArgs: cmd.configArgs,
+    version,
+    arch,
+    oldWorkerPids: workers
+  }
+}
+
+/** An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then. */
+function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, sh: string): void {
+  const o = snap.oldbinPid
+  const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o)! : null
+  if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
+    const children = newMasterCandidates(snap, o!).map(p => p.pid)
+    if (snap.pid === null || !isAlive(snap, snap.pid))
+      fail(
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` +
+          (children.length > 0 ? ` (its child ${children.join(', ')} never wrote it)` : '') +
+          `. To go back to the old one: ${sh}kill -HUP ${o}` +
+          (children.length > 0
+            ? `; ${sh}kill -TERM ${children.join(' ')}`
+            : `; ${sh}mv ${pidFile}.oldbin ${pidFile}`) +
+          ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
+      )
+    fail(
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, ` +
+        `and nginx ignores USR2 until one is gone. To keep the new one: ${sh}kill -QUIT ${o}. ` +
+        `To go back to the old one: ${sh}kill -HUP ${o}; ${sh}kill -QUIT ${snap.pid}`
+    )
+  }
+}
+
+/** A .oldbin of no old master: nginx would overwrite it, but it misleads people and tools (and pre-flight). */
+async function removeStaleOldbin(
+  host: Host,
+  snap: Snapshot,
+  pidFile: string,
+  note: (s: string) => void
+): Promise<Snapshot> {
+  const o = snap.oldbinPid
+  const pid = snap.pid!
+  const oldMaster = o !== null ? snap.procs.get(o) : undefined
+  const why =
+    o === null
+      ? 'it holds no pid'
+      : o === pid
+        ? `it names the running master ${pid} itself, not an old one`
+        : !isAlive(snap, o)
+          ? `its pid ${o} is not running`
+          : `its pid ${o} is now "${oldMaster?.title ?? '?'}", not an nginx master`
+  check(
+    host,
+    ['rm', '-f', '--', `${pidFile}.oldbin`],
+    await host.run(['rm', '-f', '--', `${pidFile}.oldbin`], { sudo: host.sudo })
+  )
+  note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`)
+  return probe(host, pidFile)
+}
+
+/** The master itself: a master process, daemonized, readable, started by its absolute path. */
+async function checkMaster(
+  host: Host,
+  snap: Snapshot,
+  pid: number,
+  plan: { binaryPath?: string },
+  note: (s: string) => void
+): Promise<{ cmd: MasterCommand; exe: { path: string; replaced: boolean } }> {
+  const master = snap.procs.get(pid)!
+  const strays = newMasterCandidates(snap, pid)
+  if (strays.length > 0)
+    fail(
+      `the master ${pid} has a child that is not a worker (${strays.map(p => `${p.pid} "${p.title}"`).join(', ')}): ` +
+        `an upgrade may be in progress. Wait for it, or stop that process, then deploy again`
+    )
+
+  const cmd = parseMasterTitle(master.title)
+  if (cmd === null) fail(`cannot read the command line of the master ${pid}`)
+  if (/\bmaster_process\s+off\b/.test(master.title) || !/master process/.test(master.title))
+    fail(
+      `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
+    )
+  if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
+
+  const exe = exePath(master)
+  if (exe.path === '-' || exe.path === '')
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    )
+  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
+    // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
+    const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
+    const real = r.code === 0 ? r.stdout.trim() : ''
+    if (real !== exe.path)
+      fail(
+        `binary-path is ${plan.binaryPath}${real && real !== plan.binaryPath ? ` (${real} once its links are resolved)` : ''}, but the master ${pid} runs ${exe.path}. ` +
+          `On USR2 nginx re-executes its argv[0] (${cmd!.argv0}), which is ${exe.path}: leave binary-path empty or set it to ${exe.path}`
+      )
+    note(`binary-path ${plan.binaryPath} is ${exe.path} once its links are resolved`)
+  }
+  const livePath = exe.path
+  if (!cmd!.argv0.startsWith('/'))
+    fail(
+      `the master ${pid} was started as "${cmd!.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. ` +
+        `Start it with its absolute path (${livePath}) once, then deploy`
+    )
+  const resolved = await host.run(['readlink', '-f', '--', cmd!.argv0])
+  if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
+    fail(
+      `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
+    )
+  note(
+    `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
+  )
+
+  // A daemonized master was re-parented to init, or to a subreaper (systemd --user, a container's
+  // init): only a hint, not a refusal. daemon off itself is caught for certain by the command line
+  // above and the config dump at verify, and an ignored WINCH fails its step (and rolls back).
+  if (master.ppid !== 1 && master.sid !== pid) {
+    const parent = await host.readFile(`/proc/${master.ppid}/comm`).catch(() => null)
+    note(
+      `the master's parent is pid ${master.ppid} (${(parent ?? '?').trim()}), not init, and it does not lead its own session: ` +
+        'a subreaper, or nginx started in the foreground; the config test tells whether daemon is off'
+    )
+  }
+
+  return { cmd: cmd!, exe }
+}
+
+/** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
+function looksLikeMaster(proc: Proc, snap: Snapshot, pid: number | null): boolean {
+  if (/^nginx: master process/.test(proc.title)) return true
+  // A server that speaks the protocol under another title: its child is the master of the pid file.
+  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid
+}
+
+function daemonOffMessage(pid: number, why: string): string {
+  return (
+    `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers ` +
+    `cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. ` +
+    `Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`
+  )
+}
+
+/** The config test with the new binary and the running master's own -p/-c/-g, and its hazards. */
+export async function verifyBinary(
+  host: Host,
+  facts: MasterFacts,
+  stagingPath: string,
+  note: (s: string) => void
+): Promise<{ version: string | null }> {
+  const sudo = host.sudo
+  const test = await host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000 })
+  if (test.code !== 0)
+    throw new StepError(
+      'verify',
+      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(' ')}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
+    )
+  const gIndex = facts.configArgs.indexOf('-g')
+  const hazards = configHazards(test.stdout, gIndex >= 0 ? (facts.configArgs[gIndex + 1] ?? '') : '')
+  if (hazards.masterOff)
+    throw new StepError(
+      'verify',
+      'the config sets master_process off: a binary upgrade needs a master process'
+    )
+  if (hazards.daemonOff)
+    throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
+  note("config test passed with the running master's arguments")
+  const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  note(`new binary: version ${version ?? 'unknown'}`)
+  return { version }
+}

@@ -1,0 +1,40 @@
+/** What the nginx supervisor knows of one host during a run: one object per host. */
+import type { Host } from '../../host/host.js'
+import type { MasterFacts } from './inspect.js'
+import { probe, type Snapshot } from './protocol.js'
+
+export class NginxHost {
+  /** Pre-flight's facts; set by inspect (or adopt, in the post step). */
+  private known: MasterFacts | null = null
+  newPid: number | undefined
+  /** The live file is a #! script: its master runs the interpreter or what the script execs, not the live file. */
+  newIsScript = false
+  /** WINCH was sent to the old master: its workers stop accepting, so a revert must HUP it. */
+  winchSent = false
+  /** HUP went to the old master in this revert: a retried revert must not start more workers. */
+  hupSent = false
+
+  constructor(
+    readonly host: Host,
+    readonly pidFile: string,
+    readonly pollIntervalMs: number
+  ) {}
+
+  facts(): MasterFacts {
+    if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`)
+    return this.known
+  }
+
+  get inspected(): boolean {
+    return this.known !== null
+  }
+
+  learn(facts: MasterFacts): void {
+    this.known = facts
+  }
+
+  /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
+  read(): Promise<Snapshot> {
+    return probe(this.host, this.pidFile, [this.known?.pid ?? 0, this.newPid ?? 0])
+  }
+}
