@@ -4,9 +4,11 @@
  * what to do.
  */
 import { check, type Host } from '../../host/host.js'
+import { commandLine } from '../../host/quote.js'
 import { StepError } from '../../engine/step.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
-import type { Running } from '../supervisor.js'
+import type { Running, SupervisorContext } from '../supervisor.js'
+import { configFilesOf, workerProcessesOf } from './config-files.js'
 import {
   configHazards,
   exePath,
@@ -35,8 +37,10 @@ const fail = (message: string): never => {
 export async function inspectMaster(
   host: Host,
   plan: { pidFile: string; binaryPath?: string },
-  note: (s: string) => void
+  ctx: Pick<SupervisorContext, 'note' | 'learn'>
 ): Promise<MasterFacts> {
+  const note = (s: string) => ctx.note(s)
+  const learn = (k: Parameters<NonNullable<SupervisorContext['learn']>>[0]) => ctx.learn?.(k)
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
   refuseUpgradeInProgress(snap, pidFile, host.sudo ? 'sudo ' : '')
@@ -49,28 +53,50 @@ export async function inspectMaster(
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
 
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
-  const { cmd, exe } = await checkMaster(host, snap, pid, plan, note)
+  learn({ pid })
+  const { cmd, exe, version } = await checkMaster(host, snap, pid, plan, note, learn)
   const livePath = exe.path
   const arch = (await host.run(['uname', '-m'])).stdout.trim()
-  const liveSha256 = await remoteSha256(host, livePath)
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stderr + v.stdout)
+  const { liveSha256, runningSha256, replaced } = await whatRuns(host, pid, livePath)
+  note(
+    `master ${pid} runs ${livePath}, started as ${cmd.argv0}` +
+      (replaced
+        ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256.slice(0, 12)}`
+        : exe.replaced
+          ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)`
+          : '')
+  )
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
-    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
+    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${runningSha256.slice(0, 12)}; ${arch}`
   )
   return {
     pid,
     livePath,
-    liveSha256: liveSha256!,
-    exeReplaced: exe.replaced,
+    liveSha256,
+    runningSha256,
+    exeReplaced: replaced,
     argv0: cmd.argv0,
     configArgs: cmd.configArgs,
     version,
     arch,
     oldWorkerPids: workers
   }
+}
+
+/**
+ * What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
+ * /proc but is the same build; a package manager's new file is not.
+ */
+async function whatRuns(
+  host: Host,
+  pid: number,
+  livePath: string
+): Promise<{ liveSha256: string; runningSha256: string; replaced: boolean }> {
+  const liveSha256 = await remoteSha256(host, livePath)
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  const runningSha256 = (await remoteSha256(host, `/proc/${pid}/exe`)) ?? liveSha256!
+  return { liveSha256: liveSha256!, runningSha256, replaced: runningSha256 !== liveSha256 }
 }
 
 /** An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then. */
@@ -130,8 +156,9 @@ async function checkMaster(
   snap: Snapshot,
   pid: number,
   plan: { binaryPath?: string },
-  note: (s: string) => void
-): Promise<{ cmd: MasterCommand; exe: { path: string; replaced: boolean } }> {
+  note: (s: string) => void,
+  learn: (k: { pid?: number; livePath?: string; version?: string | null }) => void
+): Promise<{ cmd: MasterCommand; exe: { path: string; replaced: boolean }; version: string | null }> {
   const master = snap.procs.get(pid)!
   const strays = newMasterCandidates(snap, pid)
   if (strays.length > 0)
@@ -153,6 +180,10 @@ async function checkMaster(
     fail(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     )
+  // Early, so that a refusal below still reports what serves.
+  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
+  const version = parseVersion(v.stderr + v.stdout)
+  learn({ pid, livePath: exe.path, version })
   if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
     // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
     const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
@@ -175,9 +206,6 @@ async function checkMaster(
     fail(
       `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     )
-  note(
-    `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
-  )
 
   // A daemonized master was re-parented to init, or to a subreaper (systemd --user, a container's
   // init): only a hint, not a refusal. daemon off itself is caught for certain by the command line
@@ -190,7 +218,7 @@ async function checkMaster(
     )
   }
 
-  return { cmd: cmd!, exe }
+  return { cmd: cmd!, exe, version }
 }
 
 /** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
@@ -214,13 +242,15 @@ export async function verifyBinary(
   facts: MasterFacts,
   stagingPath: string,
   note: (s: string) => void
-): Promise<{ version: string | null }> {
+): Promise<{ version: string | null; configFiles: string[]; workers: number | 'auto' }> {
   const sudo = host.sudo
-  const test = await host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000 })
+  const testArgv = [stagingPath, '-T', ...facts.configArgs]
+  const test = await host.run(testArgv, { sudo, timeoutMs: 60_000 })
+  // The command as sh reads it (-g 'daemon on; ...' quoted), so that it can be pasted on the host.
   if (test.code !== 0)
     throw new StepError(
       'verify',
-      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(' ')}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
+      `the new binary fails its config test (${commandLine(testArgv)}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
     )
   const gIndex = facts.configArgs.indexOf('-g')
   const hazards = configHazards(test.stdout, gIndex >= 0 ? (facts.configArgs[gIndex + 1] ?? '') : '')
@@ -235,5 +265,5 @@ export async function verifyBinary(
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
-  return { version }
+  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
 }
