@@ -131,6 +131,25 @@ describe('arguments (unit)', () => {
   })
 })
 
+describe('commands, --version, --help per command, --verbose (unit)', () => {
+  it("--version before any command is the program's; after a command it is the version input", () => {
+    expect(parseArgs(['--version']).command).toBe('version')
+    expect(parseArgs(['--hosts', 'web1', '--version']).command).toBe('version')
+    const a = parseArgs(['deploy', '--version', '1.27.3', '--hosts', 'web1'])
+    expect(a.command).toBe('deploy')
+    expect(a.values.get('version')).toBe('1.27.3')
+  })
+
+  it("--help after a command, or help COMMAND, asks for that command's flags; --verbose is a switch", () => {
+    expect(parseArgs(['deploy', '--help'])).toMatchObject({ command: 'help', helpFor: 'deploy' })
+    expect(parseArgs(['rollback', '-h'])).toMatchObject({ command: 'help', helpFor: 'rollback' })
+    expect(parseArgs(['help', 'rollback'])).toMatchObject({ command: 'help', helpFor: 'rollback' })
+    expect(parseArgs(['--help']).helpFor).toBeUndefined()
+    expect(parseArgs(['deploy', '--verbose', '--hosts', 'web1']).verbose).toBe(true)
+    expect(parseArgs(['deploy', '--hosts', 'web1']).verbose).toBe(false)
+  })
+})
+
 describe('the bundle as a command line', () => {
   it('--help lists every input of action.yml, the conveniences and the exit statuses', async () => {
     const r = await runCli(['--help'])
@@ -141,6 +160,42 @@ describe('the bundle as a command line', () => {
     expect(r.stdout).toMatch(/--json/)
     expect(r.stdout).toMatch(/Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags/)
     expect(r.stdout).not.toMatch(/^::/m)
+  })
+
+  it('--version prints the version of package.json (the release being made)', async () => {
+    const r = await runCli(['--version'])
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }
+    expect(r).toEqual({ code: 0, stdout: `zerodown-action ${version}\n`, stderr: '' })
+  })
+
+  it("deploy --help and rollback --help show each command's flags only", async () => {
+    const flags = (text: string) => [...text.matchAll(/^ {2}--([A-Za-z-]+)/gm)].map(m => m[1]!)
+    const deploy = await runCli(['deploy', '--help'])
+    expect(deploy.code).toBe(0)
+    expect(deploy.stdout).toContain('zerodown-action deploy --hosts HOSTS --binary FILE')
+    expect(flags(deploy.stdout)).toEqual(
+      expect.arrayContaining(['hosts', 'binary', 'version', 'allow-downgrade'])
+    )
+    expect(flags(deploy.stdout)).not.toContain('rollback-to')
+    expect(flags(deploy.stdout)).not.toContain('mode')
+    const rollback = await runCli(['help', 'rollback'])
+    expect(rollback.code).toBe(0)
+    expect(flags(rollback.stdout)).toContain('rollback-to')
+    for (const f of ['binary', 'version', 'allow-downgrade', 'mode'])
+      expect(flags(rollback.stdout)).not.toContain(f)
+    // Every input is in one of them, or is the command itself.
+    expect(new Set([...flags(deploy.stdout), ...flags(rollback.stdout), 'mode'])).toEqual(
+      new Set([...actionInputs, 'INPUT-file', 'hosts', 'json', 'summary', 'verbose'])
+    )
+  })
+
+  it("a bare run outside GitHub prints the help, not the action's ::save-state lines", async () => {
+    const r = await runCli([])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('Usage:')
+    expect(r.stdout).toContain('zerodown-action deploy --help')
+    expect(r.stdout + r.stderr).not.toMatch(/^::/m)
+    expect(r.stderr).toBe('')
   })
 
   it('exits 2 on a bad flag or a bad input, before any connection; --json still prints JSON', async () => {

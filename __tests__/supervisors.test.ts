@@ -19,7 +19,9 @@ describe('supervisors', () => {
     expect(supervisorFor('nginx')).toBe(nginx)
     expect(nginx.capabilities).toEqual({ canHold: true, revert: 'old-process', samePid: false })
     expect(nginx.names.steps).toEqual({ start: 'usr2', isolate: 'winch', retire: 'quit' })
-    expect(() => supervisorFor('lighttpd')).toThrow('no supervisor named lighttpd (known: nginx)')
+    expect(() => supervisorFor('lighttpd')).toThrow(
+      'no supervisor named lighttpd (known: nginx, haproxy, tableflip)'
+    )
   })
 
   it('refuses rollback-fleet on several hosts when the supervisor cannot hold, naming the input and the fix', () => {
@@ -35,7 +37,7 @@ describe('supervisors', () => {
     })()
     expect(e).toBeInstanceOf(SettingsError)
     expect((e as Error).message).toBe(
-      "Input 'rollback-fleet': a server that cannot hold cannot hold its old process until the whole fleet has passed. Set rollback-fleet: false (each host commits as soon as it passes)"
+      "Input 'rollback-fleet': a server that cannot hold cannot hold its old process until the whole fleet has passed. Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     )
     // One host holds nothing; without rollback-fleet nothing is held.
     expect(() => checkPairings(settingsWith({}), cannotHold)).not.toThrow()

@@ -1,11 +1,17 @@
-// Bundles src/index.ts into dist/index.js (one ESM file, as GitHub runs it under node24).
-// With --check, builds to a temp dir and fails when dist/ differs (the check-dist job).
+// Bundles src/index.ts into dist/index.js (one ESM file, as GitHub runs it under node24), and
+// writes dist/licenses.txt: the license of every third-party package in the bundle (see
+// scripts/licenses.mjs). With --check, builds to a temp dir and fails when dist/ differs (the
+// check-dist job), so the notices cannot fall out of step with what is bundled.
 import { build } from 'esbuild'
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { licensesText } from './licenses.mjs'
 
 const check = process.argv.includes('--check')
+// --dist DIR: the committed bundle to compare with (tests point it at an altered copy).
+const distAt = process.argv.indexOf('--dist')
+const dist = distAt > 0 ? process.argv[distAt + 1] : 'dist'
 const outdir = check ? mkdtempSync(join(tmpdir(), 'zerodown-dist-')) : 'dist'
 
 // ssh2's optional native parts (cpu-features, sshcrypto.node) cannot be bundled; ssh2 loads them
@@ -21,19 +27,24 @@ const noNative = {
   }
 }
 
-await build({
+const result = await build({
   entryPoints: ['src/index.ts'],
   outfile: join(outdir, 'index.js'),
   bundle: true,
   platform: 'node',
   target: 'node24',
   format: 'esm',
-  legalComments: 'none',
+  // The bundled code's own legal comments (/*! ... */, @license) go to licenses.txt, not index.js.
+  legalComments: 'external',
+  metafile: true,
+  write: false,
   logLevel: 'warning',
   plugins: [noNative],
   // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
+  // The shebang lets npm install dist/index.js as the `zerodown-action` command (package.json bin).
   banner: {
     js: [
+      '#!/usr/bin/env node',
       "import { createRequire as __zdCreateRequire } from 'node:module';",
       "import { fileURLToPath as __zdFileURLToPath } from 'node:url';",
       "import { dirname as __zdDirname } from 'node:path';",
@@ -44,15 +55,22 @@ await build({
   }
 })
 
+mkdirSync(outdir, { recursive: true })
+const legal = result.outputFiles.find(f => f.path.endsWith('.LEGAL.txt'))?.text ?? ''
+for (const f of result.outputFiles) if (!f.path.endsWith('.LEGAL.txt')) writeFileSync(f.path, f.contents)
+writeFileSync(join(outdir, 'licenses.txt'), licensesText(result.metafile, legal))
+
 if (check) {
   const fresh = readdirSync(outdir).sort()
-  const committed = readdirSync('dist').sort()
+  const committed = readdirSync(dist).sort()
   const differ =
     JSON.stringify(fresh) !== JSON.stringify(committed) ||
-    fresh.some(f => !readFileSync(join(outdir, f)).equals(readFileSync(join('dist', f))))
+    fresh.some(f => !readFileSync(join(outdir, f)).equals(readFileSync(join(dist, f))))
   rmSync(outdir, { recursive: true, force: true })
   if (differ) {
-    console.error('dist/ is not the bundle of src/: run `npm run bundle` and commit dist/.')
+    console.error(
+      'dist/ is not the bundle of src/ (index.js, licenses.txt): run `npm run bundle` and commit dist/.'
+    )
     process.exit(1)
   }
   console.log('dist/ matches a fresh bundle.')

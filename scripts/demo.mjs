@@ -5,8 +5,10 @@
 // timeline of its steps (start, duration, requests served and failed during each) and the
 // failed-request count. Run 1: a new nginx build, hot-upgraded. Run 2: a broken build that exits
 // at start; the action rolls the host back by itself. Exits 1 when a run does not end as it should.
+// With ZERODOWN_DEMO_SUMMARIES=DIR, each run's job summary (the Markdown GitHub would show) is
+// copied there as summary-upgrade.md and summary-broken.md (scripts/summary-picture.mjs uses them).
 import { spawn } from 'node:child_process'
-import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { join, resolve } from 'node:path'
 
@@ -211,6 +213,11 @@ async function scenario(title, label, binary, expected, { slow = false } = {}) {
   const during = all.filter(r => r.at >= from && r.at <= to).length
   const failed = printTimeline(title, report, all, during)
   console.log(`  exit status of the action: ${code}`)
+  const keep = process.env.ZERODOWN_DEMO_SUMMARIES
+  if (keep) {
+    mkdirSync(keep, { recursive: true })
+    copyFileSync(join(work, `summary-${label}.md`), join(keep, `summary-${label}.md`))
+  }
   const problems = []
   if (report.result !== expected) problems.push(`${title}: expected ${expected}, got ${report.result}`)
   if (all.some(r => !r.ok)) problems.push(`${title}: ${all.filter(r => !r.ok).length} requests failed`)

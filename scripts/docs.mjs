@@ -1,12 +1,14 @@
 // Docs that stay true.
 //
-//   node scripts/docs.mjs            writes, from action.yml, the README's inputs and outputs tables
-//                                    (between <!-- inputs --> / <!-- /inputs --> and <!-- outputs -->
-//                                    / <!-- /outputs -->) and src/inputs.ts (what the command line
-//                                    offers as flags and --help)
-//   node scripts/docs.mjs --check    exits 1 when any of them differs from action.yml, or when the
-//                                    README's Troubleshooting section misses an error message the
-//                                    code can produce, or quotes one the code no longer has
+//   node scripts/docs.mjs            writes, from action.yml, the inputs and outputs tables of
+//                                    docs/inputs.md (between <!-- inputs --> / <!-- /inputs --> and
+//                                    <!-- outputs --> / <!-- /outputs -->) and src/inputs.ts (what the
+//                                    command line offers as flags and --help), and src/version.ts
+//                                    from package.json's version (what --version prints)
+//   node scripts/docs.mjs --check    exits 1 when any of them differs from its source, when
+//                                    docs/troubleshooting.md misses an error message the code can
+//                                    produce or quotes one the code no longer has, or when a relative
+//                                    link in README.md, CHANGELOG.md, SECURITY.md or docs/ is broken
 //   node scripts/docs.mjs --messages lists the error messages found in src/
 //   --root DIR                       works on another checkout (tests)
 //
@@ -15,7 +17,7 @@
 // Every error message in src/ must contain one of the quoted fragments, and every quoted fragment
 // must appear in some message in src/.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { join, relative, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 import { parse } from 'yaml'
 import * as prettier from 'prettier'
 
@@ -24,12 +26,14 @@ const check = args.includes('--check')
 const rootAt = args.indexOf('--root')
 const root = resolve(rootAt >= 0 ? args[rootAt + 1] : new URL('..', import.meta.url).pathname)
 
-const README = join(root, 'README.md')
+const INPUTS_DOC = join(root, 'docs/inputs.md')
+const TROUBLESHOOTING = join(root, 'docs/troubleshooting.md')
 const ACTION = join(root, 'action.yml')
 const INPUTS_TS = join(root, 'src/inputs.ts')
+const VERSION_TS = join(root, 'src/version.ts')
 
 async function format(text, parser) {
-  const config = (await prettier.resolveConfig(join(root, 'README.md'))) ?? {}
+  const config = (await prettier.resolveConfig(INPUTS_DOC)) ?? {}
   return prettier.format(text, { ...config, parser })
 }
 
@@ -90,12 +94,24 @@ async function inputsModule(inputs, outputs) {
   return format(text, 'typescript')
 }
 
+async function versionModule() {
+  const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const text = [
+    '// Generated from package.json by scripts/docs.mjs (npm run docs). Do not edit by hand.',
+    '',
+    '/** The version of zerodown-action this bundle is (what --version prints). */',
+    `export const VERSION = ${JSON.stringify(version)}`,
+    ''
+  ].join('\n')
+  return format(text, 'typescript')
+}
+
 function replaceBetween(text, marker, body) {
   const open = `<!-- ${marker} -->`
   const close = `<!-- /${marker} -->`
   const a = text.indexOf(open)
   const b = text.indexOf(close)
-  if (a < 0 || b < a) throw new Error(`README.md has no ${open} ... ${close} markers`)
+  if (a < 0 || b < a) throw new Error(`docs/inputs.md has no ${open} ... ${close} markers`)
   return text.slice(0, a) + `${open}\n\n${body}\n\n` + text.slice(b)
 }
 
@@ -207,33 +223,83 @@ function errorMessages(srcDir) {
   return found
 }
 
-function troubleshootingFragments(readme) {
-  const start = readme.search(/^## Troubleshooting\s*$/m)
-  if (start < 0) return null
-  const rest = readme.slice(start + 1)
-  const end = rest.search(/^## /m)
-  const section = end < 0 ? rest : rest.slice(0, end)
+function troubleshootingFragments(page) {
   const fragments = []
-  for (const line of section.split('\n')) {
+  for (const line of page.split('\n')) {
     if (!line.startsWith('> ')) continue
     for (const m of line.matchAll(/(`+)\s?(.+?)\s?\1/g)) fragments.push(oneLine(m[2]))
   }
   return fragments
 }
 
-function troubleshootingProblems(readme) {
-  const fragments = troubleshootingFragments(readme)
-  if (fragments === null) return ['README.md has no "## Troubleshooting" section']
+function troubleshootingProblems(page) {
+  const fragments = troubleshootingFragments(page)
   const messages = errorMessages(join(root, 'src'))
   const problems = []
   for (const msg of messages)
     if (!fragments.some(f => msg.text.includes(f)))
-      problems.push(
-        `no Troubleshooting entry quotes this message (${msg.file}:${msg.line}): ${msg.text.slice(0, 160)}`
-      )
+      problems.push(`no entry quotes this message (${msg.file}:${msg.line}): ${msg.text.slice(0, 160)}`)
   for (const f of fragments)
     if (!messages.some(msg => msg.text.includes(f)))
-      problems.push(`the Troubleshooting section quotes \`${f}\`, which no error message in src/ contains`)
+      problems.push(`quotes \`${f}\`, which no error message in src/ contains`)
+  return problems
+}
+
+// ---------------------------------------------------------------------------------- links
+
+/** The Markdown files whose relative links must resolve: README, CHANGELOG, SECURITY and docs/. */
+function markdownFiles() {
+  const out = ['README.md', 'CHANGELOG.md', 'SECURITY.md'].filter(f => existsSync(join(root, f)))
+  const walk = dir => {
+    if (!existsSync(join(root, dir))) return
+    for (const e of readdirSync(join(root, dir), { withFileTypes: true })) {
+      const p = `${dir}/${e.name}`
+      if (e.isDirectory()) walk(p)
+      else if (e.name.endsWith('.md')) out.push(p)
+    }
+  }
+  walk('docs')
+  return out
+}
+
+/** GitHub's anchors for a Markdown file's headings (lower case, punctuation dropped, - for space). */
+function anchors(markdown) {
+  const seen = new Map()
+  const out = new Set()
+  for (const m of withoutCode(markdown).matchAll(/^#{1,6} +(.+?) *#* *$/gm)) {
+    const base = m[1]
+      .replace(/`/g, '')
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}_\- ]/gu, '')
+      .replace(/ /g, '-')
+    const n = seen.get(base) ?? 0
+    seen.set(base, n + 1)
+    out.add(n === 0 ? base : `${base}-${n}`)
+  }
+  return out
+}
+
+/** Markdown without fenced blocks and code spans (a link there is text, not a link). */
+const withoutCode = md => md.replace(/^```[\s\S]*?^```/gm, '').replace(/(`+)[^`\n]*?\1/g, '')
+
+function linkProblems() {
+  const problems = []
+  for (const file of markdownFiles()) {
+    const text = readFileSync(join(root, file), 'utf8')
+    for (const m of withoutCode(text).matchAll(/!?\[[^\]]*\]\(<?([^)\s>]+)>?(?: "[^"]*")?\)/g)) {
+      const target = m[1]
+      if (/^[a-z][\w+.-]*:/i.test(target)) continue // https:, mailto:
+      const [path, anchor] = target.split('#')
+      const resolved = path === '' ? join(root, file) : resolve(dirname(join(root, file)), path)
+      if (!existsSync(resolved)) {
+        problems.push(`${file}: the link to ${target} names a file that does not exist`)
+        continue
+      }
+      if (anchor && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor))
+        problems.push(`${file}: the link to ${target} names a heading that does not exist`)
+    }
+  }
   return problems
 }
 
@@ -245,32 +311,40 @@ async function main() {
     return
   }
   const { inputs, outputs } = readAction()
-  const readme = readFileSync(README, 'utf8')
-  let fresh = replaceBetween(readme, 'inputs', await inputsTable(inputs))
+  const page = readFileSync(INPUTS_DOC, 'utf8')
+  let fresh = replaceBetween(page, 'inputs', await inputsTable(inputs))
   fresh = replaceBetween(fresh, 'outputs', await outputsTable(outputs))
   const module = await inputsModule(inputs, outputs)
   const current = existsSync(INPUTS_TS) ? readFileSync(INPUTS_TS, 'utf8') : ''
-  const trouble = troubleshootingProblems(readme)
+  const versionTs = await versionModule()
+  const currentVersionTs = existsSync(VERSION_TS) ? readFileSync(VERSION_TS, 'utf8') : ''
+  const trouble = troubleshootingProblems(readFileSync(TROUBLESHOOTING, 'utf8'))
+  const links = linkProblems()
 
   if (check) {
     const problems = []
-    if (fresh !== readme)
-      problems.push('README.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)')
+    if (fresh !== page)
+      problems.push('docs/inputs.md: the inputs/outputs tables differ from action.yml (run `npm run docs`)')
     if (module !== current) problems.push('src/inputs.ts differs from action.yml (run `npm run docs`)')
-    problems.push(...trouble.map(p => `README.md: ${p}`))
+    if (versionTs !== currentVersionTs)
+      problems.push("src/version.ts differs from package.json's version (run `npm run docs`)")
+    problems.push(...trouble.map(p => `docs/troubleshooting.md: ${p}`))
+    problems.push(...links)
     for (const p of problems) console.error(`docs: ${p}`)
     if (problems.length > 0) process.exit(1)
     console.log(
-      `docs: README.md and src/inputs.ts match action.yml (${inputs.length} inputs, ${outputs.length} outputs); Troubleshooting covers every error message`
+      `docs: docs/inputs.md and src/inputs.ts match action.yml (${inputs.length} inputs, ${outputs.length} outputs); Troubleshooting covers every error message; links resolve`
     )
     return
   }
-  if (fresh !== readme) writeFileSync(README, fresh)
+  if (fresh !== page) writeFileSync(INPUTS_DOC, fresh)
   if (module !== current) writeFileSync(INPUTS_TS, module)
+  if (versionTs !== currentVersionTs) writeFileSync(VERSION_TS, versionTs)
   console.log(
-    `docs: wrote ${inputs.length} inputs and ${outputs.length} outputs to README.md and src/inputs.ts`
+    `docs: wrote ${inputs.length} inputs and ${outputs.length} outputs to docs/inputs.md and src/inputs.ts`
   )
-  for (const p of trouble) console.error(`docs: warning: README.md: ${p}`)
+  for (const p of trouble) console.error(`docs: warning: docs/troubleshooting.md: ${p}`)
+  for (const p of links) console.error(`docs: warning: ${p}`)
 }
 
 await main()

@@ -5,6 +5,7 @@
  */
 import type { Logger } from './engine/types.js'
 import { HostUpgrade, type HostWrap } from './fleet/host-upgrade.js'
+import { planBatches } from './fleet/plan.js'
 import { runRollout } from './fleet/rollout.js'
 import type { RolloutResult } from './fleet/tally.js'
 import { JumpHost, SshHost } from './host/ssh-host.js'
@@ -18,6 +19,7 @@ import { watchdogLeaseMs } from './safety/watchdog.js'
 import { SettingsError, type HostTarget, type Settings } from './settings.js'
 import { planFrom, type UpgradePlan } from './strategies/hot-upgrade/index.js'
 import type { UpgradeSource } from './strategies/strategy.js'
+import { openUpstream } from './strategies/upstream/open.js'
 import { supervisorFor } from './supervisors/index.js'
 import type { Supervisor } from './supervisors/supervisor.js'
 
@@ -67,9 +69,9 @@ export function connector(
     })
 }
 
-/** The supervisor the settings name (nginx today). */
-export function supervisorOf(_settings: Settings): Supervisor {
-  return supervisorFor('nginx')
+/** The supervisor the settings name. */
+export function supervisorOf(settings: Settings): Supervisor {
+  return supervisorFor(settings.supervisor, settings)
 }
 
 /** Refuses what the supervisor cannot honour, before any host is touched. */
@@ -78,7 +80,7 @@ export function checkPairings(settings: Settings, supervisor: Supervisor): void 
     throw new SettingsError(
       'rollback-fleet',
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
-      'Set rollback-fleet: false (each host commits as soon as it passes)'
+      "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     )
 }
 
@@ -94,6 +96,7 @@ export function safetyOptions(
     releaseDir: settings.releaseDir,
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    masterUser: settings.masterUser,
     lockLeaseMs: settings.lockLeaseMs,
     watchdog: settings.watchdog,
     watchdogLeaseMs: watchdogLeaseMs({
@@ -110,8 +113,12 @@ export function safetyOptions(
 }
 
 /** Each host's run: the strategy's steps, then the release store's, then the lock, the watchdog and the journal. */
-export function hostWrap(settings: Settings, log: Logger, control: RunControl): HostWrap {
-  const safety = safetyOptions(settings, log)
+export function hostWrap(
+  settings: Settings,
+  log: Logger,
+  control: RunControl,
+  safety: SafetyOptions = safetyOptions(settings, log)
+): HostWrap {
   const journal = new Journal({ token: safety.token, pidFile: settings.pidFile }, control.persist)
   const releases = releaseOptions(settings, process.env)
   return hp => safeguard({ ...hp, steps: withReleaseSteps(hp, releases) }, safety, journal)
@@ -124,11 +131,33 @@ async function rollout(
   source: UpgradeSource
 ): Promise<RolloutResult> {
   const plan: UpgradePlan = { ...planFrom(settings, source, supervisorOf(settings)), signal: control.signal }
-  return runRollout(settings, plan, {
-    connect: connector(settings, log),
+  const connect = connector(settings, log)
+  const safety = safetyOptions(settings, log)
+  if (settings.strategy !== 'upstream')
+    return runRollout(settings, plan, { connect, log, wrap: hostWrap(settings, log, control, safety) })
+  // Traffic shifting: the load balancer is read, locked and checked before any host is touched;
+  // the hot upgrade's watchdog (it revives nginx masters) has nothing to do on these hosts.
+  const up = await openUpstream(settings, {
+    connect: target => connect(target),
     log,
-    wrap: hostWrap(settings, log, control)
+    owner: safety.owner,
+    token: safety.token,
+    batches: planBatches(settings.hosts.length, settings.canary, settings.maxParallel)
   })
+  let settled = false
+  try {
+    const run = await runRollout(
+      settings,
+      { ...plan, strategy: up.strategy },
+      { connect, log, wrap: hostWrap(settings, log, control, { ...safety, watchdog: false }) }
+    )
+    settled = run.hosts.every(
+      h => h.result === 'upgraded' || h.result === 'rolled-back' || h.result === 'unchanged'
+    )
+    return run
+  } finally {
+    await up.finish({ settled })
+  }
 }
 
 /** The run for the settings' mode; shared by the action (main.ts) and the command line (cli.ts). */

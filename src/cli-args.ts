@@ -16,7 +16,11 @@ export class UsageError extends Error {
 }
 
 export interface CliArgs {
-  command: 'deploy' | 'rollback' | 'help'
+  command: 'deploy' | 'rollback' | 'help' | 'version'
+  /** With --help after a command (`deploy --help`, `help deploy`): that command's flags only. */
+  helpFor?: 'deploy' | 'rollback'
+  /** --verbose: every remote command, upload and health request, with its time. */
+  verbose: boolean
   /** Input values given as flags (or read from --<input>-file), by input name. */
   values: Map<string, string>
   /** Inputs given on the command line in clear (secrets should come from a file or the environment). */
@@ -89,9 +93,19 @@ function leadingCommand(argv: readonly string[], args: CliArgs): number {
 }
 
 export function parseArgs(argv: readonly string[]): CliArgs {
-  const args: CliArgs = { command: 'deploy', values: new Map(), secretsInFlags: [], json: false }
+  const args: CliArgs = {
+    command: 'deploy',
+    values: new Map(),
+    secretsInFlags: [],
+    json: false,
+    verbose: false
+  }
   let i = leadingCommand(argv, args)
   const commandGiven = i === 1
+  if (args.command === 'help' && (argv[1] === 'deploy' || argv[1] === 'rollback')) {
+    args.helpFor = argv[1]
+    i = 2
+  }
   const set = (name: string, value: string, flag: string) => {
     const before = args.values.get(name)
     if (before !== undefined && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`)
@@ -100,11 +114,19 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   for (; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '-h' || arg === '--help') {
+      if (args.command === 'deploy' || args.command === 'rollback')
+        args.helpFor ??= commandGiven ? args.command : undefined
       args.command = 'help'
       continue
     }
+    // Before a command, --version is the program's; after one, it is the `version` input.
+    if (arg === '--version' && !commandGiven) return { ...args, command: 'version' }
     if (arg === '--json') {
       args.json = true
+      continue
+    }
+    if (arg === '--verbose') {
+      args.verbose = true
       continue
     }
     if (!arg.startsWith('--') || arg === '--')
@@ -195,29 +217,60 @@ function wrap(text: string, width: number, indent: string): string[] {
   return lines.map((l, n) => (n === 0 ? l : indent + l))
 }
 
-export function helpText(): string {
+/** Inputs that belong to one command only; `mode` is the command itself. */
+const ONLY: Record<string, 'deploy' | 'rollback' | 'none'> = {
+  mode: 'none',
+  binary: 'deploy',
+  version: 'deploy',
+  'allow-downgrade': 'deploy',
+  'rollback-to': 'rollback'
+}
+
+const USAGE: Record<'deploy' | 'rollback', string> = {
+  deploy:
+    'zerodown-action deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
+  rollback: 'zerodown-action rollback --hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]'
+}
+
+const ABOUT: Record<'deploy' | 'rollback', string> = {
+  deploy: 'Hot-upgrade the hosts to the binary FILE built on this machine.',
+  rollback:
+    "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store."
+}
+
+/** The whole help (every input), or one command's: its usage and the flags that apply to it. */
+export function helpText(topic?: 'deploy' | 'rollback'): string {
   const col = 32
   const lead = ' '.repeat(col + 2)
   const pad = (s: string) => (s.length + 2 >= col ? `${s}\n${lead}` : s.padEnd(col))
-  const inputs = INPUTS.map(i => {
+  const shown = topic ? INPUTS.filter(i => (ONLY[i.name] ?? topic) === topic) : INPUTS
+  const inputs = shown.map(i => {
     const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`
     const extra = i.required ? ' (required)' : i.default ? ` [default: ${i.default}]` : ''
     return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join('\n')}`
   })
+  const usage = topic
+    ? [`  ${USAGE[topic]}`, '', ...wrap(ABOUT[topic], 98, '')]
+    : [
+        `  ${USAGE.deploy}`,
+        `  ${USAGE.rollback}`,
+        '  zerodown-action deploy --help     the flags of one command (or: help deploy, help rollback)',
+        '  zerodown-action --version',
+        '',
+        'From a clone, `node dist/index.js` is the same program.'
+      ]
   return [
     'zerodown: hot-upgrade a server binary (nginx) on hosts over SSH without dropping a request:',
     'upload, start of the new binary beside the old one, health gate, drain of the old workers, retire, and automatic rollback.',
     '',
     'Usage:',
-    '  node dist/index.js deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
-    '  node dist/index.js rollback --hosts HOSTS ... [options]',
-    '  node dist/index.js --help',
+    ...usage,
     '',
     'Every input of the GitHub Action is a flag (--name VALUE or --name=VALUE) or an environment',
     'variable ZERODOWN_NAME (dashes become underscores: ZERODOWN_HEALTH_URL). A flag wins over the',
     'environment; unset inputs take the defaults below. Boolean inputs: --sudo, --no-sudo, --sudo=false.',
     '',
-    'Inputs:',
+    topic ? `Flags of ${topic}:` : 'Inputs:',
     ...inputs,
     '',
     'Conveniences:',
@@ -227,7 +280,10 @@ export function helpText(): string {
     `  ${pad('--hosts, --known-hosts')}May be given more than once.`,
     `  ${pad('--json')}Print the JSON report (the report output) on stdout; logs go to stderr.`,
     `  ${pad('--summary FILE')}Write the Markdown summary (as GitHub shows it) to FILE.`,
+    `  ${pad('--verbose')}Show every remote command, upload and health request with its time`,
+    `${lead}(also with RUNNER_DEBUG=1, as GitHub's debug logging sets it).`,
     `  ${pad('-h, --help')}This text.`,
+    ...(topic ? [] : [`  ${pad('--version')}The version of zerodown-action (before any command).`]),
     '',
     'Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).',
     ''

@@ -1,18 +1,22 @@
 /**
- * The same run from a terminal, GitLab CI or Jenkins: `node dist/index.js deploy --hosts ... `.
+ * The same run from a terminal, GitLab CI or Jenkins: `zerodown-action deploy --hosts ...` (the
+ * package's bin) or `node dist/index.js deploy --hosts ...`.
  * Every input of action.yml is a flag (--health-url X) or an environment variable
  * (ZERODOWN_HEALTH_URL); --<input>-file reads a value from a file. The values go through the
  * same readSettings as in GitHub, so they are validated the same way.
  *
  * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs.
  */
+import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'
 import { cancelOnSignals, perform } from './app.js'
 import { envName, helpText, inputReader, parseArgs, UsageError, type CliArgs } from './cli-args.js'
 import type { RolloutResult } from './fleet/tally.js'
+import { setTrace } from './host/trace.js'
 import { contextFromEnv, outputsOf, summaryMarkdown } from './report/index.js'
 import { terminalLogger, textReport } from './report/terminal.js'
 import { readSettings, SettingsError } from './settings.js'
+import { VERSION } from './version.js'
 
 export { envName, inputReader, parseArgs, UsageError }
 
@@ -29,7 +33,7 @@ export async function cli(
 ): Promise<number> {
   let json = argv.includes('--json')
   const fail = (code: number, message: string): number => {
-    io.err.write(`zerodown: ${message}\n`)
+    io.err.write(`zerodown: ${stripTerminal(message)}\n`)
     if (json) io.out.write(`${JSON.stringify({ result: 'failed', error: message })}\n`)
     return code
   }
@@ -42,21 +46,28 @@ export async function cli(
   }
   json = args.json
   if (args.command === 'help') {
-    io.out.write(helpText())
+    io.out.write(helpText(args.helpFor))
+    return 0
+  }
+  if (args.command === 'version') {
+    io.out.write(`zerodown-action ${VERSION}\n`)
     return 0
   }
   // With --json, stdout carries the report only.
   const log = terminalLogger(json ? io.err : io.out, io.err)
+  if (args.verbose || io.env.RUNNER_DEBUG === '1') setTrace(line => void io.err.write(`debug: ${line}\n`))
   for (const flag of args.secretsInFlags)
     log.warn(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     )
   let run: RolloutResult
+  let rollbackWorkflow: string | undefined
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
     const settings = readSettings(inputReader(args, io.env), io.env)
+    rollbackWorkflow = settings.rollbackWorkflow
     run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)
@@ -64,8 +75,9 @@ export async function cli(
   } finally {
     uninstall()
   }
-  if (args.summaryFile) writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env)))
+  if (args.summaryFile)
+    writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
-  else io.out.write(`\n${textReport(run)}`)
+  else io.out.write(`\n${stripTerminal(textReport(run))}`)
   return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
 }

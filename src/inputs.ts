@@ -56,7 +56,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'host-fingerprints',
     description:
-      'Trusted host key fingerprints (SHA256:..., as ssh-keygen -lf prints), separated by spaces, commas or newlines.',
+      'Trusted host key fingerprints, each bound to its host: host=SHA256:... (the fingerprint as ssh-keygen -lf prints it; the host as written in hosts or jump-host, or [host]:port), separated by spaces, commas or newlines. A bare SHA256:... is accepted only when the run connects to one host.',
     default: '',
     required: false
   },
@@ -99,16 +99,45 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'supervisor',
+    description:
+      "How the server hands over to its new binary: nginx (USR2/WINCH/QUIT; also the forks that keep nginx's signals), haproxy (master-worker reload) or tableflip (Go servers on cloudflare/tableflip, and any server that behaves the same).",
+    default: 'nginx',
+    required: false
+  },
+  {
     name: 'pid-file',
-    description: 'Remote pid file of the master (the pid directive of nginx.conf).',
-    default: '/run/nginx.pid',
+    description:
+      "Remote pid file of the server's master process (nginx: the pid directive of nginx.conf; tableflip: the file the server's Options.PIDFile names). Default: /run/nginx.pid for nginx, /run/haproxy.pid for haproxy; required for tableflip.",
+    default: '',
+    required: false
+  },
+  {
+    name: 'master-user',
+    description:
+      "User the server's master may run as besides root and the SSH user (e.g. www-data). A master of any other user is refused: another user's process can pose as the server by writing the pid file.",
+    default: '',
+    required: false
+  },
+  {
+    name: 'upgrade-signal',
+    description:
+      'Signal that starts a handoff (supervisor tableflip only; nginx and haproxy use USR2): HUP, USR1 or USR2.',
+    default: 'HUP',
     required: false
   },
   {
     name: 'start-timeout',
     description:
-      'How long the new server may take to start and serve beside the old one (nginx: a new master with workers).',
+      'How long the new binary may take to be ready after the upgrade signal (nginx: a new master with workers; tableflip: the pid file naming the new process).',
     default: '30s',
+    required: false
+  },
+  {
+    name: 'verify-command',
+    description:
+      "Command run on the host by sh against the staged new binary before it replaces the live one; exit status 0 passes, anything else stops the upgrade with nothing changed. {binary} is replaced by the staged file's path (quoted). For servers with no config test of their own, e.g. '{binary} -version'.",
+    default: '',
     required: false
   },
   {
@@ -164,8 +193,8 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'drain-timeout-action',
     description:
-      'What a drain timeout does: rollback (default; the old version keeps serving) or proceed (QUIT the old master; its workers finish on their own).',
-    default: 'rollback',
+      'What a drain timeout does: rollback (the old version keeps serving) or proceed (the old process is retired; it finishes its requests on its own). Default: rollback; proceed for tableflip, where the old process already stopped accepting and going back would cut its requests (rollback is refused there).',
+    default: '',
     required: false
   },
   {
@@ -201,6 +230,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'rollback-workflow',
+    description:
+      "The workflow that rolls these hosts back, linked from the job summary: its file in .github/workflows (rollback.yml) or its URL. Default: the checkout's workflow that runs this action with mode: rollback, if there is one.",
+    default: '',
+    required: false
+  },
+  {
     name: 'canary',
     description: 'Hosts upgraded first, alone, before the rest. Default: 1 when there is more than one host.',
     default: '',
@@ -214,8 +250,16 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-fleet',
-    description: 'When a host fails, roll back the hosts already upgraded in this run.',
-    default: 'true',
+    description:
+      'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'prestage',
+    description:
+      'Upload and verify the new binary on every host of the run first, in parallel, before any host is signalled; a host that fails it stops the run before any host changes.',
+    default: 'false',
     required: false
   },
   {
@@ -257,6 +301,67 @@ export const INPUTS: readonly InputSpec[] = [
       'Start a watchdog on each host that rolls it back by itself if the action vanishes mid-upgrade.',
     default: 'true',
     required: false
+  },
+  {
+    name: 'strategy',
+    description:
+      'hot-upgrade (default): hand over on each host (nginx USR2). upstream: traffic shifting through an nginx load balancer (mark a host down, drain, restart, check, put back), for servers that cannot hand over their sockets.',
+    default: 'hot-upgrade',
+    required: false
+  },
+  {
+    name: 'upstream-host',
+    description:
+      'Strategy upstream: the nginx load balancer, [user@]host[:port], reached and verified like the hosts (same key, known-hosts, jump host, sudo).',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-file',
+    description:
+      'Strategy upstream: the file on the load balancer that the action manages, included inside http {}, holding the upstream block.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-name',
+    description: 'Strategy upstream: the name of the upstream block in upstream-file.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'upstream-server',
+    description:
+      'Strategy upstream: how each host appears as a server line in the block; {host} is the host as written in hosts.',
+    default: '{host}:80',
+    required: false
+  },
+  {
+    name: 'restart-command',
+    description:
+      'Strategy upstream: run on a host (by sh, through sudo -n when sudo is true) after its binary is swapped, to start the new version; it must return once the server is started (systemctl restart app).',
+    default: '',
+    required: false
+  },
+  {
+    name: 'canary-weight',
+    description: 'Strategy upstream: the weight the canary hosts come back at, before their full weight.',
+    default: '1',
+    required: false
+  },
+  {
+    name: 'canary-duration',
+    description:
+      "Strategy upstream: how long the canary is watched at canary-weight through the load balancer's access log before it gets its full weight (0s: not watched).",
+    default: '0s',
+    required: false
+  },
+  {
+    name: 'max-error-rate',
+    description:
+      "Strategy upstream: the share of the canary's tries through the load balancer that may fail (5xx, or nginx moved on to another server) during canary-duration; above it the canary is rolled back.",
+    default: '1%',
+    required: false
   }
 ]
 
@@ -264,6 +369,10 @@ export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'result',
     description: 'upgraded, rolled-back, unchanged or failed.'
+  },
+  {
+    name: 'supervisor',
+    description: 'The supervisor that handed over on the hosts: nginx or haproxy.'
   },
   {
     name: 'version',

@@ -11,7 +11,8 @@ function parse(input: string, key: string, passphrase: string | undefined, passp
   const parsed = ssh2.utils.parseKey(key, passphrase)
   const error = Array.isArray(parsed) ? undefined : parsed instanceof Error ? parsed : undefined
   if (error === undefined) return
-  const why = error.message
+  // ssh2's message may quote bytes of the key ("Unsupported OpenSSH key magic: <bytes>"): only its kind is shown.
+  const why = error.message.replace(/:[\s\S]*$/, '').replace(/[^A-Za-z0-9 ,.()-]/g, '?')
   if (/no passphrase given/i.test(why))
     throw new SettingsError(
       input,

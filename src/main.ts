@@ -1,4 +1,5 @@
 /** The action's entry: settings → run → outputs + summary. Fails the job unless every host succeeded. */
+import { neutralize } from './remote-text.js'
 import * as core from '@actions/core'
 import { cancelOnSignals, perform } from './app.js'
 import { failureMessage } from './fleet/tally.js'
@@ -17,12 +18,13 @@ export async function run(): Promise<void> {
     maskSecrets(settings)
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist })
     setOutputs(result)
-    await writeSummary(result)
+    await writeSummary(result, settings.rollbackWorkflow)
     // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
-    if (result.result !== 'upgraded' && result.result !== 'unchanged') core.setFailed(failureMessage(result))
+    if (result.result !== 'upgraded' && result.result !== 'unchanged')
+      core.setFailed(neutralize(failureMessage(result)))
   } catch (e) {
     core.setOutput('result', 'failed')
-    core.setFailed((e as Error).message)
+    core.setFailed(neutralize((e as Error).message))
   } finally {
     uninstall()
   }

@@ -13,6 +13,8 @@
  */
 import * as core from '@actions/core'
 import { connector } from './app.js'
+import { lockOwnerFromEnv, releaseLock } from './safety/lock.js'
+import { recoverUpstream } from './strategies/upstream/recover.js'
 import type { Host } from './host/host.js'
 import { finishHost, type PostOutcome } from './recover.js'
 import { coreLogger, maskSecrets } from './report/github.js'
@@ -56,6 +58,7 @@ export async function post(): Promise<void> {
     `zerodown post: the main step was interrupted with ${open.length} host(s) unfinished: ${open.map(r => `${r.host} (${r.phase})`).join(', ')}`
   )
   const connect = connector(settings, coreLogger)
+  if (settings.strategy === 'upstream') return postUpstream(settings, open, connect)
   const outcomes = await Promise.all(
     open.map(async (r): Promise<PostOutcome> => {
       const target = settings.hosts.find(t => t.label === r.host)
@@ -88,4 +91,43 @@ export async function post(): Promise<void> {
     }
   }
   if (bad.length > 0) core.setFailed(`zerodown post: ${bad.join('; ')}`)
+}
+
+/**
+ * Strategy upstream: every server the run took out and that answers its health check goes back
+ * in through the load balancer (recoverUpstream); the hosts' locks are released. Binaries are left
+ * as they are: whichever version answers its health check serves.
+ */
+async function postUpstream(
+  settings: Settings,
+  open: SafetyRecord[],
+  connect: ReturnType<typeof connector>
+): Promise<void> {
+  const token = open[0]!.token
+  try {
+    const r = await recoverUpstream(settings, { connect, log: coreLogger, owner: lockOwnerFromEnv(), token })
+    for (const a of r.restored)
+      core.info(`zerodown post: ${a} is back in upstream ${settings.upstream!.name}`)
+    for (const l of r.left)
+      core.error(
+        `zerodown post: left out of upstream ${settings.upstream!.name} (its health check fails): ${l}`
+      )
+    if (r.left.length > 0)
+      core.setFailed(`zerodown post: ${r.left.length} server(s) stay down in the load balancer`)
+  } catch (e) {
+    core.setFailed(
+      `zerodown post: could not put the servers back in the load balancer: ${(e as Error).message}`
+    )
+  }
+  await Promise.all(
+    open
+      .filter(rec => rec.lock !== undefined)
+      .map(async rec => {
+        const target = settings.hosts.find(t => t.label === rec.host)
+        if (!target) return
+        const host = await connect(target).catch(() => undefined)
+        if (host) await releaseLock(host, rec.lock!, rec.token).catch(() => undefined)
+        await host?.close()
+      })
+  )
 }

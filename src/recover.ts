@@ -51,7 +51,11 @@ export async function finishHost(
   const outcome: PostOutcome = { host: r.host, action }
   if (action === 'rollback' || action === 'complete') {
     await settleWatchdog(host, r, log)
-    const plan = planFrom(settings, { sha256: r.newSha256 ?? '' }, supervisorFor('nginx'))
+    const plan = planFrom(
+      settings,
+      { sha256: r.newSha256 ?? '' },
+      supervisorFor(settings.supervisor, settings)
+    )
     const report = await new HostUpgrade(host, plan, log).recover(
       { masterPid: r.oldPid!, livePath: r.livePath!, liveSha256: r.oldSha256! },
       {

@@ -2,11 +2,54 @@
  * Every input, read once, validated and typed. Nothing here touches the network: a bad value
  * fails here, before any connection, with the input's name, the problem and the fix.
  */
-import { parseDuration } from './duration.js'
+import { formatDuration, parseDuration } from './duration.js'
+import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
+import { redactUrls } from './remote-text.js'
+import { parsePercent } from './strategies/upstream/error-rate.js'
 import { isVersionText } from './releases/versions.js'
 
 export type Mode = 'deploy' | 'rollback'
+export type StrategyId = 'hot-upgrade' | 'upstream'
+
+/** Strategy upstream: traffic shifting through an nginx load balancer. */
+export interface UpstreamSettings {
+  /** The load balancer, reached like the hosts. */
+  host: HostTarget
+  /** The file on it that the action manages (included inside http {}). */
+  file: string
+  /** The upstream block's name. */
+  name: string
+  /** How a host appears in the block; {host} is the host as written in hosts. */
+  server: string
+  restartCommand: string
+  canaryWeight: number
+  canaryDurationMs: number
+  /** A share, 0..1. */
+  maxErrorRate: number
+}
 export type DrainTimeoutAction = 'rollback' | 'proceed'
+
+/** The hand-over protocols the action speaks (the `supervisor` input). */
+export const SUPERVISORS = ['nginx', 'haproxy', 'tableflip'] as const
+export type SupervisorKind = (typeof SUPERVISORS)[number]
+
+/** Where each supervisor's pid file usually is; tableflip servers name their own (Options.PIDFile). */
+const DEFAULT_PID_FILE: Record<SupervisorKind, string | undefined> = {
+  nginx: '/run/nginx.pid',
+  haproxy: '/run/haproxy.pid',
+  tableflip: undefined
+}
+
+/**
+ * Whether a supervisor can keep its old process until the whole fleet passed (rollback-fleet).
+ * HAProxy cannot: after a reload the master runs the new file and the old workers leave by
+ * themselves. tableflip cannot: the parent exits once the child is Ready().
+ */
+const CAN_HOLD: Record<SupervisorKind, boolean> = { nginx: true, haproxy: false, tableflip: false }
+
+/** Signals a tableflip server may take for Upgrade(); TERM, INT or QUIT would stop it instead. */
+export const UPGRADE_SIGNALS = ['HUP', 'USR1', 'USR2'] as const
+export type UpgradeSignal = (typeof UPGRADE_SIGNALS)[number]
 
 export interface HostTarget {
   /** The host's address as written (a name, IPv4, or IPv6 without brackets). */
@@ -33,7 +76,14 @@ export interface Settings {
   binary?: string
   /** Remote live path; undefined means: the running master's executable. */
   binaryPath?: string
+  supervisor: SupervisorKind
   pidFile: string
+  /** One more user the master may run as (besides root and the SSH user). */
+  masterUser?: string
+  /** The signal that starts a tableflip handoff. */
+  upgradeSignal: UpgradeSignal
+  /** Run on the host by sh before the swap; `{binary}` stands for the staged file. */
+  verifyCommand?: string
 
   startTimeoutMs: number
   healthUrl?: string
@@ -51,10 +101,14 @@ export interface Settings {
   version?: string
   allowDowngrade: boolean
   rollbackTo?: string
+  /** The summary's rollback link: a workflow file name or a URL. */
+  rollbackWorkflow?: string
 
   canary: number
   maxParallel: number
   rollbackFleet: boolean
+  /** Upload and verify on every host before any host is signalled. */
+  prestage: boolean
   jumpHost?: HostTarget
   /** The jump host's own credentials; when none is given it uses the hosts' (private-key, ...). */
   jumpPrivateKey?: string
@@ -65,6 +119,10 @@ export interface Settings {
 
   lockLeaseMs: number
   watchdog: boolean
+
+  strategy: StrategyId
+  /** Set when strategy is upstream. */
+  upstream?: UpstreamSettings
 }
 
 /** A bad input: the message names the input, the problem and the fix. */
@@ -97,6 +155,17 @@ function line(read: InputReader, name: string, max = 1024): string | undefined {
   if (value.length > max)
     throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, 'Shorten it')
   return value
+}
+
+/** A user name (as useradd allows) or a uid. */
+function userName(read: InputReader, name: string): string | undefined {
+  const value = line(read, name, 64)
+  if (value === undefined || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value
+  throw new SettingsError(
+    name,
+    `'${value}' is not a user name`,
+    'Give the name (or uid) of the user the master runs as'
+  )
 }
 
 function bool(read: InputReader, name: string, fallback: boolean): boolean {
@@ -272,14 +341,35 @@ function fingerprints(read: InputReader): string[] {
     .map(s => s.trim())
     .filter(s => s !== '')
   for (const fp of items) {
-    if (!/^SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
       throw new SettingsError(
         'host-fingerprints',
         `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        'Use the SHA256:... form that `ssh-keygen -lf <key file>` prints'
+        'Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints'
       )
   }
-  return items
+  // Padding (SHA256:...=) is dropped here: fingerprints compare as OpenSSH prints them.
+  return items.map(fp => fp.replace(/=+$/, ''))
+}
+
+/** Each fingerprint names a host of the run; a bare one is allowed when there is one host to connect to. */
+function checkPins(s: Settings): void {
+  const targets = [...s.hosts, ...(s.jumpHost ? [s.jumpHost] : [])]
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item)
+    if (pin.host === undefined && targets.length > 1)
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? ' (with the jump host)' : ''}: one host's key would be accepted for every other`,
+        'Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)'
+      )
+    if (pin.host !== undefined && !targets.some(t => pinNames(pin.host!, t.host, t.port)))
+      throw new SettingsError(
+        'host-fingerprints',
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        'Write the host as in hosts (or [host]:port)'
+      )
+  }
 }
 
 function privateKey(read: InputReader, name: string): string | undefined {
@@ -317,7 +407,11 @@ function healthUrl(read: InputReader): string | undefined {
   try {
     url = new URL(value.replaceAll('{host}', 'placeholder.invalid'))
   } catch {
-    throw new SettingsError('health-url', `'${value}' is not a URL`, 'Write e.g. http://127.0.0.1/health')
+    throw new SettingsError(
+      'health-url',
+      `'${redactUrls(value)}' is not a URL`,
+      'Write e.g. http://127.0.0.1/health'
+    )
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new SettingsError(
@@ -326,6 +420,17 @@ function healthUrl(read: InputReader): string | undefined {
       'Use an http:// or https:// URL'
     )
   return value
+}
+
+function rollbackWorkflow(read: InputReader): string | undefined {
+  const value = line(read, 'rollback-workflow', 2048)
+  if (value === undefined || /^[\w.-]+\.ya?ml$/.test(value)) return value
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value
+  throw new SettingsError(
+    'rollback-workflow',
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  )
 }
 
 /** A version as given: semver (1.27.3, 2.0.0-rc.1) or a Debian version (1.22.1-9+deb12u11, 2:1.0~rc1-1). */
@@ -348,6 +453,50 @@ function rollbackToInput(read: InputReader): string | undefined {
   return versionInput(read, 'rollback-to')
 }
 
+function pidFile(read: InputReader, supervisor: SupervisorKind): string {
+  const value = remotePath(read, 'pid-file', DEFAULT_PID_FILE[supervisor])
+  if (value === undefined)
+    throw new SettingsError(
+      'pid-file',
+      `is required with supervisor ${supervisor} (such servers have no usual pid file)`,
+      'Give the file the server writes once it is ready (tableflip: its Options.PIDFile), e.g. /run/app.pid'
+    )
+  return value
+}
+
+function upgradeSignal(read: InputReader, supervisor: SupervisorKind): UpgradeSignal {
+  const value = (line(read, 'upgrade-signal') ?? 'HUP').toUpperCase().replace(/^SIG/, '')
+  if (!(UPGRADE_SIGNALS as readonly string[]).includes(value))
+    throw new SettingsError(
+      'upgrade-signal',
+      `'${value}' is not one of ${UPGRADE_SIGNALS.join(', ')}`,
+      'Give the signal on which the server calls Upgrade() (HUP for most tableflip servers)'
+    )
+  if (value !== 'HUP' && supervisor !== 'tableflip')
+    throw new SettingsError(
+      'upgrade-signal',
+      `is ${value}, but only supervisor tableflip takes it (${supervisor} has its own protocol)`,
+      'Remove upgrade-signal, or set supervisor: tableflip'
+    )
+  return value as UpgradeSignal
+}
+
+/**
+ * tableflip's old process stops accepting at the hand-over and exits by itself: after a slow drain
+ * there is nothing to go back to without cutting its requests and handing over a second time.
+ */
+function drainTimeoutAction(read: InputReader, supervisor: SupervisorKind): DrainTimeoutAction {
+  const fallback = supervisor === 'tableflip' ? 'proceed' : 'rollback'
+  const value = oneOf(read, 'drain-timeout-action', ['rollback', 'proceed'] as const, fallback)
+  if (value === 'rollback' && supervisor === 'tableflip')
+    throw new SettingsError(
+      'drain-timeout-action',
+      'is rollback, which supervisor tableflip cannot honour: its old process stopped accepting at the hand-over, and going back after a slow drain would cut its last requests and hand over a second time',
+      "Set drain-timeout-action: proceed (the default for tableflip; the old process finishes on its own, within the server's shutdown timeout), or raise drain-timeout"
+    )
+  return value
+}
+
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
 export function readSettings(read: InputReader, env: Record<string, string | undefined> = {}): Settings {
   const user = line(read, 'user') ?? 'root'
@@ -356,6 +505,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
   const port = integer(read, 'port', 22, 1, 65535)
   const hosts = hostList(read, user, port)
   const mode = oneOf(read, 'mode', ['deploy', 'rollback'] as const, 'deploy')
+  const supervisor = oneOf(read, 'supervisor', SUPERVISORS, 'nginx')
 
   const settings: Settings = {
     hosts,
@@ -371,7 +521,11 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     mode,
     binary: line(read, 'binary', 4096),
     binaryPath: remotePath(read, 'binary-path'),
-    pidFile: remotePath(read, 'pid-file', '/run/nginx.pid')!,
+    supervisor,
+    pidFile: pidFile(read, supervisor),
+    masterUser: userName(read, 'master-user'),
+    upgradeSignal: upgradeSignal(read, supervisor),
+    verifyCommand: text(read, 'verify-command'),
 
     startTimeoutMs: duration(read, 'start-timeout', '30s'),
     healthUrl: healthUrl(read),
@@ -382,17 +536,19 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     healthTimeoutMs: duration(read, 'health-timeout', '60s'),
     pollIntervalMs: duration(read, 'poll-interval', '250ms', 10),
     drainTimeoutMs: duration(read, 'drain-timeout', '5m'),
-    drainTimeoutAction: oneOf(read, 'drain-timeout-action', ['rollback', 'proceed'] as const, 'rollback'),
+    drainTimeoutAction: drainTimeoutAction(read, supervisor),
 
     releaseDir: remotePath(read, 'release-dir'),
     keepReleases: integer(read, 'keep-releases', 5, 2, 1000),
     version: versionInput(read, 'version'),
     allowDowngrade: bool(read, 'allow-downgrade', false),
     rollbackTo: rollbackToInput(read),
+    rollbackWorkflow: rollbackWorkflow(read),
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
-    rollbackFleet: bool(read, 'rollback-fleet', true),
+    rollbackFleet: bool(read, 'rollback-fleet', CAN_HOLD[supervisor]),
+    prestage: bool(read, 'prestage', false),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
     jumpPassphrase: text(read, 'jump-passphrase'),
@@ -400,8 +556,11 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     agentSocket: env.SSH_AUTH_SOCK?.trim() || undefined,
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
-    watchdog: bool(read, 'watchdog', true)
+    watchdog: bool(read, 'watchdog', true),
+    strategy: 'hot-upgrade'
   }
+  settings.strategy = oneOf(read, 'strategy', ['hot-upgrade', 'upstream'] as const, 'hot-upgrade')
+  settings.upstream = upstreamSettings(read, settings, user, port)
   const jump = line(read, 'jump-host')
   if (jump !== undefined) settings.jumpHost = parseHostTarget('jump-host', jump, user, port)
 
@@ -411,7 +570,16 @@ export function readSettings(read: InputReader, env: Record<string, string | und
       'is larger than 1 MB',
       'Give only the lines of the hosts of this rollout'
     )
+  if (settings.knownHosts !== undefined && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      'known-hosts',
+      'has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)',
+      /SHA256:/.test(settings.knownHosts)
+        ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
+        : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
+    )
   checkCombinations(settings)
+  checkPins(settings)
   return settings
 }
 
@@ -481,10 +649,104 @@ function checkCombinations(s: Settings): void {
       'is set but mode is rollback (a rollback takes the version from the release store)',
       'Name the release to go back to with rollback-to, or remove version'
     )
-  if (s.healthTimeoutMs < s.healthIntervalMs)
+  // Checks start every health-interval and the gate needs health-checks passes in a row: the last
+  // of them starts (health-checks - 1) x health-interval after the first, at the earliest.
+  const gate = (s.healthChecks - 1) * s.healthIntervalMs
+  if (s.healthTimeoutMs < gate)
     throw new SettingsError(
       'health-timeout',
-      'is shorter than health-interval',
-      'Give the gate time for its checks'
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ` +
+        `${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate)}`,
+      `Raise health-timeout above ${formatDuration(gate)} (leave time for each check to answer), or lower health-checks or health-interval`
     )
+}
+
+const UPSTREAM_INPUTS = ['upstream-host', 'upstream-file', 'upstream-name', 'restart-command'] as const
+
+/** The upstream strategy's inputs; undefined (and none of them set) for hot-upgrade. */
+function upstreamSettings(
+  read: InputReader,
+  s: Settings,
+  user: string,
+  port: number
+): UpstreamSettings | undefined {
+  if (s.strategy !== 'upstream') {
+    for (const name of [...UPSTREAM_INPUTS, 'canary-duration'])
+      if (line(read, name) !== undefined)
+        throw new SettingsError(
+          name,
+          'is set but strategy is hot-upgrade',
+          'Set strategy: upstream, or remove it'
+        )
+    return undefined
+  }
+  for (const name of UPSTREAM_INPUTS)
+    if (line(read, name, 4096) === undefined)
+      throw new SettingsError(name, 'is required when strategy is upstream', UPSTREAM_FIX[name])
+  const lb = parseHostTarget('upstream-host', line(read, 'upstream-host')!, user, port)
+  const name = line(read, 'upstream-name', 200)!
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name))
+    throw new SettingsError(
+      'upstream-name',
+      `'${name}' is not an upstream name`,
+      'Use the name after upstream in the block: letters, digits, _ . : -'
+    )
+  const server = line(read, 'upstream-server', 300) ?? '{host}:80'
+  if (/[\s;{}#'"\\]/.test(server.replaceAll('{host}', 'h')))
+    throw new SettingsError(
+      'upstream-server',
+      `'${server}' is not a server address`,
+      'Write it as in the block, e.g. {host}:8080'
+    )
+  if (!server.includes('{host}'))
+    throw new SettingsError(
+      'upstream-server',
+      `'${server}' has no {host}`,
+      'Every host needs its own server line: write e.g. {host}:8080'
+    )
+  if (s.binaryPath === undefined)
+    throw new SettingsError(
+      'binary-path',
+      'is required when strategy is upstream (there is no master process to read it from)',
+      "Give the path of the server's binary on the hosts"
+    )
+  if (s.healthUrl === undefined && s.healthCommand === undefined)
+    throw new SettingsError(
+      'health-url',
+      'is empty and so is health-command, but strategy upstream puts a host back only after its health gate',
+      'Give the URL the restarted server answers on, e.g. http://{host}:8080/health'
+    )
+  const rateText = line(read, 'max-error-rate') ?? '1%'
+  const maxErrorRate = parsePercent(rateText)
+  if (maxErrorRate === null)
+    throw new SettingsError(
+      'max-error-rate',
+      `'${rateText}' is not a percentage from 0% to 100%`,
+      'Write e.g. 1% or 0.5%'
+    )
+  const canaryDurationMs = duration(read, 'canary-duration', '0s', 0)
+  if (canaryDurationMs > 0 && s.canary === 0)
+    throw new SettingsError(
+      'canary-duration',
+      'is set but canary is 0: no host is watched as a canary',
+      'Set canary: 1 (the first host is the canary), or remove canary-duration'
+    )
+  return {
+    host: lb,
+    file: checkRemotePath('upstream-file', line(read, 'upstream-file', 4096)!),
+    name,
+    server,
+    restartCommand: text(read, 'restart-command')!,
+    canaryWeight: integer(read, 'canary-weight', 1, 1, 1000),
+    canaryDurationMs,
+    maxErrorRate
+  }
+}
+
+const UPSTREAM_FIX: Record<(typeof UPSTREAM_INPUTS)[number], string> = {
+  'upstream-host': 'Give the nginx load balancer as [user@]host[:port]',
+  'upstream-file':
+    'Give the file on the load balancer that holds the upstream block (included inside http {})',
+  'upstream-name': 'Give the name of the upstream block',
+  'restart-command': 'Give the command that starts the new version on a host, e.g. systemctl restart app'
 }

@@ -56,6 +56,8 @@ export interface RunOptions {
   /** Called with each chunk of log as it arrives. */
   onLog?: (chunk: string) => void
   args?: string[]
+  /** Another bundle to run instead of dist/index.js (benchmarks compare a baseline build). */
+  bundle?: string
 }
 
 /** Runs dist/index.js with the given inputs (names as in action.yml). */
@@ -70,6 +72,7 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: process.env.HOME ?? '/root',
+    GITHUB_ACTIONS: 'true',
     GITHUB_OUTPUT: outputFile,
     GITHUB_STEP_SUMMARY: summaryFile,
     GITHUB_STATE: join(dir, 'state'),
@@ -78,7 +81,10 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
   }
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
   return new Promise(resolvePromise => {
-    const child = spawn(NODE24, [join(ROOT, 'dist/index.js'), ...(options.args ?? [])], { env, cwd: ROOT })
+    const child = spawn(NODE24, [options.bundle ?? join(ROOT, 'dist/index.js'), ...(options.args ?? [])], {
+      env,
+      cwd: ROOT
+    })
     let log = ''
     let killed = false
     const onData = (d: Buffer) => {

@@ -86,7 +86,7 @@ export class HostRun {
    */
   async run(options: { hold?: boolean } = {}): Promise<HostReport> {
     try {
-      const ended = await this.runStages(['prepare', 'change'])
+      const ended = await this.runStages(['prepare', 'ready', 'change'])
       if (ended) return this.finish()
       if (options.hold) {
         this.report.result = 'parked'
@@ -96,6 +96,35 @@ export class HostRun {
       await this.complete()
     } catch (e) {
       await this.fail(e as Error)
+    }
+    return this.finish()
+  }
+
+  /**
+   * Pre-staging: only the `prepare` steps (checks, upload, verify), the host left as it serves.
+   * Returns null when the host is ready for `run` (which goes on from there), or its final report
+   * when the run is over (nothing to do, or a failure, cleaned up).
+   */
+  async prepare(): Promise<HostReport | null> {
+    try {
+      if (!(await this.runStages(['prepare']))) return null
+    } catch (e) {
+      await this.fail(e as Error)
+    }
+    return this.finish()
+  }
+
+  /**
+   * A host pre-staged but never changed, because the run stopped: its clean-ups (the staged file)
+   * run, its lock is released, and it ends `untouched`.
+   */
+  async release(reason: string): Promise<HostReport> {
+    this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`)
+    await this.fail(new StepError('rollback', reason), { quiet: true })
+    if (this.report.result === 'failed' && this.report.rollbackError === undefined) {
+      this.report.result = 'untouched'
+      delete this.report.failedStep
+      delete this.report.error
     }
     return this.finish()
   }

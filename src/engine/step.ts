@@ -10,13 +10,15 @@ import type { HostReport, HostResult, Logger } from './types.js'
  * Where a step sits in a host's run. The engine derives the run's phases from it:
  * - `prepare`: nothing that serves changes (checks, staging). A failure here leaves the host
  *   `failed` (untouched), whatever undos (clean-ups) ran.
+ * - `ready`: the last moment before the cut-over (arm a watchdog). Like `prepare`, nothing that
+ *   serves changes; unlike it, never run ahead of time (pre-staging stops before it).
  * - `change`: the cut-over. A failure rolls back (`rolled-back`). A fleet may hold the host after
  *   the last `change` step, until every host has passed.
  * - `commit`: the point of no return (retire the old process). Runs at once, or at the fleet's
  *   commit when held. A failure still rolls back.
  * - `after`: the host serves the new version; nothing is undone any more. A failure is a warning.
  */
-export type StepStage = 'prepare' | 'change' | 'commit' | 'after'
+export type StepStage = 'prepare' | 'ready' | 'change' | 'commit' | 'after'
 
 /** What a step's run sees. */
 export interface StepContext {

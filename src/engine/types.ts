@@ -41,6 +41,15 @@ export interface HostReport {
   releases?: ReleaseRow[]
   /** The batch the host ran in, from 0, in rollout order; batch 0 is the canary when canary > 0. */
   batch?: number
+  /** Strategy upstream: the host's server in the load balancer's block over time (down, or its weight). */
+  weights?: WeightPoint[]
+}
+
+/** One change of a server's state in the load balancer's block. */
+export interface WeightPoint {
+  at: string
+  weight: number | 'down'
+  why: string
 }
 
 /** One release in a host's store, as reports show it. */

@@ -20,9 +20,9 @@ export class UndoStack {
     return this.undos.length === 0
   }
 
-  /** Whether something that serves changed (an undo of a step past `prepare`). */
+  /** Whether something that serves changed (an undo of a step past `prepare` and `ready`). */
   get changed(): boolean {
-    return this.undos.some(u => u.step.stage !== 'prepare')
+    return this.undos.some(u => u.step.stage !== 'prepare' && u.step.stage !== 'ready')
   }
 
   clear(): void {

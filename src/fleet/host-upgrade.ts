@@ -7,15 +7,16 @@ import { HostRun, type RunSpec } from '../engine/index.js'
 import type { HostReport, Logger } from '../engine/types.js'
 import type { Host } from '../host/host.js'
 import { hotUpgrade, type HotUpgradeHost, type UpgradePlan } from '../strategies/hot-upgrade/index.js'
+import type { HostPlan } from '../strategies/strategy.js'
 import { supervisorFor } from '../supervisors/index.js'
 
 export type { UpgradePlan } from '../strategies/hot-upgrade/index.js'
 
 /** What a run adds around a host's steps (src/app.ts: the release store, then safety). */
-export type HostWrap = (plan: HotUpgradeHost) => RunSpec
+export type HostWrap = (plan: HostPlan) => RunSpec
 
 export class HostUpgrade {
-  private readonly hp: HotUpgradeHost
+  private readonly hp: HostPlan
   private readonly engine: HostRun
 
   constructor(
@@ -25,7 +26,9 @@ export class HostUpgrade {
     wrap?: HostWrap
   ) {
     const supervisor = plan.supervisor ?? supervisorFor('nginx')
-    this.hp = hotUpgrade(plan, supervisor).plan(host, plan.source)
+    this.hp = plan.strategy
+      ? plan.strategy.plan(host, plan.source, log)
+      : hotUpgrade(plan, supervisor).plan(host, plan.source)
     const spec: RunSpec = wrap ? wrap(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() }
     this.engine = new HostRun(host, spec, { log, signal: plan.signal })
   }
@@ -39,6 +42,16 @@ export class HostUpgrade {
     return this.engine.run({ hold: options.park })
   }
 
+  /** Pre-staging: preflight, upload and verify only; null when ready for `run`, else the final report. */
+  prestage(): Promise<HostReport | null> {
+    return this.engine.prepare()
+  }
+
+  /** A pre-staged host that will not run (the run stopped): what was staged is removed, it ends untouched. */
+  release(reason: string): Promise<HostReport> {
+    return this.engine.release(reason)
+  }
+
   /** After a park: the fleet passed; the old process is retired. */
   commit(): Promise<HostReport> {
     return this.engine.commit()
@@ -48,7 +61,9 @@ export class HostUpgrade {
   abort(reason: string): Promise<HostReport> {
     const names = (this.plan.supervisor ?? supervisorFor('nginx')).names
     this.log.info(
-      `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
+      this.plan.strategy
+        ? `${this.host.name} [rollback] ${reason}: back to its previous release (${this.plan.strategy.title})`
+        : `${this.host.name} [rollback] ${reason}: back to the ${names.old} ${this.hp.state.running?.pid}`
     )
     return this.engine.abort(reason)
   }
@@ -63,7 +78,10 @@ export class HostUpgrade {
     saved: { masterPid: number; livePath: string; liveSha256: string },
     options: { complete: boolean; reason: string }
   ): Promise<HostReport> {
-    const { session, state } = this.hp
+    if (!('session' in this.hp))
+      return this.engine.conclude('failed', 'the post step finishes upstream hosts through the load balancer')
+    const hp = this.hp as HotUpgradeHost
+    const { session, state } = hp
     const names = (this.plan.supervisor ?? supervisorFor('nginx')).names
     session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 })
     state.running = {
@@ -103,11 +121,11 @@ export class HostUpgrade {
         `${this.host.name} [recover] only the retire of the ${names.old} ${old} remained: completing`
       )
       return this.engine.recover({
-        undo: this.hp.revertSteps,
-        steps: [this.hp.retire],
+        undo: hp.revertSteps,
+        steps: [hp.retire],
         reason: options.reason
       })
     }
-    return this.engine.recover({ undo: this.hp.revertSteps, reason: options.reason })
+    return this.engine.recover({ undo: hp.revertSteps, reason: options.reason })
   }
 }

@@ -7,7 +7,14 @@ import { formatDuration } from '../duration.js'
 import type { Printer } from './host-log.js'
 import { passed, untouched, type Slot } from './slot.js'
 
-export type Phase = 'run' | 'commit' | 'abort'
+export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release'
+
+const PHASE_NAMES: Record<Exclude<Phase, 'run'>, string> = {
+  prestage: 'pre-staging',
+  commit: 'commit',
+  abort: 'fleet rollback',
+  release: 'pre-staged file removed'
+}
 
 export class Pool {
   constructor(
@@ -39,7 +46,7 @@ export class Pool {
   private async phase(slot: Slot, kind: Phase, live: boolean, fn: () => Promise<void>): Promise<void> {
     const out = this.out
     const label = slot.target.label
-    const what = kind === 'run' ? this.batchName(slot.batch) : kind === 'commit' ? 'commit' : 'fleet rollback'
+    const what = kind === 'run' ? this.batchName(slot.batch) : PHASE_NAMES[kind]
     const t0 = Date.now()
     const closing = () => {
       const r = slot.report

@@ -17,6 +17,7 @@ import { HostLog, Printer } from './host-log.js'
 import { HostUpgrade, type HostWrap } from './host-upgrade.js'
 import { batchNamer, describePlan, planBatches } from './plan.js'
 import { heartbeat, Pool } from './pool.js'
+import { prestageAll } from './prestage.js'
 import { passed, type Slot } from './slot.js'
 import { tally, type RolloutResult } from './tally.js'
 
@@ -48,16 +49,25 @@ export async function runRollout(
   const pool = new Pool(out, batchName)
   const connect = (slot: Slot) => connectSlot(slot, deps.connect, via)
 
-  const runOne = async (slot: Slot): Promise<void> => {
+  /** Connects the slot and makes its run; null when the connection failed (reported). */
+  const start = async (slot: Slot): Promise<HostUpgrade | null> => {
     const host = await connect(slot).catch((e: Error) => {
       connectFailed(slot, e, { via, jumpHost: settings.jumpHost !== undefined })
       return null
     })
-    if (host === null) return
+    if (host === null) return null
     const upgrade = new HostUpgrade(host, plan, slot.log, deps.wrap)
     slot.upgrade = upgrade
     upgrade.report.batch = slot.batch
     if (slot.connectStep) upgrade.report.steps.push(slot.connectStep)
+    return upgrade
+  }
+
+  const runOne = async (slot: Slot): Promise<void> => {
+    // Pre-staged: the run goes on from the verified staging file (or was over at pre-staging).
+    if (slot.report !== undefined) return
+    const upgrade = slot.upgrade ?? (await start(slot))
+    if (upgrade === null) return
     // slot.report is set once the phase is over: until then the host counts as running.
     slot.report = await upgrade.run({ park })
   }
@@ -68,19 +78,22 @@ export async function runRollout(
   const cancelled = () => plan.signal?.aborted === true
   try {
     if (slots.length > 1) out.line('info', describePlan(settings, batches, hasCanary, park))
-    stopped = await runBatches({
-      settings,
-      out,
-      pool,
-      slots,
-      batches,
-      batchName,
-      hasCanary,
-      park,
-      cancelled,
-      connect,
-      runOne
-    })
+    if (settings.prestage && !(await prestageAll({ out, pool, slots, width, cancelled, start })))
+      stopped = true
+    else
+      stopped = await runBatches({
+        settings,
+        out,
+        pool,
+        slots,
+        batches,
+        batchName,
+        hasCanary,
+        park,
+        cancelled,
+        connect,
+        runOne
+      })
   } catch (e) {
     stopped = true
     out.line('error', `the rollout stopped on an internal error: ${(e as Error).message}`, {
@@ -94,7 +107,7 @@ export async function runRollout(
       await closeAll(slots, out)
     }
   }
-  return tally(slots, started)
+  return { ...tally(slots, started), supervisor: plan.supervisor?.names.id ?? 'nginx' }
 }
 
 interface BatchRun {

@@ -18,6 +18,8 @@ export interface RolloutResult {
   counts: Record<HostResult, number>
   /** Hosts that failed by themselves, in host order; empty on success. */
   failures: HostFailure[]
+  /** The supervisor that handed over on the hosts (its id: nginx, haproxy, ...). */
+  supervisor?: string
 }
 
 /**

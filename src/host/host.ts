@@ -2,6 +2,7 @@
  * What an upgrade needs from a host, and nothing more. The upgrade builds argv lists; the Host
  * runs them. One real implementation (SshHost); unit tests use fakes.
  */
+import { remoteLine } from '../remote-text.js'
 
 export interface ExecResult {
   stdout: string
@@ -83,7 +84,7 @@ export class SudoPasswordError extends Error {
 /** Throws when a command failed; the message names the command and its stderr. */
 export function check(host: Host, argv: readonly string[], result: ExecResult): ExecResult {
   if (result.code !== 0) {
-    const detail = (result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | ')
+    const detail = remoteLine((result.stderr || result.stdout).trim().split('\n').slice(-3).join(' | '))
     throw new Error(
       `${host.name}: \`${argv.join(' ')}\` failed with status ${result.code}${detail ? `: ${detail}` : ''}`
     )

@@ -1,6 +1,8 @@
 /**
  * Host key checks: OpenSSH known_hosts lines (plain, `[host]:port`, hashed `|1|`, wildcards,
- * `@revoked`) and SHA256 fingerprints as `ssh-keygen -lf` prints them. Fails closed.
+ * `@revoked`) and SHA256 fingerprints as `ssh-keygen -lf` prints them, each bound to the host it
+ * belongs to (`host=SHA256:...`; a bare one only when the run has a single host). Fails closed;
+ * revocation always wins.
  * `@cert-authority` lines are refused with a clear message: ssh2 cannot check host certificates.
  * Like OpenSSH, a host is offered the host key algorithms of the keys trusted for it, so a host
  * with several keys presents the one that is known (see hostKeyAlgorithms).
@@ -43,6 +45,14 @@ function parse(text: string): Entry[] {
   return entries
 }
 
+/**
+ * How many lines of a known_hosts text are host keys (`[marker] patterns key-type base64`); the
+ * rest are comments, blanks, or something else pasted by mistake.
+ */
+export function hostKeyLineCount(text: string): number {
+  return parse(text).filter(e => /^(ssh-|ecdsa-|sk-)/.test(e.type) && e.blob.length > 0).length
+}
+
 /** The names a host is looked up under: `host` for port 22, `[host]:port` otherwise. */
 function lookupName(host: string, port: number): string {
   return port === 22 ? host : `[${host}]:${port}`
@@ -64,7 +74,8 @@ function globMatch(pattern: string, name: string): boolean {
 function hashedMatch(pattern: string, name: string): boolean {
   const parts = pattern.split('|') // ['', '1', salt, hash]
   if (parts.length !== 4 || parts[1] !== '1') return false
-  const mac = createHmac('sha1', Buffer.from(parts[2]!, 'base64')).update(name).digest('base64')
+  // OpenSSH hashes the lower-cased name (ssh-keygen -H, HashKnownHosts), so it matches case-insensitively.
+  const mac = createHmac('sha1', Buffer.from(parts[2]!, 'base64')).update(name.toLowerCase()).digest('base64')
   return mac === parts[3]
 }
 
@@ -81,12 +92,31 @@ function matches(patterns: string, name: string): boolean {
   return matched
 }
 
+/** A fingerprint without the base64 padding some tools print (`SHA256:...=`). */
+export function normalizeFingerprint(fp: string): string {
+  return fp.replace(/=+$/, '')
+}
+
+/** A pinned fingerprint: `host=SHA256:...` or `[host]:port=SHA256:...` binds it; a bare one binds none. */
+export function parsePin(item: string): { host?: string; fingerprint: string } {
+  const at = item.lastIndexOf('=SHA256:')
+  if (at <= 0) return { fingerprint: normalizeFingerprint(item) }
+  return { host: item.slice(0, at), fingerprint: normalizeFingerprint(item.slice(at + 1)) }
+}
+
+/** Whether a pin's host names host:port (case-insensitive, `host` for any port or `[host]:port`). */
+export function pinNames(pinHost: string, host: string, port: number): boolean {
+  const p = pinHost.toLowerCase()
+  return p === host.toLowerCase() || p === `[${host.toLowerCase()}]:${port}`
+}
+
 export type HostKeyVerdict =
   { ok: true; fingerprint: string } | { ok: false; reason: string; fingerprint: string }
 
 /** What a host key is checked against. */
 export interface HostKeyPolicy {
   knownHosts?: string
+  /** `host=SHA256:...` pins, or bare ones (settings allow those for a single host only). */
   fingerprints: string[]
   insecureSkip: boolean
 }
@@ -103,19 +133,24 @@ export function verifyHostKey(
 ): HostKeyVerdict {
   const fingerprint = fingerprintOf(keyBlob)
   const type = keyTypeOf(keyBlob)
-  if (policy.fingerprints.includes(fingerprint)) return { ok: true, fingerprint }
   const name = lookupName(host, port)
   const entries = policy.knownHosts ? parse(policy.knownHosts).filter(e => matches(e.patterns, name)) : []
+  // Revocation first: a pinned fingerprint never overrides it.
   if (entries.some(e => e.marker === 'revoked' && e.blob.equals(keyBlob)))
     return {
       ok: false,
       fingerprint,
       reason: `host key ${fingerprint} of ${name} is marked @revoked in known-hosts`
     }
+  const pins = policy.fingerprints
+    .map(parsePin)
+    .filter(p => p.host === undefined || pinNames(p.host, host, port))
+    .map(p => p.fingerprint)
+  if (pins.includes(fingerprint)) return { ok: true, fingerprint }
   const plain = entries.filter(e => e.marker === undefined)
   if (plain.some(e => e.blob.equals(keyBlob))) return { ok: true, fingerprint }
   if (policy.insecureSkip) return { ok: true, fingerprint }
-  const expected = [...plain.map(e => `${e.type} ${fingerprintOf(e.blob)}`), ...policy.fingerprints]
+  const expected = [...plain.map(e => `${e.type} ${fingerprintOf(e.blob)}`), ...pins]
   if (expected.length === 0 && entries.some(e => e.marker === 'cert-authority'))
     return {
       ok: false,
@@ -179,6 +214,11 @@ export function hostKeyAlgorithms(
     types.sort((a, b) => keyFamily(a) - keyFamily(b) || a.localeCompare(b))
     return types.flatMap(t => ALGORITHMS_OF[t]!)
   }
-  if (known.length > 0 || policy.fingerprints.length === 0 || policy.insecureSkip) return undefined
+  // Only the pins of this host (or bare ones) say that it is known by fingerprints.
+  const pinned = policy.fingerprints.some(f => {
+    const p = parsePin(f)
+    return p.host === undefined || pinNames(p.host, host, port)
+  })
+  if (known.length > 0 || !pinned || policy.insecureSkip) return undefined
   return KEY_FAMILIES.flatMap((types, i) => (tried.includes(i) ? [] : types.flatMap(t => ALGORITHMS_OF[t]!)))
 }

@@ -20,7 +20,9 @@ import {
   type UploadProgress
 } from './host.js'
 import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
+import { OutputReader } from './output-reader.js'
 import { commandLine } from './quote.js'
+import { traced } from './trace.js'
 
 export interface Credentials {
   privateKey?: string
@@ -60,18 +62,24 @@ export class HostKeyError extends Error {
 
 interface Pending {
   mark: string
-  out: Buffer[]
-  err: Buffer[]
+  line: string
+  timeoutMs: number
+  timer?: NodeJS.Timeout
   resolve: (r: ExecResult) => void
   reject: (e: Error) => void
 }
 
-/** One `sh` on the host that reads commands from stdin; replies are framed by random markers. */
+/**
+ * One `sh` on the host that reads commands from stdin; replies are framed by random markers.
+ * Commands are PIPELINED: each is written as soon as it is asked for, and the shell runs them in
+ * order, so commands issued together (Promise.all, no decision between them) cost one round trip
+ * in all instead of one each. A command's timeout counts from the moment the one before it ended.
+ */
 class RemoteShell {
-  private pending: Pending | null = null
-  private outBuf = Buffer.alloc(0)
-  private errBuf = Buffer.alloc(0)
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly pending: Pending[] = []
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  private readonly out = new OutputReader()
+  private readonly err = new OutputReader()
   dead = false
 
   constructor(
@@ -79,21 +87,25 @@ class RemoteShell {
     private readonly hostName: string
   ) {
     channel.on('data', (d: Buffer) => {
-      this.outBuf = Buffer.concat([this.outBuf, d])
+      this.out.push(d)
       this.settle()
     })
     channel.stderr.on('data', (d: Buffer) => {
-      this.errBuf = Buffer.concat([this.errBuf, d])
+      this.err.push(d)
       this.settle()
     })
     channel.on('close', () => this.fail(new ConnectionLostError(hostName, 'the remote shell closed')))
   }
 
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
   fail(error: Error): void {
     this.dead = true
-    const p = this.pending
-    this.pending = null
-    p?.reject(error)
+    const [head, ...rest] = this.pending.splice(0)
+    if (head) {
+      clearTimeout(head.timer)
+      head.reject(error)
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, 'the remote shell is closed'))
   }
 
   close(): void {
@@ -101,34 +113,13 @@ class RemoteShell {
     this.channel.close()
   }
 
-  /** Runs one command line; commands are serialized on this channel. */
+  /** Runs one command line; commands run in the order asked, on this channel. */
   run(line: string, timeoutMs: number): Promise<ExecResult> {
-    const next = this.queue.then(() => this.runNow(line, timeoutMs))
-    this.queue = next.catch(() => undefined)
-    return next
-  }
-
-  private runNow(line: string, timeoutMs: number): Promise<ExecResult> {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, 'the remote shell is closed'))
     const mark = 'ZD' + randomBytes(12).toString('hex')
     return new Promise<ExecResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.fail(new CommandTimeoutError(this.hostName, line, timeoutMs))
-        this.channel.close()
-      }, timeoutMs)
-      this.pending = {
-        mark,
-        out: [],
-        err: [],
-        resolve: r => {
-          clearTimeout(timer)
-          resolve(r)
-        },
-        reject: e => {
-          clearTimeout(timer)
-          reject(e)
-        }
-      }
+      this.pending.push({ mark, line, timeoutMs, resolve, reject })
+      if (this.pending.length === 1) this.begin()
       // A subshell keeps the command from changing our shell; stdin is never the channel's.
       this.channel.write(
         `( ${line}\n) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2\n`
@@ -136,18 +127,31 @@ class RemoteShell {
     })
   }
 
+  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
+  private begin(): void {
+    const head = this.pending[0]
+    if (!head) return
+    this.out.expect(`\n${head.mark} `)
+    this.err.expect(`\n${head.mark}`)
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs))
+      this.channel.close()
+    }, head.timeoutMs)
+  }
+
   private settle(): void {
-    const p = this.pending
-    if (!p) return
-    const outEnd = new RegExp(`\\n${p.mark} (\\d+)\\n`).exec(this.outBuf.toString('latin1'))
-    const errAt = this.errBuf.indexOf(`\n${p.mark}\n`)
-    if (!outEnd || errAt < 0) return
-    const stdout = this.outBuf.subarray(0, outEnd.index).toString('utf8')
-    const stderr = this.errBuf.subarray(0, errAt).toString('utf8')
-    this.outBuf = this.outBuf.subarray(outEnd.index + outEnd[0].length)
-    this.errBuf = this.errBuf.subarray(errAt + p.mark.length + 2)
-    this.pending = null
-    p.resolve({ stdout, stderr, code: Number(outEnd[1]) })
+    for (;;) {
+      const p = this.pending[0]
+      if (!p) return
+      const out = this.out.result()
+      const err = this.err.result()
+      if (!out || !err) return
+      this.pending.shift()
+      clearTimeout(p.timer)
+      // The next command's output may already be here: expect() reads what came after the marker.
+      this.begin()
+      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) })
+    }
   }
 }
 
@@ -405,7 +409,12 @@ export class SshHost implements Host {
     const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()
-    const result = await this.shell!.run(line, options.timeoutMs ?? 60_000)
+    const result = await traced(
+      this.name,
+      `$ ${line}`,
+      () => this.shell!.run(line, options.timeoutMs ?? 60_000),
+      r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
+    )
     if (
       options.sudo &&
       result.code !== 0 &&
@@ -432,13 +441,20 @@ export class SshHost implements Host {
       connection.once('close', onClose)
     })
     try {
-      await Promise.race([
-        ssh.putFile(localPath, remotePath, null, {
-          concurrency: 64,
-          step: (transferred: number, _chunk: number, total: number) => onProgress?.({ transferred, total })
-        }),
-        lost
-      ])
+      await traced(
+        this.name,
+        `upload ${localPath} to ${remotePath} (SFTP)`,
+        () =>
+          Promise.race([
+            ssh.putFile(localPath, remotePath, null, {
+              concurrency: 64,
+              step: (transferred: number, _chunk: number, total: number) =>
+                onProgress?.({ transferred, total })
+            }),
+            lost
+          ]),
+        () => 'done'
+      )
     } finally {
       connection.removeListener('close', onClose)
     }
@@ -452,7 +468,16 @@ export class SshHost implements Host {
     return r.stdout
   }
 
-  async http(url: string, timeoutMs: number): Promise<HttpResponse> {
+  http(url: string, timeoutMs: number): Promise<HttpResponse> {
+    return traced(
+      this.name,
+      `GET ${url} (through the SSH connection)`,
+      () => this.fetch(url, timeoutMs),
+      r => `status ${r.status}`
+    )
+  }
+
+  private async fetch(url: string, timeoutMs: number): Promise<HttpResponse> {
     await this.ensureOpen()
     const u = new URL(url)
     const https = u.protocol === 'https:'

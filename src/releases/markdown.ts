@@ -1,16 +1,13 @@
 /** The release store's part of the job summary. */
+import { markdownText } from '../remote-text.js'
 import type { HostReport, ReleaseRow } from '../engine/types.js'
 
-const cell = (s: string) =>
-  s
-    .replace(/[\r\n]+/g, ' ')
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/\|/g, '\\|')
+/** Text from state.json (written on the host) as text: no HTML, no Markdown, no links. */
+const cell = (s: string) => markdownText(s)
 
 /** Markdown: one releases table per host (hosts with the same releases share one), live marked. */
-export function releasesMarkdown(hosts: HostReport[]): string {
+/** A release's run is a link only when it is a run of this repository (runsPrefix). */
+export function releasesMarkdown(hosts: HostReport[], runsPrefix?: string): string {
   const groups = new Map<string, { hosts: string[]; rows: ReleaseRow[] }>()
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue
@@ -35,11 +32,13 @@ export function releasesMarkdown(hosts: HostReport[]): string {
       const run =
         r.run === undefined
           ? ''
-          : /^https?:\/\/[A-Za-z0-9._~:/?#@!$&*+,;=%-]+$/.test(r.run)
-            ? `[${cell(r.run.split('/').pop() ?? r.run)}](${r.run})`
+          : runsPrefix !== undefined &&
+              r.run.startsWith(runsPrefix) &&
+              /^\d+(\/attempts\/\d+)?$/.test(r.run.slice(runsPrefix.length))
+            ? `[${cell(r.run.slice(runsPrefix.length).split('/')[0] ?? r.run)}](${r.run})`
             : cell(r.run)
       out.push(
-        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${cell(r.commit.slice(0, 7))}\`` : ''} | ${run} |`
+        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '?')}\`` : ''} | ${run} |`
       )
     }
     out.push('')

@@ -1,4 +1,5 @@
 /** The report's GitHub adapter: log lines as annotations and groups, secrets masked, outputs, the job summary. */
+import { neutralize } from '../remote-text.js'
 import * as core from '@actions/core'
 import type { Logger, LogWhere } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
@@ -7,16 +8,23 @@ import { contextFromEnv, outputsOf } from './outputs.js'
 import { summaryMarkdown } from './summary.js'
 
 export const coreLogger: Logger = {
-  info: m => core.info(m),
-  warn: (m, where) => core.warning(m, annotation(where)),
-  error: (m, where) => core.error(m, annotation(where)),
-  group: (title, fn) => core.group(title, fn)
+  // Every line neutralised: remote text embedded in a message never becomes a runner command.
+  info: m => core.info(neutralize(m)),
+  warn: (m, where) => core.warning(neutralize(m), annotation(where)),
+  error: (m, where) => core.error(neutralize(m), annotation(where)),
+  group: (title, fn) => core.group(neutralize(title), fn)
 }
 
 /** An annotation titled with the host and the step it is about. */
 function annotation(where?: LogWhere): core.AnnotationProperties | undefined {
   if (!where?.host && !where?.step) return undefined
   return { title: [where.host, where.step].filter(Boolean).join(': ') }
+}
+
+/** The password of health-url (http://user:pw@...), which the logs also mask. */
+function healthUrlPassword(url: string | undefined): string | undefined {
+  const m = url === undefined ? null : /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:\s]*:([^/?#@\s]+)@/i.exec(url)
+  return m?.[1]
 }
 
 /** Registers every secret with the runner so that no log line shows it. */
@@ -27,7 +35,8 @@ export function maskSecrets(settings: Settings): void {
     settings.password,
     settings.jumpPrivateKey,
     settings.jumpPassphrase,
-    settings.jumpPassword
+    settings.jumpPassword,
+    healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue
     core.setSecret(secret)
@@ -41,7 +50,7 @@ export function setOutputs(run: RolloutResult): void {
   for (const [name, value] of Object.entries(outputsOf(run))) core.setOutput(name, value)
 }
 
-export async function writeSummary(run: RolloutResult): Promise<void> {
+export async function writeSummary(run: RolloutResult, rollbackWorkflow?: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
-  await core.summary.addRaw(summaryMarkdown(run, contextFromEnv())).write()
+  await core.summary.addRaw(summaryMarkdown(run, contextFromEnv(process.env, rollbackWorkflow))).write()
 }

@@ -9,6 +9,7 @@
  */
 import type { HostReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
+import { findRollbackWorkflow } from '../local/rollback-workflow.js'
 
 const join = (values: (string | number | undefined)[]) =>
   values.filter(v => v !== undefined && v !== '').join(',')
@@ -17,12 +18,19 @@ export function outputsOf(run: RolloutResult): Record<string, string> {
   const hosts = run.hosts
   return {
     result: run.result,
+    supervisor: run.supervisor ?? '',
     version: join(unique(hosts.map(servingVersion))),
     'previous-version': join(unique(hosts.map(h => h.previousVersion))),
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': join(hosts.map(h => h.newPid)),
     duration: String(run.durationMs),
-    report: JSON.stringify({ result: run.result, counts: run.counts, durationMs: run.durationMs, hosts })
+    report: JSON.stringify({
+      result: run.result,
+      supervisor: run.supervisor,
+      counts: run.counts,
+      durationMs: run.durationMs,
+      hosts
+    })
   }
 }
 
@@ -41,14 +49,21 @@ function unique<T>(values: T[]): T[] {
 export interface SummaryContext {
   serverUrl?: string
   repository?: string
-  /** Workflow file of the rollback workflow, in .github/workflows. */
+  /** The rollback workflow: its file in .github/workflows, or a URL. None: no link. */
   rollbackWorkflow?: string
 }
 
-export function contextFromEnv(env: NodeJS.ProcessEnv = process.env): SummaryContext {
+/**
+ * GitHub's variables, and the rollback workflow to link: the `rollback-workflow` input, else the
+ * workflow of the checked-out repository that runs zerodown-action with mode: rollback.
+ */
+export function contextFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  rollbackWorkflow?: string
+): SummaryContext {
   return {
     serverUrl: env.GITHUB_SERVER_URL || undefined,
     repository: env.GITHUB_REPOSITORY || undefined,
-    rollbackWorkflow: 'rollback.yml'
+    rollbackWorkflow: rollbackWorkflow ?? findRollbackWorkflow(env.GITHUB_WORKSPACE ?? process.cwd())
   }
 }

@@ -1,9 +1,11 @@
 /** The job summary in Markdown: a row per host, the charts, per host the steps, and what to do now. */
+import { markdownText } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import type { HostReport, HostResult, StepReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
 import { releasesMarkdown } from '../releases/markdown.js'
 import { drainChart, rolloutChart, startOf } from './charts.js'
+import { weightsChart, weightsLines } from '../strategies/upstream/weights-summary.js'
 import type { SummaryContext } from './outputs.js'
 
 /** Hosts that get a detail section (failed ones always); a summary is limited to 1 MiB. */
@@ -27,9 +29,22 @@ export function summaryMarkdown(run: RolloutResult, ctx: SummaryContext = {}): s
   out.push(...hostTable(run.hosts), '')
   const chart = rolloutChart(run.hosts)
   if (chart.length > 0) out.push('### Rollout', '', ...chart, '')
+  const weights = weightsChart(run.hosts)
+  if (weights.length > 0)
+    out.push(
+      '### Weights in the load balancer',
+      '',
+      ...weights,
+      '',
+      ...weightsLines(run.hosts).map(w => `- **${cell(w.host)}**: ${cell(w.timeline, 2000)}`),
+      ''
+    )
   const next = whatNow(run, ctx)
   if (next.length > 0) out.push(...next, '')
-  const releases = releasesMarkdown(run.hosts)
+  const releases = releasesMarkdown(
+    run.hosts,
+    ctx.serverUrl && ctx.repository ? `${ctx.serverUrl}/${ctx.repository}/actions/runs/` : undefined
+  )
   if (releases !== '') out.push(releases)
   const detailed = run.hosts.filter((h, i) => !ok(h.result) || i < MAX_DETAILED_HOSTS)
   if (detailed.length > 0) {
@@ -46,15 +61,16 @@ function countsLine(run: RolloutResult): string {
     .filter(([, n]) => n > 0)
     .map(([result, n]) => `${n} ${result}`)
   const hosts = `${run.hosts.length} host${run.hosts.length === 1 ? '' : 's'}`
-  return `${hosts} in ${formatDuration(run.durationMs)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`
+  const by = run.supervisor ? ` (supervisor ${run.supervisor})` : ''
+  return `${hosts}${by} in ${formatDuration(run.durationMs)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}.`
 }
 
-/** A table cell: no line breaks, no pipes, no HTML, bounded. */
+/** A table cell or inline text: no line breaks, no HTML, no Markdown (remote text is shown as text), bounded. */
 export function cell(text: string | number | undefined, max = 300): string {
   if (text === undefined || text === '') return ''
   let s = String(text).replace(/\s*\n\s*/g, ' ')
   if (s.length > max) s = s.slice(0, max - 1) + '…'
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '\\|')
+  return markdownText(s)
 }
 
 function table(head: string[], rows: (string | number | undefined)[][]): string[] {
@@ -70,8 +86,13 @@ export function versionsOf(h: HostReport): string {
   const to = h.version ?? (h.result === 'unchanged' ? from : '?')
   const sha = (s?: string) => (s ? s.slice(0, 8) : '?')
   // Two builds of one version differ only by their sha256.
-  if (from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256)
-    return `${from} → ${to} (sha256 ${sha(h.previousSha256)} → ${sha(h.sha256)})`
+  const builds = from === to && h.sha256 && h.previousSha256 && h.sha256 !== h.previousSha256
+  // A host that went back serves what it had: say so, with what was tried beside it.
+  if (h.result === 'rolled-back')
+    return builds
+      ? `${from} (sha256 ${sha(h.previousSha256)}) serves; tried ${to} (sha256 ${sha(h.sha256)})`
+      : `${from} serves; tried ${to}`
+  if (builds) return `${from} → ${to} (sha256 ${sha(h.previousSha256)} → ${sha(h.sha256)})`
   return `${from} → ${to}`
 }
 
@@ -179,9 +200,13 @@ function hostExtraSections(_h: HostReport): string[][] {
 
 // ------------------------------------------------------------------------ what to do now
 
+/** The rollback workflow: a URL as given, or a file of this repository's .github/workflows. */
 function rollbackLink(ctx: SummaryContext): string | undefined {
+  const w = ctx.rollbackWorkflow
+  if (!w) return undefined
+  if (/^https?:\/\//.test(w)) return w
   if (!ctx.serverUrl || !ctx.repository) return undefined
-  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${ctx.rollbackWorkflow ?? 'rollback.yml'}`
+  return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${w}`
 }
 
 /** On failure: per host what happened, and the exact commands or workflow to run. */
@@ -189,7 +214,9 @@ export function whatNow(run: RolloutResult, ctx: SummaryContext): string[] {
   const link = rollbackLink(ctx)
   const workflow = link
     ? `the [rollback workflow](${link})`
-    : 'the rollback workflow (see examples/rollback.yml)'
+    : ctx.rollbackWorkflow
+      ? `the rollback workflow (${ctx.rollbackWorkflow})`
+      : 'this action'
   const upgraded = run.hosts.filter(h => h.result === 'upgraded')
   if (ok(run.result)) {
     if (upgraded.length === 0) return []

@@ -1,4 +1,5 @@
 /** The run for people at a terminal: a logger with headings, and the closing text report. */
+import { stripTerminal } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import type { Logger } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
@@ -9,12 +10,13 @@ export function terminalLogger(out: NodeJS.WritableStream, err: NodeJS.WritableS
   const tty = (out as { isTTY?: boolean }).isTTY === true && !process.env.NO_COLOR
   const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s)
   return {
-    info: m => void out.write(`${m}\n`),
-    warn: m => void err.write(`warning: ${m}\n`),
+    // Remote text in a message must not drive the terminal: escape sequences are removed.
+    info: m => void out.write(`${stripTerminal(m)}\n`),
+    warn: m => void err.write(`warning: ${stripTerminal(m)}\n`),
     // The machine's messages already name the host and the step.
-    error: m => void err.write(`error: ${m}\n`),
+    error: m => void err.write(`error: ${stripTerminal(m)}\n`),
     group: async (title, fn) => {
-      out.write(`${bold(`── ${title}`)}\n`)
+      out.write(`${bold(`── ${stripTerminal(title)}`)}\n`)
       return fn()
     }
   }

@@ -21,6 +21,8 @@ export interface SafetyOptions {
   releaseDir?: string
   pidFile: string
   binaryPath?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
   lockLeaseMs: number
   /** Arm a watchdog before each cut-over. */
   watchdog: boolean

@@ -1,4 +1,7 @@
 /** The deploy lock around a host's run: taken by the first step, released when the run settles. */
+import { checkTrust, TrustError } from '../host/trust.js'
+import { sidePaths } from '../strategies/hot-upgrade/install.js'
+import { StepError } from '../engine/step.js'
 import { formatDuration } from '../duration.js'
 import type { Settle, Step } from '../engine/index.js'
 import type { Host } from '../host/host.js'
@@ -8,20 +11,39 @@ import type { Journal, SafetyPhase } from './journal.js'
 import { HostLock, lockPath } from './lock.js'
 import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
 
-/** The binary the running server runs (for the default release dir), read before pre-flight; null when unknown. */
-async function runningExecutable(host: Host, pidFile: string): Promise<string | null> {
+/** The server named by the pid file and the binary it runs, read before pre-flight; null when unknown. */
+async function runningExecutable(host: Host, pidFile: string): Promise<{ pid: number; path: string } | null> {
   const r = await host.run(
     [
       'sh',
       '-c',
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null',
+      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
       'sh',
       pidFile
     ],
     { sudo: host.sudo }
   )
-  const path = r.stdout.trim().replace(/ \(deleted\)$/, '')
-  return path.startsWith('/') ? path : null
+  const [pid, exe] = r.stdout.split('\n')
+  const path = (exe ?? '').trim().replace(/ \(deleted\)$/, '')
+  // pid 1 is never a master (pre-flight refuses it): no lock is taken for it.
+  return path.startsWith('/') && Number(pid) > 1 ? { pid: Number(pid), path } : null
+}
+
+/** The trust checks (src/host/trust.ts) before the lock creates its folder; a refusal fails pre-flight. */
+async function trustOrRefuse(
+  host: Host,
+  o: SafetyOptions,
+  master: { pid: number; path: string },
+  storeDir: string
+): Promise<void> {
+  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir, pid: master.pid }
+  await checkTrust(host, {
+    ...plan,
+    livePath: master.path,
+    stagingPath: sidePaths(master.path).staging
+  }).catch((e: Error) => {
+    throw e instanceof TrustError ? new StepError('preflight', e.message) : e
+  })
 }
 
 /** Takes the lock before anything is read; refuses a host whose earlier watchdog still runs. */
@@ -31,31 +53,36 @@ export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Ste
     stage: 'prepare',
     async run({ host, note, log }) {
       if (s.lock) return // run again after a lost connection: the lock is ours already
-      let releaseDir = o.releaseDir
-      if (releaseDir === undefined) {
-        const live = o.binaryPath ?? (await runningExecutable(host, o.pidFile))
-        if (live === null) {
-          // Pre-flight fails on the missing server next, before anything changes.
-          note('no deploy lock: the running binary (and so its release store) is not known yet')
-          return
-        }
-        releaseDir = ReleaseStore.forLive(host, undefined, live).dir
+      const master = await runningExecutable(host, o.pidFile)
+      const live = o.binaryPath ?? master?.path
+      if (o.releaseDir === undefined && live === undefined) {
+        // Pre-flight fails on the missing server next, before anything changes.
+        note('no deploy lock: the running binary (and so its release store) is not known yet')
+        return
       }
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, undefined, live!).dir
+      // The lock is the first file made: who may write its folder is checked first (pre-flight again).
+      if (master !== null) await trustOrRefuse(host, o, master, releaseDir)
       s.releaseDir = releaseDir
       const path = lockPath(releaseDir)
-      s.lock = await HostLock.acquire(host, {
-        path,
-        token: o.token,
-        leaseMs: o.lockLeaseMs,
-        owner: o.owner,
-        warn: m => log.warn(m, { host: host.name, step: 'preflight' })
-      })
+      // The watchdog's state is read along with the lock taken (one round trip, pipelined); it is
+      // judged only once the lock is ours, and only a lock holder starts a watchdog.
+      const [lock, wd] = await Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: m => log.warn(m, { host: host.name, step: 'preflight' })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ])
+      s.lock = lock
       journal.update(host.name, { lock: path, phase: 'locked' })
       note(
         `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
       )
       // Stale state of an earlier run: its watchdog.
-      const wd = await inspectWatchdog(host, watchdogDir(releaseDir))
       if (wd?.running && wd.token !== o.token)
         throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? '')
       if (wd && !wd.running && wd.verdict === 'rollback' && wd.result !== null) {

@@ -52,7 +52,8 @@ async function disarm(
 export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journal: Journal): Step {
   return {
     name: 'watchdog',
-    stage: 'prepare',
+    // Armed right before the swap, never at pre-staging: its lease starts when it is armed.
+    stage: 'ready',
     async run({ host, note }) {
       const r = state.running!
       journal.update(host.name, {

@@ -3,6 +3,7 @@
  * passes of the URL and/or command, one every `intervalMs`, within `timeoutMs`. The new server's
  * processes must stay the same processes throughout: a crash loop fails the gate at once.
  */
+import { redactUrls, remoteLine } from '../remote-text.js'
 import { formatDuration } from '../duration.js'
 import { StepError } from '../engine/step.js'
 import { sleep } from '../engine/wait.js'
@@ -37,9 +38,11 @@ async function checkOnce(
   const timeoutMs = Math.max(500, Math.min(10_000, remainingMs))
   const details: string[] = []
   if (plan.url !== undefined) {
-    const url = forHost(plan.url, host.address)
+    const target = forHost(plan.url, host.address)
+    // Credentials in health-url (http://user:pw@...) never reach a log line, the report or the summary.
+    const url = redactUrls(target)
     try {
-      const res = await host.http(url, timeoutMs)
+      const res = await host.http(target, timeoutMs)
       if (res.status < 200 || res.status > 299) return { ok: false, detail: `${url} answered ${res.status}` }
       if (plan.expect && !plan.expect.test(res.body))
         return {
@@ -48,7 +51,7 @@ async function checkOnce(
         }
       details.push(`${url} ${res.status}`)
     } catch (e) {
-      return { ok: false, detail: (e as Error).message }
+      return { ok: false, detail: redactUrls((e as Error).message) }
     }
   }
   if (plan.command !== undefined) {
@@ -56,7 +59,7 @@ async function checkOnce(
     const r = await host
       .run(['sh', '-c', command], { timeoutMs })
       .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }))
-    const out = (r.stdout + r.stderr).trim().slice(0, 200)
+    const out = remoteLine(r.stdout + r.stderr, 200)
     if (r.code !== 0) return { ok: false, detail: `health-command exited ${r.code}${out ? `: ${out}` : ''}` }
     if (plan.expect && plan.url === undefined && !plan.expect.test(r.stdout))
       return {

@@ -203,6 +203,10 @@ export interface SupervisorOptions {
   /** The live path when the binary-path input names it; otherwise the master's own executable. */
   binaryPath?: string
   pollIntervalMs: number
+  /** The release store, checked by the trust checks (default: beside the binary's name). */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
 }
 
 /**

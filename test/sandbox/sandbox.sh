@@ -5,14 +5,20 @@
 # from DIR/hosts/X). See README.md beside this file. Run as root.
 #
 #   sandbox.sh up --dir DIR --first 11 --count N [--ssh-port 2222] [--http-port 8080]
-#                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx] [--rsa-host-key]
+#                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx] [--server nginx]
+#                 [--net 127.0.0] [--workers 2] [--rsa-host-key]
 #   sandbox.sh down --dir DIR
 #   sandbox.sh exec --dir DIR --host 11 -- CMD...
 #   sandbox.sh nginx-start --dir DIR --host 11 [--reset]
 #   sandbox.sh nginx-stop --dir DIR --host 11
+#   sandbox.sh server-start --dir DIR --host 11 [--reset]   (the host's server, whatever its kind)
+#   sandbox.sh server-stop --dir DIR --host 11
 #   sandbox.sh preflight
+#   sandbox.sh tableflip-start|tableflip-stop|tableflip-build ...   (tableflip.sh beside this file)
 #
-# Only `up` (the sandbox JSON) and `nginx-start` (the new master pid) print to stdout;
+# --server KIND: what the hosts serve with, nginx (default) or a KIND whose functions
+# server-KIND.sh beside this file defines (KIND_install_files, KIND_start, KIND_stop, KIND_json).
+# Only `up` (the sandbox JSON) and `nginx-start`/`server-start` (the new master pid) print to stdout;
 # everything else goes to stderr.
 set -euo pipefail
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:+:$PATH}"
@@ -35,7 +41,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,16p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,22p' "$SELF" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -109,6 +115,22 @@ wait_gone() {
   return 1
 }
 
+# ---------------------------------------------------------------- other servers
+
+# every server-KIND.sh beside this file (their functions run in this shell, after parse_args)
+for f in "${SELF%/*}"/server-*.sh; do
+  # shellcheck disable=SC1090 # the files are found at run time
+  [[ -f $f ]] && source "$f"
+done
+unset f
+
+# need_server: --server names nginx or a kind whose file was sourced
+need_server() {
+  [[ $SERVER =~ ^[a-z0-9]+$ ]] || die "--server must be a plain name, got '$SERVER'"
+  [[ $SERVER == nginx ]] || declare -F "${SERVER}_start" >/dev/null ||
+    die "unknown --server $SERVER (nginx, or a server-$SERVER.sh beside sandbox.sh)"
+}
+
 # ---------------------------------------------------------------- arguments
 
 DIR=""
@@ -123,6 +145,10 @@ SHARED_TMP=0
 RSA_HOST_KEY=0
 RESET=0
 NGINX_SRC=/usr/sbin/nginx
+SERVER=nginx
+# the first three octets of every host's address (127.0.1 for NET.X), and nginx workers per host
+NET=127.0.0
+WORKERS=2
 CMD_ARGS=()
 
 parse_args() {
@@ -137,6 +163,9 @@ parse_args() {
       --watch-pid) WATCH_PID=${2:?--watch-pid needs a value}; shift 2 ;;
       --watch-start) WATCH_START=${2:?}; shift 2 ;;
       --nginx) NGINX_SRC=${2:?--nginx needs a value}; shift 2 ;;
+      --server) SERVER=${2:?--server needs a value}; shift 2 ;;
+      --net) NET=${2:?--net needs a value}; shift 2 ;;
+      --workers) WORKERS=${2:?--workers needs a value}; shift 2 ;;
       --shared-tmp) SHARED_TMP=1; shift ;;
       --rsa-host-key) RSA_HOST_KEY=1; shift ;;
       --reset) RESET=1; shift ;;
@@ -167,6 +196,8 @@ need_host() {
   need_int --host "$HID"
   H=$DIR/hosts/$HID
   [[ -d $H ]] || die "no host $HOST in $DIR"
+  NET=$(cat "$DIR/net" 2>/dev/null || echo 127.0.0)
+  WORKERS=$(cat "$DIR/workers" 2>/dev/null || echo 2)
 }
 
 host_sshd_pid() {
@@ -271,7 +302,7 @@ write_nginx_conf() { # $1 = host dir, $2 = address
 # written by test/sandbox/sandbox.sh for host $2
 daemon on;
 master_process on;
-worker_processes 2;
+worker_processes $WORKERS;
 pid /run/nginx.pid;
 error_log /srv/app/logs/error.log notice;
 
@@ -366,7 +397,7 @@ non_ssh_pids() {
 }
 
 start_nginx() { # uses H, HID, SSHD_PID; prints nothing; sets NGINX_PID
-  local addr=127.0.0.$HID i pid st
+  local addr=$NET.$HID i pid st
   local drop=(setpriv --reuid="$SB_USER" --regid="$SB_USER" --init-groups --)
   command -v setpriv >/dev/null 2>&1 || drop=(runuser -u "$SB_USER" --)
   rm -f "$H/run/nginx.pid" "$H/run/nginx.pid.oldbin"
@@ -417,7 +448,7 @@ cmd_nginx_start() {
   read_host_ports
   if ((RESET)); then
     stop_nginx
-    install_nginx_files "$H" "127.0.0.$HID"
+    install_nginx_files "$H" "$NET.$HID"
   else
     local m pid
     m=$(nginx_masters)
@@ -439,6 +470,47 @@ cmd_nginx_stop() {
   need_host_ns
   stop_nginx
   log "nginx of host $HID stopped"
+}
+
+# the kind of server of host H (written by up)
+host_server() {
+  SERVER=$(cat "$H/server" 2>/dev/null || echo nginx)
+  need_server
+}
+
+cmd_server_start() {
+  need_host
+  host_server
+  [[ $SERVER != nginx ]] || {
+    cmd_nginx_start
+    return
+  }
+  need_host_ns
+  read_host_ports
+  local m pid
+  m=$("${SERVER}_masters")
+  pid=$(cat "$H/run/$SERVER.pid" 2>/dev/null || true)
+  if ((RESET)); then
+    "${SERVER}_stop"
+    "${SERVER}_install_files" "$H" "127.0.0.$HID"
+  elif [[ -n $m && $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
+    log "$SERVER of host $HID already running (master $pid)"
+    printf '%s\n' "$pid"
+    return 0
+  elif [[ -n $m ]]; then
+    die "host $HID has $SERVER masters ($(echo $m)) but no live /run/$SERVER.pid: run server-stop first (or server-start --reset)"
+  fi
+  "${SERVER}_start"
+  log "$SERVER of host $HID started (master $SERVER_PID)"
+  printf '%s\n' "$SERVER_PID"
+}
+
+cmd_server_stop() {
+  need_host
+  host_server
+  need_host_ns
+  if [[ $SERVER == nginx ]]; then stop_nginx; else "${SERVER}_stop"; fi
+  log "$SERVER of host $HID stopped"
 }
 
 # ---------------------------------------------------------------- exec
@@ -504,7 +576,7 @@ cmd_down() {
 # ---------------------------------------------------------------- up
 
 start_host() { # $1 = last octet
-  local x=$1 addr=127.0.0.$1 h=$DIR/hosts/$1 sd i pid ns
+  local x=$1 addr=$NET.$1 h=$DIR/hosts/$1 sd i pid ns
   H=$h
   HID=$x
   sd=$h/run/zerodown-sandbox
@@ -512,7 +584,11 @@ start_host() { # $1 = last octet
   port_in_use "$addr" "$HTTP_PORT" && die "$addr:$HTTP_PORT is already in use (another sandbox or nginx?)"
 
   mkdir -p "$h/run/sshd" "$sd" "$h/var-lib-zerodown" "$h/tmp"
-  chmod 1777 "$h/run" "$h/tmp"
+  # /run belongs to the user nginx runs as (the deploy user), as on a host set up sanely: no other
+  # user may write the pid file's folder (the action refuses that). /tmp is the usual 1777.
+  chmod 0755 "$h/run"
+  chown "$SB_USER:$SB_USER" "$h/run"
+  chmod 1777 "$h/tmp"
   chmod 0755 "$h/run/sshd" "$sd"
   chown "$SB_USER:$SB_USER" "$h/var-lib-zerodown"
   chmod 0755 "$h/var-lib-zerodown"
@@ -554,7 +630,8 @@ LogLevel VERBOSE
 MaxStartups 100
 MaxSessions 50
 EOF
-  install_nginx_files "$h" "$addr"
+  printf '%s\n' "$SERVER" >"$h/server"
+  if [[ $SERVER == nginx ]]; then install_nginx_files "$h" "$addr"; else "${SERVER}_install_files" "$h" "$addr"; fi
   ln -sfn run/zerodown-sandbox/sshd.log "$h/sshd.log"
   ln -sfn run/zerodown-sandbox/sshd_config "$h/sshd_config"
   # sshd in its own mount namespace; /tmp is mounted last (DIR is usually under /tmp)
@@ -587,7 +664,16 @@ EOF
   SSHD_PID=$pid
   HOST_NS=$ns
 
-  start_nginx
+  local server_json
+  if [[ $SERVER == nginx ]]; then
+    start_nginx
+    SERVER_PID=$NGINX_PID
+    server_json='"binaryPath": "/srv/app/sbin/nginx", "pidFile": "/run/nginx.pid", "prefix": "/srv/app", "confPath": "/srv/app/conf/nginx.conf"'
+  else
+    "${SERVER}_start"
+    NGINX_PID=0 # no nginx on this host
+    server_json=$("${SERVER}_json")
+  fi
 
   # known_hosts / fingerprints
   local hk fp name
@@ -604,11 +690,11 @@ EOF
     cat <<EOF
     { "name": "$addr", "address": "$addr", "sshPort": $SSH_PORT, "httpPort": $HTTP_PORT,
       "root": "$h", "sshdPid": $pid, "nginxPid": $NGINX_PID, "fingerprint": "$fp",
-      "hostKeyLine": "$name $hk", "mntNs": "$ns",
-      "binaryPath": "/srv/app/sbin/nginx", "pidFile": "/run/nginx.pid", "prefix": "/srv/app", "confPath": "/srv/app/conf/nginx.conf" }
+      "hostKeyLine": "$name $hk", "mntNs": "$ns", "server": "$SERVER", "serverPid": $SERVER_PID,
+      $server_json }
 EOF
   )")
-  log "host $addr up: ssh $addr:$SSH_PORT (sshd $pid), http $addr:$HTTP_PORT (nginx master $NGINX_PID)"
+  log "host $addr up: ssh $addr:$SSH_PORT (sshd $pid), http $addr:$HTTP_PORT ($SERVER master $SERVER_PID)"
 }
 
 cmd_up() {
@@ -618,8 +704,12 @@ cmd_up() {
   need_int --ssh-port "$SSH_PORT"
   need_int --http-port "$HTTP_PORT"
   ((COUNT >= 1)) || die "--count must be >= 1"
-  ((FIRST >= 2 && FIRST + COUNT - 1 <= 254)) || die "hosts must stay within 127.0.0.2..127.0.0.254"
+  ((FIRST >= 2 && FIRST + COUNT - 1 <= 254)) || die "hosts must stay within $NET.2..$NET.254"
+  [[ $NET =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "--net must be the first three octets of a loopback address (127.A.B), got '$NET'"
+  need_int --workers "$WORKERS"
+  ((WORKERS >= 1)) || die "--workers must be >= 1"
   [[ -z $WATCH_PID ]] || need_int --watch-pid "$WATCH_PID"
+  need_server
 
   cmd_preflight
   if [[ -e $DIR/.zerodown-sandbox ]]; then
@@ -637,6 +727,8 @@ cmd_up() {
   trap 'if ((UP_OK == 0)); then log "up failed: cleaning up $DIR"; do_down; fi' EXIT
 
   ensure_users
+  printf '%s\n' "$NET" >"$DIR/net"
+  printf '%s\n' "$WORKERS" >"$DIR/workers"
   make_keys
   : >"$DIR/known_hosts"
   : >"$DIR/fingerprints"
@@ -690,13 +782,18 @@ cmd_watch() {
   exec bash "$SELF" down --dir "$DIR"
 }
 
+# ---------------------------------------------------------------- other host kinds
+
+# shellcheck source=test/sandbox/tableflip.sh
+source "$(dirname "$SELF")/tableflip.sh"
+
 # ---------------------------------------------------------------- main
 
 main() {
   (($#)) || usage
   local cmd=$1
   shift
-  parse_args "$@"
+  [[ $cmd == tableflip-* ]] || parse_args "$@"
   case $cmd in
     up) cmd_up ;;
     down) cmd_down ;;
@@ -704,9 +801,14 @@ main() {
     preflight) cmd_preflight ;;
     nginx-start) cmd_nginx_start ;;
     nginx-stop) cmd_nginx_stop ;;
+    server-start) cmd_server_start ;;
+    server-stop) cmd_server_stop ;;
     _watch) cmd_watch ;;
+    tableflip-start) cmd_tableflip_start "$@" ;;
+    tableflip-stop) cmd_tableflip_stop "$@" ;;
+    tableflip-build) cmd_tableflip_build ;;
     -h | --help | help) usage ;;
-    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, preflight)" ;;
+    *) die "unknown command: $cmd (up, down, exec, nginx-start, nginx-stop, server-start, server-stop, preflight, tableflip-start, tableflip-stop, tableflip-build)" ;;
   esac
 }
 

@@ -17,8 +17,12 @@ export interface SandboxHost {
   /** real folder of the host on this machine (DIR/hosts/X) */
   root: string
   sshdPid: number
-  /** master pid when the sandbox came up; nginxStart() updates it */
+  /** master pid when the sandbox came up; nginxStart() updates it (0 on hosts of another server) */
   nginxPid: number
+  /** what the host serves with: nginx, or another kind (up --server, e.g. haproxy) */
+  server: string
+  /** the server's master pid when the sandbox came up; serverStart() updates it */
+  serverPid: number
   fingerprint: string
   hostKeyLine: string
   binaryPath: string
@@ -75,6 +79,10 @@ export interface Sandbox extends SandboxInfo {
   /** TERM every nginx master of the host, then KILL whatever else runs there outside ssh sessions;
    *  removes /run/nginx.pid and /run/nginx.pid.oldbin */
   nginxStop(host: SandboxHost): void
+  /** nginxStart for the host's own kind of server (sandbox.sh server-start); updates host.serverPid */
+  serverStart(host: SandboxHost, opts?: { reset?: boolean }): number
+  /** nginxStop for the host's own kind of server (sandbox.sh server-stop) */
+  serverStop(host: SandboxHost): void
   /** stops everything and removes dir; safe to call twice */
   down(): void
 }
@@ -90,8 +98,14 @@ export interface SandboxUpOptions {
   sharedTmp?: boolean
   /** each sshd also has an RSA host key: DIR/known_hosts.rsa and DIR/fingerprints.rsa list them */
   rsaHostKey?: boolean
+  /** the first three octets of the hosts' addresses (default '127.0.0'; '127.0.1' for 127.0.1.X) */
+  net?: string
+  /** nginx workers per host (default 2; 1 for light hosts in fleet benchmarks) */
+  workers?: number
   /** pass sandbox.sh's stderr through (default: captured, shown only on failure) */
   verbose?: boolean
+  /** what every host serves with (sandbox.sh up --server): nginx (default), haproxy, ... */
+  server?: string
 }
 
 const MAX_BUFFER = 64 * 1024 * 1024
@@ -313,10 +327,23 @@ function makeSandbox(json: SandboxInfo): Sandbox {
       const pid = Number(runScript(args).trim())
       if (!Number.isInteger(pid) || pid <= 0) throw new Error(`nginx-start printed no pid for ${host.name}`)
       host.nginxPid = pid
+      host.serverPid = pid
       return pid
     },
     nginxStop(host) {
       runScript(['nginx-stop', '--dir', json.dir, '--host', hostOctet(host)])
+    },
+    serverStart(host, opts) {
+      const args = ['server-start', '--dir', json.dir, '--host', hostOctet(host)]
+      if (opts?.reset) args.push('--reset')
+      const pid = Number(runScript(args).trim())
+      if (!Number.isInteger(pid) || pid <= 0) throw new Error(`server-start printed no pid for ${host.name}`)
+      host.serverPid = pid
+      if (host.server === 'nginx') host.nginxPid = pid
+      return pid
+    },
+    serverStop(host) {
+      runScript(['server-stop', '--dir', json.dir, '--host', hostOctet(host)])
     },
     down() {
       if (!isUp) return
@@ -338,6 +365,9 @@ export function sandboxUp(opts: SandboxUpOptions): Sandbox {
   if (opts.httpPort !== undefined) args.push('--http-port', String(opts.httpPort))
   if (opts.sharedTmp) args.push('--shared-tmp')
   if (opts.rsaHostKey) args.push('--rsa-host-key')
+  if (opts.server !== undefined) args.push('--server', opts.server)
+  if (opts.net !== undefined) args.push('--net', opts.net)
+  if (opts.workers !== undefined) args.push('--workers', String(opts.workers))
   args.push('--watch-pid', String(process.pid))
   installHooks()
   const out = runScript(args, opts.verbose)

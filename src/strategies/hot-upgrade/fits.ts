@@ -1,4 +1,5 @@
 /** Whether the new binary fits the host (architecture, disk space), checked before anything is sent. */
+import { ReleaseStore } from '../../releases/store.js'
 import { posix } from 'node:path'
 import type { Host } from '../../host/host.js'
 import { StepError } from '../../engine/step.js'
@@ -18,20 +19,36 @@ function sameArch(a: string, b: string): boolean {
   return n(a) === n(b)
 }
 
-export async function checkFits(host: Host, running: Running, source: UpgradeSource): Promise<void> {
+export async function checkFits(
+  host: Host,
+  running: Running,
+  source: UpgradeSource,
+  releaseDir?: string
+): Promise<void> {
   if (source.arch && !sameArch(source.arch, running.arch))
     throw new StepError(
       'preflight',
       `the new binary is built for ${source.arch}, but the host is ${running.arch}. Build it for ${running.arch}`
     )
   if (source.bytes === undefined) return
-  const dir = posix.dirname(running.livePath)
-  const df = await host.run(['df', '-Pk', '--', dir])
-  const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+  // Where the upload lands (/tmp first with sudo), the staging file, and the store's copy.
+  const store = releaseDir ?? ReleaseStore.forLive(host, undefined, running.livePath).dir
+  const folders = [...(host.sudo ? ['/tmp'] : []), posix.dirname(running.livePath), store]
   const needKb = Math.ceil((source.bytes * 1.1) / 1024) + 1024
-  if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
-    throw new StepError(
-      'preflight',
-      `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
-    )
+  for (const dir of folders) {
+    // The store may not exist yet: the free space of the nearest folder that does.
+    const df = await host.run([
+      'sh',
+      '-c',
+      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+      'sh',
+      dir
+    ])
+    const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
+    if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
+      throw new StepError(
+        'preflight',
+        `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+      )
+  }
 }

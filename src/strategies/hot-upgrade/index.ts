@@ -2,6 +2,7 @@
  * The hot upgrade as a strategy: a hand-over on the host through a Supervisor (nginx today).
  * `hotUpgrade(plan).plan(host, source, log)` gives one host's steps; the engine runs them.
  */
+import { quote } from '../../host/quote.js'
 import type { Step } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
 import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor.js'
@@ -43,9 +44,18 @@ export function hotUpgrade(
       const session = supervisor.open(host, {
         pidFile: plan.pidFile,
         binaryPath: plan.binaryPath,
-        pollIntervalMs: plan.pollIntervalMs
+        pollIntervalMs: plan.pollIntervalMs,
+        releaseDir: plan.releaseDir,
+        masterUser: plan.masterUser
       })
-      const p: HotUpgradeParts = { host, plan, state, session, names: supervisor.names }
+      const p: HotUpgradeParts = {
+        host,
+        plan,
+        state,
+        session,
+        names: supervisor.names,
+        revert: supervisor.capabilities.revert
+      }
       const change = changeSteps(p)
       const retire = retireStep(p)
       return {
@@ -96,16 +106,17 @@ async function repairAdvice(p: HotUpgradeParts): Promise<string[]> {
     )
   const lines = [`# state: ${state.join('; ')}`, ...procs.commands]
   if (!binaryOk) {
-    if (keptSha === r.liveSha256) lines.push(`# put the old binary back`, `${sudo}mv -f ${previous} ${live}`)
+    if (keptSha === r.liveSha256)
+      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`)
     else
       lines.push(
         `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
-        `sha256sum ${live}`
+        `sha256sum -- ${quote(live)}`
       )
   }
   lines.push(
     `# check: ${procs.check.says}, and ${live} has sha256 ${r.liveSha256}`,
-    `${procs.check.command}; sha256sum ${live}`
+    `${procs.check.command}; sha256sum -- ${quote(live)}`
   )
   return lines
 }

@@ -47,13 +47,16 @@ export async function stageBinary(
   const started = Date.now()
   try {
     if (sudo) {
-      // SFTP writes as the SSH user; a root-owned folder is reached by a privileged copy.
+      // SFTP writes as the SSH user; a root-owned folder is reached by a privileged copy. The name
+      // in /tmp is unpredictable, and the partial file goes on every path (a full /tmp included).
       const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString('hex')}`
-      await host.upload(o.localPath, tmp, o.onProgress)
       try {
+        await host.upload(o.localPath, tmp, o.onProgress)
+        // rm first: cp onto an existing name would write through a symlink planted there.
+        await run(host, ['rm', '-f', '--', staging])
         await run(host, ['cp', '--', tmp, staging])
       } finally {
-        await host.run(['rm', '-f', '--', tmp])
+        await host.run(['rm', '-f', '--', tmp]).catch(() => undefined)
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress)

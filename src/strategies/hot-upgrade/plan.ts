@@ -2,16 +2,25 @@
 import type { Settings } from '../../settings.js'
 import type { Supervisor } from '../../supervisors/supervisor.js'
 import type { HealthPlan } from '../health.js'
-import type { UpgradeSource } from '../strategy.js'
+import type { Strategy, UpgradeSource } from '../strategy.js'
 
 export interface UpgradePlan {
   pidFile: string
+  /** The release store (pre-flight checks who may write it); undefined: the default beside the binary's name. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
   /** Remote live path; undefined: the running server's executable. */
   binaryPath?: string
   /** The new binary (the release store may name another one per host after inspection). */
   source: UpgradeSource
   /** The server's hand-over protocol; default nginx. */
   supervisor?: Supervisor
+  /**
+   * Another strategy's steps instead of the hot upgrade's (strategy upstream: traffic shifting
+   * through a load balancer); the fleet, the release store and the safety layers stay the same.
+   */
+  strategy?: Strategy
   /**
    * Aborted when the job is cancelled: the run stops at the step it is in (a wait stops at
    * once) and rolls back what changed. Once only the old process's retire remains, it completes.
@@ -22,6 +31,8 @@ export interface UpgradePlan {
   drainTimeoutMs: number
   drainTimeoutAction: 'rollback' | 'proceed'
   health: HealthPlan
+  /** Run on the host against the staged binary before the swap; {binary} is its path. */
+  verifyCommand?: string
 }
 
 /** The plan from the settings, for one binary (or, in rollback mode, none yet: each host's store chooses). */
@@ -29,12 +40,15 @@ export function planFrom(settings: Settings, source: UpgradeSource, supervisor?:
   return {
     pidFile: settings.pidFile,
     binaryPath: settings.binaryPath,
+    releaseDir: settings.releaseDir,
+    masterUser: settings.masterUser,
     source,
     supervisor,
     startTimeoutMs: settings.startTimeoutMs,
     pollIntervalMs: settings.pollIntervalMs,
     drainTimeoutMs: settings.drainTimeoutMs,
     drainTimeoutAction: settings.drainTimeoutAction,
+    verifyCommand: settings.verifyCommand,
     health: {
       url: settings.healthUrl,
       command: settings.healthCommand,

@@ -10,7 +10,11 @@ import { formatDuration } from '../../duration.js'
 import { StepError, type Step } from '../../engine/step.js'
 import type { Logger } from '../../engine/types.js'
 import type { Host } from '../../host/host.js'
-import type { SupervisorNames, SupervisorSession } from '../../supervisors/supervisor.js'
+import type {
+  SupervisorCapabilities,
+  SupervisorNames,
+  SupervisorSession
+} from '../../supervisors/supervisor.js'
 import { runHealthGate } from '../health.js'
 import type { HostState } from '../strategy.js'
 import { checkFits } from './fits.js'
@@ -24,6 +28,7 @@ import {
 } from './install.js'
 import type { UpgradePlan } from './plan.js'
 import { progressNote } from './progress.js'
+import { runVerifyCommand } from './verify-command.js'
 
 export interface HotUpgradeParts {
   host: Host
@@ -31,6 +36,8 @@ export interface HotUpgradeParts {
   state: HostState
   session: SupervisorSession
   names: SupervisorNames
+  /** How the supervisor goes back: `handoff` needs the old binary at the live path first. */
+  revert: SupervisorCapabilities['revert']
 }
 
 const running = (p: HotUpgradeParts) => {
@@ -58,7 +65,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
         p.state.running = r
         ctx.report.oldPid = r.pid
         ctx.report.binaryPath = r.livePath
-        await checkFits(p.host, r, p.state.source)
+        await checkFits(p.host, r, p.state.source, p.plan.releaseDir)
       }
     },
     {
@@ -119,7 +126,10 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
     stage: 'prepare',
     async run(ctx) {
       const r = running(p)
-      const v = await p.session.verify(ctx, sidePaths(r.livePath).staging)
+      const staging = sidePaths(r.livePath).staging
+      const v = await p.session.verify(ctx, staging)
+      if (p.plan.verifyCommand !== undefined)
+        await runVerifyCommand(p.host, p.plan.verifyCommand, staging, ctx.note)
       p.state.newVersion = v.version
       ctx.report.version = v.version ?? undefined
       ctx.report.previousVersion = r.version ?? undefined
@@ -161,8 +171,11 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
       name: names.steps.start,
       stage: 'change',
       interruptible: true,
-      undo: ctx =>
-        session.revert({ note: m => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false }),
+      async undo(ctx) {
+        // A revert by hand-over starts the file at the live path: the old binary goes back first.
+        if (p.revert === 'handoff') await restoreBinary(p, ctx.log)
+        await session.revert({ note: m => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false })
+      },
       async run(ctx) {
         const pid = await session.start(ctx, {
           startTimeoutMs: plan.startTimeoutMs,

@@ -4,9 +4,11 @@
  * what to do.
  */
 import { check, type Host } from '../../host/host.js'
-import { commandLine } from '../../host/quote.js'
+import { commandLine, quote } from '../../host/quote.js'
+import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../../host/trust.js'
 import { StepError } from '../../engine/step.js'
-import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
+import { ReleaseStore } from '../../releases/store.js'
+import { remoteSha256, sidePaths } from '../../strategies/hot-upgrade/install.js'
 import type { Running, SupervisorContext } from '../supervisor.js'
 import { configFilesOf, workerProcessesOf } from './config-files.js'
 import {
@@ -30,19 +32,32 @@ export interface MasterFacts extends Running {
   oldWorkerPids: number[]
 }
 
+/** What pre-flight is told: the pid file, and what the trust checks need. */
+export interface InspectPlan {
+  pidFile: string
+  binaryPath?: string
+  /** The release store (default: beside the binary's name under /var/lib/zerodown): checked like the live folder. */
+  releaseDir?: string
+  /** One more user the master may run as (master-user). */
+  masterUser?: string
+}
+
 const fail = (message: string): never => {
   throw new StepError('preflight', message)
 }
 
 export async function inspectMaster(
   host: Host,
-  plan: { pidFile: string; binaryPath?: string },
+  plan: InspectPlan,
   ctx: Pick<SupervisorContext, 'note' | 'learn'>
 ): Promise<MasterFacts> {
   const note = (s: string) => ctx.note(s)
-  const learn = (k: Parameters<NonNullable<SupervisorContext['learn']>>[0]) => ctx.learn?.(k)
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    )
   refuseUpgradeInProgress(snap, pidFile, host.sudo ? 'sudo ' : '')
   if (snap.pid === null)
     fail(
@@ -52,16 +67,41 @@ export async function inspectMaster(
   if (!isAlive(snap, pid))
     fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
 
+  // Before anything runs with privilege or is removed: who the master is, who may write its files.
+  const exe = exePath(snap.procs.get(pid)!)
+  if (exe.path === '-' || exe.path === '')
+    fail(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    )
+  const trust = await trusted(host, plan, pid, exe.path)
+
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
-  learn({ pid })
-  const { cmd, exe, version } = await checkMaster(host, snap, pid, plan, note, learn)
   const livePath = exe.path
-  const arch = (await host.run(['uname', '-m'])).stdout.trim()
-  const { liveSha256, runningSha256, replaced } = await whatRuns(host, pid, livePath)
+  ctx.learn?.({ pid, livePath })
+  // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
+  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced })
+  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
+  // No decision lies between these reads: issued together, they cost one round trip (pipelined).
+  // Before the master's checks, so that a refusal below still reports what serves.
+  const [uname, liveSha256, procSha256, v] = await Promise.all([
+    host.run(['uname', '-m']),
+    remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
+    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
+  ])
+  const version = v === null ? null : parseVersion(v.stderr + v.stdout)
+  ctx.learn?.({ pid, livePath, version })
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
+  const arch = uname.stdout.trim()
+  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
+  // What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
+  // /proc but is the same build; a package manager's new file is not.
+  const runningSha256 = procSha256 ?? liveSha256!
+  const replaced = runningSha256 !== liveSha256
   note(
     `master ${pid} runs ${livePath}, started as ${cmd.argv0}` +
       (replaced
-        ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256.slice(0, 12)}`
+        ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256!.slice(0, 12)}`
         : exe.replaced
           ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)`
           : '')
@@ -73,7 +113,7 @@ export async function inspectMaster(
   return {
     pid,
     livePath,
-    liveSha256,
+    liveSha256: liveSha256!,
     runningSha256,
     exeReplaced: replaced,
     argv0: cmd.argv0,
@@ -82,21 +122,6 @@ export async function inspectMaster(
     arch,
     oldWorkerPids: workers
   }
-}
-
-/**
- * What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
- * /proc but is the same build; a package manager's new file is not.
- */
-async function whatRuns(
-  host: Host,
-  pid: number,
-  livePath: string
-): Promise<{ liveSha256: string; runningSha256: string; replaced: boolean }> {
-  const liveSha256 = await remoteSha256(host, livePath)
-  if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const runningSha256 = (await remoteSha256(host, `/proc/${pid}/exe`)) ?? liveSha256!
-  return { liveSha256: liveSha256!, runningSha256, replaced: runningSha256 !== liveSha256 }
 }
 
 /** An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then. */
@@ -112,7 +137,7 @@ function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, sh: string): v
           `. To go back to the old one: ${sh}kill -HUP ${o}` +
           (children.length > 0
             ? `; ${sh}kill -TERM ${children.join(' ')}`
-            : `; ${sh}mv ${pidFile}.oldbin ${pidFile}`) +
+            : `; ${sh}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) +
           ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       )
     fail(
@@ -155,10 +180,10 @@ async function checkMaster(
   host: Host,
   snap: Snapshot,
   pid: number,
+  exe: { path: string; replaced: boolean },
   plan: { binaryPath?: string },
-  note: (s: string) => void,
-  learn: (k: { pid?: number; livePath?: string; version?: string | null }) => void
-): Promise<{ cmd: MasterCommand; exe: { path: string; replaced: boolean }; version: string | null }> {
+  note: (s: string) => void
+): Promise<{ cmd: MasterCommand }> {
   const master = snap.procs.get(pid)!
   const strays = newMasterCandidates(snap, pid)
   if (strays.length > 0)
@@ -175,15 +200,6 @@ async function checkMaster(
     )
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
 
-  const exe = exePath(master)
-  if (exe.path === '-' || exe.path === '')
-    fail(
-      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
-    )
-  // Early, so that a refusal below still reports what serves.
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo: host.sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stderr + v.stdout)
-  learn({ pid, livePath: exe.path, version })
   if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
     // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
     const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
@@ -218,7 +234,24 @@ async function checkMaster(
     )
   }
 
-  return { cmd: cmd!, exe, version }
+  return { cmd: cmd! }
+}
+
+/** The trust checks (src/host/trust.ts) for this master; a refusal is a pre-flight failure. */
+async function trusted(host: Host, plan: InspectPlan, pid: number, livePath: string): Promise<TrustFacts> {
+  try {
+    return await checkTrust(host, {
+      pidFile: plan.pidFile,
+      pid,
+      livePath,
+      stagingPath: sidePaths(livePath).staging,
+      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir,
+      masterUser: plan.masterUser
+    })
+  } catch (e) {
+    if (e instanceof TrustError) fail(e.message)
+    throw e
+  }
 }
 
 /** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
@@ -262,6 +295,7 @@ export async function verifyBinary(
   if (hazards.daemonOff)
     throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
   note("config test passed with the running master's arguments")
+  // Only a binary that passed its config test runs again (one that hangs would cost the timeout).
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)

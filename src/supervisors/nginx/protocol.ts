@@ -56,7 +56,8 @@ if [ -e "/proc/$$/task/$$/children" ]; then
   for p in $m $o "$@"; do
     case $p in ''|*[!0-9]*) continue;; esac
     kids=
-    for c in /proc/$p/task/*/children; do
+    # init's children are never listed: a pid file naming pid 1 must not reveal every command line.
+    [ "$p" = 1 ] || for c in /proc/$p/task/*/children; do
       k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"
     done
     for q in $p $kids; do
@@ -71,7 +72,7 @@ else
     pid=@{f#/proc/}; pid=@{pid%/stat}
     rest=@{line##*) }
     set -- $rest
-    case $w in *" $pid "*|*" $2 "*) show "$pid";; esac
+    case $w in *" $pid "*) show "$pid";; *" $2 "*) [ "$2" = 1 ] || show "$pid";; esac
   done
 fi
 `.replaceAll('@{', '${')

@@ -4,6 +4,7 @@
  * stopped (QUIT, TERM, KILL), and the pid file holds the old pid again. Also the state and
  * commands of a host whose revert failed, and what an interrupted run left (the post step).
  */
+import { quote } from '../../host/quote.js'
 import { waitUntil } from '../../engine/wait.js'
 import type { RepairAdvice } from '../supervisor.js'
 import {
@@ -103,7 +104,7 @@ export async function repairMasters(s: NginxHost): Promise<RepairAdvice> {
     commands,
     check: {
       says: `the pid file holds ${oldPid}, ${s.pidFile}.oldbin is gone`,
-      command: `cat ${s.pidFile}; ls -l ${s.pidFile}.oldbin`
+      command: `cat -- ${quote(s.pidFile)}; ls -l -- ${quote(`${s.pidFile}.oldbin`)}`
     }
   }
 }

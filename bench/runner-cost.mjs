@@ -1,0 +1,160 @@
+// What a rollout costs the runner: the action's own CPU time and peak memory, and the wall time,
+// for fleets of light sandbox hosts at several max-parallel settings, in one bounded run.
+//
+//   node bench/runner-cost.mjs [--first 2] [--largest 128] [--reps 2] [--health-checks 2] [--profile DIR]
+//
+// --profile DIR: afterwards, one more run of 16 hosts at max-parallel 16 under --cpu-prof, its
+// profile written to DIR (not in the tables: the profiler costs CPU too).
+// Needs root (the sandbox) and a bundle (npm run bundle); re-runs itself under Node 24. Its hosts
+// live on 127.0.1.<first>..127.0.1.<first+largest-1> (a range of their own), each an sshd and an
+// nginx with ONE worker. The fleet sizes are 1, 16, 64 and --largest (128: 3 processes per host
+// plus one SSH session each, well within this machine's pid and memory limits); max-parallel 16
+// and 64. Every run upgrades every host of its fleet to a new build (a fresh sha256 each run), with
+// the defaults otherwise (canary 1, rollback-fleet: every host parked until all passed, then
+// committed).
+//
+// The action's process (dist/index.js under Node 24, spawned as GitHub runs it) loads
+// bench/rusage-preload.mjs, which writes its getrusage(2) at exit: user + system CPU time and
+// peak RSS. The hosts (sshd, nginx) run on the same 2 cores: their work slows the wall time, not
+// the action's CPU time. CPU per host is the slope of a least-squares line through (hosts, CPU) at
+// each max-parallel; the intercept is the fixed cost (Node start, bundle load, inputs, summary).
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { loadTypeScript, median, ROOT } from './lib.mjs'
+
+const { sandboxUp, sandboxInputs, nginxBuild, runAction } = await loadTypeScript()
+const { values: args } = parseArgs({
+  options: {
+    first: { type: 'string', default: '2' },
+    largest: { type: 'string', default: '128' },
+    reps: { type: 'string', default: '2' },
+    'health-checks': { type: 'string', default: '2' },
+    profile: { type: 'string' }
+  }
+})
+const [FIRST, LARGEST, REPS, HEALTH_CHECKS] = [
+  args.first,
+  args.largest,
+  args.reps,
+  args['health-checks']
+].map(Number)
+const NET = '127.0.1'
+if (FIRST < 1 || FIRST + LARGEST - 1 > 200) throw new Error('hosts must stay within 127.0.1.1..127.0.1.200')
+const SIZES = [1, 16, 64, LARGEST].filter((n, i, a) => n <= LARGEST && a.indexOf(n) === i)
+const PARALLEL = [16, 64]
+// (hosts, max-parallel) pairs; max-parallel above the fleet size changes nothing, so run it once.
+const CASES = SIZES.flatMap(n => PARALLEL.filter(p => p === PARALLEL[0] || p <= n).map(p => [n, p]))
+
+const spread = (xs, f = x => Math.round(x)) =>
+  `${f(median(xs))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`
+
+/** Least squares y = a + b x. */
+function fit(points) {
+  const n = points.length
+  const mx = points.reduce((s, [x]) => s + x, 0) / n
+  const my = points.reduce((s, [, y]) => s + y, 0) / n
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0)
+  const b = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx
+  return { a: my - b * mx, b }
+}
+
+const t0 = Date.now()
+const sb = sandboxUp({ first: FIRST, count: LARGEST, net: NET, workers: 1 })
+const upMs = Date.now() - t0
+const work = mkdtempSync(join(tmpdir(), 'zerodown-bench-cost-'))
+try {
+  console.log(
+    `runner-cost bench: ${LARGEST} sandbox hosts ${NET}.${FIRST}..${NET}.${FIRST + LARGEST - 1} (sshd + nginx with 1 worker each, up in ${(upMs / 1000).toFixed(1)} s), ` +
+      `${cpus().length} CPUs and ${(totalmem() / 2 ** 30).toFixed(0)} GB shared with the hosts and other work (load average ${loadavg()[0].toFixed(1)} at the start); ` +
+      `health ${HEALTH_CHECKS} x 200 ms, poll 100 ms, canary 1, rollback-fleet (park all, then commit); ${REPS} reps\n`
+  )
+  const results = new Map(CASES.map(c => [c.join('/'), []]))
+  let build = 0
+  /** One rollout of the first n hosts at max-parallel p; its figures, and the hosts that did not upgrade. */
+  const rollout = async (n, p, nodeOptions = '') => {
+    const rusageFile = join(work, `rusage-${build}.json`)
+    const r = await runAction(
+      {
+        ...sandboxInputs(sb, sb.hosts.slice(0, n)),
+        binary: nginxBuild(work, `b${build++}`),
+        'health-checks': String(HEALTH_CHECKS),
+        'max-parallel': String(p)
+      },
+      {
+        env: {
+          NODE_OPTIONS: `--import=${join(ROOT, 'bench/rusage-preload.mjs')} ${nodeOptions}`,
+          ZERODOWN_RUSAGE_FILE: rusageFile
+        },
+        timeoutMs: 1_800_000
+      }
+    )
+    const failed = (r.report?.hosts ?? []).filter(x => x.result !== 'upgraded')
+    if (!r.report)
+      throw new Error(`${n} hosts at max-parallel ${p}: exit ${r.code}, no report:\n${r.log.slice(-4000)}`)
+    const u = JSON.parse(readFileSync(rusageFile, 'utf8'))
+    return { wallMs: r.ms, cpuMs: (u.userUs + u.systemUs) / 1000, rssMb: u.maxRssKb / 1024, failed }
+  }
+  let failures = 0
+  for (let rep = 0; rep < REPS; rep++) {
+    const order = rep % 2 === 0 ? CASES : [...CASES].reverse()
+    for (const [n, p] of order) {
+      const r = await rollout(n, p)
+      // A run in which a host failed (e.g. a health timeout on an overloaded machine) is shown, not counted.
+      if (r.failed.length === 0) results.get(`${n}/${p}`).push(r)
+      else failures++
+      process.stderr.write(
+        `  rep ${rep + 1}/${REPS}: ${n} hosts, max-parallel ${p}: wall ${(r.wallMs / 1000).toFixed(1)} s, CPU ${Math.round(r.cpuMs)} ms, peak RSS ${r.rssMb.toFixed(0)} MB` +
+          (r.failed.length
+            ? `; NOT COUNTED: ${r.failed.length} host(s) did not upgrade: ${r.failed.map(f => `${f.host} ${f.result} at ${f.failedStep}: ${f.error}`).join('; ')}`
+            : '') +
+          '\n'
+      )
+    }
+  }
+  if (failures > 0)
+    console.log(`${failures} run(s) in which a host did not upgrade are left out (see stderr)\n`)
+
+  console.log(`| hosts | max-parallel | wall s | action CPU ms (user+sys) | CPU ms per host | peak RSS MB |`)
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |')
+  for (const [n, p] of CASES) {
+    const rs = results.get(`${n}/${p}`)
+    if (rs.length === 0) {
+      console.log(`| ${n} | ${p} | no run counted | | | |`)
+      continue
+    }
+    console.log(
+      `| ${n} | ${p} | ${spread(
+        rs.map(r => r.wallMs / 1000),
+        x => x.toFixed(1)
+      )} | ${spread(rs.map(r => r.cpuMs))} | ${spread(
+        rs.map(r => r.cpuMs / n),
+        x => x.toFixed(1)
+      )} | ${spread(rs.map(r => r.rssMb))} |`
+    )
+  }
+  console.log('\nleast-squares lines through every run (hosts → CPU ms, hosts → peak RSS MB):')
+  for (const p of PARALLEL) {
+    // A fleet no larger than p runs the same at any max-parallel >= its size: those runs count too.
+    const pts = CASES.filter(([n, q]) => q === p || (q === PARALLEL[0] && n <= q)).flatMap(([n, q]) =>
+      results.get(`${n}/${q}`).map(r => ({ n, ...r }))
+    )
+    const cpu = fit(pts.map(r => [r.n, r.cpuMs]))
+    const rss = fit(pts.map(r => [r.n, r.rssMb]))
+    console.log(
+      `max-parallel ${p}: CPU = ${Math.round(cpu.a)} ms + ${cpu.b.toFixed(1)} ms x hosts; ` +
+        `peak RSS = ${rss.a.toFixed(0)} MB + ${(rss.b * 1024).toFixed(0)} KB x hosts ` +
+        `(${pts.length} runs, sizes ${[...new Set(pts.map(r => r.n))].join(', ')})`
+    )
+  }
+  if (args.profile) {
+    const r = await rollout(16, 16, `--cpu-prof --cpu-prof-dir=${args.profile}`)
+    console.log(
+      `\nprofiled run (16 hosts, max-parallel 16, under --cpu-prof): CPU ${Math.round(r.cpuMs)} ms; profile in ${args.profile}`
+    )
+  }
+} finally {
+  sb.down()
+  rmSync(work, { recursive: true, force: true })
+}

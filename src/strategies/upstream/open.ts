@@ -1,0 +1,126 @@
+/**
+ * The run-level part of strategy upstream: before any host is touched, reach the load balancer
+ * (like a host: same keys, known hosts, jump host, sudo), take its lock (runs against one load
+ * balancer are serialised), read and check its managed file, and refuse a plan the block cannot
+ * carry. Then the strategy for the hosts' runs, and what ends the run on the load balancer.
+ */
+import type { Logger } from '../../engine/types.js'
+import type { Host } from '../../host/host.js'
+import { HostLock, type LockOwner } from '../../safety/lock.js'
+import { DEFAULT_RELEASE_ROOT } from '../../releases/state.js'
+import { SettingsError, type HostTarget, type Settings } from '../../settings.js'
+import type { Strategy } from '../strategy.js'
+import { upstreamStrategy } from './index.js'
+import { LoadBalancer } from './load-balancer.js'
+import { checkPlan, serverAddress } from './plan-check.js'
+import type { UpstreamPlan } from './steps.js'
+
+export interface UpstreamRun {
+  strategy: Strategy
+  lb: LoadBalancer
+  lbHost: Host
+  /** The run is over: with every server back as found, the load balancer forgets the run; the lock goes. */
+  finish(options: { settled: boolean }): Promise<void>
+}
+
+/** Where the action keeps its state for one block on the load balancer. */
+export function upstreamStateDir(name: string): string {
+  return `${DEFAULT_RELEASE_ROOT}/upstream/${name.replace(/[^A-Za-z0-9_.-]/g, '_')}`
+}
+
+export function upstreamPlan(s: Settings): UpstreamPlan {
+  return {
+    livePath: s.binaryPath!,
+    restartCommand: s.upstream!.restartCommand,
+    startTimeoutMs: s.startTimeoutMs,
+    pollIntervalMs: s.pollIntervalMs,
+    drainTimeoutMs: s.drainTimeoutMs,
+    drainTimeoutAction: s.drainTimeoutAction,
+    health: {
+      url: s.healthUrl,
+      command: s.healthCommand,
+      expect: s.healthExpect,
+      checks: s.healthChecks,
+      intervalMs: s.healthIntervalMs,
+      timeoutMs: s.healthTimeoutMs
+    }
+  }
+}
+
+export async function openUpstream(
+  s: Settings,
+  o: {
+    connect(target: HostTarget): Promise<Host>
+    log: Logger
+    owner: LockOwner
+    token: string
+    /** The batches of the rollout (host indexes); batch 0 is the canary when canary > 0. */
+    batches: number[][]
+  }
+): Promise<UpstreamRun> {
+  const u = s.upstream!
+  const lbHost = await o.connect(u.host)
+  const dir = upstreamStateDir(u.name)
+  let lock: HostLock | undefined
+  try {
+    lock = await HostLock.acquire(lbHost, {
+      path: `${dir}/lock`,
+      token: o.token,
+      leaseMs: s.lockLeaseMs,
+      owner: o.owner,
+      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' })
+    })
+    const canary = s.canary > 0 && s.hosts.length > 1
+    const lb = await LoadBalancer.open(lbHost, {
+      file: u.file,
+      name: u.name,
+      pidFile: s.pidFile,
+      stateDir: dir,
+      pollMs: s.pollIntervalMs,
+      reloadTimeoutMs: s.startTimeoutMs,
+      needLog: canary && u.canaryDurationMs > 0,
+      note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`)
+    })
+    if (lb.inherited)
+      o.log.warn(
+        `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
+        { host: lbHost.name, step: 'preflight' }
+      )
+    const addresses = s.hosts.map(t => serverAddress(u.server, t.host))
+    const problem = checkPlan({
+      file: lb.original,
+      addresses,
+      batches: o.batches,
+      canaryWeight: u.canaryWeight,
+      canary,
+      hostLabels: s.hosts.map(t => t.label)
+    })
+    if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix)
+    const canaryAddresses = new Set(canary ? (o.batches[0] ?? []).map(i => addresses[i]!) : [])
+    const addressOf = (host: Host) => serverAddress(u.server, host.address)
+    const strategy = upstreamStrategy({
+      lb,
+      plan: upstreamPlan(s),
+      addressOf,
+      canaryOf: host =>
+        canaryAddresses.has(addressOf(host))
+          ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate }
+          : null
+    })
+    const held = lock
+    return {
+      strategy,
+      lb,
+      lbHost,
+      async finish({ settled }) {
+        if (settled) await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
+        await held.release()
+        await lbHost.close()
+      }
+    }
+  } catch (e) {
+    await lock?.release()
+    await lbHost.close()
+    throw e
+  }
+}
