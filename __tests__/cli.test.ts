@@ -122,7 +122,9 @@ describe('arguments (unit)', () => {
       expect(read('binary')).toBe('')
       expect(envName('insecure-skip-host-key-check')).toBe('ZERODOWN_INSECURE_SKIP_HOST_KEY_CHECK')
       // The same validation as in GitHub: no key and no password.
-      expect(() => readSettings(read)).toThrow(/Input 'private-key': is empty and no password is given/)
+      expect(() => readSettings(read)).toThrow(
+        /Input 'private-key': is empty, no password is given and no ssh-agent is running/
+      )
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

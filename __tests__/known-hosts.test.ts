@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { createHmac, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { fingerprintOf, keyTypeOf, verifyHostKey } from '../src/host/known-hosts.js'
+import { fingerprintOf, hostKeyAlgorithms, keyTypeOf, verifyHostKey } from '../src/host/known-hosts.js'
 
 /** An ssh-ed25519 public key blob, as a host presents it. */
 function ed25519Blob(): Buffer {
@@ -66,5 +66,51 @@ describe('host key verification', () => {
     expect(verifyHostKey(policy('', [fingerprintOf(key)]), 'any', 22, key).ok).toBe(true)
     expect(verifyHostKey(policy('', [fingerprintOf(other)]), 'any', 22, key).ok).toBe(false)
     expect(verifyHostKey(policy('', [], true), 'any', 22, key).ok).toBe(true)
+  })
+})
+
+describe('host key algorithms offered, as OpenSSH does', () => {
+  const rsa = (pattern: string) => `${pattern} ssh-rsa ${Buffer.from('rsa-blob').toString('base64')}`
+  const ecdsa = (pattern: string) =>
+    `${pattern} ecdsa-sha2-nistp256 ${Buffer.from('ecdsa-blob').toString('base64')}`
+
+  it('offers the algorithms of the keys trusted for the host, RSA as rsa-sha2-512/256', () => {
+    expect(hostKeyAlgorithms(policy(rsa('[h]:2222')), 'h', 2222)).toEqual(['rsa-sha2-512', 'rsa-sha2-256'])
+    expect(hostKeyAlgorithms(policy([rsa('h'), line('h', key), ecdsa('h')].join('\n')), 'h', 22)).toEqual([
+      'ssh-ed25519',
+      'ecdsa-sha2-nistp256',
+      'rsa-sha2-512',
+      'rsa-sha2-256'
+    ])
+    // Lines of other hosts, revoked keys and CAs do not count.
+    expect(
+      hostKeyAlgorithms(policy([rsa('other'), `@revoked ${rsa('h')}`].join('\n')), 'h', 22)
+    ).toBeUndefined()
+  })
+
+  it('with fingerprints only, asks for each key family in turn', () => {
+    const p = policy('', ['SHA256:' + 'A'.repeat(43)])
+    expect(hostKeyAlgorithms(p, 'h', 22)).toContain('ssh-ed25519')
+    expect(hostKeyAlgorithms(p, 'h', 22, [0])).toEqual([
+      'ecdsa-sha2-nistp256',
+      'ecdsa-sha2-nistp384',
+      'ecdsa-sha2-nistp521',
+      'rsa-sha2-512',
+      'rsa-sha2-256'
+    ])
+    expect(hostKeyAlgorithms(p, 'h', 22, [0, 1, 2])).toEqual([])
+  })
+
+  it('refuses a host trusted only through @cert-authority, saying why', () => {
+    const v = verifyHostKey(
+      policy(`@cert-authority *.example.com ${line('', key).trim()}`),
+      'web.example.com',
+      22,
+      key
+    )
+    expect(v.ok).toBe(false)
+    expect(!v.ok && v.reason).toMatch(
+      /only through a @cert-authority line, and host certificates cannot be checked here/
+    )
   })
 })

@@ -31,7 +31,7 @@ describe('commands printed for people', () => {
       close: async () => undefined
     }
     const plan = { pidFile: "/run/my nginx's.pid" }
-    await expect(inspectMaster(host, plan, () => undefined)).rejects.toThrow(
+    await expect(inspectMaster(host, plan, { note: () => undefined })).rejects.toThrow(
       `kill -HUP 42; mv -- '/run/my nginx'\\''s.pid.oldbin' '/run/my nginx'\\''s.pid'`
     )
   })

@@ -26,7 +26,7 @@ import {
   downgradeProblem,
   emptyState,
   markLive,
-  normalizeVersion,
+  versionText,
   parseState,
   previousRelease,
   provenanceFrom,
@@ -61,15 +61,20 @@ function deployed(...releases: Release[]): StoreState {
 }
 
 describe('versions', () => {
-  it('normalizes inputs and `-v` output to semver', () => {
-    expect(normalizeVersion('1.27.3')).toBe('1.27.3')
-    expect(normalizeVersion('v1.27.3')).toBe('1.27.3')
-    expect(normalizeVersion('1.27')).toBe('1.27.0')
-    expect(normalizeVersion('2.0.0-rc.1')).toBe('2.0.0-rc.1')
-    expect(normalizeVersion('nginx version: nginx/1.22.1')).toBe('1.22.1')
-    expect(normalizeVersion('unknown')).toBeNull()
-    expect(normalizeVersion('')).toBeNull()
-    expect(normalizeVersion(null)).toBeNull()
+  it('keeps versions as given', () => {
+    expect(versionText(' 1.22.1-9+deb12u11 ')).toBe('1.22.1-9+deb12u11')
+    expect(versionText('v1.27.3')).toBe('v1.27.3')
+    expect(versionText('')).toBeNull()
+    expect(versionText(null)).toBeNull()
+  })
+
+  it('compares distribution builds by Debian ordering and names the rule', () => {
+    expect(downgradeProblem('1.22.1-9+deb12u11', '1.22.1', false)).toBeNull()
+    expect(downgradeProblem('1.22.1-9+deb12u9', '1.22.1-9+deb12u11', false)).toMatch(
+      /1\.22\.1-9\+deb12u9, lower than the live version 1\.22\.1-9\+deb12u11 \(compared by Debian's version ordering\)/
+    )
+    expect(downgradeProblem('1.22.1+deb12u9', '1.22.1+deb12u11', false)).not.toBeNull()
+    expect(downgradeProblem('latest', '1.22.1', false)).toBeNull()
   })
 
   it('refuses a downgrade, naming allow-downgrade, unless allowed', () => {
@@ -98,7 +103,15 @@ describe('release inputs', () => {
     )
 
   it('rollback needs no binary; version belongs to deploys, rollback-to to rollbacks', () => {
-    expect(read({ mode: 'rollback', 'rollback-to': 'v1.27.3' })().rollbackTo).toBe('1.27.3')
+    expect(read({ mode: 'rollback', 'rollback-to': 'v1.27.3' })().rollbackTo).toBe('v1.27.3')
+    expect(read({ mode: 'rollback', 'rollback-to': '1:1.22.1-9+deb12u11' })().rollbackTo).toBe(
+      '1:1.22.1-9+deb12u11'
+    )
+    expect(read({ mode: 'rollback', 'rollback-to': 'a1b2c3d4e5f6' })().rollbackTo).toBe('a1b2c3d4e5f6')
+    expect(read({ mode: 'rollback', 'rollback-to': 'latest' })).toThrow(
+      /Input 'rollback-to': 'latest' is neither a semantic version nor a Debian version/
+    )
+    expect(read({ binary: 'nginx', version: '1.22.1-9+deb12u11' })().version).toBe('1.22.1-9+deb12u11')
     expect(read({ mode: 'rollback', version: '1.2.3' })).toThrow(SettingsError)
     expect(read({ mode: 'rollback', version: '1.2.3' })).toThrow(/Input 'version': .*rollback-to/)
     expect(read({ binary: 'nginx', 'rollback-to': '1.2.3' })).toThrow(/Input 'rollback-to'/)
@@ -138,29 +151,35 @@ describe('the lineage and the rollback target', () => {
     const s = deployed(v1!)
     expect(() => rollbackTarget(s)).toThrow(StoreError)
     expect(() => rollbackTarget(s)).toThrow(
-      /no release before the live one \(1\.0\.0\).*It has: 1\.0\.0 \(live\).*rollback-to/
+      /no release before the live one \(1\.0\.0\).*It has: 1\.0\.0 \(sha256 \w{12}, live\).*rollback-to/
     )
   })
 
-  it('rollback-to names a version; an unknown one fails with the versions the host has', () => {
+  it('rollback-to names a version; an unknown one fails with the releases the host has', () => {
     const s = deployed(v1!, v2!, v3!)
     expect(rollbackTarget(s, '1.0.0').sha256).toBe(v1!.sha256)
-    expect(rollbackTarget(s, 'v1').sha256).toBe(v1!.sha256)
+    expect(rollbackTarget(s, 'v1.0.0').sha256).toBe(v1!.sha256) // the same version by semver
+    expect(rollbackTarget(s, v2!.sha256.slice(0, 12)).sha256).toBe(v2!.sha256)
     expect(rollbackTarget(s, '3.0.0').sha256).toBe(v3!.sha256) // the live one: the upgrade ends unchanged
     expect(() => rollbackTarget(s, '9.9.9')).toThrow(
-      "rollback-to 9.9.9: the host's release store has no release with version 9.9.9. It has: 1.0.0, 2.0.0, 3.0.0 (live)"
+      `rollback-to 9.9.9: the host's release store has no release with version 9.9.9. It has: 1.0.0 (sha256 ${v1!.sha256.slice(0, 12)}), 2.0.0 (sha256 ${v2!.sha256.slice(0, 12)}), 3.0.0 (sha256 ${v3!.sha256.slice(0, 12)}, live)`
     )
   })
 
-  it('two builds of one version: rollback-to takes the one highest in the lineage', () => {
-    const a = rel(1, '1.0.0')
-    const b = rel(2, '1.0.0')
-    const c = rel(3, '2.0.0')
-    let s = deployed(a, b, c)
-    expect(rollbackTarget(s, '1.0.0').sha256).toBe(b.sha256)
-    s = afterRollback(s, a.sha256, 'now') // lineage: a
-    s = markLive(withRelease(s, c), c.sha256, 'now') // lineage: a, c (b no longer in it)
-    expect(rollbackTarget(s, '1.0.0').sha256).toBe(a.sha256)
+  it('builds of one upstream version are told apart; two builds of one version need the sha256', () => {
+    const u9 = rel(1, '1.22.1+deb12u9')
+    const u11 = rel(2, '1.22.1+deb12u11')
+    const s = deployed(rel(0, '1.22.1'), u9, u11)
+    expect(rollbackTarget(s, '1.22.1+deb12u9').sha256).toBe(u9.sha256)
+    const a = rel(4, '1.0.0')
+    const b = rel(5, '1.0.0')
+    const t = deployed(a, b, rel(6, '2.0.0'))
+    expect(() => rollbackTarget(t, '1.0.0')).toThrow(
+      new RegExp(
+        `names 2 releases .*${a.sha256.slice(0, 12)}, ${b.sha256.slice(0, 12)}.*Name one by its sha256`
+      )
+    )
+    expect(rollbackTarget(t, b.sha256.slice(0, 16)).sha256).toBe(b.sha256)
   })
 
   it('markLive corrects a store whose live release is not the one the host runs', () => {

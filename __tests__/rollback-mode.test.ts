@@ -158,12 +158,13 @@ describe('release history and mode: rollback', () => {
     expect(r2.outputs['previous-version']).toBe('2.1.0')
     const r3 = await deploy('v3', { version: '2.3' })
     expectOk(r3)
-    expect(r3.outputs.version).toBe('2.3.0')
-    expect(r3.outputs['previous-version']).toBe('2.2.0')
+    // Versions are kept as written: 2.3 stays 2.3, v2.2.0 stays v2.2.0.
+    expect(r3.outputs.version).toBe('2.3')
+    expect(r3.outputs['previous-version']).toBe('v2.2.0')
 
     expect(liveSha()).toBe(builds.v3!.sha)
     const s = state()
-    expect(s.releases.map(x => x.version)).toEqual([BASE_VERSION, '2.1.0', '2.2.0', '2.3.0'])
+    expect(s.releases.map(x => x.version)).toEqual([BASE_VERSION, '2.1.0', 'v2.2.0', '2.3'])
     expect(s.live).toBe(builds.v3!.sha)
     // The binary that was live before zerodown: recorded before the first swap, provenance unknown.
     const found = s.releases[0]!
@@ -183,8 +184,8 @@ describe('release history and mode: rollback', () => {
     }
     // The job summary lists the releases, the live one marked.
     expect(r3.summary).toContain('Releases on')
-    expect(r3.summary).toMatch(/\| \*\*live\*\* \| 2\.3\.0 \|/)
-    expect(r3.summary).toMatch(/\| {2}\| 2\.2\.0 \|/)
+    expect(r3.summary).toMatch(/\| \*\*live\*\* \| 2\.3 \|/)
+    expect(r3.summary).toMatch(/\| {2}\| v2\.2\.0 \|/)
   })
 
   it('mode: rollback serves v2 again, on the same listening socket, without a failed request', async () => {
@@ -198,8 +199,8 @@ describe('release history and mode: rollback', () => {
     await new Promise(r => setTimeout(r, 300))
     const counts = await traffic.stop()
     expectOk(r)
-    expect(r.outputs.version).toBe('2.2.0')
-    expect(r.outputs['previous-version']).toBe('2.3.0')
+    expect(r.outputs.version).toBe('v2.2.0')
+    expect(r.outputs['previous-version']).toBe('2.3')
     expect(liveSha()).toBe(builds.v2!.sha)
     expect(r.log).toMatch(/copied .*releases\/[0-9a-f]{64}\/nginx .*nothing sent/)
 
@@ -218,7 +219,7 @@ describe('release history and mode: rollback', () => {
     const s = state()
     expect(s.live).toBe(builds.v2!.sha)
     // v3 stays in the store: it can be deployed again, but it is no longer in the lineage.
-    expect(s.releases.map(x => x.version)).toContain('2.3.0')
+    expect(s.releases.map(x => x.version)).toContain('2.3')
   })
 
   it('rollback-to v1 works after the runner deleted its copy of v1', async () => {
@@ -226,7 +227,7 @@ describe('release history and mode: rollback', () => {
     const r = await run({ mode: 'rollback', 'rollback-to': '2.1.0' })
     expectOk(r)
     expect(r.outputs.version).toBe('2.1.0')
-    expect(r.outputs['previous-version']).toBe('2.2.0')
+    expect(r.outputs['previous-version']).toBe('v2.2.0')
     expect(liveSha()).toBe(builds.v1!.sha)
     expect(state().live).toBe(builds.v1!.sha)
   })
@@ -236,7 +237,11 @@ describe('release history and mode: rollback', () => {
     const r = await run({ mode: 'rollback', 'rollback-to': '9.9.9' })
     expectFailed(r)
     expect(r.log).toContain(`has no release with version 9.9.9`)
-    expect(r.log).toContain(`It has: ${BASE_VERSION}, 2.1.0 (live), 2.2.0, 2.3.0`)
+    expect(r.log).toMatch(
+      new RegExp(
+        `It has: ${BASE_VERSION} \\(sha256 \\w{12}\\), 2\\.1\\.0 \\(sha256 \\w{12}, live\\), v2\\.2\\.0 \\(sha256 \\w{12}\\), 2\\.3 \\(sha256`
+      )
+    )
     expect(masterPid()).toBe(before)
     expect(liveSha()).toBe(builds.v1!.sha)
   })
@@ -351,7 +356,11 @@ describe('a fleet: each host rolls back from its own store', () => {
     const before = stateOn(a)
     const r = await onFleet([a, b], { mode: 'rollback', 'rollback-to': '2.1.0' })
     expect(r.code).not.toBe(0)
-    expect(r.log).toContain(`has no release with version 2.1.0. It has: ${BASE_VERSION}, 2.2.0 (live)`)
+    expect(r.log).toMatch(
+      new RegExp(
+        `has no release with version 2\\.1\\.0\\. It has: ${BASE_VERSION} \\(sha256 \\w{12}\\), 2\\.2\\.0 \\(sha256 \\w{12}, live\\)`
+      )
+    )
     // a went to 2.1.0 first (the canary), then came back to 2.2.0 when b failed: its store still says 2.2.0.
     expect(shaOn(a)).toBe(builds.v2!.sha)
     expect(shaOn(b)).toBe(builds.v2!.sha)

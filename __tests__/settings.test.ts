@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals'
 import { parseDuration, formatDuration } from '../src/duration.js'
-import { parseHostTarget, SettingsError } from '../src/settings.js'
+import { parseHostTarget, readSettings, SettingsError } from '../src/settings.js'
 import { settingsWith } from './helpers/inputs.js'
 import { checkPairings, supervisorOf } from '../src/app.js'
 
@@ -107,8 +107,11 @@ describe('readSettings', () => {
     [{ 'health-url': 'ftp://x/health' }, 'health-url', 'not http or https'],
     [{ 'health-expect': '(' }, 'health-expect', 'not a valid regular expression'],
     [{ binary: '' }, 'binary', 'required when mode is deploy'],
-    [{ version: '1.x; rm' }, 'version', 'not a semantic version'],
+    [{ version: '1.x; rm' }, 'version', 'neither a semantic version nor a Debian version'],
     [{ 'jump-host': 'bastion;id' }, 'jump-host', 'not a host name'],
+    [{ 'jump-password': 'pw' }, 'jump-password', 'is set but jump-host is empty'],
+    [{ 'jump-host': 'bastion', 'jump-passphrase': 'pp' }, 'jump-passphrase', 'jump-private-key is empty'],
+    [{ 'private-key': '' }, 'private-key', 'no ssh-agent is running (SSH_AUTH_SOCK is not set)'],
     [{ hosts: 'web1\0' }, 'hosts', 'NUL byte'],
     [
       { 'health-checks': '5', 'health-interval': '2s', 'health-timeout': '7s' },
@@ -133,6 +136,17 @@ describe('readSettings', () => {
     expect(e.input).toBe(input)
     expect(e.message).toContain(`Input '${input}'`)
     expect(e.message).toContain(problem)
+  })
+
+  it('an ssh-agent stands in for a key: SSH_AUTH_SOCK from the environment', () => {
+    const inputs: Record<string, string> = {
+      hosts: 'web1',
+      'host-fingerprints': 'SHA256:' + 'A'.repeat(43),
+      binary: './nginx'
+    }
+    const s = readSettings(name => inputs[name] ?? '', { SSH_AUTH_SOCK: '/tmp/agent.sock' })
+    expect(s.privateKey).toBeUndefined()
+    expect(s.agentSocket).toBe('/tmp/agent.sock')
   })
 
   it('a health gate that can just pass is accepted: (health-checks - 1) x health-interval = health-timeout', () => {

@@ -323,8 +323,10 @@ describe('a successful hot upgrade', () => {
     expect(sha256(sb.hostPath(h, '/srv/app/sbin/nginx'))).toBe(sha256(build))
     const st = hostState(sb, h)
     expect(st.oldbin).toBe(false)
-    expect(st.leftovers).toEqual(['.nginx.zerodown-prev']) // the replaced binary is kept
-    expect(sha256(sb.hostPath(h, '/srv/app/sbin/.nginx.zerodown-prev'))).toBe(sha256('/usr/sbin/nginx'))
+    // Nothing of ours beside the live binary: the replaced build is kept in the release store only.
+    expect(st.leftovers).toEqual([])
+    const old = sha256('/usr/sbin/nginx')
+    expect(sha256(sb.hostPath(h, `/var/lib/zerodown/nginx/releases/${old}/nginx`))).toBe(old)
     // a new worker answers
     const w = Number((await httpGet(h.address, h.httpPort, '/pid')).body.trim())
     expect(sb.nginxWorkers(h, newPid)).toContain(w)

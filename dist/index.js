@@ -19155,2219 +19155,6 @@ var require_undici = __commonJS({
   }
 });
 
-// node_modules/semver/internal/constants.js
-var require_constants6 = __commonJS({
-  "node_modules/semver/internal/constants.js"(exports, module) {
-    "use strict";
-    var SEMVER_SPEC_VERSION = "2.0.0";
-    var MAX_LENGTH = 256;
-    var MAX_SAFE_INTEGER = Number.MAX_SAFE_INTEGER || /* istanbul ignore next */
-    9007199254740991;
-    var MAX_SAFE_COMPONENT_LENGTH = 16;
-    var MAX_SAFE_BUILD_LENGTH = MAX_LENGTH - 6;
-    var WHITESPACE_CHARACTERS = [
-      "	",
-      "\n",
-      "\v",
-      "\f",
-      "\r",
-      " ",
-      "\xA0",
-      "\u1680",
-      "\u2000",
-      "\u2001",
-      "\u2002",
-      "\u2003",
-      "\u2004",
-      "\u2005",
-      "\u2006",
-      "\u2007",
-      "\u2008",
-      "\u2009",
-      "\u200A",
-      "\u2028",
-      "\u2029",
-      "\u202F",
-      "\u205F",
-      "\u3000",
-      "\uFEFF"
-    ];
-    var RELEASE_TYPES = [
-      "major",
-      "premajor",
-      "minor",
-      "preminor",
-      "patch",
-      "prepatch",
-      "prerelease"
-    ];
-    module.exports = {
-      MAX_LENGTH,
-      MAX_SAFE_COMPONENT_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      MAX_SAFE_INTEGER,
-      WHITESPACE_CHARACTERS,
-      RELEASE_TYPES,
-      SEMVER_SPEC_VERSION,
-      FLAG_INCLUDE_PRERELEASE: 1,
-      FLAG_LOOSE: 2
-    };
-  }
-});
-
-// node_modules/semver/internal/debug.js
-var require_debug = __commonJS({
-  "node_modules/semver/internal/debug.js"(exports, module) {
-    "use strict";
-    var debug2 = typeof process === "object" && process.env && process.env.NODE_DEBUG && /\bsemver\b/i.test(process.env.NODE_DEBUG) ? (...args) => console.error("SEMVER", ...args) : () => {
-    };
-    module.exports = debug2;
-  }
-});
-
-// node_modules/semver/internal/re.js
-var require_re = __commonJS({
-  "node_modules/semver/internal/re.js"(exports, module) {
-    "use strict";
-    var {
-      MAX_SAFE_COMPONENT_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      MAX_LENGTH
-    } = require_constants6();
-    var debug2 = require_debug();
-    exports = module.exports = {};
-    var re = exports.re = [];
-    var safeRe = exports.safeRe = [];
-    var src = exports.src = [];
-    var safeSrc = exports.safeSrc = [];
-    var t = exports.t = {};
-    var R = 0;
-    var LETTERDASHNUMBER = "[a-zA-Z0-9-]";
-    var safeRegexReplacements = [
-      ["\\s", 1],
-      ["\\d", MAX_LENGTH],
-      [LETTERDASHNUMBER, MAX_SAFE_BUILD_LENGTH]
-    ];
-    var makeSafeRegex = (value) => {
-      for (const [token, max] of safeRegexReplacements) {
-        value = value.split(`${token}*`).join(`${token}{0,${max}}`).split(`${token}+`).join(`${token}{1,${max}}`);
-      }
-      return value;
-    };
-    var createToken = (name, value, isGlobal) => {
-      const safe = makeSafeRegex(value);
-      const index = R++;
-      debug2(name, index, value);
-      t[name] = index;
-      src[index] = value;
-      safeSrc[index] = safe;
-      re[index] = new RegExp(value, isGlobal ? "g" : void 0);
-      safeRe[index] = new RegExp(safe, isGlobal ? "g" : void 0);
-    };
-    createToken("NUMERICIDENTIFIER", "0|[1-9]\\d*");
-    createToken("NUMERICIDENTIFIERLOOSE", "\\d+");
-    createToken("NONNUMERICIDENTIFIER", `\\d*[a-zA-Z-]${LETTERDASHNUMBER}*`);
-    createToken("MAINVERSION", `(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})\\.(${src[t.NUMERICIDENTIFIER]})`);
-    createToken("MAINVERSIONLOOSE", `(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})\\.(${src[t.NUMERICIDENTIFIERLOOSE]})`);
-    createToken("PRERELEASEIDENTIFIER", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIER]})`);
-    createToken("PRERELEASEIDENTIFIERLOOSE", `(?:${src[t.NONNUMERICIDENTIFIER]}|${src[t.NUMERICIDENTIFIERLOOSE]})`);
-    createToken("PRERELEASE", `(?:-(${src[t.PRERELEASEIDENTIFIER]}(?:\\.${src[t.PRERELEASEIDENTIFIER]})*))`);
-    createToken("PRERELEASELOOSE", `(?:-?(${src[t.PRERELEASEIDENTIFIERLOOSE]}(?:\\.${src[t.PRERELEASEIDENTIFIERLOOSE]})*))`);
-    createToken("BUILDIDENTIFIER", `${LETTERDASHNUMBER}+`);
-    createToken("BUILD", `(?:\\+(${src[t.BUILDIDENTIFIER]}(?:\\.${src[t.BUILDIDENTIFIER]})*))`);
-    createToken("FULLPLAIN", `v?${src[t.MAINVERSION]}${src[t.PRERELEASE]}?${src[t.BUILD]}?`);
-    createToken("FULL", `^${src[t.FULLPLAIN]}$`);
-    createToken("LOOSEPLAIN", `[v=\\s]*${src[t.MAINVERSIONLOOSE]}${src[t.PRERELEASELOOSE]}?${src[t.BUILD]}?`);
-    createToken("LOOSE", `^${src[t.LOOSEPLAIN]}$`);
-    createToken("GTLT", "((?:<|>)?=?)");
-    createToken("XRANGEIDENTIFIERLOOSE", `${src[t.NUMERICIDENTIFIERLOOSE]}|x|X|\\*`);
-    createToken("XRANGEIDENTIFIER", `${src[t.NUMERICIDENTIFIER]}|x|X|\\*`);
-    createToken("XRANGEPLAIN", `[v=\\s]*(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:\\.(${src[t.XRANGEIDENTIFIER]})(?:${src[t.PRERELEASE]})?${src[t.BUILD]}?)?)?`);
-    createToken("XRANGEPLAINLOOSE", `[v=\\s]*(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:\\.(${src[t.XRANGEIDENTIFIERLOOSE]})(?:${src[t.PRERELEASELOOSE]})?${src[t.BUILD]}?)?)?`);
-    createToken("XRANGE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAIN]}$`);
-    createToken("XRANGELOOSE", `^${src[t.GTLT]}\\s*${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("COERCEPLAIN", `${"(^|[^\\d])(\\d{1,"}${MAX_SAFE_COMPONENT_LENGTH}})(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?(?:\\.(\\d{1,${MAX_SAFE_COMPONENT_LENGTH}}))?`);
-    createToken("COERCE", `${src[t.COERCEPLAIN]}(?:$|[^\\d])`);
-    createToken("COERCEFULL", src[t.COERCEPLAIN] + `(?:${src[t.PRERELEASE]})?(?:${src[t.BUILD]})?(?:$|[^\\d])`);
-    createToken("COERCERTL", src[t.COERCE], true);
-    createToken("COERCERTLFULL", src[t.COERCEFULL], true);
-    createToken("LONETILDE", "(?:~>?)");
-    createToken("TILDETRIM", `(\\s*)${src[t.LONETILDE]}\\s+`, true);
-    exports.tildeTrimReplace = "$1~";
-    createToken("TILDE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAIN]}$`);
-    createToken("TILDELOOSE", `^${src[t.LONETILDE]}${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("LONECARET", "(?:\\^)");
-    createToken("CARETTRIM", `(\\s*)${src[t.LONECARET]}\\s+`, true);
-    exports.caretTrimReplace = "$1^";
-    createToken("CARET", `^${src[t.LONECARET]}${src[t.XRANGEPLAIN]}$`);
-    createToken("CARETLOOSE", `^${src[t.LONECARET]}${src[t.XRANGEPLAINLOOSE]}$`);
-    createToken("COMPARATORLOOSE", `^${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]})$|^$`);
-    createToken("COMPARATOR", `^${src[t.GTLT]}\\s*(${src[t.FULLPLAIN]})$|^$`);
-    createToken("COMPARATORTRIM", `(\\s*)${src[t.GTLT]}\\s*(${src[t.LOOSEPLAIN]}|${src[t.XRANGEPLAIN]})`, true);
-    exports.comparatorTrimReplace = "$1$2$3";
-    createToken("HYPHENRANGE", `^\\s*(${src[t.XRANGEPLAIN]})\\s+-\\s+(${src[t.XRANGEPLAIN]})\\s*$`);
-    createToken("HYPHENRANGELOOSE", `^\\s*(${src[t.XRANGEPLAINLOOSE]})\\s+-\\s+(${src[t.XRANGEPLAINLOOSE]})\\s*$`);
-    createToken("STAR", "(<|>)?=?\\s*\\*");
-    createToken("GTE0", "^\\s*>=\\s*0\\.0\\.0\\s*$");
-    createToken("GTE0PRE", "^\\s*>=\\s*0\\.0\\.0-0\\s*$");
-  }
-});
-
-// node_modules/semver/internal/parse-options.js
-var require_parse_options = __commonJS({
-  "node_modules/semver/internal/parse-options.js"(exports, module) {
-    "use strict";
-    var looseOption = Object.freeze({ loose: true });
-    var emptyOpts = Object.freeze({});
-    var parseOptions = (options) => {
-      if (!options) {
-        return emptyOpts;
-      }
-      if (typeof options !== "object") {
-        return looseOption;
-      }
-      return options;
-    };
-    module.exports = parseOptions;
-  }
-});
-
-// node_modules/semver/internal/identifiers.js
-var require_identifiers = __commonJS({
-  "node_modules/semver/internal/identifiers.js"(exports, module) {
-    "use strict";
-    var numeric = /^[0-9]+$/;
-    var compareIdentifiers = (a, b) => {
-      if (typeof a === "number" && typeof b === "number") {
-        return a === b ? 0 : a < b ? -1 : 1;
-      }
-      const anum = numeric.test(a);
-      const bnum = numeric.test(b);
-      if (anum && bnum) {
-        a = +a;
-        b = +b;
-      }
-      return a === b ? 0 : anum && !bnum ? -1 : bnum && !anum ? 1 : a < b ? -1 : 1;
-    };
-    var rcompareIdentifiers = (a, b) => compareIdentifiers(b, a);
-    module.exports = {
-      compareIdentifiers,
-      rcompareIdentifiers
-    };
-  }
-});
-
-// node_modules/semver/classes/semver.js
-var require_semver = __commonJS({
-  "node_modules/semver/classes/semver.js"(exports, module) {
-    "use strict";
-    var debug2 = require_debug();
-    var { MAX_LENGTH, MAX_SAFE_INTEGER } = require_constants6();
-    var { safeRe: re, t } = require_re();
-    var parseOptions = require_parse_options();
-    var { compareIdentifiers } = require_identifiers();
-    var isPrereleaseIdentifier = (prerelease, identifier) => {
-      const identifiers = identifier.split(".");
-      if (identifiers.length > prerelease.length) {
-        return false;
-      }
-      for (let i = 0; i < identifiers.length; i++) {
-        if (compareIdentifiers(prerelease[i], identifiers[i]) !== 0) {
-          return false;
-        }
-      }
-      return true;
-    };
-    var SemVer = class _SemVer {
-      constructor(version, options) {
-        options = parseOptions(options);
-        if (version instanceof _SemVer) {
-          if (version.loose === !!options.loose && version.includePrerelease === !!options.includePrerelease) {
-            return version;
-          } else {
-            version = version.version;
-          }
-        } else if (typeof version !== "string") {
-          throw new TypeError(`Invalid version. Must be a string. Got type "${typeof version}".`);
-        }
-        if (version.length > MAX_LENGTH) {
-          throw new TypeError(
-            `version is longer than ${MAX_LENGTH} characters`
-          );
-        }
-        debug2("SemVer", version, options);
-        this.options = options;
-        this.loose = !!options.loose;
-        this.includePrerelease = !!options.includePrerelease;
-        const m = version.trim().match(options.loose ? re[t.LOOSE] : re[t.FULL]);
-        if (!m) {
-          throw new TypeError(`Invalid Version: ${version}`);
-        }
-        this.raw = version;
-        this.major = +m[1];
-        this.minor = +m[2];
-        this.patch = +m[3];
-        if (this.major > MAX_SAFE_INTEGER || this.major < 0) {
-          throw new TypeError("Invalid major version");
-        }
-        if (this.minor > MAX_SAFE_INTEGER || this.minor < 0) {
-          throw new TypeError("Invalid minor version");
-        }
-        if (this.patch > MAX_SAFE_INTEGER || this.patch < 0) {
-          throw new TypeError("Invalid patch version");
-        }
-        if (!m[4]) {
-          this.prerelease = [];
-        } else {
-          this.prerelease = m[4].split(".").map((id) => {
-            if (/^[0-9]+$/.test(id)) {
-              const num = +id;
-              if (num >= 0 && num < MAX_SAFE_INTEGER) {
-                return num;
-              }
-            }
-            return id;
-          });
-        }
-        this.build = m[5] ? m[5].split(".") : [];
-        this.format();
-      }
-      format() {
-        this.version = `${this.major}.${this.minor}.${this.patch}`;
-        if (this.prerelease.length) {
-          this.version += `-${this.prerelease.join(".")}`;
-        }
-        return this.version;
-      }
-      toString() {
-        return this.version;
-      }
-      compare(other) {
-        debug2("SemVer.compare", this.version, this.options, other);
-        if (!(other instanceof _SemVer)) {
-          if (typeof other === "string" && other === this.version) {
-            return 0;
-          }
-          other = new _SemVer(other, this.options);
-        }
-        if (other.version === this.version) {
-          return 0;
-        }
-        return this.compareMain(other) || this.comparePre(other);
-      }
-      compareMain(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        if (this.major < other.major) {
-          return -1;
-        }
-        if (this.major > other.major) {
-          return 1;
-        }
-        if (this.minor < other.minor) {
-          return -1;
-        }
-        if (this.minor > other.minor) {
-          return 1;
-        }
-        if (this.patch < other.patch) {
-          return -1;
-        }
-        if (this.patch > other.patch) {
-          return 1;
-        }
-        return 0;
-      }
-      comparePre(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        if (this.prerelease.length && !other.prerelease.length) {
-          return -1;
-        } else if (!this.prerelease.length && other.prerelease.length) {
-          return 1;
-        } else if (!this.prerelease.length && !other.prerelease.length) {
-          return 0;
-        }
-        let i = 0;
-        do {
-          const a = this.prerelease[i];
-          const b = other.prerelease[i];
-          debug2("prerelease compare", i, a, b);
-          if (a === void 0 && b === void 0) {
-            return 0;
-          } else if (b === void 0) {
-            return 1;
-          } else if (a === void 0) {
-            return -1;
-          } else if (a === b) {
-            continue;
-          } else {
-            return compareIdentifiers(a, b);
-          }
-        } while (++i);
-      }
-      compareBuild(other) {
-        if (!(other instanceof _SemVer)) {
-          other = new _SemVer(other, this.options);
-        }
-        let i = 0;
-        do {
-          const a = this.build[i];
-          const b = other.build[i];
-          debug2("build compare", i, a, b);
-          if (a === void 0 && b === void 0) {
-            return 0;
-          } else if (b === void 0) {
-            return 1;
-          } else if (a === void 0) {
-            return -1;
-          } else if (a === b) {
-            continue;
-          } else {
-            return compareIdentifiers(a, b);
-          }
-        } while (++i);
-      }
-      // preminor will bump the version up to the next minor release, and immediately
-      // down to pre-release. premajor and prepatch work the same way.
-      inc(release, identifier, identifierBase) {
-        if (release.startsWith("pre")) {
-          if (!identifier && identifierBase === false) {
-            throw new Error("invalid increment argument: identifier is empty");
-          }
-          if (identifier) {
-            const match = `-${identifier}`.match(this.options.loose ? re[t.PRERELEASELOOSE] : re[t.PRERELEASE]);
-            if (!match || match[1] !== identifier) {
-              throw new Error(`invalid identifier: ${identifier}`);
-            }
-          }
-        }
-        switch (release) {
-          case "premajor":
-            this.prerelease.length = 0;
-            this.patch = 0;
-            this.minor = 0;
-            this.major++;
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "preminor":
-            this.prerelease.length = 0;
-            this.patch = 0;
-            this.minor++;
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "prepatch":
-            this.prerelease.length = 0;
-            this.inc("patch", identifier, identifierBase);
-            this.inc("pre", identifier, identifierBase);
-            break;
-          // If the input is a non-prerelease version, this acts the same as
-          // prepatch.
-          case "prerelease":
-            if (this.prerelease.length === 0) {
-              this.inc("patch", identifier, identifierBase);
-            }
-            this.inc("pre", identifier, identifierBase);
-            break;
-          case "release":
-            if (this.prerelease.length === 0) {
-              throw new Error(`version ${this.raw} is not a prerelease`);
-            }
-            this.prerelease.length = 0;
-            break;
-          case "major":
-            if (this.minor !== 0 || this.patch !== 0 || this.prerelease.length === 0) {
-              this.major++;
-            }
-            this.minor = 0;
-            this.patch = 0;
-            this.prerelease = [];
-            break;
-          case "minor":
-            if (this.patch !== 0 || this.prerelease.length === 0) {
-              this.minor++;
-            }
-            this.patch = 0;
-            this.prerelease = [];
-            break;
-          case "patch":
-            if (this.prerelease.length === 0) {
-              this.patch++;
-            }
-            this.prerelease = [];
-            break;
-          // This probably shouldn't be used publicly.
-          // 1.0.0 'pre' would become 1.0.0-0 which is the wrong direction.
-          case "pre": {
-            const base = Number(identifierBase) ? 1 : 0;
-            if (this.prerelease.length === 0) {
-              this.prerelease = [base];
-            } else {
-              let i = this.prerelease.length;
-              while (--i >= 0) {
-                if (typeof this.prerelease[i] === "number") {
-                  this.prerelease[i]++;
-                  i = -2;
-                }
-              }
-              if (i === -1) {
-                if (identifier === this.prerelease.join(".") && identifierBase === false) {
-                  throw new Error("invalid increment argument: identifier already exists");
-                }
-                this.prerelease.push(base);
-              }
-            }
-            if (identifier) {
-              let prerelease = [identifier, base];
-              if (identifierBase === false) {
-                prerelease = [identifier];
-              }
-              if (isPrereleaseIdentifier(this.prerelease, identifier)) {
-                const prereleaseBase = this.prerelease[identifier.split(".").length];
-                if (isNaN(prereleaseBase)) {
-                  this.prerelease = prerelease;
-                }
-              } else {
-                this.prerelease = prerelease;
-              }
-            }
-            break;
-          }
-          default:
-            throw new Error(`invalid increment argument: ${release}`);
-        }
-        this.raw = this.format();
-        if (this.build.length) {
-          this.raw += `+${this.build.join(".")}`;
-        }
-        return this;
-      }
-    };
-    module.exports = SemVer;
-  }
-});
-
-// node_modules/semver/functions/parse.js
-var require_parse2 = __commonJS({
-  "node_modules/semver/functions/parse.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var parse3 = (version, options, throwErrors = false) => {
-      if (version instanceof SemVer) {
-        return version;
-      }
-      try {
-        return new SemVer(version, options);
-      } catch (er) {
-        if (!throwErrors) {
-          return null;
-        }
-        throw er;
-      }
-    };
-    module.exports = parse3;
-  }
-});
-
-// node_modules/semver/functions/valid.js
-var require_valid = __commonJS({
-  "node_modules/semver/functions/valid.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var valid = (version, options) => {
-      const v = parse3(version, options);
-      return v ? v.version : null;
-    };
-    module.exports = valid;
-  }
-});
-
-// node_modules/semver/functions/clean.js
-var require_clean = __commonJS({
-  "node_modules/semver/functions/clean.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var clean2 = (version, options) => {
-      const s = parse3(version.trim().replace(/^[=v]+/, ""), options);
-      return s ? s.version : null;
-    };
-    module.exports = clean2;
-  }
-});
-
-// node_modules/semver/functions/inc.js
-var require_inc = __commonJS({
-  "node_modules/semver/functions/inc.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var inc = (version, release, options, identifier, identifierBase) => {
-      if (typeof options === "string") {
-        identifierBase = identifier;
-        identifier = options;
-        options = void 0;
-      }
-      try {
-        return new SemVer(
-          version instanceof SemVer ? version.version : version,
-          options
-        ).inc(release, identifier, identifierBase).version;
-      } catch (er) {
-        return null;
-      }
-    };
-    module.exports = inc;
-  }
-});
-
-// node_modules/semver/functions/diff.js
-var require_diff = __commonJS({
-  "node_modules/semver/functions/diff.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var diff = (version1, version2) => {
-      const v1 = parse3(version1, null, true);
-      const v2 = parse3(version2, null, true);
-      const comparison = v1.compare(v2);
-      if (comparison === 0) {
-        return null;
-      }
-      const v1Higher = comparison > 0;
-      const highVersion = v1Higher ? v1 : v2;
-      const lowVersion = v1Higher ? v2 : v1;
-      const highHasPre = !!highVersion.prerelease.length;
-      const lowHasPre = !!lowVersion.prerelease.length;
-      if (lowHasPre && !highHasPre) {
-        if (!lowVersion.patch && !lowVersion.minor) {
-          return "major";
-        }
-        if (lowVersion.compareMain(highVersion) === 0) {
-          if (lowVersion.minor && !lowVersion.patch) {
-            return "minor";
-          }
-          return "patch";
-        }
-      }
-      const prefix = highHasPre ? "pre" : "";
-      if (v1.major !== v2.major) {
-        return prefix + "major";
-      }
-      if (v1.minor !== v2.minor) {
-        return prefix + "minor";
-      }
-      if (v1.patch !== v2.patch) {
-        return prefix + "patch";
-      }
-      return "prerelease";
-    };
-    module.exports = diff;
-  }
-});
-
-// node_modules/semver/functions/major.js
-var require_major = __commonJS({
-  "node_modules/semver/functions/major.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var major = (a, loose) => new SemVer(a, loose).major;
-    module.exports = major;
-  }
-});
-
-// node_modules/semver/functions/minor.js
-var require_minor = __commonJS({
-  "node_modules/semver/functions/minor.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var minor = (a, loose) => new SemVer(a, loose).minor;
-    module.exports = minor;
-  }
-});
-
-// node_modules/semver/functions/patch.js
-var require_patch = __commonJS({
-  "node_modules/semver/functions/patch.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var patch = (a, loose) => new SemVer(a, loose).patch;
-    module.exports = patch;
-  }
-});
-
-// node_modules/semver/functions/prerelease.js
-var require_prerelease = __commonJS({
-  "node_modules/semver/functions/prerelease.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var prerelease = (version, options) => {
-      const parsed = parse3(version, options);
-      return parsed && parsed.prerelease.length ? parsed.prerelease : null;
-    };
-    module.exports = prerelease;
-  }
-});
-
-// node_modules/semver/functions/compare.js
-var require_compare = __commonJS({
-  "node_modules/semver/functions/compare.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var compare = (a, b, loose) => new SemVer(a, loose).compare(new SemVer(b, loose));
-    module.exports = compare;
-  }
-});
-
-// node_modules/semver/functions/rcompare.js
-var require_rcompare = __commonJS({
-  "node_modules/semver/functions/rcompare.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var rcompare = (a, b, loose) => compare(b, a, loose);
-    module.exports = rcompare;
-  }
-});
-
-// node_modules/semver/functions/compare-loose.js
-var require_compare_loose = __commonJS({
-  "node_modules/semver/functions/compare-loose.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var compareLoose = (a, b) => compare(a, b, true);
-    module.exports = compareLoose;
-  }
-});
-
-// node_modules/semver/functions/compare-build.js
-var require_compare_build = __commonJS({
-  "node_modules/semver/functions/compare-build.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var compareBuild = (a, b, loose) => {
-      const versionA = new SemVer(a, loose);
-      const versionB = new SemVer(b, loose);
-      return versionA.compare(versionB) || versionA.compareBuild(versionB);
-    };
-    module.exports = compareBuild;
-  }
-});
-
-// node_modules/semver/functions/sort.js
-var require_sort = __commonJS({
-  "node_modules/semver/functions/sort.js"(exports, module) {
-    "use strict";
-    var compareBuild = require_compare_build();
-    var sort = (list, loose) => list.sort((a, b) => compareBuild(a, b, loose));
-    module.exports = sort;
-  }
-});
-
-// node_modules/semver/functions/rsort.js
-var require_rsort = __commonJS({
-  "node_modules/semver/functions/rsort.js"(exports, module) {
-    "use strict";
-    var compareBuild = require_compare_build();
-    var rsort = (list, loose) => list.sort((a, b) => compareBuild(b, a, loose));
-    module.exports = rsort;
-  }
-});
-
-// node_modules/semver/functions/gt.js
-var require_gt = __commonJS({
-  "node_modules/semver/functions/gt.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var gt = (a, b, loose) => compare(a, b, loose) > 0;
-    module.exports = gt;
-  }
-});
-
-// node_modules/semver/functions/lt.js
-var require_lt = __commonJS({
-  "node_modules/semver/functions/lt.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var lt = (a, b, loose) => compare(a, b, loose) < 0;
-    module.exports = lt;
-  }
-});
-
-// node_modules/semver/functions/eq.js
-var require_eq = __commonJS({
-  "node_modules/semver/functions/eq.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var eq = (a, b, loose) => compare(a, b, loose) === 0;
-    module.exports = eq;
-  }
-});
-
-// node_modules/semver/functions/neq.js
-var require_neq = __commonJS({
-  "node_modules/semver/functions/neq.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var neq = (a, b, loose) => compare(a, b, loose) !== 0;
-    module.exports = neq;
-  }
-});
-
-// node_modules/semver/functions/gte.js
-var require_gte = __commonJS({
-  "node_modules/semver/functions/gte.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var gte = (a, b, loose) => compare(a, b, loose) >= 0;
-    module.exports = gte;
-  }
-});
-
-// node_modules/semver/functions/lte.js
-var require_lte = __commonJS({
-  "node_modules/semver/functions/lte.js"(exports, module) {
-    "use strict";
-    var compare = require_compare();
-    var lte = (a, b, loose) => compare(a, b, loose) <= 0;
-    module.exports = lte;
-  }
-});
-
-// node_modules/semver/functions/cmp.js
-var require_cmp = __commonJS({
-  "node_modules/semver/functions/cmp.js"(exports, module) {
-    "use strict";
-    var eq = require_eq();
-    var neq = require_neq();
-    var gt = require_gt();
-    var gte = require_gte();
-    var lt = require_lt();
-    var lte = require_lte();
-    var cmp = (a, op, b, loose) => {
-      switch (op) {
-        case "===":
-          if (typeof a === "object") {
-            a = a.version;
-          }
-          if (typeof b === "object") {
-            b = b.version;
-          }
-          return a === b;
-        case "!==":
-          if (typeof a === "object") {
-            a = a.version;
-          }
-          if (typeof b === "object") {
-            b = b.version;
-          }
-          return a !== b;
-        case "":
-        case "=":
-        case "==":
-          return eq(a, b, loose);
-        case "!=":
-          return neq(a, b, loose);
-        case ">":
-          return gt(a, b, loose);
-        case ">=":
-          return gte(a, b, loose);
-        case "<":
-          return lt(a, b, loose);
-        case "<=":
-          return lte(a, b, loose);
-        default:
-          throw new TypeError(`Invalid operator: ${op}`);
-      }
-    };
-    module.exports = cmp;
-  }
-});
-
-// node_modules/semver/functions/coerce.js
-var require_coerce = __commonJS({
-  "node_modules/semver/functions/coerce.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var parse3 = require_parse2();
-    var { safeRe: re, t } = require_re();
-    var coerce = (version, options) => {
-      if (version instanceof SemVer) {
-        return version;
-      }
-      if (typeof version === "number") {
-        version = String(version);
-      }
-      if (typeof version !== "string") {
-        return null;
-      }
-      options = options || {};
-      let match = null;
-      if (!options.rtl) {
-        match = version.match(options.includePrerelease ? re[t.COERCEFULL] : re[t.COERCE]);
-      } else {
-        const coerceRtlRegex = options.includePrerelease ? re[t.COERCERTLFULL] : re[t.COERCERTL];
-        let next;
-        while ((next = coerceRtlRegex.exec(version)) && (!match || match.index + match[0].length !== version.length)) {
-          if (!match || next.index + next[0].length !== match.index + match[0].length) {
-            match = next;
-          }
-          coerceRtlRegex.lastIndex = next.index + next[1].length + next[2].length;
-        }
-        coerceRtlRegex.lastIndex = -1;
-      }
-      if (match === null) {
-        return null;
-      }
-      const major = match[2];
-      const minor = match[3] || "0";
-      const patch = match[4] || "0";
-      const prerelease = options.includePrerelease && match[5] ? `-${match[5]}` : "";
-      const build = options.includePrerelease && match[6] ? `+${match[6]}` : "";
-      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
-    };
-    module.exports = coerce;
-  }
-});
-
-// node_modules/semver/functions/truncate.js
-var require_truncate = __commonJS({
-  "node_modules/semver/functions/truncate.js"(exports, module) {
-    "use strict";
-    var parse3 = require_parse2();
-    var constants3 = require_constants6();
-    var SemVer = require_semver();
-    var truncate = (version, truncation, options) => {
-      if (!constants3.RELEASE_TYPES.includes(truncation)) {
-        return null;
-      }
-      const clonedVersion = cloneInputVersion(version, options);
-      return clonedVersion && doTruncation(clonedVersion, truncation);
-    };
-    var cloneInputVersion = (version, options) => {
-      const versionStringToParse = version instanceof SemVer ? version.version : version;
-      return parse3(versionStringToParse, options);
-    };
-    var doTruncation = (version, truncation) => {
-      if (isPrerelease(truncation)) {
-        return version.version;
-      }
-      version.prerelease = [];
-      switch (truncation) {
-        case "major":
-          version.minor = 0;
-          version.patch = 0;
-          break;
-        case "minor":
-          version.patch = 0;
-          break;
-      }
-      return version.format();
-    };
-    var isPrerelease = (type) => {
-      return type.startsWith("pre");
-    };
-    module.exports = truncate;
-  }
-});
-
-// node_modules/semver/internal/lrucache.js
-var require_lrucache = __commonJS({
-  "node_modules/semver/internal/lrucache.js"(exports, module) {
-    "use strict";
-    var LRUCache = class {
-      constructor() {
-        this.max = 1e3;
-        this.map = /* @__PURE__ */ new Map();
-      }
-      get(key) {
-        const value = this.map.get(key);
-        if (value === void 0) {
-          return void 0;
-        } else {
-          this.map.delete(key);
-          this.map.set(key, value);
-          return value;
-        }
-      }
-      delete(key) {
-        return this.map.delete(key);
-      }
-      set(key, value) {
-        const deleted = this.delete(key);
-        if (!deleted && value !== void 0) {
-          if (this.map.size >= this.max) {
-            const firstKey = this.map.keys().next().value;
-            this.delete(firstKey);
-          }
-          this.map.set(key, value);
-        }
-        return this;
-      }
-    };
-    module.exports = LRUCache;
-  }
-});
-
-// node_modules/semver/internal/trim-comparator-whitespace.js
-var require_trim_comparator_whitespace = __commonJS({
-  "node_modules/semver/internal/trim-comparator-whitespace.js"(exports, module) {
-    "use strict";
-    var {
-      MAX_LENGTH,
-      MAX_SAFE_BUILD_LENGTH,
-      WHITESPACE_CHARACTERS
-    } = require_constants6();
-    var whitespace = new Uint8Array(65536);
-    for (const char of WHITESPACE_CHARACTERS) {
-      whitespace[char.charCodeAt(0)] = 1;
-    }
-    var isWhitespace = (char) => char !== void 0 && whitespace[char.charCodeAt(0)] === 1;
-    var isVersionPrefix = (char) => char === "v" || char === "=" || isWhitespace(char);
-    var isDigit = (char) => char !== void 0 && char >= "0" && char <= "9";
-    var isLetter = (char) => char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
-    var isIdentifierCharacter = (char) => isDigit(char) || isLetter(char) || char === "-";
-    var isVersionStart = (char) => isDigit(char) || char === "x" || char === "X" || char === "*";
-    var findDigitsEndIndex = (range2, start, limit, digitRuns) => {
-      if (!isDigit(range2[start])) {
-        return start;
-      }
-      if (start >= digitRuns.start && start < digitRuns.end) {
-        return Math.min(start + limit, digitRuns.end);
-      }
-      if (start >= digitRuns.previousStart && start < digitRuns.previousEnd) {
-        return Math.min(start + limit, digitRuns.previousEnd);
-      }
-      let end = start + 1;
-      while (isDigit(range2[end])) {
-        end++;
-      }
-      digitRuns.previousStart = digitRuns.start;
-      digitRuns.previousEnd = digitRuns.end;
-      digitRuns.start = start;
-      digitRuns.end = end;
-      return Math.min(start + limit, end);
-    };
-    var findVersionNumberEndIndex = (range2, start, loose, digitRuns) => {
-      if (!loose && range2[start] === "0") {
-        return start + 1;
-      }
-      return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
-    };
-    var findPrereleaseIdentifierEndIndex = (range2, start, loose, digitRuns) => {
-      const digitsEnd = findDigitsEndIndex(range2, start, MAX_LENGTH, digitRuns);
-      if (isLetter(range2[digitsEnd]) || range2[digitsEnd] === "-") {
-        let end = digitsEnd + 1;
-        const limit = end + MAX_SAFE_BUILD_LENGTH;
-        while (end < limit && isIdentifierCharacter(range2[end])) {
-          end++;
-        }
-        return end;
-      }
-      return findVersionNumberEndIndex(range2, start, loose, digitRuns);
-    };
-    var findPrereleaseEndIndex = (range2, start, loose, digitRuns) => {
-      const hyphen = range2[start] === "-";
-      if (!loose && !hyphen) {
-        return start;
-      }
-      const identifierStart = start + (hyphen ? 1 : 0);
-      let end = findPrereleaseIdentifierEndIndex(range2, identifierStart, loose, digitRuns);
-      if (end === identifierStart) {
-        if (!loose || !hyphen) {
-          return start;
-        }
-        end = findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns);
-      }
-      while (range2[end] === ".") {
-        const next = findPrereleaseIdentifierEndIndex(range2, end + 1, loose, digitRuns);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    };
-    var findBuildIdentifierEndIndex = (range2, start) => {
-      let end = start;
-      while (end - start < MAX_SAFE_BUILD_LENGTH && isIdentifierCharacter(range2[end])) {
-        end++;
-      }
-      return end;
-    };
-    var findBuildEndIndex = (range2, start) => {
-      if (range2[start] !== "+") {
-        return start;
-      }
-      let end = findBuildIdentifierEndIndex(range2, start + 1);
-      if (end === start + 1) {
-        return start;
-      }
-      while (range2[end] === ".") {
-        const next = findBuildIdentifierEndIndex(range2, end + 1);
-        if (next === end + 1) {
-          break;
-        }
-        end = next;
-      }
-      return end;
-    };
-    var findLooseFullVersionEndIndex = (range2, start, digitRuns) => {
-      let end = start;
-      for (let component = 0; component < 3; component++) {
-        const next = findVersionNumberEndIndex(range2, end, true, digitRuns);
-        if (next === end) {
-          return start;
-        }
-        end = next;
-        if (component < 2) {
-          if (range2[end] !== ".") {
-            return start;
-          }
-          end++;
-        }
-      }
-      const prereleaseEnd = findPrereleaseEndIndex(range2, end, true, digitRuns);
-      return findBuildEndIndex(range2, prereleaseEnd);
-    };
-    var findPartialVersionComponentEndIndex = (range2, start, digitRuns) => {
-      if (isDigit(range2[start])) {
-        return findVersionNumberEndIndex(range2, start, false, digitRuns);
-      }
-      return isVersionStart(range2[start]) ? start + 1 : start;
-    };
-    var findPartialVersionEndIndex = (range2, start, digitRuns) => {
-      let end = findPartialVersionComponentEndIndex(range2, start, digitRuns);
-      for (let component = 0; component < 2; component++) {
-        if (range2[end] !== ".") {
-          return end;
-        }
-        const next = findPartialVersionComponentEndIndex(range2, end + 1, digitRuns);
-        if (next === end + 1) {
-          return end;
-        }
-        end = next;
-      }
-      const prereleaseEnd = findPrereleaseEndIndex(range2, end, false, digitRuns);
-      return findBuildEndIndex(range2, prereleaseEnd);
-    };
-    var findVersionEndIndex = (range2, start, digitRuns) => {
-      const fullVersionEnd = findLooseFullVersionEndIndex(range2, start, digitRuns);
-      return fullVersionEnd !== start ? fullVersionEnd : findPartialVersionEndIndex(range2, start, digitRuns);
-    };
-    var findRemovableWhitespaceIndex = (range2, matchStart) => {
-      let position = matchStart;
-      if (isWhitespace(range2[position])) {
-        position++;
-      }
-      if (range2[position] === "<" || range2[position] === ">") {
-        position++;
-      }
-      if (range2[position] === "=") {
-        position++;
-      }
-      return isWhitespace(range2[position]) ? position : -1;
-    };
-    var trimComparatorWhitespace = (range2) => {
-      let result = "";
-      let copyFrom = 0;
-      let cursor = 0;
-      const digitRuns = { start: -1, end: -1, previousStart: -1, previousEnd: -1 };
-      while (cursor < range2.length) {
-        const matchStart = cursor;
-        if (range2[cursor] === "<" || range2[cursor] === ">") {
-          cursor++;
-        } else if (!isVersionPrefix(range2[cursor]) && !isVersionStart(range2[cursor])) {
-          cursor++;
-          continue;
-        }
-        while (cursor < range2.length && isVersionPrefix(range2[cursor])) {
-          cursor++;
-        }
-        if (!isVersionStart(range2[cursor])) {
-          continue;
-        }
-        const whitespacePosition = findRemovableWhitespaceIndex(range2, matchStart);
-        if (whitespacePosition !== -1) {
-          result += range2.slice(copyFrom, whitespacePosition);
-          copyFrom = whitespacePosition + 1;
-        }
-        cursor = findVersionEndIndex(range2, cursor, digitRuns);
-      }
-      return result + range2.slice(copyFrom);
-    };
-    module.exports = trimComparatorWhitespace;
-  }
-});
-
-// node_modules/semver/classes/range.js
-var require_range = __commonJS({
-  "node_modules/semver/classes/range.js"(exports, module) {
-    "use strict";
-    var SPACE_CHARACTERS = /\s+/g;
-    var Range = class _Range {
-      constructor(range2, options) {
-        options = parseOptions(options);
-        if (range2 instanceof _Range) {
-          if (range2.loose === !!options.loose && range2.includePrerelease === !!options.includePrerelease) {
-            return range2;
-          } else {
-            return new _Range(range2.raw, options);
-          }
-        }
-        if (range2 instanceof Comparator) {
-          this.raw = range2.value;
-          this.set = [[range2]];
-          this.formatted = void 0;
-          return this;
-        }
-        this.options = options;
-        this.loose = !!options.loose;
-        this.includePrerelease = !!options.includePrerelease;
-        this.raw = range2.trim().replace(SPACE_CHARACTERS, " ");
-        this.set = this.raw.split("||").map((r) => this.parseRange(r.trim())).filter((c) => c.length);
-        if (!this.set.length) {
-          throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
-        }
-        if (this.set.length > 1) {
-          const first2 = this.set[0];
-          this.set = this.set.filter((c) => !isNullSet(c[0]));
-          if (this.set.length === 0) {
-            this.set = [first2];
-          } else if (this.set.length > 1) {
-            for (const c of this.set) {
-              if (c.length === 1 && isAny(c[0])) {
-                this.set = [c];
-                break;
-              }
-            }
-          }
-        }
-        this.formatted = void 0;
-      }
-      get range() {
-        if (this.formatted === void 0) {
-          this.formatted = "";
-          for (let i = 0; i < this.set.length; i++) {
-            if (i > 0) {
-              this.formatted += "||";
-            }
-            const comps = this.set[i];
-            for (let k = 0; k < comps.length; k++) {
-              if (k > 0) {
-                this.formatted += " ";
-              }
-              this.formatted += comps[k].toString().trim();
-            }
-          }
-        }
-        return this.formatted;
-      }
-      format() {
-        return this.range;
-      }
-      toString() {
-        return this.range;
-      }
-      parseRange(range2) {
-        range2 = range2.replace(BUILDSTRIPRE, "");
-        const memoOpts = (this.options.includePrerelease && FLAG_INCLUDE_PRERELEASE) | (this.options.loose && FLAG_LOOSE);
-        const memoKey = memoOpts + ":" + range2;
-        const cached = cache.get(memoKey);
-        if (cached) {
-          return cached;
-        }
-        const loose = this.options.loose;
-        const hr = loose ? re[t.HYPHENRANGELOOSE] : re[t.HYPHENRANGE];
-        range2 = range2.replace(hr, hyphenReplace(this.options.includePrerelease));
-        debug2("hyphen replace", range2);
-        range2 = trimComparatorWhitespace(range2);
-        debug2("comparator trim", range2);
-        range2 = range2.replace(re[t.TILDETRIM], tildeTrimReplace);
-        debug2("tilde trim", range2);
-        range2 = range2.replace(re[t.CARETTRIM], caretTrimReplace);
-        debug2("caret trim", range2);
-        let rangeList = range2.split(" ").map((comp) => parseComparator(comp, this.options)).join(" ").split(/\s+/).map((comp) => replaceGTE0(comp, this.options));
-        if (loose) {
-          rangeList = rangeList.filter((comp) => {
-            debug2("loose invalid filter", comp, this.options);
-            return !!comp.match(re[t.COMPARATORLOOSE]);
-          });
-        }
-        debug2("range list", rangeList);
-        const rangeMap = /* @__PURE__ */ new Map();
-        const comparators = rangeList.map((comp) => new Comparator(comp, this.options));
-        for (const comp of comparators) {
-          if (isNullSet(comp)) {
-            return [comp];
-          }
-          rangeMap.set(comp.value, comp);
-        }
-        if (rangeMap.size > 1 && rangeMap.has("")) {
-          rangeMap.delete("");
-        }
-        const result = [...rangeMap.values()];
-        cache.set(memoKey, result);
-        return result;
-      }
-      intersects(range2, options) {
-        if (!(range2 instanceof _Range)) {
-          throw new TypeError("a Range is required");
-        }
-        return this.set.some((thisComparators) => {
-          return isSatisfiable(thisComparators, options) && range2.set.some((rangeComparators) => {
-            return isSatisfiable(rangeComparators, options) && thisComparators.every((thisComparator) => {
-              return rangeComparators.every((rangeComparator) => {
-                return thisComparator.intersects(rangeComparator, options);
-              });
-            });
-          });
-        });
-      }
-      // if ANY of the sets match ALL of its comparators, then pass
-      test(version) {
-        if (!version) {
-          return false;
-        }
-        if (typeof version === "string") {
-          try {
-            version = new SemVer(version, this.options);
-          } catch (er) {
-            return false;
-          }
-        }
-        for (let i = 0; i < this.set.length; i++) {
-          if (testSet(this.set[i], version, this.options)) {
-            return true;
-          }
-        }
-        return false;
-      }
-    };
-    module.exports = Range;
-    var LRU = require_lrucache();
-    var cache = new LRU();
-    var parseOptions = require_parse_options();
-    var Comparator = require_comparator();
-    var debug2 = require_debug();
-    var SemVer = require_semver();
-    var trimComparatorWhitespace = require_trim_comparator_whitespace();
-    var {
-      safeRe: re,
-      src,
-      t,
-      tildeTrimReplace,
-      caretTrimReplace
-    } = require_re();
-    var { FLAG_INCLUDE_PRERELEASE, FLAG_LOOSE } = require_constants6();
-    var BUILDSTRIPRE = new RegExp(src[t.BUILD], "g");
-    var isNullSet = (c) => c.value === "<0.0.0-0";
-    var isAny = (c) => c.value === "";
-    var isSatisfiable = (comparators, options) => {
-      let result = true;
-      const remainingComparators = comparators.slice();
-      let testComparator = remainingComparators.pop();
-      while (result && remainingComparators.length) {
-        result = remainingComparators.every((otherComparator) => {
-          return testComparator.intersects(otherComparator, options);
-        });
-        testComparator = remainingComparators.pop();
-      }
-      return result;
-    };
-    var parseComparator = (comp, options) => {
-      comp = comp.replace(re[t.BUILD], "");
-      debug2("comp", comp, options);
-      comp = replaceCarets(comp, options);
-      debug2("caret", comp);
-      comp = replaceTildes(comp, options);
-      debug2("tildes", comp);
-      comp = replaceXRanges(comp, options);
-      debug2("xrange", comp);
-      comp = replaceStars(comp, options);
-      debug2("stars", comp);
-      return comp;
-    };
-    var isX = (id) => !id || id.toLowerCase() === "x" || id === "*";
-    var invalidXRangeOrder = (M, m, p) => isX(M) && !isX(m) || isX(m) && p && !isX(p);
-    var replaceTildes = (comp, options) => {
-      return comp.trim().split(/\s+/).map((c) => replaceTilde(c, options)).join(" ");
-    };
-    var replaceTilde = (comp, options) => {
-      const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE];
-      const z = options.includePrerelease ? "-0" : "";
-      return comp.replace(r, (_, M, m, p, pr) => {
-        debug2("tilde", comp, _, M, m, p, pr);
-        let ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
-        } else if (isX(p)) {
-          ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
-        } else if (pr) {
-          debug2("replaceTilde pr", pr);
-          ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
-        } else {
-          ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
-        }
-        debug2("tilde return", ret);
-        return ret;
-      });
-    };
-    var replaceCarets = (comp, options) => {
-      return comp.trim().split(/\s+/).map((c) => replaceCaret(c, options)).join(" ");
-    };
-    var replaceCaret = (comp, options) => {
-      debug2("caret", comp, options);
-      const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET];
-      const z = options.includePrerelease ? "-0" : "";
-      return comp.replace(r, (_, M, m, p, pr) => {
-        debug2("caret", comp, _, M, m, p, pr);
-        let ret;
-        if (isX(M)) {
-          ret = "";
-        } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
-        } else if (isX(p)) {
-          if (M === "0") {
-            ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
-          } else {
-            ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`;
-          }
-        } else if (pr) {
-          debug2("replaceCaret pr", pr);
-          if (M === "0") {
-            if (m === "0") {
-              ret = `>=${M}.${m}.${p}-${pr} <${M}.${m}.${+p + 1}-0`;
-            } else {
-              ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
-            }
-          } else {
-            ret = `>=${M}.${m}.${p}-${pr} <${+M + 1}.0.0-0`;
-          }
-        } else {
-          debug2("no pr");
-          if (M === "0") {
-            if (m === "0") {
-              ret = `>=${M}.${m}.${p} <${M}.${m}.${+p + 1}-0`;
-            } else {
-              ret = `>=${M}.${m}.${p} <${M}.${+m + 1}.0-0`;
-            }
-          } else {
-            ret = `>=${M}.${m}.${p} <${+M + 1}.0.0-0`;
-          }
-        }
-        debug2("caret return", ret);
-        return ret;
-      });
-    };
-    var replaceXRanges = (comp, options) => {
-      debug2("replaceXRanges", comp, options);
-      return comp.split(/\s+/).map((c) => replaceXRange(c, options)).join(" ");
-    };
-    var replaceXRange = (comp, options) => {
-      comp = comp.trim();
-      const r = options.loose ? re[t.XRANGELOOSE] : re[t.XRANGE];
-      return comp.replace(r, (ret, gtlt, M, m, p, pr) => {
-        debug2("xRange", comp, ret, gtlt, M, m, p, pr);
-        if (invalidXRangeOrder(M, m, p)) {
-          return comp;
-        }
-        const xM = isX(M);
-        const xm = xM || isX(m);
-        const xp = xm || isX(p);
-        const anyX = xp;
-        if (gtlt === "=" && anyX) {
-          gtlt = "";
-        }
-        pr = options.includePrerelease ? "-0" : "";
-        if (xM) {
-          if (gtlt === ">" || gtlt === "<") {
-            ret = "<0.0.0-0";
-          } else {
-            ret = "*";
-          }
-        } else if (gtlt && anyX) {
-          if (xm) {
-            m = 0;
-          }
-          p = 0;
-          if (gtlt === ">") {
-            gtlt = ">=";
-            if (xm) {
-              M = +M + 1;
-              m = 0;
-              p = 0;
-            } else {
-              m = +m + 1;
-              p = 0;
-            }
-          } else if (gtlt === "<=") {
-            gtlt = "<";
-            if (xm) {
-              M = +M + 1;
-            } else {
-              m = +m + 1;
-            }
-          }
-          if (gtlt === "<") {
-            pr = "-0";
-          }
-          ret = `${gtlt + M}.${m}.${p}${pr}`;
-        } else if (xm) {
-          ret = `>=${M}.0.0${pr} <${+M + 1}.0.0-0`;
-        } else if (xp) {
-          ret = `>=${M}.${m}.0${pr} <${M}.${+m + 1}.0-0`;
-        }
-        debug2("xRange return", ret);
-        return ret;
-      });
-    };
-    var replaceStars = (comp, options) => {
-      debug2("replaceStars", comp, options);
-      return comp.trim().replace(re[t.STAR], "");
-    };
-    var replaceGTE0 = (comp, options) => {
-      debug2("replaceGTE0", comp, options);
-      return comp.trim().replace(re[options.includePrerelease ? t.GTE0PRE : t.GTE0], "");
-    };
-    var hyphenReplace = (incPr) => ($0, from, fM, fm, fp, fpr, fb, to, tM, tm, tp, tpr) => {
-      if (isX(fM)) {
-        from = "";
-      } else if (isX(fm)) {
-        from = `>=${fM}.0.0${incPr ? "-0" : ""}`;
-      } else if (isX(fp)) {
-        from = `>=${fM}.${fm}.0${incPr ? "-0" : ""}`;
-      } else if (fpr) {
-        from = `>=${from}`;
-      } else {
-        from = `>=${from}${incPr ? "-0" : ""}`;
-      }
-      if (isX(tM)) {
-        to = "";
-      } else if (isX(tm)) {
-        to = `<${+tM + 1}.0.0-0`;
-      } else if (isX(tp)) {
-        to = `<${tM}.${+tm + 1}.0-0`;
-      } else if (tpr) {
-        to = `<=${tM}.${tm}.${tp}-${tpr}`;
-      } else if (incPr) {
-        to = `<${tM}.${tm}.${+tp + 1}-0`;
-      } else {
-        to = `<=${to}`;
-      }
-      return `${from} ${to}`.trim();
-    };
-    var testSet = (set, version, options) => {
-      for (let i = 0; i < set.length; i++) {
-        if (!set[i].test(version)) {
-          return false;
-        }
-      }
-      if (version.prerelease.length && !options.includePrerelease) {
-        for (let i = 0; i < set.length; i++) {
-          debug2(set[i].semver);
-          if (set[i].semver === Comparator.ANY) {
-            continue;
-          }
-          if (set[i].semver.prerelease.length > 0) {
-            const allowed = set[i].semver;
-            if (allowed.major === version.major && allowed.minor === version.minor && allowed.patch === version.patch) {
-              return true;
-            }
-          }
-        }
-        return false;
-      }
-      return true;
-    };
-  }
-});
-
-// node_modules/semver/classes/comparator.js
-var require_comparator = __commonJS({
-  "node_modules/semver/classes/comparator.js"(exports, module) {
-    "use strict";
-    var ANY = /* @__PURE__ */ Symbol("SemVer ANY");
-    var Comparator = class _Comparator {
-      static get ANY() {
-        return ANY;
-      }
-      constructor(comp, options) {
-        options = parseOptions(options);
-        if (comp instanceof _Comparator) {
-          if (comp.loose === !!options.loose) {
-            return comp;
-          } else {
-            comp = comp.value;
-          }
-        }
-        comp = comp.trim().split(/\s+/).join(" ");
-        debug2("comparator", comp, options);
-        this.options = options;
-        this.loose = !!options.loose;
-        this.parse(comp);
-        if (this.semver === ANY) {
-          this.value = "";
-        } else {
-          this.value = this.operator + this.semver.version;
-        }
-        debug2("comp", this);
-      }
-      parse(comp) {
-        const r = this.options.loose ? re[t.COMPARATORLOOSE] : re[t.COMPARATOR];
-        const m = comp.match(r);
-        if (!m) {
-          throw new TypeError(`Invalid comparator: ${comp}`);
-        }
-        this.operator = m[1] !== void 0 ? m[1] : "";
-        if (this.operator === "=") {
-          this.operator = "";
-        }
-        if (!m[2]) {
-          this.semver = ANY;
-        } else {
-          this.semver = new SemVer(m[2], this.options.loose);
-        }
-      }
-      toString() {
-        return this.value;
-      }
-      test(version) {
-        debug2("Comparator.test", version, this.options.loose);
-        if (this.semver === ANY || version === ANY) {
-          return true;
-        }
-        if (typeof version === "string") {
-          try {
-            version = new SemVer(version, this.options);
-          } catch (er) {
-            return false;
-          }
-        }
-        return cmp(version, this.operator, this.semver, this.options);
-      }
-      intersects(comp, options) {
-        if (!(comp instanceof _Comparator)) {
-          throw new TypeError("a Comparator is required");
-        }
-        if (this.operator === "") {
-          if (this.value === "") {
-            return true;
-          }
-          return new Range(comp.value, options).test(this.value);
-        } else if (comp.operator === "") {
-          if (comp.value === "") {
-            return true;
-          }
-          return new Range(this.value, options).test(comp.semver);
-        }
-        options = parseOptions(options);
-        if (options.includePrerelease && (this.value === "<0.0.0-0" || comp.value === "<0.0.0-0")) {
-          return false;
-        }
-        if (!options.includePrerelease && (this.value.startsWith("<0.0.0") || comp.value.startsWith("<0.0.0"))) {
-          return false;
-        }
-        if (this.operator.startsWith(">") && comp.operator.startsWith(">")) {
-          return true;
-        }
-        if (this.operator.startsWith("<") && comp.operator.startsWith("<")) {
-          return true;
-        }
-        if (this.semver.version === comp.semver.version && this.operator.includes("=") && comp.operator.includes("=")) {
-          return true;
-        }
-        if (cmp(this.semver, "<", comp.semver, options) && this.operator.startsWith(">") && comp.operator.startsWith("<")) {
-          return true;
-        }
-        if (cmp(this.semver, ">", comp.semver, options) && this.operator.startsWith("<") && comp.operator.startsWith(">")) {
-          return true;
-        }
-        return false;
-      }
-    };
-    module.exports = Comparator;
-    var parseOptions = require_parse_options();
-    var { safeRe: re, t } = require_re();
-    var cmp = require_cmp();
-    var debug2 = require_debug();
-    var SemVer = require_semver();
-    var Range = require_range();
-  }
-});
-
-// node_modules/semver/functions/satisfies.js
-var require_satisfies = __commonJS({
-  "node_modules/semver/functions/satisfies.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var satisfies = (version, range2, options) => {
-      try {
-        range2 = new Range(range2, options);
-      } catch (er) {
-        return false;
-      }
-      return range2.test(version);
-    };
-    module.exports = satisfies;
-  }
-});
-
-// node_modules/semver/ranges/to-comparators.js
-var require_to_comparators = __commonJS({
-  "node_modules/semver/ranges/to-comparators.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var toComparators = (range2, options) => new Range(range2, options).set.map((comp) => comp.map((c) => c.value).join(" ").trim().split(" "));
-    module.exports = toComparators;
-  }
-});
-
-// node_modules/semver/ranges/max-satisfying.js
-var require_max_satisfying = __commonJS({
-  "node_modules/semver/ranges/max-satisfying.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var Range = require_range();
-    var maxSatisfying = (versions, range2, options) => {
-      let max = null;
-      let maxSV = null;
-      let rangeObj = null;
-      try {
-        rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach((v) => {
-        if (rangeObj.test(v)) {
-          if (!max || maxSV.compare(v) === -1) {
-            max = v;
-            maxSV = new SemVer(max, options);
-          }
-        }
-      });
-      return max;
-    };
-    module.exports = maxSatisfying;
-  }
-});
-
-// node_modules/semver/ranges/min-satisfying.js
-var require_min_satisfying = __commonJS({
-  "node_modules/semver/ranges/min-satisfying.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var Range = require_range();
-    var minSatisfying = (versions, range2, options) => {
-      let min = null;
-      let minSV = null;
-      let rangeObj = null;
-      try {
-        rangeObj = new Range(range2, options);
-      } catch (er) {
-        return null;
-      }
-      versions.forEach((v) => {
-        if (rangeObj.test(v)) {
-          if (!min || minSV.compare(v) === 1) {
-            min = v;
-            minSV = new SemVer(min, options);
-          }
-        }
-      });
-      return min;
-    };
-    module.exports = minSatisfying;
-  }
-});
-
-// node_modules/semver/ranges/min-version.js
-var require_min_version = __commonJS({
-  "node_modules/semver/ranges/min-version.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var Range = require_range();
-    var gt = require_gt();
-    var minVersion = (range2, loose) => {
-      range2 = new Range(range2, loose);
-      let minver = new SemVer("0.0.0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = new SemVer("0.0.0-0");
-      if (range2.test(minver)) {
-        return minver;
-      }
-      minver = null;
-      for (let i = 0; i < range2.set.length; ++i) {
-        const comparators = range2.set[i];
-        let setMin = null;
-        comparators.forEach((comparator) => {
-          const compver = new SemVer(comparator.semver.version);
-          switch (comparator.operator) {
-            case ">":
-              if (compver.prerelease.length === 0) {
-                compver.patch++;
-              } else {
-                compver.prerelease.push(0);
-              }
-              compver.raw = compver.format();
-            /* fallthrough */
-            case "":
-            case ">=":
-              if (!setMin || gt(compver, setMin)) {
-                setMin = compver;
-              }
-              break;
-            case "<":
-            case "<=":
-              break;
-            /* istanbul ignore next */
-            default:
-              throw new Error(`Unexpected operation: ${comparator.operator}`);
-          }
-        });
-        if (setMin && (!minver || gt(minver, setMin))) {
-          minver = setMin;
-        }
-      }
-      if (minver && range2.test(minver)) {
-        return minver;
-      }
-      return null;
-    };
-    module.exports = minVersion;
-  }
-});
-
-// node_modules/semver/ranges/valid.js
-var require_valid2 = __commonJS({
-  "node_modules/semver/ranges/valid.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var validRange = (range2, options) => {
-      try {
-        return new Range(range2, options).range || "*";
-      } catch (er) {
-        return null;
-      }
-    };
-    module.exports = validRange;
-  }
-});
-
-// node_modules/semver/ranges/outside.js
-var require_outside = __commonJS({
-  "node_modules/semver/ranges/outside.js"(exports, module) {
-    "use strict";
-    var SemVer = require_semver();
-    var Comparator = require_comparator();
-    var { ANY } = Comparator;
-    var Range = require_range();
-    var satisfies = require_satisfies();
-    var gt = require_gt();
-    var lt = require_lt();
-    var lte = require_lte();
-    var gte = require_gte();
-    var outside = (version, range2, hilo, options) => {
-      version = new SemVer(version, options);
-      range2 = new Range(range2, options);
-      let gtfn, ltefn, ltfn, comp, ecomp;
-      switch (hilo) {
-        case ">":
-          gtfn = gt;
-          ltefn = lte;
-          ltfn = lt;
-          comp = ">";
-          ecomp = ">=";
-          break;
-        case "<":
-          gtfn = lt;
-          ltefn = gte;
-          ltfn = gt;
-          comp = "<";
-          ecomp = "<=";
-          break;
-        default:
-          throw new TypeError('Must provide a hilo val of "<" or ">"');
-      }
-      if (satisfies(version, range2, options)) {
-        return false;
-      }
-      for (let i = 0; i < range2.set.length; ++i) {
-        const comparators = range2.set[i];
-        let high = null;
-        let low = null;
-        comparators.forEach((comparator) => {
-          if (comparator.semver === ANY) {
-            comparator = new Comparator(">=0.0.0");
-          }
-          high = high || comparator;
-          low = low || comparator;
-          if (gtfn(comparator.semver, high.semver, options)) {
-            high = comparator;
-          } else if (ltfn(comparator.semver, low.semver, options)) {
-            low = comparator;
-          }
-        });
-        if (high.operator === comp || high.operator === ecomp) {
-          return false;
-        }
-        if ((!low.operator || low.operator === comp) && ltefn(version, low.semver)) {
-          return false;
-        } else if (low.operator === ecomp && ltfn(version, low.semver)) {
-          return false;
-        }
-      }
-      return true;
-    };
-    module.exports = outside;
-  }
-});
-
-// node_modules/semver/ranges/gtr.js
-var require_gtr = __commonJS({
-  "node_modules/semver/ranges/gtr.js"(exports, module) {
-    "use strict";
-    var outside = require_outside();
-    var gtr = (version, range2, options) => outside(version, range2, ">", options);
-    module.exports = gtr;
-  }
-});
-
-// node_modules/semver/ranges/ltr.js
-var require_ltr = __commonJS({
-  "node_modules/semver/ranges/ltr.js"(exports, module) {
-    "use strict";
-    var outside = require_outside();
-    var ltr = (version, range2, options) => outside(version, range2, "<", options);
-    module.exports = ltr;
-  }
-});
-
-// node_modules/semver/ranges/intersects.js
-var require_intersects = __commonJS({
-  "node_modules/semver/ranges/intersects.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var intersects = (r1, r2, options) => {
-      r1 = new Range(r1, options);
-      r2 = new Range(r2, options);
-      return r1.intersects(r2, options);
-    };
-    module.exports = intersects;
-  }
-});
-
-// node_modules/semver/ranges/simplify.js
-var require_simplify = __commonJS({
-  "node_modules/semver/ranges/simplify.js"(exports, module) {
-    "use strict";
-    var satisfies = require_satisfies();
-    var compare = require_compare();
-    module.exports = (versions, range2, options) => {
-      const set = [];
-      let first2 = null;
-      let prev = null;
-      const v = versions.sort((a, b) => compare(a, b, options));
-      for (const version of v) {
-        const included = satisfies(version, range2, options);
-        if (included) {
-          prev = version;
-          if (!first2) {
-            first2 = version;
-          }
-        } else {
-          if (prev) {
-            set.push([first2, prev]);
-          }
-          prev = null;
-          first2 = null;
-        }
-      }
-      if (first2) {
-        set.push([first2, null]);
-      }
-      const ranges = [];
-      for (const [min, max] of set) {
-        if (min === max) {
-          ranges.push(min);
-        } else if (!max && min === v[0]) {
-          ranges.push("*");
-        } else if (!max) {
-          ranges.push(`>=${min}`);
-        } else if (min === v[0]) {
-          ranges.push(`<=${max}`);
-        } else {
-          ranges.push(`${min} - ${max}`);
-        }
-      }
-      const simplified = ranges.join(" || ");
-      const original = typeof range2.raw === "string" ? range2.raw : String(range2);
-      return simplified.length < original.length ? simplified : range2;
-    };
-  }
-});
-
-// node_modules/semver/ranges/subset.js
-var require_subset = __commonJS({
-  "node_modules/semver/ranges/subset.js"(exports, module) {
-    "use strict";
-    var Range = require_range();
-    var Comparator = require_comparator();
-    var { ANY } = Comparator;
-    var satisfies = require_satisfies();
-    var compare = require_compare();
-    var subset = (sub, dom, options = {}) => {
-      if (sub === dom) {
-        return true;
-      }
-      sub = new Range(sub, options);
-      dom = new Range(dom, options);
-      let sawNonNull = false;
-      OUTER: for (const simpleSub of sub.set) {
-        for (const simpleDom of dom.set) {
-          const isSub = simpleSubset(simpleSub, simpleDom, options);
-          sawNonNull = sawNonNull || isSub !== null;
-          if (isSub) {
-            continue OUTER;
-          }
-        }
-        if (sawNonNull) {
-          return false;
-        }
-      }
-      return true;
-    };
-    var minimumVersionWithPreRelease = [new Comparator(">=0.0.0-0")];
-    var minimumVersion = [new Comparator(">=0.0.0")];
-    var simpleSubset = (sub, dom, options) => {
-      if (sub === dom) {
-        return true;
-      }
-      if (sub.length === 1 && sub[0].semver === ANY) {
-        if (dom.length === 1 && dom[0].semver === ANY) {
-          return true;
-        } else if (options.includePrerelease) {
-          sub = minimumVersionWithPreRelease;
-        } else {
-          sub = minimumVersion;
-        }
-      }
-      if (dom.length === 1 && dom[0].semver === ANY) {
-        if (options.includePrerelease) {
-          return true;
-        } else {
-          dom = minimumVersion;
-        }
-      }
-      const eqSet = /* @__PURE__ */ new Set();
-      let gt, lt;
-      for (const c of sub) {
-        if (c.operator === ">" || c.operator === ">=") {
-          gt = higherGT(gt, c, options);
-        } else if (c.operator === "<" || c.operator === "<=") {
-          lt = lowerLT(lt, c, options);
-        } else {
-          eqSet.add(c.semver);
-        }
-      }
-      if (eqSet.size > 1) {
-        return null;
-      }
-      let gtltComp;
-      if (gt && lt) {
-        gtltComp = compare(gt.semver, lt.semver, options);
-        if (gtltComp > 0) {
-          return null;
-        } else if (gtltComp === 0 && (gt.operator !== ">=" || lt.operator !== "<=")) {
-          return null;
-        }
-      }
-      for (const eq of eqSet) {
-        if (gt && !satisfies(eq, String(gt), options)) {
-          return null;
-        }
-        if (lt && !satisfies(eq, String(lt), options)) {
-          return null;
-        }
-        for (const c of dom) {
-          if (!satisfies(eq, String(c), options)) {
-            return false;
-          }
-        }
-        return true;
-      }
-      let higher, lower;
-      let hasDomLT, hasDomGT;
-      let needDomLTPre = lt && !options.includePrerelease && lt.semver.prerelease.length ? lt.semver : false;
-      let needDomGTPre = gt && !options.includePrerelease && gt.semver.prerelease.length ? gt.semver : false;
-      if (needDomLTPre && needDomLTPre.prerelease.length === 1 && lt.operator === "<" && needDomLTPre.prerelease[0] === 0) {
-        needDomLTPre = false;
-      }
-      for (const c of dom) {
-        hasDomGT = hasDomGT || c.operator === ">" || c.operator === ">=";
-        hasDomLT = hasDomLT || c.operator === "<" || c.operator === "<=";
-        if (gt) {
-          if (needDomGTPre) {
-            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomGTPre.major && c.semver.minor === needDomGTPre.minor && c.semver.patch === needDomGTPre.patch) {
-              needDomGTPre = false;
-            }
-          }
-          if (c.operator === ">" || c.operator === ">=") {
-            higher = higherGT(gt, c, options);
-            if (higher === c && higher !== gt) {
-              return false;
-            }
-          } else if (gt.operator === ">=" && !c.test(gt.semver)) {
-            return false;
-          }
-        }
-        if (lt) {
-          if (needDomLTPre) {
-            if (c.semver.prerelease && c.semver.prerelease.length && c.semver.major === needDomLTPre.major && c.semver.minor === needDomLTPre.minor && c.semver.patch === needDomLTPre.patch) {
-              needDomLTPre = false;
-            }
-          }
-          if (c.operator === "<" || c.operator === "<=") {
-            lower = lowerLT(lt, c, options);
-            if (lower === c && lower !== lt) {
-              return false;
-            }
-          } else if (lt.operator === "<=" && !c.test(lt.semver)) {
-            return false;
-          }
-        }
-        if (!c.operator && (lt || gt) && gtltComp !== 0) {
-          return false;
-        }
-      }
-      if (gt && hasDomLT && !lt && gtltComp !== 0) {
-        return false;
-      }
-      if (lt && hasDomGT && !gt && gtltComp !== 0) {
-        return false;
-      }
-      if (needDomGTPre || needDomLTPre) {
-        return false;
-      }
-      return true;
-    };
-    var higherGT = (a, b, options) => {
-      if (!a) {
-        return b;
-      }
-      const comp = compare(a.semver, b.semver, options);
-      return comp > 0 ? a : comp < 0 ? b : b.operator === ">" && a.operator === ">=" ? b : a;
-    };
-    var lowerLT = (a, b, options) => {
-      if (!a) {
-        return b;
-      }
-      const comp = compare(a.semver, b.semver, options);
-      return comp < 0 ? a : comp > 0 ? b : b.operator === "<" && a.operator === "<=" ? b : a;
-    };
-    module.exports = subset;
-  }
-});
-
-// node_modules/semver/index.js
-var require_semver2 = __commonJS({
-  "node_modules/semver/index.js"(exports, module) {
-    "use strict";
-    var internalRe = require_re();
-    var constants3 = require_constants6();
-    var SemVer = require_semver();
-    var identifiers = require_identifiers();
-    var parse3 = require_parse2();
-    var valid = require_valid();
-    var clean2 = require_clean();
-    var inc = require_inc();
-    var diff = require_diff();
-    var major = require_major();
-    var minor = require_minor();
-    var patch = require_patch();
-    var prerelease = require_prerelease();
-    var compare = require_compare();
-    var rcompare = require_rcompare();
-    var compareLoose = require_compare_loose();
-    var compareBuild = require_compare_build();
-    var sort = require_sort();
-    var rsort = require_rsort();
-    var gt = require_gt();
-    var lt = require_lt();
-    var eq = require_eq();
-    var neq = require_neq();
-    var gte = require_gte();
-    var lte = require_lte();
-    var cmp = require_cmp();
-    var coerce = require_coerce();
-    var truncate = require_truncate();
-    var Comparator = require_comparator();
-    var Range = require_range();
-    var satisfies = require_satisfies();
-    var toComparators = require_to_comparators();
-    var maxSatisfying = require_max_satisfying();
-    var minSatisfying = require_min_satisfying();
-    var minVersion = require_min_version();
-    var validRange = require_valid2();
-    var outside = require_outside();
-    var gtr = require_gtr();
-    var ltr = require_ltr();
-    var intersects = require_intersects();
-    var simplifyRange = require_simplify();
-    var subset = require_subset();
-    module.exports = {
-      parse: parse3,
-      valid,
-      clean: clean2,
-      inc,
-      diff,
-      major,
-      minor,
-      patch,
-      prerelease,
-      compare,
-      rcompare,
-      compareLoose,
-      compareBuild,
-      sort,
-      rsort,
-      gt,
-      lt,
-      eq,
-      neq,
-      gte,
-      lte,
-      cmp,
-      coerce,
-      truncate,
-      Comparator,
-      Range,
-      satisfies,
-      toComparators,
-      maxSatisfying,
-      minSatisfying,
-      minVersion,
-      validRange,
-      outside,
-      gtr,
-      ltr,
-      intersects,
-      simplifyRange,
-      subset,
-      SemVer,
-      re: internalRe.re,
-      src: internalRe.src,
-      tokens: internalRe.t,
-      SEMVER_SPEC_VERSION: constants3.SEMVER_SPEC_VERSION,
-      RELEASE_TYPES: constants3.RELEASE_TYPES,
-      compareIdentifiers: identifiers.compareIdentifiers,
-      rcompareIdentifiers: identifiers.rcompareIdentifiers
-    };
-  }
-});
-
 // node_modules/is-stream/index.js
 var require_is_stream = __commonJS({
   "node_modules/is-stream/index.js"(exports, module) {
@@ -21382,7 +19169,7 @@ var require_is_stream = __commonJS({
 });
 
 // node_modules/make-dir/node_modules/semver/semver.js
-var require_semver3 = __commonJS({
+var require_semver = __commonJS({
   "node_modules/make-dir/node_modules/semver/semver.js"(exports, module) {
     exports = module.exports = SemVer;
     var debug2;
@@ -22065,20 +19852,20 @@ var require_semver3 = __commonJS({
     function isVersionPrefix(char) {
       return char === "v" || char === "=" || isWhitespace(char);
     }
-    function isDigit(char) {
+    function isDigit2(char) {
       return char !== void 0 && char >= "0" && char <= "9";
     }
     function isLetter(char) {
       return char !== void 0 && (char >= "a" && char <= "z" || char >= "A" && char <= "Z");
     }
     function isIdentifierCharacter(char) {
-      return isDigit(char) || isLetter(char) || char === "-";
+      return isDigit2(char) || isLetter(char) || char === "-";
     }
     function isVersionStart(char) {
-      return isDigit(char) || char === "x" || char === "X" || char === "*";
+      return isDigit2(char) || char === "x" || char === "X" || char === "*";
     }
     function findDigitsEndIndex(range2, start, limit, digitRuns) {
-      if (!isDigit(range2[start])) {
+      if (!isDigit2(range2[start])) {
         return start;
       }
       if (start >= digitRuns.start && start < digitRuns.end) {
@@ -22088,7 +19875,7 @@ var require_semver3 = __commonJS({
         return Math.min(start + limit, digitRuns.previousEnd);
       }
       var end = start + 1;
-      while (isDigit(range2[end])) {
+      while (isDigit2(range2[end])) {
         end++;
       }
       digitRuns.previousStart = digitRuns.start;
@@ -22104,7 +19891,7 @@ var require_semver3 = __commonJS({
       return findDigitsEndIndex(range2, start, loose ? MAX_LENGTH : MAX_LENGTH + 1, digitRuns);
     }
     function findPrereleaseIdentifierEndIndex(range2, start, loose, digitRuns) {
-      if (isDigit(range2[start])) {
+      if (isDigit2(range2[start])) {
         return findVersionNumberEndIndex(range2, start, loose, digitRuns);
       }
       if (!isLetter(range2[start]) && range2[start] !== "-") {
@@ -22176,7 +19963,7 @@ var require_semver3 = __commonJS({
       return findBuildEndIndex(range2, findPrereleaseEndIndex(range2, end, true, digitRuns));
     }
     function findPartialVersionComponentEndIndex(range2, start, digitRuns) {
-      if (isDigit(range2[start])) {
+      if (isDigit2(range2[start])) {
         return findVersionNumberEndIndex(range2, start, false, digitRuns);
       }
       return isVersionStart(range2[start]) ? start + 1 : start;
@@ -22724,8 +20511,8 @@ var require_make_dir = __commonJS({
     var fs5 = __require("fs");
     var path = __require("path");
     var { promisify } = __require("util");
-    var semver2 = require_semver3();
-    var useNativeRecursiveOption = semver2.satisfies(process.version, ">=10.12.0");
+    var semver = require_semver();
+    var useNativeRecursiveOption = semver.satisfies(process.version, ">=10.12.0");
     var checkPath = (pth) => {
       if (process.platform === "win32") {
         const pathHasInvalidWinCharacters = /[<>:"|?*]/.test(pth.replace(path.parse(pth).root, ""));
@@ -26907,7 +24694,7 @@ var require_cpu_features = __commonJS({
 });
 
 // node_modules/ssh2/lib/protocol/constants.js
-var require_constants7 = __commonJS({
+var require_constants6 = __commonJS({
   "node_modules/ssh2/lib/protocol/constants.js"(exports, module) {
     "use strict";
     var crypto2 = __require("crypto");
@@ -27446,7 +25233,7 @@ var require_utils2 = __commonJS({
       doFatalError: (protocol, msg, level2, reason) => {
         let err;
         if (DISCONNECT_REASON === void 0)
-          ({ DISCONNECT_REASON } = require_constants7());
+          ({ DISCONNECT_REASON } = require_constants6());
         if (msg instanceof Error) {
           err = msg;
           if (typeof level2 !== "number")
@@ -29393,7 +27180,7 @@ var require_keyParser = __commonJS({
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
     var { CIPHER_INFO } = require_crypto();
-    var { eddsaSupported, SUPPORTED_CIPHER } = require_constants7();
+    var { eddsaSupported, SUPPORTED_CIPHER } = require_constants6();
     var {
       bufferSlice,
       makeBufferParser,
@@ -31683,7 +29470,7 @@ var require_handlers_misc = __commonJS({
       COMPAT,
       MESSAGE,
       TERMINAL_MODE
-    } = require_constants7();
+    } = require_constants6();
     var {
       parseKey
     } = require_keyParser();
@@ -32618,7 +30405,7 @@ var require_kex = __commonJS({
       DEFAULT_COMPRESSION,
       DISCONNECT_REASON,
       MESSAGE
-    } = require_constants7();
+    } = require_constants6();
     var {
       CIPHER_INFO,
       createCipher,
@@ -34248,7 +32035,7 @@ var require_Protocol = __commonJS({
       MESSAGE,
       SIGNALS: SIGNALS2,
       TERMINAL_MODE
-    } = require_constants7();
+    } = require_constants6();
     var {
       DEFAULT_KEXINIT_CLIENT,
       DEFAULT_KEXINIT_SERVER,
@@ -38962,7 +36749,7 @@ var require_Channel = __commonJS({
     } = __require("stream");
     var {
       CHANNEL_EXTENDED_DATATYPE: { STDERR }
-    } = require_constants7();
+    } = require_constants6();
     var { bufferSlice } = require_utils2();
     var PACKET_SIZE = 32 * 1024;
     var MAX_WINDOW = 2 * 1024 * 1024;
@@ -39496,7 +37283,7 @@ var require_client2 = __commonJS({
       SUPPORTED_KEX,
       SUPPORTED_MAC,
       SUPPORTED_SERVER_HOST_KEY
-    } = require_constants7();
+    } = require_constants6();
     var { init: cryptoInit } = require_crypto();
     var Protocol = require_Protocol();
     var { parseKey } = require_keyParser();
@@ -41369,7 +39156,7 @@ var require_server = __commonJS({
       SUPPORTED_KEX,
       SUPPORTED_MAC,
       SUPPORTED_SERVER_HOST_KEY
-    } = require_constants7();
+    } = require_constants6();
     var { init: cryptoInit } = require_crypto();
     var { KexInit } = require_kex();
     var { parseKey } = require_keyParser();
@@ -44255,8 +42042,97 @@ async function runHealthGate(host, plan, ctx) {
 import { randomBytes as randomBytes2 } from "node:crypto";
 import { posix as posix2 } from "node:path";
 
+// src/releases/versions.ts
+var PLAIN_SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([A-Za-z-][0-9A-Za-z-]*(?:\.[0-9A-Za-z-]+)*))?$/;
+var DEBIAN = /^(?:(\d+):)?(\d[A-Za-z0-9.+~:-]*?)(?:-([A-Za-z0-9.+~]+))?$/;
+function isVersionText(text2) {
+  return text2.length <= 256 && (PLAIN_SEMVER.test(text2) || parseDebian(stripV(text2)) !== null);
+}
+function stripV(text2) {
+  return /^v\d/.test(text2) ? text2.slice(1) : text2;
+}
+function parseDebian(text2) {
+  const m = DEBIAN.exec(text2);
+  if (!m) return null;
+  const upstream = m[2];
+  if (m[1] === void 0 && upstream.includes(":")) return null;
+  if (upstream.endsWith("-")) return null;
+  return { epoch: (m[1] ?? "0").replace(/^0+(?=\d)/, ""), upstream, revision: m[3] ?? "" };
+}
+function weight(s, i) {
+  if (i >= s.length) return 0;
+  const c = s.charCodeAt(i);
+  if (c >= 48 && c <= 57) return 0;
+  if (c >= 65 && c <= 90 || c >= 97 && c <= 122) return c;
+  if (c === 126) return -1;
+  return c + 256;
+}
+var isDigit = (s, i) => i < s.length && s.charCodeAt(i) >= 48 && s.charCodeAt(i) <= 57;
+function compareDebianPart(a, b) {
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    while (i < a.length && !isDigit(a, i) || j < b.length && !isDigit(b, j)) {
+      const d = weight(a, i) - weight(b, j);
+      if (d !== 0) return Math.sign(d);
+      i++;
+      j++;
+    }
+    while (a[i] === "0") i++;
+    while (b[j] === "0") j++;
+    let firstDiff = 0;
+    while (isDigit(a, i) && isDigit(b, j)) {
+      if (firstDiff === 0) firstDiff = a.charCodeAt(i) - b.charCodeAt(j);
+      i++;
+      j++;
+    }
+    if (isDigit(a, i)) return 1;
+    if (isDigit(b, j)) return -1;
+    if (firstDiff !== 0) return Math.sign(firstDiff);
+  }
+  return 0;
+}
+function compareDigits(a, b) {
+  return a.length !== b.length ? Math.sign(a.length - b.length) : a < b ? -1 : a > b ? 1 : 0;
+}
+function compareDebian(a, b) {
+  return compareDigits(a.epoch, b.epoch) || compareDebianPart(a.upstream, b.upstream) || compareDebianPart(a.revision, b.revision);
+}
+function compareSemver(a, b) {
+  for (let k = 1; k <= 3; k++) {
+    const d = compareDigits(a[k], b[k]);
+    if (d !== 0) return d;
+  }
+  const pa = a[4];
+  const pb = b[4];
+  if (pa === void 0 || pb === void 0) return pa === pb ? 0 : pa === void 0 ? 1 : -1;
+  const xa = pa.split(".");
+  const xb = pb.split(".");
+  for (let k = 0; k < Math.max(xa.length, xb.length); k++) {
+    const x = xa[k];
+    const y = xb[k];
+    if (x === void 0 || y === void 0) return x === void 0 ? -1 : 1;
+    const nx = /^\d+$/.test(x);
+    const ny = /^\d+$/.test(y);
+    const d = nx && ny ? compareDigits(x, y) : nx !== ny ? nx ? -1 : 1 : x < y ? -1 : x > y ? 1 : 0;
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+function compareVersions(a, b) {
+  const sa = PLAIN_SEMVER.exec(a);
+  const sb = PLAIN_SEMVER.exec(b);
+  if (sa && sb) return { order: Math.sign(compareSemver(sa, sb)), rule: "semver" };
+  const da = parseDebian(stripV(a));
+  const db = parseDebian(stripV(b));
+  if (!da || !db) return null;
+  return { order: Math.sign(compareDebian(da, db)), rule: "debian" };
+}
+function ruleName(rule) {
+  return rule === "semver" ? "semantic versions" : "Debian's version ordering";
+}
+
 // src/releases/state.ts
-var import_semver = __toESM(require_semver2(), 1);
 var DEFAULT_RELEASE_ROOT = "/var/lib/zerodown";
 var SHA256 = /^[0-9a-f]{64}$/;
 var StoreError = class extends Error {
@@ -44265,15 +42141,25 @@ var StoreError = class extends Error {
     this.name = "StoreError";
   }
 };
-function normalizeVersion(text2) {
-  if (text2 === null || text2 === void 0 || text2.trim() === "") return null;
-  const t = text2.trim().replace(/^v/, "");
-  return import_semver.default.valid(t) ?? import_semver.default.coerce(t, { includePrerelease: true })?.version ?? null;
+function versionText(text2) {
+  if (text2 === null || text2 === void 0) return null;
+  const t = text2.trim();
+  return t === "" ? null : t;
+}
+function versionChange(newVersion, liveVersion) {
+  if (newVersion === null || liveVersion === null) return null;
+  return compareVersions(newVersion, liveVersion);
+}
+function describeChange(from, to) {
+  const c = versionChange(to, from);
+  const how = c === null ? from !== null && to !== null ? " (not comparable: neither semver nor a Debian version)" : "" : ` (${c.order > 0 ? "higher" : c.order < 0 ? "lower" : "the same"} by ${ruleName(c.rule)})`;
+  return `${from ?? "unknown"} \u2192 ${to ?? "unknown"}${how}`;
 }
 function downgradeProblem(newVersion, liveVersion, allowDowngrade) {
-  if (allowDowngrade || newVersion === null || liveVersion === null) return null;
-  if (!import_semver.default.lt(newVersion, liveVersion)) return null;
-  return `the new binary is version ${newVersion}, lower than the live version ${liveVersion}: a downgrade is refused. Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`;
+  if (allowDowngrade) return null;
+  const c = versionChange(newVersion, liveVersion);
+  if (c === null || c.order >= 0) return null;
+  return `the new binary is version ${newVersion}, lower than the live version ${liveVersion} (compared by ${ruleName(c.rule)}): a downgrade is refused. Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`;
 }
 function emptyState(binary) {
   return { format: 1, binary, live: null, lineage: [], releases: [] };
@@ -44310,7 +42196,7 @@ function validRelease(r, what, bad) {
   if (typeof o.deployedAt !== "string") bad(`${what} has no deployedAt`);
   const out = {
     sha256: o.sha256,
-    version: o.version === null ? null : normalizeVersion(o.version),
+    version: o.version === null ? null : versionText(o.version),
     deployedAt: o.deployedAt,
     origin: o.origin === "found" ? "found" : "deploy"
   };
@@ -44351,8 +42237,18 @@ function previousRelease(state) {
 function describeReleases(state) {
   if (state.releases.length === 0) return "none";
   return state.releases.map(
-    (r) => `${r.version ?? `unknown version (sha256 ${r.sha256.slice(0, 12)})`}${r.sha256 === state.live ? " (live)" : ""}`
+    (r) => `${r.version ?? "unknown version"} (sha256 ${r.sha256.slice(0, 12)}${r.sha256 === state.live ? ", live" : ""})`
   ).join(", ");
+}
+function releasesNamed(state, wanted) {
+  const exact = state.releases.filter((r) => r.version === wanted);
+  if (exact.length > 0) return exact;
+  const same = state.releases.filter(
+    (r) => r.version !== null && compareVersions(r.version, wanted)?.order === 0
+  );
+  if (same.length > 0) return same;
+  const prefix = wanted.toLowerCase();
+  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter((r) => r.sha256.startsWith(prefix)) : [];
 }
 function rollbackTarget(state, rollbackTo) {
   const has = `It has: ${describeReleases(state)}`;
@@ -44363,20 +42259,16 @@ function rollbackTarget(state, rollbackTo) {
       `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
     );
   }
-  const wanted = normalizeVersion(rollbackTo);
-  const matches2 = state.releases.filter(
-    (r) => r.version !== null && wanted !== null && import_semver.default.eq(r.version, wanted)
-  );
+  const matches2 = releasesNamed(state, rollbackTo);
   if (matches2.length === 0)
     throw new StoreError(
-      `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
     );
-  const live2 = matches2.find((r) => r.sha256 === state.live);
-  if (live2) return live2;
-  const rank = (r) => state.lineage.lastIndexOf(r.sha256);
-  return [...matches2].sort(
-    (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
-  )[0];
+  if (matches2.length > 1)
+    throw new StoreError(
+      `rollback-to ${rollbackTo} names ${matches2.length} releases of the host's store (builds with sha256 ${matches2.map((r) => r.sha256.slice(0, 12)).join(", ")}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
+    );
+  return matches2[0];
 }
 function pruneChoice(state, keep) {
   const kept = /* @__PURE__ */ new Set();
@@ -44662,7 +42554,16 @@ function inspectSteps(p) {
       name: "preflight",
       stage: "prepare",
       async run(ctx) {
-        const r = await p.session.inspect(ctx);
+        const r = await p.session.inspect({
+          note: (m) => ctx.note(m),
+          retrying: ctx.retrying,
+          // Filled as inspect learns them: a refused host still reports what serves.
+          learn: (k) => {
+            if (k.pid !== void 0) ctx.report.oldPid = k.pid;
+            if (k.livePath !== void 0) ctx.report.binaryPath = k.livePath;
+            if (k.version) ctx.report.previousVersion = k.version;
+          }
+        });
         p.state.running = r;
         ctx.report.oldPid = r.pid;
         ctx.report.binaryPath = r.livePath;
@@ -44676,7 +42577,7 @@ function inspectSteps(p) {
       async run(ctx) {
         const r = running(p);
         if (r.liveSha256 !== p.state.source.sha256 || r.exeReplaced) return;
-        ctx.report.sha256 = ctx.report.previousSha256 = r.liveSha256;
+        ctx.report.sha256 = ctx.report.previousSha256 = r.runningSha256;
         return {
           end: "unchanged",
           message: `the live binary already has sha256 ${r.liveSha256.slice(0, 12)}; nothing to do`
@@ -44731,7 +42632,7 @@ function stageSteps(p) {
       ctx.report.version = v.version ?? void 0;
       ctx.report.previousVersion = r.version ?? void 0;
       ctx.report.sha256 = p.state.source.sha256;
-      ctx.report.previousSha256 = r.liveSha256;
+      ctx.report.previousSha256 = r.runningSha256;
     }
   };
   return [upload, verify];
@@ -44790,6 +42691,8 @@ function changeSteps(p) {
           stillServing: () => session.stillServing(was),
           note: ctx.note,
           record: (ok2, detail, atMs) => ctx.report.health.push({ atMs, ok: ok2, detail })
+        }).catch((e) => {
+          throw e instanceof StepError && session.healthFailure ? session.healthFailure(e) : e;
         });
       }
     },
@@ -44825,11 +42728,22 @@ function retireStep(p) {
     name: p.names.steps.retire,
     stage: "commit",
     onCancel: "finish",
-    run: (ctx) => p.session.retire(ctx, {
-      unfinished: p.state.drainUnfinished === true,
-      intervalMs: p.plan.pollIntervalMs
-    })
+    async run(ctx) {
+      await p.session.retire(ctx, {
+        unfinished: p.state.drainUnfinished === true,
+        intervalMs: p.plan.pollIntervalMs
+      });
+      await removeKept(p, ctx.log);
+    }
   };
+}
+async function removeKept(p, log) {
+  const { previous } = sidePaths(running(p).livePath);
+  const r = await p.host.run(["rm", "-f", "--", previous], { sudo: p.host.sudo }).catch((e) => e);
+  if (r instanceof Error || r.code !== 0)
+    log.warn(
+      `${p.host.name}: cannot remove the kept old binary ${previous} (${r instanceof Error ? r.message : r.stderr.trim()}); remove it by hand`
+    );
 }
 
 // src/strategies/hot-upgrade/plan.ts
@@ -45127,6 +43041,8 @@ async function inspectMaster(host, plan, note) {
     pid,
     livePath,
     liveSha256,
+    // The build that runs: the file at the live path, or what /proc keeps when it was replaced.
+    runningSha256: exe.replaced ? await remoteSha256(host, `/proc/${pid}/exe`) ?? liveSha256 : liveSha256,
     exeReplaced: exe.replaced,
     version,
     arch: arch2,
@@ -45461,6 +43377,7 @@ var HaproxySession = class {
       pid: saved.pid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       version: null,
       arch: "",
@@ -45485,6 +43402,36 @@ var haproxy = {
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
 };
+
+// src/supervisors/nginx/config-files.ts
+function configFilesOf(dump) {
+  return [...dump.matchAll(/^# configuration file (\/.+):$/gm)].map((m) => m[1]);
+}
+function workerProcessesOf(dump) {
+  const text2 = dump.replace(/#[^\n]*/g, "");
+  const m = /(?:^|[;\s{])worker_processes\s+(\d+|auto)\s*;/m.exec(text2);
+  if (!m) return 1;
+  return m[1] === "auto" ? "auto" : Number(m[1]);
+}
+var TIMES = String.raw`
+pid=$1; shift
+hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
+bt=$(sed -n 's/^btime //p' /proc/stat)
+st=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20) || exit 3
+echo "start $((bt + st / hz))"
+for f; do m=$(stat -c %Y -- "$f" 2>/dev/null) && printf 'file %s %s\n' "$m" "$f"; done
+`;
+var iso = (seconds2) => new Date(seconds2 * 1e3).toISOString().replace(/\.000Z$/, "Z");
+async function changedSinceStart(host, pid, files) {
+  if (files.length === 0) return null;
+  const r = await host.run(["sh", "-c", TIMES, "sh", String(pid), ...files], { sudo: host.sudo });
+  const start = Number(/^start (\d+)$/m.exec(r.stdout)?.[1]);
+  if (r.code !== 0 || !Number.isFinite(start)) return null;
+  const changed = [];
+  for (const m of r.stdout.matchAll(/^file (\d+) (.+)$/gm))
+    if (Number(m[1]) > start) changed.push(`${m[2]} (modified ${iso(Number(m[1]))})`);
+  return changed.length > 0 ? { files: changed, masterStarted: iso(start) } : null;
+}
 
 // src/supervisors/nginx/protocol.ts
 var PROBE2 = String.raw`
@@ -45705,7 +43652,7 @@ async function waitForNewMaster(s, ctx, o) {
       const p = snap.procs.get(pid);
       const exe2 = exePath(p);
       const runsNew = s.newIsScript ? p.exe !== snap.procs.get(oldPid)?.exe : exe2.path === live2 && !exe2.replaced;
-      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid;
+      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length >= s.expectedWorkers) return pid;
     }
     const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0;
     revertedPolls = reverted && elapsed > 300 ? revertedPolls + 1 : 0;
@@ -45718,6 +43665,12 @@ async function waitForNewMaster(s, ctx, o) {
   });
   if (found === void 0) {
     const snap = last ?? await s.read();
+    const partial = snap.pid !== null && snap.pid !== oldPid ? acceptingWorkers(snap, snap.pid).length : 0;
+    if (partial > 0)
+      throw new StepError(
+        "usr2",
+        `the new master ${snap.pid} started only ${partial} of its ${s.expectedWorkers} workers (worker_processes) within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe2(snap, oldPid)}`
+      );
     throw new StepError(
       "usr2",
       `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe2(snap, oldPid)}`
@@ -45725,7 +43678,7 @@ async function waitForNewMaster(s, ctx, o) {
   }
   const exe = last.procs.get(found).exe;
   ctx.note(
-    `new master ${found} is up with ${acceptingWorkers(last, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+    `new master ${found} is up with all ${acceptingWorkers(last, found).length} of its workers (worker_processes ${s.expectedWorkers}), running ${exe}; .oldbin holds the old master ${oldPid}`
   );
   return found;
 }
@@ -45960,7 +43913,8 @@ var TrustError = class extends Error {
 var fail2 = (message) => {
   throw new StepError("preflight", message);
 };
-async function inspectMaster2(host, plan, note) {
+async function inspectMaster2(host, plan, ctx) {
+  const note = (s) => ctx.note(s);
   const pidFile2 = plan.pidFile;
   let snap = await probe2(host, pidFile2);
   if (snap.pid === 1 || snap.oldbinPid === 1)
@@ -45982,27 +43936,36 @@ async function inspectMaster2(host, plan, note) {
     );
   const trust = await trusted(host, plan, pid, exe.path);
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
-  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
   const livePath = exe.path;
+  ctx.learn?.({ pid, livePath });
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
   if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
-  const [uname, liveSha256, v] = await Promise.all([
+  const [uname, liveSha256, procSha256, v] = await Promise.all([
     host.run(["uname", "-m"]),
     remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
     "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 })
   ]);
+  const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
+  ctx.learn?.({ pid, livePath, version });
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
   const arch2 = uname.stdout.trim();
   if (liveSha256 === null) fail2(`${livePath} does not exist on the host, although the master runs it`);
-  const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
+  const runningSha256 = procSha256 ?? liveSha256;
+  const replaced = runningSha256 !== liveSha256;
+  note(
+    `master ${pid} runs ${livePath}, started as ${cmd.argv0}` + (replaced ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256.slice(0, 12)}` : exe.replaced ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)` : "")
+  );
   const workers2 = liveChildren(snap, pid).map((p) => p.pid);
   note(
-    `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
+    `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${runningSha256.slice(0, 12)}; ${arch2}`
   );
   return {
     pid,
     livePath,
     liveSha256,
-    exeReplaced: exe.replaced,
+    runningSha256,
+    exeReplaced: replaced,
     argv0: cmd.argv0,
     configArgs: cmd.configArgs,
     version,
@@ -46051,10 +44014,15 @@ async function checkMaster(host, snap, pid, exe, plan, note) {
       `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
     );
   if (/\bdaemon\s+off\b/.test(master.title)) fail2(daemonOffMessage(pid, "its command line sets daemon off"));
-  if (plan.binaryPath !== void 0 && plan.binaryPath !== exe.path)
-    fail2(
-      `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
-    );
+  if (plan.binaryPath !== void 0 && plan.binaryPath !== exe.path) {
+    const r = await host.run(["readlink", "-f", "--", plan.binaryPath]);
+    const real = r.code === 0 ? r.stdout.trim() : "";
+    if (real !== exe.path)
+      fail2(
+        `binary-path is ${plan.binaryPath}${real && real !== plan.binaryPath ? ` (${real} once its links are resolved)` : ""}, but the master ${pid} runs ${exe.path}. On USR2 nginx re-executes its argv[0] (${cmd.argv0}), which is ${exe.path}: leave binary-path empty or set it to ${exe.path}`
+      );
+    note(`binary-path ${plan.binaryPath} is ${exe.path} once its links are resolved`);
+  }
   const livePath = exe.path;
   if (!cmd.argv0.startsWith("/"))
     fail2(
@@ -46065,9 +44033,6 @@ async function checkMaster(host, snap, pid, exe, plan, note) {
     fail2(
       `the master's argv[0] ${cmd.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     );
-  note(
-    `master ${pid} runs ${livePath}${exe.replaced ? " (replaced on disk since it started)" : ""}, started as ${cmd.argv0}`
-  );
   if (master.ppid !== 1 && master.sid !== pid) {
     const parent = await host.readFile(`/proc/${master.ppid}/comm`).catch(() => null);
     note(
@@ -46100,11 +44065,12 @@ function daemonOffMessage(pid, why) {
 }
 async function verifyBinary2(host, facts, stagingPath, note) {
   const sudo = host.sudo;
-  const test = await host.run([stagingPath, "-T", ...facts.configArgs], { sudo, timeoutMs: 6e4 });
+  const testArgv = [stagingPath, "-T", ...facts.configArgs];
+  const test = await host.run(testArgv, { sudo, timeoutMs: 6e4 });
   if (test.code !== 0)
     throw new StepError(
       "verify",
-      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(" ")}): ${(test.stderr || test.stdout).trim().split("\n").slice(-3).join(" | ")}`
+      `the new binary fails its config test (${commandLine(testArgv)}): ${(test.stderr || test.stdout).trim().split("\n").slice(-3).join(" | ")}`
     );
   const gIndex = facts.configArgs.indexOf("-g");
   const hazards = configHazards(test.stdout, gIndex >= 0 ? facts.configArgs[gIndex + 1] ?? "" : "");
@@ -46119,7 +44085,7 @@ async function verifyBinary2(host, facts, stagingPath, note) {
   const v = await host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 });
   const version = parseVersion2(v.stderr + v.stdout);
   note(`new binary: version ${version ?? "unknown"}`);
-  return { version };
+  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) };
 }
 
 // src/supervisors/nginx/revert.ts
@@ -46234,6 +44200,10 @@ var NginxHost = class {
   winchSent = false;
   /** HUP went to the old master in this revert: a retried revert must not start more workers. */
   hupSent = false;
+  /** Workers the new master starts (worker_processes of its config): all must accept before WINCH. */
+  expectedWorkers = 1;
+  /** Config files changed since the old master started: a failing health gate may be their fault. */
+  configChange = null;
   facts() {
     if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
     return this.known;
@@ -46319,12 +44289,21 @@ var NginxSession = class {
   options;
   s;
   async inspect(ctx) {
-    const facts = await inspectMaster2(this.s.host, this.options, ctx.note);
+    const facts = await inspectMaster2(this.s.host, this.options, ctx);
     this.s.learn(facts);
     return facts;
   }
-  verify(ctx, stagedPath) {
-    return verifyBinary2(this.s.host, this.s.facts(), stagedPath, ctx.note);
+  async verify(ctx, stagedPath) {
+    const facts = this.s.facts();
+    const v = await verifyBinary2(this.s.host, facts, stagedPath, ctx.note);
+    const old = v.workers === "auto" ? acceptingWorkers(await this.s.read(), facts.pid).length : 0;
+    this.s.expectedWorkers = Math.max(1, v.workers === "auto" ? old : v.workers);
+    this.s.configChange = await changedSinceStart(this.s.host, facts.pid, v.configFiles);
+    if (this.s.configChange)
+      ctx.note(
+        `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(", ")}. The new master loads it as it is now; the old one runs what it read then`
+      );
+    return { version: v.version };
   }
   start(ctx, o) {
     return startNewMaster(this.s, ctx, o);
@@ -46349,6 +44328,17 @@ var NginxSession = class {
         `workers of the new master are crashing: ${gone.join(", ")} exited (workers now: ${now.join(", ") || "none"})`
       );
     }
+  }
+  /** A failed health gate while the configuration changed under the old master: say so, not only "the new binary". */
+  healthFailure(e) {
+    const c = this.s.configChange;
+    if (c === null) return e;
+    const facts = this.s.facts();
+    const oldTest = commandLine([`/proc/${facts.pid}/exe`, "-t", ...facts.configArgs]);
+    return new StepError(
+      e.step,
+      `${e.message}. The configuration changed since the old master started (${c.masterStarted}): ${c.files.join(", ")}; the new master loads it as it is now, so the failure may come from that change rather than from the new binary. Check the change (the old binary's config test: ${oldTest}), then deploy again`
+    );
   }
   drain(ctx, o) {
     return waitForDrain(this.s.host, {
@@ -46384,6 +44374,7 @@ var NginxSession = class {
       pid: saved.pid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       argv0: saved.livePath,
       configArgs: [],
@@ -46716,7 +44707,16 @@ async function inspectServer(s, note) {
   const liveSha256 = await remoteSha256(host, livePath);
   if (liveSha256 === null) fail3(`${livePath} does not exist on the host, although the server runs it`);
   note(`sha256 ${liveSha256.slice(0, 12)}; ${arch2}`);
-  return { pid, livePath, liveSha256, exeReplaced: exe.replaced, version: null, arch: arch2 };
+  const runningSha256 = exe.replaced ? await remoteSha256(host, `/proc/${pid}/exe`) ?? liveSha256 : liveSha256;
+  return {
+    pid,
+    livePath,
+    liveSha256,
+    runningSha256,
+    exeReplaced: exe.replaced,
+    version: null,
+    arch: arch2
+  };
 }
 
 // src/supervisors/tableflip/revert.ts
@@ -46971,7 +44971,7 @@ var TableflipSession = class {
     return assessHandoff(this.s);
   }
   adopt(saved) {
-    this.s.learn({ ...saved, exeReplaced: false, version: null, arch: "" });
+    this.s.learn({ ...saved, runningSha256: saved.liveSha256, exeReplaced: false, version: null, arch: "" });
   }
 };
 function tableflip(o) {
@@ -47062,6 +45062,7 @@ var HostUpgrade = class {
       pid: saved.masterPid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       version: null,
       arch: ""
@@ -48513,6 +46514,12 @@ function verifyHostKey(policy, host, port, keyBlob) {
   if (plain.some((e) => e.blob.equals(keyBlob))) return { ok: true, fingerprint };
   if (policy.insecureSkip) return { ok: true, fingerprint };
   const expected = [...plain.map((e) => `${e.type} ${fingerprintOf(e.blob)}`), ...pins];
+  if (expected.length === 0 && entries.some((e) => e.marker === "cert-authority"))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `known-hosts trusts ${name} only through a @cert-authority line, and host certificates cannot be checked here (the SSH library, ssh2, has no certificate support). Add the host's own key line (ssh-keyscan -p ${port} ${host}, checked out of band) to known-hosts, or its fingerprint to host-fingerprints`
+    };
   if (expected.length === 0)
     return {
       ok: false,
@@ -48524,6 +46531,36 @@ function verifyHostKey(policy, host, port, keyBlob) {
     fingerprint,
     reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(" or ")}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
   };
+}
+var ALGORITHMS_OF = {
+  "ssh-ed25519": ["ssh-ed25519"],
+  "ecdsa-sha2-nistp256": ["ecdsa-sha2-nistp256"],
+  "ecdsa-sha2-nistp384": ["ecdsa-sha2-nistp384"],
+  "ecdsa-sha2-nistp521": ["ecdsa-sha2-nistp521"],
+  "ssh-rsa": ["rsa-sha2-512", "rsa-sha2-256"]
+};
+var KEY_FAMILIES = [
+  ["ssh-ed25519"],
+  ["ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"],
+  ["ssh-rsa"]
+];
+function keyFamily(type) {
+  return KEY_FAMILIES.findIndex((f) => f.includes(type));
+}
+function hostKeyAlgorithms(policy, host, port, tried = []) {
+  const name = lookupName(host, port);
+  const known = policy.knownHosts ? parse(policy.knownHosts).filter((e) => e.marker === void 0 && matches(e.patterns, name)) : [];
+  const types = [...new Set(known.map((e) => e.type))].filter((t) => ALGORITHMS_OF[t] !== void 0);
+  if (types.length > 0) {
+    types.sort((a, b) => keyFamily(a) - keyFamily(b) || a.localeCompare(b));
+    return types.flatMap((t) => ALGORITHMS_OF[t]);
+  }
+  const pinned = policy.fingerprints.some((f) => {
+    const p = parsePin(f);
+    return p.host === void 0 || pinNames(p.host, host, port);
+  });
+  if (known.length > 0 || !pinned || policy.insecureSkip) return void 0;
+  return KEY_FAMILIES.flatMap((types2, i) => tried.includes(i) ? [] : types2.flatMap((t) => ALGORITHMS_OF[t]));
 }
 
 // src/host/output-reader.ts
@@ -48759,7 +46796,28 @@ ${head.mark}`);
 };
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
 async function connectSsh(ctx, target, credentials, sock) {
-  let refusal = null;
+  const tried = [];
+  const refused = [];
+  for (; ; ) {
+    const algorithms = hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, tried);
+    const attempt = await connectOnce(ctx, target, credentials, algorithms, sock && await sock());
+    if (attempt.ssh) return attempt.ssh;
+    const family = attempt.keyType === void 0 ? -1 : keyFamily(attempt.keyType);
+    const byFingerprintOnly = algorithms !== void 0 && hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, [0, 1, 2])?.length === 0;
+    const mismatch = (keys) => new HostKeyError(
+      `${target.label}: HOST KEY MISMATCH for ${target.host}:${target.port}: none of its host keys (${keys.join(", ")}) has a fingerprint in host-fingerprints. Someone may be intercepting the connection, or the host was reinstalled; verify its keys out of band (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host)`
+    );
+    if (byFingerprintOnly && attempt.keyType === void 0 && refused.length > 0) throw mismatch(refused);
+    if (attempt.refusal === void 0 || !byFingerprintOnly || family < 0 || tried.includes(family))
+      throw attempt.error;
+    tried.push(family);
+    refused.push(`${attempt.keyType} ${attempt.fingerprint}`);
+    const next = hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, tried);
+    if (next === void 0 || next.length === 0) throw mismatch(refused);
+  }
+}
+async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
+  const seen = {};
   const config = {
     host: target.host,
     port: target.port,
@@ -48769,13 +46827,17 @@ async function connectSsh(ctx, target, credentials, sock) {
     keepaliveCountMax: 3,
     hostVerifier: (key) => {
       const verdict2 = verifyHostKey(ctx.hostKeys, target.host, target.port, key);
-      if (!verdict2.ok) refusal = verdict2.reason;
+      seen.keyType = keyTypeOf(key);
+      seen.fingerprint = verdict2.fingerprint;
+      if (!verdict2.ok) seen.refusal = verdict2.reason;
       return verdict2.ok;
     }
   };
+  if (serverHostKey !== void 0) config.algorithms = { serverHostKey };
   if (credentials.privateKey !== void 0) config.privateKey = credentials.privateKey;
   if (credentials.passphrase !== void 0) config.passphrase = credentials.passphrase;
   if (credentials.password !== void 0) config.password = credentials.password;
+  if (credentials.agent !== void 0) config.agent = credentials.agent;
   if (sock) config.sock = sock;
   const ssh = new NodeSSH();
   try {
@@ -48783,12 +46845,23 @@ async function connectSsh(ctx, target, credentials, sock) {
     ssh.connection?.setNoDelay(true);
     await connecting;
   } catch (e) {
-    if (refusal) throw new HostKeyError(`${target.label}: ${refusal}`);
-    throw new Error(`${target.label}: cannot connect over SSH: ${e.message}`);
+    sock?.destroy();
+    if (seen.refusal) return { ...seen, error: new HostKeyError(`${target.label}: ${seen.refusal}`) };
+    return {
+      ...seen,
+      error: new Error(
+        `${target.label}: cannot connect over SSH: ${connectProblem(e, serverHostKey)}`
+      )
+    };
   }
   ssh.connection.setNoDelay(true);
   ssh.connection.on("error", (e) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`));
-  return ssh;
+  return { ssh };
+}
+function connectProblem(e, offered) {
+  if (offered === void 0 || !/no matching .*host ?key/i.test(e.message)) return e.message;
+  const message = `the host has no host key of the types that known-hosts trusts for it (${offered.join(", ")}). Add the line of a key it has (ssh-keyscan, checked out of band) to known-hosts`;
+  return `${e.message}: ${message}`;
 }
 var JumpHost = class {
   constructor(target, credentials, ctx) {
@@ -48857,7 +46930,7 @@ var SshHost = class _SshHost {
   }
   async open() {
     const { target, credentials, jump } = this.options;
-    const sock = jump ? await jump.forward(target.host, target.port) : void 0;
+    const sock = jump ? () => jump.forward(target.host, target.port) : void 0;
     const ssh = await connectSsh(this.options, target, credentials, sock);
     this.ssh = ssh;
     ssh.connection.on("close", () => {
@@ -49023,6 +47096,7 @@ var SshHost = class _SshHost {
 
 // src/keys.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
+import { statSync } from "node:fs";
 
 // src/strategies/upstream/error-rate.ts
 var LOG_FORMAT_NAME = "zerodown";
@@ -49338,12 +47412,21 @@ function rollbackWorkflow(read) {
     "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
   );
 }
-function semverText(read, name) {
+function versionInput(read, name) {
   const value = line(read, name, 256);
   if (value === void 0) return void 0;
-  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]*)?$/.test(value))
-    throw new SettingsError(name, `'${value}' is not a semantic version`, "Write e.g. 1.27.3");
-  return value.replace(/^v/, "");
+  if (!isVersionText(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is neither a semantic version nor a Debian version`,
+      "Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11"
+    );
+  return value;
+}
+function rollbackToInput(read) {
+  const value = line(read, "rollback-to", 256);
+  if (value === void 0 || /^[0-9a-fA-F]{12,64}$/.test(value)) return value;
+  return versionInput(read, "rollback-to");
 }
 function pidFile(read, supervisor) {
   const value = remotePath(read, "pid-file", DEFAULT_PID_FILE[supervisor]);
@@ -49382,7 +47465,7 @@ function drainTimeoutAction(read, supervisor) {
     );
   return value;
 }
-function readSettings(read) {
+function readSettings(read, env = {}) {
   const user = line(read, "user") ?? "root";
   if (!USERNAME.test(user))
     throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
@@ -49420,9 +47503,9 @@ function readSettings(read) {
     drainTimeoutAction: drainTimeoutAction(read, supervisor),
     releaseDir: remotePath(read, "release-dir"),
     keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
-    version: semverText(read, "version"),
+    version: versionInput(read, "version"),
     allowDowngrade: bool(read, "allow-downgrade", false),
-    rollbackTo: semverText(read, "rollback-to"),
+    rollbackTo: rollbackToInput(read),
     rollbackWorkflow: rollbackWorkflow(read),
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
@@ -49430,6 +47513,9 @@ function readSettings(read) {
     prestage: bool(read, "prestage", false),
     jumpHost: void 0,
     jumpPrivateKey: privateKey(read, "jump-private-key"),
+    jumpPassphrase: text(read, "jump-passphrase"),
+    jumpPassword: text(read, "jump-password"),
+    agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
     watchdog: bool(read, "watchdog", true),
     strategy: "hot-upgrade"
@@ -49454,13 +47540,33 @@ function readSettings(read) {
   checkPins(settings);
   return settings;
 }
+function checkJumpCredentials(s) {
+  const own = [
+    ["jump-private-key", s.jumpPrivateKey],
+    ["jump-passphrase", s.jumpPassphrase],
+    ["jump-password", s.jumpPassword]
+  ].filter(([, v]) => v !== void 0);
+  if (own.length > 0 && s.jumpHost === void 0)
+    throw new SettingsError(
+      own[0][0],
+      "is set but jump-host is empty",
+      "Name the bastion in jump-host, or remove it"
+    );
+  if (s.jumpPassphrase !== void 0 && s.jumpPrivateKey === void 0)
+    throw new SettingsError(
+      "jump-passphrase",
+      "is set but jump-private-key is empty",
+      "Pass the key it unlocks in jump-private-key"
+    );
+}
 function checkCombinations(s) {
-  if (s.privateKey === void 0 && s.password === void 0)
+  if (s.privateKey === void 0 && s.password === void 0 && s.agentSocket === void 0)
     throw new SettingsError(
       "private-key",
-      "is empty and no password is given",
-      "Pass an SSH private key from a secret"
+      "is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)",
+      "Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step"
     );
+  checkJumpCredentials(s);
   if (s.passphrase !== void 0 && s.privateKey === void 0)
     throw new SettingsError(
       "passphrase",
@@ -49617,7 +47723,37 @@ function checkKeys(settings) {
   if (settings.privateKey !== void 0)
     parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
   if (settings.jumpPrivateKey !== void 0)
-    parse2("jump-private-key", settings.jumpPrivateKey, settings.passphrase, "passphrase");
+    parse2(
+      "jump-private-key",
+      settings.jumpPrivateKey,
+      settings.jumpPassphrase ?? settings.passphrase,
+      settings.jumpPassphrase !== void 0 ? "jump-passphrase" : "passphrase"
+    );
+  const agent = agentSocket(settings);
+  if (agent !== void 0 && !statSync(agent, { throwIfNoEntry: false })?.isSocket())
+    throw new SettingsError(
+      "private-key",
+      `is empty, and the ssh-agent socket SSH_AUTH_SOCK=${agent} does not exist on the runner`,
+      "Start the agent (and add the key) in an earlier step of the same job, or pass private-key"
+    );
+}
+function agentSocket(settings) {
+  return settings.privateKey === void 0 && settings.password === void 0 ? settings.agentSocket : void 0;
+}
+function jumpCredentials(settings) {
+  const own = settings.jumpPrivateKey !== void 0 || settings.jumpPassphrase !== void 0 || settings.jumpPassword !== void 0;
+  if (!own)
+    return {
+      privateKey: settings.privateKey,
+      passphrase: settings.passphrase,
+      password: settings.password,
+      agent: agentSocket(settings)
+    };
+  return {
+    privateKey: settings.jumpPrivateKey,
+    passphrase: settings.jumpPrivateKey ? settings.jumpPassphrase ?? settings.passphrase : void 0,
+    password: settings.jumpPassword
+  };
 }
 
 // src/local/binary.ts
@@ -49692,7 +47828,7 @@ var shortSha = (s) => s.slice(0, 12);
 var refuse = (step, e) => {
   throw e instanceof StoreError ? new StepError(step, e.message) : e;
 };
-async function chooseBinary(o, store, state, live2, deployed) {
+async function chooseBinary(o, store, state, live2, deployed, note) {
   if (o.mode === "deploy") return { source: deployed };
   const target = (() => {
     try {
@@ -49701,8 +47837,11 @@ async function chooseBinary(o, store, state, live2, deployed) {
       return refuse("preflight", e);
     }
   })();
-  if (target.sha256 !== live2.sha256)
-    await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  if (target.sha256 === live2.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    );
+  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
   const source = {
     sha256: target.sha256,
     hostPath: store.releasePath(target.sha256),
@@ -49712,29 +47851,31 @@ async function chooseBinary(o, store, state, live2, deployed) {
 }
 async function recordLive(store, r, now, note) {
   let state = await store.read().catch((e) => refuse("preflight", e));
-  const had = state.releases.find((x) => x.sha256 === r.liveSha256);
-  const how = await store.put(r.livePath, r.liveSha256).catch((e) => refuse("preflight", e));
+  const running2 = r.runningSha256;
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const had = state.releases.find((x) => x.sha256 === running2);
+  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
   if (!had) {
     const found = {
-      sha256: r.liveSha256,
-      version: normalizeVersion(r.version),
+      sha256: running2,
+      version: versionText(r.version),
       deployedAt: now,
       origin: "found"
     };
     state = withRelease(state, found);
     await store.writeMeta(found).catch((e) => refuse("preflight", e));
     note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how})`
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
     );
   } else if (how !== "present") {
     note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
   }
-  if (state.live !== r.liveSha256 || state.lineage[state.lineage.length - 1] !== r.liveSha256) {
-    if (had && state.live !== null && state.live !== r.liveSha256)
+  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
+    if (had && state.live !== null && state.live !== running2)
       note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(r.liveSha256)}; corrected`
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
       );
-    state = markLive(state, r.liveSha256, now);
+    state = markLive(state, running2, now);
   }
   await store.write(state).catch((e) => refuse("preflight", e));
   return state;
@@ -49757,16 +47898,23 @@ function chooseStep(plan, o, hr) {
       const r = st.running;
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
       hr.store = store;
-      const state = r.exeReplaced ? await store.read().catch((e) => refuse("preflight", e)) : await recordLive(store, r, now(), note);
+      const state = await recordLive(store, r, now(), note);
       const live2 = liveRelease(state);
-      hr.liveVersion = hr.newVersion = live2?.version ?? normalizeVersion(r.version);
+      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
       report.releases = releaseRows(state);
       report.previousVersion = report.version = hr.liveVersion ?? void 0;
-      const { source, target } = await chooseBinary(o, store, state, { sha256: r.liveSha256 }, deployed);
+      const { source, target } = await chooseBinary(
+        o,
+        store,
+        state,
+        { sha256: r.runningSha256 },
+        deployed,
+        note
+      );
       st.source = source;
       if (o.mode === "deploy") {
-        if (source.sha256 === r.liveSha256) return;
-        const problem = downgradeProblem(normalizeVersion(o.version), hr.liveVersion, o.allowDowngrade);
+        if (source.sha256 === r.runningSha256) return;
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
         if (problem) throw new StepError("preflight", problem);
         return;
       }
@@ -49784,15 +47932,15 @@ function versionsStep(o, hr) {
     name: "versions",
     stage: "prepare",
     async run({ report, note }) {
-      const detected = normalizeVersion(report.version);
-      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : normalizeVersion(o.version) ?? detected;
+      const detected = versionText(report.version);
+      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
       report.version = hr.newVersion ?? void 0;
       report.previousVersion = hr.liveVersion ?? void 0;
       if (o.mode === "deploy") {
         const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
         if (problem) throw new StepError("verify", problem);
       }
-      note(`version ${hr.liveVersion ?? "unknown"} \u2192 ${hr.newVersion ?? "unknown"}`);
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
     }
   };
 }
@@ -51062,11 +49210,11 @@ function withServerState(file, address, to) {
     splices.push({ start, end: t.end, text: "" });
   };
   const append = [];
-  const weight = param(d, "weight");
-  if (to.weight === null && weight) remove(weight);
-  else if (to.weight !== null && weight) {
-    if (weight.value !== `weight=${to.weight}`)
-      splices.push({ start: weight.start, end: weight.end, text: `weight=${to.weight}` });
+  const weight2 = param(d, "weight");
+  if (to.weight === null && weight2) remove(weight2);
+  else if (to.weight !== null && weight2) {
+    if (weight2.value !== `weight=${to.weight}`)
+      splices.push({ start: weight2.start, end: weight2.end, text: `weight=${to.weight}` });
   } else if (to.weight !== null) append.push(`weight=${to.weight}`);
   const down = param(d, "down");
   if (!to.down && down) remove(down);
@@ -51517,6 +49665,7 @@ function inspectSteps2(p) {
           pid: 0,
           livePath: p.plan.livePath,
           liveSha256: sha,
+          runningSha256: sha,
           exeReplaced: false,
           version: null,
           arch: ""
@@ -51916,7 +50065,8 @@ function connector(settings, log) {
   const credentials = {
     privateKey: settings.privateKey,
     passphrase: settings.passphrase,
-    password: settings.password
+    password: settings.password,
+    agent: agentSocket(settings)
   };
   const hostKeys = {
     knownHosts: settings.knownHosts,
@@ -51924,11 +50074,11 @@ function connector(settings, log) {
     insecureSkip: settings.insecureSkipHostKeyCheck
   };
   const connectTimeoutMs = settings.connectTimeoutMs;
-  const jump = settings.jumpHost ? new JumpHost(
-    settings.jumpHost,
-    { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey },
-    { hostKeys, connectTimeoutMs, log: (m) => log.info(m) }
-  ) : void 0;
+  const jump = settings.jumpHost ? new JumpHost(settings.jumpHost, jumpCredentials(settings), {
+    hostKeys,
+    connectTimeoutMs,
+    log: (m) => log.info(m)
+  }) : void 0;
   return (target, hostLog = log) => SshHost.connect({
     target,
     credentials,
@@ -52016,13 +50166,22 @@ async function perform(settings, log, control = {}) {
     log.info(
       `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
     );
-    return rollout(settings, log, control, { sha256: "" });
+    const result = await rollout(settings, log, control, { sha256: "" });
+    warnUnchangedRollbacks(settings, log, result);
+    return result;
   }
   const binary = await inspectBinary(settings.binary);
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? "script"}`
   );
   return rollout(settings, log, control, binary);
+}
+function warnUnchangedRollbacks(settings, log, result) {
+  for (const h of result.hosts) {
+    if (h.result !== "unchanged") continue;
+    const message = `${h.host}: rollback-to ${settings.rollbackTo ?? ""} names the live release (${h.version ?? "unknown version"}, sha256 ${(h.sha256 ?? "").slice(0, 12)}): nothing was rolled back`;
+    log.warn(message, { host: h.host, step: "preflight" });
+  }
 }
 function cancelOnSignals(controller, log) {
   const handler = (sig) => {
@@ -52067,7 +50226,7 @@ var INPUTS = [
   },
   {
     name: "private-key",
-    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs.",
+    description: "SSH private key (OpenSSH or PEM), from a secret. Masked in logs. Without it (and without password), the ssh-agent of SSH_AUTH_SOCK is used.",
     default: "",
     required: false
   },
@@ -52235,7 +50394,7 @@ var INPUTS = [
   },
   {
     name: "version",
-    description: "Version (semver) of the new binary. Default: detected from the binary (nginx -v).",
+    description: "Version of the new binary, kept as written: semver (1.27.3) or a Debian version (1.22.1-9+deb12u11). Compared with the live one by semver when both are plain semver, else by Debian's ordering. Default: detected from the binary (nginx -v).",
     default: "",
     required: false
   },
@@ -52247,7 +50406,7 @@ var INPUTS = [
   },
   {
     name: "rollback-to",
-    description: "With mode rollback: the version to go back to. Default: the release before the live one.",
+    description: "With mode rollback: the release to go back to, by its version as recorded or its sha256 (12 or more hex digits); it must name exactly one release. Default: the release before the live one.",
     default: "",
     required: false
   },
@@ -52289,7 +50448,19 @@ var INPUTS = [
   },
   {
     name: "jump-private-key",
-    description: "Private key for the jump host. Default: private-key. Masked in logs.",
+    description: "Private key for the jump host. When no jump-* credential is given, the jump host uses the hosts' (private-key, passphrase, password, ssh-agent). Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "jump-passphrase",
+    description: "Passphrase of jump-private-key. Default: passphrase. Masked in logs.",
+    default: "",
+    required: false
+  },
+  {
+    name: "jump-password",
+    description: "SSH password for the jump host. Masked in logs.",
     default: "",
     required: false
   },
@@ -52370,7 +50541,14 @@ var UsageError = class extends Error {
 };
 var COMMANDS = ["deploy", "rollback", "help"];
 var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
-var SECRETS = /* @__PURE__ */ new Set(["private-key", "passphrase", "password", "jump-private-key"]);
+var SECRETS = /* @__PURE__ */ new Set([
+  "private-key",
+  "passphrase",
+  "password",
+  "jump-private-key",
+  "jump-passphrase",
+  "jump-password"
+]);
 var BOOL = /^(true|false|yes|no|on|off|1|0)$/i;
 var isBoolean = (spec) => spec.default === "true" || spec.default === "false";
 var envName = (input) => `ZERODOWN_${input.toUpperCase().replace(/-/g, "_")}`;
@@ -52871,8 +51049,8 @@ function hostTable(hosts) {
     ])
   );
 }
-function offset(iso, t0) {
-  const t = Date.parse(iso);
+function offset(iso2, t0) {
+  const t = Date.parse(iso2);
   return Number.isFinite(t) && t0 > 0 ? `+${((t - t0) / 1e3).toFixed(3)}s` : "";
 }
 function stepRow(s, t0) {
@@ -53081,7 +51259,7 @@ async function cli(argv, io = {
   const controller = new AbortController();
   const uninstall = cancelOnSignals(controller, log);
   try {
-    const settings = readSettings(inputReader(args, io.env));
+    const settings = readSettings(inputReader(args, io.env), io.env);
     rollbackWorkflow2 = settings.rollbackWorkflow;
     run3 = await perform(settings, log, { signal: controller.signal });
   } catch (e) {
@@ -53121,6 +51299,8 @@ function maskSecrets(settings) {
     settings.passphrase,
     settings.password,
     settings.jumpPrivateKey,
+    settings.jumpPassphrase,
+    settings.jumpPassword,
     healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue;
@@ -53175,7 +51355,7 @@ async function run2() {
   const controller = new AbortController();
   const uninstall = cancelOnSignals(controller, coreLogger);
   try {
-    const settings = readSettings((name) => getInput(name));
+    const settings = readSettings((name) => getInput(name), process.env);
     maskSecrets(settings);
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist });
     setOutputs(result);
@@ -53327,7 +51507,7 @@ async function post() {
   }
   let settings;
   try {
-    settings = readSettings((name) => getInput(name));
+    settings = readSettings((name) => getInput(name), process.env);
   } catch (e) {
     setFailed(`zerodown post: ${e.message}`);
     return;

@@ -9,7 +9,7 @@ import { planBatches } from './fleet/plan.js'
 import { runRollout } from './fleet/rollout.js'
 import type { RolloutResult } from './fleet/tally.js'
 import { JumpHost, SshHost } from './host/ssh-host.js'
-import { checkKeys } from './keys.js'
+import { agentSocket, checkKeys, jumpCredentials } from './keys.js'
 import { inspectBinary } from './local/binary.js'
 import { releaseOptions, withReleaseSteps } from './releases/steps.js'
 import { safeguard, type SafetyOptions } from './safety/guard.js'
@@ -40,7 +40,8 @@ export function connector(
   const credentials = {
     privateKey: settings.privateKey,
     passphrase: settings.passphrase,
-    password: settings.password
+    password: settings.password,
+    agent: agentSocket(settings)
   }
   const hostKeys = {
     knownHosts: settings.knownHosts,
@@ -50,11 +51,11 @@ export function connector(
   const connectTimeoutMs = settings.connectTimeoutMs
   // One bastion connection for all hosts of the run.
   const jump = settings.jumpHost
-    ? new JumpHost(
-        settings.jumpHost,
-        { ...credentials, privateKey: settings.jumpPrivateKey ?? settings.privateKey },
-        { hostKeys, connectTimeoutMs, log: m => log.info(m) }
-      )
+    ? new JumpHost(settings.jumpHost, jumpCredentials(settings), {
+        hostKeys,
+        connectTimeoutMs,
+        log: m => log.info(m)
+      })
     : undefined
   return (target, hostLog = log) =>
     SshHost.connect({
@@ -176,13 +177,24 @@ export async function perform(
       `rollback to ${settings.rollbackTo ?? 'the release before the live one'}, from each host's release store`
     )
     // No binary yet: each host's release store chooses (releases/steps.ts, chooseBinary).
-    return rollout(settings, log, control, { sha256: '' })
+    const result = await rollout(settings, log, control, { sha256: '' })
+    warnUnchangedRollbacks(settings, log, result)
+    return result
   }
   const binary = await inspectBinary(settings.binary!)
   log.info(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? 'script'}`
   )
   return rollout(settings, log, control, binary)
+}
+
+/** A rollback request that changed nothing is said out loud, never a silent success. */
+function warnUnchangedRollbacks(settings: Settings, log: Logger, result: RolloutResult): void {
+  for (const h of result.hosts) {
+    if (h.result !== 'unchanged') continue
+    const message = `${h.host}: rollback-to ${settings.rollbackTo ?? ''} names the live release (${h.version ?? 'unknown version'}, sha256 ${(h.sha256 ?? '').slice(0, 12)}): nothing was rolled back`
+    log.warn(message, { host: h.host, step: 'preflight' })
+  }
 }
 
 /**

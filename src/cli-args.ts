@@ -32,7 +32,14 @@ export interface CliArgs {
 const COMMANDS = ['deploy', 'rollback', 'help'] as const
 /** Inputs that may be given more than once; the values are joined by newlines. */
 const LISTS = new Set(['hosts', 'known-hosts', 'host-fingerprints'])
-const SECRETS = new Set(['private-key', 'passphrase', 'password', 'jump-private-key'])
+const SECRETS = new Set([
+  'private-key',
+  'passphrase',
+  'password',
+  'jump-private-key',
+  'jump-passphrase',
+  'jump-password'
+])
 const BOOL = /^(true|false|yes|no|on|off|1|0)$/i
 
 const isBoolean = (spec: InputSpec) => spec.default === 'true' || spec.default === 'false'

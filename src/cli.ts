@@ -66,7 +66,7 @@ export async function cli(
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
-    const settings = readSettings(inputReader(args, io.env))
+    const settings = readSettings(inputReader(args, io.env), io.env)
     rollbackWorkflow = settings.rollbackWorkflow
     run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {

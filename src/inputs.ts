@@ -29,7 +29,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'private-key',
-    description: 'SSH private key (OpenSSH or PEM), from a secret. Masked in logs.',
+    description:
+      'SSH private key (OpenSSH or PEM), from a secret. Masked in logs. Without it (and without password), the ssh-agent of SSH_AUTH_SOCK is used.',
     default: '',
     required: false
   },
@@ -210,7 +211,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'version',
-    description: 'Version (semver) of the new binary. Default: detected from the binary (nginx -v).',
+    description:
+      "Version of the new binary, kept as written: semver (1.27.3) or a Debian version (1.22.1-9+deb12u11). Compared with the live one by semver when both are plain semver, else by Debian's ordering. Default: detected from the binary (nginx -v).",
     default: '',
     required: false
   },
@@ -222,7 +224,8 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'rollback-to',
-    description: 'With mode rollback: the version to go back to. Default: the release before the live one.',
+    description:
+      'With mode rollback: the release to go back to, by its version as recorded or its sha256 (12 or more hex digits); it must name exactly one release. Default: the release before the live one.',
     default: '',
     required: false
   },
@@ -268,7 +271,20 @@ export const INPUTS: readonly InputSpec[] = [
   },
   {
     name: 'jump-private-key',
-    description: 'Private key for the jump host. Default: private-key. Masked in logs.',
+    description:
+      "Private key for the jump host. When no jump-* credential is given, the jump host uses the hosts' (private-key, passphrase, password, ssh-agent). Masked in logs.",
+    default: '',
+    required: false
+  },
+  {
+    name: 'jump-passphrase',
+    description: 'Passphrase of jump-private-key. Default: passphrase. Masked in logs.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'jump-password',
+    description: 'SSH password for the jump host. Masked in logs.',
     default: '',
     required: false
   },

@@ -3,6 +3,7 @@
  * without its passphrase, or unlocked by a wrong passphrase fails here, naming the input, instead
  * of as a connection error on the first host.
  */
+import { statSync } from 'node:fs'
 import ssh2 from 'ssh2'
 import { SettingsError, type Settings } from './settings.js'
 
@@ -36,5 +37,49 @@ export function checkKeys(settings: Settings): void {
   if (settings.privateKey !== undefined)
     parse('private-key', settings.privateKey, settings.passphrase, 'passphrase')
   if (settings.jumpPrivateKey !== undefined)
-    parse('jump-private-key', settings.jumpPrivateKey, settings.passphrase, 'passphrase')
+    parse(
+      'jump-private-key',
+      settings.jumpPrivateKey,
+      settings.jumpPassphrase ?? settings.passphrase,
+      settings.jumpPassphrase !== undefined ? 'jump-passphrase' : 'passphrase'
+    )
+  const agent = agentSocket(settings)
+  if (agent !== undefined && !statSync(agent, { throwIfNoEntry: false })?.isSocket())
+    throw new SettingsError(
+      'private-key',
+      `is empty, and the ssh-agent socket SSH_AUTH_SOCK=${agent} does not exist on the runner`,
+      'Start the agent (and add the key) in an earlier step of the same job, or pass private-key'
+    )
+}
+
+/** The agent socket to authenticate with: SSH_AUTH_SOCK, when neither a key nor a password is given. */
+export function agentSocket(settings: Settings): string | undefined {
+  return settings.privateKey === undefined && settings.password === undefined
+    ? settings.agentSocket
+    : undefined
+}
+
+/** Whether the jump host has credentials of its own (any jump-* credential input); else it uses the hosts'. */
+export function jumpCredentials(settings: Settings): {
+  privateKey?: string
+  passphrase?: string
+  password?: string
+  agent?: string
+} {
+  const own =
+    settings.jumpPrivateKey !== undefined ||
+    settings.jumpPassphrase !== undefined ||
+    settings.jumpPassword !== undefined
+  if (!own)
+    return {
+      privateKey: settings.privateKey,
+      passphrase: settings.passphrase,
+      password: settings.password,
+      agent: agentSocket(settings)
+    }
+  return {
+    privateKey: settings.jumpPrivateKey,
+    passphrase: settings.jumpPrivateKey ? (settings.jumpPassphrase ?? settings.passphrase) : undefined,
+    password: settings.jumpPassword
+  }
 }

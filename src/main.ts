@@ -14,7 +14,7 @@ export async function run(): Promise<void> {
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, coreLogger)
   try {
-    const settings = readSettings(name => core.getInput(name))
+    const settings = readSettings(name => core.getInput(name), process.env)
     maskSecrets(settings)
     const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist })
     setOutputs(result)

@@ -48,7 +48,7 @@ export async function post(): Promise<void> {
   }
   let settings: Settings
   try {
-    settings = readSettings(name => core.getInput(name))
+    settings = readSettings(name => core.getInput(name), process.env)
   } catch (e) {
     core.setFailed(`zerodown post: ${(e as Error).message}`)
     return

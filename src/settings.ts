@@ -6,6 +6,7 @@ import { formatDuration, parseDuration } from './duration.js'
 import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
 import { redactUrls } from './remote-text.js'
 import { parsePercent } from './strategies/upstream/error-rate.js'
+import { isVersionText } from './releases/versions.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type StrategyId = 'hot-upgrade' | 'upstream'
@@ -109,7 +110,12 @@ export interface Settings {
   /** Upload and verify on every host before any host is signalled. */
   prestage: boolean
   jumpHost?: HostTarget
+  /** The jump host's own credentials; when none is given it uses the hosts' (private-key, ...). */
   jumpPrivateKey?: string
+  jumpPassphrase?: string
+  jumpPassword?: string
+  /** An ssh-agent's socket (SSH_AUTH_SOCK on the runner), used when no private-key is given. */
+  agentSocket?: string
 
   lockLeaseMs: number
   watchdog: boolean
@@ -427,12 +433,24 @@ function rollbackWorkflow(read: InputReader): string | undefined {
   )
 }
 
-function semverText(read: InputReader, name: string): string | undefined {
+/** A version as given: semver (1.27.3, 2.0.0-rc.1) or a Debian version (1.22.1-9+deb12u11, 2:1.0~rc1-1). */
+function versionInput(read: InputReader, name: string): string | undefined {
   const value = line(read, name, 256)
   if (value === undefined) return undefined
-  if (!/^v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.+-]*)?$/.test(value))
-    throw new SettingsError(name, `'${value}' is not a semantic version`, 'Write e.g. 1.27.3')
-  return value.replace(/^v/, '')
+  if (!isVersionText(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is neither a semantic version nor a Debian version`,
+      'Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11'
+    )
+  return value
+}
+
+/** rollback-to: a version as given, or the sha256 (12 or more hex digits) of a release. */
+function rollbackToInput(read: InputReader): string | undefined {
+  const value = line(read, 'rollback-to', 256)
+  if (value === undefined || /^[0-9a-fA-F]{12,64}$/.test(value)) return value
+  return versionInput(read, 'rollback-to')
 }
 
 function pidFile(read: InputReader, supervisor: SupervisorKind): string {
@@ -480,7 +498,7 @@ function drainTimeoutAction(read: InputReader, supervisor: SupervisorKind): Drai
 }
 
 /** Reads and validates every input. Throws SettingsError on the first bad one. */
-export function readSettings(read: InputReader): Settings {
+export function readSettings(read: InputReader, env: Record<string, string | undefined> = {}): Settings {
   const user = line(read, 'user') ?? 'root'
   if (!USERNAME.test(user))
     throw new SettingsError('user', `'${user}' is not a valid user name`, 'Use letters, digits, _ . -')
@@ -522,9 +540,9 @@ export function readSettings(read: InputReader): Settings {
 
     releaseDir: remotePath(read, 'release-dir'),
     keepReleases: integer(read, 'keep-releases', 5, 2, 1000),
-    version: semverText(read, 'version'),
+    version: versionInput(read, 'version'),
     allowDowngrade: bool(read, 'allow-downgrade', false),
-    rollbackTo: semverText(read, 'rollback-to'),
+    rollbackTo: rollbackToInput(read),
     rollbackWorkflow: rollbackWorkflow(read),
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
@@ -533,6 +551,9 @@ export function readSettings(read: InputReader): Settings {
     prestage: bool(read, 'prestage', false),
     jumpHost: undefined,
     jumpPrivateKey: privateKey(read, 'jump-private-key'),
+    jumpPassphrase: text(read, 'jump-passphrase'),
+    jumpPassword: text(read, 'jump-password'),
+    agentSocket: env.SSH_AUTH_SOCK?.trim() || undefined,
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
     watchdog: bool(read, 'watchdog', true),
@@ -562,13 +583,36 @@ export function readSettings(read: InputReader): Settings {
   return settings
 }
 
+function checkJumpCredentials(s: Settings): void {
+  const own = (
+    [
+      ['jump-private-key', s.jumpPrivateKey],
+      ['jump-passphrase', s.jumpPassphrase],
+      ['jump-password', s.jumpPassword]
+    ] as const
+  ).filter(([, v]) => v !== undefined)
+  if (own.length > 0 && s.jumpHost === undefined)
+    throw new SettingsError(
+      own[0]![0],
+      'is set but jump-host is empty',
+      'Name the bastion in jump-host, or remove it'
+    )
+  if (s.jumpPassphrase !== undefined && s.jumpPrivateKey === undefined)
+    throw new SettingsError(
+      'jump-passphrase',
+      'is set but jump-private-key is empty',
+      'Pass the key it unlocks in jump-private-key'
+    )
+}
+
 function checkCombinations(s: Settings): void {
-  if (s.privateKey === undefined && s.password === undefined)
+  if (s.privateKey === undefined && s.password === undefined && s.agentSocket === undefined)
     throw new SettingsError(
       'private-key',
-      'is empty and no password is given',
-      'Pass an SSH private key from a secret'
+      'is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)',
+      'Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step'
     )
+  checkJumpCredentials(s)
   if (s.passphrase !== undefined && s.privateKey === undefined)
     throw new SettingsError(
       'passphrase',

@@ -88,6 +88,7 @@ export class HostUpgrade {
       pid: saved.masterPid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       version: null,
       arch: ''

@@ -3,6 +3,9 @@
  * `@revoked`) and SHA256 fingerprints as `ssh-keygen -lf` prints them, each bound to the host it
  * belongs to (`host=SHA256:...`; a bare one only when the run has a single host). Fails closed;
  * revocation always wins.
+ * `@cert-authority` lines are refused with a clear message: ssh2 cannot check host certificates.
+ * Like OpenSSH, a host is offered the host key algorithms of the keys trusted for it, so a host
+ * with several keys presents the one that is known (see hostKeyAlgorithms).
  */
 import { createHash, createHmac } from 'node:crypto'
 
@@ -148,6 +151,12 @@ export function verifyHostKey(
   if (plain.some(e => e.blob.equals(keyBlob))) return { ok: true, fingerprint }
   if (policy.insecureSkip) return { ok: true, fingerprint }
   const expected = [...plain.map(e => `${e.type} ${fingerprintOf(e.blob)}`), ...pins]
+  if (expected.length === 0 && entries.some(e => e.marker === 'cert-authority'))
+    return {
+      ok: false,
+      fingerprint,
+      reason: `known-hosts trusts ${name} only through a @cert-authority line, and host certificates cannot be checked here (the SSH library, ssh2, has no certificate support). Add the host's own key line (ssh-keyscan -p ${port} ${host}, checked out of band) to known-hosts, or its fingerprint to host-fingerprints`
+    }
   if (expected.length === 0)
     return {
       ok: false,
@@ -159,4 +168,57 @@ export function verifyHostKey(
     fingerprint,
     reason: `HOST KEY MISMATCH for ${name}: expected ${expected.join(' or ')}, received ${type} ${fingerprint}. Someone may be intercepting the connection, or the host was reinstalled; verify the new key out of band before updating known-hosts`
   }
+}
+
+/** Signature algorithms that prove a key of each type, in OpenSSH's order (RSA: SHA-2 only, as OpenSSH ≥ 8.8). */
+const ALGORITHMS_OF: Record<string, string[]> = {
+  'ssh-ed25519': ['ssh-ed25519'],
+  'ecdsa-sha2-nistp256': ['ecdsa-sha2-nistp256'],
+  'ecdsa-sha2-nistp384': ['ecdsa-sha2-nistp384'],
+  'ecdsa-sha2-nistp521': ['ecdsa-sha2-nistp521'],
+  'ssh-rsa': ['rsa-sha2-512', 'rsa-sha2-256']
+}
+
+/** Key families as a server may hold one key of each; a host known only by fingerprint is asked for each in turn. */
+export const KEY_FAMILIES: readonly string[][] = [
+  ['ssh-ed25519'],
+  ['ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ecdsa-sha2-nistp521'],
+  ['ssh-rsa']
+]
+
+/** The family (KEY_FAMILIES index) of a key type, -1 for others. */
+export function keyFamily(type: string): number {
+  return KEY_FAMILIES.findIndex(f => f.includes(type))
+}
+
+/**
+ * The host key algorithms to offer host:port, as OpenSSH does from known_hosts: those of the keys
+ * trusted for it (an RSA line: rsa-sha2-512, rsa-sha2-256). Without a known_hosts line, only
+ * fingerprints: every family not yet `tried` (a server presents one key per connection; a
+ * fingerprint does not say its type). undefined: no preference (the library's list); [] when
+ * every family was tried.
+ */
+export function hostKeyAlgorithms(
+  policy: HostKeyPolicy,
+  host: string,
+  port: number,
+  tried: readonly number[] = []
+): string[] | undefined {
+  const name = lookupName(host, port)
+  const known = policy.knownHosts
+    ? parse(policy.knownHosts).filter(e => e.marker === undefined && matches(e.patterns, name))
+    : []
+  const types = [...new Set(known.map(e => e.type))].filter(t => ALGORITHMS_OF[t] !== undefined)
+  if (types.length > 0) {
+    // Order as the library prefers them (ed25519, ECDSA, RSA), like OpenSSH's default list.
+    types.sort((a, b) => keyFamily(a) - keyFamily(b) || a.localeCompare(b))
+    return types.flatMap(t => ALGORITHMS_OF[t]!)
+  }
+  // Only the pins of this host (or bare ones) say that it is known by fingerprints.
+  const pinned = policy.fingerprints.some(f => {
+    const p = parsePin(f)
+    return p.host === undefined || pinNames(p.host, host, port)
+  })
+  if (known.length > 0 || !pinned || policy.insecureSkip) return undefined
+  return KEY_FAMILIES.flatMap((types, i) => (tried.includes(i) ? [] : types.flatMap(t => ALGORITHMS_OF[t]!)))
 }

@@ -19,7 +19,7 @@ import {
   type RunOptions,
   type UploadProgress
 } from './host.js'
-import { verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
+import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
 import { OutputReader } from './output-reader.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
@@ -28,6 +28,8 @@ export interface Credentials {
   privateKey?: string
   passphrase?: string
   password?: string
+  /** An ssh-agent's socket (SSH_AUTH_SOCK), tried when no key is given. */
+  agent?: string
 }
 
 export interface Endpoint {
@@ -162,14 +164,61 @@ interface ConnectContext {
   log?: (message: string) => void
 }
 
-/** One verified SSH connection (through sock when given), with Nagle off. */
+/**
+ * One verified SSH connection (through a tunnel from `sock` when given), with Nagle off. The host
+ * is offered the host key algorithms of the keys trusted for it; a host known only by
+ * fingerprints is asked for one key family after another until a key matches or none is left.
+ */
 async function connectSsh(
   ctx: ConnectContext,
   target: Endpoint,
   credentials: Credentials,
-  sock?: Duplex
+  sock?: () => Promise<Duplex>
 ): Promise<NodeSSH> {
-  let refusal: string | null = null
+  const tried: number[] = []
+  const refused: string[] = []
+  for (;;) {
+    const algorithms = hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, tried)
+    const attempt = await connectOnce(ctx, target, credentials, algorithms, sock && (await sock()))
+    if (attempt.ssh) return attempt.ssh
+    const family = attempt.keyType === undefined ? -1 : keyFamily(attempt.keyType)
+    // Known by fingerprints only: the list shrinks with each family tried (known_hosts lines fix it).
+    const byFingerprintOnly =
+      algorithms !== undefined &&
+      hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, [0, 1, 2])?.length === 0
+    const mismatch = (keys: string[]) =>
+      new HostKeyError(
+        `${target.label}: HOST KEY MISMATCH for ${target.host}:${target.port}: none of its host keys (${keys.join(', ')}) has a fingerprint in host-fingerprints. ` +
+          'Someone may be intercepting the connection, or the host was reinstalled; verify its keys out of band (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub on the host)'
+      )
+    // No key of the families left: every key the host has was refused already.
+    if (byFingerprintOnly && attempt.keyType === undefined && refused.length > 0) throw mismatch(refused)
+    if (attempt.refusal === undefined || !byFingerprintOnly || family < 0 || tried.includes(family))
+      throw attempt.error
+    tried.push(family)
+    refused.push(`${attempt.keyType} ${attempt.fingerprint}`)
+    const next = hostKeyAlgorithms(ctx.hostKeys, target.host, target.port, tried)
+    if (next === undefined || next.length === 0) throw mismatch(refused)
+  }
+}
+
+interface Attempt {
+  ssh?: NodeSSH
+  error?: Error
+  /** Why the host key was refused, and which key the host presented. */
+  refusal?: string
+  keyType?: string
+  fingerprint?: string
+}
+
+async function connectOnce(
+  ctx: ConnectContext,
+  target: Endpoint,
+  credentials: Credentials,
+  serverHostKey: string[] | undefined,
+  sock?: Duplex
+): Promise<Attempt> {
+  const seen: Attempt = {}
   const config: Config = {
     host: target.host,
     port: target.port,
@@ -179,13 +228,17 @@ async function connectSsh(
     keepaliveCountMax: 3,
     hostVerifier: (key: Buffer) => {
       const verdict = verifyHostKey(ctx.hostKeys, target.host, target.port, key)
-      if (!verdict.ok) refusal = verdict.reason
+      seen.keyType = keyTypeOf(key)
+      seen.fingerprint = verdict.fingerprint
+      if (!verdict.ok) seen.refusal = verdict.reason
       return verdict.ok
     }
   }
+  if (serverHostKey !== undefined) config.algorithms = { serverHostKey: serverHostKey as never }
   if (credentials.privateKey !== undefined) config.privateKey = credentials.privateKey
   if (credentials.passphrase !== undefined) config.passphrase = credentials.passphrase
   if (credentials.password !== undefined) config.password = credentials.password
+  if (credentials.agent !== undefined) config.agent = credentials.agent
   if (sock) config.sock = sock
   const ssh = new NodeSSH()
   try {
@@ -196,15 +249,28 @@ async function connectSsh(
     ssh.connection?.setNoDelay(true)
     await connecting
   } catch (e) {
-    if (refusal) throw new HostKeyError(`${target.label}: ${refusal}`)
-    throw new Error(`${target.label}: cannot connect over SSH: ${(e as Error).message}`)
+    sock?.destroy()
+    if (seen.refusal) return { ...seen, error: new HostKeyError(`${target.label}: ${seen.refusal}`) }
+    return {
+      ...seen,
+      error: new Error(
+        `${target.label}: cannot connect over SSH: ${connectProblem(e as Error, serverHostKey)}`
+      )
+    }
   }
   ssh.connection!.setNoDelay(true)
   // node-ssh stops listening for 'error' once the connection is ready; without a listener a
   // reset connection (ECONNRESET, keepalive timeout) would crash the whole process. The 'close'
   // that follows fails the pending command or upload with ConnectionLostError.
   ssh.connection!.on('error', (e: Error) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`))
-  return ssh
+  return { ssh }
+}
+
+/** ssh2's words, plus what they mean when the host has none of the key types trusted for it. */
+function connectProblem(e: Error, offered: string[] | undefined): string {
+  if (offered === undefined || !/no matching .*host ?key/i.test(e.message)) return e.message
+  const message = `the host has no host key of the types that known-hosts trusts for it (${offered.join(', ')}). Add the line of a key it has (ssh-keyscan, checked out of band) to known-hosts`
+  return `${e.message}: ${message}`
 }
 
 /**
@@ -285,7 +351,7 @@ export class SshHost implements Host {
 
   private async open(): Promise<void> {
     const { target, credentials, jump } = this.options
-    const sock = jump ? await jump.forward(target.host, target.port) : undefined
+    const sock = jump ? () => jump.forward(target.host, target.port) : undefined
     const ssh = await connectSsh(this.options, target, credentials, sock)
     this.ssh = ssh
     ssh.connection!.on('close', () => {

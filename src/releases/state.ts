@@ -18,8 +18,8 @@
  * This file: the pure state (lineage, versions, targets, pruning); store.ts does the I/O, steps.ts
  * the store's steps in a host's run, markdown.ts its part of the job summary.
  */
-import semver from 'semver'
 import type { ReleaseRow } from '../engine/types.js'
+import { compareVersions, ruleName, type VersionOrder } from './versions.js'
 
 export const DEFAULT_RELEASE_ROOT = '/var/lib/zerodown'
 export const SHA256 = /^[0-9a-f]{64}$/
@@ -34,7 +34,7 @@ export interface Provenance {
 
 export interface Release extends Provenance {
   sha256: string
-  /** semver, or null when it could not be told. */
+  /** As given (input `version`) or as the binary printed it; null when it could not be told. */
   version: string | null
   /** When zerodown recorded it (deploy mode sets it again on a re-deploy). */
   deployedAt: string
@@ -66,11 +66,29 @@ export class StoreError extends Error {
 
 // ---------------------------------------------------------------- versions
 
-/** A semver string from a version input or a binary's `-v` output (1.27 → 1.27.0), or null. */
-export function normalizeVersion(text: string | null | undefined): string | null {
-  if (text === null || text === undefined || text.trim() === '') return null
-  const t = text.trim().replace(/^v/, '')
-  return semver.valid(t) ?? semver.coerce(t, { includePrerelease: true })?.version ?? null
+/** A version as given (input, `-v` output, store entry), trimmed; null when there is none. */
+export function versionText(text: string | null | undefined): string | null {
+  if (text === null || text === undefined) return null
+  const t = text.trim()
+  return t === '' ? null : t
+}
+
+/** How the new version stands to the live one, and by which rule; null when they cannot be compared. */
+export function versionChange(newVersion: string | null, liveVersion: string | null): VersionOrder | null {
+  if (newVersion === null || liveVersion === null) return null
+  return compareVersions(newVersion, liveVersion)
+}
+
+/** "1.22.1 → 1.22.1-9+deb12u11 (higher by Debian's version ordering)" for the log. */
+export function describeChange(from: string | null, to: string | null): string {
+  const c = versionChange(to, from)
+  const how =
+    c === null
+      ? from !== null && to !== null
+        ? ' (not comparable: neither semver nor a Debian version)'
+        : ''
+      : ` (${c.order > 0 ? 'higher' : c.order < 0 ? 'lower' : 'the same'} by ${ruleName(c.rule)})`
+  return `${from ?? 'unknown'} → ${to ?? 'unknown'}${how}`
 }
 
 /** The refusal of a downgrade, or null when the deploy may go on. */
@@ -79,10 +97,11 @@ export function downgradeProblem(
   liveVersion: string | null,
   allowDowngrade: boolean
 ): string | null {
-  if (allowDowngrade || newVersion === null || liveVersion === null) return null
-  if (!semver.lt(newVersion, liveVersion)) return null
+  if (allowDowngrade) return null
+  const c = versionChange(newVersion, liveVersion)
+  if (c === null || c.order >= 0) return null
   return (
-    `the new binary is version ${newVersion}, lower than the live version ${liveVersion}: a downgrade is refused. ` +
+    `the new binary is version ${newVersion}, lower than the live version ${liveVersion} (compared by ${ruleName(c.rule)}): a downgrade is refused. ` +
     `Set allow-downgrade: true to deploy it anyway, or use mode: rollback to go back to a release the host has`
   )
 }
@@ -129,7 +148,7 @@ export function validRelease(r: unknown, what: string, bad: (why: string) => nev
   if (typeof o!.deployedAt !== 'string') bad(`${what} has no deployedAt`)
   const out: Release = {
     sha256: o!.sha256!,
-    version: o!.version === null ? null : normalizeVersion(o!.version),
+    version: o!.version === null ? null : versionText(o!.version),
     deployedAt: o!.deployedAt!,
     origin: o!.origin === 'found' ? 'found' : 'deploy'
   }
@@ -180,20 +199,32 @@ export function previousRelease(state: StoreState): Release | undefined {
   return state.releases.find(r => r.sha256 === sha)
 }
 
-/** "1.22.1, 2.1.0 (live), 2.2.0": every release the host has, oldest first. */
+/** "1.22.1 (sha256 1a2b3c4d5e6f), 2.1.0 (sha256 …, live)": every release the host has, oldest first. */
 export function describeReleases(state: StoreState): string {
   if (state.releases.length === 0) return 'none'
   return state.releases
     .map(
       r =>
-        `${r.version ?? `unknown version (sha256 ${r.sha256.slice(0, 12)})`}${r.sha256 === state.live ? ' (live)' : ''}`
+        `${r.version ?? 'unknown version'} (sha256 ${r.sha256.slice(0, 12)}${r.sha256 === state.live ? ', live' : ''})`
     )
     .join(', ')
 }
 
+/** What rollback-to names: releases whose version is exactly it, else the same by its rule, else a sha256 prefix. */
+function releasesNamed(state: StoreState, wanted: string): Release[] {
+  const exact = state.releases.filter(r => r.version === wanted)
+  if (exact.length > 0) return exact
+  const same = state.releases.filter(
+    r => r.version !== null && compareVersions(r.version, wanted)?.order === 0
+  )
+  if (same.length > 0) return same
+  const prefix = wanted.toLowerCase()
+  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter(r => r.sha256.startsWith(prefix)) : []
+}
+
 /**
- * The release a rollback goes to: rollback-to's version (the live one if it has it, else the one
- * highest in the lineage, else the newest), or the release before the live one.
+ * The release a rollback goes to: the one rollback-to names (exactly one, by version or sha256
+ * prefix), or the release before the live one. Anything else fails with the list of releases.
  */
 export function rollbackTarget(state: StoreState, rollbackTo?: string): Release {
   const has = `It has: ${describeReleases(state)}`
@@ -205,21 +236,18 @@ export function rollbackTarget(state: StoreState, rollbackTo?: string): Release 
         `Name one with rollback-to, or deploy the version you want with mode: deploy`
     )
   }
-  const wanted = normalizeVersion(rollbackTo)
-  const matches = state.releases.filter(
-    r => r.version !== null && wanted !== null && semver.eq(r.version, wanted)
-  )
+  const matches = releasesNamed(state, rollbackTo)
   if (matches.length === 0)
     throw new StoreError(
-      `rollback-to ${rollbackTo}: the host's release store has no release with version ${wanted ?? rollbackTo}. ${has}. ` +
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. ` +
         `Choose one of these, or deploy ${rollbackTo} with mode: deploy`
     )
-  const live = matches.find(r => r.sha256 === state.live)
-  if (live) return live
-  const rank = (r: Release) => state.lineage.lastIndexOf(r.sha256)
-  return [...matches].sort(
-    (a, b) => rank(b) - rank(a) || state.releases.indexOf(b) - state.releases.indexOf(a)
-  )[0]!
+  if (matches.length > 1)
+    throw new StoreError(
+      `rollback-to ${rollbackTo} names ${matches.length} releases of the host's store (builds with sha256 ` +
+        `${matches.map(r => r.sha256.slice(0, 12)).join(', ')}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
+    )
+  return matches[0]!
 }
 
 /**

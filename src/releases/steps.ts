@@ -11,10 +11,11 @@ import type { Settings } from '../settings.js'
 import type { HostPlan, UpgradeSource } from '../strategies/strategy.js'
 import {
   afterRollback,
+  describeChange,
   downgradeProblem,
   liveRelease,
   markLive,
-  normalizeVersion,
+  versionText,
   provenanceFrom,
   releaseRows,
   rollbackTarget,
@@ -61,7 +62,8 @@ export async function chooseBinary(
   store: ReleaseStore,
   state: StoreState,
   live: { sha256: string },
-  deployed: UpgradeSource
+  deployed: UpgradeSource,
+  note: (s: string) => void
 ): Promise<{ source: UpgradeSource; target?: Release }> {
   if (o.mode === 'deploy') return { source: deployed }
   const target = (() => {
@@ -71,8 +73,11 @@ export async function chooseBinary(
       return refuse('preflight', e)
     }
   })()
-  if (target.sha256 !== live.sha256)
-    await store.checkRelease(target, state).catch(e => refuse('preflight', e))
+  if (target.sha256 === live.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ''} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    )
+  else await store.checkRelease(target, state).catch(e => refuse('preflight', e))
   const source = {
     sha256: target.sha256,
     hostPath: store.releasePath(target.sha256),
@@ -84,35 +89,38 @@ export async function chooseBinary(
 /** The running binary is in the store and marked live; returns the store's state. */
 async function recordLive(
   store: ReleaseStore,
-  r: { livePath: string; liveSha256: string; version: string | null },
+  r: { pid: number; livePath: string; runningSha256: string; exeReplaced: boolean; version: string | null },
   now: string,
   note: (s: string) => void
 ): Promise<StoreState> {
   let state = await store.read().catch(e => refuse('preflight', e))
-  // The running binary must be in the store before a deploy replaces it: rollback needs it.
-  const had = state.releases.find(x => x.sha256 === r.liveSha256)
-  const how = await store.put(r.livePath, r.liveSha256).catch(e => refuse('preflight', e))
+  // The build that runs must be in the store before a deploy replaces it: rollback needs it.
+  // When a package manager replaced the file under the process, it is read from /proc/<pid>/exe.
+  const running = r.runningSha256
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath
+  const had = state.releases.find(x => x.sha256 === running)
+  const how = await store.put(from, running).catch(e => refuse('preflight', e))
   if (!had) {
     const found: Release = {
-      sha256: r.liveSha256,
-      version: normalizeVersion(r.version),
+      sha256: running,
+      version: versionText(r.version),
       deployedAt: now,
       origin: 'found'
     }
     state = withRelease(state, found)
     await store.writeMeta(found).catch(e => refuse('preflight', e))
     note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how})`
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ''})`
     )
   } else if (how !== 'present') {
     note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
   }
-  if (state.live !== r.liveSha256 || state.lineage[state.lineage.length - 1] !== r.liveSha256) {
-    if (had && state.live !== null && state.live !== r.liveSha256)
+  if (state.live !== running || state.lineage[state.lineage.length - 1] !== running) {
+    if (had && state.live !== null && state.live !== running)
       note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(r.liveSha256)}; corrected`
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running)}; corrected`
       )
-    state = markLive(state, r.liveSha256, now)
+    state = markLive(state, running, now)
   }
   await store.write(state).catch(e => refuse('preflight', e))
   return state
@@ -140,20 +148,25 @@ function chooseStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       const r = st.running!
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath)
       hr.store = store
-      const state = r.exeReplaced
-        ? await store.read().catch(e => refuse('preflight', e))
-        : await recordLive(store, r, now(), note)
+      const state = await recordLive(store, r, now(), note)
       const live = liveRelease(state)
-      hr.liveVersion = hr.newVersion = live?.version ?? normalizeVersion(r.version)
+      hr.liveVersion = hr.newVersion = live?.version ?? versionText(r.version)
       report.releases = releaseRows(state)
       report.previousVersion = report.version = hr.liveVersion ?? undefined
-      const { source, target } = await chooseBinary(o, store, state, { sha256: r.liveSha256 }, deployed)
+      const { source, target } = await chooseBinary(
+        o,
+        store,
+        state,
+        { sha256: r.runningSha256 },
+        deployed,
+        note
+      )
       st.source = source
       if (o.mode === 'deploy') {
         // With the version input, a downgrade is refused before anything is sent (an unchanged
         // binary is not a downgrade: the run ends it as unchanged).
-        if (source.sha256 === r.liveSha256) return
-        const problem = downgradeProblem(normalizeVersion(o.version), hr.liveVersion, o.allowDowngrade)
+        if (source.sha256 === r.runningSha256) return
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade)
         if (problem) throw new StepError('preflight', problem)
         return
       }
@@ -173,16 +186,16 @@ function versionsStep(o: ReleaseOptions, hr: HostRelease): Step {
     name: 'versions',
     stage: 'prepare',
     async run({ report, note }) {
-      const detected = normalizeVersion(report.version)
+      const detected = versionText(report.version)
       hr.newVersion =
-        o.mode === 'rollback' ? (hr.target?.version ?? detected) : (normalizeVersion(o.version) ?? detected)
+        o.mode === 'rollback' ? (hr.target?.version ?? detected) : (versionText(o.version) ?? detected)
       report.version = hr.newVersion ?? undefined
       report.previousVersion = hr.liveVersion ?? undefined
       if (o.mode === 'deploy') {
         const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade)
         if (problem) throw new StepError('verify', problem)
       }
-      note(`version ${hr.liveVersion ?? 'unknown'} → ${hr.newVersion ?? 'unknown'}`)
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`)
     }
   }
 }

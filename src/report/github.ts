@@ -34,6 +34,8 @@ export function maskSecrets(settings: Settings): void {
     settings.passphrase,
     settings.password,
     settings.jumpPrivateKey,
+    settings.jumpPassphrase,
+    settings.jumpPassword,
     healthUrlPassword(settings.healthUrl)
   ]) {
     if (!secret) continue

@@ -16,6 +16,7 @@
  *
  * Every remote command goes through Host.run as an argv list (quoted in src/host/quote.ts).
  */
+import type { StepError } from '../engine/step.js'
 import type { Host } from '../host/host.js'
 
 /** What a supervisor can do; settings refuse pairings it cannot honour before any host is touched. */
@@ -66,7 +67,9 @@ export interface Running {
   /** The binary's live path (the master's real executable, or the binary-path input). */
   livePath: string
   liveSha256: string
-  /** The process runs a file that is no longer at the live path (it was replaced). */
+  /** sha256 of what the process runs (/proc/<pid>/exe): the identity of the live build. */
+  runningSha256: string
+  /** The process runs another file than the one at the live path (a package manager replaced it). */
   exeReplaced: boolean
   /** The running binary's version, when it says. */
   version: string | null
@@ -79,6 +82,8 @@ export interface SupervisorContext {
   note(message: string): void
   /** A run again after a lost connection: read back what the host shows before acting. */
   readonly retrying: boolean
+  /** What inspect has learnt so far, as it learns it: a host refused later still reports what serves. */
+  learn?(known: { pid?: number; livePath?: string; version?: string | null }): void
 }
 
 export interface DrainOptions {
@@ -125,6 +130,11 @@ export interface SupervisorSession {
    * gate. HAProxy: the master and its new workers; tableflip: the child.
    */
   stillServing(was: { pid: number; workers: number[] }): Promise<void>
+  /**
+   * A failed health gate, told with what the supervisor knows that may be its cause. nginx: the
+   * configuration files changed since the old master started (the new one loads them as they are).
+   */
+  healthFailure?(error: StepError): StepError
   /**
    * Waits until the old process holds no connection; false on timeout. nginx: the old master's
    * workers exit. HAProxy: the soft-stopping old workers exit. tableflip: the parent exits.

@@ -6,7 +6,7 @@
 #
 #   sandbox.sh up --dir DIR --first 11 --count N [--ssh-port 2222] [--http-port 8080]
 #                 [--shared-tmp] [--watch-pid PID] [--nginx /usr/sbin/nginx] [--server nginx]
-#                 [--net 127.0.0] [--workers 2]
+#                 [--net 127.0.0] [--workers 2] [--rsa-host-key]
 #   sandbox.sh down --dir DIR
 #   sandbox.sh exec --dir DIR --host 11 -- CMD...
 #   sandbox.sh nginx-start --dir DIR --host 11 [--reset]
@@ -142,6 +142,7 @@ HOST=""
 WATCH_PID=""
 WATCH_START=""
 SHARED_TMP=0
+RSA_HOST_KEY=0
 RESET=0
 NGINX_SRC=/usr/sbin/nginx
 SERVER=nginx
@@ -166,6 +167,7 @@ parse_args() {
       --net) NET=${2:?--net needs a value}; shift 2 ;;
       --workers) WORKERS=${2:?--workers needs a value}; shift 2 ;;
       --shared-tmp) SHARED_TMP=1; shift ;;
+      --rsa-host-key) RSA_HOST_KEY=1; shift ;;
       --reset) RESET=1; shift ;;
       --) shift; CMD_ARGS=("$@"); break ;;
       -h | --help) usage ;;
@@ -594,6 +596,12 @@ start_host() { # $1 = last octet
   printf '%s\n' "$HTTP_PORT" >"$h/http-port"
 
   ssh-keygen -q -t ed25519 -N '' -C "zerodown-sandbox-host-$addr" -f "$sd/ssh_host_ed25519_key"
+  local rsa_host_key=""
+  if ((RSA_HOST_KEY)); then
+    # A second host key, as distributions install (sshd offers each; the client picks by its list).
+    ssh-keygen -q -t rsa -b 2048 -N '' -C "zerodown-sandbox-host-$addr" -f "$sd/ssh_host_rsa_key"
+    rsa_host_key="HostKey $NS_SSHD_DIR/ssh_host_rsa_key"
+  fi
   cp "$DIR/authorized_keys" "$sd/authorized_keys"
   chmod 0644 "$sd/authorized_keys"
   cat >"$sd/sshd_config" <<EOF
@@ -601,6 +609,7 @@ start_host() { # $1 = last octet
 # ($NS_SSHD_DIR = $sd)
 ListenAddress $addr:$SSH_PORT
 HostKey $NS_SSHD_DIR/ssh_host_ed25519_key
+$rsa_host_key
 PidFile $NS_SSHD_DIR/sshd.pid
 AuthorizedKeysFile $NS_SSHD_DIR/authorized_keys
 AllowUsers $SB_USER $SB_NOSUDO_USER
@@ -673,6 +682,10 @@ EOF
   fp=$(ssh-keygen -lf "$sd/ssh_host_ed25519_key.pub" | cut -d' ' -f2)
   printf '%s %s\n' "$name" "$hk" >>"$DIR/known_hosts"
   printf '%s %s\n' "$name" "$fp" >>"$DIR/fingerprints"
+  if ((RSA_HOST_KEY)); then
+    printf '%s %s\n' "$name" "$(cut -d' ' -f1,2 "$sd/ssh_host_rsa_key.pub")" >>"$DIR/known_hosts.rsa"
+    printf '%s %s\n' "$name" "$(ssh-keygen -lf "$sd/ssh_host_rsa_key.pub" | cut -d' ' -f2)" >>"$DIR/fingerprints.rsa"
+  fi
   HOST_JSON+=("$(
     cat <<EOF
     { "name": "$addr", "address": "$addr", "sshPort": $SSH_PORT, "httpPort": $HTTP_PORT,

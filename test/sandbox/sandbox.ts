@@ -96,6 +96,8 @@ export interface SandboxUpOptions {
   dir?: string
   /** hosts share the machine's /tmp instead of having their own */
   sharedTmp?: boolean
+  /** each sshd also has an RSA host key: DIR/known_hosts.rsa and DIR/fingerprints.rsa list them */
+  rsaHostKey?: boolean
   /** the first three octets of the hosts' addresses (default '127.0.0'; '127.0.1' for 127.0.1.X) */
   net?: string
   /** nginx workers per host (default 2; 1 for light hosts in fleet benchmarks) */
@@ -362,6 +364,7 @@ export function sandboxUp(opts: SandboxUpOptions): Sandbox {
   if (opts.sshPort !== undefined) args.push('--ssh-port', String(opts.sshPort))
   if (opts.httpPort !== undefined) args.push('--http-port', String(opts.httpPort))
   if (opts.sharedTmp) args.push('--shared-tmp')
+  if (opts.rsaHostKey) args.push('--rsa-host-key')
   if (opts.server !== undefined) args.push('--server', opts.server)
   if (opts.net !== undefined) args.push('--net', opts.net)
   if (opts.workers !== undefined) args.push('--workers', String(opts.workers))

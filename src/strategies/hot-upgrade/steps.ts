@@ -52,7 +52,16 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
       name: 'preflight',
       stage: 'prepare',
       async run(ctx) {
-        const r = await p.session.inspect(ctx)
+        const r = await p.session.inspect({
+          note: m => ctx.note(m),
+          retrying: ctx.retrying,
+          // Filled as inspect learns them: a refused host still reports what serves.
+          learn: k => {
+            if (k.pid !== undefined) ctx.report.oldPid = k.pid
+            if (k.livePath !== undefined) ctx.report.binaryPath = k.livePath
+            if (k.version) ctx.report.previousVersion = k.version
+          }
+        })
         p.state.running = r
         ctx.report.oldPid = r.pid
         ctx.report.binaryPath = r.livePath
@@ -66,7 +75,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
       async run(ctx) {
         const r = running(p)
         if (r.liveSha256 !== p.state.source.sha256 || r.exeReplaced) return
-        ctx.report.sha256 = ctx.report.previousSha256 = r.liveSha256
+        ctx.report.sha256 = ctx.report.previousSha256 = r.runningSha256
         return {
           end: 'unchanged',
           message: `the live binary already has sha256 ${r.liveSha256.slice(0, 12)}; nothing to do`
@@ -125,7 +134,7 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
       ctx.report.version = v.version ?? undefined
       ctx.report.previousVersion = r.version ?? undefined
       ctx.report.sha256 = p.state.source.sha256
-      ctx.report.previousSha256 = r.liveSha256
+      ctx.report.previousSha256 = r.runningSha256
     }
   }
   return [upload, verify]
@@ -190,6 +199,8 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
           stillServing: () => session.stillServing(was),
           note: ctx.note,
           record: (ok, detail, atMs) => ctx.report.health.push({ atMs, ok, detail })
+        }).catch((e: unknown) => {
+          throw e instanceof StepError && session.healthFailure ? session.healthFailure(e) : e
         })
       }
     },
@@ -229,10 +240,26 @@ export function retireStep(p: HotUpgradeParts): Step {
     name: p.names.steps.retire,
     stage: 'commit',
     onCancel: 'finish',
-    run: ctx =>
-      p.session.retire(ctx, {
+    async run(ctx) {
+      await p.session.retire(ctx, {
         unfinished: p.state.drainUnfinished === true,
         intervalMs: p.plan.pollIntervalMs
       })
+      await removeKept(p, ctx.log)
+    }
   }
+}
+
+/**
+ * After success nothing of ours stays beside the live binary (on a distribution host that is
+ * /usr/sbin, where no package owns a stray file): the old build lives in the release store.
+ * Past the point of no return, so a failure only warns.
+ */
+async function removeKept(p: HotUpgradeParts, log: Logger): Promise<void> {
+  const { previous } = sidePaths(running(p).livePath)
+  const r = await p.host.run(['rm', '-f', '--', previous], { sudo: p.host.sudo }).catch(e => e as Error)
+  if (r instanceof Error || r.code !== 0)
+    log.warn(
+      `${p.host.name}: cannot remove the kept old binary ${previous} (${r instanceof Error ? r.message : r.stderr.trim()}); remove it by hand`
+    )
 }

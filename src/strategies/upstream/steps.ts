@@ -154,6 +154,7 @@ export function inspectSteps(p: UpstreamParts): Step[] {
           pid: 0,
           livePath: p.plan.livePath,
           liveSha256: sha,
+          runningSha256: sha,
           exeReplaced: false,
           version: null,
           arch: ''

@@ -164,6 +164,7 @@ class HaproxySession implements SupervisorSession {
       pid: saved.pid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       version: null,
       arch: '',

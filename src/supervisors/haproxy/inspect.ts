@@ -95,6 +95,10 @@ export async function inspectMaster(
     pid,
     livePath,
     liveSha256: liveSha256!,
+    // The build that runs: the file at the live path, or what /proc keeps when it was replaced.
+    runningSha256: exe.replaced
+      ? ((await remoteSha256(host, `/proc/${pid}/exe`)) ?? liveSha256!)
+      : liveSha256!,
     exeReplaced: exe.replaced,
     version,
     arch,

@@ -66,7 +66,8 @@ async function waitForNewMaster(
       const runsNew = s.newIsScript
         ? p.exe !== snap.procs.get(oldPid)?.exe // a script execs something else; never the old file
         : exe.path === live && !exe.replaced
-      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length > 0) return pid
+      // All its workers, not the first: WINCH then leaves no capacity missing.
+      if (p.ppid === oldPid && runsNew && acceptingWorkers(snap, pid).length >= s.expectedWorkers) return pid
     }
     // The old master takes its pid file back when the new binary exits (or cannot exec).
     const reverted = !snap.oldbinExists && pid === oldPid && newMasterCandidates(snap, oldPid).length === 0
@@ -80,6 +81,12 @@ async function waitForNewMaster(
   })
   if (found === undefined) {
     const snap = last ?? (await s.read())
+    const partial = snap.pid !== null && snap.pid !== oldPid ? acceptingWorkers(snap, snap.pid).length : 0
+    if (partial > 0)
+      throw new StepError(
+        'usr2',
+        `the new master ${snap.pid} started only ${partial} of its ${s.expectedWorkers} workers (worker_processes) within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe(snap, oldPid)}`
+      )
     throw new StepError(
       'usr2',
       `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe(snap, oldPid)}`
@@ -87,7 +94,7 @@ async function waitForNewMaster(
   }
   const exe = last!.procs.get(found)!.exe
   ctx.note(
-    `new master ${found} is up with ${acceptingWorkers(last!, found).length} workers, running ${exe}; .oldbin holds the old master ${oldPid}`
+    `new master ${found} is up with all ${acceptingWorkers(last!, found).length} of its workers (worker_processes ${s.expectedWorkers}), running ${exe}; .oldbin holds the old master ${oldPid}`
   )
   return found
 }

@@ -5,6 +5,7 @@
  */
 import { StepError } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
+import { commandLine } from '../../host/quote.js'
 import type {
   DrainOptions,
   RepairAdvice,
@@ -14,10 +15,11 @@ import type {
   SupervisorOptions,
   SupervisorSession
 } from '../supervisor.js'
+import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
 import { quitOldMaster, startNewMaster, stopOldWorkers } from './handover.js'
 import { inspectMaster, verifyBinary } from './inspect.js'
-import { describe, isAlive, oldWorkers, steadyChildren } from './protocol.js'
+import { acceptingWorkers, describe, isAlive, oldWorkers, steadyChildren } from './protocol.js'
 import { assessMasters, repairMasters, restoreMasters } from './revert.js'
 import { NginxHost } from './state.js'
 import { nginxWatchdog } from './watchdog.js'
@@ -33,13 +35,24 @@ class NginxSession implements SupervisorSession {
   }
 
   async inspect(ctx: SupervisorContext): Promise<Running> {
-    const facts = await inspectMaster(this.s.host, this.options, ctx.note)
+    const facts = await inspectMaster(this.s.host, this.options, ctx)
     this.s.learn(facts)
     return facts
   }
 
-  verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
-    return verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note)
+  async verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
+    const facts = this.s.facts()
+    const v = await verifyBinary(this.s.host, facts, stagedPath, ctx.note)
+    // nginx starts worker_processes workers; auto: as many as the old master has (one per CPU).
+    const old = v.workers === 'auto' ? acceptingWorkers(await this.s.read(), facts.pid).length : 0
+    this.s.expectedWorkers = Math.max(1, v.workers === 'auto' ? old : v.workers)
+    this.s.configChange = await changedSinceStart(this.s.host, facts.pid, v.configFiles)
+    if (this.s.configChange)
+      ctx.note(
+        `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(', ')}. ` +
+          'The new master loads it as it is now; the old one runs what it read then'
+      )
+    return { version: v.version }
   }
 
   start(ctx: SupervisorContext, o: { startTimeoutMs: number; intervalMs: number }): Promise<number> {
@@ -68,6 +81,20 @@ class NginxSession implements SupervisorSession {
         `workers of the new master are crashing: ${gone.join(', ')} exited (workers now: ${now.join(', ') || 'none'})`
       )
     }
+  }
+
+  /** A failed health gate while the configuration changed under the old master: say so, not only "the new binary". */
+  healthFailure(e: StepError): StepError {
+    const c = this.s.configChange
+    if (c === null) return e
+    const facts = this.s.facts()
+    const oldTest = commandLine([`/proc/${facts.pid}/exe`, '-t', ...facts.configArgs])
+    return new StepError(
+      e.step,
+      `${e.message}. The configuration changed since the old master started (${c.masterStarted}): ${c.files.join(', ')}; ` +
+        `the new master loads it as it is now, so the failure may come from that change rather than from the new binary. ` +
+        `Check the change (the old binary's config test: ${oldTest}), then deploy again`
+    )
   }
 
   drain(ctx: SupervisorContext, o: DrainOptions): Promise<boolean> {
@@ -111,6 +138,7 @@ class NginxSession implements SupervisorSession {
       pid: saved.pid,
       livePath: saved.livePath,
       liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
       exeReplaced: false,
       argv0: saved.livePath,
       configArgs: [],

@@ -4,12 +4,13 @@
  * what to do.
  */
 import { check, type Host } from '../../host/host.js'
-import { quote } from '../../host/quote.js'
+import { commandLine, quote } from '../../host/quote.js'
 import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../../host/trust.js'
 import { StepError } from '../../engine/step.js'
 import { ReleaseStore } from '../../releases/store.js'
 import { remoteSha256, sidePaths } from '../../strategies/hot-upgrade/install.js'
-import type { Running } from '../supervisor.js'
+import type { Running, SupervisorContext } from '../supervisor.js'
+import { configFilesOf, workerProcessesOf } from './config-files.js'
 import {
   configHazards,
   exePath,
@@ -48,8 +49,9 @@ const fail = (message: string): never => {
 export async function inspectMaster(
   host: Host,
   plan: InspectPlan,
-  note: (s: string) => void
+  ctx: Pick<SupervisorContext, 'note' | 'learn'>
 ): Promise<MasterFacts> {
+  const note = (s: string) => ctx.note(s)
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
   if (snap.pid === 1 || snap.oldbinPid === 1)
@@ -74,29 +76,46 @@ export async function inspectMaster(
   const trust = await trusted(host, plan, pid, exe.path)
 
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
-  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
   const livePath = exe.path
+  ctx.learn?.({ pid, livePath })
   // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced })
   if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
   // No decision lies between these reads: issued together, they cost one round trip (pipelined).
-  const [uname, liveSha256, v] = await Promise.all([
+  // Before the master's checks, so that a refusal below still reports what serves.
+  const [uname, liveSha256, procSha256, v] = await Promise.all([
     host.run(['uname', '-m']),
     remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
     'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
   ])
+  const version = v === null ? null : parseVersion(v.stderr + v.stdout)
+  ctx.learn?.({ pid, livePath, version })
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
   const arch = uname.stdout.trim()
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
-  const version = v === null ? null : parseVersion(v.stderr + v.stdout)
+  // What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
+  // /proc but is the same build; a package manager's new file is not.
+  const runningSha256 = procSha256 ?? liveSha256!
+  const replaced = runningSha256 !== liveSha256
+  note(
+    `master ${pid} runs ${livePath}, started as ${cmd.argv0}` +
+      (replaced
+        ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256!.slice(0, 12)}`
+        : exe.replaced
+          ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)`
+          : '')
+  )
   const workers = liveChildren(snap, pid).map(p => p.pid)
   note(
-    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`
+    `${workers.length} workers; version ${version ?? 'unknown'}; sha256 ${runningSha256.slice(0, 12)}; ${arch}`
   )
   return {
     pid,
     livePath,
     liveSha256: liveSha256!,
-    exeReplaced: exe.replaced,
+    runningSha256,
+    exeReplaced: replaced,
     argv0: cmd.argv0,
     configArgs: cmd.configArgs,
     version,
@@ -181,11 +200,17 @@ async function checkMaster(
     )
   if (/\bdaemon\s+off\b/.test(master.title)) fail(daemonOffMessage(pid, 'its command line sets daemon off'))
 
-  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path)
-    fail(
-      `binary-path is ${plan.binaryPath}, but the master ${pid} runs ${exe.path}. ` +
-        `nginx re-executes its own file on USR2: leave binary-path empty or set it to ${exe.path}`
-    )
+  if (plan.binaryPath !== undefined && plan.binaryPath !== exe.path) {
+    // Paths as the system resolves them: on a merged-/usr host /sbin/nginx is /usr/sbin/nginx.
+    const r = await host.run(['readlink', '-f', '--', plan.binaryPath])
+    const real = r.code === 0 ? r.stdout.trim() : ''
+    if (real !== exe.path)
+      fail(
+        `binary-path is ${plan.binaryPath}${real && real !== plan.binaryPath ? ` (${real} once its links are resolved)` : ''}, but the master ${pid} runs ${exe.path}. ` +
+          `On USR2 nginx re-executes its argv[0] (${cmd!.argv0}), which is ${exe.path}: leave binary-path empty or set it to ${exe.path}`
+      )
+    note(`binary-path ${plan.binaryPath} is ${exe.path} once its links are resolved`)
+  }
   const livePath = exe.path
   if (!cmd!.argv0.startsWith('/'))
     fail(
@@ -197,9 +222,6 @@ async function checkMaster(
     fail(
       `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     )
-  note(
-    `master ${pid} runs ${livePath}${exe.replaced ? ' (replaced on disk since it started)' : ''}, started as ${cmd!.argv0}`
-  )
 
   // A daemonized master was re-parented to init, or to a subreaper (systemd --user, a container's
   // init): only a hint, not a refusal. daemon off itself is caught for certain by the command line
@@ -253,13 +275,15 @@ export async function verifyBinary(
   facts: MasterFacts,
   stagingPath: string,
   note: (s: string) => void
-): Promise<{ version: string | null }> {
+): Promise<{ version: string | null; configFiles: string[]; workers: number | 'auto' }> {
   const sudo = host.sudo
-  const test = await host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000 })
+  const testArgv = [stagingPath, '-T', ...facts.configArgs]
+  const test = await host.run(testArgv, { sudo, timeoutMs: 60_000 })
+  // The command as sh reads it (-g 'daemon on; ...' quoted), so that it can be pasted on the host.
   if (test.code !== 0)
     throw new StepError(
       'verify',
-      `the new binary fails its config test (${stagingPath} -T ${facts.configArgs.join(' ')}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
+      `the new binary fails its config test (${commandLine(testArgv)}): ${(test.stderr || test.stdout).trim().split('\n').slice(-3).join(' | ')}`
     )
   const gIndex = facts.configArgs.indexOf('-g')
   const hazards = configHazards(test.stdout, gIndex >= 0 ? (facts.configArgs[gIndex + 1] ?? '') : '')
@@ -275,5 +299,5 @@ export async function verifyBinary(
   const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
-  return { version }
+  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
 }

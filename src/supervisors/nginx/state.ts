@@ -13,6 +13,10 @@ export class NginxHost {
   winchSent = false
   /** HUP went to the old master in this revert: a retried revert must not start more workers. */
   hupSent = false
+  /** Workers the new master starts (worker_processes of its config): all must accept before WINCH. */
+  expectedWorkers = 1
+  /** Config files changed since the old master started: a failing health gate may be their fault. */
+  configChange: { files: string[]; masterStarted: string } | null = null
 
   constructor(
     readonly host: Host,

@@ -88,7 +88,7 @@ class TableflipSession implements SupervisorSession {
   }
 
   adopt(saved: { pid: number; livePath: string; liveSha256: string }): void {
-    this.s.learn({ ...saved, exeReplaced: false, version: null, arch: '' })
+    this.s.learn({ ...saved, runningSha256: saved.liveSha256, exeReplaced: false, version: null, arch: '' })
   }
 }
 

@@ -73,5 +73,17 @@ export async function inspectServer(s: TableflipHost, note: (m: string) => void)
   const liveSha256 = await remoteSha256(host, livePath)
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the server runs it`)
   note(`sha256 ${liveSha256!.slice(0, 12)}; ${arch}`)
-  return { pid, livePath, liveSha256: liveSha256!, exeReplaced: exe.replaced, version: null, arch }
+  // The build that runs: the file at the live path, or what /proc keeps when it was replaced.
+  const runningSha256 = exe.replaced
+    ? ((await remoteSha256(host, `/proc/${pid}/exe`)) ?? liveSha256!)
+    : liveSha256!
+  return {
+    pid,
+    livePath,
+    liveSha256: liveSha256!,
+    runningSha256,
+    exeReplaced: exe.replaced,
+    version: null,
+    arch
+  }
 }
