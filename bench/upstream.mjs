@@ -59,8 +59,14 @@ async function helpers() {
     platform: 'node',
     format: 'esm',
     plugins: [noNative],
+    // The sandbox modules find their files (sandbox.sh, upstream/app.py) beside themselves.
+    define: { 'import.meta.url': JSON.stringify(pathToFileURL(join(ROOT, 'test/sandbox/upstream.ts')).href) },
     banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);"
+      // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
+      js:
+        "import { createRequire } from 'node:module'; import { fileURLToPath as __zdPath } from 'node:url'; " +
+        "import { dirname as __zdDir } from 'node:path'; const require = createRequire(import.meta.url); " +
+        'const __dirname = __zdDir(__zdPath(import.meta.url));'
     },
     logLevel: 'error'
   })
