@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process'
 import { copyFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { loadTypeScript, numberArgs, ROOT } from './lib.mjs'
+import { loadTypeScript, numberArgs, parseWrk, ROOT } from './lib.mjs'
 
 const ts = await loadTypeScript()
 const { sandboxUp, sandboxInputs, runAction } = ts
@@ -51,22 +51,6 @@ function timed(cmd, args) {
       done({ code, out })
     })
   })
-}
-
-/** wrk's figures: requests, failed (socket errors + non-2xx/3xx), latency percentiles in ms. */
-function parseWrk(text) {
-  const ms = s => {
-    const m = /([\d.]+)(us|ms|s)/.exec(s)
-    return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : NaN
-  }
-  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN)
-  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
-  const errors = se ? { connect: +se[1], read: +se[2], write: +se[3], timeout: +se[4] } : {}
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0)
-  const failed = Object.values(errors).reduce((a, b) => a + b, 0) + non2xx
-  const p = q => ms(new RegExp(`^\\s+${q}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '')
-  const max = ms(/^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(text)?.[1] ?? '')
-  return { requests, failed, errors, non2xx, p50: p(50), p99: p(99), max }
 }
 
 const sb = sandboxUp({ first: FIRST, count: 1 })
