@@ -43398,6 +43398,7 @@ var haproxy = {
     new: "new generation",
     retiring: "left to exit by itself (its workers soft-stopped at the reload)"
   },
+  defaultPidFile: "/run/haproxy.pid",
   capabilities: { canHold: false, revert: "handoff", samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
@@ -44393,6 +44394,7 @@ var nginx = {
     new: "new master",
     retiring: "told to QUIT"
   },
+  defaultPidFile: "/run/nginx.pid",
   capabilities: { canHold: true, revert: "old-process", samePid: false },
   watchdog: nginxWatchdog,
   open: (host, options) => new NginxSession(host, options)
@@ -44984,6 +44986,7 @@ function tableflip(o) {
       new: "new process",
       retiring: "left to exit by itself"
     },
+    defaultPidFile: void 0,
     capabilities: { canHold: false, revert: "handoff", samePid: false },
     watchdog: tableflipWatchdog(o.signal),
     open: (host, options) => new TableflipSession(host, options, o)
@@ -45001,6 +45004,7 @@ function supervisorFor(id, o = {}) {
   if (!make) throw new Error(`no supervisor named ${id} (known: ${Object.keys(SUPERVISORS).join(", ")})`);
   return make(o);
 }
+var supervisorIds = () => Object.keys(SUPERVISORS);
 
 // src/fleet/host-upgrade.ts
 var HostUpgrade = class {
@@ -47098,60 +47102,7 @@ var SshHost = class _SshHost {
 var import_ssh22 = __toESM(require_lib2(), 1);
 import { statSync } from "node:fs";
 
-// src/strategies/upstream/error-rate.ts
-var LOG_FORMAT_NAME = "zerodown";
-var LOG_FORMAT = String.raw`'$msec\t$status\t$upstream_addr\t$upstream_status'`;
-var emptyTally = () => ({ tries: 0, failed: 0, movedOn: 0, foreign: 0 });
-var groups = (field) => field.split(/\s+:\s+/).map((g) => g.split(/\s*,\s*/));
-function tallyLines(text2, backend, into = emptyTally()) {
-  for (const line2 of text2.split("\n")) {
-    if (line2 === "") continue;
-    const fields = line2.split("	");
-    if (fields.length !== 4 || !/^\d+(\.\d+)?$/.test(fields[0])) {
-      into.foreign++;
-      continue;
-    }
-    const statusGroups = groups(fields[3]);
-    for (const [g, addrs] of groups(fields[2]).entries()) {
-      for (const [i, addr] of addrs.entries()) {
-        if (addr !== backend) continue;
-        into.tries++;
-        const status = statusGroups[g]?.[i] ?? "-";
-        const moved = i < addrs.length - 1;
-        if (moved || !/^[1-4]\d\d$/.test(status)) into.failed++;
-        if (moved) into.movedOn++;
-      }
-    }
-  }
-  return into;
-}
-function rateOf(t) {
-  return t.tries === 0 ? 0 : t.failed / t.tries;
-}
-function verdict(t, maxRate, final, minTries = 20) {
-  const over = t.failed > maxRate * t.tries;
-  if (over && (final || t.failed > maxRate * Math.max(minTries, t.tries))) return "fail";
-  return final ? "pass" : "watching";
-}
-function parsePercent(text2) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text2);
-  if (!m) return null;
-  const v = Number(m[1]);
-  return v >= 0 && v <= 100 ? v / 100 : null;
-}
-function formatTally(t) {
-  const pct = (rateOf(t) * 100).toFixed(t.tries > 0 && rateOf(t) < 0.1 ? 2 : 1);
-  return `${t.failed} of ${t.tries} tries failed (${pct}%)${t.movedOn > 0 ? `, ${t.movedOn} moved on to another server` : ""}`;
-}
-
-// src/settings.ts
-var SUPERVISORS2 = ["nginx", "haproxy", "tableflip"];
-var DEFAULT_PID_FILE = {
-  nginx: "/run/nginx.pid",
-  haproxy: "/run/haproxy.pid",
-  tableflip: void 0
-};
-var CAN_HOLD = { nginx: true, haproxy: false, tableflip: false };
+// src/settings/types.ts
 var UPGRADE_SIGNALS = ["HUP", "USR1", "USR2"];
 var SettingsError = class extends Error {
   constructor(input, problem, fix) {
@@ -47161,6 +47112,8 @@ var SettingsError = class extends Error {
   }
   input;
 };
+
+// src/settings/read.ts
 function text(read, name) {
   const raw = read(name);
   if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Remove it");
@@ -47244,6 +47197,37 @@ function remotePath(read, name, fallback) {
   const value = line(read, name, 4096) ?? fallback;
   return value === void 0 ? void 0 : checkRemotePath(name, value);
 }
+function regex(read, name) {
+  const value = line(read, name, 2048);
+  if (value === void 0) return void 0;
+  try {
+    return new RegExp(value);
+  } catch (e) {
+    throw new SettingsError(
+      name,
+      `is not a valid regular expression (${e.message})`,
+      "Fix the pattern"
+    );
+  }
+}
+function versionInput(read, name) {
+  const value = line(read, name, 256);
+  if (value === void 0) return void 0;
+  if (!isVersionText(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is neither a semantic version nor a Debian version`,
+      "Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11"
+    );
+  return value;
+}
+function rollbackToInput(read) {
+  const value = line(read, "rollback-to", 256);
+  if (value === void 0 || /^[0-9a-fA-F]{12,64}$/.test(value)) return value;
+  return versionInput(read, "rollback-to");
+}
+
+// src/settings/hosts.ts
 var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
 var IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
 var USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
@@ -47368,68 +47352,32 @@ function privateKey(read, name) {
     );
   return key;
 }
-function regex(read, name) {
-  const value = line(read, name, 2048);
-  if (value === void 0) return void 0;
-  try {
-    return new RegExp(value);
-  } catch (e) {
+function checkJumpCredentials(s) {
+  const own = [
+    ["jump-private-key", s.jumpPrivateKey],
+    ["jump-passphrase", s.jumpPassphrase],
+    ["jump-password", s.jumpPassword]
+  ].filter(([, v]) => v !== void 0);
+  if (own.length > 0 && s.jumpHost === void 0)
     throw new SettingsError(
-      name,
-      `is not a valid regular expression (${e.message})`,
-      "Fix the pattern"
+      own[0][0],
+      "is set but jump-host is empty",
+      "Name the bastion in jump-host, or remove it"
     );
-  }
-}
-function healthUrl(read) {
-  const value = line(read, "health-url", 2048);
-  if (value === void 0) return void 0;
-  let url;
-  try {
-    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
-  } catch {
+  if (s.jumpPassphrase !== void 0 && s.jumpPrivateKey === void 0)
     throw new SettingsError(
-      "health-url",
-      `'${redactUrls(value)}' is not a URL`,
-      "Write e.g. http://127.0.0.1/health"
+      "jump-passphrase",
+      "is set but jump-private-key is empty",
+      "Pass the key it unlocks in jump-private-key"
     );
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new SettingsError(
-      "health-url",
-      `'${url.protocol}' is not http or https`,
-      "Use an http:// or https:// URL"
-    );
-  return value;
 }
-function rollbackWorkflow(read) {
-  const value = line(read, "rollback-workflow", 2048);
-  if (value === void 0 || /^[\w.-]+\.ya?ml$/.test(value)) return value;
-  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value;
-  throw new SettingsError(
-    "rollback-workflow",
-    `'${value}' is neither a workflow file name nor an http(s) URL`,
-    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
-  );
-}
-function versionInput(read, name) {
-  const value = line(read, name, 256);
-  if (value === void 0) return void 0;
-  if (!isVersionText(value))
-    throw new SettingsError(
-      name,
-      `'${value}' is neither a semantic version nor a Debian version`,
-      "Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11"
-    );
-  return value;
-}
-function rollbackToInput(read) {
-  const value = line(read, "rollback-to", 256);
-  if (value === void 0 || /^[0-9a-fA-F]{12,64}$/.test(value)) return value;
-  return versionInput(read, "rollback-to");
+
+// src/settings/supervisor.ts
+function canHold(supervisor) {
+  return supervisorFor(supervisor).capabilities.canHold;
 }
 function pidFile(read, supervisor) {
-  const value = remotePath(read, "pid-file", DEFAULT_PID_FILE[supervisor]);
+  const value = remotePath(read, "pid-file", supervisorFor(supervisor).defaultPidFile);
   if (value === void 0)
     throw new SettingsError(
       "pid-file",
@@ -47465,152 +47413,54 @@ function drainTimeoutAction(read, supervisor) {
     );
   return value;
 }
-function readSettings(read, env = {}) {
-  const user = line(read, "user") ?? "root";
-  if (!USERNAME.test(user))
-    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
-  const port = integer(read, "port", 22, 1, 65535);
-  const hosts = hostList(read, user, port);
-  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
-  const supervisor = oneOf(read, "supervisor", SUPERVISORS2, "nginx");
-  const settings = {
-    hosts,
-    privateKey: privateKey(read, "private-key"),
-    passphrase: text(read, "passphrase"),
-    password: text(read, "password"),
-    knownHosts: text(read, "known-hosts"),
-    hostFingerprints: fingerprints(read),
-    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
-    sudo: bool(read, "sudo", false),
-    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
-    mode,
-    binary: line(read, "binary", 4096),
-    binaryPath: remotePath(read, "binary-path"),
-    supervisor,
-    pidFile: pidFile(read, supervisor),
-    masterUser: userName(read, "master-user"),
-    upgradeSignal: upgradeSignal(read, supervisor),
-    verifyCommand: text(read, "verify-command"),
-    startTimeoutMs: duration(read, "start-timeout", "30s"),
-    healthUrl: healthUrl(read),
-    healthCommand: text(read, "health-command"),
-    healthExpect: regex(read, "health-expect"),
-    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
-    healthIntervalMs: duration(read, "health-interval", "1s"),
-    healthTimeoutMs: duration(read, "health-timeout", "60s"),
-    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
-    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
-    drainTimeoutAction: drainTimeoutAction(read, supervisor),
-    releaseDir: remotePath(read, "release-dir"),
-    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
-    version: versionInput(read, "version"),
-    allowDowngrade: bool(read, "allow-downgrade", false),
-    rollbackTo: rollbackToInput(read),
-    rollbackWorkflow: rollbackWorkflow(read),
-    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
-    maxParallel: integer(read, "max-parallel", 1, 1, 256),
-    rollbackFleet: bool(read, "rollback-fleet", CAN_HOLD[supervisor]),
-    prestage: bool(read, "prestage", false),
-    jumpHost: void 0,
-    jumpPrivateKey: privateKey(read, "jump-private-key"),
-    jumpPassphrase: text(read, "jump-passphrase"),
-    jumpPassword: text(read, "jump-password"),
-    agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
-    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
-    watchdog: bool(read, "watchdog", true),
-    strategy: "hot-upgrade"
-  };
-  settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
-  settings.upstream = upstreamSettings(read, settings, user, port);
-  const jump = line(read, "jump-host");
-  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
-  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
-    throw new SettingsError(
-      "known-hosts",
-      "is larger than 1 MB",
-      "Give only the lines of the hosts of this rollout"
-    );
-  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
-      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
-    );
-  checkCombinations(settings);
-  checkPins(settings);
-  return settings;
+
+// src/strategies/upstream/error-rate.ts
+var LOG_FORMAT_NAME = "zerodown";
+var LOG_FORMAT = String.raw`'$msec\t$status\t$upstream_addr\t$upstream_status'`;
+var emptyTally = () => ({ tries: 0, failed: 0, movedOn: 0, foreign: 0 });
+var groups = (field) => field.split(/\s+:\s+/).map((g) => g.split(/\s*,\s*/));
+function tallyLines(text2, backend, into = emptyTally()) {
+  for (const line2 of text2.split("\n")) {
+    if (line2 === "") continue;
+    const fields = line2.split("	");
+    if (fields.length !== 4 || !/^\d+(\.\d+)?$/.test(fields[0])) {
+      into.foreign++;
+      continue;
+    }
+    const statusGroups = groups(fields[3]);
+    for (const [g, addrs] of groups(fields[2]).entries()) {
+      for (const [i, addr] of addrs.entries()) {
+        if (addr !== backend) continue;
+        into.tries++;
+        const status = statusGroups[g]?.[i] ?? "-";
+        const moved = i < addrs.length - 1;
+        if (moved || !/^[1-4]\d\d$/.test(status)) into.failed++;
+        if (moved) into.movedOn++;
+      }
+    }
+  }
+  return into;
 }
-function checkJumpCredentials(s) {
-  const own = [
-    ["jump-private-key", s.jumpPrivateKey],
-    ["jump-passphrase", s.jumpPassphrase],
-    ["jump-password", s.jumpPassword]
-  ].filter(([, v]) => v !== void 0);
-  if (own.length > 0 && s.jumpHost === void 0)
-    throw new SettingsError(
-      own[0][0],
-      "is set but jump-host is empty",
-      "Name the bastion in jump-host, or remove it"
-    );
-  if (s.jumpPassphrase !== void 0 && s.jumpPrivateKey === void 0)
-    throw new SettingsError(
-      "jump-passphrase",
-      "is set but jump-private-key is empty",
-      "Pass the key it unlocks in jump-private-key"
-    );
+function rateOf(t) {
+  return t.tries === 0 ? 0 : t.failed / t.tries;
 }
-function checkCombinations(s) {
-  if (s.privateKey === void 0 && s.password === void 0 && s.agentSocket === void 0)
-    throw new SettingsError(
-      "private-key",
-      "is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)",
-      "Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step"
-    );
-  checkJumpCredentials(s);
-  if (s.passphrase !== void 0 && s.privateKey === void 0)
-    throw new SettingsError(
-      "passphrase",
-      "is set but private-key is empty",
-      "Pass the key it unlocks in private-key"
-    );
-  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "is empty and so is host-fingerprints: host keys cannot be verified",
-      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
-    );
-  if (s.mode === "deploy" && s.binary === void 0)
-    throw new SettingsError(
-      "binary",
-      "is required when mode is deploy",
-      "Give the local path of the new binary"
-    );
-  if (s.mode === "rollback" && s.binary !== void 0)
-    throw new SettingsError(
-      "binary",
-      "is set but mode is rollback",
-      "Rollback takes the binary from the host; remove binary"
-    );
-  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
-    throw new SettingsError(
-      "rollback-to",
-      "is set but mode is not rollback",
-      "Set mode: rollback, or remove rollback-to"
-    );
-  if (s.version !== void 0 && s.mode === "rollback")
-    throw new SettingsError(
-      "version",
-      "is set but mode is rollback (a rollback takes the version from the release store)",
-      "Name the release to go back to with rollback-to, or remove version"
-    );
-  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
-  if (s.healthTimeoutMs < gate2)
-    throw new SettingsError(
-      "health-timeout",
-      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
-      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
-    );
+function verdict(t, maxRate, final, minTries = 20) {
+  const over = t.failed > maxRate * t.tries;
+  if (over && (final || t.failed > maxRate * Math.max(minTries, t.tries))) return "fail";
+  return final ? "pass" : "watching";
 }
+function parsePercent(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text2);
+  if (!m) return null;
+  const v = Number(m[1]);
+  return v >= 0 && v <= 100 ? v / 100 : null;
+}
+function formatTally(t) {
+  const pct = (rateOf(t) * 100).toFixed(t.tries > 0 && rateOf(t) < 0.1 ? 2 : 1);
+  return `${t.failed} of ${t.tries} tries failed (${pct}%)${t.movedOn > 0 ? `, ${t.movedOn} moved on to another server` : ""}`;
+}
+
+// src/settings/upstream.ts
 var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "restart-command"];
 function noDuration(value) {
   return parseDuration(value) === 0;
@@ -47694,6 +47544,166 @@ var UPSTREAM_FIX = {
   "upstream-name": "Give the name of the upstream block",
   "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
 };
+
+// src/settings.ts
+function healthUrl(read) {
+  const value = line(read, "health-url", 2048);
+  if (value === void 0) return void 0;
+  let url;
+  try {
+    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
+  } catch {
+    throw new SettingsError(
+      "health-url",
+      `'${redactUrls(value)}' is not a URL`,
+      "Write e.g. http://127.0.0.1/health"
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new SettingsError(
+      "health-url",
+      `'${url.protocol}' is not http or https`,
+      "Use an http:// or https:// URL"
+    );
+  return value;
+}
+function rollbackWorkflow(read) {
+  const value = line(read, "rollback-workflow", 2048);
+  if (value === void 0 || /^[\w.-]+\.ya?ml$/.test(value)) return value;
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value;
+  throw new SettingsError(
+    "rollback-workflow",
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  );
+}
+function readSettings(read, env = {}) {
+  const user = line(read, "user") ?? "root";
+  if (!USERNAME.test(user))
+    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
+  const port = integer(read, "port", 22, 1, 65535);
+  const hosts = hostList(read, user, port);
+  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
+  const supervisor = oneOf(read, "supervisor", supervisorIds(), "nginx");
+  const settings = {
+    hosts,
+    privateKey: privateKey(read, "private-key"),
+    passphrase: text(read, "passphrase"),
+    password: text(read, "password"),
+    knownHosts: text(read, "known-hosts"),
+    hostFingerprints: fingerprints(read),
+    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
+    sudo: bool(read, "sudo", false),
+    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
+    mode,
+    binary: line(read, "binary", 4096),
+    binaryPath: remotePath(read, "binary-path"),
+    supervisor,
+    pidFile: pidFile(read, supervisor),
+    masterUser: userName(read, "master-user"),
+    upgradeSignal: upgradeSignal(read, supervisor),
+    verifyCommand: text(read, "verify-command"),
+    startTimeoutMs: duration(read, "start-timeout", "30s"),
+    healthUrl: healthUrl(read),
+    healthCommand: text(read, "health-command"),
+    healthExpect: regex(read, "health-expect"),
+    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
+    healthIntervalMs: duration(read, "health-interval", "1s"),
+    healthTimeoutMs: duration(read, "health-timeout", "60s"),
+    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
+    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
+    drainTimeoutAction: drainTimeoutAction(read, supervisor),
+    releaseDir: remotePath(read, "release-dir"),
+    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
+    version: versionInput(read, "version"),
+    allowDowngrade: bool(read, "allow-downgrade", false),
+    rollbackTo: rollbackToInput(read),
+    rollbackWorkflow: rollbackWorkflow(read),
+    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
+    maxParallel: integer(read, "max-parallel", 1, 1, 256),
+    rollbackFleet: bool(read, "rollback-fleet", canHold(supervisor)),
+    prestage: bool(read, "prestage", false),
+    jumpHost: void 0,
+    jumpPrivateKey: privateKey(read, "jump-private-key"),
+    jumpPassphrase: text(read, "jump-passphrase"),
+    jumpPassword: text(read, "jump-password"),
+    agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
+    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
+    watchdog: bool(read, "watchdog", true),
+    strategy: "hot-upgrade"
+  };
+  settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
+  settings.upstream = upstreamSettings(read, settings, user, port);
+  const jump = line(read, "jump-host");
+  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
+  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
+    throw new SettingsError(
+      "known-hosts",
+      "is larger than 1 MB",
+      "Give only the lines of the hosts of this rollout"
+    );
+  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
+      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
+    );
+  checkCombinations(settings);
+  checkPins(settings);
+  return settings;
+}
+function checkCombinations(s) {
+  if (s.privateKey === void 0 && s.password === void 0 && s.agentSocket === void 0)
+    throw new SettingsError(
+      "private-key",
+      "is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)",
+      "Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step"
+    );
+  checkJumpCredentials(s);
+  if (s.passphrase !== void 0 && s.privateKey === void 0)
+    throw new SettingsError(
+      "passphrase",
+      "is set but private-key is empty",
+      "Pass the key it unlocks in private-key"
+    );
+  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "is empty and so is host-fingerprints: host keys cannot be verified",
+      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
+    );
+  if (s.mode === "deploy" && s.binary === void 0)
+    throw new SettingsError(
+      "binary",
+      "is required when mode is deploy",
+      "Give the local path of the new binary"
+    );
+  if (s.mode === "rollback" && s.binary !== void 0)
+    throw new SettingsError(
+      "binary",
+      "is set but mode is rollback",
+      "Rollback takes the binary from the host; remove binary"
+    );
+  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
+    throw new SettingsError(
+      "rollback-to",
+      "is set but mode is not rollback",
+      "Set mode: rollback, or remove rollback-to"
+    );
+  if (s.version !== void 0 && s.mode === "rollback")
+    throw new SettingsError(
+      "version",
+      "is set but mode is rollback (a rollback takes the version from the release store)",
+      "Name the release to go back to with rollback-to, or remove version"
+    );
+  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate2)
+    throw new SettingsError(
+      "health-timeout",
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
+      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
+    );
+}
 
 // src/keys.ts
 function parse2(input, key, passphrase, passphraseInput) {

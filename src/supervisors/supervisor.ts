@@ -228,6 +228,8 @@ export interface WatchdogPart {
 
 export interface Supervisor {
   readonly names: SupervisorNames
+  /** Where this server's pid file usually is; undefined when servers name their own (pid-file is then required). */
+  readonly defaultPidFile: string | undefined
   readonly capabilities: SupervisorCapabilities
   readonly watchdog: WatchdogPart
   /** One session per host and run. */

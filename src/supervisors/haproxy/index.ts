@@ -186,6 +186,7 @@ export const haproxy: Supervisor = {
     new: 'new generation',
     retiring: 'left to exit by itself (its workers soft-stopped at the reload)'
   },
+  defaultPidFile: '/run/haproxy.pid',
   capabilities: { canHold: false, revert: 'handoff', samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)

@@ -158,6 +158,7 @@ export const nginx: Supervisor = {
     new: 'new master',
     retiring: 'told to QUIT'
   },
+  defaultPidFile: '/run/nginx.pid',
   capabilities: { canHold: true, revert: 'old-process', samePid: false },
   watchdog: nginxWatchdog,
   open: (host, options) => new NginxSession(host, options)

@@ -103,6 +103,7 @@ export function tableflip(o: { signal: UpgradeSignal; parentWaitMs: number }): S
       new: 'new process',
       retiring: 'left to exit by itself'
     },
+    defaultPidFile: undefined,
     capabilities: { canHold: false, revert: 'handoff', samePid: false },
     watchdog: tableflipWatchdog(o.signal),
     open: (host, options) => new TableflipSession(host, options, o)
