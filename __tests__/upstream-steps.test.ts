@@ -9,7 +9,7 @@ import type { ExecResult, Host } from '../src/host/host.js'
 import { upstreamStrategy } from '../src/strategies/upstream/index.js'
 import type { LoadBalancer } from '../src/strategies/upstream/load-balancer.js'
 import type { ServerState } from '../src/strategies/upstream/managed-file.js'
-import type { CanaryPlan } from '../src/strategies/upstream/steps.js'
+import type { CanaryPlan } from '../src/strategies/upstream/parts.js'
 import { recordingLogger, upstreamPlan } from './helpers/upstream.js'
 
 const OLD = 'a'.repeat(64)
@@ -72,16 +72,18 @@ function fakeLb(events: string[], canaryFails = false): LoadBalancer {
       events.push(to.down ? 'lb down' : `lb weight ${to.weight}`)
       return [11, 12]
     },
-    async waitDrained() {
-      events.push('drained')
-      return true
-    },
-    logAddresses: async () => ['10.0.0.1:80'],
-    logMarks: async () => new Map([['/log', 0]]),
-    async tallySince(_m: unknown, _b: unknown, into: { tries: number; failed: number }) {
-      into.tries += 10
-      into.failed += canaryFails ? 5 : 0
-      return into
+    traffic: {
+      async waitDrained() {
+        events.push('drained')
+        return true
+      },
+      logAddresses: async () => ['10.0.0.1:80'],
+      logMarks: async () => new Map([['/log', 0]]),
+      async tallySince(_m: unknown, _b: unknown, into: { tries: number; failed: number }) {
+        into.tries += 10
+        into.failed += canaryFails ? 5 : 0
+        return into
+      }
     }
   }
   return fake as unknown as LoadBalancer

@@ -49233,6 +49233,164 @@ function withServerState(file, address, to) {
   return applySplices(file.text, splices);
 }
 
+// src/strategies/upstream/remote-text.ts
+function remoteText(text2, max = 2e3) {
+  let s = text2.replace(/\r\n/g, "\n").replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (c) => {
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+  s = s.replace(/^(\s*)::/gm, "$1:\u200B:");
+  s = s.trim();
+  return s.length > max ? s.slice(0, max - 1) + "\u2026" : s;
+}
+
+// src/strategies/upstream/lb-read.ts
+var LoadBalancerError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "LoadBalancerError";
+  }
+};
+async function readMaster(host, pidFile2) {
+  const snap = await probe2(host, pidFile2);
+  if (snap.pid === null || !isAlive(snap, snap.pid))
+    throw new LoadBalancerError(
+      `${host.name}: no nginx master runs with the pid in ${pidFile2}. Give the load balancer's pid file in pid-file`
+    );
+  const proc = snap.procs.get(snap.pid);
+  const parsed = parseMasterTitle(proc.title);
+  if (!proc.title.startsWith("nginx: master process") || parsed === null)
+    throw new LoadBalancerError(
+      `${host.name}: process ${snap.pid} named in ${pidFile2} is not an nginx master (${remoteText(proc.title, 120)})`
+    );
+  const { path } = exePath(proc);
+  if (!path.startsWith("/"))
+    throw new LoadBalancerError(
+      `${host.name}: cannot read the executable of nginx master ${snap.pid} (needs sudo: true?)`
+    );
+  return { pid: snap.pid, exe: path, configArgs: parsed.configArgs };
+}
+async function readFile2(host, path, name) {
+  const r = await host.run(readManagedFile(path), { sudo: host.sudo });
+  if (r.code === 3)
+    throw new LoadBalancerError(
+      `${host.name}: upstream-file ${path} is a symbolic link; the action replaces the file with a rename and does not follow links. Give the real file`
+    );
+  if (r.code === 2) throw new LoadBalancerError(`${host.name}: upstream-file ${path} does not exist`);
+  check(host, ["read", path], r);
+  const nl = r.stdout.indexOf("\n");
+  const sha = /^sha ([0-9a-f]{64})$/.exec(r.stdout.slice(0, nl))?.[1];
+  if (!sha) throw new LoadBalancerError(`${host.name}: unexpected answer reading ${path}`);
+  const text2 = r.stdout.slice(nl + 1);
+  try {
+    return { file: parseManagedFile(text2, name), sha };
+  } catch (e) {
+    throw new LoadBalancerError(
+      `${host.name}: upstream-file ${path}: ${remoteText(e.message, 600)}`
+    );
+  }
+}
+
+// src/strategies/upstream/lb-traffic.ts
+var BackendTraffic = class {
+  constructor(host, pidFile2, masterPid, pollMs, accessLogs) {
+    this.host = host;
+    this.pidFile = pidFile2;
+    this.masterPid = masterPid;
+    this.pollMs = pollMs;
+    this.accessLogs = accessLogs;
+  }
+  host;
+  pidFile;
+  masterPid;
+  pollMs;
+  accessLogs;
+  run(argv, timeoutMs = 6e4) {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs });
+  }
+  names = /* @__PURE__ */ new Map();
+  /** The addresses a server's name stands for on the load balancer (nginx resolved it there); null for unix: sockets. */
+  resolved(address) {
+    if (!this.names.has(address)) this.names.set(address, this.resolve(address));
+    return this.names.get(address);
+  }
+  async resolve(address) {
+    const hp = splitAddress(address);
+    if (!hp) return null;
+    if (/^[0-9a-fA-F:.]+$/.test(hp.host)) return { ips: [hp.host], port: hp.port };
+    const r = await this.run(resolve(hp.host));
+    const ips = parseResolved(r.stdout);
+    if (ips.length === 0) throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`);
+    return { ips, port: hp.port };
+  }
+  /** How nginx writes the server in $upstream_addr: ip:port, [v6]:port. */
+  async logAddresses(address) {
+    const r = await this.resolved(address);
+    if (!r) return [address];
+    return r.ips.map((ip) => ip.includes(":") ? `[${ip}]:${r.port}` : `${ip}:${r.port}`);
+  }
+  /** ESTABLISHED connections from the load balancer to a backend. */
+  async connectionsTo(address) {
+    const r = await this.resolved(address);
+    if (!r) return 0;
+    let n = 0;
+    for (const ip of r.ips) {
+      const argv = establishedTo(ip, r.port);
+      const out = check(this.host, argv, await this.run(argv));
+      n += out.stdout.split("\n").filter((l) => l.trim() !== "").length;
+    }
+    return n;
+  }
+  /**
+   * The drain: the workers from before the reload have exited (a reload is asynchronous: they
+   * finish their requests first), and no connection to the backend is left. Resolves false when
+   * timeoutMs passed first.
+   */
+  async waitDrained(address, oldWorkers2, timeoutMs, record) {
+    const started = Date.now();
+    let last = "";
+    for (; ; ) {
+      const snap = await probe2(this.host, this.pidFile, [this.masterPid]);
+      const left = oldWorkers2.filter(
+        (p) => isAlive(snap, p) && snap.procs.get(p)?.ppid === this.masterPid
+      ).length;
+      const conns = await this.connectionsTo(address);
+      const elapsed = Date.now() - started;
+      const key = `${left}/${conns}`;
+      if (key !== last) {
+        record(elapsed, conns, left);
+        last = key;
+      }
+      if (left === 0 && conns === 0) return true;
+      if (elapsed >= timeoutMs) return false;
+      await sleep(this.pollMs);
+    }
+  }
+  /** Where the access logs end now: the canary's window starts here. */
+  async logMarks() {
+    const marks = /* @__PURE__ */ new Map();
+    for (const path of this.accessLogs) {
+      const r = await this.run(logSize(path));
+      marks.set(path, r.code === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : 0);
+    }
+    return marks;
+  }
+  /** Counts the backend's tries in the log lines written since the marks (moves the marks on). */
+  async tallySince(marks, backends, into = emptyTally()) {
+    for (const [path, from] of marks) {
+      const r = await this.run(logSince(path, from, 32 * 1024 * 1024));
+      if (r.code !== 0)
+        throw new LoadBalancerError(`${this.host.name}: cannot read ${path}: ${remoteText(r.stderr, 300)}`);
+      const nl = r.stdout.indexOf("\n");
+      const size = Number(/^size (\d+)$/.exec(r.stdout.slice(0, nl))?.[1] ?? from);
+      const body = r.stdout.slice(nl + 1);
+      const end = body.lastIndexOf("\n") + 1;
+      for (const b of backends) tallyLines(body.slice(0, end), b, into);
+      marks.set(path, (size < from ? 0 : from) + Buffer.byteLength(body.slice(0, end)));
+    }
+    return into;
+  }
+};
+
 // src/strategies/upstream/nginx-dump.ts
 var LOG_FORMAT_VALUE = LOG_FORMAT.slice(1, -1).replaceAll("\\t", "	");
 function parseDump(dump) {
@@ -49269,32 +49427,16 @@ function logProblem(facts) {
   return null;
 }
 
-// src/strategies/upstream/remote-text.ts
-function remoteText(text2, max = 2e3) {
-  let s = text2.replace(/\r\n/g, "\n").replace(/[\u0000-\u0008\u000b-\u001f\u007f\u0080-\u009f]/g, (c) => {
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
-  });
-  s = s.replace(/^(\s*)::/gm, "$1:\u200B:");
-  s = s.trim();
-  return s.length > max ? s.slice(0, max - 1) + "\u2026" : s;
-}
-
 // src/strategies/upstream/load-balancer.ts
-var LoadBalancerError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "LoadBalancerError";
-  }
-};
 var MAX_FILE = 64 * 1024;
 var WRITTEN = "written";
 var ORIGINAL = "original";
 var LoadBalancer = class _LoadBalancer {
-  constructor(host, o, master, accessLogs, current, original, inherited) {
+  constructor(host, o, master, traffic, current, original, inherited) {
     this.host = host;
     this.o = o;
     this.master = master;
-    this.accessLogs = accessLogs;
+    this.traffic = traffic;
     this.current = current;
     this.original = original;
     this.inherited = inherited;
@@ -49302,7 +49444,7 @@ var LoadBalancer = class _LoadBalancer {
   host;
   o;
   master;
-  accessLogs;
+  traffic;
   /** The file as this run found it (or as a run that vanished found it): every server's full state. */
   original;
   timeline = [];
@@ -49354,7 +49496,8 @@ If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/$
       } catch {
       }
     }
-    return new _LoadBalancer(host, o, master, facts.accessLogs, now, original, inherited);
+    const traffic = new BackendTraffic(host, o.pidFile, master.pid, o.pollMs, facts.accessLogs);
+    return new _LoadBalancer(host, o, master, traffic, now, original, inherited);
   }
   /** The server's state in the file as it is now. */
   stateNow(address) {
@@ -49460,88 +49603,6 @@ If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/$
       );
     return old;
   }
-  names = /* @__PURE__ */ new Map();
-  /** The addresses a server's name stands for on the load balancer (nginx resolved it there); null for unix: sockets. */
-  resolved(address) {
-    if (!this.names.has(address)) this.names.set(address, this.resolve(address));
-    return this.names.get(address);
-  }
-  async resolve(address) {
-    const hp = splitAddress(address);
-    if (!hp) return null;
-    if (/^[0-9a-fA-F:.]+$/.test(hp.host)) return { ips: [hp.host], port: hp.port };
-    const r = await this.run(resolve(hp.host));
-    const ips = parseResolved(r.stdout);
-    if (ips.length === 0) throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`);
-    return { ips, port: hp.port };
-  }
-  /** How nginx writes the server in $upstream_addr: ip:port, [v6]:port. */
-  async logAddresses(address) {
-    const r = await this.resolved(address);
-    if (!r) return [address];
-    return r.ips.map((ip) => ip.includes(":") ? `[${ip}]:${r.port}` : `${ip}:${r.port}`);
-  }
-  /** ESTABLISHED connections from the load balancer to a backend. */
-  async connectionsTo(address) {
-    const r = await this.resolved(address);
-    if (!r) return 0;
-    let n = 0;
-    for (const ip of r.ips) {
-      const argv = establishedTo(ip, r.port);
-      const out = check(this.host, argv, await this.run(argv));
-      n += out.stdout.split("\n").filter((l) => l.trim() !== "").length;
-    }
-    return n;
-  }
-  /**
-   * The drain: the workers from before the reload have exited (a reload is asynchronous: they
-   * finish their requests first), and no connection to the backend is left. Resolves false when
-   * timeoutMs passed first.
-   */
-  async waitDrained(address, oldWorkers2, timeoutMs, record) {
-    const started = Date.now();
-    let last = "";
-    for (; ; ) {
-      const snap = await probe2(this.host, this.o.pidFile, [this.master.pid]);
-      const left = oldWorkers2.filter(
-        (p) => isAlive(snap, p) && snap.procs.get(p)?.ppid === this.master.pid
-      ).length;
-      const conns = await this.connectionsTo(address);
-      const elapsed = Date.now() - started;
-      const key = `${left}/${conns}`;
-      if (key !== last) {
-        record(elapsed, conns, left);
-        last = key;
-      }
-      if (left === 0 && conns === 0) return true;
-      if (elapsed >= timeoutMs) return false;
-      await sleep(this.o.pollMs);
-    }
-  }
-  /** Where the access logs end now: the canary's window starts here. */
-  async logMarks() {
-    const marks = /* @__PURE__ */ new Map();
-    for (const path of this.accessLogs) {
-      const r = await this.run(logSize(path));
-      marks.set(path, r.code === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : 0);
-    }
-    return marks;
-  }
-  /** Counts the backend's tries in the log lines written since the marks (moves the marks on). */
-  async tallySince(marks, backends, into = emptyTally()) {
-    for (const [path, from] of marks) {
-      const r = await this.run(logSince(path, from, 32 * 1024 * 1024));
-      if (r.code !== 0)
-        throw new LoadBalancerError(`${this.host.name}: cannot read ${path}: ${remoteText(r.stderr, 300)}`);
-      const nl = r.stdout.indexOf("\n");
-      const size = Number(/^size (\d+)$/.exec(r.stdout.slice(0, nl))?.[1] ?? from);
-      const body = r.stdout.slice(nl + 1);
-      const end = body.lastIndexOf("\n") + 1;
-      for (const b of backends) tallyLines(body.slice(0, end), b, into);
-      marks.set(path, (size < from ? 0 : from) + Buffer.byteLength(body.slice(0, end)));
-    }
-    return into;
-  }
   /** The run is over and every server is back: the next run starts from the file as it is. */
   async settled() {
     await this.run(removeState(this.o.stateDir, ORIGINAL));
@@ -49551,47 +49612,32 @@ function describeState(s) {
   if (s.down) return "down";
   return s.weight === null ? "in (weight 1, the default)" : `in at weight ${s.weight}`;
 }
-async function readMaster(host, pidFile2) {
-  const snap = await probe2(host, pidFile2);
-  if (snap.pid === null || !isAlive(snap, snap.pid))
-    throw new LoadBalancerError(
-      `${host.name}: no nginx master runs with the pid in ${pidFile2}. Give the load balancer's pid file in pid-file`
+
+// src/strategies/upstream/repair.ts
+async function repairAdvice2(p) {
+  const r = p.state.running;
+  const now = p.lb.stateNow(p.state.address);
+  const lines = [
+    `# state: server ${p.state.address} is ${now ? describeState(now) : "unknown"} in upstream ${p.lb.o.name} on ${p.lb.host.name}` + (r ? `; ${r.livePath} has ${p.state.swapped ? "been swapped" : "not been swapped"}` : "")
+  ];
+  if (r) {
+    const { previous } = sidePaths(r.livePath);
+    lines.push(`# on ${p.host.name}: put the previous binary back and restart it`);
+    lines.push(
+      `${commandLine(["test", "-e", previous])} && ${commandLine(["mv", "-f", previous, r.livePath])}`
     );
-  const proc = snap.procs.get(snap.pid);
-  const parsed = parseMasterTitle(proc.title);
-  if (!proc.title.startsWith("nginx: master process") || parsed === null)
-    throw new LoadBalancerError(
-      `${host.name}: process ${snap.pid} named in ${pidFile2} is not an nginx master (${remoteText(proc.title, 120)})`
-    );
-  const { path } = exePath(proc);
-  if (!path.startsWith("/"))
-    throw new LoadBalancerError(
-      `${host.name}: cannot read the executable of nginx master ${snap.pid} (needs sudo: true?)`
-    );
-  return { pid: snap.pid, exe: path, configArgs: parsed.configArgs };
-}
-async function readFile2(host, path, name) {
-  const r = await host.run(readManagedFile(path), { sudo: host.sudo });
-  if (r.code === 3)
-    throw new LoadBalancerError(
-      `${host.name}: upstream-file ${path} is a symbolic link; the action replaces the file with a rename and does not follow links. Give the real file`
-    );
-  if (r.code === 2) throw new LoadBalancerError(`${host.name}: upstream-file ${path} does not exist`);
-  check(host, ["read", path], r);
-  const nl = r.stdout.indexOf("\n");
-  const sha = /^sha ([0-9a-f]{64})$/.exec(r.stdout.slice(0, nl))?.[1];
-  if (!sha) throw new LoadBalancerError(`${host.name}: unexpected answer reading ${path}`);
-  const text2 = r.stdout.slice(nl + 1);
-  try {
-    return { file: parseManagedFile(text2, name), sha };
-  } catch (e) {
-    throw new LoadBalancerError(
-      `${host.name}: upstream-file ${path}: ${remoteText(e.message, 600)}`
-    );
+    lines.push(p.plan.restartCommand);
   }
+  lines.push(
+    `# on ${p.lb.host.name}, once the server answers its health check: remove 'down' from its line in ${p.lb.o.file}, then`
+  );
+  lines.push(
+    `${commandLine([p.lb.master.exe, "-t", ...p.lb.master.configArgs])} && kill -HUP ${p.lb.master.pid}`
+  );
+  return lines;
 }
 
-// src/strategies/upstream/steps.ts
+// src/strategies/upstream/parts.ts
 var live = (p) => {
   if (!p.state.running) throw new Error(`${p.host.name}: the live binary is not known yet`);
   return p.state.running;
@@ -49602,6 +49648,59 @@ async function shift(p, ctx, to, why) {
   weights.push({ at: (/* @__PURE__ */ new Date()).toISOString(), weight: to.down ? "down" : to.weight ?? 1, why });
   return old;
 }
+
+// src/strategies/upstream/canary.ts
+async function backIn(p, ctx) {
+  const full = p.lb.fullState(p.state.address);
+  if (full.down) {
+    ctx.note(`${p.state.address} was down in the block before this run: it stays down`);
+    return;
+  }
+  const c = p.canary;
+  if (c) {
+    const backends = await p.lb.traffic.logAddresses(p.state.address);
+    const marks = c.durationMs > 0 ? await p.lb.traffic.logMarks() : /* @__PURE__ */ new Map();
+    await shift(p, ctx, { down: false, weight: c.weight }, "canary");
+    if (c.durationMs > 0) await watch(p, ctx, c, marks, backends);
+  }
+  await shift(p, ctx, full, "full weight");
+}
+async function watch(p, ctx, c, marks, backends) {
+  const tally2 = emptyTally();
+  const started = Date.now();
+  const limit = `max-error-rate ${(c.maxErrorRate * 100).toFixed(2).replace(/\.?0+$/, "")}%`;
+  ctx.note(
+    `watching the canary for ${formatDuration(c.durationMs)} through the load balancer's log (${limit})`
+  );
+  for (let lastNote = started; ; ) {
+    const left = c.durationMs - (Date.now() - started);
+    if (left > 0) await sleep(Math.min(1e3, left));
+    const final = Date.now() - started >= c.durationMs;
+    await p.lb.traffic.tallySince(marks, backends, tally2);
+    const v = verdict(tally2, c.maxErrorRate, final);
+    if (v === "fail")
+      throw new StepError(
+        "back-in",
+        `the canary failed: ${formatTally(tally2)} in ${formatDuration(Date.now() - started)}, above ${limit}`
+      );
+    if (final) {
+      if (tally2.tries === 0)
+        ctx.note(
+          `the canary got no request in ${formatDuration(c.durationMs)}: nothing to judge it by (the load balancer's log shows no try at ${backends.join(", ")})`
+        );
+      else ctx.note(`the canary passed: ${formatTally(tally2)} (${limit})`);
+      if (tally2.foreign > 0)
+        ctx.note(`${tally2.foreign} line(s) of the log are not in the zerodown format and were not counted`);
+      return;
+    }
+    if (Date.now() - lastNote >= 5e3) {
+      ctx.note(`canary so far: ${formatTally(tally2)}`);
+      lastNote = Date.now();
+    }
+  }
+}
+
+// src/strategies/upstream/steps.ts
 async function takeOut(p, ctx, why, proceed) {
   const now = p.lb.stateNow(p.state.address);
   const old = now.down ? p.state.oldWorkers ?? [] : await shift(p, ctx, { down: true, weight: now.weight }, why);
@@ -49611,7 +49710,7 @@ async function takeOut(p, ctx, why, proceed) {
 async function drain(p, ctx, proceed) {
   const { drainTimeoutMs } = p.plan;
   let last = -1;
-  const drained = await p.lb.waitDrained(
+  const drained = await p.lb.traffic.waitDrained(
     p.state.address,
     p.state.oldWorkers ?? [],
     drainTimeoutMs,
@@ -49829,73 +49928,6 @@ function changeSteps2(p) {
       run: (ctx) => backIn(p, ctx)
     }
   ];
-}
-async function backIn(p, ctx) {
-  const full = p.lb.fullState(p.state.address);
-  if (full.down) {
-    ctx.note(`${p.state.address} was down in the block before this run: it stays down`);
-    return;
-  }
-  const c = p.canary;
-  if (c) {
-    const backends = await p.lb.logAddresses(p.state.address);
-    const marks = c.durationMs > 0 ? await p.lb.logMarks() : /* @__PURE__ */ new Map();
-    await shift(p, ctx, { down: false, weight: c.weight }, "canary");
-    if (c.durationMs > 0) await watch(p, ctx, c, marks, backends);
-  }
-  await shift(p, ctx, full, "full weight");
-}
-async function watch(p, ctx, c, marks, backends) {
-  const tally2 = emptyTally();
-  const started = Date.now();
-  const limit = `max-error-rate ${(c.maxErrorRate * 100).toFixed(2).replace(/\.?0+$/, "")}%`;
-  ctx.note(
-    `watching the canary for ${formatDuration(c.durationMs)} through the load balancer's log (${limit})`
-  );
-  for (let lastNote = started; ; ) {
-    const left = c.durationMs - (Date.now() - started);
-    if (left > 0) await sleep(Math.min(1e3, left));
-    const final = Date.now() - started >= c.durationMs;
-    await p.lb.tallySince(marks, backends, tally2);
-    const v = verdict(tally2, c.maxErrorRate, final);
-    if (v === "fail")
-      throw new StepError(
-        "back-in",
-        `the canary failed: ${formatTally(tally2)} in ${formatDuration(Date.now() - started)}, above ${limit}`
-      );
-    if (final) {
-      if (tally2.tries === 0)
-        ctx.note(
-          `the canary got no request in ${formatDuration(c.durationMs)}: nothing to judge it by (the load balancer's log shows no try at ${backends.join(", ")})`
-        );
-      else ctx.note(`the canary passed: ${formatTally(tally2)} (${limit})`);
-      if (tally2.foreign > 0)
-        ctx.note(`${tally2.foreign} line(s) of the log are not in the zerodown format and were not counted`);
-      return;
-    }
-    if (Date.now() - lastNote >= 5e3) {
-      ctx.note(`canary so far: ${formatTally(tally2)}`);
-      lastNote = Date.now();
-    }
-  }
-}
-async function repairAdvice2(p) {
-  const r = p.state.running;
-  const now = p.lb.stateNow(p.state.address);
-  const lines = [
-    `# state: server ${p.state.address} is ${now ? describeState(now) : "unknown"} in upstream ${p.lb.o.name} on ${p.lb.host.name}` + (r ? `; ${r.livePath} has ${p.state.swapped ? "been swapped" : "not been swapped"}` : "")
-  ];
-  if (r) {
-    const { previous } = sidePaths(r.livePath);
-    lines.push(`# on ${p.host.name}: put the previous binary back and restart it`);
-    lines.push(`test -e ${previous} && mv -f ${previous} ${r.livePath}`);
-    lines.push(p.plan.restartCommand);
-  }
-  lines.push(
-    `# on ${p.lb.host.name}, once the server answers its health check: remove 'down' from its line in ${p.lb.o.file}, then`
-  );
-  lines.push(`${p.lb.master.exe} -t ${p.lb.master.configArgs.join(" ")} && kill -HUP ${p.lb.master.pid}`);
-  return lines;
 }
 
 // src/strategies/upstream/index.ts

@@ -10,7 +10,7 @@ import { SshHost } from '../../src/host/ssh-host.js'
 import { sha256File } from '../../src/local/sha256.js'
 import { upstreamStrategy } from '../../src/strategies/upstream/index.js'
 import { LoadBalancer, type LoadBalancerOptions } from '../../src/strategies/upstream/load-balancer.js'
-import type { CanaryPlan, UpstreamPlan } from '../../src/strategies/upstream/steps.js'
+import type { CanaryPlan, UpstreamPlan } from '../../src/strategies/upstream/parts.js'
 import {
   ACCESS_LOG,
   APP_PATH,

@@ -6,15 +6,9 @@ import type { Host } from '../../host/host.js'
 import type { Logger } from '../../engine/types.js'
 import type { HostPlan, Strategy, UpgradeSource } from '../strategy.js'
 import type { LoadBalancer } from './load-balancer.js'
-import {
-  changeSteps,
-  inspectSteps,
-  repairAdvice,
-  stageSteps,
-  type CanaryPlan,
-  type UpstreamParts,
-  type UpstreamPlan
-} from './steps.js'
+import type { CanaryPlan, UpstreamParts, UpstreamPlan } from './parts.js'
+import { repairAdvice } from './repair.js'
+import { changeSteps, inspectSteps, stageSteps } from './steps.js'
 
 export interface UpstreamStrategyOptions {
   lb: LoadBalancer

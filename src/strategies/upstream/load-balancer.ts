@@ -2,24 +2,16 @@
  * The nginx load balancer as the upstream strategy drives it: read and check the managed file,
  * change one server at a time (write atomically, `nginx -t` with the running master's own binary
  * and arguments, restore the previous file if the test fails, HUP the master, wait until the
- * reload took), count what still goes to a backend, read the canary's log. One instance per run;
+ * reload took). What goes to a backend is read by lb-traffic.ts. One instance per run;
  * changes from hosts running in parallel go through one queue, each re-applied to the file as it
  * is then, so two hosts never overwrite each other's line.
  */
 import { check, type Host } from '../../host/host.js'
 import { formatDuration } from '../../duration.js'
-import {
-  acceptingWorkers,
-  exePath,
-  isAlive,
-  liveChildren,
-  parseMasterTitle,
-  probe,
-  sleep,
-  waitUntilSoon
-} from './deps.js'
+import { acceptingWorkers, isAlive, liveChildren, probe, waitUntilSoon } from './deps.js'
 import * as cmd from './lb-commands.js'
-import { emptyTally, tallyLines, type Tally } from './error-rate.js'
+import { LoadBalancerError, type Master, readFile, readMaster } from './lb-read.js'
+import { BackendTraffic } from './lb-traffic.js'
 import {
   findServer,
   parseManagedFile,
@@ -30,6 +22,8 @@ import {
 } from './managed-file.js'
 import { logProblem, parseDump } from './nginx-dump.js'
 import { remoteText } from './remote-text.js'
+
+export { LoadBalancerError } from './lb-read.js'
 
 export interface LoadBalancerOptions {
   file: string
@@ -53,20 +47,6 @@ export interface WeightEvent {
   why: string
 }
 
-/** The load balancer refused or failed a change; the file on it is what it was before. */
-export class LoadBalancerError extends Error {
-  constructor(message: string) {
-    super(message)
-    this.name = 'LoadBalancerError'
-  }
-}
-
-interface Master {
-  pid: number
-  exe: string
-  configArgs: string[]
-}
-
 const MAX_FILE = 64 * 1024
 const WRITTEN = 'written'
 const ORIGINAL = 'original'
@@ -84,7 +64,8 @@ export class LoadBalancer {
     readonly host: Host,
     readonly o: LoadBalancerOptions,
     readonly master: Master,
-    readonly accessLogs: string[],
+    /** The connections and log lines of each backend, as seen from the load balancer. */
+    readonly traffic: BackendTraffic,
     current: { file: ManagedFile; sha: string },
     original: ManagedFile,
     inherited: boolean
@@ -148,7 +129,8 @@ export class LoadBalancer {
         // An unreadable leftover is no baseline: the file as it is now is.
       }
     }
-    return new LoadBalancer(host, o, master, facts.accessLogs, now, original, inherited)
+    const traffic = new BackendTraffic(host, o.pidFile, master.pid, o.pollMs, facts.accessLogs)
+    return new LoadBalancer(host, o, master, traffic, now, original, inherited)
   }
 
   /** The server's state in the file as it is now. */
@@ -270,106 +252,6 @@ export class LoadBalancer {
     return old
   }
 
-  private names = new Map<string, Promise<{ ips: string[]; port: number } | null>>()
-
-  /** The addresses a server's name stands for on the load balancer (nginx resolved it there); null for unix: sockets. */
-  resolved(address: string): Promise<{ ips: string[]; port: number } | null> {
-    if (!this.names.has(address)) this.names.set(address, this.resolve(address))
-    return this.names.get(address)!
-  }
-
-  private async resolve(address: string): Promise<{ ips: string[]; port: number } | null> {
-    const hp = cmd.splitAddress(address)
-    if (!hp) return null
-    if (/^[0-9a-fA-F:.]+$/.test(hp.host)) return { ips: [hp.host], port: hp.port }
-    const r = await this.run(cmd.resolve(hp.host))
-    const ips = cmd.parseResolved(r.stdout)
-    if (ips.length === 0) throw new LoadBalancerError(`${this.host.name}: ${hp.host} does not resolve there`)
-    return { ips, port: hp.port }
-  }
-
-  /** How nginx writes the server in $upstream_addr: ip:port, [v6]:port. */
-  async logAddresses(address: string): Promise<string[]> {
-    const r = await this.resolved(address)
-    if (!r) return [address]
-    return r.ips.map(ip => (ip.includes(':') ? `[${ip}]:${r.port}` : `${ip}:${r.port}`))
-  }
-
-  /** ESTABLISHED connections from the load balancer to a backend. */
-  async connectionsTo(address: string): Promise<number> {
-    const r = await this.resolved(address)
-    if (!r) return 0
-    let n = 0
-    for (const ip of r.ips) {
-      const argv = cmd.establishedTo(ip, r.port)
-      const out = check(this.host, argv, await this.run(argv))
-      n += out.stdout.split('\n').filter(l => l.trim() !== '').length
-    }
-    return n
-  }
-
-  /**
-   * The drain: the workers from before the reload have exited (a reload is asynchronous: they
-   * finish their requests first), and no connection to the backend is left. Resolves false when
-   * timeoutMs passed first.
-   */
-  async waitDrained(
-    address: string,
-    oldWorkers: number[],
-    timeoutMs: number,
-    record: (atMs: number, connections: number, oldWorkers: number) => void
-  ): Promise<boolean> {
-    const started = Date.now()
-    let last = ''
-    for (;;) {
-      const snap = await probe(this.host, this.o.pidFile, [this.master.pid])
-      const left = oldWorkers.filter(
-        p => isAlive(snap, p) && snap.procs.get(p)?.ppid === this.master.pid
-      ).length
-      const conns = await this.connectionsTo(address)
-      const elapsed = Date.now() - started
-      const key = `${left}/${conns}`
-      if (key !== last) {
-        record(elapsed, conns, left)
-        last = key
-      }
-      if (left === 0 && conns === 0) return true
-      if (elapsed >= timeoutMs) return false
-      await sleep(this.o.pollMs)
-    }
-  }
-
-  /** Where the access logs end now: the canary's window starts here. */
-  async logMarks(): Promise<Map<string, number>> {
-    const marks = new Map<string, number>()
-    for (const path of this.accessLogs) {
-      const r = await this.run(cmd.logSize(path))
-      marks.set(path, r.code === 0 && /^\d+$/.test(r.stdout.trim()) ? Number(r.stdout.trim()) : 0)
-    }
-    return marks
-  }
-
-  /** Counts the backend's tries in the log lines written since the marks (moves the marks on). */
-  async tallySince(
-    marks: Map<string, number>,
-    backends: string[],
-    into: Tally = emptyTally()
-  ): Promise<Tally> {
-    for (const [path, from] of marks) {
-      const r = await this.run(cmd.logSince(path, from, 32 * 1024 * 1024))
-      if (r.code !== 0)
-        throw new LoadBalancerError(`${this.host.name}: cannot read ${path}: ${remoteText(r.stderr, 300)}`)
-      const nl = r.stdout.indexOf('\n')
-      const size = Number(/^size (\d+)$/.exec(r.stdout.slice(0, nl))?.[1] ?? from)
-      const body = r.stdout.slice(nl + 1)
-      // Only whole lines: the rest is read next time.
-      const end = body.lastIndexOf('\n') + 1
-      for (const b of backends) tallyLines(body.slice(0, end), b, into)
-      marks.set(path, (size < from ? 0 : from) + Buffer.byteLength(body.slice(0, end)))
-    }
-    return into
-  }
-
   /** The run is over and every server is back: the next run starts from the file as it is. */
   async settled(): Promise<void> {
     await this.run(cmd.removeState(this.o.stateDir, ORIGINAL))
@@ -379,46 +261,4 @@ export class LoadBalancer {
 export function describeState(s: ServerState): string {
   if (s.down) return 'down'
   return s.weight === null ? 'in (weight 1, the default)' : `in at weight ${s.weight}`
-}
-
-async function readMaster(host: Host, pidFile: string): Promise<Master> {
-  const snap = await probe(host, pidFile)
-  if (snap.pid === null || !isAlive(snap, snap.pid))
-    throw new LoadBalancerError(
-      `${host.name}: no nginx master runs with the pid in ${pidFile}. Give the load balancer's pid file in pid-file`
-    )
-  const proc = snap.procs.get(snap.pid)!
-  const parsed = parseMasterTitle(proc.title)
-  if (!proc.title.startsWith('nginx: master process') || parsed === null)
-    throw new LoadBalancerError(
-      `${host.name}: process ${snap.pid} named in ${pidFile} is not an nginx master (${remoteText(proc.title, 120)})`
-    )
-  // The running master's own executable, never `nginx` from the PATH (another build, another config).
-  const { path } = exePath(proc)
-  if (!path.startsWith('/'))
-    throw new LoadBalancerError(
-      `${host.name}: cannot read the executable of nginx master ${snap.pid} (needs sudo: true?)`
-    )
-  return { pid: snap.pid, exe: path, configArgs: parsed.configArgs }
-}
-
-async function readFile(host: Host, path: string, name: string): Promise<{ file: ManagedFile; sha: string }> {
-  const r = await host.run(cmd.readManagedFile(path), { sudo: host.sudo })
-  if (r.code === 3)
-    throw new LoadBalancerError(
-      `${host.name}: upstream-file ${path} is a symbolic link; the action replaces the file with a rename and does not follow links. Give the real file`
-    )
-  if (r.code === 2) throw new LoadBalancerError(`${host.name}: upstream-file ${path} does not exist`)
-  check(host, ['read', path], r)
-  const nl = r.stdout.indexOf('\n')
-  const sha = /^sha ([0-9a-f]{64})$/.exec(r.stdout.slice(0, nl))?.[1]
-  if (!sha) throw new LoadBalancerError(`${host.name}: unexpected answer reading ${path}`)
-  const text = r.stdout.slice(nl + 1)
-  try {
-    return { file: parseManagedFile(text, name), sha }
-  } catch (e) {
-    throw new LoadBalancerError(
-      `${host.name}: upstream-file ${path}: ${remoteText((e as Error).message, 600)}`
-    )
-  }
 }

@@ -13,7 +13,7 @@ import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'
 import { LoadBalancer } from './load-balancer.js'
 import { checkPlan, serverAddress } from './plan-check.js'
-import type { UpstreamPlan } from './steps.js'
+import type { UpstreamPlan } from './parts.js'
 
 export interface UpstreamRun {
   strategy: Strategy

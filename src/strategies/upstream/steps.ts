@@ -9,72 +9,20 @@
  */
 import { formatDuration } from '../../duration.js'
 import { StepError, type Step, type StepContext } from '../../engine/step.js'
-import { CommandTimeoutError, type Host } from '../../host/host.js'
-import type { HostState } from '../strategy.js'
+import { CommandTimeoutError } from '../../host/host.js'
 import {
   healthGate,
   remoteSha256,
   restorePrevious,
   sidePaths,
-  sleep,
   stageBinary,
   stageHostFile,
-  swapBinary,
-  type HealthPlan
+  swapBinary
 } from './deps.js'
-import { emptyTally, formatTally, verdict } from './error-rate.js'
-import { describeState, type LoadBalancer } from './load-balancer.js'
-import type { ServerState } from './managed-file.js'
+import { backIn } from './canary.js'
+import { describeState } from './load-balancer.js'
+import { live, shift, type UpstreamParts } from './parts.js'
 import { remoteText } from './remote-text.js'
-
-export interface UpstreamPlan {
-  /** The backend's binary (binary-path). */
-  livePath: string
-  restartCommand: string
-  startTimeoutMs: number
-  pollIntervalMs: number
-  drainTimeoutMs: number
-  drainTimeoutAction: 'rollback' | 'proceed'
-  health: HealthPlan
-}
-
-export interface CanaryPlan {
-  weight: number
-  durationMs: number
-  maxErrorRate: number
-}
-
-export interface UpstreamHostState extends HostState {
-  /** The host's server line in the block. */
-  readonly address: string
-  /** Workers of the load balancer from before the reload that took the server out. */
-  oldWorkers?: number[]
-  /** What the run did, for the undos and the repair advice. */
-  swapped?: boolean
-  restarted?: boolean
-}
-
-export interface UpstreamParts {
-  host: Host
-  lb: LoadBalancer
-  plan: UpstreamPlan
-  state: UpstreamHostState
-  /** This host is a canary: back at canary.weight first, watched. */
-  canary: CanaryPlan | null
-}
-
-const live = (p: UpstreamParts) => {
-  if (!p.state.running) throw new Error(`${p.host.name}: the live binary is not known yet`)
-  return p.state.running
-}
-
-/** A change of the server's state, in the host's report and log. */
-async function shift(p: UpstreamParts, ctx: Pick<StepContext, 'report'>, to: ServerState, why: string) {
-  const old = await p.lb.setServer(p.state.address, to, why)
-  const weights = (ctx.report.weights ??= [])
-  weights.push({ at: new Date().toISOString(), weight: to.down ? 'down' : (to.weight ?? 1), why })
-  return old
-}
 
 /** Out of the block and drained; on drain-timeout: throws, or goes on when `proceed`. */
 async function takeOut(p: UpstreamParts, ctx: StepContext, why: string, proceed: boolean): Promise<void> {
@@ -89,7 +37,7 @@ async function takeOut(p: UpstreamParts, ctx: StepContext, why: string, proceed:
 async function drain(p: UpstreamParts, ctx: StepContext, proceed: boolean): Promise<void> {
   const { drainTimeoutMs } = p.plan
   let last = -1
-  const drained = await p.lb.waitDrained(
+  const drained = await p.lb.traffic.waitDrained(
     p.state.address,
     p.state.oldWorkers ?? [],
     drainTimeoutMs,
@@ -315,83 +263,4 @@ export function changeSteps(p: UpstreamParts): Step[] {
       run: ctx => backIn(p, ctx)
     }
   ]
-}
-
-async function backIn(p: UpstreamParts, ctx: StepContext): Promise<void> {
-  const full = p.lb.fullState(p.state.address)
-  if (full.down) {
-    ctx.note(`${p.state.address} was down in the block before this run: it stays down`)
-    return
-  }
-  const c = p.canary
-  if (c) {
-    const backends = await p.lb.logAddresses(p.state.address)
-    const marks = c.durationMs > 0 ? await p.lb.logMarks() : new Map<string, number>()
-    await shift(p, ctx, { down: false, weight: c.weight }, 'canary')
-    if (c.durationMs > 0) await watch(p, ctx, c, marks, backends)
-  }
-  await shift(p, ctx, full, 'full weight')
-}
-
-/** The canary's tries through the load balancer, for canary-duration, against max-error-rate. */
-async function watch(
-  p: UpstreamParts,
-  ctx: StepContext,
-  c: CanaryPlan,
-  marks: Map<string, number>,
-  backends: string[]
-): Promise<void> {
-  const tally = emptyTally()
-  const started = Date.now()
-  const limit = `max-error-rate ${(c.maxErrorRate * 100).toFixed(2).replace(/\.?0+$/, '')}%`
-  ctx.note(
-    `watching the canary for ${formatDuration(c.durationMs)} through the load balancer's log (${limit})`
-  )
-  for (let lastNote = started; ;) {
-    const left = c.durationMs - (Date.now() - started)
-    if (left > 0) await sleep(Math.min(1000, left))
-    const final = Date.now() - started >= c.durationMs
-    await p.lb.tallySince(marks, backends, tally)
-    const v = verdict(tally, c.maxErrorRate, final)
-    if (v === 'fail')
-      throw new StepError(
-        'back-in',
-        `the canary failed: ${formatTally(tally)} in ${formatDuration(Date.now() - started)}, above ${limit}`
-      )
-    if (final) {
-      if (tally.tries === 0)
-        ctx.note(
-          `the canary got no request in ${formatDuration(c.durationMs)}: nothing to judge it by (the load balancer's log shows no try at ${backends.join(', ')})`
-        )
-      else ctx.note(`the canary passed: ${formatTally(tally)} (${limit})`)
-      if (tally.foreign > 0)
-        ctx.note(`${tally.foreign} line(s) of the log are not in the zerodown format and were not counted`)
-      return
-    }
-    if (Date.now() - lastNote >= 5000) {
-      ctx.note(`canary so far: ${formatTally(tally)}`)
-      lastNote = Date.now()
-    }
-  }
-}
-
-/** The host's state after a failed rollback, and the commands that repair it. */
-export async function repairAdvice(p: UpstreamParts): Promise<string[]> {
-  const r = p.state.running
-  const now = p.lb.stateNow(p.state.address)
-  const lines = [
-    `# state: server ${p.state.address} is ${now ? describeState(now) : 'unknown'} in upstream ${p.lb.o.name} on ${p.lb.host.name}` +
-      (r ? `; ${r.livePath} has ${p.state.swapped ? 'been swapped' : 'not been swapped'}` : '')
-  ]
-  if (r) {
-    const { previous } = sidePaths(r.livePath)
-    lines.push(`# on ${p.host.name}: put the previous binary back and restart it`)
-    lines.push(`test -e ${previous} && mv -f ${previous} ${r.livePath}`)
-    lines.push(p.plan.restartCommand)
-  }
-  lines.push(
-    `# on ${p.lb.host.name}, once the server answers its health check: remove 'down' from its line in ${p.lb.o.file}, then`
-  )
-  lines.push(`${p.lb.master.exe} -t ${p.lb.master.configArgs.join(' ')} && kill -HUP ${p.lb.master.pid}`)
-  return lines
 }
