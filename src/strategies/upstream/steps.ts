@@ -179,6 +179,36 @@ export function stageSteps(p: UpstreamParts): Step[] {
   ]
 }
 
+/** The new binary at the live path; undo: the previous one back, restarted and healthy again. */
+function swapStep(p: UpstreamParts): Step {
+  return {
+    name: 'swap',
+    stage: 'change',
+    async undo(ctx) {
+      const r = live(p)
+      await restorePrevious(p.host, r.livePath, r.liveSha256)
+      const now = await remoteSha256(p.host, r.livePath)
+      if (now !== r.liveSha256)
+        throw new Error(`${r.livePath} has sha256 ${now} after the restore, expected ${r.liveSha256}`)
+      ctx.note(`${r.livePath} is the previous binary again`)
+      if (!p.state.restarted) return
+      await restart(p)
+      ctx.note('restart-command ran with the previous binary')
+      await gate(p, ctx, 'previous version')
+      p.state.restarted = false
+    },
+    async run(ctx) {
+      const r = live(p)
+      if (!ctx.retrying || (await remoteSha256(p.host, r.livePath)) !== p.state.source.sha256)
+        await swapBinary(p.host, r.livePath, p.state.source.sha256)
+      p.state.swapped = true
+      ctx.note(
+        `${r.livePath} is the new binary; the previous one is kept as ${sidePaths(r.livePath).previous}`
+      )
+    }
+  }
+}
+
 /** The cut-over: out, drained, swapped, restarted, healthy, back in. */
 export function changeSteps(p: UpstreamParts): Step[] {
   const { plan } = p
@@ -212,32 +242,7 @@ export function changeSteps(p: UpstreamParts): Step[] {
       interruptible: true,
       run: ctx => drain(p, ctx, plan.drainTimeoutAction === 'proceed')
     },
-    {
-      name: 'swap',
-      stage: 'change',
-      async undo(ctx) {
-        const r = live(p)
-        await restorePrevious(p.host, r.livePath, r.liveSha256)
-        const now = await remoteSha256(p.host, r.livePath)
-        if (now !== r.liveSha256)
-          throw new Error(`${r.livePath} has sha256 ${now} after the restore, expected ${r.liveSha256}`)
-        ctx.note(`${r.livePath} is the previous binary again`)
-        if (!p.state.restarted) return
-        await restart(p)
-        ctx.note('restart-command ran with the previous binary')
-        await gate(p, ctx, 'previous version')
-        p.state.restarted = false
-      },
-      async run(ctx) {
-        const r = live(p)
-        if (!ctx.retrying || (await remoteSha256(p.host, r.livePath)) !== p.state.source.sha256)
-          await swapBinary(p.host, r.livePath, p.state.source.sha256)
-        p.state.swapped = true
-        ctx.note(
-          `${r.livePath} is the new binary; the previous one is kept as ${sidePaths(r.livePath).previous}`
-        )
-      }
-    },
+    swapStep(p),
     {
       name: 'restart',
       stage: 'change',
