@@ -5,7 +5,13 @@
  * in trust.test.ts.
  */
 import { describe, expect, it } from '@jest/globals'
-import { judgeTrust, masterExeRun, parseTrust, type TrustFacts } from '../src/host/trust.js'
+import {
+  judgeTrust,
+  masterExeRun,
+  parseTrust,
+  refuseUnclearedExe,
+  type TrustFacts
+} from '../src/host/trust.js'
 
 const PLAN = { pidFile: '/run/nginx.pid' }
 const DEPLOY = 1001
@@ -135,5 +141,30 @@ describe('masterExeRun: never with more privilege than the file owner has', () =
     expect(masterExeRun(facts(OTHER, OTHER), live)).toEqual({
       skip: "it belongs to mallory (uid 1002); the action does not run it with another user's rights"
     })
+  })
+})
+
+describe('refuseUnclearedExe: the host layer runs a process executable with sudo only with its clearance', () => {
+  const facts = parseTrust(probeOutput(), 9)
+  const live = { sudo: true, livePath: '/usr/sbin/nginx', replaced: false }
+  it('refuses /proc/<pid>/exe through sudo without a clearance, or with a look-alike object', () => {
+    expect(() => refuseUnclearedExe(['/proc/9/exe', '-v'], { sudo: true })).toThrow(
+      'refused to run /proc/9/exe with sudo: its owner was not checked'
+    )
+    expect(() =>
+      refuseUnclearedExe(['/proc/9/exe', '-v'], { sudo: true, exe: { path: '/proc/9/exe', sudo: true } })
+    ).toThrow('its owner was not checked')
+  })
+  it("refuses a clearance given for another process's executable", () => {
+    const other = masterExeRun(parseTrust(probeOutput(), 10), live)
+    expect(() => refuseUnclearedExe(['/proc/9/exe', '-v'], { sudo: true, exe: other })).toThrow(
+      'its owner was not checked'
+    )
+  })
+  it('lets a cleared run through, and anything without sudo', () => {
+    const how = masterExeRun(facts, live)
+    expect(() => refuseUnclearedExe(['/proc/9/exe', '-v'], { sudo: true, exe: how })).not.toThrow()
+    expect(() => refuseUnclearedExe(['/proc/9/exe', '-v'], {})).not.toThrow()
+    expect(() => refuseUnclearedExe(['sha256sum', '--', '/proc/9/exe'], { sudo: true })).not.toThrow()
   })
 })

@@ -42847,8 +42847,225 @@ async function repairAdvice(p) {
   return lines;
 }
 
-// src/supervisors/haproxy/protocol.ts
+// src/host/trust.ts
 var PROBE = String.raw`
+pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
+echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
+if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
+u=$(sed -n 's/^Uid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+set -- $u
+n=$(getent passwd "$2" 2>/dev/null | cut -d: -f1)
+printf 'master\t%s\t%s\t%s\n' "@{1:--}" "@{2:--}" "@{n:-?}"
+st() { s=$(stat $3 --printf '%u\t%g\t%a\t%F\t%U' -- "$2" 2>/dev/null) && printf 'P\t%s\t%s\t%s\n' "$1" "$s" "$2"; }
+chain() {
+  d=$(readlink -m -- "$2" 2>/dev/null) || return 0
+  while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
+  st "$1" "$d"
+  while [ "$d" != / ]; do d=$(dirname -- "$d"); st "$1-up" "$d"; done
+}
+st pidfile "$pf"
+chain piddir "$(dirname -- "$pf")"
+st exe "/proc/$pid/exe" -L
+chain livedir "$(dirname -- "$live")"
+st staging "$staging"
+chain store "$store"
+`.replaceAll("@{", "${");
+async function probeTrust(host, plan) {
+  const r = await host.run(
+    [
+      "sh",
+      "-c",
+      PROBE,
+      "sh",
+      plan.pidFile,
+      String(plan.pid),
+      plan.livePath,
+      plan.stagingPath,
+      plan.storeDir,
+      plan.masterUser ?? ""
+    ],
+    { sudo: host.sudo, timeoutMs: 3e4 }
+  );
+  if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`);
+  const facts = parseTrust(r.stdout, plan.pid);
+  for (const p of facts.paths) if (p.role === "exe") p.path = plan.livePath;
+  return facts;
+}
+var TYPES = {
+  "regular file": "file",
+  "regular empty file": "file",
+  directory: "dir",
+  "symbolic link": "symlink"
+};
+function parseTrust(stdout, pid) {
+  const facts = {
+    me: { uid: -1, gid: -1, name: "?" },
+    master: { pid, uid: -1, euid: -1, name: "?" },
+    paths: []
+  };
+  const num = (s) => s !== void 0 && /^\d+$/.test(s) ? Number(s) : -1;
+  for (const line2 of stdout.split("\n")) {
+    const f = line2.split("	");
+    if (f[0] === "me") facts.me = { uid: num(f[1]), gid: num(f[2]), name: f[3] ?? "?" };
+    else if (f[0] === "allowed") {
+      const uid = num(f[1]);
+      facts.allowed = { name: f.slice(2).join("	"), uid: uid < 0 ? null : uid };
+    } else if (f[0] === "master") facts.master = { pid, uid: num(f[1]), euid: num(f[2]), name: f[3] ?? "?" };
+    else if (f[0] === "P" && f.length >= 8)
+      facts.paths.push({
+        role: f[1],
+        uid: num(f[2]),
+        gid: num(f[3]),
+        mode: parseInt(f[4] ?? "", 8),
+        type: TYPES[f[5] ?? ""] ?? "other",
+        owner: f[6] ?? "?",
+        path: f.slice(7).join("	")
+      });
+  }
+  return facts;
+}
+function trustedUids(facts) {
+  return new Set([0, facts.me.uid, facts.master.euid].filter((u) => u >= 0));
+}
+function judgeTrust(facts, plan) {
+  const m = facts.master;
+  const users = /* @__PURE__ */ new Set([0, facts.me.uid]);
+  if (facts.allowed?.uid !== null && facts.allowed !== void 0) users.add(facts.allowed.uid);
+  if (plan.masterUser !== void 0 && facts.allowed?.uid === null) {
+    const msg = `master-user ${plan.masterUser} is not a user of the host. Set it to the user the server's master runs as`;
+    return msg;
+  }
+  if (m.uid < 0 || m.euid < 0) {
+    const msg = `cannot read the user of the master ${m.pid} (/proc/${m.pid}/status): it is not trusted`;
+    return msg;
+  }
+  if (!users.has(m.uid) || !users.has(m.euid)) {
+    return masterMessage({
+      pid: m.pid,
+      who: m.uid === m.euid ? `${m.name} (uid ${m.euid})` : `${m.name} (uid ${m.uid}, effective ${m.euid})`,
+      name: m.name,
+      allowed: facts.me.name + (facts.allowed ? ` nor master-user ${facts.allowed.name}` : ""),
+      pidFile: plan.pidFile
+    });
+  }
+  const uids = trustedUids(facts);
+  const gids = /* @__PURE__ */ new Set([0, facts.me.gid]);
+  for (const p of facts.paths) {
+    const why = pathProblem(p, uids, gids);
+    if (why !== null) return `${describe(p, plan.pidFile)} ${why}`;
+  }
+  return null;
+}
+function masterMessage(w) {
+  return `the master ${w.pid} runs as ${w.who}, neither root nor the deploy user ${w.allowed}: another user's process can pose as the server by writing its pid into pid-file ${w.pidFile}. Nothing was changed. Check that pid-file is the server's; if the master really runs as that user, set master-user: ${w.name}`;
+}
+function pathProblem(p, uids, gids) {
+  const fix = (what) => `Nothing was changed. ${what}`;
+  if ((p.role === "pidfile" || p.role === "staging") && p.type !== "file") {
+    const msg = `is a ${p.type === "symlink" ? "symbolic link" : p.type}, not a regular file: another user may have planted it. ${fix(`Remove it: rm -f -- ${quote(p.path)}`)}`;
+    return msg;
+  }
+  if (!uids.has(p.uid)) {
+    const msg = `is owned by ${p.owner} (uid ${p.uid}), not by root, the deploy user or the master's user: that user could replace it. ${fix(`Give it to root: chown root ${quote(p.path)}`)}`;
+    return msg;
+  }
+  const mode = `mode ${(p.mode & 4095).toString(8)}`;
+  const sticky = (p.mode & 512) !== 0;
+  const parent = p.role.endsWith("-up") && sticky;
+  if ((p.mode & 2) !== 0 && !parent) {
+    const msg = `is writable by every user (${mode}): another user could replace the files in it or plant links. ${fix(`Close it: chmod o-w ${quote(p.path)}`)}`;
+    return msg;
+  }
+  if ((p.mode & 16) !== 0 && !gids.has(p.gid) && !parent) {
+    const msg = `is writable by its group (gid ${p.gid}, ${mode}), which is not the deploy user's. ${fix(`Close it: chmod g-w ${quote(p.path)}`)}`;
+    return msg;
+  }
+  return null;
+}
+function describe(p, pidFile2) {
+  switch (p.role) {
+    case "pidfile":
+      return `pid-file ${p.path}`;
+    case "piddir":
+      return `the folder of pid-file ${pidFile2}, ${p.path},`;
+    case "exe":
+      return `the executable of the master, ${p.path},`;
+    case "livedir":
+      return `the folder of the live binary, ${p.path},`;
+    case "staging":
+      return `the staging file ${p.path}`;
+    case "store":
+      return `the release store's folder ${p.path}`;
+    default:
+      return `${p.path}, a parent folder of the ${p.role === "piddir-up" ? "pid file" : p.role === "store-up" ? "release store" : "live binary"},`;
+  }
+}
+function masterExeRun(facts, o) {
+  const exe = facts.paths.find((p) => p.role === "exe");
+  const proc = `/proc/${facts.master.pid}/exe`;
+  if (exe === void 0) return { skip: "its owner could not be read" };
+  if (exe.uid === 0) return clear({ path: proc, sudo: o.sudo });
+  if (exe.uid === facts.me.uid) {
+    if (facts.master.euid === facts.me.uid) return clear({ path: proc, sudo: false });
+    if (!o.replaced) return clear({ path: o.livePath, sudo: false });
+  }
+  return {
+    skip: `it belongs to ${exe.owner} (uid ${exe.uid}); the action does not run it with another user's rights`
+  };
+}
+var cleared = /* @__PURE__ */ new WeakSet();
+function clear(run3) {
+  const frozen = Object.freeze({ ...run3 });
+  cleared.add(frozen);
+  return frozen;
+}
+function refuseUnclearedExe(argv, options) {
+  const first2 = argv[0] ?? "";
+  if (!options.sudo || !/^\/proc\/\d+\/exe$/.test(first2)) return;
+  const exe = options.exe;
+  if (exe !== void 0 && cleared.has(exe) && exe.path === first2 && exe.sudo) return;
+  throw new TrustError(
+    `refused to run ${first2} with sudo: its owner was not checked (a bug of the action, reported as such; nothing was run)`
+  );
+}
+var FRESH_MS = 3e4;
+var judged = /* @__PURE__ */ new WeakMap();
+async function checkTrust(host, plan) {
+  const key = JSON.stringify(plan, Object.keys(plan).sort());
+  const last = judged.get(host);
+  if (last !== void 0 && last.key === key && Date.now() - last.at < FRESH_MS) return last.facts;
+  const facts = await probeTrust(host, plan);
+  const why = judgeTrust(facts, plan);
+  if (why !== null) throw new TrustError(why);
+  judged.set(host, { key, at: Date.now(), facts });
+  return facts;
+}
+var TrustError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "TrustError";
+  }
+};
+
+// src/supervisors/trusted.ts
+async function trustedServer(host, plan, pid, livePath) {
+  try {
+    return await checkTrust(host, {
+      pidFile: plan.pidFile,
+      pid,
+      livePath,
+      stagingPath: sidePaths(livePath).staging,
+      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir,
+      masterUser: plan.masterUser
+    });
+  } catch (e) {
+    if (e instanceof TrustError) throw new StepError("preflight", e.message);
+    throw e;
+  }
+}
+
+// src/supervisors/haproxy/protocol.ts
+var PROBE2 = String.raw`
 pf=$1 live=$2 m=$3
 p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac
 echo "pidfile $p"
@@ -42917,7 +43134,7 @@ function parseSnapshot(stdout, masterPid) {
   return snap;
 }
 async function probe(host, pidFile2, livePath, masterPid) {
-  const r = await host.run(["sh", "-c", PROBE, "sh", pidFile2, livePath, String(masterPid)], {
+  const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, livePath, String(masterPid)], {
     sudo: host.sudo,
     timeoutMs: 3e4
   });
@@ -42966,7 +43183,7 @@ function parseVersion(output) {
   const m = /version (\d+\.\d+[^\s]*)/i.exec(output);
   return m ? m[1] : null;
 }
-function describe(snap, oldWorkerPids) {
+function describe2(snap, oldWorkerPids) {
   if (!alive(snap.master)) return `master gone (pid file: ${snap.pidFile ?? "none"})`;
   const old = new Set(oldWorkerPids);
   const ws = workers(snap);
@@ -42997,6 +43214,7 @@ async function inspectMaster(host, plan, note) {
     fail(`cannot read /proc/${pid}/exe: HAProxy runs as another user. Deploy as that user, or set sudo: true`);
   const exe = stripDeleted(master.exe);
   const livePath = plan.binaryPath ?? exe.path;
+  const trust = await trustedServer(host, plan, pid, livePath);
   snap = await probe(host, plan.pidFile, livePath, pid);
   if (!snap.mworker && workers(snap).length === 0)
     fail(
@@ -43032,8 +43250,10 @@ async function inspectMaster(host, plan, note) {
   const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
   const liveSha256 = await remoteSha256(host, livePath);
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master re-executes it`);
-  const v = await host.run([`/proc/${pid}/exe`, "-v"], { sudo, timeoutMs: 15e3 });
-  const version = parseVersion(v.stdout + v.stderr);
+  const how = masterExeRun(trust, { sudo, livePath: exe.path, replaced: exe.replaced });
+  if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
+  const v = "skip" in how ? null : await host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 });
+  const version = v === null ? null : parseVersion(v.stdout + v.stderr);
   note(
     `master ${pid} (${argv0} ${args.join(" ")}), workers ${ws.map((w) => w.pid).join(", ")}; version ${version ?? "unknown"}; sha256 ${liveSha256.slice(0, 12)}; ${arch2}`
   );
@@ -43101,7 +43321,7 @@ var HaproxyHost = class {
     return probe(this.host, this.pidFile, f.livePath, f.pid);
   }
   describe(snap) {
-    return describe(snap, this.facts().oldWorkerPids);
+    return describe2(snap, this.facts().oldWorkerPids);
   }
 };
 async function signal(host, sig, pid) {
@@ -43256,15 +43476,22 @@ var haproxyWatchdog = { script: SCRIPT };
 // src/supervisors/haproxy/index.ts
 var HaproxySession = class {
   constructor(host, options, binaryPath) {
+    this.options = options;
     this.binaryPath = binaryPath;
     this.s = new HaproxyHost(host, options.pidFile, options.pollIntervalMs);
   }
+  options;
   binaryPath;
   s;
   async inspect(ctx) {
     const facts = await inspectMaster(
       this.s.host,
-      { pidFile: this.s.pidFile, binaryPath: this.binaryPath },
+      {
+        pidFile: this.s.pidFile,
+        binaryPath: this.binaryPath,
+        releaseDir: this.options.releaseDir,
+        masterUser: this.options.masterUser
+      },
       ctx.note
     );
     this.s.learn(facts);
@@ -43435,7 +43662,7 @@ async function changedSinceStart(host, pid, files) {
 }
 
 // src/supervisors/nginx/protocol.ts
-var PROBE2 = String.raw`
+var PROBE3 = String.raw`
 pf=$1; shift
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
 m=$(rd "$pf"); o=$(rd "$pf.oldbin")
@@ -43501,7 +43728,7 @@ function parseSnapshot2(stdout) {
 }
 async function probe2(host, pidFile2, watch2 = []) {
   const pids = watch2.filter((p) => Number.isInteger(p) && p > 0).map(String);
-  const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, ...pids], {
+  const r = await host.run(["sh", "-c", PROBE3, "sh", pidFile2, ...pids], {
     sudo: host.sudo,
     timeoutMs: 3e4
   });
@@ -43580,7 +43807,7 @@ async function signal2(host, sig, pid) {
   const argv = ["kill", "-s", sig, "--", String(pid)];
   check(host, argv, await host.run(argv, { sudo: host.sudo }));
 }
-function describe2(snap, oldPid) {
+function describe3(snap, oldPid) {
   const parts = [
     `pid file: ${snap.pid ?? "none"}`,
     `.oldbin: ${snap.oldbinExists ? snap.oldbinPid ?? "unreadable" : "none"}`
@@ -43670,11 +43897,11 @@ async function waitForNewMaster(s, ctx, o) {
     if (partial > 0)
       throw new StepError(
         "usr2",
-        `the new master ${snap.pid} started only ${partial} of its ${s.expectedWorkers} workers (worker_processes) within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe2(snap, oldPid)}`
+        `the new master ${snap.pid} started only ${partial} of its ${s.expectedWorkers} workers (worker_processes) within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe3(snap, oldPid)}`
       );
     throw new StepError(
       "usr2",
-      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe2(snap, oldPid)}`
+      `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe3(snap, oldPid)}`
     );
   }
   const exe = last.procs.get(found).exe;
@@ -43725,190 +43952,11 @@ async function quitOldMaster(s, ctx, o) {
     const snap = await s.read();
     throw new StepError(
       "quit",
-      `the old master ${oldPid} did not exit within 30s (${describe2(snap, oldPid)})`
+      `the old master ${oldPid} did not exit within 30s (${describe3(snap, oldPid)})`
     );
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`);
 }
-
-// src/host/trust.ts
-var PROBE3 = String.raw`
-pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
-echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
-if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
-u=$(sed -n 's/^Uid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
-set -- $u
-n=$(getent passwd "$2" 2>/dev/null | cut -d: -f1)
-printf 'master\t%s\t%s\t%s\n' "@{1:--}" "@{2:--}" "@{n:-?}"
-st() { s=$(stat $3 --printf '%u\t%g\t%a\t%F\t%U' -- "$2" 2>/dev/null) && printf 'P\t%s\t%s\t%s\n' "$1" "$s" "$2"; }
-chain() {
-  d=$(readlink -m -- "$2" 2>/dev/null) || return 0
-  while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
-  st "$1" "$d"
-  while [ "$d" != / ]; do d=$(dirname -- "$d"); st "$1-up" "$d"; done
-}
-st pidfile "$pf"
-chain piddir "$(dirname -- "$pf")"
-st exe "/proc/$pid/exe" -L
-chain livedir "$(dirname -- "$live")"
-st staging "$staging"
-chain store "$store"
-`.replaceAll("@{", "${");
-async function probeTrust(host, plan) {
-  const r = await host.run(
-    [
-      "sh",
-      "-c",
-      PROBE3,
-      "sh",
-      plan.pidFile,
-      String(plan.pid),
-      plan.livePath,
-      plan.stagingPath,
-      plan.storeDir,
-      plan.masterUser ?? ""
-    ],
-    { sudo: host.sudo, timeoutMs: 3e4 }
-  );
-  if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`);
-  const facts = parseTrust(r.stdout, plan.pid);
-  for (const p of facts.paths) if (p.role === "exe") p.path = plan.livePath;
-  return facts;
-}
-var TYPES = {
-  "regular file": "file",
-  "regular empty file": "file",
-  directory: "dir",
-  "symbolic link": "symlink"
-};
-function parseTrust(stdout, pid) {
-  const facts = {
-    me: { uid: -1, gid: -1, name: "?" },
-    master: { pid, uid: -1, euid: -1, name: "?" },
-    paths: []
-  };
-  const num = (s) => s !== void 0 && /^\d+$/.test(s) ? Number(s) : -1;
-  for (const line2 of stdout.split("\n")) {
-    const f = line2.split("	");
-    if (f[0] === "me") facts.me = { uid: num(f[1]), gid: num(f[2]), name: f[3] ?? "?" };
-    else if (f[0] === "allowed") {
-      const uid = num(f[1]);
-      facts.allowed = { name: f.slice(2).join("	"), uid: uid < 0 ? null : uid };
-    } else if (f[0] === "master") facts.master = { pid, uid: num(f[1]), euid: num(f[2]), name: f[3] ?? "?" };
-    else if (f[0] === "P" && f.length >= 8)
-      facts.paths.push({
-        role: f[1],
-        uid: num(f[2]),
-        gid: num(f[3]),
-        mode: parseInt(f[4] ?? "", 8),
-        type: TYPES[f[5] ?? ""] ?? "other",
-        owner: f[6] ?? "?",
-        path: f.slice(7).join("	")
-      });
-  }
-  return facts;
-}
-function trustedUids(facts) {
-  return new Set([0, facts.me.uid, facts.master.euid].filter((u) => u >= 0));
-}
-function judgeTrust(facts, plan) {
-  const m = facts.master;
-  const users = /* @__PURE__ */ new Set([0, facts.me.uid]);
-  if (facts.allowed?.uid !== null && facts.allowed !== void 0) users.add(facts.allowed.uid);
-  if (plan.masterUser !== void 0 && facts.allowed?.uid === null) {
-    const msg = `master-user ${plan.masterUser} is not a user of the host. Set it to the user the server's master runs as`;
-    return msg;
-  }
-  if (m.uid < 0 || m.euid < 0) {
-    const msg = `cannot read the user of the master ${m.pid} (/proc/${m.pid}/status): it is not trusted`;
-    return msg;
-  }
-  if (!users.has(m.uid) || !users.has(m.euid)) {
-    return masterMessage({
-      pid: m.pid,
-      who: m.uid === m.euid ? `${m.name} (uid ${m.euid})` : `${m.name} (uid ${m.uid}, effective ${m.euid})`,
-      name: m.name,
-      allowed: facts.me.name + (facts.allowed ? ` nor master-user ${facts.allowed.name}` : ""),
-      pidFile: plan.pidFile
-    });
-  }
-  const uids = trustedUids(facts);
-  const gids = /* @__PURE__ */ new Set([0, facts.me.gid]);
-  for (const p of facts.paths) {
-    const why = pathProblem(p, uids, gids);
-    if (why !== null) return `${describe3(p, plan.pidFile)} ${why}`;
-  }
-  return null;
-}
-function masterMessage(w) {
-  return `the master ${w.pid} runs as ${w.who}, neither root nor the deploy user ${w.allowed}: another user's process can pose as the server by writing its pid into pid-file ${w.pidFile}. Nothing was changed. Check that pid-file is the server's; if the master really runs as that user, set master-user: ${w.name}`;
-}
-function pathProblem(p, uids, gids) {
-  const fix = (what) => `Nothing was changed. ${what}`;
-  if ((p.role === "pidfile" || p.role === "staging") && p.type !== "file") {
-    const msg = `is a ${p.type === "symlink" ? "symbolic link" : p.type}, not a regular file: another user may have planted it. ${fix(`Remove it: rm -f -- ${quote(p.path)}`)}`;
-    return msg;
-  }
-  if (!uids.has(p.uid)) {
-    const msg = `is owned by ${p.owner} (uid ${p.uid}), not by root, the deploy user or the master's user: that user could replace it. ${fix(`Give it to root: chown root ${quote(p.path)}`)}`;
-    return msg;
-  }
-  const mode = `mode ${(p.mode & 4095).toString(8)}`;
-  const sticky = (p.mode & 512) !== 0;
-  const parent = p.role.endsWith("-up") && sticky;
-  if ((p.mode & 2) !== 0 && !parent) {
-    const msg = `is writable by every user (${mode}): another user could replace the files in it or plant links. ${fix(`Close it: chmod o-w ${quote(p.path)}`)}`;
-    return msg;
-  }
-  if ((p.mode & 16) !== 0 && !gids.has(p.gid) && !parent) {
-    const msg = `is writable by its group (gid ${p.gid}, ${mode}), which is not the deploy user's. ${fix(`Close it: chmod g-w ${quote(p.path)}`)}`;
-    return msg;
-  }
-  return null;
-}
-function describe3(p, pidFile2) {
-  switch (p.role) {
-    case "pidfile":
-      return `pid-file ${p.path}`;
-    case "piddir":
-      return `the folder of pid-file ${pidFile2}, ${p.path},`;
-    case "exe":
-      return `the executable of the master, ${p.path},`;
-    case "livedir":
-      return `the folder of the live binary, ${p.path},`;
-    case "staging":
-      return `the staging file ${p.path}`;
-    case "store":
-      return `the release store's folder ${p.path}`;
-    default:
-      return `${p.path}, a parent folder of the ${p.role === "piddir-up" ? "pid file" : p.role === "store-up" ? "release store" : "live binary"},`;
-  }
-}
-function masterExeRun(facts, o) {
-  const exe = facts.paths.find((p) => p.role === "exe");
-  const proc = `/proc/${facts.master.pid}/exe`;
-  if (exe === void 0) return { skip: "its owner could not be read" };
-  if (exe.uid === 0) return { path: proc, sudo: o.sudo };
-  if (exe.uid === facts.me.uid) {
-    if (facts.master.euid === facts.me.uid) return { path: proc, sudo: false };
-    if (!o.replaced) return { path: o.livePath, sudo: false };
-  }
-  return {
-    skip: `it belongs to ${exe.owner} (uid ${exe.uid}); the action does not run it with another user's rights`
-  };
-}
-async function checkTrust(host, plan) {
-  const facts = await probeTrust(host, plan);
-  const why = judgeTrust(facts, plan);
-  if (why !== null) throw new TrustError(why);
-  return facts;
-}
-var TrustError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "TrustError";
-  }
-};
 
 // src/supervisors/nginx/inspect.ts
 var fail2 = (message) => {
@@ -43935,7 +43983,7 @@ async function inspectMaster2(host, plan, ctx) {
     fail2(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     );
-  const trust = await trusted(host, plan, pid, exe.path);
+  const trust = await trustedServer(host, plan, pid, exe.path);
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
   const livePath = exe.path;
   ctx.learn?.({ pid, livePath });
@@ -43945,7 +43993,7 @@ async function inspectMaster2(host, plan, ctx) {
     host.run(["uname", "-m"]),
     remoteSha256(host, livePath),
     remoteSha256(host, `/proc/${pid}/exe`),
-    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, timeoutMs: 15e3 })
+    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 })
   ]);
   const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
   ctx.learn?.({ pid, livePath, version });
@@ -44042,21 +44090,6 @@ async function checkMaster(host, snap, pid, exe, plan, note) {
   }
   return { cmd };
 }
-async function trusted(host, plan, pid, livePath) {
-  try {
-    return await checkTrust(host, {
-      pidFile: plan.pidFile,
-      pid,
-      livePath,
-      stagingPath: sidePaths(livePath).staging,
-      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir,
-      masterUser: plan.masterUser
-    });
-  } catch (e) {
-    if (e instanceof TrustError) fail2(e.message);
-    throw e;
-  }
-}
 function looksLikeMaster(proc, snap, pid) {
   if (/^nginx: master process/.test(proc.title)) return true;
   return pid !== null && snap.procs.get(pid)?.ppid === proc.pid;
@@ -44105,7 +44138,7 @@ async function restoreMasters(s, info2) {
     });
     if (!back)
       throw new Error(
-        `the old master ${oldPid} started no workers within 10s of HUP: ${describe2(snap, oldPid)}`
+        `the old master ${oldPid} started no workers within 10s of HUP: ${describe3(snap, oldPid)}`
       );
     info2(
       `the old master's workers ${acceptingWorkers(snap, oldPid).map((p) => p.pid).join(", ")} accept again`
@@ -44135,7 +44168,7 @@ async function restoreMasters(s, info2) {
     const restored = snap.pid === oldPid && !snap.oldbinExists && newMasterCandidates(snap, oldPid).length === 0 && acceptingWorkers(snap, oldPid).length > 0;
     return restored ? true : void 0;
   });
-  if (!ok2) throw new Error(`the old master did not take over again: ${describe2(snap, oldPid)}`);
+  if (!ok2) throw new Error(`the old master did not take over again: ${describe3(snap, oldPid)}`);
   info2(`the old master ${oldPid} serves again with ${acceptingWorkers(snap, oldPid).length} workers`);
 }
 async function repairMasters(s) {
@@ -44161,7 +44194,7 @@ async function repairMasters(s) {
       );
   }
   return {
-    state: snap ? describe2(snap, oldPid) : "the process state could not be read",
+    state: snap ? describe3(snap, oldPid) : "the process state could not be read",
     commands,
     check: {
       says: `the pid file holds ${oldPid}, ${s.pidFile}.oldbin is gone`,
@@ -44173,7 +44206,7 @@ async function assessMasters(s) {
   const old = s.facts().pid;
   const snap = await s.read();
   const serving = snap.pid !== null && snap.pid !== old && isAlive(snap, snap.pid) ? snap.pid : null;
-  const detail = describe2(snap, old);
+  const detail = describe3(snap, old);
   if (!isAlive(snap, old)) return { state: "old-gone", serving, detail };
   if (serving !== null && snap.procs.get(serving)?.ppid === old && acceptingWorkers(snap, serving).length > 0 && acceptingWorkers(snap, old).length === 0) {
     s.newPid = serving;
@@ -44365,7 +44398,7 @@ var NginxSession = class {
     return repairMasters(this.s);
   }
   async describe() {
-    return describe2(await this.s.read(), this.s.facts().pid);
+    return describe3(await this.s.read(), this.s.facts().pid);
   }
   assess() {
     return assessMasters(this.s);
@@ -44678,6 +44711,7 @@ async function inspectServer(s, note) {
       `binary-path is ${s.o.binaryPath}, but the server ${pid} runs ${exe.path}. tableflip starts its own argv[0] again on a hand-over: leave binary-path empty or set it to ${exe.path}`
     );
   const livePath = exe.path;
+  await trustedServer(host, s.o, pid, livePath);
   const parent = exitingParent(snap, pid);
   if (parent !== null)
     fail3(
@@ -46983,6 +47017,7 @@ var SshHost = class _SshHost {
     }
   }
   async run(argv, options = {}) {
+    refuseUnclearedExe(argv, options);
     const words = options.sudo ? ["sudo", "-n", "--", ...argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();

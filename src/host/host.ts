@@ -16,6 +16,11 @@ export interface RunOptions {
   sudo?: boolean
   /** Fails with CommandTimeoutError after this long. Default 60s. */
   timeoutMs?: number
+  /**
+   * A server's executable run through /proc/<pid>/exe with sudo must come with the clearance that
+   * `masterExeRun` (host/trust.ts) gave after checking the file's owner: see `refuseUnclearedExe`.
+   */
+  exe?: object
 }
 
 export interface HttpResponse {

@@ -23,6 +23,7 @@ import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPol
 import { OutputReader } from './output-reader.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
+import { refuseUnclearedExe } from './trust.js'
 
 export interface Credentials {
   privateKey?: string
@@ -406,6 +407,7 @@ export class SshHost implements Host {
   }
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
+    refuseUnclearedExe(argv, options)
     const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()

@@ -27,7 +27,7 @@ class HaproxySession implements SupervisorSession {
 
   constructor(
     host: Host,
-    options: SupervisorOptions,
+    private readonly options: SupervisorOptions,
     private readonly binaryPath?: string
   ) {
     this.s = new HaproxyHost(host, options.pidFile, options.pollIntervalMs)
@@ -36,7 +36,12 @@ class HaproxySession implements SupervisorSession {
   async inspect(ctx: SupervisorContext): Promise<Running> {
     const facts = await inspectMaster(
       this.s.host,
-      { pidFile: this.s.pidFile, binaryPath: this.binaryPath },
+      {
+        pidFile: this.s.pidFile,
+        binaryPath: this.binaryPath,
+        releaseDir: this.options.releaseDir,
+        masterUser: this.options.masterUser
+      },
       ctx.note
     )
     this.s.learn(facts)

@@ -5,8 +5,10 @@
  */
 import { StepError } from '../../engine/step.js'
 import { type Host } from '../../host/host.js'
+import { masterExeRun } from '../../host/trust.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running } from '../supervisor.js'
+import { trustedServer, type TrustInputs } from '../trusted.js'
 import { alive, checkArgv, parseVersion, probe, reloading, startArgs, workers } from './protocol.js'
 
 /** What pre-flight learns of the running master. */
@@ -29,7 +31,7 @@ const stripDeleted = (exe: string) =>
 
 export async function inspectMaster(
   host: Host,
-  plan: { pidFile: string; binaryPath?: string },
+  plan: TrustInputs & { binaryPath?: string },
   note: (s: string) => void
 ): Promise<MasterFacts> {
   const sudo = host.sudo
@@ -47,6 +49,8 @@ export async function inspectMaster(
     fail(`cannot read /proc/${pid}/exe: HAProxy runs as another user. Deploy as that user, or set sudo: true`)
   const exe = stripDeleted(master.exe)
   const livePath = plan.binaryPath ?? exe.path
+  // Before anything runs with privilege: who the master is, who may write its files.
+  const trust = await trustedServer(host, plan, pid, livePath)
   snap = await probe(host, plan.pidFile, livePath, pid)
   if (!snap.mworker && workers(snap).length === 0)
     fail(
@@ -85,8 +89,12 @@ export async function inspectMaster(
   const arch = (await host.run(['uname', '-m'])).stdout.trim()
   const liveSha256 = await remoteSha256(host, livePath)
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master re-executes it`)
-  const v = await host.run([`/proc/${pid}/exe`, '-v'], { sudo, timeoutMs: 15_000 })
-  const version = parseVersion(v.stdout + v.stderr)
+  // Never with more privilege than the file's owner has.
+  const how = masterExeRun(trust, { sudo, livePath: exe.path, replaced: exe.replaced })
+  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
+  const v =
+    'skip' in how ? null : await host.run([how.path, '-v'], { sudo: how.sudo, exe: how, timeoutMs: 15_000 })
+  const version = v === null ? null : parseVersion(v.stdout + v.stderr)
   note(
     `master ${pid} (${argv0} ${args.join(' ')}), workers ${ws.map(w => w.pid).join(', ')}; ` +
       `version ${version ?? 'unknown'}; sha256 ${liveSha256!.slice(0, 12)}; ${arch}`

@@ -5,11 +5,11 @@
  */
 import { check, type Host } from '../../host/host.js'
 import { commandLine, quote } from '../../host/quote.js'
-import { checkTrust, masterExeRun, TrustError, type TrustFacts } from '../../host/trust.js'
+import { masterExeRun } from '../../host/trust.js'
 import { StepError } from '../../engine/step.js'
-import { ReleaseStore } from '../../releases/store.js'
-import { remoteSha256, sidePaths } from '../../strategies/hot-upgrade/install.js'
+import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running, SupervisorContext } from '../supervisor.js'
+import { trustedServer } from '../trusted.js'
 import { configFilesOf, workerProcessesOf } from './config-files.js'
 import {
   configHazards,
@@ -73,7 +73,7 @@ export async function inspectMaster(
     fail(
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     )
-  const trust = await trusted(host, plan, pid, exe.path)
+  const trust = await trustedServer(host, plan, pid, exe.path)
 
   if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
   const livePath = exe.path
@@ -87,7 +87,7 @@ export async function inspectMaster(
     host.run(['uname', '-m']),
     remoteSha256(host, livePath),
     remoteSha256(host, `/proc/${pid}/exe`),
-    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, timeoutMs: 15_000 })
+    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, exe: how, timeoutMs: 15_000 })
   ])
   const version = v === null ? null : parseVersion(v.stderr + v.stdout)
   ctx.learn?.({ pid, livePath, version })
@@ -238,22 +238,6 @@ async function checkMaster(
 }
 
 /** The trust checks (src/host/trust.ts) for this master; a refusal is a pre-flight failure. */
-async function trusted(host: Host, plan: InspectPlan, pid: number, livePath: string): Promise<TrustFacts> {
-  try {
-    return await checkTrust(host, {
-      pidFile: plan.pidFile,
-      pid,
-      livePath,
-      stagingPath: sidePaths(livePath).staging,
-      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir,
-      masterUser: plan.masterUser
-    })
-  } catch (e) {
-    if (e instanceof TrustError) fail(e.message)
-    throw e
-  }
-}
-
 /** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
 function looksLikeMaster(proc: Proc, snap: Snapshot, pid: number | null): boolean {
   if (/^nginx: master process/.test(proc.title)) return true

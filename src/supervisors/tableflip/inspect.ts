@@ -6,6 +6,7 @@
 import { StepError } from '../../engine/step.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running } from '../supervisor.js'
+import { trustedServer } from '../trusted.js'
 import { argv0Problem, exePath, exitingParent, isAlive, liveChildren } from './protocol.js'
 import type { TableflipHost } from './state.js'
 
@@ -37,6 +38,8 @@ export async function inspectServer(s: TableflipHost, note: (m: string) => void)
         `tableflip starts its own argv[0] again on a hand-over: leave binary-path empty or set it to ${exe.path}`
     )
   const livePath = exe.path
+  // Before anything runs with privilege or is removed: who the server is, who may write its files.
+  await trustedServer(host, s.o, pid, livePath)
 
   const parent = exitingParent(snap, pid)
   if (parent !== null)

@@ -12,6 +12,9 @@ export interface TableflipOptions {
   signal: UpgradeSignal
   /** How long a revert waits for an old process to finish its requests before a hand-over back. */
   parentWaitMs: number
+  /** For the trust checks: the release store, and one more user the server may run as. */
+  releaseDir?: string
+  masterUser?: string
 }
 
 export class TableflipHost {
