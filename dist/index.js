@@ -46726,10 +46726,7 @@ function setTrace(fn) {
   sink = fn;
 }
 function visible2(text2, max = 600) {
-  const safe = text2.replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (c) => c === "\n" ? "\\n" : c === "	" ? "\\t" : `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`
-  );
+  const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
   return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
 }
 function trace(host, what, outcome, startedAt) {

@@ -3,6 +3,8 @@
  * command a host runs, every upload and every health request, with how long it took and how it
  * ended. Off unless the entry point sets a sink; one sink for the process.
  */
+import { neutralize } from '../remote-text.js'
+
 let sink: ((line: string) => void) | undefined
 
 /** Sends the trace to `fn` (undefined turns it off). */
@@ -11,13 +13,11 @@ export function setTrace(fn: ((line: string) => void) | undefined): void {
 }
 
 /**
- * Text from a host or built from host data, made safe for a terminal or a log: control characters
- * become visible escapes (no terminal sequence, no forged log line), and it is cut at `max`.
+ * Text from a host or built from host data, made safe for a terminal or a log on one line: what
+ * `neutralize` does to any remote text, with line breaks and tabs shown too, cut at `max`.
  */
 export function visible(text: string, max = 600): string {
-  const safe = text.replace(/[\u0000-\u001f\u007f-\u009f]/g, c =>
-    c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`
-  )
+  const safe = neutralize(text).replace(/\n/g, '\\n').replace(/\t/g, '\\t')
   return safe.length > max ? `${safe.slice(0, max)}… (${safe.length - max} more characters)` : safe
 }
 
