@@ -15,6 +15,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
+import { asAttacker } from './helpers/upgrade-host.js'
 
 let sb: Sandbox
 let h: SandboxHost
@@ -40,20 +41,6 @@ beforeEach(() => {
     sb.noSudoUser
   ])
 })
-
-function asAttacker(line: string): void {
-  const r = sb.exec(h, [
-    'setpriv',
-    `--reuid=${sb.noSudoUser}`,
-    `--regid=${sb.noSudoUser}`,
-    '--init-groups',
-    '--',
-    'bash',
-    '-c',
-    line
-  ])
-  if (r.status !== 0) throw new Error(`attacker's command failed (${r.status}): ${r.stderr}`)
-}
 
 // python3 copied into the attacker's folder with a standard library (links) whose
 // sitecustomize.py is the attacker's: whoever runs that file runs the attacker's code, which
@@ -85,49 +72,32 @@ function storeEntries(): string[] {
 }
 
 describe('a forged pid file, for each supervisor', () => {
-  it('haproxy: never runs the fake master as root, stages nothing, and says who the master runs as', async () => {
-    asAttacker(fakeServer('haproxy', 'HAPROXY_MWORKER=1', WITH_WORKER))
-    const before = evilFiles()
-    const run = await runAction({
-      ...sandboxInputs(sb, [h]),
-      binary: build,
-      sudo: 'true',
-      supervisor: 'haproxy',
-      'pid-file': '/tmp/evil/server.pid'
-    })
-    expect(run.code).toBe(1)
-    expect(existsSync(sb.hostPath(h, '/tmp/ran-as-0'))).toBe(false)
-    expect(run.log).toMatch(
-      new RegExp(`runs as ${sb.noSudoUser} \\(uid \\d+\\), neither root nor the deploy user`)
-    )
-    expect(JSON.parse(run.outputs.report!).hosts[0]).toMatchObject({
-      result: 'failed',
-      failedStep: 'preflight'
-    })
-    expect(evilFiles()).toEqual(before)
-    expect(storeEntries()).toEqual([])
-  })
-
-  it('tableflip: refuses the forged server before anything is staged beside its file', async () => {
-    asAttacker(fakeServer('app', '', ALONE))
-    const before = evilFiles()
-    const run = await runAction({
-      ...sandboxInputs(sb, [h]),
-      binary: build,
-      sudo: 'true',
-      supervisor: 'tableflip',
-      'pid-file': '/tmp/evil/server.pid'
-    })
-    expect(run.code).toBe(1)
-    expect(existsSync(sb.hostPath(h, '/tmp/ran-as-0'))).toBe(false)
-    expect(run.log).toMatch(
-      new RegExp(`runs as ${sb.noSudoUser} \\(uid \\d+\\), neither root nor the deploy user`)
-    )
-    expect(JSON.parse(run.outputs.report!).hosts[0]).toMatchObject({
-      result: 'failed',
-      failedStep: 'preflight'
-    })
-    expect(evilFiles()).toEqual(before)
-    expect(storeEntries()).toEqual([])
-  })
+  it.each([
+    ['haproxy', fakeServer('haproxy', 'HAPROXY_MWORKER=1', WITH_WORKER)],
+    ['tableflip', fakeServer('app', '', ALONE)]
+  ])(
+    '%s: never runs the forged server as root, stages nothing, and says who it runs as',
+    async (supervisor, fake) => {
+      asAttacker(sb, h, fake)
+      const before = evilFiles()
+      const run = await runAction({
+        ...sandboxInputs(sb, [h]),
+        binary: build,
+        sudo: 'true',
+        supervisor,
+        'pid-file': '/tmp/evil/server.pid'
+      })
+      expect(run.code).toBe(1)
+      expect(existsSync(sb.hostPath(h, '/tmp/ran-as-0'))).toBe(false)
+      expect(run.log).toMatch(
+        new RegExp(`runs as ${sb.noSudoUser} \\(uid \\d+\\), neither root nor the deploy user`)
+      )
+      expect(JSON.parse(run.outputs.report!).hosts[0]).toMatchObject({
+        result: 'failed',
+        failedStep: 'preflight'
+      })
+      expect(evilFiles()).toEqual(before)
+      expect(storeEntries()).toEqual([])
+    }
+  )
 })

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
-import { hostState, sha256 } from './helpers/upgrade-host.js'
+import { asAttacker as attack, hostState, sha256 } from './helpers/upgrade-host.js'
 
 let sb: Sandbox
 let h: SandboxHost
@@ -31,20 +31,7 @@ beforeEach(() => {
   sb.exec(h, ['sh', '-c', 'rm -rf /tmp/evil /tmp/ran-as-* /var/lib/zerodown/* /srv/app/victim'])
 })
 
-/** Runs a shell line inside the host as the attacker (a user with no sudo), detached children allowed. */
-function asAttacker(line: string): void {
-  const r = sb.exec(h, [
-    'setpriv',
-    `--reuid=${sb.noSudoUser}`,
-    `--regid=${sb.noSudoUser}`,
-    '--init-groups',
-    '--',
-    'bash',
-    '-c',
-    line
-  ])
-  if (r.status !== 0) throw new Error(`attacker's command failed (${r.status}): ${r.stderr}`)
-}
+const asAttacker = (line: string) => attack(sb, h, line)
 
 function deploy(extra: Record<string, string> = {}): Promise<ActionRun> {
   return runAction({ ...sandboxInputs(sb, [h]), binary: build, sudo: 'true', ...extra })

@@ -167,3 +167,18 @@ export function spawnAsDeployUser(sb: Sandbox, h: SandboxHost, shellLine: string
   ])
   if (r.status !== 0) throw new Error(`spawnAsDeployUser failed (${r.status}): ${r.stderr}`)
 }
+
+/** Runs a bash line inside the host as the sandbox's user without sudo (an attacker); detached children allowed. */
+export function asAttacker(sb: Sandbox, h: SandboxHost, line: string): void {
+  const r = sb.exec(h, [
+    'setpriv',
+    `--reuid=${sb.noSudoUser}`,
+    `--regid=${sb.noSudoUser}`,
+    '--init-groups',
+    '--',
+    'bash',
+    '-c',
+    line
+  ])
+  if (r.status !== 0) throw new Error(`attacker's command failed (${r.status}): ${r.stderr}`)
+}
