@@ -18,11 +18,10 @@
 //   (c) a plain restart: the new binary copied over the live file, SIGUSR1 to the master (HAProxy's
 //       graceful stop: the listeners close, connections finish), wait until it is gone, start again.
 // --reps times each row, alternating; prints every run and the medians.
-import { spawn } from 'node:child_process'
 import { copyFileSync, chownSync, mkdtempSync, renameSync, rmSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadTypeScript, median, numberArgs, parseWrk, ROOT } from './lib.mjs'
+import { loadTypeScript, median, numberArgs, ROOT, sleep, wrkDuring } from './lib.mjs'
 
 const { sandboxUp, sandboxInputs, runAction } = await loadTypeScript()
 const builds = await import(join(ROOT, '__tests__/helpers/haproxy.ts'))
@@ -35,22 +34,7 @@ const {
 } = numberArgs({ first: 110, duration: 6, threads: 2, connections: 16, reps: 3 })
 if (FIRST < 110 || FIRST > 119) throw new Error('--first must be 110..119 (the addresses of this benchmark)')
 
-const sleep = ms => new Promise(r => setTimeout(r, ms))
 const fmt = ms => `${Math.round(ms)} ms`
-
-function run(cmd, args) {
-  return new Promise(done => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', d => (out += d))
-    child.stderr.on('data', d => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
-    child.on('close', code => {
-      clearTimeout(timer)
-      done({ code, out })
-    })
-  })
-}
 
 const sb = sandboxUp({ first: FIRST, count: 1, server: 'haproxy' })
 const h = sb.hosts[0]
@@ -108,19 +92,11 @@ try {
   const rows = Object.fromEntries(Object.keys(events).map(k => [k, []]))
   for (let rep = 0; rep < REPS; rep++) {
     for (const [label, event] of Object.entries(events)) {
-      const wrk = run('wrk', [
-        `-t${THREADS}`,
-        `-c${CONNECTIONS}`,
-        `-d${DURATION}s`,
-        '-H',
-        'Connection: close',
-        url
-      ])
-      await sleep(1000)
-      const e = await event()
-      const w = await wrk
-      if (w.code !== 0) throw new Error(`wrk failed: ${w.out}`)
-      const f = parseWrk(w.out)
+      const { what: e, ...f } = await wrkDuring(url, event, {
+        threads: THREADS,
+        connections: CONNECTIONS,
+        duration: DURATION
+      })
       rows[label].push({ ...e, ...f })
       process.stderr.write(`  ${label}: ${e.what} ${fmt(e.ms)}; ${f.requests} requests, ${f.failed} failed\n`)
       await sleep(500)

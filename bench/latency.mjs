@@ -20,12 +20,11 @@
 // - per step, the time at each RTT and the ROUND TRIPS it pays: (step time at the high RTT - step
 //   time at RTT 0) / (high RTT - 0), computed for each rep, then the median; and the proxy's TURNS
 //   in that step (the client speaking again after it heard back; an upper bound, see the proxy).
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadTypeScript, median, ROOT } from './lib.mjs'
+import { loadTypeScript, median, ROOT, timed } from './lib.mjs'
 
 const { sandboxUp, sandboxInputs, nginxBuild, runAction } = await loadTypeScript()
 const { startLatencyProxy } = await import(join(ROOT, 'test/latency-proxy.ts'))
@@ -51,23 +50,6 @@ if (FIRST < 230 || FIRST > 254) throw new Error('--first must be 230..254 (the a
 
 const fmt = ms => `${Math.round(ms)}`
 const spread = xs => `${fmt(median(xs))} [${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}]`
-
-/** Runs a program; resolves with its wall time (ms), start (epoch ms), exit code and output. */
-function timed(cmd, args) {
-  return new Promise(done => {
-    const t0 = process.hrtime.bigint()
-    const startedAt = Date.now()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', d => (out += d))
-    child.stderr.on('data', d => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
-    child.on('close', code => {
-      clearTimeout(timer)
-      done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt, code, out })
-    })
-  })
-}
 
 /** Phases as [name, startMs, endMs] (epoch ms), for the action from its report's steps. */
 function actionPhases(run) {

@@ -1,7 +1,7 @@
 // What the benchmarks share: their flags, medians and percentiles, and (under Node 24) the
 // TypeScript helpers of the tests: the sandbox (test/sandbox/sandbox.ts) and the bundle run as
 // GitHub runs it (__tests__/helpers/action.ts), imported as they are by Node 24's type stripping.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -67,4 +67,73 @@ export function parseWrk(text) {
   const p = q => ms(new RegExp(`^\\s+${q}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '')
   const max = ms(/^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(text)?.[1] ?? '')
   return { requests, failed, errors, non2xx, p50: p(50), p99: p(99), max }
+}
+
+export const sleep = ms => new Promise(r => setTimeout(r, ms))
+/** A latency in ms, two decimals under 10 ms. */
+export const ms2 = x => `${Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '?'} ms`
+
+/** Runs a program (killed after 3 min); resolves with its wall time (ms), start (epoch ms), exit code and output. */
+export function timed(cmd, args) {
+  return new Promise(done => {
+    const t0 = process.hrtime.bigint()
+    const startedAt = Date.now()
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.on('data', d => (out += d))
+    child.stderr.on('data', d => (out += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
+    child.on('close', code => {
+      clearTimeout(timer)
+      done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt, code, out })
+    })
+  })
+}
+
+/**
+ * wrk against url (connection per request) for o.duration seconds, with `event` run one second in;
+ * resolves with what the event returned and wrk's figures.
+ */
+export async function wrkDuring(url, event, o) {
+  const wrk = timed('wrk', [
+    `-t${o.threads}`,
+    `-c${o.connections}`,
+    `-d${o.duration}s`,
+    '--latency',
+    '-H',
+    'Connection: close',
+    url
+  ])
+  await sleep(1000)
+  const what = await event()
+  const w = await wrk
+  if (w.code !== 0) throw new Error(`wrk failed: ${w.out}`)
+  return { what, ...parseWrk(w.out) }
+}
+
+/** Each event under its own wrk run, one after the other; a line per run on stderr. */
+export async function eachUnderLoad(url, events, o) {
+  const rows = []
+  for (const [label, event] of Object.entries(events)) {
+    const row = { label, ...(await wrkDuring(url, event, o)) }
+    rows.push(row)
+    process.stderr.write(`  ${label}: ${row.what}; ${row.requests} requests, ${row.failed} failed\n`)
+    await sleep(500)
+  }
+  return rows
+}
+
+/** The Markdown table of eachUnderLoad's rows: requests, failed (by kind), latency, the event. */
+export function printLoadTable(rows) {
+  console.log('| under load | requests | failed | p50 | p99 | max | event |')
+  console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |')
+  for (const r of rows) {
+    const kinds = Object.entries(r.errors)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`)
+      .concat(r.non2xx ? [`non-2xx ${r.non2xx}`] : [])
+    console.log(
+      `| ${r.label} | ${r.requests} | ${r.failed}${kinds.length ? ` (${kinds.join(', ')})` : ''} | ${ms2(r.p50)} | ${ms2(r.p99)} | ${ms2(r.max)} | ${r.what} |`
+    )
+  }
 }

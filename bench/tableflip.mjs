@@ -18,11 +18,10 @@
 //   (c) the hand-over by hand: copy the binary, kill -HUP, wait until the pid file names a new pid,
 //   (d) a plain restart: kill -TERM, wait until the process is gone, copy the binary, start it.
 // Prints requests, failed requests (socket errors + non-2xx) and latency, and each event's time.
-import { spawn } from 'node:child_process'
 import { copyFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { join } from 'node:path'
-import { loadTypeScript, numberArgs, parseWrk, ROOT } from './lib.mjs'
+import { eachUnderLoad, loadTypeScript, numberArgs, printLoadTable, ROOT, sleep } from './lib.mjs'
 
 const ts = await loadTypeScript()
 const { sandboxUp, sandboxInputs, runAction } = ts
@@ -35,23 +34,7 @@ const {
 } = numberArgs({ first: 139, duration: 6, threads: 2, connections: 16 })
 if (FIRST < 120 || FIRST > 139) throw new Error('--first must be 120..139 (the addresses of this benchmark)')
 
-const sleep = ms => new Promise(r => setTimeout(r, ms))
 const fmt = ms => `${Math.round(ms)} ms`
-const ms2 = x => `${Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '?'} ms`
-
-function timed(cmd, args) {
-  return new Promise(done => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', d => (out += d))
-    child.stderr.on('data', d => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
-    child.on('close', code => {
-      clearTimeout(timer)
-      done({ code, out })
-    })
-  })
-}
 
 const sb = sandboxUp({ first: FIRST, count: 1 })
 const h = sb.hosts[0]
@@ -126,38 +109,12 @@ try {
       return `restarted in ${fmt(Date.now() - t0)} (serving again ${fmt(Date.now() - down)} after the old process exited)`
     }
   }
-  const rows = []
-  for (const [label, event] of Object.entries(events)) {
-    const url = `http://${h.address}:${h.httpPort}/`
-    const wrk = timed('wrk', [
-      `-t${THREADS}`,
-      `-c${CONNECTIONS}`,
-      `-d${DURATION}s`,
-      '--latency',
-      '-H',
-      'Connection: close',
-      url
-    ])
-    await sleep(1000)
-    const what = await event()
-    const w = await wrk
-    if (w.code !== 0) throw new Error(`wrk failed: ${w.out}`)
-    const f = parseWrk(w.out)
-    rows.push({ label, what, ...f })
-    process.stderr.write(`  ${label}: ${what}; ${f.requests} requests, ${f.failed} failed\n`)
-    await sleep(500)
-  }
-  console.log('| under load | requests | failed | p50 | p99 | max | event |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |')
-  for (const r of rows) {
-    const kinds = Object.entries(r.errors)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .concat(r.non2xx ? [`non-2xx ${r.non2xx}`] : [])
-    console.log(
-      `| ${r.label} | ${r.requests} | ${r.failed}${kinds.length ? ` (${kinds.join(', ')})` : ''} | ${ms2(r.p50)} | ${ms2(r.p99)} | ${ms2(r.max)} | ${r.what} |`
-    )
-  }
+  const rows = await eachUnderLoad(`http://${h.address}:${h.httpPort}/`, events, {
+    threads: THREADS,
+    connections: CONNECTIONS,
+    duration: DURATION
+  })
+  printLoadTable(rows)
 } finally {
   sb.down()
 }

@@ -25,11 +25,19 @@
 // WAITS, defined as the sleeps that the settings impose on any implementation:
 // (health-checks - 1) x health-interval between consecutive health checks. Poll sleeps are not
 // subtracted: all poll every poll-interval (100 ms). Also printed: where the time goes, by phase.
-import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadTypeScript, median, numberArgs, ROOT } from './lib.mjs'
+import {
+  eachUnderLoad,
+  loadTypeScript,
+  median,
+  numberArgs,
+  printLoadTable,
+  ROOT,
+  sleep,
+  timed
+} from './lib.mjs'
 
 const { sandboxUp, sandboxInputs, nginxBuild, brokenBuild, runAction } = await loadTypeScript()
 const {
@@ -45,42 +53,7 @@ const POLL_MS = 100
 const INHERENT_MS = (HEALTH_CHECKS - 1) * HEALTH_INTERVAL_MS
 if (FIRST < 21 || FIRST > 29) throw new Error('--first must be 21..29 (the addresses of this benchmark)')
 
-const sleep = ms => new Promise(r => setTimeout(r, ms))
 const fmt = ms => `${Math.round(ms)} ms`
-const ms2 = x => `${Number.isFinite(x) ? (x < 10 ? x.toFixed(2) : x.toFixed(1)) : '?'} ms`
-
-/** Runs a program; resolves with its wall time (ms), exit code and output. */
-function timed(cmd, args) {
-  return new Promise(done => {
-    const t0 = process.hrtime.bigint()
-    const startedAt = Date.now()
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    child.stdout.on('data', d => (out += d))
-    child.stderr.on('data', d => (out += d))
-    const timer = setTimeout(() => child.kill('SIGKILL'), 180_000)
-    child.on('close', code => {
-      clearTimeout(timer)
-      done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, startedAt, code, out })
-    })
-  })
-}
-
-/** wrk's figures: requests, failed (socket errors + non-2xx/3xx), latency percentiles in ms. */
-function parseWrk(text) {
-  const ms = s => {
-    const m = /([\d.]+)(us|ms|s)/.exec(s)
-    return m ? Number(m[1]) * { us: 0.001, ms: 1, s: 1000 }[m[2]] : NaN
-  }
-  const requests = Number(/(\d+) requests in/.exec(text)?.[1] ?? NaN)
-  const se = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
-  const errors = se ? { connect: +se[1], read: +se[2], write: +se[3], timeout: +se[4] } : {}
-  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(text)?.[1] ?? 0)
-  const failed = Object.values(errors).reduce((a, b) => a + b, 0) + non2xx
-  const p = q => ms(new RegExp(`^\\s+${q}%\\s+(\\S+)`, 'm').exec(text)?.[1] ?? '')
-  const max = ms(/^\s+Latency\s+\S+\s+\S+\s+(\S+)/m.exec(text)?.[1] ?? '')
-  return { requests, failed, errors, non2xx, p50: p(50), p99: p(99), max }
-}
 
 const sb = sandboxUp({ first: FIRST, count: 1 })
 const h = sb.hosts[0]
@@ -145,37 +118,12 @@ try {
       return `restarted in ${fmt(Date.now() - t0)} (listening again ${fmt(Date.now() - down)} after the old master exited)`
     }
   }
-  const rows = []
-  for (const [label, event] of Object.entries(events)) {
-    const wrk = timed('wrk', [
-      `-t${THREADS}`,
-      `-c${CONNECTIONS}`,
-      `-d${DURATION}s`,
-      '--latency',
-      '-H',
-      'Connection: close',
-      url
-    ])
-    await sleep(1000)
-    const what = await event()
-    const w = await wrk
-    if (w.code !== 0) throw new Error(`wrk failed: ${w.out}`)
-    const f = parseWrk(w.out)
-    rows.push({ label, what, ...f })
-    process.stderr.write(`  ${label}: ${what}; ${f.requests} requests, ${f.failed} failed\n`)
-    await sleep(500)
-  }
-  console.log('| under load | requests | failed | p50 | p99 | max | event |')
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: | --- |')
-  for (const r of rows) {
-    const kinds = Object.entries(r.errors)
-      .filter(([, n]) => n > 0)
-      .map(([k, n]) => `${k} ${n}`)
-      .concat(r.non2xx ? [`non-2xx ${r.non2xx}`] : [])
-    console.log(
-      `| ${r.label} | ${r.requests} | ${r.failed}${kinds.length ? ` (${kinds.join(', ')})` : ''} | ${ms2(r.p50)} | ${ms2(r.p99)} | ${ms2(r.max)} | ${r.what} |`
-    )
-  }
+  const rows = await eachUnderLoad(url, events, {
+    threads: THREADS,
+    connections: CONNECTIONS,
+    duration: DURATION
+  })
+  printLoadTable(rows)
 
   // ---------------------------------------------------------------- part 2: overhead
   const script = join(ROOT, 'bench/upgrade-ssh.sh')
