@@ -43762,6 +43762,7 @@ function exePath(proc) {
   const replaced = proc.exe.endsWith(" (deleted)");
   return { path: replaced ? proc.exe.slice(0, -" (deleted)".length) : proc.exe, replaced };
 }
+var isMasterTitle = (title) => title.startsWith("nginx: master process");
 function parseMasterTitle(title) {
   const m = /^nginx: master process (.*)$/.exec(title.trim());
   const words = (m ? m[1] : title).trim().split(/\s+/).filter(Boolean);
@@ -47535,7 +47536,7 @@ function upstreamSettings(read, s, user, port) {
   if (s.binaryPath === void 0)
     throw new SettingsError(
       "binary-path",
-      "is required when strategy is upstream (there is no master process to read it from)",
+      "is required when strategy is upstream (no running server names it, as a pid file does for a hot upgrade)",
       "Give the path of the server's binary on the hosts"
     );
   if (s.healthUrl === void 0 && s.healthCommand === void 0)
@@ -49290,7 +49291,7 @@ async function readMaster(host, pidFile2) {
     );
   const proc = snap.procs.get(snap.pid);
   const parsed = parseMasterTitle(proc.title);
-  if (!proc.title.startsWith("nginx: master process") || parsed === null)
+  if (!isMasterTitle(proc.title) || parsed === null)
     throw new LoadBalancerError(
       `${host.name}: process ${snap.pid} named in ${pidFile2} is not an nginx master (${remoteText(proc.title, 120)})`
     );

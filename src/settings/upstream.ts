@@ -58,7 +58,7 @@ export function upstreamSettings(
   if (s.binaryPath === undefined)
     throw new SettingsError(
       'binary-path',
-      'is required when strategy is upstream (there is no master process to read it from)',
+      'is required when strategy is upstream (no running server names it, as a pid file does for a hot upgrade)',
       "Give the path of the server's binary on the hosts"
     )
   if (s.healthUrl === undefined && s.healthCommand === undefined)

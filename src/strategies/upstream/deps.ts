@@ -7,6 +7,7 @@ export {
   acceptingWorkers,
   exePath,
   isAlive,
+  isMasterTitle,
   liveChildren,
   parseMasterTitle,
   probe

@@ -1,6 +1,6 @@
 /** Reading the load balancer as it is: its nginx master and the managed file. Nothing here changes it. */
 import { check, type Host } from '../../host/host.js'
-import { exePath, isAlive, parseMasterTitle, probe } from './deps.js'
+import { exePath, isAlive, isMasterTitle, parseMasterTitle, probe } from './deps.js'
 import * as cmd from './lb-commands.js'
 import { parseManagedFile, type ManagedFile } from './managed-file.js'
 import { remoteText } from './remote-text.js'
@@ -27,7 +27,7 @@ export async function readMaster(host: Host, pidFile: string): Promise<Master> {
     )
   const proc = snap.procs.get(snap.pid)!
   const parsed = parseMasterTitle(proc.title)
-  if (!proc.title.startsWith('nginx: master process') || parsed === null)
+  if (!isMasterTitle(proc.title) || parsed === null)
     throw new LoadBalancerError(
       `${host.name}: process ${snap.pid} named in ${pidFile} is not an nginx master (${remoteText(proc.title, 120)})`
     )

@@ -169,6 +169,9 @@ export interface MasterCommand {
 }
 
 /** Reads the master's command line back from its title ("nginx: master process <argv...>"). */
+/** Whether a process title is an nginx master's (not a worker's, not another program's). */
+export const isMasterTitle = (title: string): boolean => title.startsWith('nginx: master process')
+
 export function parseMasterTitle(title: string): MasterCommand | null {
   const m = /^nginx: master process (.*)$/.exec(title.trim())
   const words = (m ? m[1]! : title).trim().split(/\s+/).filter(Boolean)
