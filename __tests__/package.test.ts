@@ -104,7 +104,11 @@ describe('installed from the tarball', () => {
     expect(r.stdout + r.stderr).not.toMatch(/^::|Input '|Usage:/m)
     const meta = spawnSync(
       process.execPath,
-      ['--input-type=module', '-e', "import p from 'zerodown-action/package.json' with { type: 'json' }; console.log(p.name)"],
+      [
+        '--input-type=module',
+        '-e',
+        "import p from 'zerodown-action/package.json' with { type: 'json' }; console.log(p.name)"
+      ],
       { cwd: app, env: env(), encoding: 'utf8' }
     )
     expect(meta.stdout).toBe('zerodown-action\n')

@@ -193,7 +193,8 @@ describe('status and plan change nothing and say what a deploy would do', () => 
       'allow-downgrade': 'true'
     })
     expectCode(allowed, 0)
-    for (const h of hostsOf(allowed)) expect(h.plan).toMatchObject({ verdict: 'upgrade', downgrade: 'allowed' })
+    for (const h of hostsOf(allowed))
+      expect(h.plan).toMatchObject({ verdict: 'upgrade', downgrade: 'allowed' })
   })
 
   it('one host locked by a running deploy, and a binary that fails its config test', async () => {
@@ -244,7 +245,16 @@ describe('status and plan change nothing and say what a deploy would do', () => 
       })
     const before = snapshots()
     const summary = join(dir, 'plan.md')
-    const plan = cli('plan', '--binary', builds.v2!.path, '--version', '2.1.0', ...common, '--summary', summary)
+    const plan = cli(
+      'plan',
+      '--binary',
+      builds.v2!.path,
+      '--version',
+      '2.1.0',
+      ...common,
+      '--summary',
+      summary
+    )
     expect(plan.status).toBe(0)
     expect(plan.stdout).toMatch(/would upgrade 2\.0\.0 → 2\.1\.0/)
     expect(readFileSync(summary, 'utf8')).toContain('| Host | A deploy would |')

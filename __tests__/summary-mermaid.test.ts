@@ -28,7 +28,7 @@ let mermaid: Mermaid
 beforeAll(async () => {
   // DOMPurify (inside mermaid) looks for a window when it is first loaded.
   ;(globalThis as { window?: unknown }).window = new JSDOM('').window
-  mermaid = (await import('mermaid')).default as Mermaid
+  mermaid = (await import('mermaid')).default as unknown as Mermaid
 })
 
 /** The ```mermaid blocks of a Markdown text. */

@@ -271,10 +271,9 @@ const ABOUT: Record<Command, string> = {
   deploy: 'Hot-upgrade the hosts to the binary FILE built on this machine.',
   rollback:
     "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store.",
-  plan:
-    'Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
+  plan: 'Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
   status:
-    "List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing."
+    'List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing.'
 }
 
 /** The whole help (every input), or one command's: its usage and the flags that apply to it. */

@@ -26,7 +26,10 @@ export async function run(): Promise<void> {
       await reportMode(look)
       if (!look.ok) core.setFailed(neutralize(modeFailureMessage(look)))
     } else {
-      const result = await perform({ ...settings, mode: settings.mode }, coreLogger, { signal: controller.signal, persist: state.persist })
+      const result = await perform({ ...settings, mode: settings.mode }, coreLogger, {
+        signal: controller.signal,
+        persist: state.persist
+      })
       setOutputs(result)
       await writeSummary(result, settings.rollbackWorkflow)
       // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.

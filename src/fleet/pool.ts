@@ -53,7 +53,11 @@ export class Pool {
     const closing = () => {
       const r = slot.report
       // A plan's host says what a deploy would do (its engine result is `untouched`).
-      const result = r?.plan ? (r.plan.verdict === 'upgrade' ? 'would upgrade' : r.plan.verdict) : (r?.result ?? 'failed')
+      const result = r?.plan
+        ? r.plan.verdict === 'upgrade'
+          ? 'would upgrade'
+          : r.plan.verdict
+        : (r?.result ?? 'failed')
       const at = r?.failedStep && kind !== 'abort' && !passed(r) ? ` at ${r.failedStep}` : ''
       return `${label}: ${result}${at} (${what}, ${formatDuration(Date.now() - t0)})`
     }

@@ -87,7 +87,8 @@ function tallyMode(mode: ReadOnlyMode, slots: Slot[], started: number, superviso
     return r
   })
   const counts: Record<string, number> = {}
-  const key = (h: HostReport) => (mode === 'plan' ? h.plan!.verdict : h.result === 'unchanged' ? 'listed' : 'failed')
+  const key = (h: HostReport) =>
+    mode === 'plan' ? h.plan!.verdict : h.result === 'unchanged' ? 'listed' : 'failed'
   for (const h of hosts) counts[key(h)] = (counts[key(h)] ?? 0) + 1
   const ok = mode === 'plan' ? !counts.refused : !counts.failed
   return {
@@ -118,7 +119,9 @@ function notReached(s: Slot): HostReport {
 
 /** The job's failure message for a plan with refusals or a status with unreadable hosts. */
 export function modeFailureMessage(run: ModeResult): string {
-  const bad = run.hosts.filter(h => (run.mode === 'plan' ? h.plan?.verdict === 'refused' : h.result !== 'unchanged'))
+  const bad = run.hosts.filter(h =>
+    run.mode === 'plan' ? h.plan?.verdict === 'refused' : h.result !== 'unchanged'
+  )
   const what = run.mode === 'plan' ? 'a deploy would be refused on' : 'could not read'
   const causes = bad.map(
     h =>

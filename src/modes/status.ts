@@ -31,7 +31,12 @@ export function rollbackTargetOf(state: StoreState, r: Pick<Running, 'runningSha
   const at = new Date().toISOString()
   let s = state
   if (!s.releases.some(x => x.sha256 === r.runningSha256))
-    s = withRelease(s, { sha256: r.runningSha256, version: versionText(r.version), deployedAt: at, origin: 'found' })
+    s = withRelease(s, {
+      sha256: r.runningSha256,
+      version: versionText(r.version),
+      deployedAt: at,
+      origin: 'found'
+    })
   return previousRelease(markLive(s, r.runningSha256, at)) ?? null
 }
 
@@ -66,7 +71,10 @@ function statusStep(settings: Settings, supervisor: Supervisor): Step {
       ])
       const stored = state.releases.find(x => x.sha256 === r.runningSha256)
       const target = rollbackTargetOf(state, r)
-      report.releases = releaseRows(state).map(row => ({ ...row, rollbackTarget: row.sha256 === target?.sha256 }))
+      report.releases = releaseRows(state).map(row => ({
+        ...row,
+        rollbackTarget: row.sha256 === target?.sha256
+      }))
       const status: HostStatus = {
         pid: r.pid,
         livePath: r.livePath,
@@ -82,9 +90,12 @@ function statusStep(settings: Settings, supervisor: Supervisor): Step {
       report.binaryPath = r.livePath
       report.version = status.version ?? undefined
       report.sha256 = r.runningSha256
-      if (!stored) note(`the running build (sha256 ${short(r.runningSha256)}) is not in the release store ${store.dir}`)
+      if (!stored)
+        note(`the running build (sha256 ${short(r.runningSha256)}) is not in the release store ${store.dir}`)
       else if (state.live !== r.runningSha256)
-        note(`the release store names ${state.live ? short(state.live) : 'no release'} live, but the host runs ${short(r.runningSha256)}`)
+        note(
+          `the release store names ${state.live ? short(state.live) : 'no release'} live, but the host runs ${short(r.runningSha256)}`
+        )
       note(
         target
           ? `mode: rollback would go to ${target.version ?? 'unknown version'} (sha256 ${short(target.sha256)})`
@@ -100,6 +111,10 @@ export async function statusHost(
   host: Host,
   o: { settings: Settings; supervisor: Supervisor; log: Logger; signal?: AbortSignal }
 ): Promise<HostReport> {
-  const run = new HostRun(host, { steps: [statusStep(o.settings, o.supervisor)] }, { log: o.log, signal: o.signal })
+  const run = new HostRun(
+    host,
+    { steps: [statusStep(o.settings, o.supervisor)] },
+    { log: o.log, signal: o.signal }
+  )
   return (await run.prepare()) ?? (await run.conclude('unchanged'))
 }

@@ -7,7 +7,14 @@ import { insertAfter, StepError, type Step } from '../engine/index.js'
 import type { HostReport, PlanVerdict } from '../engine/types.js'
 import type { Host } from '../host/host.js'
 import type { HostPlan } from '../strategies/strategy.js'
-import { describeChange, downgradeProblem, releaseRows, StoreError, versionChange, versionText } from './state.js'
+import {
+  describeChange,
+  downgradeProblem,
+  releaseRows,
+  StoreError,
+  versionChange,
+  versionText
+} from './state.js'
 import type { ReleaseOptions } from './steps.js'
 import { ReleaseStore } from './store.js'
 
@@ -36,7 +43,13 @@ export function withPreviewSteps(plan: HostPlan, o: ReleaseOptions): Step[] {
  */
 async function checkWritable(host: Host, dir: string): Promise<void> {
   const r = await host.run(
-    ['sh', '-c', 'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; test -w "$d" || echo "$d"', 'sh', dir],
+    [
+      'sh',
+      '-c',
+      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; test -w "$d" || echo "$d"',
+      'sh',
+      dir
+    ],
     { sudo: host.sudo }
   )
   const denied = r.stdout.trim()

@@ -28,7 +28,9 @@ export function modeOutputsOf(run: ModeResult): Record<string, string> {
     result: run.result,
     supervisor: run.supervisor,
     // plan: the version a deploy would bring; status: the version that serves.
-    version: join(hosts.map(h => (plan ? (h.plan?.verdict === 'refused' ? undefined : h.version) : h.status?.version))),
+    version: join(
+      hosts.map(h => (plan ? (h.plan?.verdict === 'refused' ? undefined : h.version) : h.status?.version))
+    ),
     'previous-version': plan ? join(hosts.map(h => h.previousVersion)) : '',
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': '',
@@ -64,16 +66,33 @@ function planRow(h: HostReport): (string | undefined)[] {
   const version =
     p.verdict === 'unchanged'
       ? (h.version ?? h.previousVersion ?? '?')
-      : (p.change ?? (h.previousVersion || h.version ? `${h.previousVersion ?? '?'} → ${h.version ?? '?'}` : ''))
+      : (p.change ??
+        (h.previousVersion || h.version ? `${h.previousVersion ?? '?'} → ${h.version ?? '?'}` : ''))
   const sha =
-    p.verdict === 'unchanged' ? short(h.previousSha256) : h.sha256 ? `${short(h.previousSha256) || '?'} → ${short(h.sha256)}` : ''
+    p.verdict === 'unchanged'
+      ? short(h.previousSha256)
+      : h.sha256
+        ? `${short(h.previousSha256) || '?'} → ${short(h.sha256)}`
+        : ''
   return [h.host, `${VERDICT[p.verdict]}${at}`, version, sha, p.downgrade ?? '', p.message ?? '']
 }
 
 function statusRow(h: HostReport): (string | number | undefined)[] {
   const s = h.status
-  if (!s) return [h.host, `❌ ${h.failedStep ?? 'failed'}: ${h.error ?? ''}`, h.oldPid, h.binaryPath, '', '', '', '']
-  const target = s.rollbackTarget ? `${s.rollbackTarget.version ?? 'unknown'} (${short(s.rollbackTarget.sha256)})` : 'none'
+  if (!s)
+    return [
+      h.host,
+      `❌ ${h.failedStep ?? 'failed'}: ${h.error ?? ''}`,
+      h.oldPid,
+      h.binaryPath,
+      '',
+      '',
+      '',
+      ''
+    ]
+  const target = s.rollbackTarget
+    ? `${s.rollbackTarget.version ?? 'unknown'} (${short(s.rollbackTarget.sha256)})`
+    : 'none'
   const replaced = s.liveSha256 !== s.runningSha256 ? ` (file on disk: ${short(s.liveSha256)})` : ''
   return [
     h.host,
@@ -131,7 +150,16 @@ export function modeSummaryMarkdown(run: ModeResult, ctx: SummaryContext = {}): 
   else
     out.push(
       ...table(
-        ['Host', 'Version', 'Pid', 'Binary', 'Runs (sha256 of /proc/pid/exe)', 'Releases', 'Rollback target', 'Lock'],
+        [
+          'Host',
+          'Version',
+          'Pid',
+          'Binary',
+          'Runs (sha256 of /proc/pid/exe)',
+          'Releases',
+          'Rollback target',
+          'Lock'
+        ],
         run.hosts.map(statusRow)
       ),
       ''
@@ -148,7 +176,9 @@ export function modeSummaryMarkdown(run: ModeResult, ctx: SummaryContext = {}): 
 
 /** The end of a plan or status, for people at a terminal: one line per host. */
 export function modeTextReport(run: ModeResult): string {
-  const lines = [`zerodown ${run.mode}: ${run.result} in ${formatDuration(run.durationMs)}; nothing was changed`]
+  const lines = [
+    `zerodown ${run.mode}: ${run.result} in ${formatDuration(run.durationMs)}; nothing was changed`
+  ]
   for (const h of run.hosts) {
     if (run.mode === 'plan') {
       const p = h.plan!
@@ -164,7 +194,10 @@ export function modeTextReport(run: ModeResult): string {
     }
     const s = h.status
     if (!s) {
-      lines.push(`  ${h.host}: could not be read${h.failedStep ? ` at ${h.failedStep}` : ''}`, `    ${h.error ?? ''}`)
+      lines.push(
+        `  ${h.host}: could not be read${h.failedStep ? ` at ${h.failedStep}` : ''}`,
+        `    ${h.error ?? ''}`
+      )
       continue
     }
     lines.push(

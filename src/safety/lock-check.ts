@@ -45,7 +45,8 @@ export function lockCheckStep(o: LockCheckOptions): Step {
           ? `the deploy lock ${path} is free (a plan reads it and takes no lock)`
           : `the deploy lock ${path} is stale (${describeHolder(holder)}, not renewed for ${formatDuration(holder.ageMs)}): a deploy takes it over`
       )
-      if (wd?.running) throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? '')
+      if (wd?.running)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? '')
     }
   }
 }

@@ -12,7 +12,10 @@ import { HostLock, lockPath } from './lock.js'
 import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
 
 /** The server named by the pid file and the binary it runs, read before pre-flight; null when unknown. */
-export async function runningExecutable(host: Host, pidFile: string): Promise<{ pid: number; path: string } | null> {
+export async function runningExecutable(
+  host: Host,
+  pidFile: string
+): Promise<{ pid: number; path: string } | null> {
   const r = await host.run(
     [
       'sh',

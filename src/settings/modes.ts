@@ -29,8 +29,16 @@ export function checkMode(s: Settings): void {
     )
   if (s.mode === 'status') {
     if (s.binary !== undefined)
-      throw new SettingsError('binary', 'is set but mode is status (status only reads the hosts)', 'Remove binary, or set mode: plan')
+      throw new SettingsError(
+        'binary',
+        'is set but mode is status (status only reads the hosts)',
+        'Remove binary, or set mode: plan'
+      )
     if (s.version !== undefined)
-      throw new SettingsError('version', 'is set but mode is status (status only reads the hosts)', 'Remove version, or set mode: plan')
+      throw new SettingsError(
+        'version',
+        'is set but mode is status (status only reads the hosts)',
+        'Remove version, or set mode: plan'
+      )
   }
 }
