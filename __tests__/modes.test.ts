@@ -85,7 +85,7 @@ describe('the command line', () => {
     for (const flag of ['binary', 'version', 'health-url', 'canary', 'rollback-to'])
       expect(status).not.toMatch(new RegExp(`^ {2}--${flag}(?![\\w-])`, 'm'))
     const all = helpText()
-    expect(all).toContain('zerodown-action plan --binary FILE')
+    expect(all).toContain('zerodown-action plan --hosts HOSTS --binary FILE')
     expect(all).toContain('zerodown-action status --hosts')
   })
 })

@@ -259,12 +259,12 @@ const STATUS_INPUTS = new Set([
 const applies = (input: string, command: Command) =>
   ONLY[input]?.includes(command) ?? (command !== 'status' || STATUS_INPUTS.has(input))
 
-const CONNECT = '--hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]'
+const KEYS = '--private-key-file KEY --known-hosts-file FILE [options]'
 const USAGE: Record<Command, string> = {
-  deploy: `zerodown-action deploy --binary FILE ${CONNECT}`,
-  rollback: `zerodown-action rollback ${CONNECT}`,
-  plan: `zerodown-action plan --binary FILE ${CONNECT}`,
-  status: `zerodown-action status ${CONNECT}`
+  deploy: `zerodown-action deploy --hosts HOSTS --binary FILE ${KEYS}`,
+  rollback: `zerodown-action rollback --hosts HOSTS ${KEYS}`,
+  plan: `zerodown-action plan --hosts HOSTS --binary FILE ${KEYS}`,
+  status: `zerodown-action status --hosts HOSTS ${KEYS}`
 }
 
 const ABOUT: Record<Command, string> = {
