@@ -22,6 +22,7 @@ import {
   scratchDir,
   type ActionRun
 } from './helpers/action.js'
+import { HAPROXY, HAPROXY_PID_FILE, LIVE_HAPROXY, haproxyBuild } from './helpers/haproxy.js'
 
 const STORE = '/var/lib/zerodown/nginx'
 const LIVE = '/srv/app/sbin/nginx'
@@ -55,8 +56,8 @@ afterAll(() => {
 })
 
 /** Every entry under a host's folder: path, kind, and the sha256 of files (no times). */
-function listing(h: SandboxHost, remote: string): string[] {
-  const root = sb.hostPath(h, remote)
+function listing(s: Sandbox, h: SandboxHost, remote: string): string[] {
+  const root = s.hostPath(h, remote)
   const out: string[] = []
   const walk = (rel: string) => {
     const p = join(root, rel)
@@ -73,20 +74,31 @@ function listing(h: SandboxHost, remote: string): string[] {
   return out
 }
 
+/** The children of a process (its workers), from /proc. */
+function children(pid: number | null): number[] {
+  if (pid === null) return []
+  const tasks = readdirSync(`/proc/${pid}/task`)
+  return tasks
+    .flatMap(t => readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/))
+    .filter(x => x !== '')
+    .map(Number)
+    .sort((a, b) => a - b)
+}
+
 /** What a host is: its files where a deploy writes, its master and workers. */
-function snapshot(h: SandboxHost) {
-  const master = sb.readPid(h)
+function snapshot(s: Sandbox, h: SandboxHost) {
+  const master = s.readPid(h)
   return {
-    sbin: listing(h, '/srv/app/sbin'),
-    store: listing(h, '/var/lib/zerodown'),
+    sbin: listing(s, h, '/srv/app/sbin'),
+    store: listing(s, h, '/var/lib/zerodown'),
     // The sandbox's own sshd writes its log there: not the action's.
-    run: listing(h, '/run').filter(e => !e.startsWith('zerodown-sandbox/sshd.log ')),
-    tmp: listing(h, '/tmp'),
+    run: listing(s, h, '/run').filter(e => !e.startsWith('zerodown-sandbox/sshd.log ')),
+    tmp: listing(s, h, '/tmp'),
     master,
-    workers: master === null ? [] : sb.nginxWorkers(h, master)
+    workers: children(master)
   }
 }
-const snapshots = () => sb.hosts.map(snapshot)
+const snapshots = (s: Sandbox = sb) => s.hosts.map(h => snapshot(s, h))
 
 function action(inputs: Record<string, string>): Promise<ActionRun> {
   return runAction({ ...sandboxInputs(sb), ...inputs }, { timeoutMs: 90_000 })
@@ -268,5 +280,38 @@ describe('status and plan change nothing and say what a deploy would do', () => 
     const wrong = cli('status', '--binary', builds.v2!.path, ...common)
     expect(wrong.status).toBe(2)
     expect(wrong.stderr).toMatch(/Input 'binary': is set but mode is status/)
+  })
+})
+
+describe('plan and status with another supervisor: HAProxy in master-worker mode (127.0.4.10)', () => {
+  let hb: Sandbox
+  const inputs = (over: Record<string, string>) =>
+    runAction(
+      {
+        ...sandboxInputs(hb),
+        supervisor: 'haproxy',
+        'pid-file': HAPROXY_PID_FILE,
+        ...over
+      },
+      { timeoutMs: 90_000 }
+    )
+  beforeAll(() => {
+    hb = sandboxUp({ first: 10, count: 1, net: '127.0.4', server: 'haproxy' })
+  })
+  afterAll(() => hb?.down())
+
+  it('status reads the master; a plan checks the new build with haproxy -c and changes nothing', async () => {
+    const before = snapshots(hb)
+    const status = await inputs({ mode: 'status' })
+    expectCode(status, 0)
+    const h = hostsOf(status)[0]!
+    expect(h.status!.pid).toBe(hb.readPid(hb.hosts[0]!))
+    expect(h.status!.livePath).toBe(LIVE_HAPROXY)
+    expect(h.status!.runningSha256).toBe(sha256(HAPROXY))
+    const plan = await inputs({ mode: 'plan', binary: haproxyBuild(dir, 'plan') })
+    expectCode(plan, 0)
+    expect(hostsOf(plan)[0]!.plan!.verdict).toBe('upgrade')
+    expect(plan.log).toMatch(/undid upload/)
+    expect(snapshots(hb)).toEqual(before)
   })
 })
