@@ -22,6 +22,7 @@ import {
   scratchDir,
   type ActionRun
 } from './helpers/action.js'
+import { APP, appBinary, appPid, appStart } from '../test/sandbox/tableflip.js'
 import { HAPROXY, HAPROXY_PID_FILE, LIVE_HAPROXY, haproxyBuild } from './helpers/haproxy.js'
 
 const STORE = '/var/lib/zerodown/nginx'
@@ -86,8 +87,8 @@ function children(pid: number | null): number[] {
 }
 
 /** What a host is: its files where a deploy writes, its master and workers. */
-function snapshot(s: Sandbox, h: SandboxHost) {
-  const master = s.readPid(h)
+function snapshot(s: Sandbox, h: SandboxHost, pidOf = (x: SandboxHost) => s.readPid(x)) {
+  const master = pidOf(h)
   return {
     sbin: listing(s, h, '/srv/app/sbin'),
     store: listing(s, h, '/var/lib/zerodown'),
@@ -98,7 +99,8 @@ function snapshot(s: Sandbox, h: SandboxHost) {
     workers: children(master)
   }
 }
-const snapshots = (s: Sandbox = sb) => s.hosts.map(h => snapshot(s, h))
+const snapshots = (s: Sandbox = sb, pidOf?: (h: SandboxHost) => number | null) =>
+  s.hosts.map(h => snapshot(s, h, pidOf))
 
 function action(inputs: Record<string, string>): Promise<ActionRun> {
   return runAction({ ...sandboxInputs(sb), ...inputs }, { timeoutMs: 90_000 })
@@ -313,5 +315,43 @@ describe('plan and status with another supervisor: HAProxy in master-worker mode
     expect(hostsOf(plan)[0]!.plan!.verdict).toBe('upgrade')
     expect(plan.log).toMatch(/undid upload/)
     expect(snapshots(hb)).toEqual(before)
+  })
+})
+
+describe('plan and status with another supervisor: a Go server on tableflip (127.0.4.11)', () => {
+  let tb: Sandbox
+  const inputs = (over: Record<string, string>) =>
+    runAction(
+      {
+        ...sandboxInputs(tb),
+        supervisor: 'tableflip',
+        'pid-file': APP.pidFile,
+        ...over
+      },
+      { timeoutMs: 90_000 }
+    )
+  beforeAll(() => {
+    tb = sandboxUp({ first: 11, count: 1, net: '127.0.4' })
+    appStart(tb, tb.hosts[0]!, { variant: '1.0.0', reset: true })
+  })
+  afterAll(() => tb?.down())
+
+  it('status reads the serving process; a plan of 2.0.0 would upgrade, of 1.0.0 is unchanged', async () => {
+    const pidOf = (h: SandboxHost) => appPid(tb, h)
+    const before = snapshots(tb, pidOf)
+    const status = await inputs({ mode: 'status' })
+    expectCode(status, 0)
+    expect(hostsOf(status)[0]!.status).toMatchObject({
+      pid: appPid(tb, tb.hosts[0]!),
+      livePath: APP.binaryPath
+    })
+    const plan = await inputs({ mode: 'plan', binary: appBinary('2.0.0'), version: '2.0.0' })
+    expectCode(plan, 0)
+    expect(hostsOf(plan)[0]!.plan).toMatchObject({ verdict: 'upgrade' })
+    expect(hostsOf(plan)[0]!.plan!.change).toMatch(/→ 2\.0\.0/)
+    const same = await inputs({ mode: 'plan', binary: appBinary('1.0.0') })
+    expectCode(same, 0)
+    expect(hostsOf(same)[0]!.plan!.verdict).toBe('unchanged')
+    expect(snapshots(tb, pidOf)).toEqual(before)
   })
 })
