@@ -93,7 +93,7 @@ describe('arguments (unit)', () => {
   it('refuses what it does not understand, with the fix', () => {
     const bad: [string[], RegExp][] = [
       [['--helth-url', 'x'], /unknown option --helth-url \(did you mean --health-url\?\)/],
-      [['upgrade'], /unknown command 'upgrade': use deploy, rollback or --help/],
+      [['upgrade'], /unknown command 'upgrade': use deploy, rollback, plan, status or --help/],
       [['deploy', 'web1'], /unexpected argument 'web1'/],
       [['--hosts'], /--hosts needs a value/],
       [['--hosts', '--sudo'], /--hosts needs a value/],

@@ -91,6 +91,29 @@ describe('installed from the tarball', () => {
     expect(r.status).toBe(0)
   })
 
+  it('importing the package runs nothing: it exports no module, only its package.json', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "await import('zerodown-action').then(() => console.log('imported'))"],
+      { cwd: app, env: env(), encoding: 'utf8' }
+    )
+    expect(r.status).not.toBe(0)
+    expect(r.stderr).toContain('ERR_PACKAGE_PATH_NOT_EXPORTED')
+    expect(r.stdout).toBe('')
+    // No run of the action: it would have printed its help or an error about inputs.
+    expect(r.stdout + r.stderr).not.toMatch(/^::|Input '|Usage:/m)
+    const meta = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import p from 'zerodown-action/package.json' with { type: 'json' }; console.log(p.name)"
+      ],
+      { cwd: app, env: env(), encoding: 'utf8' }
+    )
+    expect(meta.stdout).toBe('zerodown-action\n')
+  })
+
   it('npx zerodown-action deploy --help shows the flags of deploy; a bare run shows the help', () => {
     const npx = (...args: string[]) =>
       spawnSync('npx', ['--offline', '--no', '--cache', join(dir, 'cache'), 'zerodown-action', ...args], {

@@ -17,13 +17,18 @@ import type { RolloutResult } from '../src/fleet/tally.js'
 import type { HostReport, HostResult, StepName, StepReport } from '../src/engine/types.js'
 import { ROOT } from './helpers/action.js'
 
-type Mermaid = { parse(text: string): Promise<unknown> }
+type Mermaid = {
+  parse(text: string): Promise<unknown>
+  mermaidAPI: {
+    getDiagramFromText(text: string): Promise<{ db: { getTasks(): { section: string }[] } }>
+  }
+}
 let mermaid: Mermaid
 
 beforeAll(async () => {
   // DOMPurify (inside mermaid) looks for a window when it is first loaded.
   ;(globalThis as { window?: unknown }).window = new JSDOM('').window
-  mermaid = (await import('mermaid')).default as Mermaid
+  mermaid = (await import('mermaid')).default as unknown as Mermaid
 })
 
 /** The ```mermaid blocks of a Markdown text. */
@@ -164,5 +169,26 @@ describe("the summary's Mermaid parses", () => {
     const charts = blocks(md).filter(b => b.startsWith('xychart-beta'))
     expect(charts.length).toBe(results.filter(r => r === 'upgraded').length)
     expect(await unparsed(md)).toEqual([])
+  })
+
+  it('a host name with %% keeps its name: no Mermaid directive or comment comes from it', async () => {
+    const names = ['web%%{wrap}%%1', '%%{init}%%web2', 'percent%%host']
+    const md = summaryMarkdown(
+      run(
+        names.map((n, i) => host(n, 'upgraded', i * 50)),
+        'upgraded'
+      )
+    )
+    const gantt = blocks(md).find(b => b.startsWith('gantt'))!
+    expect(await unparsed(md)).toEqual([])
+    const sections = async (text: string) => [
+      ...new Set((await mermaid.mermaidAPI.getDiagramFromText(text)).db.getTasks().map(t => t.section))
+    ]
+    // Each section still names its host (as shown: `%%` as `% %`), none was swallowed.
+    expect(await sections(gantt)).toEqual(['web% %{wrap}% %1', '% %{init}% %web2', 'percent% %host'])
+    // Without the escape, Mermaid takes the directive out of the name: the check can fail.
+    const raw = gantt.replace(/% %/g, '%%')
+    expect(await sections(raw)).not.toEqual(names)
+    expect((await sections(raw))[0]).toBe('web1')
   })
 })

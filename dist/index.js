@@ -40320,7 +40320,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes5
+      randomBytes: randomBytes6
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -40584,7 +40584,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes5(SALT_LEN);
+            const salt = randomBytes6(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -40623,7 +40623,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes5(4);
+          const checkInt = randomBytes6(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -41615,12 +41615,13 @@ var HostRun = class {
     return this.finish();
   }
   /**
-   * A host pre-staged but never changed, because the run stopped: its clean-ups (the staged file)
-   * run, its lock is released, and it ends `untouched`.
+   * A host pre-staged but never changed, because the run stopped (or a plan, which never goes
+   * further): its clean-ups (the staged file) run in the report entry `entry`, its lock is
+   * released, and it ends `untouched`.
    */
-  async release(reason) {
+  async release(reason, entry = "rollback") {
     this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`);
-    await this.fail(new StepError("rollback", reason), { quiet: true });
+    await this.fail(new StepError(entry, reason), { quiet: true, entry });
     if (this.report.result === "failed" && this.report.rollbackError === void 0) {
       this.report.result = "untouched";
       delete this.report.failedStep;
@@ -41782,13 +41783,14 @@ var HostRun = class {
     const undos = this.undos.take();
     if (changed) this.enter("rolling-back");
     try {
+      const entry = options.entry ?? "rollback";
       const step = {
-        name: "rollback",
+        name: entry,
         stage: "change",
         onCancel: "finish",
         run: (ctx) => runUndos(undos, changed, ctx, (m) => this.log.warn(`${this.host.name}: ${m}`))
       };
-      await this.entry("rollback", [step]);
+      await this.entry(entry, [step]);
       this.report.result = changed ? "rolled-back" : "failed";
     } catch (e) {
       this.report.result = "failed";
@@ -41861,6 +41863,10 @@ function sidePaths(livePath) {
     previous: posix.join(dir, `.${base}.zerodown-prev`)
   };
 }
+function planStagingPath(livePath, token) {
+  const dir = posix.dirname(livePath);
+  return posix.join(dir, `.${posix.basename(livePath)}.zerodown-plan-${token}`);
+}
 async function remoteSha256(host, path) {
   const r = await host.run(["sha256sum", "--", path], { sudo: host.sudo });
   if (r.code !== 0) {
@@ -41870,7 +41876,7 @@ async function remoteSha256(host, path) {
   return r.stdout.trim().split(/\s+/)[0] ?? null;
 }
 async function stageBinary(host, o) {
-  const { staging } = sidePaths(o.livePath);
+  const staging = o.staging ?? sidePaths(o.livePath).staging;
   const sudo = host.sudo;
   const bytes = (await stat2(o.localPath)).size;
   if (await remoteSha256(host, staging) === o.sha256) return { sent: false, bytes, uploadMs: 0 };
@@ -41906,7 +41912,7 @@ async function stageBinary(host, o) {
   }
 }
 async function stageHostFile(host, o) {
-  const { staging } = sidePaths(o.livePath);
+  const staging = o.staging ?? sidePaths(o.livePath).staging;
   try {
     await run(host, ["rm", "-f", "--", staging]);
     await run(host, ["cp", "--", o.fromPath, staging]);
@@ -42548,6 +42554,10 @@ var running = (p) => {
   if (!p.state.running) throw new Error(`${p.host.name}: the running server is not known yet`);
   return p.state.running;
 };
+var stagingOf = (p) => {
+  const live2 = running(p).livePath;
+  return p.plan.stagingPath?.(live2) ?? sidePaths(live2).staging;
+};
 function inspectSteps(p) {
   return [
     {
@@ -42557,6 +42567,7 @@ function inspectSteps(p) {
         const r = await p.session.inspect({
           note: (m) => ctx.note(m),
           retrying: ctx.retrying,
+          readOnly: p.plan.readOnly,
           // Filled as inspect learns them: a refused host still reports what serves.
           learn: (k) => {
             if (k.pid !== void 0) ctx.report.oldPid = k.pid;
@@ -42592,7 +42603,7 @@ function stageSteps(p) {
     stage: "prepare",
     interruptible: true,
     async undo() {
-      await p.host.run(["rm", "-f", "--", sidePaths(running(p).livePath).staging], { sudo: p.host.sudo });
+      await p.host.run(["rm", "-f", "--", stagingOf(p)], { sudo: p.host.sudo });
     },
     async run(ctx) {
       const r = running(p);
@@ -42601,7 +42612,8 @@ function stageSteps(p) {
         await stageHostFile(p.host, {
           fromPath: source.hostPath,
           sha256: source.sha256,
-          livePath: r.livePath
+          livePath: r.livePath,
+          staging: stagingOf(p)
         });
         ctx.note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`);
         return;
@@ -42612,6 +42624,7 @@ function stageSteps(p) {
         localPath: source.localPath,
         sha256: source.sha256,
         livePath: r.livePath,
+        staging: stagingOf(p),
         onProgress: (x) => progress(x.transferred, x.total)
       });
       ctx.note(
@@ -42624,7 +42637,7 @@ function stageSteps(p) {
     stage: "prepare",
     async run(ctx) {
       const r = running(p);
-      const staging = sidePaths(r.livePath).staging;
+      const staging = stagingOf(p);
       const v = await p.session.verify(ctx, staging);
       if (p.plan.verifyCommand !== void 0)
         await runVerifyCommand(p.host, p.plan.verifyCommand, staging, ctx.note);
@@ -43985,7 +43998,9 @@ async function inspectMaster2(host, plan, ctx) {
       `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
     );
   const trust = await trustedServer(host, plan, pid, exe.path);
-  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
+  if (snap.oldbinExists && ctx.readOnly)
+    note(`a stale ${pidFile2}.oldbin is left by an interrupted run: a deploy removes it`);
+  else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
   const livePath = exe.path;
   ctx.learn?.({ pid, livePath });
   const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
@@ -45341,6 +45356,8 @@ var HostLog = class {
 
 // src/fleet/pool.ts
 var PHASE_NAMES = {
+  plan: "plan",
+  status: "status",
   prestage: "pre-staging",
   commit: "commit",
   abort: "fleet rollback",
@@ -45374,7 +45391,7 @@ var Pool = class {
     const t0 = Date.now();
     const closing = () => {
       const r = slot.report;
-      const result = r?.result ?? "failed";
+      const result = r?.plan ? r.plan.verdict === "upgrade" ? "would upgrade" : r.plan.verdict : r?.result ?? "failed";
       const at2 = r?.failedStep && kind !== "abort" && !passed(r) ? ` at ${r.failedStep}` : "";
       return `${label}: ${result}${at2} (${what}, ${formatDuration(Date.now() - t0)})`;
     };
@@ -47578,6 +47595,39 @@ var UPSTREAM_FIX = {
   "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
 };
 
+// src/settings/modes.ts
+var MODES = ["deploy", "rollback", "plan", "status"];
+var isReadOnlyMode = (mode) => mode === "plan" || mode === "status";
+function checkMode(s) {
+  if (!isReadOnlyMode(s.mode)) return;
+  if (s.strategy === "upstream")
+    throw new SettingsError(
+      "mode",
+      `${s.mode} is not available with strategy upstream (its hosts are judged through the load balancer, which ${s.mode} does not read)`,
+      "Use mode: plan or status with strategy: hot-upgrade, or run mode: deploy"
+    );
+  if (s.mode === "plan" && s.binary === void 0)
+    throw new SettingsError(
+      "binary",
+      "is required when mode is plan",
+      "Give the local path of the binary that a deploy would send"
+    );
+  if (s.mode === "status") {
+    if (s.binary !== void 0)
+      throw new SettingsError(
+        "binary",
+        "is set but mode is status (status only reads the hosts)",
+        "Remove binary, or set mode: plan"
+      );
+    if (s.version !== void 0)
+      throw new SettingsError(
+        "version",
+        "is set but mode is status (status only reads the hosts)",
+        "Remove version, or set mode: plan"
+      );
+  }
+}
+
 // src/settings.ts
 function healthUrl(read) {
   const value = line(read, "health-url", 2048);
@@ -47616,7 +47666,7 @@ function readSettings(read, env = {}) {
     throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
   const port = integer(read, "port", 22, 1, 65535);
   const hosts = hostList(read, user, port);
-  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
+  const mode = oneOf(read, "mode", MODES, "deploy");
   const supervisor = oneOf(read, "supervisor", supervisorIds(), "nginx");
   const settings = {
     hosts,
@@ -47681,6 +47731,7 @@ function readSettings(read, env = {}) {
       "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
       /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
     );
+  checkMode(settings);
   checkCombinations(settings);
   checkPins(settings);
   return settings;
@@ -48025,7 +48076,8 @@ function recordStep(plan, o, hr) {
 }
 function releaseOptions(settings, env) {
   return {
-    mode: settings.mode,
+    // plan previews a deploy; status reads no options of the store's steps.
+    mode: settings.mode === "rollback" ? "rollback" : "deploy",
     releaseDir: settings.releaseDir,
     keepReleases: settings.keepReleases,
     version: settings.version,
@@ -48208,6 +48260,11 @@ async function sh(host, script2, args) {
 function ageOf(line2) {
   const m = /^age=(-?\d+)$/.exec(line2 ?? "");
   return m ? Number(m[1]) : 0;
+}
+async function readLock(host, path, fallbackLeaseMs = 15 * 6e4) {
+  const out = await sh(host, INSPECT, [path]);
+  if (out[0] === "absent") return null;
+  return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]));
 }
 var HostLock = class _HostLock {
   constructor(host, options) {
@@ -48795,6 +48852,331 @@ function postAction(r) {
     default:
       return r.oldPid !== void 0 && r.livePath && r.oldSha256 ? "rollback" : r.lock ? "unlock" : "nothing";
   }
+}
+
+// src/modes/plan.ts
+import { randomBytes as randomBytes5 } from "node:crypto";
+
+// src/releases/preview.ts
+var short = (s) => s.slice(0, 12);
+var refuse2 = (step, e) => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e;
+};
+function planOf(report) {
+  report.plan ??= { verdict: "upgrade" };
+  return report.plan;
+}
+function withPreviewSteps(plan, o) {
+  const known = { liveVersion: null };
+  const steps = insertAfter(plan.steps, plan.anchors.inspected, previewStore(plan, o, known));
+  return insertAfter(steps, plan.anchors.verified, previewVersions(o, known));
+}
+async function checkWritable(host, dir) {
+  const r = await host.run(
+    [
+      "sh",
+      "-c",
+      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; test -w "$d" || echo "$d"',
+      "sh",
+      dir
+    ],
+    { sudo: host.sudo }
+  );
+  const denied = r.stdout.trim();
+  if (r.code === 0 && denied === "") return;
+  throw new StepError(
+    "preflight",
+    `release-dir ${dir}: the deploy user cannot write ${denied || dir} on ${host.name}, so a deploy would be refused there. Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write`
+  );
+}
+function previewStore(plan, o, known) {
+  const st = plan.state;
+  return {
+    name: "releases",
+    stage: "prepare",
+    async run({ host, report, note }) {
+      const r = st.running;
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
+      const state = await store.read().catch((e) => refuse2("preflight", e));
+      await checkWritable(host, store.dir);
+      report.releases = releaseRows(state);
+      const live2 = state.releases.find((x) => x.sha256 === r.runningSha256);
+      known.liveVersion = live2?.version ?? versionText(r.version);
+      report.previousVersion = known.liveVersion ?? void 0;
+      if (!live2)
+        note(
+          `release store ${store.dir}: the running build (sha256 ${short(r.runningSha256)}) is not in it yet; a deploy records it first`
+        );
+      else if (state.live !== r.runningSha256)
+        note(
+          `release store ${store.dir} names ${state.live ? short(state.live) : "no release"} live, but the host runs ${short(r.runningSha256)}; a deploy corrects it`
+        );
+      if (st.source.sha256 === r.runningSha256) return;
+      checkDowngrade(planOf(report), versionText(o.version), known.liveVersion, o, "preflight", note);
+    }
+  };
+}
+function previewVersions(o, known) {
+  return {
+    name: "versions",
+    stage: "prepare",
+    async run({ report, note }) {
+      const newVersion = versionText(o.version) ?? versionText(report.version);
+      report.version = newVersion ?? void 0;
+      report.previousVersion = known.liveVersion ?? void 0;
+      const plan = planOf(report);
+      plan.change = describeChange(known.liveVersion, newVersion);
+      checkDowngrade(plan, newVersion, known.liveVersion, o, "verify", note);
+      note(`a deploy would change the version ${plan.change}`);
+    }
+  };
+}
+function checkDowngrade(plan, newVersion, liveVersion, o, step, note) {
+  const c = versionChange(newVersion, liveVersion);
+  if (c === null || c.order >= 0) return;
+  const problem = downgradeProblem(newVersion, liveVersion, o.allowDowngrade);
+  if (problem) {
+    plan.downgrade = "refused";
+    throw new StepError(step, problem);
+  }
+  plan.downgrade = "allowed";
+  note(`${newVersion} is lower than the live ${liveVersion}: a downgrade, allowed by allow-downgrade`);
+}
+
+// src/safety/lock-check.ts
+function lockCheckStep(o) {
+  return {
+    name: "lock",
+    report: "preflight",
+    stage: "prepare",
+    async run({ host, note }) {
+      const master = await runningExecutable(host, o.pidFile);
+      const live2 = o.binaryPath ?? master?.path;
+      if (o.releaseDir === void 0 && live2 === void 0) {
+        note("no deploy lock to read: the running binary (and so its release store) is not known yet");
+        return;
+      }
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
+      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
+      const path = lockPath(releaseDir);
+      const [holder, wd] = await Promise.all([
+        readLock(host, path, o.lockLeaseMs),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ]);
+      if (holder !== null && holder.ageMs <= holder.leaseMs) throw new LockHeldError(host.name, path, holder);
+      note(
+        holder === null ? `the deploy lock ${path} is free (a plan reads it and takes no lock)` : `the deploy lock ${path} is stale (${describeHolder(holder)}, not renewed for ${formatDuration(holder.ageMs)}): a deploy takes it over`
+      );
+      if (wd?.running)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
+    }
+  };
+}
+
+// src/modes/plan.ts
+var planToken = () => randomBytes5(6).toString("hex");
+async function planHost(host, o) {
+  const { settings, supervisor } = o;
+  const token = o.token ?? planToken();
+  const plan = {
+    ...planFrom(settings, o.source, supervisor),
+    signal: o.signal,
+    readOnly: true,
+    stagingPath: (live2) => planStagingPath(live2, token)
+  };
+  const hp = hotUpgrade(plan, supervisor).plan(host, o.source);
+  const all = withPreviewSteps(hp, releaseOptions(settings, process.env));
+  const end = all.findIndex((s) => s.stage !== "prepare");
+  const lock = lockCheckStep({
+    pidFile: settings.pidFile,
+    binaryPath: settings.binaryPath,
+    releaseDir: settings.releaseDir,
+    masterUser: settings.masterUser,
+    lockLeaseMs: settings.lockLeaseMs
+  });
+  const steps = first(end < 0 ? all : all.slice(0, end), lock);
+  const run3 = new HostRun(host, { steps, repair: () => hp.repair() }, { log: o.log, signal: o.signal });
+  const ended = await run3.prepare();
+  const report = ended ?? await run3.release("the plan is complete", "clean-up");
+  report.plan = verdictOf(report);
+  return report;
+}
+function verdictOf(r) {
+  const plan = { ...r.plan ?? {}, verdict: "upgrade" };
+  if (r.result === "unchanged") return { ...plan, verdict: "unchanged" };
+  if (r.result === "untouched") return plan;
+  return {
+    ...plan,
+    verdict: "refused",
+    step: r.failedStep,
+    message: r.rollbackError ? `the plan could not remove what it staged: ${r.rollbackError}` : r.error ?? "no error recorded"
+  };
+}
+
+// src/modes/status.ts
+var short2 = (s) => s.slice(0, 12);
+function rollbackTargetOf(state, r) {
+  const at2 = (/* @__PURE__ */ new Date()).toISOString();
+  let s = state;
+  if (!s.releases.some((x) => x.sha256 === r.runningSha256))
+    s = withRelease(s, {
+      sha256: r.runningSha256,
+      version: versionText(r.version),
+      deployedAt: at2,
+      origin: "found"
+    });
+  return previousRelease(markLive(s, r.runningSha256, at2)) ?? null;
+}
+function statusStep(settings, supervisor) {
+  return {
+    name: "status",
+    stage: "prepare",
+    async run({ host, report, note, retrying }) {
+      const session = supervisor.open(host, {
+        pidFile: settings.pidFile,
+        binaryPath: settings.binaryPath,
+        pollIntervalMs: settings.pollIntervalMs,
+        releaseDir: settings.releaseDir,
+        masterUser: settings.masterUser
+      });
+      const r = await session.inspect({
+        note,
+        retrying,
+        readOnly: true,
+        learn: (k) => {
+          if (k.pid !== void 0) report.oldPid = k.pid;
+          if (k.livePath !== void 0) report.binaryPath = k.livePath;
+          if (k.version) report.version = k.version;
+        }
+      });
+      const store = ReleaseStore.forLive(host, settings.releaseDir, r.livePath);
+      const [state, holder] = await Promise.all([
+        store.read().catch((e) => {
+          throw e instanceof StoreError ? new StepError("status", e.message) : e;
+        }),
+        readLock(host, lockPath(store.dir), settings.lockLeaseMs)
+      ]);
+      const stored = state.releases.find((x) => x.sha256 === r.runningSha256);
+      const target = rollbackTargetOf(state, r);
+      report.releases = releaseRows(state).map((row) => ({
+        ...row,
+        rollbackTarget: row.sha256 === target?.sha256
+      }));
+      const status = {
+        pid: r.pid,
+        livePath: r.livePath,
+        runningSha256: r.runningSha256,
+        liveSha256: r.liveSha256,
+        version: stored?.version ?? versionText(r.version),
+        store: store.dir,
+        rollbackTarget: target ? { version: target.version, sha256: target.sha256 } : null,
+        lock: holder === null ? null : describeHolder(holder)
+      };
+      report.status = status;
+      report.oldPid = r.pid;
+      report.binaryPath = r.livePath;
+      report.version = status.version ?? void 0;
+      report.sha256 = r.runningSha256;
+      if (!stored)
+        note(`the running build (sha256 ${short2(r.runningSha256)}) is not in the release store ${store.dir}`);
+      else if (state.live !== r.runningSha256)
+        note(
+          `the release store names ${state.live ? short2(state.live) : "no release"} live, but the host runs ${short2(r.runningSha256)}`
+        );
+      note(
+        target ? `mode: rollback would go to ${target.version ?? "unknown version"} (sha256 ${short2(target.sha256)})` : "mode: rollback has no release before the live one to go to"
+      );
+      if (holder !== null) note(`the deploy lock is held: ${status.lock}`);
+    }
+  };
+}
+async function statusHost(host, o) {
+  const run3 = new HostRun(
+    host,
+    { steps: [statusStep(o.settings, o.supervisor)] },
+    { log: o.log, signal: o.signal }
+  );
+  return await run3.prepare() ?? await run3.conclude("unchanged");
+}
+
+// src/modes/index.ts
+var READ_WIDTH = 16;
+async function runReadOnly(o) {
+  const { settings } = o;
+  const started = Date.now();
+  const out = new Printer(o.log);
+  const slots = settings.hosts.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
+  const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
+  const token = planToken();
+  const pool = new Pool(out, () => settings.mode);
+  try {
+    await pool.each(
+      slots,
+      settings.mode,
+      Math.max(settings.maxParallel, READ_WIDTH),
+      async (slot) => {
+        const host = await connectSlot(slot, o.connect, via).catch((e) => {
+          connectFailed(slot, e, { via, jumpHost: settings.jumpHost !== void 0 });
+          return null;
+        });
+        if (host === null) return;
+        const common = { settings, supervisor: o.supervisor, log: slot.log, signal: o.signal };
+        const report = settings.mode === "plan" ? await planHost(host, { ...common, source: o.source, token }) : await statusHost(host, common);
+        if (slot.connectStep) report.steps.unshift(slot.connectStep);
+        slot.report = report;
+      },
+      () => o.signal?.aborted === true
+    );
+  } finally {
+    await Promise.allSettled(slots.map(async (s) => (await s.connecting?.catch(() => void 0))?.close()));
+    await out.idle();
+  }
+  return tallyMode(settings.mode, slots, started, o.supervisor.names.id);
+}
+function tallyMode(mode, slots, started, supervisor) {
+  const hosts = slots.map((s) => {
+    const r = s.report ?? notReached(s);
+    if (mode === "plan" && !r.plan)
+      r.plan = { verdict: "refused", step: r.failedStep, message: r.error ?? "not reached" };
+    return r;
+  });
+  const counts = {};
+  const key = (h) => mode === "plan" ? h.plan.verdict : h.result === "unchanged" ? "listed" : "failed";
+  for (const h of hosts) counts[key(h)] = (counts[key(h)] ?? 0) + 1;
+  const ok2 = mode === "plan" ? !counts.refused : !counts.failed;
+  return {
+    mode,
+    ok: ok2,
+    result: mode === "plan" ? ok2 ? "planned" : "refused" : ok2 ? "listed" : "failed",
+    hosts,
+    counts,
+    durationMs: Date.now() - started,
+    supervisor
+  };
+}
+function notReached(s) {
+  const now = (/* @__PURE__ */ new Date()).toISOString();
+  return {
+    host: s.target.label,
+    result: "failed",
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: s.connectStep ? [s.connectStep] : [],
+    drain: [],
+    health: [],
+    error: "not reached: the run was cancelled"
+  };
+}
+function modeFailureMessage(run3) {
+  const bad = run3.hosts.filter(
+    (h) => run3.mode === "plan" ? h.plan?.verdict === "refused" : h.result !== "unchanged"
+  );
+  const what = run3.mode === "plan" ? "a deploy would be refused on" : "could not read";
+  const causes = bad.map(
+    (h) => `${h.host}${h.plan?.step ?? h.failedStep ? ` at ${h.plan?.step ?? h.failedStep}` : ""}: ${h.plan?.message ?? h.error ?? "no error recorded"}`
+  );
+  return `${run3.mode}: ${what} ${bad.length} of ${run3.hosts.length} host(s): ${causes.join("; ")}`;
 }
 
 // src/strategies/upstream/deps.ts
@@ -50254,6 +50636,27 @@ async function perform(settings, log, control = {}) {
   );
   return rollout(settings, log, control, binary);
 }
+async function performReadOnly(settings, log, control = {}) {
+  checkKeys(settings);
+  const supervisor = supervisorOf(settings);
+  if (settings.mode === "plan") checkPairings(settings, supervisor);
+  if (settings.insecureSkipHostKeyCheck)
+    log.warn(
+      "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
+    );
+  const source = settings.mode === "plan" ? await inspectBinary(settings.binary) : void 0;
+  log.info(
+    source ? `plan: what a deploy of ${source.localPath} (sha256 ${source.sha256}) would do on ${settings.hosts.length} host(s); nothing is changed` : `status of ${settings.hosts.length} host(s): what runs and what each release store holds; nothing is changed`
+  );
+  return runReadOnly({
+    settings,
+    supervisor,
+    connect: connector(settings, log),
+    log,
+    source,
+    signal: control.signal
+  });
+}
 function warnUnchangedRollbacks(settings, log, result) {
   for (const h of result.hosts) {
     if (h.result !== "unchanged") continue;
@@ -50352,7 +50755,7 @@ var INPUTS = [
   },
   {
     name: "mode",
-    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
+    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store.",
     default: "deploy",
     required: false
   },
@@ -50617,7 +51020,9 @@ var UsageError = class extends Error {
     this.name = "UsageError";
   }
 };
-var COMMANDS = ["deploy", "rollback", "help"];
+var RUNS = ["deploy", "rollback", "plan", "status"];
+var COMMANDS = [...RUNS, "help"];
+var isRun = (word) => RUNS.includes(word ?? "");
 var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
 var SECRETS = /* @__PURE__ */ new Set([
   "private-key",
@@ -50665,7 +51070,7 @@ function leadingCommand(argv, args) {
   const command = argv[0];
   if (command === void 0 || command.startsWith("-")) return 0;
   if (!COMMANDS.includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`);
+    throw new UsageError(`unknown command '${command}': use deploy, rollback, plan, status or --help`);
   args.command = command;
   return 1;
 }
@@ -50679,7 +51084,7 @@ function parseArgs(argv) {
   };
   let i = leadingCommand(argv, args);
   const commandGiven = i === 1;
-  if (args.command === "help" && (argv[1] === "deploy" || argv[1] === "rollback")) {
+  if (args.command === "help" && isRun(argv[1])) {
     args.helpFor = argv[1];
     i = 2;
   }
@@ -50692,8 +51097,7 @@ ${value}` : value);
   for (; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h" || arg === "--help") {
-      if (args.command === "deploy" || args.command === "rollback")
-        args.helpFor ??= commandGiven ? args.command : void 0;
+      if (isRun(args.command)) args.helpFor ??= commandGiven ? args.command : void 0;
       args.command = "help";
       continue;
     }
@@ -50786,35 +51190,64 @@ function wrap(text2, width, indent) {
   return lines.map((l, n) => n === 0 ? l : indent + l);
 }
 var ONLY = {
-  mode: "none",
-  binary: "deploy",
-  version: "deploy",
-  "allow-downgrade": "deploy",
-  "rollback-to": "rollback"
+  mode: [],
+  binary: ["deploy", "plan"],
+  version: ["deploy", "plan"],
+  "allow-downgrade": ["deploy", "plan"],
+  "rollback-to": ["rollback"]
 };
+var STATUS_INPUTS = /* @__PURE__ */ new Set([
+  "hosts",
+  "user",
+  "port",
+  "private-key",
+  "passphrase",
+  "password",
+  "known-hosts",
+  "host-fingerprints",
+  "insecure-skip-host-key-check",
+  "sudo",
+  "connect-timeout",
+  "binary-path",
+  "supervisor",
+  "pid-file",
+  "master-user",
+  "release-dir",
+  "max-parallel",
+  "jump-host",
+  "jump-private-key",
+  "jump-passphrase",
+  "jump-password",
+  "lock-lease"
+]);
+var applies = (input, command) => ONLY[input]?.includes(command) ?? (command !== "status" || STATUS_INPUTS.has(input));
+var KEYS = "--private-key-file KEY --known-hosts-file FILE [options]";
 var USAGE = {
-  deploy: "zerodown-action deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]",
-  rollback: "zerodown-action rollback --hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]"
+  deploy: `zerodown-action deploy --hosts HOSTS --binary FILE ${KEYS}`,
+  rollback: `zerodown-action rollback --hosts HOSTS ${KEYS}`,
+  plan: `zerodown-action plan --hosts HOSTS --binary FILE ${KEYS}`,
+  status: `zerodown-action status --hosts HOSTS ${KEYS}`
 };
 var ABOUT = {
   deploy: "Hot-upgrade the hosts to the binary FILE built on this machine.",
-  rollback: "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store."
+  rollback: "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store.",
+  plan: "Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.",
+  status: "List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing."
 };
 function helpText(topic) {
   const col = 32;
   const lead = " ".repeat(col + 2);
   const pad = (s) => s.length + 2 >= col ? `${s}
 ${lead}` : s.padEnd(col);
-  const shown = topic ? INPUTS.filter((i) => (ONLY[i.name] ?? topic) === topic) : INPUTS;
+  const shown = topic ? INPUTS.filter((i) => applies(i.name, topic)) : INPUTS;
   const inputs = shown.map((i) => {
     const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`;
     const extra = i.required ? " (required)" : i.default ? ` [default: ${i.default}]` : "";
     return `  ${pad(what)}${wrap(i.description + extra, 98 - col, lead).join("\n")}`;
   });
   const usage = topic ? [`  ${USAGE[topic]}`, "", ...wrap(ABOUT[topic], 98, "")] : [
-    `  ${USAGE.deploy}`,
-    `  ${USAGE.rollback}`,
-    "  zerodown-action deploy --help     the flags of one command (or: help deploy, help rollback)",
+    ...RUNS.map((c) => `  ${USAGE[c]}`),
+    "  zerodown-action deploy --help     the flags of one command (or: help rollback, help plan, ...)",
     "  zerodown-action --version",
     "",
     "From a clone, `node dist/index.js` is the same program."
@@ -50846,6 +51279,8 @@ ${lead}` : s.padEnd(col);
     ...topic ? [] : [`  ${pad("--version")}The version of zerodown-action (before any command).`],
     "",
     "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
+    "plan: 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.",
+    "status: 0 when every host was read, 1 when any could not be.",
     ""
   ].join("\n");
 }
@@ -50914,7 +51349,9 @@ function releasesMarkdown(hosts, runsPrefix) {
   const groups2 = /* @__PURE__ */ new Map();
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue;
-    const key = JSON.stringify(h.releases.map((r) => [r.sha256, r.version, r.live, r.commit, r.run]));
+    const key = JSON.stringify(
+      h.releases.map((r) => [r.sha256, r.version, r.live, r.rollbackTarget, r.commit, r.run])
+    );
     const g = groups2.get(key);
     if (g) g.hosts.push(h.host);
     else groups2.set(key, { hosts: [h.host], rows: h.releases });
@@ -50931,7 +51368,7 @@ function releasesMarkdown(hosts, runsPrefix) {
     for (const r of [...g.rows].reverse()) {
       const run3 = r.run === void 0 ? "" : runsPrefix !== void 0 && r.run.startsWith(runsPrefix) && /^\d+(\/attempts\/\d+)?$/.test(r.run.slice(runsPrefix.length)) ? `[${cell(r.run.slice(runsPrefix.length).split("/")[0] ?? r.run)}](${r.run})` : cell(r.run);
       out.push(
-        `| ${r.live ? "**live**" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, "?")}\`` : ""} | ${run3} |`
+        `| ${r.live ? "**live**" : r.rollbackTarget ? "rollback target" : ""} | ${cell(r.version ?? "unknown")} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace("T", " ").replace(/\.\d+Z$/, "Z"))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, "?")}\`` : ""} | ${run3} |`
       );
     }
     out.push("");
@@ -50942,7 +51379,10 @@ function releasesMarkdown(hosts, runsPrefix) {
 // src/report/charts.ts
 var MAX_CHARTED_HOSTS = 50;
 function mermaidText(s) {
-  return s.replace(/:/g, "\u2236").replace(/[#;\n\r]/g, " ").replace(/\s+/g, " ").trim();
+  return noDirective(s).replace(/:/g, "\u2236").replace(/[#;\n\r]/g, " ").replace(/\s+/g, " ").trim();
+}
+function noDirective(s) {
+  return s.replace(/%(?=%)/g, "% ");
 }
 function startOf(hosts) {
   const times = hosts.flatMap((h) => [h.startedAt, ...h.steps.map((s) => s.startedAt)]).map((t) => Date.parse(t)).filter((t) => Number.isFinite(t));
@@ -50980,7 +51420,7 @@ function drainChart(h) {
   return [
     "```mermaid",
     "xychart-beta",
-    `  title "Old workers left on ${h.host.replace(/"/g, "'")}"`,
+    `  title "Old workers left on ${noDirective(h.host).replace(/"/g, "'")}"`,
     `  x-axis "seconds into the drain" [${h.drain.map((d) => `"${(d.atMs / 1e3).toFixed(1)}"`).join(", ")}]`,
     `  y-axis "old workers" 0 --> ${max}`,
     `  line [${h.drain.map((d) => d.oldWorkers).join(", ")}]`,
@@ -51257,6 +51697,176 @@ function whatNow(run3, ctx) {
   return out;
 }
 
+// src/report/modes.ts
+var short3 = (s) => s ? s.slice(0, 12) : "";
+var join3 = (values) => [...new Set(values.filter((v) => v !== void 0 && v !== null && v !== ""))].join(",");
+var VERDICT = {
+  upgrade: "\u2705 upgrade",
+  unchanged: "\u2705 leave it unchanged",
+  refused: "\u274C be refused"
+};
+function modeOutputsOf(run3) {
+  const plan = run3.mode === "plan";
+  const hosts = run3.hosts;
+  return {
+    result: run3.result,
+    supervisor: run3.supervisor,
+    // plan: the version a deploy would bring; status: the version that serves.
+    version: join3(
+      hosts.map((h) => plan ? h.plan?.verdict === "refused" ? void 0 : h.version : h.status?.version)
+    ),
+    "previous-version": plan ? join3(hosts.map((h) => h.previousVersion)) : "",
+    "old-pid": join3(hosts.map((h) => h.oldPid)),
+    "new-pid": "",
+    duration: String(run3.durationMs),
+    report: JSON.stringify({
+      mode: run3.mode,
+      result: run3.result,
+      supervisor: run3.supervisor,
+      counts: run3.counts,
+      durationMs: run3.durationMs,
+      hosts
+    })
+  };
+}
+function table2(head, rows) {
+  return [
+    `| ${head.join(" | ")} |`,
+    `| ${head.map(() => "---").join(" | ")} |`,
+    ...rows.map((r) => `| ${r.map((c) => cell2(c)).join(" | ")} |`)
+  ];
+}
+function countsLine2(run3) {
+  const n = run3.hosts.length;
+  const parts = Object.entries(run3.counts).map(([k, v]) => `${v} ${k === "upgrade" ? "would upgrade" : k}`);
+  return `${n} host${n === 1 ? "" : "s"} (supervisor ${run3.supervisor}) in ${formatDuration(run3.durationMs)}: ${parts.join(", ")}. Nothing was changed on any host.`;
+}
+function planRow(h) {
+  const p = h.plan;
+  const at2 = p.verdict === "refused" && p.step ? ` at ${p.step}` : "";
+  const version = p.verdict === "unchanged" ? h.version ?? h.previousVersion ?? "?" : p.change ?? (h.previousVersion || h.version ? `${h.previousVersion ?? "?"} \u2192 ${h.version ?? "?"}` : "");
+  const sha = p.verdict === "unchanged" ? short3(h.previousSha256) : h.sha256 ? `${short3(h.previousSha256) || "?"} \u2192 ${short3(h.sha256)}` : "";
+  return [h.host, `${VERDICT[p.verdict]}${at2}`, version, sha, p.downgrade ?? "", p.message ?? ""];
+}
+function statusRow(h) {
+  const s = h.status;
+  if (!s)
+    return [
+      h.host,
+      `\u274C ${h.failedStep ?? "failed"}: ${h.error ?? ""}`,
+      h.oldPid,
+      h.binaryPath,
+      "",
+      "",
+      "",
+      ""
+    ];
+  const target = s.rollbackTarget ? `${s.rollbackTarget.version ?? "unknown"} (${short3(s.rollbackTarget.sha256)})` : "none";
+  const replaced = s.liveSha256 !== s.runningSha256 ? ` (file on disk: ${short3(s.liveSha256)})` : "";
+  return [
+    h.host,
+    s.version ?? "unknown",
+    s.pid,
+    s.livePath,
+    `${short3(s.runningSha256)}${replaced}`,
+    h.releases?.length ?? 0,
+    target,
+    s.lock ?? "free"
+  ];
+}
+function hostDetails2(h) {
+  const failed = h.plan ? h.plan.verdict === "refused" : h.result !== "unchanged";
+  const out = [`<details${failed ? " open" : ""}><summary><b>${cell2(h.host)}</b></summary>`, ""];
+  out.push(
+    ...table2(
+      ["Step", "Duration", "Outcome", "Observed"],
+      h.steps.map((s) => [
+        s.name,
+        formatDuration(s.ms),
+        s.outcome === "failed" ? "\u274C failed" : "\u2705 ok",
+        s.observations.slice(-4).join(" / ")
+      ])
+    ),
+    "",
+    "</details>",
+    ""
+  );
+  return out;
+}
+function modeSummaryMarkdown(run3, ctx = {}) {
+  const plan = run3.mode === "plan";
+  const n = run3.hosts.length;
+  const refused = run3.counts.refused ?? 0;
+  const title = plan ? run3.ok ? "\u2705 a deploy would go through on every host" : `\u274C a deploy would be refused on ${refused} of ${n} host${n === 1 ? "" : "s"}` : run3.ok ? `\u2705 ${n} host${n === 1 ? "" : "s"} read` : `\u274C ${run3.counts.failed ?? 0} of ${n} host${n === 1 ? "" : "s"} could not be read`;
+  const out = [`## zerodown ${run3.mode}: ${title}`, "", countsLine2(run3), ""];
+  if (plan)
+    out.push(
+      ...table2(
+        ["Host", "A deploy would", "Version", "sha256", "Downgrade", "Refusal"],
+        run3.hosts.map(planRow)
+      ),
+      ""
+    );
+  else
+    out.push(
+      ...table2(
+        [
+          "Host",
+          "Version",
+          "Pid",
+          "Binary",
+          "Runs (sha256 of /proc/pid/exe)",
+          "Releases",
+          "Rollback target",
+          "Lock"
+        ],
+        run3.hosts.map(statusRow)
+      ),
+      ""
+    );
+  const releases = releasesMarkdown(
+    run3.hosts,
+    ctx.serverUrl && ctx.repository ? `${ctx.serverUrl}/${ctx.repository}/actions/runs/` : void 0
+  );
+  if (releases !== "") out.push(releases);
+  out.push("### Hosts", "");
+  for (const h of run3.hosts.slice(0, 50)) out.push(...hostDetails2(h));
+  return out.join("\n");
+}
+function modeTextReport(run3) {
+  const lines = [
+    `zerodown ${run3.mode}: ${run3.result} in ${formatDuration(run3.durationMs)}; nothing was changed`
+  ];
+  for (const h of run3.hosts) {
+    if (run3.mode === "plan") {
+      const p = h.plan;
+      const what = p.verdict === "upgrade" ? `would upgrade ${p.change ?? `${h.previousVersion ?? "?"} \u2192 ${h.version ?? "?"}`}${p.downgrade ? ` (downgrade ${p.downgrade})` : ""}` : p.verdict === "unchanged" ? `unchanged: already runs this binary (${h.version ?? h.previousVersion ?? "unknown version"})` : `would be refused${p.step ? ` at ${p.step}` : ""}`;
+      lines.push(`  ${h.host}: ${what}`);
+      if (p.verdict === "refused") lines.push(`    ${p.message ?? ""}`);
+      continue;
+    }
+    const s = h.status;
+    if (!s) {
+      lines.push(
+        `  ${h.host}: could not be read${h.failedStep ? ` at ${h.failedStep}` : ""}`,
+        `    ${h.error ?? ""}`
+      );
+      continue;
+    }
+    lines.push(
+      `  ${h.host}: ${s.version ?? "unknown version"}, pid ${s.pid}, ${s.livePath}, runs sha256 ${short3(s.runningSha256)}` + (s.liveSha256 !== s.runningSha256 ? ` (the file on disk is ${short3(s.liveSha256)})` : "")
+    );
+    const rows = h.releases ?? [];
+    for (const r of [...rows].reverse())
+      lines.push(
+        `    ${r.live ? "live    " : r.rollbackTarget ? "rollback" : "        "} ${r.version ?? "unknown"} (sha256 ${short3(r.sha256)}, deployed ${r.deployedAt})`
+      );
+    if (rows.length === 0) lines.push(`    release store ${s.store}: empty`);
+    if (s.lock) lines.push(`    deploy lock held: ${s.lock}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
 // src/report/terminal.ts
 function terminalLogger(out, err) {
   const tty = out.isTTY === true && !process.env.NO_COLOR;
@@ -51339,13 +51949,15 @@ async function cli(argv, io = {
   try {
     const settings = readSettings(inputReader(args, io.env), io.env);
     rollbackWorkflow2 = settings.rollbackWorkflow;
-    run3 = await perform(settings, log, { signal: controller.signal });
+    const control = { signal: controller.signal };
+    run3 = isReadOnlyMode(settings.mode) ? await performReadOnly({ ...settings, mode: settings.mode }, log, control) : await perform({ ...settings, mode: settings.mode }, log, control);
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail4(2, e.message);
     return fail4(1, e.message);
   } finally {
     uninstall();
   }
+  if ("mode" in run3) return reportMode(run3, args, io);
   if (args.summaryFile)
     writeFileSync(args.summaryFile, summaryMarkdown(run3, contextFromEnv(io.env, rollbackWorkflow2)));
   if (json) io.out.write(`${outputsOf(run3).report}
@@ -51353,6 +51965,14 @@ async function cli(argv, io = {
   else io.out.write(`
 ${stripTerminal(textReport(run3))}`);
   return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
+}
+function reportMode(run3, args, io) {
+  if (args.summaryFile) writeFileSync(args.summaryFile, modeSummaryMarkdown(run3, contextFromEnv(io.env)));
+  if (args.json) io.out.write(`${modeOutputsOf(run3).report}
+`);
+  else io.out.write(`
+${stripTerminal(modeTextReport(run3))}`);
+  return run3.ok ? 0 : 1;
 }
 
 // src/report/github.ts
@@ -51393,6 +52013,11 @@ function setOutputs(run3) {
 async function writeSummary(run3, rollbackWorkflow2) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   await summary.addRaw(summaryMarkdown(run3, contextFromEnv(process.env, rollbackWorkflow2))).write();
+}
+async function reportMode2(run3) {
+  for (const [name, value] of Object.entries(modeOutputsOf(run3))) setOutput(name, value);
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await summary.addRaw(modeSummaryMarkdown(run3, contextFromEnv(process.env))).write();
 }
 
 // src/state.ts
@@ -51435,11 +52060,22 @@ async function run2() {
   try {
     const settings = readSettings((name) => getInput(name), process.env);
     maskSecrets(settings);
-    const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist });
-    setOutputs(result);
-    await writeSummary(result, settings.rollbackWorkflow);
-    if (result.result !== "upgraded" && result.result !== "unchanged")
-      setFailed(neutralize(failureMessage(result)));
+    if (isReadOnlyMode(settings.mode)) {
+      const look = await performReadOnly({ ...settings, mode: settings.mode }, coreLogger, {
+        signal: controller.signal
+      });
+      await reportMode2(look);
+      if (!look.ok) setFailed(neutralize(modeFailureMessage(look)));
+    } else {
+      const result = await perform({ ...settings, mode: settings.mode }, coreLogger, {
+        signal: controller.signal,
+        persist: state.persist
+      });
+      setOutputs(result);
+      await writeSummary(result, settings.rollbackWorkflow);
+      if (result.result !== "upgraded" && result.result !== "unchanged")
+        setFailed(neutralize(failureMessage(result)));
+    }
   } catch (e) {
     setOutput("result", "failed");
     setFailed(neutralize(e.message));

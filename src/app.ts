@@ -15,6 +15,8 @@ import { releaseOptions, withReleaseSteps } from './releases/steps.js'
 import { safeguard, type SafetyOptions } from './safety/guard.js'
 import { Journal, type SafetyRecord } from './safety/journal.js'
 import { lockOwnerFromEnv, newToken } from './safety/lock.js'
+import { runReadOnly, type ModeResult } from './modes/index.js'
+import type { ReadOnlyMode } from './settings/modes.js'
 import { watchdogLeaseMs } from './safety/watchdog.js'
 import { SettingsError, type HostTarget, type Settings } from './settings.js'
 import { planFrom, type UpgradePlan } from './strategies/hot-upgrade/index.js'
@@ -162,7 +164,7 @@ async function rollout(
 
 /** The run for the settings' mode; shared by the action (main.ts) and the command line (cli.ts). */
 export async function perform(
-  settings: Settings,
+  settings: Settings & { mode: 'deploy' | 'rollback' },
   log: Logger,
   control: RunControl = {}
 ): Promise<RolloutResult> {
@@ -186,6 +188,38 @@ export async function perform(
     `new binary ${binary.localPath}: ${(binary.bytes / 1e6).toFixed(1)} MB, sha256 ${binary.sha256}, ${binary.arch ?? 'script'}`
   )
   return rollout(settings, log, control, binary)
+}
+
+/**
+ * mode plan or status: every host read, none changed (src/modes). A plan checks the new binary on
+ * each host as a deploy would, and refuses what a deploy's settings would refuse.
+ */
+export async function performReadOnly(
+  settings: Settings & { mode: ReadOnlyMode },
+  log: Logger,
+  control: RunControl = {}
+): Promise<ModeResult> {
+  checkKeys(settings)
+  const supervisor = supervisorOf(settings)
+  if (settings.mode === 'plan') checkPairings(settings, supervisor)
+  if (settings.insecureSkipHostKeyCheck)
+    log.warn(
+      'insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts'
+    )
+  const source = settings.mode === 'plan' ? await inspectBinary(settings.binary!) : undefined
+  log.info(
+    source
+      ? `plan: what a deploy of ${source.localPath} (sha256 ${source.sha256}) would do on ${settings.hosts.length} host(s); nothing is changed`
+      : `status of ${settings.hosts.length} host(s): what runs and what each release store holds; nothing is changed`
+  )
+  return runReadOnly({
+    settings,
+    supervisor,
+    connect: connector(settings, log),
+    log,
+    source,
+    signal: control.signal
+  })
 }
 
 /** A rollback request that changed nothing is said out loud, never a silent success. */

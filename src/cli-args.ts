@@ -15,10 +15,13 @@ export class UsageError extends Error {
   }
 }
 
+/** The commands that run: each is the `mode` input of the same name. */
+export type Command = 'deploy' | 'rollback' | 'plan' | 'status'
+
 export interface CliArgs {
-  command: 'deploy' | 'rollback' | 'help' | 'version'
+  command: Command | 'help' | 'version'
   /** With --help after a command (`deploy --help`, `help deploy`): that command's flags only. */
-  helpFor?: 'deploy' | 'rollback'
+  helpFor?: Command
   /** --verbose: every remote command, upload and health request, with its time. */
   verbose: boolean
   /** Input values given as flags (or read from --<input>-file), by input name. */
@@ -29,7 +32,9 @@ export interface CliArgs {
   summaryFile?: string
 }
 
-const COMMANDS = ['deploy', 'rollback', 'help'] as const
+const RUNS: readonly Command[] = ['deploy', 'rollback', 'plan', 'status']
+const COMMANDS = [...RUNS, 'help'] as const
+const isRun = (word: string | undefined): word is Command => (RUNS as readonly string[]).includes(word ?? '')
 /** Inputs that may be given more than once; the values are joined by newlines. */
 const LISTS = new Set(['hosts', 'known-hosts', 'host-fingerprints'])
 const SECRETS = new Set([
@@ -87,7 +92,7 @@ function leadingCommand(argv: readonly string[], args: CliArgs): number {
   const command = argv[0]
   if (command === undefined || command.startsWith('-')) return 0
   if (!(COMMANDS as readonly string[]).includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback or --help`)
+    throw new UsageError(`unknown command '${command}': use deploy, rollback, plan, status or --help`)
   args.command = command as CliArgs['command']
   return 1
 }
@@ -102,7 +107,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   let i = leadingCommand(argv, args)
   const commandGiven = i === 1
-  if (args.command === 'help' && (argv[1] === 'deploy' || argv[1] === 'rollback')) {
+  if (args.command === 'help' && isRun(argv[1])) {
     args.helpFor = argv[1]
     i = 2
   }
@@ -114,8 +119,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   for (; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '-h' || arg === '--help') {
-      if (args.command === 'deploy' || args.command === 'rollback')
-        args.helpFor ??= commandGiven ? args.command : undefined
+      if (isRun(args.command)) args.helpFor ??= commandGiven ? args.command : undefined
       args.command = 'help'
       continue
     }
@@ -217,33 +221,67 @@ function wrap(text: string, width: number, indent: string): string[] {
   return lines.map((l, n) => (n === 0 ? l : indent + l))
 }
 
-/** Inputs that belong to one command only; `mode` is the command itself. */
-const ONLY: Record<string, 'deploy' | 'rollback' | 'none'> = {
-  mode: 'none',
-  binary: 'deploy',
-  version: 'deploy',
-  'allow-downgrade': 'deploy',
-  'rollback-to': 'rollback'
+/** Inputs that belong to some commands only; `mode` is the command itself. Others: every command but status. */
+const ONLY: Record<string, readonly Command[]> = {
+  mode: [],
+  binary: ['deploy', 'plan'],
+  version: ['deploy', 'plan'],
+  'allow-downgrade': ['deploy', 'plan'],
+  'rollback-to': ['rollback']
 }
 
-const USAGE: Record<'deploy' | 'rollback', string> = {
-  deploy:
-    'zerodown-action deploy --hosts HOSTS --binary FILE --private-key-file KEY --known-hosts-file FILE [options]',
-  rollback: 'zerodown-action rollback --hosts HOSTS --private-key-file KEY --known-hosts-file FILE [options]'
+/** What status reads with: how to reach the hosts and find the server and its store. */
+const STATUS_INPUTS = new Set([
+  'hosts',
+  'user',
+  'port',
+  'private-key',
+  'passphrase',
+  'password',
+  'known-hosts',
+  'host-fingerprints',
+  'insecure-skip-host-key-check',
+  'sudo',
+  'connect-timeout',
+  'binary-path',
+  'supervisor',
+  'pid-file',
+  'master-user',
+  'release-dir',
+  'max-parallel',
+  'jump-host',
+  'jump-private-key',
+  'jump-passphrase',
+  'jump-password',
+  'lock-lease'
+])
+
+const applies = (input: string, command: Command) =>
+  ONLY[input]?.includes(command) ?? (command !== 'status' || STATUS_INPUTS.has(input))
+
+const KEYS = '--private-key-file KEY --known-hosts-file FILE [options]'
+const USAGE: Record<Command, string> = {
+  deploy: `zerodown-action deploy --hosts HOSTS --binary FILE ${KEYS}`,
+  rollback: `zerodown-action rollback --hosts HOSTS ${KEYS}`,
+  plan: `zerodown-action plan --hosts HOSTS --binary FILE ${KEYS}`,
+  status: `zerodown-action status --hosts HOSTS ${KEYS}`
 }
 
-const ABOUT: Record<'deploy' | 'rollback', string> = {
+const ABOUT: Record<Command, string> = {
   deploy: 'Hot-upgrade the hosts to the binary FILE built on this machine.',
   rollback:
-    "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store."
+    "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store.",
+  plan: 'Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
+  status:
+    'List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing.'
 }
 
 /** The whole help (every input), or one command's: its usage and the flags that apply to it. */
-export function helpText(topic?: 'deploy' | 'rollback'): string {
+export function helpText(topic?: Command): string {
   const col = 32
   const lead = ' '.repeat(col + 2)
   const pad = (s: string) => (s.length + 2 >= col ? `${s}\n${lead}` : s.padEnd(col))
-  const shown = topic ? INPUTS.filter(i => (ONLY[i.name] ?? topic) === topic) : INPUTS
+  const shown = topic ? INPUTS.filter(i => applies(i.name, topic)) : INPUTS
   const inputs = shown.map(i => {
     const what = isBoolean(i) ? `--${i.name}` : `--${i.name} VALUE`
     const extra = i.required ? ' (required)' : i.default ? ` [default: ${i.default}]` : ''
@@ -252,9 +290,8 @@ export function helpText(topic?: 'deploy' | 'rollback'): string {
   const usage = topic
     ? [`  ${USAGE[topic]}`, '', ...wrap(ABOUT[topic], 98, '')]
     : [
-        `  ${USAGE.deploy}`,
-        `  ${USAGE.rollback}`,
-        '  zerodown-action deploy --help     the flags of one command (or: help deploy, help rollback)',
+        ...RUNS.map(c => `  ${USAGE[c]}`),
+        '  zerodown-action deploy --help     the flags of one command (or: help rollback, help plan, ...)',
         '  zerodown-action --version',
         '',
         'From a clone, `node dist/index.js` is the same program.'
@@ -286,6 +323,8 @@ export function helpText(topic?: 'deploy' | 'rollback'): string {
     ...(topic ? [] : [`  ${pad('--version')}The version of zerodown-action (before any command).`]),
     '',
     'Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).',
+    'plan: 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
+    'status: 0 when every host was read, 1 when any could not be.',
     ''
   ].join('\n')
 }

@@ -5,17 +5,28 @@
  * (ZERODOWN_HEALTH_URL); --<input>-file reads a value from a file. The values go through the
  * same readSettings as in GitHub, so they are validated the same way.
  *
- * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs.
+ * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs. plan: 0
+ * when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host;
+ * status: 0 when every host was read.
  */
 import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'
-import { cancelOnSignals, perform } from './app.js'
+import { cancelOnSignals, perform, performReadOnly } from './app.js'
 import { envName, helpText, inputReader, parseArgs, UsageError, type CliArgs } from './cli-args.js'
 import type { RolloutResult } from './fleet/tally.js'
+import type { ModeResult } from './modes/index.js'
 import { setTrace } from './host/trace.js'
-import { contextFromEnv, outputsOf, summaryMarkdown } from './report/index.js'
+import {
+  contextFromEnv,
+  modeOutputsOf,
+  modeSummaryMarkdown,
+  modeTextReport,
+  outputsOf,
+  summaryMarkdown
+} from './report/index.js'
 import { terminalLogger, textReport } from './report/terminal.js'
 import { readSettings, SettingsError } from './settings.js'
+import { isReadOnlyMode } from './settings/modes.js'
 import { VERSION } from './version.js'
 
 export { envName, inputReader, parseArgs, UsageError }
@@ -60,7 +71,7 @@ export async function cli(
     log.warn(
       `${flag} on the command line is visible to other users of this machine (ps); use ${flag}-file or ${envName(flag.slice(2))}`
     )
-  let run: RolloutResult
+  let run: RolloutResult | ModeResult
   let rollbackWorkflow: string | undefined
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
@@ -68,16 +79,32 @@ export async function cli(
   try {
     const settings = readSettings(inputReader(args, io.env), io.env)
     rollbackWorkflow = settings.rollbackWorkflow
-    run = await perform(settings, log, { signal: controller.signal })
+    const control = { signal: controller.signal }
+    run = isReadOnlyMode(settings.mode)
+      ? await performReadOnly({ ...settings, mode: settings.mode }, log, control)
+      : await perform({ ...settings, mode: settings.mode }, log, control)
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)
     return fail(1, (e as Error).message)
   } finally {
     uninstall()
   }
+  if ('mode' in run) return reportMode(run, args, io)
   if (args.summaryFile)
     writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
   else io.out.write(`\n${stripTerminal(textReport(run))}`)
   return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
+}
+
+/** plan and status: the summary file, the JSON or text report; 0 when every host would deploy (or was read). */
+function reportMode(
+  run: ModeResult,
+  args: CliArgs,
+  io: { out: NodeJS.WritableStream; env: NodeJS.ProcessEnv }
+): number {
+  if (args.summaryFile) writeFileSync(args.summaryFile, modeSummaryMarkdown(run, contextFromEnv(io.env)))
+  if (args.json) io.out.write(`${modeOutputsOf(run).report}\n`)
+  else io.out.write(`\n${stripTerminal(modeTextReport(run))}`)
+  return run.ok ? 0 : 1
 }

@@ -81,7 +81,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'mode',
     description:
-      "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store.",
+      "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store.",
     default: 'deploy',
     required: false
   },
@@ -368,7 +368,8 @@ export const INPUTS: readonly InputSpec[] = [
 export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'result',
-    description: 'upgraded, rolled-back, unchanged or failed.'
+    description:
+      'upgraded, rolled-back, unchanged or failed; mode plan: planned or refused; mode status: listed or failed.'
   },
   {
     name: 'supervisor',
@@ -397,6 +398,6 @@ export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'report',
     description:
-      "JSON: one entry per host with its result and each step's start, end, outcome and observations."
+      "JSON: one entry per host with its result and each step's start, end, outcome and observations (mode plan: each host's plan; mode status: each host's status and releases)."
   }
 ]

@@ -1,10 +1,12 @@
 /** The action's entry: settings → run → outputs + summary. Fails the job unless every host succeeded. */
 import { neutralize } from './remote-text.js'
 import * as core from '@actions/core'
-import { cancelOnSignals, perform } from './app.js'
+import { cancelOnSignals, perform, performReadOnly } from './app.js'
 import { failureMessage } from './fleet/tally.js'
-import { coreLogger, maskSecrets, setOutputs, writeSummary } from './report/github.js'
+import { modeFailureMessage } from './modes/index.js'
+import { coreLogger, maskSecrets, reportMode, setOutputs, writeSummary } from './report/github.js'
 import { readSettings } from './settings.js'
+import { isReadOnlyMode } from './settings/modes.js'
 import { stateSaver } from './state.js'
 
 export async function run(): Promise<void> {
@@ -16,12 +18,24 @@ export async function run(): Promise<void> {
   try {
     const settings = readSettings(name => core.getInput(name), process.env)
     maskSecrets(settings)
-    const result = await perform(settings, coreLogger, { signal: controller.signal, persist: state.persist })
-    setOutputs(result)
-    await writeSummary(result, settings.rollbackWorkflow)
-    // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
-    if (result.result !== 'upgraded' && result.result !== 'unchanged')
-      core.setFailed(neutralize(failureMessage(result)))
+    if (isReadOnlyMode(settings.mode)) {
+      // plan, status: nothing changes on a host, so the post step has nothing to finish.
+      const look = await performReadOnly({ ...settings, mode: settings.mode }, coreLogger, {
+        signal: controller.signal
+      })
+      await reportMode(look)
+      if (!look.ok) core.setFailed(neutralize(modeFailureMessage(look)))
+    } else {
+      const result = await perform({ ...settings, mode: settings.mode }, coreLogger, {
+        signal: controller.signal,
+        persist: state.persist
+      })
+      setOutputs(result)
+      await writeSummary(result, settings.rollbackWorkflow)
+      // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
+      if (result.result !== 'upgraded' && result.result !== 'unchanged')
+        core.setFailed(neutralize(failureMessage(result)))
+    }
   } catch (e) {
     core.setOutput('result', 'failed')
     core.setFailed(neutralize((e as Error).message))

@@ -32,6 +32,7 @@ import {
 import { canHold, drainTimeoutAction, pidFile, upgradeSignal } from './settings/supervisor.js'
 import { type InputReader, type Settings, SettingsError } from './settings/types.js'
 import { upstreamSettings } from './settings/upstream.js'
+import { checkMode, MODES } from './settings/modes.js'
 
 export * from './settings/types.js'
 export { checkRemotePath } from './settings/read.js'
@@ -77,7 +78,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     throw new SettingsError('user', `'${user}' is not a valid user name`, 'Use letters, digits, _ . -')
   const port = integer(read, 'port', 22, 1, 65535)
   const hosts = hostList(read, user, port)
-  const mode = oneOf(read, 'mode', ['deploy', 'rollback'] as const, 'deploy')
+  const mode = oneOf(read, 'mode', MODES, 'deploy')
   const supervisor = oneOf(read, 'supervisor', supervisorIds(), 'nginx')
 
   const settings: Settings = {
@@ -151,6 +152,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
         ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
         : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
+  checkMode(settings)
   checkCombinations(settings)
   checkPins(settings)
   return settings

@@ -115,12 +115,13 @@ export class HostRun {
   }
 
   /**
-   * A host pre-staged but never changed, because the run stopped: its clean-ups (the staged file)
-   * run, its lock is released, and it ends `untouched`.
+   * A host pre-staged but never changed, because the run stopped (or a plan, which never goes
+   * further): its clean-ups (the staged file) run in the report entry `entry`, its lock is
+   * released, and it ends `untouched`.
    */
-  async release(reason: string): Promise<HostReport> {
+  async release(reason: string, entry = 'rollback'): Promise<HostReport> {
     this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`)
-    await this.fail(new StepError('rollback', reason), { quiet: true })
+    await this.fail(new StepError(entry, reason), { quiet: true, entry })
     if (this.report.result === 'failed' && this.report.rollbackError === undefined) {
       this.report.result = 'untouched'
       delete this.report.failedStep
@@ -283,7 +284,7 @@ export class HostRun {
   }
 
   /** Records the failure and runs the undos, in reverse order. */
-  private async fail(error: Error, options: { quiet?: boolean } = {}): Promise<void> {
+  private async fail(error: Error, options: { quiet?: boolean; entry?: string } = {}): Promise<void> {
     const failedStep =
       error instanceof StepError ? error.step : (this.report.steps.at(-1)?.name ?? 'rollback')
     this.report.failedStep = failedStep
@@ -301,13 +302,14 @@ export class HostRun {
     const undos = this.undos.take()
     if (changed) this.enter('rolling-back')
     try {
+      const entry = options.entry ?? 'rollback'
       const step: Step = {
-        name: 'rollback',
+        name: entry,
         stage: 'change',
         onCancel: 'finish',
         run: ctx => runUndos(undos, changed, ctx, m => this.log.warn(`${this.host.name}: ${m}`))
       }
-      await this.entry('rollback', [step])
+      await this.entry(entry, [step])
       this.report.result = changed ? 'rolled-back' : 'failed'
     } catch (e) {
       this.report.result = 'failed'

@@ -43,6 +43,40 @@ export interface HostReport {
   batch?: number
   /** Strategy upstream: the host's server in the load balancer's block over time (down, or its weight). */
   weights?: WeightPoint[]
+  /** mode plan: what a deploy would do on this host. */
+  plan?: PlanVerdict
+  /** mode status: what runs on this host, and its release store. */
+  status?: HostStatus
+}
+
+/** What a deploy would do on a host, as a plan found it. */
+export interface PlanVerdict {
+  /** upgrade: it would hand over to the new binary; unchanged: it runs it already; refused: a deploy would fail. */
+  verdict: 'upgrade' | 'unchanged' | 'refused'
+  /** "1.26.2 → 1.27.3 (higher by semver)". */
+  change?: string
+  /** The new version is lower than the live one: refused, or allowed by allow-downgrade. */
+  downgrade?: 'refused' | 'allowed'
+  /** Why a deploy would be refused: its own message, and the step that refuses. */
+  message?: string
+  step?: StepName
+}
+
+/** What runs on a host and what its release store holds, as status read them. */
+export interface HostStatus {
+  pid: number
+  livePath: string
+  /** sha256 of /proc/<pid>/exe: what runs. */
+  runningSha256: string
+  /** sha256 of the file at livePath (differs when a package manager replaced it). */
+  liveSha256: string
+  version: string | null
+  /** The release store's folder. */
+  store: string
+  /** What a rollback without rollback-to would go to; null: none. */
+  rollbackTarget: { version: string | null; sha256: string } | null
+  /** The deploy lock: null when free, else who holds it. */
+  lock: string | null
 }
 
 /** One change of a server's state in the load balancer's block. */
@@ -60,6 +94,8 @@ export interface ReleaseRow {
   commit?: string
   run?: string
   live: boolean
+  /** The release a rollback without rollback-to goes to (status marks it). */
+  rollbackTarget?: boolean
 }
 
 /** Which host and step a log line is about (GitHub shows it as the annotation's title). */

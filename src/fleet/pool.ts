@@ -7,9 +7,11 @@ import { formatDuration } from '../duration.js'
 import type { Printer } from './host-log.js'
 import { passed, untouched, type Slot } from './slot.js'
 
-export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release'
+export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release' | 'plan' | 'status'
 
 const PHASE_NAMES: Record<Exclude<Phase, 'run'>, string> = {
+  plan: 'plan',
+  status: 'status',
   prestage: 'pre-staging',
   commit: 'commit',
   abort: 'fleet rollback',
@@ -50,7 +52,12 @@ export class Pool {
     const t0 = Date.now()
     const closing = () => {
       const r = slot.report
-      const result = r?.result ?? 'failed'
+      // A plan's host says what a deploy would do (its engine result is `untouched`).
+      const result = r?.plan
+        ? r.plan.verdict === 'upgrade'
+          ? 'would upgrade'
+          : r.plan.verdict
+        : (r?.result ?? 'failed')
       const at = r?.failedStep && kind !== 'abort' && !passed(r) ? ` at ${r.failedStep}` : ''
       return `${label}: ${result}${at} (${what}, ${formatDuration(Date.now() - t0)})`
     }

@@ -11,7 +11,9 @@ export function releasesMarkdown(hosts: HostReport[], runsPrefix?: string): stri
   const groups = new Map<string, { hosts: string[]; rows: ReleaseRow[] }>()
   for (const h of hosts) {
     if (!h.releases || h.releases.length === 0) continue
-    const key = JSON.stringify(h.releases.map(r => [r.sha256, r.version, r.live, r.commit, r.run]))
+    const key = JSON.stringify(
+      h.releases.map(r => [r.sha256, r.version, r.live, r.rollbackTarget, r.commit, r.run])
+    )
     const g = groups.get(key)
     if (g) g.hosts.push(h.host)
     else groups.set(key, { hosts: [h.host], rows: h.releases })
@@ -38,7 +40,7 @@ export function releasesMarkdown(hosts: HostReport[], runsPrefix?: string): stri
             ? `[${cell(r.run.slice(runsPrefix.length).split('/')[0] ?? r.run)}](${r.run})`
             : cell(r.run)
       out.push(
-        `| ${r.live ? '**live**' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '?')}\`` : ''} | ${run} |`
+        `| ${r.live ? '**live**' : r.rollbackTarget ? 'rollback target' : ''} | ${cell(r.version ?? 'unknown')} | \`${r.sha256.slice(0, 12)}\` | ${cell(r.deployedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z'))} | ${r.commit ? `\`${r.commit.slice(0, 7).replace(/[^0-9a-f]/gi, '?')}\`` : ''} | ${run} |`
       )
     }
     out.push('')

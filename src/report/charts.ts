@@ -5,13 +5,22 @@ import type { HostReport } from '../engine/types.js'
 /** Hosts charted at most (a chart of more is unreadable). */
 export const MAX_CHARTED_HOSTS = 50
 
-/** Text Mermaid accepts in a gantt section or task name (no `:`, `#`, `;`). */
+/**
+ * Text Mermaid accepts in a gantt section or task name (no `:`, `#`, `;`), and no `%%`: Mermaid
+ * takes `%%{...}%%` anywhere in a diagram as a directive (it configures the diagram and vanishes
+ * from the name) and a line from `%%` as a comment; `% %` is shown instead.
+ */
 export function mermaidText(s: string): string {
-  return s
+  return noDirective(s)
     .replace(/:/g, '∶')
     .replace(/[#;\n\r]/g, ' ')
     .replace(/\s+/g, ' ')
     .trim()
+}
+
+/** `%%` broken up, so that no text of ours becomes a Mermaid directive or comment. */
+export function noDirective(s: string): string {
+  return s.replace(/%(?=%)/g, '% ')
 }
 
 /** When the run began: the earliest host or step start. */
@@ -61,7 +70,7 @@ export function drainChart(h: HostReport): string[] {
   return [
     '```mermaid',
     'xychart-beta',
-    `  title "Old workers left on ${h.host.replace(/"/g, "'")}"`,
+    `  title "Old workers left on ${noDirective(h.host).replace(/"/g, "'")}"`,
     `  x-axis "seconds into the drain" [${h.drain.map(d => `"${(d.atMs / 1000).toFixed(1)}"`).join(', ')}]`,
     `  y-axis "old workers" 0 --> ${max}`,
     `  line [${h.drain.map(d => d.oldWorkers).join(', ')}]`,

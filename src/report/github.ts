@@ -6,6 +6,8 @@ import type { RolloutResult } from '../fleet/tally.js'
 import type { Settings } from '../settings.js'
 import { contextFromEnv, outputsOf } from './outputs.js'
 import { summaryMarkdown } from './summary.js'
+import type { ModeResult } from '../modes/index.js'
+import { modeOutputsOf, modeSummaryMarkdown } from './modes.js'
 
 export const coreLogger: Logger = {
   // Every line neutralised: remote text embedded in a message never becomes a runner command.
@@ -53,4 +55,11 @@ export function setOutputs(run: RolloutResult): void {
 export async function writeSummary(run: RolloutResult, rollbackWorkflow?: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return
   await core.summary.addRaw(summaryMarkdown(run, contextFromEnv(process.env, rollbackWorkflow))).write()
+}
+
+/** plan and status: the outputs and the summary. */
+export async function reportMode(run: ModeResult): Promise<void> {
+  for (const [name, value] of Object.entries(modeOutputsOf(run))) core.setOutput(name, value)
+  if (!process.env.GITHUB_STEP_SUMMARY) return
+  await core.summary.addRaw(modeSummaryMarkdown(run, contextFromEnv(process.env))).write()
 }

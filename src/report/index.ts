@@ -2,3 +2,4 @@
 export * from './outputs.js'
 export * from './summary.js'
 export * from './charts.js'
+export * from './modes.js'

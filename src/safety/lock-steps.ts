@@ -12,7 +12,10 @@ import { HostLock, lockPath } from './lock.js'
 import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
 
 /** The server named by the pid file and the binary it runs, read before pre-flight; null when unknown. */
-async function runningExecutable(host: Host, pidFile: string): Promise<{ pid: number; path: string } | null> {
+export async function runningExecutable(
+  host: Host,
+  pidFile: string
+): Promise<{ pid: number; path: string } | null> {
   const r = await host.run(
     [
       'sh',
@@ -30,9 +33,9 @@ async function runningExecutable(host: Host, pidFile: string): Promise<{ pid: nu
 }
 
 /** The trust checks (src/host/trust.ts) before the lock creates its folder; a refusal fails pre-flight. */
-async function trustOrRefuse(
+export async function trustOrRefuse(
   host: Host,
-  o: SafetyOptions,
+  o: Pick<SafetyOptions, 'pidFile' | 'masterUser'>,
   master: { pid: number; path: string },
   storeDir: string
 ): Promise<void> {

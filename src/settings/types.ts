@@ -1,5 +1,6 @@
 /** The typed settings: what every other module reads, and the error a bad input raises. */
-export type Mode = 'deploy' | 'rollback'
+import type { Mode } from './modes.js'
+export type { Mode }
 export type StrategyId = 'hot-upgrade' | 'upstream'
 
 /** Strategy upstream: traffic shifting through an nginx load balancer. */

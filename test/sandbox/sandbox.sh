@@ -492,7 +492,7 @@ cmd_server_start() {
   pid=$(cat "$H/run/$SERVER.pid" 2>/dev/null || true)
   if ((RESET)); then
     "${SERVER}_stop"
-    "${SERVER}_install_files" "$H" "127.0.0.$HID"
+    "${SERVER}_install_files" "$H" "$NET.$HID"
   elif [[ -n $m && $pid =~ ^[0-9]+$ ]] && alive "$pid"; then
     log "$SERVER of host $HID already running (master $pid)"
     printf '%s\n' "$pid"

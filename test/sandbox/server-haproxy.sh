@@ -102,7 +102,7 @@ haproxy_masters() {
 }
 
 haproxy_start() { # uses H, HID, SSHD_PID; sets SERVER_PID
-  local addr=127.0.0.$HID i pid st
+  local addr=$NET.$HID i pid st
   local drop=(setpriv --reuid="$SB_USER" --regid="$SB_USER" --init-groups --)
   command -v setpriv >/dev/null 2>&1 || drop=(runuser -u "$SB_USER" --)
   rm -f "$H/run/haproxy.pid"

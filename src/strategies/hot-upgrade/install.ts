@@ -18,6 +18,15 @@ export function sidePaths(livePath: string): { staging: string; previous: string
   }
 }
 
+/**
+ * A plan's staging file: its own name per run, so that a plan never touches the staging file of a
+ * deploy running at the same time (a plan takes no lock).
+ */
+export function planStagingPath(livePath: string, token: string): string {
+  const dir = posix.dirname(livePath)
+  return posix.join(dir, `.${posix.basename(livePath)}.zerodown-plan-${token}`)
+}
+
 /** sha256 of a remote file, or null when it does not exist. */
 export async function remoteSha256(host: Host, path: string): Promise<string | null> {
   const r = await host.run(['sha256sum', '--', path], { sudo: host.sudo })
@@ -38,9 +47,16 @@ export interface StageResult {
 /** Uploads the binary to the staging file beside the live path and checks its sha256 there. */
 export async function stageBinary(
   host: Host,
-  o: { localPath: string; sha256: string; livePath: string; onProgress?: (p: UploadProgress) => void }
+  o: {
+    localPath: string
+    sha256: string
+    livePath: string
+    onProgress?: (p: UploadProgress) => void
+    /** Another staging file than the deploy's (a plan's). */
+    staging?: string
+  }
 ): Promise<StageResult> {
-  const { staging } = sidePaths(o.livePath)
+  const staging = o.staging ?? sidePaths(o.livePath).staging
   const sudo = host.sudo
   const bytes = (await stat(o.localPath)).size
   if ((await remoteSha256(host, staging)) === o.sha256) return { sent: false, bytes, uploadMs: 0 }
@@ -87,9 +103,9 @@ export async function stageBinary(
  */
 export async function stageHostFile(
   host: Host,
-  o: { fromPath: string; sha256: string; livePath: string }
+  o: { fromPath: string; sha256: string; livePath: string; staging?: string }
 ): Promise<void> {
-  const { staging } = sidePaths(o.livePath)
+  const staging = o.staging ?? sidePaths(o.livePath).staging
   try {
     // rm first: cp onto an existing file writes into its inode, which another name may share.
     await run(host, ['rm', '-f', '--', staging])

@@ -33,6 +33,10 @@ export interface UpgradePlan {
   health: HealthPlan
   /** Run on the host against the staged binary before the swap; {binary} is its path. */
   verifyCommand?: string
+  /** Where the new binary is staged; default the deploy's `.NAME.zerodown-new` beside it (a plan has its own). */
+  stagingPath?: (livePath: string) => string
+  /** Plan and status: inspection only reads (the supervisor notes what a deploy would tidy). */
+  readOnly?: boolean
 }
 
 /** The plan from the settings, for one binary (or, in rollback mode, none yet: each host's store chooses). */

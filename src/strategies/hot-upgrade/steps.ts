@@ -45,6 +45,12 @@ const running = (p: HotUpgradeParts) => {
   return p.state.running
 }
 
+/** Where this run stages the new binary beside the live one. */
+const stagingOf = (p: HotUpgradeParts) => {
+  const live = running(p).livePath
+  return p.plan.stagingPath?.(live) ?? sidePaths(live).staging
+}
+
 /** Inspect the running server (preflight), then the binary's fit; ends the run when it is already live. */
 export function inspectSteps(p: HotUpgradeParts): Step[] {
   return [
@@ -55,6 +61,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
         const r = await p.session.inspect({
           note: m => ctx.note(m),
           retrying: ctx.retrying,
+          readOnly: p.plan.readOnly,
           // Filled as inspect learns them: a refused host still reports what serves.
           learn: k => {
             if (k.pid !== undefined) ctx.report.oldPid = k.pid
@@ -92,7 +99,7 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
     stage: 'prepare',
     interruptible: true,
     async undo() {
-      await p.host.run(['rm', '-f', '--', sidePaths(running(p).livePath).staging], { sudo: p.host.sudo })
+      await p.host.run(['rm', '-f', '--', stagingOf(p)], { sudo: p.host.sudo })
     },
     async run(ctx) {
       const r = running(p)
@@ -101,7 +108,8 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
         await stageHostFile(p.host, {
           fromPath: source.hostPath,
           sha256: source.sha256,
-          livePath: r.livePath
+          livePath: r.livePath,
+          staging: stagingOf(p)
         })
         ctx.note(`copied ${source.hostPath} (sha256 checked) to the staging file on the host: nothing sent`)
         return
@@ -112,6 +120,7 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
         localPath: source.localPath,
         sha256: source.sha256,
         livePath: r.livePath,
+        staging: stagingOf(p),
         onProgress: x => progress(x.transferred, x.total)
       })
       ctx.note(
@@ -126,7 +135,7 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
     stage: 'prepare',
     async run(ctx) {
       const r = running(p)
-      const staging = sidePaths(r.livePath).staging
+      const staging = stagingOf(p)
       const v = await p.session.verify(ctx, staging)
       if (p.plan.verifyCommand !== undefined)
         await runVerifyCommand(p.host, p.plan.verifyCommand, staging, ctx.note)

@@ -49,7 +49,7 @@ const fail = (message: string): never => {
 export async function inspectMaster(
   host: Host,
   plan: InspectPlan,
-  ctx: Pick<SupervisorContext, 'note' | 'learn'>
+  ctx: Pick<SupervisorContext, 'note' | 'learn' | 'readOnly'>
 ): Promise<MasterFacts> {
   const note = (s: string) => ctx.note(s)
   const pidFile = plan.pidFile
@@ -75,7 +75,9 @@ export async function inspectMaster(
     )
   const trust = await trustedServer(host, plan, pid, exe.path)
 
-  if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
+  if (snap.oldbinExists && ctx.readOnly)
+    note(`a stale ${pidFile}.oldbin is left by an interrupted run: a deploy removes it`)
+  else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
   const livePath = exe.path
   ctx.learn?.({ pid, livePath })
   // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
