@@ -79,7 +79,8 @@ export async function openUpstream(
       pollMs: s.pollIntervalMs,
       reloadTimeoutMs: s.startTimeoutMs,
       needLog: canary && u.canaryDurationMs > 0,
-      note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`)
+      note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`),
+      ...(s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {})
     })
     if (lb.inherited)
       o.log.warn(
@@ -113,6 +114,7 @@ export async function openUpstream(
       lb,
       lbHost,
       async finish({ settled }) {
+        await lb.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         if (settled) await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         await held.release()
         await lbHost.close()
