@@ -8,6 +8,8 @@
  * - the same with the host's backend dead by then: the watchdog leaves that server down (it does
  *   not answer from the load balancer) and puts the rest back; the post step, once the backend is
  *   healthy again, puts it back in;
+ * - the same with the load balancer's configuration broken meanwhile: the watchdog's nginx -t
+ *   fails, it puts back what it replaced and reloads nothing;
  * - the post step alone (the watchdog not expired yet): it disarms the watchdog, puts the healthy
  *   server back in, and leaves nothing of ours behind;
  * - mode: rollback with strategy upstream: a deployed release goes back through the drain.
@@ -179,6 +181,42 @@ describe('strategy upstream, interrupted (real load balancer, bundle run as GitH
     expect(u.upstreamFile()).toBe(u.initialFile)
     expect(fs.existsSync(lbFile(`${STATE}/original`))).toBe(false)
     expect(traffic.failed).toBe(0)
+  })
+
+  it('SIGKILL, then the configuration breaks: the watchdog puts back what it replaced, reloads nothing, leaves a note', async () => {
+    const state = stateFile()
+    const i = inputs(u.build('2.0.0'), { 'upstream-watchdog-lease': '5s' })
+    const conf = lbFile('/srv/app/conf/nginx.conf')
+    const good = fs.readFileSync(conf, 'utf8')
+    try {
+      const run = await runMain(i, state, { kill: { when: /restart-command returned/, signal: 'SIGKILL' } })
+      expect(run.signal).toBe('SIGKILL')
+      const left = u.upstreamFile()
+      fs.writeFileSync(conf, good.replace('access_log off;', 'access_log off; no_such_directive on;'))
+      const workers = u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)
+      const result = await until(
+        () =>
+          fs.existsSync(lbFile(`${WATCHDOG}/result`)) &&
+          fs.readFileSync(lbFile(`${WATCHDOG}/result`), 'utf8'),
+        30_000,
+        200
+      )
+      expect(result).toBe('not-done: nginx -t failed\n')
+      expect(fs.readFileSync(lbFile(`${WATCHDOG}/log`), 'utf8')).toMatch(
+        /nginx -t failed with the restored file, so what it replaced is back and nothing was reloaded: .*unknown directive "no_such_directive"/
+      )
+      expect(u.upstreamFile()).toBe(left)
+      expect(u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)).toEqual(workers)
+      expect(besideFile()).toEqual([])
+      // Once the configuration is fixed, the post step puts the server back.
+      fs.writeFileSync(conf, good)
+      const post = await runPost(i, state)
+      expect(post.code).toBe(0)
+      expect(post.log).toContain(`zerodown post: ${server(0)} is back in upstream app`)
+      expect(u.upstreamFile()).toBe(u.initialFile)
+    } finally {
+      fs.writeFileSync(conf, good)
+    }
   })
 
   it('the post step alone: disarms the watchdog, puts the healthy server back, leaves nothing of ours', async () => {
