@@ -147,6 +147,12 @@ describe('strategy upstream, interrupted (real load balancer, bundle run as GitH
     )
     expect(fs.existsSync(lbFile(`${STATE}/lock`))).toBe(false)
     expect(u.upstreamFile()).toBe(u.initialFile)
+    // The next run accepts the file the watchdog wrote as the action's own, says what the watchdog did, and finishes the rollout.
+    const next = await runAction(i)
+    expect(next.log).toContain("the load balancer's watchdog of an earlier run ended: restored")
+    expect(next.outputs.result).toBe('upgraded')
+    for (const b of u.backends) expect(await u.version(b)).toBe('2.0.0')
+    expect(u.upstreamFile()).toBe(u.initialFile)
   })
 
   it('SIGKILL, then the host dies: the watchdog keeps it down and puts nothing unhealthy in; post puts it back once healthy', async () => {

@@ -49690,6 +49690,20 @@ async function disarmLbWatchdog(host, stateDir, token) {
     return `it reached its deadline first and is still acting (pid ${remoteText(out.slice(7), 20)})`;
   return remoteText(out, 200);
 }
+async function inspectLbWatchdog(host, stateDir) {
+  const out = await sh3(host, LB_INSPECT_SCRIPT, [lbWatchdogDir(stateDir)]);
+  if (out === "absent") return null;
+  const state = { running: false, token: null, result: null, log: [] };
+  for (const line2 of out.split("\n")) {
+    const [key, ...rest] = line2.split(" ");
+    const value = rest.join(" ");
+    if (key === "running") state.running = true;
+    else if (key === "token") state.token = value || null;
+    else if (key === "result") state.result = value || null;
+    else if (key === "log") state.log.push(value);
+  }
+  return state;
+}
 
 // src/strategies/upstream/nginx-dump.ts
 var LOG_FORMAT_VALUE = LOG_FORMAT.slice(1, -1).replaceAll("\\t", "	");
@@ -50354,6 +50368,13 @@ function upstreamPlan(s) {
     }
   };
 }
+async function reportEarlierWatchdog(lbHost, dir, log) {
+  const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null);
+  if (!wd?.result || wd.running) return;
+  const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`;
+  if (wd.result.trim() === "restored") log.info(message);
+  else log.warn(message, { host: lbHost.name, step: "preflight" });
+}
 async function openUpstream(s, o) {
   const u = s.upstream;
   const lbHost = await o.connect(u.host);
@@ -50379,6 +50400,7 @@ async function openUpstream(s, o) {
       note: (m) => o.log.info(`${lbHost.name} [load balancer] ${m}`),
       ...s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {}
     });
+    await reportEarlierWatchdog(lbHost, dir, o.log);
     if (lb.inherited)
       o.log.warn(
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,

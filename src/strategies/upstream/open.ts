@@ -13,6 +13,8 @@ import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'
 import { LoadBalancer } from './load-balancer.js'
 import { checkPlan, serverAddress } from './plan-check.js'
+import { inspectLbWatchdog, lbWatchdogDir } from './lb-watchdog.js'
+import { remoteText } from './remote-text.js'
 import type { UpstreamPlan } from './parts.js'
 
 export interface UpstreamRun {
@@ -45,6 +47,15 @@ export function upstreamPlan(s: Settings): UpstreamPlan {
       timeoutMs: s.healthTimeoutMs
     }
   }
+}
+
+/** What the load balancer's watchdog of a vanished run did (its note stays until the next arm). */
+async function reportEarlierWatchdog(lbHost: Host, dir: string, log: Logger): Promise<void> {
+  const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null)
+  if (!wd?.result || wd.running) return
+  const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`
+  if (wd.result.trim() === 'restored') log.info(message)
+  else log.warn(message, { host: lbHost.name, step: 'preflight' })
 }
 
 export async function openUpstream(
@@ -82,6 +93,7 @@ export async function openUpstream(
       note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`),
       ...(s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {})
     })
+    await reportEarlierWatchdog(lbHost, dir, o.log)
     if (lb.inherited)
       o.log.warn(
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
