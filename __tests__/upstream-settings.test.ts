@@ -24,7 +24,8 @@ describe('strategy upstream inputs', () => {
       restartCommand: 'systemctl restart app',
       canaryWeight: 1,
       canaryDurationMs: 0,
-      maxErrorRate: 0.01
+      maxErrorRate: 0.01,
+      watchdogLeaseMs: 120_000
     })
     expect(settingsWith({}).strategy).toBe('hot-upgrade')
     expect(settingsWith({}).upstream).toBeUndefined()
@@ -37,6 +38,11 @@ describe('strategy upstream inputs', () => {
       'max-error-rate': '0.5%'
     })
     expect(s.upstream).toMatchObject({ canaryWeight: 2, canaryDurationMs: 90_000, maxErrorRate: 0.005 })
+  })
+  it("reads the load balancer watchdog's lease", () => {
+    expect(settingsWith({ ...UPSTREAM, 'upstream-watchdog-lease': '30s' }).upstream?.watchdogLeaseMs).toBe(
+      30_000
+    )
   })
   it.each([
     [{ 'upstream-host': '' }, "Input 'upstream-host': is required when strategy is upstream"],
@@ -55,6 +61,8 @@ describe('strategy upstream inputs', () => {
     [{ 'canary-weight': '0' }, "Input 'canary-weight': '0' is not a whole number from 1 to 1000"],
     [{ 'canary-duration': '1m', canary: '0' }, "Input 'canary-duration': is set but canary is 0"],
     [{ 'health-url': '' }, "Input 'health-url': is empty and so is health-command"],
+    [{ 'upstream-watchdog-lease': 'soon' }, "Input 'upstream-watchdog-lease': 'soon' is not a duration"],
+    [{ 'upstream-watchdog-lease': '1s' }, "Input 'upstream-watchdog-lease'"],
     [{ strategy: 'blue-green' }, "Input 'strategy': 'blue-green' is not one of hot-upgrade, upstream"]
   ])('refuses %p', (over, message) => {
     expect(() => settingsWith({ ...UPSTREAM, ...over })).toThrow(message)
@@ -62,6 +70,9 @@ describe('strategy upstream inputs', () => {
   it('refuses upstream inputs with the hot upgrade', () => {
     expect(() => settingsWith({ 'upstream-host': 'lb1' })).toThrow(
       "Input 'upstream-host': is set but strategy is hot-upgrade. Set strategy: upstream, or remove it"
+    )
+    expect(() => settingsWith({ 'upstream-watchdog-lease': '1m' })).toThrow(
+      "Input 'upstream-watchdog-lease': is set but strategy is hot-upgrade"
     )
   })
 

@@ -5,7 +5,8 @@
 //   A  the strategy: down, nginx -t, reload, drain, swap, restart, health, back in (one host at a time)
 //   B  restarting each backend behind the load balancer without a drain (then waiting for its health)
 //   C  what clients see across reloads of the load balancer: keep-alive clients and
-//      connection-per-request clients, during --reloads HUPs
+//      connection-per-request clients, during --reloads HUPs (run first, on a block where every
+//      backend answers: after B nginx keeps the restarted backends out for fail_timeout)
 //
 //   node bench/upstream.mjs [--first 150] [--clients 4] [--reloads 10]
 //
@@ -106,11 +107,55 @@ function underLoad() {
   }
 }
 
+/** Waits (bounded) until requests through the load balancer reach every backend, none retried. */
+async function healthyBlock() {
+  const want = u.backends.map(b => `${b.address}:${m.APP_PORT}`)
+  for (let i = 0; i < 60; i++) {
+    const from = u.accessLog().length
+    for (let j = 0; j < 30; j++) await m.get(u.lb.address, u.lb.httpPort, '/')
+    const lines = u.accessLog().slice(from).split('\n').filter(Boolean)
+    const seen = new Set(lines.map(l => l.split('\t')[2]))
+    if (want.every(a => seen.has(a)) && lines.every(l => l.split('\t')[1] === '200')) return
+    await new Promise(res => setTimeout(res, 500))
+  }
+  throw new Error('the load balancer does not reach every backend')
+}
+
 const rows = []
 const fmt = ms => `${(ms / 1000).toFixed(2)}s`
 try {
   const v1 = u.build('1.0.0')
   const v2 = u.build('2.0.0')
+
+  // C first, on a healthy block: after B, nginx counts the restarted backends' refused
+  // connections against max_fails=3 fail_timeout=15s and keeps them out for 15 s, which is not
+  // what a reload does. Every backend must answer through the load balancer before C starts.
+  await healthyBlock()
+  // C: reloads of the load balancer, keep-alive vs connection-per-request clients
+  const pid = u.sb.readPid(u.lb)
+  const keep = m.startLoad({
+    ...lbAt,
+    path: '/',
+    concurrency: CLIENTS,
+    keepAlive: true,
+    maxRequests: 1_000_000,
+    maxMs: 300_000
+  })
+  const fresh = m.startLoad({
+    ...lbAt,
+    path: '/',
+    concurrency: CLIENTS,
+    maxRequests: 1_000_000,
+    maxMs: 300_000
+  })
+  for (let i = 0; i < RELOADS; i++) {
+    await new Promise(res => setTimeout(res, 300))
+    const x = u.sb.exec(u.lb, ['kill', '-HUP', String(pid)])
+    if (x.status !== 0) throw new Error(`HUP failed: ${x.stderr}`)
+  }
+  await new Promise(res => setTimeout(res, 300))
+  const k = await keep.stop()
+  const f = await fresh.stop()
 
   // A: the strategy
   u.resetLoadBalancer()
@@ -151,32 +196,6 @@ try {
     wall: fmt(wallB),
     ...r
   })
-
-  // C: reloads of the load balancer, keep-alive vs connection-per-request clients
-  const pid = u.sb.readPid(u.lb)
-  const keep = m.startLoad({
-    ...lbAt,
-    path: '/',
-    concurrency: CLIENTS,
-    keepAlive: true,
-    maxRequests: 1_000_000,
-    maxMs: 300_000
-  })
-  const fresh = m.startLoad({
-    ...lbAt,
-    path: '/',
-    concurrency: CLIENTS,
-    maxRequests: 1_000_000,
-    maxMs: 300_000
-  })
-  for (let i = 0; i < RELOADS; i++) {
-    await new Promise(res => setTimeout(res, 300))
-    const x = u.sb.exec(u.lb, ['kill', '-HUP', String(pid)])
-    if (x.status !== 0) throw new Error(`HUP failed: ${x.stderr}`)
-  }
-  await new Promise(res => setTimeout(res, 300))
-  const k = await keep.stop()
-  const f = await fresh.stop()
 
   console.log(
     `# strategy upstream: 3 backends behind nginx ${'on'} this machine (${cpus().length} cores), ${CLIENTS} connection-per-request clients + 2 slow (1 s) clients through the load balancer`

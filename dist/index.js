@@ -27168,7 +27168,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27856,11 +27856,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash4("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash4("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28025,8 +28025,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash4("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash4("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28066,7 +28066,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash4("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -30388,7 +30388,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30814,7 +30814,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash3(this.hashName);
+          const hash = createHash4(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31822,9 +31822,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash4(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash4(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -37259,7 +37259,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash3,
+      createHash: createHash4,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37481,7 +37481,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash3(hashAlgo).update(key).digest("hex");
+              key = createHash4(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -41464,8 +41464,8 @@ function formatDuration(ms) {
   if (ms < 1e3) return `${Math.round(ms)}ms`;
   if (ms < 6e4) return `${(ms / 1e3).toFixed(1)}s`;
   const minutes = Math.floor(ms / 6e4);
-  const seconds2 = Math.round(ms % 6e4 / 1e3);
-  return `${minutes}m${String(seconds2).padStart(2, "0")}s`;
+  const seconds3 = Math.round(ms % 6e4 / 1e3);
+  return `${minutes}m${String(seconds3).padStart(2, "0")}s`;
 }
 
 // src/engine/record.ts
@@ -42522,8 +42522,8 @@ function progressNote(note) {
     if (started === 0) started = last = now;
     if (transferred < total && now - last < 2e3) return;
     last = now;
-    const seconds2 = (now - started) / 1e3;
-    const rate = seconds2 > 0 ? `, ${(transferred / 1e6 / seconds2).toFixed(1)} MB/s` : "";
+    const seconds3 = (now - started) / 1e3;
+    const rate = seconds3 > 0 ? `, ${(transferred / 1e6 / seconds3).toFixed(1)} MB/s` : "";
     note(
       `upload ${Math.floor(transferred / Math.max(total, 1) * 100)}% (${(transferred / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB${rate})`
     );
@@ -43662,7 +43662,7 @@ st=$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20) || exit 3
 echo "start $((bt + st / hz))"
 for f; do m=$(stat -c %Y -- "$f" 2>/dev/null) && printf 'file %s %s\n' "$m" "$f"; done
 `;
-var iso = (seconds2) => new Date(seconds2 * 1e3).toISOString().replace(/\.000Z$/, "Z");
+var iso = (seconds3) => new Date(seconds3 * 1e3).toISOString().replace(/\.000Z$/, "Z");
 async function changedSinceStart(host, pid, files) {
   if (files.length === 0) return null;
   const r = await host.run(["sh", "-c", TIMES, "sh", String(pid), ...files], { sudo: host.sudo });
@@ -44038,17 +44038,17 @@ async function inspectMaster2(host, plan, ctx) {
     oldWorkerPids: workers2
   };
 }
-function refuseUpgradeInProgress(snap, pidFile2, sh3) {
+function refuseUpgradeInProgress(snap, pidFile2, sh4) {
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
       fail2(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh3}kill -HUP ${o}` + (children.length > 0 ? `; ${sh3}kill -TERM ${children.join(" ")}` : `; ${sh3}mv -- ${quote(`${pidFile2}.oldbin`)} ${quote(pidFile2)}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh4}kill -HUP ${o}` + (children.length > 0 ? `; ${sh4}kill -TERM ${children.join(" ")}` : `; ${sh4}mv -- ${quote(`${pidFile2}.oldbin`)} ${quote(pidFile2)}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
       );
     fail2(
-      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh3}kill -QUIT ${o}. To go back to the old one: ${sh3}kill -HUP ${o}; ${sh3}kill -QUIT ${snap.pid}`
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh4}kill -QUIT ${o}. To go back to the old one: ${sh4}kill -HUP ${o}; ${sh4}kill -QUIT ${snap.pid}`
     );
   }
 }
@@ -44707,7 +44707,7 @@ var fail3 = (message) => {
 async function inspectServer(s, note) {
   const { host } = s;
   const pidFile2 = s.o.pidFile;
-  const sh3 = host.sudo ? "sudo " : "";
+  const sh4 = host.sudo ? "sudo " : "";
   const snap = await s.read();
   if (snap.pid === null)
     fail3(
@@ -44731,12 +44731,12 @@ async function inspectServer(s, note) {
   const parent = exitingParent(snap, pid);
   if (parent !== null)
     fail3(
-      `the server ${pid} still has its parent ${parent.pid}, the old process of an earlier hand-over, finishing its requests; tableflip refuses another hand-over until it has exited. Wait for it (${sh3}kill -0 ${parent.pid} fails once it is gone), then deploy again`
+      `the server ${pid} still has its parent ${parent.pid}, the old process of an earlier hand-over, finishing its requests; tableflip refuses another hand-over until it has exited. Wait for it (${sh4}kill -0 ${parent.pid} fails once it is gone), then deploy again`
     );
   const pending = liveChildren2(snap, pid);
   if (pending.length > 0)
     fail3(
-      `the server ${pid} has a child that is not ready (${pending.map((p) => `${p.pid} ${p.exe}`).join(", ")}): a hand-over may be in progress. Wait for it, or stop that process (${sh3}kill ${pending.map((p) => p.pid).join(" ")}), then deploy again`
+      `the server ${pid} has a child that is not ready (${pending.map((p) => `${p.pid} ${p.exe}`).join(", ")}): a hand-over may be in progress. Wait for it, or stop that process (${sh4}kill ${pending.map((p) => p.pid).join(" ")}), then deploy again`
     );
   let resolved = null;
   if (server.argv0.startsWith("/")) {
@@ -47517,7 +47517,7 @@ function noDuration(value) {
 }
 function upstreamSettings(read, s, user, port) {
   if (s.strategy !== "upstream") {
-    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration"])
+    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration", "upstream-watchdog-lease"])
       if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
         throw new SettingsError(
           name2,
@@ -47585,7 +47585,8 @@ function upstreamSettings(read, s, user, port) {
     restartCommand: text(read, "restart-command"),
     canaryWeight: integer(read, "canary-weight", 1, 1, 1e3),
     canaryDurationMs,
-    maxErrorRate
+    maxErrorRate,
+    watchdogLeaseMs: duration(read, "upstream-watchdog-lease", "2m", 5e3)
   };
 }
 var UPSTREAM_FIX = {
@@ -49184,6 +49185,9 @@ function healthGate(host, plan, note, record) {
   return runHealthGate(host, plan, { stillServing: async () => void 0, note, record });
 }
 
+// src/strategies/upstream/load-balancer.ts
+import { createHash as createHash3 } from "node:crypto";
+
 // src/strategies/upstream/lb-commands.ts
 function script(text2, args) {
   return ["sh", "-c", text2.trim(), "sh", ...args];
@@ -49806,6 +49810,316 @@ var BackendTraffic = class {
   }
 };
 
+// src/strategies/upstream/lb-watchdog.ts
+import { posix as posix6 } from "node:path";
+
+// src/strategies/upstream/lb-watchdog-script.ts
+var HELPERS2 = String.raw`
+readpid() { p=; [ -f "$1" ] && [ ! -L "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
+starttime() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  set -- $s
+  case $1 in Z*|X*) return 1;; esac
+  echo "@{20}"
+}
+is_lbwd() { starttime "$1" >/dev/null && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-lb-watchdog*) return 0;; esac; return 1; }
+waitgone() { end=$(( $(date +%s) + $2 )); while is_lbwd "$1" && [ "$(date +%s)" -le "$end" ]; do sleep 0.05 2>/dev/null || sleep 1; done; ! is_lbwd "$1"; }
+`.replaceAll("@{", "${");
+var LB_WATCHDOG_SCRIPT = HELPERS2 + String.raw`
+d=$1 tok=$2 f=$3 sd=$4 mpid=$5 mstart=$6 exe=$7; shift 7
+trap '' HUP INT
+trap ':' USR1
+log() { printf '%s lb-watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
+finish() {
+  printf '%s\n' "$1" > "$d/result"
+  rm -f -- "$d/pid" "$d/deadline" "$d/probes" "$d/next" "$d/replaced" "$d/zerodown-lb-watchdog.sh"
+  exit 0
+}
+sha() { [ -f "$1" ] && [ ! -L "$1" ] && sha256sum < "$1" | cut -d' ' -f1; }
+# Does the server answer HTTP at the address nginx sends to, from here? (1xx-4xx: yes; 5xx, no answer: no)
+probe() {
+  case $1 in unix:*) return 0;; esac
+  if command -v curl >/dev/null 2>&1; then
+    c=$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 3 --max-time 5 -- "http://$1/" 2>/dev/null)
+  elif command -v wget >/dev/null 2>&1; then
+    c=$(wget -S -q -O /dev/null -T 5 -- "http://$1/" 2>&1 | awk '$1 ~ /^HTTP\// {c=$2} END {print c}')
+  else
+    log "no curl or wget here: $1 goes back unprobed (nginx's max_fails/fail_timeout take it out if it fails)"
+    return 0
+  fi
+  case $c in [1-4][0-9][0-9]) return 0;; esac
+  log "$1 does not answer HTTP from the load balancer (status '$c'): it stays as the run left it"
+  return 1
+}
+# Puts what it replaced back (the test failed, or the master is gone).
+unreplace() {
+  t=$(mktemp "$(dirname -- "$f")/.$(basename -- "$f").zerodown-XXXXXX") && cat -- "$d/replaced" > "$t" &&
+    chmod --reference="$f" -- "$t" && { chown --reference="$f" -- "$t" 2>/dev/null || :; } && mv -fT -- "$t" "$f"
+}
+# Called with the master's arguments (a function's "$@" is its own).
+restore() {
+  [ "$(starttime "$mpid")" = "$mstart" ] || { log "nginx master $mpid is not the one the run worked with (gone or restarted): the file is left as it is"; finish "not-done: master changed"; }
+  for x in "$f" "$sd/original" "$sd/written"; do
+    [ -L "$x" ] && { log "$x is a symbolic link: not followed, nothing done"; finish "not-done: symlink $x"; }
+  done
+  [ -f "$sd/original" ] || { log "no copy of the file as the run found it: nothing to restore"; finish "nothing: no original"; }
+  cur=$(sha "$f") orig=$(sha "$sd/original")
+  [ -f "$f" ] || { log "$f is gone: nothing done"; finish "not-done: no file"; }
+  if [ "$cur" = "$orig" ]; then rm -f -- "$sd/original"; log "the file is already as the run found it"; finish restored; fi
+  if [ "$cur" != "$(sha "$sd/written")" ] && [ "$cur" != "$(cat -- "$d/next" 2>/dev/null)" ]; then
+    log "$f was changed by someone else since the run last wrote it (sha256 $cur): left as it is"
+    finish "not-done: changed by someone else"
+  fi
+  keep=' ' down=
+  while read -r ln addr; do
+    case $ln in ''|*[!0-9]*) continue;; esac
+    case " $down " in *" $addr "*) keep="$keep$ln "; continue;; esac
+    probe "$addr" || { down="$down $addr"; keep="$keep$ln "; }
+  done < "$d/probes"
+  t=$(mktemp "$(dirname -- "$f")/.$(basename -- "$f").zerodown-XXXXXX") || finish "not-done: cannot write beside $f"
+  if [ "$keep" = ' ' ]; then
+    cat -- "$sd/original" > "$t"
+  elif [ "$(wc -l < "$sd/original")" = "$(wc -l < "$f")" ]; then
+    awk -v keep="$keep" 'NR == FNR { o[FNR] = $0; next } { if (index(keep, " " FNR " ")) print; else print o[FNR] }' "$sd/original" "$f" > "$t"
+  else
+    rm -f -- "$t"
+    log "the file has another number of lines than as the run found it: cannot put back only the servers that answer; left as it is"
+    finish "not-done: kept$down down"
+  fi
+  cat -- "$f" > "$d/replaced"
+  chmod --reference="$f" -- "$t"; chown --reference="$f" -- "$t" 2>/dev/null
+  mv -fT -- "$t" "$f" || { rm -f -- "$t"; finish "not-done: cannot replace $f"; }
+  if ! out=$("$exe" -t "$@" 2>&1); then
+    unreplace
+    log "nginx -t failed with the restored file, so what it replaced is back and nothing was reloaded: $(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')"
+    finish "not-done: nginx -t failed"
+  fi
+  [ "$(starttime "$mpid")" = "$mstart" ] || { unreplace; finish "not-done: master changed"; }
+  kill -s HUP "$mpid" || { unreplace; finish "not-done: HUP failed"; }
+  w=$(mktemp "$sd/.written.XXXXXX") && cat -- "$f" > "$w" && mv -fT -- "$w" "$sd/written"
+  if [ -z "$down" ]; then
+    rm -f -- "$sd/original"
+    log "no word from the run by the deadline: $f is as the run found it; nginx -t passed; reloaded (HUP $mpid)"
+    finish restored
+  fi
+  log "no word from the run by the deadline: $f is as the run found it except$down, left as the run left them; nginx -t passed; reloaded"
+  finish "restored-partly:$down"
+}
+
+echo "$$" > "$d/pid"
+log "armed for nginx master $mpid and $f: restores the file as the run found it at $(cat -- "$d/deadline" 2>/dev/null) unless the run renews or disarms it"
+while :; do
+  if [ -d "$d/decided" ]; then
+    v=$(cat -- "$d/verdict" 2>/dev/null)
+    [ "$v" = disarm ] && { rm -rf -- "$d"; exit 0; }
+    log "decided by another: $v"
+    finish "$v"
+  fi
+  dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+  if [ "$(date +%s)" -ge "$dl" ] && mkdir -- "$d/decided" 2>/dev/null; then
+    echo restore > "$d/verdict"
+    restore "$@"
+  fi
+  sleep 1 &
+  wait $! 2>/dev/null
+done
+`.replaceAll("@{", "${");
+var LB_LAUNCH_SCRIPT = HELPERS2 + String.raw`
+wd=$1 d=$2 tok=$3 lease=$4 f=$5 sd=$6 mpid=$7; shift 7
+[ -L "$sd" ] || [ -L "$d" ] && { echo "failed: $sd or $d is a symbolic link"; exit 0; }
+p=$(readpid "$d/pid")
+if is_lbwd "$p"; then
+  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline")"; exit 0; fi
+  if mkdir -- "$d/decided" 2>/dev/null; then echo superseded > "$d/verdict"; kill -s USR1 "$p" 2>/dev/null; fi
+  waitgone "$p" 60 || { echo "failed: the watchdog $p of another run is still acting"; exit 0; }
+fi
+mstart=$(starttime "$mpid") || { echo "failed: no process $mpid"; exit 0; }
+mkdir -p -- "$sd" && rm -rf -- "$d" && mkdir -m 700 -- "$d" || { echo "failed: cannot create $d"; exit 0; }
+printf '%s\n' "$tok" > "$d/token"
+: > "$d/probes"
+echo $(( $(date +%s) + lease )) > "$d/deadline"
+printf '%s\n' "$wd" > "$d/zerodown-lb-watchdog.sh"
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$d/zerodown-lb-watchdog.sh" "$d" "$tok" "$f" "$sd" "$mpid" "$mstart" "$@" </dev/null >>"$d/log" 2>&1 &
+else
+  nohup sh "$d/zerodown-lb-watchdog.sh" "$d" "$tok" "$f" "$sd" "$mpid" "$mstart" "$@" </dev/null >>"$d/log" 2>&1 &
+fi
+end=$(( $(date +%s) + 10 ))
+while [ "$(date +%s)" -le "$end" ]; do
+  p=$(readpid "$d/pid")
+  [ -n "$p" ] && { echo "started $p $(cat -- "$d/deadline")"; exit 0; }
+  sleep 0.02 2>/dev/null || sleep 1
+done
+echo "failed: no pid file after 10s: $(tail -n 3 -- "$d/log" | tr '\n' ' ')"
+`;
+var LB_PLAN_SCRIPT = String.raw`
+d=$1 tok=$2
+[ -d "$d" ] && [ ! -L "$d" ] && [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
+[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
+printf '%s\n' "$3" > "$d/next" && printf '%s' "$4" > "$d/probes" && echo planned
+`;
+var LB_EXTEND_SCRIPT = String.raw`
+d=$1 tok=$2 lease=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
+[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
+echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+`;
+var LB_DISARM_SCRIPT = HELPERS2 + String.raw`
+d=$1 tok=$2
+[ -d "$d" ] && [ ! -L "$d" ] || { echo absent; exit 0; }
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours"; exit 0; }
+p=$(readpid "$d/pid")
+if mkdir -- "$d/decided" 2>/dev/null; then
+  echo disarm > "$d/verdict"
+  is_lbwd "$p" && kill -s USR1 "$p" 2>/dev/null
+  waitgone "$p" 5
+  rm -rf -- "$d"
+  echo disarmed; exit 0
+fi
+waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+echo "acted $(cat -- "$d/result" 2>/dev/null)"
+`;
+var LB_INSPECT_SCRIPT = HELPERS2 + String.raw`
+d=$1
+[ -d "$d" ] || { echo absent; exit 0; }
+p=$(readpid "$d/pid")
+if is_lbwd "$p"; then echo "running $p"; else echo "stopped"; fi
+echo "token $(cat -- "$d/token" 2>/dev/null)"
+[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
+tail -n 8 -- "$d/log" 2>/dev/null | sed 's/^/log /'
+`;
+
+// src/strategies/upstream/lb-watchdog.ts
+var lbWatchdogDir = (stateDir) => posix6.join(stateDir, "watchdog");
+var seconds2 = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
+async function sh3(host, script2, args) {
+  const r = await host.run(["sh", "-c", script2.trim(), "sh", ...args], { sudo: host.sudo, timeoutMs: 9e4 });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: load balancer watchdog command failed (status ${r.code}): ${remoteText(r.stderr || r.stdout, 300)}`
+    );
+  return r.stdout.trim();
+}
+function probeLines(original, text2, name) {
+  const file = parseManagedFile(text2, name);
+  const lines = text2.split("\n");
+  const out = [];
+  for (const s of file.block.servers) {
+    const was = findServer(original, s.address);
+    if (!was) continue;
+    const full = stateOf(was);
+    if (s.down === full.down && s.weight === full.weight) continue;
+    const back = withServerState(file, s.address, full).split("\n");
+    for (const [i, l] of back.entries()) if (l !== lines[i]) out.push(`${i + 1} ${s.address}`);
+  }
+  return out.map((l) => `${l}
+`).join("");
+}
+var LbWatchdog = class {
+  constructor(host, master, o) {
+    this.host = host;
+    this.master = master;
+    this.o = o;
+    this.dir = lbWatchdogDir(o.stateDir);
+  }
+  host;
+  master;
+  o;
+  armed = false;
+  heartbeat;
+  dir;
+  /** Lines for every text of this run: a line listed once stays listed (a kill between two writes). */
+  probes = /* @__PURE__ */ new Set();
+  /** Before each write of the managed file: armed (the first time), and told the next text. */
+  async beforeWrite(original, name, next, nextSha) {
+    if (!this.armed) await this.arm();
+    for (const l of probeLines(original, next, name).split("\n")) if (l) this.probes.add(l);
+    const out = await sh3(this.host, LB_PLAN_SCRIPT, [
+      this.dir,
+      this.o.token,
+      nextSha,
+      [...this.probes].map((l) => `${l}
+`).join("")
+    ]);
+    if (out !== "planned")
+      throw new Error(
+        `${this.host.name}: the load balancer's watchdog in ${this.dir} no longer waits for this run (${remoteText(out, 100)}): it may be restoring the file; nothing more is changed`
+      );
+  }
+  async arm() {
+    const out = await sh3(this.host, LB_LAUNCH_SCRIPT, [
+      LB_WATCHDOG_SCRIPT,
+      this.dir,
+      this.o.token,
+      seconds2(this.o.leaseMs),
+      this.o.file,
+      this.o.stateDir,
+      String(this.master.pid),
+      this.master.exe,
+      ...this.master.configArgs
+    ]);
+    const [word, pid] = out.split(/\s+/);
+    if (word !== "started" && word !== "running")
+      throw new Error(
+        `${this.host.name}: the load balancer's watchdog did not start: ${remoteText(out, 300)}. Set watchdog: false to go on without it`
+      );
+    this.armed = true;
+    this.o.note(
+      `watchdog ${pid} armed on the load balancer: if this run vanishes, it puts ${this.o.file} back as the run found it ${formatDuration(this.o.leaseMs)} after the run's last word (log: ${this.dir}/log)`
+    );
+    const every = Math.min(6e4, Math.max(1e3, Math.floor(this.o.leaseMs / 3)));
+    this.heartbeat = setInterval(() => void this.renew(), every);
+    this.heartbeat.unref();
+  }
+  async renew() {
+    try {
+      const out = await sh3(this.host, LB_EXTEND_SCRIPT, [this.dir, this.o.token, seconds2(this.o.leaseMs)]);
+      if (out !== "extended") {
+        this.stop();
+        this.o.note(`the load balancer's watchdog no longer waits for this run: ${remoteText(out, 200)}`);
+      }
+    } catch (e) {
+      this.o.note(`could not renew the load balancer's watchdog: ${e.message}`);
+    }
+  }
+  stop() {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = void 0;
+  }
+  /** The run ends: the watchdog stands down and its files go. Says so when it acted first. */
+  async disarm() {
+    this.stop();
+    if (!this.armed) return;
+    this.armed = false;
+    const out = await disarmLbWatchdog(this.host, this.o.stateDir, this.o.token);
+    if (out !== "disarmed") this.o.note(`the load balancer's watchdog: ${out}`);
+  }
+};
+async function disarmLbWatchdog(host, stateDir, token) {
+  const out = await sh3(host, LB_DISARM_SCRIPT, [lbWatchdogDir(stateDir), token]);
+  if (out.startsWith("acted "))
+    return `it reached its deadline first and acted: ${remoteText(out.slice(6), 200)}`;
+  if (out.startsWith("acting "))
+    return `it reached its deadline first and is still acting (pid ${remoteText(out.slice(7), 20)})`;
+  return remoteText(out, 200);
+}
+async function inspectLbWatchdog(host, stateDir) {
+  const out = await sh3(host, LB_INSPECT_SCRIPT, [lbWatchdogDir(stateDir)]);
+  if (out === "absent") return null;
+  const state = { running: false, token: null, result: null, log: [] };
+  for (const line2 of out.split("\n")) {
+    const [key, ...rest] = line2.split(" ");
+    const value = rest.join(" ");
+    if (key === "running") state.running = true;
+    else if (key === "token") state.token = value || null;
+    else if (key === "result") state.result = value || null;
+    else if (key === "log") state.log.push(value);
+  }
+  return state;
+}
+
 // src/strategies/upstream/nginx-dump.ts
 var LOG_FORMAT_VALUE = LOG_FORMAT.slice(1, -1).replaceAll("\\t", "	");
 function parseDump(dump) {
@@ -49855,6 +50169,13 @@ var LoadBalancer = class _LoadBalancer {
     this.current = current;
     this.original = original;
     this.inherited = inherited;
+    if (o.watchdog)
+      this.watchdog = new LbWatchdog(host, master, {
+        ...o.watchdog,
+        file: o.file,
+        stateDir: o.stateDir,
+        note: o.note
+      });
   }
   host;
   o;
@@ -49867,6 +50188,7 @@ var LoadBalancer = class _LoadBalancer {
   inherited;
   current;
   queue = Promise.resolve();
+  watchdog;
   run(argv, timeoutMs = 6e4) {
     return this.host.run(argv, { sudo: this.host.sudo, timeoutMs });
   }
@@ -49942,6 +50264,8 @@ If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/$
     if (Buffer.byteLength(text2) > MAX_FILE)
       throw new LoadBalancerError(`${this.o.file} would be larger than ${MAX_FILE} bytes`);
     if (this.timeline.length === 0 && !this.inherited) await this.save(ORIGINAL, this.original.text);
+    const nextSha = createHash3("sha256").update(text2).digest("hex");
+    await this.watchdog?.beforeWrite(this.original, this.o.name, text2, nextSha);
     const sha = await this.write(text2, before.sha);
     this.current = { file: parseManagedFile(text2, this.o.name), sha };
     const testArgv = configTest(this.master.exe, this.master.configArgs);
@@ -50021,6 +50345,10 @@ If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/$
   /** The run is over and every server is back: the next run starts from the file as it is. */
   async settled() {
     await this.run(removeState(this.o.stateDir, ORIGINAL));
+  }
+  /** The run ends (settled or not): its watchdog on the load balancer stands down. */
+  async close() {
+    await this.watchdog?.disarm();
   }
 };
 function describeState(s) {
@@ -50455,6 +50783,13 @@ function upstreamPlan(s) {
     }
   };
 }
+async function reportEarlierWatchdog(lbHost, dir, log) {
+  const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null);
+  if (!wd?.result || wd.running) return;
+  const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`;
+  if (wd.result.trim() === "restored") log.info(message);
+  else log.warn(message, { host: lbHost.name, step: "preflight" });
+}
 async function openUpstream(s, o) {
   const u = s.upstream;
   const lbHost = await o.connect(u.host);
@@ -50477,8 +50812,10 @@ async function openUpstream(s, o) {
       pollMs: s.pollIntervalMs,
       reloadTimeoutMs: s.startTimeoutMs,
       needLog: canary && u.canaryDurationMs > 0,
-      note: (m) => o.log.info(`${lbHost.name} [load balancer] ${m}`)
+      note: (m) => o.log.info(`${lbHost.name} [load balancer] ${m}`),
+      ...s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {}
     });
+    await reportEarlierWatchdog(lbHost, dir, o.log);
     if (lb.inherited)
       o.log.warn(
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
@@ -50508,6 +50845,7 @@ async function openUpstream(s, o) {
       lb,
       lbHost,
       async finish({ settled }) {
+        await lb.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
         if (settled) await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
         await held.release();
         await lbHost.close();
@@ -51009,6 +51347,12 @@ var INPUTS = [
     name: "max-error-rate",
     description: "Strategy upstream: the share of the canary's tries through the load balancer that may fail (5xx, or nginx moved on to another server) during canary-duration; above it the canary is rolled back.",
     default: "1%",
+    required: false
+  },
+  {
+    name: "upstream-watchdog-lease",
+    description: "Strategy upstream, with watchdog: true: how long the load balancer's watchdog waits without word from the run (renewed every third of it) before it puts the upstream block back as the run found it. Default: 2m.",
+    default: "",
     required: false
   }
 ];
@@ -52107,8 +52451,11 @@ async function recoverUpstream(s, o) {
       }
       throw e;
     }
+    let lb;
     try {
-      const lb = await LoadBalancer.open(lbHost, {
+      const wd = await disarmLbWatchdog(lbHost, dir, o.token);
+      if (wd !== "absent") o.log.info(`${lbHost.name}: the run's watchdog on the load balancer: ${wd}`);
+      lb = await LoadBalancer.open(lbHost, {
         file: u.file,
         name: u.name,
         pidFile: s.pidFile,
@@ -52116,7 +52463,8 @@ async function recoverUpstream(s, o) {
         pollMs: s.pollIntervalMs,
         reloadTimeoutMs: s.startTimeoutMs,
         needLog: false,
-        note: (m) => o.log.info(`${lbHost.name} [post] ${m}`)
+        note: (m) => o.log.info(`${lbHost.name} [post] ${m}`),
+        ...s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {}
       });
       if (!lb.inherited) return out;
       const plan = upstreamPlan(s);
@@ -52145,6 +52493,7 @@ async function recoverUpstream(s, o) {
       if (out.left.length === 0) await lb.settled();
       return out;
     } finally {
+      await lb?.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
       await lock.release();
     }
   } finally {

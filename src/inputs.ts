@@ -362,6 +362,13 @@ export const INPUTS: readonly InputSpec[] = [
       "Strategy upstream: the share of the canary's tries through the load balancer that may fail (5xx, or nginx moved on to another server) during canary-duration; above it the canary is rolled back.",
     default: '1%',
     required: false
+  },
+  {
+    name: 'upstream-watchdog-lease',
+    description:
+      "Strategy upstream, with watchdog: true: how long the load balancer's watchdog waits without word from the run (renewed every third of it) before it puts the upstream block back as the run found it. Default: 2m.",
+    default: '',
+    required: false
   }
 ]
 

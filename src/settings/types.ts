@@ -18,6 +18,8 @@ export interface UpstreamSettings {
   canaryDurationMs: number
   /** A share, 0..1. */
   maxErrorRate: number
+  /** How long the load balancer's watchdog waits without word from the run (upstream-watchdog-lease). */
+  watchdogLeaseMs: number
 }
 export type DrainTimeoutAction = 'rollback' | 'proceed'
 

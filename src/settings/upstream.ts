@@ -22,7 +22,7 @@ export function upstreamSettings(
   if (s.strategy !== 'upstream') {
     // canary-duration has a default (0s) that GitHub and the CLI pass along with every run: only a
     // value other than no duration at all says the user meant the upstream strategy.
-    for (const name of [...UPSTREAM_INPUTS, 'canary-duration'])
+    for (const name of [...UPSTREAM_INPUTS, 'canary-duration', 'upstream-watchdog-lease'])
       if (line(read, name) !== undefined && !(name === 'canary-duration' && noDuration(line(read, name)!)))
         throw new SettingsError(
           name,
@@ -90,7 +90,8 @@ export function upstreamSettings(
     restartCommand: text(read, 'restart-command')!,
     canaryWeight: integer(read, 'canary-weight', 1, 1, 1000),
     canaryDurationMs,
-    maxErrorRate
+    maxErrorRate,
+    watchdogLeaseMs: duration(read, 'upstream-watchdog-lease', '2m', 5000)
   }
 }
 

@@ -104,10 +104,12 @@ export interface UpstreamSandboxOptions {
   backends: number
   /** nginx's proxy_next_upstream on the load balancer (default: error timeout http_500 http_502 http_503). */
   nextUpstream?: string
+  /** The hosts' network (sandbox.sh --net), default 127.0.0. */
+  net?: string
 }
 
 export async function upstreamSandbox(o: UpstreamSandboxOptions): Promise<UpstreamSandbox> {
-  const sb = o.sandboxUp({ first: o.first, count: o.backends + 1 })
+  const sb = o.sandboxUp({ first: o.first, count: o.backends + 1, ...(o.net ? { net: o.net } : {}) })
   const [lb, ...backends] = sb.hosts as [SandboxHost, ...SandboxHost[]]
   const builds = fs.mkdtempSync(path.join(os.tmpdir(), 'zd-builds-'))
   const template = fs.readFileSync(path.join(here(), 'upstream', 'app.py'), 'utf8')

@@ -6,12 +6,14 @@
  * changes from hosts running in parallel go through one queue, each re-applied to the file as it
  * is then, so two hosts never overwrite each other's line.
  */
+import { createHash } from 'node:crypto'
 import { check, type Host } from '../../host/host.js'
 import { formatDuration } from '../../duration.js'
 import { acceptingWorkers, isAlive, liveChildren, probe, waitUntilSoon } from './deps.js'
 import * as cmd from './lb-commands.js'
 import { LoadBalancerError, type Master, readFile, readMaster } from './lb-read.js'
 import { BackendTraffic } from './lb-traffic.js'
+import { LbWatchdog } from './lb-watchdog.js'
 import {
   findServer,
   parseManagedFile,
@@ -37,6 +39,8 @@ export interface LoadBalancerOptions {
   /** The canary is measured: the configuration must write the zerodown access log. */
   needLog: boolean
   note: (message: string) => void
+  /** Arm a watchdog on the load balancer before the first change (lb-watchdog.ts): this run's token, its lease. */
+  watchdog?: { token: string; leaseMs: number }
 }
 
 /** One change of a server's state, for the job summary's timeline. */
@@ -59,6 +63,7 @@ export class LoadBalancer {
   readonly inherited: boolean
   private current: { file: ManagedFile; sha: string }
   private queue: Promise<unknown> = Promise.resolve()
+  private readonly watchdog?: LbWatchdog
 
   private constructor(
     readonly host: Host,
@@ -73,6 +78,13 @@ export class LoadBalancer {
     this.current = current
     this.original = original
     this.inherited = inherited
+    if (o.watchdog)
+      this.watchdog = new LbWatchdog(host, master, {
+        ...o.watchdog,
+        file: o.file,
+        stateDir: o.stateDir,
+        note: o.note
+      })
   }
 
   private run(argv: string[], timeoutMs = 60_000) {
@@ -165,6 +177,8 @@ export class LoadBalancer {
       throw new LoadBalancerError(`${this.o.file} would be larger than ${MAX_FILE} bytes`)
     // The first change of a run keeps the file as found, for a later run or the post step.
     if (this.timeline.length === 0 && !this.inherited) await this.save(ORIGINAL, this.original.text)
+    const nextSha = createHash('sha256').update(text).digest('hex')
+    await this.watchdog?.beforeWrite(this.original, this.o.name, text, nextSha)
     const sha = await this.write(text, before.sha)
     this.current = { file: parseManagedFile(text, this.o.name), sha }
     const testArgv = cmd.configTest(this.master.exe, this.master.configArgs)
@@ -255,6 +269,11 @@ export class LoadBalancer {
   /** The run is over and every server is back: the next run starts from the file as it is. */
   async settled(): Promise<void> {
     await this.run(cmd.removeState(this.o.stateDir, ORIGINAL))
+  }
+
+  /** The run ends (settled or not): its watchdog on the load balancer stands down. */
+  async close(): Promise<void> {
+    await this.watchdog?.disarm()
   }
 }
 

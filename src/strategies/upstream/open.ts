@@ -13,6 +13,8 @@ import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'
 import { LoadBalancer } from './load-balancer.js'
 import { checkPlan, serverAddress } from './plan-check.js'
+import { inspectLbWatchdog, lbWatchdogDir } from './lb-watchdog.js'
+import { remoteText } from './remote-text.js'
 import type { UpstreamPlan } from './parts.js'
 
 export interface UpstreamRun {
@@ -47,6 +49,15 @@ export function upstreamPlan(s: Settings): UpstreamPlan {
   }
 }
 
+/** What the load balancer's watchdog of a vanished run did (its note stays until the next arm). */
+async function reportEarlierWatchdog(lbHost: Host, dir: string, log: Logger): Promise<void> {
+  const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null)
+  if (!wd?.result || wd.running) return
+  const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`
+  if (wd.result.trim() === 'restored') log.info(message)
+  else log.warn(message, { host: lbHost.name, step: 'preflight' })
+}
+
 export async function openUpstream(
   s: Settings,
   o: {
@@ -79,8 +90,10 @@ export async function openUpstream(
       pollMs: s.pollIntervalMs,
       reloadTimeoutMs: s.startTimeoutMs,
       needLog: canary && u.canaryDurationMs > 0,
-      note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`)
+      note: m => o.log.info(`${lbHost.name} [load balancer] ${m}`),
+      ...(s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {})
     })
+    await reportEarlierWatchdog(lbHost, dir, o.log)
     if (lb.inherited)
       o.log.warn(
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
@@ -113,6 +126,7 @@ export async function openUpstream(
       lb,
       lbHost,
       async finish({ settled }) {
+        await lb.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         if (settled) await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         await held.release()
         await lbHost.close()

@@ -10,6 +10,7 @@ import { HostLock, LockHeldError, type LockOwner } from '../../safety/lock.js'
 import type { HostTarget, Settings } from '../../settings.js'
 import { healthGate } from './deps.js'
 import { describeState, LoadBalancer } from './load-balancer.js'
+import { disarmLbWatchdog } from './lb-watchdog.js'
 import { upstreamPlan, upstreamStateDir } from './open.js'
 import { serverAddress } from './plan-check.js'
 
@@ -45,8 +46,13 @@ export async function recoverUpstream(
       }
       throw e
     }
+    let lb: LoadBalancer | undefined
     try {
-      const lb = await LoadBalancer.open(lbHost, {
+      // The run's watchdog stands down first, so that the two never act at once (when it acted
+      // already, this waits for it, and the file is read as it left it).
+      const wd = await disarmLbWatchdog(lbHost, dir, o.token)
+      if (wd !== 'absent') o.log.info(`${lbHost.name}: the run's watchdog on the load balancer: ${wd}`)
+      lb = await LoadBalancer.open(lbHost, {
         file: u.file,
         name: u.name,
         pidFile: s.pidFile,
@@ -54,7 +60,8 @@ export async function recoverUpstream(
         pollMs: s.pollIntervalMs,
         reloadTimeoutMs: s.startTimeoutMs,
         needLog: false,
-        note: m => o.log.info(`${lbHost.name} [post] ${m}`)
+        note: m => o.log.info(`${lbHost.name} [post] ${m}`),
+        ...(s.watchdog ? { watchdog: { token: o.token, leaseMs: u.watchdogLeaseMs } } : {})
       })
       if (!lb.inherited) return out
       const plan = upstreamPlan(s)
@@ -83,6 +90,7 @@ export async function recoverUpstream(
       if (out.left.length === 0) await lb.settled()
       return out
     } finally {
+      await lb?.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
       await lock.release()
     }
   } finally {
