@@ -16,6 +16,11 @@ export interface RunOptions {
   sudo?: boolean
   /** Fails with CommandTimeoutError after this long. Default 60s. */
   timeoutMs?: number
+  /**
+   * Run on an SSH channel of its own (same connection), not queued behind the commands of the
+   * host's shell: the deploy lock's lease renewals, which a long health command must not hold up.
+   */
+  aside?: boolean
 }
 
 export interface HttpResponse {
