@@ -73,7 +73,13 @@ describe('lock: never lost by a run that lives; a run that lost it stops', () =>
     const h = sb.hosts[0]!
     const a = await connect(h)
     const path = '/var/lib/zerodown/starve/lock'
-    const lock = await HostLock.acquire(a, { path, token: 'busy', leaseMs: 5000, owner: alice, renewEveryMs: 1000 })
+    const lock = await HostLock.acquire(a, {
+      path,
+      token: 'busy',
+      leaseMs: 5000,
+      owner: alice,
+      renewEveryMs: 1000
+    })
     let busy = true
     // The holder's shell is busy for 12 s, more than twice the lease.
     const long = a.run(['sleep', '12']).finally(() => (busy = false))

@@ -46685,6 +46685,50 @@ ${tail2}`;
   }
 };
 
+// src/host/aside.ts
+var LIMIT = 65536;
+var BoundedText = class {
+  chunks = [];
+  size = 0;
+  push(d) {
+    if (this.size >= LIMIT) return;
+    this.chunks.push(d);
+    this.size += d.length;
+  }
+  text() {
+    return Buffer.concat(this.chunks).subarray(0, LIMIT).toString("utf8");
+  }
+};
+function runAside(connection, hostName, line2, timeoutMs) {
+  return new Promise((resolve2, reject) => {
+    connection.exec("exec /bin/sh", (err, channel) => {
+      if (err) {
+        reject(new ConnectionLostError(hostName, `cannot open a channel: ${err.message}`));
+        return;
+      }
+      const out = new BoundedText();
+      const errText = new BoundedText();
+      let code = null;
+      const timer = setTimeout(() => {
+        reject(new CommandTimeoutError(hostName, line2, timeoutMs));
+        channel.close();
+      }, timeoutMs);
+      channel.on("data", (d) => out.push(d));
+      channel.stderr.on("data", (d) => errText.push(d));
+      channel.on("exit", (c) => code = c);
+      channel.on("close", () => {
+        clearTimeout(timer);
+        if (code === null)
+          reject(new ConnectionLostError(hostName, "the channel closed before the command ended"));
+        else resolve2({ stdout: out.text(), stderr: errText.text(), code });
+      });
+      channel.end(`( ${line2}
+) </dev/null
+`);
+    });
+  });
+}
+
 // src/host/trace.ts
 var sink;
 function setTrace(fn) {
@@ -46795,18 +46839,6 @@ ${head.mark}`);
       this.begin();
       p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
     }
-  }
-};
-var BoundedText = class {
-  chunks = [];
-  size = 0;
-  push(d) {
-    if (this.size >= 65536) return;
-    this.chunks.push(d);
-    this.size += d.length;
-  }
-  text() {
-    return Buffer.concat(this.chunks).subarray(0, 65536).toString("utf8");
   }
 };
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -47001,45 +47033,12 @@ var SshHost = class _SshHost {
     const result = await traced(
       this.name,
       `$ ${line2}${options.aside ? " (own channel)" : ""}`,
-      () => options.aside ? this.runAside(line2, timeoutMs) : this.shell.run(line2, timeoutMs),
+      () => options.aside ? runAside(this.ssh.connection, this.name, line2, timeoutMs) : this.shell.run(line2, timeoutMs),
       (r) => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ""}`
     );
     if (options.sudo && result.code !== 0 && /password is required|a terminal is required/.test(result.stderr))
       throw new SudoPasswordError(this.name);
     return result;
-  }
-  /**
-   * One command on a channel of its own: `/bin/sh` reads the line from stdin (so no login shell
-   * parses it, as for the shared shell), and the channel closes when it ends. Output is bounded.
-   */
-  runAside(line2, timeoutMs) {
-    const connection = this.ssh.connection;
-    return new Promise((resolve2, reject) => {
-      connection.exec("exec /bin/sh", (err, channel) => {
-        if (err) {
-          reject(new ConnectionLostError(this.name, `cannot open a channel: ${err.message}`));
-          return;
-        }
-        const out = new BoundedText();
-        const errText = new BoundedText();
-        let code = null;
-        const timer = setTimeout(() => {
-          reject(new CommandTimeoutError(this.name, line2, timeoutMs));
-          channel.close();
-        }, timeoutMs);
-        channel.on("data", (d) => out.push(d));
-        channel.stderr.on("data", (d) => errText.push(d));
-        channel.on("exit", (c) => code = c);
-        channel.on("close", () => {
-          clearTimeout(timer);
-          if (code === null) reject(new ConnectionLostError(this.name, "the channel closed before the command ended"));
-          else resolve2({ stdout: out.text(), stderr: errText.text(), code });
-        });
-        channel.end(`( ${line2}
-) </dev/null
-`);
-      });
-    });
   }
   async upload(localPath, remotePath2, onProgress) {
     await this.ensureOpen();
@@ -48065,14 +48064,18 @@ function expiry(h, path) {
   const byHand = `remove it by hand once you are sure: rm -r -- '${path.replaceAll("'", `'\\''`)}'`;
   if (h.futureMs === void 0)
     return `its lease was renewed ${formatDuration(h.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(Math.max(0, h.leaseMs - h.ageMs))} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
-  const seen = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `;
+  let msg = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `;
   if (h.redated)
-    return seen + `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
-  return seen + `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: if that run is gone, ${byHand}`;
+    msg += `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
+  else
+    msg += `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: if that run is gone, ${byHand}`;
+  return msg;
 }
 var LockHeldError = class extends Error {
   constructor(host, path, holder) {
-    super(`${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`);
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`
+    );
     this.host = host;
     this.path = path;
     this.holder = holder;

@@ -1,8 +1,8 @@
 /**
  * The one real Host: one SSH connection per host (node-ssh / ssh2), reused for every step, with
- * one long-lived `sh` channel that commands are fed to (and a short-lived channel of its own for a
- * command that must not wait behind them: the deploy lock's lease renewals). Nagle is turned off: a round trip then
- * costs about 1 ms instead of 40-140 ms (see shared/PROTOCOL.md).
+ * one long-lived `sh` channel that commands are fed to (and a short-lived channel of its own for
+ * a command that must not wait behind them: the deploy lock's lease renewals). Nagle is turned
+ * off: a round trip then costs about 1 ms instead of 40-140 ms (see shared/PROTOCOL.md).
  */
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
@@ -22,6 +22,7 @@ import {
 } from './host.js'
 import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
 import { OutputReader } from './output-reader.js'
+import { runAside } from './aside.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
 
@@ -153,20 +154,6 @@ class RemoteShell {
       this.begin()
       p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) })
     }
-  }
-}
-
-/** The first 64 KB of a stream (a command run aside prints a few lines). */
-class BoundedText {
-  private chunks: Buffer[] = []
-  private size = 0
-  push(d: Buffer): void {
-    if (this.size >= 65536) return
-    this.chunks.push(d)
-    this.size += d.length
-  }
-  text(): string {
-    return Buffer.concat(this.chunks).subarray(0, 65536).toString('utf8')
   }
 }
 
@@ -428,7 +415,10 @@ export class SshHost implements Host {
     const result = await traced(
       this.name,
       `$ ${line}${options.aside ? ' (own channel)' : ''}`,
-      () => (options.aside ? this.runAside(line, timeoutMs) : this.shell!.run(line, timeoutMs)),
+      () =>
+        options.aside
+          ? runAside(this.ssh!.connection!, this.name, line, timeoutMs)
+          : this.shell!.run(line, timeoutMs),
       r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
     )
     if (
@@ -438,38 +428,6 @@ export class SshHost implements Host {
     )
       throw new SudoPasswordError(this.name)
     return result
-  }
-
-  /**
-   * One command on a channel of its own: `/bin/sh` reads the line from stdin (so no login shell
-   * parses it, as for the shared shell), and the channel closes when it ends. Output is bounded.
-   */
-  private runAside(line: string, timeoutMs: number): Promise<ExecResult> {
-    const connection = this.ssh!.connection!
-    return new Promise<ExecResult>((resolve, reject) => {
-      connection.exec('exec /bin/sh', (err, channel) => {
-        if (err) {
-          reject(new ConnectionLostError(this.name, `cannot open a channel: ${err.message}`))
-          return
-        }
-        const out = new BoundedText()
-        const errText = new BoundedText()
-        let code: number | null = null
-        const timer = setTimeout(() => {
-          reject(new CommandTimeoutError(this.name, line, timeoutMs))
-          channel.close()
-        }, timeoutMs)
-        channel.on('data', (d: Buffer) => out.push(d))
-        channel.stderr.on('data', (d: Buffer) => errText.push(d))
-        channel.on('exit', (c: number | null) => (code = c))
-        channel.on('close', () => {
-          clearTimeout(timer)
-          if (code === null) reject(new ConnectionLostError(this.name, 'the channel closed before the command ended'))
-          else resolve({ stdout: out.text(), stderr: errText.text(), code })
-        })
-        channel.end(`( ${line}\n) </dev/null\n`)
-      })
-    })
   }
 
   async upload(

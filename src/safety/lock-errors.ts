@@ -27,20 +27,16 @@ function expiry(h: LockHolder, path: string): string {
       `Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(Math.max(0, h.leaseMs - h.ageMs))} from now ` +
       `(lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`
     )
-  const seen =
-    `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since ` +
-    `(or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `
+  let msg = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `
   if (h.redated)
-    return (
-      seen +
+    msg +=
       `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); ` +
       `if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`
-    )
-  return (
-    seen +
-    `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: ` +
-    `if that run is gone, ${byHand}`
-  )
+  else
+    msg +=
+      `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: ` +
+      `if that run is gone, ${byHand}`
+  return msg
 }
 
 /** Another deploy holds the host's lock, and its lease has not run out. */
@@ -50,7 +46,9 @@ export class LockHeldError extends Error {
     readonly path: string,
     readonly holder: LockHolder
   ) {
-    super(`${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`)
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`
+    )
     this.name = 'LockHeldError'
   }
 }
@@ -66,7 +64,9 @@ export class LockLostError extends Error {
     readonly holder: LockHolder | null,
     leaseMs: number
   ) {
-    const who = holder ? `another run holds it now: ${describeHolder(holder)}` : 'nobody holds it now (it was removed)'
+    const who = holder
+      ? `another run holds it now: ${describeHolder(holder)}`
+      : 'nobody holds it now (it was removed)'
     super(
       `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. ` +
         `Stopping here and rolling back, so that two runs never change the host at once. ` +
