@@ -151,7 +151,8 @@ if mkdir -- "$d/decided" 2>/dev/null; then
   p=$(readpid "$d/pid")
   is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
   end=$(( $(date +%s) + 3 ))
-  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$(readpid "$d/pid")" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  # Until the process itself is gone (it removes its pid file just before it exits).
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
   echo "decided $v (still exiting)"; exit 0
 fi
 r=$(cat -- "$d/result" 2>/dev/null)
