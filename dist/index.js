@@ -48155,7 +48155,7 @@ echo held; show
 `.replaceAll("@{", "${");
 var RENEW = String.raw`
 [ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
-touch -- "$1/owner" && echo renewed
+touch -c -- "$1/owner" && echo renewed
 `;
 var RELEASE = String.raw`
 [ -d "$1" ] || { echo absent; exit 0; }
@@ -48263,6 +48263,8 @@ var HostLock = class _HostLock {
   timer = null;
   released = false;
   renewing = null;
+  /** release() began: no renewal starts, and none reports a loss. */
+  stopping = false;
   /** When the lock was taken over from a run whose lease had run out: that run. */
   tookOverFrom;
   /** Set when a renewal found the lock in other hands. */
@@ -48319,9 +48321,10 @@ var HostLock = class _HostLock {
     return this.renewing;
   }
   async renewOnce() {
-    if (this.released || this.lost) return "lost";
+    if (this.stopping || this.lost) return "lost";
     const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true);
     if (out[0] === "renewed") return "renewed";
+    if (this.stopping) return "lost";
     this.lost = true;
     this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null;
     this.options.warn?.(
@@ -48345,6 +48348,8 @@ var HostLock = class _HostLock {
   async release() {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopping = true;
+    await this.renewing?.catch(() => void 0);
     if (this.released) return "released";
     try {
       const out = await releaseLock(this.host, this.options.path, this.options.token);

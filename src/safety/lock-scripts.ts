@@ -55,7 +55,7 @@ echo held; show
 // $1 lock dir, $2 token. When the lock is in other hands: `lost`, then its owner file.
 export const RENEW = String.raw`
 [ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
-touch -- "$1/owner" && echo renewed
+touch -c -- "$1/owner" && echo renewed
 `
 export const RELEASE = String.raw`
 [ -d "$1" ] || { echo absent; exit 0; }

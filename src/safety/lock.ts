@@ -185,6 +185,8 @@ export class HostLock {
   private timer: NodeJS.Timeout | null = null
   private released = false
   private renewing: Promise<'renewed' | 'lost'> | null = null
+  /** release() began: no renewal starts, and none reports a loss. */
+  private stopping = false
   /** When the lock was taken over from a run whose lease had run out: that run. */
   tookOverFrom?: LockHolder
   /** Set when a renewal found the lock in other hands. */
@@ -255,9 +257,10 @@ export class HostLock {
   }
 
   private async renewOnce(): Promise<'renewed' | 'lost'> {
-    if (this.released || this.lost) return 'lost'
+    if (this.stopping || this.lost) return 'lost'
     const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true)
     if (out[0] === 'renewed') return 'renewed'
+    if (this.stopping) return 'lost' // released meanwhile: not a loss
     this.lost = true
     this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null
     this.options.warn?.(
@@ -285,6 +288,10 @@ export class HostLock {
   async release(): Promise<'released' | 'absent' | 'not-ours' | 'error'> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
+    this.stopping = true
+    // A renewal runs on its own channel: let it end first, so that it never touches a lock
+    // that the release is removing.
+    await this.renewing?.catch(() => undefined)
     if (this.released) return 'released'
     try {
       const out = await releaseLock(this.host, this.options.path, this.options.token)
