@@ -76,6 +76,38 @@ describe('engine: one host', () => {
     expect(log.lines).toContain('warn: zd@fake:22: store unreachable')
   })
 
+  it('asks the checkpoint before every step, never during the rollback; a throw there rolls back before the step runs', async () => {
+    const { calls, step } = scripted()
+    const log = logger()
+    let lost = false
+    const spec: RunSpec = {
+      steps: [
+        step('preflight', 'prepare'),
+        step('swap', 'change', { run: async () => void (lost = true) }),
+        step('health', 'change'),
+        step('quit', 'commit')
+      ],
+      checkpoint: async s => {
+        calls.push(`checkpoint ${s.name}`)
+        if (lost) throw new Error('zd@fake:22: this run lost the deploy lock')
+      }
+    }
+    const r = await new HostRun(host, spec, { log }).run()
+    expect(calls).toEqual([
+      'checkpoint preflight',
+      'preflight',
+      'checkpoint swap',
+      'swap',
+      'checkpoint health',
+      // health never started: nothing of it to undo
+      'undo swap',
+      'undo preflight'
+    ])
+    expect(r.result).toBe('rolled-back')
+    expect(r.failedStep).toBe('health')
+    expect(r.error).toBe('zd@fake:22: this run lost the deploy lock')
+  })
+
   it('undoes in reverse order on a failure: rolled-back once something served changed', async () => {
     const { calls, step } = scripted()
     const spec: RunSpec = {

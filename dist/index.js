@@ -41711,7 +41711,7 @@ var HostRun = class {
     return step.report ?? step.name;
   }
   /** One report entry: its record, its log group, its steps; true when a step ended the run. */
-  async entry(name, steps) {
+  async entry(name, steps, rollback = false) {
     const record = new EntryRecord(this.report, this.host.name, this.log, name);
     let ended = null;
     try {
@@ -41719,6 +41719,7 @@ var HostRun = class {
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
           this.checkCancel(step, name);
+          if (!rollback) await this.spec.checkpoint?.(step);
           ended = await this.guarded(step, name, record.note);
           if (ended !== null) return;
         }
@@ -41790,7 +41791,7 @@ var HostRun = class {
         onCancel: "finish",
         run: (ctx) => runUndos(undos, changed, ctx, (m) => this.log.warn(`${this.host.name}: ${m}`))
       };
-      await this.entry(entry, [step]);
+      await this.entry(entry, [step], true);
       this.report.result = changed ? "rolled-back" : "failed";
     } catch (e) {
       this.report.result = "failed";
@@ -43451,7 +43452,7 @@ async function startAgain(s, ctx, intervalMs) {
 
 // src/supervisors/haproxy/watchdog.ts
 var SCRIPT = String.raw`
-hx_kids() { for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; echo $k; done; }
+hx_kids() { alive "$1" || return 0; for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; echo $k; done; }
 hx_runs_live() { [ "$(stat -L -c %d:%i "/proc/$1/exe" 2>/dev/null)" = "$(stat -L -c %d:%i -- "$live" 2>/dev/null)" ]; }
 hx_reloading() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qx -- '-sf'; }
 
@@ -43463,7 +43464,7 @@ revert_processes() {
   fi
   if processes_ok && [ -z "$o" ] && hx_runs_live "$old"; then log "the master $old and its workers run the old binary already"; return 0; fi
   hx_before=" $(hx_kids "$old" | tr '\n' ' ') "
-  if kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
+  if alive "$old" && kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
   i=0; while [ $i -lt 150 ]; do processes_ok && break; nap; i=$((i+1)); done
 }
 
@@ -44275,6 +44276,7 @@ var SCRIPT2 = String.raw`
 # Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
 kids() {
   want=$1
+  alive "$want" || return 0
   for f in /proc/[0-9]*/stat; do
     s=; { read -r s < "$f"; } 2>/dev/null || continue
     c=@{f#/proc/}; c=@{c%/stat}
@@ -44299,7 +44301,7 @@ revert_processes() {
   fi
   # 1. The old master serves again: HUP brings its workers back when WINCH took them away.
   if [ -z "$(of_kind "$old" worker)" ]; then
-    if kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
+    if alive "$old" && kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
     i=0; while [ $i -lt 50 ] && [ -z "$(of_kind "$old" worker)" ]; do nap; i=$((i+1)); done
     nap; nap
   fi
@@ -44927,6 +44929,7 @@ var TableflipHost = class {
 var SCRIPT3 = String.raw`
 # Live children of $1, space-separated.
 tf_kids() {
+  alive "$1" || return 0
   o=; for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; o="$o $k"; done
   r=; for k in $o; do alive "$k" && r="$r@{r:+ }$k"; done; echo "$r"
 }
@@ -46738,6 +46741,50 @@ ${tail2}`;
   }
 };
 
+// src/host/aside.ts
+var LIMIT = 65536;
+var BoundedText = class {
+  chunks = [];
+  size = 0;
+  push(d) {
+    if (this.size >= LIMIT) return;
+    this.chunks.push(d);
+    this.size += d.length;
+  }
+  text() {
+    return Buffer.concat(this.chunks).subarray(0, LIMIT).toString("utf8");
+  }
+};
+function runAside(connection, hostName, line2, timeoutMs) {
+  return new Promise((resolve2, reject) => {
+    connection.exec("exec /bin/sh", (err, channel) => {
+      if (err) {
+        reject(new ConnectionLostError(hostName, `cannot open a channel: ${err.message}`));
+        return;
+      }
+      const out = new BoundedText();
+      const errText = new BoundedText();
+      let code = null;
+      const timer = setTimeout(() => {
+        reject(new CommandTimeoutError(hostName, line2, timeoutMs));
+        channel.close();
+      }, timeoutMs);
+      channel.on("data", (d) => out.push(d));
+      channel.stderr.on("data", (d) => errText.push(d));
+      channel.on("exit", (c) => code = c);
+      channel.on("close", () => {
+        clearTimeout(timer);
+        if (code === null)
+          reject(new ConnectionLostError(hostName, "the channel closed before the command ended"));
+        else resolve2({ stdout: out.text(), stderr: errText.text(), code });
+      });
+      channel.end(`( ${line2}
+) </dev/null
+`);
+    });
+  });
+}
+
 // src/host/trace.ts
 var sink;
 function setTrace(fn) {
@@ -47036,10 +47083,11 @@ var SshHost = class _SshHost {
     const words = options.sudo ? ["sudo", "-n", "--", ...argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
+    const timeoutMs = options.timeoutMs ?? 6e4;
     const result = await traced(
       this.name,
-      `$ ${line2}`,
-      () => this.shell.run(line2, options.timeoutMs ?? 6e4),
+      `$ ${line2}${options.aside ? " (own channel)" : ""}`,
+      () => options.aside ? runAside(this.ssh.connection, this.name, line2, timeoutMs) : this.shell.run(line2, timeoutMs),
       (r) => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ""}`
     );
     if (options.sudo && result.code !== 0 && /password is required|a terminal is required/.test(result.stderr))
@@ -48093,6 +48141,62 @@ import { randomBytes as randomBytes4 } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 import { posix as posix4 } from "node:path";
 
+// src/safety/lock-errors.ts
+function describeHolder(h) {
+  const parts = [];
+  const run3 = [h.runId, h.runAttempt].filter(Boolean).join(".");
+  parts.push(
+    `${h.repository ?? "a run"}${run3 ? ` run ${run3}` : ""}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ""})` : ""}`
+  );
+  if (h.runUrl) parts.push(h.runUrl);
+  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`);
+  if (h.ref) parts.push(h.ref);
+  if (h.actor) parts.push(`by ${h.actor}`);
+  if (h.runner) parts.push(`from ${h.runner}`);
+  if (h.since) parts.push(`since ${h.since}`);
+  return parts.join(", ");
+}
+function expiry(h, path) {
+  const byHand = `remove it by hand once you are sure: rm -r -- '${path.replaceAll("'", `'\\''`)}'`;
+  if (h.futureMs === void 0)
+    return `its lease was renewed ${formatDuration(h.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(Math.max(0, h.leaseMs - h.ageMs))} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
+  let msg = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `;
+  if (h.redated)
+    msg += `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
+  else
+    msg += `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: if that run is gone, ${byHand}`;
+  return msg;
+}
+var LockHeldError = class extends Error {
+  constructor(host, path, holder) {
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`
+    );
+    this.host = host;
+    this.path = path;
+    this.holder = holder;
+    this.name = "LockHeldError";
+  }
+  host;
+  path;
+  holder;
+};
+var LockLostError = class extends Error {
+  constructor(host, path, holder, leaseMs) {
+    const who = holder ? `another run holds it now: ${describeHolder(holder)}` : "nobody holds it now (it was removed)";
+    super(
+      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`
+    );
+    this.host = host;
+    this.path = path;
+    this.holder = holder;
+    this.name = "LockLostError";
+  }
+  host;
+  path;
+  holder;
+};
+
 // src/safety/lock-scripts.ts
 var ACQUIRE = String.raw`
 d=$1 tok=$2 lease=$3; shift 3
@@ -48119,6 +48223,17 @@ if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -
 [ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
 cur=$(owner_of "$d")
 if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
+now=$(date +%s)
+m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+if [ "$m" -gt "$now" ]; then
+  # Renewed "in the future": the host's clock was set back since (or the time was set by hand), so
+  # the lease's age cannot be told and it would never run out. Date it to the host's clock now:
+  # a live holder renews it anyway; a gone one loses it one lease from now.
+  r=not-redated
+  if [ -f "$d/owner" ] && [ "$(owner_of "$d")" = "$cur" ] && touch -c -- "$d/owner" 2>/dev/null; then r=redated; fi
+  echo "held-future $r"; echo "age=$((now - m))"; cat -- "$d/owner" 2>/dev/null | head -n 40
+  exit 0
+fi
 if expired; then
   # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
   if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
@@ -48135,8 +48250,8 @@ fi
 echo held; show
 `.replaceAll("@{", "${");
 var RENEW = String.raw`
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; exit 0; }
-touch -- "$1/owner" && echo renewed
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
+touch -c -- "$1/owner" && echo renewed
 `;
 var RELEASE = String.raw`
 [ -d "$1" ] || { echo absent; exit 0; }
@@ -48215,43 +48330,15 @@ function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
     leaseMs: /^\d+$/.test(kv.get("lease") ?? "") ? Number(kv.get("lease")) * 1e3 : fallbackLeaseMs,
     ageMs: Math.max(0, ageSeconds) * 1e3
   };
+  if (ageSeconds < 0) holder.futureMs = -ageSeconds * 1e3;
   for (const [key, name] of OWNER_KEYS) {
     const v = kv.get(name);
     if (v !== void 0) holder[key] = v;
   }
   return holder;
 }
-function describeHolder(h) {
-  const parts = [];
-  const run3 = [h.runId, h.runAttempt].filter(Boolean).join(".");
-  parts.push(
-    `${h.repository ?? "a run"}${run3 ? ` run ${run3}` : ""}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ""})` : ""}`
-  );
-  if (h.runUrl) parts.push(h.runUrl);
-  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`);
-  if (h.ref) parts.push(h.ref);
-  if (h.actor) parts.push(`by ${h.actor}`);
-  if (h.runner) parts.push(`from ${h.runner}`);
-  if (h.since) parts.push(`since ${h.since}`);
-  return parts.join(", ");
-}
-var LockHeldError = class extends Error {
-  constructor(host, path, holder) {
-    const left = Math.max(0, holder.leaseMs - holder.ageMs);
-    super(
-      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; its lease was renewed ${formatDuration(holder.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(left)} from now (lock-lease ${formatDuration(holder.leaseMs)}) and is then taken over, or remove it by hand once you are sure: rm -r -- '${path}'`
-    );
-    this.host = host;
-    this.path = path;
-    this.holder = holder;
-    this.name = "LockHeldError";
-  }
-  host;
-  path;
-  holder;
-};
-async function sh(host, script2, args) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4 });
+async function sh(host, script2, args, aside = false) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
   if (r.code !== 0)
     throw new Error(
       `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -48276,10 +48363,15 @@ var HostLock = class _HostLock {
   options;
   timer = null;
   released = false;
+  renewing = null;
+  /** release() began: no renewal starts, and none reports a loss. */
+  stopping = false;
   /** When the lock was taken over from a run whose lease had run out: that run. */
   tookOverFrom;
   /** Set when a renewal found the lock in other hands. */
   lost = false;
+  /** Who held the lock when it was found lost (null: nobody, it was removed). */
+  lostTo = null;
   get path() {
     return this.options.path;
   }
@@ -48288,7 +48380,7 @@ var HostLock = class _HostLock {
     const lock = new _HostLock(host, options);
     const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1e3)));
     const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
-    const status = out[0] ?? "";
+    const status = (out[0] ?? "").replace(/^held-future .*/, "held-future");
     if (status === "acquired" || status === "ours") {
       lock.startRenewing();
       return lock;
@@ -48300,6 +48392,11 @@ var HostLock = class _HostLock {
       );
       lock.startRenewing();
       return lock;
+    }
+    if (status === "held-future") {
+      const holder = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
+      holder.redated = out[0] === "held-future redated";
+      throw new LockHeldError(host.name, options.path, holder);
     }
     if (status === "held")
       throw new LockHeldError(
@@ -48316,23 +48413,44 @@ var HostLock = class _HostLock {
     this.timer = setInterval(() => void this.renew().catch(() => void 0), every);
     this.timer.unref();
   }
-  /** Touches the lease. A lost connection is retried at the next tick; a lock in other hands is reported once. */
-  async renew() {
-    if (this.released) return "lost";
-    const out = await sh(this.host, RENEW, [this.options.path, this.options.token]);
+  /**
+   * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
+   * lock in other hands is reported once and remembered (check() then throws).
+   */
+  renew() {
+    this.renewing ??= this.renewOnce().finally(() => this.renewing = null);
+    return this.renewing;
+  }
+  async renewOnce() {
+    if (this.stopping || this.lost) return "lost";
+    const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true);
     if (out[0] === "renewed") return "renewed";
-    if (!this.lost) {
-      this.lost = true;
-      this.options.warn?.(
-        `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run (its lease ran out and another run took it over)`
-      );
-    }
+    if (this.stopping) return "lost";
+    this.lost = true;
+    this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null;
+    this.options.warn?.(
+      `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run: ` + (this.lostTo ? `another run holds it now (${describeHolder(this.lostTo)})` : "it was removed")
+    );
     return "lost";
+  }
+  /** Throws LockLostError when a renewal found the lock in other hands. */
+  check() {
+    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs);
+  }
+  /**
+   * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
+   * loss: the step that follows meets the lost connection and the engine reconnects.
+   */
+  async verify() {
+    await this.renew().catch(() => void 0);
+    this.check();
   }
   /** Releases the lock if this run still holds it. Never throws. */
   async release() {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopping = true;
+    await this.renewing?.catch(() => void 0);
     if (this.released) return "released";
     try {
       const out = await releaseLock(this.host, this.options.path, this.options.token);
@@ -48367,11 +48485,29 @@ alive() {
   case $s in Z*|X*) return 1;; esac
   return 0
 }
+# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
+# names one process for good: a pid used again by another process has another start time.
+starttime() {
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  set -- $s
+  echo "@{20}"
+}
 is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
 `.replaceAll("@{", "${");
 function watchdogScript(part, binaryFirst = false) {
   return (HELPERS + String.raw`
-d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7
+d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
+# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
+# and its pid names another process, alive says no, so nothing signals that process (or its children).
+proc_alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
 trap '' HUP INT
 # USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
 trap ':' USR1
@@ -48392,6 +48528,9 @@ restore_binary() {
 }
 ` + part.script + String.raw`
 rollback() {
+  if proc_alive "$old" && ! alive "$old"; then
+    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
+  fi
   ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
   cur=$(sha_of "$live")
   if processes_ok && [ "$cur" = "$sha" ]; then
@@ -48403,7 +48542,7 @@ rollback() {
 }
 
 echo "$$" > "$d/pid"
-log "armed for old pid $old (pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat "$d/verdict" 2>/dev/null)
@@ -48425,6 +48564,9 @@ done
 }
 var LAUNCH_SCRIPT = HELPERS + String.raw`
 wd=$1 d=$2 tok=$3 lease=$4; shift 4
+# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
+st=$(starttime "$2")
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
 mkdir -p -- "$d" || exit 1
 p=$(readpid "$d/pid")
 if is_watchdog "$p"; then
@@ -48438,9 +48580,9 @@ printf '%s\n' "$tok" > "$d/token"
 echo $(( $(date +%s) + lease )) > "$d/deadline"
 printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
 if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
 else
-  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
 fi
 end=$(( $(date +%s) + 10 ))
 while [ "$(date +%s)" -le "$end" ]; do
@@ -48458,7 +48600,8 @@ if mkdir -- "$d/decided" 2>/dev/null; then
   p=$(readpid "$d/pid")
   is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
   end=$(( $(date +%s) + 3 ))
-  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$(readpid "$d/pid")" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  # Until the process itself is gone (it removes its pid file just before it exits).
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
   echo "decided $v (still exiting)"; exit 0
 fi
 r=$(cat -- "$d/result" 2>/dev/null)
@@ -48662,7 +48805,7 @@ function releaseLockSettle(s, journal) {
         if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
         else if (how === "not-ours")
           log.warn(
-            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
           );
         else if (how === "error") phase = "locked";
       }
@@ -48815,7 +48958,24 @@ function safeguard(plan, o, journal) {
   steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
   steps = beforeStage(steps, "commit", confirmStep(s, o, journal));
   const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];
-  return { steps, settle, observers: [holdObserver(s, o, journal)], repair: () => plan.repair() };
+  return {
+    steps,
+    settle,
+    observers: [holdObserver(s, o, journal)],
+    checkpoint: lockCheckpoint(s),
+    repair: () => plan.repair()
+  };
+}
+function lockCheckpoint(s) {
+  const asked = /* @__PURE__ */ new Set();
+  return async (step) => {
+    if (!s.lock) return;
+    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
+    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
+      asked.add(moment);
+      await s.lock.verify();
+    } else s.lock.check();
+  };
 }
 
 // src/safety/journal.ts

@@ -36,6 +36,11 @@ export interface RunSpec {
   settle?: readonly Settle[]
   /** Told of every phase change, in order; must not throw (the journal, a heartbeat). */
   observers?: readonly ((phase: RunPhase, report: HostReport) => void)[]
+  /**
+   * Before each step of the run (never of its rollback): a throw fails that step and the run rolls
+   * back (a deploy lock found in other hands).
+   */
+  checkpoint?(step: Step): Promise<void>
   /** After a rollback that failed: the host's state (first line, `# state: ...`) and the commands that repair it. */
   repair?(): Promise<string[]>
 }
@@ -225,7 +230,7 @@ export class HostRun {
   }
 
   /** One report entry: its record, its log group, its steps; true when a step ended the run. */
-  private async entry(name: string, steps: readonly Step[]): Promise<boolean> {
+  private async entry(name: string, steps: readonly Step[], rollback = false): Promise<boolean> {
     const record = new EntryRecord(this.report, this.host.name, this.log, name)
     let ended: string | null = null
     try {
@@ -233,6 +238,7 @@ export class HostRun {
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
           this.checkCancel(step, name)
+          if (!rollback) await this.spec.checkpoint?.(step)
           ended = await this.guarded(step, name, record.note)
           if (ended !== null) return
         }
@@ -309,7 +315,7 @@ export class HostRun {
         onCancel: 'finish',
         run: ctx => runUndos(undos, changed, ctx, m => this.log.warn(`${this.host.name}: ${m}`))
       }
-      await this.entry(entry, [step])
+      await this.entry(entry, [step], true)
       this.report.result = changed ? 'rolled-back' : 'failed'
     } catch (e) {
       this.report.result = 'failed'

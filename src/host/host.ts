@@ -21,6 +21,11 @@ export interface RunOptions {
    * `masterExeRun` (host/trust.ts) gave after checking the file's owner: see `refuseUnclearedExe`.
    */
   exe?: object
+  /**
+   * Run on an SSH channel of its own (same connection), not queued behind the commands of the
+   * host's shell: the deploy lock's lease renewals, which a long health command must not hold up.
+   */
+  aside?: boolean
 }
 
 export interface HttpResponse {

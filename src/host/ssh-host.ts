@@ -1,7 +1,8 @@
 /**
  * The one real Host: one SSH connection per host (node-ssh / ssh2), reused for every step, with
- * one long-lived `sh` channel that commands are fed to. Nagle is turned off: a round trip then
- * costs about 1 ms instead of 40-140 ms (see shared/PROTOCOL.md).
+ * one long-lived `sh` channel that commands are fed to (and a short-lived channel of its own for
+ * a command that must not wait behind them: the deploy lock's lease renewals). Nagle is turned
+ * off: a round trip then costs about 1 ms instead of 40-140 ms (see shared/PROTOCOL.md).
  */
 import { randomBytes } from 'node:crypto'
 import http from 'node:http'
@@ -21,6 +22,7 @@ import {
 } from './host.js'
 import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
 import { OutputReader } from './output-reader.js'
+import { runAside } from './aside.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
 import { refuseUnclearedExe } from './trust.js'
@@ -411,10 +413,14 @@ export class SshHost implements Host {
     const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()
+    const timeoutMs = options.timeoutMs ?? 60_000
     const result = await traced(
       this.name,
-      `$ ${line}`,
-      () => this.shell!.run(line, options.timeoutMs ?? 60_000),
+      `$ ${line}${options.aside ? ' (own channel)' : ''}`,
+      () =>
+        options.aside
+          ? runAside(this.ssh!.connection!, this.name, line, timeoutMs)
+          : this.shell!.run(line, timeoutMs),
       r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
     )
     if (

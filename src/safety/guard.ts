@@ -2,7 +2,7 @@
  * What keeps a host from being left half-upgraded, as steps around a strategy's own:
  *
  * - the deploy lock (lock.ts): taken first (in pre-flight's entry), renewed while the host's run
- *   lasts, released when the run settles;
+ *   lasts (a run that lost it stops at its next step and rolls back), released when the run settles;
  * - the watchdog (watchdog.ts): armed before the cut-over (undo: disarm), confirmed before the
  *   commit, given time while the run rolls back, extended while the host is held;
  * - the journal (journal.ts): each host's phase, for the post step.
@@ -60,5 +60,28 @@ export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): R
   steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal))
   steps = beforeStage(steps, 'commit', confirmStep(s, o, journal))
   const settle: Settle[] = [disarmSettle(s, o), releaseLockSettle(s, journal)]
-  return { steps, settle, observers: [holdObserver(s, o, journal)], repair: () => plan.repair() }
+  return {
+    steps,
+    settle,
+    observers: [holdObserver(s, o, journal)],
+    checkpoint: lockCheckpoint(s),
+    repair: () => plan.repair()
+  }
+}
+
+/**
+ * A run whose lock went to another run stops at its next step and rolls back. The renewals'
+ * word is enough between steps; the cut-over and the commit start only once the host said again
+ * that the lock is ours (one round trip each, on the renewals' own channel).
+ */
+function lockCheckpoint(s: HostSafety): (step: Step) => Promise<void> {
+  const asked = new Set<string>()
+  return async step => {
+    if (!s.lock) return
+    const moment = step.stage === 'ready' || step.stage === 'change' ? 'cut-over' : step.stage
+    if ((moment === 'cut-over' || moment === 'commit') && !asked.has(moment)) {
+      asked.add(moment)
+      await s.lock.verify()
+    } else s.lock.check()
+  }
 }

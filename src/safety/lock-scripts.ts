@@ -25,6 +25,17 @@ if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -
 [ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
 cur=$(owner_of "$d")
 if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
+now=$(date +%s)
+m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+if [ "$m" -gt "$now" ]; then
+  # Renewed "in the future": the host's clock was set back since (or the time was set by hand), so
+  # the lease's age cannot be told and it would never run out. Date it to the host's clock now:
+  # a live holder renews it anyway; a gone one loses it one lease from now.
+  r=not-redated
+  if [ -f "$d/owner" ] && [ "$(owner_of "$d")" = "$cur" ] && touch -c -- "$d/owner" 2>/dev/null; then r=redated; fi
+  echo "held-future $r"; echo "age=$((now - m))"; cat -- "$d/owner" 2>/dev/null | head -n 40
+  exit 0
+fi
 if expired; then
   # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
   if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
@@ -41,10 +52,10 @@ fi
 echo held; show
 `.replaceAll('@{', '${')
 
-// $1 lock dir, $2 token
+// $1 lock dir, $2 token. When the lock is in other hands: `lost`, then its owner file.
 export const RENEW = String.raw`
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; exit 0; }
-touch -- "$1/owner" && echo renewed
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
+touch -c -- "$1/owner" && echo renewed
 `
 export const RELEASE = String.raw`
 [ -d "$1" ] || { echo absent; exit 0; }

@@ -112,7 +112,7 @@ export function releaseLockSettle(s: HostSafety, journal: Journal): Settle {
         if (how === 'released') log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`)
         else if (how === 'not-ours')
           log.warn(
-            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (its lease ran out)`
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
           )
         else if (how === 'error') phase = 'locked' // the post step releases it
       }

@@ -11,7 +11,10 @@ import { hostname, userInfo } from 'node:os'
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
 import { formatDuration } from '../duration.js'
+import { describeHolder, LockHeldError, LockLostError } from './lock-errors.js'
 import { ACQUIRE, INSPECT, RELEASE, RENEW } from './lock-scripts.js'
+
+export { describeHolder, LockHeldError, LockLostError }
 
 /** Who runs a deploy, as the lock shows it to a second one. */
 export interface LockOwner {
@@ -37,6 +40,13 @@ export interface LockHolder extends LockOwner {
   leaseMs: number
   /** Time since the holder last renewed the lease (the host's clock). */
   ageMs: number
+  /**
+   * When the lease was renewed "in the future" of the host's clock (set back since, or the file's
+   * time set by hand): how far ahead. Its age cannot be told then; ageMs is 0.
+   */
+  futureMs?: number
+  /** A future-dated lease that this run dated to the host's clock now (it runs out one lease later). */
+  redated?: boolean
 }
 
 export interface LockOptions {
@@ -128,6 +138,7 @@ function parseHolder(lines: string[], fallbackLeaseMs: number, ageSeconds: numbe
     leaseMs: /^\d+$/.test(kv.get('lease') ?? '') ? Number(kv.get('lease')) * 1000 : fallbackLeaseMs,
     ageMs: Math.max(0, ageSeconds) * 1000
   }
+  if (ageSeconds < 0) holder.futureMs = -ageSeconds * 1000
   for (const [key, name] of OWNER_KEYS) {
     const v = kv.get(name)
     if (v !== undefined) holder[key] = v
@@ -135,43 +146,9 @@ function parseHolder(lines: string[], fallbackLeaseMs: number, ageSeconds: numbe
   return holder
 }
 
-/** "octo/app run 123.1 (https://...), commit abc123456789, by alice, since 2024-...". */
-export function describeHolder(h: LockHolder): string {
-  const parts: string[] = []
-  const run = [h.runId, h.runAttempt].filter(Boolean).join('.')
-  parts.push(
-    `${h.repository ?? 'a run'}${run ? ` run ${run}` : ''}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ''})` : ''}`
-  )
-  if (h.runUrl) parts.push(h.runUrl)
-  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`)
-  if (h.ref) parts.push(h.ref)
-  if (h.actor) parts.push(`by ${h.actor}`)
-  if (h.runner) parts.push(`from ${h.runner}`)
-  if (h.since) parts.push(`since ${h.since}`)
-  return parts.join(', ')
-}
-
-/** Another deploy holds the host's lock, and its lease has not run out. */
-export class LockHeldError extends Error {
-  constructor(
-    readonly host: string,
-    readonly path: string,
-    readonly holder: LockHolder
-  ) {
-    const left = Math.max(0, holder.leaseMs - holder.ageMs)
-    super(
-      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ` +
-        `its lease was renewed ${formatDuration(holder.ageMs)} ago. Nothing was changed on this host. ` +
-        `Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(left)} from now ` +
-        `(lock-lease ${formatDuration(holder.leaseMs)}) and is then taken over, or remove it by hand once you are sure: rm -r -- '${path}'`
-    )
-    this.name = 'LockHeldError'
-  }
-}
-
 // $1 lock dir, $2 token, $3 lease seconds, then owner lines (key=value).
-async function sh(host: Host, script: string, args: string[]): Promise<string[]> {
-  const r = await host.run(['sh', '-c', script, 'sh', ...args], { sudo: host.sudo, timeoutMs: 30_000 })
+async function sh(host: Host, script: string, args: string[], aside = false): Promise<string[]> {
+  const r = await host.run(['sh', '-c', script, 'sh', ...args], { sudo: host.sudo, timeoutMs: 30_000, aside })
   if (r.code !== 0)
     throw new Error(
       `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -195,14 +172,27 @@ export async function readLock(
   return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]))
 }
 
-/** A held deploy lock; renews its lease until released. */
+/**
+ * A held deploy lock; renews its lease until released. Renewals run on an SSH channel of their
+ * own (same connection): in the host's shell they would wait behind a health command longer than
+ * the lease, and a second run would take the lock over from a run that lives. The other way out,
+ * leases measured on the host's clock for both runs, is how the lease is already read (mtime
+ * against the host's `date`); it tells nothing about a holder whose renewals are stuck in a queue.
+ * A renewal on its own channel fails only when the connection is gone, i.e. when the run cannot
+ * act on the host anyway: then the lease runs out, as it should.
+ */
 export class HostLock {
   private timer: NodeJS.Timeout | null = null
   private released = false
+  private renewing: Promise<'renewed' | 'lost'> | null = null
+  /** release() began: no renewal starts, and none reports a loss. */
+  private stopping = false
   /** When the lock was taken over from a run whose lease had run out: that run. */
   tookOverFrom?: LockHolder
   /** Set when a renewal found the lock in other hands. */
   lost = false
+  /** Who held the lock when it was found lost (null: nobody, it was removed). */
+  lostTo: LockHolder | null = null
 
   private constructor(
     readonly host: Host,
@@ -218,7 +208,7 @@ export class HostLock {
     const lock = new HostLock(host, options)
     const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1000)))
     const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)])
-    const status = out[0] ?? ''
+    const status = (out[0] ?? '').replace(/^held-future .*/, 'held-future')
     if (status === 'acquired' || status === 'ours') {
       lock.startRenewing()
       return lock
@@ -232,6 +222,11 @@ export class HostLock {
       )
       lock.startRenewing()
       return lock
+    }
+    if (status === 'held-future') {
+      const holder = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
+      holder.redated = out[0] === 'held-future redated'
+      throw new LockHeldError(host.name, options.path, holder)
     }
     if (status === 'held')
       throw new LockHeldError(
@@ -252,24 +247,51 @@ export class HostLock {
     this.timer.unref()
   }
 
-  /** Touches the lease. A lost connection is retried at the next tick; a lock in other hands is reported once. */
-  async renew(): Promise<'renewed' | 'lost'> {
-    if (this.released) return 'lost'
-    const out = await sh(this.host, RENEW, [this.options.path, this.options.token])
+  /**
+   * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
+   * lock in other hands is reported once and remembered (check() then throws).
+   */
+  renew(): Promise<'renewed' | 'lost'> {
+    this.renewing ??= this.renewOnce().finally(() => (this.renewing = null))
+    return this.renewing
+  }
+
+  private async renewOnce(): Promise<'renewed' | 'lost'> {
+    if (this.stopping || this.lost) return 'lost'
+    const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true)
     if (out[0] === 'renewed') return 'renewed'
-    if (!this.lost) {
-      this.lost = true
-      this.options.warn?.(
-        `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run (its lease ran out and another run took it over)`
-      )
-    }
+    if (this.stopping) return 'lost' // released meanwhile: not a loss
+    this.lost = true
+    this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null
+    this.options.warn?.(
+      `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run: ` +
+        (this.lostTo ? `another run holds it now (${describeHolder(this.lostTo)})` : 'it was removed')
+    )
     return 'lost'
+  }
+
+  /** Throws LockLostError when a renewal found the lock in other hands. */
+  check(): void {
+    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs)
+  }
+
+  /**
+   * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
+   * loss: the step that follows meets the lost connection and the engine reconnects.
+   */
+  async verify(): Promise<void> {
+    await this.renew().catch(() => undefined)
+    this.check()
   }
 
   /** Releases the lock if this run still holds it. Never throws. */
   async release(): Promise<'released' | 'absent' | 'not-ours' | 'error'> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
+    this.stopping = true
+    // A renewal runs on its own channel: let it end first, so that it never touches a lock
+    // that the release is removing.
+    await this.renewing?.catch(() => undefined)
     if (this.released) return 'released'
     try {
       const out = await releaseLock(this.host, this.options.path, this.options.token)

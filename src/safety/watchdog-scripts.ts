@@ -15,6 +15,14 @@ alive() {
   case $s in Z*|X*) return 1;; esac
   return 0
 }
+# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
+# names one process for good: a pid used again by another process has another start time.
+starttime() {
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  set -- $s
+  echo "@{20}"
+}
 is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
 `.replaceAll('@{', '${')
 
@@ -23,12 +31,23 @@ is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/nul
  * processes_ok, see WatchdogPart). Positional parameters (never interpolated):
  *   $1 state dir  $2 token  $3 pid file  $4 old pid  $5 live binary path
  *   $6 kept binary path (the old binary)  $7 sha256 of the old binary
+ *   $8 the old server's start time (field 22 of /proc/PID/stat, read by LAUNCH_SCRIPT when arming)
  */
 export function watchdogScript(part: WatchdogPart, binaryFirst = false): string {
   return (
     HELPERS +
     String.raw`
-d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7
+d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
+# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
+# and its pid names another process, alive says no, so nothing signals that process (or its children).
+proc_alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
 trap '' HUP INT
 # USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
 trap ':' USR1
@@ -51,6 +70,9 @@ restore_binary() {
     part.script +
     String.raw`
 rollback() {
+  if proc_alive "$old" && ! alive "$old"; then
+    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
+  fi
   ${binaryFirst ? 'restore_binary; revert_processes' : 'revert_processes; restore_binary'}
   cur=$(sha_of "$live")
   if processes_ok && [ "$cur" = "$sha" ]; then
@@ -62,7 +84,7 @@ rollback() {
 }
 
 echo "$$" > "$d/pid"
-log "armed for old pid $old (pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat "$d/verdict" 2>/dev/null)
@@ -89,6 +111,9 @@ export const LAUNCH_SCRIPT =
   HELPERS +
   String.raw`
 wd=$1 d=$2 tok=$3 lease=$4; shift 4
+# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
+st=$(starttime "$2")
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
 mkdir -p -- "$d" || exit 1
 p=$(readpid "$d/pid")
 if is_watchdog "$p"; then
@@ -102,9 +127,9 @@ printf '%s\n' "$tok" > "$d/token"
 echo $(( $(date +%s) + lease )) > "$d/deadline"
 printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
 if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
 else
-  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" </dev/null >>"$d/log" 2>&1 &
+  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
 fi
 end=$(( $(date +%s) + 10 ))
 while [ "$(date +%s)" -le "$end" ]; do
@@ -126,7 +151,8 @@ if mkdir -- "$d/decided" 2>/dev/null; then
   p=$(readpid "$d/pid")
   is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
   end=$(( $(date +%s) + 3 ))
-  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$(readpid "$d/pid")" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  # Until the process itself is gone (it removes its pid file just before it exits).
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
   echo "decided $v (still exiting)"; exit 0
 fi
 r=$(cat -- "$d/result" 2>/dev/null)

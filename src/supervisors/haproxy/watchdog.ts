@@ -7,7 +7,7 @@
 import type { WatchdogPart } from '../supervisor.js'
 
 const SCRIPT = String.raw`
-hx_kids() { for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; echo $k; done; }
+hx_kids() { alive "$1" || return 0; for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; echo $k; done; }
 hx_runs_live() { [ "$(stat -L -c %d:%i "/proc/$1/exe" 2>/dev/null)" = "$(stat -L -c %d:%i -- "$live" 2>/dev/null)" ]; }
 hx_reloading() { tr '\0' '\n' < "/proc/$1/cmdline" 2>/dev/null | grep -qx -- '-sf'; }
 
@@ -19,7 +19,7 @@ revert_processes() {
   fi
   if processes_ok && [ -z "$o" ] && hx_runs_live "$old"; then log "the master $old and its workers run the old binary already"; return 0; fi
   hx_before=" $(hx_kids "$old" | tr '\n' ' ') "
-  if kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
+  if alive "$old" && kill -s USR2 "$old" 2>/dev/null; then log "sent USR2 to the master $old: it reloads the old binary"; fi
   i=0; while [ $i -lt 150 ]; do processes_ok && break; nap; i=$((i+1)); done
 }
 

@@ -9,6 +9,7 @@ const SCRIPT = String.raw`
 # Children of $1, one "<pid> <kind>" per line; kind: worker (accepting), draining, master (anything else).
 kids() {
   want=$1
+  alive "$want" || return 0
   for f in /proc/[0-9]*/stat; do
     s=; { read -r s < "$f"; } 2>/dev/null || continue
     c=@{f#/proc/}; c=@{c%/stat}
@@ -33,7 +34,7 @@ revert_processes() {
   fi
   # 1. The old master serves again: HUP brings its workers back when WINCH took them away.
   if [ -z "$(of_kind "$old" worker)" ]; then
-    if kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
+    if alive "$old" && kill -s HUP "$old" 2>/dev/null; then log "sent HUP to the old master $old: its workers return"; fi
     i=0; while [ $i -lt 50 ] && [ -z "$(of_kind "$old" worker)" ]; do nap; i=$((i+1)); done
     nap; nap
   fi

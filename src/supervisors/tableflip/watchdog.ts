@@ -16,6 +16,7 @@ import type { WatchdogPart } from '../supervisor.js'
 const SCRIPT = String.raw`
 # Live children of $1, space-separated.
 tf_kids() {
+  alive "$1" || return 0
   o=; for c in /proc/$1/task/*/children; do k=; read -r k 2>/dev/null < "$c"; o="$o $k"; done
   r=; for k in $o; do alive "$k" && r="$r@{r:+ }$k"; done; echo "$r"
 }
