@@ -11,7 +11,7 @@ import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'
 import { cancelOnSignals, perform } from './app.js'
 import { envName, helpText, inputReader, parseArgs, UsageError, type CliArgs } from './cli-args.js'
-import type { RolloutResult } from './fleet/tally.js'
+import { succeeded, type RolloutResult } from './fleet/tally.js'
 import { setTrace } from './host/trace.js'
 import { contextFromEnv, outputsOf, summaryMarkdown } from './report/index.js'
 import { terminalLogger, textReport } from './report/terminal.js'
@@ -62,12 +62,14 @@ export async function cli(
     )
   let run: RolloutResult
   let rollbackWorkflow: string | undefined
+  let wanted = { mode: 'deploy', hold: false }
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
     const settings = readSettings(inputReader(args, io.env), io.env)
     rollbackWorkflow = settings.rollbackWorkflow
+    wanted = settings
     run = await perform(settings, log, { signal: controller.signal })
   } catch (e) {
     if (e instanceof SettingsError || e instanceof UsageError) return fail(2, (e as Error).message)
@@ -79,5 +81,5 @@ export async function cli(
     writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
   else io.out.write(`\n${stripTerminal(textReport(run))}`)
-  return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
+  return succeeded(run, wanted) ? 0 : 1
 }

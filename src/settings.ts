@@ -7,8 +7,9 @@ import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
 import { redactUrls } from './remote-text.js'
 import { parsePercent } from './strategies/upstream/error-rate.js'
 import { isVersionText } from './releases/versions.js'
+import { applyHold, MODES, type HoldSettings } from './settings/hold.js'
 
-export type Mode = 'deploy' | 'rollback'
+export type Mode = (typeof MODES)[number]
 export type StrategyId = 'hot-upgrade' | 'upstream'
 
 /** Strategy upstream: traffic shifting through an nginx load balancer. */
@@ -60,7 +61,7 @@ export interface HostTarget {
   label: string
 }
 
-export interface Settings {
+export interface Settings extends HoldSettings {
   hosts: HostTarget[]
   privateKey?: string
   passphrase?: string
@@ -504,7 +505,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     throw new SettingsError('user', `'${user}' is not a valid user name`, 'Use letters, digits, _ . -')
   const port = integer(read, 'port', 22, 1, 65535)
   const hosts = hostList(read, user, port)
-  const mode = oneOf(read, 'mode', ['deploy', 'rollback'] as const, 'deploy')
+  const mode = oneOf(read, 'mode', MODES, 'deploy')
   const supervisor = oneOf(read, 'supervisor', SUPERVISORS, 'nginx')
 
   const settings: Settings = {
@@ -557,7 +558,9 @@ export function readSettings(read: InputReader, env: Record<string, string | und
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
     watchdog: bool(read, 'watchdog', true),
-    strategy: 'hot-upgrade'
+    strategy: 'hot-upgrade',
+    hold: false,
+    holdTimeoutMs: 0
   }
   settings.strategy = oneOf(read, 'strategy', ['hot-upgrade', 'upstream'] as const, 'hot-upgrade')
   settings.upstream = upstreamSettings(read, settings, user, port)
@@ -578,6 +581,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
         ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
         : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
+  applyHold(read, settings)
   checkCombinations(settings)
   checkPins(settings)
   return settings

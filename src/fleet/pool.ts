@@ -7,13 +7,14 @@ import { formatDuration } from '../duration.js'
 import type { Printer } from './host-log.js'
 import { passed, untouched, type Slot } from './slot.js'
 
-export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release'
+export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release' | 'hold'
 
 const PHASE_NAMES: Record<Exclude<Phase, 'run'>, string> = {
   prestage: 'pre-staging',
   commit: 'commit',
   abort: 'fleet rollback',
-  release: 'pre-staged file removed'
+  release: 'pre-staged file removed',
+  hold: 'left held'
 }
 
 export class Pool {

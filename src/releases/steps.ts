@@ -242,7 +242,7 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
 /** The store's options from the settings and this run's environment (GITHUB_SHA, ...). */
 export function releaseOptions(settings: Settings, env: Record<string, string | undefined>): ReleaseOptions {
   return {
-    mode: settings.mode,
+    mode: settings.mode === 'rollback' ? 'rollback' : 'deploy',
     releaseDir: settings.releaseDir,
     keepReleases: settings.keepReleases,
     version: settings.version,
