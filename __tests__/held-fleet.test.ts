@@ -134,6 +134,9 @@ describe('held fleet', () => {
       for (const h of sb.hosts) expectOriginal(h, before.get(h.address)!)
     } finally {
       const done = await Promise.all(loads.map(l => l.stop()))
+      done.forEach((r, i) =>
+        console.log(describeLoad(`held fleet: a failed shard, then abort, host ${i + 1}`, r))
+      )
       done.forEach((r, i) => {
         expect([sb.hosts[i]!.address, describeLoad('load', r), r.failed]).toEqual([
           sb.hosts[i]!.address,

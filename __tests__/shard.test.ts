@@ -23,8 +23,23 @@ const hosts = (n: number) => Array.from({ length: n }, (_, i) => `web${i + 1}`)
 
 describe('shard slicing', () => {
   it.each([
-    [10, 3, [['web1', 'web2', 'web3', 'web4'], ['web5', 'web6', 'web7'], ['web8', 'web9', 'web10']]],
-    [4, 2, [['web1', 'web2'], ['web3', 'web4']]],
+    [
+      10,
+      3,
+      [
+        ['web1', 'web2', 'web3', 'web4'],
+        ['web5', 'web6', 'web7'],
+        ['web8', 'web9', 'web10']
+      ]
+    ],
+    [
+      4,
+      2,
+      [
+        ['web1', 'web2'],
+        ['web3', 'web4']
+      ]
+    ],
     [5, 5, [['web1'], ['web2'], ['web3'], ['web4'], ['web5']]],
     [3, 1, [['web1', 'web2', 'web3']]]
   ])('%d hosts in %d shards: contiguous slices in the order given', (n, count, want) => {
@@ -64,7 +79,10 @@ describe('shard slicing', () => {
 describe('refusals', () => {
   it.each([
     [{ shard: 'two of three' }, "Input 'shard': 'two of three' is not i/n"],
-    [{ hosts: 'web1\nweb2', shard: '1/3' }, "Input 'shard': '1/3' asks for 3 shards but hosts lists 2 host(s)"],
+    [
+      { hosts: 'web1\nweb2', shard: '1/3' },
+      "Input 'shard': '1/3' asks for 3 shards but hosts lists 2 host(s)"
+    ],
     [{ hold: 'maybe' }, "Input 'hold': 'maybe' is not a boolean"],
     [{ hold: 'true', 'hold-timeout': 'soon' }, "Input 'hold-timeout': 'soon' is not a duration"],
     [{ hold: 'true', 'hold-timeout': '200h' }, "Input 'hold-timeout': "],
@@ -73,9 +91,15 @@ describe('refusals', () => {
     [{ hold: 'true', 'rollback-fleet': 'false' }, "Input 'hold': is true but rollback-fleet is false"],
     [{ mode: 'commit' }, "Input 'binary': is set but mode is commit"],
     [{ mode: 'finish', binary: '' }, "Input 'mode'"],
-    [{ hold: 'true', supervisor: 'tableflip', 'pid-file': '/run/app.pid' }, "Input 'hold': is true but tableflip"],
+    [
+      { hold: 'true', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
+      "Input 'hold': is true but tableflip"
+    ],
     [{ hold: 'true', supervisor: 'haproxy' }, "Input 'hold': is true but HAProxy"],
-    [{ mode: 'abort', binary: '', supervisor: 'tableflip', 'pid-file': '/run/app.pid' }, "Input 'mode': abort finishes held hosts, and tableflip (Go hand-over) cannot hold any"]
+    [
+      { mode: 'abort', binary: '', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
+      "Input 'mode': abort finishes held hosts, and tableflip (Go hand-over) cannot hold any"
+    ]
   ])('%j', (over, message) => {
     expect(errorOf(over).message).toContain(message)
   })
@@ -149,7 +173,11 @@ describe('held record', () => {
     ['another version', JSON.stringify({ ...good, version: 2 }), 'version 2'],
     ['pid 1', JSON.stringify({ ...good, old: { ...good.old, pid: 1 } }), 'processes'],
     ['one pid for both', JSON.stringify({ ...good, new: { ...good.new, pid: 100 } }), 'processes'],
-    ['a start time that is not a number', JSON.stringify({ ...good, old: { ...good.old, startTime: '1;id' } }), 'processes'],
+    [
+      'a start time that is not a number',
+      JSON.stringify({ ...good, old: { ...good.old, startTime: '1;id' } }),
+      'processes'
+    ],
     ['a relative path', JSON.stringify({ ...good, livePath: 'nginx' }), 'path'],
     ['a .. path', JSON.stringify({ ...good, previousPath: '/usr/../tmp/x' }), 'path'],
     ['a token with a space', JSON.stringify({ ...good, token: 'a b' }), 'token'],

@@ -45341,10 +45341,13 @@ async function finishCommit(host, rec, settings, log, label) {
     await store.saveAndPrune(markLive(withRelease(state, release), rec.newBinarySha256, at2), o.keepReleases);
     log.info(`${label}: release store ${store.dir}: ${rec.newVersion ?? "the new release"} recorded as live`);
   } catch (e) {
-    log.warn(`${label}: committed, but the release store could not record the new release: ${e.message}`, {
-      host: label,
-      step: "record"
-    });
+    log.warn(
+      `${label}: committed, but the release store could not record the new release: ${e.message}`,
+      {
+        host: label,
+        step: "record"
+      }
+    );
   }
 }
 
@@ -45372,12 +45375,15 @@ function parseHeld(text2) {
   } catch {
     return { problem: "it is not JSON" };
   }
-  if (typeof v !== "object" || v === null || v.kind !== HELD_KIND) return { problem: "it is not a zerodown held record" };
-  if (v.version !== HELD_VERSION) return { problem: `its version ${String(v.version)} is not ${HELD_VERSION}` };
+  if (typeof v !== "object" || v === null || v.kind !== HELD_KIND)
+    return { problem: "it is not a zerodown held record" };
+  if (v.version !== HELD_VERSION)
+    return { problem: `its version ${String(v.version)} is not ${HELD_VERSION}` };
   const old = heldProcess(v.old);
   const neu = heldProcess(v.new);
   const strings = ["token", "run", "host", "supervisor", "heldAt", "deadline"];
-  if (!old || !neu || old.pid === neu.pid) return { problem: "its processes are not pid, start time and sha256" };
+  if (!old || !neu || old.pid === neu.pid)
+    return { problem: "its processes are not pid, start time and sha256" };
   if (strings.some((k) => typeof v[k] !== "string" || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
     return { problem: "a text field is missing or malformed" };
   if (!/^[A-Za-z0-9._:-]{1,200}$/.test(v.token)) return { problem: "its token is malformed" };
@@ -45407,11 +45413,19 @@ done
 `;
 async function readProcesses(host, pids) {
   const r = await host.run(["sh", "-c", PROC_SCRIPT, "sh", ...pids.map(String)], { sudo: host.sudo });
-  if (r.code !== 0) throw new Error(`cannot read processes ${pids.join(", ")}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `cannot read the held processes ${pids.join(", ")}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
   const out = new Map(pids.map((p) => [p, null]));
   for (const line2 of r.stdout.split("\n")) {
     const m = /^(\d+) alive (\d+) ([0-9a-f]{64}|-) ?(.*)$/.exec(line2.trim());
-    if (m) out.set(Number(m[1]), { startTime: m[2], sha256: m[3] === "-" ? null : m[3], exe: m[4].replace(/ \(deleted\)$/, "") });
+    if (m)
+      out.set(Number(m[1]), {
+        startTime: m[2],
+        sha256: m[3] === "-" ? null : m[3],
+        exe: m[4].replace(/ \(deleted\)$/, "")
+      });
   }
   return out;
 }
@@ -45424,18 +45438,27 @@ async function writeHeld(host, releaseDir, record) {
   const r = await host.run(["sh", "-c", script2, "sh", heldPath(releaseDir), JSON.stringify(record)], {
     sudo: host.sudo
   });
-  if (r.code !== 0) throw new Error(`cannot write ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `cannot write the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
 }
 async function readHeld(host, releaseDir) {
   const script2 = 'f=$1; [ -e "$f" ] || { echo absent; exit 0; }; echo present; head -c 65536 -- "$f"';
   const r = await host.run(["sh", "-c", script2, "sh", heldPath(releaseDir)], { sudo: host.sudo });
-  if (r.code !== 0) throw new Error(`cannot read ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `cannot read the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
   const [first2, ...rest] = r.stdout.split("\n");
   return first2 === "present" ? rest.join("\n") : null;
 }
 async function removeHeld(host, releaseDir) {
   const r = await host.run(["rm", "-f", "--", heldPath(releaseDir)], { sudo: host.sudo });
-  if (r.code !== 0) throw new Error(`cannot remove ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`);
+  if (r.code !== 0)
+    throw new Error(
+      `cannot remove the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
 }
 
 // src/safety/lock.ts
@@ -45956,7 +45979,8 @@ function overall(reports) {
   for (const r of reports) counts[r.result]++;
   let result;
   if (counts.failed > 0) result = "failed";
-  else if (counts.parked > 0) result = counts.parked + counts.unchanged === reports.length ? "parked" : "failed";
+  else if (counts.parked > 0)
+    result = counts.parked + counts.unchanged === reports.length ? "parked" : "failed";
   else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
   else if (counts.untouched > 0) result = "failed";
   else if (counts.upgraded > 0) result = "upgraded";
@@ -46095,12 +46119,24 @@ async function runHeldMode(settings, deps) {
       slot.report = await finishOne(slot.target, settings, deps, verb);
     }
   };
-  await Promise.all(Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker));
+  await Promise.all(
+    Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
+  );
   return { ...tally(slots, started), supervisor: deps.supervisor.names.id };
 }
 function bare(host, result, error2) {
   const now = (/* @__PURE__ */ new Date()).toISOString();
-  return { host, result, startedAt: now, endedAt: now, durationMs: 0, steps: [], drain: [], health: [], ...error2 ? { error: error2, failedStep: "held" } : {} };
+  return {
+    host,
+    result,
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: [],
+    drain: [],
+    health: [],
+    ...error2 ? { error: error2, failedStep: "held" } : {}
+  };
 }
 async function finishOne(target, settings, deps, verb) {
   const label = target.label;
@@ -46146,7 +46182,10 @@ async function liveBinary(host, settings) {
 function checkRecord(text2, dir, live2, settings, deps) {
   const parsed = parseHeld(text2);
   const where2 = heldPath(dir);
-  if ("problem" in parsed) throw new Error(`refusing ${where2}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`);
+  if ("problem" in parsed)
+    throw new Error(
+      `refusing ${where2}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
+    );
   const expected = [
     ["supervisor", parsed.supervisor, deps.supervisor.names.id],
     ["pid file", parsed.pidFile, settings.pidFile],
@@ -46155,44 +46194,67 @@ function checkRecord(text2, dir, live2, settings, deps) {
     ["watchdog", parsed.watchdog, watchdogDir(dir)]
   ];
   for (const [what, got, want] of expected)
-    if (got !== want) throw new Error(`refusing ${where2}: its ${what} is '${got}', this run expects '${want}'; nothing was done`);
+    if (got !== want)
+      throw new Error(
+        `refusing ${where2}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
+      );
   return parsed;
 }
 async function finishLocked(host, label, dir, live2, settings, deps, verb) {
   const text2 = await readHeld(host, dir);
   if (text2 === null) {
-    deps.log.info(`${label}: nothing held here (no ${heldPath(dir)}): ${verb === "commit" ? "already committed, or never held" : "already back, or never held"}; nothing to do`);
+    deps.log.info(
+      `${label}: nothing held here (no ${heldPath(dir)}): ${verb === "commit" ? "already committed, or never held" : "already back, or never held"}; nothing to do`
+    );
     return bare(label, "unchanged");
   }
   const rec = checkRecord(text2, dir, live2, settings, deps);
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid]);
   const old = sameProcess(rec.old, procs.get(rec.old.pid));
   const neu = sameProcess(rec.new, procs.get(rec.new.pid));
-  for (const [which2, p, state] of [["old", rec.old, old], ["new", rec.new, neu]])
+  for (const [which2, p, state] of [
+    ["old", rec.old, old],
+    ["new", rec.new, neu]
+  ])
     if (state === "other")
-      throw new Error(`pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${heldPath(dir)})`);
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${heldPath(dir)})`
+      );
   const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`;
   const verdict2 = verb === "commit" ? "confirm" : "cancel";
   const d = await decideWatchdog(host, rec.watchdog, rec.token, verdict2);
-  if (d.verdict === "not-ours") throw new Error(`the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`);
+  if (d.verdict === "not-ours")
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    );
   if (!d.decided && d.verdict !== verdict2) {
     const end = await waitForWatchdog(host, rec.watchdog, 9e4);
     const result = neutralize(end?.result ?? "unknown");
     await removeHeld(host, dir);
     if (verb === "abort" && result === "rolled-back") {
-      deps.log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`);
+      deps.log.info(
+        `${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`
+      );
       return { ...bare(label, "rolled-back"), oldPid: rec.old.pid, newPid: rec.new.pid };
     }
-    throw new Error(`${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === "commit" ? "this host runs the old version: deploy again" : "check the host"}`);
+    throw new Error(
+      `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === "commit" ? "this host runs the old version: deploy again" : "check the host"}`
+    );
   }
   if (verb === "commit" && old === "gone" && neu === "same") {
     await removeHeld(host, dir);
     deps.log.info(`${label}: ${held}: the old process is already gone: already committed`);
     return bare(label, "unchanged");
   }
-  if (neu === "gone" && verb === "commit") throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
-  if (old === "gone" && verb === "abort") throw new Error(`${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`);
-  deps.log.info(`${label}: ${held}: ${verb === "commit" ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`);
+  if (neu === "gone" && verb === "commit")
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
+  if (old === "gone" && verb === "abort")
+    throw new Error(
+      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
+    );
+  deps.log.info(
+    `${label}: ${held}: ${verb === "commit" ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`
+  );
   const plan = planFrom(settings, { sha256: rec.newBinarySha256 }, deps.supervisor);
   const report = await new HostUpgrade(host, plan, deps.log).recover(
     { masterPid: rec.old.pid, livePath: rec.livePath, liveSha256: rec.oldBinarySha256 },
@@ -49129,14 +49191,20 @@ function leaveHeld2(s, state, o, journal) {
       const r = state.running;
       const newPid = state.newPid ?? report.newPid;
       if (holdMs === void 0 || !r || !newPid || s.releaseDir === void 0 || !s.armed)
-        throw new Error("the host cannot be left held: its run did not record its processes, release store and watchdog");
+        throw new Error(
+          "the host cannot be left held: its run did not record its processes, release store and watchdog"
+        );
       const procs = await readProcesses(host, [r.pid, newPid]);
       const old = procs.get(r.pid);
       const neu = procs.get(newPid);
       if (!old || old.sha256 !== r.runningSha256)
-        throw new Error(`the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : "it is gone"})`);
+        throw new Error(
+          `the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : "it is gone"})`
+        );
       if (!neu || neu.sha256 !== state.source.sha256)
-        throw new Error(`the new process ${newPid} does not run the new binary (${neu ? `sha256 ${neu.sha256}` : "it is gone"})`);
+        throw new Error(
+          `the new process ${newPid} does not run the new binary (${neu ? `sha256 ${neu.sha256}` : "it is gone"})`
+        );
       const dir = watchdogDir(s.releaseDir);
       const now = Date.now();
       const record = {
@@ -51616,6 +51684,10 @@ function whatNow(run3, ctx) {
   const link = rollbackLink(ctx);
   const workflow = link ? `the [rollback workflow](${link})` : ctx.rollbackWorkflow ? `the rollback workflow (${ctx.rollbackWorkflow})` : "this action";
   const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
+  if (run3.result === "parked")
+    return [
+      `Every host is held: its new master serves, its old master waits. Run this action with \`mode: commit\` to keep the new version, or \`mode: abort\` to go back; a held host nobody finishes goes back by itself at \`hold-timeout\`.`
+    ];
   if (ok(run3.result)) {
     if (upgraded.length === 0) return [];
     return [

@@ -124,7 +124,7 @@ export async function readProcesses(host: Host, pids: number[]): Promise<Map<num
   const r = await host.run(['sh', '-c', PROC_SCRIPT, 'sh', ...pids.map(String)], { sudo: host.sudo })
   if (r.code !== 0)
     throw new Error(
-      `cannot read processes ${pids.join(', ')}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+      `cannot read the held processes ${pids.join(', ')}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
     )
   const out = new Map<number, ProcNow | null>(pids.map(p => [p, null]))
   for (const line of r.stdout.split('\n')) {
@@ -153,7 +153,9 @@ export async function writeHeld(host: Host, releaseDir: string, record: HeldReco
     sudo: host.sudo
   })
   if (r.code !== 0)
-    throw new Error(`cannot write ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`)
+    throw new Error(
+      `cannot write the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    )
 }
 
 /** The record's text, or null when there is none. */
@@ -161,7 +163,9 @@ export async function readHeld(host: Host, releaseDir: string): Promise<string |
   const script = 'f=$1; [ -e "$f" ] || { echo absent; exit 0; }; echo present; head -c 65536 -- "$f"'
   const r = await host.run(['sh', '-c', script, 'sh', heldPath(releaseDir)], { sudo: host.sudo })
   if (r.code !== 0)
-    throw new Error(`cannot read ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`)
+    throw new Error(
+      `cannot read the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    )
   const [first, ...rest] = r.stdout.split('\n')
   return first === 'present' ? rest.join('\n') : null
 }
@@ -170,5 +174,7 @@ export async function readHeld(host: Host, releaseDir: string): Promise<string |
 export async function removeHeld(host: Host, releaseDir: string): Promise<void> {
   const r = await host.run(['rm', '-f', '--', heldPath(releaseDir)], { sudo: host.sudo })
   if (r.code !== 0)
-    throw new Error(`cannot remove ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`)
+    throw new Error(
+      `cannot remove the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    )
 }
