@@ -46149,8 +46149,16 @@ async function finishOne(target, settings, deps, verb) {
   }
   let lock;
   try {
-    const live2 = await liveBinary(host, settings);
+    const { live: live2, pid } = await liveBinary(host, settings);
     const dir = settings.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
+    await checkTrust(host, {
+      pidFile: settings.pidFile,
+      masterUser: settings.masterUser,
+      storeDir: dir,
+      pid,
+      livePath: live2,
+      stagingPath: sidePaths(live2).staging
+    });
     lock = await HostLock.acquire(host, {
       path: lockPath(dir),
       token: deps.token,
@@ -46169,15 +46177,16 @@ async function finishOne(target, settings, deps, verb) {
   }
 }
 async function liveBinary(host, settings) {
-  if (settings.binaryPath) return settings.binaryPath;
-  const script2 = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null';
+  const script2 = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';
   const r = await host.run(["sh", "-c", script2, "sh", settings.pidFile], { sudo: host.sudo });
-  const path = r.stdout.trim().replace(/ \(deleted\)$/, "");
-  if (!path.startsWith("/"))
+  const [pidText, exe] = r.stdout.split("\n");
+  const live2 = settings.binaryPath ?? (exe ?? "").trim().replace(/ \(deleted\)$/, "");
+  const pid = Number(pidText);
+  if (!live2.startsWith("/") || !(pid > 1))
     throw new Error(
       `no running server is named by ${settings.pidFile}, so its release store (and any held record in it) is not known: give pid-file, or release-dir`
     );
-  return path;
+  return { live: live2, pid };
 }
 function checkRecord(text2, dir, live2, settings, deps) {
   const parsed = parseHeld(text2);
@@ -49154,9 +49163,14 @@ function holdObserver(s, o, journal) {
     journal.update(s.host.name, { phase: "parked" });
     if (!s.armed) return;
     const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs);
-    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).catch(
-      (e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
-    );
+    let told = false;
+    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).then((extended) => {
+      if (extended || told || s.heartbeat === void 0) return;
+      told = true;
+      o.log.warn(
+        `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
+      );
+    }).catch((e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`));
     extend();
     stopHeartbeat(s);
     s.heartbeat = setInterval(extend, everyMs);

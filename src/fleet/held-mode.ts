@@ -10,6 +10,7 @@
  */
 import type { HostReport, Logger } from '../engine/types.js'
 import type { Host } from '../host/host.js'
+import { checkTrust } from '../host/trust.js'
 import { neutralize } from '../remote-text.js'
 import { finishCommit } from './held-store.js'
 import { ReleaseStore } from '../releases/store.js'
@@ -97,8 +98,17 @@ async function finishOne(
   }
   let lock: HostLock | undefined
   try {
-    const live = await liveBinary(host, settings)
+    const { live, pid } = await liveBinary(host, settings)
     const dir = settings.releaseDir ?? ReleaseStore.forLive(host, undefined, live).dir
+    // A deploy's lock checks first: who may write the pid file, the binary's folder and the store.
+    await checkTrust(host, {
+      pidFile: settings.pidFile,
+      masterUser: settings.masterUser,
+      storeDir: dir,
+      pid,
+      livePath: live,
+      stagingPath: sidePaths(live).staging
+    })
     lock = await HostLock.acquire(host, {
       path: lockPath(dir),
       token: deps.token,
@@ -118,17 +128,18 @@ async function finishOne(
 }
 
 /** The live binary: binary-path, or the executable of the process the pid file names (the new one while held). */
-async function liveBinary(host: Host, settings: Settings): Promise<string> {
-  if (settings.binaryPath) return settings.binaryPath
+async function liveBinary(host: Host, settings: Settings): Promise<{ live: string; pid: number }> {
   const script =
-    'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; readlink "/proc/$p/exe" 2>/dev/null'
+    'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null'
   const r = await host.run(['sh', '-c', script, 'sh', settings.pidFile], { sudo: host.sudo })
-  const path = r.stdout.trim().replace(/ \(deleted\)$/, '')
-  if (!path.startsWith('/'))
+  const [pidText, exe] = r.stdout.split('\n')
+  const live = settings.binaryPath ?? (exe ?? '').trim().replace(/ \(deleted\)$/, '')
+  const pid = Number(pidText)
+  if (!live.startsWith('/') || !(pid > 1))
     throw new Error(
       `no running server is named by ${settings.pidFile}, so its release store (and any held record in it) is not known: give pid-file, or release-dir`
     )
-  return path
+  return { live, pid }
 }
 
 /** The record, if any, checked against what this run knows (not what the host says). */

@@ -153,10 +153,18 @@ export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) 
     journal.update(s.host.name, { phase: 'parked' })
     if (!s.armed) return
     const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs)
+    let told = false
     const extend = () =>
-      void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).catch((e: Error) =>
-        o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
-      )
+      void extendWatchdog(s.host, dirOf(s), o.token, leaseMs)
+        .then(extended => {
+          // Said at once, not only at the commit: the fleet learns that this host is going back.
+          if (extended || told || s.heartbeat === undefined) return
+          told = true
+          o.log.warn(
+            `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
+          )
+        })
+        .catch((e: Error) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`))
     extend()
     stopHeartbeat(s)
     s.heartbeat = setInterval(extend, everyMs)
