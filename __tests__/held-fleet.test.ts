@@ -152,11 +152,13 @@ describe('held fleet', () => {
     const before = new Map(sb.hosts.map(h => [h.address, hostState(sb, h).pid!]))
     for (const shard of ['1/2', '2/2']) {
       const run = await runAction(inputs({ shard, hold: 'true' }))
+      if (process.env.ZD_SHOW_LOG) console.log(run.log.replace(/^::add-mask::.*\n/gm, ''))
       expect([shard, run.code, run.outputs.result]).toEqual([shard, 0, 'parked'])
     }
     for (const h of sb.hosts) expectHeld(h, before.get(h.address)!)
     const newPids = new Map(sb.hosts.map(h => [h.address, hostState(sb, h).pid!]))
     const commit = await runAction(finish('commit'))
+    if (process.env.ZD_SHOW_LOG) console.log(commit.log.replace(/^::add-mask::.*\n/gm, ''))
     expect([commit.code, commit.outputs.result]).toEqual([0, 'upgraded'])
     expect(results(commit)).toEqual(byHost(sb.hosts, 'upgraded'))
     for (const h of sb.hosts) {
@@ -216,5 +218,7 @@ describe('held fleet', () => {
     const now = hostState(sb, a)
     expect([now.pid, now.masters, now.liveSha256]).toEqual([held.pid, held.masters, newSha])
     expect(now.masters).toContain(old)
+    // Refused before its watchdog was told: it still guards the host, and returns it at hold-timeout.
+    expect(watchdogs(a)).toHaveLength(1)
   })
 })

@@ -45138,10 +45138,16 @@ function batchNamer(batches, hasCanary) {
 }
 function describePlan(settings, batches, hasCanary, park) {
   const n = settings.hosts.length;
-  if (n === 1) return `rollout: 1 host`;
+  const shard = settings.shard ? ` (shard ${settings.shard.index}/${settings.shard.count} of hosts)` : "";
+  const held = settings.hold ? "; at the end every host is left held (hold: true), for mode: commit or abort" : "";
+  if (n === 1) return `rollout: 1 host${shard}${held}`;
+  return describeMany(settings, batches, hasCanary, park, shard) + held;
+}
+function describeMany(settings, batches, hasCanary, park, shard) {
+  const n = settings.hosts.length;
   const rest = hasCanary ? batches.slice(1) : batches;
   const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
-  const parts = [`rollout: ${n} hosts`];
+  const parts = [`rollout: ${n} hosts${shard}`];
   if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
   if (restHosts > 0)
     parts.push(
@@ -46112,16 +46118,24 @@ async function runHeldMode(settings, deps) {
   deps.log.info(
     `${verb}: ${slots.length} host(s): ${verb === "commit" ? "retiring the old processes a hold: true run left held" : "returning every held host to its original process and previous binary"}`
   );
+  const out = new Printer(deps.log);
   let next = 0;
   const worker = async () => {
     while (next < slots.length) {
       const slot = slots[next++];
-      slot.report = await finishOne(slot.target, settings, deps, verb);
+      slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb);
+      void out.enqueue(
+        () => out.log.group(`${slot.target.label}: ${slot.report.result}`, async () => {
+          slot.log.attach(out.log);
+          slot.log.detach();
+        })
+      );
     }
   };
   await Promise.all(
     Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
   );
+  await out.idle();
   return { ...tally(slots, started), supervisor: deps.supervisor.names.id };
 }
 function bare(host, result, error2) {
@@ -46218,49 +46232,29 @@ async function finishLocked(host, label, dir, live2, settings, deps, verb) {
     return bare(label, "unchanged");
   }
   const rec = checkRecord(text2, dir, live2, settings, deps);
+  const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`;
+  const first2 = () => watchdogFirst(host, rec, dir, label, verb, deps.log, held);
+  const wd = await inspectWatchdog(host, rec.watchdog);
+  if (wd === null || wd.token !== rec.token)
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    );
+  if (wd.verdict === "rollback") return first2();
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid]);
   const old = sameProcess(rec.old, procs.get(rec.old.pid));
   const neu = sameProcess(rec.new, procs.get(rec.new.pid));
-  for (const [which2, p, state] of [
-    ["old", rec.old, old],
-    ["new", rec.new, neu]
-  ])
-    if (state === "other")
-      throw new Error(
-        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${heldPath(dir)})`
-      );
-  const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`;
-  const verdict2 = verb === "commit" ? "confirm" : "cancel";
-  const d = await decideWatchdog(host, rec.watchdog, rec.token, verdict2);
+  checkProcesses(rec, old, neu, verb, held, heldPath(dir));
+  const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === "commit" ? "confirm" : "cancel");
   if (d.verdict === "not-ours")
     throw new Error(
       `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
     );
-  if (!d.decided && d.verdict !== verdict2) {
-    const end = await waitForWatchdog(host, rec.watchdog, 9e4);
-    const result = neutralize(end?.result ?? "unknown");
-    await removeHeld(host, dir);
-    if (verb === "abort" && result === "rolled-back") {
-      deps.log.info(
-        `${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`
-      );
-      return { ...bare(label, "rolled-back"), oldPid: rec.old.pid, newPid: rec.new.pid };
-    }
-    throw new Error(
-      `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === "commit" ? "this host runs the old version: deploy again" : "check the host"}`
-    );
-  }
-  if (verb === "commit" && old === "gone" && neu === "same") {
+  if (d.verdict === "rollback") return first2();
+  if (verb === "commit" && old === "gone") {
     await removeHeld(host, dir);
     deps.log.info(`${label}: ${held}: the old process is already gone: already committed`);
     return bare(label, "unchanged");
   }
-  if (neu === "gone" && verb === "commit")
-    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
-  if (old === "gone" && verb === "abort")
-    throw new Error(
-      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
-    );
   deps.log.info(
     `${label}: ${held}: ${verb === "commit" ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`
   );
@@ -46276,6 +46270,34 @@ async function finishLocked(host, label, dir, live2, settings, deps, verb) {
     if (verb === "commit") await finishCommit(host, rec, settings, deps.log, label);
   }
   return report;
+}
+function checkProcesses(rec, old, neu, verb, held, where2) {
+  for (const [which2, p, state] of [
+    ["old", rec.old, old],
+    ["new", rec.new, neu]
+  ])
+    if (state === "other")
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where2})`
+      );
+  if (neu === "gone" && verb === "commit")
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
+  if (old === "gone" && verb === "abort")
+    throw new Error(
+      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
+    );
+}
+async function watchdogFirst(host, rec, dir, label, verb, log, held) {
+  const end = await waitForWatchdog(host, rec.watchdog, 9e4);
+  const result = neutralize(end?.result ?? "unknown");
+  await removeHeld(host, dir);
+  if (verb === "abort" && result === "rolled-back") {
+    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`);
+    return { ...bare(label, "rolled-back"), oldPid: rec.old.pid, newPid: rec.new.pid };
+  }
+  throw new Error(
+    `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === "commit" ? "this host runs the old version: deploy again" : "check the host"}`
+  );
 }
 
 // src/fleet/connect.ts

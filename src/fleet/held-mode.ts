@@ -24,14 +24,14 @@ import {
   type HeldRecord
 } from '../safety/held.js'
 import { HostLock, lockPath, type LockOwner } from '../safety/lock.js'
-import { decideWatchdog, waitForWatchdog, watchdogDir } from '../safety/watchdog.js'
+import { decideWatchdog, inspectWatchdog, waitForWatchdog, watchdogDir } from '../safety/watchdog.js'
 import type { HostTarget, Settings } from '../settings.js'
 import { planFrom } from '../strategies/hot-upgrade/index.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
 import type { Supervisor } from '../supervisors/supervisor.js'
 import { HostUpgrade } from './host-upgrade.js'
 import { tally, type RolloutResult } from './tally.js'
-import { HostLog } from './host-log.js'
+import { HostLog, Printer } from './host-log.js'
 import type { Slot } from './slot.js'
 
 export interface HeldModeDeps {
@@ -54,16 +54,25 @@ export async function runHeldMode(settings: Settings, deps: HeldModeDeps): Promi
   deps.log.info(
     `${verb}: ${slots.length} host(s): ${verb === 'commit' ? 'retiring the old processes a hold: true run left held' : 'returning every held host to its original process and previous binary'}`
   )
+  // Each host's lines are held back and printed together, one group per host, as it ends.
+  const out = new Printer(deps.log)
   let next = 0
   const worker = async () => {
     while (next < slots.length) {
       const slot = slots[next++]!
-      slot.report = await finishOne(slot.target, settings, deps, verb)
+      slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb)
+      void out.enqueue(() =>
+        out.log.group(`${slot.target.label}: ${slot.report!.result}`, async () => {
+          slot.log.attach(out.log)
+          slot.log.detach()
+        })
+      )
     }
   }
   await Promise.all(
     Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
   )
+  await out.idle()
   return { ...tally(slots, started), supervisor: deps.supervisor.names.id }
 }
 
@@ -188,50 +197,31 @@ async function finishLocked(
     return bare(label, 'unchanged')
   }
   const rec = checkRecord(text, dir, live, settings, deps)
+  const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`
+  const first = () => watchdogFirst(host, rec, dir, label, verb, deps.log, held)
+  // The watchdog is read before the processes: when it rolled the host back, the new process is gone by design.
+  const wd = await inspectWatchdog(host, rec.watchdog)
+  if (wd === null || wd.token !== rec.token)
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    )
+  if (wd.verdict === 'rollback') return first()
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid])
   const old = sameProcess(rec.old, procs.get(rec.old.pid))
   const neu = sameProcess(rec.new, procs.get(rec.new.pid))
-  for (const [which, p, state] of [
-    ['old', rec.old, old],
-    ['new', rec.new, neu]
-  ] as const)
-    if (state === 'other')
-      throw new Error(
-        `pid ${p.pid} is no longer the ${which} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${heldPath(dir)})`
-      )
-  const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`
-  const verdict = verb === 'commit' ? 'confirm' : 'cancel'
-  const d = await decideWatchdog(host, rec.watchdog, rec.token, verdict)
+  checkProcesses(rec, old, neu, verb, held, heldPath(dir))
+  // Only now is the watchdog told (it stays armed for whatever was refused above).
+  const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === 'commit' ? 'confirm' : 'cancel')
   if (d.verdict === 'not-ours')
     throw new Error(
       `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
     )
-  if (!d.decided && d.verdict !== verdict) {
-    // hold-timeout passed: the watchdog returned the host (or is doing it).
-    const end = await waitForWatchdog(host, rec.watchdog, 90_000)
-    const result = neutralize(end?.result ?? 'unknown')
-    await removeHeld(host, dir)
-    if (verb === 'abort' && result === 'rolled-back') {
-      deps.log.info(
-        `${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`
-      )
-      return { ...bare(label, 'rolled-back'), oldPid: rec.old.pid, newPid: rec.new.pid }
-    }
-    throw new Error(
-      `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === 'commit' ? 'this host runs the old version: deploy again' : 'check the host'}`
-    )
-  }
-  if (verb === 'commit' && old === 'gone' && neu === 'same') {
+  if (d.verdict === 'rollback') return first()
+  if (verb === 'commit' && old === 'gone') {
     await removeHeld(host, dir)
     deps.log.info(`${label}: ${held}: the old process is already gone: already committed`)
     return bare(label, 'unchanged')
   }
-  if (neu === 'gone' && verb === 'commit')
-    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`)
-  if (old === 'gone' && verb === 'abort')
-    throw new Error(
-      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
-    )
   deps.log.info(
     `${label}: ${held}: ${verb === 'commit' ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`
   )
@@ -247,4 +237,51 @@ async function finishLocked(
     if (verb === 'commit') await finishCommit(host, rec, settings, deps.log, label)
   }
   return report
+}
+
+/** Refuses what cannot be finished, before the watchdog is told: a reused pid, or nothing left to keep or to go back to. */
+function checkProcesses(
+  rec: HeldRecord,
+  old: ReturnType<typeof sameProcess>,
+  neu: ReturnType<typeof sameProcess>,
+  verb: Verb,
+  held: string,
+  where: string
+): void {
+  for (const [which, p, state] of [
+    ['old', rec.old, old],
+    ['new', rec.new, neu]
+  ] as const)
+    if (state === 'other')
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where})`
+      )
+  if (neu === 'gone' && verb === 'commit')
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`)
+  if (old === 'gone' && verb === 'abort')
+    throw new Error(
+      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
+    )
+}
+
+/** hold-timeout passed before this run: the watchdog returned the host (or is doing it). */
+async function watchdogFirst(
+  host: Host,
+  rec: HeldRecord,
+  dir: string,
+  label: string,
+  verb: Verb,
+  log: Logger,
+  held: string
+): Promise<HostReport> {
+  const end = await waitForWatchdog(host, rec.watchdog, 90_000)
+  const result = neutralize(end?.result ?? 'unknown')
+  await removeHeld(host, dir)
+  if (verb === 'abort' && result === 'rolled-back') {
+    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`)
+    return { ...bare(label, 'rolled-back'), oldPid: rec.old.pid, newPid: rec.new.pid }
+  }
+  throw new Error(
+    `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === 'commit' ? 'this host runs the old version: deploy again' : 'check the host'}`
+  )
 }
