@@ -221,4 +221,19 @@ describe('held fleet', () => {
     // Refused before its watchdog was told: it still guards the host, and returns it at hold-timeout.
     expect(watchdogs(a)).toHaveLength(1)
   })
+
+  it("commit keeps only its own workflow run's hosts", async () => {
+    const [a] = sb.hosts as [SandboxHost]
+    const old = hostState(sb, a).pid!
+    const run = await runAction(inputs({ shard: '1/4', hold: 'true' }), { env: { GITHUB_RUN_ID: '111' } })
+    expect([run.code, run.outputs.result]).toEqual([0, 'parked'])
+    expectHeld(a, old)
+    const other = await runAction(finish('commit'), { env: { GITHUB_RUN_ID: '222' } })
+    expect(other.code).toBe(1)
+    expect(other.log).toContain("a commit keeps only its own run's hosts")
+    expectHeld(a, old)
+    const own = await runAction(finish('commit'), { env: { GITHUB_RUN_ID: '111' } })
+    expect([own.code, own.outputs.result]).toEqual([0, 'upgraded'])
+    expect(hostState(sb, a).masters).toEqual([hostState(sb, a).pid])
+  })
 })

@@ -45398,6 +45398,8 @@ function parseHeld(text2) {
   if (![v.oldBinarySha256, v.newBinarySha256].every((s) => typeof s === "string" && SHA.test(s)))
     return { problem: "a binary sha256 is malformed" };
   if (v.newVersion !== null && typeof v.newVersion !== "string") return { problem: "newVersion is malformed" };
+  if (v.runId !== void 0 && (typeof v.runId !== "string" || !/^\d{1,20}$/.test(v.runId)))
+    return { problem: "runId is malformed" };
   return { ...v, old, new: neu };
 }
 var PROC_SCRIPT = String.raw`
@@ -46124,6 +46126,7 @@ async function runHeldMode(settings, deps) {
     while (next < slots.length) {
       const slot = slots[next++];
       slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb);
+      if (verb === "abort" && slot.report.result === "rolled-back") slot.aborted = true;
       void out.enqueue(
         () => out.log.group(`${slot.target.label}: ${slot.report.result}`, async () => {
           slot.log.attach(out.log);
@@ -46216,6 +46219,11 @@ function checkRecord(text2, dir, live2, settings, deps) {
     ["kept binary", parsed.previousPath, sidePaths(live2).previous],
     ["watchdog", parsed.watchdog, watchdogDir(dir)]
   ];
+  const runId = deps.owner.runId;
+  if (settings.mode === "commit" && parsed.runId && runId && parsed.runId !== runId)
+    throw new Error(
+      `refusing ${where2}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
+    );
   for (const [what, got, want] of expected)
     if (got !== want)
       throw new Error(
@@ -49248,6 +49256,7 @@ function leaveHeld2(s, state, o, journal) {
         version: HELD_VERSION,
         token: o.token,
         run: o.owner.runUrl ?? o.owner.runner ?? "unknown",
+        ...o.owner.runId && /^\d{1,20}$/.test(o.owner.runId) ? { runId: o.owner.runId } : {},
         host: host.name,
         supervisor: o.hold.supervisor,
         pidFile: o.pidFile,

@@ -61,6 +61,8 @@ export async function runHeldMode(settings: Settings, deps: HeldModeDeps): Promi
     while (next < slots.length) {
       const slot = slots[next++]!
       slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb)
+      // Sent back on purpose: not a failure of this run (the tally counts it, the summary names no cause).
+      if (verb === 'abort' && slot.report.result === 'rolled-back') slot.aborted = true
       void out.enqueue(() =>
         out.log.group(`${slot.target.label}: ${slot.report!.result}`, async () => {
           slot.log.attach(out.log)
@@ -172,6 +174,12 @@ function checkRecord(
     ['kept binary', parsed.previousPath, sidePaths(live).previous],
     ['watchdog', parsed.watchdog, watchdogDir(dir)]
   ]
+  // A commit keeps the binary a hold run tried: only that workflow run's own commit job may keep it.
+  const runId = deps.owner.runId
+  if (settings.mode === 'commit' && parsed.runId && runId && parsed.runId !== runId)
+    throw new Error(
+      `refusing ${where}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
+    )
   for (const [what, got, want] of expected)
     if (got !== want)
       throw new Error(

@@ -52,6 +52,7 @@ export function leaveHeld(s: HostSafety, state: HostState, o: SafetyOptions, jou
         version: HELD_VERSION,
         token: o.token,
         run: o.owner.runUrl ?? o.owner.runner ?? 'unknown',
+        ...(o.owner.runId && /^\d{1,20}$/.test(o.owner.runId) ? { runId: o.owner.runId } : {}),
         host: host.name,
         supervisor: o.hold!.supervisor,
         pidFile: o.pidFile,

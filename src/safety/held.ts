@@ -27,6 +27,8 @@ export interface HeldRecord {
   token: string
   /** Who held it (the workflow run), for people reading the host. */
   run: string
+  /** The workflow run's id (GITHUB_RUN_ID), when there was one: commit keeps to its own run. */
+  runId?: string
   host: string
   supervisor: string
   pidFile: string
@@ -91,6 +93,8 @@ export function parseHeld(text: string): HeldRecord | { problem: string } {
   if (![v.oldBinarySha256, v.newBinarySha256].every(s => typeof s === 'string' && SHA.test(s)))
     return { problem: 'a binary sha256 is malformed' }
   if (v.newVersion !== null && typeof v.newVersion !== 'string') return { problem: 'newVersion is malformed' }
+  if (v.runId !== undefined && (typeof v.runId !== 'string' || !/^\d{1,20}$/.test(v.runId)))
+    return { problem: 'runId is malformed' }
   return { ...(v as HeldRecord), old, new: neu }
 }
 
