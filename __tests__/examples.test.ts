@@ -19,6 +19,7 @@ const ACTION = /^your-org\/zerodown-action@/
 const inputs = Object.keys((parse(readFileSync('action.yml', 'utf8')) as { inputs: object }).inputs)
 const deployYml = readFileSync('examples/deploy.yml', 'utf8')
 const rollbackYml = readFileSync('examples/rollback.yml', 'utf8')
+const shardedYml = readFileSync('examples/sharded.yml', 'utf8')
 const deploy = parse(deployYml) as Workflow
 const rollback = parse(rollbackYml) as Workflow
 
@@ -71,14 +72,15 @@ describe('example workflows', () => {
   it('pass actionlint: examples/ and the docs', () => {
     expect(findings(deployYml, 'examples/deploy.yml')).toEqual([])
     expect(findings(rollbackYml, 'examples/rollback.yml')).toEqual([])
+    expect(findings(shardedYml, 'examples/sharded.yml')).toEqual([])
     const blocks = docWorkflows()
     expect(blocks.length).toBeGreaterThanOrEqual(2)
     blocks.forEach((b, i) => expect(findings(b.yaml, `${b.page} workflow ${i + 1}`)).toEqual([]))
   })
 
   it('every zerodown step in the docs, workflow or snippet, pins the major tag the release process moves', () => {
-    const uses = [...pages, 'examples/deploy.yml', 'examples/rollback.yml'].flatMap(p =>
-      [...readFileSync(p, 'utf8').matchAll(/uses: ([\w./-]*zerodown-action@[\w.-]+)/g)].map(m => m[1]!)
+    const uses = [...pages, 'examples/deploy.yml', 'examples/rollback.yml', 'examples/sharded.yml'].flatMap(
+      p => [...readFileSync(p, 'utf8').matchAll(/uses: ([\w./-]*zerodown-action@[\w.-]+)/g)].map(m => m[1]!)
     )
     expect(uses.length).toBeGreaterThanOrEqual(3)
     const major = `v${(JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version.split('.')[0]}`
@@ -115,5 +117,38 @@ describe('example workflows', () => {
     expect(rollback.concurrency!.group.replace('${{ inputs.environment }}', env)).toBe(
       deploy.concurrency!.group
     )
+  })
+
+  it('sharded: a held canary, a matrix of held shards, then one commit on success or one abort on failure or cancel', () => {
+    type Job = {
+      needs?: string
+      if?: string
+      strategy?: { matrix: { shard: number[] } }
+      steps: { uses?: string; with?: Record<string, string | number | boolean> }[]
+    }
+    const w = parse(shardedYml) as { jobs: Record<string, Job> }
+    const step = (j: string) => w.jobs[j]!.steps.find(s => s.uses !== undefined && ACTION.test(s.uses))!.with!
+    for (const j of ['canary', 'shards', 'commit', 'abort'])
+      for (const key of Object.keys(step(j))) expect([j, inputs.includes(key)]).toEqual([j, true])
+    expect(step('canary').hold).toBe(true)
+    const shards = w.jobs.shards!.strategy!.matrix.shard
+    expect(step('shards')).toMatchObject({ hold: true, shard: `\${{ matrix.shard }}/${shards.length}` })
+    expect(w.jobs.shards!.needs).toBe('canary')
+    expect([w.jobs.commit!.needs, w.jobs.commit!.if, step('commit').mode]).toEqual([
+      'shards',
+      'success()',
+      'commit'
+    ])
+    expect([w.jobs.abort!.needs, w.jobs.abort!.if, step('abort').mode]).toEqual([
+      'shards',
+      'failure() || cancelled()',
+      'abort'
+    ])
+    // commit and abort finish every host that a job held: the canary's and every shard's.
+    for (const j of ['commit', 'abort']) {
+      expect(String(step(j).hosts)).toContain(String(step('canary').hosts))
+      expect(String(step(j).hosts)).toContain(String(step('shards').hosts))
+      expect(step(j).binary).toBeUndefined()
+    }
   })
 })

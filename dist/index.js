@@ -41638,6 +41638,19 @@ var HostRun = class {
     }
     return this.finish();
   }
+  /** After a hold: the host stays held after this run (spec.leave); it goes back when that fails. */
+  async leave() {
+    try {
+      for (const s of this.spec.leave ?? [])
+        await s.run({ host: this.host, report: this.report, log: this.log });
+    } catch (e) {
+      return this.abort(`could not leave the host held: ${e.message}`);
+    }
+    this.report.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+    this.report.durationMs = Date.now() - this.started;
+    this.enter("settled");
+    return this.report;
+  }
   /** After a hold: another host failed; this one goes back. */
   async abort(reason) {
     await this.fail(new StepError("rollback", reason), { quiet: true });
@@ -45094,6 +45107,10 @@ var HostUpgrade = class {
   commit() {
     return this.engine.commit();
   }
+  /** After a park, with hold: true: the host stays held beyond this run (record, watchdog, lock released). */
+  leave() {
+    return this.engine.leave();
+  }
   /** After a park: go back to the old process, because another host failed. */
   abort(reason) {
     const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
@@ -45178,10 +45195,16 @@ function batchNamer(batches, hasCanary) {
 }
 function describePlan(settings, batches, hasCanary, park) {
   const n = settings.hosts.length;
-  if (n === 1) return `rollout: 1 host`;
+  const shard = settings.shard ? ` (shard ${settings.shard.index}/${settings.shard.count} of hosts)` : "";
+  const held = settings.hold ? "; at the end every host is left held (hold: true), for mode: commit or abort" : "";
+  if (n === 1) return `rollout: 1 host${shard}${held}`;
+  return describeMany(settings, batches, hasCanary, park, shard) + held;
+}
+function describeMany(settings, batches, hasCanary, park, shard) {
+  const n = settings.hosts.length;
   const rest = hasCanary ? batches.slice(1) : batches;
   const restHosts = rest.reduce((sum, b) => sum + b.length, 0);
-  const parts = [`rollout: ${n} hosts`];
+  const parts = [`rollout: ${n} hosts${shard}`];
   if (hasCanary) parts.push(`canary ${batches[0].length} host(s) first`);
   if (restHosts > 0)
     parts.push(
@@ -45191,6 +45214,905 @@ function describePlan(settings, batches, hasCanary, park) {
     park ? "each old master stays parked until every host has passed; a failure rolls back the whole fleet (rollback-fleet)" : "each host commits as soon as it passes; a failure stops the rollout without rolling back the others (rollback-fleet: false)"
   );
   return parts.join(", ");
+}
+
+// src/releases/steps.ts
+var shortSha = (s) => s.slice(0, 12);
+var refuse = (step, e) => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e;
+};
+async function chooseBinary(o, store, state, live2, deployed, note) {
+  if (o.mode === "deploy") return { source: deployed };
+  const target = (() => {
+    try {
+      return rollbackTarget(state, o.rollbackTo);
+    } catch (e) {
+      return refuse("preflight", e);
+    }
+  })();
+  if (target.sha256 === live2.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    );
+  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  const source = {
+    sha256: target.sha256,
+    hostPath: store.releasePath(target.sha256),
+    version: target.version ?? void 0
+  };
+  return { source, target };
+}
+async function recordLive(store, r, now, note) {
+  let state = await store.read().catch((e) => refuse("preflight", e));
+  const running2 = r.runningSha256;
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const had = state.releases.find((x) => x.sha256 === running2);
+  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
+  if (!had) {
+    const found = {
+      sha256: running2,
+      version: versionText(r.version),
+      deployedAt: now,
+      origin: "found"
+    };
+    state = withRelease(state, found);
+    await store.writeMeta(found).catch((e) => refuse("preflight", e));
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
+    );
+  } else if (how !== "present") {
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+  }
+  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
+    if (had && state.live !== null && state.live !== running2)
+      note(
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
+      );
+    state = markLive(state, running2, now);
+  }
+  await store.write(state).catch((e) => refuse("preflight", e));
+  return state;
+}
+function withReleaseSteps(plan, o) {
+  const hr = { liveVersion: null, newVersion: null };
+  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
+  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
+  return [...steps, recordStep(plan, o, hr)];
+}
+var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
+function chooseStep(plan, o, hr) {
+  const st = plan.state;
+  const deployed = st.source;
+  const now = () => nowOf(o);
+  return {
+    name: "choose",
+    stage: "prepare",
+    async run({ host, report, note }) {
+      const r = st.running;
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
+      hr.store = store;
+      const state = await recordLive(store, r, now(), note);
+      const live2 = liveRelease(state);
+      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
+      report.releases = releaseRows(state);
+      report.previousVersion = report.version = hr.liveVersion ?? void 0;
+      const { source, target } = await chooseBinary(
+        o,
+        store,
+        state,
+        { sha256: r.runningSha256 },
+        deployed,
+        note
+      );
+      st.source = source;
+      if (o.mode === "deploy") {
+        if (source.sha256 === r.runningSha256) return;
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("preflight", problem);
+        return;
+      }
+      hr.target = target;
+      hr.newVersion = target.version;
+      report.version = target.version ?? void 0;
+      note(
+        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
+      );
+    }
+  };
+}
+function versionsStep(o, hr) {
+  return {
+    name: "versions",
+    stage: "prepare",
+    async run({ report, note }) {
+      const detected = versionText(report.version);
+      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
+      report.version = hr.newVersion ?? void 0;
+      report.previousVersion = hr.liveVersion ?? void 0;
+      if (o.mode === "deploy") {
+        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("verify", problem);
+      }
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
+    }
+  };
+}
+function recordStep(plan, o, hr) {
+  const st = plan.state;
+  return {
+    name: "record",
+    stage: "after",
+    async run({ report, note }) {
+      const store = hr.store;
+      if (!store) return;
+      const source = st.source;
+      let state = await store.read();
+      const at2 = nowOf(o);
+      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
+        state = afterRollback(state, source.sha256, at2);
+      } else {
+        const how = await store.put(st.running.livePath, source.sha256);
+        const release = {
+          sha256: source.sha256,
+          version: hr.newVersion,
+          deployedAt: at2,
+          origin: "deploy",
+          ...o.provenance
+        };
+        await store.writeMeta(release);
+        state = markLive(withRelease(state, release), source.sha256, at2);
+        note(
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
+        );
+      }
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
+      report.releases = releaseRows(saved);
+      note(
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
+      );
+    }
+  };
+}
+function releaseOptions(settings, env) {
+  return {
+    // plan previews a deploy; status reads no options of the store's steps.
+    mode: settings.mode === "rollback" ? "rollback" : "deploy",
+    releaseDir: settings.releaseDir,
+    keepReleases: settings.keepReleases,
+    version: settings.version,
+    allowDowngrade: settings.allowDowngrade,
+    rollbackTo: settings.rollbackTo,
+    provenance: provenanceFrom(env)
+  };
+}
+
+// src/fleet/held-store.ts
+async function finishCommit(host, rec, settings, log, label) {
+  try {
+    const o = releaseOptions(settings, process.env);
+    const store = ReleaseStore.forLive(host, settings.releaseDir, rec.livePath);
+    const at2 = (/* @__PURE__ */ new Date()).toISOString();
+    const state = await store.read();
+    await store.put(rec.livePath, rec.newBinarySha256);
+    const release = {
+      sha256: rec.newBinarySha256,
+      version: rec.newVersion,
+      deployedAt: at2,
+      origin: "deploy",
+      ...o.provenance
+    };
+    await store.writeMeta(release);
+    await store.saveAndPrune(markLive(withRelease(state, release), rec.newBinarySha256, at2), o.keepReleases);
+    log.info(`${label}: release store ${store.dir}: ${rec.newVersion ?? "the new release"} recorded as live`);
+  } catch (e) {
+    log.warn(
+      `${label}: committed, but the release store could not record the new release: ${e.message}`,
+      {
+        host: label,
+        step: "record"
+      }
+    );
+  }
+}
+
+// src/safety/held.ts
+import { posix as posix4 } from "node:path";
+var HELD_KIND = "zerodown-held";
+var HELD_VERSION = 1;
+function heldPath(releaseDir) {
+  return posix4.join(releaseDir, "held");
+}
+var SHA = /^[0-9a-f]{64}$/;
+var isPid = (v) => Number.isInteger(v) && v > 1;
+var isPath = (v) => typeof v === "string" && v.startsWith("/") && v.length < 4096 && !/[\0-\x1f]/.test(v) && !v.split("/").includes("..");
+function heldProcess(v) {
+  const p = v;
+  if (typeof p !== "object" || p === null) return null;
+  if (!isPid(p.pid) || typeof p.startTime !== "string" || !/^\d{1,20}$/.test(p.startTime)) return null;
+  if (typeof p.sha256 !== "string" || !SHA.test(p.sha256)) return null;
+  return { pid: p.pid, startTime: p.startTime, sha256: p.sha256 };
+}
+function parseHeld(text2) {
+  let v;
+  try {
+    v = JSON.parse(text2);
+  } catch {
+    return { problem: "it is not JSON" };
+  }
+  if (typeof v !== "object" || v === null || v.kind !== HELD_KIND)
+    return { problem: "it is not a zerodown held record" };
+  if (v.version !== HELD_VERSION)
+    return { problem: `its version ${String(v.version)} is not ${HELD_VERSION}` };
+  const old = heldProcess(v.old);
+  const neu = heldProcess(v.new);
+  const strings = ["token", "run", "host", "supervisor", "heldAt", "deadline"];
+  if (!old || !neu || old.pid === neu.pid)
+    return { problem: "its processes are not pid, start time and sha256" };
+  if (strings.some((k) => typeof v[k] !== "string" || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
+    return { problem: "a text field is missing or malformed" };
+  if (!/^[A-Za-z0-9._:-]{1,200}$/.test(v.token)) return { problem: "its token is malformed" };
+  if (![v.pidFile, v.livePath, v.previousPath, v.watchdog].every(isPath))
+    return { problem: "a path is missing or not absolute" };
+  if (![v.oldBinarySha256, v.newBinarySha256].every((s) => typeof s === "string" && SHA.test(s)))
+    return { problem: "a binary sha256 is malformed" };
+  if (v.newVersion !== null && typeof v.newVersion !== "string") return { problem: "newVersion is malformed" };
+  if (v.runId !== void 0 && (typeof v.runId !== "string" || !/^\d{1,20}$/.test(v.runId)))
+    return { problem: "runId is malformed" };
+  return { ...v, old, new: neu };
+}
+var PROC_SCRIPT = String.raw`
+one() {
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || { echo "$1 gone"; return; }
+  r=${"$"}{s##*) }
+  set -- "$1" $r
+  case $2 in Z*|X*) echo "$1 gone"; return;; esac
+  p=$1; shift 20
+  st=$1
+  h=$(sha256sum "/proc/$p/exe" 2>/dev/null | { read -r x _; echo "$x"; })
+  e=$(readlink "/proc/$p/exe" 2>/dev/null)
+  echo "$p alive $st ${"$"}{h:--} $e"
+}
+for pid in "$@"; do
+  case $pid in ''|*[!0-9]*) echo "$pid gone"; continue;; esac
+  one "$pid"
+done
+`;
+async function readProcesses(host, pids) {
+  const r = await host.run(["sh", "-c", PROC_SCRIPT, "sh", ...pids.map(String)], { sudo: host.sudo });
+  if (r.code !== 0)
+    throw new Error(
+      `cannot read the held processes ${pids.join(", ")}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  const out = new Map(pids.map((p) => [p, null]));
+  for (const line2 of r.stdout.split("\n")) {
+    const m = /^(\d+) alive (\d+) ([0-9a-f]{64}|-) ?(.*)$/.exec(line2.trim());
+    if (m)
+      out.set(Number(m[1]), {
+        startTime: m[2],
+        sha256: m[3] === "-" ? null : m[3],
+        exe: m[4].replace(/ \(deleted\)$/, "")
+      });
+  }
+  return out;
+}
+function sameProcess(rec, now) {
+  if (!now) return "gone";
+  return now.startTime === rec.startTime && now.sha256 === rec.sha256 ? "same" : "other";
+}
+async function writeHeld(host, releaseDir, record) {
+  const script2 = 'f=$1; t="$f.tmp.$$"; umask 077; printf "%s\\n" "$2" > "$t" && mv -f -- "$t" "$f" || { rm -f -- "$t"; exit 1; }';
+  const r = await host.run(["sh", "-c", script2, "sh", heldPath(releaseDir), JSON.stringify(record)], {
+    sudo: host.sudo
+  });
+  if (r.code !== 0)
+    throw new Error(
+      `cannot write the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+}
+async function readHeld(host, releaseDir) {
+  const script2 = 'f=$1; [ -e "$f" ] || { echo absent; exit 0; }; echo present; head -c 65536 -- "$f"';
+  const r = await host.run(["sh", "-c", script2, "sh", heldPath(releaseDir)], { sudo: host.sudo });
+  if (r.code !== 0)
+    throw new Error(
+      `cannot read the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  const [first2, ...rest] = r.stdout.split("\n");
+  return first2 === "present" ? rest.join("\n") : null;
+}
+async function removeHeld(host, releaseDir) {
+  const r = await host.run(["rm", "-f", "--", heldPath(releaseDir)], { sudo: host.sudo });
+  if (r.code !== 0)
+    throw new Error(
+      `cannot remove the held record ${heldPath(releaseDir)}: ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+}
+
+// src/safety/lock.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { hostname, userInfo } from "node:os";
+import { posix as posix5 } from "node:path";
+
+// src/safety/lock-errors.ts
+function describeHolder(h) {
+  const parts = [];
+  const run3 = [h.runId, h.runAttempt].filter(Boolean).join(".");
+  parts.push(
+    `${h.repository ?? "a run"}${run3 ? ` run ${run3}` : ""}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ""})` : ""}`
+  );
+  if (h.runUrl) parts.push(h.runUrl);
+  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`);
+  if (h.ref) parts.push(h.ref);
+  if (h.actor) parts.push(`by ${h.actor}`);
+  if (h.runner) parts.push(`from ${h.runner}`);
+  if (h.since) parts.push(`since ${h.since}`);
+  return parts.join(", ");
+}
+function expiry(h, path) {
+  const byHand = `remove it by hand once you are sure: rm -r -- '${path.replaceAll("'", `'\\''`)}'`;
+  if (h.futureMs === void 0)
+    return `its lease was renewed ${formatDuration(h.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(Math.max(0, h.leaseMs - h.ageMs))} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
+  let msg = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `;
+  if (h.redated)
+    msg += `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
+  else
+    msg += `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: if that run is gone, ${byHand}`;
+  return msg;
+}
+var LockHeldError = class extends Error {
+  constructor(host, path, holder) {
+    super(
+      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`
+    );
+    this.host = host;
+    this.path = path;
+    this.holder = holder;
+    this.name = "LockHeldError";
+  }
+  host;
+  path;
+  holder;
+};
+var LockLostError = class extends Error {
+  constructor(host, path, holder, leaseMs) {
+    const who = holder ? `another run holds it now: ${describeHolder(holder)}` : "nobody holds it now (it was removed)";
+    super(
+      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`
+    );
+    this.host = host;
+    this.path = path;
+    this.holder = holder;
+    this.name = "LockLostError";
+  }
+  host;
+  path;
+  holder;
+};
+
+// src/safety/lock-scripts.ts
+var ACQUIRE = String.raw`
+d=$1 tok=$2 lease=$3; shift 3
+parent=@{d%/*}; [ -n "$parent" ] || parent=/
+mkdir -p -- "$parent" 2>/dev/null || { echo "error cannot create $parent: $(mkdir -p -- "$parent" 2>&1)"; exit 0; }
+owner_of() { sed -n 's/^token=//p' "$1/owner" 2>/dev/null; }
+take() {
+  { printf 'token=%s\nlease=%s\nsince=%s\n' "$tok" "$lease" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    for kv in "$@"; do printf '%s\n' "$kv"; done; } > "$d/owner.tmp" && mv -f -- "$d/owner.tmp" "$d/owner"
+}
+show() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  echo "age=$((now - m))"
+  cat -- "$d/owner" 2>/dev/null | head -n 40
+}
+expired() {
+  now=$(date +%s)
+  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+  l=$(sed -n 's/^lease=//p' "$d/owner" 2>/dev/null); case $l in ''|*[!0-9]*) l=$lease;; esac
+  [ $((now - m)) -gt "$l" ]
+}
+if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -- "$d"; echo "error cannot write $d/owner"; exit 0; fi
+[ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
+cur=$(owner_of "$d")
+if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
+now=$(date +%s)
+m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
+if [ "$m" -gt "$now" ]; then
+  # Renewed "in the future": the host's clock was set back since (or the time was set by hand), so
+  # the lease's age cannot be told and it would never run out. Date it to the host's clock now:
+  # a live holder renews it anyway; a gone one loses it one lease from now.
+  r=not-redated
+  if [ -f "$d/owner" ] && [ "$(owner_of "$d")" = "$cur" ] && touch -c -- "$d/owner" 2>/dev/null; then r=redated; fi
+  echo "held-future $r"; echo "age=$((now - m))"; cat -- "$d/owner" 2>/dev/null | head -n 40
+  exit 0
+fi
+if expired; then
+  # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
+  if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
+  if mkdir -- "$d.takeover" 2>/dev/null; then
+    if [ "$(owner_of "$d")" = "$cur" ] && expired; then
+      echo "took-over"; show
+      rm -f -- "$d/owner" "$d/owner.tmp"; rmdir -- "$d" 2>/dev/null
+      if mkdir -- "$d" 2>/dev/null && take "$@"; then rmdir -- "$d.takeover"; exit 0; fi
+      rmdir -- "$d.takeover"; echo "error could not take over $d"; exit 0
+    fi
+    rmdir -- "$d.takeover"
+  fi
+fi
+echo held; show
+`.replaceAll("@{", "${");
+var RENEW = String.raw`
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
+touch -c -- "$1/owner" && echo renewed
+`;
+var RELEASE = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo not-ours; exit 0; }
+rm -f -- "$1/owner" "$1/owner.tmp" && rmdir -- "$1" && echo released
+`;
+var INSPECT = String.raw`
+[ -d "$1" ] || { echo absent; exit 0; }
+now=$(date +%s)
+m=$(stat -c %Y -- "$1/owner" 2>/dev/null || stat -c %Y -- "$1" 2>/dev/null || echo "$now")
+echo "age=$((now - m))"
+cat -- "$1/owner" 2>/dev/null | head -n 40
+`;
+
+// src/safety/lock.ts
+function lockPath(releaseDir) {
+  return posix5.join(releaseDir, "lock");
+}
+function newToken(owner) {
+  const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
+  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes3(6).toString("hex")}`;
+}
+function lockOwnerFromEnv(env = process.env) {
+  const server = env.GITHUB_SERVER_URL ?? "https://github.com";
+  const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID ? `${server}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}` : void 0;
+  let user = "unknown";
+  try {
+    user = userInfo().username;
+  } catch {
+  }
+  return {
+    repository: env.GITHUB_REPOSITORY,
+    runId: env.GITHUB_RUN_ID,
+    runAttempt: env.GITHUB_RUN_ATTEMPT,
+    workflow: env.GITHUB_WORKFLOW,
+    job: env.GITHUB_JOB,
+    actor: env.GITHUB_ACTOR,
+    commit: env.GITHUB_SHA,
+    ref: env.GITHUB_REF,
+    runUrl,
+    runner: env.RUNNER_NAME ? `${env.RUNNER_NAME}` : `${user}@${hostname()}`
+  };
+}
+var OWNER_KEYS = [
+  ["repository", "repository"],
+  ["runId", "run_id"],
+  ["runAttempt", "run_attempt"],
+  ["workflow", "workflow"],
+  ["job", "job"],
+  ["actor", "actor"],
+  ["commit", "commit"],
+  ["ref", "ref"],
+  ["runUrl", "run_url"],
+  ["runner", "runner"]
+];
+function clean(value) {
+  return value.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 300);
+}
+function ownerLines(owner) {
+  const lines = [];
+  for (const [key, name] of OWNER_KEYS) {
+    const v = owner[key];
+    if (v !== void 0 && v !== "") lines.push(`${name}=${clean(v)}`);
+  }
+  return lines;
+}
+function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
+  const kv = /* @__PURE__ */ new Map();
+  for (const line2 of lines) {
+    const eq = line2.indexOf("=");
+    if (eq > 0) kv.set(line2.slice(0, eq), line2.slice(eq + 1));
+  }
+  const holder = {
+    token: kv.get("token") ?? "",
+    since: kv.get("since"),
+    leaseMs: /^\d+$/.test(kv.get("lease") ?? "") ? Number(kv.get("lease")) * 1e3 : fallbackLeaseMs,
+    ageMs: Math.max(0, ageSeconds) * 1e3
+  };
+  if (ageSeconds < 0) holder.futureMs = -ageSeconds * 1e3;
+  for (const [key, name] of OWNER_KEYS) {
+    const v = kv.get(name);
+    if (v !== void 0) holder[key] = v;
+  }
+  return holder;
+}
+async function sh(host, script2, args, aside = false) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  return r.stdout.split("\n").filter((l) => l !== "");
+}
+function ageOf(line2) {
+  const m = /^age=(-?\d+)$/.exec(line2 ?? "");
+  return m ? Number(m[1]) : 0;
+}
+async function readLock(host, path, fallbackLeaseMs = 15 * 6e4) {
+  const out = await sh(host, INSPECT, [path]);
+  if (out[0] === "absent") return null;
+  return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]));
+}
+var HostLock = class _HostLock {
+  constructor(host, options) {
+    this.host = host;
+    this.options = options;
+  }
+  host;
+  options;
+  timer = null;
+  released = false;
+  renewing = null;
+  /** release() began: no renewal starts, and none reports a loss. */
+  stopping = false;
+  /** When the lock was taken over from a run whose lease had run out: that run. */
+  tookOverFrom;
+  /** Set when a renewal found the lock in other hands. */
+  lost = false;
+  /** Who held the lock when it was found lost (null: nobody, it was removed). */
+  lostTo = null;
+  get path() {
+    return this.options.path;
+  }
+  /** Takes the lock, or throws LockHeldError naming the holder. Idempotent for the same token. */
+  static async acquire(host, options) {
+    const lock = new _HostLock(host, options);
+    const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1e3)));
+    const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
+    const status = (out[0] ?? "").replace(/^held-future .*/, "held-future");
+    if (status === "acquired" || status === "ours") {
+      lock.startRenewing();
+      return lock;
+    }
+    if (status === "took-over") {
+      lock.tookOverFrom = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
+      options.warn?.(
+        `${host.name}: took over the deploy lock ${options.path}: its holder (${describeHolder(lock.tookOverFrom)}) had not renewed it for ${formatDuration(lock.tookOverFrom.ageMs)}, longer than its lease of ${formatDuration(lock.tookOverFrom.leaseMs)}; that run is gone. Its upgrade may have been interrupted: pre-flight checks the host for what it left`
+      );
+      lock.startRenewing();
+      return lock;
+    }
+    if (status === "held-future") {
+      const holder = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
+      holder.redated = out[0] === "held-future redated";
+      throw new LockHeldError(host.name, options.path, holder);
+    }
+    if (status === "held")
+      throw new LockHeldError(
+        host.name,
+        options.path,
+        parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
+      );
+    throw new Error(
+      `${host.name}: cannot take the deploy lock ${options.path}: ${status.replace(/^error /, "")}. The SSH user must be able to create it: give it the release store (release-dir), or set sudo: true`
+    );
+  }
+  startRenewing() {
+    const every = this.options.renewEveryMs ?? Math.min(6e4, Math.max(1e3, Math.floor(this.options.leaseMs / 3)));
+    this.timer = setInterval(() => void this.renew().catch(() => void 0), every);
+    this.timer.unref();
+  }
+  /**
+   * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
+   * lock in other hands is reported once and remembered (check() then throws).
+   */
+  renew() {
+    this.renewing ??= this.renewOnce().finally(() => this.renewing = null);
+    return this.renewing;
+  }
+  async renewOnce() {
+    if (this.stopping || this.lost) return "lost";
+    const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true);
+    if (out[0] === "renewed") return "renewed";
+    if (this.stopping) return "lost";
+    this.lost = true;
+    this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null;
+    this.options.warn?.(
+      `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run: ` + (this.lostTo ? `another run holds it now (${describeHolder(this.lostTo)})` : "it was removed")
+    );
+    return "lost";
+  }
+  /** Throws LockLostError when a renewal found the lock in other hands. */
+  check() {
+    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs);
+  }
+  /**
+   * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
+   * loss: the step that follows meets the lost connection and the engine reconnects.
+   */
+  async verify() {
+    await this.renew().catch(() => void 0);
+    this.check();
+  }
+  /** Releases the lock if this run still holds it. Never throws. */
+  async release() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.stopping = true;
+    await this.renewing?.catch(() => void 0);
+    if (this.released) return "released";
+    try {
+      const out = await releaseLock(this.host, this.options.path, this.options.token);
+      this.released = true;
+      return out;
+    } catch (e) {
+      this.options.warn?.(
+        `${this.host.name}: could not release the deploy lock ${this.options.path}: ${e.message}`
+      );
+      return "error";
+    }
+  }
+};
+async function releaseLock(host, path, token) {
+  const out = await sh(host, RELEASE, [path, token]);
+  const s = out[0];
+  if (s === "released" || s === "absent" || s === "not-ours") return s;
+  throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
+}
+
+// src/safety/watchdog.ts
+import { posix as posix6 } from "node:path";
+
+// src/safety/watchdog-scripts.ts
+var HELPERS = String.raw`
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
+alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
+# names one process for good: a pid used again by another process has another start time.
+starttime() {
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  set -- $s
+  echo "@{20}"
+}
+is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
+`.replaceAll("@{", "${");
+function watchdogScript(part, binaryFirst = false) {
+  return (HELPERS + String.raw`
+d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
+# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
+# and its pid names another process, alive says no, so nothing signals that process (or its children).
+proc_alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
+trap '' HUP INT
+# USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
+trap ':' USR1
+log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
+finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
+sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
+# The old binary back at the live path (the kept file is a hard link of it).
+restore_binary() {
+  cur=$(sha_of "$live")
+  if [ "$cur" != "$sha" ]; then
+    kept=$(sha_of "$prev")
+    if [ "$kept" = "$sha" ] && mv -f -- "$prev" "$live"; then
+      log "put the old binary back at $live (sha256 $sha)"
+    else
+      log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
+    fi
+  fi
+}
+` + part.script + String.raw`
+rollback() {
+  if proc_alive "$old" && ! alive "$old"; then
+    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
+  fi
+  ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
+  cur=$(sha_of "$live")
+  if processes_ok && [ "$cur" = "$sha" ]; then
+    log "rolled back: $serving and $live is the old binary"
+    finish rolled-back
+  fi
+  log "rollback incomplete: $seen, live sha256 '$cur'"
+  finish "incomplete: $seen_short, live sha256 $cur"
+}
+
+echo "$$" > "$d/pid"
+log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+while :; do
+  if [ -d "$d/decided" ]; then
+    v=$(cat "$d/verdict" 2>/dev/null)
+    log "the action decided: $v; exiting"
+    finish "$v"
+  fi
+  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+  if [ "$(date +%s)" -ge "$dl" ]; then
+    if mkdir -- "$d/decided" 2>/dev/null; then
+      echo rollback > "$d/verdict"
+      log "no word from the action by the deadline: rolling back"
+      rollback
+    fi
+  fi
+  sleep 1 &
+  wait $! 2>/dev/null
+done
+`).replaceAll("@{", "${");
+}
+var LAUNCH_SCRIPT = HELPERS + String.raw`
+wd=$1 d=$2 tok=$3 lease=$4; shift 4
+# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
+st=$(starttime "$2")
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
+mkdir -p -- "$d" || exit 1
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then
+  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null)"; exit 0; fi
+  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
+fi
+rm -f -- "$d/verdict" "$d/result" "$d/pid"
+rmdir -- "$d/decided" 2>/dev/null
+if [ -f "$d/log" ] && [ "$(wc -c < "$d/log")" -gt 200000 ]; then tail -n 300 -- "$d/log" > "$d/log.tmp" && mv -f -- "$d/log.tmp" "$d/log"; fi
+printf '%s\n' "$tok" > "$d/token"
+echo $(( $(date +%s) + lease )) > "$d/deadline"
+printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
+else
+  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
+fi
+end=$(( $(date +%s) + 10 ))
+while [ "$(date +%s)" -le "$end" ]; do
+  p=$(readpid "$d/pid")
+  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline")"; exit 0; fi
+  sleep 0.02 2>/dev/null || sleep 1
+done
+echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
+`.replaceAll("@{", "${");
+var DECIDE_SCRIPT = HELPERS + String.raw`
+d=$1 tok=$2 v=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  printf '%s\n' "$v" > "$d/verdict"
+  p=$(readpid "$d/pid")
+  is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
+  end=$(( $(date +%s) + 3 ))
+  # Until the process itself is gone (it removes its pid file just before it exits).
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  echo "decided $v (still exiting)"; exit 0
+fi
+r=$(cat -- "$d/result" 2>/dev/null)
+echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
+`;
+var EXTEND_SCRIPT = String.raw`
+d=$1 tok=$2 lease=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
+[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
+echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+`;
+var INSPECT_SCRIPT = HELPERS + String.raw`
+d=$1
+[ -d "$d" ] || { echo "absent"; exit 0; }
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then echo "running $p"; else echo "stopped $p"; fi
+echo "token $(cat -- "$d/token" 2>/dev/null)"
+dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+echo "deadline-in $((dl - $(date +%s)))"
+[ -d "$d/decided" ] && echo "decided $(cat -- "$d/verdict" 2>/dev/null)"
+[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
+tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
+`;
+
+// src/safety/watchdog.ts
+function watchdogLeaseMs(t) {
+  const guarded = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
+  return guarded + 1e4 + Math.ceil(guarded / 10);
+}
+function watchdogDir(releaseDir) {
+  return posix6.join(releaseDir, "watchdog");
+}
+var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
+async function sh2(host, script2, args, timeoutMs = 3e4) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  return r.stdout.trim();
+}
+var WatchdogBusyError = class extends Error {
+  constructor(host, dir, pid, token) {
+    super(
+      `${host}: a watchdog of another run (${token || "unknown"}) is still armed (pid ${pid}, state in ${dir}): it will roll back that run's interrupted upgrade at its deadline. Wait for it (its log: ${dir}/log), or, once you have checked the host by hand, stop it: kill ${pid}`
+    );
+    this.host = host;
+    this.dir = dir;
+    this.pid = pid;
+    this.token = token;
+    this.name = "WatchdogBusyError";
+  }
+  host;
+  dir;
+  pid;
+  token;
+};
+async function startWatchdog(host, plan) {
+  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
+    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
+  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
+  const out = await sh2(host, LAUNCH_SCRIPT, [
+    watchdogScript(plan.part, plan.binaryFirst),
+    plan.dir,
+    plan.token,
+    seconds(plan.leaseMs),
+    plan.pidFile,
+    String(plan.oldPid),
+    plan.livePath,
+    plan.previousPath,
+    plan.oldSha256
+  ]);
+  const [word, pid, extra] = out.split(/\s+/);
+  if (word === "started" || word === "running") return { pid: Number(pid), deadline: Number(extra) };
+  if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
+  throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
+}
+async function decideWatchdog(host, dir, token, verdict2) {
+  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict2]);
+  if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
+  if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
+  const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
+  return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
+}
+async function extendWatchdog(host, dir, token, leaseMs) {
+  return await sh2(host, EXTEND_SCRIPT, [dir, token, seconds(leaseMs)]) === "extended";
+}
+async function inspectWatchdog(host, dir) {
+  const out = await sh2(host, INSPECT_SCRIPT, [dir]);
+  if (out === "absent") return null;
+  const state = {
+    running: false,
+    pid: null,
+    token: null,
+    deadlineInMs: null,
+    verdict: null,
+    result: null,
+    log: []
+  };
+  for (const line2 of out.split("\n")) {
+    const [key, ...rest] = line2.split(" ");
+    const value = rest.join(" ");
+    if (key === "running" || key === "stopped") {
+      state.running = key === "running";
+      state.pid = /^\d+$/.test(value) ? Number(value) : null;
+    } else if (key === "token") state.token = value || null;
+    else if (key === "deadline-in") state.deadlineInMs = Number(value) * 1e3;
+    else if (key === "decided") state.verdict = value || null;
+    else if (key === "result") state.result = value || null;
+    else if (key === "log") state.log.push(value);
+  }
+  return state;
+}
+async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
+  const until = Date.now() + timeoutMs;
+  for (; ; ) {
+    const state = await inspectWatchdog(host, dir);
+    if (state === null || !state.running || Date.now() >= until) return state;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
 }
 
 // src/fleet/slot.ts
@@ -45210,78 +46132,68 @@ function untouched(slot) {
 }
 var passed = (r) => r !== void 0 && (r.result === "parked" || r.result === "upgraded" || r.result === "unchanged");
 
-// src/fleet/connect.ts
-function connectSlot(slot, connect, via) {
-  if (!slot.connecting) {
-    const rec = {
-      name: "connect",
-      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
-      endedAt: "",
-      ms: 0,
-      outcome: "ok",
-      observations: []
-    };
-    slot.connectStep = rec;
-    const t0 = Date.now();
-    slot.connecting = connect(slot.target, slot.log).then(
-      (host) => {
-        rec.ms = Date.now() - t0;
-        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-        rec.observations.push(`connected${via}`);
-        slot.log.info(`${slot.target.label} [connect] connected${via} in ${formatDuration(rec.ms)}`);
-        return host;
-      },
-      (e) => {
-        rec.ms = Date.now() - t0;
-        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
-        rec.outcome = "failed";
-        rec.observations.push(e.message);
-        throw e;
-      }
-    );
-    slot.connecting.catch(() => void 0);
-  }
-  return slot.connecting;
+// src/fleet/tally.ts
+function overall(reports) {
+  const counts = {
+    upgraded: 0,
+    "rolled-back": 0,
+    unchanged: 0,
+    failed: 0,
+    untouched: 0,
+    parked: 0
+  };
+  for (const r of reports) counts[r.result]++;
+  let result;
+  if (counts.failed > 0) result = "failed";
+  else if (counts.parked > 0)
+    result = counts.parked + counts.unchanged === reports.length ? "parked" : "failed";
+  else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
+  else if (counts.untouched > 0) result = "failed";
+  else if (counts.upgraded > 0) result = "upgraded";
+  else result = "unchanged";
+  return { result, counts };
 }
-function connectFailed(slot, err, o) {
-  const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
-  const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
-  const error2 = `${cause}${o.via ? ` (connecting${o.via})` : ""}${hint}`;
-  slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
-  slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
-}
-
-// src/fleet/finish.ts
-var FINISH_WIDTH = 16;
-async function finishHeld(o) {
-  const parked = o.slots.filter((s) => s.report?.result === "parked");
-  if (parked.length === 0) return;
-  const width = Math.max(o.width, FINISH_WIDTH);
-  if (!o.stopped) {
-    o.out.line(
-      "info",
-      `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
+function failureMessage(run3) {
+  const c = run3.counts;
+  const n = run3.hosts.length;
+  const tally2 = `${n} host${n === 1 ? "" : "s"}: ${c.upgraded} upgraded, ${c["rolled-back"]} rolled back, ${c.failed} failed, ${c.untouched} untouched` + (c.unchanged > 0 ? `, ${c.unchanged} unchanged` : "") + (c.parked > 0 ? `, ${c.parked} left parked` : "");
+  const causes = run3.failures.map(
+    (f) => `${f.host} failed${f.step ? ` at ${f.step}` : ""}${f.result === "rolled-back" ? " (rolled back)" : ""}: ${f.error}`
+  );
+  const parts = [`${run3.result}: ${causes.join("; ") || "the rollout did not complete"}`, tally2];
+  const unrepaired = run3.hosts.filter((h) => h.rollbackError !== void 0);
+  for (const h of unrepaired)
+    parts.push(
+      `${h.host} could not be rolled back (${h.rollbackError}); its state and the commands that repair it are in the report output`
     );
-    await o.pool.each(parked, "commit", width, async (s) => {
-      s.report = await s.upgrade.commit();
-      if (s.report.result !== "upgraded")
-        s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
-          step: "quit"
-        });
-    });
-    return;
-  }
-  const cause = o.slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
-  const reason = `fleet rollback: ${o.cancelled ? "the run was cancelled" : cause || "the rollout stopped"}`;
-  await o.pool.each(parked, "abort", width, async (s) => {
-    s.aborted = true;
-    s.report = await s.upgrade.abort(reason);
-    if (s.report.result !== "rolled-back")
-      s.log.error(
-        `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; repair it by hand: ${(s.report.repair ?? []).filter((l) => !l.startsWith("#")).join("; ")}`,
-        { step: "rollback" }
-      );
-  });
+  if (run3.result === "rolled-back") parts.push("The old version is serving on every host this run changed");
+  else if (c.upgraded > 0 && c.upgraded < n)
+    parts.push(`${c.upgraded} host(s) run the new version and the others do not: the fleet is mixed`);
+  return parts.join(". ") + ".";
+}
+function tally(slots, started) {
+  const hosts = slots.map((s) => s.report ?? untouched(s));
+  const failures = slots.filter((s) => s.report !== void 0 && !s.aborted && !passed(s.report)).map((s) => ({
+    host: s.target.label,
+    step: s.report.failedStep,
+    error: s.report.error ?? "no error recorded",
+    result: s.report.result
+  }));
+  for (const s of slots)
+    if (s.aborted && s.report?.result === "failed")
+      failures.push({
+        host: s.target.label,
+        step: "rollback",
+        error: s.report.rollbackError ?? s.report.error ?? "the fleet rollback failed",
+        result: "failed"
+      });
+  const { result, counts } = overall(hosts);
+  return { result, hosts, durationMs: Date.now() - started, counts, failures };
+}
+function succeeded(run3, s) {
+  if (run3.result === "upgraded" || run3.result === "unchanged") return true;
+  if (run3.result === "parked") return s.hold;
+  return run3.result === "rolled-back" && s.mode === "abort";
 }
 
 // src/fleet/host-log.ts
@@ -45357,6 +46269,292 @@ var HostLog = class {
   }
 };
 
+// src/fleet/held-mode.ts
+var WIDTH = 16;
+async function runHeldMode(settings, deps) {
+  const started = Date.now();
+  const verb = settings.mode;
+  const slots = settings.hosts.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
+  deps.log.info(
+    `${verb}: ${slots.length} host(s): ${verb === "commit" ? "retiring the old processes a hold: true run left held" : "returning every held host to its original process and previous binary"}`
+  );
+  const out = new Printer(deps.log);
+  let next = 0;
+  const worker = async () => {
+    while (next < slots.length) {
+      const slot = slots[next++];
+      slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb);
+      if (verb === "abort" && slot.report.result === "rolled-back") slot.aborted = true;
+      void out.enqueue(
+        () => out.log.group(`${slot.target.label}: ${slot.report.result}`, async () => {
+          slot.log.attach(out.log);
+          slot.log.detach();
+        })
+      );
+    }
+  };
+  await Promise.all(
+    Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
+  );
+  await out.idle();
+  return { ...tally(slots, started), supervisor: deps.supervisor.names.id };
+}
+function bare(host, result, error2) {
+  const now = (/* @__PURE__ */ new Date()).toISOString();
+  return {
+    host,
+    result,
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: [],
+    drain: [],
+    health: [],
+    ...error2 ? { error: error2, failedStep: "held" } : {}
+  };
+}
+async function finishOne(target, settings, deps, verb) {
+  const label = target.label;
+  let host;
+  try {
+    host = await deps.connect(target);
+  } catch (e) {
+    deps.log.error(`${label}: cannot connect: ${e.message}`, { host: label, step: "connect" });
+    return bare(label, "untouched", `cannot connect: ${e.message}`);
+  }
+  let lock;
+  try {
+    const { live: live2, pid } = await liveBinary(host, settings);
+    const dir = settings.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
+    await checkTrust(host, {
+      pidFile: settings.pidFile,
+      masterUser: settings.masterUser,
+      storeDir: dir,
+      pid,
+      livePath: live2,
+      stagingPath: sidePaths(live2).staging
+    });
+    lock = await HostLock.acquire(host, {
+      path: lockPath(dir),
+      token: deps.token,
+      leaseMs: settings.lockLeaseMs,
+      owner: deps.owner,
+      warn: (m) => deps.log.warn(m, { host: label, step: "held" })
+    });
+    return await finishLocked(host, label, dir, live2, settings, deps, verb);
+  } catch (e) {
+    const message = neutralize(e.message);
+    deps.log.error(`${label}: ${verb} failed: ${message}`, { host: label, step: "held" });
+    return bare(label, "failed", message);
+  } finally {
+    await lock?.release().catch(() => void 0);
+    await host.close().catch(() => void 0);
+  }
+}
+async function liveBinary(host, settings) {
+  const script2 = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';
+  const r = await host.run(["sh", "-c", script2, "sh", settings.pidFile], { sudo: host.sudo });
+  const [pidText, exe] = r.stdout.split("\n");
+  const live2 = settings.binaryPath ?? (exe ?? "").trim().replace(/ \(deleted\)$/, "");
+  const pid = Number(pidText);
+  if (!live2.startsWith("/") || !(pid > 1))
+    throw new Error(
+      `no running server is named by ${settings.pidFile}, so its release store (and any held record in it) is not known: give pid-file, or release-dir`
+    );
+  return { live: live2, pid };
+}
+function checkRecord(text2, dir, live2, settings, deps) {
+  const parsed = parseHeld(text2);
+  const where2 = heldPath(dir);
+  if ("problem" in parsed)
+    throw new Error(
+      `refusing ${where2}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
+    );
+  const expected = [
+    ["supervisor", parsed.supervisor, deps.supervisor.names.id],
+    ["pid file", parsed.pidFile, settings.pidFile],
+    ["live binary", parsed.livePath, live2],
+    ["kept binary", parsed.previousPath, sidePaths(live2).previous],
+    ["watchdog", parsed.watchdog, watchdogDir(dir)]
+  ];
+  const runId = deps.owner.runId;
+  if (settings.mode === "commit" && parsed.runId && runId && parsed.runId !== runId)
+    throw new Error(
+      `refusing ${where2}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
+    );
+  for (const [what, got, want] of expected)
+    if (got !== want)
+      throw new Error(
+        `refusing ${where2}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
+      );
+  return parsed;
+}
+async function finishLocked(host, label, dir, live2, settings, deps, verb) {
+  const text2 = await readHeld(host, dir);
+  if (text2 === null) {
+    deps.log.info(
+      `${label}: nothing held here (no ${heldPath(dir)}): ${verb === "commit" ? "already committed, or never held" : "already back, or never held"}; nothing to do`
+    );
+    return bare(label, "unchanged");
+  }
+  const rec = checkRecord(text2, dir, live2, settings, deps);
+  const held = `held by ${rec.run} (old ${rec.old.pid}, new ${rec.new.pid})`;
+  const first2 = () => watchdogFirst(host, rec, dir, label, verb, deps.log, held);
+  const wd = await inspectWatchdog(host, rec.watchdog);
+  if (wd === null || wd.token !== rec.token)
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    );
+  if (wd.verdict === "rollback") return first2();
+  const procs = await readProcesses(host, [rec.old.pid, rec.new.pid]);
+  const old = sameProcess(rec.old, procs.get(rec.old.pid));
+  const neu = sameProcess(rec.new, procs.get(rec.new.pid));
+  checkProcesses(rec, old, neu, verb, held, heldPath(dir));
+  const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === "commit" ? "confirm" : "cancel");
+  if (d.verdict === "not-ours")
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    );
+  if (d.verdict === "rollback") return first2();
+  if (verb === "commit" && old === "gone") {
+    await removeHeld(host, dir);
+    deps.log.info(`${label}: ${held}: the old process is already gone: already committed`);
+    return bare(label, "unchanged");
+  }
+  deps.log.info(
+    `${label}: ${held}: ${verb === "commit" ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`
+  );
+  const plan = planFrom(settings, { sha256: rec.newBinarySha256 }, deps.supervisor);
+  const report = await new HostUpgrade(host, plan, deps.log).recover(
+    { masterPid: rec.old.pid, livePath: rec.livePath, liveSha256: rec.oldBinarySha256 },
+    { complete: verb === "commit", reason: `mode: abort: back to the process the hold run parked` }
+  );
+  report.host = label;
+  const done = verb === "commit" ? report.result === "upgraded" : report.result === "rolled-back";
+  if (done) {
+    await removeHeld(host, dir);
+    if (verb === "commit") await finishCommit(host, rec, settings, deps.log, label);
+  }
+  return report;
+}
+function checkProcesses(rec, old, neu, verb, held, where2) {
+  for (const [which2, p, state] of [
+    ["old", rec.old, old],
+    ["new", rec.new, neu]
+  ])
+    if (state === "other")
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where2})`
+      );
+  if (neu === "gone" && verb === "commit")
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
+  if (old === "gone" && verb === "abort")
+    throw new Error(
+      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
+    );
+}
+async function watchdogFirst(host, rec, dir, label, verb, log, held) {
+  const end = await waitForWatchdog(host, rec.watchdog, 9e4);
+  const result = neutralize(end?.result ?? "unknown");
+  await removeHeld(host, dir);
+  if (verb === "abort" && result === "rolled-back") {
+    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`);
+    return { ...bare(label, "rolled-back"), oldPid: rec.old.pid, newPid: rec.new.pid };
+  }
+  throw new Error(
+    `${held}: its watchdog reached hold-timeout first and rolled the host back (${result}); ${verb === "commit" ? "this host runs the old version: deploy again" : "check the host"}`
+  );
+}
+
+// src/fleet/connect.ts
+function connectSlot(slot, connect, via) {
+  if (!slot.connecting) {
+    const rec = {
+      name: "connect",
+      startedAt: (/* @__PURE__ */ new Date()).toISOString(),
+      endedAt: "",
+      ms: 0,
+      outcome: "ok",
+      observations: []
+    };
+    slot.connectStep = rec;
+    const t0 = Date.now();
+    slot.connecting = connect(slot.target, slot.log).then(
+      (host) => {
+        rec.ms = Date.now() - t0;
+        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+        rec.observations.push(`connected${via}`);
+        slot.log.info(`${slot.target.label} [connect] connected${via} in ${formatDuration(rec.ms)}`);
+        return host;
+      },
+      (e) => {
+        rec.ms = Date.now() - t0;
+        rec.endedAt = (/* @__PURE__ */ new Date()).toISOString();
+        rec.outcome = "failed";
+        rec.observations.push(e.message);
+        throw e;
+      }
+    );
+    slot.connecting.catch(() => void 0);
+  }
+  return slot.connecting;
+}
+function connectFailed(slot, err, o) {
+  const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
+  const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
+  const error2 = `${cause}${o.via ? ` (connecting${o.via})` : ""}${hint}`;
+  slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
+  slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
+}
+
+// src/fleet/finish.ts
+var FINISH_WIDTH = 16;
+async function finishHeld(o) {
+  const parked = o.slots.filter((s) => s.report?.result === "parked");
+  if (parked.length === 0) return;
+  const width = Math.max(o.width, FINISH_WIDTH);
+  if (!o.stopped && o.hold) return leaveHeld(o, parked, width);
+  if (!o.stopped) {
+    o.out.line(
+      "info",
+      `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
+    );
+    await o.pool.each(parked, "commit", width, async (s) => {
+      s.report = await s.upgrade.commit();
+      if (s.report.result !== "upgraded")
+        s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
+          step: "quit"
+        });
+    });
+    return;
+  }
+  const cause = o.slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
+  const reason = `fleet rollback: ${o.cancelled ? "the run was cancelled" : cause || "the rollout stopped"}`;
+  await o.pool.each(parked, "abort", width, async (s) => {
+    s.aborted = true;
+    s.report = await s.upgrade.abort(reason);
+    if (s.report.result !== "rolled-back")
+      s.log.error(
+        `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; repair it by hand: ${(s.report.repair ?? []).filter((l) => !l.startsWith("#")).join("; ")}`,
+        { step: "rollback" }
+      );
+  });
+}
+async function leaveHeld(o, parked, width) {
+  o.out.line(
+    "info",
+    `every host passed: leaving ${parked.length} host(s) held (hold: true); run mode: commit to retire the old processes, or mode: abort to return to them`
+  );
+  await o.pool.each(parked, "hold", width, async (s) => {
+    s.report = await s.upgrade.leave();
+    if (s.report.result !== "parked")
+      s.log.error(
+        `${s.target.label}: could not be left held, so it went back to its old process (${s.report.result}): ${s.report.error ?? "unknown error"}`,
+        { step: "hold" }
+      );
+  });
+}
+
 // src/fleet/pool.ts
 var PHASE_NAMES = {
   plan: "plan",
@@ -45364,7 +46562,8 @@ var PHASE_NAMES = {
   prestage: "pre-staging",
   commit: "commit",
   abort: "fleet rollback",
-  release: "pre-staged file removed"
+  release: "pre-staged file removed",
+  hold: "left held"
 };
 var Pool = class {
   constructor(out, batchName) {
@@ -45497,63 +46696,6 @@ async function prestageAll(o) {
   return false;
 }
 
-// src/fleet/tally.ts
-function overall(reports) {
-  const counts = {
-    upgraded: 0,
-    "rolled-back": 0,
-    unchanged: 0,
-    failed: 0,
-    untouched: 0,
-    parked: 0
-  };
-  for (const r of reports) counts[r.result]++;
-  let result;
-  if (counts.failed > 0 || counts.parked > 0) result = "failed";
-  else if (counts["rolled-back"] > 0) result = counts.upgraded > 0 ? "failed" : "rolled-back";
-  else if (counts.untouched > 0) result = "failed";
-  else if (counts.upgraded > 0) result = "upgraded";
-  else result = "unchanged";
-  return { result, counts };
-}
-function failureMessage(run3) {
-  const c = run3.counts;
-  const n = run3.hosts.length;
-  const tally2 = `${n} host${n === 1 ? "" : "s"}: ${c.upgraded} upgraded, ${c["rolled-back"]} rolled back, ${c.failed} failed, ${c.untouched} untouched` + (c.unchanged > 0 ? `, ${c.unchanged} unchanged` : "") + (c.parked > 0 ? `, ${c.parked} left parked` : "");
-  const causes = run3.failures.map(
-    (f) => `${f.host} failed${f.step ? ` at ${f.step}` : ""}${f.result === "rolled-back" ? " (rolled back)" : ""}: ${f.error}`
-  );
-  const parts = [`${run3.result}: ${causes.join("; ") || "the rollout did not complete"}`, tally2];
-  const unrepaired = run3.hosts.filter((h) => h.rollbackError !== void 0);
-  for (const h of unrepaired)
-    parts.push(
-      `${h.host} could not be rolled back (${h.rollbackError}); its state and the commands that repair it are in the report output`
-    );
-  if (run3.result === "rolled-back") parts.push("The old version is serving on every host this run changed");
-  else if (c.upgraded > 0 && c.upgraded < n)
-    parts.push(`${c.upgraded} host(s) run the new version and the others do not: the fleet is mixed`);
-  return parts.join(". ") + ".";
-}
-function tally(slots, started) {
-  const hosts = slots.map((s) => s.report ?? untouched(s));
-  const failures = slots.filter((s) => s.report !== void 0 && !s.aborted && !passed(s.report)).map((s) => ({
-    host: s.target.label,
-    step: s.report.failedStep,
-    error: s.report.error ?? "no error recorded",
-    result: s.report.result
-  }));
-  for (const s of slots)
-    if (s.aborted && s.report?.result === "failed")
-      failures.push({
-        host: s.target.label,
-        step: "rollback",
-        error: s.report.rollbackError ?? s.report.error ?? "the fleet rollback failed",
-        result: "failed"
-      });
-  const { result, counts } = overall(hosts);
-  return { result, hosts, durationMs: Date.now() - started, counts, failures };
-}
-
 // src/fleet/rollout.ts
 async function runRollout(settings, plan, deps) {
   const started = Date.now();
@@ -45561,7 +46703,7 @@ async function runRollout(settings, plan, deps) {
   const batches = planBatches(settings.hosts.length, settings.canary, settings.maxParallel);
   const slots = settings.hosts.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
   batches.forEach((b, k) => b.forEach((i) => slots[i].batch = k));
-  const park = settings.rollbackFleet && slots.length > 1;
+  const park = settings.hold || settings.rollbackFleet && slots.length > 1;
   const hasCanary = settings.canary > 0 && slots.length > 1;
   const width = settings.maxParallel;
   const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
@@ -45614,7 +46756,7 @@ async function runRollout(settings, plan, deps) {
     });
   } finally {
     try {
-      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled() });
+      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled(), hold: settings.hold });
     } finally {
       clearInterval(beat);
       await closeAll(slots, out);
@@ -45673,7 +46815,7 @@ async function closeAll(slots, out) {
 }
 
 // src/host/ssh-host.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 import http from "node:http";
 import tls from "node:tls";
 
@@ -46856,7 +47998,7 @@ var RemoteShell = class {
   /** Runs one command line; commands run in the order asked, on this channel. */
   run(line2, timeoutMs) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-    const mark = "ZD" + randomBytes3(12).toString("hex");
+    const mark = "ZD" + randomBytes4(12).toString("hex");
     return new Promise((resolve2, reject) => {
       this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
       if (this.pending.length === 1) this.begin();
@@ -47644,8 +48786,132 @@ var UPSTREAM_FIX = {
   "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
 };
 
+// src/fleet/shard.ts
+function parseShard(text2, hostCount) {
+  const m = /^\s*(\d{1,4})\s*\/\s*(\d{1,4})\s*$/.exec(text2);
+  if (!m)
+    return {
+      problem: `'${text2}' is not i/n`,
+      fix: "Give the shard as i/n, e.g. ${{ matrix.shard }}/4 for the i-th of 4 shards (i from 1 to n)"
+    };
+  const index = Number(m[1]);
+  const count = Number(m[2]);
+  if (count < 1 || index < 1 || index > count)
+    return {
+      problem: `'${text2}': the shard number must be from 1 to ${Math.max(count, 1)}`,
+      fix: "Number the shards from 1: 1/n, 2/n, ..., n/n"
+    };
+  if (count > hostCount)
+    return {
+      problem: `'${text2}' asks for ${count} shards but hosts lists ${hostCount} host(s): a shard would be empty`,
+      fix: `Use at most ${hostCount} shards`
+    };
+  return { index, count };
+}
+function shardRange(total, shard) {
+  const base = Math.floor(total / shard.count);
+  const extra = total % shard.count;
+  const k = shard.index - 1;
+  const from = k * base + Math.min(k, extra);
+  return { from, to: from + base + (k < extra ? 1 : 0) };
+}
+function shardOf(hosts, shard) {
+  const { from, to } = shardRange(hosts.length, shard);
+  return hosts.slice(from, to);
+}
+
+// src/settings/hold.ts
+var MIN_HOLD_MS = 1e3;
+var MAX_HOLD_MS = 7 * 24 * 36e5;
+function holdTimeout(read) {
+  const raw = read("hold-timeout").trim() || "30m";
+  const ms = parseDuration(raw);
+  if (ms === null)
+    throw new SettingsError("hold-timeout", `'${raw}' is not a duration`, "Use e.g. 30m, 2h or 90s");
+  if (ms < MIN_HOLD_MS || ms > MAX_HOLD_MS)
+    throw new SettingsError(
+      "hold-timeout",
+      `${formatDuration(ms)} is out of range`,
+      `Give a duration from ${formatDuration(MIN_HOLD_MS)} to ${formatDuration(MAX_HOLD_MS)}`
+    );
+  return ms;
+}
+function holdFlag(read) {
+  const raw = read("hold").trim();
+  if (raw === "" || /^(false|no|off|0)$/i.test(raw)) return false;
+  if (/^(true|yes|on|1)$/i.test(raw)) return true;
+  throw new SettingsError("hold", `'${raw}' is not a boolean`, "Use true or false");
+}
+function applyHold(read, s) {
+  const raw = read("shard").trim();
+  if (raw !== "") {
+    const shard = parseShard(raw, s.hosts.length);
+    if ("problem" in shard) throw new SettingsError("shard", shard.problem, shard.fix);
+    s.shard = shard;
+    s.hosts = shardOf(s.hosts, shard);
+  }
+  s.hold = holdFlag(read);
+  s.holdTimeoutMs = holdTimeout(read);
+  checkHold(read, s);
+}
+function checkHold(read, s) {
+  const finishing = s.mode === "commit" || s.mode === "abort";
+  if (finishing && s.binary !== void 0)
+    throw new SettingsError(
+      "binary",
+      `is set but mode is ${s.mode}`,
+      `mode: ${s.mode} finishes the hosts a hold: true run left held and sends no binary; remove binary`
+    );
+  if (finishing && s.strategy === "upstream")
+    throw new SettingsError(
+      "mode",
+      `${s.mode} finishes hosts held by a hot upgrade; strategy upstream holds none`,
+      "Use strategy: hot-upgrade (the default) for held fleets"
+    );
+  if (!s.hold) return;
+  if (s.mode !== "deploy")
+    throw new SettingsError(
+      "hold",
+      `is true but mode is ${s.mode}`,
+      "hold: true goes with mode: deploy; the commit and abort jobs leave hold unset"
+    );
+  if (s.strategy === "upstream")
+    throw new SettingsError(
+      "hold",
+      "is true but strategy is upstream, which holds no old process",
+      "Use strategy: hot-upgrade (the default) with hold: true"
+    );
+  if (!s.watchdog)
+    throw new SettingsError(
+      "hold",
+      "is true but watchdog is false: nothing would roll a held host back if no commit or abort comes",
+      "Leave watchdog: true with hold: true"
+    );
+  if (/^(false|no|off|0)$/i.test(read("rollback-fleet").trim()))
+    throw new SettingsError(
+      "hold",
+      "is true but rollback-fleet is false, which commits each host as soon as it passes",
+      "Remove rollback-fleet: false (a held shard goes back as one when any of its hosts fails)"
+    );
+}
+function checkHoldPairing(s, canHold2, title) {
+  if (canHold2) return;
+  if (s.hold)
+    throw new SettingsError(
+      "hold",
+      `is true but ${title} cannot hold its old process: its old process is gone once the new one serves`,
+      "Run the shards without hold (each host commits when it passes); to take hosts back, run mode: rollback (a hand-over to the previous release from each host's store)"
+    );
+  if (s.mode === "commit" || s.mode === "abort")
+    throw new SettingsError(
+      "mode",
+      `${s.mode} finishes held hosts, and ${title} cannot hold any`,
+      "To take hosts back to their previous release, run mode: rollback"
+    );
+}
+
 // src/settings/modes.ts
-var MODES = ["deploy", "rollback", "plan", "status"];
+var MODES = ["deploy", "rollback", "plan", "status", "commit", "abort"];
 var isReadOnlyMode = (mode) => mode === "plan" || mode === "status";
 function checkMode(s) {
   if (!isReadOnlyMode(s.mode)) return;
@@ -47762,7 +49028,9 @@ function readSettings(read, env = {}) {
     agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
     lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
     watchdog: bool(read, "watchdog", true),
-    strategy: "hot-upgrade"
+    strategy: "hot-upgrade",
+    hold: false,
+    holdTimeoutMs: 0
   };
   settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
   settings.upstream = upstreamSettings(read, settings, user, port);
@@ -47780,6 +49048,7 @@ function readSettings(read, env = {}) {
       "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
       /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
     );
+  applyHold(read, settings);
   checkMode(settings);
   checkCombinations(settings);
   checkPins(settings);
@@ -47964,764 +49233,6 @@ async function inspectBinary(path) {
     bytes: info2.size,
     arch: arch2 === "#!" ? null : arch2
   };
-}
-
-// src/releases/steps.ts
-var shortSha = (s) => s.slice(0, 12);
-var refuse = (step, e) => {
-  throw e instanceof StoreError ? new StepError(step, e.message) : e;
-};
-async function chooseBinary(o, store, state, live2, deployed, note) {
-  if (o.mode === "deploy") return { source: deployed };
-  const target = (() => {
-    try {
-      return rollbackTarget(state, o.rollbackTo);
-    } catch (e) {
-      return refuse("preflight", e);
-    }
-  })();
-  if (target.sha256 === live2.sha256)
-    note(
-      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
-    );
-  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
-  const source = {
-    sha256: target.sha256,
-    hostPath: store.releasePath(target.sha256),
-    version: target.version ?? void 0
-  };
-  return { source, target };
-}
-async function recordLive(store, r, now, note) {
-  let state = await store.read().catch((e) => refuse("preflight", e));
-  const running2 = r.runningSha256;
-  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
-  const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
-  if (!had) {
-    const found = {
-      sha256: running2,
-      version: versionText(r.version),
-      deployedAt: now,
-      origin: "found"
-    };
-    state = withRelease(state, found);
-    await store.writeMeta(found).catch((e) => refuse("preflight", e));
-    note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
-    );
-  } else if (how !== "present") {
-    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-  }
-  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
-    if (had && state.live !== null && state.live !== running2)
-      note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
-      );
-    state = markLive(state, running2, now);
-  }
-  await store.write(state).catch((e) => refuse("preflight", e));
-  return state;
-}
-function withReleaseSteps(plan, o) {
-  const hr = { liveVersion: null, newVersion: null };
-  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
-  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
-  return [...steps, recordStep(plan, o, hr)];
-}
-var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
-function chooseStep(plan, o, hr) {
-  const st = plan.state;
-  const deployed = st.source;
-  const now = () => nowOf(o);
-  return {
-    name: "choose",
-    stage: "prepare",
-    async run({ host, report, note }) {
-      const r = st.running;
-      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
-      hr.store = store;
-      const state = await recordLive(store, r, now(), note);
-      const live2 = liveRelease(state);
-      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
-      report.releases = releaseRows(state);
-      report.previousVersion = report.version = hr.liveVersion ?? void 0;
-      const { source, target } = await chooseBinary(
-        o,
-        store,
-        state,
-        { sha256: r.runningSha256 },
-        deployed,
-        note
-      );
-      st.source = source;
-      if (o.mode === "deploy") {
-        if (source.sha256 === r.runningSha256) return;
-        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("preflight", problem);
-        return;
-      }
-      hr.target = target;
-      hr.newVersion = target.version;
-      report.version = target.version ?? void 0;
-      note(
-        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
-      );
-    }
-  };
-}
-function versionsStep(o, hr) {
-  return {
-    name: "versions",
-    stage: "prepare",
-    async run({ report, note }) {
-      const detected = versionText(report.version);
-      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
-      report.version = hr.newVersion ?? void 0;
-      report.previousVersion = hr.liveVersion ?? void 0;
-      if (o.mode === "deploy") {
-        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("verify", problem);
-      }
-      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
-    }
-  };
-}
-function recordStep(plan, o, hr) {
-  const st = plan.state;
-  return {
-    name: "record",
-    stage: "after",
-    async run({ report, note }) {
-      const store = hr.store;
-      if (!store) return;
-      const source = st.source;
-      let state = await store.read();
-      const at2 = nowOf(o);
-      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
-        state = afterRollback(state, source.sha256, at2);
-      } else {
-        const how = await store.put(st.running.livePath, source.sha256);
-        const release = {
-          sha256: source.sha256,
-          version: hr.newVersion,
-          deployedAt: at2,
-          origin: "deploy",
-          ...o.provenance
-        };
-        await store.writeMeta(release);
-        state = markLive(withRelease(state, release), source.sha256, at2);
-        note(
-          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
-        );
-      }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
-      report.releases = releaseRows(saved);
-      note(
-        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
-      );
-    }
-  };
-}
-function releaseOptions(settings, env) {
-  return {
-    // plan previews a deploy; status reads no options of the store's steps.
-    mode: settings.mode === "rollback" ? "rollback" : "deploy",
-    releaseDir: settings.releaseDir,
-    keepReleases: settings.keepReleases,
-    version: settings.version,
-    allowDowngrade: settings.allowDowngrade,
-    rollbackTo: settings.rollbackTo,
-    provenance: provenanceFrom(env)
-  };
-}
-
-// src/safety/lock.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
-import { hostname, userInfo } from "node:os";
-import { posix as posix4 } from "node:path";
-
-// src/safety/lock-errors.ts
-function describeHolder(h) {
-  const parts = [];
-  const run3 = [h.runId, h.runAttempt].filter(Boolean).join(".");
-  parts.push(
-    `${h.repository ?? "a run"}${run3 ? ` run ${run3}` : ""}${h.workflow ? ` (workflow "${h.workflow}"${h.job ? `, job ${h.job}` : ""})` : ""}`
-  );
-  if (h.runUrl) parts.push(h.runUrl);
-  if (h.commit) parts.push(`commit ${h.commit.slice(0, 12)}`);
-  if (h.ref) parts.push(h.ref);
-  if (h.actor) parts.push(`by ${h.actor}`);
-  if (h.runner) parts.push(`from ${h.runner}`);
-  if (h.since) parts.push(`since ${h.since}`);
-  return parts.join(", ");
-}
-function expiry(h, path) {
-  const byHand = `remove it by hand once you are sure: rm -r -- '${path.replaceAll("'", `'\\''`)}'`;
-  if (h.futureMs === void 0)
-    return `its lease was renewed ${formatDuration(h.ageMs)} ago. Nothing was changed on this host. Wait for that run to finish (or cancel it); if it is gone, its lock expires ${formatDuration(Math.max(0, h.leaseMs - h.ageMs))} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
-  let msg = `its lease was renewed at a time ${formatDuration(h.futureMs)} ahead of the host's clock: the clock was set back since (or the file's time was set by hand), so how long ago its holder renewed it cannot be told. Nothing was changed on this host. `;
-  if (h.redated)
-    msg += `This run dated the lease to the host's clock now: if that run still works on the host it goes on renewing it (wait for it); if it is gone, the lock expires ${formatDuration(h.leaseMs)} from now (lock-lease ${formatDuration(h.leaseMs)}) and is then taken over, or ${byHand}`;
-  else
-    msg += `It could not be dated to the host's clock now (the SSH user cannot write it), so it does not expire by itself: if that run is gone, ${byHand}`;
-  return msg;
-}
-var LockHeldError = class extends Error {
-  constructor(host, path, holder) {
-    super(
-      `${host}: another deploy holds the lock ${path}: ${describeHolder(holder)}; ${expiry(holder, path)}`
-    );
-    this.host = host;
-    this.path = path;
-    this.holder = holder;
-    this.name = "LockHeldError";
-  }
-  host;
-  path;
-  holder;
-};
-var LockLostError = class extends Error {
-  constructor(host, path, holder, leaseMs) {
-    const who = holder ? `another run holds it now: ${describeHolder(holder)}` : "nobody holds it now (it was removed)";
-    super(
-      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`
-    );
-    this.host = host;
-    this.path = path;
-    this.holder = holder;
-    this.name = "LockLostError";
-  }
-  host;
-  path;
-  holder;
-};
-
-// src/safety/lock-scripts.ts
-var ACQUIRE = String.raw`
-d=$1 tok=$2 lease=$3; shift 3
-parent=@{d%/*}; [ -n "$parent" ] || parent=/
-mkdir -p -- "$parent" 2>/dev/null || { echo "error cannot create $parent: $(mkdir -p -- "$parent" 2>&1)"; exit 0; }
-owner_of() { sed -n 's/^token=//p' "$1/owner" 2>/dev/null; }
-take() {
-  { printf 'token=%s\nlease=%s\nsince=%s\n' "$tok" "$lease" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-    for kv in "$@"; do printf '%s\n' "$kv"; done; } > "$d/owner.tmp" && mv -f -- "$d/owner.tmp" "$d/owner"
-}
-show() {
-  now=$(date +%s)
-  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
-  echo "age=$((now - m))"
-  cat -- "$d/owner" 2>/dev/null | head -n 40
-}
-expired() {
-  now=$(date +%s)
-  m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
-  l=$(sed -n 's/^lease=//p' "$d/owner" 2>/dev/null); case $l in ''|*[!0-9]*) l=$lease;; esac
-  [ $((now - m)) -gt "$l" ]
-}
-if mkdir -- "$d" 2>/dev/null; then take "$@" && echo acquired && exit 0; rmdir -- "$d"; echo "error cannot write $d/owner"; exit 0; fi
-[ -d "$d" ] || { echo "error $d exists and is not a directory"; exit 0; }
-cur=$(owner_of "$d")
-if [ -n "$cur" ] && [ "$cur" = "$tok" ]; then touch -- "$d/owner"; echo ours; exit 0; fi
-now=$(date +%s)
-m=$(stat -c %Y -- "$d/owner" 2>/dev/null || stat -c %Y -- "$d" 2>/dev/null || echo "$now")
-if [ "$m" -gt "$now" ]; then
-  # Renewed "in the future": the host's clock was set back since (or the time was set by hand), so
-  # the lease's age cannot be told and it would never run out. Date it to the host's clock now:
-  # a live holder renews it anyway; a gone one loses it one lease from now.
-  r=not-redated
-  if [ -f "$d/owner" ] && [ "$(owner_of "$d")" = "$cur" ] && touch -c -- "$d/owner" 2>/dev/null; then r=redated; fi
-  echo "held-future $r"; echo "age=$((now - m))"; cat -- "$d/owner" 2>/dev/null | head -n 40
-  exit 0
-fi
-if expired; then
-  # Take over under a short mutex, so that two runs cannot both take over the same stale lock.
-  if [ -d "$d.takeover" ] && [ $(( $(date +%s) - $(stat -c %Y -- "$d.takeover" 2>/dev/null || date +%s) )) -gt 60 ]; then rmdir -- "$d.takeover" 2>/dev/null; fi
-  if mkdir -- "$d.takeover" 2>/dev/null; then
-    if [ "$(owner_of "$d")" = "$cur" ] && expired; then
-      echo "took-over"; show
-      rm -f -- "$d/owner" "$d/owner.tmp"; rmdir -- "$d" 2>/dev/null
-      if mkdir -- "$d" 2>/dev/null && take "$@"; then rmdir -- "$d.takeover"; exit 0; fi
-      rmdir -- "$d.takeover"; echo "error could not take over $d"; exit 0
-    fi
-    rmdir -- "$d.takeover"
-  fi
-fi
-echo held; show
-`.replaceAll("@{", "${");
-var RENEW = String.raw`
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo lost; cat -- "$1/owner" 2>/dev/null | head -n 40; exit 0; }
-touch -c -- "$1/owner" && echo renewed
-`;
-var RELEASE = String.raw`
-[ -d "$1" ] || { echo absent; exit 0; }
-[ "$(sed -n 's/^token=//p' "$1/owner" 2>/dev/null)" = "$2" ] || { echo not-ours; exit 0; }
-rm -f -- "$1/owner" "$1/owner.tmp" && rmdir -- "$1" && echo released
-`;
-var INSPECT = String.raw`
-[ -d "$1" ] || { echo absent; exit 0; }
-now=$(date +%s)
-m=$(stat -c %Y -- "$1/owner" 2>/dev/null || stat -c %Y -- "$1" 2>/dev/null || echo "$now")
-echo "age=$((now - m))"
-cat -- "$1/owner" 2>/dev/null | head -n 40
-`;
-
-// src/safety/lock.ts
-function lockPath(releaseDir) {
-  return posix4.join(releaseDir, "lock");
-}
-function newToken(owner) {
-  const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
-  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes4(6).toString("hex")}`;
-}
-function lockOwnerFromEnv(env = process.env) {
-  const server = env.GITHUB_SERVER_URL ?? "https://github.com";
-  const runUrl = env.GITHUB_REPOSITORY && env.GITHUB_RUN_ID ? `${server}/${env.GITHUB_REPOSITORY}/actions/runs/${env.GITHUB_RUN_ID}` : void 0;
-  let user = "unknown";
-  try {
-    user = userInfo().username;
-  } catch {
-  }
-  return {
-    repository: env.GITHUB_REPOSITORY,
-    runId: env.GITHUB_RUN_ID,
-    runAttempt: env.GITHUB_RUN_ATTEMPT,
-    workflow: env.GITHUB_WORKFLOW,
-    job: env.GITHUB_JOB,
-    actor: env.GITHUB_ACTOR,
-    commit: env.GITHUB_SHA,
-    ref: env.GITHUB_REF,
-    runUrl,
-    runner: env.RUNNER_NAME ? `${env.RUNNER_NAME}` : `${user}@${hostname()}`
-  };
-}
-var OWNER_KEYS = [
-  ["repository", "repository"],
-  ["runId", "run_id"],
-  ["runAttempt", "run_attempt"],
-  ["workflow", "workflow"],
-  ["job", "job"],
-  ["actor", "actor"],
-  ["commit", "commit"],
-  ["ref", "ref"],
-  ["runUrl", "run_url"],
-  ["runner", "runner"]
-];
-function clean(value) {
-  return value.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 300);
-}
-function ownerLines(owner) {
-  const lines = [];
-  for (const [key, name] of OWNER_KEYS) {
-    const v = owner[key];
-    if (v !== void 0 && v !== "") lines.push(`${name}=${clean(v)}`);
-  }
-  return lines;
-}
-function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
-  const kv = /* @__PURE__ */ new Map();
-  for (const line2 of lines) {
-    const eq = line2.indexOf("=");
-    if (eq > 0) kv.set(line2.slice(0, eq), line2.slice(eq + 1));
-  }
-  const holder = {
-    token: kv.get("token") ?? "",
-    since: kv.get("since"),
-    leaseMs: /^\d+$/.test(kv.get("lease") ?? "") ? Number(kv.get("lease")) * 1e3 : fallbackLeaseMs,
-    ageMs: Math.max(0, ageSeconds) * 1e3
-  };
-  if (ageSeconds < 0) holder.futureMs = -ageSeconds * 1e3;
-  for (const [key, name] of OWNER_KEYS) {
-    const v = kv.get(name);
-    if (v !== void 0) holder[key] = v;
-  }
-  return holder;
-}
-async function sh(host, script2, args, aside = false) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
-  if (r.code !== 0)
-    throw new Error(
-      `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
-    );
-  return r.stdout.split("\n").filter((l) => l !== "");
-}
-function ageOf(line2) {
-  const m = /^age=(-?\d+)$/.exec(line2 ?? "");
-  return m ? Number(m[1]) : 0;
-}
-async function readLock(host, path, fallbackLeaseMs = 15 * 6e4) {
-  const out = await sh(host, INSPECT, [path]);
-  if (out[0] === "absent") return null;
-  return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]));
-}
-var HostLock = class _HostLock {
-  constructor(host, options) {
-    this.host = host;
-    this.options = options;
-  }
-  host;
-  options;
-  timer = null;
-  released = false;
-  renewing = null;
-  /** release() began: no renewal starts, and none reports a loss. */
-  stopping = false;
-  /** When the lock was taken over from a run whose lease had run out: that run. */
-  tookOverFrom;
-  /** Set when a renewal found the lock in other hands. */
-  lost = false;
-  /** Who held the lock when it was found lost (null: nobody, it was removed). */
-  lostTo = null;
-  get path() {
-    return this.options.path;
-  }
-  /** Takes the lock, or throws LockHeldError naming the holder. Idempotent for the same token. */
-  static async acquire(host, options) {
-    const lock = new _HostLock(host, options);
-    const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1e3)));
-    const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
-    const status = (out[0] ?? "").replace(/^held-future .*/, "held-future");
-    if (status === "acquired" || status === "ours") {
-      lock.startRenewing();
-      return lock;
-    }
-    if (status === "took-over") {
-      lock.tookOverFrom = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
-      options.warn?.(
-        `${host.name}: took over the deploy lock ${options.path}: its holder (${describeHolder(lock.tookOverFrom)}) had not renewed it for ${formatDuration(lock.tookOverFrom.ageMs)}, longer than its lease of ${formatDuration(lock.tookOverFrom.leaseMs)}; that run is gone. Its upgrade may have been interrupted: pre-flight checks the host for what it left`
-      );
-      lock.startRenewing();
-      return lock;
-    }
-    if (status === "held-future") {
-      const holder = parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]));
-      holder.redated = out[0] === "held-future redated";
-      throw new LockHeldError(host.name, options.path, holder);
-    }
-    if (status === "held")
-      throw new LockHeldError(
-        host.name,
-        options.path,
-        parseHolder(out.slice(2), options.leaseMs, ageOf(out[1]))
-      );
-    throw new Error(
-      `${host.name}: cannot take the deploy lock ${options.path}: ${status.replace(/^error /, "")}. The SSH user must be able to create it: give it the release store (release-dir), or set sudo: true`
-    );
-  }
-  startRenewing() {
-    const every = this.options.renewEveryMs ?? Math.min(6e4, Math.max(1e3, Math.floor(this.options.leaseMs / 3)));
-    this.timer = setInterval(() => void this.renew().catch(() => void 0), every);
-    this.timer.unref();
-  }
-  /**
-   * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
-   * lock in other hands is reported once and remembered (check() then throws).
-   */
-  renew() {
-    this.renewing ??= this.renewOnce().finally(() => this.renewing = null);
-    return this.renewing;
-  }
-  async renewOnce() {
-    if (this.stopping || this.lost) return "lost";
-    const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true);
-    if (out[0] === "renewed") return "renewed";
-    if (this.stopping) return "lost";
-    this.lost = true;
-    this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null;
-    this.options.warn?.(
-      `${this.host.name}: the deploy lock ${this.options.path} is no longer held by this run: ` + (this.lostTo ? `another run holds it now (${describeHolder(this.lostTo)})` : "it was removed")
-    );
-    return "lost";
-  }
-  /** Throws LockLostError when a renewal found the lock in other hands. */
-  check() {
-    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs);
-  }
-  /**
-   * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
-   * loss: the step that follows meets the lost connection and the engine reconnects.
-   */
-  async verify() {
-    await this.renew().catch(() => void 0);
-    this.check();
-  }
-  /** Releases the lock if this run still holds it. Never throws. */
-  async release() {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    this.stopping = true;
-    await this.renewing?.catch(() => void 0);
-    if (this.released) return "released";
-    try {
-      const out = await releaseLock(this.host, this.options.path, this.options.token);
-      this.released = true;
-      return out;
-    } catch (e) {
-      this.options.warn?.(
-        `${this.host.name}: could not release the deploy lock ${this.options.path}: ${e.message}`
-      );
-      return "error";
-    }
-  }
-};
-async function releaseLock(host, path, token) {
-  const out = await sh(host, RELEASE, [path, token]);
-  const s = out[0];
-  if (s === "released" || s === "absent" || s === "not-ours") return s;
-  throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
-}
-
-// src/safety/watchdog.ts
-import { posix as posix5 } from "node:path";
-
-// src/safety/watchdog-scripts.ts
-var HELPERS = String.raw`
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
-alive() {
-  case $1 in ''|*[!0-9]*) return 1;; esac
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  case $s in Z*|X*) return 1;; esac
-  return 0
-}
-# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
-# names one process for good: a pid used again by another process has another start time.
-starttime() {
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  set -- $s
-  echo "@{20}"
-}
-is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
-`.replaceAll("@{", "${");
-function watchdogScript(part, binaryFirst = false) {
-  return (HELPERS + String.raw`
-d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
-# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
-# and its pid names another process, alive says no, so nothing signals that process (or its children).
-proc_alive() {
-  case $1 in ''|*[!0-9]*) return 1;; esac
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  case $s in Z*|X*) return 1;; esac
-  return 0
-}
-alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
-trap '' HUP INT
-# USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
-trap ':' USR1
-log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
-finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
-sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
-# The old binary back at the live path (the kept file is a hard link of it).
-restore_binary() {
-  cur=$(sha_of "$live")
-  if [ "$cur" != "$sha" ]; then
-    kept=$(sha_of "$prev")
-    if [ "$kept" = "$sha" ] && mv -f -- "$prev" "$live"; then
-      log "put the old binary back at $live (sha256 $sha)"
-    else
-      log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
-    fi
-  fi
-}
-` + part.script + String.raw`
-rollback() {
-  if proc_alive "$old" && ! alive "$old"; then
-    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
-  fi
-  ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
-  cur=$(sha_of "$live")
-  if processes_ok && [ "$cur" = "$sha" ]; then
-    log "rolled back: $serving and $live is the old binary"
-    finish rolled-back
-  fi
-  log "rollback incomplete: $seen, live sha256 '$cur'"
-  finish "incomplete: $seen_short, live sha256 $cur"
-}
-
-echo "$$" > "$d/pid"
-log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
-while :; do
-  if [ -d "$d/decided" ]; then
-    v=$(cat "$d/verdict" 2>/dev/null)
-    log "the action decided: $v; exiting"
-    finish "$v"
-  fi
-  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-  if [ "$(date +%s)" -ge "$dl" ]; then
-    if mkdir -- "$d/decided" 2>/dev/null; then
-      echo rollback > "$d/verdict"
-      log "no word from the action by the deadline: rolling back"
-      rollback
-    fi
-  fi
-  sleep 1 &
-  wait $! 2>/dev/null
-done
-`).replaceAll("@{", "${");
-}
-var LAUNCH_SCRIPT = HELPERS + String.raw`
-wd=$1 d=$2 tok=$3 lease=$4; shift 4
-# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
-st=$(starttime "$2")
-case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
-mkdir -p -- "$d" || exit 1
-p=$(readpid "$d/pid")
-if is_watchdog "$p"; then
-  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null)"; exit 0; fi
-  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
-fi
-rm -f -- "$d/verdict" "$d/result" "$d/pid"
-rmdir -- "$d/decided" 2>/dev/null
-if [ -f "$d/log" ] && [ "$(wc -c < "$d/log")" -gt 200000 ]; then tail -n 300 -- "$d/log" > "$d/log.tmp" && mv -f -- "$d/log.tmp" "$d/log"; fi
-printf '%s\n' "$tok" > "$d/token"
-echo $(( $(date +%s) + lease )) > "$d/deadline"
-printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
-else
-  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
-fi
-end=$(( $(date +%s) + 10 ))
-while [ "$(date +%s)" -le "$end" ]; do
-  p=$(readpid "$d/pid")
-  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline")"; exit 0; fi
-  sleep 0.02 2>/dev/null || sleep 1
-done
-echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
-`.replaceAll("@{", "${");
-var DECIDE_SCRIPT = HELPERS + String.raw`
-d=$1 tok=$2 v=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
-if mkdir -- "$d/decided" 2>/dev/null; then
-  printf '%s\n' "$v" > "$d/verdict"
-  p=$(readpid "$d/pid")
-  is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
-  end=$(( $(date +%s) + 3 ))
-  # Until the process itself is gone (it removes its pid file just before it exits).
-  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
-  echo "decided $v (still exiting)"; exit 0
-fi
-r=$(cat -- "$d/result" 2>/dev/null)
-echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
-`;
-var EXTEND_SCRIPT = String.raw`
-d=$1 tok=$2 lease=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
-[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
-echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
-`;
-var INSPECT_SCRIPT = HELPERS + String.raw`
-d=$1
-[ -d "$d" ] || { echo "absent"; exit 0; }
-p=$(readpid "$d/pid")
-if is_watchdog "$p"; then echo "running $p"; else echo "stopped $p"; fi
-echo "token $(cat -- "$d/token" 2>/dev/null)"
-dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-echo "deadline-in $((dl - $(date +%s)))"
-[ -d "$d/decided" ] && echo "decided $(cat -- "$d/verdict" 2>/dev/null)"
-[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
-tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
-`;
-
-// src/safety/watchdog.ts
-function watchdogLeaseMs(t) {
-  const guarded = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
-  return guarded + 1e4 + Math.ceil(guarded / 10);
-}
-function watchdogDir(releaseDir) {
-  return posix5.join(releaseDir, "watchdog");
-}
-var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
-async function sh2(host, script2, args, timeoutMs = 3e4) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
-  if (r.code !== 0)
-    throw new Error(
-      `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
-    );
-  return r.stdout.trim();
-}
-var WatchdogBusyError = class extends Error {
-  constructor(host, dir, pid, token) {
-    super(
-      `${host}: a watchdog of another run (${token || "unknown"}) is still armed (pid ${pid}, state in ${dir}): it will roll back that run's interrupted upgrade at its deadline. Wait for it (its log: ${dir}/log), or, once you have checked the host by hand, stop it: kill ${pid}`
-    );
-    this.host = host;
-    this.dir = dir;
-    this.pid = pid;
-    this.token = token;
-    this.name = "WatchdogBusyError";
-  }
-  host;
-  dir;
-  pid;
-  token;
-};
-async function startWatchdog(host, plan) {
-  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
-    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
-  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
-  const out = await sh2(host, LAUNCH_SCRIPT, [
-    watchdogScript(plan.part, plan.binaryFirst),
-    plan.dir,
-    plan.token,
-    seconds(plan.leaseMs),
-    plan.pidFile,
-    String(plan.oldPid),
-    plan.livePath,
-    plan.previousPath,
-    plan.oldSha256
-  ]);
-  const [word, pid, extra] = out.split(/\s+/);
-  if (word === "started" || word === "running") return { pid: Number(pid), deadline: Number(extra) };
-  if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
-  throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
-}
-async function decideWatchdog(host, dir, token, verdict2) {
-  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict2]);
-  if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
-  if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
-  const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
-  return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
-}
-async function extendWatchdog(host, dir, token, leaseMs) {
-  return await sh2(host, EXTEND_SCRIPT, [dir, token, seconds(leaseMs)]) === "extended";
-}
-async function inspectWatchdog(host, dir) {
-  const out = await sh2(host, INSPECT_SCRIPT, [dir]);
-  if (out === "absent") return null;
-  const state = {
-    running: false,
-    pid: null,
-    token: null,
-    deadlineInMs: null,
-    verdict: null,
-    result: null,
-    log: []
-  };
-  for (const line2 of out.split("\n")) {
-    const [key, ...rest] = line2.split(" ");
-    const value = rest.join(" ");
-    if (key === "running" || key === "stopped") {
-      state.running = key === "running";
-      state.pid = /^\d+$/.test(value) ? Number(value) : null;
-    } else if (key === "token") state.token = value || null;
-    else if (key === "deadline-in") state.deadlineInMs = Number(value) * 1e3;
-    else if (key === "decided") state.verdict = value || null;
-    else if (key === "result") state.result = value || null;
-    else if (key === "log") state.log.push(value);
-  }
-  return state;
-}
-async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
-  const until = Date.now() + timeoutMs;
-  for (; ; ) {
-    const state = await inspectWatchdog(host, dir);
-    if (state === null || !state.running || Date.now() >= until) return state;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 // src/safety/lock-steps.ts
@@ -48914,17 +49425,28 @@ function confirmStep(s, o, journal) {
     }
   };
 }
+var PARKED_LEASE_MS = 10 * 6e4;
+function parkedLease(watchdogLeaseMs2) {
+  const leaseMs = Math.max(watchdogLeaseMs2, PARKED_LEASE_MS);
+  return { leaseMs, everyMs: Math.min(3e4, Math.max(1e3, Math.floor(leaseMs / 10))) };
+}
 function holdObserver(s, o, journal) {
   return (phase, _report) => {
     if (phase !== "held") return;
     journal.update(s.host.name, { phase: "parked" });
     if (!s.armed) return;
-    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, o.watchdogLeaseMs).catch(
-      (e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
-    );
+    const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs);
+    let told = false;
+    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).then((extended) => {
+      if (extended || told || s.heartbeat === void 0) return;
+      told = true;
+      o.log.warn(
+        `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
+      );
+    }).catch((e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`));
     extend();
     stopHeartbeat(s);
-    s.heartbeat = setInterval(extend, Math.min(6e4, Math.max(1e3, Math.floor(o.watchdogLeaseMs / 3))));
+    s.heartbeat = setInterval(extend, everyMs);
     s.heartbeat.unref();
   };
 }
@@ -48946,6 +49468,65 @@ function disarmSettle(s, o) {
   };
 }
 
+// src/safety/held-steps.ts
+function leaveHeld2(s, state, o, journal) {
+  return {
+    name: "leave held",
+    async run({ host, report, log }) {
+      stopHeartbeat(s);
+      const holdMs = o.hold?.timeoutMs;
+      const r = state.running;
+      const newPid = state.newPid ?? report.newPid;
+      if (holdMs === void 0 || !r || !newPid || s.releaseDir === void 0 || !s.armed)
+        throw new Error(
+          "the host cannot be left held: its run did not record its processes, release store and watchdog"
+        );
+      const procs = await readProcesses(host, [r.pid, newPid]);
+      const old = procs.get(r.pid);
+      const neu = procs.get(newPid);
+      if (!old || old.sha256 !== r.runningSha256)
+        throw new Error(
+          `the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : "it is gone"})`
+        );
+      if (!neu || neu.sha256 !== state.source.sha256)
+        throw new Error(
+          `the new process ${newPid} does not run the new binary (${neu ? `sha256 ${neu.sha256}` : "it is gone"})`
+        );
+      const dir = watchdogDir(s.releaseDir);
+      const now = Date.now();
+      const record = {
+        kind: HELD_KIND,
+        version: HELD_VERSION,
+        token: o.token,
+        run: o.owner.runUrl ?? o.owner.runner ?? "unknown",
+        ...o.owner.runId && /^\d{1,20}$/.test(o.owner.runId) ? { runId: o.owner.runId } : {},
+        host: host.name,
+        supervisor: o.hold.supervisor,
+        pidFile: o.pidFile,
+        livePath: r.livePath,
+        previousPath: sidePaths(r.livePath).previous,
+        oldBinarySha256: r.liveSha256,
+        newBinarySha256: state.source.sha256,
+        newVersion: state.newVersion ?? null,
+        old: { pid: r.pid, startTime: old.startTime, sha256: old.sha256 },
+        new: { pid: newPid, startTime: neu.startTime, sha256: neu.sha256 },
+        watchdog: dir,
+        heldAt: new Date(now).toISOString(),
+        deadline: new Date(now + holdMs).toISOString()
+      };
+      await writeHeld(host, s.releaseDir, record);
+      if (!await extendWatchdog(host, dir, o.token, holdMs)) {
+        await removeHeld(host, s.releaseDir).catch(() => void 0);
+        throw new Error(`the watchdog in ${dir} could not be given hold-timeout: it decided already`);
+      }
+      journal.update(host.name, { phase: "settled", result: "parked" });
+      log.info(
+        `${host.name} [hold] held: the old process ${r.pid} is parked beside the new one ${newPid}; record ${heldPath(s.releaseDir)}; unless mode: commit or abort comes first, the watchdog returns the host to ${r.pid} in ${formatDuration(holdMs)}`
+      );
+    }
+  };
+}
+
 // src/safety/guard.ts
 function stopHeartbeat(s) {
   if (s.heartbeat) clearInterval(s.heartbeat);
@@ -48958,9 +49539,11 @@ function safeguard(plan, o, journal) {
   steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
   steps = beforeStage(steps, "commit", confirmStep(s, o, journal));
   const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];
+  const leave = o.hold ? [leaveHeld2(s, plan.state, o, journal), releaseLockSettle(s, journal)] : void 0;
   return {
     steps,
     settle,
+    leave,
     observers: [holdObserver(s, o, journal)],
     checkpoint: lockCheckpoint(s),
     repair: () => plan.repair()
@@ -49971,7 +50554,7 @@ var BackendTraffic = class {
 };
 
 // src/strategies/upstream/lb-watchdog.ts
-import { posix as posix6 } from "node:path";
+import { posix as posix7 } from "node:path";
 
 // src/strategies/upstream/lb-watchdog-script.ts
 var HELPERS2 = String.raw`
@@ -50152,7 +50735,7 @@ tail -n 8 -- "$d/log" 2>/dev/null | sed 's/^/log /'
 `;
 
 // src/strategies/upstream/lb-watchdog.ts
-var lbWatchdogDir = (stateDir) => posix6.join(stateDir, "watchdog");
+var lbWatchdogDir = (stateDir) => posix7.join(stateDir, "watchdog");
 var seconds2 = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
 async function sh3(host, script2, args) {
   const r = await host.run(["sh", "-c", script2.trim(), "sh", ...args], { sudo: host.sudo, timeoutMs: 9e4 });
@@ -51057,6 +51640,7 @@ function checkPairings(settings, supervisor) {
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
       "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     );
+  checkHoldPairing(settings, supervisor.capabilities.canHold, supervisor.names.title);
 }
 function safetyOptions(settings, log, env = process.env) {
   const owner = lockOwnerFromEnv(env);
@@ -51077,7 +51661,8 @@ function safetyOptions(settings, log, env = process.env) {
     token: newToken(owner),
     part: supervisor.watchdog,
     binaryFirst: supervisor.capabilities.revert === "handoff",
-    log
+    log,
+    hold: settings.hold ? { timeoutMs: settings.holdTimeoutMs, supervisor: supervisor.names.id } : void 0
   };
 }
 function hostWrap(settings, log, control, safety = safetyOptions(settings, log)) {
@@ -51120,6 +51705,16 @@ async function perform(settings, log, control = {}) {
     log.warn(
       "insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts"
     );
+  if (settings.mode === "commit" || settings.mode === "abort") {
+    const safety = safetyOptions(settings, log);
+    return runHeldMode(settings, {
+      connect: (target) => connector(settings, log)(target),
+      log,
+      supervisor: supervisorOf(settings),
+      owner: safety.owner,
+      token: safety.token
+    });
+  }
   if (settings.mode === "rollback") {
     log.info(
       `rollback to ${settings.rollbackTo ?? "the release before the live one"}, from each host's release store`
@@ -51253,7 +51848,7 @@ var INPUTS = [
   },
   {
     name: "mode",
-    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store.",
+    description: "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store. commit: retire the old processes a hold: true run left held on the hosts. abort: return every held host to its original process and previous binary.",
     default: "deploy",
     required: false
   },
@@ -51411,6 +52006,24 @@ var INPUTS = [
     name: "rollback-fleet",
     description: "When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.",
     default: "",
+    required: false
+  },
+  {
+    name: "shard",
+    description: "Run on one part of hosts only, as i/n: the i-th of n contiguous slices in the order given (sizes differ by one at most), for a matrix of jobs that share one hosts list.",
+    default: "",
+    required: false
+  },
+  {
+    name: "hold",
+    description: "Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout.",
+    default: "false",
+    required: false
+  },
+  {
+    name: "hold-timeout",
+    description: "With hold: how long a held host waits for mode commit or abort before its watchdog returns it to its original process.",
+    default: "30m",
     required: false
   },
   {
@@ -52138,6 +52751,10 @@ function whatNow(run3, ctx) {
   const link = rollbackLink(ctx);
   const workflow = link ? `the [rollback workflow](${link})` : ctx.rollbackWorkflow ? `the rollback workflow (${ctx.rollbackWorkflow})` : "this action";
   const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
+  if (run3.result === "parked")
+    return [
+      `Every host is held: its new master serves, its old master waits. Run this action with \`mode: commit\` to keep the new version, or \`mode: abort\` to go back; a held host nobody finishes goes back by itself at \`hold-timeout\`.`
+    ];
   if (ok(run3.result)) {
     if (upgraded.length === 0) return [];
     return [
@@ -52448,11 +53065,13 @@ async function cli(argv, io = {
     );
   let run3;
   let rollbackWorkflow2;
+  let wanted = { mode: "deploy", hold: false };
   const controller = new AbortController();
   const uninstall = cancelOnSignals(controller, log);
   try {
     const settings = readSettings(inputReader(args, io.env), io.env);
     rollbackWorkflow2 = settings.rollbackWorkflow;
+    wanted = settings;
     const control = { signal: controller.signal };
     run3 = isReadOnlyMode(settings.mode) ? await performReadOnly({ ...settings, mode: settings.mode }, log, control) : await perform({ ...settings, mode: settings.mode }, log, control);
   } catch (e) {
@@ -52468,7 +53087,7 @@ async function cli(argv, io = {
 `);
   else io.out.write(`
 ${stripTerminal(textReport(run3))}`);
-  return run3.result === "upgraded" || run3.result === "unchanged" ? 0 : 1;
+  return succeeded(run3, wanted) ? 0 : 1;
 }
 function reportMode(run3, args, io) {
   if (args.summaryFile) writeFileSync(args.summaryFile, modeSummaryMarkdown(run3, contextFromEnv(io.env)));
@@ -52577,8 +53196,7 @@ async function run2() {
       });
       setOutputs(result);
       await writeSummary(result, settings.rollbackWorkflow);
-      if (result.result !== "upgraded" && result.result !== "unchanged")
-        setFailed(neutralize(failureMessage(result)));
+      if (!succeeded(result, settings)) setFailed(neutralize(failureMessage(result)));
     }
   } catch (e) {
     setOutput("result", "failed");

@@ -6,6 +6,7 @@
 import type { Logger } from './engine/types.js'
 import { HostUpgrade, type HostWrap } from './fleet/host-upgrade.js'
 import { planBatches } from './fleet/plan.js'
+import { runHeldMode } from './fleet/held-mode.js'
 import { runRollout } from './fleet/rollout.js'
 import type { RolloutResult } from './fleet/tally.js'
 import { JumpHost, SshHost } from './host/ssh-host.js'
@@ -19,6 +20,7 @@ import { runReadOnly, type ModeResult } from './modes/index.js'
 import type { ReadOnlyMode } from './settings/modes.js'
 import { watchdogLeaseMs } from './safety/watchdog.js'
 import { SettingsError, type HostTarget, type Settings } from './settings.js'
+import { checkHoldPairing } from './settings/hold.js'
 import { planFrom, type UpgradePlan } from './strategies/hot-upgrade/index.js'
 import type { UpgradeSource } from './strategies/strategy.js'
 import { openUpstream } from './strategies/upstream/open.js'
@@ -84,6 +86,7 @@ export function checkPairings(settings: Settings, supervisor: Supervisor): void 
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
       "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     )
+  checkHoldPairing(settings, supervisor.capabilities.canHold, supervisor.names.title)
 }
 
 /** The safety layer's options: this run's lock owner and token, the watchdog's lease and part. */
@@ -110,7 +113,8 @@ export function safetyOptions(
     token: newToken(owner),
     part: supervisor.watchdog,
     binaryFirst: supervisor.capabilities.revert === 'handoff',
-    log
+    log,
+    hold: settings.hold ? { timeoutMs: settings.holdTimeoutMs, supervisor: supervisor.names.id } : undefined
   }
 }
 
@@ -164,7 +168,7 @@ async function rollout(
 
 /** The run for the settings' mode; shared by the action (main.ts) and the command line (cli.ts). */
 export async function perform(
-  settings: Settings & { mode: 'deploy' | 'rollback' },
+  settings: Settings & { mode: Exclude<Settings['mode'], ReadOnlyMode> },
   log: Logger,
   control: RunControl = {}
 ): Promise<RolloutResult> {
@@ -174,6 +178,16 @@ export async function perform(
     log.warn(
       'insecure-skip-host-key-check is true: host keys are NOT verified; anyone on the path can impersonate the hosts'
     )
+  if (settings.mode === 'commit' || settings.mode === 'abort') {
+    const safety = safetyOptions(settings, log)
+    return runHeldMode(settings, {
+      connect: target => connector(settings, log)(target),
+      log,
+      supervisor: supervisorOf(settings),
+      owner: safety.owner,
+      token: safety.token
+    })
+  }
   if (settings.mode === 'rollback') {
     log.info(
       `rollback to ${settings.rollbackTo ?? 'the release before the live one'}, from each host's release store`

@@ -13,7 +13,7 @@ import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'
 import { cancelOnSignals, perform, performReadOnly } from './app.js'
 import { envName, helpText, inputReader, parseArgs, UsageError, type CliArgs } from './cli-args.js'
-import type { RolloutResult } from './fleet/tally.js'
+import { succeeded, type RolloutResult } from './fleet/tally.js'
 import type { ModeResult } from './modes/index.js'
 import { setTrace } from './host/trace.js'
 import {
@@ -73,12 +73,14 @@ export async function cli(
     )
   let run: RolloutResult | ModeResult
   let rollbackWorkflow: string | undefined
+  let wanted = { mode: 'deploy', hold: false }
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
   const uninstall = cancelOnSignals(controller, log)
   try {
     const settings = readSettings(inputReader(args, io.env), io.env)
     rollbackWorkflow = settings.rollbackWorkflow
+    wanted = settings
     const control = { signal: controller.signal }
     run = isReadOnlyMode(settings.mode)
       ? await performReadOnly({ ...settings, mode: settings.mode }, log, control)
@@ -94,7 +96,7 @@ export async function cli(
     writeFileSync(args.summaryFile, summaryMarkdown(run, contextFromEnv(io.env, rollbackWorkflow)))
   if (json) io.out.write(`${outputsOf(run).report}\n`)
   else io.out.write(`\n${stripTerminal(textReport(run))}`)
-  return run.result === 'upgraded' || run.result === 'unchanged' ? 0 : 1
+  return succeeded(run, wanted) ? 0 : 1
 }
 
 /** plan and status: the summary file, the JSON or text report; 0 when every host would deploy (or was read). */

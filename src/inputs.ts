@@ -81,7 +81,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'mode',
     description:
-      "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store.",
+      "deploy: upgrade to binary. rollback: hot-upgrade back to the previous release (or rollback-to) from the host's release store. plan: say what a deploy of binary would do on each host and change nothing (fails when a deploy would be refused on any host). status: list what each host runs and its release store. commit: retire the old processes a hold: true run left held on the hosts. abort: return every held host to its original process and previous binary.",
     default: 'deploy',
     required: false
   },
@@ -253,6 +253,27 @@ export const INPUTS: readonly InputSpec[] = [
     description:
       'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.',
     default: '',
+    required: false
+  },
+  {
+    name: 'shard',
+    description:
+      'Run on one part of hosts only, as i/n: the i-th of n contiguous slices in the order given (sizes differ by one at most), for a matrix of jobs that share one hosts list.',
+    default: '',
+    required: false
+  },
+  {
+    name: 'hold',
+    description:
+      'Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout.',
+    default: 'false',
+    required: false
+  },
+  {
+    name: 'hold-timeout',
+    description:
+      'With hold: how long a held host waits for mode commit or abort before its watchdog returns it to its original process.',
+    default: '30m',
     required: false
   },
   {

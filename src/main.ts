@@ -2,7 +2,7 @@
 import { neutralize } from './remote-text.js'
 import * as core from '@actions/core'
 import { cancelOnSignals, perform, performReadOnly } from './app.js'
-import { failureMessage } from './fleet/tally.js'
+import { failureMessage, succeeded } from './fleet/tally.js'
 import { modeFailureMessage } from './modes/index.js'
 import { coreLogger, maskSecrets, reportMode, setOutputs, writeSummary } from './report/github.js'
 import { readSettings } from './settings.js'
@@ -33,8 +33,7 @@ export async function run(): Promise<void> {
       setOutputs(result)
       await writeSummary(result, settings.rollbackWorkflow)
       // Names the failing host(s) and how many hosts were upgraded, rolled back, failed, untouched.
-      if (result.result !== 'upgraded' && result.result !== 'unchanged')
-        core.setFailed(neutralize(failureMessage(result)))
+      if (!succeeded(result, settings)) core.setFailed(neutralize(failureMessage(result)))
     }
   } catch (e) {
     core.setOutput('result', 'failed')

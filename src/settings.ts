@@ -32,6 +32,7 @@ import {
 import { canHold, drainTimeoutAction, pidFile, upgradeSignal } from './settings/supervisor.js'
 import { type InputReader, type Settings, SettingsError } from './settings/types.js'
 import { upstreamSettings } from './settings/upstream.js'
+import { applyHold } from './settings/hold.js'
 import { checkMode, MODES } from './settings/modes.js'
 
 export * from './settings/types.js'
@@ -131,7 +132,9 @@ export function readSettings(read: InputReader, env: Record<string, string | und
 
     lockLeaseMs: duration(read, 'lock-lease', '15m', 10_000),
     watchdog: bool(read, 'watchdog', true),
-    strategy: 'hot-upgrade'
+    strategy: 'hot-upgrade',
+    hold: false,
+    holdTimeoutMs: 0
   }
   settings.strategy = oneOf(read, 'strategy', ['hot-upgrade', 'upstream'] as const, 'hot-upgrade')
   settings.upstream = upstreamSettings(read, settings, user, port)
@@ -152,6 +155,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
         ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
         : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
+  applyHold(read, settings)
   checkMode(settings)
   checkCombinations(settings)
   checkPins(settings)

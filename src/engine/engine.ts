@@ -41,6 +41,12 @@ export interface RunSpec {
    * back (a deploy lock found in other hands).
    */
   checkpoint?(step: Step): Promise<void>
+  /**
+   * hold: true: instead of the commit, a held host is handed on beyond this run (the held-state
+   * record, the watchdog's hold-timeout, the lock released). When one of them throws, the host
+   * goes back as an abort would.
+   */
+  leave?: readonly Settle[]
   /** After a rollback that failed: the host's state (first line, `# state: ...`) and the commands that repair it. */
   repair?(): Promise<string[]>
 }
@@ -143,6 +149,20 @@ export class HostRun {
       await this.fail(e as Error)
     }
     return this.finish()
+  }
+
+  /** After a hold: the host stays held after this run (spec.leave); it goes back when that fails. */
+  async leave(): Promise<HostReport> {
+    try {
+      for (const s of this.spec.leave ?? [])
+        await s.run({ host: this.host, report: this.report, log: this.log })
+    } catch (e) {
+      return this.abort(`could not leave the host held: ${(e as Error).message}`)
+    }
+    this.report.endedAt = new Date().toISOString()
+    this.report.durationMs = Date.now() - this.started
+    this.enter('settled')
+    return this.report
   }
 
   /** After a hold: another host failed; this one goes back. */

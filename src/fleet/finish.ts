@@ -17,10 +17,13 @@ export async function finishHeld(o: {
   width: number
   stopped: boolean
   cancelled: boolean
+  /** hold: true: hosts that all passed stay held beyond the run (leave), not committed. */
+  hold?: boolean
 }): Promise<void> {
   const parked = o.slots.filter(s => s.report?.result === 'parked')
   if (parked.length === 0) return
   const width = Math.max(o.width, FINISH_WIDTH)
+  if (!o.stopped && o.hold) return leaveHeld(o, parked, width)
   if (!o.stopped) {
     o.out.line(
       'info',
@@ -48,6 +51,22 @@ export async function finishHeld(o: {
         `${s.target.label}: the fleet rollback of this host failed: ${s.report.rollbackError ?? s.report.error}; ` +
           `repair it by hand: ${(s.report.repair ?? []).filter(l => !l.startsWith('#')).join('; ')}`,
         { step: 'rollback' }
+      )
+  })
+}
+
+/** hold: true and every host passed: each stays held, for a later run with mode commit or abort. */
+async function leaveHeld(o: { out: Printer; pool: Pool }, parked: Slot[], width: number): Promise<void> {
+  o.out.line(
+    'info',
+    `every host passed: leaving ${parked.length} host(s) held (hold: true); run mode: commit to retire the old processes, or mode: abort to return to them`
+  )
+  await o.pool.each(parked, 'hold', width, async s => {
+    s.report = await s.upgrade!.leave()
+    if (s.report.result !== 'parked')
+      s.log.error(
+        `${s.target.label}: could not be left held, so it went back to its old process (${s.report.result}): ${s.report.error ?? 'unknown error'}`,
+        { step: 'hold' }
       )
   })
 }

@@ -57,6 +57,11 @@ export class HostUpgrade {
     return this.engine.commit()
   }
 
+  /** After a park, with hold: true: the host stays held beyond this run (record, watchdog, lock released). */
+  leave(): Promise<HostReport> {
+    return this.engine.leave()
+  }
+
   /** After a park: go back to the old process, because another host failed. */
   abort(reason: string): Promise<HostReport> {
     const names = (this.plan.supervisor ?? supervisorFor('nginx')).names

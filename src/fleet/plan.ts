@@ -33,10 +33,25 @@ export function describePlan(
   park: boolean
 ): string {
   const n = settings.hosts.length
-  if (n === 1) return `rollout: 1 host`
+  const shard = settings.shard ? ` (shard ${settings.shard.index}/${settings.shard.count} of hosts)` : ''
+  const held = settings.hold
+    ? '; at the end every host is left held (hold: true), for mode: commit or abort'
+    : ''
+  if (n === 1) return `rollout: 1 host${shard}${held}`
+  return describeMany(settings, batches, hasCanary, park, shard) + held
+}
+
+function describeMany(
+  settings: Settings,
+  batches: number[][],
+  hasCanary: boolean,
+  park: boolean,
+  shard: string
+): string {
+  const n = settings.hosts.length
   const rest = hasCanary ? batches.slice(1) : batches
   const restHosts = rest.reduce((sum, b) => sum + b.length, 0)
-  const parts = [`rollout: ${n} hosts`]
+  const parts = [`rollout: ${n} hosts${shard}`]
   if (hasCanary) parts.push(`canary ${batches[0]!.length} host(s) first`)
   if (restHosts > 0)
     parts.push(

@@ -7,7 +7,7 @@ import { formatDuration } from '../duration.js'
 import type { Printer } from './host-log.js'
 import { passed, untouched, type Slot } from './slot.js'
 
-export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release' | 'plan' | 'status'
+export type Phase = 'prestage' | 'run' | 'commit' | 'abort' | 'release' | 'plan' | 'status' | 'hold'
 
 const PHASE_NAMES: Record<Exclude<Phase, 'run'>, string> = {
   plan: 'plan',
@@ -15,7 +15,8 @@ const PHASE_NAMES: Record<Exclude<Phase, 'run'>, string> = {
   prestage: 'pre-staging',
   commit: 'commit',
   abort: 'fleet rollback',
-  release: 'pre-staged file removed'
+  release: 'pre-staged file removed',
+  hold: 'left held'
 }
 
 export class Pool {

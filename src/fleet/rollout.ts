@@ -41,7 +41,8 @@ export async function runRollout(
   const batches = planBatches(settings.hosts.length, settings.canary, settings.maxParallel)
   const slots: Slot[] = settings.hosts.map(target => ({ target, batch: 0, log: new HostLog(target.label) }))
   batches.forEach((b, k) => b.forEach(i => (slots[i]!.batch = k)))
-  const park = settings.rollbackFleet && slots.length > 1
+  // hold: true parks every host, even one alone: it is left held for mode commit or abort.
+  const park = settings.hold || (settings.rollbackFleet && slots.length > 1)
   const hasCanary = settings.canary > 0 && slots.length > 1
   const width = settings.maxParallel
   const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : ''
@@ -101,7 +102,7 @@ export async function runRollout(
     })
   } finally {
     try {
-      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled() })
+      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled(), hold: settings.hold })
     } finally {
       clearInterval(beat)
       await closeAll(slots, out)

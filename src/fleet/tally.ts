@@ -38,7 +38,10 @@ export function overall(reports: HostReport[]): { result: HostResult; counts: Re
   }
   for (const r of reports) counts[r.result]++
   let result: HostResult
-  if (counts.failed > 0 || counts.parked > 0) result = 'failed'
+  if (counts.failed > 0) result = 'failed'
+  // Every host held (hold: true), none left otherwise: the hold run's success; any mix is a failure.
+  else if (counts.parked > 0)
+    result = counts.parked + counts.unchanged === reports.length ? 'parked' : 'failed'
   else if (counts['rolled-back'] > 0) result = counts.upgraded > 0 ? 'failed' : 'rolled-back'
   else if (counts.untouched > 0) result = 'failed'
   else if (counts.upgraded > 0) result = 'upgraded'
@@ -93,4 +96,14 @@ export function tally(slots: Slot[], started: number): RolloutResult {
       })
   const { result, counts } = overall(hosts)
   return { result, hosts, durationMs: Date.now() - started, counts, failures }
+}
+
+/**
+ * Whether the run did what its mode asked: upgraded (or nothing to do); with hold: true, every
+ * host left held; with mode: abort, every held host back on its original process.
+ */
+export function succeeded(run: RolloutResult, s: { mode: string; hold: boolean }): boolean {
+  if (run.result === 'upgraded' || run.result === 'unchanged') return true
+  if (run.result === 'parked') return s.hold
+  return run.result === 'rolled-back' && s.mode === 'abort'
 }

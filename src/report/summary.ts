@@ -218,6 +218,11 @@ export function whatNow(run: RolloutResult, ctx: SummaryContext): string[] {
       ? `the rollback workflow (${ctx.rollbackWorkflow})`
       : 'this action'
   const upgraded = run.hosts.filter(h => h.result === 'upgraded')
+  // hold: true: every host held on purpose, for a later run with mode commit or abort.
+  if (run.result === 'parked')
+    return [
+      `Every host is held: its new master serves, its old master waits. Run this action with \`mode: commit\` to keep the new version, or \`mode: abort\` to go back; a held host nobody finishes goes back by itself at \`hold-timeout\`.`
+    ]
   if (ok(run.result)) {
     if (upgraded.length === 0) return []
     return [

@@ -16,6 +16,7 @@ import { HostLock, type LockOwner } from './lock.js'
 import { lockStep, releaseLockSettle } from './lock-steps.js'
 import type { WatchdogPart } from '../supervisors/supervisor.js'
 import { armStep, confirmStep, disarmSettle, holdObserver } from './watchdog-steps.js'
+import { leaveHeld } from './held-steps.js'
 
 export interface SafetyOptions {
   releaseDir?: string
@@ -35,6 +36,8 @@ export interface SafetyOptions {
   binaryFirst: boolean
   /** Warnings that belong to no step (a held host's watchdog could not be extended). */
   log: Logger
+  /** hold: true: hosts are left held beyond the run, their watchdog armed for timeoutMs. */
+  hold?: { timeoutMs: number; supervisor: string }
 }
 
 /** One host's safety state: its lock, its release dir, its watchdog. */
@@ -60,9 +63,11 @@ export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): R
   steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal))
   steps = beforeStage(steps, 'commit', confirmStep(s, o, journal))
   const settle: Settle[] = [disarmSettle(s, o), releaseLockSettle(s, journal)]
+  const leave = o.hold ? [leaveHeld(s, plan.state, o, journal), releaseLockSettle(s, journal)] : undefined
   return {
     steps,
     settle,
+    leave,
     observers: [holdObserver(s, o, journal)],
     checkpoint: lockCheckpoint(s),
     repair: () => plan.repair()

@@ -131,19 +131,43 @@ export function confirmStep(s: HostSafety, o: SafetyOptions, journal: Journal): 
   }
 }
 
-/** While held, the watchdog's deadline moves with this run's heartbeat: if the run vanishes, the host goes back one lease later. */
+/**
+ * A parked host's lease: at least PARKED_LEASE_MS. A parked host waits for the rest of the fleet,
+ * which on a large or loaded fleet lasts far longer than its own upgrade's lease; with only that
+ * lease, a few late heartbeats (a loaded runner, a slow link) let the watchdog roll an early
+ * host back while the fleet still ran (seen at 64 hosts). If the run vanishes, the host goes
+ * back at most this long after its last heartbeat (the post step usually does it sooner).
+ */
+export const PARKED_LEASE_MS = 10 * 60_000
+
+/** The lease of a parked host and how often it is renewed: many heartbeats per lease. */
+export function parkedLease(watchdogLeaseMs: number): { leaseMs: number; everyMs: number } {
+  const leaseMs = Math.max(watchdogLeaseMs, PARKED_LEASE_MS)
+  return { leaseMs, everyMs: Math.min(30_000, Math.max(1000, Math.floor(leaseMs / 10))) }
+}
+
+/** While held, the watchdog's deadline moves with this run's heartbeat: tied to the fleet's run, not to the host's own upgrade. */
 export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) {
   return (phase: RunPhase, _report: HostReport): void => {
     if (phase !== 'held') return
     journal.update(s.host.name, { phase: 'parked' })
     if (!s.armed) return
+    const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs)
+    let told = false
     const extend = () =>
-      void extendWatchdog(s.host, dirOf(s), o.token, o.watchdogLeaseMs).catch((e: Error) =>
-        o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`)
-      )
+      void extendWatchdog(s.host, dirOf(s), o.token, leaseMs)
+        .then(extended => {
+          // Said at once, not only at the commit: the fleet learns that this host is going back.
+          if (extended || told || s.heartbeat === undefined) return
+          told = true
+          o.log.warn(
+            `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
+          )
+        })
+        .catch((e: Error) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`))
     extend()
     stopHeartbeat(s)
-    s.heartbeat = setInterval(extend, Math.min(60_000, Math.max(1000, Math.floor(o.watchdogLeaseMs / 3))))
+    s.heartbeat = setInterval(extend, everyMs)
     s.heartbeat.unref()
   }
 }

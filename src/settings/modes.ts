@@ -5,7 +5,7 @@
  */
 import { SettingsError, type Settings } from './types.js'
 
-export const MODES = ['deploy', 'rollback', 'plan', 'status'] as const
+export const MODES = ['deploy', 'rollback', 'plan', 'status', 'commit', 'abort'] as const
 export type Mode = (typeof MODES)[number]
 
 /** The modes that change nothing on a host. */

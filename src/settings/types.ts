@@ -1,4 +1,5 @@
 /** The typed settings: what every other module reads, and the error a bad input raises. */
+import type { HoldSettings } from './hold.js'
 import type { Mode } from './modes.js'
 export type { Mode }
 export type StrategyId = 'hot-upgrade' | 'upstream'
@@ -39,7 +40,7 @@ export interface HostTarget {
   label: string
 }
 
-export interface Settings {
+export interface Settings extends HoldSettings {
   hosts: HostTarget[]
   privateKey?: string
   passphrase?: string
