@@ -15257,14 +15257,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].loadend;
       }
-      set onloadend(fn) {
+      set onloadend(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].loadend) {
           this.removeEventListener("loadend", this[kEvents].loadend);
         }
-        if (typeof fn === "function") {
-          this[kEvents].loadend = fn;
-          this.addEventListener("loadend", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].loadend = fn2;
+          this.addEventListener("loadend", fn2);
         } else {
           this[kEvents].loadend = null;
         }
@@ -15273,14 +15273,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].error) {
           this.removeEventListener("error", this[kEvents].error);
         }
-        if (typeof fn === "function") {
-          this[kEvents].error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this[kEvents].error = null;
         }
@@ -15289,14 +15289,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].loadstart;
       }
-      set onloadstart(fn) {
+      set onloadstart(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].loadstart) {
           this.removeEventListener("loadstart", this[kEvents].loadstart);
         }
-        if (typeof fn === "function") {
-          this[kEvents].loadstart = fn;
-          this.addEventListener("loadstart", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].loadstart = fn2;
+          this.addEventListener("loadstart", fn2);
         } else {
           this[kEvents].loadstart = null;
         }
@@ -15305,14 +15305,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].progress;
       }
-      set onprogress(fn) {
+      set onprogress(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].progress) {
           this.removeEventListener("progress", this[kEvents].progress);
         }
-        if (typeof fn === "function") {
-          this[kEvents].progress = fn;
-          this.addEventListener("progress", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].progress = fn2;
+          this.addEventListener("progress", fn2);
         } else {
           this[kEvents].progress = null;
         }
@@ -15321,14 +15321,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].load;
       }
-      set onload(fn) {
+      set onload(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].load) {
           this.removeEventListener("load", this[kEvents].load);
         }
-        if (typeof fn === "function") {
-          this[kEvents].load = fn;
-          this.addEventListener("load", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].load = fn2;
+          this.addEventListener("load", fn2);
         } else {
           this[kEvents].load = null;
         }
@@ -15337,14 +15337,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].abort;
       }
-      set onabort(fn) {
+      set onabort(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].abort) {
           this.removeEventListener("abort", this[kEvents].abort);
         }
-        if (typeof fn === "function") {
-          this[kEvents].abort = fn;
-          this.addEventListener("abort", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].abort = fn2;
+          this.addEventListener("abort", fn2);
         } else {
           this[kEvents].abort = null;
         }
@@ -18083,14 +18083,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.open;
       }
-      set onopen(fn) {
+      set onopen(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.open) {
           this.removeEventListener("open", this.#events.open);
         }
-        if (typeof fn === "function") {
-          this.#events.open = fn;
-          this.addEventListener("open", fn);
+        if (typeof fn2 === "function") {
+          this.#events.open = fn2;
+          this.addEventListener("open", fn2);
         } else {
           this.#events.open = null;
         }
@@ -18099,14 +18099,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.error) {
           this.removeEventListener("error", this.#events.error);
         }
-        if (typeof fn === "function") {
-          this.#events.error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this.#events.error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this.#events.error = null;
         }
@@ -18115,14 +18115,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.close;
       }
-      set onclose(fn) {
+      set onclose(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.close) {
           this.removeEventListener("close", this.#events.close);
         }
-        if (typeof fn === "function") {
-          this.#events.close = fn;
-          this.addEventListener("close", fn);
+        if (typeof fn2 === "function") {
+          this.#events.close = fn2;
+          this.addEventListener("close", fn2);
         } else {
           this.#events.close = null;
         }
@@ -18131,14 +18131,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.message;
       }
-      set onmessage(fn) {
+      set onmessage(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.message) {
           this.removeEventListener("message", this.#events.message);
         }
-        if (typeof fn === "function") {
-          this.#events.message = fn;
-          this.addEventListener("message", fn);
+        if (typeof fn2 === "function") {
+          this.#events.message = fn2;
+          this.addEventListener("message", fn2);
         } else {
           this.#events.message = null;
         }
@@ -18919,13 +18919,13 @@ var require_eventsource = __commonJS({
       get onopen() {
         return this.#events.open;
       }
-      set onopen(fn) {
+      set onopen(fn2) {
         if (this.#events.open) {
           this.removeEventListener("open", this.#events.open);
         }
-        if (typeof fn === "function") {
-          this.#events.open = fn;
-          this.addEventListener("open", fn);
+        if (typeof fn2 === "function") {
+          this.#events.open = fn2;
+          this.addEventListener("open", fn2);
         } else {
           this.#events.open = null;
         }
@@ -18933,13 +18933,13 @@ var require_eventsource = __commonJS({
       get onmessage() {
         return this.#events.message;
       }
-      set onmessage(fn) {
+      set onmessage(fn2) {
         if (this.#events.message) {
           this.removeEventListener("message", this.#events.message);
         }
-        if (typeof fn === "function") {
-          this.#events.message = fn;
-          this.addEventListener("message", fn);
+        if (typeof fn2 === "function") {
+          this.#events.message = fn2;
+          this.addEventListener("message", fn2);
         } else {
           this.#events.message = null;
         }
@@ -18947,13 +18947,13 @@ var require_eventsource = __commonJS({
       get onerror() {
         return this.#events.error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         if (this.#events.error) {
           this.removeEventListener("error", this.#events.error);
         }
-        if (typeof fn === "function") {
-          this.#events.error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this.#events.error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this.#events.error = null;
         }
@@ -19064,7 +19064,7 @@ var require_undici = __commonJS({
       parseHeaders: util.parseHeaders,
       headerNameToString: util.headerNameToString
     };
-    function makeDispatcher(fn) {
+    function makeDispatcher(fn2) {
       return (url, opts, handler) => {
         if (typeof opts === "function") {
           handler = opts;
@@ -19095,7 +19095,7 @@ var require_undici = __commonJS({
         if (agent) {
           throw new InvalidArgumentError("unsupported opts.agent. Did you mean opts.client?");
         }
-        return fn.call(dispatcher, {
+        return fn2.call(dispatcher, {
           ...opts,
           origin: url.origin,
           path: url.search ? `${url.pathname}${url.search}` : url.pathname,
@@ -23403,8 +23403,8 @@ var require_nacl_fast = __commonJS({
         if (x.length !== y.length) return false;
         return vn(x, 0, y, 0, x.length) === 0 ? true : false;
       };
-      nacl.setPRNG = function(fn) {
-        randombytes = fn;
+      nacl.setPRNG = function(fn2) {
+        randombytes = fn2;
       };
       (function() {
         var crypto2 = typeof self !== "undefined" ? self.crypto || self.msCrypto : null;
@@ -27168,7 +27168,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27856,11 +27856,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash3("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash4("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash3("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash4("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28025,8 +28025,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash3("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash3("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash4("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash4("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28066,7 +28066,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash3("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash4("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -30388,7 +30388,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash3,
+      createHash: createHash4,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30814,7 +30814,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash3(this.hashName);
+          const hash = createHash4(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31822,9 +31822,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash3(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash4(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash3(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash4(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -37259,7 +37259,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash3,
+      createHash: createHash4,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37481,7 +37481,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash3(hashAlgo).update(key).digest("hex");
+              key = createHash4(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -41321,12 +41321,12 @@ function startGroup(name) {
 function endGroup() {
   issue("endgroup");
 }
-function group(name, fn) {
+function group(name, fn2) {
   return __awaiter2(this, void 0, void 0, function* () {
     startGroup(name);
     let result;
     try {
-      result = yield fn();
+      result = yield fn2();
     } finally {
       endGroup();
     }
@@ -41948,19 +41948,19 @@ async function restorePrevious(host, livePath, previousSha256) {
 
 // src/engine/wait.ts
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(timeoutMs, intervalMs, fn) {
+async function waitUntil(timeoutMs, intervalMs, fn2) {
   const started = Date.now();
   for (; ; ) {
-    const value = await fn(Date.now() - started);
+    const value = await fn2(Date.now() - started);
     if (value !== void 0) return value;
     if (Date.now() - started >= timeoutMs) return void 0;
     await sleep(intervalMs);
   }
 }
-async function waitUntilSoon(timeoutMs, intervalMs, fn) {
+async function waitUntilSoon(timeoutMs, intervalMs, fn2) {
   const started = Date.now();
   for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
-    const value = await fn(Date.now() - started);
+    const value = await fn2(Date.now() - started);
     if (value !== void 0) return value;
     if (Date.now() - started >= timeoutMs) return void 0;
     await sleep(pause);
@@ -42313,6 +42313,12 @@ function provenanceFrom(env) {
 }
 
 // src/releases/store.ts
+var STORE_SCRIPTS = {
+  /** $1 store dir: each releases/*\/meta.json, its path first, records separated by \036. */
+  rebuild: 'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+  /** $1 text, $2 temp file, $3 path: written, flushed, renamed in. */
+  write: 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
+};
 var ReleaseStore = class _ReleaseStore {
   constructor(host, dir, binary) {
     this.host = host;
@@ -42360,16 +42366,7 @@ var ReleaseStore = class _ReleaseStore {
     return this.rebuild();
   }
   async rebuild() {
-    const r = await this.host.run(
-      [
-        "sh",
-        "-c",
-        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
-        "sh",
-        this.dir
-      ],
-      { sudo: this.host.sudo }
-    );
+    const r = await this.host.run(["sh", "-c", STORE_SCRIPTS.rebuild, "sh", this.dir], { sudo: this.host.sudo });
     let state = emptyState(this.binary);
     if (r.code !== 0) return state;
     const bad = (why) => {
@@ -42395,8 +42392,7 @@ var ReleaseStore = class _ReleaseStore {
       posix2.dirname(path),
       `.${posix2.basename(path)}.tmp-${randomBytes2(6).toString("hex")}`
     );
-    const script2 = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
-    await this.run(["sh", "-c", script2, "sh", text2, tmp, path], `write ${path}`);
+    await this.run(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], `write ${path}`);
   }
   async write(state) {
     await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
@@ -45188,7 +45184,7 @@ function connectSlot(slot, connect, via) {
 }
 function connectFailed(slot, err, o) {
   const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
-  const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
+  const hint = err.name === "HostKeyError" || err.name === "SudoHelperError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
   const error2 = `${cause}${o.via ? ` (connecting${o.via})` : ""}${hint}`;
   slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
   slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
@@ -45235,9 +45231,9 @@ var Printer = class {
   log;
   tail = Promise.resolve();
   /** Runs fn once everything queued before it was printed. */
-  enqueue(fn) {
+  enqueue(fn2) {
     const next = this.tail.then(async () => {
-      await fn();
+      await fn2();
     });
     this.tail = next.catch(() => void 0);
     return this.tail;
@@ -45268,8 +45264,8 @@ var HostLog = class {
   error(message, where2) {
     this.emit("error", message, where2);
   }
-  group(title, fn) {
-    return this.sink && this.live ? this.sink.group(title, fn) : fn();
+  group(title, fn2) {
+    return this.sink && this.live ? this.sink.group(title, fn2) : fn2();
   }
   emit(level2, text2, where2) {
     const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
@@ -45315,20 +45311,20 @@ var Pool = class {
   out;
   batchName;
   /** Runs fn for each slot, `concurrency` at a time; stops starting new ones once stop() says so. */
-  async each(items, kind, concurrency, fn, stop = () => false) {
+  async each(items, kind, concurrency, fn2, stop = () => false) {
     const workers2 = Math.min(concurrency, items.length);
     const live2 = workers2 === 1;
     let next = 0;
     const worker = async () => {
       while (next < items.length && !stop()) {
         const slot = items[next++];
-        await this.phase(slot, kind, live2, () => fn(slot));
+        await this.phase(slot, kind, live2, () => fn2(slot));
       }
     };
     await Promise.all(Array.from({ length: workers2 }, worker));
   }
   /** Runs one host's phase inside its own group: live when it runs alone, held back otherwise. */
-  async phase(slot, kind, live2, fn) {
+  async phase(slot, kind, live2, fn2) {
     const out = this.out;
     const label = slot.target.label;
     const what = kind === "run" ? this.batchName(slot.batch) : PHASE_NAMES[kind];
@@ -45341,7 +45337,7 @@ var Pool = class {
     };
     const guarded = async () => {
       try {
-        await fn();
+        await fn2();
       } catch (e) {
         const message = `internal error during ${what}: ${e.stack ?? e.message}`;
         slot.log.error(message, { step: kind });
@@ -46684,8 +46680,8 @@ ${tail2}`;
 
 // src/host/trace.ts
 var sink;
-function setTrace(fn) {
-  sink = fn;
+function setTrace(fn2) {
+  sink = fn2;
 }
 function visible2(text2, max = 600) {
   const safe = text2.replace(
@@ -46698,11 +46694,11 @@ function trace(host, what, outcome, startedAt) {
   if (!sink) return;
   sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
 }
-async function traced(host, what, fn, describe5) {
-  if (!sink) return fn();
+async function traced(host, what, fn2, describe5) {
+  if (!sink) return fn2();
   const started = Date.now();
   try {
-    const value = await fn();
+    const value = await fn2();
     trace(host, what, describe5(value), started);
     return value;
   } catch (e) {
@@ -46712,6 +46708,7 @@ async function traced(host, what, fn, describe5) {
 }
 
 // src/host/ssh-host.ts
+var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
 var HostKeyError = class extends Error {
   constructor(message) {
     super(message);
@@ -46979,7 +46976,7 @@ var SshHost = class _SshHost {
     }
   }
   async run(argv, options = {}) {
-    const words = options.sudo ? ["sudo", "-n", "--", ...argv] : [...argv];
+    const words = options.sudo ? ["sudo", "-n", "--", ...this.options.privileged?.(argv) ?? argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
     const result = await traced(
@@ -47019,7 +47016,7 @@ var SshHost = class _SshHost {
     }
   }
   async readFile(remotePath2, options = {}) {
-    const argv = ["sh", "-c", 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', "sh", remotePath2];
+    const argv = ["sh", "-c", READ_FILE, "sh", remotePath2];
     const r = await this.run(argv, options);
     if (r.code === 3) return null;
     if (r.code !== 0) throw new Error(`${this.name}: cannot read ${remotePath2}: ${r.stderr.trim()}`);
@@ -47093,904 +47090,6 @@ var SshHost = class _SshHost {
     this.ssh = null;
   }
 };
-
-// src/keys.ts
-var import_ssh22 = __toESM(require_lib2(), 1);
-import { statSync } from "node:fs";
-
-// src/strategies/upstream/error-rate.ts
-var LOG_FORMAT_NAME = "zerodown";
-var LOG_FORMAT = String.raw`'$msec\t$status\t$upstream_addr\t$upstream_status'`;
-var emptyTally = () => ({ tries: 0, failed: 0, movedOn: 0, foreign: 0 });
-var groups = (field) => field.split(/\s+:\s+/).map((g) => g.split(/\s*,\s*/));
-function tallyLines(text2, backend, into = emptyTally()) {
-  for (const line2 of text2.split("\n")) {
-    if (line2 === "") continue;
-    const fields = line2.split("	");
-    if (fields.length !== 4 || !/^\d+(\.\d+)?$/.test(fields[0])) {
-      into.foreign++;
-      continue;
-    }
-    const statusGroups = groups(fields[3]);
-    for (const [g, addrs] of groups(fields[2]).entries()) {
-      for (const [i, addr] of addrs.entries()) {
-        if (addr !== backend) continue;
-        into.tries++;
-        const status = statusGroups[g]?.[i] ?? "-";
-        const moved = i < addrs.length - 1;
-        if (moved || !/^[1-4]\d\d$/.test(status)) into.failed++;
-        if (moved) into.movedOn++;
-      }
-    }
-  }
-  return into;
-}
-function rateOf(t) {
-  return t.tries === 0 ? 0 : t.failed / t.tries;
-}
-function verdict(t, maxRate, final, minTries = 20) {
-  const over = t.failed > maxRate * t.tries;
-  if (over && (final || t.failed > maxRate * Math.max(minTries, t.tries))) return "fail";
-  return final ? "pass" : "watching";
-}
-function parsePercent(text2) {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text2);
-  if (!m) return null;
-  const v = Number(m[1]);
-  return v >= 0 && v <= 100 ? v / 100 : null;
-}
-function formatTally(t) {
-  const pct = (rateOf(t) * 100).toFixed(t.tries > 0 && rateOf(t) < 0.1 ? 2 : 1);
-  return `${t.failed} of ${t.tries} tries failed (${pct}%)${t.movedOn > 0 ? `, ${t.movedOn} moved on to another server` : ""}`;
-}
-
-// src/settings.ts
-var SUPERVISORS2 = ["nginx", "haproxy", "tableflip"];
-var DEFAULT_PID_FILE = {
-  nginx: "/run/nginx.pid",
-  haproxy: "/run/haproxy.pid",
-  tableflip: void 0
-};
-var CAN_HOLD = { nginx: true, haproxy: false, tableflip: false };
-var UPGRADE_SIGNALS = ["HUP", "USR1", "USR2"];
-var SettingsError = class extends Error {
-  constructor(input, problem, fix) {
-    super(`Input '${input}': ${problem}. ${fix}`);
-    this.input = input;
-    this.name = "SettingsError";
-  }
-  input;
-};
-function text(read, name) {
-  const raw = read(name);
-  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Remove it");
-  const value = raw.trim();
-  return value === "" ? void 0 : value;
-}
-function line(read, name, max = 1024) {
-  const value = text(read, name);
-  if (value === void 0) return void 0;
-  if (/[\r\n]/.test(value)) throw new SettingsError(name, "contains a line break", "Give a single line");
-  if (value.length > max)
-    throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, "Shorten it");
-  return value;
-}
-function userName(read, name) {
-  const value = line(read, name, 64);
-  if (value === void 0 || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value;
-  throw new SettingsError(
-    name,
-    `'${value}' is not a user name`,
-    "Give the name (or uid) of the user the master runs as"
-  );
-}
-function bool(read, name, fallback) {
-  const value = line(read, name);
-  if (value === void 0) return fallback;
-  if (/^(true|yes|on|1)$/i.test(value)) return true;
-  if (/^(false|no|off|0)$/i.test(value)) return false;
-  throw new SettingsError(name, `'${value}' is not a boolean`, "Use true or false");
-}
-function integer(read, name, fallback, min, max) {
-  const value = line(read, name);
-  if (value === void 0) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
-    throw new SettingsError(
-      name,
-      `'${value}' is not a whole number from ${min} to ${max}`,
-      `Use e.g. ${fallback}`
-    );
-  return Number(value);
-}
-function duration(read, name, fallback, minMs = 1, maxMs = 24 * 36e5) {
-  const value = line(read, name) ?? fallback;
-  const ms = parseDuration(value);
-  if (ms === null)
-    throw new SettingsError(
-      name,
-      `'${value}' is not a duration`,
-      "Write e.g. 250ms, 30s, 5m, or a number of seconds"
-    );
-  if (ms < minMs || ms > maxMs)
-    throw new SettingsError(
-      name,
-      `${value} is out of range`,
-      `Use a duration from ${minMs}ms to ${maxMs / 36e5}h`
-    );
-  return ms;
-}
-function oneOf(read, name, allowed, fallback) {
-  const value = line(read, name) ?? fallback;
-  if (!allowed.includes(value))
-    throw new SettingsError(
-      name,
-      `'${value}' is not one of ${allowed.join(", ")}`,
-      `Use one of ${allowed.join(", ")}`
-    );
-  return value;
-}
-function checkRemotePath(name, value) {
-  if (/[\u0000-\u001f\u007f]/.test(value))
-    throw new SettingsError(name, "contains a control character", "Remove it");
-  if (!value.startsWith("/"))
-    throw new SettingsError(name, `'${value}' is not an absolute path`, "Start it with /");
-  if (value.split("/").some((part) => part === ".."))
-    throw new SettingsError(name, `'${value}' contains a '..' segment`, "Give the path without ..");
-  if (value.length > 4096) throw new SettingsError(name, "is longer than 4096 characters", "Shorten it");
-  if (value.endsWith("/") && value !== "/") return value.replace(/\/+$/, "");
-  return value;
-}
-function remotePath(read, name, fallback) {
-  const value = line(read, name, 4096) ?? fallback;
-  return value === void 0 ? void 0 : checkRemotePath(name, value);
-}
-var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
-var IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
-var USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
-function parseHostTarget(input, item, defaultUser, defaultPort) {
-  let rest = item;
-  let user = defaultUser;
-  const at2 = rest.lastIndexOf("@");
-  if (at2 >= 0) {
-    user = rest.slice(0, at2);
-    rest = rest.slice(at2 + 1);
-  }
-  if (!USERNAME.test(user))
-    throw new SettingsError(
-      input,
-      `'${item}': user '${user}' is not a valid user name`,
-      "Use letters, digits, _ . -"
-    );
-  let host;
-  let port = defaultPort;
-  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
-  if (bracket) {
-    host = bracket[1];
-    if (bracket[2] !== void 0) port = Number(bracket[2]);
-    if (!IPV6.test(host))
-      throw new SettingsError(input, `'${item}': '${host}' is not an IPv6 address`, "Check it");
-  } else {
-    const colon = rest.lastIndexOf(":");
-    if (colon >= 0 && rest.indexOf(":") === colon) {
-      const portText = rest.slice(colon + 1);
-      if (!/^\d+$/.test(portText))
-        throw new SettingsError(
-          input,
-          `'${item}': port '${portText}' is not a number`,
-          "Write host:port, e.g. web1:22"
-        );
-      port = Number(portText);
-      rest = rest.slice(0, colon);
-    } else if (colon >= 0) {
-      throw new SettingsError(
-        input,
-        `'${item}': an IPv6 address must be in brackets`,
-        "Write [2001:db8::1]:22"
-      );
-    }
-    host = rest;
-    if (!HOSTNAME.test(host))
-      throw new SettingsError(
-        input,
-        `'${item}': '${host}' is not a host name or address`,
-        "Use letters, digits, . - only"
-      );
-  }
-  if (!Number.isInteger(port) || port < 1 || port > 65535)
-    throw new SettingsError(input, `'${item}': port ${port} is out of range`, "Use a port from 1 to 65535");
-  const shown = host.includes(":") ? `[${host}]` : host;
-  return { host, port, user, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
-}
-function hostList(read, user, port) {
-  const raw = text(read, "hosts");
-  if (raw === void 0)
-    throw new SettingsError(
-      "hosts",
-      "is required",
-      "List the hosts as [user@]host[:port], one per line or comma-separated"
-    );
-  const items = raw.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
-  if (items.length === 0)
-    throw new SettingsError("hosts", "lists no host", "Give at least one [user@]host[:port]");
-  if (items.length > 1e3)
-    throw new SettingsError("hosts", `lists ${items.length} hosts (at most 1000)`, "Split the rollout");
-  const targets = items.map((item) => parseHostTarget("hosts", item, user, port));
-  const seen = /* @__PURE__ */ new Set();
-  for (const t of targets) {
-    const key = `${t.host}:${t.port}`;
-    if (seen.has(key)) throw new SettingsError("hosts", `lists ${key} twice`, "List each host once");
-    seen.add(key);
-  }
-  return targets;
-}
-function fingerprints(read) {
-  const raw = text(read, "host-fingerprints");
-  if (raw === void 0) return [];
-  const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
-  for (const fp of items) {
-    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
-      throw new SettingsError(
-        "host-fingerprints",
-        `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
-        "Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints"
-      );
-  }
-  return items.map((fp) => fp.replace(/=+$/, ""));
-}
-function checkPins(s) {
-  const targets = [...s.hosts, ...s.jumpHost ? [s.jumpHost] : []];
-  for (const item of s.hostFingerprints) {
-    const pin = parsePin(item);
-    if (pin.host === void 0 && targets.length > 1)
-      throw new SettingsError(
-        "host-fingerprints",
-        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? " (with the jump host)" : ""}: one host's key would be accepted for every other`,
-        "Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)"
-      );
-    if (pin.host !== void 0 && !targets.some((t) => pinNames(pin.host, t.host, t.port)))
-      throw new SettingsError(
-        "host-fingerprints",
-        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
-        "Write the host as in hosts (or [host]:port)"
-      );
-  }
-}
-function privateKey(read, name) {
-  const raw = read(name);
-  if (raw.trim() === "") return void 0;
-  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Paste the key file as it is");
-  const key = raw.replace(/\r\n/g, "\n").trim() + "\n";
-  if (!/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(key))
-    throw new SettingsError(
-      name,
-      "is not a private key in OpenSSH or PEM format (no -----BEGIN ... PRIVATE KEY----- block)",
-      "Store the whole key file (ssh-keygen -t ed25519 writes one) in a secret and pass it as is; a .pub file is the public half"
-    );
-  return key;
-}
-function regex(read, name) {
-  const value = line(read, name, 2048);
-  if (value === void 0) return void 0;
-  try {
-    return new RegExp(value);
-  } catch (e) {
-    throw new SettingsError(
-      name,
-      `is not a valid regular expression (${e.message})`,
-      "Fix the pattern"
-    );
-  }
-}
-function healthUrl(read) {
-  const value = line(read, "health-url", 2048);
-  if (value === void 0) return void 0;
-  let url;
-  try {
-    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
-  } catch {
-    throw new SettingsError(
-      "health-url",
-      `'${redactUrls(value)}' is not a URL`,
-      "Write e.g. http://127.0.0.1/health"
-    );
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new SettingsError(
-      "health-url",
-      `'${url.protocol}' is not http or https`,
-      "Use an http:// or https:// URL"
-    );
-  return value;
-}
-function rollbackWorkflow(read) {
-  const value = line(read, "rollback-workflow", 2048);
-  if (value === void 0 || /^[\w.-]+\.ya?ml$/.test(value)) return value;
-  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value;
-  throw new SettingsError(
-    "rollback-workflow",
-    `'${value}' is neither a workflow file name nor an http(s) URL`,
-    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
-  );
-}
-function versionInput(read, name) {
-  const value = line(read, name, 256);
-  if (value === void 0) return void 0;
-  if (!isVersionText(value))
-    throw new SettingsError(
-      name,
-      `'${value}' is neither a semantic version nor a Debian version`,
-      "Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11"
-    );
-  return value;
-}
-function rollbackToInput(read) {
-  const value = line(read, "rollback-to", 256);
-  if (value === void 0 || /^[0-9a-fA-F]{12,64}$/.test(value)) return value;
-  return versionInput(read, "rollback-to");
-}
-function pidFile(read, supervisor) {
-  const value = remotePath(read, "pid-file", DEFAULT_PID_FILE[supervisor]);
-  if (value === void 0)
-    throw new SettingsError(
-      "pid-file",
-      `is required with supervisor ${supervisor} (such servers have no usual pid file)`,
-      "Give the file the server writes once it is ready (tableflip: its Options.PIDFile), e.g. /run/app.pid"
-    );
-  return value;
-}
-function upgradeSignal(read, supervisor) {
-  const value = (line(read, "upgrade-signal") ?? "HUP").toUpperCase().replace(/^SIG/, "");
-  if (!UPGRADE_SIGNALS.includes(value))
-    throw new SettingsError(
-      "upgrade-signal",
-      `'${value}' is not one of ${UPGRADE_SIGNALS.join(", ")}`,
-      "Give the signal on which the server calls Upgrade() (HUP for most tableflip servers)"
-    );
-  if (value !== "HUP" && supervisor !== "tableflip")
-    throw new SettingsError(
-      "upgrade-signal",
-      `is ${value}, but only supervisor tableflip takes it (${supervisor} has its own protocol)`,
-      "Remove upgrade-signal, or set supervisor: tableflip"
-    );
-  return value;
-}
-function drainTimeoutAction(read, supervisor) {
-  const fallback = supervisor === "tableflip" ? "proceed" : "rollback";
-  const value = oneOf(read, "drain-timeout-action", ["rollback", "proceed"], fallback);
-  if (value === "rollback" && supervisor === "tableflip")
-    throw new SettingsError(
-      "drain-timeout-action",
-      "is rollback, which supervisor tableflip cannot honour: its old process stopped accepting at the hand-over, and going back after a slow drain would cut its last requests and hand over a second time",
-      "Set drain-timeout-action: proceed (the default for tableflip; the old process finishes on its own, within the server's shutdown timeout), or raise drain-timeout"
-    );
-  return value;
-}
-function readSettings(read, env = {}) {
-  const user = line(read, "user") ?? "root";
-  if (!USERNAME.test(user))
-    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
-  const port = integer(read, "port", 22, 1, 65535);
-  const hosts = hostList(read, user, port);
-  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
-  const supervisor = oneOf(read, "supervisor", SUPERVISORS2, "nginx");
-  const settings = {
-    hosts,
-    privateKey: privateKey(read, "private-key"),
-    passphrase: text(read, "passphrase"),
-    password: text(read, "password"),
-    knownHosts: text(read, "known-hosts"),
-    hostFingerprints: fingerprints(read),
-    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
-    sudo: bool(read, "sudo", false),
-    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
-    mode,
-    binary: line(read, "binary", 4096),
-    binaryPath: remotePath(read, "binary-path"),
-    supervisor,
-    pidFile: pidFile(read, supervisor),
-    masterUser: userName(read, "master-user"),
-    upgradeSignal: upgradeSignal(read, supervisor),
-    verifyCommand: text(read, "verify-command"),
-    startTimeoutMs: duration(read, "start-timeout", "30s"),
-    healthUrl: healthUrl(read),
-    healthCommand: text(read, "health-command"),
-    healthExpect: regex(read, "health-expect"),
-    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
-    healthIntervalMs: duration(read, "health-interval", "1s"),
-    healthTimeoutMs: duration(read, "health-timeout", "60s"),
-    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
-    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
-    drainTimeoutAction: drainTimeoutAction(read, supervisor),
-    releaseDir: remotePath(read, "release-dir"),
-    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
-    version: versionInput(read, "version"),
-    allowDowngrade: bool(read, "allow-downgrade", false),
-    rollbackTo: rollbackToInput(read),
-    rollbackWorkflow: rollbackWorkflow(read),
-    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
-    maxParallel: integer(read, "max-parallel", 1, 1, 256),
-    rollbackFleet: bool(read, "rollback-fleet", CAN_HOLD[supervisor]),
-    prestage: bool(read, "prestage", false),
-    jumpHost: void 0,
-    jumpPrivateKey: privateKey(read, "jump-private-key"),
-    jumpPassphrase: text(read, "jump-passphrase"),
-    jumpPassword: text(read, "jump-password"),
-    agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
-    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
-    watchdog: bool(read, "watchdog", true),
-    strategy: "hot-upgrade"
-  };
-  settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
-  settings.upstream = upstreamSettings(read, settings, user, port);
-  const jump = line(read, "jump-host");
-  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
-  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
-    throw new SettingsError(
-      "known-hosts",
-      "is larger than 1 MB",
-      "Give only the lines of the hosts of this rollout"
-    );
-  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
-      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
-    );
-  checkCombinations(settings);
-  checkPins(settings);
-  return settings;
-}
-function checkJumpCredentials(s) {
-  const own = [
-    ["jump-private-key", s.jumpPrivateKey],
-    ["jump-passphrase", s.jumpPassphrase],
-    ["jump-password", s.jumpPassword]
-  ].filter(([, v]) => v !== void 0);
-  if (own.length > 0 && s.jumpHost === void 0)
-    throw new SettingsError(
-      own[0][0],
-      "is set but jump-host is empty",
-      "Name the bastion in jump-host, or remove it"
-    );
-  if (s.jumpPassphrase !== void 0 && s.jumpPrivateKey === void 0)
-    throw new SettingsError(
-      "jump-passphrase",
-      "is set but jump-private-key is empty",
-      "Pass the key it unlocks in jump-private-key"
-    );
-}
-function checkCombinations(s) {
-  if (s.privateKey === void 0 && s.password === void 0 && s.agentSocket === void 0)
-    throw new SettingsError(
-      "private-key",
-      "is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)",
-      "Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step"
-    );
-  checkJumpCredentials(s);
-  if (s.passphrase !== void 0 && s.privateKey === void 0)
-    throw new SettingsError(
-      "passphrase",
-      "is set but private-key is empty",
-      "Pass the key it unlocks in private-key"
-    );
-  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "is empty and so is host-fingerprints: host keys cannot be verified",
-      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
-    );
-  if (s.mode === "deploy" && s.binary === void 0)
-    throw new SettingsError(
-      "binary",
-      "is required when mode is deploy",
-      "Give the local path of the new binary"
-    );
-  if (s.mode === "rollback" && s.binary !== void 0)
-    throw new SettingsError(
-      "binary",
-      "is set but mode is rollback",
-      "Rollback takes the binary from the host; remove binary"
-    );
-  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
-    throw new SettingsError(
-      "rollback-to",
-      "is set but mode is not rollback",
-      "Set mode: rollback, or remove rollback-to"
-    );
-  if (s.version !== void 0 && s.mode === "rollback")
-    throw new SettingsError(
-      "version",
-      "is set but mode is rollback (a rollback takes the version from the release store)",
-      "Name the release to go back to with rollback-to, or remove version"
-    );
-  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
-  if (s.healthTimeoutMs < gate2)
-    throw new SettingsError(
-      "health-timeout",
-      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
-      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
-    );
-}
-var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "restart-command"];
-function noDuration(value) {
-  return parseDuration(value) === 0;
-}
-function upstreamSettings(read, s, user, port) {
-  if (s.strategy !== "upstream") {
-    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration"])
-      if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
-        throw new SettingsError(
-          name2,
-          "is set but strategy is hot-upgrade",
-          "Set strategy: upstream, or remove it"
-        );
-    return void 0;
-  }
-  for (const name2 of UPSTREAM_INPUTS)
-    if (line(read, name2, 4096) === void 0)
-      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
-  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
-  const name = line(read, "upstream-name", 200);
-  if (!/^[A-Za-z0-9_.:-]+$/.test(name))
-    throw new SettingsError(
-      "upstream-name",
-      `'${name}' is not an upstream name`,
-      "Use the name after upstream in the block: letters, digits, _ . : -"
-    );
-  const server = line(read, "upstream-server", 300) ?? "{host}:80";
-  if (/[\s;{}#'"\\]/.test(server.replaceAll("{host}", "h")))
-    throw new SettingsError(
-      "upstream-server",
-      `'${server}' is not a server address`,
-      "Write it as in the block, e.g. {host}:8080"
-    );
-  if (!server.includes("{host}"))
-    throw new SettingsError(
-      "upstream-server",
-      `'${server}' has no {host}`,
-      "Every host needs its own server line: write e.g. {host}:8080"
-    );
-  if (s.binaryPath === void 0)
-    throw new SettingsError(
-      "binary-path",
-      "is required when strategy is upstream (there is no master process to read it from)",
-      "Give the path of the server's binary on the hosts"
-    );
-  if (s.healthUrl === void 0 && s.healthCommand === void 0)
-    throw new SettingsError(
-      "health-url",
-      "is empty and so is health-command, but strategy upstream puts a host back only after its health gate",
-      "Give the URL the restarted server answers on, e.g. http://{host}:8080/health"
-    );
-  const rateText = line(read, "max-error-rate") ?? "1%";
-  const maxErrorRate = parsePercent(rateText);
-  if (maxErrorRate === null)
-    throw new SettingsError(
-      "max-error-rate",
-      `'${rateText}' is not a percentage from 0% to 100%`,
-      "Write e.g. 1% or 0.5%"
-    );
-  const canaryDurationMs = duration(read, "canary-duration", "0s", 0);
-  if (canaryDurationMs > 0 && s.canary === 0)
-    throw new SettingsError(
-      "canary-duration",
-      "is set but canary is 0: no host is watched as a canary",
-      "Set canary: 1 (the first host is the canary), or remove canary-duration"
-    );
-  return {
-    host: lb,
-    file: checkRemotePath("upstream-file", line(read, "upstream-file", 4096)),
-    name,
-    server,
-    restartCommand: text(read, "restart-command"),
-    canaryWeight: integer(read, "canary-weight", 1, 1, 1e3),
-    canaryDurationMs,
-    maxErrorRate
-  };
-}
-var UPSTREAM_FIX = {
-  "upstream-host": "Give the nginx load balancer as [user@]host[:port]",
-  "upstream-file": "Give the file on the load balancer that holds the upstream block (included inside http {})",
-  "upstream-name": "Give the name of the upstream block",
-  "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
-};
-
-// src/keys.ts
-function parse2(input, key, passphrase, passphraseInput) {
-  const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
-  const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
-  if (error2 === void 0) return;
-  const why = error2.message.replace(/:[\s\S]*$/, "").replace(/[^A-Za-z0-9 ,.()-]/g, "?");
-  if (/no passphrase given/i.test(why))
-    throw new SettingsError(
-      input,
-      "is encrypted and no passphrase is given",
-      `Pass its passphrase in ${passphraseInput}`
-    );
-  if (/bad passphrase|integrity check failed|decrypt/i.test(why))
-    throw new SettingsError(
-      passphraseInput,
-      `does not unlock ${input} (${why})`,
-      `Give the passphrase of that key`
-    );
-  throw new SettingsError(
-    input,
-    `cannot be read as a private key (${why})`,
-    "Store the whole key file, unchanged (ssh-keygen -t ed25519 writes one), in a secret"
-  );
-}
-function checkKeys(settings) {
-  if (settings.privateKey !== void 0)
-    parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
-  if (settings.jumpPrivateKey !== void 0)
-    parse2(
-      "jump-private-key",
-      settings.jumpPrivateKey,
-      settings.jumpPassphrase ?? settings.passphrase,
-      settings.jumpPassphrase !== void 0 ? "jump-passphrase" : "passphrase"
-    );
-  const agent = agentSocket(settings);
-  if (agent !== void 0 && !statSync(agent, { throwIfNoEntry: false })?.isSocket())
-    throw new SettingsError(
-      "private-key",
-      `is empty, and the ssh-agent socket SSH_AUTH_SOCK=${agent} does not exist on the runner`,
-      "Start the agent (and add the key) in an earlier step of the same job, or pass private-key"
-    );
-}
-function agentSocket(settings) {
-  return settings.privateKey === void 0 && settings.password === void 0 ? settings.agentSocket : void 0;
-}
-function jumpCredentials(settings) {
-  const own = settings.jumpPrivateKey !== void 0 || settings.jumpPassphrase !== void 0 || settings.jumpPassword !== void 0;
-  if (!own)
-    return {
-      privateKey: settings.privateKey,
-      passphrase: settings.passphrase,
-      password: settings.password,
-      agent: agentSocket(settings)
-    };
-  return {
-    privateKey: settings.jumpPrivateKey,
-    passphrase: settings.jumpPrivateKey ? settings.jumpPassphrase ?? settings.passphrase : void 0,
-    password: settings.jumpPassword
-  };
-}
-
-// src/local/binary.ts
-import { open as open2, stat as stat3 } from "node:fs/promises";
-
-// src/local/elf.ts
-function elfArch(head) {
-  if (head.subarray(0, 2).toString("latin1") === "#!") return "#!";
-  if (head.length < 20 || head.readUInt32BE(0) !== 2135247942) return null;
-  const little = head[5] === 1;
-  const machine = little ? head.readUInt16LE(18) : head.readUInt16BE(18);
-  const names = {
-    3: "i686",
-    8: "mips",
-    20: "ppc",
-    21: little ? "ppc64le" : "ppc64",
-    22: "s390x",
-    40: "arm",
-    62: "x86_64",
-    183: "aarch64",
-    243: "riscv64"
-  };
-  return names[machine] ?? `elf-machine-${machine}`;
-}
-
-// src/local/sha256.ts
-import { createHash as createHash2 } from "node:crypto";
-import { createReadStream } from "node:fs";
-async function sha256File(path) {
-  const hash = createHash2("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk);
-  return hash.digest("hex");
-}
-
-// src/local/binary.ts
-async function inspectBinary(path) {
-  const info2 = await stat3(path).catch(() => null);
-  if (info2 === null)
-    throw new SettingsError(
-      "binary",
-      `${path} does not exist on the runner`,
-      "Build it in an earlier step, or fix the path"
-    );
-  if (!info2.isFile())
-    throw new SettingsError("binary", `${path} is not a regular file`, "Give the path of the built binary");
-  if (info2.size === 0)
-    throw new SettingsError("binary", `${path} is empty`, "Check the build step that writes it");
-  const fh = await open2(path, "r");
-  const head = Buffer.alloc(64);
-  try {
-    await fh.read(head, 0, 64, 0);
-  } finally {
-    await fh.close();
-  }
-  const arch2 = elfArch(head);
-  if (arch2 === null)
-    throw new SettingsError(
-      "binary",
-      `${path} is neither an ELF executable nor a #! script`,
-      "Give the compiled server binary"
-    );
-  return {
-    localPath: path,
-    sha256: await sha256File(path),
-    bytes: info2.size,
-    arch: arch2 === "#!" ? null : arch2
-  };
-}
-
-// src/releases/steps.ts
-var shortSha = (s) => s.slice(0, 12);
-var refuse = (step, e) => {
-  throw e instanceof StoreError ? new StepError(step, e.message) : e;
-};
-async function chooseBinary(o, store, state, live2, deployed, note) {
-  if (o.mode === "deploy") return { source: deployed };
-  const target = (() => {
-    try {
-      return rollbackTarget(state, o.rollbackTo);
-    } catch (e) {
-      return refuse("preflight", e);
-    }
-  })();
-  if (target.sha256 === live2.sha256)
-    note(
-      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
-    );
-  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
-  const source = {
-    sha256: target.sha256,
-    hostPath: store.releasePath(target.sha256),
-    version: target.version ?? void 0
-  };
-  return { source, target };
-}
-async function recordLive(store, r, now, note) {
-  let state = await store.read().catch((e) => refuse("preflight", e));
-  const running2 = r.runningSha256;
-  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
-  const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
-  if (!had) {
-    const found = {
-      sha256: running2,
-      version: versionText(r.version),
-      deployedAt: now,
-      origin: "found"
-    };
-    state = withRelease(state, found);
-    await store.writeMeta(found).catch((e) => refuse("preflight", e));
-    note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
-    );
-  } else if (how !== "present") {
-    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-  }
-  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
-    if (had && state.live !== null && state.live !== running2)
-      note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
-      );
-    state = markLive(state, running2, now);
-  }
-  await store.write(state).catch((e) => refuse("preflight", e));
-  return state;
-}
-function withReleaseSteps(plan, o) {
-  const hr = { liveVersion: null, newVersion: null };
-  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
-  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
-  return [...steps, recordStep(plan, o, hr)];
-}
-var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
-function chooseStep(plan, o, hr) {
-  const st = plan.state;
-  const deployed = st.source;
-  const now = () => nowOf(o);
-  return {
-    name: "choose",
-    stage: "prepare",
-    async run({ host, report, note }) {
-      const r = st.running;
-      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
-      hr.store = store;
-      const state = await recordLive(store, r, now(), note);
-      const live2 = liveRelease(state);
-      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
-      report.releases = releaseRows(state);
-      report.previousVersion = report.version = hr.liveVersion ?? void 0;
-      const { source, target } = await chooseBinary(
-        o,
-        store,
-        state,
-        { sha256: r.runningSha256 },
-        deployed,
-        note
-      );
-      st.source = source;
-      if (o.mode === "deploy") {
-        if (source.sha256 === r.runningSha256) return;
-        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("preflight", problem);
-        return;
-      }
-      hr.target = target;
-      hr.newVersion = target.version;
-      report.version = target.version ?? void 0;
-      note(
-        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
-      );
-    }
-  };
-}
-function versionsStep(o, hr) {
-  return {
-    name: "versions",
-    stage: "prepare",
-    async run({ report, note }) {
-      const detected = versionText(report.version);
-      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
-      report.version = hr.newVersion ?? void 0;
-      report.previousVersion = hr.liveVersion ?? void 0;
-      if (o.mode === "deploy") {
-        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("verify", problem);
-      }
-      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
-    }
-  };
-}
-function recordStep(plan, o, hr) {
-  const st = plan.state;
-  return {
-    name: "record",
-    stage: "after",
-    async run({ report, note }) {
-      const store = hr.store;
-      if (!store) return;
-      const source = st.source;
-      let state = await store.read();
-      const at2 = nowOf(o);
-      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
-        state = afterRollback(state, source.sha256, at2);
-      } else {
-        const how = await store.put(st.running.livePath, source.sha256);
-        const release = {
-          sha256: source.sha256,
-          version: hr.newVersion,
-          deployedAt: at2,
-          origin: "deploy",
-          ...o.provenance
-        };
-        await store.writeMeta(release);
-        state = markLive(withRelease(state, release), source.sha256, at2);
-        note(
-          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
-        );
-      }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
-      report.releases = releaseRows(saved);
-      note(
-        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
-      );
-    }
-  };
-}
-function releaseOptions(settings, env) {
-  return {
-    mode: settings.mode,
-    releaseDir: settings.releaseDir,
-    keepReleases: settings.keepReleases,
-    version: settings.version,
-    allowDowngrade: settings.allowDowngrade,
-    rollbackTo: settings.rollbackTo,
-    provenance: provenanceFrom(env)
-  };
-}
 
 // src/safety/lock.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
@@ -48481,17 +47580,9 @@ async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
 }
 
 // src/safety/lock-steps.ts
+var RUNNING_EXE = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';
 async function runningExecutable(host, pidFile2) {
-  const r = await host.run(
-    [
-      "sh",
-      "-c",
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
-      "sh",
-      pidFile2
-    ],
-    { sudo: host.sudo }
-  );
+  const r = await host.run(["sh", "-c", RUNNING_EXE, "sh", pidFile2], { sudo: host.sudo });
   const [pid, exe] = r.stdout.split("\n");
   const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
   return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
@@ -48567,6 +47658,1267 @@ function releaseLockSettle(s, journal) {
       }
       journal.update(host.name, { phase, result: report.result });
     }
+  };
+}
+
+// src/sudo-helper/scripts.ts
+var NGINX_WATCHDOG = watchdogScript(nginxWatchdog, false);
+var HELPER_SCRIPTS = {
+  "lock-acquire": ACQUIRE,
+  "lock-renew": RENEW,
+  "lock-release": RELEASE,
+  "lock-inspect": INSPECT,
+  "watchdog-launch": LAUNCH_SCRIPT,
+  "watchdog-decide": DECIDE_SCRIPT,
+  "watchdog-extend": EXTEND_SCRIPT,
+  "watchdog-inspect": INSPECT_SCRIPT,
+  "nginx-probe": PROBE2,
+  "running-exe": RUNNING_EXE,
+  "trust-probe": PROBE3,
+  "config-times": TIMES,
+  "store-rebuild": STORE_SCRIPTS.rebuild,
+  "store-write": STORE_SCRIPTS.write,
+  "read-file": READ_FILE
+};
+
+// src/sudo-helper/translate.ts
+var HelperUnsupportedError = class extends Error {
+  constructor(argv) {
+    super(
+      `the sudo helper has no sub-command for \`${argv.slice(0, 3).join(" ").slice(0, 120)}\`: sudo-helper covers the nginx hot upgrade, its rollback and its release store. Deploy this server with sudo-helper empty (sudo: true runs commands through plain sudo -n)`
+    );
+    this.name = "HelperUnsupportedError";
+  }
+};
+var BY_SCRIPT = new Map(Object.entries(HELPER_SCRIPTS).map(([sub, text2]) => [text2, sub]));
+var FIXED = [
+  [["rm", "-f", "--"], "rm", 1],
+  [["rm", "-rf", "--"], "rm-release", 1],
+  [["rmdir", "--"], "rmdir", 1],
+  [["mkdir", "-p", "--"], "mkdir", 1],
+  [["cp", "--"], "cp", 2],
+  [["ln", "--"], "ln", 2],
+  [["ln", "-f", "--"], "ln-keep", 2],
+  [["mv", "-f", "--"], "mv", 2],
+  [["chmod", "0755", "--"], "chmod", 1],
+  [["sha256sum", "--"], "sha256", 1],
+  [["head", "-c", "2", "--"], "head2", 1]
+];
+var startsWith = (argv, head) => head.every((w, i) => argv[i] === w);
+function helperArgs(argv) {
+  if (argv.length === 1 && argv[0] === "config") return ["config"];
+  for (const [head, sub, operands] of FIXED)
+    if (argv.length === head.length + operands && startsWith(argv, head)) return [sub, ...argv.slice(head.length)];
+  if (argv.length === 5 && argv[0] === "kill" && argv[1] === "-s" && argv[3] === "--")
+    return ["kill", argv[2], argv[4]];
+  if (argv[0] === "sh" && argv[1] === "-c" && argv[3] === "sh") {
+    const sub = BY_SCRIPT.get(argv[2]);
+    const args = argv.slice(4);
+    if (sub === "watchdog-launch" && args[0] === NGINX_WATCHDOG) return [sub, ...args.slice(1)];
+    if (sub !== void 0 && sub !== "watchdog-launch") return [sub, ...args];
+  }
+  if (argv[0]?.startsWith("/")) {
+    if (argv.length === 2 && argv[1] === "-v") return ["version", argv[0]];
+    if (argv[1] === "-T") return ["config-test", argv[0], ...argv.slice(2)];
+  }
+  throw new HelperUnsupportedError(argv);
+}
+
+// src/sudo-helper/render.ts
+import { createHash as createHash2 } from "node:crypto";
+
+// src/sudo-helper/policy.ts
+var HELPER_PATH = "/usr/local/libexec/zerodown/zerodown-sudo";
+var HELPER_CONF = "/etc/zerodown/sudo.conf";
+var REFUSED = 97;
+var PRELUDE = String.raw`
+set -f
+PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH
+umask 022
+CONF=${HELPER_CONF}
+NL='
+'
+refuse() { printf 'zerodown-sudo: refused: %s\n' "$*" >&2; exit ${REFUSED}; }
+broken() { printf 'zerodown-sudo: %s\n' "$*" >&2; exit 96; }
+
+# Absolute, one line, no . or .. segment, no // and no trailing /.
+clean_path() {
+  case $1 in /?*) ;; *) return 1;; esac
+  case $1 in *//*|*/./*|*/../*|*/.|*/..|*/|*"$NL"*) return 1;; esac
+  return 0
+}
+# Owned by root and writable by root alone.
+root_only() {
+  s=$(stat -c '%u %a' -- "$1" 2>/dev/null) || return 1
+  set -- $s
+  [ "$1" = 0 ] && [ $(( 0$2 & 022 )) = 0 ]
+}
+load_config() {
+  [ -f "$CONF" ] || broken "no config at $CONF: write one line per server, 'server BINARY PID-FILE [STORE]' (see docs/sudo.md)"
+  root_only "$CONF" && root_only "@{CONF%/*}" || broken "$CONF and its folder must be owned by root and writable by root alone"
+  BINS= PIDS= STORES=
+  while IFS=' 	' read -r kw a b c extra; do
+    case $kw in ''|'#'*) continue;; esac
+    { [ "$kw" = server ] && [ -n "$b" ] && [ -z "$extra" ]; } ||
+      broken "$CONF: cannot read the line '$kw $a $b $c': each line is 'server BINARY PID-FILE [STORE]'"
+    [ -n "$c" ] || c=/var/lib/zerodown/@{a##*/}
+    for p in "$a" "$b" "$c"; do clean_path "$p" || broken "$CONF: '$p' is not a clean absolute path"; done
+    BINS="$BINS$a$NL" PIDS="$PIDS$b$NL" STORES="$STORES$c$NL"
+  done < "$CONF"
+  [ -n "$BINS" ] || broken "$CONF names no server: add 'server BINARY PID-FILE [STORE]'"
+  IFS=$NL
+}
+in_list() { case "$NL$2" in *"$NL$1$NL"*) return 0;; esac; return 1; }
+side() { printf '%s/.%s.zerodown-%s' "@{1%/*}" "@{1##*/}" "$2"; }
+is_bin() { in_list "$1" "$BINS"; }
+# $1 is the staging (new) or kept (prev) file of a configured binary; sets bin to that binary.
+is_side() { for bin in $BINS; do [ "$1" = "$(side "$bin" "$2")" ] && return 0; done; return 1; }
+is_store() { in_list "$1" "$STORES"; }
+under_store() { clean_path "$1" || return 1; for s in $STORES; do case $1 in "$s"/?*) return 0;; esac; done; return 1; }
+store_sub() { for s in $STORES; do [ "$1" = "$s/$2" ] && return 0; done; return 1; }
+num() { case $1 in ''|*[!0-9]*) return 1;; esac; [ @{#1} -le 12 ]; }
+token() { case $1 in ''|*[!A-Za-z0-9.-]*) return 1;; esac; [ @{#1} -le 200 ]; }
+sha() { [ @{#1} = 64 ] && case $1 in *[!0-9a-f]*) return 1;; esac; }
+# A pid that runs a configured binary (a file put back or replaced reads "(deleted)").
+server_pid() {
+  num "$1" && [ "$1" -gt 1 ] || return 1
+  e=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  e=@{e% (deleted)}
+  is_bin "$e" || is_side "$e" prev
+}
+
+want_path() { clean_path "$1" || refuse "'$1' is not a clean absolute path"; }
+want_bin() { want_path "$1"; is_bin "$1" || refuse "$1 is not a binary named in $CONF"; }
+want_pidfile() { want_path "$1"; in_list "$1" "$PIDS" || refuse "$1 is not a pid file named in $CONF"; }
+want_store() { want_path "$1"; is_store "$1" || refuse "$1 is not a release store named in $CONF"; }
+want_in_store() { under_store "$1" || refuse "$1 is not inside a release store named in $CONF"; }
+want_store_sub() { want_path "$1"; store_sub "$1" "$2" || refuse "$1 is not the $2 of a release store named in $CONF"; }
+want_pid() { server_pid "$1" || refuse "pid $1 does not run a binary named in $CONF"; }
+want_num() { num "$1" || refuse "'$1' is not a number"; }
+want_token() { token "$1" || refuse "'$1' is not a run token"; }
+want_sha() { sha "$1" || refuse "'$1' is not a sha256"; }
+want_count() { [ "$1" = "$2" ] || refuse "$sub takes $2 arguments, not $1"; }
+want_staging() { want_path "$1"; is_side "$1" new || refuse "$1 is not the staging file of a binary named in $CONF"; }
+# Words of a running master's own command line (the config test runs with exactly those). nginx
+# rewrites its command line into its title ("nginx: master process ARGS", padded with spaces), so
+# a word is found between spaces there: an argument holding spaces (-g '...') is found whole.
+master_arg() {
+  for pf in $PIDS; do
+    p=; { read -r p < "$pf"; } 2>/dev/null || continue
+    server_pid "$p" || continue
+    t=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)
+    case " $t " in *" $1 "*) return 0;; esac
+  done
+  return 1
+}
+# The upload in /tmp, opened once: it must be a regular file of the user who ran sudo.
+copy_upload() {
+  [ -f "$1" ] && [ -r "$1" ] || refuse "$1 is not a readable file"
+  exec 3< "$1"
+  s=$(stat -L -c '%u %F' "/proc/$$/fd/3") || refuse "cannot stat $1"
+  [ "$s" = "@{SUDO_UID:-x} regular file" ] || [ "$s" = "@{SUDO_UID:-x} regular empty file" ] ||
+    refuse "$1 is not a regular file of the user who ran sudo"
+  rm -f -- "$2" || exit 1
+  set -C
+  cat <&3 > "$2"
+}
+`.replaceAll("@{", "${");
+var DISPATCH = String.raw`
+case $sub in
+  rm)
+    want_count $# 1; want_path "$1"
+    is_side "$1" new || is_side "$1" prev || under_store "$1" || { pf=@{1%.oldbin}; [ "$pf.oldbin" = "$1" ] && in_list "$pf" "$PIDS"; } ||
+      refuse "$1 is not a staging, kept, .oldbin or store file of a server named in $CONF"
+    exec rm -f -- "$1";;
+  rm-release)
+    want_count $# 1; want_path "$1"
+    ok=; for s in $STORES; do case $1 in "$s"/releases/*) sha "@{1#"$s"/releases/}" && ok=1;; esac; done
+    [ -n "$ok" ] || refuse "$1 is not a release of a store named in $CONF"
+    exec rm -rf -- "$1";;
+  rmdir) want_count $# 1; want_in_store "$1"; exec rmdir -- "$1";;
+  mkdir) want_count $# 1; is_store "$1" || want_in_store "$1"; exec mkdir -p -- "$1";;
+  cp)
+    want_count $# 2; want_path "$1"; want_path "$2"
+    if is_side "$2" new; then
+      case $1 in
+        /tmp/zerodown-upload-????????????????) copy_upload "$1" "$2"; exit $?;;
+      esac
+      under_store "$1" || refuse "$1 is not an upload or a stored release"
+    else
+      want_in_store "$2"
+      is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+    fi
+    exec cp -- "$1" "$2";;
+  ln)
+    want_count $# 2; want_path "$1"; want_in_store "$2"
+    is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+    exec ln -- "$1" "$2";;
+  ln-keep)
+    want_count $# 2; want_bin "$1"
+    [ "$2" = "$(side "$1" prev)" ] || refuse "$2 is not the kept file of $1"
+    exec ln -f -- "$1" "$2";;
+  mv)
+    want_count $# 2; want_path "$1"; want_path "$2"
+    if is_bin "$2"; then
+      [ "$1" = "$(side "$2" new)" ] || [ "$1" = "$(side "$2" prev)" ] || refuse "only the staging or kept file of $2 may take its place"
+    else
+      under_store "$1" && under_store "$2" || refuse "$1 -> $2: not a binary or store file named in $CONF"
+    fi
+    exec mv -f -- "$1" "$2";;
+  chmod) want_count $# 1; want_path "$1"; is_side "$1" new || want_in_store "$1"; exec chmod 0755 -- "$1";;
+  sha256)
+    want_count $# 1; want_path "$1"
+    case $1 in /proc/*/exe) p=@{1#/proc/}; want_num "@{p%/exe}";;
+      *) is_bin "$1" || is_side "$1" new || is_side "$1" prev || under_store "$1" || refuse "$1 is not a file of a server named in $CONF";;
+    esac
+    exec sha256sum -- "$1";;
+  head2) want_count $# 1; want_bin "$1"; exec head -c 2 -- "$1";;
+  kill)
+    want_count $# 2
+    case $1 in USR2|WINCH|QUIT|HUP|TERM|KILL) ;; *) refuse "signal '$1' is not one of USR2 WINCH QUIT HUP TERM KILL";; esac
+    want_pid "$2"
+    exec kill -s "$1" -- "$2";;
+  version)
+    want_count $# 1; want_path "$1"
+    case $1 in /proc/*/exe) p=@{1#/proc/}; want_pid "@{p%/exe}";;
+      *) is_bin "$1" || is_side "$1" new || refuse "$1 is not a binary named in $CONF";;
+    esac
+    exec "$1" -v;;
+  config-test)
+    [ $# -ge 1 ] || refuse "config-test needs the staging file"
+    want_staging "$1"; f=$1; shift
+    for a; do master_arg "$a" || refuse "'$a' is not an argument of a running master named in $CONF"; done
+    exec "$f" -T "$@";;
+  lock-acquire)
+    [ $# -ge 3 ] || refuse "lock-acquire needs 3 arguments"; want_store_sub "$1" lock; want_token "$2"; want_num "$3"
+    for a; do case $a in *"$NL"*) refuse "an owner line holds a line break";; esac; done
+    run lock_acquire "$@";;
+  lock-renew) want_count $# 2; want_store_sub "$1" lock; want_token "$2"; run lock_renew "$@";;
+  lock-release) want_count $# 2; want_store_sub "$1" lock; want_token "$2"; run lock_release "$@";;
+  lock-inspect) want_count $# 1; want_store_sub "$1" lock; run lock_inspect "$@";;
+  watchdog-launch)
+    want_count $# 8; want_store_sub "$1" watchdog; want_token "$2"; want_num "$3"; want_pidfile "$4"; want_pid "$5"
+    want_bin "$6"; [ "$7" = "$(side "$6" prev)" ] || refuse "$7 is not the kept file of $6"; want_sha "$8"
+    run watchdog_launch "$@";;
+  watchdog-decide)
+    want_count $# 3; want_store_sub "$1" watchdog; want_token "$2"
+    case $3 in confirm|cancel) ;; *) refuse "'$3' is not confirm or cancel";; esac
+    run watchdog_decide "$@";;
+  watchdog-extend) want_count $# 3; want_store_sub "$1" watchdog; want_token "$2"; want_num "$3"; run watchdog_extend "$@";;
+  watchdog-inspect) want_count $# 1; want_store_sub "$1" watchdog; run watchdog_inspect "$@";;
+  nginx-probe) [ $# -ge 1 ] || refuse "nginx-probe needs the pid file"; want_pidfile "$1"; for a; do [ "$a" = "$1" ] || want_num "$a"; done; run nginx_probe "$@";;
+  running-exe) want_count $# 1; want_pidfile "$1"; run running_exe "$@";;
+  trust-probe)
+    want_count $# 6; want_pidfile "$1"; want_num "$2"; want_bin "$3"; [ "$4" = "$(side "$3" new)" ] || refuse "$4 is not the staging file of $3"
+    want_store "$5"
+    case $6 in '') ;; [.-]*|*[!A-Za-z0-9_.-]*) refuse "'$6' is not a user name";; esac
+    run trust_probe "$@";;
+  config-times) [ $# -ge 1 ] || refuse "config-times needs a pid"; want_num "$1"; for a; do [ "$a" = "$1" ] || want_path "$a"; done; run config_times "$@";;
+  store-rebuild) want_count $# 1; want_store "$1"; run store_rebuild "$@";;
+  store-write) want_count $# 3; want_in_store "$2"; want_in_store "$3"; run store_write "$@";;
+  read-file) want_count $# 1; want_in_store "$1"; run read_file "$@";;
+  *) refuse "'$sub' is not a sub-command of zerodown-sudo";;
+esac
+`.replaceAll("@{", "${");
+
+// src/sudo-helper/render.ts
+var EOF_MARK = "ZERODOWN_SCRIPT_END";
+var fn = (name) => `script_${name.replace(/-/g, "_")}`;
+function scriptFunction(name, text2) {
+  if (text2.split("\n").includes(EOF_MARK)) throw new Error(`the script ${name} holds the line ${EOF_MARK}`);
+  return `${fn(name)}() {
+cat <<'${EOF_MARK}'
+${text2.replace(/^\n+|\n+$/g, "")}
+${EOF_MARK}
+}
+`;
+}
+var HEADER = `#!/bin/sh
+# zerodown-sudo: the fixed set of privileged commands of zerodown-action (input sudo-helper).
+# Generated from src/sudo-helper/ by \`npm run docs\`: do not edit. The action checks its sha256.
+# Install as root:  install -o root -g root -m 0755 -D zerodown-sudo ${HELPER_PATH}
+# Config (root-owned, one line per server): ${HELPER_CONF}
+#   server BINARY PID-FILE [STORE]
+# Usage: zerodown-sudo SUB-COMMAND ARGS...   (see docs/sudo.md; 'config' prints what it allows)
+`;
+var MAIN = String.raw`
+run() {
+  n=$1; shift
+  # The watchdog a launch starts is the helper's own (nginx's), never one given as an argument.
+  if [ "$n" = watchdog_launch ]; then exec sh -c "$(script_watchdog_launch)" sh "$(script_nginx_watchdog)" "$@"; fi
+  exec sh -c "$(script_$n)" sh "$@"
+}
+
+sub=@{1-}
+[ $# -gt 0 ] && shift
+load_config
+if [ "$sub" = config ]; then
+  for b in $BINS; do echo "binary $b"; done
+  for p in $PIDS; do echo "pid-file $p"; done
+  for s in $STORES; do echo "store $s"; done
+  exit 0
+fi
+`.replaceAll("@{", "${");
+function renderHelper() {
+  const scripts = Object.entries({ ...HELPER_SCRIPTS, "nginx-watchdog": NGINX_WATCHDOG }).map(([name, text2]) => scriptFunction(name, text2)).join("\n");
+  return `${HEADER}${PRELUDE}
+${scripts}${MAIN}${DISPATCH}`;
+}
+function helperSha256() {
+  return createHash2("sha256").update(renderHelper()).digest("hex");
+}
+
+// src/sudo-helper/check.ts
+function throughHelper(path) {
+  return (argv) => [path, ...helperArgs(argv)];
+}
+var SudoHelperError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SudoHelperError";
+  }
+};
+var INSTALL = (path) => `Install this version's helper as root: install -o root -g root -m 0755 -D zerodown-sudo ${path} (the file host/zerodown-sudo of the action at the ref you use; docs/sudo.md)`;
+async function checkHelper(host, path, pidFile2) {
+  const expected = helperSha256();
+  const r = await host.run(["sha256sum", "--", path]);
+  const got = r.code === 0 ? r.stdout.trim().split(/\s+/)[0] ?? "" : null;
+  if (got === null)
+    throw new SudoHelperError(`${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`);
+  if (got !== expected)
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
+    );
+  const c = await host.run(["config"], { sudo: true });
+  const detail = remoteLine((c.stderr || c.stdout).trim().split("\n").slice(-2).join(" | "));
+  if (c.code !== 0)
+    throw new SudoHelperError(
+      `${host.name}: the sudo helper does not run (sudo -n ${path} config: ${detail || `status ${c.code}`}). The deploy user needs the sudoers line of docs/sudo.md, and ${HELPER_CONF} a line for this server`
+    );
+  if (!c.stdout.split("\n").includes(`pid-file ${pidFile2}`))
+    throw new SudoHelperError(
+      `${host.name}: the sudo helper's config ${HELPER_CONF} names no pid file ${pidFile2}. Add the line 'server BINARY ${pidFile2} [STORE]' for this server, as root`
+    );
+}
+
+// src/keys.ts
+var import_ssh22 = __toESM(require_lib2(), 1);
+import { statSync } from "node:fs";
+
+// src/strategies/upstream/error-rate.ts
+var LOG_FORMAT_NAME = "zerodown";
+var LOG_FORMAT = String.raw`'$msec\t$status\t$upstream_addr\t$upstream_status'`;
+var emptyTally = () => ({ tries: 0, failed: 0, movedOn: 0, foreign: 0 });
+var groups = (field) => field.split(/\s+:\s+/).map((g) => g.split(/\s*,\s*/));
+function tallyLines(text2, backend, into = emptyTally()) {
+  for (const line2 of text2.split("\n")) {
+    if (line2 === "") continue;
+    const fields = line2.split("	");
+    if (fields.length !== 4 || !/^\d+(\.\d+)?$/.test(fields[0])) {
+      into.foreign++;
+      continue;
+    }
+    const statusGroups = groups(fields[3]);
+    for (const [g, addrs] of groups(fields[2]).entries()) {
+      for (const [i, addr] of addrs.entries()) {
+        if (addr !== backend) continue;
+        into.tries++;
+        const status = statusGroups[g]?.[i] ?? "-";
+        const moved = i < addrs.length - 1;
+        if (moved || !/^[1-4]\d\d$/.test(status)) into.failed++;
+        if (moved) into.movedOn++;
+      }
+    }
+  }
+  return into;
+}
+function rateOf(t) {
+  return t.tries === 0 ? 0 : t.failed / t.tries;
+}
+function verdict(t, maxRate, final, minTries = 20) {
+  const over = t.failed > maxRate * t.tries;
+  if (over && (final || t.failed > maxRate * Math.max(minTries, t.tries))) return "fail";
+  return final ? "pass" : "watching";
+}
+function parsePercent(text2) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text2);
+  if (!m) return null;
+  const v = Number(m[1]);
+  return v >= 0 && v <= 100 ? v / 100 : null;
+}
+function formatTally(t) {
+  const pct = (rateOf(t) * 100).toFixed(t.tries > 0 && rateOf(t) < 0.1 ? 2 : 1);
+  return `${t.failed} of ${t.tries} tries failed (${pct}%)${t.movedOn > 0 ? `, ${t.movedOn} moved on to another server` : ""}`;
+}
+
+// src/settings/sudo-helper.ts
+function sudoHelperSetting(read, s) {
+  const raw = read("sudo-helper").trim();
+  if (raw === "") return void 0;
+  const path = checkRemotePath("sudo-helper", raw);
+  const refuse2 = (problem, fix) => {
+    throw new SettingsError("sudo-helper", problem, fix);
+  };
+  if (!s.sudo) refuse2("is set but sudo is false", "Set sudo: true (the helper runs through sudo -n)");
+  if (s.strategy !== "hot-upgrade" || s.supervisor !== "nginx")
+    refuse2(
+      `covers the nginx hot upgrade only, not ${s.strategy === "hot-upgrade" ? `supervisor ${s.supervisor}` : `strategy ${s.strategy}`}`,
+      "Leave sudo-helper empty for this server (sudo: true then runs commands through plain sudo -n)"
+    );
+  if (s.verifyCommand !== void 0)
+    refuse2(
+      "cannot run verify-command (a command of your own is not in its fixed set)",
+      "Remove verify-command, or leave sudo-helper empty"
+    );
+  return path;
+}
+
+// src/settings.ts
+var SUPERVISORS2 = ["nginx", "haproxy", "tableflip"];
+var DEFAULT_PID_FILE = {
+  nginx: "/run/nginx.pid",
+  haproxy: "/run/haproxy.pid",
+  tableflip: void 0
+};
+var CAN_HOLD = { nginx: true, haproxy: false, tableflip: false };
+var UPGRADE_SIGNALS = ["HUP", "USR1", "USR2"];
+var SettingsError = class extends Error {
+  constructor(input, problem, fix) {
+    super(`Input '${input}': ${problem}. ${fix}`);
+    this.input = input;
+    this.name = "SettingsError";
+  }
+  input;
+};
+function text(read, name) {
+  const raw = read(name);
+  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Remove it");
+  const value = raw.trim();
+  return value === "" ? void 0 : value;
+}
+function line(read, name, max = 1024) {
+  const value = text(read, name);
+  if (value === void 0) return void 0;
+  if (/[\r\n]/.test(value)) throw new SettingsError(name, "contains a line break", "Give a single line");
+  if (value.length > max)
+    throw new SettingsError(name, `is ${value.length} characters long (at most ${max})`, "Shorten it");
+  return value;
+}
+function userName(read, name) {
+  const value = line(read, name, 64);
+  if (value === void 0 || /^(\d+|[A-Za-z_][A-Za-z0-9_.-]*\$?)$/.test(value)) return value;
+  throw new SettingsError(
+    name,
+    `'${value}' is not a user name`,
+    "Give the name (or uid) of the user the master runs as"
+  );
+}
+function bool(read, name, fallback) {
+  const value = line(read, name);
+  if (value === void 0) return fallback;
+  if (/^(true|yes|on|1)$/i.test(value)) return true;
+  if (/^(false|no|off|0)$/i.test(value)) return false;
+  throw new SettingsError(name, `'${value}' is not a boolean`, "Use true or false");
+}
+function integer(read, name, fallback, min, max) {
+  const value = line(read, name);
+  if (value === void 0) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new SettingsError(
+      name,
+      `'${value}' is not a whole number from ${min} to ${max}`,
+      `Use e.g. ${fallback}`
+    );
+  return Number(value);
+}
+function duration(read, name, fallback, minMs = 1, maxMs = 24 * 36e5) {
+  const value = line(read, name) ?? fallback;
+  const ms = parseDuration(value);
+  if (ms === null)
+    throw new SettingsError(
+      name,
+      `'${value}' is not a duration`,
+      "Write e.g. 250ms, 30s, 5m, or a number of seconds"
+    );
+  if (ms < minMs || ms > maxMs)
+    throw new SettingsError(
+      name,
+      `${value} is out of range`,
+      `Use a duration from ${minMs}ms to ${maxMs / 36e5}h`
+    );
+  return ms;
+}
+function oneOf(read, name, allowed, fallback) {
+  const value = line(read, name) ?? fallback;
+  if (!allowed.includes(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is not one of ${allowed.join(", ")}`,
+      `Use one of ${allowed.join(", ")}`
+    );
+  return value;
+}
+function checkRemotePath(name, value) {
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    throw new SettingsError(name, "contains a control character", "Remove it");
+  if (!value.startsWith("/"))
+    throw new SettingsError(name, `'${value}' is not an absolute path`, "Start it with /");
+  if (value.split("/").some((part) => part === ".."))
+    throw new SettingsError(name, `'${value}' contains a '..' segment`, "Give the path without ..");
+  if (value.length > 4096) throw new SettingsError(name, "is longer than 4096 characters", "Shorten it");
+  if (value.endsWith("/") && value !== "/") return value.replace(/\/+$/, "");
+  return value;
+}
+function remotePath(read, name, fallback) {
+  const value = line(read, name, 4096) ?? fallback;
+  return value === void 0 ? void 0 : checkRemotePath(name, value);
+}
+var HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$/;
+var IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+var USERNAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+function parseHostTarget(input, item, defaultUser, defaultPort) {
+  let rest = item;
+  let user = defaultUser;
+  const at2 = rest.lastIndexOf("@");
+  if (at2 >= 0) {
+    user = rest.slice(0, at2);
+    rest = rest.slice(at2 + 1);
+  }
+  if (!USERNAME.test(user))
+    throw new SettingsError(
+      input,
+      `'${item}': user '${user}' is not a valid user name`,
+      "Use letters, digits, _ . -"
+    );
+  let host;
+  let port = defaultPort;
+  const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
+  if (bracket) {
+    host = bracket[1];
+    if (bracket[2] !== void 0) port = Number(bracket[2]);
+    if (!IPV6.test(host))
+      throw new SettingsError(input, `'${item}': '${host}' is not an IPv6 address`, "Check it");
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon >= 0 && rest.indexOf(":") === colon) {
+      const portText = rest.slice(colon + 1);
+      if (!/^\d+$/.test(portText))
+        throw new SettingsError(
+          input,
+          `'${item}': port '${portText}' is not a number`,
+          "Write host:port, e.g. web1:22"
+        );
+      port = Number(portText);
+      rest = rest.slice(0, colon);
+    } else if (colon >= 0) {
+      throw new SettingsError(
+        input,
+        `'${item}': an IPv6 address must be in brackets`,
+        "Write [2001:db8::1]:22"
+      );
+    }
+    host = rest;
+    if (!HOSTNAME.test(host))
+      throw new SettingsError(
+        input,
+        `'${item}': '${host}' is not a host name or address`,
+        "Use letters, digits, . - only"
+      );
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new SettingsError(input, `'${item}': port ${port} is out of range`, "Use a port from 1 to 65535");
+  const shown = host.includes(":") ? `[${host}]` : host;
+  return { host, port, user, label: port === 22 ? `${user}@${shown}` : `${user}@${shown}:${port}` };
+}
+function hostList(read, user, port) {
+  const raw = text(read, "hosts");
+  if (raw === void 0)
+    throw new SettingsError(
+      "hosts",
+      "is required",
+      "List the hosts as [user@]host[:port], one per line or comma-separated"
+    );
+  const items = raw.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "" && !s.startsWith("#"));
+  if (items.length === 0)
+    throw new SettingsError("hosts", "lists no host", "Give at least one [user@]host[:port]");
+  if (items.length > 1e3)
+    throw new SettingsError("hosts", `lists ${items.length} hosts (at most 1000)`, "Split the rollout");
+  const targets = items.map((item) => parseHostTarget("hosts", item, user, port));
+  const seen = /* @__PURE__ */ new Set();
+  for (const t of targets) {
+    const key = `${t.host}:${t.port}`;
+    if (seen.has(key)) throw new SettingsError("hosts", `lists ${key} twice`, "List each host once");
+    seen.add(key);
+  }
+  return targets;
+}
+function fingerprints(read) {
+  const raw = text(read, "host-fingerprints");
+  if (raw === void 0) return [];
+  const items = raw.split(/[\n,\s]+/).map((s) => s.trim()).filter((s) => s !== "");
+  for (const fp of items) {
+    if (!/^(?:[^\s=]+=)?SHA256:[A-Za-z0-9+/]{43}=?$/.test(fp))
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${fp.slice(0, 80)}' is not a SHA256 fingerprint`,
+        "Use host=SHA256:..., with the SHA256:... form that `ssh-keygen -lf <key file>` prints"
+      );
+  }
+  return items.map((fp) => fp.replace(/=+$/, ""));
+}
+function checkPins(s) {
+  const targets = [...s.hosts, ...s.jumpHost ? [s.jumpHost] : []];
+  for (const item of s.hostFingerprints) {
+    const pin = parsePin(item);
+    if (pin.host === void 0 && targets.length > 1)
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names no host, and this run connects to ${targets.length} hosts${s.jumpHost ? " (with the jump host)" : ""}: one host's key would be accepted for every other`,
+        "Bind each fingerprint to its host: host=SHA256:... (the host as written in hosts or jump-host)"
+      );
+    if (pin.host !== void 0 && !targets.some((t) => pinNames(pin.host, t.host, t.port)))
+      throw new SettingsError(
+        "host-fingerprints",
+        `'${item.slice(0, 60)}' names ${pin.host}, which is neither in hosts nor the jump-host`,
+        "Write the host as in hosts (or [host]:port)"
+      );
+  }
+}
+function privateKey(read, name) {
+  const raw = read(name);
+  if (raw.trim() === "") return void 0;
+  if (raw.includes("\0")) throw new SettingsError(name, "contains a NUL byte", "Paste the key file as it is");
+  const key = raw.replace(/\r\n/g, "\n").trim() + "\n";
+  if (!/^-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\n[\s\S]+\n-----END [A-Z0-9 ]*PRIVATE KEY-----\n$/.test(key))
+    throw new SettingsError(
+      name,
+      "is not a private key in OpenSSH or PEM format (no -----BEGIN ... PRIVATE KEY----- block)",
+      "Store the whole key file (ssh-keygen -t ed25519 writes one) in a secret and pass it as is; a .pub file is the public half"
+    );
+  return key;
+}
+function regex(read, name) {
+  const value = line(read, name, 2048);
+  if (value === void 0) return void 0;
+  try {
+    return new RegExp(value);
+  } catch (e) {
+    throw new SettingsError(
+      name,
+      `is not a valid regular expression (${e.message})`,
+      "Fix the pattern"
+    );
+  }
+}
+function healthUrl(read) {
+  const value = line(read, "health-url", 2048);
+  if (value === void 0) return void 0;
+  let url;
+  try {
+    url = new URL(value.replaceAll("{host}", "placeholder.invalid"));
+  } catch {
+    throw new SettingsError(
+      "health-url",
+      `'${redactUrls(value)}' is not a URL`,
+      "Write e.g. http://127.0.0.1/health"
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:")
+    throw new SettingsError(
+      "health-url",
+      `'${url.protocol}' is not http or https`,
+      "Use an http:// or https:// URL"
+    );
+  return value;
+}
+function rollbackWorkflow(read) {
+  const value = line(read, "rollback-workflow", 2048);
+  if (value === void 0 || /^[\w.-]+\.ya?ml$/.test(value)) return value;
+  if (/^https?:\/\/[^\s<>()[\]]+$/.test(value)) return value;
+  throw new SettingsError(
+    "rollback-workflow",
+    `'${value}' is neither a workflow file name nor an http(s) URL`,
+    "Give the file name in .github/workflows (rollback.yml) or the workflow's URL"
+  );
+}
+function versionInput(read, name) {
+  const value = line(read, name, 256);
+  if (value === void 0) return void 0;
+  if (!isVersionText(value))
+    throw new SettingsError(
+      name,
+      `'${value}' is neither a semantic version nor a Debian version`,
+      "Write e.g. 1.27.3, 2.0.0-rc.1 or 1.22.1-9+deb12u11"
+    );
+  return value;
+}
+function rollbackToInput(read) {
+  const value = line(read, "rollback-to", 256);
+  if (value === void 0 || /^[0-9a-fA-F]{12,64}$/.test(value)) return value;
+  return versionInput(read, "rollback-to");
+}
+function pidFile(read, supervisor) {
+  const value = remotePath(read, "pid-file", DEFAULT_PID_FILE[supervisor]);
+  if (value === void 0)
+    throw new SettingsError(
+      "pid-file",
+      `is required with supervisor ${supervisor} (such servers have no usual pid file)`,
+      "Give the file the server writes once it is ready (tableflip: its Options.PIDFile), e.g. /run/app.pid"
+    );
+  return value;
+}
+function upgradeSignal(read, supervisor) {
+  const value = (line(read, "upgrade-signal") ?? "HUP").toUpperCase().replace(/^SIG/, "");
+  if (!UPGRADE_SIGNALS.includes(value))
+    throw new SettingsError(
+      "upgrade-signal",
+      `'${value}' is not one of ${UPGRADE_SIGNALS.join(", ")}`,
+      "Give the signal on which the server calls Upgrade() (HUP for most tableflip servers)"
+    );
+  if (value !== "HUP" && supervisor !== "tableflip")
+    throw new SettingsError(
+      "upgrade-signal",
+      `is ${value}, but only supervisor tableflip takes it (${supervisor} has its own protocol)`,
+      "Remove upgrade-signal, or set supervisor: tableflip"
+    );
+  return value;
+}
+function drainTimeoutAction(read, supervisor) {
+  const fallback = supervisor === "tableflip" ? "proceed" : "rollback";
+  const value = oneOf(read, "drain-timeout-action", ["rollback", "proceed"], fallback);
+  if (value === "rollback" && supervisor === "tableflip")
+    throw new SettingsError(
+      "drain-timeout-action",
+      "is rollback, which supervisor tableflip cannot honour: its old process stopped accepting at the hand-over, and going back after a slow drain would cut its last requests and hand over a second time",
+      "Set drain-timeout-action: proceed (the default for tableflip; the old process finishes on its own, within the server's shutdown timeout), or raise drain-timeout"
+    );
+  return value;
+}
+function readSettings(read, env = {}) {
+  const user = line(read, "user") ?? "root";
+  if (!USERNAME.test(user))
+    throw new SettingsError("user", `'${user}' is not a valid user name`, "Use letters, digits, _ . -");
+  const port = integer(read, "port", 22, 1, 65535);
+  const hosts = hostList(read, user, port);
+  const mode = oneOf(read, "mode", ["deploy", "rollback"], "deploy");
+  const supervisor = oneOf(read, "supervisor", SUPERVISORS2, "nginx");
+  const settings = {
+    hosts,
+    privateKey: privateKey(read, "private-key"),
+    passphrase: text(read, "passphrase"),
+    password: text(read, "password"),
+    knownHosts: text(read, "known-hosts"),
+    hostFingerprints: fingerprints(read),
+    insecureSkipHostKeyCheck: bool(read, "insecure-skip-host-key-check", false),
+    sudo: bool(read, "sudo", false),
+    connectTimeoutMs: duration(read, "connect-timeout", "20s", 100),
+    mode,
+    binary: line(read, "binary", 4096),
+    binaryPath: remotePath(read, "binary-path"),
+    supervisor,
+    pidFile: pidFile(read, supervisor),
+    masterUser: userName(read, "master-user"),
+    upgradeSignal: upgradeSignal(read, supervisor),
+    verifyCommand: text(read, "verify-command"),
+    startTimeoutMs: duration(read, "start-timeout", "30s"),
+    healthUrl: healthUrl(read),
+    healthCommand: text(read, "health-command"),
+    healthExpect: regex(read, "health-expect"),
+    healthChecks: integer(read, "health-checks", 3, 1, 1e3),
+    healthIntervalMs: duration(read, "health-interval", "1s"),
+    healthTimeoutMs: duration(read, "health-timeout", "60s"),
+    pollIntervalMs: duration(read, "poll-interval", "250ms", 10),
+    drainTimeoutMs: duration(read, "drain-timeout", "5m"),
+    drainTimeoutAction: drainTimeoutAction(read, supervisor),
+    releaseDir: remotePath(read, "release-dir"),
+    keepReleases: integer(read, "keep-releases", 5, 2, 1e3),
+    version: versionInput(read, "version"),
+    allowDowngrade: bool(read, "allow-downgrade", false),
+    rollbackTo: rollbackToInput(read),
+    rollbackWorkflow: rollbackWorkflow(read),
+    canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
+    maxParallel: integer(read, "max-parallel", 1, 1, 256),
+    rollbackFleet: bool(read, "rollback-fleet", CAN_HOLD[supervisor]),
+    prestage: bool(read, "prestage", false),
+    jumpHost: void 0,
+    jumpPrivateKey: privateKey(read, "jump-private-key"),
+    jumpPassphrase: text(read, "jump-passphrase"),
+    jumpPassword: text(read, "jump-password"),
+    agentSocket: env.SSH_AUTH_SOCK?.trim() || void 0,
+    lockLeaseMs: duration(read, "lock-lease", "15m", 1e4),
+    watchdog: bool(read, "watchdog", true),
+    strategy: "hot-upgrade"
+  };
+  settings.strategy = oneOf(read, "strategy", ["hot-upgrade", "upstream"], "hot-upgrade");
+  settings.upstream = upstreamSettings(read, settings, user, port);
+  const jump = line(read, "jump-host");
+  if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
+  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
+    throw new SettingsError(
+      "known-hosts",
+      "is larger than 1 MB",
+      "Give only the lines of the hosts of this rollout"
+    );
+  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
+      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
+    );
+  settings.sudoHelper = sudoHelperSetting(read, settings);
+  checkCombinations(settings);
+  checkPins(settings);
+  return settings;
+}
+function checkJumpCredentials(s) {
+  const own = [
+    ["jump-private-key", s.jumpPrivateKey],
+    ["jump-passphrase", s.jumpPassphrase],
+    ["jump-password", s.jumpPassword]
+  ].filter(([, v]) => v !== void 0);
+  if (own.length > 0 && s.jumpHost === void 0)
+    throw new SettingsError(
+      own[0][0],
+      "is set but jump-host is empty",
+      "Name the bastion in jump-host, or remove it"
+    );
+  if (s.jumpPassphrase !== void 0 && s.jumpPrivateKey === void 0)
+    throw new SettingsError(
+      "jump-passphrase",
+      "is set but jump-private-key is empty",
+      "Pass the key it unlocks in jump-private-key"
+    );
+}
+function checkCombinations(s) {
+  if (s.privateKey === void 0 && s.password === void 0 && s.agentSocket === void 0)
+    throw new SettingsError(
+      "private-key",
+      "is empty, no password is given and no ssh-agent is running (SSH_AUTH_SOCK is not set)",
+      "Pass an SSH private key from a secret, or load it into an ssh-agent in an earlier step"
+    );
+  checkJumpCredentials(s);
+  if (s.passphrase !== void 0 && s.privateKey === void 0)
+    throw new SettingsError(
+      "passphrase",
+      "is set but private-key is empty",
+      "Pass the key it unlocks in private-key"
+    );
+  if (!s.insecureSkipHostKeyCheck && s.knownHosts === void 0 && s.hostFingerprints.length === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "is empty and so is host-fingerprints: host keys cannot be verified",
+      "Pass known_hosts lines (ssh-keyscan -p PORT HOST) or SHA256 fingerprints (ssh-keygen -lf); insecure-skip-host-key-check: true skips the check"
+    );
+  if (s.mode === "deploy" && s.binary === void 0)
+    throw new SettingsError(
+      "binary",
+      "is required when mode is deploy",
+      "Give the local path of the new binary"
+    );
+  if (s.mode === "rollback" && s.binary !== void 0)
+    throw new SettingsError(
+      "binary",
+      "is set but mode is rollback",
+      "Rollback takes the binary from the host; remove binary"
+    );
+  if (s.rollbackTo !== void 0 && s.mode !== "rollback")
+    throw new SettingsError(
+      "rollback-to",
+      "is set but mode is not rollback",
+      "Set mode: rollback, or remove rollback-to"
+    );
+  if (s.version !== void 0 && s.mode === "rollback")
+    throw new SettingsError(
+      "version",
+      "is set but mode is rollback (a rollback takes the version from the release store)",
+      "Name the release to go back to with rollback-to, or remove version"
+    );
+  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate2)
+    throw new SettingsError(
+      "health-timeout",
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
+      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
+    );
+}
+var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "restart-command"];
+function noDuration(value) {
+  return parseDuration(value) === 0;
+}
+function upstreamSettings(read, s, user, port) {
+  if (s.strategy !== "upstream") {
+    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration"])
+      if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
+        throw new SettingsError(
+          name2,
+          "is set but strategy is hot-upgrade",
+          "Set strategy: upstream, or remove it"
+        );
+    return void 0;
+  }
+  for (const name2 of UPSTREAM_INPUTS)
+    if (line(read, name2, 4096) === void 0)
+      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
+  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+  const name = line(read, "upstream-name", 200);
+  if (!/^[A-Za-z0-9_.:-]+$/.test(name))
+    throw new SettingsError(
+      "upstream-name",
+      `'${name}' is not an upstream name`,
+      "Use the name after upstream in the block: letters, digits, _ . : -"
+    );
+  const server = line(read, "upstream-server", 300) ?? "{host}:80";
+  if (/[\s;{}#'"\\]/.test(server.replaceAll("{host}", "h")))
+    throw new SettingsError(
+      "upstream-server",
+      `'${server}' is not a server address`,
+      "Write it as in the block, e.g. {host}:8080"
+    );
+  if (!server.includes("{host}"))
+    throw new SettingsError(
+      "upstream-server",
+      `'${server}' has no {host}`,
+      "Every host needs its own server line: write e.g. {host}:8080"
+    );
+  if (s.binaryPath === void 0)
+    throw new SettingsError(
+      "binary-path",
+      "is required when strategy is upstream (there is no master process to read it from)",
+      "Give the path of the server's binary on the hosts"
+    );
+  if (s.healthUrl === void 0 && s.healthCommand === void 0)
+    throw new SettingsError(
+      "health-url",
+      "is empty and so is health-command, but strategy upstream puts a host back only after its health gate",
+      "Give the URL the restarted server answers on, e.g. http://{host}:8080/health"
+    );
+  const rateText = line(read, "max-error-rate") ?? "1%";
+  const maxErrorRate = parsePercent(rateText);
+  if (maxErrorRate === null)
+    throw new SettingsError(
+      "max-error-rate",
+      `'${rateText}' is not a percentage from 0% to 100%`,
+      "Write e.g. 1% or 0.5%"
+    );
+  const canaryDurationMs = duration(read, "canary-duration", "0s", 0);
+  if (canaryDurationMs > 0 && s.canary === 0)
+    throw new SettingsError(
+      "canary-duration",
+      "is set but canary is 0: no host is watched as a canary",
+      "Set canary: 1 (the first host is the canary), or remove canary-duration"
+    );
+  return {
+    host: lb,
+    file: checkRemotePath("upstream-file", line(read, "upstream-file", 4096)),
+    name,
+    server,
+    restartCommand: text(read, "restart-command"),
+    canaryWeight: integer(read, "canary-weight", 1, 1, 1e3),
+    canaryDurationMs,
+    maxErrorRate
+  };
+}
+var UPSTREAM_FIX = {
+  "upstream-host": "Give the nginx load balancer as [user@]host[:port]",
+  "upstream-file": "Give the file on the load balancer that holds the upstream block (included inside http {})",
+  "upstream-name": "Give the name of the upstream block",
+  "restart-command": "Give the command that starts the new version on a host, e.g. systemctl restart app"
+};
+
+// src/keys.ts
+function parse2(input, key, passphrase, passphraseInput) {
+  const parsed = import_ssh22.default.utils.parseKey(key, passphrase);
+  const error2 = Array.isArray(parsed) ? void 0 : parsed instanceof Error ? parsed : void 0;
+  if (error2 === void 0) return;
+  const why = error2.message.replace(/:[\s\S]*$/, "").replace(/[^A-Za-z0-9 ,.()-]/g, "?");
+  if (/no passphrase given/i.test(why))
+    throw new SettingsError(
+      input,
+      "is encrypted and no passphrase is given",
+      `Pass its passphrase in ${passphraseInput}`
+    );
+  if (/bad passphrase|integrity check failed|decrypt/i.test(why))
+    throw new SettingsError(
+      passphraseInput,
+      `does not unlock ${input} (${why})`,
+      `Give the passphrase of that key`
+    );
+  throw new SettingsError(
+    input,
+    `cannot be read as a private key (${why})`,
+    "Store the whole key file, unchanged (ssh-keygen -t ed25519 writes one), in a secret"
+  );
+}
+function checkKeys(settings) {
+  if (settings.privateKey !== void 0)
+    parse2("private-key", settings.privateKey, settings.passphrase, "passphrase");
+  if (settings.jumpPrivateKey !== void 0)
+    parse2(
+      "jump-private-key",
+      settings.jumpPrivateKey,
+      settings.jumpPassphrase ?? settings.passphrase,
+      settings.jumpPassphrase !== void 0 ? "jump-passphrase" : "passphrase"
+    );
+  const agent = agentSocket(settings);
+  if (agent !== void 0 && !statSync(agent, { throwIfNoEntry: false })?.isSocket())
+    throw new SettingsError(
+      "private-key",
+      `is empty, and the ssh-agent socket SSH_AUTH_SOCK=${agent} does not exist on the runner`,
+      "Start the agent (and add the key) in an earlier step of the same job, or pass private-key"
+    );
+}
+function agentSocket(settings) {
+  return settings.privateKey === void 0 && settings.password === void 0 ? settings.agentSocket : void 0;
+}
+function jumpCredentials(settings) {
+  const own = settings.jumpPrivateKey !== void 0 || settings.jumpPassphrase !== void 0 || settings.jumpPassword !== void 0;
+  if (!own)
+    return {
+      privateKey: settings.privateKey,
+      passphrase: settings.passphrase,
+      password: settings.password,
+      agent: agentSocket(settings)
+    };
+  return {
+    privateKey: settings.jumpPrivateKey,
+    passphrase: settings.jumpPrivateKey ? settings.jumpPassphrase ?? settings.passphrase : void 0,
+    password: settings.jumpPassword
+  };
+}
+
+// src/local/binary.ts
+import { open as open2, stat as stat3 } from "node:fs/promises";
+
+// src/local/elf.ts
+function elfArch(head) {
+  if (head.subarray(0, 2).toString("latin1") === "#!") return "#!";
+  if (head.length < 20 || head.readUInt32BE(0) !== 2135247942) return null;
+  const little = head[5] === 1;
+  const machine = little ? head.readUInt16LE(18) : head.readUInt16BE(18);
+  const names = {
+    3: "i686",
+    8: "mips",
+    20: "ppc",
+    21: little ? "ppc64le" : "ppc64",
+    22: "s390x",
+    40: "arm",
+    62: "x86_64",
+    183: "aarch64",
+    243: "riscv64"
+  };
+  return names[machine] ?? `elf-machine-${machine}`;
+}
+
+// src/local/sha256.ts
+import { createHash as createHash3 } from "node:crypto";
+import { createReadStream } from "node:fs";
+async function sha256File(path) {
+  const hash = createHash3("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  return hash.digest("hex");
+}
+
+// src/local/binary.ts
+async function inspectBinary(path) {
+  const info2 = await stat3(path).catch(() => null);
+  if (info2 === null)
+    throw new SettingsError(
+      "binary",
+      `${path} does not exist on the runner`,
+      "Build it in an earlier step, or fix the path"
+    );
+  if (!info2.isFile())
+    throw new SettingsError("binary", `${path} is not a regular file`, "Give the path of the built binary");
+  if (info2.size === 0)
+    throw new SettingsError("binary", `${path} is empty`, "Check the build step that writes it");
+  const fh = await open2(path, "r");
+  const head = Buffer.alloc(64);
+  try {
+    await fh.read(head, 0, 64, 0);
+  } finally {
+    await fh.close();
+  }
+  const arch2 = elfArch(head);
+  if (arch2 === null)
+    throw new SettingsError(
+      "binary",
+      `${path} is neither an ELF executable nor a #! script`,
+      "Give the compiled server binary"
+    );
+  return {
+    localPath: path,
+    sha256: await sha256File(path),
+    bytes: info2.size,
+    arch: arch2 === "#!" ? null : arch2
+  };
+}
+
+// src/releases/steps.ts
+var shortSha = (s) => s.slice(0, 12);
+var refuse = (step, e) => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e;
+};
+async function chooseBinary(o, store, state, live2, deployed, note) {
+  if (o.mode === "deploy") return { source: deployed };
+  const target = (() => {
+    try {
+      return rollbackTarget(state, o.rollbackTo);
+    } catch (e) {
+      return refuse("preflight", e);
+    }
+  })();
+  if (target.sha256 === live2.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    );
+  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  const source = {
+    sha256: target.sha256,
+    hostPath: store.releasePath(target.sha256),
+    version: target.version ?? void 0
+  };
+  return { source, target };
+}
+async function recordLive(store, r, now, note) {
+  let state = await store.read().catch((e) => refuse("preflight", e));
+  const running2 = r.runningSha256;
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const had = state.releases.find((x) => x.sha256 === running2);
+  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
+  if (!had) {
+    const found = {
+      sha256: running2,
+      version: versionText(r.version),
+      deployedAt: now,
+      origin: "found"
+    };
+    state = withRelease(state, found);
+    await store.writeMeta(found).catch((e) => refuse("preflight", e));
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
+    );
+  } else if (how !== "present") {
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+  }
+  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
+    if (had && state.live !== null && state.live !== running2)
+      note(
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
+      );
+    state = markLive(state, running2, now);
+  }
+  await store.write(state).catch((e) => refuse("preflight", e));
+  return state;
+}
+function withReleaseSteps(plan, o) {
+  const hr = { liveVersion: null, newVersion: null };
+  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
+  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
+  return [...steps, recordStep(plan, o, hr)];
+}
+var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
+function chooseStep(plan, o, hr) {
+  const st = plan.state;
+  const deployed = st.source;
+  const now = () => nowOf(o);
+  return {
+    name: "choose",
+    stage: "prepare",
+    async run({ host, report, note }) {
+      const r = st.running;
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
+      hr.store = store;
+      const state = await recordLive(store, r, now(), note);
+      const live2 = liveRelease(state);
+      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
+      report.releases = releaseRows(state);
+      report.previousVersion = report.version = hr.liveVersion ?? void 0;
+      const { source, target } = await chooseBinary(
+        o,
+        store,
+        state,
+        { sha256: r.runningSha256 },
+        deployed,
+        note
+      );
+      st.source = source;
+      if (o.mode === "deploy") {
+        if (source.sha256 === r.runningSha256) return;
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("preflight", problem);
+        return;
+      }
+      hr.target = target;
+      hr.newVersion = target.version;
+      report.version = target.version ?? void 0;
+      note(
+        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
+      );
+    }
+  };
+}
+function versionsStep(o, hr) {
+  return {
+    name: "versions",
+    stage: "prepare",
+    async run({ report, note }) {
+      const detected = versionText(report.version);
+      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
+      report.version = hr.newVersion ?? void 0;
+      report.previousVersion = hr.liveVersion ?? void 0;
+      if (o.mode === "deploy") {
+        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("verify", problem);
+      }
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
+    }
+  };
+}
+function recordStep(plan, o, hr) {
+  const st = plan.state;
+  return {
+    name: "record",
+    stage: "after",
+    async run({ report, note }) {
+      const store = hr.store;
+      if (!store) return;
+      const source = st.source;
+      let state = await store.read();
+      const at2 = nowOf(o);
+      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
+        state = afterRollback(state, source.sha256, at2);
+      } else {
+        const how = await store.put(st.running.livePath, source.sha256);
+        const release = {
+          sha256: source.sha256,
+          version: hr.newVersion,
+          deployedAt: at2,
+          origin: "deploy",
+          ...o.provenance
+        };
+        await store.writeMeta(release);
+        state = markLive(withRelease(state, release), source.sha256, at2);
+        note(
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
+        );
+      }
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
+      report.releases = releaseRows(saved);
+      note(
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
+      );
+    }
+  };
+}
+function releaseOptions(settings, env) {
+  return {
+    mode: settings.mode,
+    releaseDir: settings.releaseDir,
+    keepReleases: settings.keepReleases,
+    version: settings.version,
+    allowDowngrade: settings.allowDowngrade,
+    rollbackTo: settings.rollbackTo,
+    provenance: provenanceFrom(env)
   };
 }
 
@@ -50079,15 +50431,25 @@ function connector(settings, log) {
     connectTimeoutMs,
     log: (m) => log.info(m)
   }) : void 0;
-  return (target, hostLog = log) => SshHost.connect({
-    target,
-    credentials,
-    hostKeys,
-    sudo: settings.sudo,
-    connectTimeoutMs,
-    jump,
-    log: (m) => hostLog.info(m)
-  });
+  const helper = settings.sudoHelper;
+  return async (target, hostLog = log) => {
+    const host = await SshHost.connect({
+      target,
+      credentials,
+      hostKeys,
+      sudo: settings.sudo,
+      privileged: helper === void 0 ? void 0 : throughHelper(helper),
+      connectTimeoutMs,
+      jump,
+      log: (m) => hostLog.info(m)
+    });
+    if (helper !== void 0)
+      await checkHelper(host, helper, settings.pidFile).catch(async (e) => {
+        await host.close();
+        throw e;
+      });
+    return host;
+  };
 }
 function supervisorOf(settings) {
   return supervisorFor(settings.supervisor, settings);
@@ -51192,10 +51554,10 @@ function terminalLogger(out, err) {
     // The machine's messages already name the host and the step.
     error: (m) => void err.write(`error: ${stripTerminal(m)}
 `),
-    group: async (title, fn) => {
+    group: async (title, fn2) => {
       out.write(`${bold(`\u2500\u2500 ${stripTerminal(title)}`)}
 `);
-      return fn();
+      return fn2();
     }
   };
 }
@@ -51283,7 +51645,7 @@ var coreLogger = {
   info: (m) => info(neutralize(m)),
   warn: (m, where2) => warning(neutralize(m), annotation(where2)),
   error: (m, where2) => error(neutralize(m), annotation(where2)),
-  group: (title, fn) => group(neutralize(title), fn)
+  group: (title, fn2) => group(neutralize(title), fn2)
 };
 function annotation(where2) {
   if (!where2?.host && !where2?.step) return void 0;

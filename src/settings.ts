@@ -7,6 +7,7 @@ import { hostKeyLineCount, parsePin, pinNames } from './host/known-hosts.js'
 import { redactUrls } from './remote-text.js'
 import { parsePercent } from './strategies/upstream/error-rate.js'
 import { isVersionText } from './releases/versions.js'
+import { sudoHelperSetting } from './settings/sudo-helper.js'
 
 export type Mode = 'deploy' | 'rollback'
 export type StrategyId = 'hot-upgrade' | 'upstream'
@@ -69,6 +70,8 @@ export interface Settings {
   hostFingerprints: string[]
   insecureSkipHostKeyCheck: boolean
   sudo: boolean
+  /** sudo-helper: privileged commands through this helper (src/settings/sudo-helper.ts). */
+  sudoHelper?: string
   connectTimeoutMs: number
 
   mode: Mode
@@ -578,6 +581,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
         ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
         : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
+  settings.sudoHelper = sudoHelperSetting(read, settings)
   checkCombinations(settings)
   checkPins(settings)
   return settings

@@ -1,0 +1,50 @@
+/**
+ * Before a host is touched: the helper at the sudo-helper path is the one this version of the
+ * action speaks to (same sha256: the helper is generated from the action's scripts), the deploy
+ * user may run it through `sudo -n`, and its config names this run's pid file.
+ */
+import { type Host } from '../host/host.js'
+import { remoteLine } from '../remote-text.js'
+import { helperArgs } from './translate.js'
+import { helperSha256 } from './render.js'
+import { HELPER_CONF } from './policy.js'
+
+/** The words after `sudo -n --` for a privileged argv: the helper and its sub-command. */
+export function throughHelper(path: string): (argv: readonly string[]) => readonly string[] {
+  return argv => [path, ...helperArgs(argv)]
+}
+
+/** The helper cannot serve this run on a host (says what to fix; no connection hint). */
+export class SudoHelperError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'SudoHelperError'
+  }
+}
+
+const INSTALL = (path: string) =>
+  `Install this version's helper as root: install -o root -g root -m 0755 -D zerodown-sudo ${path} (the file host/zerodown-sudo of the action at the ref you use; docs/sudo.md)`
+
+/** Throws, naming the host, the problem and the fix, when the helper cannot serve this run. */
+export async function checkHelper(host: Host, path: string, pidFile: string): Promise<void> {
+  const expected = helperSha256()
+  const r = await host.run(['sha256sum', '--', path])
+  const got = r.code === 0 ? (r.stdout.trim().split(/\s+/)[0] ?? '') : null
+  if (got === null)
+    throw new SudoHelperError(`${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`)
+  if (got !== expected)
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
+    )
+  const c = await host.run(['config'], { sudo: true })
+  const detail = remoteLine((c.stderr || c.stdout).trim().split('\n').slice(-2).join(' | '))
+  if (c.code !== 0)
+    throw new SudoHelperError(
+      `${host.name}: the sudo helper does not run (sudo -n ${path} config: ${detail || `status ${c.code}`}). ` +
+        `The deploy user needs the sudoers line of docs/sudo.md, and ${HELPER_CONF} a line for this server`
+    )
+  if (!c.stdout.split('\n').includes(`pid-file ${pidFile}`))
+    throw new SudoHelperError(
+      `${host.name}: the sudo helper's config ${HELPER_CONF} names no pid file ${pidFile}. Add the line 'server BINARY ${pidFile} [STORE]' for this server, as root`
+    )
+}

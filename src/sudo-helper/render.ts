@@ -1,0 +1,58 @@
+/**
+ * Writes the sudo helper (host/zerodown-sudo, `npm run docs`): the policy of policy.ts around the
+ * action's own scripts (scripts.ts), each kept verbatim in a quoted here-document and run with
+ * `sh -c` exactly as `sudo: true` runs it. Its sha256 is what check.ts expects on a host.
+ */
+import { createHash } from 'node:crypto'
+import { DISPATCH, HELPER_CONF, HELPER_PATH, PRELUDE } from './policy.js'
+import { HELPER_SCRIPTS, NGINX_WATCHDOG } from './scripts.js'
+
+const EOF_MARK = 'ZERODOWN_SCRIPT_END'
+
+const fn = (name: string) => `script_${name.replace(/-/g, '_')}`
+
+function scriptFunction(name: string, text: string): string {
+  if (text.split('\n').includes(EOF_MARK)) throw new Error(`the script ${name} holds the line ${EOF_MARK}`)
+  return `${fn(name)}() {\ncat <<'${EOF_MARK}'\n${text.replace(/^\n+|\n+$/g, '')}\n${EOF_MARK}\n}\n`
+}
+
+const HEADER = `#!/bin/sh
+# zerodown-sudo: the fixed set of privileged commands of zerodown-action (input sudo-helper).
+# Generated from src/sudo-helper/ by \`npm run docs\`: do not edit. The action checks its sha256.
+# Install as root:  install -o root -g root -m 0755 -D zerodown-sudo ${HELPER_PATH}
+# Config (root-owned, one line per server): ${HELPER_CONF}
+#   server BINARY PID-FILE [STORE]
+# Usage: zerodown-sudo SUB-COMMAND ARGS...   (see docs/sudo.md; 'config' prints what it allows)
+`
+
+const MAIN = String.raw`
+run() {
+  n=$1; shift
+  # The watchdog a launch starts is the helper's own (nginx's), never one given as an argument.
+  if [ "$n" = watchdog_launch ]; then exec sh -c "$(script_watchdog_launch)" sh "$(script_nginx_watchdog)" "$@"; fi
+  exec sh -c "$(script_$n)" sh "$@"
+}
+
+sub=@{1-}
+[ $# -gt 0 ] && shift
+load_config
+if [ "$sub" = config ]; then
+  for b in $BINS; do echo "binary $b"; done
+  for p in $PIDS; do echo "pid-file $p"; done
+  for s in $STORES; do echo "store $s"; done
+  exit 0
+fi
+`.replaceAll('@{', '${')
+
+/** The helper's full text. */
+export function renderHelper(): string {
+  const scripts = Object.entries({ ...HELPER_SCRIPTS, 'nginx-watchdog': NGINX_WATCHDOG })
+    .map(([name, text]) => scriptFunction(name, text))
+    .join('\n')
+  return `${HEADER}${PRELUDE}\n${scripts}${MAIN}${DISPATCH}`
+}
+
+/** sha256 of the helper this build of the action speaks to. */
+export function helperSha256(): string {
+  return createHash('sha256').update(renderHelper()).digest('hex')
+}
