@@ -6,12 +6,16 @@
  * under load with no failed request; the helper refuses what its config does not name.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
-import { readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { SshHost } from '../src/host/ssh-host.js'
+import { startWatchdog } from '../src/safety/watchdog.js'
+import { throughHelper } from '../src/sudo-helper/check.js'
+import { nginx } from '../src/supervisors/nginx/index.js'
 import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { HELPER_PATH } from '../src/sudo-helper/policy.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
-import { sha256Of } from './helpers/ssh.js'
+import { hostOptions, sha256Of, sshdSessions, until } from './helpers/ssh.js'
 
 let sb: Sandbox
 let h: SandboxHost
@@ -36,7 +40,15 @@ beforeAll(() => {
   for (const argv of [
     ['chown', '-R', 'root:root', '/srv/app', '/var/lib/zerodown'],
     ['chown', 'root:root', '/run'],
-    ['/srv/app/sbin/nginx', '-p', '/srv/app', '-c', '/srv/app/conf/nginx.conf', '-e', '/srv/app/logs/error.log']
+    [
+      '/srv/app/sbin/nginx',
+      '-p',
+      '/srv/app',
+      '-c',
+      '/srv/app/conf/nginx.conf',
+      '-e',
+      '/srv/app/logs/error.log'
+    ]
   ]) {
     const r = sb.exec(h, argv)
     if (r.status !== 0) throw new Error(`${argv.join(' ')}: ${r.stderr}`)
@@ -62,7 +74,10 @@ function inputs(extra: Record<string, string>): Record<string, string> {
 }
 
 /** The action under a bounded load of connection-per-request clients. */
-async function underLoad(label: string, extra: Record<string, string>): Promise<{ run: ActionRun; load: LoadResult }> {
+async function underLoad(
+  label: string,
+  extra: Record<string, string>
+): Promise<{ run: ActionRun; load: LoadResult }> {
   const load = startLoad({
     host: h.address,
     port: h.httpPort,
@@ -91,12 +106,16 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
   it('the helper refuses paths, pids and arguments its config does not name', () => {
     const outside = helper('rm /srv/app/conf/nginx.conf')
     expect(outside.status).toBe(97)
-    expect(outside.out).toMatch(/refused: \/srv\/app\/conf\/nginx\.conf is not a staging, kept, \.oldbin or store file/)
+    expect(outside.out).toMatch(
+      /refused: \/srv\/app\/conf\/nginx\.conf is not a staging, kept, \.oldbin or store file/
+    )
     expect(sb.exec(h, ['test', '-f', '/srv/app/conf/nginx.conf']).status).toBe(0)
 
     const sshd = helper(`kill TERM ${h.sshdPid}`)
     expect(sshd.status).toBe(97)
-    expect(sshd.out).toMatch(`refused: pid ${h.sshdPid} does not run a binary named in /etc/zerodown/sudo.conf`)
+    expect(sshd.out).toMatch(
+      `refused: pid ${h.sshdPid} does not run a binary named in /etc/zerodown/sudo.conf`
+    )
     expect(helper('kill STOP 1').out).toMatch(/signal 'STOP' is not one of/)
 
     const dotdot = helper('mkdir /var/lib/zerodown/nginx/../../../etc/evil')
@@ -121,7 +140,9 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
 
   it('refuses a run whose pid file the config does not name, before anything changes', async () => {
     const before = liveSha()
-    const run = await runAction(inputs({ binary: nginxBuild(dir, 'other-pid'), 'pid-file': '/srv/app/logs/nginx.pid' }))
+    const run = await runAction(
+      inputs({ binary: nginxBuild(dir, 'other-pid'), 'pid-file': '/srv/app/logs/nginx.pid' })
+    )
     expect(run.code).toBe(1)
     expect(run.log).toMatch(
       /the sudo helper's config \/etc\/zerodown\/sudo\.conf names no pid file \/srv\/app\/logs\/nginx\.pid/
@@ -139,7 +160,10 @@ describe('a whole upgrade through the helper, under load', () => {
     originalPid = sb.readPid(h)!
     expect(masterUid()).toBe(0)
     const build = nginxBuild(dir, 'helper-a')
-    const { run, load } = await underLoad('upgrade through the sudo helper', { binary: build, version: '2.0.0' })
+    const { run, load } = await underLoad('upgrade through the sudo helper', {
+      binary: build,
+      version: '2.0.0'
+    })
     expect(run.code).toBe(0)
     expect(run.outputs.result).toBe('upgraded')
     expect(load.failed).toBe(0)
@@ -183,5 +207,64 @@ describe('a whole upgrade through the helper, under load', () => {
     expect(liveSha()).toBe(original)
     expect(run.outputs['previous-version']).toBe('2.0.0')
     expect(masterUid()).toBe(0)
+  })
+})
+
+describe('the watchdog, started through the helper, rolls back alone when the runner vanishes', () => {
+  it('brings the old master and binary back at its deadline, with no failed request', async () => {
+    const oldPid = sb.readPid(h)!
+    const oldSha = liveSha()
+    // Half an upgrade, done as root by hand: a new binary in place and a new master started.
+    const half = [
+      'cp -- /srv/app/sbin/nginx /srv/app/sbin/.nginx.zerodown-new',
+      'printf "\\nwatchdog build\\n" >> /srv/app/sbin/.nginx.zerodown-new',
+      'ln -f -- /srv/app/sbin/nginx /srv/app/sbin/.nginx.zerodown-prev',
+      'mv -f -- /srv/app/sbin/.nginx.zerodown-new /srv/app/sbin/nginx',
+      `kill -s USR2 ${oldPid}`
+    ]
+    expect(sb.exec(h, ['sh', '-c', half.join(' && ')]).status).toBe(0)
+    const newPid = await until(() => {
+      const p = sb.readPid(h)
+      return p !== oldPid && p !== null && sb.nginxWorkers(h, p).length > 0 ? p : 0
+    }, 10_000)
+    const load = startLoad({
+      host: h.address,
+      port: h.httpPort,
+      path: '/pid',
+      concurrency: 4,
+      maxRequests: 200_000,
+      maxMs: 60_000
+    })
+    const host = await SshHost.connect(
+      hostOptions(sb, h, { user: sb.helperUser, sudo: true, privileged: throughHelper(HELPER_PATH) })
+    )
+    let result: string | false
+    try {
+      await startWatchdog(host, {
+        dir: `${STORE}/watchdog`,
+        token: 'helper-run-1',
+        pidFile: '/run/nginx.pid',
+        oldPid,
+        livePath: LIVE,
+        previousPath: '/srv/app/sbin/.nginx.zerodown-prev',
+        oldSha256: oldSha,
+        leaseMs: 2000,
+        part: nginx.watchdog
+      })
+      await host.close()
+      for (const pid of sshdSessions(h)) process.kill(pid, 'SIGKILL')
+      const resultFile = sb.hostPath(h, `${STORE}/watchdog/result`)
+      result = await until(() => existsSync(resultFile) && readFileSync(resultFile, 'utf8'), 20_000)
+      await sleep(300)
+    } finally {
+      await host.close()
+    }
+    const traffic = await load.stop()
+    console.log(describeLoad('watchdog rollback started through the sudo helper', traffic))
+    expect(result).toBe('rolled-back\n')
+    expect(sb.readPid(h)).toBe(oldPid)
+    expect(sb.isAlive(newPid)).toBe(false)
+    expect(liveSha()).toBe(oldSha)
+    expect(traffic.failed).toBe(0)
   })
 })

@@ -42366,7 +42366,9 @@ var ReleaseStore = class _ReleaseStore {
     return this.rebuild();
   }
   async rebuild() {
-    const r = await this.host.run(["sh", "-c", STORE_SCRIPTS.rebuild, "sh", this.dir], { sudo: this.host.sudo });
+    const r = await this.host.run(["sh", "-c", STORE_SCRIPTS.rebuild, "sh", this.dir], {
+      sudo: this.host.sudo
+    });
     let state = emptyState(this.binary);
     if (r.code !== 0) return state;
     const bad = (why) => {
@@ -47708,7 +47710,8 @@ var startsWith = (argv, head) => head.every((w, i) => argv[i] === w);
 function helperArgs(argv) {
   if (argv.length === 1 && argv[0] === "config") return ["config"];
   for (const [head, sub, operands] of FIXED)
-    if (argv.length === head.length + operands && startsWith(argv, head)) return [sub, ...argv.slice(head.length)];
+    if (argv.length === head.length + operands && startsWith(argv, head))
+      return [sub, ...argv.slice(head.length)];
   if (argv.length === 5 && argv[0] === "kill" && argv[1] === "-s" && argv[3] === "--")
     return ["kill", argv[2], argv[4]];
   if (argv[0] === "sh" && argv[1] === "-c" && argv[3] === "sh") {
@@ -47984,7 +47987,9 @@ async function checkHelper(host, path, pidFile2) {
   const r = await host.run(["sha256sum", "--", path]);
   const got = r.code === 0 ? r.stdout.trim().split(/\s+/)[0] ?? "" : null;
   if (got === null)
-    throw new SudoHelperError(`${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`);
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`
+    );
   if (got !== expected)
     throw new SudoHelperError(
       `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
@@ -50626,6 +50631,12 @@ var INPUTS = [
     name: "sudo",
     description: "Run privileged commands through sudo -n (never types a password).",
     default: "false",
+    required: false
+  },
+  {
+    name: "sudo-helper",
+    description: "With sudo: true, run every privileged command as one sub-command of this root-owned helper (host/zerodown-sudo, installed at /usr/local/libexec/zerodown/zerodown-sudo) instead of plain sudo -n, so that the sudoers rule names the helper alone. nginx hot upgrade only. See docs/sudo.md.",
+    default: "",
     required: false
   },
   {

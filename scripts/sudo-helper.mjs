@@ -2,7 +2,9 @@
 //
 //   node scripts/sudo-helper.mjs           writes host/zerodown-sudo from src/sudo-helper/render.ts
 //                                          (the policy around the action's own scripts)
-//   node scripts/sudo-helper.mjs --check   exits 1 when host/zerodown-sudo differs from it
+//   node scripts/sudo-helper.mjs --check   exits 1 when host/zerodown-sudo differs from it, or
+//                                          when README.md or docs/sudo.md lacks a rule line of
+//                                          host/sudoers (the lines the sandbox test installs)
 //
 // The action checks the installed helper's sha256 against the same rendering (check.ts), so a
 // helper that is not this one is refused on the host before anything changes.
@@ -30,7 +32,21 @@ try {
 } finally {
   rmSync(tmp, { recursive: true, force: true })
 }
+// Each rule of host/sudoers, as README.md and docs/sudo.md must quote it.
+const rules = readFileSync(join(root, 'host/sudoers'), 'utf8')
+  .split('\n')
+  .filter(l => l.trim() !== '' && !l.startsWith('#'))
+let stale = false
+for (const doc of ['README.md', 'docs/sudo.md']) {
+  const text = readFileSync(join(root, doc), 'utf8')
+  for (const rule of rules)
+    if (!text.split('\n').some(l => l.trim() === rule)) {
+      console.error(`${doc} does not quote the sudoers line of host/sudoers: ${rule}`)
+      stale = true
+    }
+}
 if (process.argv.includes('--check')) {
+  if (stale) process.exit(1)
   let now = ''
   try {
     now = readFileSync(out, 'utf8')

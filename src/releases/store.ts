@@ -84,7 +84,9 @@ export class ReleaseStore {
   }
 
   private async rebuild(): Promise<StoreState> {
-    const r = await this.host.run(['sh', '-c', STORE_SCRIPTS.rebuild, 'sh', this.dir], { sudo: this.host.sudo })
+    const r = await this.host.run(['sh', '-c', STORE_SCRIPTS.rebuild, 'sh', this.dir], {
+      sudo: this.host.sudo
+    })
     let state = emptyState(this.binary)
     if (r.code !== 0) return state
     const bad = (why: string): never => {

@@ -31,7 +31,9 @@ export async function checkHelper(host: Host, path: string, pidFile: string): Pr
   const r = await host.run(['sha256sum', '--', path])
   const got = r.code === 0 ? (r.stdout.trim().split(/\s+/)[0] ?? '') : null
   if (got === null)
-    throw new SudoHelperError(`${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`)
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`
+    )
   if (got !== expected)
     throw new SudoHelperError(
       `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`

@@ -40,7 +40,8 @@ const startsWith = (argv: readonly string[], head: readonly string[]) => head.ev
 export function helperArgs(argv: readonly string[]): string[] {
   if (argv.length === 1 && argv[0] === 'config') return ['config'] // what the helper allows (check.ts)
   for (const [head, sub, operands] of FIXED)
-    if (argv.length === head.length + operands && startsWith(argv, head)) return [sub, ...argv.slice(head.length)]
+    if (argv.length === head.length + operands && startsWith(argv, head))
+      return [sub, ...argv.slice(head.length)]
   if (argv.length === 5 && argv[0] === 'kill' && argv[1] === '-s' && argv[3] === '--')
     return ['kill', argv[2]!, argv[4]!]
   if (argv[0] === 'sh' && argv[1] === '-c' && argv[3] === 'sh') {
