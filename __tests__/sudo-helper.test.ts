@@ -136,6 +136,17 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
     expect(test.out).toMatch(/'-c' is not an argument of a running master|'\/etc\/shadow' is not an argument/)
 
     expect(helper('sh -c id').out).toMatch(/'sh' is not a sub-command of zerodown-sudo/)
+
+    // A folder of the store that the deploy user may write: a link planted there is never followed.
+    expect(
+      sb.exec(h, ['sh', '-c', `mkdir -p ${STORE}/planted && chown ${sb.helperUser} ${STORE}/planted`]).status
+    ).toBe(0)
+    asDeployUser(`ln -sf /etc/shadow ${STORE}/planted/state.json`)
+    const planted = helper(`read-file ${STORE}/planted/state.json`)
+    expect(planted.status).toBe(97)
+    expect(planted.out).toContain(`${STORE}/planted must be owned by root and writable by root alone`)
+    expect(planted.out).not.toMatch(/^root:/m)
+    expect(sb.exec(h, ['rm', '-rf', `${STORE}/planted`]).status).toBe(0)
   })
 
   it('refuses a run whose pid file the config does not name, before anything changes', async () => {

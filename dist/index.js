@@ -47736,6 +47736,8 @@ var HELPER_CONF = "/etc/zerodown/sudo.conf";
 var REFUSED = 97;
 var PRELUDE = String.raw`
 set -f
+IFS=' 	
+'
 PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH
 umask 022
 CONF=${HELPER_CONF}
@@ -47753,8 +47755,7 @@ clean_path() {
 # Owned by root and writable by root alone.
 root_only() {
   s=$(stat -c '%u %a' -- "$1" 2>/dev/null) || return 1
-  set -- $s
-  [ "$1" = 0 ] && [ $(( 0$2 & 022 )) = 0 ]
+  [ "@{s%% *}" = 0 ] && [ $(( 0@{s#* } & 022 )) = 0 ]
 }
 load_config() {
   [ -f "$CONF" ] || broken "no config at $CONF: write one line per server, 'server BINARY PID-FILE [STORE]' (see docs/sudo.md)"
@@ -47770,6 +47771,17 @@ load_config() {
   done < "$CONF"
   [ -n "$BINS" ] || broken "$CONF names no server: add 'server BINARY PID-FILE [STORE]'"
   IFS=$NL
+}
+# Every existing folder from / down to $1 (and $1 itself when it is one) is root's alone: no other
+# user can have planted a link or a file where the helper writes, reads or runs as root.
+safe_chain() {
+  d=$1
+  [ -d "$d" ] || d=@{d%/*}
+  while [ -n "$d" ]; do
+    [ ! -e "$d" ] || root_only "$d" || refuse "$d must be owned by root and writable by root alone (chown root: and chmod go-w it): the helper works as root there"
+    d=@{d%/*}
+  done
+  root_only / || refuse "/ must be owned by root and writable by root alone"
 }
 in_list() { case "$NL$2" in *"$NL$1$NL"*) return 0;; esac; return 1; }
 side() { printf '%s/.%s.zerodown-%s' "@{1%/*}" "@{1##*/}" "$2"; }
@@ -47791,17 +47803,17 @@ server_pid() {
 }
 
 want_path() { clean_path "$1" || refuse "'$1' is not a clean absolute path"; }
-want_bin() { want_path "$1"; is_bin "$1" || refuse "$1 is not a binary named in $CONF"; }
-want_pidfile() { want_path "$1"; in_list "$1" "$PIDS" || refuse "$1 is not a pid file named in $CONF"; }
-want_store() { want_path "$1"; is_store "$1" || refuse "$1 is not a release store named in $CONF"; }
-want_in_store() { under_store "$1" || refuse "$1 is not inside a release store named in $CONF"; }
-want_store_sub() { want_path "$1"; store_sub "$1" "$2" || refuse "$1 is not the $2 of a release store named in $CONF"; }
+want_bin() { want_path "$1"; is_bin "$1" || refuse "$1 is not a binary named in $CONF"; safe_chain "$1"; }
+want_pidfile() { want_path "$1"; in_list "$1" "$PIDS" || refuse "$1 is not a pid file named in $CONF"; safe_chain "$1"; }
+want_store() { want_path "$1"; is_store "$1" || refuse "$1 is not a release store named in $CONF"; safe_chain "$1"; }
+want_in_store() { under_store "$1" || refuse "$1 is not inside a release store named in $CONF"; safe_chain "$1"; }
+want_store_sub() { want_path "$1"; store_sub "$1" "$2" || refuse "$1 is not the $2 of a release store named in $CONF"; safe_chain "$1"; }
 want_pid() { server_pid "$1" || refuse "pid $1 does not run a binary named in $CONF"; }
 want_num() { num "$1" || refuse "'$1' is not a number"; }
 want_token() { token "$1" || refuse "'$1' is not a run token"; }
 want_sha() { sha "$1" || refuse "'$1' is not a sha256"; }
 want_count() { [ "$1" = "$2" ] || refuse "$sub takes $2 arguments, not $1"; }
-want_staging() { want_path "$1"; is_side "$1" new || refuse "$1 is not the staging file of a binary named in $CONF"; }
+want_staging() { want_path "$1"; is_side "$1" new || refuse "$1 is not the staging file of a binary named in $CONF"; safe_chain "$1"; }
 # Words of a running master's own command line (the config test runs with exactly those). nginx
 # rewrites its command line into its title ("nginx: master process ARGS", padded with spaces), so
 # a word is found between spaces there: an argument holding spaces (-g '...') is found whole.
@@ -47832,29 +47844,35 @@ case $sub in
     want_count $# 1; want_path "$1"
     is_side "$1" new || is_side "$1" prev || under_store "$1" || { pf=@{1%.oldbin}; [ "$pf.oldbin" = "$1" ] && in_list "$pf" "$PIDS"; } ||
       refuse "$1 is not a staging, kept, .oldbin or store file of a server named in $CONF"
+    safe_chain "$1"
     exec rm -f -- "$1";;
   rm-release)
     want_count $# 1; want_path "$1"
     ok=; for s in $STORES; do case $1 in "$s"/releases/*) sha "@{1#"$s"/releases/}" && ok=1;; esac; done
     [ -n "$ok" ] || refuse "$1 is not a release of a store named in $CONF"
+    safe_chain "$1"
     exec rm -rf -- "$1";;
   rmdir) want_count $# 1; want_in_store "$1"; exec rmdir -- "$1";;
-  mkdir) want_count $# 1; is_store "$1" || want_in_store "$1"; exec mkdir -p -- "$1";;
+  mkdir) want_count $# 1; is_store "$1" || want_in_store "$1"; safe_chain "$1"; exec mkdir -p -- "$1";;
   cp)
     want_count $# 2; want_path "$1"; want_path "$2"
     if is_side "$2" new; then
+      safe_chain "$2"
       case $1 in
         /tmp/zerodown-upload-????????????????) copy_upload "$1" "$2"; exit $?;;
       esac
       under_store "$1" || refuse "$1 is not an upload or a stored release"
+      safe_chain "$1"
     else
       want_in_store "$2"
       is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+      safe_chain "$1"
     fi
     exec cp -- "$1" "$2";;
   ln)
     want_count $# 2; want_path "$1"; want_in_store "$2"
     is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+    safe_chain "$1"
     exec ln -- "$1" "$2";;
   ln-keep)
     want_count $# 2; want_bin "$1"
@@ -47867,12 +47885,14 @@ case $sub in
     else
       under_store "$1" && under_store "$2" || refuse "$1 -> $2: not a binary or store file named in $CONF"
     fi
+    safe_chain "$1"; safe_chain "$2"
     exec mv -f -- "$1" "$2";;
-  chmod) want_count $# 1; want_path "$1"; is_side "$1" new || want_in_store "$1"; exec chmod 0755 -- "$1";;
+  chmod) want_count $# 1; want_path "$1"; is_side "$1" new || want_in_store "$1"; safe_chain "$1"; exec chmod 0755 -- "$1";;
   sha256)
     want_count $# 1; want_path "$1"
     case $1 in /proc/*/exe) p=@{1#/proc/}; want_num "@{p%/exe}";;
-      *) is_bin "$1" || is_side "$1" new || is_side "$1" prev || under_store "$1" || refuse "$1 is not a file of a server named in $CONF";;
+      *) is_bin "$1" || is_side "$1" new || is_side "$1" prev || under_store "$1" || refuse "$1 is not a file of a server named in $CONF"
+        safe_chain "$1";;
     esac
     exec sha256sum -- "$1";;
   head2) want_count $# 1; want_bin "$1"; exec head -c 2 -- "$1";;
@@ -47884,7 +47904,8 @@ case $sub in
   version)
     want_count $# 1; want_path "$1"
     case $1 in /proc/*/exe) p=@{1#/proc/}; want_pid "@{p%/exe}";;
-      *) is_bin "$1" || is_side "$1" new || refuse "$1 is not a binary named in $CONF";;
+      *) is_bin "$1" || is_side "$1" new || refuse "$1 is not a binary named in $CONF"
+        safe_chain "$1";;
     esac
     exec "$1" -v;;
   config-test)
