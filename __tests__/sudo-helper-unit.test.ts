@@ -7,7 +7,7 @@ import { describe, expect, it } from '@jest/globals'
 import { spawnSync } from 'node:child_process'
 import { readFileSync, statSync } from 'node:fs'
 import { SettingsError } from '../src/settings.js'
-import { helperSha256, renderHelper } from '../src/sudo-helper/render.js'
+import { helperSha256, renderHelper, shQuoted } from '../src/sudo-helper/render.js'
 import { HELPER_SCRIPTS, NGINX_WATCHDOG } from '../src/sudo-helper/scripts.js'
 import { helperArgs, HelperUnsupportedError } from '../src/sudo-helper/translate.js'
 import { watchdogScript } from '../src/safety/watchdog.js'
@@ -30,8 +30,13 @@ describe('host/zerodown-sudo', () => {
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     const text = renderHelper()
-    for (const script of [...Object.values(HELPER_SCRIPTS), NGINX_WATCHDOG])
-      expect(text).toContain(script.replace(/^\n+|\n+$/g, ''))
+    for (const script of [...Object.values(HELPER_SCRIPTS), NGINX_WATCHDOG]) {
+      const trimmed = script.replace(/^\n+|\n+$/g, '')
+      expect(text).toContain(`\nS=${shQuoted(trimmed)}\n`)
+      // The quoted word is the script again, byte for byte, as sh reads it.
+      const back = spawnSync('dash', ['-c', `printf '%s' ${shQuoted(trimmed)}`], { encoding: 'utf8' })
+      expect(back.stdout).toBe(trimmed)
+    }
   })
 
   it('runs an argument as data: a path with $(...) is compared, never evaluated', () => {

@@ -1,19 +1,20 @@
 /**
  * Writes the sudo helper (host/zerodown-sudo, `npm run docs`): the policy of policy.ts around the
- * action's own scripts (scripts.ts), each kept verbatim in a quoted here-document and run with
+ * action's own scripts (scripts.ts), each kept verbatim in a single-quoted word and run with
  * `sh -c` exactly as `sudo: true` runs it. Its sha256 is what check.ts expects on a host.
  */
 import { createHash } from 'node:crypto'
 import { DISPATCH, HELPER_CONF, HELPER_PATH, PRELUDE } from './policy.js'
 import { HELPER_SCRIPTS, NGINX_WATCHDOG } from './scripts.js'
 
-const EOF_MARK = 'ZERODOWN_SCRIPT_END'
-
 const fn = (name: string) => `script_${name.replace(/-/g, '_')}`
 
+/** The text as one sh single-quoted word: ' becomes '\'' (no fork to read it, unlike a here-document). */
+export const shQuoted = (text: string) => `'${text.replace(/'/g, `'\\''`)}'`
+
+/** A function that sets S to the script: the helper runs it with `sh -c "$S"`. */
 function scriptFunction(name: string, text: string): string {
-  if (text.split('\n').includes(EOF_MARK)) throw new Error(`the script ${name} holds the line ${EOF_MARK}`)
-  return `${fn(name)}() {\ncat <<'${EOF_MARK}'\n${text.replace(/^\n+|\n+$/g, '')}\n${EOF_MARK}\n}\n`
+  return `${fn(name)}() {\nS=${shQuoted(text.replace(/^\n+|\n+$/g, ''))}\n}\n`
 }
 
 const HEADER = `#!/bin/sh
@@ -28,15 +29,21 @@ const HEADER = `#!/bin/sh
 const MAIN = String.raw`
 run() {
   n=$1; shift
+  verify
   # The watchdog a launch starts is the helper's own (nginx's), never one given as an argument.
-  if [ "$n" = watchdog_launch ]; then exec sh -c "$(script_watchdog_launch)" sh "$(script_nginx_watchdog)" "$@"; fi
-  exec sh -c "$(script_$n)" sh "$@"
+  if [ "$n" = watchdog_launch ]; then
+    script_nginx_watchdog; w=$S; script_watchdog_launch
+    exec sh -c "$S" sh "$w" "$@"
+  fi
+  script_$n
+  exec sh -c "$S" sh "$@"
 }
 
 sub=@{1-}
 [ $# -gt 0 ] && shift
 load_config
 if [ "$sub" = config ]; then
+  verify
   for b in $BINS; do echo "binary $b"; done
   for p in $PIDS; do echo "pid-file $p"; done
   for s in $STORES; do echo "store $s"; done
