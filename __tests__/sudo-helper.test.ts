@@ -136,6 +136,8 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
     expect(test.out).toMatch(/'-c' is not an argument of a running master|'\/etc\/shadow' is not an argument/)
 
     expect(helper('sh -c id').out).toMatch(/'sh' is not a sub-command of zerodown-sudo/)
+    // What the config names is accepted (no stale .oldbin here: rm -f succeeds).
+    expect(helper('rm /run/nginx.pid.oldbin').status).toBe(0)
 
     // A folder of the store that the deploy user may write: a link planted there is never followed.
     expect(
@@ -147,6 +149,15 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
     expect(planted.out).toContain(`${STORE}/planted must be owned by root and writable by root alone`)
     expect(planted.out).not.toMatch(/^root:/m)
     expect(sb.exec(h, ['rm', '-rf', `${STORE}/planted`]).status).toBe(0)
+  })
+
+  it('refuses a deploy user without the sudoers lines, naming them', async () => {
+    const run = await runAction(
+      inputs({ binary: nginxBuild(dir, 'no-rule'), hosts: `${sb.noSudoUser}@${h.address}:${h.sshPort}` })
+    )
+    expect(run.code).toBe(1)
+    expect(run.log).toMatch(/the sudo helper does not run \(sudo -n \S+ config: sudo asked for a password/)
+    expect(run.log).toMatch(/needs the sudoers line of docs\/sudo\.md/)
   })
 
   it('refuses a run whose pid file the config does not name, before anything changes', async () => {
@@ -218,6 +229,28 @@ describe('a whole upgrade through the helper, under load', () => {
     expect(liveSha()).toBe(original)
     expect(run.outputs['previous-version']).toBe('2.0.0')
     expect(masterUid()).toBe(0)
+  })
+
+  it('prunes the store to keep-releases through the helper', async () => {
+    const build = nginxBuild(dir, 'helper-c')
+    const { run, load } = await underLoad('upgrade and prune through the sudo helper', {
+      binary: build,
+      version: '4.0.0',
+      'keep-releases': '2'
+    })
+    expect(run.code).toBe(0)
+    expect(load.failed).toBe(0)
+    const state = JSON.parse(readFileSync(sb.hostPath(h, `${STORE}/state.json`), 'utf8')) as {
+      releases: { sha256: string }[]
+    }
+    expect(state.releases.map(r => r.sha256)).toEqual([original, sha256Of(build)])
+    expect(
+      sb
+        .exec(h, ['ls', `${STORE}/releases`])
+        .stdout.trim()
+        .split('\n')
+        .sort()
+    ).toEqual([original, sha256Of(build)].sort())
   })
 })
 

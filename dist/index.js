@@ -48028,7 +48028,14 @@ async function checkHelper(host, path, pidFile2) {
     throw new SudoHelperError(
       `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
     );
-  const c = await host.run(["config"], { sudo: true });
+  const c = await host.run(["config"], { sudo: true }).catch((e) => {
+    if (!(e instanceof SudoPasswordError)) throw e;
+    return {
+      code: 1,
+      stdout: "",
+      stderr: "sudo asked for a password: no NOPASSWD rule lets the deploy user run it"
+    };
+  });
   const detail = remoteLine((c.stderr || c.stdout).trim().split("\n").slice(-2).join(" | "));
   if (c.code !== 0)
     throw new SudoHelperError(

@@ -3,7 +3,7 @@
  * action speaks to (same sha256: the helper is generated from the action's scripts), the deploy
  * user may run it through `sudo -n`, and its config names this run's pid file.
  */
-import { type Host } from '../host/host.js'
+import { SudoPasswordError, type Host } from '../host/host.js'
 import { remoteLine } from '../remote-text.js'
 import { helperArgs } from './translate.js'
 import { helperSha256 } from './render.js'
@@ -38,7 +38,15 @@ export async function checkHelper(host: Host, path: string, pidFile: string): Pr
     throw new SudoHelperError(
       `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
     )
-  const c = await host.run(['config'], { sudo: true })
+  // sudo's own refusal (no rule for the deploy user) is this check's failure too, with its fix.
+  const c = await host.run(['config'], { sudo: true }).catch((e: Error) => {
+    if (!(e instanceof SudoPasswordError)) throw e
+    return {
+      code: 1,
+      stdout: '',
+      stderr: 'sudo asked for a password: no NOPASSWD rule lets the deploy user run it'
+    }
+  })
   const detail = remoteLine((c.stderr || c.stdout).trim().split('\n').slice(-2).join(' | '))
   if (c.code !== 0)
     throw new SudoHelperError(
