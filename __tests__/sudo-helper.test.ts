@@ -16,6 +16,7 @@ import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandb
 import { HELPER_PATH } from '../src/sudo-helper/policy.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
 import { hostOptions, sha256Of, sshdSessions, until } from './helpers/ssh.js'
+import { runMain, runPost, stateFile } from './helpers/safety.js'
 
 let sb: Sandbox
 let h: SandboxHost
@@ -309,6 +310,45 @@ describe('the watchdog, started through the helper, rolls back alone when the ru
     expect(sb.readPid(h)).toBe(oldPid)
     expect(sb.isAlive(newPid)).toBe(false)
     expect(liveSha()).toBe(oldSha)
+    expect(traffic.failed).toBe(0)
+  })
+})
+
+describe('a run killed mid-upgrade: its post step rolls back through the helper', () => {
+  it('with watchdog: false, the post step alone brings the old master and binary back', async () => {
+    const oldPid = sb.readPid(h)!
+    const oldSha = liveSha()
+    const run = inputs({ binary: nginxBuild(dir, 'helper-killed'), version: '5.0.0', watchdog: 'false' })
+    const state = stateFile()
+    const main = await runMain(run, state, { kill: { when: /sent WINCH/, signal: 'SIGKILL' } })
+    if (main.signal !== 'SIGKILL') console.log(main.log)
+    expect(main.signal).toBe('SIGKILL')
+    await sleep(500)
+    expect(sb.nginxMasters(h).length).toBe(2)
+    const load = startLoad({
+      host: h.address,
+      port: h.httpPort,
+      path: '/pid',
+      concurrency: 4,
+      maxRequests: 200_000,
+      maxMs: 60_000
+    })
+    let post: ActionRun
+    try {
+      post = await runPost(run, state)
+    } finally {
+      await sleep(300)
+    }
+    const traffic = await load.stop()
+    console.log(describeLoad('post step rollback through the sudo helper', traffic))
+    if (post.code !== 0) console.log(post.log)
+    expect(post.code).toBe(0)
+    expect(post.log).toMatch(/sent HUP to the old master \d+/)
+    expect(post.log).toMatch(/ends rolled-back: the old version serves/)
+    expect(sb.readPid(h)).toBe(oldPid)
+    expect(sb.nginxMasters(h)).toEqual([oldPid])
+    expect(liveSha()).toBe(oldSha)
+    expect(sb.exec(h, ['test', '-e', `${STORE}/lock`]).status).not.toBe(0)
     expect(traffic.failed).toBe(0)
   })
 })
