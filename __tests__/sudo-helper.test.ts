@@ -171,6 +171,14 @@ describe('the published sudoers lines allow the helper and nothing else', () => 
       /the sudo helper's config \/etc\/zerodown\/sudo\.conf names no pid file \/srv\/app\/logs\/nginx\.pid/
     )
     expect(liveSha()).toBe(before)
+    const store = await runAction(
+      inputs({ binary: nginxBuild(dir, 'other-store'), 'release-dir': '/srv/app/store' })
+    )
+    expect(store.code).toBe(1)
+    expect(store.log).toMatch(
+      /the sudo helper's config \/etc\/zerodown\/sudo\.conf names no release store \/srv\/app\/store/
+    )
+    expect(sb.exec(h, ['test', '-e', '/srv/app/store']).status).not.toBe(0)
   })
 })
 

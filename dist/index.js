@@ -48016,7 +48016,7 @@ var SudoHelperError = class extends Error {
   }
 };
 var INSTALL = (path) => `Install this version's helper as root: install -o root -g root -m 0755 -D zerodown-sudo ${path} (the file host/zerodown-sudo of the action at the ref you use; docs/sudo.md)`;
-async function checkHelper(host, path, pidFile2) {
+async function checkHelper(host, path, o) {
   const expected = helperSha256();
   const r = await host.run(["sha256sum", "--", path]);
   const got = r.code === 0 ? r.stdout.trim().split(/\s+/)[0] ?? "" : null;
@@ -48041,10 +48041,17 @@ async function checkHelper(host, path, pidFile2) {
     throw new SudoHelperError(
       `${host.name}: the sudo helper does not run (sudo -n ${path} config: ${detail || `status ${c.code}`}). The deploy user needs the sudoers line of docs/sudo.md, and ${HELPER_CONF} a line for this server`
     );
-  if (!c.stdout.split("\n").includes(`pid-file ${pidFile2}`))
-    throw new SudoHelperError(
-      `${host.name}: the sudo helper's config ${HELPER_CONF} names no pid file ${pidFile2}. Add the line 'server BINARY ${pidFile2} [STORE]' for this server, as root`
-    );
+  const lines = c.stdout.split("\n");
+  const wanted = [
+    ["pid-file", "pid file", o.pidFile, `'server BINARY ${o.pidFile} [STORE]'`],
+    ["binary", "binary", o.binaryPath, `'server ${o.binaryPath} PID-FILE [STORE]'`],
+    ["store", "release store", o.releaseDir, `'server BINARY PID-FILE ${o.releaseDir}'`]
+  ];
+  for (const [key, what, value, line2] of wanted)
+    if (value !== void 0 && !lines.includes(`${key} ${value}`))
+      throw new SudoHelperError(
+        `${host.name}: the sudo helper's config ${HELPER_CONF} names no ${what} ${value}. Add the line ${line2} for this server, as root`
+      );
 }
 
 // src/keys.ts
@@ -50490,7 +50497,7 @@ function connector(settings, log) {
       log: (m) => hostLog.info(m)
     });
     if (helper !== void 0)
-      await checkHelper(host, helper, settings.pidFile).catch(async (e) => {
+      await checkHelper(host, helper, settings).catch(async (e) => {
         await host.close();
         throw e;
       });

@@ -71,7 +71,7 @@ export function connector(
       log: m => hostLog.info(m)
     })
     if (helper !== undefined)
-      await checkHelper(host, helper, settings.pidFile).catch(async (e: Error) => {
+      await checkHelper(host, helper, settings).catch(async (e: Error) => {
         await host.close()
         throw e
       })

@@ -26,7 +26,11 @@ const INSTALL = (path: string) =>
   `Install this version's helper as root: install -o root -g root -m 0755 -D zerodown-sudo ${path} (the file host/zerodown-sudo of the action at the ref you use; docs/sudo.md)`
 
 /** Throws, naming the host, the problem and the fix, when the helper cannot serve this run. */
-export async function checkHelper(host: Host, path: string, pidFile: string): Promise<void> {
+export async function checkHelper(
+  host: Host,
+  path: string,
+  o: { pidFile: string; binaryPath?: string; releaseDir?: string }
+): Promise<void> {
   const expected = helperSha256()
   const r = await host.run(['sha256sum', '--', path])
   const got = r.code === 0 ? (r.stdout.trim().split(/\s+/)[0] ?? '') : null
@@ -53,8 +57,17 @@ export async function checkHelper(host: Host, path: string, pidFile: string): Pr
       `${host.name}: the sudo helper does not run (sudo -n ${path} config: ${detail || `status ${c.code}`}). ` +
         `The deploy user needs the sudoers line of docs/sudo.md, and ${HELPER_CONF} a line for this server`
     )
-  if (!c.stdout.split('\n').includes(`pid-file ${pidFile}`))
-    throw new SudoHelperError(
-      `${host.name}: the sudo helper's config ${HELPER_CONF} names no pid file ${pidFile}. Add the line 'server BINARY ${pidFile} [STORE]' for this server, as root`
-    )
+  // What this run names must be in the config (a binary or store it learns on the host is
+  // checked by the helper itself, when it is used).
+  const lines = c.stdout.split('\n')
+  const wanted: [string, string, string | undefined, string][] = [
+    ['pid-file', 'pid file', o.pidFile, `'server BINARY ${o.pidFile} [STORE]'`],
+    ['binary', 'binary', o.binaryPath, `'server ${o.binaryPath} PID-FILE [STORE]'`],
+    ['store', 'release store', o.releaseDir, `'server BINARY PID-FILE ${o.releaseDir}'`]
+  ]
+  for (const [key, what, value, line] of wanted)
+    if (value !== undefined && !lines.includes(`${key} ${value}`))
+      throw new SudoHelperError(
+        `${host.name}: the sudo helper's config ${HELPER_CONF} names no ${what} ${value}. Add the line ${line} for this server, as root`
+      )
 }
