@@ -15257,14 +15257,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].loadend;
       }
-      set onloadend(fn) {
+      set onloadend(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].loadend) {
           this.removeEventListener("loadend", this[kEvents].loadend);
         }
-        if (typeof fn === "function") {
-          this[kEvents].loadend = fn;
-          this.addEventListener("loadend", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].loadend = fn2;
+          this.addEventListener("loadend", fn2);
         } else {
           this[kEvents].loadend = null;
         }
@@ -15273,14 +15273,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].error) {
           this.removeEventListener("error", this[kEvents].error);
         }
-        if (typeof fn === "function") {
-          this[kEvents].error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this[kEvents].error = null;
         }
@@ -15289,14 +15289,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].loadstart;
       }
-      set onloadstart(fn) {
+      set onloadstart(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].loadstart) {
           this.removeEventListener("loadstart", this[kEvents].loadstart);
         }
-        if (typeof fn === "function") {
-          this[kEvents].loadstart = fn;
-          this.addEventListener("loadstart", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].loadstart = fn2;
+          this.addEventListener("loadstart", fn2);
         } else {
           this[kEvents].loadstart = null;
         }
@@ -15305,14 +15305,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].progress;
       }
-      set onprogress(fn) {
+      set onprogress(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].progress) {
           this.removeEventListener("progress", this[kEvents].progress);
         }
-        if (typeof fn === "function") {
-          this[kEvents].progress = fn;
-          this.addEventListener("progress", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].progress = fn2;
+          this.addEventListener("progress", fn2);
         } else {
           this[kEvents].progress = null;
         }
@@ -15321,14 +15321,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].load;
       }
-      set onload(fn) {
+      set onload(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].load) {
           this.removeEventListener("load", this[kEvents].load);
         }
-        if (typeof fn === "function") {
-          this[kEvents].load = fn;
-          this.addEventListener("load", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].load = fn2;
+          this.addEventListener("load", fn2);
         } else {
           this[kEvents].load = null;
         }
@@ -15337,14 +15337,14 @@ var require_filereader = __commonJS({
         webidl.brandCheck(this, _FileReader);
         return this[kEvents].abort;
       }
-      set onabort(fn) {
+      set onabort(fn2) {
         webidl.brandCheck(this, _FileReader);
         if (this[kEvents].abort) {
           this.removeEventListener("abort", this[kEvents].abort);
         }
-        if (typeof fn === "function") {
-          this[kEvents].abort = fn;
-          this.addEventListener("abort", fn);
+        if (typeof fn2 === "function") {
+          this[kEvents].abort = fn2;
+          this.addEventListener("abort", fn2);
         } else {
           this[kEvents].abort = null;
         }
@@ -18083,14 +18083,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.open;
       }
-      set onopen(fn) {
+      set onopen(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.open) {
           this.removeEventListener("open", this.#events.open);
         }
-        if (typeof fn === "function") {
-          this.#events.open = fn;
-          this.addEventListener("open", fn);
+        if (typeof fn2 === "function") {
+          this.#events.open = fn2;
+          this.addEventListener("open", fn2);
         } else {
           this.#events.open = null;
         }
@@ -18099,14 +18099,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.error) {
           this.removeEventListener("error", this.#events.error);
         }
-        if (typeof fn === "function") {
-          this.#events.error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this.#events.error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this.#events.error = null;
         }
@@ -18115,14 +18115,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.close;
       }
-      set onclose(fn) {
+      set onclose(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.close) {
           this.removeEventListener("close", this.#events.close);
         }
-        if (typeof fn === "function") {
-          this.#events.close = fn;
-          this.addEventListener("close", fn);
+        if (typeof fn2 === "function") {
+          this.#events.close = fn2;
+          this.addEventListener("close", fn2);
         } else {
           this.#events.close = null;
         }
@@ -18131,14 +18131,14 @@ var require_websocket = __commonJS({
         webidl.brandCheck(this, _WebSocket);
         return this.#events.message;
       }
-      set onmessage(fn) {
+      set onmessage(fn2) {
         webidl.brandCheck(this, _WebSocket);
         if (this.#events.message) {
           this.removeEventListener("message", this.#events.message);
         }
-        if (typeof fn === "function") {
-          this.#events.message = fn;
-          this.addEventListener("message", fn);
+        if (typeof fn2 === "function") {
+          this.#events.message = fn2;
+          this.addEventListener("message", fn2);
         } else {
           this.#events.message = null;
         }
@@ -18919,13 +18919,13 @@ var require_eventsource = __commonJS({
       get onopen() {
         return this.#events.open;
       }
-      set onopen(fn) {
+      set onopen(fn2) {
         if (this.#events.open) {
           this.removeEventListener("open", this.#events.open);
         }
-        if (typeof fn === "function") {
-          this.#events.open = fn;
-          this.addEventListener("open", fn);
+        if (typeof fn2 === "function") {
+          this.#events.open = fn2;
+          this.addEventListener("open", fn2);
         } else {
           this.#events.open = null;
         }
@@ -18933,13 +18933,13 @@ var require_eventsource = __commonJS({
       get onmessage() {
         return this.#events.message;
       }
-      set onmessage(fn) {
+      set onmessage(fn2) {
         if (this.#events.message) {
           this.removeEventListener("message", this.#events.message);
         }
-        if (typeof fn === "function") {
-          this.#events.message = fn;
-          this.addEventListener("message", fn);
+        if (typeof fn2 === "function") {
+          this.#events.message = fn2;
+          this.addEventListener("message", fn2);
         } else {
           this.#events.message = null;
         }
@@ -18947,13 +18947,13 @@ var require_eventsource = __commonJS({
       get onerror() {
         return this.#events.error;
       }
-      set onerror(fn) {
+      set onerror(fn2) {
         if (this.#events.error) {
           this.removeEventListener("error", this.#events.error);
         }
-        if (typeof fn === "function") {
-          this.#events.error = fn;
-          this.addEventListener("error", fn);
+        if (typeof fn2 === "function") {
+          this.#events.error = fn2;
+          this.addEventListener("error", fn2);
         } else {
           this.#events.error = null;
         }
@@ -19064,7 +19064,7 @@ var require_undici = __commonJS({
       parseHeaders: util.parseHeaders,
       headerNameToString: util.headerNameToString
     };
-    function makeDispatcher(fn) {
+    function makeDispatcher(fn2) {
       return (url, opts, handler) => {
         if (typeof opts === "function") {
           handler = opts;
@@ -19095,7 +19095,7 @@ var require_undici = __commonJS({
         if (agent) {
           throw new InvalidArgumentError("unsupported opts.agent. Did you mean opts.client?");
         }
-        return fn.call(dispatcher, {
+        return fn2.call(dispatcher, {
           ...opts,
           origin: url.origin,
           path: url.search ? `${url.pathname}${url.search}` : url.pathname,
@@ -23403,8 +23403,8 @@ var require_nacl_fast = __commonJS({
         if (x.length !== y.length) return false;
         return vn(x, 0, y, 0, x.length) === 0 ? true : false;
       };
-      nacl.setPRNG = function(fn) {
-        randombytes = fn;
+      nacl.setPRNG = function(fn2) {
+        randombytes = fn2;
       };
       (function() {
         var crypto2 = typeof self !== "undefined" ? self.crypto || self.msCrypto : null;
@@ -27168,7 +27168,7 @@ var require_keyParser = __commonJS({
     var {
       createDecipheriv,
       createECDH,
-      createHash: createHash4,
+      createHash: createHash5,
       createHmac: createHmac2,
       createSign,
       createVerify,
@@ -27856,11 +27856,11 @@ ${formatted}-----END ${type} KEY-----`;
                 );
               }
               const ivSlice = bufferSlice(cipherIV, 0, 8);
-              let cipherKey = createHash4("md5").update(passphrase).update(ivSlice).digest();
+              let cipherKey = createHash5("md5").update(passphrase).update(ivSlice).digest();
               while (cipherKey.length < encInfo.keyLen) {
                 cipherKey = combineBuffers(
                   cipherKey,
-                  createHash4("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
+                  createHash5("md5").update(cipherKey).update(passphrase).update(ivSlice).digest()
                 );
               }
               if (cipherKey.length > encInfo.keyLen)
@@ -28025,8 +28025,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (encrypted) {
           const encInfo = CIPHER_INFO[cipherName];
           let cipherKey = combineBuffers(
-            createHash4("sha1").update(PPK_PP1).update(passphrase).digest(),
-            createHash4("sha1").update(PPK_PP2).update(passphrase).digest()
+            createHash5("sha1").update(PPK_PP1).update(passphrase).digest(),
+            createHash5("sha1").update(PPK_PP2).update(passphrase).digest()
           );
           if (cipherKey.length > encInfo.keyLen)
             cipherKey = bufferSlice(cipherKey, 0, encInfo.keyLen);
@@ -28066,7 +28066,7 @@ ${formatted}-----END ${type} KEY-----`;
           passphrase = EMPTY_PASSPHRASE;
         const calcMAC = createHmac2(
           "sha1",
-          createHash4("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
+          createHash5("sha1").update("putty-private-key-file-mac-key").update(passphrase).digest()
         ).update(macData).digest("hex");
         if (calcMAC !== mac) {
           if (encrypted) {
@@ -30388,7 +30388,7 @@ var require_kex = __commonJS({
       createDiffieHellman,
       createDiffieHellmanGroup,
       createECDH,
-      createHash: createHash4,
+      createHash: createHash5,
       createPublicKey,
       diffieHellman,
       generateKeyPairSync,
@@ -30814,7 +30814,7 @@ var require_kex = __commonJS({
               DISCONNECT_REASON.KEY_EXCHANGE_FAILED
             );
           }
-          const hash = createHash4(this.hashName);
+          const hash = createHash5(this.hashName);
           hashString(hash, isServer ? this._remoteIdentRaw : this._identRaw);
           hashString(hash, isServer ? this._identRaw : this._remoteIdentRaw);
           hashString(hash, isServer ? this._remoteKexinit : this._kexinit);
@@ -31822,9 +31822,9 @@ var require_kex = __commonJS({
     function generateKEXVal(len, hashName, secret, exchangeHash, sessionID, char) {
       let ret;
       if (len) {
-        let digest = createHash4(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
+        let digest = createHash5(hashName).update(secret).update(exchangeHash).update(char).update(sessionID).digest();
         while (digest.length < len) {
-          const chunk = createHash4(hashName).update(secret).update(exchangeHash).update(digest).digest();
+          const chunk = createHash5(hashName).update(secret).update(exchangeHash).update(digest).digest();
           const extended = Buffer.allocUnsafe(digest.length + chunk.length);
           extended.set(digest, 0);
           extended.set(chunk, digest.length);
@@ -37259,7 +37259,7 @@ var require_client2 = __commonJS({
   "node_modules/ssh2/lib/client.js"(exports, module) {
     "use strict";
     var {
-      createHash: createHash4,
+      createHash: createHash5,
       getHashes,
       randomFillSync
     } = __require("crypto");
@@ -37481,7 +37481,7 @@ var require_client2 = __commonJS({
           }
           hostVerifier = (key, verify) => {
             if (hashAlgo)
-              key = createHash4(hashAlgo).update(key).digest("hex");
+              key = createHash5(hashAlgo).update(key).digest("hex");
             const ret = hashCb(key, verify);
             if (ret !== void 0)
               verify(ret);
@@ -41321,12 +41321,12 @@ function startGroup(name) {
 function endGroup() {
   issue("endgroup");
 }
-function group(name, fn) {
+function group(name, fn2) {
   return __awaiter2(this, void 0, void 0, function* () {
     startGroup(name);
     let result;
     try {
-      result = yield fn();
+      result = yield fn2();
     } finally {
       endGroup();
     }
@@ -41968,19 +41968,19 @@ async function restorePrevious(host, livePath, previousSha256) {
 
 // src/engine/wait.ts
 var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function waitUntil(timeoutMs, intervalMs, fn) {
+async function waitUntil(timeoutMs, intervalMs, fn2) {
   const started = Date.now();
   for (; ; ) {
-    const value = await fn(Date.now() - started);
+    const value = await fn2(Date.now() - started);
     if (value !== void 0) return value;
     if (Date.now() - started >= timeoutMs) return void 0;
     await sleep(intervalMs);
   }
 }
-async function waitUntilSoon(timeoutMs, intervalMs, fn) {
+async function waitUntilSoon(timeoutMs, intervalMs, fn2) {
   const started = Date.now();
   for (let pause = Math.min(10, intervalMs); ; pause = Math.min(pause * 2, intervalMs)) {
-    const value = await fn(Date.now() - started);
+    const value = await fn2(Date.now() - started);
     if (value !== void 0) return value;
     if (Date.now() - started >= timeoutMs) return void 0;
     await sleep(pause);
@@ -42333,6 +42333,12 @@ function provenanceFrom(env) {
 }
 
 // src/releases/store.ts
+var STORE_SCRIPTS = {
+  /** $1 store dir: each releases/*\/meta.json, its path first, records separated by \036. */
+  rebuild: 'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+  /** $1 text, $2 temp file, $3 path: written, flushed, renamed in. */
+  write: 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
+};
 var ReleaseStore = class _ReleaseStore {
   constructor(host, dir, binary) {
     this.host = host;
@@ -42380,16 +42386,9 @@ var ReleaseStore = class _ReleaseStore {
     return this.rebuild();
   }
   async rebuild() {
-    const r = await this.host.run(
-      [
-        "sh",
-        "-c",
-        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
-        "sh",
-        this.dir
-      ],
-      { sudo: this.host.sudo }
-    );
+    const r = await this.host.run(["sh", "-c", STORE_SCRIPTS.rebuild, "sh", this.dir], {
+      sudo: this.host.sudo
+    });
     let state = emptyState(this.binary);
     if (r.code !== 0) return state;
     const bad = (why) => {
@@ -42415,8 +42414,7 @@ var ReleaseStore = class _ReleaseStore {
       posix2.dirname(path),
       `.${posix2.basename(path)}.tmp-${randomBytes2(6).toString("hex")}`
     );
-    const script2 = 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }';
-    await this.run(["sh", "-c", script2, "sh", text2, tmp, path], `write ${path}`);
+    await this.run(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], `write ${path}`);
   }
   async write(state) {
     await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
@@ -46204,9 +46202,9 @@ var Printer = class {
   log;
   tail = Promise.resolve();
   /** Runs fn once everything queued before it was printed. */
-  enqueue(fn) {
+  enqueue(fn2) {
     const next = this.tail.then(async () => {
-      await fn();
+      await fn2();
     });
     this.tail = next.catch(() => void 0);
     return this.tail;
@@ -46237,8 +46235,8 @@ var HostLog = class {
   error(message, where2) {
     this.emit("error", message, where2);
   }
-  group(title, fn) {
-    return this.sink && this.live ? this.sink.group(title, fn) : fn();
+  group(title, fn2) {
+    return this.sink && this.live ? this.sink.group(title, fn2) : fn2();
   }
   emit(level2, text2, where2) {
     const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
@@ -46501,7 +46499,7 @@ function connectSlot(slot, connect, via) {
 }
 function connectFailed(slot, err, o) {
   const cause = err.message.startsWith(`${slot.target.label}: `) ? err.message.slice(slot.target.label.length + 2) : err.message;
-  const hint = err.name === "HostKeyError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
+  const hint = err.name === "HostKeyError" || err.name === "SudoHelperError" ? "" : `. Check the host and port in hosts${o.jumpHost ? " and jump-host" : ""}, that sshd runs there, the user and key, and connect-timeout`;
   const error2 = `${cause}${o.via ? ` (connecting${o.via})` : ""}${hint}`;
   slot.log.error(`${slot.target.label} [connect] ${error2}`, { step: "connect" });
   slot.report = { ...untouched(slot), result: "failed", failedStep: "connect", error: error2 };
@@ -46573,20 +46571,20 @@ var Pool = class {
   out;
   batchName;
   /** Runs fn for each slot, `concurrency` at a time; stops starting new ones once stop() says so. */
-  async each(items, kind, concurrency, fn, stop = () => false) {
+  async each(items, kind, concurrency, fn2, stop = () => false) {
     const workers2 = Math.min(concurrency, items.length);
     const live2 = workers2 === 1;
     let next = 0;
     const worker = async () => {
       while (next < items.length && !stop()) {
         const slot = items[next++];
-        await this.phase(slot, kind, live2, () => fn(slot));
+        await this.phase(slot, kind, live2, () => fn2(slot));
       }
     };
     await Promise.all(Array.from({ length: workers2 }, worker));
   }
   /** Runs one host's phase inside its own group: live when it runs alone, held back otherwise. */
-  async phase(slot, kind, live2, fn) {
+  async phase(slot, kind, live2, fn2) {
     const out = this.out;
     const label = slot.target.label;
     const what = kind === "run" ? this.batchName(slot.batch) : PHASE_NAMES[kind];
@@ -46599,7 +46597,7 @@ var Pool = class {
     };
     const guarded = async () => {
       try {
-        await fn();
+        await fn2();
       } catch (e) {
         const message = `internal error during ${what}: ${e.stack ?? e.message}`;
         slot.log.error(message, { step: kind });
@@ -47929,8 +47927,8 @@ function runAside(connection, hostName, line2, timeoutMs) {
 
 // src/host/trace.ts
 var sink;
-function setTrace(fn) {
-  sink = fn;
+function setTrace(fn2) {
+  sink = fn2;
 }
 function visible2(text2, max = 600) {
   const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
@@ -47940,11 +47938,11 @@ function trace(host, what, outcome, startedAt) {
   if (!sink) return;
   sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
 }
-async function traced(host, what, fn, describe5) {
-  if (!sink) return fn();
+async function traced(host, what, fn2, describe5) {
+  if (!sink) return fn2();
   const started = Date.now();
   try {
-    const value = await fn();
+    const value = await fn2();
     trace(host, what, describe5(value), started);
     return value;
   } catch (e) {
@@ -47954,6 +47952,7 @@ async function traced(host, what, fn, describe5) {
 }
 
 // src/host/ssh-host.ts
+var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
 var HostKeyError = class extends Error {
   constructor(message) {
     super(message);
@@ -48222,7 +48221,7 @@ var SshHost = class _SshHost {
   }
   async run(argv, options = {}) {
     refuseUnclearedExe(argv, options);
-    const words = options.sudo ? ["sudo", "-n", "--", ...argv] : [...argv];
+    const words = options.sudo ? ["sudo", "-n", "--", ...this.options.privileged?.(argv) ?? argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
     const timeoutMs = options.timeoutMs ?? 6e4;
@@ -48263,7 +48262,7 @@ var SshHost = class _SshHost {
     }
   }
   async readFile(remotePath2, options = {}) {
-    const argv = ["sh", "-c", 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', "sh", remotePath2];
+    const argv = ["sh", "-c", READ_FILE, "sh", remotePath2];
     const r = await this.run(argv, options);
     if (r.code === 3) return null;
     if (r.code !== 0) throw new Error(`${this.name}: cannot read ${remotePath2}: ${r.stderr.trim()}`);
@@ -48337,6 +48336,479 @@ var SshHost = class _SshHost {
     this.ssh = null;
   }
 };
+
+// src/safety/lock-steps.ts
+var RUNNING_EXE = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';
+async function runningExecutable(host, pidFile2) {
+  const r = await host.run(["sh", "-c", RUNNING_EXE, "sh", pidFile2], { sudo: host.sudo });
+  const [pid, exe] = r.stdout.split("\n");
+  const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
+  return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
+}
+async function trustOrRefuse(host, o, master, storeDir) {
+  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir, pid: master.pid };
+  await checkTrust(host, {
+    ...plan,
+    livePath: master.path,
+    stagingPath: sidePaths(master.path).staging
+  }).catch((e) => {
+    throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
+  });
+}
+function lockStep(s, o, journal) {
+  return {
+    name: "lock",
+    stage: "prepare",
+    async run({ host, note, log }) {
+      if (s.lock) return;
+      const master = await runningExecutable(host, o.pidFile);
+      const live2 = o.binaryPath ?? master?.path;
+      if (o.releaseDir === void 0 && live2 === void 0) {
+        note("no deploy lock: the running binary (and so its release store) is not known yet");
+        return;
+      }
+      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
+      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
+      s.releaseDir = releaseDir;
+      const path = lockPath(releaseDir);
+      const [lock, wd] = await Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ]);
+      s.lock = lock;
+      journal.update(host.name, { lock: path, phase: "locked" });
+      note(
+        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
+      );
+      if (wd?.running && wd.token !== o.token)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
+      if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
+        const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
+        if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
+        else
+          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
+            host: host.name,
+            step: "preflight"
+          });
+      }
+    }
+  };
+}
+function releaseLockSettle(s, journal) {
+  return {
+    name: "unlock",
+    async run({ host, report, log }) {
+      let phase = "settled";
+      if (s.lock) {
+        const how = await s.lock.release();
+        if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
+        else if (how === "not-ours")
+          log.warn(
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
+          );
+        else if (how === "error") phase = "locked";
+      }
+      journal.update(host.name, { phase, result: report.result });
+    }
+  };
+}
+
+// src/sudo-helper/scripts.ts
+var NGINX_WATCHDOG = watchdogScript(nginxWatchdog, false);
+var HELPER_SCRIPTS = {
+  "lock-acquire": ACQUIRE,
+  "lock-renew": RENEW,
+  "lock-release": RELEASE,
+  "lock-inspect": INSPECT,
+  "watchdog-launch": LAUNCH_SCRIPT,
+  "watchdog-decide": DECIDE_SCRIPT,
+  "watchdog-extend": EXTEND_SCRIPT,
+  "watchdog-inspect": INSPECT_SCRIPT,
+  "nginx-probe": PROBE3,
+  "running-exe": RUNNING_EXE,
+  "trust-probe": PROBE,
+  "config-times": TIMES,
+  "store-rebuild": STORE_SCRIPTS.rebuild,
+  "store-write": STORE_SCRIPTS.write,
+  "read-file": READ_FILE
+};
+
+// src/sudo-helper/translate.ts
+var HelperUnsupportedError = class extends Error {
+  constructor(argv) {
+    super(
+      `the sudo helper has no sub-command for \`${argv.slice(0, 3).join(" ").slice(0, 120)}\`: sudo-helper covers the nginx hot upgrade, its rollback and its release store. Deploy this server with sudo-helper empty (sudo: true runs commands through plain sudo -n)`
+    );
+    this.name = "HelperUnsupportedError";
+  }
+};
+var BY_SCRIPT = new Map(Object.entries(HELPER_SCRIPTS).map(([sub, text2]) => [text2, sub]));
+var FIXED = [
+  [["rm", "-f", "--"], "rm", 1],
+  [["rm", "-rf", "--"], "rm-release", 1],
+  [["rmdir", "--"], "rmdir", 1],
+  [["mkdir", "-p", "--"], "mkdir", 1],
+  [["cp", "--"], "cp", 2],
+  [["ln", "--"], "ln", 2],
+  [["ln", "-f", "--"], "ln-keep", 2],
+  [["mv", "-f", "--"], "mv", 2],
+  [["chmod", "0755", "--"], "chmod", 1],
+  [["sha256sum", "--"], "sha256", 1],
+  [["head", "-c", "2", "--"], "head2", 1]
+];
+var startsWith = (argv, head) => head.every((w, i) => argv[i] === w);
+function helperArgs(argv) {
+  if (argv.length === 1 && argv[0] === "config") return ["config"];
+  for (const [head, sub, operands] of FIXED)
+    if (argv.length === head.length + operands && startsWith(argv, head))
+      return [sub, ...argv.slice(head.length)];
+  if (argv.length === 5 && argv[0] === "kill" && argv[1] === "-s" && argv[3] === "--")
+    return ["kill", argv[2], argv[4]];
+  if (argv[0] === "sh" && argv[1] === "-c" && argv[3] === "sh") {
+    const sub = BY_SCRIPT.get(argv[2]);
+    const args = argv.slice(4);
+    if (sub === "watchdog-launch" && args[0] === NGINX_WATCHDOG) return [sub, ...args.slice(1)];
+    if (sub !== void 0 && sub !== "watchdog-launch") return [sub, ...args];
+  }
+  if (argv[0]?.startsWith("/")) {
+    if (argv.length === 2 && argv[1] === "-v") return ["version", argv[0]];
+    if (argv[1] === "-T") return ["config-test", argv[0], ...argv.slice(2)];
+  }
+  throw new HelperUnsupportedError(argv);
+}
+
+// src/sudo-helper/render.ts
+import { createHash as createHash2 } from "node:crypto";
+
+// src/sudo-helper/policy.ts
+var HELPER_PATH = "/usr/local/libexec/zerodown/zerodown-sudo";
+var HELPER_CONF = "/etc/zerodown/sudo.conf";
+var REFUSED = 97;
+var PRELUDE = String.raw`
+set -f
+IFS=' 	
+'
+PATH=/usr/bin:/bin:/usr/sbin:/sbin; export PATH
+umask 022
+CONF=${HELPER_CONF}
+NL='
+'
+refuse() { printf 'zerodown-sudo: refused: %s\n' "$*" >&2; exit ${REFUSED}; }
+broken() { printf 'zerodown-sudo: %s\n' "$*" >&2; exit 96; }
+
+# Absolute, one line, no . or .. segment, no // and no trailing /.
+clean_path() {
+  case $1 in /?*) ;; *) return 1;; esac
+  case $1 in *//*|*/./*|*/../*|*/.|*/..|*/|*"$NL"*) return 1;; esac
+  return 0
+}
+load_config() {
+  [ -f "$CONF" ] || broken "no config at $CONF: write one line per server, 'server BINARY PID-FILE [STORE]' (see docs/sudo.md)"
+  BINS= PIDS= STORES=
+  while IFS=' 	' read -r kw a b c extra; do
+    case $kw in ''|'#'*) continue;; esac
+    { [ "$kw" = server ] && [ -n "$b" ] && [ -z "$extra" ]; } ||
+      broken "$CONF: cannot read the line '$kw $a $b $c': each line is 'server BINARY PID-FILE [STORE]'"
+    [ -n "$c" ] || c=/var/lib/zerodown/@{a##*/}
+    for p in "$a" "$b" "$c"; do clean_path "$p" || broken "$CONF: '$p' is not a clean absolute path"; done
+    BINS="$BINS$a$NL" PIDS="$PIDS$b$NL" STORES="$STORES$c$NL"
+  done < "$CONF"
+  [ -n "$BINS" ] || broken "$CONF names no server: add 'server BINARY PID-FILE [STORE]'"
+  IFS=$NL
+}
+# Paths the sub-command works on as root (guard), checked all at once before it runs (verify):
+# the config, and every existing folder from / down to each path (the path itself when it is a
+# folder), must be owned by root and writable by root alone, so that no other user can have
+# planted a link or a file there. One stat for all: a call costs one fork, not one per folder.
+G=
+guard() { G="$G$1$NL"; }
+verify() {
+  set -- "$CONF"
+  for p in "$CONF" $G; do
+    d=$p
+    [ -d "$d" ] || d=@{d%/*}
+    while [ -n "$d" ]; do
+      [ ! -e "$d" ] || set -- "$@" "$d"
+      d=@{d%/*}
+    done
+  done
+  out=$(stat -c '%u %a %n' -- "$@" / 2>/dev/null) || refuse "cannot read the owners of $*"
+  for l in $out; do
+    m=@{l#* }
+    [ "@{l%% *}" = 0 ] && [ $(( 0@{m%% *} & 022 )) = 0 ] ||
+      refuse "@{m#* } must be owned by root and writable by root alone (chown root: and chmod go-w it): the helper works as root there"
+  done
+}
+# Runs the fixed command once the paths are checked.
+go() { verify; exec "$@"; }
+in_list() { case "$NL$2" in *"$NL$1$NL"*) return 0;; esac; return 1; }
+# $1 is the staging (new) or kept (prev) file of the binary $2: .NAME.zerodown-new|prev beside it.
+side_is() { [ "$1" = "@{2%/*}/.@{2##*/}.zerodown-$3" ]; }
+is_bin() { in_list "$1" "$BINS"; }
+# $1 is the staging (new) or kept (prev) file of a configured binary; sets bin to that binary.
+is_side() { for bin in $BINS; do side_is "$1" "$bin" "$2" && return 0; done; return 1; }
+is_store() { in_list "$1" "$STORES"; }
+under_store() { clean_path "$1" || return 1; for s in $STORES; do case $1 in "$s"/?*) return 0;; esac; done; return 1; }
+store_sub() { for s in $STORES; do [ "$1" = "$s/$2" ] && return 0; done; return 1; }
+num() { case $1 in ''|*[!0-9]*) return 1;; esac; [ @{#1} -le 12 ]; }
+token() { case $1 in ''|*[!A-Za-z0-9.-]*) return 1;; esac; [ @{#1} -le 200 ]; }
+sha() { [ @{#1} = 64 ] && case $1 in *[!0-9a-f]*) return 1;; esac; }
+# A pid that runs a configured binary (a file put back or replaced reads "(deleted)").
+server_pid() {
+  num "$1" && [ "$1" -gt 1 ] || return 1
+  e=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  e=@{e% (deleted)}
+  is_bin "$e" || is_side "$e" prev
+}
+
+want_path() { clean_path "$1" || refuse "'$1' is not a clean absolute path"; }
+want_bin() { want_path "$1"; is_bin "$1" || refuse "$1 is not a binary named in $CONF"; guard "$1"; }
+want_pidfile() { want_path "$1"; in_list "$1" "$PIDS" || refuse "$1 is not a pid file named in $CONF"; guard "$1"; }
+want_store() { want_path "$1"; is_store "$1" || refuse "$1 is not a release store named in $CONF"; guard "$1"; }
+want_in_store() { under_store "$1" || refuse "$1 is not inside a release store named in $CONF"; guard "$1"; }
+want_store_sub() { want_path "$1"; store_sub "$1" "$2" || refuse "$1 is not the $2 of a release store named in $CONF"; guard "$1"; }
+want_pid() { server_pid "$1" || refuse "pid $1 does not run a binary named in $CONF"; }
+want_num() { num "$1" || refuse "'$1' is not a number"; }
+want_token() { token "$1" || refuse "'$1' is not a run token"; }
+want_sha() { sha "$1" || refuse "'$1' is not a sha256"; }
+want_count() { [ "$1" = "$2" ] || refuse "$sub takes $2 arguments, not $1"; }
+want_staging() { want_path "$1"; is_side "$1" new || refuse "$1 is not the staging file of a binary named in $CONF"; guard "$1"; }
+# Words of a running master's own command line (the config test runs with exactly those). nginx
+# rewrites its command line into its title ("nginx: master process ARGS", padded with spaces), so
+# a word is found between spaces there: an argument holding spaces (-g '...') is found whole.
+master_arg() {
+  for pf in $PIDS; do
+    p=; { read -r p < "$pf"; } 2>/dev/null || continue
+    server_pid "$p" || continue
+    t=$(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null)
+    case " $t " in *" $1 "*) return 0;; esac
+  done
+  return 1
+}
+# The upload in /tmp, opened once: it must be a regular file of the user who ran sudo.
+copy_upload() {
+  [ -f "$1" ] && [ -r "$1" ] || refuse "$1 is not a readable file"
+  exec 3< "$1"
+  s=$(stat -L -c '%u %F' "/proc/$$/fd/3") || refuse "cannot stat $1"
+  [ "$s" = "@{SUDO_UID:-x} regular file" ] || [ "$s" = "@{SUDO_UID:-x} regular empty file" ] ||
+    refuse "$1 is not a regular file of the user who ran sudo"
+  verify
+  rm -f -- "$2" || exit 1
+  set -C
+  cat <&3 > "$2"
+}
+`.replaceAll("@{", "${");
+var DISPATCH = String.raw`
+case $sub in
+  rm)
+    want_count $# 1; want_path "$1"
+    is_side "$1" new || is_side "$1" prev || under_store "$1" || { pf=@{1%.oldbin}; [ "$pf.oldbin" = "$1" ] && in_list "$pf" "$PIDS"; } ||
+      refuse "$1 is not a staging, kept, .oldbin or store file of a server named in $CONF"
+    guard "$1"
+    go rm -f -- "$1";;
+  rm-release)
+    want_count $# 1; want_path "$1"
+    ok=; for s in $STORES; do case $1 in "$s"/releases/*) sha "@{1#"$s"/releases/}" && ok=1;; esac; done
+    [ -n "$ok" ] || refuse "$1 is not a release of a store named in $CONF"
+    guard "$1"
+    go rm -rf -- "$1";;
+  rmdir) want_count $# 1; want_in_store "$1"; go rmdir -- "$1";;
+  mkdir) want_count $# 1; is_store "$1" || want_in_store "$1"; guard "$1"; go mkdir -p -- "$1";;
+  cp)
+    want_count $# 2; want_path "$1"; want_path "$2"
+    if is_side "$2" new; then
+      guard "$2"
+      case $1 in
+        /tmp/zerodown-upload-????????????????) copy_upload "$1" "$2"; exit $?;;
+      esac
+      under_store "$1" || refuse "$1 is not an upload or a stored release"
+      guard "$1"
+    else
+      want_in_store "$2"
+      is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+      guard "$1"
+    fi
+    go cp -- "$1" "$2";;
+  ln)
+    want_count $# 2; want_path "$1"; want_in_store "$2"
+    is_bin "$1" || is_side "$1" new || is_side "$1" prev || refuse "$1 is not a binary named in $CONF"
+    guard "$1"
+    go ln -- "$1" "$2";;
+  ln-keep)
+    want_count $# 2; want_bin "$1"
+    side_is "$2" "$1" prev || refuse "$2 is not the kept file of $1"
+    go ln -f -- "$1" "$2";;
+  mv)
+    want_count $# 2; want_path "$1"; want_path "$2"
+    if is_bin "$2"; then
+      side_is "$1" "$2" new || side_is "$1" "$2" prev || refuse "only the staging or kept file of $2 may take its place"
+    else
+      under_store "$1" && under_store "$2" || refuse "$1 -> $2: not a binary or store file named in $CONF"
+    fi
+    guard "$1"; guard "$2"
+    go mv -f -- "$1" "$2";;
+  chmod) want_count $# 1; want_path "$1"; is_side "$1" new || want_in_store "$1"; guard "$1"; go chmod 0755 -- "$1";;
+  sha256)
+    want_count $# 1; want_path "$1"
+    case $1 in /proc/*/exe) p=@{1#/proc/}; want_num "@{p%/exe}";;
+      *) is_bin "$1" || is_side "$1" new || is_side "$1" prev || under_store "$1" || refuse "$1 is not a file of a server named in $CONF"
+        guard "$1";;
+    esac
+    go sha256sum -- "$1";;
+  head2) want_count $# 1; want_bin "$1"; go head -c 2 -- "$1";;
+  kill)
+    want_count $# 2
+    case $1 in USR2|WINCH|QUIT|HUP|TERM|KILL) ;; *) refuse "signal '$1' is not one of USR2 WINCH QUIT HUP TERM KILL";; esac
+    want_pid "$2"
+    go kill -s "$1" -- "$2";;
+  version)
+    want_count $# 1; want_path "$1"
+    case $1 in /proc/*/exe) p=@{1#/proc/}; want_pid "@{p%/exe}";;
+      *) is_bin "$1" || is_side "$1" new || refuse "$1 is not a binary named in $CONF"
+        guard "$1";;
+    esac
+    go "$1" -v;;
+  config-test)
+    [ $# -ge 1 ] || refuse "config-test needs the staging file"
+    want_staging "$1"; f=$1; shift
+    for a; do master_arg "$a" || refuse "'$a' is not an argument of a running master named in $CONF"; done
+    go "$f" -T "$@";;
+  lock-acquire)
+    [ $# -ge 3 ] || refuse "lock-acquire needs 3 arguments"; want_store_sub "$1" lock; want_token "$2"; want_num "$3"
+    for a; do case $a in *"$NL"*) refuse "an owner line holds a line break";; esac; done
+    run lock_acquire "$@";;
+  lock-renew) want_count $# 2; want_store_sub "$1" lock; want_token "$2"; run lock_renew "$@";;
+  lock-release) want_count $# 2; want_store_sub "$1" lock; want_token "$2"; run lock_release "$@";;
+  lock-inspect) want_count $# 1; want_store_sub "$1" lock; run lock_inspect "$@";;
+  watchdog-launch)
+    want_count $# 8; want_store_sub "$1" watchdog; want_token "$2"; want_num "$3"; want_pidfile "$4"; want_pid "$5"
+    want_bin "$6"; side_is "$7" "$6" prev || refuse "$7 is not the kept file of $6"; want_sha "$8"
+    run watchdog_launch "$@";;
+  watchdog-decide)
+    want_count $# 3; want_store_sub "$1" watchdog; want_token "$2"
+    case $3 in confirm|cancel) ;; *) refuse "'$3' is not confirm or cancel";; esac
+    run watchdog_decide "$@";;
+  watchdog-extend) want_count $# 3; want_store_sub "$1" watchdog; want_token "$2"; want_num "$3"; run watchdog_extend "$@";;
+  watchdog-inspect) want_count $# 1; want_store_sub "$1" watchdog; run watchdog_inspect "$@";;
+  nginx-probe) [ $# -ge 1 ] || refuse "nginx-probe needs the pid file"; want_pidfile "$1"; for a; do [ "$a" = "$1" ] || want_num "$a"; done; run nginx_probe "$@";;
+  running-exe) want_count $# 1; want_pidfile "$1"; run running_exe "$@";;
+  trust-probe)
+    want_count $# 6; want_pidfile "$1"; want_num "$2"; want_bin "$3"; side_is "$4" "$3" new || refuse "$4 is not the staging file of $3"
+    want_store "$5"
+    case $6 in '') ;; [.-]*|*[!A-Za-z0-9_.-]*) refuse "'$6' is not a user name";; esac
+    run trust_probe "$@";;
+  config-times) [ $# -ge 1 ] || refuse "config-times needs a pid"; want_num "$1"; for a; do [ "$a" = "$1" ] || want_path "$a"; done; run config_times "$@";;
+  store-rebuild) want_count $# 1; want_store "$1"; run store_rebuild "$@";;
+  store-write) want_count $# 3; want_in_store "$2"; want_in_store "$3"; run store_write "$@";;
+  read-file) want_count $# 1; want_in_store "$1"; run read_file "$@";;
+  *) refuse "'$sub' is not a sub-command of zerodown-sudo";;
+esac
+`.replaceAll("@{", "${");
+
+// src/sudo-helper/render.ts
+var fn = (name) => `script_${name.replace(/-/g, "_")}`;
+var shQuoted = (text2) => `'${text2.replace(/'/g, `'\\''`)}'`;
+function scriptFunction(name, text2) {
+  return `${fn(name)}() {
+S=${shQuoted(text2.replace(/^\n+|\n+$/g, ""))}
+}
+`;
+}
+var HEADER = `#!/bin/sh
+# zerodown-sudo: the fixed set of privileged commands of zerodown-action (input sudo-helper).
+# Generated from src/sudo-helper/ by \`npm run docs\`: do not edit. The action checks its sha256.
+# Install as root:  install -o root -g root -m 0755 -D zerodown-sudo ${HELPER_PATH}
+# Config (root-owned, one line per server): ${HELPER_CONF}
+#   server BINARY PID-FILE [STORE]
+# Usage: zerodown-sudo SUB-COMMAND ARGS...   (see docs/sudo.md; 'config' prints what it allows)
+`;
+var MAIN = String.raw`
+run() {
+  n=$1; shift
+  verify
+  # The watchdog a launch starts is the helper's own (nginx's), never one given as an argument.
+  if [ "$n" = watchdog_launch ]; then
+    script_nginx_watchdog; w=$S; script_watchdog_launch
+    exec sh -c "$S" sh "$w" "$@"
+  fi
+  script_$n
+  exec sh -c "$S" sh "$@"
+}
+
+sub=@{1-}
+[ $# -gt 0 ] && shift
+load_config
+if [ "$sub" = config ]; then
+  verify
+  for b in $BINS; do echo "binary $b"; done
+  for p in $PIDS; do echo "pid-file $p"; done
+  for s in $STORES; do echo "store $s"; done
+  exit 0
+fi
+`.replaceAll("@{", "${");
+function renderHelper() {
+  const scripts = Object.entries({ ...HELPER_SCRIPTS, "nginx-watchdog": NGINX_WATCHDOG }).map(([name, text2]) => scriptFunction(name, text2)).join("\n");
+  return `${HEADER}${PRELUDE}
+${scripts}${MAIN}${DISPATCH}`;
+}
+function helperSha256() {
+  return createHash2("sha256").update(renderHelper()).digest("hex");
+}
+
+// src/sudo-helper/check.ts
+function throughHelper(path) {
+  return (argv) => [path, ...helperArgs(argv)];
+}
+var SudoHelperError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SudoHelperError";
+  }
+};
+var INSTALL = (path) => `Install this version's helper as root: install -o root -g root -m 0755 -D zerodown-sudo ${path} (the file host/zerodown-sudo of the action at the ref you use; docs/sudo.md)`;
+async function checkHelper(host, path, o) {
+  const expected = helperSha256();
+  const r = await host.run(["sha256sum", "--", path]);
+  const got = r.code === 0 ? r.stdout.trim().split(/\s+/)[0] ?? "" : null;
+  if (got === null)
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} cannot be read on the host. ${INSTALL(path)}`
+    );
+  if (got !== expected)
+    throw new SudoHelperError(
+      `${host.name}: sudo-helper ${path} is not the helper of this version of the action (sha256 ${got.slice(0, 12)}, expected ${expected.slice(0, 12)}). ${INSTALL(path)}`
+    );
+  const c = await host.run(["config"], { sudo: true }).catch((e) => {
+    if (!(e instanceof SudoPasswordError)) throw e;
+    return {
+      code: 1,
+      stdout: "",
+      stderr: "sudo asked for a password: no NOPASSWD rule lets the deploy user run it"
+    };
+  });
+  const detail = remoteLine((c.stderr || c.stdout).trim().split("\n").slice(-2).join(" | "));
+  if (c.code !== 0)
+    throw new SudoHelperError(
+      `${host.name}: the sudo helper does not run (sudo -n ${path} config: ${detail || `status ${c.code}`}). The deploy user needs the sudoers line of docs/sudo.md, and ${HELPER_CONF} a line for this server`
+    );
+  const lines = c.stdout.split("\n");
+  const wanted = [
+    ["pid-file", "pid file", o.pidFile, `'server BINARY ${o.pidFile} [STORE]'`],
+    ["binary", "binary", o.binaryPath, `'server ${o.binaryPath} PID-FILE [STORE]'`],
+    ["store", "release store", o.releaseDir, `'server BINARY PID-FILE ${o.releaseDir}'`]
+  ];
+  for (const [key, what, value, line2] of wanted)
+    if (value !== void 0 && !lines.includes(`${key} ${value}`))
+      throw new SudoHelperError(
+        `${host.name}: the sudo helper's config ${HELPER_CONF} names no ${what} ${value}. Add the line ${line2} for this server, as root`
+      );
+}
 
 // src/keys.ts
 var import_ssh22 = __toESM(require_lib2(), 1);
@@ -48943,6 +49415,28 @@ function checkMode(s) {
   }
 }
 
+// src/settings/sudo-helper.ts
+function sudoHelperSetting(read, s) {
+  const raw = read("sudo-helper").trim();
+  if (raw === "") return void 0;
+  const path = checkRemotePath("sudo-helper", raw);
+  const refuse3 = (problem, fix) => {
+    throw new SettingsError("sudo-helper", problem, fix);
+  };
+  if (!s.sudo) refuse3("is set but sudo is false", "Set sudo: true (the helper runs through sudo -n)");
+  if (s.strategy !== "hot-upgrade" || s.supervisor !== "nginx")
+    refuse3(
+      `covers the nginx hot upgrade only, not ${s.strategy === "hot-upgrade" ? `supervisor ${s.supervisor}` : `strategy ${s.strategy}`}`,
+      "Leave sudo-helper empty for this server (sudo: true then runs commands through plain sudo -n)"
+    );
+  if (s.verifyCommand !== void 0)
+    refuse3(
+      "cannot run verify-command (a command of your own is not in its fixed set)",
+      "Remove verify-command, or leave sudo-helper empty"
+    );
+  return path;
+}
+
 // src/settings.ts
 function healthUrl(read) {
   const value = line(read, "health-url", 2048);
@@ -49050,6 +49544,7 @@ function readSettings(read, env = {}) {
     );
   applyHold(read, settings);
   checkMode(settings);
+  settings.sudoHelper = sudoHelperSetting(read, settings);
   checkCombinations(settings);
   checkPins(settings);
   return settings;
@@ -49192,10 +49687,10 @@ function elfArch(head) {
 }
 
 // src/local/sha256.ts
-import { createHash as createHash2 } from "node:crypto";
+import { createHash as createHash3 } from "node:crypto";
 import { createReadStream } from "node:fs";
 async function sha256File(path) {
-  const hash = createHash2("sha256");
+  const hash = createHash3("sha256");
   for await (const chunk of createReadStream(path)) hash.update(chunk);
   return hash.digest("hex");
 }
@@ -49232,96 +49727,6 @@ async function inspectBinary(path) {
     sha256: await sha256File(path),
     bytes: info2.size,
     arch: arch2 === "#!" ? null : arch2
-  };
-}
-
-// src/safety/lock-steps.ts
-async function runningExecutable(host, pidFile2) {
-  const r = await host.run(
-    [
-      "sh",
-      "-c",
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
-      "sh",
-      pidFile2
-    ],
-    { sudo: host.sudo }
-  );
-  const [pid, exe] = r.stdout.split("\n");
-  const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
-  return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
-}
-async function trustOrRefuse(host, o, master, storeDir) {
-  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir, pid: master.pid };
-  await checkTrust(host, {
-    ...plan,
-    livePath: master.path,
-    stagingPath: sidePaths(master.path).staging
-  }).catch((e) => {
-    throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
-  });
-}
-function lockStep(s, o, journal) {
-  return {
-    name: "lock",
-    stage: "prepare",
-    async run({ host, note, log }) {
-      if (s.lock) return;
-      const master = await runningExecutable(host, o.pidFile);
-      const live2 = o.binaryPath ?? master?.path;
-      if (o.releaseDir === void 0 && live2 === void 0) {
-        note("no deploy lock: the running binary (and so its release store) is not known yet");
-        return;
-      }
-      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
-      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
-      s.releaseDir = releaseDir;
-      const path = lockPath(releaseDir);
-      const [lock, wd] = await Promise.all([
-        HostLock.acquire(host, {
-          path,
-          token: o.token,
-          leaseMs: o.lockLeaseMs,
-          owner: o.owner,
-          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
-        }),
-        inspectWatchdog(host, watchdogDir(releaseDir))
-      ]);
-      s.lock = lock;
-      journal.update(host.name, { lock: path, phase: "locked" });
-      note(
-        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
-      );
-      if (wd?.running && wd.token !== o.token)
-        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
-      if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
-        const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
-        if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
-        else
-          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
-            host: host.name,
-            step: "preflight"
-          });
-      }
-    }
-  };
-}
-function releaseLockSettle(s, journal) {
-  return {
-    name: "unlock",
-    async run({ host, report, log }) {
-      let phase = "settled";
-      if (s.lock) {
-        const how = await s.lock.release();
-        if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
-        else if (how === "not-ours")
-          log.warn(
-            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
-          );
-        else if (how === "error") phase = "locked";
-      }
-      journal.update(host.name, { phase, result: report.result });
-    }
   };
 }
 
@@ -49929,7 +50334,7 @@ function healthGate(host, plan, note, record) {
 }
 
 // src/strategies/upstream/load-balancer.ts
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 
 // src/strategies/upstream/lb-commands.ts
 function script(text2, args) {
@@ -51007,7 +51412,7 @@ If the change is meant to stay, accept the file as it is now: rm ${o.stateDir}/$
     if (Buffer.byteLength(text2) > MAX_FILE)
       throw new LoadBalancerError(`${this.o.file} would be larger than ${MAX_FILE} bytes`);
     if (this.timeline.length === 0 && !this.inherited) await this.save(ORIGINAL, this.original.text);
-    const nextSha = createHash3("sha256").update(text2).digest("hex");
+    const nextSha = createHash4("sha256").update(text2).digest("hex");
     await this.watchdog?.beforeWrite(this.original, this.o.name, text2, nextSha);
     const sha = await this.write(text2, before.sha);
     this.current = { file: parseManagedFile(text2, this.o.name), sha };
@@ -51620,15 +52025,25 @@ function connector(settings, log) {
     connectTimeoutMs,
     log: (m) => log.info(m)
   }) : void 0;
-  return (target, hostLog = log) => SshHost.connect({
-    target,
-    credentials,
-    hostKeys,
-    sudo: settings.sudo,
-    connectTimeoutMs,
-    jump,
-    log: (m) => hostLog.info(m)
-  });
+  const helper = settings.sudoHelper;
+  return async (target, hostLog = log) => {
+    const host = await SshHost.connect({
+      target,
+      credentials,
+      hostKeys,
+      sudo: settings.sudo,
+      privileged: helper === void 0 ? void 0 : throughHelper(helper),
+      connectTimeoutMs,
+      jump,
+      log: (m) => hostLog.info(m)
+    });
+    if (helper !== void 0)
+      await checkHelper(host, helper, settings).catch(async (e) => {
+        await host.close();
+        throw e;
+      });
+    return host;
+  };
 }
 function supervisorOf(settings) {
   return supervisorFor(settings.supervisor, settings);
@@ -51838,6 +52253,12 @@ var INPUTS = [
     name: "sudo",
     description: "Run privileged commands through sudo -n (never types a password).",
     default: "false",
+    required: false
+  },
+  {
+    name: "sudo-helper",
+    description: "With sudo: true, run every privileged command as one sub-command of this root-owned helper (host/zerodown-sudo, installed at /usr/local/libexec/zerodown/zerodown-sudo) instead of plain sudo -n, so that the sudoers rule names the helper alone. nginx hot upgrade only. See docs/sudo.md.",
+    default: "",
     required: false
   },
   {
@@ -53001,10 +53422,10 @@ function terminalLogger(out, err) {
     // The machine's messages already name the host and the step.
     error: (m) => void err.write(`error: ${stripTerminal(m)}
 `),
-    group: async (title, fn) => {
+    group: async (title, fn2) => {
       out.write(`${bold(`\u2500\u2500 ${stripTerminal(title)}`)}
 `);
-      return fn();
+      return fn2();
     }
   };
 }
@@ -53104,7 +53525,7 @@ var coreLogger = {
   info: (m) => info(neutralize(m)),
   warn: (m, where2) => warning(neutralize(m), annotation(where2)),
   error: (m, where2) => error(neutralize(m), annotation(where2)),
-  group: (title, fn) => group(neutralize(title), fn)
+  group: (title, fn2) => group(neutralize(title), fn2)
 };
 function annotation(where2) {
   if (!where2?.host && !where2?.step) return void 0;

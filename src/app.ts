@@ -10,6 +10,7 @@ import { runHeldMode } from './fleet/held-mode.js'
 import { runRollout } from './fleet/rollout.js'
 import type { RolloutResult } from './fleet/tally.js'
 import { JumpHost, SshHost } from './host/ssh-host.js'
+import { checkHelper, throughHelper } from './sudo-helper/check.js'
 import { agentSocket, checkKeys, jumpCredentials } from './keys.js'
 import { inspectBinary } from './local/binary.js'
 import { releaseOptions, withReleaseSteps } from './releases/steps.js'
@@ -61,16 +62,25 @@ export function connector(
         log: m => log.info(m)
       })
     : undefined
-  return (target, hostLog = log) =>
-    SshHost.connect({
+  const helper = settings.sudoHelper
+  return async (target, hostLog = log) => {
+    const host = await SshHost.connect({
       target,
       credentials,
       hostKeys,
       sudo: settings.sudo,
+      privileged: helper === undefined ? undefined : throughHelper(helper),
       connectTimeoutMs,
       jump,
       log: m => hostLog.info(m)
     })
+    if (helper !== undefined)
+      await checkHelper(host, helper, settings).catch(async (e: Error) => {
+        await host.close()
+        throw e
+      })
+    return host
+  }
 }
 
 /** The supervisor the settings name. */

@@ -73,6 +73,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'sudo-helper',
+    description:
+      'With sudo: true, run every privileged command as one sub-command of this root-owned helper (host/zerodown-sudo, installed at /usr/local/libexec/zerodown/zerodown-sudo) instead of plain sudo -n, so that the sudoers rule names the helper alone. nginx hot upgrade only. See docs/sudo.md.',
+    default: '',
+    required: false
+  },
+  {
     name: 'connect-timeout',
     description: 'How long to wait for an SSH connection (250ms, 30s, 5m or seconds).',
     default: '20s',

@@ -34,6 +34,7 @@ import { type InputReader, type Settings, SettingsError } from './settings/types
 import { upstreamSettings } from './settings/upstream.js'
 import { applyHold } from './settings/hold.js'
 import { checkMode, MODES } from './settings/modes.js'
+import { sudoHelperSetting } from './settings/sudo-helper.js'
 
 export * from './settings/types.js'
 export { checkRemotePath } from './settings/read.js'
@@ -157,6 +158,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
     )
   applyHold(read, settings)
   checkMode(settings)
+  settings.sudoHelper = sudoHelperSetting(read, settings)
   checkCombinations(settings)
   checkPins(settings)
   return settings

@@ -49,7 +49,7 @@ export function connectFailed(slot: Slot, err: Error, o: { via: string; jumpHost
     : err.message
   // A refused host key says what to do itself; anything else is the address, sshd, credentials.
   const hint =
-    err.name === 'HostKeyError'
+    err.name === 'HostKeyError' || err.name === 'SudoHelperError'
       ? ''
       : `. Check the host and port in hosts${o.jumpHost ? ' and jump-host' : ''}, that sshd runs there, ` +
         'the user and key, and connect-timeout'

@@ -27,6 +27,9 @@ import { commandLine } from './quote.js'
 import { traced } from './trace.js'
 import { refuseUnclearedExe } from './trust.js'
 
+/** readFile's script: $1 the path; status 3 when it does not exist. */
+export const READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi'
+
 export interface Credentials {
   privateKey?: string
   passphrase?: string
@@ -47,6 +50,11 @@ export interface SshHostOptions {
   credentials: Credentials
   hostKeys: HostKeyPolicy
   sudo: boolean
+  /**
+   * The words that run a privileged argv after `sudo -n --` (default: the argv itself). The sudo
+   * helper maps it to one of its sub-commands (src/sudo-helper/translate.ts), or throws.
+   */
+  privileged?: (argv: readonly string[]) => readonly string[]
   connectTimeoutMs: number
   /** Reach the target through this bastion (its key verified like any other). */
   jump?: JumpHost
@@ -410,7 +418,10 @@ export class SshHost implements Host {
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
     refuseUnclearedExe(argv, options)
-    const words = options.sudo ? ['sudo', '-n', '--', ...argv] : [...argv]
+    // Every privileged command passes here: plain sudo, or the helper's sub-command.
+    const words = options.sudo
+      ? ['sudo', '-n', '--', ...(this.options.privileged?.(argv) ?? argv)]
+      : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()
     const timeoutMs = options.timeoutMs ?? 60_000
@@ -469,7 +480,7 @@ export class SshHost implements Host {
   }
 
   async readFile(remotePath: string, options: RunOptions = {}): Promise<string | null> {
-    const argv = ['sh', '-c', 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi', 'sh', remotePath]
+    const argv = ['sh', '-c', READ_FILE, 'sh', remotePath]
     const r = await this.run(argv, options)
     if (r.code === 3) return null
     if (r.code !== 0) throw new Error(`${this.name}: cannot read ${remotePath}: ${r.stderr.trim()}`)

@@ -52,7 +52,7 @@ export interface TrustPlan {
 
 // Paths are passed as arguments and printed last on their line; nothing found is ever executed.
 // Folders are resolved (readlink -f) and checked up to /.
-const PROBE = String.raw`
+export const PROBE = String.raw`
 pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
 echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
 if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi

@@ -18,6 +18,16 @@ import {
   type StoreState
 } from './state.js'
 
+/** The store's sh scripts (every value a positional parameter). */
+export const STORE_SCRIPTS = {
+  /** $1 store dir: each releases/*\/meta.json, its path first, records separated by \036. */
+  rebuild:
+    'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
+  /** $1 text, $2 temp file, $3 path: written, flushed, renamed in. */
+  write:
+    'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
+} as const
+
 export class ReleaseStore {
   readonly statePath: string
 
@@ -74,16 +84,9 @@ export class ReleaseStore {
   }
 
   private async rebuild(): Promise<StoreState> {
-    const r = await this.host.run(
-      [
-        'sh',
-        '-c',
-        'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
-        'sh',
-        this.dir
-      ],
-      { sudo: this.host.sudo }
-    )
+    const r = await this.host.run(['sh', '-c', STORE_SCRIPTS.rebuild, 'sh', this.dir], {
+      sudo: this.host.sudo
+    })
     let state = emptyState(this.binary)
     if (r.code !== 0) return state
     const bad = (why: string): never => {
@@ -111,9 +114,7 @@ export class ReleaseStore {
       posix.dirname(path),
       `.${posix.basename(path)}.tmp-${randomBytes(6).toString('hex')}`
     )
-    const script =
-      'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
-    await this.run(['sh', '-c', script, 'sh', text, tmp, path], `write ${path}`)
+    await this.run(['sh', '-c', STORE_SCRIPTS.write, 'sh', text, tmp, path], `write ${path}`)
   }
 
   async write(state: StoreState): Promise<void> {

@@ -11,21 +11,16 @@ import type { Journal, SafetyPhase } from './journal.js'
 import { HostLock, lockPath } from './lock.js'
 import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
 
+/** $1 pid file: its pid and that process's executable. */
+export const RUNNING_EXE =
+  'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null'
+
 /** The server named by the pid file and the binary it runs, read before pre-flight; null when unknown. */
 export async function runningExecutable(
   host: Host,
   pidFile: string
 ): Promise<{ pid: number; path: string } | null> {
-  const r = await host.run(
-    [
-      'sh',
-      '-c',
-      'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null',
-      'sh',
-      pidFile
-    ],
-    { sudo: host.sudo }
-  )
+  const r = await host.run(['sh', '-c', RUNNING_EXE, 'sh', pidFile], { sudo: host.sudo })
   const [pid, exe] = r.stdout.split('\n')
   const path = (exe ?? '').trim().replace(/ \(deleted\)$/, '')
   // pid 1 is never a master (pre-flight refuses it): no lock is taken for it.

@@ -49,6 +49,8 @@ export interface Settings extends HoldSettings {
   hostFingerprints: string[]
   insecureSkipHostKeyCheck: boolean
   sudo: boolean
+  /** sudo-helper: privileged commands through this helper (src/settings/sudo-helper.ts). */
+  sudoHelper?: string
   connectTimeoutMs: number
 
   mode: Mode

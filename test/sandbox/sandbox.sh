@@ -26,6 +26,12 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${PATH:
 SELF=$(readlink -f "${BASH_SOURCE[0]}")
 SB_USER=zd
 SB_NOSUDO_USER=zdnosudo
+# Deploys through the sudo helper: its sudoers file holds exactly the published lines (host/sudoers).
+SB_HELPER_USER=zdhelper
+HELPER_SUDOERS_FILE=/etc/sudoers.d/zerodown-sandbox-helper
+REPO_HOST_DIR=$(dirname "$SELF")/../../host
+HELPER_PATH=/usr/local/libexec/zerodown/zerodown-sudo
+HELPER_CONF=/etc/zerodown/sudo.conf
 SB_PASSWORD=zerodown-sandbox-pw
 SB_PASSPHRASE=sandbox-passphrase
 SUDOERS_FILE=/etc/sudoers.d/zerodown-sandbox
@@ -258,7 +264,7 @@ ensure_users() {
   local u created=0 hash
   exec 9>"$GLOBAL_LOCK"
   flock -w 60 9 || die "could not take $GLOBAL_LOCK"
-  for u in "$SB_USER" "$SB_NOSUDO_USER"; do
+  for u in "$SB_USER" "$SB_NOSUDO_USER" "$SB_HELPER_USER"; do
     if ! id -u "$u" >/dev/null 2>&1; then
       useradd --create-home --home-dir "/home/$u" --shell /bin/sh --user-group "$u" >&2
       log "created user $u"
@@ -282,7 +288,34 @@ $SB_USER ALL=(ALL) NOPASSWD: ALL"
     fi
     mv -f "$tmp" "$SUDOERS_FILE"
   fi
+  install_helper
   exec 9>&-
+}
+
+# The helper of this checkout, its config for the sandbox's nginx, and the published sudoers lines
+# (host/sudoers, "deploy" read as the helper user): what an admin installs, nothing more.
+install_helper() {
+  [[ -f $REPO_HOST_DIR/zerodown-sudo && -f $REPO_HOST_DIR/sudoers ]] || return 0
+  cmp -s "$REPO_HOST_DIR/zerodown-sudo" "$HELPER_PATH" ||
+    install -o root -g root -m 0755 -D "$REPO_HOST_DIR/zerodown-sudo" "$HELPER_PATH"
+  install -d -o root -g root -m 0755 "$(dirname "$HELPER_CONF")"
+  local conf="server /srv/app/sbin/nginx /run/nginx.pid"
+  [[ "$(cat "$HELPER_CONF" 2>/dev/null)" == "$conf" ]] || {
+    printf '%s\n' "$conf" >"$HELPER_CONF.tmp" && chmod 0644 "$HELPER_CONF.tmp" && mv -f "$HELPER_CONF.tmp" "$HELPER_CONF"
+  }
+  local want
+  want=$(sed "s/^deploy /$SB_HELPER_USER /" "$REPO_HOST_DIR/sudoers")
+  if [[ ! -f $HELPER_SUDOERS_FILE || "$(cat "$HELPER_SUDOERS_FILE")" != "$want" ]]; then
+    local tmp
+    tmp=$(mktemp /etc/sudoers.d/.zerodown-sandbox-helper.XXXXXX)
+    printf '%s\n' "$want" >"$tmp"
+    chmod 0440 "$tmp"
+    if command -v visudo >/dev/null 2>&1 && ! visudo -cqf "$tmp" >&2; then
+      rm -f "$tmp"
+      die "visudo rejected host/sudoers"
+    fi
+    mv -f "$tmp" "$HELPER_SUDOERS_FILE"
+  fi
 }
 
 make_keys() {
@@ -612,7 +645,7 @@ HostKey $NS_SSHD_DIR/ssh_host_ed25519_key
 $rsa_host_key
 PidFile $NS_SSHD_DIR/sshd.pid
 AuthorizedKeysFile $NS_SSHD_DIR/authorized_keys
-AllowUsers $SB_USER $SB_NOSUDO_USER
+AllowUsers $SB_USER $SB_NOSUDO_USER $SB_HELPER_USER
 StrictModes no
 PubkeyAuthentication yes
 PasswordAuthentication yes
@@ -750,7 +783,7 @@ cmd_up() {
     done
   )
   cat >"$DIR/sandbox.json" <<EOF
-{ "dir": "$DIR", "user": "$SB_USER", "password": "$SB_PASSWORD", "noSudoUser": "$SB_NOSUDO_USER",
+{ "dir": "$DIR", "user": "$SB_USER", "password": "$SB_PASSWORD", "noSudoUser": "$SB_NOSUDO_USER", "helperUser": "$SB_HELPER_USER",
   "privateKeyPath": "$DIR/keys/id_ed25519", "passphraseKeyPath": "$DIR/keys/id_ed25519_pass", "passphrase": "$SB_PASSPHRASE",
   "rsaKeyPath": "$DIR/keys/id_rsa", "knownHostsPath": "$DIR/known_hosts", "privateTmp": $([[ $SHARED_TMP == 1 ]] && echo false || echo true),
   "hosts": [

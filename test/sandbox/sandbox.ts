@@ -45,6 +45,8 @@ export interface SandboxInfo {
   user: string
   password: string
   noSudoUser: string
+  /** deploys through the sudo helper: its sudoers holds exactly host/sudoers */
+  helperUser: string
   privateKeyPath: string
   passphraseKeyPath: string
   passphrase: string

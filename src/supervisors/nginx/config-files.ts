@@ -20,7 +20,7 @@ export function workerProcessesOf(dump: string): number | 'auto' {
 }
 
 // One round trip: the master's start (boot time + its start in clock ticks) and each file's mtime.
-const TIMES = String.raw`
+export const TIMES = String.raw`
 pid=$1; shift
 hz=$(getconf CLK_TCK 2>/dev/null) || hz=100
 bt=$(sed -n 's/^btime //p' /proc/stat)

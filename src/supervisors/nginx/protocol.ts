@@ -35,7 +35,7 @@ export interface Snapshot {
 // the pid file: the masters of an upgrade stay in view while their pid files are being renamed).
 // Children come from /proc/<pid>/task/*/children when the kernel has it (no scan of every process:
 // a probe stays fast on a busy host); otherwise every /proc/<pid>/stat is read.
-const PROBE = String.raw`
+export const PROBE = String.raw`
 pf=$1; shift
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; echo "$p"; }
 m=$(rd "$pf"); o=$(rd "$pf.oldbin")
