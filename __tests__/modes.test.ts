@@ -5,7 +5,8 @@
  * plan-status.test.ts (sandbox).
  */
 import { describe, expect, it } from '@jest/globals'
-import { helpText, parseArgs } from '../src/cli-args.js'
+import { parseArgs } from '../src/cli-args.js'
+import { helpText } from '../src/cli-help.js'
 import type { HostReport } from '../src/engine/types.js'
 import type { ModeResult } from '../src/modes/index.js'
 import { verdictOf } from '../src/modes/plan.js'

@@ -5,13 +5,8 @@
  * in trust.test.ts.
  */
 import { describe, expect, it } from '@jest/globals'
-import {
-  judgeTrust,
-  masterExeRun,
-  parseTrust,
-  refuseUnclearedExe,
-  type TrustFacts
-} from '../src/host/trust.js'
+import { masterExeRun, refuseUnclearedExe } from '../src/host/exe-run.js'
+import { judgeTrust, parseTrust, type TrustFacts } from '../src/host/trust.js'
 
 const PLAN = { pidFile: '/run/nginx.pid' }
 const DEPLOY = 1001

@@ -4,11 +4,11 @@
  * of each concern are in settings/; this module puts them together and checks how they combine.
  */
 import { formatDuration } from './duration.js'
-import { hostKeyLineCount } from './host/known-hosts.js'
 import { redactUrls } from './remote-text.js'
 import { supervisorIds } from './supervisors/index.js'
 import {
   checkJumpCredentials,
+  checkKnownHosts,
   checkPins,
   fingerprints,
   hostList,
@@ -142,20 +142,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
   const jump = line(read, 'jump-host')
   if (jump !== undefined) settings.jumpHost = parseHostTarget('jump-host', jump, user, port)
 
-  if (settings.knownHosts !== undefined && settings.knownHosts.length > 1_000_000)
-    throw new SettingsError(
-      'known-hosts',
-      'is larger than 1 MB',
-      'Give only the lines of the hosts of this rollout'
-    )
-  if (settings.knownHosts !== undefined && hostKeyLineCount(settings.knownHosts) === 0)
-    throw new SettingsError(
-      'known-hosts',
-      'has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)',
-      /SHA256:/.test(settings.knownHosts)
-        ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
-        : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
-    )
+  checkKnownHosts(settings.knownHosts)
   applyHold(read, settings)
   checkMode(settings)
   settings.sudoHelper = sudoHelperSetting(read, settings)

@@ -18,7 +18,7 @@ export interface RunOptions {
   timeoutMs?: number
   /**
    * A server's executable run through /proc/<pid>/exe with sudo must come with the clearance that
-   * `masterExeRun` (host/trust.ts) gave after checking the file's owner: see `refuseUnclearedExe`.
+   * `masterExeRun` (host/exe-run.ts) gave after checking the file's owner: see `refuseUnclearedExe`.
    */
   exe?: object
   /**

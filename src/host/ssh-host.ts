@@ -23,7 +23,7 @@ import { connectSsh, HostKeyError, JumpHost, type Credentials, type Endpoint } f
 import { runAside } from './aside.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
-import { refuseUnclearedExe } from './trust.js'
+import { refuseUnclearedExe } from './exe-run.js'
 
 /** readFile's script: $1 the path; status 3 when it does not exist. */
 export const READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi'

@@ -1,5 +1,5 @@
 /** Where the hosts are and how to prove who they are: hosts, jump host, keys and pinned fingerprints. */
-import { parsePin, pinNames } from '../host/known-hosts.js'
+import { hostKeyLineCount, parsePin, pinNames } from '../host/known-hosts.js'
 import { text } from './read.js'
 import { type HostTarget, type InputReader, type Settings, SettingsError } from './types.js'
 
@@ -166,5 +166,23 @@ export function checkJumpCredentials(s: Settings): void {
       'jump-passphrase',
       'is set but jump-private-key is empty',
       'Pass the key it unlocks in jump-private-key'
+    )
+}
+
+/** known-hosts: bounded, and holding at least one host key line (not fingerprints, not a .pub file). */
+export function checkKnownHosts(knownHosts: string | undefined): void {
+  if (knownHosts !== undefined && knownHosts.length > 1_000_000)
+    throw new SettingsError(
+      'known-hosts',
+      'is larger than 1 MB',
+      'Give only the lines of the hosts of this rollout'
+    )
+  if (knownHosts !== undefined && hostKeyLineCount(knownHosts) === 0)
+    throw new SettingsError(
+      'known-hosts',
+      'has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)',
+      /SHA256:/.test(knownHosts)
+        ? 'SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines'
+        : 'Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)'
     )
 }

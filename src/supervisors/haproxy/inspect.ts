@@ -5,7 +5,7 @@
  */
 import { StepError } from '../../engine/step.js'
 import { type Host } from '../../host/host.js'
-import { masterExeRun } from '../../host/trust.js'
+import { masterExeRun } from '../../host/exe-run.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running } from '../supervisor.js'
 import { trustedServer, type TrustInputs } from '../trusted.js'
@@ -62,25 +62,7 @@ export async function inspectMaster(
       `the master ${pid} is in the middle of a reload (its command line still carries -sf). Wait a moment and deploy again`
     )
   const { argv0, args } = startArgs(master.argv)
-  if (!argv0.includes('/'))
-    fail(
-      `the master ${pid} was started as "${argv0}", without a slash: HAProxy re-executes argv[0] through PATH on reload, ` +
-        `which may be another file than ${livePath}. Start it with the absolute path (${livePath}) once, then deploy`
-    )
-  const resolved = await host.run([
-    'sh',
-    '-c',
-    'cd -- "$1" 2>/dev/null; readlink -f -- "$2"',
-    'sh',
-    snap.cwd,
-    argv0
-  ])
-  const target = resolved.stdout.trim()
-  if (resolved.code === 0 && target !== '' && target !== livePath)
-    fail(
-      `the master re-executes ${argv0} on reload, which is ${target}, not ${livePath}. ` +
-        `Set binary-path to ${target}, or start HAProxy with ${livePath} as its argv[0]`
-    )
+  await checkArgv0(host, pid, argv0, snap.cwd, livePath)
   if (plan.binaryPath !== undefined && !exe.replaced && exe.path !== plan.binaryPath)
     note(`the master runs ${exe.path}; binary-path ${plan.binaryPath} is what it re-executes`)
   const ws = workers(snap)
@@ -115,6 +97,35 @@ export async function inspectMaster(
     cwd: snap.cwd,
     oldWorkerPids: ws.map(w => w.pid)
   }
+}
+
+/** HAProxy re-executes its argv[0] on reload: it must be an absolute path that is the live file. */
+async function checkArgv0(
+  host: Host,
+  pid: number,
+  argv0: string,
+  cwd: string,
+  livePath: string
+): Promise<void> {
+  if (!argv0.includes('/'))
+    fail(
+      `the master ${pid} was started as "${argv0}", without a slash: HAProxy re-executes argv[0] through PATH on reload, ` +
+        `which may be another file than ${livePath}. Start it with the absolute path (${livePath}) once, then deploy`
+    )
+  const resolved = await host.run([
+    'sh',
+    '-c',
+    'cd -- "$1" 2>/dev/null; readlink -f -- "$2"',
+    'sh',
+    cwd,
+    argv0
+  ])
+  const target = resolved.stdout.trim()
+  if (resolved.code === 0 && target !== '' && target !== livePath)
+    fail(
+      `the master re-executes ${argv0} on reload, which is ${target}, not ${livePath}. ` +
+        `Set binary-path to ${target}, or start HAProxy with ${livePath} as its argv[0]`
+    )
 }
 
 /** `haproxy -c` with the staged binary and the master's own arguments, in its directory; then `-v`. */

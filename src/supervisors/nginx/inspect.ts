@@ -5,7 +5,7 @@
  */
 import { check, type Host } from '../../host/host.js'
 import { commandLine, quote } from '../../host/quote.js'
-import { masterExeRun } from '../../host/trust.js'
+import { masterExeRun } from '../../host/exe-run.js'
 import { StepError } from '../../engine/step.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running, SupervisorContext } from '../supervisor.js'
