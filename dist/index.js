@@ -43025,6 +43025,26 @@ function describe(p, pidFile2) {
       return `${p.path}, a parent folder of the ${p.role === "piddir-up" ? "pid file" : p.role === "store-up" ? "release store" : "live binary"},`;
   }
 }
+var FRESH_MS = 3e4;
+var judged = /* @__PURE__ */ new WeakMap();
+async function checkTrust(host, plan) {
+  const key = JSON.stringify(plan, Object.keys(plan).sort());
+  const last = judged.get(host);
+  if (last !== void 0 && last.key === key && Date.now() - last.at < FRESH_MS) return last.facts;
+  const facts = await probeTrust(host, plan);
+  const why = judgeTrust(facts, plan);
+  if (why !== null) throw new TrustError(why);
+  judged.set(host, { key, at: Date.now(), facts });
+  return facts;
+}
+var TrustError = class extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "TrustError";
+  }
+};
+
+// src/host/exe-run.ts
 function masterExeRun(facts, o) {
   const exe = facts.paths.find((p) => p.role === "exe");
   const proc = `/proc/${facts.master.pid}/exe`;
@@ -43053,24 +43073,6 @@ function refuseUnclearedExe(argv, options) {
     `refused to run ${first2} with sudo: its owner was not checked (a bug of the action, reported as such; nothing was run)`
   );
 }
-var FRESH_MS = 3e4;
-var judged = /* @__PURE__ */ new WeakMap();
-async function checkTrust(host, plan) {
-  const key = JSON.stringify(plan, Object.keys(plan).sort());
-  const last = judged.get(host);
-  if (last !== void 0 && last.key === key && Date.now() - last.at < FRESH_MS) return last.facts;
-  const facts = await probeTrust(host, plan);
-  const why = judgeTrust(facts, plan);
-  if (why !== null) throw new TrustError(why);
-  judged.set(host, { key, at: Date.now(), facts });
-  return facts;
-}
-var TrustError = class extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "TrustError";
-  }
-};
 
 // src/supervisors/trusted.ts
 async function trustedServer(host, plan, pid, livePath) {
@@ -43250,23 +43252,7 @@ async function inspectMaster(host, plan, note) {
       `the master ${pid} is in the middle of a reload (its command line still carries -sf). Wait a moment and deploy again`
     );
   const { argv0, args } = startArgs(master.argv);
-  if (!argv0.includes("/"))
-    fail(
-      `the master ${pid} was started as "${argv0}", without a slash: HAProxy re-executes argv[0] through PATH on reload, which may be another file than ${livePath}. Start it with the absolute path (${livePath}) once, then deploy`
-    );
-  const resolved = await host.run([
-    "sh",
-    "-c",
-    'cd -- "$1" 2>/dev/null; readlink -f -- "$2"',
-    "sh",
-    snap.cwd,
-    argv0
-  ]);
-  const target = resolved.stdout.trim();
-  if (resolved.code === 0 && target !== "" && target !== livePath)
-    fail(
-      `the master re-executes ${argv0} on reload, which is ${target}, not ${livePath}. Set binary-path to ${target}, or start HAProxy with ${livePath} as its argv[0]`
-    );
+  await checkArgv0(host, pid, argv0, snap.cwd, livePath);
   if (plan.binaryPath !== void 0 && !exe.replaced && exe.path !== plan.binaryPath)
     note(`the master runs ${exe.path}; binary-path ${plan.binaryPath} is what it re-executes`);
   const ws = workers(snap);
@@ -43296,6 +43282,25 @@ async function inspectMaster(host, plan, note) {
     cwd: snap.cwd,
     oldWorkerPids: ws.map((w) => w.pid)
   };
+}
+async function checkArgv0(host, pid, argv0, cwd, livePath) {
+  if (!argv0.includes("/"))
+    fail(
+      `the master ${pid} was started as "${argv0}", without a slash: HAProxy re-executes argv[0] through PATH on reload, which may be another file than ${livePath}. Start it with the absolute path (${livePath}) once, then deploy`
+    );
+  const resolved = await host.run([
+    "sh",
+    "-c",
+    'cd -- "$1" 2>/dev/null; readlink -f -- "$2"',
+    "sh",
+    cwd,
+    argv0
+  ]);
+  const target = resolved.stdout.trim();
+  if (resolved.code === 0 && target !== "" && target !== livePath)
+    fail(
+      `the master re-executes ${argv0} on reload, which is ${target}, not ${livePath}. Set binary-path to ${target}, or start HAProxy with ${livePath} as its argv[0]`
+    );
 }
 async function verifyBinary(host, facts, stagedPath, note) {
   const sudo = host.sudo;
@@ -46813,9 +46818,208 @@ async function closeAll(slots, out) {
 }
 
 // src/host/ssh-host.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
 import http from "node:http";
 import tls from "node:tls";
+
+// src/host/remote-shell.ts
+import { randomBytes as randomBytes4 } from "node:crypto";
+
+// src/host/output-reader.ts
+var OutputReader = class {
+  constructor(limit = 8 * 1024 * 1024) {
+    this.limit = limit;
+  }
+  limit;
+  head = [];
+  headBytes = 0;
+  tail = [];
+  tailBytes = 0;
+  cut = 0;
+  /** The last bytes seen, to find a marker that began in an earlier chunk. */
+  window = Buffer.alloc(0);
+  marker = null;
+  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
+  after = [];
+  afterBytes = 0;
+  found = null;
+  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
+  scanned = 0;
+  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
+  expect(marker) {
+    this.marker = Buffer.from(marker, "latin1");
+    this.found = null;
+    const early = Buffer.concat(this.after);
+    this.after = [];
+    this.afterBytes = 0;
+    if (early.length > 0) this.push(early);
+  }
+  /** The command's output and what followed the marker on its line, once the marker has arrived. */
+  result() {
+    return this.found;
+  }
+  push(chunk) {
+    if (this.marker === null || this.found !== null) {
+      this.waitWith(chunk);
+      return;
+    }
+    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
+    this.scanned += search.length;
+    const at2 = search.indexOf(this.marker);
+    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
+    if (end < 0) {
+      this.keep(chunk);
+      const k = this.marker.length + 16;
+      this.window = search.length > k ? search.subarray(search.length - k) : search;
+      return;
+    }
+    const before = at2 - this.window.length;
+    if (before >= 0) this.keep(chunk.subarray(0, before));
+    else this.drop(-before);
+    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
+    this.found = { text: this.text(), rest };
+    this.reset();
+    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
+  }
+  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
+  waitWith(chunk) {
+    this.after.push(chunk);
+    this.afterBytes += chunk.length;
+    while (this.afterBytes > this.limit && this.after.length > 1)
+      this.afterBytes -= this.after.shift().length;
+  }
+  keep(b) {
+    const half = Math.floor(this.limit / 2);
+    if (this.headBytes < half) {
+      const n = Math.min(half - this.headBytes, b.length);
+      this.head.push(b.subarray(0, n));
+      this.headBytes += n;
+      b = b.subarray(n);
+    }
+    if (b.length === 0) return;
+    this.tail.push(b);
+    this.tailBytes += b.length;
+    while (this.tailBytes > half) {
+      const first2 = this.tail[0];
+      const over = this.tailBytes - half;
+      if (first2.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first2.length;
+        this.cut += first2.length;
+      } else {
+        this.tail[0] = first2.subarray(over);
+        this.tailBytes -= over;
+        this.cut += over;
+      }
+    }
+  }
+  /** Removes n bytes from the end of what was kept. */
+  drop(n) {
+    for (const list of [this.tail, this.head]) {
+      while (n > 0 && list.length > 0) {
+        const last = list[list.length - 1];
+        const take = Math.min(n, last.length);
+        list[list.length - 1] = last.subarray(0, last.length - take);
+        if (list[list.length - 1].length === 0) list.pop();
+        if (list === this.tail) this.tailBytes -= take;
+        else this.headBytes -= take;
+        n -= take;
+      }
+    }
+  }
+  text() {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail2 = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail2;
+    return `${head}
+[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
+${tail2}`;
+  }
+  reset() {
+    this.head = [];
+    this.tail = [];
+    this.headBytes = this.tailBytes = this.cut = 0;
+    this.window = Buffer.alloc(0);
+    this.marker = null;
+  }
+};
+
+// src/host/remote-shell.ts
+var RemoteShell = class {
+  constructor(channel, hostName) {
+    this.channel = channel;
+    this.hostName = hostName;
+    channel.on("data", (d) => {
+      this.out.push(d);
+      this.settle();
+    });
+    channel.stderr.on("data", (d) => {
+      this.err.push(d);
+      this.settle();
+    });
+    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
+  }
+  channel;
+  hostName;
+  pending = [];
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  out = new OutputReader();
+  err = new OutputReader();
+  dead = false;
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
+  fail(error2) {
+    this.dead = true;
+    const [head, ...rest] = this.pending.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      head.reject(error2);
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+  }
+  close() {
+    this.dead = true;
+    this.channel.close();
+  }
+  /** Runs one command line; commands run in the order asked, on this channel. */
+  run(line2, timeoutMs) {
+    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+    const mark = "ZD" + randomBytes4(12).toString("hex");
+    return new Promise((resolve2, reject) => {
+      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
+      if (this.pending.length === 1) this.begin();
+      this.channel.write(
+        `( ${line2}
+) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
+`
+      );
+    });
+  }
+  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
+  begin() {
+    const head = this.pending[0];
+    if (!head) return;
+    this.out.expect(`
+${head.mark} `);
+    this.err.expect(`
+${head.mark}`);
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
+      this.channel.close();
+    }, head.timeoutMs);
+  }
+  settle() {
+    for (; ; ) {
+      const p = this.pending[0];
+      if (!p) return;
+      const out = this.out.result();
+      const err = this.err.result();
+      if (!out || !err) return;
+      this.pending.shift();
+      clearTimeout(p.timer);
+      this.begin();
+      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
+    }
+  }
+};
 
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
@@ -47762,280 +47966,13 @@ function hostKeyAlgorithms(policy, host, port, tried = []) {
   return KEY_FAMILIES.flatMap((types2, i) => tried.includes(i) ? [] : types2.flatMap((t) => ALGORITHMS_OF[t]));
 }
 
-// src/host/output-reader.ts
-var OutputReader = class {
-  constructor(limit = 8 * 1024 * 1024) {
-    this.limit = limit;
-  }
-  limit;
-  head = [];
-  headBytes = 0;
-  tail = [];
-  tailBytes = 0;
-  cut = 0;
-  /** The last bytes seen, to find a marker that began in an earlier chunk. */
-  window = Buffer.alloc(0);
-  marker = null;
-  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
-  after = [];
-  afterBytes = 0;
-  found = null;
-  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
-  scanned = 0;
-  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
-  expect(marker) {
-    this.marker = Buffer.from(marker, "latin1");
-    this.found = null;
-    const early = Buffer.concat(this.after);
-    this.after = [];
-    this.afterBytes = 0;
-    if (early.length > 0) this.push(early);
-  }
-  /** The command's output and what followed the marker on its line, once the marker has arrived. */
-  result() {
-    return this.found;
-  }
-  push(chunk) {
-    if (this.marker === null || this.found !== null) {
-      this.waitWith(chunk);
-      return;
-    }
-    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
-    this.scanned += search.length;
-    const at2 = search.indexOf(this.marker);
-    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
-    if (end < 0) {
-      this.keep(chunk);
-      const k = this.marker.length + 16;
-      this.window = search.length > k ? search.subarray(search.length - k) : search;
-      return;
-    }
-    const before = at2 - this.window.length;
-    if (before >= 0) this.keep(chunk.subarray(0, before));
-    else this.drop(-before);
-    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
-    this.found = { text: this.text(), rest };
-    this.reset();
-    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
-  }
-  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
-  waitWith(chunk) {
-    this.after.push(chunk);
-    this.afterBytes += chunk.length;
-    while (this.afterBytes > this.limit && this.after.length > 1)
-      this.afterBytes -= this.after.shift().length;
-  }
-  keep(b) {
-    const half = Math.floor(this.limit / 2);
-    if (this.headBytes < half) {
-      const n = Math.min(half - this.headBytes, b.length);
-      this.head.push(b.subarray(0, n));
-      this.headBytes += n;
-      b = b.subarray(n);
-    }
-    if (b.length === 0) return;
-    this.tail.push(b);
-    this.tailBytes += b.length;
-    while (this.tailBytes > half) {
-      const first2 = this.tail[0];
-      const over = this.tailBytes - half;
-      if (first2.length <= over) {
-        this.tail.shift();
-        this.tailBytes -= first2.length;
-        this.cut += first2.length;
-      } else {
-        this.tail[0] = first2.subarray(over);
-        this.tailBytes -= over;
-        this.cut += over;
-      }
-    }
-  }
-  /** Removes n bytes from the end of what was kept. */
-  drop(n) {
-    for (const list of [this.tail, this.head]) {
-      while (n > 0 && list.length > 0) {
-        const last = list[list.length - 1];
-        const take = Math.min(n, last.length);
-        list[list.length - 1] = last.subarray(0, last.length - take);
-        if (list[list.length - 1].length === 0) list.pop();
-        if (list === this.tail) this.tailBytes -= take;
-        else this.headBytes -= take;
-        n -= take;
-      }
-    }
-  }
-  text() {
-    const head = Buffer.concat(this.head).toString("utf8");
-    const tail2 = Buffer.concat(this.tail).toString("utf8");
-    if (this.cut === 0) return head + tail2;
-    return `${head}
-[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
-${tail2}`;
-  }
-  reset() {
-    this.head = [];
-    this.tail = [];
-    this.headBytes = this.tailBytes = this.cut = 0;
-    this.window = Buffer.alloc(0);
-    this.marker = null;
-  }
-};
-
-// src/host/aside.ts
-var LIMIT = 65536;
-var BoundedText = class {
-  chunks = [];
-  size = 0;
-  push(d) {
-    if (this.size >= LIMIT) return;
-    this.chunks.push(d);
-    this.size += d.length;
-  }
-  text() {
-    return Buffer.concat(this.chunks).subarray(0, LIMIT).toString("utf8");
-  }
-};
-function runAside(connection, hostName, line2, timeoutMs) {
-  return new Promise((resolve2, reject) => {
-    connection.exec("exec /bin/sh", (err, channel) => {
-      if (err) {
-        reject(new ConnectionLostError(hostName, `cannot open a channel: ${err.message}`));
-        return;
-      }
-      const out = new BoundedText();
-      const errText = new BoundedText();
-      let code = null;
-      const timer = setTimeout(() => {
-        reject(new CommandTimeoutError(hostName, line2, timeoutMs));
-        channel.close();
-      }, timeoutMs);
-      channel.on("data", (d) => out.push(d));
-      channel.stderr.on("data", (d) => errText.push(d));
-      channel.on("exit", (c) => code = c);
-      channel.on("close", () => {
-        clearTimeout(timer);
-        if (code === null)
-          reject(new ConnectionLostError(hostName, "the channel closed before the command ended"));
-        else resolve2({ stdout: out.text(), stderr: errText.text(), code });
-      });
-      channel.end(`( ${line2}
-) </dev/null
-`);
-    });
-  });
-}
-
-// src/host/trace.ts
-var sink;
-function setTrace(fn2) {
-  sink = fn2;
-}
-function visible2(text2, max = 600) {
-  const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
-  return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
-}
-function trace(host, what, outcome, startedAt) {
-  if (!sink) return;
-  sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
-}
-async function traced(host, what, fn2, describe5) {
-  if (!sink) return fn2();
-  const started = Date.now();
-  try {
-    const value = await fn2();
-    trace(host, what, describe5(value), started);
-    return value;
-  } catch (e) {
-    trace(host, what, `error: ${e.message}`, started);
-    throw e;
-  }
-}
-
-// src/host/ssh-host.ts
-var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
+// src/host/ssh-connect.ts
 var HostKeyError = class extends Error {
   constructor(message) {
     super(message);
     this.name = "HostKeyError";
   }
 };
-var RemoteShell = class {
-  constructor(channel, hostName) {
-    this.channel = channel;
-    this.hostName = hostName;
-    channel.on("data", (d) => {
-      this.out.push(d);
-      this.settle();
-    });
-    channel.stderr.on("data", (d) => {
-      this.err.push(d);
-      this.settle();
-    });
-    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
-  }
-  channel;
-  hostName;
-  pending = [];
-  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
-  out = new OutputReader();
-  err = new OutputReader();
-  dead = false;
-  /** Fails the command that runs with `error`, and every one written after it as lost. */
-  fail(error2) {
-    this.dead = true;
-    const [head, ...rest] = this.pending.splice(0);
-    if (head) {
-      clearTimeout(head.timer);
-      head.reject(error2);
-    }
-    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-  }
-  close() {
-    this.dead = true;
-    this.channel.close();
-  }
-  /** Runs one command line; commands run in the order asked, on this channel. */
-  run(line2, timeoutMs) {
-    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-    const mark = "ZD" + randomBytes4(12).toString("hex");
-    return new Promise((resolve2, reject) => {
-      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
-      if (this.pending.length === 1) this.begin();
-      this.channel.write(
-        `( ${line2}
-) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
-`
-      );
-    });
-  }
-  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
-  begin() {
-    const head = this.pending[0];
-    if (!head) return;
-    this.out.expect(`
-${head.mark} `);
-    this.err.expect(`
-${head.mark}`);
-    head.timer = setTimeout(() => {
-      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
-      this.channel.close();
-    }, head.timeoutMs);
-  }
-  settle() {
-    for (; ; ) {
-      const p = this.pending[0];
-      if (!p) return;
-      const out = this.out.result();
-      const err = this.err.result();
-      if (!out || !err) return;
-      this.pending.shift();
-      clearTimeout(p.timer);
-      this.begin();
-      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
-    }
-  }
-};
-var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
 async function connectSsh(ctx, target, credentials, sock) {
   const tried = [];
   const refused = [];
@@ -48142,6 +48079,80 @@ var JumpHost = class {
     return await ssh.forwardOut("127.0.0.1", 0, host, port);
   }
 };
+
+// src/host/aside.ts
+var LIMIT = 65536;
+var BoundedText = class {
+  chunks = [];
+  size = 0;
+  push(d) {
+    if (this.size >= LIMIT) return;
+    this.chunks.push(d);
+    this.size += d.length;
+  }
+  text() {
+    return Buffer.concat(this.chunks).subarray(0, LIMIT).toString("utf8");
+  }
+};
+function runAside(connection, hostName, line2, timeoutMs) {
+  return new Promise((resolve2, reject) => {
+    connection.exec("exec /bin/sh", (err, channel) => {
+      if (err) {
+        reject(new ConnectionLostError(hostName, `cannot open a channel: ${err.message}`));
+        return;
+      }
+      const out = new BoundedText();
+      const errText = new BoundedText();
+      let code = null;
+      const timer = setTimeout(() => {
+        reject(new CommandTimeoutError(hostName, line2, timeoutMs));
+        channel.close();
+      }, timeoutMs);
+      channel.on("data", (d) => out.push(d));
+      channel.stderr.on("data", (d) => errText.push(d));
+      channel.on("exit", (c) => code = c);
+      channel.on("close", () => {
+        clearTimeout(timer);
+        if (code === null)
+          reject(new ConnectionLostError(hostName, "the channel closed before the command ended"));
+        else resolve2({ stdout: out.text(), stderr: errText.text(), code });
+      });
+      channel.end(`( ${line2}
+) </dev/null
+`);
+    });
+  });
+}
+
+// src/host/trace.ts
+var sink;
+function setTrace(fn2) {
+  sink = fn2;
+}
+function visible2(text2, max = 600) {
+  const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
+  return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
+}
+function trace(host, what, outcome, startedAt) {
+  if (!sink) return;
+  sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
+}
+async function traced(host, what, fn2, describe5) {
+  if (!sink) return fn2();
+  const started = Date.now();
+  try {
+    const value = await fn2();
+    trace(host, what, describe5(value), started);
+    return value;
+  } catch (e) {
+    trace(host, what, `error: ${e.message}`, started);
+    throw e;
+  }
+}
+
+// src/host/ssh-host.ts
+var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
+var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
 var SshHost = class _SshHost {
   constructor(options) {
     this.options = options;
@@ -49083,6 +49094,20 @@ function checkJumpCredentials(s) {
       "Pass the key it unlocks in jump-private-key"
     );
 }
+function checkKnownHosts(knownHosts) {
+  if (knownHosts !== void 0 && knownHosts.length > 1e6)
+    throw new SettingsError(
+      "known-hosts",
+      "is larger than 1 MB",
+      "Give only the lines of the hosts of this rollout"
+    );
+  if (knownHosts !== void 0 && hostKeyLineCount(knownHosts) === 0)
+    throw new SettingsError(
+      "known-hosts",
+      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
+      /SHA256:/.test(knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
+    );
+}
 
 // src/settings/supervisor.ts
 function canHold(supervisor) {
@@ -49530,18 +49555,7 @@ function readSettings(read, env = {}) {
   settings.upstream = upstreamSettings(read, settings, user, port);
   const jump = line(read, "jump-host");
   if (jump !== void 0) settings.jumpHost = parseHostTarget("jump-host", jump, user, port);
-  if (settings.knownHosts !== void 0 && settings.knownHosts.length > 1e6)
-    throw new SettingsError(
-      "known-hosts",
-      "is larger than 1 MB",
-      "Give only the lines of the hosts of this rollout"
-    );
-  if (settings.knownHosts !== void 0 && hostKeyLineCount(settings.knownHosts) === 0)
-    throw new SettingsError(
-      "known-hosts",
-      "has no host key line (a line is `host key-type base64-key`, as ssh-keyscan prints it)",
-      /SHA256:/.test(settings.knownHosts) ? "SHA256:... fingerprints go in host-fingerprints; known-hosts takes known_hosts lines" : "Paste the output of ssh-keyscan -p PORT HOST, checked out of band (ssh-keygen -lf compares fingerprints)"
-    );
+  checkKnownHosts(settings.knownHosts);
   applyHold(read, settings);
   checkMode(settings);
   settings.sudoHelper = sudoHelperSetting(read, settings);
@@ -52626,12 +52640,6 @@ function parseArgs(argv) {
     args.helpFor = argv[1];
     i = 2;
   }
-  const set = (name, value, flag) => {
-    const before = args.values.get(name);
-    if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
-    args.values.set(name, before !== void 0 ? `${before}
-${value}` : value);
-  };
   for (; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "-h" || arg === "--help") {
@@ -52640,62 +52648,9 @@ ${value}` : value);
       continue;
     }
     if (arg === "--version" && !commandGiven) return { ...args, command: "version" };
-    if (arg === "--json") {
-      args.json = true;
-      continue;
-    }
-    if (arg === "--verbose") {
-      args.verbose = true;
-      continue;
-    }
-    if (!arg.startsWith("--") || arg === "--")
-      throw new UsageError(
-        `unexpected argument '${arg}': every value follows its flag (--hosts web1,web2); run with --help`
-      );
-    const eq = arg.indexOf("=");
-    const flag = eq >= 0 ? arg.slice(0, eq) : arg;
-    const name = flag.slice(2);
-    const inline = eq >= 0 ? arg.slice(eq + 1) : void 0;
-    const next = () => {
-      if (inline !== void 0) return inline;
-      const value = argv[i + 1];
-      if (value === void 0 || value.startsWith("--") && value.length > 2)
-        throw new UsageError(`${flag} needs a value: ${flag} VALUE or ${flag}=VALUE`);
-      i++;
-      return value;
-    };
-    if (name === "summary") {
-      args.summaryFile = next();
-      continue;
-    }
-    const negated = name.startsWith("no-") ? inputNamed(name.slice(3)) : void 0;
-    if (negated && isBoolean(negated) && inline === void 0) {
-      set(negated.name, "false", flag);
-      continue;
-    }
-    const spec = inputNamed(name);
-    if (spec) {
-      if (isBoolean(spec) && inline === void 0 && !BOOL.test(argv[i + 1] ?? "")) {
-        set(spec.name, "true", flag);
-        continue;
-      }
-      const value = next();
-      if (spec.name === "mode" && commandGiven && value !== args.command)
-        throw new UsageError(`--mode ${value} contradicts the command ${args.command}; give one of them`);
-      if (SECRETS.has(spec.name)) args.secretsInFlags.push(flag);
-      set(spec.name, value, flag);
-      continue;
-    }
-    const fileOf = name.endsWith("-file") ? inputNamed(name.slice(0, -5)) : void 0;
-    if (fileOf) {
-      const path = next();
-      set(fileOf.name, readValueFile(flag, path), flag);
-      continue;
-    }
-    const guess = closest(name);
-    throw new UsageError(
-      `unknown option ${flag}${guess ? ` (did you mean --${guess}?)` : ""}; run with --help for the list`
-    );
+    if (arg === "--json") args.json = true;
+    else if (arg === "--verbose") args.verbose = true;
+    else i = inputFlag(argv, i, args, commandGiven);
   }
   if (commandGiven && args.command !== "help") {
     if (args.values.has("mode") && args.values.get("mode") !== args.command)
@@ -52703,6 +52658,62 @@ ${value}` : value);
     args.values.set("mode", args.command);
   }
   return args;
+}
+function setValue(args, name, value, flag) {
+  const before = args.values.get(name);
+  if (before !== void 0 && !LISTS.has(name)) throw new UsageError(`${flag} is given twice; give it once`);
+  args.values.set(name, before !== void 0 ? `${before}
+${value}` : value);
+}
+function inputFlag(argv, i, args, commandGiven) {
+  const arg = argv[i];
+  if (!arg.startsWith("--") || arg === "--")
+    throw new UsageError(
+      `unexpected argument '${arg}': every value follows its flag (--hosts web1,web2); run with --help`
+    );
+  const eq = arg.indexOf("=");
+  const flag = eq >= 0 ? arg.slice(0, eq) : arg;
+  const name = flag.slice(2);
+  const inline = eq >= 0 ? arg.slice(eq + 1) : void 0;
+  const next = () => {
+    if (inline !== void 0) return inline;
+    const value = argv[i + 1];
+    if (value === void 0 || value.startsWith("--") && value.length > 2)
+      throw new UsageError(`${flag} needs a value: ${flag} VALUE or ${flag}=VALUE`);
+    i++;
+    return value;
+  };
+  if (name === "summary") {
+    args.summaryFile = next();
+    return i;
+  }
+  const negated = name.startsWith("no-") ? inputNamed(name.slice(3)) : void 0;
+  if (negated && isBoolean(negated) && inline === void 0) {
+    setValue(args, negated.name, "false", flag);
+    return i;
+  }
+  const spec = inputNamed(name);
+  if (spec) {
+    if (isBoolean(spec) && inline === void 0 && !BOOL.test(argv[i + 1] ?? "")) {
+      setValue(args, spec.name, "true", flag);
+      return i;
+    }
+    const value = next();
+    if (spec.name === "mode" && commandGiven && value !== args.command)
+      throw new UsageError(`--mode ${value} contradicts the command ${args.command}; give one of them`);
+    if (SECRETS.has(spec.name)) args.secretsInFlags.push(flag);
+    setValue(args, spec.name, value, flag);
+    return i;
+  }
+  const fileOf = name.endsWith("-file") ? inputNamed(name.slice(0, -5)) : void 0;
+  if (fileOf) {
+    setValue(args, fileOf.name, readValueFile(flag, next()), flag);
+    return i;
+  }
+  const guess = closest(name);
+  throw new UsageError(
+    `unknown option ${flag}${guess ? ` (did you mean --${guess}?)` : ""}; run with --help for the list`
+  );
 }
 function inputReader(args, env = process.env) {
   return (name) => {
@@ -52715,6 +52726,8 @@ function inputReader(args, env = process.env) {
     return inputNamed(name)?.default ?? "";
   };
 }
+
+// src/cli-help.ts
 function wrap(text2, width, indent) {
   const lines = [];
   let line2 = "";
