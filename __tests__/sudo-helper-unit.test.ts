@@ -160,7 +160,15 @@ describe('the sudo-helper input', () => {
       { sudo: 'true', 'sudo-helper': path, supervisor: 'haproxy' },
       /covers the nginx hot upgrade only, not supervisor haproxy/
     ],
-    [{ sudo: 'true', 'sudo-helper': path, 'verify-command': 'true {path}' }, /cannot run verify-command/]
+    [{ sudo: 'true', 'sudo-helper': path, 'verify-command': 'true {path}' }, /cannot run verify-command/],
+    [
+      { sudo: 'true', 'sudo-helper': path, mode: 'plan' },
+      /covers mode deploy and mode rollback only, not mode plan/
+    ],
+    [
+      { sudo: 'true', 'sudo-helper': path, hold: 'true' },
+      /covers mode deploy and mode rollback only, not hold: true/
+    ]
   ])('refuses %j', (over, message) => {
     expect(errorOf(over).message).toMatch(message)
   })

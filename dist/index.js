@@ -49454,6 +49454,11 @@ function sudoHelperSetting(read, s) {
       `covers the nginx hot upgrade only, not ${s.strategy === "hot-upgrade" ? `supervisor ${s.supervisor}` : `strategy ${s.strategy}`}`,
       "Leave sudo-helper empty for this server (sudo: true then runs commands through plain sudo -n)"
     );
+  if (s.mode !== "deploy" && s.mode !== "rollback" || s.hold)
+    refuse3(
+      `covers mode deploy and mode rollback only, not ${s.hold ? "hold: true" : `mode ${s.mode}`}`,
+      "Leave sudo-helper empty for this run (sudo: true then runs commands through plain sudo -n)"
+    );
   if (s.verifyCommand !== void 0)
     refuse3(
       "cannot run verify-command (a command of your own is not in its fixed set)",
