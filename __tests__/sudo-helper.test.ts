@@ -11,10 +11,11 @@ import { SshHost } from '../src/host/ssh-host.js'
 import { startWatchdog } from '../src/safety/watchdog.js'
 import { throughHelper } from '../src/sudo-helper/check.js'
 import { nginx } from '../src/supervisors/nginx/index.js'
-import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
+import { describeLoad, startLoad } from '../test/load.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { HELPER_PATH } from '../src/sudo-helper/policy.js'
 import { nginxBuild, runAction, sandboxInputs, scratchDir, type ActionRun } from './helpers/action.js'
+import { actionUnderLoad } from './helpers/load.js'
 import { hostOptions, sha256Of, sshdSessions, until } from './helpers/ssh.js'
 import { runMain, runPost, stateFile } from './helpers/safety.js'
 
@@ -74,28 +75,9 @@ function inputs(extra: Record<string, string>): Record<string, string> {
   }
 }
 
-/** The action under a bounded load of connection-per-request clients. */
-async function underLoad(
-  label: string,
-  extra: Record<string, string>
-): Promise<{ run: ActionRun; load: LoadResult }> {
-  const load = startLoad({
-    host: h.address,
-    port: h.httpPort,
-    path: '/pid',
-    concurrency: 4,
-    maxRequests: 200_000,
-    maxMs: 60_000
-  })
-  while (load.count() < 100) await sleep(10)
-  const run = await runAction(inputs(extra))
-  await sleep(300)
-  const result = await load.stop()
-  console.log(describeLoad(label, result))
-  if (result.failed > 0 || run.code !== (label.includes('automatic') ? 1 : 0))
-    console.log(run.log.replace(/^::add-mask::.*\n/gm, ''))
-  return { run, load: result }
-}
+/** The action under connection-per-request load on /pid; an automatic rollback is expected to exit 1. */
+const underLoad = (label: string, extra: Record<string, string>) =>
+  actionUnderLoad(h, label, inputs(extra), { expectCode: label.includes('automatic') ? 1 : 0 })
 
 describe('the published sudoers lines allow the helper and nothing else', () => {
   it('sudo refuses any other command to the deploy user', () => {

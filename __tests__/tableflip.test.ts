@@ -8,10 +8,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { APP, appBinary, appPid, appProcesses, appStart, type AppVariant } from '../test/sandbox/tableflip.js'
-import { runAction, sandboxInputs, type ActionRun } from './helpers/action.js'
+import { runAction, sandboxInputs } from './helpers/action.js'
+import { actionUnderLoad } from './helpers/load.js'
 
 let sb: Sandbox
 let h: SandboxHost
@@ -56,28 +56,9 @@ function inputs(variant: AppVariant, over: Record<string, string> = {}): Record<
   }
 }
 
-/** Runs the action while 4 connection-per-request loops hit /pid (bounded: 200k requests, 60 s). */
-async function underLoad(
-  label: string,
-  input: Record<string, string>
-): Promise<{ run: ActionRun; load: LoadResult }> {
-  const load = startLoad({
-    host: h.address,
-    port: h.httpPort,
-    path: '/pid',
-    concurrency: 4,
-    maxRequests: 200_000,
-    maxMs: 60_000,
-    countBodies: true
-  })
-  while (load.count() < 100) await sleep(10)
-  const run = await runAction(input)
-  await sleep(300)
-  const result = await load.stop()
-  console.log(describeLoad(label, result))
-  if (result.failed > 0 || run.code !== (label.includes('rollback') ? 1 : 0)) console.log(run.log)
-  return { run, load: result }
-}
+/** The action under connection-per-request load on /pid; a rollback is expected to exit 1. */
+const underLoad = (label: string, input: Record<string, string>) =>
+  actionUnderLoad(h, label, input, { expectCode: label.includes('rollback') ? 1 : 0, countBodies: true })
 
 describe('tableflip: connection-per-request clients see no failed request', () => {
   it('during a hot upgrade (HUP, pid file, health gate, the old process drains and exits)', async () => {

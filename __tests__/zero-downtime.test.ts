@@ -7,16 +7,10 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import * as http from 'node:http'
 import { rmSync } from 'node:fs'
-import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
+import { describeLoad, startLoad } from '../test/load.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
-import {
-  brokenBuild,
-  nginxBuild,
-  runAction,
-  sandboxInputs,
-  scratchDir,
-  type ActionRun
-} from './helpers/action.js'
+import { brokenBuild, nginxBuild, runAction, sandboxInputs, scratchDir } from './helpers/action.js'
+import { actionUnderLoad } from './helpers/load.js'
 import { confWith, writeHostFile } from './helpers/upgrade-host.js'
 
 let sb: Sandbox
@@ -39,36 +33,13 @@ beforeEach(() => {
 
 const sleep = (ms: number) => new Promise(r => setTimeout(r, ms))
 
-/**
- * Runs the action while `concurrency` loops hammer /pid (bounded: 200k requests, 60 s); the load
- * starts before the action and ends 300 ms after it.
- */
-async function underLoad(
-  label: string,
-  inputs: Record<string, string>,
-  keepAlive = false
-): Promise<{ run: ActionRun; load: LoadResult; duringAction: number }> {
-  const load = startLoad({
-    host: h.address,
-    port: h.httpPort,
-    path: '/pid',
-    concurrency: 4,
-    maxRequests: 200_000,
-    maxMs: 60_000,
+/** The action under load on /pid (keep-alive clients when asked); a rollback is expected to exit 1. */
+const underLoad = (label: string, inputs: Record<string, string>, keepAlive = false) =>
+  actionUnderLoad(h, label, inputs, {
+    expectCode: label.includes('rollback') ? 1 : 0,
     keepAlive,
     countBodies: true
   })
-  while (load.count() < 100) await sleep(10)
-  const before = load.count()
-  const run = await runAction(inputs)
-  const duringAction = load.count() - before
-  await sleep(300)
-  const result = await load.stop()
-  console.log(`${describeLoad(label, result)}; ${duringAction} requests while the action ran`)
-  if (result.failed > 0 || run.code !== (label.includes('rollback') ? 1 : 0))
-    console.log(run.log.replace(/^::add-mask::.*\n/gm, ''))
-  return { run, load: result, duringAction }
-}
 
 describe('connection-per-request clients see no failed request', () => {
   it('during a hot upgrade', async () => {
