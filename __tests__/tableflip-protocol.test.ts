@@ -8,6 +8,7 @@ import {
   argv0Problem,
   describe as describeProcs,
   exitingParent,
+  isAlive,
   judgeStart,
   parseSnapshot,
   probe,
@@ -126,7 +127,7 @@ const local: Host = {
   address: '127.0.0.1',
   sudo: false,
   async run(argv) {
-    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8' })
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 })
     return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? -1 }
   },
   upload: () => Promise.reject(new Error('not here')),
@@ -139,7 +140,7 @@ describe('the probe on real processes', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tf-probe-'))
   const children: number[] = []
   afterAll(() => {
-    for (const pid of children) spawnSync('kill', ['-KILL', String(pid)])
+    for (const pid of children) spawnSync('kill', ['-KILL', '--', String(pid)])
     fs.rmSync(dir, { recursive: true, force: true })
   })
 
@@ -161,6 +162,29 @@ describe('the probe on real processes', () => {
     expect(kid?.argv0).toBe('sleep')
     children.push(kid!.pid)
     expect(snap.procs.get(process.pid)?.exe).toBe(fs.realpathSync(process.execPath))
+  })
+  it('reads the pid file again after the processes, and reads again when it changed between', async () => {
+    // The race of a hand-over: the child writes the pid file (Ready) and its parent exits while
+    // the probe runs. A FIFO serves one line per open: a gone pid first, then a live one. A probe
+    // that read it once would report "pid file: the gone pid", a failed hand-over.
+    const fifo = path.join(dir, 'race.pid')
+    spawnSync('mkfifo', [fifo])
+    const live = spawn('/bin/sh', ['-c', 'sleep 30'], { stdio: 'ignore' })
+    children.push(live.pid!)
+    const gone = 999_999_999
+    // Each value through its own open: the writer holds the pipe until the reader has closed it
+    // (its next write then fails), so two values never share one read.
+    const serve =
+      'for p in "$@"; do (printf "%s\\n" "$p"; while printf x; do sleep 0.01; done) > "$0" 2>/dev/null; done'
+    const writer = spawn('/bin/sh', ['-c', serve, fifo, String(gone), String(live.pid), String(live.pid)], {
+      stdio: 'ignore',
+      detached: true
+    })
+    // Its whole group: a value left unread keeps a subshell waiting on the FIFO.
+    children.push(-writer.pid!)
+    const snap = await probe(local, fifo, [live.pid!])
+    expect(snap.pid).toBe(live.pid)
+    expect(isAlive(snap, live.pid)).toBe(true)
   })
   it('reads a missing pid file as none, and keeps watched pids in view', async () => {
     const snap = await probe(local, path.join(dir, 'missing.pid'), [process.pid])

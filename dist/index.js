@@ -44470,8 +44470,7 @@ var nginx = {
 // src/supervisors/tableflip/protocol.ts
 var PROBE4 = String.raw`
 pf=$1; shift
-p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac
-echo "pidfile $p"
+readpf() { p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac; }
 show() {
   line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
   rest=@{line##*) }
@@ -44488,16 +44487,27 @@ one() {
   seen="$seen$1 "
   show "$1"
 }
-for q in $p "$@"; do
-  case $q in ''|*[!0-9]*) continue;; esac
-  one "$q"
-  kids=
-  for c in /proc/$q/task/*/children; do k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"; done
-  for k in $kids; do one "$k"; done
+procs() {
+  for q in $p "$@"; do
+    case $q in ''|*[!0-9]*) continue;; esac
+    one "$q"
+    kids=
+    for c in /proc/$q/task/*/children; do k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"; done
+    for k in $kids; do one "$k"; done
+  done
+  case $p in ''|*[!0-9]*) ;; *)
+    line=; read -r line 2>/dev/null < "/proc/$p/stat" && { rest=@{line##*) }; set -- $rest; one "$2"; } ;;
+  esac
+}
+readpf
+for try in 1 2 3 4 5; do
+  before=$p
+  out=$(procs "$@")
+  readpf
+  [ "$p" = "$before" ] && break
 done
-case $p in ''|*[!0-9]*) ;; *)
-  line=; read -r line 2>/dev/null < "/proc/$p/stat" && { rest=@{line##*) }; set -- $rest; one "$2"; } ;;
-esac
+echo "pidfile $before"
+[ -z "$out" ] || printf '%s\n' "$out"
 `.replaceAll("@{", "${");
 function pidOf2(text2) {
   return text2 !== void 0 && /^\d+$/.test(text2) ? Number(text2) : null;

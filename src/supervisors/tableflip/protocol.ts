@@ -37,10 +37,12 @@ export interface Snapshot {
 // One round trip (written with @{ for sh's ${, which a template literal would take). Positional:
 // $1 pid file, then pids to keep in view whatever the pid file says (the old and new process).
 // Children come from /proc/<pid>/task/*/children (no scan of every process).
+// The pid file is read again after the processes: a child that calls Ready() between the two
+// reads makes its parent exit at once, and a snapshot of "pid file: old, old process gone" would
+// read as a failed hand-over. Only a snapshot with the same pid file before and after is printed.
 const PROBE = String.raw`
 pf=$1; shift
-p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac
-echo "pidfile $p"
+readpf() { p=; [ -r "$pf" ] && read -r p 2>/dev/null < "$pf"; case $p in ''|*[!0-9]*) p=-;; esac; }
 show() {
   line=; read -r line 2>/dev/null < "/proc/$1/stat" || return 0
   rest=@{line##*) }
@@ -57,16 +59,27 @@ one() {
   seen="$seen$1 "
   show "$1"
 }
-for q in $p "$@"; do
-  case $q in ''|*[!0-9]*) continue;; esac
-  one "$q"
-  kids=
-  for c in /proc/$q/task/*/children; do k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"; done
-  for k in $kids; do one "$k"; done
+procs() {
+  for q in $p "$@"; do
+    case $q in ''|*[!0-9]*) continue;; esac
+    one "$q"
+    kids=
+    for c in /proc/$q/task/*/children; do k=; read -r k 2>/dev/null < "$c"; kids="$kids $k"; done
+    for k in $kids; do one "$k"; done
+  done
+  case $p in ''|*[!0-9]*) ;; *)
+    line=; read -r line 2>/dev/null < "/proc/$p/stat" && { rest=@{line##*) }; set -- $rest; one "$2"; } ;;
+  esac
+}
+readpf
+for try in 1 2 3 4 5; do
+  before=$p
+  out=$(procs "$@")
+  readpf
+  [ "$p" = "$before" ] && break
 done
-case $p in ''|*[!0-9]*) ;; *)
-  line=; read -r line 2>/dev/null < "/proc/$p/stat" && { rest=@{line##*) }; set -- $rest; one "$2"; } ;;
-esac
+echo "pidfile $before"
+[ -z "$out" ] || printf '%s\n' "$out"
 `.replaceAll('@{', '${')
 
 function pidOf(text: string | undefined): number | null {
