@@ -23485,15 +23485,20 @@ var ReleaseStore = class _ReleaseStore {
   releasePath(sha256) {
     return posix2.join(this.releaseDir(sha256), this.binary);
   }
+  /** Runs a store command; the result is checked by `check` (so commands can be issued together). */
+  exec(argv) {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
+  }
+  check(r, what) {
+    if (r.code === 0) return;
+    const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
+    const denied = /denied|read-only/i.test(detail);
+    throw new StoreError(
+      `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
+    );
+  }
   async run(argv, what) {
-    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
-    if (r.code !== 0) {
-      const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
-      const denied = /denied|read-only/i.test(detail);
-      throw new StoreError(
-        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
-      );
-    }
+    this.check(await this.exec(argv), what);
   }
   /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
   async read() {
@@ -23538,9 +23543,17 @@ var ReleaseStore = class _ReleaseStore {
     );
     await this.run(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], `write ${path}`);
   }
-  async write(state) {
-    await this.run(["mkdir", "-p", "--", this.dir], `create ${this.dir}`);
-    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2));
+  /**
+   * Writes state.json (and first a release's meta.json, when given). The commands go out together
+   * and the host runs them in order: one round trip. A failed mkdir fails the writes after it.
+   */
+  async write(state, meta) {
+    const [made] = await Promise.all([
+      this.exec(["mkdir", "-p", "--", this.dir]),
+      meta ? this.writeMeta(meta) : null,
+      this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+    ]);
+    this.check(made, `create ${this.dir}`);
   }
   /** The sha256 the stored file has now (null: missing). */
   async storedSha256(sha256) {
@@ -23556,36 +23569,50 @@ var ReleaseStore = class _ReleaseStore {
   }
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
-   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
+   * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
+   * are on one file system, else a copy; checked, then renamed in. Commands with no decision
+   * between them go out together (pipelined): three or four round trips in all.
    */
-  async put(fromPath, sha256) {
-    if (await this.storedSha256(sha256) === sha256) return "present";
+  async put(fromPath, sha256, stored) {
+    if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
     const dir = this.releaseDir(sha256);
     const target = this.releasePath(sha256);
     const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
-    await this.run(["mkdir", "-p", "--", dir], `create ${dir}`);
-    const sudo = this.host.sudo;
-    let how = "linked";
+    const [made, linked] = await Promise.all([
+      this.exec(["mkdir", "-p", "--", dir]),
+      this.exec(["ln", "--", fromPath, tmp])
+    ]);
+    this.check(made, `create ${dir}`);
     try {
-      if ((await this.host.run(["ln", "--", fromPath, tmp], { sudo })).code !== 0) {
-        how = "copied";
-        await this.run(["cp", "--", fromPath, tmp], `copy ${fromPath} into ${dir}`);
-      }
-      const got = await remoteSha256(this.host, tmp);
+      const how = linked.code === 0 ? "linked" : "copied";
+      const got = how === "linked" ? await remoteSha256(this.host, tmp) : await this.copy(fromPath, tmp, dir);
       if (got !== sha256)
         throw new StoreError(
           `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
         );
-      if (how === "copied") await this.run(["chmod", "0755", "--", tmp], `chmod ${tmp}`);
-      await this.run(["mv", "-f", "--", tmp, target], `store ${target}`);
+      const [moved] = await Promise.all([
+        this.exec(["mv", "-f", "--", tmp, target]),
+        this.exec(["rm", "-f", "--", tmp])
+      ]);
+      this.check(moved, `store ${target}`);
+      return how;
     } catch (e) {
-      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
-      await this.host.run(["rmdir", "--", dir], { sudo }).catch(() => void 0);
+      await Promise.all([this.exec(["rm", "-f", "--", tmp]), this.exec(["rmdir", "--", dir])]).catch(
+        () => void 0
+      );
       throw e;
-    } finally {
-      await this.host.run(["rm", "-f", "--", tmp], { sudo }).catch(() => void 0);
     }
-    return how;
+  }
+  /** A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before it is renamed in). */
+  async copy(fromPath, tmp, dir) {
+    const [copied, sha, mode] = await Promise.all([
+      this.exec(["cp", "--", fromPath, tmp]),
+      remoteSha256(this.host, tmp),
+      this.exec(["chmod", "0755", "--", tmp])
+    ]);
+    this.check(copied, `copy ${fromPath} into ${dir}`);
+    this.check(mode, `chmod ${tmp}`);
+    return sha;
   }
   async writeMeta(release) {
     await this.writeAtomic(
@@ -23597,12 +23624,12 @@ var ReleaseStore = class _ReleaseStore {
     await this.run(["rm", "-rf", "--", this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`);
   }
   /** Records state after pruning to keep; returns the pruned releases. */
-  async saveAndPrune(state, keep) {
+  async saveAndPrune(state, keep, meta) {
     const shas = pruneChoice(state, keep);
     const pruned = state.releases.filter((r) => shas.includes(r.sha256));
     const next = withoutReleases(state, shas);
-    await this.write(next);
-    for (const sha of shas) await this.remove(sha);
+    await this.write(next, meta);
+    await Promise.all(shas.map((sha) => this.remove(sha)));
     return { state: next, pruned };
   }
 };
@@ -26378,11 +26405,15 @@ async function chooseBinary(o, store, state, live2, deployed, note) {
   return { source, target };
 }
 async function recordLive(store, r, now, note) {
-  let state = await store.read().catch((e) => refuse("preflight", e));
   const running2 = r.runningSha256;
   const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
+    (e) => refuse("preflight", e)
+  );
+  let state = read;
+  let meta;
   const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2).catch((e) => refuse("preflight", e));
+  const how = await store.put(from, running2, stored).catch((e) => refuse("preflight", e));
   if (!had) {
     const found = {
       sha256: running2,
@@ -26391,7 +26422,7 @@ async function recordLive(store, r, now, note) {
       origin: "found"
     };
     state = withRelease(state, found);
-    await store.writeMeta(found).catch((e) => refuse("preflight", e));
+    meta = found;
     note(
       `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
     );
@@ -26405,7 +26436,7 @@ async function recordLive(store, r, now, note) {
       );
     state = markLive(state, running2, now);
   }
-  await store.write(state).catch((e) => refuse("preflight", e));
+  await store.write(state, meta).catch((e) => refuse("preflight", e));
   return state;
 }
 function withReleaseSteps(plan, o) {
@@ -26481,26 +26512,27 @@ function recordStep(plan, o, hr) {
       const store = hr.store;
       if (!store) return;
       const source = st.source;
-      let state = await store.read();
+      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)]);
+      let state = read;
+      let meta;
       const at2 = nowOf(o);
       if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at2);
       } else {
-        const how = await store.put(st.running.livePath, source.sha256);
-        const release = {
+        const how = await store.put(st.running.livePath, source.sha256, stored);
+        const release = meta = {
           sha256: source.sha256,
           version: hr.newVersion,
           deployedAt: at2,
           origin: "deploy",
           ...o.provenance
         };
-        await store.writeMeta(release);
         state = markLive(withRelease(state, release), source.sha256, at2);
         note(
           `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
         );
       }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases);
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta);
       report.releases = releaseRows(saved);
       note(
         `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
