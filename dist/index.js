@@ -23023,9 +23023,14 @@ async function stageBinary(host, o) {
       try {
         await host.upload(o.localPath, tmp, o.onProgress);
         await run(host, ["rm", "-f", "--", staging]);
-        await run(host, ["cp", "--", tmp, staging]);
-      } finally {
+        const [copied] = await Promise.all([
+          host.run(["cp", "--", tmp, staging], { sudo, timeoutMs: 12e4 }),
+          host.run(["rm", "-f", "--", tmp])
+        ]);
+        check(host, ["cp", "--", tmp, staging], copied);
+      } catch (e) {
         await host.run(["rm", "-f", "--", tmp]).catch(() => void 0);
+        throw e;
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
@@ -23035,12 +23040,14 @@ async function stageBinary(host, o) {
       });
     }
     const uploadMs = Date.now() - started;
-    const got = await remoteSha256(host, staging);
+    const [got] = await Promise.all([
+      remoteSha256(host, staging),
+      run(host, ["chmod", "0755", "--", staging])
+    ]);
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
       );
-    await run(host, ["chmod", "0755", "--", staging]);
     return { sent: true, bytes, uploadMs };
   } catch (e) {
     await host.run(["rm", "-f", "--", staging], { sudo }).catch(() => void 0);
@@ -23051,13 +23058,20 @@ async function stageHostFile(host, o) {
   const staging = o.staging ?? sidePaths(o.livePath).staging;
   try {
     await run(host, ["rm", "-f", "--", staging]);
-    await run(host, ["cp", "--", o.fromPath, staging]);
-    const got = await remoteSha256(host, staging);
+    const cp = ["cp", "--", o.fromPath, staging];
+    const chmod2 = ["chmod", "0755", "--", staging];
+    const opts = { sudo: host.sudo, timeoutMs: 12e4 };
+    const [copied, got, moded] = await Promise.all([
+      host.run(cp, opts),
+      remoteSha256(host, staging),
+      host.run(chmod2, opts)
+    ]);
+    check(host, cp, copied);
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the copy of ${o.fromPath} has sha256 ${got}, expected ${o.sha256}: the file is corrupted; it is not used`
       );
-    await run(host, ["chmod", "0755", "--", staging]);
+    check(host, chmod2, moded);
   } catch (e) {
     await host.run(["rm", "-f", "--", staging], { sudo: host.sudo }).catch(() => void 0);
     throw e;
@@ -23068,10 +23082,14 @@ async function run(host, argv) {
 }
 async function swapBinary(host, livePath, sha256) {
   const { staging, previous } = sidePaths(livePath);
-  const staged = await remoteSha256(host, staging);
-  if (staged !== sha256)
+  const [staged] = await Promise.all([
+    remoteSha256(host, staging),
+    run(host, ["ln", "-f", "--", livePath, previous])
+  ]);
+  if (staged !== sha256) {
+    await host.run(["rm", "-f", "--", previous], { sudo: host.sudo }).catch(() => void 0);
     throw new Error(`${host.name}: the staged file ${staging} is missing or changed (sha256 ${staged})`);
-  await run(host, ["ln", "-f", "--", livePath, previous]);
+  }
   await run(host, ["mv", "-f", "--", staging, livePath]);
 }
 async function restorePrevious(host, livePath, previousSha256) {
@@ -23657,19 +23675,26 @@ async function checkFits(host, running2, source, releaseDir) {
   const store = releaseDir ?? ReleaseStore.forLive(host, void 0, running2.livePath).dir;
   const folders = [...host.sudo ? ["/tmp"] : [], posix3.dirname(running2.livePath), store];
   const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
-  for (const dir of folders) {
-    const df = await host.run([
-      "sh",
-      "-c",
-      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
-      "sh",
-      dir
-    ]);
+  const dfs = await Promise.all(
+    folders.map(
+      (dir) => (
+        // The store may not exist yet: the free space of the nearest folder that does.
+        host.run([
+          "sh",
+          "-c",
+          'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+          "sh",
+          dir
+        ])
+      )
+    )
+  );
+  for (const [i, df] of dfs.entries()) {
     const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
     if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
       throw new StepError(
         "preflight",
-        `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+        `${folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
       );
   }
 }
