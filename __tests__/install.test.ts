@@ -6,7 +6,18 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { randomBytes } from 'node:crypto'
-import { appendFileSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs'
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  lstatSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from 'node:fs'
+import path from 'node:path'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { ConnectionLostError, type UploadProgress } from '../src/host/host.js'
 import { SshHost } from '../src/host/ssh-host.js'
@@ -100,6 +111,23 @@ describe('stage, swap, restore (SshHost + install.ts)', () => {
     await serving()
   })
 
+  it('stageBinary writes a new file: a symlink planted at the staging name is replaced, its target untouched', async () => {
+    const { staging } = sidePaths(live())
+    const victim = path.join(path.dirname(onHost(staging)), 'victim')
+    writeFileSync(victim, 'precious\n', { mode: 0o666 })
+    chmodSync(victim, 0o666) // writable by the SSH user: only the upload's own care protects it
+    rmSync(onHost(staging), { force: true })
+    symlinkSync('victim', onHost(staging))
+    const build = nginxBuild(dir, 'symlinked')
+    const staged = await stageBinary(host, { localPath: build, sha256: sha256Of(build), livePath: live() })
+    expect(staged.sent).toBe(true)
+    expect(readFileSync(victim, 'utf8')).toBe('precious\n')
+    expect(lstatSync(onHost(staging)).isSymbolicLink()).toBe(false)
+    expect(sha256Of(onHost(staging))).toBe(sha256Of(build))
+    rmSync(onHost(staging))
+    rmSync(victim)
+  })
+
   it('restorePrevious puts the old file back with one rename (and is a no-op when already done)', async () => {
     const { previous } = sidePaths(live())
     await restorePrevious(host, live(), oldSha)
@@ -130,14 +158,21 @@ describe('stage, swap, restore (SshHost + install.ts)', () => {
     expect(progress).toEqual([])
     expect(statSync(onHost(staging)).mtimeMs).toBe(before.mtimeMs)
     expect(statSync(onHost(staging)).ino).toBe(before.ino)
-    // No SFTP session was opened for it.
-    expect(sshdLogSince(h, mark)).not.toMatch(/subsystem 'sftp'/)
 
     appendFileSync(onHost(staging), 'tampered')
-    const third = await stageBinary(host, { localPath: build, sha256: sha, livePath: live() })
+    const third = await stageBinary(host, {
+      localPath: build,
+      sha256: sha,
+      livePath: live(),
+      onProgress: p => progress.push(p)
+    })
     expect(third.sent).toBe(true)
     expect(sha256Of(onHost(staging))).toBe(sha)
-    expect(sshdLogSince(h, mark)).toMatch(/subsystem 'sftp'/)
+    // Every byte streamed again (the progress of the upload counts them).
+    expect(progress.at(-1)).toEqual({ transferred: statSync(build).size, total: statSync(build).size })
+    // The sshd saw the login once, and the file arrived through it (a new inode: written anew).
+    expect(sshdLogSince(h, mark)).not.toMatch(/Accepted publickey/)
+    expect(statSync(onHost(staging)).ino).not.toBe(before.ino)
     rmSync(onHost(staging))
   })
 
@@ -197,24 +232,26 @@ describe('through the action (dist/index.js under Node 24)', () => {
     expect(sb.readPid(h)).toBe(servingPid)
 
     const mark = sshdLogMark(h)
-    const second = await runAction(inputs)
+    // With the trace on (RUNNER_DEBUG=1, as a debug re-run sets it): every upload is a trace line.
+    const second = await runAction(inputs, { env: { RUNNER_DEBUG: '1' } })
     expect(second.code).toBe(0)
     expect(second.outputs.result).toBe('unchanged')
     expect(second.log).toMatch(/already has sha256 .*nothing to do/)
     expect(second.log).not.toMatch(/\[upload\]/)
     expect(second.log).not.toMatch(/USR2/)
-    // sshd: the run logged in, and never opened an SFTP session.
+    // sshd: the run logged in; the trace: the staging file was read, nothing was uploaded.
     const s = await until(() => {
       const t = sshdLogSince(h, mark)
       return /Disconnected from user/.test(t) ? t : ''
     })
     expect(s).toMatch(/Accepted publickey for zd/)
-    expect(s).not.toMatch(/subsystem 'sftp'/)
+    expect(second.log).toMatch(/::debug::.*\$ sha256sum -- /)
+    expect(second.log).not.toMatch(/::debug::.*: upload /)
     expect(sb.readPid(h)).toBe(servingPid)
     expect(sha256Of(onHost(live()))).toBe(sha256Of(build))
   })
 
-  /** Runs the action and calls `cut` once the SFTP transfer to the staging file is under way. */
+  /** Runs the action and calls `cut` once the transfer to the staging file is under way. */
   async function runAndCut(inputs: Record<string, string>, cut: () => void | Promise<void>) {
     const staging = onHost(sidePaths(live()).staging)
     let cutDone = false
@@ -247,8 +284,7 @@ describe('through the action (dist/index.js under Node 24)', () => {
     expect(cutDone).toBe(true)
     expect(killed.signal).toBe('SIGKILL')
     expect(killed.log).not.toMatch(/\[upload\] sent/)
-    // Killed mid-transfer: an incomplete staging file remains (SFTP writes chunks out of order,
-    // so its size may already be the full size); the live path never held it.
+    // Killed mid-transfer: an incomplete staging file remains; the live path never held it.
     expect(existsSync(staging)).toBe(true)
     expect(sha256Of(staging)).not.toBe(sha256Of(build))
     expect(readFileSync(onHost(live())).equals(liveBefore)).toBe(true)

@@ -106,7 +106,7 @@ describe('through the bundle (sandbox 127.0.0.190)', () => {
     expect(commands.length).toBeGreaterThan(10)
     for (const [, outcome] of commands) expect(outcome).toMatch(/^exit \d+/)
     expect(commands.some(([what]) => /\bkill\b.*\bUSR2\b/.test(what))).toBe(true)
-    expect(ops.filter(([what]) => /^upload .* \(SFTP\)$/.test(what))).toEqual([
+    expect(ops.filter(([what]) => /^upload .* \(stream\)$/.test(what))).toEqual([
       [expect.stringContaining('nginx-verbose-1'), 'done']
     ])
     const checks = ops.filter(([what]) => what.startsWith('GET http://127.0.0.190:8080/health'))

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Upload benchmark: the action's upload path (SshHost.upload = node-ssh putFile, i.e. ssh2 SFTP
-// fastPut with 64 requests in flight) against OpenSSH's scp (SFTP protocol, the default since
+// Upload benchmark: the action's upload path (SshHost.upload: the file streamed on an SSH channel
+// of its own to `cat` on the host, src/host/stream-upload.ts) against OpenSSH's scp (SFTP protocol, the default since
 // OpenSSH 9), scp -O (the legacy scp protocol) and sftp, to the same sandbox host with the same key
 // and the same known_hosts (and scp once more with ssh2's cipher, aes128-gcm); then the round trip of Host.run on the long-lived shell against a
 // fresh `ssh host true`.

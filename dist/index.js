@@ -1668,7 +1668,7 @@ var require_make_dir = __commonJS({
       checkPath(input);
       options = processOptions(options);
       const mkdir2 = promisify(options.fs.mkdir);
-      const stat4 = promisify(options.fs.stat);
+      const stat5 = promisify(options.fs.stat);
       if (useNativeRecursiveOption && options.fs.mkdir === fs5.mkdir) {
         const pth = path.resolve(input);
         await mkdir2(pth, {
@@ -1696,7 +1696,7 @@ var require_make_dir = __commonJS({
             return make(pth);
           }
           try {
-            const stats = await stat4(pth);
+            const stats = await stat5(pth);
             if (!stats.isDirectory()) {
               throw new Error("The path is not a directory");
             }
@@ -28792,8 +28792,8 @@ var NodeSSH = class {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
     const localDirectoryStat = await new Promise((resolve2) => {
-      fs4.stat(localDirectory, (err, stat4) => {
-        resolve2(stat4 || null);
+      fs4.stat(localDirectory, (err, stat5) => {
+        resolve2(stat5 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -28845,8 +28845,8 @@ var NodeSSH = class {
     invariant2(typeof localDirectory === "string" && localDirectory, "localDirectory must be a string");
     invariant2(typeof remoteDirectory === "string" && remoteDirectory, "remoteDirectory must be a string");
     const localDirectoryStat = await new Promise((resolve2) => {
-      fs4.stat(localDirectory, (err, stat4) => {
-        resolve2(stat4 || null);
+      fs4.stat(localDirectory, (err, stat5) => {
+        resolve2(stat5 || null);
       });
     });
     invariant2(localDirectoryStat != null, `localDirectory does not exist at ${localDirectory}`);
@@ -29313,6 +29313,58 @@ function runAside(connection, hostName, line2, timeoutMs) {
   });
 }
 
+// src/host/stream-upload.ts
+import { createReadStream } from "node:fs";
+import { stat as stat3 } from "node:fs/promises";
+var UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; exec cat > "$p"'`;
+var UploadError = class extends Error {
+  constructor(hostName, remotePath2, detail) {
+    super(`${hostName}: cannot write ${remotePath2}: ${detail}`);
+    this.name = "UploadError";
+  }
+};
+async function streamUpload(connection, hostName, localPath, remotePath2, onProgress) {
+  if (/[\n\0]/.test(remotePath2))
+    throw new Error(`refusing to upload to a path with a line break: ${remotePath2}`);
+  const total = (await stat3(localPath)).size;
+  return new Promise((resolve2, reject) => {
+    connection.exec(UPLOAD_COMMAND, (err, channel) => {
+      if (err) {
+        reject(new ConnectionLostError(hostName, `cannot open a channel for the upload: ${err.message}`));
+        return;
+      }
+      let code = null;
+      let stderr = "";
+      let transferred = 0;
+      const file = createReadStream(localPath);
+      channel.resume();
+      channel.stderr.on("data", (d) => {
+        if (stderr.length < 4096) stderr += d.toString("utf8");
+      });
+      channel.on("exit", (c) => code = c);
+      channel.on("error", () => void 0);
+      channel.on("close", () => {
+        file.destroy();
+        if (code === 0) resolve2();
+        else if (code === null)
+          reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath2}`));
+        else reject(new UploadError(hostName, remotePath2, stderr.trim().slice(0, 4096) || `status ${code}`));
+      });
+      file.on("data", (d) => {
+        transferred += d.length;
+        onProgress?.({ transferred, total });
+      });
+      file.on("error", (e) => {
+        channel.close();
+        reject(new Error(`cannot read ${localPath}: ${e.message}`));
+      });
+      channel.write(`${remotePath2}
+`);
+      file.pipe(channel);
+    });
+  });
+}
+
 // src/host/trace.ts
 var sink;
 function setTrace(fn2) {
@@ -29437,29 +29489,12 @@ var SshHost = class _SshHost {
   }
   async upload(localPath, remotePath2, onProgress) {
     await this.ensureOpen();
-    const ssh = this.ssh;
-    const connection = ssh.connection;
-    let onClose = () => void 0;
-    const lost = new Promise((_, reject) => {
-      onClose = () => reject(new ConnectionLostError(this.name, `the connection closed while uploading to ${remotePath2}`));
-      connection.once("close", onClose);
-    });
-    try {
-      await traced(
-        this.name,
-        `upload ${localPath} to ${remotePath2} (SFTP)`,
-        () => Promise.race([
-          ssh.putFile(localPath, remotePath2, null, {
-            concurrency: 64,
-            step: (transferred, _chunk, total) => onProgress?.({ transferred, total })
-          }),
-          lost
-        ]),
-        () => "done"
-      );
-    } finally {
-      connection.removeListener("close", onClose);
-    }
+    await traced(
+      this.name,
+      `upload ${localPath} to ${remotePath2} (stream)`,
+      () => streamUpload(this.ssh.connection, this.name, localPath, remotePath2, onProgress),
+      () => "done"
+    );
   }
   async readFile(remotePath2, options = {}) {
     const argv = ["sh", "-c", READ_FILE, "sh", remotePath2];
@@ -30872,7 +30907,7 @@ function jumpCredentials(settings) {
 }
 
 // src/local/binary.ts
-import { open as open2, stat as stat3 } from "node:fs/promises";
+import { open as open2, stat as stat4 } from "node:fs/promises";
 
 // src/local/elf.ts
 function elfArch(head) {
@@ -30896,16 +30931,16 @@ function elfArch(head) {
 
 // src/local/sha256.ts
 import { createHash as createHash3 } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream as createReadStream2 } from "node:fs";
 async function sha256File(path) {
   const hash = createHash3("sha256");
-  for await (const chunk of createReadStream(path)) hash.update(chunk);
+  for await (const chunk of createReadStream2(path)) hash.update(chunk);
   return hash.digest("hex");
 }
 
 // src/local/binary.ts
 async function inspectBinary(path) {
-  const info2 = await stat3(path).catch(() => null);
+  const info2 = await stat4(path).catch(() => null);
   if (info2 === null)
     throw new SettingsError(
       "binary",

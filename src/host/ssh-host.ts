@@ -21,6 +21,7 @@ import type { HostKeyPolicy } from './known-hosts.js'
 import { RemoteShell } from './remote-shell.js'
 import { connectSsh, HostKeyError, JumpHost, type Credentials, type Endpoint } from './ssh-connect.js'
 import { runAside } from './aside.js'
+import { streamUpload } from './stream-upload.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
 import { refuseUnclearedExe } from './exe-run.js'
@@ -167,34 +168,12 @@ export class SshHost implements Host {
     onProgress?: (p: UploadProgress) => void
   ): Promise<void> {
     await this.ensureOpen()
-    const ssh = this.ssh!
-    const connection = ssh.connection!
-    // ssh2's fastPut never calls back when the connection drops mid-transfer: without this the
-    // upload (and the whole run) would wait forever.
-    let onClose = (): void => undefined
-    const lost = new Promise<never>((_, reject) => {
-      onClose = () =>
-        reject(new ConnectionLostError(this.name, `the connection closed while uploading to ${remotePath}`))
-      connection.once('close', onClose)
-    })
-    try {
-      await traced(
-        this.name,
-        `upload ${localPath} to ${remotePath} (SFTP)`,
-        () =>
-          Promise.race([
-            ssh.putFile(localPath, remotePath, null, {
-              concurrency: 64,
-              step: (transferred: number, _chunk: number, total: number) =>
-                onProgress?.({ transferred, total })
-            }),
-            lost
-          ]),
-        () => 'done'
-      )
-    } finally {
-      connection.removeListener('close', onClose)
-    }
+    await traced(
+      this.name,
+      `upload ${localPath} to ${remotePath} (stream)`,
+      () => streamUpload(this.ssh!.connection!, this.name, localPath, remotePath, onProgress),
+      () => 'done'
+    )
   }
 
   async readFile(remotePath: string, options: RunOptions = {}): Promise<string | null> {

@@ -63,7 +63,7 @@ export async function stageBinary(
   const started = Date.now()
   try {
     if (sudo) {
-      // SFTP writes as the SSH user; a root-owned folder is reached by a privileged copy. The name
+      // The upload writes as the SSH user; a root-owned folder is reached by a privileged copy. The name
       // in /tmp is unpredictable, and the partial file goes on every path (a full /tmp included).
       const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString('hex')}`
       try {
@@ -82,7 +82,7 @@ export async function stageBinary(
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
-        // SFTP says only "Permission denied": name the folder and the two ways out.
+        // The host says only "Permission denied": name the folder and the two ways out.
         if (!/permission denied/i.test(e.message)) throw e
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`
         throw new Error(msg)
