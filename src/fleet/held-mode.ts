@@ -5,13 +5,15 @@
  * against /proc (same start time, same executable) before anything is signalled. Then the hold
  * run's watchdog is told (confirm, or cancel) and the host is finished through the same steps
  * the post step uses (HostUpgrade.recover): commit retires the old process, abort returns to it
- * and puts the previous binary back. Running either twice is harmless: the second finds nothing
- * held.
+ * and puts the previous binary back. A host whose old process could not be parked (record version
+ * 2, tableflip) is finished by held-handback.ts: abort hands over back to the previous binary.
+ * Running either twice is harmless: the second finds nothing held.
  */
 import type { HostReport, Logger } from '../engine/types.js'
 import type { Host } from '../host/host.js'
 import { checkTrust } from '../host/trust.js'
 import { neutralize } from '../remote-text.js'
+import { finishHandBack } from './held-handback.js'
 import { finishCommit } from './held-store.js'
 import { ReleaseStore } from '../releases/store.js'
 import {
@@ -217,6 +219,25 @@ async function finishLocked(
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid])
   const old = sameProcess(rec.old, procs.get(rec.old.pid))
   const neu = sameProcess(rec.new, procs.get(rec.new.pid))
+  if (rec.revert === 'handoff') {
+    const { supervisor, log } = deps
+    const where = heldPath(dir)
+    return finishHandBack({
+      host,
+      label,
+      dir,
+      rec,
+      settings,
+      supervisor,
+      log,
+      verb,
+      old,
+      neu,
+      held,
+      where,
+      watchdogFirst: first
+    })
+  }
   checkProcesses(rec, old, neu, verb, held, heldPath(dir))
   // Only now is the watchdog told (it stays armed for whatever was refused above).
   const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === 'commit' ? 'confirm' : 'cancel')
@@ -286,7 +307,9 @@ async function watchdogFirst(
   const result = neutralize(end?.result ?? 'unknown')
   await removeHeld(host, dir)
   if (verb === 'abort' && result === 'rolled-back') {
-    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`)
+    log.info(
+      `${label}: ${held}: its watchdog already ${rec.revert === 'handoff' ? 'handed it back to the previous binary' : 'returned it to its original process'} at hold-timeout`
+    )
     return { ...bare(label, 'rolled-back'), oldPid: rec.old.pid, newPid: rec.new.pid }
   }
   throw new Error(

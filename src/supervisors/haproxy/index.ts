@@ -192,7 +192,7 @@ export const haproxy: Supervisor = {
     retiring: 'left to exit by itself (its workers soft-stopped at the reload)'
   },
   defaultPidFile: '/run/haproxy.pid',
-  capabilities: { canHold: false, revert: 'handoff', samePid: true },
+  capabilities: { canHold: false, handBack: false, revert: 'handoff', samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
 }
