@@ -127,9 +127,12 @@ async function expectSettled(h: SandboxHost, want: string): Promise<void> {
   // The process handed over from drains and exits by itself: bounded wait for it.
   await until(() => appProcesses(h).length === 1, 20_000)
   expect([h.address, appProcesses(h), ...runs(h)]).toEqual([h.address, [appPid(sb, h)], want, want])
-  expect([h.address, existsSync(sb.hostPath(h, HELD)), existsSync(sb.hostPath(h, KEPT)), watchdogs(h)]).toEqual(
-    [h.address, false, false, []]
-  )
+  expect([
+    h.address,
+    existsSync(sb.hostPath(h, HELD)),
+    existsSync(sb.hostPath(h, KEPT)),
+    watchdogs(h)
+  ]).toEqual([h.address, false, false, []])
 }
 
 describe('held tableflip fleet', () => {
@@ -182,7 +185,9 @@ describe('held tableflip fleet', () => {
     for (const h of sb.hosts) {
       await expectSettled(h, v2)
       expect(appPid(sb, h)).toBe(held.get(h.address))
-      const state = JSON.parse(readFileSync(sb.hostPath(h, `${STORE}/state.json`), 'utf8')) as { live?: string }
+      const state = JSON.parse(readFileSync(sb.hostPath(h, `${STORE}/state.json`), 'utf8')) as {
+        live?: string
+      }
       expect(state.live).toBe(v2)
     }
     const again = await runAction(finish('commit'))

@@ -92,13 +92,12 @@ describe('refusals', () => {
     [{ mode: 'commit' }, "Input 'binary': is set but mode is commit"],
     [{ mode: 'finish', binary: '' }, "Input 'mode'"],
     [
-      { hold: 'true', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
-      "Input 'hold': is true but tableflip"
+      { hold: 'true', supervisor: 'haproxy' },
+      "Input 'hold': is true but HAProxy (master-worker) can neither hold its old process nor hand back"
     ],
-    [{ hold: 'true', supervisor: 'haproxy' }, "Input 'hold': is true but HAProxy"],
     [
-      { mode: 'abort', binary: '', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
-      "Input 'mode': abort finishes held hosts, and tableflip (Go hand-over) cannot hold any"
+      { mode: 'abort', binary: '', supervisor: 'haproxy' },
+      "Input 'mode': abort finishes held hosts, and HAProxy"
     ]
   ])('%j', (over, message) => {
     expect(errorOf(over).message).toContain(message)
@@ -110,6 +109,17 @@ describe('refusals', () => {
     expect(settingsWith({ hold: 'true', 'hold-timeout': '2h' }).holdTimeoutMs).toBe(7_200_000)
     for (const mode of ['commit', 'abort']) {
       const s = settingsWith({ mode, binary: '' })
+      expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
+    }
+  })
+
+  it('accepts hold, commit and abort on tableflip, which hands back instead of holding', () => {
+    const tf = { supervisor: 'tableflip', 'pid-file': '/run/app.pid' }
+    const hold = settingsWith({ ...tf, hosts: hosts(4).join('\n'), shard: '1/2', hold: 'true' })
+    expect(() => checkPairings(hold, supervisorOf(hold))).not.toThrow()
+    expect([hold.hold, hold.rollbackFleet]).toEqual([true, false])
+    for (const mode of ['commit', 'abort']) {
+      const s = settingsWith({ ...tf, mode, binary: '' })
       expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
     }
   })
@@ -164,13 +174,48 @@ describe('held record', () => {
     heldAt: '2026-01-01T00:00:00Z',
     deadline: '2026-01-01T00:30:00Z'
   }
+  /** A tableflip host left on its new process: the way back is a hand-over to the kept binary. */
+  const handBack = {
+    ...good,
+    version: 2,
+    revert: 'handoff',
+    supervisor: 'tableflip',
+    pidFile: '/run/app.pid',
+    livePath: '/srv/app/sbin/app',
+    previousPath: '/srv/app/sbin/.app.zerodown-prev',
+    watchdog: '/var/lib/zerodown/app/watchdog'
+  }
   it('reads a record this action wrote', () => {
     expect(parseHeld(JSON.stringify(good))).toEqual(good)
+  })
+  it('reads a hand-back record (version 2) this action wrote', () => {
+    expect(parseHeld(JSON.stringify(handBack))).toEqual(handBack)
   })
   it.each([
     ['not JSON', 'held', 'not JSON'],
     ['another kind', JSON.stringify({ ...good, kind: 'other' }), 'not a zerodown held record'],
-    ['another version', JSON.stringify({ ...good, version: 2 }), 'version 2'],
+    ['another version', JSON.stringify({ ...good, version: 3 }), 'version 3 is not 1 or 2'],
+    ['version 2 without its revert', JSON.stringify({ ...good, version: 2 }), 'revert is missing'],
+    [
+      'version 1 with a revert',
+      JSON.stringify({ ...handBack, version: 1 }),
+      'revert "handoff" does not go with version 1'
+    ],
+    [
+      'version 2 with another revert',
+      JSON.stringify({ ...handBack, revert: 'old-process' }),
+      'revert "old-process"'
+    ],
+    [
+      'a hand-back record with one pid for both',
+      JSON.stringify({ ...handBack, new: { ...good.new, pid: 100 } }),
+      'processes'
+    ],
+    [
+      'a hand-back record with a relative kept path',
+      JSON.stringify({ ...handBack, previousPath: 'app.prev' }),
+      'path'
+    ],
     ['pid 1', JSON.stringify({ ...good, old: { ...good.old, pid: 1 } }), 'processes'],
     ['one pid for both', JSON.stringify({ ...good, new: { ...good.new, pid: 100 } }), 'processes'],
     [

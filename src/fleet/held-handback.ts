@@ -67,11 +67,11 @@ async function check(h: HandBackHost): Promise<void> {
       throw new Error(
         `pid ${p.pid} is no longer the ${which} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where})`
       )
+  if (h.neu === 'gone' && h.verb === 'commit')
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`)
   if (h.neu === 'gone')
     throw new Error(
-      h.verb === 'commit'
-        ? `${held}: the new process is gone, there is nothing to commit to: run mode: abort`
-        : `${held}: the new process is gone, so no hand-over back can start from it: check the host (record ${where}), then start the server on the previous binary ${rec.previousPath}`
+      `${held}: the new process is gone, so no hand-over back can start from it: check the host (record ${where}), then start the server on the previous binary ${rec.previousPath}`
     )
   if (h.verb === 'commit') return
   const [live, kept] = await Promise.all([
@@ -128,12 +128,9 @@ export async function finishHandBack(h: HandBackHost): Promise<HostReport> {
     })
   } catch (e) {
     await removeHeld(host, h.dir)
-    return {
-      ...back,
-      result: 'failed',
-      failedStep: 'health',
-      error: `back on the previous binary, but it does not pass its health check: ${(e as Error).message}`
-    }
+    const message = `back on the previous binary, but it does not pass its health check: ${(e as Error).message}`
+    log.error(`${label}: ${message}`, { host: label, step: 'health' })
+    return { ...back, result: 'failed', failedStep: 'health', error: message }
   }
   await removeHeld(host, h.dir)
   log.info(`${label}: ${serving} serves the previous binary again; the record is removed`)

@@ -13,11 +13,11 @@ import type { HostReport, Logger } from '../engine/types.js'
 import type { Host } from '../host/host.js'
 import { checkTrust } from '../host/trust.js'
 import { neutralize } from '../remote-text.js'
+import { checkProcesses, checkRecord } from './held-checks.js'
 import { finishHandBack } from './held-handback.js'
 import { finishCommit } from './held-store.js'
 import { ReleaseStore } from '../releases/store.js'
 import {
-  parseHeld,
   readHeld,
   readProcesses,
   removeHeld,
@@ -26,7 +26,7 @@ import {
   type HeldRecord
 } from '../safety/held.js'
 import { HostLock, lockPath, type LockOwner } from '../safety/lock.js'
-import { decideWatchdog, inspectWatchdog, waitForWatchdog, watchdogDir } from '../safety/watchdog.js'
+import { decideWatchdog, inspectWatchdog, waitForWatchdog } from '../safety/watchdog.js'
 import type { HostTarget, Settings } from '../settings.js'
 import { planFrom } from '../strategies/hot-upgrade/index.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
@@ -155,41 +155,6 @@ async function liveBinary(host: Host, settings: Settings): Promise<{ live: strin
   return { live, pid }
 }
 
-/** The record, if any, checked against what this run knows (not what the host says). */
-function checkRecord(
-  text: string,
-  dir: string,
-  live: string,
-  settings: Settings,
-  deps: HeldModeDeps
-): HeldRecord {
-  const parsed = parseHeld(text)
-  const where = heldPath(dir)
-  if ('problem' in parsed)
-    throw new Error(
-      `refusing ${where}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
-    )
-  const expected: [string, string, string][] = [
-    ['supervisor', parsed.supervisor, deps.supervisor.names.id],
-    ['pid file', parsed.pidFile, settings.pidFile],
-    ['live binary', parsed.livePath, live],
-    ['kept binary', parsed.previousPath, sidePaths(live).previous],
-    ['watchdog', parsed.watchdog, watchdogDir(dir)]
-  ]
-  // A commit keeps the binary a hold run tried: only that workflow run's own commit job may keep it.
-  const runId = deps.owner.runId
-  if (settings.mode === 'commit' && parsed.runId && runId && parsed.runId !== runId)
-    throw new Error(
-      `refusing ${where}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
-    )
-  for (const [what, got, want] of expected)
-    if (got !== want)
-      throw new Error(
-        `refusing ${where}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
-      )
-  return parsed
-}
-
 async function finishLocked(
   host: Host,
   label: string,
@@ -266,31 +231,6 @@ async function finishLocked(
     if (verb === 'commit') await finishCommit(host, rec, settings, deps.log, label)
   }
   return report
-}
-
-/** Refuses what cannot be finished, before the watchdog is told: a reused pid, or nothing left to keep or to go back to. */
-function checkProcesses(
-  rec: HeldRecord,
-  old: ReturnType<typeof sameProcess>,
-  neu: ReturnType<typeof sameProcess>,
-  verb: Verb,
-  held: string,
-  where: string
-): void {
-  for (const [which, p, state] of [
-    ['old', rec.old, old],
-    ['new', rec.new, neu]
-  ] as const)
-    if (state === 'other')
-      throw new Error(
-        `pid ${p.pid} is no longer the ${which} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where})`
-      )
-  if (neu === 'gone' && verb === 'commit')
-    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`)
-  if (old === 'gone' && verb === 'abort')
-    throw new Error(
-      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
-    )
 }
 
 /** hold-timeout passed before this run: the watchdog returned the host (or is doing it). */

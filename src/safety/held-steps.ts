@@ -42,11 +42,11 @@ export function leaveHeld(s: HostSafety, state: HostState, o: SafetyOptions, jou
       // What is recorded is read from /proc now, and must be what this run started from and started.
       // A hand-back host's old process exited after its drain: it is named as the watchdog saw it when armed.
       const oldStart = handBack ? s.oldStartTime : old?.sha256 === r.runningSha256 ? old.startTime : undefined
+      if (oldStart === undefined && handBack)
+        throw new Error(`the start time of the old process ${r.pid} was not read when the watchdog was armed`)
       if (oldStart === undefined)
         throw new Error(
-          handBack
-            ? `the start time of the old process ${r.pid} was not read when the watchdog was armed`
-            : `the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : 'it is gone'})`
+          `the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : 'it is gone'})`
         )
       if (!neu || neu.sha256 !== state.source.sha256)
         throw new Error(
