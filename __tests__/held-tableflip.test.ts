@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import type { HostReport, HostResult } from '../src/engine/types.js'
 import { sidePaths } from '../src/strategies/hot-upgrade/install.js'
 import { describeLoad, startLoad } from '../test/load.js'
@@ -26,6 +26,7 @@ let v2: string
 const STORE = '/var/lib/zerodown/app'
 const HELD = `${STORE}/held`
 const KEPT = sidePaths(APP.binaryPath).previous
+const FAIL_FILE = '/srv/app/health-fail'
 
 const sha = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex')
 
@@ -214,5 +215,47 @@ describe('held tableflip fleet', () => {
     expect([abort.code, abort.outputs.result]).toEqual([0, 'rolled-back'])
     expect(abort.log).toMatch(/watchdog already handed it back to the previous binary/)
     for (const h of sb.hosts) await expectSettled(h, v1)
+  })
+
+  it('a host of the shard fails its health gate: the one already handed over hands back in the same run', async () => {
+    const [a, b] = sb.hosts as [SandboxHost, SandboxHost]
+    for (const h of sb.hosts) {
+      writeFileSync(sb.hostPath(h, FAIL_FILE), '')
+      originals.set(
+        h.address,
+        appStart(sb, h, { variant: '1.0.0', reset: true, args: ['-health-fail-file', FAIL_FILE] })
+      )
+    }
+    // Only b's new version fails its health checks; a passes and waits for the shard.
+    writeFileSync(sb.hostPath(b, FAIL_FILE), '2.0.0\n')
+    const run = await runAction(inputs())
+    expect(run.code).toBe(1)
+    expect(results(run)).toEqual(byHost('rolled-back'))
+    for (const h of [a, b]) await expectSettled(h, v1)
+    expect(appPid(sb, a)).not.toBe(originals.get(a.address))
+    const abort = await runAction(finish('abort'))
+    expect([abort.code, abort.outputs.result]).toEqual([0, 'unchanged'])
+  })
+
+  it('refuses a record whose new process is not the one it names, signals nothing, and finishes once it is right', async () => {
+    const [a, b] = sb.hosts as [SandboxHost, SandboxHost]
+    await holdBoth()
+    const path = sb.hostPath(a, HELD)
+    const text = readFileSync(path, 'utf8')
+    const rec = JSON.parse(text) as { new: { startTime: string } }
+    rec.new.startTime = String(Number(rec.new.startTime) + 1)
+    writeFileSync(path, JSON.stringify(rec))
+    const pid = appPid(sb, a)
+    const refused = await runAction(finish('abort'))
+    expect(refused.code).toBe(1)
+    expect(refused.log).toMatch(/no longer the new process the hold run recorded/)
+    expect(results(refused)).toEqual({ [label(a)]: 'failed', [label(b)]: 'rolled-back' })
+    // Refused before its watchdog was told: it still guards the host, which still serves the new binary.
+    expect([appPid(sb, a), ...runs(a), watchdogs(a).length]).toEqual([pid, v2, v2, 1])
+    await expectSettled(b, v1)
+    writeFileSync(path, text)
+    const abort = await runAction(finish('abort'))
+    expect([abort.code, results(abort)]).toEqual([0, { [label(a)]: 'rolled-back', [label(b)]: 'unchanged' }])
+    await expectSettled(a, v1)
   })
 })
