@@ -243,7 +243,7 @@ describe("the watchdog's HAProxy part", () => {
   it('declares what HAProxy cannot do: no hold, a rollback is another reload, the master keeps its pid', () => {
     expect(haproxy.capabilities).toEqual({
       canHold: false,
-      handBack: false,
+      handBack: true,
       revert: 'handoff',
       samePid: true
     })

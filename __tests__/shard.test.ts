@@ -6,6 +6,7 @@ import { overall, succeeded, type RolloutResult } from '../src/fleet/tally.js'
 import { parseHeld } from '../src/safety/held.js'
 import { parkedLease, PARKED_LEASE_MS } from '../src/safety/watchdog-steps.js'
 import { SettingsError } from '../src/settings.js'
+import { checkHoldPairing } from '../src/settings/hold.js'
 import type { HostReport, HostResult } from '../src/engine/types.js'
 import { settingsWith } from './helpers/inputs.js'
 
@@ -90,15 +91,7 @@ describe('refusals', () => {
     [{ hold: 'true', watchdog: 'false' }, "Input 'hold': is true but watchdog is false"],
     [{ hold: 'true', 'rollback-fleet': 'false' }, "Input 'hold': is true but rollback-fleet is false"],
     [{ mode: 'commit' }, "Input 'binary': is set but mode is commit"],
-    [{ mode: 'finish', binary: '' }, "Input 'mode'"],
-    [
-      { hold: 'true', supervisor: 'haproxy' },
-      "Input 'hold': is true but HAProxy (master-worker) can neither hold its old process nor hand back"
-    ],
-    [
-      { mode: 'abort', binary: '', supervisor: 'haproxy' },
-      "Input 'mode': abort finishes held hosts, and HAProxy"
-    ]
+    [{ mode: 'finish', binary: '' }, "Input 'mode'"]
   ])('%j', (over, message) => {
     expect(errorOf(over).message).toContain(message)
   })
@@ -113,15 +106,43 @@ describe('refusals', () => {
     }
   })
 
-  it('accepts hold, commit and abort on tableflip, which hands back instead of holding', () => {
-    const tf = { supervisor: 'tableflip', 'pid-file': '/run/app.pid' }
-    const hold = settingsWith({ ...tf, hosts: hosts(4).join('\n'), shard: '1/2', hold: 'true' })
+  it.each([
+    ['tableflip', { supervisor: 'tableflip', 'pid-file': '/run/app.pid' }],
+    ['haproxy', { supervisor: 'haproxy' }]
+  ])('accepts hold, commit and abort on %s, which hands back instead of holding', (_name, sup) => {
+    const hold = settingsWith({ ...sup, hosts: hosts(4).join('\n'), shard: '1/2', hold: 'true' })
     expect(() => checkPairings(hold, supervisorOf(hold))).not.toThrow()
     expect([hold.hold, hold.rollbackFleet]).toEqual([true, false])
     for (const mode of ['commit', 'abort']) {
-      const s = settingsWith({ ...tf, mode, binary: '' })
+      const s = settingsWith({ ...sup, mode, binary: '' })
       expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
     }
+  })
+
+  it('refuses hold, commit and abort for a supervisor that can neither hold nor hand back', () => {
+    const none = { canHold: false, handBack: false }
+    const refusal = (s: { hold: boolean; mode: string }) => {
+      try {
+        checkHoldPairing({ ...s, supervisor: 'x' }, none, 'a server')
+      } catch (e) {
+        return (e as Error).message
+      }
+      return 'accepted'
+    }
+    expect(refusal({ hold: true, mode: 'deploy' })).toContain(
+      "Input 'hold': is true but a server can neither hold its old process nor hand back to its previous binary yet"
+    )
+    expect(refusal({ hold: false, mode: 'abort' })).toContain(
+      "Input 'mode': abort finishes held hosts, and a server leaves none held"
+    )
+    expect(refusal({ hold: false, mode: 'deploy' })).toBe('accepted')
+    expect(() =>
+      checkHoldPairing(
+        { hold: true, mode: 'deploy', supervisor: 'x' },
+        { ...none, handBack: true },
+        'a server'
+      )
+    ).not.toThrow()
   })
 })
 
@@ -191,6 +212,13 @@ describe('held record', () => {
   it('reads a hand-back record (version 2) this action wrote', () => {
     expect(parseHeld(JSON.stringify(handBack))).toEqual(handBack)
   })
+  it('reads a hand-back record whose master re-executed itself under its pid (HAProxy, version 2 only)', () => {
+    const master = { ...handBack, supervisor: 'haproxy', new: { ...good.new, pid: 100, startTime: '5000' } }
+    expect(parseHeld(JSON.stringify(master))).toEqual(master)
+    expect(parseHeld(JSON.stringify({ ...good, new: master.new }))).toEqual({
+      problem: expect.stringContaining('processes')
+    })
+  })
   it.each([
     ['not JSON', 'held', 'not JSON'],
     ['another kind', JSON.stringify({ ...good, kind: 'other' }), 'not a zerodown held record'],
@@ -207,7 +235,7 @@ describe('held record', () => {
       'revert "old-process"'
     ],
     [
-      'a hand-back record with one pid for both',
+      'a hand-back record with one pid for both but two start times',
       JSON.stringify({ ...handBack, new: { ...good.new, pid: 100 } }),
       'processes'
     ],

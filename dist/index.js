@@ -43656,7 +43656,7 @@ var haproxy = {
     retiring: "left to exit by itself (its workers soft-stopped at the reload)"
   },
   defaultPidFile: "/run/haproxy.pid",
-  capabilities: { canHold: false, handBack: false, revert: "handoff", samePid: true },
+  capabilities: { canHold: false, handBack: true, revert: "handoff", samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
 };
@@ -45286,7 +45286,8 @@ function parseHeld(text2) {
   const old = heldProcess(v.old);
   const neu = heldProcess(v.new);
   const strings = ["token", "run", "host", "supervisor", "heldAt", "deadline"];
-  if (!old || !neu || old.pid === neu.pid)
+  const samePid = old !== null && neu !== null && old.pid === neu.pid;
+  if (!old || !neu || samePid && (v.version !== HELD_HANDBACK_VERSION || old.startTime !== neu.startTime))
     return { problem: "its processes are not pid, start time and sha256" };
   if (strings.some((k) => typeof v[k] !== "string" || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
     return { problem: "a text field is missing or malformed" };
@@ -45887,8 +45888,9 @@ function report(h, result, extra = {}) {
 }
 async function check2(h) {
   const { rec, held, where: where2 } = h;
+  const samePid = rec.old.pid === rec.new.pid;
   for (const [which2, p, state] of [
-    ["old", rec.old, h.old],
+    ["old", rec.old, samePid ? h.neu : h.old],
     ["new", rec.new, h.neu]
   ])
     if (state === "other")
@@ -52638,7 +52640,7 @@ var INPUTS = [
   },
   {
     name: "hold",
-    description: "Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout. tableflip, which cannot park its old process, completes the hand-over and keeps the previous binary: abort hands over back to it.",
+    description: "Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout. tableflip and haproxy, which cannot park their old process, complete the hand-over and keep the previous binary: abort hands over back to it.",
     default: "false",
     required: false
   },

@@ -59,8 +59,10 @@ function report(h: HandBackHost, result: HostReport['result'], extra: Partial<Ho
 async function check(h: HandBackHost): Promise<void> {
   const { rec, held, where } = h
   // The old process should be gone; a pid used again must never be waited for or killed by a revert.
+  // A master that re-executed itself (HAProxy) is the new process under the old pid: judged as that.
+  const samePid = rec.old.pid === rec.new.pid
   for (const [which, p, state] of [
-    ['old', rec.old, h.old],
+    ['old', rec.old, samePid ? h.neu : h.old],
     ['new', rec.new, h.neu]
   ] as const)
     if (state === 'other')

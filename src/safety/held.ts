@@ -9,7 +9,8 @@
  * Version 1: the old process is parked (nginx); abort returns to it. Version 2 (`revert:
  * 'handoff'`): a supervisor that cannot park its old process (tableflip) left the host on its new
  * process after a completed hand-over; `old` names the old process as it was (gone after its
- * drain) and abort hands over back to the previous binary kept at `previousPath`.
+ * drain; HAProxy: the same master pid, re-executed, so `old` and `new` share it) and abort hands
+ * over back to the previous binary kept at `previousPath`.
  */
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
@@ -101,7 +102,9 @@ export function parseHeld(text: string): HeldRecord | { problem: string } {
   const old = heldProcess(v.old)
   const neu = heldProcess(v.new)
   const strings = ['token', 'run', 'host', 'supervisor', 'heldAt', 'deadline'] as const
-  if (!old || !neu || old.pid === neu.pid)
+  // One pid for both only where the server re-executes itself in place (HAProxy's master): version 2.
+  const samePid = old !== null && neu !== null && old.pid === neu.pid
+  if (!old || !neu || (samePid && (v.version !== HELD_HANDBACK_VERSION || old.startTime !== neu.startTime)))
     return { problem: 'its processes are not pid, start time and sha256' }
   if (strings.some(k => typeof v[k] !== 'string' || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
     return { problem: 'a text field is missing or malformed' }

@@ -32,7 +32,7 @@ export interface SupervisorCapabilities {
    * Without canHold, whether a `hold: true` run can still leave the host held: the hand-over
    * completes (the old process drains and exits), the previous binary stays kept, the watchdog
    * stays armed, and mode: abort (or the watchdog at hold-timeout) hands over back to it.
-   * tableflip: yes. HAProxy: not yet. nginx: not needed (it holds its old master).
+   * tableflip and HAProxy: yes. nginx: not needed (it holds its old master).
    */
   readonly handBack: boolean
   /**
