@@ -27,6 +27,22 @@ const noNative = {
   }
 }
 
+// @actions/core imports its OIDC client, whose HTTP client imports undici (767 KB, a third of the
+// bundle) for one class, ProxyAgent, used only to fetch an OIDC token through a proxy. The action
+// never asks for a token; the class is replaced by one that says so if anything ever constructs it
+// (nothing does, so the stub is tree-shaken away; undici, CommonJS, could not be).
+const noUndici = {
+  name: 'no-undici',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, args => ({ path: args.path, namespace: 'no-undici' }))
+    b.onLoad({ filter: /.*/, namespace: 'no-undici' }, () => ({
+      contents:
+        'export class ProxyAgent { constructor() { throw new Error("undici is not bundled: zerodown-action makes no HTTP request through @actions/http-client") } }',
+      loader: 'js'
+    }))
+  }
+}
+
 const result = await build({
   entryPoints: ['src/index.ts'],
   outfile: join(outdir, 'index.js'),
@@ -39,7 +55,7 @@ const result = await build({
   metafile: true,
   write: false,
   logLevel: 'warning',
-  plugins: [noNative],
+  plugins: [noNative, noUndici],
   // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
   // The shebang lets npm install dist/index.js as the `zerodown-action` command (package.json bin).
   banner: {

@@ -93,13 +93,18 @@ async function recordLive(
   now: string,
   note: (s: string) => void
 ): Promise<StoreState> {
-  let state = await store.read().catch(e => refuse('preflight', e))
   // The build that runs must be in the store before a deploy replaces it: rollback needs it.
   // When a package manager replaced the file under the process, it is read from /proc/<pid>/exe.
   const running = r.runningSha256
   const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath
+  // The state and the stored file's sha256 in one round trip (pipelined).
+  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running)]).catch(e =>
+    refuse('preflight', e)
+  )
+  let state = read
+  let meta: Release | undefined
   const had = state.releases.find(x => x.sha256 === running)
-  const how = await store.put(from, running).catch(e => refuse('preflight', e))
+  const how = await store.put(from, running, stored).catch(e => refuse('preflight', e))
   if (!had) {
     const found: Release = {
       sha256: running,
@@ -108,7 +113,7 @@ async function recordLive(
       origin: 'found'
     }
     state = withRelease(state, found)
-    await store.writeMeta(found).catch(e => refuse('preflight', e))
+    meta = found
     note(
       `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ''})`
     )
@@ -122,7 +127,7 @@ async function recordLive(
       )
     state = markLive(state, running, now)
   }
-  await store.write(state).catch(e => refuse('preflight', e))
+  await store.write(state, meta).catch(e => refuse('preflight', e))
   return state
 }
 
@@ -210,26 +215,27 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       const store = hr.store
       if (!store) return
       const source = st.source
-      let state = await store.read()
+      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)])
+      let state = read
+      let meta: Release | undefined
       const at = nowOf(o)
       if (o.mode === 'rollback' && state.releases.some(x => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at)
       } else {
-        const how = await store.put(st.running!.livePath, source.sha256)
-        const release: Release = {
+        const how = await store.put(st.running!.livePath, source.sha256, stored)
+        const release: Release = (meta = {
           sha256: source.sha256,
           version: hr.newVersion,
           deployedAt: at,
           origin: 'deploy',
           ...o.provenance
-        }
-        await store.writeMeta(release)
+        })
         state = markLive(withRelease(state, release), source.sha256, at)
         note(
           `release store: recorded ${release.version ?? 'unknown version'} (sha256 ${shortSha(release.sha256)}, ${how})`
         )
       }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases)
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta)
       report.releases = releaseRows(saved)
       note(
         `release store ${store.dir}: live ${liveRelease(saved)?.version ?? 'unknown'}; ${saved.releases.length} release(s) kept` +

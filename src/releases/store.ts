@@ -1,7 +1,7 @@
 /** The release store's files on a host (see state.ts for the layout): read, write atomically, put, prune. */
 import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
-import type { Host } from '../host/host.js'
+import type { ExecResult, Host } from '../host/host.js'
 import { remoteSha256 } from '../strategies/hot-upgrade/install.js'
 import {
   validRelease,
@@ -55,18 +55,25 @@ export class ReleaseStore {
     return posix.join(this.releaseDir(sha256), this.binary)
   }
 
+  /** Runs a store command; the result is checked by `check` (so commands can be issued together). */
+  private exec(argv: string[]): Promise<ExecResult> {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 120_000 })
+  }
+
+  private check(r: ExecResult, what: string): void {
+    if (r.code === 0) return
+    const detail = (r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')
+    const denied = /denied|read-only/i.test(detail)
+    throw new StoreError(
+      `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` +
+        (denied
+          ? 'Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write'
+          : 'Check the folder and the disk')
+    )
+  }
+
   private async run(argv: string[], what: string): Promise<void> {
-    const r = await this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 120_000 })
-    if (r.code !== 0) {
-      const detail = (r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')
-      const denied = /denied|read-only/i.test(detail)
-      throw new StoreError(
-        `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` +
-          (denied
-            ? 'Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write'
-            : 'Check the folder and the disk')
-      )
-    }
+    this.check(await this.exec(argv), what)
   }
 
   /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
@@ -117,9 +124,17 @@ export class ReleaseStore {
     await this.run(['sh', '-c', STORE_SCRIPTS.write, 'sh', text, tmp, path], `write ${path}`)
   }
 
-  async write(state: StoreState): Promise<void> {
-    await this.run(['mkdir', '-p', '--', this.dir], `create ${this.dir}`)
-    await this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+  /**
+   * Writes state.json (and first a release's meta.json, when given). The commands go out together
+   * and the host runs them in order: one round trip. A failed mkdir fails the writes after it.
+   */
+  async write(state: StoreState, meta?: Release): Promise<void> {
+    const [made] = await Promise.all([
+      this.exec(['mkdir', '-p', '--', this.dir]),
+      meta ? this.writeMeta(meta) : null,
+      this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+    ])
+    this.check(made, `create ${this.dir}`)
   }
 
   /** The sha256 the stored file has now (null: missing). */
@@ -141,37 +156,57 @@ export class ReleaseStore {
 
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
-   * intact: a hard link when both are on one file system, else a copy; checked, then renamed in.
+   * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
+   * are on one file system, else a copy; checked, then renamed in. Commands with no decision
+   * between them go out together (pipelined): three or four round trips in all.
    */
-  async put(fromPath: string, sha256: string): Promise<'present' | 'linked' | 'copied'> {
-    if ((await this.storedSha256(sha256)) === sha256) return 'present'
+  async put(
+    fromPath: string,
+    sha256: string,
+    stored?: string | null
+  ): Promise<'present' | 'linked' | 'copied'> {
+    if ((stored !== undefined ? stored : await this.storedSha256(sha256)) === sha256) return 'present'
     const dir = this.releaseDir(sha256)
     const target = this.releasePath(sha256)
     const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
-    await this.run(['mkdir', '-p', '--', dir], `create ${dir}`)
-    const sudo = this.host.sudo
-    let how: 'linked' | 'copied' = 'linked'
+    const [made, linked] = await Promise.all([
+      this.exec(['mkdir', '-p', '--', dir]),
+      this.exec(['ln', '--', fromPath, tmp])
+    ])
+    this.check(made, `create ${dir}`)
     try {
-      if ((await this.host.run(['ln', '--', fromPath, tmp], { sudo })).code !== 0) {
-        how = 'copied'
-        await this.run(['cp', '--', fromPath, tmp], `copy ${fromPath} into ${dir}`)
-      }
-      const got = await remoteSha256(this.host, tmp)
+      const how = linked.code === 0 ? 'linked' : 'copied'
+      const got = how === 'linked' ? await remoteSha256(this.host, tmp) : await this.copy(fromPath, tmp, dir)
       if (got !== sha256)
         throw new StoreError(
           `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
         )
-      if (how === 'copied') await this.run(['chmod', '0755', '--', tmp], `chmod ${tmp}`)
-      await this.run(['mv', '-f', '--', tmp, target], `store ${target}`)
+      // After a rename the rm finds nothing; after a failed one it removes the temporary file.
+      const [moved] = await Promise.all([
+        this.exec(['mv', '-f', '--', tmp, target]),
+        this.exec(['rm', '-f', '--', tmp])
+      ])
+      this.check(moved, `store ${target}`)
+      return how
     } catch (e) {
-      // A folder made for nothing: remove it when empty, so no release looks half-stored.
-      await this.host.run(['rm', '-f', '--', tmp], { sudo }).catch(() => undefined)
-      await this.host.run(['rmdir', '--', dir], { sudo }).catch(() => undefined)
+      // A folder made for nothing: removed when empty, so no release looks half-stored.
+      await Promise.all([this.exec(['rm', '-f', '--', tmp]), this.exec(['rmdir', '--', dir])]).catch(
+        () => undefined
+      )
       throw e
-    } finally {
-      await this.host.run(['rm', '-f', '--', tmp], { sudo }).catch(() => undefined)
     }
-    return how
+  }
+
+  /** A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before it is renamed in). */
+  private async copy(fromPath: string, tmp: string, dir: string): Promise<string | null> {
+    const [copied, sha, mode] = await Promise.all([
+      this.exec(['cp', '--', fromPath, tmp]),
+      remoteSha256(this.host, tmp),
+      this.exec(['chmod', '0755', '--', tmp])
+    ])
+    this.check(copied, `copy ${fromPath} into ${dir}`)
+    this.check(mode, `chmod ${tmp}`)
+    return sha
   }
 
   async writeMeta(release: Release): Promise<void> {
@@ -186,13 +221,17 @@ export class ReleaseStore {
   }
 
   /** Records state after pruning to keep; returns the pruned releases. */
-  async saveAndPrune(state: StoreState, keep: number): Promise<{ state: StoreState; pruned: Release[] }> {
+  async saveAndPrune(
+    state: StoreState,
+    keep: number,
+    meta?: Release
+  ): Promise<{ state: StoreState; pruned: Release[] }> {
     const shas = pruneChoice(state, keep)
     const pruned = state.releases.filter(r => shas.includes(r.sha256))
     const next = withoutReleases(state, shas)
-    await this.write(next)
+    await this.write(next, meta)
     // After state.json no longer names them: a failed removal leaves a folder, never a dangling entry.
-    for (const sha of shas) await this.remove(sha)
+    await Promise.all(shas.map(sha => this.remove(sha)))
     return { state: next, pruned }
   }
 }

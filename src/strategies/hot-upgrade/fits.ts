@@ -35,20 +35,25 @@ export async function checkFits(
   const store = releaseDir ?? ReleaseStore.forLive(host, undefined, running.livePath).dir
   const folders = [...(host.sudo ? ['/tmp'] : []), posix.dirname(running.livePath), store]
   const needKb = Math.ceil((source.bytes * 1.1) / 1024) + 1024
-  for (const dir of folders) {
-    // The store may not exist yet: the free space of the nearest folder that does.
-    const df = await host.run([
-      'sh',
-      '-c',
-      'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
-      'sh',
-      dir
-    ])
+  // No decision between the folders: their reads go out together (one round trip).
+  const dfs = await Promise.all(
+    folders.map(dir =>
+      // The store may not exist yet: the free space of the nearest folder that does.
+      host.run([
+        'sh',
+        '-c',
+        'd=$1; while [ ! -d "$d" ]; do d=$(dirname -- "$d"); done; df -Pk -- "$d"',
+        'sh',
+        dir
+      ])
+    )
+  )
+  for (const [i, df] of dfs.entries()) {
     const availKb = Number(df.stdout.trim().split('\n').pop()?.split(/\s+/)[3])
     if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
       throw new StepError(
         'preflight',
-        `${dir} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+        `${folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
       )
   }
 }

@@ -70,9 +70,15 @@ export async function stageBinary(
         await host.upload(o.localPath, tmp, o.onProgress)
         // rm first: cp onto an existing name would write through a symlink planted there.
         await run(host, ['rm', '-f', '--', staging])
-        await run(host, ['cp', '--', tmp, staging])
-      } finally {
+        const [copied] = await Promise.all([
+          host.run(['cp', '--', tmp, staging], { sudo, timeoutMs: 120_000 }),
+          host.run(['rm', '-f', '--', tmp])
+        ])
+        check(host, ['cp', '--', tmp, staging], copied)
+      } catch (e) {
+        // The rm issued with the copy did not run, or the upload failed part way.
         await host.run(['rm', '-f', '--', tmp]).catch(() => undefined)
+        throw e
       }
     } else {
       await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
@@ -83,13 +89,16 @@ export async function stageBinary(
       })
     }
     const uploadMs = Date.now() - started
-    const got = await remoteSha256(host, staging)
+    // Executable now, so that verify can run its config test; issued with the check (one round
+    // trip): a file that fails it is removed below.
+    const [got] = await Promise.all([
+      remoteSha256(host, staging),
+      run(host, ['chmod', '0755', '--', staging])
+    ])
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
       )
-    // Executable now, so that verify can run its config test.
-    await run(host, ['chmod', '0755', '--', staging])
     return { sent: true, bytes, uploadMs }
   } catch (e) {
     await host.run(['rm', '-f', '--', staging], { sudo }).catch(() => undefined)
@@ -109,13 +118,21 @@ export async function stageHostFile(
   try {
     // rm first: cp onto an existing file writes into its inode, which another name may share.
     await run(host, ['rm', '-f', '--', staging])
-    await run(host, ['cp', '--', o.fromPath, staging])
-    const got = await remoteSha256(host, staging)
+    // The copy, its check and its mode in one round trip: a copy that fails the check is removed below.
+    const cp = ['cp', '--', o.fromPath, staging]
+    const chmod = ['chmod', '0755', '--', staging]
+    const opts = { sudo: host.sudo, timeoutMs: 120_000 }
+    const [copied, got, moded] = await Promise.all([
+      host.run(cp, opts),
+      remoteSha256(host, staging),
+      host.run(chmod, opts)
+    ])
+    check(host, cp, copied)
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the copy of ${o.fromPath} has sha256 ${got}, expected ${o.sha256}: the file is corrupted; it is not used`
       )
-    await run(host, ['chmod', '0755', '--', staging])
+    check(host, chmod, moded)
   } catch (e) {
     await host.run(['rm', '-f', '--', staging], { sudo: host.sudo }).catch(() => undefined)
     throw e
@@ -132,10 +149,15 @@ async function run(host: Host, argv: string[]): Promise<void> {
  */
 export async function swapBinary(host: Host, livePath: string, sha256: string): Promise<void> {
   const { staging, previous } = sidePaths(livePath)
-  const staged = await remoteSha256(host, staging)
-  if (staged !== sha256)
+  // The check and the kept link together (one round trip): the link alone changes nothing live.
+  const [staged] = await Promise.all([
+    remoteSha256(host, staging),
+    run(host, ['ln', '-f', '--', livePath, previous])
+  ])
+  if (staged !== sha256) {
+    await host.run(['rm', '-f', '--', previous], { sudo: host.sudo }).catch(() => undefined)
     throw new Error(`${host.name}: the staged file ${staging} is missing or changed (sha256 ${staged})`)
-  await run(host, ['ln', '-f', '--', livePath, previous])
+  }
   await run(host, ['mv', '-f', '--', staging, livePath])
 }
 
