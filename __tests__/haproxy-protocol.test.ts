@@ -241,7 +241,12 @@ describe("the watchdog's HAProxy part", () => {
   })
 
   it('declares what HAProxy cannot do: no hold, a rollback is another reload, the master keeps its pid', () => {
-    expect(haproxy.capabilities).toEqual({ canHold: false, revert: 'handoff', samePid: true })
+    expect(haproxy.capabilities).toEqual({
+      canHold: false,
+      handBack: true,
+      revert: 'handoff',
+      samePid: true
+    })
     expect(haproxy.names.id).toBe('haproxy')
   })
 })

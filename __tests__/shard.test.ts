@@ -6,6 +6,7 @@ import { overall, succeeded, type RolloutResult } from '../src/fleet/tally.js'
 import { parseHeld } from '../src/safety/held.js'
 import { parkedLease, PARKED_LEASE_MS } from '../src/safety/watchdog-steps.js'
 import { SettingsError } from '../src/settings.js'
+import { checkHoldPairing } from '../src/settings/hold.js'
 import type { HostReport, HostResult } from '../src/engine/types.js'
 import { settingsWith } from './helpers/inputs.js'
 
@@ -90,16 +91,7 @@ describe('refusals', () => {
     [{ hold: 'true', watchdog: 'false' }, "Input 'hold': is true but watchdog is false"],
     [{ hold: 'true', 'rollback-fleet': 'false' }, "Input 'hold': is true but rollback-fleet is false"],
     [{ mode: 'commit' }, "Input 'binary': is set but mode is commit"],
-    [{ mode: 'finish', binary: '' }, "Input 'mode'"],
-    [
-      { hold: 'true', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
-      "Input 'hold': is true but tableflip"
-    ],
-    [{ hold: 'true', supervisor: 'haproxy' }, "Input 'hold': is true but HAProxy"],
-    [
-      { mode: 'abort', binary: '', supervisor: 'tableflip', 'pid-file': '/run/app.pid' },
-      "Input 'mode': abort finishes held hosts, and tableflip (Go hand-over) cannot hold any"
-    ]
+    [{ mode: 'finish', binary: '' }, "Input 'mode'"]
   ])('%j', (over, message) => {
     expect(errorOf(over).message).toContain(message)
   })
@@ -112,6 +104,45 @@ describe('refusals', () => {
       const s = settingsWith({ mode, binary: '' })
       expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
     }
+  })
+
+  it.each([
+    ['tableflip', { supervisor: 'tableflip', 'pid-file': '/run/app.pid' }],
+    ['haproxy', { supervisor: 'haproxy' }]
+  ])('accepts hold, commit and abort on %s, which hands back instead of holding', (_name, sup) => {
+    const hold = settingsWith({ ...sup, hosts: hosts(4).join('\n'), shard: '1/2', hold: 'true' })
+    expect(() => checkPairings(hold, supervisorOf(hold))).not.toThrow()
+    expect([hold.hold, hold.rollbackFleet]).toEqual([true, false])
+    for (const mode of ['commit', 'abort']) {
+      const s = settingsWith({ ...sup, mode, binary: '' })
+      expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
+    }
+  })
+
+  it('refuses hold, commit and abort for a supervisor that can neither hold nor hand back', () => {
+    const none = { canHold: false, handBack: false }
+    const refusal = (s: { hold: boolean; mode: string }) => {
+      try {
+        checkHoldPairing({ ...s, supervisor: 'x' }, none, 'a server')
+      } catch (e) {
+        return (e as Error).message
+      }
+      return 'accepted'
+    }
+    expect(refusal({ hold: true, mode: 'deploy' })).toContain(
+      "Input 'hold': is true but a server can neither hold its old process nor hand back to its previous binary yet"
+    )
+    expect(refusal({ hold: false, mode: 'abort' })).toContain(
+      "Input 'mode': abort finishes held hosts, and a server leaves none held"
+    )
+    expect(refusal({ hold: false, mode: 'deploy' })).toBe('accepted')
+    expect(() =>
+      checkHoldPairing(
+        { hold: true, mode: 'deploy', supervisor: 'x' },
+        { ...none, handBack: true },
+        'a server'
+      )
+    ).not.toThrow()
   })
 })
 
@@ -164,13 +195,55 @@ describe('held record', () => {
     heldAt: '2026-01-01T00:00:00Z',
     deadline: '2026-01-01T00:30:00Z'
   }
+  /** A tableflip host left on its new process: the way back is a hand-over to the kept binary. */
+  const handBack = {
+    ...good,
+    version: 2,
+    revert: 'handoff',
+    supervisor: 'tableflip',
+    pidFile: '/run/app.pid',
+    livePath: '/srv/app/sbin/app',
+    previousPath: '/srv/app/sbin/.app.zerodown-prev',
+    watchdog: '/var/lib/zerodown/app/watchdog'
+  }
   it('reads a record this action wrote', () => {
     expect(parseHeld(JSON.stringify(good))).toEqual(good)
+  })
+  it('reads a hand-back record (version 2) this action wrote', () => {
+    expect(parseHeld(JSON.stringify(handBack))).toEqual(handBack)
+  })
+  it('reads a hand-back record whose master re-executed itself under its pid (HAProxy, version 2 only)', () => {
+    const master = { ...handBack, supervisor: 'haproxy', new: { ...good.new, pid: 100, startTime: '5000' } }
+    expect(parseHeld(JSON.stringify(master))).toEqual(master)
+    expect(parseHeld(JSON.stringify({ ...good, new: master.new }))).toEqual({
+      problem: expect.stringContaining('processes')
+    })
   })
   it.each([
     ['not JSON', 'held', 'not JSON'],
     ['another kind', JSON.stringify({ ...good, kind: 'other' }), 'not a zerodown held record'],
-    ['another version', JSON.stringify({ ...good, version: 2 }), 'version 2'],
+    ['another version', JSON.stringify({ ...good, version: 3 }), 'version 3 is not 1 or 2'],
+    ['version 2 without its revert', JSON.stringify({ ...good, version: 2 }), 'revert is missing'],
+    [
+      'version 1 with a revert',
+      JSON.stringify({ ...handBack, version: 1 }),
+      'revert "handoff" does not go with version 1'
+    ],
+    [
+      'version 2 with another revert',
+      JSON.stringify({ ...handBack, revert: 'old-process' }),
+      'revert "old-process"'
+    ],
+    [
+      'a hand-back record with one pid for both but two start times',
+      JSON.stringify({ ...handBack, new: { ...good.new, pid: 100 } }),
+      'processes'
+    ],
+    [
+      'a hand-back record with a relative kept path',
+      JSON.stringify({ ...handBack, previousPath: 'app.prev' }),
+      'path'
+    ],
     ['pid 1', JSON.stringify({ ...good, old: { ...good.old, pid: 1 } }), 'processes'],
     ['one pid for both', JSON.stringify({ ...good, new: { ...good.new, pid: 100 } }), 'processes'],
     [

@@ -17,7 +17,12 @@ const cannotHold: Supervisor = {
 describe('supervisors', () => {
   it('nginx can hold its old master, reverts to the old process, and names its steps', () => {
     expect(supervisorFor('nginx')).toBe(nginx)
-    expect(nginx.capabilities).toEqual({ canHold: true, revert: 'old-process', samePid: false })
+    expect(nginx.capabilities).toEqual({
+      canHold: true,
+      handBack: false,
+      revert: 'old-process',
+      samePid: false
+    })
     expect(nginx.names.steps).toEqual({ start: 'usr2', isolate: 'winch', retire: 'quit' })
     expect(() => supervisorFor('lighttpd')).toThrow(
       'no supervisor named lighttpd (known: nginx, haproxy, tableflip)'

@@ -8668,8 +8668,8 @@ ${formatted}-----END ${type} KEY-----`;
         if (data.length < 8)
           return new Error("Malformed OpenSSH private key");
         const check1 = readUInt32BE(data, 0);
-        const check2 = readUInt32BE(data, 4);
-        if (check1 !== check2) {
+        const check22 = readUInt32BE(data, 4);
+        if (check1 !== check22) {
           if (decrypted) {
             return new Error(
               "OpenSSH key integrity check failed -- bad passphrase?"
@@ -22592,7 +22592,7 @@ function formatDuration(ms) {
 
 // src/engine/record.ts
 var EntryRecord = class {
-  constructor(report, host, log, name) {
+  constructor(report2, host, log, name) {
     this.host = host;
     this.log = log;
     this.name = name;
@@ -22604,7 +22604,7 @@ var EntryRecord = class {
       outcome: "ok",
       observations: []
     };
-    report.steps.push(this.rec);
+    report2.steps.push(this.rec);
   }
   host;
   log;
@@ -24767,7 +24767,7 @@ var HaproxySession = class {
     const f = this.s.facts();
     const snap = await this.s.read();
     const sudo = this.s.host.sudo ? "sudo " : "";
-    const check2 = {
+    const check3 = {
       says: `the master's workers run ${f.livePath} (the same dev:inode as the file)`,
       command: `stat -L -c %d:%i ${quote(f.livePath)}; for c in $(cat /proc/$(cat ${quote(this.s.pidFile)})/task/*/children); do stat -L -c "$c %d:%i" /proc/$c/exe; done`
     };
@@ -24778,7 +24778,7 @@ var HaproxySession = class {
           "# reload the master: it re-executes the binary at the live path",
           `${sudo}kill -USR2 ${f.pid}`
         ],
-        check: check2
+        check: check3
       };
     return {
       state: this.s.describe(snap),
@@ -24786,7 +24786,7 @@ var HaproxySession = class {
         "# HAProxy is down: start it again with its own command line",
         `cd ${quote(f.cwd)} && ${sudo}${[f.argv0, ...f.args].map(quote).join(" ")}`
       ],
-      check: check2
+      check: check3
     };
   }
   async describe() {
@@ -24830,7 +24830,7 @@ var haproxy = {
     retiring: "left to exit by itself (its workers soft-stopped at the reload)"
   },
   defaultPidFile: "/run/haproxy.pid",
-  capabilities: { canHold: false, revert: "handoff", samePid: true },
+  capabilities: { canHold: false, handBack: true, revert: "handoff", samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
 };
@@ -25636,7 +25636,7 @@ var nginx = {
     retiring: "told to QUIT"
   },
   defaultPidFile: "/run/nginx.pid",
-  capabilities: { canHold: true, revert: "old-process", samePid: false },
+  capabilities: { canHold: true, handBack: false, revert: "old-process", samePid: false },
   watchdog: nginxWatchdog,
   open: (host, options) => new NginxSession(host, options)
 };
@@ -26051,7 +26051,7 @@ async function repairHandoff(s) {
   const oldPid = s.facts().pid;
   const pf = s.o.pidFile;
   const sudo = s.host.sudo ? "sudo " : "";
-  const check2 = {
+  const check3 = {
     says: `the pid file names a live process running ${s.facts().livePath} with sha256 ${s.facts().liveSha256}`,
     command: `cat ${pf}; ${sudo}sha256sum /proc/$(cat ${pf})/exe`
   };
@@ -26059,7 +26059,7 @@ async function repairHandoff(s) {
   try {
     snap = await s.read();
   } catch {
-    return { state: "the process state could not be read", commands: [], check: check2 };
+    return { state: "the process state could not be read", commands: [], check: check3 };
   }
   const commands = [];
   const cur = snap.pid;
@@ -26082,7 +26082,7 @@ async function repairHandoff(s) {
   } else if (!isAlive2(snap, oldPid)) {
     commands.push(`# nothing serves: start the server again with the old binary at ${s.facts().livePath}`);
   }
-  return { state: describe4(snap, oldPid, s.newPid), commands, check: check2 };
+  return { state: describe4(snap, oldPid, s.newPid), commands, check: check3 };
 }
 async function assessHandoff(s) {
   const oldPid = s.facts().pid;
@@ -26240,7 +26240,7 @@ function tableflip(o) {
       retiring: "left to exit by itself"
     },
     defaultPidFile: void 0,
-    capabilities: { canHold: false, revert: "handoff", samePid: false },
+    capabilities: { canHold: false, handBack: true, revert: "handoff", samePid: false },
     watchdog: tableflipWatchdog(o.signal),
     open: (host, options) => new TableflipSession(host, options, o)
   };
@@ -26313,25 +26313,12 @@ var HostUpgrade = class {
    * otherwise the host is rolled back. Every undo reads the host first, so nothing is done twice.
    */
   async recover(saved, options) {
-    if (!("session" in this.hp))
+    const hp = this.adopt(saved);
+    if (!hp)
       return this.engine.conclude("failed", "the post step finishes upstream hosts through the load balancer");
-    const hp = this.hp;
-    const { session, state } = hp;
+    const { session } = hp;
     const names = (this.plan.supervisor ?? supervisorFor("nginx")).names;
-    session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 });
-    state.running = {
-      pid: saved.masterPid,
-      livePath: saved.livePath,
-      liveSha256: saved.liveSha256,
-      runningSha256: saved.liveSha256,
-      exeReplaced: false,
-      version: null,
-      arch: ""
-    };
-    const report = this.engine.report;
-    report.oldPid = saved.masterPid;
-    report.binaryPath = saved.livePath;
-    report.previousSha256 = saved.liveSha256;
+    const report2 = this.engine.report;
     let seen;
     try {
       seen = await session.assess();
@@ -26340,7 +26327,7 @@ var HostUpgrade = class {
     }
     const old = saved.masterPid;
     if (seen.state === "old-gone") {
-      report.newPid = seen.serving ?? void 0;
+      report2.newPid = seen.serving ?? void 0;
       this.log.info(`${this.host.name} [recover] the ${names.old} ${old} is gone: ${seen.detail}`);
       return seen.serving !== null ? this.engine.conclude("upgraded") : this.engine.conclude(
         "failed",
@@ -26348,7 +26335,7 @@ var HostUpgrade = class {
       );
     }
     if (options.complete && seen.state === "retire-left") {
-      report.newPid = seen.serving ?? void 0;
+      report2.newPid = seen.serving ?? void 0;
       this.log.info(
         `${this.host.name} [recover] only the retire of the ${names.old} ${old} remained: completing`
       );
@@ -26359,6 +26346,37 @@ var HostUpgrade = class {
       });
     }
     return this.engine.recover({ undo: hp.revertSteps, reason: options.reason });
+  }
+  /**
+   * mode: abort of a host a hold run left on its new process (a supervisor whose revert is a
+   * hand-over, which could not park its old process): the rollback's own undos, from what that
+   * run knew (`saved`: the old process, gone by design, and the old binary). The previous binary
+   * goes back at the live path, then the hand-over back to it; each undo reads the host first.
+   */
+  handBack(saved, reason) {
+    const hp = this.adopt(saved);
+    if (!hp) return this.engine.conclude("failed", "a hand-back is for the hot upgrade");
+    return this.engine.recover({ undo: hp.revertSteps, reason });
+  }
+  /** The session and state learn what an earlier run knew before it changed anything. */
+  adopt(saved) {
+    if (!("session" in this.hp)) return null;
+    const hp = this.hp;
+    hp.session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 });
+    hp.state.running = {
+      pid: saved.masterPid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
+      exeReplaced: false,
+      version: null,
+      arch: ""
+    };
+    const report2 = this.engine.report;
+    report2.oldPid = saved.masterPid;
+    report2.binaryPath = saved.livePath;
+    report2.previousSha256 = saved.liveSha256;
+    return hp;
   }
 };
 
@@ -26403,214 +26421,11 @@ function describeMany(settings, batches, hasCanary, park, shard) {
   return parts.join(", ");
 }
 
-// src/releases/steps.ts
-var shortSha = (s) => s.slice(0, 12);
-var refuse = (step, e) => {
-  throw e instanceof StoreError ? new StepError(step, e.message) : e;
-};
-async function chooseBinary(o, store, state, live2, deployed, note) {
-  if (o.mode === "deploy") return { source: deployed };
-  const target = (() => {
-    try {
-      return rollbackTarget(state, o.rollbackTo);
-    } catch (e) {
-      return refuse("preflight", e);
-    }
-  })();
-  if (target.sha256 === live2.sha256)
-    note(
-      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
-    );
-  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
-  const source = {
-    sha256: target.sha256,
-    hostPath: store.releasePath(target.sha256),
-    version: target.version ?? void 0
-  };
-  return { source, target };
-}
-async function recordLive(store, r, now, note) {
-  const running2 = r.runningSha256;
-  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
-  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
-    (e) => refuse("preflight", e)
-  );
-  let state = read;
-  let meta;
-  const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2, stored).catch((e) => refuse("preflight", e));
-  if (!had) {
-    const found = {
-      sha256: running2,
-      version: versionText(r.version),
-      deployedAt: now,
-      origin: "found"
-    };
-    state = withRelease(state, found);
-    meta = found;
-    note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
-    );
-  } else if (how !== "present") {
-    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-  }
-  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
-    if (had && state.live !== null && state.live !== running2)
-      note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
-      );
-    state = markLive(state, running2, now);
-  }
-  await store.write(state, meta).catch((e) => refuse("preflight", e));
-  return state;
-}
-function withReleaseSteps(plan, o) {
-  const hr = { liveVersion: null, newVersion: null };
-  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
-  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
-  return [...steps, recordStep(plan, o, hr)];
-}
-var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
-function chooseStep(plan, o, hr) {
-  const st = plan.state;
-  const deployed = st.source;
-  const now = () => nowOf(o);
-  return {
-    name: "choose",
-    stage: "prepare",
-    async run({ host, report, note }) {
-      const r = st.running;
-      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
-      hr.store = store;
-      const state = await recordLive(store, r, now(), note);
-      const live2 = liveRelease(state);
-      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
-      report.releases = releaseRows(state);
-      report.previousVersion = report.version = hr.liveVersion ?? void 0;
-      const { source, target } = await chooseBinary(
-        o,
-        store,
-        state,
-        { sha256: r.runningSha256 },
-        deployed,
-        note
-      );
-      st.source = source;
-      if (o.mode === "deploy") {
-        if (source.sha256 === r.runningSha256) return;
-        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("preflight", problem);
-        return;
-      }
-      hr.target = target;
-      hr.newVersion = target.version;
-      report.version = target.version ?? void 0;
-      note(
-        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
-      );
-    }
-  };
-}
-function versionsStep(o, hr) {
-  return {
-    name: "versions",
-    stage: "prepare",
-    async run({ report, note }) {
-      const detected = versionText(report.version);
-      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
-      report.version = hr.newVersion ?? void 0;
-      report.previousVersion = hr.liveVersion ?? void 0;
-      if (o.mode === "deploy") {
-        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
-        if (problem) throw new StepError("verify", problem);
-      }
-      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
-    }
-  };
-}
-function recordStep(plan, o, hr) {
-  const st = plan.state;
-  return {
-    name: "record",
-    stage: "after",
-    async run({ report, note }) {
-      const store = hr.store;
-      if (!store) return;
-      const source = st.source;
-      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)]);
-      let state = read;
-      let meta;
-      const at2 = nowOf(o);
-      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
-        state = afterRollback(state, source.sha256, at2);
-      } else {
-        const how = await store.put(st.running.livePath, source.sha256, stored);
-        const release = meta = {
-          sha256: source.sha256,
-          version: hr.newVersion,
-          deployedAt: at2,
-          origin: "deploy",
-          ...o.provenance
-        };
-        state = markLive(withRelease(state, release), source.sha256, at2);
-        note(
-          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
-        );
-      }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta);
-      report.releases = releaseRows(saved);
-      note(
-        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
-      );
-    }
-  };
-}
-function releaseOptions(settings, env) {
-  return {
-    // plan previews a deploy; status reads no options of the store's steps.
-    mode: settings.mode === "rollback" ? "rollback" : "deploy",
-    releaseDir: settings.releaseDir,
-    keepReleases: settings.keepReleases,
-    version: settings.version,
-    allowDowngrade: settings.allowDowngrade,
-    rollbackTo: settings.rollbackTo,
-    provenance: provenanceFrom(env)
-  };
-}
-
-// src/fleet/held-store.ts
-async function finishCommit(host, rec, settings, log, label) {
-  try {
-    const o = releaseOptions(settings, process.env);
-    const store = ReleaseStore.forLive(host, settings.releaseDir, rec.livePath);
-    const at2 = (/* @__PURE__ */ new Date()).toISOString();
-    const state = await store.read();
-    await store.put(rec.livePath, rec.newBinarySha256);
-    const release = {
-      sha256: rec.newBinarySha256,
-      version: rec.newVersion,
-      deployedAt: at2,
-      origin: "deploy",
-      ...o.provenance
-    };
-    await store.writeMeta(release);
-    await store.saveAndPrune(markLive(withRelease(state, release), rec.newBinarySha256, at2), o.keepReleases);
-    log.info(`${label}: release store ${store.dir}: ${rec.newVersion ?? "the new release"} recorded as live`);
-  } catch (e) {
-    log.warn(
-      `${label}: committed, but the release store could not record the new release: ${e.message}`,
-      {
-        host: label,
-        step: "record"
-      }
-    );
-  }
-}
-
 // src/safety/held.ts
 import { posix as posix4 } from "node:path";
 var HELD_KIND = "zerodown-held";
 var HELD_VERSION = 1;
+var HELD_HANDBACK_VERSION = 2;
 function heldPath(releaseDir) {
   return posix4.join(releaseDir, "held");
 }
@@ -26633,12 +26448,20 @@ function parseHeld(text2) {
   }
   if (typeof v !== "object" || v === null || v.kind !== HELD_KIND)
     return { problem: "it is not a zerodown held record" };
-  if (v.version !== HELD_VERSION)
-    return { problem: `its version ${String(v.version)} is not ${HELD_VERSION}` };
+  if (v.version !== HELD_VERSION && v.version !== HELD_HANDBACK_VERSION)
+    return {
+      problem: `its version ${String(v.version)} is not ${HELD_VERSION} or ${HELD_HANDBACK_VERSION}`
+    };
+  const revert = v.revert;
+  if (v.version === HELD_VERSION ? revert !== void 0 : revert !== "handoff")
+    return {
+      problem: `its revert ${JSON.stringify(revert) ?? "is missing and"} does not go with version ${v.version}`
+    };
   const old = heldProcess(v.old);
   const neu = heldProcess(v.new);
   const strings = ["token", "run", "host", "supervisor", "heldAt", "deadline"];
-  if (!old || !neu || old.pid === neu.pid)
+  const samePid = old !== null && neu !== null && old.pid === neu.pid;
+  if (!old || !neu || samePid && (v.version !== HELD_HANDBACK_VERSION || old.startTime !== neu.startTime))
     return { problem: "its processes are not pid, start time and sha256" };
   if (strings.some((k) => typeof v[k] !== "string" || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
     return { problem: "a text field is missing or malformed" };
@@ -26719,10 +26542,622 @@ async function removeHeld(host, releaseDir) {
     );
 }
 
+// src/safety/watchdog.ts
+import { posix as posix5 } from "node:path";
+
+// src/safety/watchdog-scripts.ts
+var HELPERS = String.raw`
+nap() { sleep 0.2 2>/dev/null || sleep 1; }
+readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
+alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
+# names one process for good: a pid used again by another process has another start time.
+starttime() {
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  set -- $s
+  echo "@{20}"
+}
+is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
+`.replaceAll("@{", "${");
+function watchdogScript(part, binaryFirst = false) {
+  return (HELPERS + String.raw`
+d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
+# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
+# and its pid names another process, alive says no, so nothing signals that process (or its children).
+proc_alive() {
+  case $1 in ''|*[!0-9]*) return 1;; esac
+  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
+  s=@{s##*) }
+  case $s in Z*|X*) return 1;; esac
+  return 0
+}
+alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
+trap '' HUP INT
+# USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
+trap ':' USR1
+log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
+finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
+sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
+# The old binary back at the live path (the kept file is a hard link of it).
+restore_binary() {
+  cur=$(sha_of "$live")
+  if [ "$cur" != "$sha" ]; then
+    kept=$(sha_of "$prev")
+    if [ "$kept" = "$sha" ] && mv -f -- "$prev" "$live"; then
+      log "put the old binary back at $live (sha256 $sha)"
+    else
+      log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
+    fi
+  fi
+}
+` + part.script + String.raw`
+rollback() {
+  if proc_alive "$old" && ! alive "$old"; then
+    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
+  fi
+  ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
+  cur=$(sha_of "$live")
+  if processes_ok && [ "$cur" = "$sha" ]; then
+    log "rolled back: $serving and $live is the old binary"
+    finish rolled-back
+  fi
+  log "rollback incomplete: $seen, live sha256 '$cur'"
+  finish "incomplete: $seen_short, live sha256 $cur"
+}
+
+echo "$$" > "$d/pid"
+log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+while :; do
+  if [ -d "$d/decided" ]; then
+    v=$(cat "$d/verdict" 2>/dev/null)
+    log "the action decided: $v; exiting"
+    finish "$v"
+  fi
+  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+  if [ "$(date +%s)" -ge "$dl" ]; then
+    if mkdir -- "$d/decided" 2>/dev/null; then
+      echo rollback > "$d/verdict"
+      log "no word from the action by the deadline: rolling back"
+      rollback
+    fi
+  fi
+  sleep 1 &
+  wait $! 2>/dev/null
+done
+`).replaceAll("@{", "${");
+}
+var LAUNCH_SCRIPT = HELPERS + String.raw`
+wd=$1 d=$2 tok=$3 lease=$4; shift 4
+# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
+st=$(starttime "$2")
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
+mkdir -p -- "$d" || exit 1
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then
+  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null) $st"; exit 0; fi
+  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
+fi
+rm -f -- "$d/verdict" "$d/result" "$d/pid"
+rmdir -- "$d/decided" 2>/dev/null
+if [ -f "$d/log" ] && [ "$(wc -c < "$d/log")" -gt 200000 ]; then tail -n 300 -- "$d/log" > "$d/log.tmp" && mv -f -- "$d/log.tmp" "$d/log"; fi
+printf '%s\n' "$tok" > "$d/token"
+echo $(( $(date +%s) + lease )) > "$d/deadline"
+printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
+if command -v setsid >/dev/null 2>&1; then
+  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
+else
+  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
+fi
+end=$(( $(date +%s) + 10 ))
+while [ "$(date +%s)" -le "$end" ]; do
+  p=$(readpid "$d/pid")
+  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline") $st"; exit 0; fi
+  sleep 0.02 2>/dev/null || sleep 1
+done
+echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
+`.replaceAll("@{", "${");
+var DECIDE_SCRIPT = HELPERS + String.raw`
+d=$1 tok=$2 v=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  printf '%s\n' "$v" > "$d/verdict"
+  p=$(readpid "$d/pid")
+  is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
+  end=$(( $(date +%s) + 3 ))
+  # Until the process itself is gone (it removes its pid file just before it exits).
+  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
+  echo "decided $v (still exiting)"; exit 0
+fi
+r=$(cat -- "$d/result" 2>/dev/null)
+echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
+`;
+var EXTEND_SCRIPT = String.raw`
+d=$1 tok=$2 lease=$3
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
+[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
+echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+`;
+var INSPECT_SCRIPT = HELPERS + String.raw`
+d=$1
+[ -d "$d" ] || { echo "absent"; exit 0; }
+p=$(readpid "$d/pid")
+if is_watchdog "$p"; then echo "running $p"; else echo "stopped $p"; fi
+echo "token $(cat -- "$d/token" 2>/dev/null)"
+dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
+echo "deadline-in $((dl - $(date +%s)))"
+[ -d "$d/decided" ] && echo "decided $(cat -- "$d/verdict" 2>/dev/null)"
+[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
+tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
+`;
+
+// src/safety/watchdog.ts
+function watchdogLeaseMs(t) {
+  const guarded = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
+  return guarded + 1e4 + Math.ceil(guarded / 10);
+}
+function watchdogDir(releaseDir) {
+  return posix5.join(releaseDir, "watchdog");
+}
+var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
+async function sh(host, script2, args, timeoutMs = 3e4) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
+  if (r.code !== 0)
+    throw new Error(
+      `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
+    );
+  return r.stdout.trim();
+}
+var WatchdogBusyError = class extends Error {
+  constructor(host, dir, pid, token) {
+    super(
+      `${host}: a watchdog of another run (${token || "unknown"}) is still armed (pid ${pid}, state in ${dir}): it will roll back that run's interrupted upgrade at its deadline. Wait for it (its log: ${dir}/log), or, once you have checked the host by hand, stop it: kill ${pid}`
+    );
+    this.host = host;
+    this.dir = dir;
+    this.pid = pid;
+    this.token = token;
+    this.name = "WatchdogBusyError";
+  }
+  host;
+  dir;
+  pid;
+  token;
+};
+async function startWatchdog(host, plan) {
+  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
+    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
+  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
+  const out = await sh(host, LAUNCH_SCRIPT, [
+    watchdogScript(plan.part, plan.binaryFirst),
+    plan.dir,
+    plan.token,
+    seconds(plan.leaseMs),
+    plan.pidFile,
+    String(plan.oldPid),
+    plan.livePath,
+    plan.previousPath,
+    plan.oldSha256
+  ]);
+  const [word, pid, extra, st] = out.split(/\s+/);
+  if (word === "started" || word === "running")
+    return {
+      pid: Number(pid),
+      deadline: Number(extra),
+      oldStartTime: st && /^\d{1,20}$/.test(st) ? st : null
+    };
+  if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
+  throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
+}
+async function decideWatchdog(host, dir, token, verdict2) {
+  const out = await sh(host, DECIDE_SCRIPT, [dir, token, verdict2]);
+  if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
+  if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
+  const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
+  return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
+}
+async function extendWatchdog(host, dir, token, leaseMs) {
+  return await sh(host, EXTEND_SCRIPT, [dir, token, seconds(leaseMs)]) === "extended";
+}
+async function inspectWatchdog(host, dir) {
+  const out = await sh(host, INSPECT_SCRIPT, [dir]);
+  if (out === "absent") return null;
+  const state = {
+    running: false,
+    pid: null,
+    token: null,
+    deadlineInMs: null,
+    verdict: null,
+    result: null,
+    log: []
+  };
+  for (const line2 of out.split("\n")) {
+    const [key, ...rest] = line2.split(" ");
+    const value = rest.join(" ");
+    if (key === "running" || key === "stopped") {
+      state.running = key === "running";
+      state.pid = /^\d+$/.test(value) ? Number(value) : null;
+    } else if (key === "token") state.token = value || null;
+    else if (key === "deadline-in") state.deadlineInMs = Number(value) * 1e3;
+    else if (key === "decided") state.verdict = value || null;
+    else if (key === "result") state.result = value || null;
+    else if (key === "log") state.log.push(value);
+  }
+  return state;
+}
+async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
+  const until = Date.now() + timeoutMs;
+  for (; ; ) {
+    const state = await inspectWatchdog(host, dir);
+    if (state === null || !state.running || Date.now() >= until) return state;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+// src/fleet/held-checks.ts
+function checkRecord(text2, dir, live2, settings, deps) {
+  const parsed = parseHeld(text2);
+  const where2 = heldPath(dir);
+  if ("problem" in parsed)
+    throw new Error(
+      `refusing ${where2}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
+    );
+  const expected = [
+    ["supervisor", parsed.supervisor, deps.supervisor.names.id],
+    ["pid file", parsed.pidFile, settings.pidFile],
+    ["live binary", parsed.livePath, live2],
+    ["kept binary", parsed.previousPath, sidePaths(live2).previous],
+    ["watchdog", parsed.watchdog, watchdogDir(dir)]
+  ];
+  const runId = deps.owner.runId;
+  if (settings.mode === "commit" && parsed.runId && runId && parsed.runId !== runId)
+    throw new Error(
+      `refusing ${where2}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
+    );
+  for (const [what, got, want] of expected)
+    if (got !== want)
+      throw new Error(
+        `refusing ${where2}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
+      );
+  return parsed;
+}
+function checkProcesses(rec, old, neu, verb, held, where2) {
+  for (const [which2, p, state] of [
+    ["old", rec.old, old],
+    ["new", rec.new, neu]
+  ])
+    if (state === "other")
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where2})`
+      );
+  if (neu === "gone" && verb === "commit")
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
+  if (old === "gone" && verb === "abort")
+    throw new Error(
+      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
+    );
+}
+
+// src/releases/steps.ts
+var shortSha = (s) => s.slice(0, 12);
+var refuse = (step, e) => {
+  throw e instanceof StoreError ? new StepError(step, e.message) : e;
+};
+async function chooseBinary(o, store, state, live2, deployed, note) {
+  if (o.mode === "deploy") return { source: deployed };
+  const target = (() => {
+    try {
+      return rollbackTarget(state, o.rollbackTo);
+    } catch (e) {
+      return refuse("preflight", e);
+    }
+  })();
+  if (target.sha256 === live2.sha256)
+    note(
+      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+    );
+  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  const source = {
+    sha256: target.sha256,
+    hostPath: store.releasePath(target.sha256),
+    version: target.version ?? void 0
+  };
+  return { source, target };
+}
+async function recordLive(store, r, now, note) {
+  const running2 = r.runningSha256;
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
+    (e) => refuse("preflight", e)
+  );
+  let state = read;
+  let meta;
+  const had = state.releases.find((x) => x.sha256 === running2);
+  const how = await store.put(from, running2, stored).catch((e) => refuse("preflight", e));
+  if (!had) {
+    const found = {
+      sha256: running2,
+      version: versionText(r.version),
+      deployedAt: now,
+      origin: "found"
+    };
+    state = withRelease(state, found);
+    meta = found;
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
+    );
+  } else if (how !== "present") {
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+  }
+  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
+    if (had && state.live !== null && state.live !== running2)
+      note(
+        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
+      );
+    state = markLive(state, running2, now);
+  }
+  await store.write(state, meta).catch((e) => refuse("preflight", e));
+  return state;
+}
+function withReleaseSteps(plan, o) {
+  const hr = { liveVersion: null, newVersion: null };
+  let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
+  steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
+  return [...steps, recordStep(plan, o, hr)];
+}
+var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
+function chooseStep(plan, o, hr) {
+  const st = plan.state;
+  const deployed = st.source;
+  const now = () => nowOf(o);
+  return {
+    name: "choose",
+    stage: "prepare",
+    async run({ host, report: report2, note }) {
+      const r = st.running;
+      const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
+      hr.store = store;
+      const state = await recordLive(store, r, now(), note);
+      const live2 = liveRelease(state);
+      hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
+      report2.releases = releaseRows(state);
+      report2.previousVersion = report2.version = hr.liveVersion ?? void 0;
+      const { source, target } = await chooseBinary(
+        o,
+        store,
+        state,
+        { sha256: r.runningSha256 },
+        deployed,
+        note
+      );
+      st.source = source;
+      if (o.mode === "deploy") {
+        if (source.sha256 === r.runningSha256) return;
+        const problem = downgradeProblem(versionText(o.version), hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("preflight", problem);
+        return;
+      }
+      hr.target = target;
+      hr.newVersion = target.version;
+      report2.version = target.version ?? void 0;
+      note(
+        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
+      );
+    }
+  };
+}
+function versionsStep(o, hr) {
+  return {
+    name: "versions",
+    stage: "prepare",
+    async run({ report: report2, note }) {
+      const detected = versionText(report2.version);
+      hr.newVersion = o.mode === "rollback" ? hr.target?.version ?? detected : versionText(o.version) ?? detected;
+      report2.version = hr.newVersion ?? void 0;
+      report2.previousVersion = hr.liveVersion ?? void 0;
+      if (o.mode === "deploy") {
+        const problem = downgradeProblem(hr.newVersion, hr.liveVersion, o.allowDowngrade);
+        if (problem) throw new StepError("verify", problem);
+      }
+      note(`version ${describeChange(hr.liveVersion, hr.newVersion)}`);
+    }
+  };
+}
+function recordStep(plan, o, hr) {
+  const st = plan.state;
+  return {
+    name: "record",
+    stage: "after",
+    async run({ report: report2, note }) {
+      const store = hr.store;
+      if (!store) return;
+      const source = st.source;
+      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)]);
+      let state = read;
+      let meta;
+      const at2 = nowOf(o);
+      if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
+        state = afterRollback(state, source.sha256, at2);
+      } else {
+        const how = await store.put(st.running.livePath, source.sha256, stored);
+        const release = meta = {
+          sha256: source.sha256,
+          version: hr.newVersion,
+          deployedAt: at2,
+          origin: "deploy",
+          ...o.provenance
+        };
+        state = markLive(withRelease(state, release), source.sha256, at2);
+        note(
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
+        );
+      }
+      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta);
+      report2.releases = releaseRows(saved);
+      note(
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
+      );
+    }
+  };
+}
+function releaseOptions(settings, env) {
+  return {
+    // plan previews a deploy; status reads no options of the store's steps.
+    mode: settings.mode === "rollback" ? "rollback" : "deploy",
+    releaseDir: settings.releaseDir,
+    keepReleases: settings.keepReleases,
+    version: settings.version,
+    allowDowngrade: settings.allowDowngrade,
+    rollbackTo: settings.rollbackTo,
+    provenance: provenanceFrom(env)
+  };
+}
+
+// src/fleet/held-store.ts
+async function finishCommit(host, rec, settings, log, label) {
+  try {
+    const o = releaseOptions(settings, process.env);
+    const store = ReleaseStore.forLive(host, settings.releaseDir, rec.livePath);
+    const at2 = (/* @__PURE__ */ new Date()).toISOString();
+    const state = await store.read();
+    await store.put(rec.livePath, rec.newBinarySha256);
+    const release = {
+      sha256: rec.newBinarySha256,
+      version: rec.newVersion,
+      deployedAt: at2,
+      origin: "deploy",
+      ...o.provenance
+    };
+    await store.writeMeta(release);
+    await store.saveAndPrune(markLive(withRelease(state, release), rec.newBinarySha256, at2), o.keepReleases);
+    log.info(`${label}: release store ${store.dir}: ${rec.newVersion ?? "the new release"} recorded as live`);
+  } catch (e) {
+    log.warn(
+      `${label}: committed, but the release store could not record the new release: ${e.message}`,
+      {
+        host: label,
+        step: "record"
+      }
+    );
+  }
+}
+
+// src/fleet/held-handback.ts
+function report(h, result, extra = {}) {
+  const now = (/* @__PURE__ */ new Date()).toISOString();
+  return {
+    host: h.label,
+    result,
+    startedAt: now,
+    endedAt: now,
+    durationMs: 0,
+    steps: [],
+    drain: [],
+    health: [],
+    oldPid: h.rec.old.pid,
+    newPid: h.rec.new.pid,
+    ...extra
+  };
+}
+async function check2(h) {
+  const { rec, held, where: where2 } = h;
+  const samePid = rec.old.pid === rec.new.pid;
+  for (const [which2, p, state] of [
+    ["old", rec.old, samePid ? h.neu : h.old],
+    ["new", rec.new, h.neu]
+  ])
+    if (state === "other")
+      throw new Error(
+        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where2})`
+      );
+  if (h.neu === "gone" && h.verb === "commit")
+    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
+  if (h.neu === "gone")
+    throw new Error(
+      `${held}: the new process is gone, so no hand-over back can start from it: check the host (record ${where2}), then start the server on the previous binary ${rec.previousPath}`
+    );
+  if (h.verb === "commit") return;
+  const [live2, kept] = await Promise.all([
+    remoteSha256(h.host, rec.livePath),
+    remoteSha256(h.host, rec.previousPath)
+  ]);
+  if (kept !== rec.oldBinarySha256 && live2 !== rec.oldBinarySha256)
+    throw new Error(
+      `${held}: the previous binary is no longer kept as ${rec.previousPath} (sha256 ${kept ?? "missing"}, expected ${rec.oldBinarySha256}): nothing to hand back to; run mode: rollback for a release from the host's store`
+    );
+}
+async function finishHandBack(h) {
+  const { host, label, rec, held, log } = h;
+  await check2(h);
+  const d = await decideWatchdog(host, rec.watchdog, rec.token, h.verb === "commit" ? "confirm" : "cancel");
+  if (d.verdict === "not-ours")
+    throw new Error(
+      `the watchdog in ${rec.watchdog} belongs to another run than the hold run ${rec.token}: nothing was done`
+    );
+  if (d.verdict === "rollback") return h.watchdogFirst();
+  if (h.verb === "commit") {
+    const rm2 = await host.run(["rm", "-f", "--", rec.previousPath], { sudo: host.sudo });
+    if (rm2.code !== 0)
+      log.warn(
+        `${label}: cannot remove the kept binary ${rec.previousPath} (${rm2.stderr.trim()}); remove it by hand`
+      );
+    await removeHeld(host, h.dir);
+    log.info(`${label}: ${held}: committed: the new process ${rec.new.pid} stays`);
+    await finishCommit(host, rec, h.settings, log, label);
+    return report(h, "upgraded");
+  }
+  log.info(`${label}: ${held}: handing over back to the previous binary (${rec.previousPath})`);
+  const plan = planFrom(h.settings, { sha256: rec.newBinarySha256 }, h.supervisor);
+  const back = await new HostUpgrade(host, plan, log).handBack(
+    { masterPid: rec.old.pid, livePath: rec.livePath, liveSha256: rec.oldBinarySha256 },
+    "mode: abort: back to the previous binary the hold run kept"
+  );
+  back.host = label;
+  if (back.result !== "rolled-back") return back;
+  let serving = 0;
+  const stillServing = async () => {
+    serving = await servingOld(host, h.settings.pidFile, rec.oldBinarySha256);
+  };
+  try {
+    await stillServing();
+    await runHealthGate(host, plan.health, {
+      stillServing,
+      note: (m) => log.info(`${label} [health] ${m}`),
+      record: (ok2, detail, atMs) => back.health.push({ atMs, ok: ok2, detail })
+    });
+  } catch (e) {
+    await removeHeld(host, h.dir);
+    const message = `back on the previous binary, but it does not pass its health check: ${e.message}`;
+    log.error(`${label}: ${message}`, { host: label, step: "health" });
+    return { ...back, result: "failed", failedStep: "health", error: message };
+  }
+  await removeHeld(host, h.dir);
+  log.info(`${label}: ${serving} serves the previous binary again; the record is removed`);
+  return { ...back, newPid: serving };
+}
+async function servingOld(host, pidFile2, sha256) {
+  const r = await host.run(["cat", "--", pidFile2], { sudo: host.sudo });
+  const pid = Number(r.stdout.trim());
+  if (r.code !== 0 || !Number.isInteger(pid) || pid <= 1)
+    throw new Error(`${pidFile2} names no process (${(r.stderr || r.stdout).trim().slice(0, 100)})`);
+  const now = (await readProcesses(host, [pid])).get(pid);
+  if (!now || now.sha256 !== sha256)
+    throw new Error(
+      `${pidFile2} names ${pid}, which ${now ? `runs sha256 ${now.sha256}` : "is not running"}, not the previous binary`
+    );
+  return pid;
+}
+
 // src/safety/lock.ts
 import { randomBytes as randomBytes3 } from "node:crypto";
 import { hostname, userInfo } from "node:os";
-import { posix as posix5 } from "node:path";
+import { posix as posix6 } from "node:path";
 
 // src/safety/lock-errors.ts
 function describeHolder(h) {
@@ -26851,7 +27286,7 @@ cat -- "$1/owner" 2>/dev/null | head -n 40
 
 // src/safety/lock.ts
 function lockPath(releaseDir) {
-  return posix5.join(releaseDir, "lock");
+  return posix6.join(releaseDir, "lock");
 }
 function newToken(owner) {
   const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
@@ -26920,7 +27355,7 @@ function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
   }
   return holder;
 }
-async function sh(host, script2, args, aside = false) {
+async function sh2(host, script2, args, aside = false) {
   const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
   if (r.code !== 0)
     throw new Error(
@@ -26933,7 +27368,7 @@ function ageOf(line2) {
   return m ? Number(m[1]) : 0;
 }
 async function readLock(host, path, fallbackLeaseMs = 15 * 6e4) {
-  const out = await sh(host, INSPECT, [path]);
+  const out = await sh2(host, INSPECT, [path]);
   if (out[0] === "absent") return null;
   return parseHolder(out.slice(1), fallbackLeaseMs, ageOf(out[0]));
 }
@@ -26962,7 +27397,7 @@ var HostLock = class _HostLock {
   static async acquire(host, options) {
     const lock = new _HostLock(host, options);
     const lease = String(Math.max(1, Math.ceil(options.leaseMs / 1e3)));
-    const out = await sh(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
+    const out = await sh2(host, ACQUIRE, [options.path, options.token, lease, ...ownerLines(options.owner)]);
     const status = (out[0] ?? "").replace(/^held-future .*/, "held-future");
     if (status === "acquired" || status === "ours") {
       lock.startRenewing();
@@ -27006,7 +27441,7 @@ var HostLock = class _HostLock {
   }
   async renewOnce() {
     if (this.stopping || this.lost) return "lost";
-    const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true);
+    const out = await sh2(this.host, RENEW, [this.options.path, this.options.token], true);
     if (out[0] === "renewed") return "renewed";
     if (this.stopping) return "lost";
     this.lost = true;
@@ -27048,263 +27483,10 @@ var HostLock = class _HostLock {
   }
 };
 async function releaseLock(host, path, token) {
-  const out = await sh(host, RELEASE, [path, token]);
+  const out = await sh2(host, RELEASE, [path, token]);
   const s = out[0];
   if (s === "released" || s === "absent" || s === "not-ours") return s;
   throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
-}
-
-// src/safety/watchdog.ts
-import { posix as posix6 } from "node:path";
-
-// src/safety/watchdog-scripts.ts
-var HELPERS = String.raw`
-nap() { sleep 0.2 2>/dev/null || sleep 1; }
-readpid() { p=; [ -r "$1" ] && { read -r p < "$1"; } 2>/dev/null; case $p in ''|*[!0-9]*) p=;; esac; echo "$p"; }
-alive() {
-  case $1 in ''|*[!0-9]*) return 1;; esac
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  case $s in Z*|X*) return 1;; esac
-  return 0
-}
-# Field 22 of /proc/PID/stat: when the process started (clock ticks after boot). With the pid it
-# names one process for good: a pid used again by another process has another start time.
-starttime() {
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  set -- $s
-  echo "@{20}"
-}
-is_watchdog() { alive "$1" && case $(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) in *zerodown-watchdog*) return 0;; esac; return 1; }
-`.replaceAll("@{", "${");
-function watchdogScript(part, binaryFirst = false) {
-  return (HELPERS + String.raw`
-d=$1 tok=$2 pf=$3 old=$4 live=$5 prev=$6 sha=$7 oldst=$8
-# The old server is its pid AND the start time read when the watchdog was armed: once it is gone
-# and its pid names another process, alive says no, so nothing signals that process (or its children).
-proc_alive() {
-  case $1 in ''|*[!0-9]*) return 1;; esac
-  s=; { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
-  s=@{s##*) }
-  case $s in Z*|X*) return 1;; esac
-  return 0
-}
-alive() { proc_alive "$1" || return 1; [ "$1" != "$old" ] || [ "$(starttime "$1")" = "$oldst" ]; }
-trap '' HUP INT
-# USR1: the action decided; wake up from the sleep at once (the sleep is waited for, so it is interruptible).
-trap ':' USR1
-log() { printf '%s watchdog[%s] %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$$" "$*" >> "$d/log"; }
-finish() { printf '%s\n' "$1" > "$d/result"; [ "$(readpid "$d/pid")" = "$$" ] && rm -f -- "$d/pid"; exit 0; }
-sha_of() { sha256sum -- "$1" 2>/dev/null | { read -r h _; echo "$h"; }; }
-# The old binary back at the live path (the kept file is a hard link of it).
-restore_binary() {
-  cur=$(sha_of "$live")
-  if [ "$cur" != "$sha" ]; then
-    kept=$(sha_of "$prev")
-    if [ "$kept" = "$sha" ] && mv -f -- "$prev" "$live"; then
-      log "put the old binary back at $live (sha256 $sha)"
-    else
-      log "cannot put the old binary back: $prev has sha256 '$kept', expected $sha"
-    fi
-  fi
-}
-` + part.script + String.raw`
-rollback() {
-  if proc_alive "$old" && ! alive "$old"; then
-    log "pid $old is another process now (started at tick $(starttime "$old"), the old server at $oldst): the old server is gone; pid $old is not signalled"
-  fi
-  ${binaryFirst ? "restore_binary; revert_processes" : "revert_processes; restore_binary"}
-  cur=$(sha_of "$live")
-  if processes_ok && [ "$cur" = "$sha" ]; then
-    log "rolled back: $serving and $live is the old binary"
-    finish rolled-back
-  fi
-  log "rollback incomplete: $seen, live sha256 '$cur'"
-  finish "incomplete: $seen_short, live sha256 $cur"
-}
-
-echo "$$" > "$d/pid"
-log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
-while :; do
-  if [ -d "$d/decided" ]; then
-    v=$(cat "$d/verdict" 2>/dev/null)
-    log "the action decided: $v; exiting"
-    finish "$v"
-  fi
-  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-  if [ "$(date +%s)" -ge "$dl" ]; then
-    if mkdir -- "$d/decided" 2>/dev/null; then
-      echo rollback > "$d/verdict"
-      log "no word from the action by the deadline: rolling back"
-      rollback
-    fi
-  fi
-  sleep 1 &
-  wait $! 2>/dev/null
-done
-`).replaceAll("@{", "${");
-}
-var LAUNCH_SCRIPT = HELPERS + String.raw`
-wd=$1 d=$2 tok=$3 lease=$4; shift 4
-# $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
-st=$(starttime "$2")
-case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
-mkdir -p -- "$d" || exit 1
-p=$(readpid "$d/pid")
-if is_watchdog "$p"; then
-  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null)"; exit 0; fi
-  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
-fi
-rm -f -- "$d/verdict" "$d/result" "$d/pid"
-rmdir -- "$d/decided" 2>/dev/null
-if [ -f "$d/log" ] && [ "$(wc -c < "$d/log")" -gt 200000 ]; then tail -n 300 -- "$d/log" > "$d/log.tmp" && mv -f -- "$d/log.tmp" "$d/log"; fi
-printf '%s\n' "$tok" > "$d/token"
-echo $(( $(date +%s) + lease )) > "$d/deadline"
-printf '%s\n' "$wd" > "$d/zerodown-watchdog.sh" || exit 1
-if command -v setsid >/dev/null 2>&1; then
-  setsid sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
-else
-  nohup sh "$d/zerodown-watchdog.sh" "$d" "$tok" "$@" "$st" </dev/null >>"$d/log" 2>&1 &
-fi
-end=$(( $(date +%s) + 10 ))
-while [ "$(date +%s)" -le "$end" ]; do
-  p=$(readpid "$d/pid")
-  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline")"; exit 0; fi
-  sleep 0.02 2>/dev/null || sleep 1
-done
-echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
-`.replaceAll("@{", "${");
-var DECIDE_SCRIPT = HELPERS + String.raw`
-d=$1 tok=$2 v=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
-if mkdir -- "$d/decided" 2>/dev/null; then
-  printf '%s\n' "$v" > "$d/verdict"
-  p=$(readpid "$d/pid")
-  is_watchdog "$p" && kill -s USR1 "$p" 2>/dev/null
-  end=$(( $(date +%s) + 3 ))
-  # Until the process itself is gone (it removes its pid file just before it exits).
-  while [ "$(date +%s)" -le "$end" ]; do is_watchdog "$p" || { echo "decided $v"; exit 0; }; sleep 0.02 2>/dev/null || sleep 1; done
-  echo "decided $v (still exiting)"; exit 0
-fi
-r=$(cat -- "$d/result" 2>/dev/null)
-echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
-`;
-var EXTEND_SCRIPT = String.raw`
-d=$1 tok=$2 lease=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
-[ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
-echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
-`;
-var INSPECT_SCRIPT = HELPERS + String.raw`
-d=$1
-[ -d "$d" ] || { echo "absent"; exit 0; }
-p=$(readpid "$d/pid")
-if is_watchdog "$p"; then echo "running $p"; else echo "stopped $p"; fi
-echo "token $(cat -- "$d/token" 2>/dev/null)"
-dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-echo "deadline-in $((dl - $(date +%s)))"
-[ -d "$d/decided" ] && echo "decided $(cat -- "$d/verdict" 2>/dev/null)"
-[ -e "$d/result" ] && echo "result $(cat -- "$d/result" 2>/dev/null)"
-tail -n 12 -- "$d/log" 2>/dev/null | sed 's/^/log /'
-`;
-
-// src/safety/watchdog.ts
-function watchdogLeaseMs(t) {
-  const guarded = t.startTimeoutMs + t.healthTimeoutMs + t.drainTimeoutMs;
-  return guarded + 1e4 + Math.ceil(guarded / 10);
-}
-function watchdogDir(releaseDir) {
-  return posix6.join(releaseDir, "watchdog");
-}
-var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
-async function sh2(host, script2, args, timeoutMs = 3e4) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
-  if (r.code !== 0)
-    throw new Error(
-      `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
-    );
-  return r.stdout.trim();
-}
-var WatchdogBusyError = class extends Error {
-  constructor(host, dir, pid, token) {
-    super(
-      `${host}: a watchdog of another run (${token || "unknown"}) is still armed (pid ${pid}, state in ${dir}): it will roll back that run's interrupted upgrade at its deadline. Wait for it (its log: ${dir}/log), or, once you have checked the host by hand, stop it: kill ${pid}`
-    );
-    this.host = host;
-    this.dir = dir;
-    this.pid = pid;
-    this.token = token;
-    this.name = "WatchdogBusyError";
-  }
-  host;
-  dir;
-  pid;
-  token;
-};
-async function startWatchdog(host, plan) {
-  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
-    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
-  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
-  const out = await sh2(host, LAUNCH_SCRIPT, [
-    watchdogScript(plan.part, plan.binaryFirst),
-    plan.dir,
-    plan.token,
-    seconds(plan.leaseMs),
-    plan.pidFile,
-    String(plan.oldPid),
-    plan.livePath,
-    plan.previousPath,
-    plan.oldSha256
-  ]);
-  const [word, pid, extra] = out.split(/\s+/);
-  if (word === "started" || word === "running") return { pid: Number(pid), deadline: Number(extra) };
-  if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
-  throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
-}
-async function decideWatchdog(host, dir, token, verdict2) {
-  const out = await sh2(host, DECIDE_SCRIPT, [dir, token, verdict2]);
-  if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
-  if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
-  const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
-  return { decided: false, verdict: m?.[1] || "rollback", result: m?.[2] ?? null };
-}
-async function extendWatchdog(host, dir, token, leaseMs) {
-  return await sh2(host, EXTEND_SCRIPT, [dir, token, seconds(leaseMs)]) === "extended";
-}
-async function inspectWatchdog(host, dir) {
-  const out = await sh2(host, INSPECT_SCRIPT, [dir]);
-  if (out === "absent") return null;
-  const state = {
-    running: false,
-    pid: null,
-    token: null,
-    deadlineInMs: null,
-    verdict: null,
-    result: null,
-    log: []
-  };
-  for (const line2 of out.split("\n")) {
-    const [key, ...rest] = line2.split(" ");
-    const value = rest.join(" ");
-    if (key === "running" || key === "stopped") {
-      state.running = key === "running";
-      state.pid = /^\d+$/.test(value) ? Number(value) : null;
-    } else if (key === "token") state.token = value || null;
-    else if (key === "deadline-in") state.deadlineInMs = Number(value) * 1e3;
-    else if (key === "decided") state.verdict = value || null;
-    else if (key === "result") state.result = value || null;
-    else if (key === "log") state.log.push(value);
-  }
-  return state;
-}
-async function waitForWatchdog(host, dir, timeoutMs, intervalMs = 500) {
-  const until = Date.now() + timeoutMs;
-  for (; ; ) {
-    const state = await inspectWatchdog(host, dir);
-    if (state === null || !state.running || Date.now() >= until) return state;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 // src/fleet/slot.ts
@@ -27555,32 +27737,6 @@ async function liveBinary(host, settings) {
     );
   return { live: live2, pid };
 }
-function checkRecord(text2, dir, live2, settings, deps) {
-  const parsed = parseHeld(text2);
-  const where2 = heldPath(dir);
-  if ("problem" in parsed)
-    throw new Error(
-      `refusing ${where2}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
-    );
-  const expected = [
-    ["supervisor", parsed.supervisor, deps.supervisor.names.id],
-    ["pid file", parsed.pidFile, settings.pidFile],
-    ["live binary", parsed.livePath, live2],
-    ["kept binary", parsed.previousPath, sidePaths(live2).previous],
-    ["watchdog", parsed.watchdog, watchdogDir(dir)]
-  ];
-  const runId = deps.owner.runId;
-  if (settings.mode === "commit" && parsed.runId && runId && parsed.runId !== runId)
-    throw new Error(
-      `refusing ${where2}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
-    );
-  for (const [what, got, want] of expected)
-    if (got !== want)
-      throw new Error(
-        `refusing ${where2}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
-      );
-  return parsed;
-}
 async function finishLocked(host, label, dir, live2, settings, deps, verb) {
   const text2 = await readHeld(host, dir);
   if (text2 === null) {
@@ -27601,6 +27757,25 @@ async function finishLocked(host, label, dir, live2, settings, deps, verb) {
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid]);
   const old = sameProcess(rec.old, procs.get(rec.old.pid));
   const neu = sameProcess(rec.new, procs.get(rec.new.pid));
+  if (rec.revert === "handoff") {
+    const { supervisor, log } = deps;
+    const where2 = heldPath(dir);
+    return finishHandBack({
+      host,
+      label,
+      dir,
+      rec,
+      settings,
+      supervisor,
+      log,
+      verb,
+      old,
+      neu,
+      held,
+      where: where2,
+      watchdogFirst: first2
+    });
+  }
   checkProcesses(rec, old, neu, verb, held, heldPath(dir));
   const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === "commit" ? "confirm" : "cancel");
   if (d.verdict === "not-ours")
@@ -27617,40 +27792,26 @@ async function finishLocked(host, label, dir, live2, settings, deps, verb) {
     `${label}: ${held}: ${verb === "commit" ? `retiring the old process ${rec.old.pid}` : `returning to the old process ${rec.old.pid} and the previous binary`}`
   );
   const plan = planFrom(settings, { sha256: rec.newBinarySha256 }, deps.supervisor);
-  const report = await new HostUpgrade(host, plan, deps.log).recover(
+  const report2 = await new HostUpgrade(host, plan, deps.log).recover(
     { masterPid: rec.old.pid, livePath: rec.livePath, liveSha256: rec.oldBinarySha256 },
     { complete: verb === "commit", reason: `mode: abort: back to the process the hold run parked` }
   );
-  report.host = label;
-  const done = verb === "commit" ? report.result === "upgraded" : report.result === "rolled-back";
+  report2.host = label;
+  const done = verb === "commit" ? report2.result === "upgraded" : report2.result === "rolled-back";
   if (done) {
     await removeHeld(host, dir);
     if (verb === "commit") await finishCommit(host, rec, settings, deps.log, label);
   }
-  return report;
-}
-function checkProcesses(rec, old, neu, verb, held, where2) {
-  for (const [which2, p, state] of [
-    ["old", rec.old, old],
-    ["new", rec.new, neu]
-  ])
-    if (state === "other")
-      throw new Error(
-        `pid ${p.pid} is no longer the ${which2} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where2})`
-      );
-  if (neu === "gone" && verb === "commit")
-    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`);
-  if (old === "gone" && verb === "abort")
-    throw new Error(
-      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
-    );
+  return report2;
 }
 async function watchdogFirst(host, rec, dir, label, verb, log, held) {
   const end = await waitForWatchdog(host, rec.watchdog, 9e4);
   const result = neutralize(end?.result ?? "unknown");
   await removeHeld(host, dir);
   if (verb === "abort" && result === "rolled-back") {
-    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`);
+    log.info(
+      `${label}: ${held}: its watchdog already ${rec.revert === "handoff" ? "handed it back to the previous binary" : "returned it to its original process"} at hold-timeout`
+    );
     return { ...bare(label, "rolled-back"), oldPid: rec.old.pid, newPid: rec.new.pid };
   }
   throw new Error(
@@ -29638,7 +29799,7 @@ function lockStep(s, o, journal) {
 function releaseLockSettle(s, journal) {
   return {
     name: "unlock",
-    async run({ host, report, log }) {
+    async run({ host, report: report2, log }) {
       let phase = "settled";
       if (s.lock) {
         const how = await s.lock.release();
@@ -29649,7 +29810,7 @@ function releaseLockSettle(s, journal) {
           );
         else if (how === "error") phase = "locked";
       }
-      journal.update(host.name, { phase, result: report.result });
+      journal.update(host.name, { phase, result: report2.result });
     }
   };
 }
@@ -30615,18 +30776,18 @@ function checkHold(read, s) {
       "Remove rollback-fleet: false (a held shard goes back as one when any of its hosts fails)"
     );
 }
-function checkHoldPairing(s, canHold2, title) {
-  if (canHold2) return;
+function checkHoldPairing(s, caps, title) {
+  if (caps.canHold || caps.handBack) return;
   if (s.hold)
     throw new SettingsError(
       "hold",
-      `is true but ${title} cannot hold its old process: its old process is gone once the new one serves`,
+      `is true but ${title} can neither hold its old process nor hand back to its previous binary yet`,
       "Run the shards without hold (each host commits when it passes); to take hosts back, run mode: rollback (a hand-over to the previous release from each host's store)"
     );
   if (s.mode === "commit" || s.mode === "abort")
     throw new SettingsError(
       "mode",
-      `${s.mode} finishes held hosts, and ${title} cannot hold any`,
+      `${s.mode} finishes held hosts, and ${title} leaves none held`,
       "To take hosts back to their previous release, run mode: rollback"
     );
 }
@@ -31028,6 +31189,7 @@ function armStep(s, state, o, journal) {
         binaryFirst: o.binaryFirst
       });
       s.armed = true;
+      s.oldStartTime = wd.oldStartTime ?? void 0;
       note(
         `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${dirOf(s)}/log)`
       );
@@ -31101,11 +31263,11 @@ function holdObserver(s, o, journal) {
 function disarmSettle(s, o) {
   return {
     name: "disarm",
-    async run({ host, report, log }) {
+    async run({ host, report: report2, log }) {
       stopHeartbeat(s);
       const note = (m) => log.info(`${host.name} [settle] ${m}`);
       try {
-        await disarm(host, s, o, report.result === "upgraded" ? "confirm" : "cancel", note);
+        await disarm(host, s, o, report2.result === "upgraded" ? "confirm" : "cancel", note);
       } catch (e) {
         log.warn(`${host.name}: could not disarm the watchdog in ${dirOf(s)}: ${e.message}`, {
           host: host.name,
@@ -31120,19 +31282,23 @@ function disarmSettle(s, o) {
 function leaveHeld2(s, state, o, journal) {
   return {
     name: "leave held",
-    async run({ host, report, log }) {
+    async run({ host, report: report2, log }) {
       stopHeartbeat(s);
       const holdMs = o.hold?.timeoutMs;
       const r = state.running;
-      const newPid = state.newPid ?? report.newPid;
+      const newPid = state.newPid ?? report2.newPid;
       if (holdMs === void 0 || !r || !newPid || s.releaseDir === void 0 || !s.armed)
         throw new Error(
           "the host cannot be left held: its run did not record its processes, release store and watchdog"
         );
+      const handBack = o.hold.handBack;
       const procs = await readProcesses(host, [r.pid, newPid]);
       const old = procs.get(r.pid);
       const neu = procs.get(newPid);
-      if (!old || old.sha256 !== r.runningSha256)
+      const oldStart = handBack ? s.oldStartTime : old?.sha256 === r.runningSha256 ? old.startTime : void 0;
+      if (oldStart === void 0 && handBack)
+        throw new Error(`the start time of the old process ${r.pid} was not read when the watchdog was armed`);
+      if (oldStart === void 0)
         throw new Error(
           `the old process ${r.pid} is not the one this run parked (${old ? `it runs sha256 ${old.sha256}` : "it is gone"})`
         );
@@ -31140,11 +31306,14 @@ function leaveHeld2(s, state, o, journal) {
         throw new Error(
           `the new process ${newPid} does not run the new binary (${neu ? `sha256 ${neu.sha256}` : "it is gone"})`
         );
+      const kept = sidePaths(r.livePath).previous;
+      if (handBack && await remoteSha256(host, kept) !== r.liveSha256)
+        throw new Error(`the previous binary is not kept as ${kept} (sha256 ${r.liveSha256}): no way back`);
       const dir = watchdogDir(s.releaseDir);
       const now = Date.now();
       const record = {
         kind: HELD_KIND,
-        version: HELD_VERSION,
+        ...handBack ? { version: HELD_HANDBACK_VERSION, revert: "handoff" } : { version: HELD_VERSION },
         token: o.token,
         run: o.owner.runUrl ?? o.owner.runner ?? "unknown",
         ...o.owner.runId && /^\d{1,20}$/.test(o.owner.runId) ? { runId: o.owner.runId } : {},
@@ -31152,11 +31321,11 @@ function leaveHeld2(s, state, o, journal) {
         supervisor: o.hold.supervisor,
         pidFile: o.pidFile,
         livePath: r.livePath,
-        previousPath: sidePaths(r.livePath).previous,
+        previousPath: kept,
         oldBinarySha256: r.liveSha256,
         newBinarySha256: state.source.sha256,
         newVersion: state.newVersion ?? null,
-        old: { pid: r.pid, startTime: old.startTime, sha256: old.sha256 },
+        old: { pid: r.pid, startTime: oldStart, sha256: r.runningSha256 },
         new: { pid: newPid, startTime: neu.startTime, sha256: neu.sha256 },
         watchdog: dir,
         heldAt: new Date(now).toISOString(),
@@ -31168,8 +31337,9 @@ function leaveHeld2(s, state, o, journal) {
         throw new Error(`the watchdog in ${dir} could not be given hold-timeout: it decided already`);
       }
       journal.update(host.name, { phase: "settled", result: "parked" });
+      const back = formatDuration(holdMs);
       log.info(
-        `${host.name} [hold] held: the old process ${r.pid} is parked beside the new one ${newPid}; record ${heldPath(s.releaseDir)}; unless mode: commit or abort comes first, the watchdog returns the host to ${r.pid} in ${formatDuration(holdMs)}`
+        handBack ? `${host.name} [hold] held: the new process ${newPid} serves (the old process ${r.pid} cannot be parked: it drained and exited); the previous binary is kept as ${record.previousPath}; record ${heldPath(s.releaseDir)}; unless mode: commit or abort comes first, the watchdog hands back to it in ${back}` : `${host.name} [hold] held: the old process ${r.pid} is parked beside the new one ${newPid}; record ${heldPath(s.releaseDir)}; unless mode: commit or abort comes first, the watchdog returns the host to ${r.pid} in ${back}`
       );
     }
   };
@@ -31254,9 +31424,9 @@ var short = (s) => s.slice(0, 12);
 var refuse2 = (step, e) => {
   throw e instanceof StoreError ? new StepError(step, e.message) : e;
 };
-function planOf(report) {
-  report.plan ??= { verdict: "upgrade" };
-  return report.plan;
+function planOf(report2) {
+  report2.plan ??= { verdict: "upgrade" };
+  return report2.plan;
 }
 function withPreviewSteps(plan, o) {
   const known = { liveVersion: null };
@@ -31286,15 +31456,15 @@ function previewStore(plan, o, known) {
   return {
     name: "releases",
     stage: "prepare",
-    async run({ host, report, note }) {
+    async run({ host, report: report2, note }) {
       const r = st.running;
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
       const state = await store.read().catch((e) => refuse2("preflight", e));
       await checkWritable(host, store.dir);
-      report.releases = releaseRows(state);
+      report2.releases = releaseRows(state);
       const live2 = state.releases.find((x) => x.sha256 === r.runningSha256);
       known.liveVersion = live2?.version ?? versionText(r.version);
-      report.previousVersion = known.liveVersion ?? void 0;
+      report2.previousVersion = known.liveVersion ?? void 0;
       if (!live2)
         note(
           `release store ${store.dir}: the running build (sha256 ${short(r.runningSha256)}) is not in it yet; a deploy records it first`
@@ -31304,7 +31474,7 @@ function previewStore(plan, o, known) {
           `release store ${store.dir} names ${state.live ? short(state.live) : "no release"} live, but the host runs ${short(r.runningSha256)}; a deploy corrects it`
         );
       if (st.source.sha256 === r.runningSha256) return;
-      checkDowngrade(planOf(report), versionText(o.version), known.liveVersion, o, "preflight", note);
+      checkDowngrade(planOf(report2), versionText(o.version), known.liveVersion, o, "preflight", note);
     }
   };
 }
@@ -31312,11 +31482,11 @@ function previewVersions(o, known) {
   return {
     name: "versions",
     stage: "prepare",
-    async run({ report, note }) {
-      const newVersion = versionText(o.version) ?? versionText(report.version);
-      report.version = newVersion ?? void 0;
-      report.previousVersion = known.liveVersion ?? void 0;
-      const plan = planOf(report);
+    async run({ report: report2, note }) {
+      const newVersion = versionText(o.version) ?? versionText(report2.version);
+      report2.version = newVersion ?? void 0;
+      report2.previousVersion = known.liveVersion ?? void 0;
+      const plan = planOf(report2);
       plan.change = describeChange(known.liveVersion, newVersion);
       checkDowngrade(plan, newVersion, known.liveVersion, o, "verify", note);
       note(`a deploy would change the version ${plan.change}`);
@@ -31389,9 +31559,9 @@ async function planHost(host, o) {
   const steps = first(end < 0 ? all : all.slice(0, end), lock);
   const run3 = new HostRun(host, { steps, repair: () => hp.repair() }, { log: o.log, signal: o.signal });
   const ended = await run3.prepare();
-  const report = ended ?? await run3.release("the plan is complete", "clean-up");
-  report.plan = verdictOf(report);
-  return report;
+  const report2 = ended ?? await run3.release("the plan is complete", "clean-up");
+  report2.plan = verdictOf(report2);
+  return report2;
 }
 function verdictOf(r) {
   const plan = { ...r.plan ?? {}, verdict: "upgrade" };
@@ -31423,7 +31593,7 @@ function statusStep(settings, supervisor) {
   return {
     name: "status",
     stage: "prepare",
-    async run({ host, report, note, retrying }) {
+    async run({ host, report: report2, note, retrying }) {
       const session = supervisor.open(host, {
         pidFile: settings.pidFile,
         binaryPath: settings.binaryPath,
@@ -31436,9 +31606,9 @@ function statusStep(settings, supervisor) {
         retrying,
         readOnly: true,
         learn: (k) => {
-          if (k.pid !== void 0) report.oldPid = k.pid;
-          if (k.livePath !== void 0) report.binaryPath = k.livePath;
-          if (k.version) report.version = k.version;
+          if (k.pid !== void 0) report2.oldPid = k.pid;
+          if (k.livePath !== void 0) report2.binaryPath = k.livePath;
+          if (k.version) report2.version = k.version;
         }
       });
       const store = ReleaseStore.forLive(host, settings.releaseDir, r.livePath);
@@ -31450,7 +31620,7 @@ function statusStep(settings, supervisor) {
       ]);
       const stored = state.releases.find((x) => x.sha256 === r.runningSha256);
       const target = rollbackTargetOf(state, r);
-      report.releases = releaseRows(state).map((row) => ({
+      report2.releases = releaseRows(state).map((row) => ({
         ...row,
         rollbackTarget: row.sha256 === target?.sha256
       }));
@@ -31464,11 +31634,11 @@ function statusStep(settings, supervisor) {
         rollbackTarget: target ? { version: target.version, sha256: target.sha256 } : null,
         lock: holder === null ? null : describeHolder(holder)
       };
-      report.status = status;
-      report.oldPid = r.pid;
-      report.binaryPath = r.livePath;
-      report.version = status.version ?? void 0;
-      report.sha256 = r.runningSha256;
+      report2.status = status;
+      report2.oldPid = r.pid;
+      report2.binaryPath = r.livePath;
+      report2.version = status.version ?? void 0;
+      report2.sha256 = r.runningSha256;
       if (!stored)
         note(`the running build (sha256 ${short2(r.runningSha256)}) is not in the release store ${store.dir}`);
       else if (state.live !== r.runningSha256)
@@ -31513,9 +31683,9 @@ async function runReadOnly(o) {
         });
         if (host === null) return;
         const common = { settings, supervisor: o.supervisor, log: slot.log, signal: o.signal };
-        const report = settings.mode === "plan" ? await planHost(host, { ...common, source: o.source, token }) : await statusHost(host, common);
-        if (slot.connectStep) report.steps.unshift(slot.connectStep);
-        slot.report = report;
+        const report2 = settings.mode === "plan" ? await planHost(host, { ...common, source: o.source, token }) : await statusHost(host, common);
+        if (slot.connectStep) report2.steps.unshift(slot.connectStep);
+        slot.report = report2;
       },
       () => o.signal?.aborted === true
     );
@@ -33298,7 +33468,7 @@ function checkPairings(settings, supervisor) {
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
       "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     );
-  checkHoldPairing(settings, supervisor.capabilities.canHold, supervisor.names.title);
+  checkHoldPairing(settings, supervisor.capabilities, supervisor.names.title);
 }
 function safetyOptions(settings, log, env = process.env) {
   const owner = lockOwnerFromEnv(env);
@@ -33320,7 +33490,11 @@ function safetyOptions(settings, log, env = process.env) {
     part: supervisor.watchdog,
     binaryFirst: supervisor.capabilities.revert === "handoff",
     log,
-    hold: settings.hold ? { timeoutMs: settings.holdTimeoutMs, supervisor: supervisor.names.id } : void 0
+    hold: settings.hold ? {
+      timeoutMs: settings.holdTimeoutMs,
+      supervisor: supervisor.names.id,
+      handBack: !supervisor.capabilities.canHold
+    } : void 0
   };
 }
 function hostWrap(settings, log, control, safety = safetyOptions(settings, log)) {
@@ -33680,7 +33854,7 @@ var INPUTS = [
   },
   {
     name: "hold",
-    description: "Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout.",
+    description: "Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout. tableflip and haproxy, which cannot park their old process, complete the hand-over and keep the previous binary: abort hands over back to it.",
     default: "false",
     required: false
   },
@@ -34968,16 +35142,16 @@ async function finishHost(host, r, settings, log) {
       { sha256: r.newSha256 ?? "" },
       supervisorFor(settings.supervisor, settings)
     );
-    const report = await new HostUpgrade(host, plan, log).recover(
+    const report2 = await new HostUpgrade(host, plan, log).recover(
       { masterPid: r.oldPid, livePath: r.livePath, liveSha256: r.oldSha256 },
       {
         complete: action === "complete",
         reason: `the run was interrupted during the upgrade (phase ${r.phase}): the post step rolls the host back`
       }
     );
-    outcome.result = report.result;
-    outcome.error = report.rollbackError ?? (report.result === "failed" ? report.error : void 0);
-    outcome.repair = report.repair;
+    outcome.result = report2.result;
+    outcome.error = report2.rollbackError ?? (report2.result === "failed" ? report2.error : void 0);
+    outcome.repair = report2.repair;
   }
   if (r.lock) {
     const how = await releaseLock(host, r.lock, r.token);

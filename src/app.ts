@@ -96,7 +96,7 @@ export function checkPairings(settings: Settings, supervisor: Supervisor): void 
       `${supervisor.names.title} cannot hold its old process until the whole fleet has passed`,
       "Set rollback-fleet: false (each host commits as soon as it passes); to take a fleet back, run mode: rollback, a hand-over to the previous release from each host's store"
     )
-  checkHoldPairing(settings, supervisor.capabilities.canHold, supervisor.names.title)
+  checkHoldPairing(settings, supervisor.capabilities, supervisor.names.title)
 }
 
 /** The safety layer's options: this run's lock owner and token, the watchdog's lease and part. */
@@ -124,7 +124,13 @@ export function safetyOptions(
     part: supervisor.watchdog,
     binaryFirst: supervisor.capabilities.revert === 'handoff',
     log,
-    hold: settings.hold ? { timeoutMs: settings.holdTimeoutMs, supervisor: supervisor.names.id } : undefined
+    hold: settings.hold
+      ? {
+          timeoutMs: settings.holdTimeoutMs,
+          supervisor: supervisor.names.id,
+          handBack: !supervisor.capabilities.canHold
+        }
+      : undefined
   }
 }
 

@@ -272,7 +272,7 @@ export const INPUTS: readonly InputSpec[] = [
   {
     name: 'hold',
     description:
-      'Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout.',
+      'Upgrade the hosts but leave each old process held (parked) instead of committing, for a later run with mode commit or abort; the watchdog rolls a held host back by itself after hold-timeout. tableflip and haproxy, which cannot park their old process, complete the hand-over and keep the previous binary: abort hands over back to it.',
     default: 'false',
     required: false
   },

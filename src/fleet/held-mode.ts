@@ -5,17 +5,19 @@
  * against /proc (same start time, same executable) before anything is signalled. Then the hold
  * run's watchdog is told (confirm, or cancel) and the host is finished through the same steps
  * the post step uses (HostUpgrade.recover): commit retires the old process, abort returns to it
- * and puts the previous binary back. Running either twice is harmless: the second finds nothing
- * held.
+ * and puts the previous binary back. A host whose old process could not be parked (record version
+ * 2, tableflip) is finished by held-handback.ts: abort hands over back to the previous binary.
+ * Running either twice is harmless: the second finds nothing held.
  */
 import type { HostReport, Logger } from '../engine/types.js'
 import type { Host } from '../host/host.js'
 import { checkTrust } from '../host/trust.js'
 import { neutralize } from '../remote-text.js'
+import { checkProcesses, checkRecord } from './held-checks.js'
+import { finishHandBack } from './held-handback.js'
 import { finishCommit } from './held-store.js'
 import { ReleaseStore } from '../releases/store.js'
 import {
-  parseHeld,
   readHeld,
   readProcesses,
   removeHeld,
@@ -24,7 +26,7 @@ import {
   type HeldRecord
 } from '../safety/held.js'
 import { HostLock, lockPath, type LockOwner } from '../safety/lock.js'
-import { decideWatchdog, inspectWatchdog, waitForWatchdog, watchdogDir } from '../safety/watchdog.js'
+import { decideWatchdog, inspectWatchdog, waitForWatchdog } from '../safety/watchdog.js'
 import type { HostTarget, Settings } from '../settings.js'
 import { planFrom } from '../strategies/hot-upgrade/index.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
@@ -153,41 +155,6 @@ async function liveBinary(host: Host, settings: Settings): Promise<{ live: strin
   return { live, pid }
 }
 
-/** The record, if any, checked against what this run knows (not what the host says). */
-function checkRecord(
-  text: string,
-  dir: string,
-  live: string,
-  settings: Settings,
-  deps: HeldModeDeps
-): HeldRecord {
-  const parsed = parseHeld(text)
-  const where = heldPath(dir)
-  if ('problem' in parsed)
-    throw new Error(
-      `refusing ${where}: ${parsed.problem}; nothing was done (remove it by hand once you have checked the host)`
-    )
-  const expected: [string, string, string][] = [
-    ['supervisor', parsed.supervisor, deps.supervisor.names.id],
-    ['pid file', parsed.pidFile, settings.pidFile],
-    ['live binary', parsed.livePath, live],
-    ['kept binary', parsed.previousPath, sidePaths(live).previous],
-    ['watchdog', parsed.watchdog, watchdogDir(dir)]
-  ]
-  // A commit keeps the binary a hold run tried: only that workflow run's own commit job may keep it.
-  const runId = deps.owner.runId
-  if (settings.mode === 'commit' && parsed.runId && runId && parsed.runId !== runId)
-    throw new Error(
-      `refusing ${where}: it was held by workflow run ${parsed.runId}, not this one (${runId}); a commit keeps only its own run's hosts: run mode: abort here, or commit from that run`
-    )
-  for (const [what, got, want] of expected)
-    if (got !== want)
-      throw new Error(
-        `refusing ${where}: its ${what} is '${got}', this run expects '${want}'; nothing was done`
-      )
-  return parsed
-}
-
 async function finishLocked(
   host: Host,
   label: string,
@@ -217,6 +184,25 @@ async function finishLocked(
   const procs = await readProcesses(host, [rec.old.pid, rec.new.pid])
   const old = sameProcess(rec.old, procs.get(rec.old.pid))
   const neu = sameProcess(rec.new, procs.get(rec.new.pid))
+  if (rec.revert === 'handoff') {
+    const { supervisor, log } = deps
+    const where = heldPath(dir)
+    return finishHandBack({
+      host,
+      label,
+      dir,
+      rec,
+      settings,
+      supervisor,
+      log,
+      verb,
+      old,
+      neu,
+      held,
+      where,
+      watchdogFirst: first
+    })
+  }
   checkProcesses(rec, old, neu, verb, held, heldPath(dir))
   // Only now is the watchdog told (it stays armed for whatever was refused above).
   const d = await decideWatchdog(host, rec.watchdog, rec.token, verb === 'commit' ? 'confirm' : 'cancel')
@@ -247,31 +233,6 @@ async function finishLocked(
   return report
 }
 
-/** Refuses what cannot be finished, before the watchdog is told: a reused pid, or nothing left to keep or to go back to. */
-function checkProcesses(
-  rec: HeldRecord,
-  old: ReturnType<typeof sameProcess>,
-  neu: ReturnType<typeof sameProcess>,
-  verb: Verb,
-  held: string,
-  where: string
-): void {
-  for (const [which, p, state] of [
-    ['old', rec.old, old],
-    ['new', rec.new, neu]
-  ] as const)
-    if (state === 'other')
-      throw new Error(
-        `pid ${p.pid} is no longer the ${which} process the hold run recorded (its start time or executable differ): not signalling it; check the host (record ${where})`
-      )
-  if (neu === 'gone' && verb === 'commit')
-    throw new Error(`${held}: the new process is gone, there is nothing to commit to: run mode: abort`)
-  if (old === 'gone' && verb === 'abort')
-    throw new Error(
-      `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
-    )
-}
-
 /** hold-timeout passed before this run: the watchdog returned the host (or is doing it). */
 async function watchdogFirst(
   host: Host,
@@ -286,7 +247,9 @@ async function watchdogFirst(
   const result = neutralize(end?.result ?? 'unknown')
   await removeHeld(host, dir)
   if (verb === 'abort' && result === 'rolled-back') {
-    log.info(`${label}: ${held}: its watchdog already returned it to its original process at hold-timeout`)
+    log.info(
+      `${label}: ${held}: its watchdog already ${rec.revert === 'handoff' ? 'handed it back to the previous binary' : 'returned it to its original process'} at hold-timeout`
+    )
     return { ...bare(label, 'rolled-back'), oldPid: rec.old.pid, newPid: rec.new.pid }
   }
   throw new Error(

@@ -83,25 +83,12 @@ export class HostUpgrade {
     saved: { masterPid: number; livePath: string; liveSha256: string },
     options: { complete: boolean; reason: string }
   ): Promise<HostReport> {
-    if (!('session' in this.hp))
+    const hp = this.adopt(saved)
+    if (!hp)
       return this.engine.conclude('failed', 'the post step finishes upstream hosts through the load balancer')
-    const hp = this.hp as HotUpgradeHost
-    const { session, state } = hp
+    const { session } = hp
     const names = (this.plan.supervisor ?? supervisorFor('nginx')).names
-    session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 })
-    state.running = {
-      pid: saved.masterPid,
-      livePath: saved.livePath,
-      liveSha256: saved.liveSha256,
-      runningSha256: saved.liveSha256,
-      exeReplaced: false,
-      version: null,
-      arch: ''
-    }
     const report = this.engine.report
-    report.oldPid = saved.masterPid
-    report.binaryPath = saved.livePath
-    report.previousSha256 = saved.liveSha256
     let seen: Awaited<ReturnType<typeof session.assess>>
     try {
       seen = await session.assess()
@@ -132,5 +119,41 @@ export class HostUpgrade {
       })
     }
     return this.engine.recover({ undo: hp.revertSteps, reason: options.reason })
+  }
+
+  /**
+   * mode: abort of a host a hold run left on its new process (a supervisor whose revert is a
+   * hand-over, which could not park its old process): the rollback's own undos, from what that
+   * run knew (`saved`: the old process, gone by design, and the old binary). The previous binary
+   * goes back at the live path, then the hand-over back to it; each undo reads the host first.
+   */
+  handBack(
+    saved: { masterPid: number; livePath: string; liveSha256: string },
+    reason: string
+  ): Promise<HostReport> {
+    const hp = this.adopt(saved)
+    if (!hp) return this.engine.conclude('failed', 'a hand-back is for the hot upgrade')
+    return this.engine.recover({ undo: hp.revertSteps, reason })
+  }
+
+  /** The session and state learn what an earlier run knew before it changed anything. */
+  private adopt(saved: { masterPid: number; livePath: string; liveSha256: string }): HotUpgradeHost | null {
+    if (!('session' in this.hp)) return null
+    const hp = this.hp as HotUpgradeHost
+    hp.session.adopt({ pid: saved.masterPid, livePath: saved.livePath, liveSha256: saved.liveSha256 })
+    hp.state.running = {
+      pid: saved.masterPid,
+      livePath: saved.livePath,
+      liveSha256: saved.liveSha256,
+      runningSha256: saved.liveSha256,
+      exeReplaced: false,
+      version: null,
+      arch: ''
+    }
+    const report = this.engine.report
+    report.oldPid = saved.masterPid
+    report.binaryPath = saved.livePath
+    report.previousSha256 = saved.liveSha256
+    return hp
   }
 }

@@ -36,8 +36,12 @@ export interface SafetyOptions {
   binaryFirst: boolean
   /** Warnings that belong to no step (a held host's watchdog could not be extended). */
   log: Logger
-  /** hold: true: hosts are left held beyond the run, their watchdog armed for timeoutMs. */
-  hold?: { timeoutMs: number; supervisor: string }
+  /**
+   * hold: true: hosts are left held beyond the run, their watchdog armed for timeoutMs. handBack:
+   * the supervisor cannot park its old process (it exited after its drain); the host is left on
+   * its new process, and going back is a hand-over to the kept previous binary.
+   */
+  hold?: { timeoutMs: number; supervisor: string; handBack: boolean }
 }
 
 /** One host's safety state: its lock, its release dir, its watchdog. */
@@ -47,6 +51,8 @@ export interface HostSafety {
   releaseDir?: string
   /** The watchdog runs and nobody decided yet. */
   armed: boolean
+  /** The old server's start time (/proc/PID/stat field 22) read when the watchdog was armed. */
+  oldStartTime?: string
   heartbeat?: NodeJS.Timeout
 }
 

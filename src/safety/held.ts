@@ -5,12 +5,21 @@
  * the old and the new process (pid, start time, sha256 of the executable they run) and the
  * binaries. A later run acts on it only when it parses as ours and every process it names is
  * still the one it names (same start time, same executable): pids get reused, files get edited.
+ *
+ * Version 1: the old process is parked (nginx); abort returns to it. Version 2 (`revert:
+ * 'handoff'`): a supervisor that cannot park its old process (tableflip) left the host on its new
+ * process after a completed hand-over; `old` names the old process as it was (gone after its
+ * drain; HAProxy: the same master pid, re-executed, so `old` and `new` share it) and abort hands
+ * over back to the previous binary kept at `previousPath`.
  */
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
 
 export const HELD_KIND = 'zerodown-held'
+/** A record whose old process is parked. */
 export const HELD_VERSION = 1
+/** A record whose old process is gone: the way back is a hand-over to the previous binary. */
+export const HELD_HANDBACK_VERSION = 2
 
 export interface HeldProcess {
   pid: number
@@ -22,7 +31,9 @@ export interface HeldProcess {
 
 export interface HeldRecord {
   kind: typeof HELD_KIND
-  version: typeof HELD_VERSION
+  version: typeof HELD_VERSION | typeof HELD_HANDBACK_VERSION
+  /** Version 2 only: the old process is gone; abort hands over back to the binary at previousPath. */
+  revert?: 'handoff'
   /** The hold run's token: its watchdog answers only to it. */
   token: string
   /** Who held it (the workflow run), for people reading the host. */
@@ -33,7 +44,7 @@ export interface HeldRecord {
   supervisor: string
   pidFile: string
   livePath: string
-  /** The kept old binary (goes back at the live path on abort). */
+  /** The kept old binary (goes back at the live path on abort; version 2: and is handed over to). */
   previousPath: string
   /** sha256 of the old binary file (what abort puts back) and of the new one. */
   oldBinarySha256: string
@@ -78,12 +89,22 @@ export function parseHeld(text: string): HeldRecord | { problem: string } {
   }
   if (typeof v !== 'object' || v === null || v.kind !== HELD_KIND)
     return { problem: 'it is not a zerodown held record' }
-  if (v.version !== HELD_VERSION)
-    return { problem: `its version ${String(v.version)} is not ${HELD_VERSION}` }
+  if (v.version !== HELD_VERSION && v.version !== HELD_HANDBACK_VERSION)
+    return {
+      problem: `its version ${String(v.version)} is not ${HELD_VERSION} or ${HELD_HANDBACK_VERSION}`
+    }
+  // The version says how to go back; a record that says otherwise is refused, never guessed at.
+  const revert = (v as { revert?: unknown }).revert
+  if (v.version === HELD_VERSION ? revert !== undefined : revert !== 'handoff')
+    return {
+      problem: `its revert ${JSON.stringify(revert) ?? 'is missing and'} does not go with version ${v.version}`
+    }
   const old = heldProcess(v.old)
   const neu = heldProcess(v.new)
   const strings = ['token', 'run', 'host', 'supervisor', 'heldAt', 'deadline'] as const
-  if (!old || !neu || old.pid === neu.pid)
+  // One pid for both only where the server re-executes itself in place (HAProxy's master): version 2.
+  const samePid = old !== null && neu !== null && old.pid === neu.pid
+  if (!old || !neu || (samePid && (v.version !== HELD_HANDBACK_VERSION || old.startTime !== neu.startTime)))
     return { problem: 'its processes are not pid, start time and sha256' }
   if (strings.some(k => typeof v[k] !== 'string' || v[k].length > 1024 || /[\0-\x1f]/.test(v[k])))
     return { problem: 'a text field is missing or malformed' }

@@ -117,7 +117,7 @@ case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; 
 mkdir -p -- "$d" || exit 1
 p=$(readpid "$d/pid")
 if is_watchdog "$p"; then
-  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null)"; exit 0; fi
+  if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null) $st"; exit 0; fi
   echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
 fi
 rm -f -- "$d/verdict" "$d/result" "$d/pid"
@@ -134,7 +134,7 @@ fi
 end=$(( $(date +%s) + 10 ))
 while [ "$(date +%s)" -le "$end" ]; do
   p=$(readpid "$d/pid")
-  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline")"; exit 0; fi
+  if [ -n "$p" ]; then echo "started $p $(cat -- "$d/deadline") $st"; exit 0; fi
   sleep 0.02 2>/dev/null || sleep 1
 done
 echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"

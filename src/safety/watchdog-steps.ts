@@ -82,6 +82,7 @@ export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journ
         binaryFirst: o.binaryFirst
       })
       s.armed = true
+      s.oldStartTime = wd.oldStartTime ?? undefined
       note(
         `watchdog ${wd.pid} armed on the host: unless this run confirms, it rolls the host back by itself in ${formatDuration(o.watchdogLeaseMs)} (log: ${dirOf(s)}/log)`
       )

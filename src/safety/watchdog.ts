@@ -103,7 +103,7 @@ export class WatchdogBusyError extends Error {
 export async function startWatchdog(
   host: Host,
   plan: WatchdogPlan
-): Promise<{ pid: number; deadline: number }> {
+): Promise<{ pid: number; deadline: number; oldStartTime: string | null }> {
   if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
     throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`)
   if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`)
@@ -118,8 +118,14 @@ export async function startWatchdog(
     plan.previousPath,
     plan.oldSha256
   ])
-  const [word, pid, extra] = out.split(/\s+/)
-  if (word === 'started' || word === 'running') return { pid: Number(pid), deadline: Number(extra) }
+  const [word, pid, extra, st] = out.split(/\s+/)
+  // st: the old server's start time, which names it for good (held records keep it).
+  if (word === 'started' || word === 'running')
+    return {
+      pid: Number(pid),
+      deadline: Number(extra),
+      oldStartTime: st && /^\d{1,20}$/.test(st) ? st : null
+    }
   if (word === 'busy') throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? '')
   throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`)
 }

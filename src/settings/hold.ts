@@ -108,23 +108,26 @@ function checkHold(read: Read, s: Rest & HoldSettings): void {
     )
 }
 
-/** Refuses hold: true, commit and abort for a supervisor that cannot hold its old process (before any host changes). */
+/**
+ * Refuses hold: true, commit and abort for a supervisor that can neither hold its old process
+ * nor hand back to its previous binary (before any host changes).
+ */
 export function checkHoldPairing(
   s: { hold: boolean; mode: string; supervisor: string },
-  canHold: boolean,
+  caps: { canHold: boolean; handBack: boolean },
   title: string
 ): void {
-  if (canHold) return
+  if (caps.canHold || caps.handBack) return
   if (s.hold)
     throw new SettingsError(
       'hold',
-      `is true but ${title} cannot hold its old process: its old process is gone once the new one serves`,
+      `is true but ${title} can neither hold its old process nor hand back to its previous binary yet`,
       "Run the shards without hold (each host commits when it passes); to take hosts back, run mode: rollback (a hand-over to the previous release from each host's store)"
     )
   if (s.mode === 'commit' || s.mode === 'abort')
     throw new SettingsError(
       'mode',
-      `${s.mode} finishes held hosts, and ${title} cannot hold any`,
+      `${s.mode} finishes held hosts, and ${title} leaves none held`,
       'To take hosts back to their previous release, run mode: rollback'
     )
 }

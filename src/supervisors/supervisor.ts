@@ -29,6 +29,13 @@ export interface SupervisorCapabilities {
    */
   readonly canHold: boolean
   /**
+   * Without canHold, whether a `hold: true` run can still leave the host held: the hand-over
+   * completes (the old process drains and exits), the previous binary stays kept, the watchdog
+   * stays armed, and mode: abort (or the watchdog at hold-timeout) hands over back to it.
+   * tableflip and HAProxy: yes. nginx: not needed (it holds its old master).
+   */
+  readonly handBack: boolean
+  /**
    * How a revert finds the old version. `old-process`: the old process is still alive and takes
    * over again (nginx: HUP it, stop the new master); the old binary goes back afterwards.
    * `handoff`: the old binary must be back at the live path first, then another hand-over runs

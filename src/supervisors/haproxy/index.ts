@@ -3,7 +3,8 @@
  * it re-execute the live file and fork new workers, which take the listeners over; the old workers
  * soft-stop by themselves and exit once their connections end. There is no old process to hold:
  * the master already runs the new file and the old workers are leaving, so a rollback is another
- * reload with the old binary back at the live path (canHold false, revert `handoff`).
+ * reload with the old binary back at the live path (canHold false, revert `handoff`); so hold: true
+ * leaves the master on the new binary with the old one kept, and abort reloads back to it (handBack).
  */
 import { quote } from '../../host/quote.js'
 import { StepError } from '../../engine/step.js'
@@ -192,7 +193,7 @@ export const haproxy: Supervisor = {
     retiring: 'left to exit by itself (its workers soft-stopped at the reload)'
   },
   defaultPidFile: '/run/haproxy.pid',
-  capabilities: { canHold: false, revert: 'handoff', samePid: true },
+  capabilities: { canHold: false, handBack: true, revert: 'handoff', samePid: true },
   watchdog: haproxyWatchdog,
   open: (host, options) => new HaproxySession(host, options, options.binaryPath)
 }

@@ -159,7 +159,7 @@ export const nginx: Supervisor = {
     retiring: 'told to QUIT'
   },
   defaultPidFile: '/run/nginx.pid',
-  capabilities: { canHold: true, revert: 'old-process', samePid: false },
+  capabilities: { canHold: true, handBack: false, revert: 'old-process', samePid: false },
   watchdog: nginxWatchdog,
   open: (host, options) => new NginxSession(host, options)
 }

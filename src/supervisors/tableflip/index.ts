@@ -3,7 +3,8 @@
  * the upgrade signal makes the serving process start the live file again as its child, which
  * inherits the listening sockets and names itself in the pid file once ready; the old process
  * then stops accepting, drains and exits by itself. It cannot be held for a fleet, and going back
- * is another hand-over, to the old binary, once the old process has gone.
+ * is another hand-over, to the old binary, once the old process has gone; so hold: true leaves a
+ * host on its new process with the old binary kept, and abort hands back to it (handBack).
  */
 import type { Host } from '../../host/host.js'
 import type { UpgradeSignal } from '../../settings.js'
@@ -104,7 +105,7 @@ export function tableflip(o: { signal: UpgradeSignal; parentWaitMs: number }): S
       retiring: 'left to exit by itself'
     },
     defaultPidFile: undefined,
-    capabilities: { canHold: false, revert: 'handoff', samePid: false },
+    capabilities: { canHold: false, handBack: true, revert: 'handoff', samePid: false },
     watchdog: tableflipWatchdog(o.signal),
     open: (host, options) => new TableflipSession(host, options, o)
   }
