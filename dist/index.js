@@ -45093,7 +45093,7 @@ var HostUpgrade = class {
     this.log = log;
     const supervisor = plan.supervisor ?? supervisorFor("nginx");
     this.hp = plan.strategy ? plan.strategy.plan(host, plan.source, log) : hotUpgrade(plan, supervisor).plan(host, plan.source);
-    const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() };
+    const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, checkpoint: this.hp.checkpoint, repair: () => this.hp.repair() };
     this.engine = new HostRun(host, spec, { log, signal: plan.signal });
   }
   host;
@@ -45585,20 +45585,30 @@ var LockHeldError = class extends Error {
   path;
   holder;
 };
+function lostLockAdvice(leaseMs) {
+  return `Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`;
+}
+function hostLockLostMessage(host, path, who) {
+  return `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. `;
+}
+function lbLockLostMessage(host, path, who) {
+  return `${host}: this run lost the load balancer's deploy lock ${path} while it worked on the hosts behind it: ${who}. Stopping here and rolling back, so that two runs never change the load balancer at once. `;
+}
 var LockLostError = class extends Error {
-  constructor(host, path, holder, leaseMs) {
+  constructor(host, path, holder, leaseMs, role = "host") {
     const who = holder ? `another run holds it now: ${describeHolder(holder)}` : "nobody holds it now (it was removed)";
-    super(
-      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`
-    );
+    const lost = role === "load-balancer" ? lbLockLostMessage : hostLockLostMessage;
+    super(lost(host, path, who) + lostLockAdvice(leaseMs));
     this.host = host;
     this.path = path;
     this.holder = holder;
+    this.role = role;
     this.name = "LockLostError";
   }
   host;
   path;
   holder;
+  role;
 };
 
 // src/safety/lock-scripts.ts
@@ -45839,7 +45849,8 @@ var HostLock = class _HostLock {
   }
   /** Throws LockLostError when a renewal found the lock in other hands. */
   check() {
-    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs);
+    if (this.lost)
+      throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs, this.options.role);
   }
   /**
    * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
@@ -49759,6 +49770,20 @@ async function inspectBinary(path) {
   };
 }
 
+// src/safety/lock-checkpoint.ts
+function lockCheckpoint(lock) {
+  const asked = /* @__PURE__ */ new Set();
+  return async (step) => {
+    const l = lock();
+    if (!l) return;
+    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
+    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
+      asked.add(moment);
+      await l.verify();
+    } else l.check();
+  };
+}
+
 // src/safety/watchdog-steps.ts
 var ROLLBACK_GRACE_MS = 12e4;
 var WATCHDOG_FINISH_MS = 9e4;
@@ -49979,19 +50004,17 @@ function safeguard(plan, o, journal) {
     settle,
     leave,
     observers: [holdObserver(s, o, journal)],
-    checkpoint: lockCheckpoint(s),
+    checkpoint: checkpoints(
+      plan.checkpoint,
+      lockCheckpoint(() => s.lock)
+    ),
     repair: () => plan.repair()
   };
 }
-function lockCheckpoint(s) {
-  const asked = /* @__PURE__ */ new Set();
+function checkpoints(strategy, host) {
   return async (step) => {
-    if (!s.lock) return;
-    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
-    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
-      asked.add(moment);
-      await s.lock.verify();
-    } else s.lock.check();
+    await strategy?.(step);
+    await host(step);
   };
 }
 
@@ -51872,7 +51895,8 @@ function upstreamStrategy(o) {
         state: p.state,
         steps: [...inspectSteps2(p), ...stageSteps2(p), ...changeSteps2(p)],
         anchors: { inspected: "preflight", verified: "verify" },
-        repair: () => repairAdvice2(p)
+        repair: () => repairAdvice2(p),
+        checkpoint: lockCheckpoint(() => o.lock)
       };
     }
   };
@@ -51967,6 +51991,18 @@ async function reportEarlierWatchdog(lbHost, dir, log) {
   if (wd.result.trim() === "restored") log.info(message);
   else log.warn(message, { host: lbHost.name, step: "preflight" });
 }
+async function stillHeld(lock, lbHost, log) {
+  try {
+    await lock.verify();
+    return true;
+  } catch {
+    log.warn(
+      `${lbHost.name}: the load balancer's deploy lock went to another run: the copy of ${lock.path.replace(/\/lock$/, "/original")} (the file as this run found it) is left to that run`,
+      { host: lbHost.name, step: "lock" }
+    );
+    return false;
+  }
+}
 async function openUpstream(s, o) {
   const u = s.upstream;
   const lbHost = await o.connect(u.host);
@@ -51978,7 +52014,8 @@ async function openUpstream(s, o) {
       token: o.token,
       leaseMs: s.lockLeaseMs,
       owner: o.owner,
-      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" })
+      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
+      role: "load-balancer"
     });
     const canary = s.canary > 0 && s.hosts.length > 1;
     const lb = await LoadBalancer.open(lbHost, {
@@ -52012,6 +52049,7 @@ async function openUpstream(s, o) {
     const addressOf = (host) => serverAddress(u.server, host.address);
     const strategy = upstreamStrategy({
       lb,
+      lock,
       plan: upstreamPlan(s),
       addressOf,
       canaryOf: (host) => canaryAddresses.has(addressOf(host)) ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate } : null
@@ -52023,7 +52061,8 @@ async function openUpstream(s, o) {
       lbHost,
       async finish({ settled }) {
         await lb.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        if (settled) await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
+        if (settled && await stillHeld(held, lbHost, o.log))
+          await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
         await held.release();
         await lbHost.close();
       }

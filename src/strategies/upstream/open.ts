@@ -58,6 +58,20 @@ async function reportEarlierWatchdog(lbHost: Host, dir: string, log: Logger): Pr
   else log.warn(message, { host: lbHost.name, step: 'preflight' })
 }
 
+/** Whether this run still holds the load balancer's lock at its end (asked on the host). */
+async function stillHeld(lock: HostLock, lbHost: Host, log: Logger): Promise<boolean> {
+  try {
+    await lock.verify()
+    return true
+  } catch {
+    log.warn(
+      `${lbHost.name}: the load balancer's deploy lock went to another run: the copy of ${lock.path.replace(/\/lock$/, '/original')} (the file as this run found it) is left to that run`,
+      { host: lbHost.name, step: 'lock' }
+    )
+    return false
+  }
+}
+
 export async function openUpstream(
   s: Settings,
   o: {
@@ -79,7 +93,8 @@ export async function openUpstream(
       token: o.token,
       leaseMs: s.lockLeaseMs,
       owner: o.owner,
-      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' })
+      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' }),
+      role: 'load-balancer'
     })
     const canary = s.canary > 0 && s.hosts.length > 1
     const lb = await LoadBalancer.open(lbHost, {
@@ -113,6 +128,7 @@ export async function openUpstream(
     const addressOf = (host: Host) => serverAddress(u.server, host.address)
     const strategy = upstreamStrategy({
       lb,
+      lock,
       plan: upstreamPlan(s),
       addressOf,
       canaryOf: host =>
@@ -127,7 +143,9 @@ export async function openUpstream(
       lbHost,
       async finish({ settled }) {
         await lb.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
-        if (settled) await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
+        // The file as this run found it is the baseline of a run that took the lock over: it stays.
+        if (settled && (await stillHeld(held, lbHost, o.log)))
+          await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         await held.release()
         await lbHost.close()
       }
