@@ -32,11 +32,16 @@ import { until } from './helpers/ssh.js'
 
 const STATE = '/var/lib/zerodown/upstream/app'
 const LB_LOCK = `${STATE}/lock`
+const WATCHDOG = `${STATE}/watchdog`
 const HOST_LOCK = '/var/lib/zerodown/app/lock'
-/** The health gate's files on each backend: it runs once `go` exists. */
+/** The health gate on each backend: it passes once `go` exists (`a-`: run A's, which never passes). */
 const WAITING = '/srv/app/zd-gate-waiting'
 const GO = '/srv/app/zd-gate-go'
-const GATE = `touch ${WAITING}; i=0; while [ ! -e ${GO} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done; [ -e ${GO} ]`
+const GO_A = '/srv/app/zd-gate-a-go'
+const gate = (waiting: string, go: string) =>
+  `touch ${waiting}; i=0; while [ ! -e ${go} ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i + 1)); done; [ -e ${go} ]`
+const GATE = gate(WAITING, GO)
+const GATE_A = gate('/srv/app/zd-gate-a-waiting', GO_A)
 const OTHER_OWNER = 'token=someone-else\nlease=900\nrepository=octo/other\nrun_id=777\nactor=mallory\n'
 
 let u: UpstreamSandbox
@@ -125,6 +130,7 @@ beforeEach(async () => {
     fs.rmSync(onBackend(i, '/var/lib/zerodown/app'), { recursive: true, force: true })
     fs.rmSync(onBackend(i, WAITING), { force: true })
     fs.rmSync(onBackend(i, GO), { force: true })
+    fs.rmSync(onBackend(i, GO_A), { force: true })
     await u.install(b, v1)
   }
   fs.rmSync(lbFile(STATE), { recursive: true, force: true })
@@ -195,4 +201,77 @@ describe('strategy upstream: a lock taken over mid-rollout stops the run, which 
     // The load balancer's lock was this run's all along: released.
     expect(fs.existsSync(lbFile(LB_LOCK))).toBe(false)
   })
+})
+
+describe("strategy upstream: a run that takes over stands the vanished run's load-balancer watchdog down", () => {
+  /** Seconds since the epoch of a file's last change on the host (the same clock as the sandbox hosts'). */
+  const changedAt = (path: string) => fs.statSync(path).mtimeMs / 1000
+
+  it.each(['true', 'false'])(
+    'watchdog: %s: the old watchdog, past its deadline, never puts its file over the new run; the new run finishes',
+    async watchdog => {
+      // Run A is killed while host 0 is out of the block; its watchdog waits for a deadline 40 s on.
+      // Its health gate never passes: a kill that lands late still finds host 0 out.
+      const a = await runMain(
+        inputs(u.build('2.0.0'), { 'upstream-watchdog-lease': '40s', 'health-command': GATE_A }),
+        stateFile(),
+        {
+          env: github('8201'),
+          kill: { when: /restart-command returned/, signal: 'SIGKILL' }
+        }
+      )
+      expect(a.signal).toBe('SIGKILL')
+      const [old] = watchdogs()
+      expect(old).toBeDefined()
+      const deadline = Number(fs.readFileSync(lbFile(`${WATCHDOG}/deadline`), 'utf8'))
+      const tokenA = fs.readFileSync(lbFile(`${WATCHDOG}/token`), 'utf8').trim()
+      expect(tokenA).toMatch(/^8201\.1-/)
+      expect(isDown(u.upstreamFile(), 0)).toBe(true)
+      // Run A's locks (lock-lease 10s) run out; run B takes them over.
+      const stale = () =>
+        Date.now() / 1000 > changedAt(lbFile(`${LB_LOCK}/owner`)) + 11 &&
+        Date.now() / 1000 > changedAt(onBackend(0, `${HOST_LOCK}/owner`)) + 11
+      expect(await until(stale, 30_000, 200)).toBe(true)
+      const l = load()
+      const b = start(inputs(u.build('3.0.0'), { watchdog }), '8202')
+      try {
+        // B has host 0 out of the block and waits in its health gate, before any other write.
+        expect(await until(() => fs.existsSync(onBackend(0, WAITING)) || b.done(), 90_000)).toBe(true)
+        expect(b.done()).toBe(false)
+        // A's watchdog is gone, and its deadline has passed: it did not act, and never will.
+        expect(
+          await until(() => !watchdogs().includes(old!) && Date.now() / 1000 > deadline + 1, 60_000, 200)
+        ).toBe(true)
+        expect(isDown(u.upstreamFile(), 0)).toBe(true)
+        expect(fs.readFileSync(lbFile(`${WATCHDOG}/result`), 'utf8')).toBe('superseded\n')
+        expect(fs.readFileSync(lbFile(`${WATCHDOG}/log`), 'utf8')).toContain('decided by another: superseded')
+        expect(b.log()).toContain(
+          `stood down the load balancer's watchdog of an earlier run (${tokenA}) before reading the file`
+        )
+        go()
+        const result = await b.result
+        const traffic = await l.stop()
+        console.log(describeLoad(`connection per request (takeover, watchdog: ${watchdog})`, traffic))
+        expect(result.log).toContain('took over the deploy lock')
+        expect(result.log).not.toContain("the load balancer's watchdog of an earlier run ended")
+        expect(result.outputs.result).toBe('upgraded')
+        expect(result.code).toBe(0)
+        for (const x of u.backends) expect(await u.version(x)).toBe('3.0.0')
+        expect(u.upstreamFile()).toBe(u.initialFile)
+        expect(traffic.failed).toBe(0)
+        // B's own watchdog (watchdog: true) was armed and disarmed; nothing waits on the load balancer.
+        expect(await until(() => watchdogs().length === 0, 10_000)).toBe(true)
+        expect(fs.existsSync(lbFile(LB_LOCK))).toBe(false)
+        expect(fs.existsSync(lbFile(`${STATE}/original`))).toBe(false)
+      } finally {
+        // Load first: a rollback of B drains host 0, which waits for the load's connections.
+        await l.stop()
+        go()
+        await b.result
+        // Run A's gate, if it started before the kill, ends.
+        fs.writeFileSync(onBackend(0, GO_A), '')
+      }
+    },
+    180_000
+  )
 })

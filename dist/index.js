@@ -51181,6 +51181,22 @@ fi
 waitgone "$p" 60 || { echo "acting $p"; exit 0; }
 echo "acted $(cat -- "$d/result" 2>/dev/null)"
 `;
+var LB_SUPERSEDE_SCRIPT = HELPERS2 + String.raw`
+d=$1 tok=$2
+[ -d "$d" ] && [ ! -L "$d" ] || { echo absent; exit 0; }
+old=$(cat -- "$d/token" 2>/dev/null)
+[ "$old" = "$tok" ] && { echo ours; exit 0; }
+p=$(readpid "$d/pid")
+is_lbwd "$p" || { echo stopped; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  echo superseded > "$d/verdict"
+  kill -s USR1 "$p" 2>/dev/null
+  waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+  echo "superseded $old"; exit 0
+fi
+waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+echo "acted $(cat -- "$d/result" 2>/dev/null)"
+`;
 var LB_INSPECT_SCRIPT = HELPERS2 + String.raw`
 d=$1
 [ -d "$d" ] || { echo absent; exit 0; }
@@ -51304,6 +51320,18 @@ async function disarmLbWatchdog(host, stateDir, token) {
   if (out.startsWith("acting "))
     return `it reached its deadline first and is still acting (pid ${remoteText(out.slice(7), 20)})`;
   return remoteText(out, 200);
+}
+async function supersedeLbWatchdog(host, stateDir, token) {
+  const dir = lbWatchdogDir(stateDir);
+  const out = await sh3(host, LB_SUPERSEDE_SCRIPT, [dir, token]);
+  if (out === "absent" || out === "ours" || out === "stopped") return null;
+  if (out.startsWith("superseded "))
+    return `stood down the load balancer's watchdog of an earlier run (${remoteText(out.slice(11), 100)}) before reading the file: that run is gone, and this run puts each server back from the file as that run found it`;
+  if (out.startsWith("acted "))
+    return `the load balancer's watchdog of an earlier run was acting when this run took the lock; it finished: ${remoteText(out.slice(6), 200)}`;
+  throw new Error(
+    `${host.name}: the load balancer's watchdog of an earlier run is still restoring the file after 60 s (${remoteText(out, 100)}; its log: ${dir}/log): nothing was changed. Run again once it has finished`
+  );
 }
 async function inspectLbWatchdog(host, stateDir) {
   const out = await sh3(host, LB_INSPECT_SCRIPT, [lbWatchdogDir(stateDir)]);
@@ -51986,7 +52014,7 @@ function upstreamPlan(s) {
 }
 async function reportEarlierWatchdog(lbHost, dir, log) {
   const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null);
-  if (!wd?.result || wd.running) return;
+  if (!wd?.result || wd.running || wd.result.trim() === "superseded") return;
   const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`;
   if (wd.result.trim() === "restored") log.info(message);
   else log.warn(message, { host: lbHost.name, step: "preflight" });
@@ -52017,6 +52045,8 @@ async function openUpstream(s, o) {
       warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
       role: "load-balancer"
     });
+    const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token);
+    if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`);
     const canary = s.canary > 0 && s.hosts.length > 1;
     const lb = await LoadBalancer.open(lbHost, {
       file: u.file,

@@ -13,7 +13,7 @@ import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'
 import { LoadBalancer } from './load-balancer.js'
 import { checkPlan, serverAddress } from './plan-check.js'
-import { inspectLbWatchdog, lbWatchdogDir } from './lb-watchdog.js'
+import { inspectLbWatchdog, lbWatchdogDir, supersedeLbWatchdog } from './lb-watchdog.js'
 import { remoteText } from './remote-text.js'
 import type { UpstreamPlan } from './parts.js'
 
@@ -52,7 +52,8 @@ export function upstreamPlan(s: Settings): UpstreamPlan {
 /** What the load balancer's watchdog of a vanished run did (its note stays until the next arm). */
 async function reportEarlierWatchdog(lbHost: Host, dir: string, log: Logger): Promise<void> {
   const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null)
-  if (!wd?.result || wd.running) return
+  // A watchdog this run (or another) stood down did nothing: the stand-down said so.
+  if (!wd?.result || wd.running || wd.result.trim() === 'superseded') return
   const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`
   if (wd.result.trim() === 'restored') log.info(message)
   else log.warn(message, { host: lbHost.name, step: 'preflight' })
@@ -96,6 +97,9 @@ export async function openUpstream(
       warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' }),
       role: 'load-balancer'
     })
+    // Before the file is read: a vanished run's watchdog never writes over this run's file.
+    const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token)
+    if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`)
     const canary = s.canary > 0 && s.hosts.length > 1
     const lb = await LoadBalancer.open(lbHost, {
       file: u.file,
