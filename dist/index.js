@@ -41865,6 +41865,22 @@ function commandLine(argv) {
   return argv.map(quote).join(" ");
 }
 
+// src/host/advice.ts
+function privilegedCommand(host, argv) {
+  if (!host.sudo) return commandLine(argv);
+  if (host.privileged === void 0) return `sudo ${commandLine(argv)}`;
+  try {
+    return `sudo ${commandLine(host.privileged(argv))}`;
+  } catch {
+    return `as root (the sudo helper has no sub-command for it): ${commandLine(argv)}`;
+  }
+}
+function killCommand(host, signal4, pids) {
+  if (!host.sudo || host.privileged === void 0)
+    return `${host.sudo ? "sudo " : ""}kill -${signal4} ${pids.join(" ")}`;
+  return pids.map((p) => privilegedCommand(host, ["kill", "-s", signal4, "--", String(p)])).join("; ");
+}
+
 // src/strategies/hot-upgrade/install.ts
 import { randomBytes } from "node:crypto";
 import { stat as stat2 } from "node:fs/promises";
@@ -42837,7 +42853,6 @@ async function repairAdvice(p) {
   const r = p.state.running;
   const live2 = r.livePath;
   const { previous } = sidePaths(live2);
-  const sudo = p.host.sudo ? "sudo " : "";
   const procs = await p.session.repairAdvice();
   let liveSha;
   let keptSha;
@@ -42858,7 +42873,7 @@ async function repairAdvice(p) {
   const lines = [`# state: ${state.join("; ")}`, ...procs.commands];
   if (!binaryOk) {
     if (keptSha === r.liveSha256)
-      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live2)}`);
+      lines.push(`# put the old binary back`, privilegedCommand(p.host, ["mv", "-f", "--", previous, live2]));
     else
       lines.push(
         `# the old binary is no longer on the host: copy it back to ${live2} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
@@ -44001,7 +44016,7 @@ async function inspectMaster2(host, plan, ctx) {
     fail2(
       `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
     );
-  refuseUpgradeInProgress(snap, pidFile2, host.sudo ? "sudo " : "");
+  refuseUpgradeInProgress(snap, pidFile2, host);
   if (snap.pid === null)
     fail2(
       `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
@@ -44055,17 +44070,18 @@ async function inspectMaster2(host, plan, ctx) {
     oldWorkerPids: workers2
   };
 }
-function refuseUpgradeInProgress(snap, pidFile2, sh4) {
+function refuseUpgradeInProgress(snap, pidFile2, host) {
+  const kill = (signal4, ...pids) => killCommand(host, signal4, pids);
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
       fail2(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh4}kill -HUP ${o}` + (children.length > 0 ? `; ${sh4}kill -TERM ${children.join(" ")}` : `; ${sh4}mv -- ${quote(`${pidFile2}.oldbin`)} ${quote(pidFile2)}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${kill("HUP", o)}` + (children.length > 0 ? `; ${kill("TERM", ...children)}` : `; ${privilegedCommand(host, ["mv", "--", `${pidFile2}.oldbin`, pidFile2])}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
       );
     fail2(
-      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh4}kill -QUIT ${o}. To go back to the old one: ${sh4}kill -HUP ${o}; ${sh4}kill -QUIT ${snap.pid}`
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${kill("QUIT", o)}. To go back to the old one: ${kill("HUP", o)}; ${kill("QUIT", snap.pid)}`
     );
   }
 }
@@ -44206,7 +44222,6 @@ async function restoreMasters(s, info2) {
 }
 async function repairMasters(s) {
   const oldPid = s.facts().pid;
-  const sudo = s.host.sudo ? "sudo " : "";
   const snap = await s.read().catch(() => null);
   const commands = [];
   const news = snap ? newMasterCandidates(snap, oldPid).map((p) => p.pid) : [];
@@ -44218,12 +44233,12 @@ async function repairMasters(s) {
     if (acceptingWorkers(snap, oldPid).length === 0)
       commands.push(
         `# the old master ${oldPid} has no serving workers: bring them back`,
-        `${sudo}kill -HUP ${oldPid}`
+        killCommand(s.host, "HUP", [oldPid])
       );
     if (news.length > 0)
       commands.push(
         `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
-        `${sudo}kill -QUIT ${news.join(" ")}`
+        killCommand(s.host, "QUIT", news)
       );
   }
   return {
@@ -48180,11 +48195,13 @@ var SshHost = class _SshHost {
     this.name = options.target.label;
     this.address = options.target.host;
     this.sudo = options.sudo;
+    this.privileged = options.privileged;
   }
   options;
   name;
   address;
   sudo;
+  privileged;
   ssh = null;
   shell = null;
   closed = false;
@@ -48253,7 +48270,7 @@ var SshHost = class _SshHost {
   }
   async run(argv, options = {}) {
     refuseUnclearedExe(argv, options);
-    const words = options.sudo ? ["sudo", "-n", "--", ...this.options.privileged?.(argv) ?? argv] : [...argv];
+    const words = options.sudo ? ["sudo", "-n", "--", ...this.privileged?.(argv) ?? argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
     const timeoutMs = options.timeoutMs ?? 6e4;
