@@ -22987,6 +22987,22 @@ function commandLine(argv) {
   return argv.map(quote).join(" ");
 }
 
+// src/host/advice.ts
+function privilegedCommand(host, argv) {
+  if (!host.sudo) return commandLine(argv);
+  if (host.privileged === void 0) return `sudo ${commandLine(argv)}`;
+  try {
+    return `sudo ${commandLine(host.privileged(argv))}`;
+  } catch {
+    return `as root (the sudo helper has no sub-command for it): ${commandLine(argv)}`;
+  }
+}
+function killCommand(host, signal4, pids) {
+  if (!host.sudo || host.privileged === void 0)
+    return `${host.sudo ? "sudo " : ""}kill -${signal4} ${pids.join(" ")}`;
+  return pids.map((p) => privilegedCommand(host, ["kill", "-s", signal4, "--", String(p)])).join("; ");
+}
+
 // src/strategies/hot-upgrade/install.ts
 import { randomBytes } from "node:crypto";
 import { stat as stat2 } from "node:fs/promises";
@@ -24011,7 +24027,6 @@ async function repairAdvice(p) {
   const r = p.state.running;
   const live2 = r.livePath;
   const { previous } = sidePaths(live2);
-  const sudo = p.host.sudo ? "sudo " : "";
   const procs = await p.session.repairAdvice();
   let liveSha;
   let keptSha;
@@ -24032,7 +24047,7 @@ async function repairAdvice(p) {
   const lines = [`# state: ${state.join("; ")}`, ...procs.commands];
   if (!binaryOk) {
     if (keptSha === r.liveSha256)
-      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live2)}`);
+      lines.push(`# put the old binary back`, privilegedCommand(p.host, ["mv", "-f", "--", previous, live2]));
     else
       lines.push(
         `# the old binary is no longer on the host: copy it back to ${live2} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,
@@ -25175,7 +25190,7 @@ async function inspectMaster2(host, plan, ctx) {
     fail2(
       `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
     );
-  refuseUpgradeInProgress(snap, pidFile2, host.sudo ? "sudo " : "");
+  refuseUpgradeInProgress(snap, pidFile2, host);
   if (snap.pid === null)
     fail2(
       `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
@@ -25229,17 +25244,18 @@ async function inspectMaster2(host, plan, ctx) {
     oldWorkerPids: workers2
   };
 }
-function refuseUpgradeInProgress(snap, pidFile2, sh4) {
+function refuseUpgradeInProgress(snap, pidFile2, host) {
+  const kill = (signal4, ...pids) => killCommand(host, signal4, pids);
   const o = snap.oldbinPid;
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o) : null;
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
     const children = newMasterCandidates(snap, o).map((p) => p.pid);
     if (snap.pid === null || !isAlive(snap, snap.pid))
       fail2(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${sh4}kill -HUP ${o}` + (children.length > 0 ? `; ${sh4}kill -TERM ${children.join(" ")}` : `; ${sh4}mv -- ${quote(`${pidFile2}.oldbin`)} ${quote(pidFile2)}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
+        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) is alive and pid-file ${pidFile2} names no running master` + (children.length > 0 ? ` (its child ${children.join(", ")} never wrote it)` : "") + `. To go back to the old one: ${kill("HUP", o)}` + (children.length > 0 ? `; ${kill("TERM", ...children)}` : `; ${privilegedCommand(host, ["mv", "--", `${pidFile2}.oldbin`, pidFile2])}`) + ` (nginx renames ${pidFile2}.oldbin back when its new master exits). Then deploy again`
       );
     fail2(
-      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${sh4}kill -QUIT ${o}. To go back to the old one: ${sh4}kill -HUP ${o}; ${sh4}kill -QUIT ${snap.pid}`
+      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile2}.oldbin) and the master ${snap.pid} are both alive, and nginx ignores USR2 until one is gone. To keep the new one: ${kill("QUIT", o)}. To go back to the old one: ${kill("HUP", o)}; ${kill("QUIT", snap.pid)}`
     );
   }
 }
@@ -25380,7 +25396,6 @@ async function restoreMasters(s, info2) {
 }
 async function repairMasters(s) {
   const oldPid = s.facts().pid;
-  const sudo = s.host.sudo ? "sudo " : "";
   const snap = await s.read().catch(() => null);
   const commands = [];
   const news = snap ? newMasterCandidates(snap, oldPid).map((p) => p.pid) : [];
@@ -25392,12 +25407,12 @@ async function repairMasters(s) {
     if (acceptingWorkers(snap, oldPid).length === 0)
       commands.push(
         `# the old master ${oldPid} has no serving workers: bring them back`,
-        `${sudo}kill -HUP ${oldPid}`
+        killCommand(s.host, "HUP", [oldPid])
       );
     if (news.length > 0)
       commands.push(
         `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
-        `${sudo}kill -QUIT ${news.join(" ")}`
+        killCommand(s.host, "QUIT", news)
       );
   }
   return {
@@ -26267,7 +26282,7 @@ var HostUpgrade = class {
     this.log = log;
     const supervisor = plan.supervisor ?? supervisorFor("nginx");
     this.hp = plan.strategy ? plan.strategy.plan(host, plan.source, log) : hotUpgrade(plan, supervisor).plan(host, plan.source);
-    const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() };
+    const spec = wrap2 ? wrap2(this.hp) : { steps: this.hp.steps, checkpoint: this.hp.checkpoint, repair: () => this.hp.repair() };
     this.engine = new HostRun(host, spec, { log, signal: plan.signal });
   }
   host;
@@ -27199,20 +27214,30 @@ var LockHeldError = class extends Error {
   path;
   holder;
 };
+function lostLockAdvice(leaseMs) {
+  return `Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`;
+}
+function hostLockLostMessage(host, path, who) {
+  return `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. `;
+}
+function lbLockLostMessage(host, path, who) {
+  return `${host}: this run lost the load balancer's deploy lock ${path} while it worked on the hosts behind it: ${who}. Stopping here and rolling back, so that two runs never change the load balancer at once. `;
+}
 var LockLostError = class extends Error {
-  constructor(host, path, holder, leaseMs) {
+  constructor(host, path, holder, leaseMs, role = "host") {
     const who = holder ? `another run holds it now: ${describeHolder(holder)}` : "nobody holds it now (it was removed)";
-    super(
-      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), or the lock was rewritten by hand; deploy again once the other run has finished`
-    );
+    const lost = role === "load-balancer" ? lbLockLostMessage : hostLockLostMessage;
+    super(lost(host, path, who) + lostLockAdvice(leaseMs));
     this.host = host;
     this.path = path;
     this.holder = holder;
+    this.role = role;
     this.name = "LockLostError";
   }
   host;
   path;
   holder;
+  role;
 };
 
 // src/safety/lock-scripts.ts
@@ -27453,7 +27478,8 @@ var HostLock = class _HostLock {
   }
   /** Throws LockLostError when a renewal found the lock in other hands. */
   check() {
-    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs);
+    if (this.lost)
+      throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs, this.options.role);
   }
   /**
    * Asks the host now (a renewal), then check(). A renewal that cannot reach the host is not a
@@ -29561,11 +29587,13 @@ var SshHost = class _SshHost {
     this.name = options.target.label;
     this.address = options.target.host;
     this.sudo = options.sudo;
+    this.privileged = options.privileged;
   }
   options;
   name;
   address;
   sudo;
+  privileged;
   ssh = null;
   shell = null;
   closed = false;
@@ -29634,7 +29662,7 @@ var SshHost = class _SshHost {
   }
   async run(argv, options = {}) {
     refuseUnclearedExe(argv, options);
-    const words = options.sudo ? ["sudo", "-n", "--", ...this.options.privileged?.(argv) ?? argv] : [...argv];
+    const words = options.sudo ? ["sudo", "-n", "--", ...this.privileged?.(argv) ?? argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
     const timeoutMs = options.timeoutMs ?? 6e4;
@@ -31134,6 +31162,20 @@ async function inspectBinary(path) {
   };
 }
 
+// src/safety/lock-checkpoint.ts
+function lockCheckpoint(lock) {
+  const asked = /* @__PURE__ */ new Set();
+  return async (step) => {
+    const l = lock();
+    if (!l) return;
+    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
+    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
+      asked.add(moment);
+      await l.verify();
+    } else l.check();
+  };
+}
+
 // src/safety/watchdog-steps.ts
 var ROLLBACK_GRACE_MS = 12e4;
 var WATCHDOG_FINISH_MS = 9e4;
@@ -31363,19 +31405,17 @@ function safeguard(plan, o, journal) {
     settle,
     leave,
     observers: [holdObserver(s, o, journal)],
-    checkpoint: lockCheckpoint(s),
+    checkpoint: checkpoints(
+      plan.checkpoint,
+      lockCheckpoint(() => s.lock)
+    ),
     repair: () => plan.repair()
   };
 }
-function lockCheckpoint(s) {
-  const asked = /* @__PURE__ */ new Set();
+function checkpoints(strategy, host) {
   return async (step) => {
-    if (!s.lock) return;
-    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
-    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
-      asked.add(moment);
-      await s.lock.verify();
-    } else s.lock.check();
+    await strategy?.(step);
+    await host(step);
   };
 }
 
@@ -32542,6 +32582,22 @@ fi
 waitgone "$p" 60 || { echo "acting $p"; exit 0; }
 echo "acted $(cat -- "$d/result" 2>/dev/null)"
 `;
+var LB_SUPERSEDE_SCRIPT = HELPERS2 + String.raw`
+d=$1 tok=$2
+[ -d "$d" ] && [ ! -L "$d" ] || { echo absent; exit 0; }
+old=$(cat -- "$d/token" 2>/dev/null)
+[ "$old" = "$tok" ] && { echo ours; exit 0; }
+p=$(readpid "$d/pid")
+is_lbwd "$p" || { echo stopped; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  echo superseded > "$d/verdict"
+  kill -s USR1 "$p" 2>/dev/null
+  waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+  echo "superseded $old"; exit 0
+fi
+waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+echo "acted $(cat -- "$d/result" 2>/dev/null)"
+`;
 var LB_INSPECT_SCRIPT = HELPERS2 + String.raw`
 d=$1
 [ -d "$d" ] || { echo absent; exit 0; }
@@ -32665,6 +32721,18 @@ async function disarmLbWatchdog(host, stateDir, token) {
   if (out.startsWith("acting "))
     return `it reached its deadline first and is still acting (pid ${remoteText(out.slice(7), 20)})`;
   return remoteText(out, 200);
+}
+async function supersedeLbWatchdog(host, stateDir, token) {
+  const dir = lbWatchdogDir(stateDir);
+  const out = await sh3(host, LB_SUPERSEDE_SCRIPT, [dir, token]);
+  if (out === "absent" || out === "ours" || out === "stopped") return null;
+  if (out.startsWith("superseded "))
+    return `stood down the load balancer's watchdog of an earlier run (${remoteText(out.slice(11), 100)}) before reading the file: that run is gone, and this run puts each server back from the file as that run found it`;
+  if (out.startsWith("acted "))
+    return `the load balancer's watchdog of an earlier run was acting when this run took the lock; it finished: ${remoteText(out.slice(6), 200)}`;
+  throw new Error(
+    `${host.name}: the load balancer's watchdog of an earlier run is still restoring the file after 60 s (${remoteText(out, 100)}; its log: ${dir}/log): nothing was changed. Run again once it has finished`
+  );
 }
 async function inspectLbWatchdog(host, stateDir) {
   const out = await sh3(host, LB_INSPECT_SCRIPT, [lbWatchdogDir(stateDir)]);
@@ -33256,7 +33324,8 @@ function upstreamStrategy(o) {
         state: p.state,
         steps: [...inspectSteps2(p), ...stageSteps2(p), ...changeSteps2(p)],
         anchors: { inspected: "preflight", verified: "verify" },
-        repair: () => repairAdvice2(p)
+        repair: () => repairAdvice2(p),
+        checkpoint: lockCheckpoint(() => o.lock)
       };
     }
   };
@@ -33346,10 +33415,22 @@ function upstreamPlan(s) {
 }
 async function reportEarlierWatchdog(lbHost, dir, log) {
   const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null);
-  if (!wd?.result || wd.running) return;
+  if (!wd?.result || wd.running || wd.result.trim() === "superseded") return;
   const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`;
   if (wd.result.trim() === "restored") log.info(message);
   else log.warn(message, { host: lbHost.name, step: "preflight" });
+}
+async function stillHeld(lock, lbHost, log) {
+  try {
+    await lock.verify();
+    return true;
+  } catch {
+    log.warn(
+      `${lbHost.name}: the load balancer's deploy lock went to another run: the copy of ${lock.path.replace(/\/lock$/, "/original")} (the file as this run found it) is left to that run`,
+      { host: lbHost.name, step: "lock" }
+    );
+    return false;
+  }
 }
 async function openUpstream(s, o) {
   const u = s.upstream;
@@ -33362,8 +33443,11 @@ async function openUpstream(s, o) {
       token: o.token,
       leaseMs: s.lockLeaseMs,
       owner: o.owner,
-      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" })
+      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
+      role: "load-balancer"
     });
+    const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token);
+    if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`);
     const canary = s.canary > 0 && s.hosts.length > 1;
     const lb = await LoadBalancer.open(lbHost, {
       file: u.file,
@@ -33396,6 +33480,7 @@ async function openUpstream(s, o) {
     const addressOf = (host) => serverAddress(u.server, host.address);
     const strategy = upstreamStrategy({
       lb,
+      lock,
       plan: upstreamPlan(s),
       addressOf,
       canaryOf: (host) => canaryAddresses.has(addressOf(host)) ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate } : null
@@ -33407,7 +33492,8 @@ async function openUpstream(s, o) {
       lbHost,
       async finish({ settled }) {
         await lb.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        if (settled) await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
+        if (settled && await stillHeld(held, lbHost, o.log))
+          await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
         await held.release();
         await lbHost.close();
       }

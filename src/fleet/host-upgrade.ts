@@ -29,7 +29,9 @@ export class HostUpgrade {
     this.hp = plan.strategy
       ? plan.strategy.plan(host, plan.source, log)
       : hotUpgrade(plan, supervisor).plan(host, plan.source)
-    const spec: RunSpec = wrap ? wrap(this.hp) : { steps: this.hp.steps, repair: () => this.hp.repair() }
+    const spec: RunSpec = wrap
+      ? wrap(this.hp)
+      : { steps: this.hp.steps, checkpoint: this.hp.checkpoint, repair: () => this.hp.repair() }
     this.engine = new HostRun(host, spec, { log, signal: plan.signal })
   }
 

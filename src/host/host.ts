@@ -45,6 +45,11 @@ export interface Host {
   readonly address: string
   /** Whether privileged commands go through `sudo -n`. */
   readonly sudo: boolean
+  /**
+   * With sudo-helper: the words after `sudo` that run a privileged argv (the helper and its
+   * sub-command; throws for an argv it has none for). Unset: the argv itself.
+   */
+  readonly privileged?: (argv: readonly string[]) => readonly string[]
   /** Runs argv (each word quoted) and resolves with its output and status; never rejects on a non-zero status. */
   run(argv: readonly string[], options?: RunOptions): Promise<ExecResult>
   /** Copies a local file to a remote path (as the SSH user). */

@@ -55,6 +55,7 @@ export class SshHost implements Host {
   readonly name: string
   readonly address: string
   readonly sudo: boolean
+  readonly privileged?: (argv: readonly string[]) => readonly string[]
   private ssh: NodeSSH | null = null
   private shell: RemoteShell | null = null
   private closed = false
@@ -64,6 +65,7 @@ export class SshHost implements Host {
     this.name = options.target.label
     this.address = options.target.host
     this.sudo = options.sudo
+    this.privileged = options.privileged
   }
 
   /** Connects (verifying the host key) and opens the command shell. */
@@ -138,9 +140,7 @@ export class SshHost implements Host {
   async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
     refuseUnclearedExe(argv, options)
     // Every privileged command passes here: plain sudo, or the helper's sub-command.
-    const words = options.sudo
-      ? ['sudo', '-n', '--', ...(this.options.privileged?.(argv) ?? argv)]
-      : [...argv]
+    const words = options.sudo ? ['sudo', '-n', '--', ...(this.privileged?.(argv) ?? argv)] : [...argv]
     const line = commandLine(words)
     await this.ensureOpen()
     const timeoutMs = options.timeoutMs ?? 60_000

@@ -14,6 +14,7 @@ import type { HostPlan } from '../strategies/strategy.js'
 import type { Journal } from './journal.js'
 import { HostLock, type LockOwner } from './lock.js'
 import { lockStep, releaseLockSettle } from './lock-steps.js'
+import { lockCheckpoint } from './lock-checkpoint.js'
 import type { WatchdogPart } from '../supervisors/supervisor.js'
 import { armStep, confirmStep, disarmSettle, holdObserver } from './watchdog-steps.js'
 import { leaveHeld } from './held-steps.js'
@@ -75,24 +76,21 @@ export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): R
     settle,
     leave,
     observers: [holdObserver(s, o, journal)],
-    checkpoint: lockCheckpoint(s),
+    checkpoint: checkpoints(
+      plan.checkpoint,
+      lockCheckpoint(() => s.lock)
+    ),
     repair: () => plan.repair()
   }
 }
 
-/**
- * A run whose lock went to another run stops at its next step and rolls back. The renewals'
- * word is enough between steps; the cut-over and the commit start only once the host said again
- * that the lock is ours (one round trip each, on the renewals' own channel).
- */
-function lockCheckpoint(s: HostSafety): (step: Step) => Promise<void> {
-  const asked = new Set<string>()
+/** The strategy's checkpoint (a lock it holds beyond the host: the load balancer's) first, then the host's lock. */
+function checkpoints(
+  strategy: HostPlan['checkpoint'],
+  host: (step: Step) => Promise<void>
+): (step: Step) => Promise<void> {
   return async step => {
-    if (!s.lock) return
-    const moment = step.stage === 'ready' || step.stage === 'change' ? 'cut-over' : step.stage
-    if ((moment === 'cut-over' || moment === 'commit') && !asked.has(moment)) {
-      asked.add(moment)
-      await s.lock.verify()
-    } else s.lock.check()
+    await strategy?.(step)
+    await host(step)
   }
 }

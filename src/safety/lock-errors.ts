@@ -53,26 +53,43 @@ export class LockHeldError extends Error {
   }
 }
 
+/** Why a run whose lock is lost stops, and what the user does next: the end of both messages below. */
+function lostLockAdvice(leaseMs: number): string {
+  return (
+    `Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), ` +
+    `or the lock was rewritten by hand; deploy again once the other run has finished`
+  )
+}
+
+function hostLockLostMessage(host: string, path: string, who: string): string {
+  return `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. Stopping here and rolling back, so that two runs never change the host at once. `
+}
+
+function lbLockLostMessage(host: string, path: string, who: string): string {
+  return `${host}: this run lost the load balancer's deploy lock ${path} while it worked on the hosts behind it: ${who}. Stopping here and rolling back, so that two runs never change the load balancer at once. `
+}
+
 /**
  * The lock went to another run while this one worked on the host (its lease ran out unrenewed,
- * or it was rewritten by hand): this run stops at its next step and rolls back.
+ * or it was rewritten by hand): this run stops at its next step and rolls back. `role`
+ * 'load-balancer': the lock of strategy upstream's load balancer, which every backend's run shares.
  */
 export class LockLostError extends Error {
   constructor(
     readonly host: string,
     readonly path: string,
     readonly holder: LockHolder | null,
-    leaseMs: number
+    leaseMs: number,
+    readonly role: LockRole = 'host'
   ) {
     const who = holder
       ? `another run holds it now: ${describeHolder(holder)}`
       : 'nobody holds it now (it was removed)'
-    super(
-      `${host}: this run lost the deploy lock ${path} while it worked on the host: ${who}. ` +
-        `Stopping here and rolling back, so that two runs never change the host at once. ` +
-        `Its lease (lock-lease ${formatDuration(leaseMs)}) ran out without a renewal (the SSH connection stalled for longer than that?), ` +
-        `or the lock was rewritten by hand; deploy again once the other run has finished`
-    )
+    const lost = role === 'load-balancer' ? lbLockLostMessage : hostLockLostMessage
+    super(lost(host, path, who) + lostLockAdvice(leaseMs))
     this.name = 'LockLostError'
   }
 }
+
+/** What a lock guards: a host, or the load balancer in front of the hosts (strategy upstream). */
+export type LockRole = 'host' | 'load-balancer'

@@ -11,10 +11,10 @@ import { hostname, userInfo } from 'node:os'
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
 import { formatDuration } from '../duration.js'
-import { describeHolder, LockHeldError, LockLostError } from './lock-errors.js'
+import { describeHolder, LockHeldError, LockLostError, type LockRole } from './lock-errors.js'
 import { ACQUIRE, INSPECT, RELEASE, RENEW } from './lock-scripts.js'
 
-export { describeHolder, LockHeldError, LockLostError }
+export { describeHolder, LockHeldError, LockLostError, type LockRole }
 
 /** Who runs a deploy, as the lock shows it to a second one. */
 export interface LockOwner {
@@ -60,6 +60,8 @@ export interface LockOptions {
   renewEveryMs?: number
   /** Warnings (a takeover, a lost renewal). */
   warn?: (message: string) => void
+  /** What the lock guards, for the message of a lost lock. Default: the host. */
+  role?: LockRole
 }
 
 export function lockPath(releaseDir: string): string {
@@ -272,7 +274,8 @@ export class HostLock {
 
   /** Throws LockLostError when a renewal found the lock in other hands. */
   check(): void {
-    if (this.lost) throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs)
+    if (this.lost)
+      throw new LockLostError(this.host.name, this.path, this.lostTo, this.options.leaseMs, this.options.role)
   }
 
   /**

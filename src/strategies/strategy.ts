@@ -55,6 +55,12 @@ export interface HostPlan {
   readonly anchors: StrategyAnchors
   /** After a rollback failed: the host's state (`# state: ...` first) and the repair commands. */
   repair(): Promise<string[]>
+  /**
+   * Before each step of the run (RunSpec.checkpoint), beside the host's own lock: a lock the
+   * strategy holds beyond this host (upstream: the load balancer's). A throw stops the run there
+   * and it rolls back.
+   */
+  checkpoint?(step: Step): Promise<void>
 }
 
 export interface Strategy {

@@ -3,6 +3,7 @@
  * `hotUpgrade(plan).plan(host, source, log)` gives one host's steps; the engine runs them.
  */
 import { quote } from '../../host/quote.js'
+import { privilegedCommand } from '../../host/advice.js'
 import type { Step } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
 import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor.js'
@@ -79,7 +80,6 @@ async function repairAdvice(p: HotUpgradeParts): Promise<string[]> {
   const r = p.state.running!
   const live = r.livePath
   const { previous } = sidePaths(live)
-  const sudo = p.host.sudo ? 'sudo ' : ''
   const procs = await p.session.repairAdvice()
   let liveSha: string | null | undefined
   let keptSha: string | null | undefined
@@ -107,7 +107,7 @@ async function repairAdvice(p: HotUpgradeParts): Promise<string[]> {
   const lines = [`# state: ${state.join('; ')}`, ...procs.commands]
   if (!binaryOk) {
     if (keptSha === r.liveSha256)
-      lines.push(`# put the old binary back`, `${sudo}mv -f -- ${quote(previous)} ${quote(live)}`)
+      lines.push(`# put the old binary back`, privilegedCommand(p.host, ['mv', '-f', '--', previous, live]))
     else
       lines.push(
         `# the old binary is no longer on the host: copy it back to ${live} (sha256 ${r.liveSha256}), e.g. from the previous build, then check it`,

@@ -4,6 +4,8 @@
  */
 import type { Host } from '../../host/host.js'
 import type { Logger } from '../../engine/types.js'
+import { lockCheckpoint } from '../../safety/lock-checkpoint.js'
+import type { HostLock } from '../../safety/lock.js'
 import type { HostPlan, Strategy, UpgradeSource } from '../strategy.js'
 import type { LoadBalancer } from './load-balancer.js'
 import type { CanaryPlan, UpstreamParts, UpstreamPlan } from './parts.js'
@@ -17,6 +19,11 @@ export interface UpstreamStrategyOptions {
   addressOf(host: Host): string
   /** The canary's plan for a host of the canary batch; null for the others. */
   canaryOf(host: Host): CanaryPlan | null
+  /**
+   * The load balancer's deploy lock, held for the whole run: when another run takes it, each
+   * backend's run stops before its next step and rolls back, as for its own host's lock.
+   */
+  lock?: HostLock
 }
 
 export function upstreamStrategy(o: UpstreamStrategyOptions): Strategy {
@@ -37,7 +44,8 @@ export function upstreamStrategy(o: UpstreamStrategyOptions): Strategy {
         state: p.state,
         steps: [...inspectSteps(p), ...stageSteps(p), ...changeSteps(p)],
         anchors: { inspected: 'preflight', verified: 'verify' },
-        repair: () => repairAdvice(p)
+        repair: () => repairAdvice(p),
+        checkpoint: lockCheckpoint(() => o.lock)
       }
     }
   }

@@ -206,6 +206,31 @@ waitgone "$p" 60 || { echo "acting $p"; exit 0; }
 echo "acted $(cat -- "$d/result" 2>/dev/null)"
 `
 
+/**
+ * A run that took the lock over stands the watchdog of the run it replaces down before it reads
+ * the file: that watchdog must never put its file over the new run's. $1 dir  $2 the new run's
+ * token. Prints `absent`, `ours`, `stopped` (not running), `superseded TOKEN`, `acted RESULT`
+ * (it was acting: waited for), or `acting PID` (still acting after 60 s).
+ */
+export const LB_SUPERSEDE_SCRIPT =
+  HELPERS +
+  String.raw`
+d=$1 tok=$2
+[ -d "$d" ] && [ ! -L "$d" ] || { echo absent; exit 0; }
+old=$(cat -- "$d/token" 2>/dev/null)
+[ "$old" = "$tok" ] && { echo ours; exit 0; }
+p=$(readpid "$d/pid")
+is_lbwd "$p" || { echo stopped; exit 0; }
+if mkdir -- "$d/decided" 2>/dev/null; then
+  echo superseded > "$d/verdict"
+  kill -s USR1 "$p" 2>/dev/null
+  waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+  echo "superseded $old"; exit 0
+fi
+waitgone "$p" 60 || { echo "acting $p"; exit 0; }
+echo "acted $(cat -- "$d/result" 2>/dev/null)"
+`
+
 export const LB_INSPECT_SCRIPT =
   HELPERS +
   String.raw`

@@ -23,6 +23,7 @@ import {
   LB_INSPECT_SCRIPT,
   LB_LAUNCH_SCRIPT,
   LB_PLAN_SCRIPT,
+  LB_SUPERSEDE_SCRIPT,
   LB_WATCHDOG_SCRIPT
 } from './lb-watchdog-script.js'
 import { findServer, parseManagedFile, stateOf, withServerState, type ManagedFile } from './managed-file.js'
@@ -169,6 +170,30 @@ export async function disarmLbWatchdog(host: Host, stateDir: string, token: stri
   return remoteText(out, 200)
 }
 
+/**
+ * A run that holds the load balancer's lock stands the watchdog of an earlier run down before it
+ * reads the file (a vanished run's watchdog, still waiting for its deadline, would otherwise put
+ * its file over this run's changes, or over the file this run read). When that watchdog already
+ * acts, waits for it, so that the run reads the file as it left it. Returns what it did, for the
+ * log; null when there was nothing to stand down. Throws when it is still acting after 60 s.
+ */
+export async function supersedeLbWatchdog(
+  host: Host,
+  stateDir: string,
+  token: string
+): Promise<string | null> {
+  const dir = lbWatchdogDir(stateDir)
+  const out = await sh(host, LB_SUPERSEDE_SCRIPT, [dir, token])
+  if (out === 'absent' || out === 'ours' || out === 'stopped') return null
+  if (out.startsWith('superseded '))
+    return `stood down the load balancer's watchdog of an earlier run (${remoteText(out.slice(11), 100)}) before reading the file: that run is gone, and this run puts each server back from the file as that run found it`
+  if (out.startsWith('acted '))
+    return `the load balancer's watchdog of an earlier run was acting when this run took the lock; it finished: ${remoteText(out.slice(6), 200)}`
+  throw new Error(
+    `${host.name}: the load balancer's watchdog of an earlier run is still restoring the file after 60 s (${remoteText(out, 100)}; its log: ${dir}/log): nothing was changed. Run again once it has finished`
+  )
+}
+
 export interface LbWatchdogState {
   running: boolean
   token: string | null
@@ -198,5 +223,6 @@ export const LB_WATCHDOG_SCRIPTS: Readonly<Record<string, string>> = {
   plan: LB_PLAN_SCRIPT,
   extend: LB_EXTEND_SCRIPT,
   disarm: LB_DISARM_SCRIPT,
+  supersede: LB_SUPERSEDE_SCRIPT,
   inspect: LB_INSPECT_SCRIPT
 }

@@ -13,7 +13,7 @@ import type { Strategy } from '../strategy.js'
 import { upstreamStrategy } from './index.js'
 import { LoadBalancer } from './load-balancer.js'
 import { checkPlan, serverAddress } from './plan-check.js'
-import { inspectLbWatchdog, lbWatchdogDir } from './lb-watchdog.js'
+import { inspectLbWatchdog, lbWatchdogDir, supersedeLbWatchdog } from './lb-watchdog.js'
 import { remoteText } from './remote-text.js'
 import type { UpstreamPlan } from './parts.js'
 
@@ -52,10 +52,25 @@ export function upstreamPlan(s: Settings): UpstreamPlan {
 /** What the load balancer's watchdog of a vanished run did (its note stays until the next arm). */
 async function reportEarlierWatchdog(lbHost: Host, dir: string, log: Logger): Promise<void> {
   const wd = await inspectLbWatchdog(lbHost, dir).catch(() => null)
-  if (!wd?.result || wd.running) return
+  // A watchdog this run (or another) stood down did nothing: the stand-down said so.
+  if (!wd?.result || wd.running || wd.result.trim() === 'superseded') return
   const message = `${lbHost.name}: the load balancer's watchdog of an earlier run ended: ${remoteText(wd.result, 200)} (its log: ${lbWatchdogDir(dir)}/log)`
   if (wd.result.trim() === 'restored') log.info(message)
   else log.warn(message, { host: lbHost.name, step: 'preflight' })
+}
+
+/** Whether this run still holds the load balancer's lock at its end (asked on the host). */
+async function stillHeld(lock: HostLock, lbHost: Host, log: Logger): Promise<boolean> {
+  try {
+    await lock.verify()
+    return true
+  } catch {
+    log.warn(
+      `${lbHost.name}: the load balancer's deploy lock went to another run: the copy of ${lock.path.replace(/\/lock$/, '/original')} (the file as this run found it) is left to that run`,
+      { host: lbHost.name, step: 'lock' }
+    )
+    return false
+  }
 }
 
 export async function openUpstream(
@@ -79,8 +94,12 @@ export async function openUpstream(
       token: o.token,
       leaseMs: s.lockLeaseMs,
       owner: o.owner,
-      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' })
+      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' }),
+      role: 'load-balancer'
     })
+    // Before the file is read: a vanished run's watchdog never writes over this run's file.
+    const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token)
+    if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`)
     const canary = s.canary > 0 && s.hosts.length > 1
     const lb = await LoadBalancer.open(lbHost, {
       file: u.file,
@@ -113,6 +132,7 @@ export async function openUpstream(
     const addressOf = (host: Host) => serverAddress(u.server, host.address)
     const strategy = upstreamStrategy({
       lb,
+      lock,
       plan: upstreamPlan(s),
       addressOf,
       canaryOf: host =>
@@ -127,7 +147,9 @@ export async function openUpstream(
       lbHost,
       async finish({ settled }) {
         await lb.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
-        if (settled) await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
+        // The file as this run found it is the baseline of a run that took the lock over: it stays.
+        if (settled && (await stillHeld(held, lbHost, o.log)))
+          await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
         await held.release()
         await lbHost.close()
       }

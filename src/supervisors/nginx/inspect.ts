@@ -4,7 +4,8 @@
  * what to do.
  */
 import { check, type Host } from '../../host/host.js'
-import { commandLine, quote } from '../../host/quote.js'
+import { commandLine } from '../../host/quote.js'
+import { killCommand, privilegedCommand } from '../../host/advice.js'
 import { masterExeRun } from '../../host/exe-run.js'
 import { StepError } from '../../engine/step.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
@@ -58,7 +59,7 @@ export async function inspectMaster(
     fail(
       `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
     )
-  refuseUpgradeInProgress(snap, pidFile, host.sudo ? 'sudo ' : '')
+  refuseUpgradeInProgress(snap, pidFile, host)
   if (snap.pid === null)
     fail(
       `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
@@ -127,7 +128,8 @@ export async function inspectMaster(
 }
 
 /** An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then. */
-function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, sh: string): void {
+function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, host: Host): void {
+  const kill = (signal: string, ...pids: number[]) => killCommand(host, signal, pids)
   const o = snap.oldbinPid
   const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o)! : null
   if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
@@ -136,16 +138,16 @@ function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, sh: string): v
       fail(
         `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` +
           (children.length > 0 ? ` (its child ${children.join(', ')} never wrote it)` : '') +
-          `. To go back to the old one: ${sh}kill -HUP ${o}` +
+          `. To go back to the old one: ${kill('HUP', o!)}` +
           (children.length > 0
-            ? `; ${sh}kill -TERM ${children.join(' ')}`
-            : `; ${sh}mv -- ${quote(`${pidFile}.oldbin`)} ${quote(pidFile)}`) +
+            ? `; ${kill('TERM', ...children)}`
+            : `; ${privilegedCommand(host, ['mv', '--', `${pidFile}.oldbin`, pidFile])}`) +
           ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
       )
     fail(
       `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, ` +
-        `and nginx ignores USR2 until one is gone. To keep the new one: ${sh}kill -QUIT ${o}. ` +
-        `To go back to the old one: ${sh}kill -HUP ${o}; ${sh}kill -QUIT ${snap.pid}`
+        `and nginx ignores USR2 until one is gone. To keep the new one: ${kill('QUIT', o!)}. ` +
+        `To go back to the old one: ${kill('HUP', o!)}; ${kill('QUIT', snap.pid!)}`
     )
   }
 }

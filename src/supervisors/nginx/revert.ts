@@ -5,6 +5,7 @@
  * commands of a host whose revert failed, and what an interrupted run left (the post step).
  */
 import { quote } from '../../host/quote.js'
+import { killCommand } from '../../host/advice.js'
 import { waitUntil } from '../../engine/wait.js'
 import type { RepairAdvice } from '../supervisor.js'
 import {
@@ -79,7 +80,6 @@ export async function restoreMasters(s: NginxHost, info: (m: string) => void): P
 /** The masters' part of a repair: their state now, and only the commands that state calls for. */
 export async function repairMasters(s: NginxHost): Promise<RepairAdvice> {
   const oldPid = s.facts().pid
-  const sudo = s.host.sudo ? 'sudo ' : ''
   const snap = await s.read().catch(() => null)
   const commands: string[] = []
   const news = snap ? newMasterCandidates(snap, oldPid).map(p => p.pid) : []
@@ -91,12 +91,12 @@ export async function repairMasters(s: NginxHost): Promise<RepairAdvice> {
     if (acceptingWorkers(snap, oldPid).length === 0)
       commands.push(
         `# the old master ${oldPid} has no serving workers: bring them back`,
-        `${sudo}kill -HUP ${oldPid}`
+        killCommand(s.host, 'HUP', [oldPid])
       )
     if (news.length > 0)
       commands.push(
         `# stop the new master (QUIT; if it stays, TERM, then KILL)`,
-        `${sudo}kill -QUIT ${news.join(' ')}`
+        killCommand(s.host, 'QUIT', news)
       )
   }
   return {
