@@ -23605,21 +23605,22 @@ var ReleaseStore = class _ReleaseStore {
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
    * are on one file system, else a copy; checked, then renamed in. Commands with no decision
-   * between them go out together (pipelined): three or four round trips in all.
+   * between them go out together (pipelined): two round trips for a link, three for a copy.
    */
   async put(fromPath, sha256, stored) {
     if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
     const dir = this.releaseDir(sha256);
     const target = this.releasePath(sha256);
     const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
-    const [made, linked] = await Promise.all([
+    const [made, linked, linkedSha] = await Promise.all([
       this.exec(["mkdir", "-p", "--", dir]),
-      this.exec(["ln", "--", fromPath, tmp])
+      this.exec(["ln", "--", fromPath, tmp]),
+      remoteSha256(this.host, tmp)
     ]);
     this.check(made, `create ${dir}`);
     try {
       const how = linked.code === 0 ? "linked" : "copied";
-      const got = how === "linked" ? await remoteSha256(this.host, tmp) : await this.copy(fromPath, tmp, dir);
+      const got = how === "linked" ? linkedSha : await this.copy(fromPath, tmp, dir);
       if (got !== sha256)
         throw new StoreError(
           `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
@@ -27170,8 +27171,6 @@ async function servingOld(host, pidFile2, sha256) {
 }
 
 // src/safety/lock.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-import { hostname, userInfo } from "node:os";
 import { posix as posix6 } from "node:path";
 
 // src/safety/lock-errors.ts
@@ -27309,10 +27308,9 @@ echo "age=$((now - m))"
 cat -- "$1/owner" 2>/dev/null | head -n 40
 `;
 
-// src/safety/lock.ts
-function lockPath(releaseDir) {
-  return posix6.join(releaseDir, "lock");
-}
+// src/safety/lock-owner.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { hostname, userInfo } from "node:os";
 function newToken(owner) {
   const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
   return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes3(6).toString("hex")}`;
@@ -27379,6 +27377,11 @@ function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
     if (v !== void 0) holder[key] = v;
   }
   return holder;
+}
+
+// src/safety/lock.ts
+function lockPath(releaseDir) {
+  return posix6.join(releaseDir, "lock");
 }
 async function sh2(host, script2, args, aside = false) {
   const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });

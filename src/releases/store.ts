@@ -158,7 +158,7 @@ export class ReleaseStore {
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
    * are on one file system, else a copy; checked, then renamed in. Commands with no decision
-   * between them go out together (pipelined): three or four round trips in all.
+   * between them go out together (pipelined): two round trips for a link, three for a copy.
    */
   async put(
     fromPath: string,
@@ -169,14 +169,17 @@ export class ReleaseStore {
     const dir = this.releaseDir(sha256)
     const target = this.releasePath(sha256)
     const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
-    const [made, linked] = await Promise.all([
+    // The folder, a hard link into it and the link's sha256 in one round trip (when the link
+    // fails, as across file systems, the sha256 finds nothing and a copy follows).
+    const [made, linked, linkedSha] = await Promise.all([
       this.exec(['mkdir', '-p', '--', dir]),
-      this.exec(['ln', '--', fromPath, tmp])
+      this.exec(['ln', '--', fromPath, tmp]),
+      remoteSha256(this.host, tmp)
     ])
     this.check(made, `create ${dir}`)
     try {
       const how = linked.code === 0 ? 'linked' : 'copied'
-      const got = how === 'linked' ? await remoteSha256(this.host, tmp) : await this.copy(fromPath, tmp, dir)
+      const got = how === 'linked' ? linkedSha : await this.copy(fromPath, tmp, dir)
       if (got !== sha256)
         throw new StoreError(
           `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`

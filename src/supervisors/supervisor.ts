@@ -92,8 +92,8 @@ export interface SupervisorContext {
   /** What inspect has learnt so far, as it learns it: a host refused later still reports what serves. */
   learn?(known: { pid?: number; livePath?: string; version?: string | null }): void
   /**
-   * Plan and status modes: read only. What a deploy's inspect would tidy (nginx: a stale
-   * `.oldbin` pid file) is only noted.
+   * Plan and status modes: read only. What a deploy's inspect would tidy (a stale pid file of
+   * an earlier upgrade) is only noted.
    */
   readonly readOnly?: boolean
 }
