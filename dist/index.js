@@ -25072,12 +25072,7 @@ async function waitForDrain(host, ctx) {
 // src/supervisors/nginx/handover.ts
 async function startNewMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
-  const head = await s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo });
-  s.newIsScript = head.code === 0 && head.stdout === "#!";
-  if (s.newIsScript)
-    ctx.note(
-      "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
-    );
+  const head = s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo }).catch((e) => e);
   const seen = ctx.retrying ? await probe2(s.host, s.pidFile) : null;
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
@@ -25085,6 +25080,13 @@ async function startNewMaster(s, ctx, o) {
     await signal2(s.host, SIGNALS.upgrade, oldPid);
     ctx.note(`sent USR2 to the old master ${oldPid}`);
   }
+  const first2 = await head;
+  if (first2 instanceof Error) throw first2;
+  s.newIsScript = first2.code === 0 && first2.stdout === "#!";
+  if (s.newIsScript)
+    ctx.note(
+      "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
+    );
   s.newPid = await waitForNewMaster(s, ctx, o);
   return s.newPid;
 }
@@ -25321,7 +25323,7 @@ function looksLikeMaster(proc, snap, pid) {
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
 }
-async function verifyBinary2(host, facts, stagingPath, note) {
+async function verifyBinary2(host, facts, stagingPath, note, alongside) {
   const sudo = host.sudo;
   const testArgv = [stagingPath, "-T", ...facts.configArgs];
   const test = await host.run(testArgv, { sudo, timeoutMs: 6e4 });
@@ -25340,10 +25342,14 @@ async function verifyBinary2(host, facts, stagingPath, note) {
   if (hazards.daemonOff)
     throw new StepError("verify", daemonOffMessage(facts.pid, "the config sets daemon off"));
   note("config test passed with the running master's arguments");
-  const v = await host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 });
+  const dump = { configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) };
+  const [v, also] = await Promise.all([
+    host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 }),
+    alongside(dump)
+  ]);
   const version = parseVersion2(v.stderr + v.stdout);
   note(`new binary: version ${version ?? "unknown"}`);
-  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) };
+  return { ...dump, version, also };
 }
 
 // src/supervisors/nginx/revert.ts
@@ -25553,10 +25559,20 @@ var NginxSession = class {
   }
   async verify(ctx, stagedPath) {
     const facts = this.s.facts();
-    const v = await verifyBinary2(this.s.host, facts, stagedPath, ctx.note);
-    const old = v.workers === "auto" ? acceptingWorkers(await this.s.read(), facts.pid).length : 0;
+    const v = await verifyBinary2(
+      this.s.host,
+      facts,
+      stagedPath,
+      ctx.note,
+      (d) => Promise.all([
+        d.workers === "auto" ? this.s.read() : null,
+        changedSinceStart(this.s.host, facts.pid, d.configFiles)
+      ])
+    );
+    const [snap, change] = v.also;
+    const old = snap ? acceptingWorkers(snap, facts.pid).length : 0;
     this.s.expectedWorkers = Math.max(1, v.workers === "auto" ? old : v.workers);
-    this.s.configChange = await changedSinceStart(this.s.host, facts.pid, v.configFiles);
+    this.s.configChange = change;
     if (this.s.configChange)
       ctx.note(
         `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(", ")}. The new master loads it as it is now; the old one runs what it read then`

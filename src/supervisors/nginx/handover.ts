@@ -28,12 +28,10 @@ export async function startNewMaster(
   o: { startTimeoutMs: number; intervalMs: number }
 ): Promise<number> {
   const oldPid = s.facts().pid
-  const head = await s.host.run(['head', '-c', '2', '--', s.facts().livePath], { sudo: s.host.sudo })
-  s.newIsScript = head.code === 0 && head.stdout === '#!'
-  if (s.newIsScript)
-    ctx.note(
-      'the new binary is a #! script: its master may run another executable (what the script execs), which is accepted'
-    )
+  // Read along with the signal (one round trip): only the wait below needs it.
+  const head = s.host
+    .run(['head', '-c', '2', '--', s.facts().livePath], { sudo: s.host.sudo })
+    .catch((e: Error) => e)
   // Again after a lost connection: the USR2 may have arrived; the host says.
   const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
@@ -42,6 +40,13 @@ export async function startNewMaster(
     await signal(s.host, SIGNALS.upgrade, oldPid)
     ctx.note(`sent USR2 to the old master ${oldPid}`)
   }
+  const first = await head
+  if (first instanceof Error) throw first
+  s.newIsScript = first.code === 0 && first.stdout === '#!'
+  if (s.newIsScript)
+    ctx.note(
+      'the new binary is a #! script: its master may run another executable (what the script execs), which is accepted'
+    )
   s.newPid = await waitForNewMaster(s, ctx, o)
   return s.newPid
 }

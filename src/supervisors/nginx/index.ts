@@ -42,11 +42,19 @@ class NginxSession implements SupervisorSession {
 
   async verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
     const facts = this.s.facts()
-    const v = await verifyBinary(this.s.host, facts, stagedPath, ctx.note)
+    // The old master's workers (for worker_processes auto) and the config files' times are read
+    // with the version: they need the config test's dump, not each other.
+    const v = await verifyBinary(this.s.host, facts, stagedPath, ctx.note, d =>
+      Promise.all([
+        d.workers === 'auto' ? this.s.read() : null,
+        changedSinceStart(this.s.host, facts.pid, d.configFiles)
+      ])
+    )
+    const [snap, change] = v.also
     // nginx starts worker_processes workers; auto: as many as the old master has (one per CPU).
-    const old = v.workers === 'auto' ? acceptingWorkers(await this.s.read(), facts.pid).length : 0
+    const old = snap ? acceptingWorkers(snap, facts.pid).length : 0
     this.s.expectedWorkers = Math.max(1, v.workers === 'auto' ? old : v.workers)
-    this.s.configChange = await changedSinceStart(this.s.host, facts.pid, v.configFiles)
+    this.s.configChange = change
     if (this.s.configChange)
       ctx.note(
         `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(', ')}. ` +

@@ -257,13 +257,23 @@ function daemonOffMessage(pid: number, why: string): string {
   )
 }
 
-/** The config test with the new binary and the running master's own -p/-c/-g, and its hazards. */
-export async function verifyBinary(
+/** What the config dump says the new master loads. */
+export interface ConfigDump {
+  configFiles: string[]
+  workers: number | 'auto'
+}
+
+/**
+ * The config test with the new binary and the running master's own -p/-c/-g, and its hazards;
+ * then its version, read together with `alongside`'s reads (one round trip, pipelined).
+ */
+export async function verifyBinary<T>(
   host: Host,
   facts: MasterFacts,
   stagingPath: string,
-  note: (s: string) => void
-): Promise<{ version: string | null; configFiles: string[]; workers: number | 'auto' }> {
+  note: (s: string) => void,
+  alongside: (dump: ConfigDump) => Promise<T>
+): Promise<ConfigDump & { version: string | null; also: T }> {
   const sudo = host.sudo
   const testArgv = [stagingPath, '-T', ...facts.configArgs]
   const test = await host.run(testArgv, { sudo, timeoutMs: 60_000 })
@@ -283,9 +293,13 @@ export async function verifyBinary(
   if (hazards.daemonOff)
     throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
   note("config test passed with the running master's arguments")
+  const dump = { configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
   // Only a binary that passed its config test runs again (one that hangs would cost the timeout).
-  const v = await host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
+  const [v, also] = await Promise.all([
+    host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 }),
+    alongside(dump)
+  ])
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
-  return { version, configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
+  return { ...dump, version, also }
 }
