@@ -92,7 +92,9 @@ function leadingCommand(argv: readonly string[], args: CliArgs): number {
   const command = argv[0]
   if (command === undefined || command.startsWith('-')) return 0
   if (!(COMMANDS as readonly string[]).includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback, plan, status, commit, abort or --help`)
+    throw new UsageError(
+      `unknown command '${command}': use deploy, rollback, plan, status, commit, abort or --help`
+    )
   args.command = command as CliArgs['command']
   return 1
 }

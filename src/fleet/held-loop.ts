@@ -55,12 +55,8 @@ export async function finishEach(o: FinishLoop): Promise<RolloutResult> {
     o.signal?.removeEventListener('abort', onCancel)
   }
   const missed = slots.filter(s => s.report === undefined)
-  for (const s of missed)
-    s.report = {
-      ...untouched(s),
-      failedStep: o.verb,
-      error: `not reached: the run was cancelled before its ${o.verb} started; it keeps what it had (still held, if it was, until its watchdog's hold-timeout): run ${o.verb} again`
-    }
+  const message = `not reached: the run was cancelled before its ${o.verb} started; it keeps what it had (still held, if it was, until its watchdog's hold-timeout): run ${o.verb} again`
+  for (const s of missed) s.report = { ...untouched(s), failedStep: o.verb, error: message }
   if (missed.length > 0)
     out.line(
       'warn',
