@@ -9,6 +9,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { envName, inputReader, parseArgs, UsageError } from '../src/cli.js'
+import { helpText } from '../src/cli-help.js'
 import { readSettings } from '../src/settings.js'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { brokenBuild, nginxBuild, NODE24, ROOT, scratchDir } from './helpers/action.js'
@@ -93,7 +94,7 @@ describe('arguments (unit)', () => {
   it('refuses what it does not understand, with the fix', () => {
     const bad: [string[], RegExp][] = [
       [['--helth-url', 'x'], /unknown option --helth-url \(did you mean --health-url\?\)/],
-      [['upgrade'], /unknown command 'upgrade': use deploy, rollback, plan, status or --help/],
+      [['upgrade'], /unknown command 'upgrade': use deploy, rollback, plan, status, commit, abort or --help/],
       [['deploy', 'web1'], /unexpected argument 'web1'/],
       [['--hosts'], /--hosts needs a value/],
       [['--hosts', '--sudo'], /--hosts needs a value/],
@@ -147,6 +148,68 @@ describe('commands, --version, --help per command, --verbose (unit)', () => {
     expect(parseArgs(['--help']).helpFor).toBeUndefined()
     expect(parseArgs(['deploy', '--verbose', '--hosts', 'web1']).verbose).toBe(true)
     expect(parseArgs(['deploy', '--hosts', 'web1']).verbose).toBe(false)
+  })
+})
+
+describe('commit and abort: the commands that finish a held fleet (unit)', () => {
+  it('are commands like rollback: the mode input, their own --help', () => {
+    expect(parseArgs(['commit', '--hosts', 'web1']).values.get('mode')).toBe('commit')
+    expect(parseArgs(['abort', '--hosts', 'web1,web2', '--shard', '1/2']).values.get('mode')).toBe('abort')
+    expect(parseArgs(['abort', '--help'])).toMatchObject({ command: 'help', helpFor: 'abort' })
+    expect(parseArgs(['help', 'commit'])).toMatchObject({ command: 'help', helpFor: 'commit' })
+    expect(() => parseArgs(['abort', '--mode', 'commit'])).toThrow(
+      /--mode commit contradicts the command abort/
+    )
+    expect(() => parseArgs(['--mode', 'deploy', 'commit'])).toThrow(/unexpected argument 'commit'/)
+  })
+
+  it('refuse the inputs that make no sense with them, naming the input and the fix, before any host', () => {
+    const dir = scratchDir('zerodown-cli-unit-')
+    try {
+      writeFileSync(join(dir, 'kh'), '[web1]:2222 ssh-ed25519 AAAA\n')
+      const settings = (argv: string[]) => () =>
+        readSettings(
+          inputReader(parseArgs([...argv, '--hosts', 'web1:2222', '--known-hosts-file', join(dir, 'kh')]), {
+            ZERODOWN_PASSWORD: 'pw'
+          })
+        )
+      expect(settings(['abort', '--binary', '/bin/sh'])).toThrow(
+        /Input 'binary': is set but mode is abort.*sends no binary; remove binary/
+      )
+      expect(settings(['commit', '--version', '1.2.3'])).toThrow(/Input 'version': is set but mode is commit/)
+      expect(settings(['commit', '--hold'])).toThrow(/Input 'hold': is true but mode is commit/)
+      expect(settings(['abort', '--rollback-to', '1.2.3'])).toThrow(
+        /Input 'rollback-to': is set but mode is not rollback/
+      )
+      expect(settings(['abort', '--strategy', 'upstream'])).toThrow(/upstream/)
+      expect(settings(['commit'])().mode).toBe('commit')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('--help of commit and abort lists how to reach the hosts, not a binary or a hold', () => {
+    const flags = (text: string) => [...text.matchAll(/^ {2}--([A-Za-z-]+)/gm)].map(m => m[1]!)
+    for (const command of ['commit', 'abort'] as const) {
+      const text = helpText(command)
+      expect(text).toContain(`zerodown-action ${command} --hosts HOSTS`)
+      expect(flags(text)).toEqual(
+        expect.arrayContaining(['hosts', 'shard', 'pid-file', 'release-dir', 'lock-lease'])
+      )
+      for (const f of [
+        'binary',
+        'version',
+        'allow-downgrade',
+        'rollback-to',
+        'hold',
+        'hold-timeout',
+        'canary',
+        'mode'
+      ])
+        expect([command, flags(text)]).toEqual([command, expect.not.arrayContaining([f])])
+    }
+    expect(helpText()).toMatch(/^ {2}zerodown-action abort --hosts HOSTS/m)
+    expect(helpText()).toMatch(/commit, abort: 0 when every held host was finished/)
   })
 })
 

@@ -27534,6 +27534,79 @@ async function releaseLock(host, path, token) {
   throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
 }
 
+// src/fleet/host-log.ts
+var Printer = class {
+  constructor(log) {
+    this.log = log;
+  }
+  log;
+  tail = Promise.resolve();
+  /** Runs fn once everything queued before it was printed. */
+  enqueue(fn2) {
+    const next = this.tail.then(async () => {
+      await fn2();
+    });
+    this.tail = next.catch(() => void 0);
+    return this.tail;
+  }
+  line(level2, message, where2) {
+    void this.enqueue(() => level2 === "info" ? this.log.info(message) : this.log[level2](message, where2));
+  }
+  idle() {
+    return this.tail;
+  }
+};
+var HostLog = class {
+  constructor(name) {
+    this.name = name;
+  }
+  name;
+  held = [];
+  sink = null;
+  live = false;
+  /** The latest line, for the heartbeat. */
+  last = "";
+  info(message) {
+    this.emit("info", message);
+  }
+  warn(message, where2) {
+    this.emit("warn", message, where2);
+  }
+  error(message, where2) {
+    this.emit("error", message, where2);
+  }
+  group(title, fn2) {
+    return this.sink && this.live ? this.sink.group(title, fn2) : fn2();
+  }
+  emit(level2, text2, where2) {
+    const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
+    const at2 = { host: this.name, ...where2 };
+    this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
+    if (!this.sink) this.held.push({ level: level2, message, where: at2 });
+    else if (level2 === "info") this.sink.info(message);
+    else this.sink[level2](message, at2);
+  }
+  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
+  attach(sink2, live2 = false) {
+    this.sink = sink2;
+    this.live = live2;
+    const held = this.held;
+    this.held = [];
+    for (const l of held) {
+      if (l.level === "info") sink2.info(l.message);
+      else sink2[l.level](l.message, l.where);
+    }
+  }
+  /** Lines still held (a host connected ahead of a batch that never started, say). */
+  get pending() {
+    return this.held.length > 0;
+  }
+  detach() {
+    this.sink = null;
+    this.live = false;
+  }
+};
+
 // src/fleet/slot.ts
 function untouched(slot) {
   const now = (/* @__PURE__ */ new Date()).toISOString();
@@ -27615,95 +27688,24 @@ function succeeded(run3, s) {
   return run3.result === "rolled-back" && s.mode === "abort";
 }
 
-// src/fleet/host-log.ts
-var Printer = class {
-  constructor(log) {
-    this.log = log;
-  }
-  log;
-  tail = Promise.resolve();
-  /** Runs fn once everything queued before it was printed. */
-  enqueue(fn2) {
-    const next = this.tail.then(async () => {
-      await fn2();
-    });
-    this.tail = next.catch(() => void 0);
-    return this.tail;
-  }
-  line(level2, message, where2) {
-    void this.enqueue(() => level2 === "info" ? this.log.info(message) : this.log[level2](message, where2));
-  }
-  idle() {
-    return this.tail;
-  }
-};
-var HostLog = class {
-  constructor(name) {
-    this.name = name;
-  }
-  name;
-  held = [];
-  sink = null;
-  live = false;
-  /** The latest line, for the heartbeat. */
-  last = "";
-  info(message) {
-    this.emit("info", message);
-  }
-  warn(message, where2) {
-    this.emit("warn", message, where2);
-  }
-  error(message, where2) {
-    this.emit("error", message, where2);
-  }
-  group(title, fn2) {
-    return this.sink && this.live ? this.sink.group(title, fn2) : fn2();
-  }
-  emit(level2, text2, where2) {
-    const message = text2.includes(this.name) ? text2 : `${this.name}: ${text2}`;
-    const at2 = { host: this.name, ...where2 };
-    this.last = message.replace(this.name, "").replace(/^[\s:]+/, "");
-    if (!this.sink) this.held.push({ level: level2, message, where: at2 });
-    else if (level2 === "info") this.sink.info(message);
-    else this.sink[level2](message, at2);
-  }
-  /** Prints the held lines to sink, and every new line until detach; live keeps step groups. */
-  attach(sink2, live2 = false) {
-    this.sink = sink2;
-    this.live = live2;
-    const held = this.held;
-    this.held = [];
-    for (const l of held) {
-      if (l.level === "info") sink2.info(l.message);
-      else sink2[l.level](l.message, l.where);
-    }
-  }
-  /** Lines still held (a host connected ahead of a batch that never started, say). */
-  get pending() {
-    return this.held.length > 0;
-  }
-  detach() {
-    this.sink = null;
-    this.live = false;
-  }
-};
-
-// src/fleet/held-mode.ts
-var WIDTH = 16;
-async function runHeldMode(settings, deps) {
+// src/fleet/held-loop.ts
+async function finishEach(o) {
   const started = Date.now();
-  const verb = settings.mode;
-  const slots = settings.hosts.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
-  deps.log.info(
-    `${verb}: ${slots.length} host(s): ${verb === "commit" ? "retiring the old processes a hold: true run left held" : "returning every held host to its original process and previous binary"}`
-  );
-  const out = new Printer(deps.log);
+  const slots = o.targets.map((target) => ({ target, batch: 0, log: new HostLog(target.label) }));
+  const out = new Printer(o.log);
+  const cancelled = () => o.signal?.aborted === true;
   let next = 0;
+  const onCancel = () => out.line(
+    "warn",
+    `the run was cancelled: the host(s) being finished complete their ${o.verb}; no further host starts`,
+    { step: o.verb }
+  );
+  o.signal?.addEventListener("abort", onCancel, { once: true });
   const worker = async () => {
-    while (next < slots.length) {
+    while (next < slots.length && !cancelled()) {
       const slot = slots[next++];
-      slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb);
-      if (verb === "abort" && slot.report.result === "rolled-back") slot.aborted = true;
+      slot.report = await o.finish(slot.target, slot.log);
+      if (o.verb === "abort" && slot.report.result === "rolled-back") slot.aborted = true;
       void out.enqueue(
         () => out.log.group(`${slot.target.label}: ${slot.report.result}`, async () => {
           slot.log.attach(out.log);
@@ -27712,11 +27714,44 @@ async function runHeldMode(settings, deps) {
       );
     }
   };
-  await Promise.all(
-    Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
-  );
+  try {
+    await Promise.all(Array.from({ length: Math.min(slots.length, o.width) }, worker));
+  } finally {
+    o.signal?.removeEventListener("abort", onCancel);
+  }
+  const missed = slots.filter((s) => s.report === void 0);
+  const message = `not reached: the run was cancelled before its ${o.verb} started; it keeps what it had (still held, if it was, until its watchdog's hold-timeout): run ${o.verb} again`;
+  for (const s of missed) s.report = { ...untouched(s), failedStep: o.verb, error: message };
+  if (missed.length > 0)
+    out.line(
+      "warn",
+      `the run was cancelled: ${missed.length} host(s) not reached (${missed.map((s) => s.target.label).join(", ")}) are still held, if they were: run ${o.verb} again`,
+      { step: o.verb }
+    );
   await out.idle();
-  return { ...tally(slots, started), supervisor: deps.supervisor.names.id };
+  return heldTally(slots, started);
+}
+function heldTally(slots, started) {
+  const run3 = tally(slots, started);
+  return run3.counts.untouched > 0 ? { ...run3, result: "failed" } : run3;
+}
+
+// src/fleet/held-mode.ts
+var WIDTH = 16;
+async function runHeldMode(settings, deps) {
+  const verb = settings.mode;
+  deps.log.info(
+    `${verb}: ${settings.hosts.length} host(s): ${verb === "commit" ? "retiring the old processes a hold: true run left held" : "returning every held host to its original process and previous binary"}`
+  );
+  const run3 = await finishEach({
+    targets: settings.hosts,
+    width: Math.max(WIDTH, settings.maxParallel),
+    verb,
+    log: deps.log,
+    signal: deps.signal,
+    finish: (target, log) => finishOne(target, settings, { ...deps, log }, verb)
+  });
+  return { ...run3, supervisor: deps.supervisor.names.id };
 }
 function bare(host, result, error2) {
   const now = (/* @__PURE__ */ new Date()).toISOString();
@@ -30791,6 +30826,12 @@ function checkHold(read, s) {
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} finishes the hosts a hold: true run left held and sends no binary; remove binary`
     );
+  if (finishing && s.version !== void 0)
+    throw new SettingsError(
+      "version",
+      `is set but mode is ${s.mode}`,
+      `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
+    );
   if (finishing && s.strategy === "upstream")
     throw new SettingsError(
       "mode",
@@ -33649,7 +33690,8 @@ async function perform(settings, log, control = {}) {
       log,
       supervisor: supervisorOf(settings),
       owner: safety.owner,
-      token: safety.token
+      token: safety.token,
+      signal: control.signal
     });
   }
   if (settings.mode === "rollback") {
@@ -34080,7 +34122,7 @@ var UsageError = class extends Error {
     this.name = "UsageError";
   }
 };
-var RUNS = ["deploy", "rollback", "plan", "status"];
+var RUNS = ["deploy", "rollback", "plan", "status", "commit", "abort"];
 var COMMANDS = [...RUNS, "help"];
 var isRun = (word) => RUNS.includes(word ?? "");
 var LISTS = /* @__PURE__ */ new Set(["hosts", "known-hosts", "host-fingerprints"]);
@@ -34130,7 +34172,9 @@ function leadingCommand(argv, args) {
   const command = argv[0];
   if (command === void 0 || command.startsWith("-")) return 0;
   if (!COMMANDS.includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback, plan, status or --help`);
+    throw new UsageError(
+      `unknown command '${command}': use deploy, rollback, plan, status, commit, abort or --help`
+    );
   args.command = command;
   return 1;
 }
@@ -34253,8 +34297,26 @@ var ONLY = {
   binary: ["deploy", "plan"],
   version: ["deploy", "plan"],
   "allow-downgrade": ["deploy", "plan"],
-  "rollback-to": ["rollback"]
+  "rollback-to": ["rollback"],
+  hold: ["deploy"],
+  "hold-timeout": ["deploy"]
 };
+var NOT_FINISHING = /* @__PURE__ */ new Set([
+  "canary",
+  "rollback-fleet",
+  "prestage",
+  "watchdog",
+  "strategy",
+  "upstream-host",
+  "upstream-file",
+  "upstream-name",
+  "upstream-server",
+  "restart-command",
+  "canary-weight",
+  "canary-duration",
+  "max-error-rate",
+  "upstream-watchdog-lease"
+]);
 var STATUS_INPUTS = /* @__PURE__ */ new Set([
   "hosts",
   "user",
@@ -34279,19 +34341,29 @@ var STATUS_INPUTS = /* @__PURE__ */ new Set([
   "jump-password",
   "lock-lease"
 ]);
-var applies = (input, command) => ONLY[input]?.includes(command) ?? (command !== "status" || STATUS_INPUTS.has(input));
+function applies(input, command) {
+  const only = ONLY[input];
+  if (only) return only.includes(command);
+  if (command === "status") return STATUS_INPUTS.has(input);
+  if (command === "commit" || command === "abort") return !NOT_FINISHING.has(input);
+  return true;
+}
 var KEYS = "--private-key-file KEY --known-hosts-file FILE [options]";
 var USAGE = {
   deploy: `zerodown-action deploy --hosts HOSTS --binary FILE ${KEYS}`,
   rollback: `zerodown-action rollback --hosts HOSTS ${KEYS}`,
   plan: `zerodown-action plan --hosts HOSTS --binary FILE ${KEYS}`,
-  status: `zerodown-action status --hosts HOSTS ${KEYS}`
+  status: `zerodown-action status --hosts HOSTS ${KEYS}`,
+  commit: `zerodown-action commit --hosts HOSTS ${KEYS}`,
+  abort: `zerodown-action abort --hosts HOSTS ${KEYS}`
 };
 var ABOUT = {
   deploy: "Hot-upgrade the hosts to the binary FILE built on this machine.",
   rollback: "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store.",
   plan: "Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.",
-  status: "List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing."
+  status: "List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing.",
+  commit: "Finish the hosts a `deploy --hold` run (one per shard) left held: retire each old process and keep the new release. Give every host of the fleet; a host with nothing held is reported unchanged. Exit status 0 when every held host was committed.",
+  abort: "Return every host a `deploy --hold` run left held to its original process and previous binary. Give every host of the fleet; a host with nothing held is reported unchanged. Exit status 0 when every held host is back. Ctrl-C lets the hosts being finished complete and starts no other: those stay held (their watchdog returns them at hold-timeout), exit status 1."
 };
 function helpText(topic) {
   const col = 32;
@@ -34340,6 +34412,7 @@ ${lead}` : s.padEnd(col);
     "Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).",
     "plan: 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.",
     "status: 0 when every host was read, 1 when any could not be.",
+    "commit, abort: 0 when every held host was finished (or nothing was held), 1 otherwise (a cancelled run too).",
     ""
   ].join("\n");
 }

@@ -201,7 +201,8 @@ export async function perform(
       log,
       supervisor: supervisorOf(settings),
       owner: safety.owner,
-      token: safety.token
+      token: safety.token,
+      signal: control.signal
     })
   }
   if (settings.mode === 'rollback') {

@@ -16,7 +16,7 @@ export class UsageError extends Error {
 }
 
 /** The commands that run: each is the `mode` input of the same name. */
-export type Command = 'deploy' | 'rollback' | 'plan' | 'status'
+export type Command = 'deploy' | 'rollback' | 'plan' | 'status' | 'commit' | 'abort'
 
 export interface CliArgs {
   command: Command | 'help' | 'version'
@@ -32,7 +32,7 @@ export interface CliArgs {
   summaryFile?: string
 }
 
-export const RUNS: readonly Command[] = ['deploy', 'rollback', 'plan', 'status']
+export const RUNS: readonly Command[] = ['deploy', 'rollback', 'plan', 'status', 'commit', 'abort']
 const COMMANDS = [...RUNS, 'help'] as const
 const isRun = (word: string | undefined): word is Command => (RUNS as readonly string[]).includes(word ?? '')
 /** Inputs that may be given more than once; the values are joined by newlines. */
@@ -92,7 +92,9 @@ function leadingCommand(argv: readonly string[], args: CliArgs): number {
   const command = argv[0]
   if (command === undefined || command.startsWith('-')) return 0
   if (!(COMMANDS as readonly string[]).includes(command))
-    throw new UsageError(`unknown command '${command}': use deploy, rollback, plan, status or --help`)
+    throw new UsageError(
+      `unknown command '${command}': use deploy, rollback, plan, status, commit, abort or --help`
+    )
   args.command = command as CliArgs['command']
   return 1
 }

@@ -21,8 +21,31 @@ const ONLY: Record<string, readonly Command[]> = {
   binary: ['deploy', 'plan'],
   version: ['deploy', 'plan'],
   'allow-downgrade': ['deploy', 'plan'],
-  'rollback-to': ['rollback']
+  'rollback-to': ['rollback'],
+  hold: ['deploy'],
+  'hold-timeout': ['deploy']
 }
+
+/**
+ * What commit and abort do not use: they finish hosts a hot upgrade left held, one run for the
+ * whole fleet (no batches, no new watchdog, no load balancer).
+ */
+const NOT_FINISHING = new Set([
+  'canary',
+  'rollback-fleet',
+  'prestage',
+  'watchdog',
+  'strategy',
+  'upstream-host',
+  'upstream-file',
+  'upstream-name',
+  'upstream-server',
+  'restart-command',
+  'canary-weight',
+  'canary-duration',
+  'max-error-rate',
+  'upstream-watchdog-lease'
+])
 
 /** What status reads with: how to reach the hosts and find the server and its store. */
 const STATUS_INPUTS = new Set([
@@ -50,15 +73,22 @@ const STATUS_INPUTS = new Set([
   'lock-lease'
 ])
 
-const applies = (input: string, command: Command) =>
-  ONLY[input]?.includes(command) ?? (command !== 'status' || STATUS_INPUTS.has(input))
+function applies(input: string, command: Command): boolean {
+  const only = ONLY[input]
+  if (only) return only.includes(command)
+  if (command === 'status') return STATUS_INPUTS.has(input)
+  if (command === 'commit' || command === 'abort') return !NOT_FINISHING.has(input)
+  return true
+}
 
 const KEYS = '--private-key-file KEY --known-hosts-file FILE [options]'
 const USAGE: Record<Command, string> = {
   deploy: `zerodown-action deploy --hosts HOSTS --binary FILE ${KEYS}`,
   rollback: `zerodown-action rollback --hosts HOSTS ${KEYS}`,
   plan: `zerodown-action plan --hosts HOSTS --binary FILE ${KEYS}`,
-  status: `zerodown-action status --hosts HOSTS ${KEYS}`
+  status: `zerodown-action status --hosts HOSTS ${KEYS}`,
+  commit: `zerodown-action commit --hosts HOSTS ${KEYS}`,
+  abort: `zerodown-action abort --hosts HOSTS ${KEYS}`
 }
 
 const ABOUT: Record<Command, string> = {
@@ -67,7 +97,11 @@ const ABOUT: Record<Command, string> = {
     "Hot-upgrade the hosts back to the release before the live one (or --rollback-to VERSION), from each host's own release store.",
   plan: 'Say what a deploy of FILE would do on each host (versions, downgrade, unchanged, refusals) and change nothing: pre-flight, and FILE staged beside the live binary, config-tested and removed again. Exit status 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
   status:
-    'List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing.'
+    'List what each host runs (pid, binary, the sha256 of /proc/<pid>/exe, version) and its release store (the live release, the one a rollback would go to). Changes nothing.',
+  commit:
+    'Finish the hosts a `deploy --hold` run (one per shard) left held: retire each old process and keep the new release. Give every host of the fleet; a host with nothing held is reported unchanged. Exit status 0 when every held host was committed.',
+  abort:
+    'Return every host a `deploy --hold` run left held to its original process and previous binary. Give every host of the fleet; a host with nothing held is reported unchanged. Exit status 0 when every held host is back. Ctrl-C lets the hosts being finished complete and starts no other: those stay held (their watchdog returns them at hold-timeout), exit status 1.'
 }
 
 /** The whole help (every input), or one command's: its usage and the flags that apply to it. */
@@ -119,6 +153,7 @@ export function helpText(topic?: Command): string {
     'Exit status: 0 upgraded or unchanged; 1 rolled back or failed; 2 bad flags or inputs (no host was touched).',
     'plan: 0 when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host.',
     'status: 0 when every host was read, 1 when any could not be.',
+    'commit, abort: 0 when every held host was finished (or nothing was held), 1 otherwise (a cancelled run too).',
     ''
   ].join('\n')
 }

@@ -7,7 +7,8 @@
  *
  * Exit status: 0 upgraded or unchanged, 1 rolled back or failed, 2 bad flags or inputs. plan: 0
  * when every host would upgrade or is unchanged, 1 when a deploy would be refused on any host;
- * status: 0 when every host was read.
+ * status: 0 when every host was read. commit, abort: 0 when every held host was finished (or
+ * nothing was held); 1 when any was not, a cancelled run's hosts not reached included.
  */
 import { stripTerminal } from './remote-text.js'
 import { writeFileSync } from 'node:fs'

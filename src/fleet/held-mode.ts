@@ -32,9 +32,8 @@ import { planFrom } from '../strategies/hot-upgrade/index.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
 import type { Supervisor } from '../supervisors/supervisor.js'
 import { HostUpgrade } from './host-upgrade.js'
-import { tally, type RolloutResult } from './tally.js'
-import { HostLog, Printer } from './host-log.js'
-import type { Slot } from './slot.js'
+import { finishEach } from './held-loop.js'
+import type { RolloutResult } from './tally.js'
 
 export interface HeldModeDeps {
   connect: (target: HostTarget) => Promise<Host>
@@ -42,6 +41,8 @@ export interface HeldModeDeps {
   supervisor: Supervisor
   owner: LockOwner
   token: string
+  /** The run's cancel: no further host starts; the ones being finished complete (held-loop.ts). */
+  signal?: AbortSignal
 }
 
 type Verb = 'commit' | 'abort'
@@ -50,34 +51,19 @@ type Verb = 'commit' | 'abort'
 const WIDTH = 16
 
 export async function runHeldMode(settings: Settings, deps: HeldModeDeps): Promise<RolloutResult> {
-  const started = Date.now()
   const verb = settings.mode as Verb
-  const slots: Slot[] = settings.hosts.map(target => ({ target, batch: 0, log: new HostLog(target.label) }))
   deps.log.info(
-    `${verb}: ${slots.length} host(s): ${verb === 'commit' ? 'retiring the old processes a hold: true run left held' : 'returning every held host to its original process and previous binary'}`
+    `${verb}: ${settings.hosts.length} host(s): ${verb === 'commit' ? 'retiring the old processes a hold: true run left held' : 'returning every held host to its original process and previous binary'}`
   )
-  // Each host's lines are held back and printed together, one group per host, as it ends.
-  const out = new Printer(deps.log)
-  let next = 0
-  const worker = async () => {
-    while (next < slots.length) {
-      const slot = slots[next++]!
-      slot.report = await finishOne(slot.target, settings, { ...deps, log: slot.log }, verb)
-      // Sent back on purpose: not a failure of this run (the tally counts it, the summary names no cause).
-      if (verb === 'abort' && slot.report.result === 'rolled-back') slot.aborted = true
-      void out.enqueue(() =>
-        out.log.group(`${slot.target.label}: ${slot.report!.result}`, async () => {
-          slot.log.attach(out.log)
-          slot.log.detach()
-        })
-      )
-    }
-  }
-  await Promise.all(
-    Array.from({ length: Math.min(slots.length, Math.max(WIDTH, settings.maxParallel)) }, worker)
-  )
-  await out.idle()
-  return { ...tally(slots, started), supervisor: deps.supervisor.names.id }
+  const run = await finishEach({
+    targets: settings.hosts,
+    width: Math.max(WIDTH, settings.maxParallel),
+    verb,
+    log: deps.log,
+    signal: deps.signal,
+    finish: (target, log) => finishOne(target, settings, { ...deps, log }, verb)
+  })
+  return { ...run, supervisor: deps.supervisor.names.id }
 }
 
 function bare(host: string, result: HostReport['result'], error?: string): HostReport {

@@ -23,6 +23,7 @@ interface Rest {
   hosts: HostTarget[]
   mode: Mode
   binary?: string
+  version?: string
   strategy: string
   watchdog: boolean
 }
@@ -74,6 +75,12 @@ function checkHold(read: Read, s: Rest & HoldSettings): void {
       'binary',
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} finishes the hosts a hold: true run left held and sends no binary; remove binary`
+    )
+  if (finishing && s.version !== undefined)
+    throw new SettingsError(
+      'version',
+      `is set but mode is ${s.mode}`,
+      `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
     )
   if (finishing && s.strategy === 'upstream')
     throw new SettingsError(
