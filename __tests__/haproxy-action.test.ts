@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { createHash } from 'node:crypto'
-import { existsSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import * as http from 'node:http'
 import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
 import { httpGet, sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
@@ -160,38 +160,55 @@ describe('HAProxy through the action (supervisor: haproxy)', () => {
   it('a drain that outlasts drain-timeout rolls back (the busy old worker still finishes); with proceed it upgrades', async () => {
     const h = host(101)
     sb.serverStart(h, { reset: true })
-    const slow = (seconds: number) =>
-      new Promise<{ status: number; bytes: number }>((resolve, reject) => {
+    // A request held in flight on the old worker until the test releases it (a file the slow
+    // backend looks for): the drain outlasts drain-timeout however long the action takes to get
+    // there. Resolves `started` once the first byte arrived (the old worker has it).
+    const slow = (gate: string) => {
+      let started!: () => void
+      const first = new Promise<void>(r => (started = r))
+      const done = new Promise<{ status: number; bytes: number }>((resolve, reject) => {
         http
-          .get({ host: h.address, port: h.httpPort, path: `/slow/${seconds}`, agent: false }, res => {
+          .get({ host: h.address, port: h.httpPort, path: `/slow/120/${gate}`, agent: false }, res => {
             let bytes = 0
-            res.on('data', (c: Buffer) => (bytes += c.length))
+            res.on('data', (c: Buffer) => {
+              bytes += c.length
+              started()
+            })
             res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }))
           })
           .on('error', reject)
       })
-    const first = slow(12)
-    await sleep(300)
+      return {
+        started: first,
+        done,
+        release: () => writeFileSync(sb.hostPath(h, `/srv/app/release-${gate}`), '')
+      }
+    }
+    const first = slow('drain1')
+    await first.started
     const rolled = await runAction(
       inputs([h], { binary: haproxyBuild(dir, 'drain1'), 'drain-timeout': '1s' })
     )
+    first.release()
     expect(rolled.code).toBe(1)
     expect(rolled.outputs.result).toBe('rolled-back')
     expect(report(rolled).hosts[0]!.failedStep).toBe('drain')
     expect(sha(sb.hostPath(h, LIVE_HAPROXY))).toBe(ORIGINAL)
     expectServesLive(h)
-    expect(await first).toEqual({ status: 200, bytes: 12 })
+    expect(await first.done).toEqual({ status: 200, bytes: 120 })
 
-    const second = slow(8)
-    await sleep(300)
+    const second = slow('drain2')
+    await second.started
     const build = haproxyBuild(dir, 'drain2')
     const kept = await runAction(
       inputs([h], { binary: build, 'drain-timeout': '1s', 'drain-timeout-action': 'proceed' })
     )
+    second.release()
     expect(kept.code).toBe(0)
     expect(kept.outputs.result).toBe('upgraded')
+    expect(kept.log).toMatch(/drain-timeout-action is proceed/)
     expect(sha(sb.hostPath(h, LIVE_HAPROXY))).toBe(sha(build))
-    expect(await second).toEqual({ status: 200, bytes: 8 })
+    expect(await second.done).toEqual({ status: 200, bytes: 120 })
   }, 180_000)
 
   it('a fleet of three whose third host fails: it is rolled back, the first two stay upgraded (HAProxy cannot hold)', async () => {

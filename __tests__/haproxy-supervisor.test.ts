@@ -5,7 +5,7 @@
  * runs through the host's HAProxy during every reload. Host: 127.0.0.100.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
-import { chownSync, copyFileSync, renameSync, rmSync } from 'node:fs'
+import { chownSync, copyFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import * as http from 'node:http'
 import { describeLoad, startLoad, type LoadResult } from '../test/load.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
@@ -215,21 +215,29 @@ describe('haproxy supervisor on a real HAProxy', () => {
 
   it('drain waits for an old worker busy with a slow request, and times out while it is busy', async () => {
     const s = await opened()
+    // Held in flight on the old worker until the test releases it (the slow backend's gate file),
+    // whatever the machine's load; the first byte says the old worker has it.
+    let started!: () => void
+    const first = new Promise<void>(r => (started = r))
     const slow = new Promise<{ status: number; bytes: number }>((resolve, reject) => {
       http
-        .get({ host: h.address, port: h.httpPort, path: '/slow/4', agent: false }, res => {
+        .get({ host: h.address, port: h.httpPort, path: '/slow/120/drainsup', agent: false }, res => {
           let bytes = 0
-          res.on('data', (c: Buffer) => (bytes += c.length))
+          res.on('data', (c: Buffer) => {
+            bytes += c.length
+            started()
+          })
           res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes }))
         })
         .on('error', reject)
     })
-    await new Promise(r => setTimeout(r, 300))
+    await first
     swapIn(haproxyBuild(dir, 'drain'))
     await s.start(ctx, { startTimeoutMs: 20_000, intervalMs: 50 })
     expect(await s.drain(ctx, { timeoutMs: 500, intervalMs: 50, record: () => undefined })).toBe(false)
     expect((await s.busyOld()).length).toBe(1)
+    writeFileSync(sb.hostPath(h, '/srv/app/release-drainsup'), '')
     expect(await s.drain(ctx, { timeoutMs: 20_000, intervalMs: 50, record: () => undefined })).toBe(true)
-    expect(await slow).toEqual({ status: 200, bytes: 4 })
+    expect(await slow).toEqual({ status: 200, bytes: 120 })
   }, 90_000)
 })

@@ -48,21 +48,31 @@ backend slow
 EOF
 }
 
-# the slow backend: /slow/N answers N bytes, one a second
+# the slow backend: /slow/N answers N bytes, one a second; /slow/N/GATE the same, but once the
+# file release-GATE exists beside the script, the bytes left are sent at once (a test holds a
+# request in flight for exactly as long as it needs, whatever the machine's load)
 haproxy_write_slow() { # $1 = host dir
   cat >"$1/srv-app/slow.py" <<'EOF'
-# written by test/sandbox/server-haproxy.sh: GET /slow/N sends N bytes, one a second
-import http.server, socketserver, sys, time
+# written by test/sandbox/server-haproxy.sh: GET /slow/N sends N bytes, one a second;
+# GET /slow/N/GATE sends the rest at once when release-GATE exists beside this script
+import http.server, os, socketserver, sys, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 class Slow(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        last = self.path.rsplit('/', 1)[-1]
-        n = int(last) if last.isdigit() else 60
+        parts = self.path.split('/')[2:]
+        n = int(parts[0]) if parts and parts[0].isdigit() else 60
+        gate = parts[1] if len(parts) > 1 and parts[1].isalnum() else None
         self.send_response(200)
         self.send_header('content-type', 'text/plain')
         self.send_header('content-length', str(n))
         self.end_headers()
-        for _ in range(n):
+        for i in range(n):
+            if gate and os.path.exists(os.path.join(HERE, 'release-' + gate)):
+                self.wfile.write(b'.' * (n - i))
+                self.wfile.flush()
+                return
             self.wfile.write(b'.')
             self.wfile.flush()
             time.sleep(1)
