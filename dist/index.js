@@ -6963,7 +6963,7 @@ var require_poly1305 = __commonJS({
 // node_modules/ssh2/lib/protocol/crypto.js
 var require_crypto = __commonJS({
   "node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
-    "use strict";
+    var __zdSecretKey = (k) => Buffer.isBuffer(k) && k.length > 0 ? __require("crypto").createSecretKey(k) : k;
     var {
       createCipheriv,
       createDecipheriv,
@@ -7105,8 +7105,8 @@ var require_crypto = __commonJS({
         const enc = config.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
-        this._encKeyMain = enc.cipherKey.slice(0, 32);
-        this._encKeyPktLen = enc.cipherKey.slice(32);
+        this._encKeyMain = __zdSecretKey(enc.cipherKey.slice(0, 32));
+        this._encKeyPktLen = __zdSecretKey(enc.cipherKey.slice(32));
         this._dead = false;
       }
       free() {
@@ -7197,7 +7197,7 @@ var require_crypto = __commonJS({
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encSSLName = enc.cipherInfo.sslName;
-        this._encKey = enc.cipherKey;
+        this._encKey = __zdSecretKey(enc.cipherKey);
         this._encIV = enc.cipherIV;
         this._dead = false;
       }
@@ -7286,7 +7286,7 @@ var require_crypto = __commonJS({
           enc.cipherIV
         );
         this._macSSLName = enc.macInfo.sslName;
-        this._macKey = enc.macKey;
+        this._macKey = __zdSecretKey(enc.macKey);
         this._macActualLen = enc.macInfo.actualLen;
         this._macETM = enc.macInfo.isETM;
         this._aadLen = this._macETM ? 4 : 0;
@@ -7471,8 +7471,8 @@ var require_crypto = __commonJS({
         const dec = config.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
-        this._decKeyMain = dec.decipherKey.slice(0, 32);
-        this._decKeyPktLen = dec.decipherKey.slice(32);
+        this._decKeyMain = __zdSecretKey(dec.decipherKey.slice(0, 32));
+        this._decKeyPktLen = __zdSecretKey(dec.decipherKey.slice(32));
         this._len = 0;
         this._lenBuf = Buffer.alloc(4);
         this._lenPos = 0;
@@ -7671,7 +7671,7 @@ var require_crypto = __commonJS({
         this._onPayload = dec.onPayload;
         this._decipherInstance = null;
         this._decipherSSLName = dec.decipherInfo.sslName;
-        this._decipherKey = dec.decipherKey;
+        this._decipherKey = __zdSecretKey(dec.decipherKey);
         this._decipherIV = dec.decipherIV;
         this._len = 0;
         this._lenBytes = 0;
@@ -7887,7 +7887,7 @@ var require_crypto = __commonJS({
         this._mac = Buffer.allocUnsafe(dec.macInfo.actualLen);
         this._macPos = 0;
         this._macSSLName = dec.macInfo.sslName;
-        this._macKey = dec.macKey;
+        this._macKey = __zdSecretKey(dec.macKey);
         this._macActualLen = dec.macInfo.actualLen;
         this._macETM = dec.macInfo.isETM;
         this._macInstance = null;
