@@ -107,7 +107,13 @@ try {
     if (!r.report)
       throw new Error(`${n} hosts at max-parallel ${p}: exit ${r.code}, no report:\n${r.log.slice(-4000)}`)
     const u = JSON.parse(readFileSync(rusageFile, 'utf8'))
-    return { wallMs: r.ms, cpuMs: (u.userUs + u.systemUs) / 1000, rssMb: u.maxRssKb / 1024, failed }
+    return {
+      wallMs: r.ms,
+      cpuMs: (u.userUs + u.systemUs) / 1000,
+      sysMs: u.systemUs / 1000,
+      rssMb: u.maxRssKb / 1024,
+      failed
+    }
   }
   let failures = 0
   for (let rep = 0; rep < REPS; rep++) {
@@ -122,7 +128,7 @@ try {
         if (r.failed.length === 0) results.get(kind).get(`${n}/${p}`).push(r)
         else failures++
         process.stderr.write(
-          `  rep ${rep + 1}/${REPS}: ${kind}: ${n} hosts, max-parallel ${p}: wall ${(r.wallMs / 1000).toFixed(1)} s, CPU ${Math.round(r.cpuMs)} ms, peak RSS ${r.rssMb.toFixed(0)} MB, load ${loadavg()[0].toFixed(1)}` +
+          `  rep ${rep + 1}/${REPS}: ${kind}: ${n} hosts, max-parallel ${p}: wall ${(r.wallMs / 1000).toFixed(1)} s, CPU ${Math.round(r.cpuMs)} ms (sys ${Math.round(r.sysMs)}), peak RSS ${r.rssMb.toFixed(0)} MB, load ${loadavg()[0].toFixed(1)}` +
             (r.failed.length
               ? `; NOT COUNTED: ${r.failed.length} host(s) did not upgrade: ${r.failed.map(f => `${f.host} ${f.result} at ${f.failedStep}: ${f.error}`).join('; ')}`
               : '') +
@@ -154,19 +160,21 @@ try {
 /** The table and least-squares lines of one bundle's runs. */
 function printResults(kind, results) {
   console.log(`\n${kind === 'before' ? `baseline (${args.baseline})` : 'dist/index.js'}:\n`)
-  console.log(`| hosts | max-parallel | wall s | action CPU ms (user+sys) | CPU ms per host | peak RSS MB |`)
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log(
+    `| hosts | max-parallel | wall s | action CPU ms (user+sys) | of which sys | CPU ms per host | peak RSS MB |`
+  )
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const [n, p] of CASES) {
     const rs = results.get(`${n}/${p}`)
     if (rs.length === 0) {
-      console.log(`| ${n} | ${p} | no run counted | | | |`)
+      console.log(`| ${n} | ${p} | no run counted | | | | |`)
       continue
     }
     console.log(
       `| ${n} | ${p} | ${spread(
         rs.map(r => r.wallMs / 1000),
         x => x.toFixed(1)
-      )} | ${spread(rs.map(r => r.cpuMs))} | ${spread(
+      )} | ${spread(rs.map(r => r.cpuMs))} | ${spread(rs.map(r => r.sysMs))} | ${spread(
         rs.map(r => r.cpuMs / n),
         x => x.toFixed(1)
       )} | ${spread(rs.map(r => r.rssMb))} |`
