@@ -9529,7 +9529,7 @@ ${formatted}-----END ${type} KEY-----`;
 var require_agent = __commonJS({
   "node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
-    var { Socket } = __require("net");
+    var { Socket: Socket2 } = __require("net");
     var { Duplex } = __require("stream");
     var { resolve: resolve2 } = __require("path");
     var { readFile: readFile3 } = __require("fs");
@@ -9577,7 +9577,7 @@ var require_agent = __commonJS({
       }
       getStream(cb) {
         cb = once(cb);
-        const sock = new Socket();
+        const sock = new Socket2();
         sock.on("connect", () => {
           cb(null, sock);
         });
@@ -9820,7 +9820,7 @@ var require_agent = __commonJS({
               cb(new Error("Problem negotiating cygwin unix socket security"));
             }
             function tryConnect() {
-              sock = new Socket();
+              sock = new Socket2();
               sock.on("connect", _onconnect);
               sock.on("data", _ondata);
               sock.on("error", onFail);
@@ -18386,7 +18386,7 @@ var require_client = __commonJS({
       getHashes,
       randomFillSync
     } = __require("crypto");
-    var { Socket } = __require("net");
+    var { Socket: Socket2 } = __require("net");
     var { lookup: dnsLookup } = __require("dns");
     var EventEmitter = __require("events");
     var HASHES = getHashes();
@@ -18610,7 +18610,7 @@ var require_client = __commonJS({
               verify(ret);
           };
         }
-        const sock = this._sock = cfg.sock || new Socket();
+        const sock = this._sock = cfg.sock || new Socket2();
         let ready = false;
         let sawHeader = false;
         if (this._protocol)
@@ -29206,6 +29206,29 @@ var NodeSSH = class {
   }
 };
 
+// src/host/coalesce.ts
+import { Socket } from "node:net";
+var coalesced = /* @__PURE__ */ new WeakSet();
+function coalesceWrites(sock) {
+  if (!(sock instanceof Socket) || coalesced.has(sock)) return;
+  coalesced.add(sock);
+  const write = sock.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    sock.uncork();
+  };
+  sock.write = function(...args) {
+    if (!corked) {
+      corked = true;
+      sock.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  };
+}
+var clientSocket = (client) => client?._sock;
+
 // src/host/known-hosts.ts
 import { createHash, createHmac } from "node:crypto";
 function fingerprintOf(keyBlob) {
@@ -29397,6 +29420,7 @@ async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
   try {
     const connecting = ssh.connect(config);
     ssh.connection?.setNoDelay(true);
+    coalesceWrites(clientSocket(ssh.connection));
     await connecting;
   } catch (e) {
     sock?.destroy();
@@ -29409,6 +29433,7 @@ async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
     };
   }
   ssh.connection.setNoDelay(true);
+  coalesceWrites(clientSocket(ssh.connection));
   ssh.connection.on("error", (e) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`));
   return { ssh };
 }
