@@ -1,4 +1,4 @@
-// Sums a .cpuprofile (node --cpu-prof) by where the time was spent: self time per function and per
+// Sums a .cpuprofile (node --cpu-prof) by where the busy time was spent: self time per function and per
 // module of the bundle (esbuild's `// node_modules/x/y.js` and `// src/x.ts` markers in
 // dist/index.js name the module of each line), the top N of each.
 //
@@ -38,6 +38,10 @@ const moduleAt = line => {
 // Self time per node: the sum of the sample intervals attributed to it.
 const self = new Map()
 profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)))
+// The profile samples the main thread by wall time: (idle) is the event loop waiting, left out
+// of the total so that the shares are of the time the thread was busy.
+const idleIds = new Set(profile.nodes.filter(n => n.callFrame.functionName === '(idle)').map(n => n.id))
+for (const id of idleIds) self.delete(id)
 const total = [...self.values()].reduce((a, b) => a + b, 0)
 const byFunction = new Map()
 const byModule = new Map()
@@ -52,7 +56,7 @@ for (const node of profile.nodes) {
   byModule.set(module, (byModule.get(module) ?? 0) + us)
 }
 const show = (title, map) => {
-  console.log(`\n${title} (of ${(total / 1000).toFixed(0)} ms sampled):\n`)
+  console.log(`\n${title} (of ${(total / 1000).toFixed(0)} ms busy on the main thread):\n`)
   console.log('| self ms | % | where |\n| ---: | ---: | --- |')
   for (const [k, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, TOP))
     console.log(`| ${(us / 1000).toFixed(0)} | ${((100 * us) / total).toFixed(1)} | ${k} |`)
