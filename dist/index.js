@@ -6963,7 +6963,7 @@ var require_poly1305 = __commonJS({
 // node_modules/ssh2/lib/protocol/crypto.js
 var require_crypto = __commonJS({
   "node_modules/ssh2/lib/protocol/crypto.js"(exports, module) {
-    "use strict";
+    var __zdSecretKey = (k) => Buffer.isBuffer(k) && k.length > 0 ? __require("crypto").createSecretKey(k) : k;
     var {
       createCipheriv,
       createDecipheriv,
@@ -7105,8 +7105,8 @@ var require_crypto = __commonJS({
         const enc = config.outbound;
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
-        this._encKeyMain = enc.cipherKey.slice(0, 32);
-        this._encKeyPktLen = enc.cipherKey.slice(32);
+        this._encKeyMain = __zdSecretKey(enc.cipherKey.slice(0, 32));
+        this._encKeyPktLen = __zdSecretKey(enc.cipherKey.slice(32));
         this._dead = false;
       }
       free() {
@@ -7197,7 +7197,7 @@ var require_crypto = __commonJS({
         this.outSeqno = enc.seqno;
         this._onWrite = enc.onWrite;
         this._encSSLName = enc.cipherInfo.sslName;
-        this._encKey = enc.cipherKey;
+        this._encKey = __zdSecretKey(enc.cipherKey);
         this._encIV = enc.cipherIV;
         this._dead = false;
       }
@@ -7286,7 +7286,7 @@ var require_crypto = __commonJS({
           enc.cipherIV
         );
         this._macSSLName = enc.macInfo.sslName;
-        this._macKey = enc.macKey;
+        this._macKey = __zdSecretKey(enc.macKey);
         this._macActualLen = enc.macInfo.actualLen;
         this._macETM = enc.macInfo.isETM;
         this._aadLen = this._macETM ? 4 : 0;
@@ -7471,8 +7471,8 @@ var require_crypto = __commonJS({
         const dec = config.inbound;
         this.inSeqno = dec.seqno;
         this._onPayload = dec.onPayload;
-        this._decKeyMain = dec.decipherKey.slice(0, 32);
-        this._decKeyPktLen = dec.decipherKey.slice(32);
+        this._decKeyMain = __zdSecretKey(dec.decipherKey.slice(0, 32));
+        this._decKeyPktLen = __zdSecretKey(dec.decipherKey.slice(32));
         this._len = 0;
         this._lenBuf = Buffer.alloc(4);
         this._lenPos = 0;
@@ -7671,7 +7671,7 @@ var require_crypto = __commonJS({
         this._onPayload = dec.onPayload;
         this._decipherInstance = null;
         this._decipherSSLName = dec.decipherInfo.sslName;
-        this._decipherKey = dec.decipherKey;
+        this._decipherKey = __zdSecretKey(dec.decipherKey);
         this._decipherIV = dec.decipherIV;
         this._len = 0;
         this._lenBytes = 0;
@@ -7887,7 +7887,7 @@ var require_crypto = __commonJS({
         this._mac = Buffer.allocUnsafe(dec.macInfo.actualLen);
         this._macPos = 0;
         this._macSSLName = dec.macInfo.sslName;
-        this._macKey = dec.macKey;
+        this._macKey = __zdSecretKey(dec.macKey);
         this._macActualLen = dec.macInfo.actualLen;
         this._macETM = dec.macInfo.isETM;
         this._macInstance = null;
@@ -9529,7 +9529,7 @@ ${formatted}-----END ${type} KEY-----`;
 var require_agent = __commonJS({
   "node_modules/ssh2/lib/agent.js"(exports, module) {
     "use strict";
-    var { Socket } = __require("net");
+    var { Socket: Socket2 } = __require("net");
     var { Duplex } = __require("stream");
     var { resolve: resolve2 } = __require("path");
     var { readFile: readFile3 } = __require("fs");
@@ -9577,7 +9577,7 @@ var require_agent = __commonJS({
       }
       getStream(cb) {
         cb = once(cb);
-        const sock = new Socket();
+        const sock = new Socket2();
         sock.on("connect", () => {
           cb(null, sock);
         });
@@ -9820,7 +9820,7 @@ var require_agent = __commonJS({
               cb(new Error("Problem negotiating cygwin unix socket security"));
             }
             function tryConnect() {
-              sock = new Socket();
+              sock = new Socket2();
               sock.on("connect", _onconnect);
               sock.on("data", _ondata);
               sock.on("error", onFail);
@@ -18386,7 +18386,7 @@ var require_client = __commonJS({
       getHashes,
       randomFillSync
     } = __require("crypto");
-    var { Socket } = __require("net");
+    var { Socket: Socket2 } = __require("net");
     var { lookup: dnsLookup } = __require("dns");
     var EventEmitter = __require("events");
     var HASHES = getHashes();
@@ -18610,7 +18610,7 @@ var require_client = __commonJS({
               verify(ret);
           };
         }
-        const sock = this._sock = cfg.sock || new Socket();
+        const sock = this._sock = cfg.sock || new Socket2();
         let ready = false;
         let sawHeader = false;
         if (this._protocol)
@@ -29260,6 +29260,29 @@ var NodeSSH = class {
   }
 };
 
+// src/host/coalesce.ts
+import { Socket } from "node:net";
+var coalesced = /* @__PURE__ */ new WeakSet();
+function coalesceWrites(sock) {
+  if (!(sock instanceof Socket) || coalesced.has(sock)) return;
+  coalesced.add(sock);
+  const write = sock.write;
+  let corked = false;
+  const uncork = () => {
+    corked = false;
+    sock.uncork();
+  };
+  sock.write = function(...args) {
+    if (!corked) {
+      corked = true;
+      sock.cork();
+      process.nextTick(uncork);
+    }
+    return write.apply(this, args);
+  };
+}
+var clientSocket = (client) => client?._sock;
+
 // src/host/known-hosts.ts
 import { createHash, createHmac } from "node:crypto";
 function fingerprintOf(keyBlob) {
@@ -29451,6 +29474,7 @@ async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
   try {
     const connecting = ssh.connect(config);
     ssh.connection?.setNoDelay(true);
+    coalesceWrites(clientSocket(ssh.connection));
     await connecting;
   } catch (e) {
     sock?.destroy();
@@ -29463,6 +29487,7 @@ async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
     };
   }
   ssh.connection.setNoDelay(true);
+  coalesceWrites(clientSocket(ssh.connection));
   ssh.connection.on("error", (e) => ctx.log?.(`${target.label}: SSH connection error: ${e.message}`));
   return { ssh };
 }

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { licensesText } from './licenses.mjs'
+import { ssh2KeyObjects } from './ssh2-key-objects.mjs'
 
 const check = process.argv.includes('--check')
 // --dist DIR: the committed bundle to compare with (tests point it at an altered copy).
@@ -55,7 +56,7 @@ const result = await build({
   metafile: true,
   write: false,
   logLevel: 'warning',
-  plugins: [noNative, noUndici],
+  plugins: [noNative, noUndici, ssh2KeyObjects],
   // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
   // The shebang lets npm install dist/index.js as the `zerodown-action` command (package.json bin).
   banner: {

@@ -1,10 +1,11 @@
 /**
  * Making a verified SSH connection: the host key checked against what is trusted for that host
- * (key families offered as OpenSSH does), Nagle off from the handshake on, and a bastion shared
- * by every host reached through it.
+ * (key families offered as OpenSSH does), Nagle off from the handshake on (and the writes of one
+ * tick coalesced: coalesce.ts), and a bastion shared by every host reached through it.
  */
 import type { Duplex } from 'node:stream'
 import { NodeSSH, type Config } from 'node-ssh'
+import { clientSocket, coalesceWrites } from './coalesce.js'
 import { hostKeyAlgorithms, keyFamily, keyTypeOf, verifyHostKey, type HostKeyPolicy } from './known-hosts.js'
 
 export interface Credentials {
@@ -120,6 +121,7 @@ async function connectOnce(
     // otherwise wait ~40 ms each for a delayed ACK (measured: ready after 210 ms instead of 50 ms).
     // node-ssh creates its ssh2 Client synchronously inside connect() when the key is given as text.
     ssh.connection?.setNoDelay(true)
+    coalesceWrites(clientSocket(ssh.connection))
     await connecting
   } catch (e) {
     sock?.destroy()
@@ -132,6 +134,7 @@ async function connectOnce(
     }
   }
   ssh.connection!.setNoDelay(true)
+  coalesceWrites(clientSocket(ssh.connection))
   // node-ssh stops listening for 'error' once the connection is ready; without a listener a
   // reset connection (ECONNRESET, keepalive timeout) would crash the whole process. The 'close'
   // that follows fails the pending command or upload with ConnectionLostError.
