@@ -71,7 +71,9 @@ describe('the command line', () => {
     expect(parseArgs(['status', '--help'])).toMatchObject({ command: 'help', helpFor: 'status' })
     expect(parseArgs(['help', 'plan'])).toMatchObject({ command: 'help', helpFor: 'plan' })
     expect(() => parseArgs(['plan', '--mode', 'deploy'])).toThrow(/contradicts the command plan/)
-    expect(() => parseArgs(['preview'])).toThrow(/use deploy, rollback, plan, status, commit, abort or --help/)
+    expect(() => parseArgs(['preview'])).toThrow(
+      /use deploy, rollback, plan, status, commit, abort or --help/
+    )
   })
 
   it("each command's help shows the flags that apply to it", () => {
