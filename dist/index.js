@@ -23682,17 +23682,11 @@ function sameArch(a, b) {
   const n = (x) => ARCH_ALIASES[x] ?? (x.startsWith("armv") ? "arm" : x);
   return n(a) === n(b);
 }
-async function checkFits(host, running2, source, releaseDir) {
-  if (source.arch && !sameArch(source.arch, running2.arch))
-    throw new StepError(
-      "preflight",
-      `the new binary is built for ${source.arch}, but the host is ${running2.arch}. Build it for ${running2.arch}`
-    );
-  if (source.bytes === void 0) return;
-  const store = releaseDir ?? ReleaseStore.forLive(host, void 0, running2.livePath).dir;
-  const folders = [...host.sudo ? ["/tmp"] : [], posix3.dirname(running2.livePath), store];
-  const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
-  const dfs = await Promise.all(
+function readFreeSpace(host, livePath, source, releaseDir) {
+  if (source.bytes === void 0) return null;
+  const store = releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir;
+  const folders = [...host.sudo ? ["/tmp"] : [], posix3.dirname(livePath), store];
+  const dfs = Promise.all(
     folders.map(
       (dir) => (
         // The store may not exist yet: the free space of the nearest folder that does.
@@ -23705,13 +23699,26 @@ async function checkFits(host, running2, source, releaseDir) {
         ])
       )
     )
-  );
+  ).catch((e) => e);
+  return { livePath, folders, dfs };
+}
+async function checkFits(host, running2, source, releaseDir, issued) {
+  if (source.arch && !sameArch(source.arch, running2.arch))
+    throw new StepError(
+      "preflight",
+      `the new binary is built for ${source.arch}, but the host is ${running2.arch}. Build it for ${running2.arch}`
+    );
+  const reads = issued?.livePath === running2.livePath ? issued : readFreeSpace(host, running2.livePath, source, releaseDir);
+  if (reads === null || source.bytes === void 0) return;
+  const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
+  const dfs = await reads.dfs;
+  if (dfs instanceof Error) throw dfs;
   for (const [i, df] of dfs.entries()) {
     const availKb = Number(df.stdout.trim().split("\n").pop()?.split(/\s+/)[3]);
     if (df.code === 0 && Number.isFinite(availKb) && availKb < needKb)
       throw new StepError(
         "preflight",
-        `${folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
+        `${reads.folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
       );
   }
 }
@@ -23767,6 +23774,7 @@ function inspectSteps(p) {
       name: "preflight",
       stage: "prepare",
       async run(ctx) {
+        let free;
         const r = await p.session.inspect({
           note: (m) => ctx.note(m),
           retrying: ctx.retrying,
@@ -23775,13 +23783,15 @@ function inspectSteps(p) {
           learn: (k) => {
             if (k.pid !== void 0) ctx.report.oldPid = k.pid;
             if (k.livePath !== void 0) ctx.report.binaryPath = k.livePath;
+            if (k.livePath !== void 0)
+              free ??= readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir);
             if (k.version) ctx.report.previousVersion = k.version;
           }
         });
         p.state.running = r;
         ctx.report.oldPid = r.pid;
         ctx.report.binaryPath = r.livePath;
-        await checkFits(p.host, r, p.state.source, p.plan.releaseDir);
+        await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free);
       }
     },
     {
@@ -23912,32 +23922,36 @@ function changeSteps(p) {
         });
       }
     },
-    {
-      name: "drain",
-      stage: "change",
-      interruptible: true,
-      async run(ctx) {
-        const drained = await session.drain(ctx, {
-          intervalMs: plan.pollIntervalMs,
-          timeoutMs: plan.drainTimeoutMs,
-          record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
-        });
-        if (drained) return;
-        const busy = await session.busyOld();
-        const detail = `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(", ")}), held by long requests (downloads, websockets, long polls)`;
-        if (plan.drainTimeoutAction === "rollback")
-          throw new StepError(
-            "drain",
-            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
-          );
-        p.state.drainUnfinished = true;
-        ctx.note(
-          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
-        );
-      }
-    }
+    drainStep(p)
   );
   return steps;
+}
+function drainStep(p) {
+  const { names, session, plan } = p;
+  return {
+    name: "drain",
+    stage: "change",
+    interruptible: true,
+    async run(ctx) {
+      const drained = await session.drain(ctx, {
+        intervalMs: plan.pollIntervalMs,
+        timeoutMs: plan.drainTimeoutMs,
+        record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
+      });
+      if (drained) return;
+      const busy = await session.busyOld();
+      const detail = `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(", ")}), held by long requests (downloads, websockets, long polls)`;
+      if (plan.drainTimeoutAction === "rollback")
+        throw new StepError(
+          "drain",
+          `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
+        );
+      p.state.drainUnfinished = true;
+      ctx.note(
+        `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
+      );
+    }
+  };
 }
 function retireStep(p) {
   return {
@@ -25136,11 +25150,11 @@ async function waitForNewMaster(s, ctx, o) {
 async function stopOldWorkers(s, ctx) {
   const oldPid = s.facts().pid;
   s.winchSent = true;
-  await signal2(s.host, SIGNALS.stopWorkers, oldPid);
+  const read = await signalThenRead(s, SIGNALS.stopWorkers, oldPid);
   ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
   let snap = null;
   const stopped = await waitUntilSoon(1e4, s.pollIntervalMs, async () => {
-    snap = await s.read();
+    snap = await read();
     return acceptingWorkers(snap, oldPid).length === 0 ? true : void 0;
   });
   if (!stopped) {
@@ -25155,10 +25169,10 @@ async function stopOldWorkers(s, ctx) {
 async function quitOldMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
   const newPid = s.newPid;
-  await signal2(s.host, SIGNALS.gracefulStop, oldPid);
+  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { untilGone: true });
   ctx.note(`sent QUIT to the old master ${oldPid}`);
   const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
-    const snap = await s.read();
+    const snap = await read();
     return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid) ? snap : void 0;
   });
   if (!done && o.unfinished) {
@@ -25180,73 +25194,33 @@ async function quitOldMaster(s, ctx, o) {
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`);
 }
+var GONE_WAIT = String.raw`
+n=0
+while [ -e "/proc/$1" ] && [ $n -lt 20 ]; do
+  l=; read -r l 2>/dev/null < "/proc/$1/stat" || break
+  case @{l##*) } in Z*|X*) break;; esac
+  sleep 0.025 2>/dev/null || break
+  n=$((n + 1))
+done
+`.replaceAll("@{", "${");
+async function signalThenRead(s, sig, pid, o = {}) {
+  const sent = signal2(s.host, sig, pid);
+  const gone = o.untilGone ? s.host.run(["sh", "-c", GONE_WAIT, "sh", String(pid)]).catch(() => null) : null;
+  let first2 = s.read();
+  first2.catch(() => void 0);
+  await sent;
+  await gone;
+  return () => {
+    const r = first2 ?? s.read();
+    first2 = null;
+    return r;
+  };
+}
 
-// src/supervisors/nginx/inspect.ts
+// src/supervisors/nginx/leftovers.ts
 var fail2 = (message) => {
   throw new StepError("preflight", message);
 };
-async function inspectMaster2(host, plan, ctx) {
-  const note = (s) => ctx.note(s);
-  const pidFile2 = plan.pidFile;
-  let snap = await probe2(host, pidFile2);
-  if (snap.pid === 1 || snap.oldbinPid === 1)
-    fail2(
-      `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
-    );
-  refuseUpgradeInProgress(snap, pidFile2, host);
-  if (snap.pid === null)
-    fail2(
-      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
-    );
-  const pid = snap.pid;
-  if (!isAlive(snap, pid))
-    fail2(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
-  const exe = exePath(snap.procs.get(pid));
-  if (exe.path === "-" || exe.path === "")
-    fail2(
-      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
-    );
-  const trust = await trustedServer(host, plan, pid, exe.path);
-  if (snap.oldbinExists && ctx.readOnly)
-    note(`a stale ${pidFile2}.oldbin is left by an interrupted run: a deploy removes it`);
-  else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
-  const livePath = exe.path;
-  ctx.learn?.({ pid, livePath });
-  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
-  if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
-  const [uname, liveSha256, procSha256, v] = await Promise.all([
-    host.run(["uname", "-m"]),
-    remoteSha256(host, livePath),
-    remoteSha256(host, `/proc/${pid}/exe`),
-    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 })
-  ]);
-  const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
-  ctx.learn?.({ pid, livePath, version });
-  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note);
-  const arch2 = uname.stdout.trim();
-  if (liveSha256 === null) fail2(`${livePath} does not exist on the host, although the master runs it`);
-  const runningSha256 = procSha256 ?? liveSha256;
-  const replaced = runningSha256 !== liveSha256;
-  note(
-    `master ${pid} runs ${livePath}, started as ${cmd.argv0}` + (replaced ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256.slice(0, 12)}` : exe.replaced ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)` : "")
-  );
-  const workers2 = liveChildren(snap, pid).map((p) => p.pid);
-  note(
-    `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${runningSha256.slice(0, 12)}; ${arch2}`
-  );
-  return {
-    pid,
-    livePath,
-    liveSha256,
-    runningSha256,
-    exeReplaced: replaced,
-    argv0: cmd.argv0,
-    configArgs: cmd.configArgs,
-    version,
-    arch: arch2,
-    oldWorkerPids: workers2
-  };
-}
 function refuseUpgradeInProgress(snap, pidFile2, host) {
   const kill = (signal4, ...pids) => killCommand(host, signal4, pids);
   const o = snap.oldbinPid;
@@ -25275,37 +25249,111 @@ async function removeStaleOldbin(host, snap, pidFile2, note) {
   note(`removed a stale ${pidFile2}.oldbin (${why}), left by an interrupted run`);
   return probe2(host, pidFile2);
 }
-async function checkMaster(host, snap, pid, exe, plan, note) {
+function looksLikeMaster(proc, snap, pid) {
+  if (/^nginx: master process/.test(proc.title)) return true;
+  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid;
+}
+
+// src/supervisors/nginx/inspect.ts
+var fail3 = (message) => {
+  throw new StepError("preflight", message);
+};
+async function inspectMaster2(host, plan, ctx) {
+  const note = (s) => ctx.note(s);
+  const pidFile2 = plan.pidFile;
+  let snap = await probe2(host, pidFile2);
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail3(
+      `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    );
+  refuseUpgradeInProgress(snap, pidFile2, host);
+  if (snap.pid === null)
+    fail3(
+      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    );
+  const pid = snap.pid;
+  if (!isAlive(snap, pid))
+    fail3(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
+  const exe = exePath(snap.procs.get(pid));
+  if (exe.path === "-" || exe.path === "")
+    fail3(
+      `cannot read /proc/${pid}/exe: the master runs as another user. Deploy as that user, or set sudo: true`
+    );
+  const trust = await trustedServer(host, plan, pid, exe.path);
+  if (snap.oldbinExists && ctx.readOnly)
+    note(`a stale ${pidFile2}.oldbin is left by an interrupted run: a deploy removes it`);
+  else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
+  const livePath = exe.path;
+  ctx.learn?.({ pid, livePath });
+  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
+  if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
+  const argv0 = parseMasterTitle(snap.procs.get(pid).title)?.argv0;
+  const argv0Real = argv0?.startsWith("/") ? host.run(["readlink", "-f", "--", argv0]).catch((e) => e) : void 0;
+  const [uname, liveSha256, procSha256, v] = await Promise.all([
+    host.run(["uname", "-m"]),
+    remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
+    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 })
+  ]);
+  const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
+  ctx.learn?.({ pid, livePath, version });
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note, argv0Real);
+  const arch2 = uname.stdout.trim();
+  if (liveSha256 === null) fail3(`${livePath} does not exist on the host, although the master runs it`);
+  const runningSha256 = procSha256 ?? liveSha256;
+  const replaced = runningSha256 !== liveSha256;
+  note(
+    `master ${pid} runs ${livePath}, started as ${cmd.argv0}` + (replaced ? `; the file there was replaced since it started: it runs sha256 ${runningSha256.slice(0, 12)}, the file on disk is ${liveSha256.slice(0, 12)}` : exe.replaced ? ` (/proc/${pid}/exe reads "(deleted)": the same build was put back under its path, e.g. by a rollback)` : "")
+  );
+  const workers2 = liveChildren(snap, pid).map((p) => p.pid);
+  note(
+    `${workers2.length} workers; version ${version ?? "unknown"}; sha256 ${runningSha256.slice(0, 12)}; ${arch2}`
+  );
+  return {
+    pid,
+    livePath,
+    liveSha256,
+    runningSha256,
+    exeReplaced: replaced,
+    argv0: cmd.argv0,
+    configArgs: cmd.configArgs,
+    version,
+    arch: arch2,
+    oldWorkerPids: workers2
+  };
+}
+async function checkMaster(host, snap, pid, exe, plan, note, argv0Real) {
   const master = snap.procs.get(pid);
   const strays = newMasterCandidates(snap, pid);
   if (strays.length > 0)
-    fail2(
+    fail3(
       `the master ${pid} has a child that is not a worker (${strays.map((p) => `${p.pid} "${p.title}"`).join(", ")}): an upgrade may be in progress. Wait for it, or stop that process, then deploy again`
     );
   const cmd = parseMasterTitle(master.title);
-  if (cmd === null) fail2(`cannot read the command line of the master ${pid}`);
+  if (cmd === null) fail3(`cannot read the command line of the master ${pid}`);
   if (/\bmaster_process\s+off\b/.test(master.title) || !/master process/.test(master.title))
-    fail2(
+    fail3(
       `pid ${pid} is not a master process ("${master.title}"): with master_process off a binary upgrade is impossible`
     );
-  if (/\bdaemon\s+off\b/.test(master.title)) fail2(daemonOffMessage(pid, "its command line sets daemon off"));
+  if (/\bdaemon\s+off\b/.test(master.title)) fail3(daemonOffMessage(pid, "its command line sets daemon off"));
   if (plan.binaryPath !== void 0 && plan.binaryPath !== exe.path) {
     const r = await host.run(["readlink", "-f", "--", plan.binaryPath]);
     const real = r.code === 0 ? r.stdout.trim() : "";
     if (real !== exe.path)
-      fail2(
+      fail3(
         `binary-path is ${plan.binaryPath}${real && real !== plan.binaryPath ? ` (${real} once its links are resolved)` : ""}, but the master ${pid} runs ${exe.path}. On USR2 nginx re-executes its argv[0] (${cmd.argv0}), which is ${exe.path}: leave binary-path empty or set it to ${exe.path}`
       );
     note(`binary-path ${plan.binaryPath} is ${exe.path} once its links are resolved`);
   }
   const livePath = exe.path;
   if (!cmd.argv0.startsWith("/"))
-    fail2(
+    fail3(
       `the master ${pid} was started as "${cmd.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. Start it with its absolute path (${livePath}) once, then deploy`
     );
-  const resolved = await host.run(["readlink", "-f", "--", cmd.argv0]);
+  const resolved = await (argv0Real ?? host.run(["readlink", "-f", "--", cmd.argv0]));
+  if (resolved instanceof Error) throw resolved;
   if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
-    fail2(
+    fail3(
       `the master's argv[0] ${cmd.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
     );
   if (master.ppid !== 1 && master.sid !== pid) {
@@ -25315,10 +25363,6 @@ async function checkMaster(host, snap, pid, exe, plan, note) {
     );
   }
   return { cmd };
-}
-function looksLikeMaster(proc, snap, pid) {
-  if (/^nginx: master process/.test(proc.title)) return true;
-  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid;
 }
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
@@ -25935,7 +25979,7 @@ async function checkRetired(s, ctx, o) {
 }
 
 // src/supervisors/tableflip/inspect.ts
-var fail3 = (message) => {
+var fail4 = (message) => {
   throw new StepError("preflight", message);
 };
 async function inspectServer(s, note) {
@@ -25944,32 +25988,32 @@ async function inspectServer(s, note) {
   const sh4 = host.sudo ? "sudo " : "";
   const snap = await s.read();
   if (snap.pid === null)
-    fail3(
+    fail4(
       `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the file it writes once ready (tableflip's Options.PIDFile)?`
     );
   const pid = snap.pid;
   if (!isAlive2(snap, pid))
-    fail3(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
+    fail4(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
   const server = snap.procs.get(pid);
   const exe = exePath2(server);
   if (exe.path === "-" || exe.path === "")
-    fail3(
+    fail4(
       `cannot read /proc/${pid}/exe: the server runs as another user. Deploy as that user, or set sudo: true`
     );
   if (s.o.binaryPath !== void 0 && s.o.binaryPath !== exe.path)
-    fail3(
+    fail4(
       `binary-path is ${s.o.binaryPath}, but the server ${pid} runs ${exe.path}. tableflip starts its own argv[0] again on a hand-over: leave binary-path empty or set it to ${exe.path}`
     );
   const livePath = exe.path;
   await trustedServer(host, s.o, pid, livePath);
   const parent = exitingParent(snap, pid);
   if (parent !== null)
-    fail3(
+    fail4(
       `the server ${pid} still has its parent ${parent.pid}, the old process of an earlier hand-over, finishing its requests; tableflip refuses another hand-over until it has exited. Wait for it (${sh4}kill -0 ${parent.pid} fails once it is gone), then deploy again`
     );
   const pending = liveChildren2(snap, pid);
   if (pending.length > 0)
-    fail3(
+    fail4(
       `the server ${pid} has a child that is not ready (${pending.map((p) => `${p.pid} ${p.exe}`).join(", ")}): a hand-over may be in progress. Wait for it, or stop that process (${sh4}kill ${pending.map((p) => p.pid).join(" ")}), then deploy again`
     );
   let resolved = null;
@@ -25979,7 +26023,7 @@ async function inspectServer(s, note) {
   }
   const problem = argv0Problem(server.argv0, livePath, resolved);
   if (problem !== null)
-    fail3(
+    fail4(
       `the server ${pid} cannot be handed over to a new binary at ${livePath}: ${problem}. Start it once with its absolute path (${livePath}), then deploy`
     );
   note(
@@ -25991,7 +26035,7 @@ async function inspectServer(s, note) {
     );
   const arch2 = (await host.run(["uname", "-m"])).stdout.trim();
   const liveSha256 = await remoteSha256(host, livePath);
-  if (liveSha256 === null) fail3(`${livePath} does not exist on the host, although the server runs it`);
+  if (liveSha256 === null) fail4(`${livePath} does not exist on the host, although the server runs it`);
   note(`sha256 ${liveSha256.slice(0, 12)}; ${arch2}`);
   const runningSha256 = exe.replaced ? await remoteSha256(host, `/proc/${pid}/exe`) ?? liveSha256 : liveSha256;
   return {
@@ -29675,6 +29719,8 @@ var SshHost = class _SshHost {
   privileged;
   ssh = null;
   shell = null;
+  /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
+  side = null;
   closed = false;
   connecting = null;
   /** Connects (verifying the host key) and opens the command shell. */
@@ -29697,9 +29743,25 @@ var SshHost = class _SshHost {
     ssh.connection.on("close", () => {
       if (this.ssh !== ssh) return;
       this.ssh = null;
-      this.shell?.fail(new ConnectionLostError(this.name, "the connection closed"));
+      const lost = new ConnectionLostError(this.name, "the connection closed");
+      this.shell?.fail(lost);
+      void this.side?.then((s) => s instanceof RemoteShell && s.fail(lost));
     });
+    this.side = this.openShell(ssh).catch((e) => e);
     this.shell = await this.openShell(ssh);
+  }
+  /**
+   * A command on the side shell: one round trip, where a channel of its own per command pays
+   * three (open, exec, output). A host that refuses a second session gets a channel per command.
+   */
+  async runAside(line2, timeoutMs) {
+    const connection = this.ssh.connection;
+    let side = await this.side;
+    if (side instanceof RemoteShell && side.dead) {
+      this.side = this.openShell(this.ssh).catch((e) => e);
+      side = await this.side;
+    }
+    return side instanceof RemoteShell ? side.run(line2, timeoutMs) : runAside(connection, this.name, line2, timeoutMs);
   }
   openShell(ssh) {
     return new Promise((resolve2, reject) => {
@@ -29747,8 +29809,8 @@ var SshHost = class _SshHost {
     const timeoutMs = options.timeoutMs ?? 6e4;
     const result = await traced(
       this.name,
-      `$ ${line2}${options.aside ? " (own channel)" : ""}`,
-      () => options.aside ? runAside(this.ssh.connection, this.name, line2, timeoutMs) : this.shell.run(line2, timeoutMs),
+      `$ ${line2}${options.aside ? " (side shell)" : ""}`,
+      () => options.aside ? this.runAside(line2, timeoutMs) : this.shell.run(line2, timeoutMs),
       (r) => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ""}`
     );
     if (options.sudo && result.code !== 0 && /password is required|a terminal is required/.test(result.stderr))
@@ -29835,6 +29897,7 @@ var SshHost = class _SshHost {
     if (!this.closed) this.options.jump?.release();
     this.closed = true;
     this.shell?.close();
+    void this.side?.then((s) => s instanceof RemoteShell && s.close());
     this.ssh?.dispose();
     this.ssh = null;
   }
@@ -35072,7 +35135,7 @@ async function cli(argv, io = {
   env: process.env
 }) {
   let json = argv.includes("--json");
-  const fail4 = (code, message) => {
+  const fail5 = (code, message) => {
     io.err.write(`zerodown: ${stripTerminal(message)}
 `);
     if (json) io.out.write(`${JSON.stringify({ result: "failed", error: message })}
@@ -35083,7 +35146,7 @@ async function cli(argv, io = {
   try {
     args = parseArgs(argv);
   } catch (e) {
-    if (e instanceof UsageError) return fail4(2, e.message);
+    if (e instanceof UsageError) return fail5(2, e.message);
     throw e;
   }
   json = args.json;
@@ -35115,8 +35178,8 @@ async function cli(argv, io = {
     const control = { signal: controller.signal };
     run3 = isReadOnlyMode(settings.mode) ? await performReadOnly({ ...settings, mode: settings.mode }, log, control) : await perform({ ...settings, mode: settings.mode }, log, control);
   } catch (e) {
-    if (e instanceof SettingsError || e instanceof UsageError) return fail4(2, e.message);
-    return fail4(1, e.message);
+    if (e instanceof SettingsError || e instanceof UsageError) return fail5(2, e.message);
+    return fail5(1, e.message);
   } finally {
     uninstall();
   }

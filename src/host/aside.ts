@@ -1,6 +1,6 @@
 /**
- * One command on an SSH channel of its own, beside the host's shell (ssh-host.ts): for what must
- * not wait behind the shell's commands, the deploy lock's lease renewals. `/bin/sh` reads the line
+ * One command on an SSH channel of its own, beside the host's shell (ssh-host.ts): the fallback of
+ * the side shell, for a host that refused to open a second long-lived session. `/bin/sh` reads the line
  * from stdin, so no login shell parses it (as for the shared shell); the channel closes when the
  * command ends. Output is bounded: such a command prints a few lines.
  */

@@ -22,8 +22,9 @@ export interface RunOptions {
    */
   exe?: object
   /**
-   * Run on an SSH channel of its own (same connection), not queued behind the commands of the
-   * host's shell: the deploy lock's lease renewals, which a long health command must not hold up.
+   * Run on the side shell (a second channel of the same connection), not queued behind the
+   * commands of the host's shell: the deploy lock's lease renewals and checks, which a long health
+   * command must not hold up.
    */
   aside?: boolean
 }

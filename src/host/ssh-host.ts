@@ -1,7 +1,7 @@
 /**
  * The one real Host: one SSH connection per host (node-ssh / ssh2), reused for every step, with
- * one long-lived `sh` channel that commands are fed to (and a short-lived channel of its own for
- * a command that must not wait behind them: the deploy lock's lease renewals). Nagle is turned
+ * one long-lived `sh` channel that commands are fed to, and a second one beside it for what must
+ * not wait behind them (the deploy lock's lease renewals and checks: `aside`). Nagle is turned
  * off: a round trip then costs about 1 ms instead of 40-140 ms (bench/upload.mjs prints the round trip of a trivial command).
  */
 import http from 'node:http'
@@ -58,6 +58,8 @@ export class SshHost implements Host {
   readonly privileged?: (argv: readonly string[]) => readonly string[]
   private ssh: NodeSSH | null = null
   private shell: RemoteShell | null = null
+  /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
+  private side: Promise<RemoteShell | Error> | null = null
   private closed = false
   private connecting: Promise<void> | null = null
 
@@ -90,9 +92,30 @@ export class SshHost implements Host {
       // A late close of an older connection must not fail the shell of a newer one.
       if (this.ssh !== ssh) return
       this.ssh = null
-      this.shell?.fail(new ConnectionLostError(this.name, 'the connection closed'))
+      const lost = new ConnectionLostError(this.name, 'the connection closed')
+      this.shell?.fail(lost)
+      void this.side?.then(s => s instanceof RemoteShell && s.fail(lost))
     })
+    // Both channel requests leave in one flight: the side shell costs no round trip of its own.
+    this.side = this.openShell(ssh).catch((e: Error) => e)
     this.shell = await this.openShell(ssh)
+  }
+
+  /**
+   * A command on the side shell: one round trip, where a channel of its own per command pays
+   * three (open, exec, output). A host that refuses a second session gets a channel per command.
+   */
+  private async runAside(line: string, timeoutMs: number): Promise<ExecResult> {
+    const connection = this.ssh!.connection!
+    let side = await this.side
+    if (side instanceof RemoteShell && side.dead) {
+      // Its last command timed out and closed it: open it again for this one.
+      this.side = this.openShell(this.ssh!).catch((e: Error) => e)
+      side = await this.side
+    }
+    return side instanceof RemoteShell
+      ? side.run(line, timeoutMs)
+      : runAside(connection, this.name, line, timeoutMs)
   }
 
   private openShell(ssh: NodeSSH): Promise<RemoteShell> {
@@ -146,11 +169,8 @@ export class SshHost implements Host {
     const timeoutMs = options.timeoutMs ?? 60_000
     const result = await traced(
       this.name,
-      `$ ${line}${options.aside ? ' (own channel)' : ''}`,
-      () =>
-        options.aside
-          ? runAside(this.ssh!.connection!, this.name, line, timeoutMs)
-          : this.shell!.run(line, timeoutMs),
+      `$ ${line}${options.aside ? ' (side shell)' : ''}`,
+      () => (options.aside ? this.runAside(line, timeoutMs) : this.shell!.run(line, timeoutMs)),
       r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
     )
     if (
@@ -253,6 +273,7 @@ export class SshHost implements Host {
     if (!this.closed) this.options.jump?.release()
     this.closed = true
     this.shell?.close()
+    void this.side?.then(s => s instanceof RemoteShell && s.close())
     this.ssh?.dispose()
     this.ssh = null
   }

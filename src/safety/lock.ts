@@ -62,8 +62,8 @@ export async function readLock(
 }
 
 /**
- * A held deploy lock; renews its lease until released. Renewals run on an SSH channel of their
- * own (same connection): in the host's shell they would wait behind a health command longer than
+ * A held deploy lock; renews its lease until released. Renewals run on the side shell (a channel
+ * of their own on the same connection): in the host's shell they would wait behind a health command longer than
  * the lease, and a second run would take the lock over from a run that lives. The other way out,
  * leases measured on the host's clock for both runs, is how the lease is already read (mtime
  * against the host's `date`); it tells nothing about a holder whose renewals are stuck in a queue.
@@ -179,7 +179,7 @@ export class HostLock {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     this.stopping = true
-    // A renewal runs on its own channel: let it end first, so that it never touches a lock
+    // A renewal runs on the side shell, not in order with the release: let it end first, so that it never touches a lock
     // that the release is removing.
     await this.renewing?.catch(() => undefined)
     if (this.released) return 'released'

@@ -17,7 +17,7 @@ import type {
 } from '../../supervisors/supervisor.js'
 import { runHealthGate } from '../health.js'
 import type { HostState } from '../strategy.js'
-import { checkFits } from './fits.js'
+import { checkFits, readFreeSpace, type FreeSpaceReads } from './fits.js'
 import {
   remoteSha256,
   restorePrevious,
@@ -58,6 +58,8 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
       name: 'preflight',
       stage: 'prepare',
       async run(ctx) {
+        // Sent as soon as the live path is known: they travel with inspect's reads.
+        let free: FreeSpaceReads | null | undefined
         const r = await p.session.inspect({
           note: m => ctx.note(m),
           retrying: ctx.retrying,
@@ -66,13 +68,15 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
           learn: k => {
             if (k.pid !== undefined) ctx.report.oldPid = k.pid
             if (k.livePath !== undefined) ctx.report.binaryPath = k.livePath
+            if (k.livePath !== undefined)
+              free ??= readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir)
             if (k.version) ctx.report.previousVersion = k.version
           }
         })
         p.state.running = r
         ctx.report.oldPid = r.pid
         ctx.report.binaryPath = r.livePath
-        await checkFits(p.host, r, p.state.source, p.plan.releaseDir)
+        await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free)
       }
     },
     {
@@ -213,34 +217,40 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
         })
       }
     },
-    {
-      name: 'drain',
-      stage: 'change',
-      interruptible: true,
-      async run(ctx) {
-        const drained = await session.drain(ctx, {
-          intervalMs: plan.pollIntervalMs,
-          timeoutMs: plan.drainTimeoutMs,
-          record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
-        })
-        if (drained) return
-        const busy = await session.busyOld()
-        const detail =
-          `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(', ')}), ` +
-          'held by long requests (downloads, websockets, long polls)'
-        if (plan.drainTimeoutAction === 'rollback')
-          throw new StepError(
-            'drain',
-            `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
-          )
-        p.state.drainUnfinished = true
-        ctx.note(
-          `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
-        )
-      }
-    }
+    drainStep(p)
   )
   return steps
+}
+
+/** The old server's drain; at drain-timeout, roll back or proceed as drain-timeout-action says. */
+function drainStep(p: HotUpgradeParts): Step {
+  const { names, session, plan } = p
+  return {
+    name: 'drain',
+    stage: 'change',
+    interruptible: true,
+    async run(ctx) {
+      const drained = await session.drain(ctx, {
+        intervalMs: plan.pollIntervalMs,
+        timeoutMs: plan.drainTimeoutMs,
+        record: (atMs, left) => ctx.report.drain.push({ atMs, oldWorkers: left })
+      })
+      if (drained) return
+      const busy = await session.busyOld()
+      const detail =
+        `${formatDuration(plan.drainTimeoutMs)}: ${busy.length} left (${busy.join(', ')}), ` +
+        'held by long requests (downloads, websockets, long polls)'
+      if (plan.drainTimeoutAction === 'rollback')
+        throw new StepError(
+          'drain',
+          `old workers still busy after drain-timeout ${detail}. Raise drain-timeout, or set drain-timeout-action: proceed to let them finish after the ${names.old} is ${names.retiring}`
+        )
+      p.state.drainUnfinished = true
+      ctx.note(
+        `old workers still busy after drain-timeout ${detail}; drain-timeout-action is proceed: the ${names.old} is ${names.retiring}, its workers finish on their own`
+      )
+    }
+  }
 }
 
 /** The point of no return: the old server is retired. */

@@ -108,11 +108,11 @@ async function waitForNewMaster(
 export async function stopOldWorkers(s: NginxHost, ctx: SupervisorContext): Promise<void> {
   const oldPid = s.facts().pid
   s.winchSent = true
-  await signal(s.host, SIGNALS.stopWorkers, oldPid)
+  const read = await signalThenRead(s, SIGNALS.stopWorkers, oldPid)
   ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`)
   let snap: Snapshot | null = null
   const stopped = await waitUntilSoon(10_000, s.pollIntervalMs, async () => {
-    snap = await s.read()
+    snap = await read()
     return acceptingWorkers(snap, oldPid).length === 0 ? true : undefined
   })
   if (!stopped) {
@@ -134,10 +134,10 @@ export async function quitOldMaster(
 ): Promise<void> {
   const oldPid = s.facts().pid
   const newPid = s.newPid!
-  await signal(s.host, SIGNALS.gracefulStop, oldPid)
+  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { untilGone: true })
   ctx.note(`sent QUIT to the old master ${oldPid}`)
   const done = await waitUntilSoon(o.unfinished ? 2000 : 30_000, o.intervalMs, async () => {
-    const snap = await s.read()
+    const snap = await read()
     return !isAlive(snap, oldPid) && !snap.oldbinExists && snap.pid === newPid && isAlive(snap, newPid)
       ? snap
       : undefined
@@ -161,4 +161,41 @@ export async function quitOldMaster(
     )
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`)
+}
+
+/** How long the host itself waits, after QUIT, for the old master to go before the first read. */
+const GONE_WAIT = String.raw`
+n=0
+while [ -e "/proc/$1" ] && [ $n -lt 20 ]; do
+  l=; read -r l 2>/dev/null < "/proc/$1/stat" || break
+  case @{l##*) } in Z*|X*) break;; esac
+  sleep 0.025 2>/dev/null || break
+  n=$((n + 1))
+done
+`.replaceAll('@{', '${')
+
+/**
+ * Sends `sig` and, behind it in the host's shell, the first read of the wait that follows: both
+ * answers come back in one round trip. With `untilGone` the host waits a little (at most half a
+ * second) for `pid` to exit before that read, so that a quick exit is seen at once.
+ * Returns the reads to poll with: the first is the one already sent.
+ */
+async function signalThenRead(
+  s: NginxHost,
+  sig: string,
+  pid: number,
+  o: { untilGone?: boolean } = {}
+): Promise<() => Promise<Snapshot>> {
+  const sent = signal(s.host, sig, pid)
+  const gone = o.untilGone ? s.host.run(['sh', '-c', GONE_WAIT, 'sh', String(pid)]).catch(() => null) : null
+  let first: Promise<Snapshot> | null = s.read()
+  // The signal may fail (then nothing is read): the early read must not end as an unhandled rejection.
+  first.catch(() => undefined)
+  await sent
+  await gone
+  return () => {
+    const r = first ?? s.read()
+    first = null
+    return r
+  }
 }

@@ -3,10 +3,10 @@
  * (what the staged binary must pass before it takes the live path). Every refusal says why and
  * what to do.
  */
-import { check, type Host } from '../../host/host.js'
+import type { ExecResult, Host } from '../../host/host.js'
 import { commandLine } from '../../host/quote.js'
-import { killCommand, privilegedCommand } from '../../host/advice.js'
 import { masterExeRun } from '../../host/exe-run.js'
+import { refuseUpgradeInProgress, removeStaleOldbin } from './leftovers.js'
 import { StepError } from '../../engine/step.js'
 import { remoteSha256 } from '../../strategies/hot-upgrade/install.js'
 import type { Running, SupervisorContext } from '../supervisor.js'
@@ -22,7 +22,6 @@ import {
   parseVersion,
   probe,
   type MasterCommand,
-  type Proc,
   type Snapshot
 } from './protocol.js'
 
@@ -86,6 +85,10 @@ export async function inspectMaster(
   if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
   // No decision lies between these reads: issued together, they cost one round trip (pipelined).
   // Before the master's checks, so that a refusal below still reports what serves.
+  const argv0 = parseMasterTitle(snap.procs.get(pid)!.title)?.argv0
+  const argv0Real = argv0?.startsWith('/')
+    ? host.run(['readlink', '-f', '--', argv0]).catch((e: Error) => e)
+    : undefined
   const [uname, liveSha256, procSha256, v] = await Promise.all([
     host.run(['uname', '-m']),
     remoteSha256(host, livePath),
@@ -94,7 +97,7 @@ export async function inspectMaster(
   ])
   const version = v === null ? null : parseVersion(v.stderr + v.stdout)
   ctx.learn?.({ pid, livePath, version })
-  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note)
+  const { cmd } = await checkMaster(host, snap, pid, exe, plan, note, argv0Real)
   const arch = uname.stdout.trim()
   if (liveSha256 === null) fail(`${livePath} does not exist on the host, although the master runs it`)
   // What runs, by content: a file put back under its path (after a rollback) reads "(deleted)" in
@@ -127,58 +130,6 @@ export async function inspectMaster(
   }
 }
 
-/** An old master alive under .oldbin: an upgrade is in progress or was interrupted; nginx ignores USR2 then. */
-function refuseUpgradeInProgress(snap: Snapshot, pidFile: string, host: Host): void {
-  const kill = (signal: string, ...pids: number[]) => killCommand(host, signal, pids)
-  const o = snap.oldbinPid
-  const oldMaster = o !== null && o !== snap.pid && isAlive(snap, o) ? snap.procs.get(o)! : null
-  if (oldMaster !== null && looksLikeMaster(oldMaster, snap, snap.pid)) {
-    const children = newMasterCandidates(snap, o!).map(p => p.pid)
-    if (snap.pid === null || !isAlive(snap, snap.pid))
-      fail(
-        `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) is alive and pid-file ${pidFile} names no running master` +
-          (children.length > 0 ? ` (its child ${children.join(', ')} never wrote it)` : '') +
-          `. To go back to the old one: ${kill('HUP', o!)}` +
-          (children.length > 0
-            ? `; ${kill('TERM', ...children)}`
-            : `; ${privilegedCommand(host, ['mv', '--', `${pidFile}.oldbin`, pidFile])}`) +
-          ` (nginx renames ${pidFile}.oldbin back when its new master exits). Then deploy again`
-      )
-    fail(
-      `an upgrade is in progress or was interrupted: the old master ${o} (${pidFile}.oldbin) and the master ${snap.pid} are both alive, ` +
-        `and nginx ignores USR2 until one is gone. To keep the new one: ${kill('QUIT', o!)}. ` +
-        `To go back to the old one: ${kill('HUP', o!)}; ${kill('QUIT', snap.pid!)}`
-    )
-  }
-}
-
-/** A .oldbin of no old master: nginx would overwrite it, but it misleads people and tools (and pre-flight). */
-async function removeStaleOldbin(
-  host: Host,
-  snap: Snapshot,
-  pidFile: string,
-  note: (s: string) => void
-): Promise<Snapshot> {
-  const o = snap.oldbinPid
-  const pid = snap.pid!
-  const oldMaster = o !== null ? snap.procs.get(o) : undefined
-  const why =
-    o === null
-      ? 'it holds no pid'
-      : o === pid
-        ? `it names the running master ${pid} itself, not an old one`
-        : !isAlive(snap, o)
-          ? `its pid ${o} is not running`
-          : `its pid ${o} is now "${oldMaster?.title ?? '?'}", not an nginx master`
-  check(
-    host,
-    ['rm', '-f', '--', `${pidFile}.oldbin`],
-    await host.run(['rm', '-f', '--', `${pidFile}.oldbin`], { sudo: host.sudo })
-  )
-  note(`removed a stale ${pidFile}.oldbin (${why}), left by an interrupted run`)
-  return probe(host, pidFile)
-}
-
 /** The master itself: a master process, daemonized, readable, started by its absolute path. */
 async function checkMaster(
   host: Host,
@@ -186,7 +137,8 @@ async function checkMaster(
   pid: number,
   exe: { path: string; replaced: boolean },
   plan: { binaryPath?: string },
-  note: (s: string) => void
+  note: (s: string) => void,
+  argv0Real?: Promise<ExecResult | Error>
 ): Promise<{ cmd: MasterCommand }> {
   const master = snap.procs.get(pid)!
   const strays = newMasterCandidates(snap, pid)
@@ -221,7 +173,8 @@ async function checkMaster(
       `the master ${pid} was started as "${cmd!.argv0}", a relative path; nginx re-executes argv[0] on USR2, which then fails. ` +
         `Start it with its absolute path (${livePath}) once, then deploy`
     )
-  const resolved = await host.run(['readlink', '-f', '--', cmd!.argv0])
+  const resolved = await (argv0Real ?? host.run(['readlink', '-f', '--', cmd!.argv0]))
+  if (resolved instanceof Error) throw resolved
   if (resolved.code === 0 && resolved.stdout.trim() !== livePath && !exe.replaced)
     fail(
       `the master's argv[0] ${cmd!.argv0} resolves to ${resolved.stdout.trim()}, not to the file it runs (${livePath})`
@@ -239,14 +192,6 @@ async function checkMaster(
   }
 
   return { cmd: cmd! }
-}
-
-/** The trust checks (src/host/trust.ts) for this master; a refusal is a pre-flight failure. */
-/** Whether a live process named by .oldbin is an old master (not a pid reused by another program). */
-function looksLikeMaster(proc: Proc, snap: Snapshot, pid: number | null): boolean {
-  if (/^nginx: master process/.test(proc.title)) return true
-  // A server that speaks the protocol under another title: its child is the master of the pid file.
-  return pid !== null && snap.procs.get(pid)?.ppid === proc.pid
 }
 
 function daemonOffMessage(pid: number, why: string): string {
