@@ -22501,6 +22501,23 @@ var StepError = class extends Error {
   step;
 };
 
+// src/engine/after.ts
+async function runAfterSteps(steps, report2, host, log, context) {
+  for (const step of steps) {
+    const rec = report2.steps.at(-1);
+    const note = (s) => {
+      rec?.observations.push(s);
+      log.info(`${host} [${rec?.name ?? step.name}] ${s}`);
+    };
+    try {
+      await step.run(context(step, note));
+    } catch (e) {
+      rec?.observations.push(e.message);
+      log.warn(`${host}: ${e.message}`);
+    }
+  }
+}
+
 // src/host/host.ts
 var CommandTimeoutError = class extends Error {
   constructor(host, command, timeoutMs) {
@@ -22549,6 +22566,9 @@ function cancelledError(signal4, entry) {
   const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
+function checkCancel(step, entry, signal4) {
+  if ((step.onCancel ?? "stop") === "stop" && signal4?.aborted) throw cancelledError(signal4, entry);
+}
 function runAttempts(step, o) {
   const max = step.onLostConnection === "fail" ? 1 : o.attempts;
   const attempts = async () => {
@@ -22572,6 +22592,34 @@ function runAttempts(step, o) {
     signal4.addEventListener("abort", onAbort, { once: true });
     void work.then(resolve2, reject).finally(() => signal4.removeEventListener("abort", onAbort));
   });
+}
+
+// src/engine/failure.ts
+function recordFailure(report2, error2, host, log, quiet = false) {
+  const failedStep = error2 instanceof StepError ? error2.step : report2.steps.at(-1)?.name ?? "rollback";
+  report2.failedStep = failedStep;
+  report2.error = error2.message;
+  if (!quiet)
+    log.error(`${host}: ${failedStep} failed: ${error2.message}`, {
+      host,
+      step: failedStep
+    });
+}
+function clearFailure(report2) {
+  if (report2.result !== "failed" || report2.rollbackError !== void 0) return;
+  report2.result = "untouched";
+  delete report2.failedStep;
+  delete report2.error;
+}
+async function recordRollbackFailure(report2, error2, spec, host, log) {
+  report2.result = "failed";
+  report2.repair = await spec.repair?.().catch(() => void 0) ?? ["# state: the host could not be read"];
+  report2.rollbackError = `${error2.message}. Host state: ${report2.repair[0].replace(/^# state: /, "")}`;
+  log.error(
+    `${host}: the rollback failed: ${report2.rollbackError}. Repair it on the host:
+${report2.repair.join("\n")}`,
+    { host, step: "rollback" }
+  );
 }
 
 // src/duration.ts
@@ -22672,6 +22720,9 @@ async function runUndos(undos, changed, ctx, warn) {
   }
   if (errors.length > 0) throw new Error(errors.join("; "));
 }
+function rollbackStep(entry, undos, changed, warn) {
+  return { name: entry, stage: "change", onCancel: "finish", run: (ctx) => runUndos(undos, changed, ctx, warn) };
+}
 
 // src/engine/engine.ts
 var HostRun = class {
@@ -22744,11 +22795,7 @@ var HostRun = class {
   async release(reason, entry = "rollback") {
     this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`);
     await this.fail(new StepError(entry, reason), { quiet: true, entry });
-    if (this.report.result === "failed" && this.report.rollbackError === void 0) {
-      this.report.result = "untouched";
-      delete this.report.failedStep;
-      delete this.report.error;
-    }
+    clearFailure(this.report);
     return this.finish();
   }
   /** After a hold: the fleet passed; the commit steps run. */
@@ -22808,19 +22855,13 @@ var HostRun = class {
     this.undos.clear();
     const after = this.spec.steps.slice(this.next).filter((s) => s.stage === "after");
     this.next = this.spec.steps.length;
-    for (const step of after) {
-      const rec = this.report.steps.at(-1);
-      const note = (s) => {
-        rec?.observations.push(s);
-        this.log.info(`${this.host.name} [${rec?.name ?? step.name}] ${s}`);
-      };
-      try {
-        await step.run(this.context(step, note, 1));
-      } catch (e) {
-        rec?.observations.push(e.message);
-        this.log.warn(`${this.host.name}: ${e.message}`);
-      }
-    }
+    await runAfterSteps(
+      after,
+      this.report,
+      this.host.name,
+      this.log,
+      (step, note) => this.context(step, note, 1)
+    );
   }
   /** Runs the steps from where the run stands while they belong to the stages; true when a step ended the run. */
   async runStages(stages) {
@@ -22850,10 +22891,10 @@ var HostRun = class {
     const record = new EntryRecord(this.report, this.host.name, this.log, name);
     let ended = null;
     try {
-      this.checkCancel(steps[0], name);
+      checkCancel(steps[0], name, this.options.signal);
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
-          this.checkCancel(step, name);
+          checkCancel(step, name, this.options.signal);
           if (!rollback) await this.spec.checkpoint?.(step);
           ended = await this.guarded(step, name, record.note);
           if (ended !== null) return;
@@ -22869,10 +22910,6 @@ var HostRun = class {
     this.report.result = "unchanged";
     this.log.info(`${this.host.name}: ${ended}`);
     return true;
-  }
-  checkCancel(step, entry) {
-    if ((step.onCancel ?? "stop") === "stop" && this.options.signal?.aborted)
-      throw cancelledError(this.options.signal, entry);
   }
   context(step, note, attempt) {
     return {
@@ -22903,14 +22940,7 @@ var HostRun = class {
   }
   /** Records the failure and runs the undos, in reverse order. */
   async fail(error2, options = {}) {
-    const failedStep = error2 instanceof StepError ? error2.step : this.report.steps.at(-1)?.name ?? "rollback";
-    this.report.failedStep = failedStep;
-    this.report.error = error2.message;
-    if (!options.quiet)
-      this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`, {
-        host: this.host.name,
-        step: failedStep
-      });
+    recordFailure(this.report, error2, this.host.name, this.log, options.quiet);
     if (this.undos.empty) {
       this.report.result = "failed";
       return;
@@ -22920,25 +22950,11 @@ var HostRun = class {
     if (changed) this.enter("rolling-back");
     try {
       const entry = options.entry ?? "rollback";
-      const step = {
-        name: entry,
-        stage: "change",
-        onCancel: "finish",
-        run: (ctx) => runUndos(undos, changed, ctx, (m) => this.log.warn(`${this.host.name}: ${m}`))
-      };
-      await this.entry(entry, [step], true);
+      const warn = (m) => this.log.warn(`${this.host.name}: ${m}`);
+      await this.entry(entry, [rollbackStep(entry, undos, changed, warn)], true);
       this.report.result = changed ? "rolled-back" : "failed";
     } catch (e) {
-      this.report.result = "failed";
-      this.report.repair = await this.spec.repair?.().catch(() => void 0) ?? [
-        "# state: the host could not be read"
-      ];
-      this.report.rollbackError = `${e.message}. Host state: ${this.report.repair[0].replace(/^# state: /, "")}`;
-      this.log.error(
-        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:
-${this.report.repair.join("\n")}`,
-        { host: this.host.name, step: "rollback" }
-      );
+      await recordRollbackFailure(this.report, e, this.spec, this.host.name, this.log);
     }
   }
   async finish() {
