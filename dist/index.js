@@ -23432,36 +23432,6 @@ function describeReleases(state) {
     (r) => `${r.version ?? "unknown version"} (sha256 ${r.sha256.slice(0, 12)}${r.sha256 === state.live ? ", live" : ""})`
   ).join(", ");
 }
-function releasesNamed(state, wanted) {
-  const exact = state.releases.filter((r) => r.version === wanted);
-  if (exact.length > 0) return exact;
-  const same = state.releases.filter(
-    (r) => r.version !== null && compareVersions(r.version, wanted)?.order === 0
-  );
-  if (same.length > 0) return same;
-  const prefix = wanted.toLowerCase();
-  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter((r) => r.sha256.startsWith(prefix)) : [];
-}
-function rollbackTarget(state, rollbackTo) {
-  const has = `It has: ${describeReleases(state)}`;
-  if (rollbackTo === void 0) {
-    const prev = previousRelease(state);
-    if (prev) return prev;
-    throw new StoreError(
-      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
-    );
-  }
-  const matches2 = releasesNamed(state, rollbackTo);
-  if (matches2.length === 0)
-    throw new StoreError(
-      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
-    );
-  if (matches2.length > 1)
-    throw new StoreError(
-      `rollback-to ${rollbackTo} names ${matches2.length} releases of the host's store (builds with sha256 ${matches2.map((r) => r.sha256.slice(0, 12)).join(", ")}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
-    );
-  return matches2[0];
-}
 function pruneChoice(state, keep) {
   const kept = /* @__PURE__ */ new Set();
   if (state.live) kept.add(state.live);
@@ -26890,6 +26860,38 @@ function checkProcesses(rec, old, neu, verb, held, where2) {
     throw new Error(
       `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
     );
+}
+
+// src/releases/rollback-target.ts
+function releasesNamed(state, wanted) {
+  const exact = state.releases.filter((r) => r.version === wanted);
+  if (exact.length > 0) return exact;
+  const same = state.releases.filter(
+    (r) => r.version !== null && compareVersions(r.version, wanted)?.order === 0
+  );
+  if (same.length > 0) return same;
+  const prefix = wanted.toLowerCase();
+  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter((r) => r.sha256.startsWith(prefix)) : [];
+}
+function rollbackTarget(state, rollbackTo) {
+  const has = `It has: ${describeReleases(state)}`;
+  if (rollbackTo === void 0) {
+    const prev = previousRelease(state);
+    if (prev) return prev;
+    throw new StoreError(
+      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
+    );
+  }
+  const matches2 = releasesNamed(state, rollbackTo);
+  if (matches2.length === 0)
+    throw new StoreError(
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
+    );
+  if (matches2.length > 1)
+    throw new StoreError(
+      `rollback-to ${rollbackTo} names ${matches2.length} releases of the host's store (builds with sha256 ${matches2.map((r) => r.sha256.slice(0, 12)).join(", ")}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
+    );
+  return matches2[0];
 }
 
 // src/releases/steps.ts
