@@ -30862,20 +30862,20 @@ function applyHold(read, s) {
   checkHold(read, s);
 }
 function checkHold(read, s) {
-  const finishing = s.mode === "commit" || s.mode === "abort";
-  if (finishing && s.binary !== void 0)
+  const finishing2 = s.mode === "commit" || s.mode === "abort";
+  if (finishing2 && s.binary !== void 0)
     throw new SettingsError(
       "binary",
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} finishes the hosts a hold: true run left held and sends no binary; remove binary`
     );
-  if (finishing && s.version !== void 0)
+  if (finishing2 && s.version !== void 0)
     throw new SettingsError(
       "version",
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
     );
-  if (finishing && s.strategy === "upstream")
+  if (finishing2 && s.strategy === "upstream")
     throw new SettingsError(
       "mode",
       `${s.mode} finishes hosts held by a hot upgrade; strategy upstream holds none`,
@@ -33535,20 +33535,46 @@ async function stillHeld(lock, lbHost, log) {
     return false;
   }
 }
+function lockLoadBalancer(lbHost, dir, s, o) {
+  return HostLock.acquire(lbHost, {
+    path: `${dir}/lock`,
+    token: o.token,
+    leaseMs: s.lockLeaseMs,
+    owner: o.owner,
+    warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
+    role: "load-balancer"
+  });
+}
+function plannedAddresses(s, lb, batches, canary) {
+  const u = s.upstream;
+  const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
+  const problem = checkPlan({
+    file: lb.original,
+    addresses,
+    batches,
+    canaryWeight: u.canaryWeight,
+    canary,
+    hostLabels: s.hosts.map((t) => t.label)
+  });
+  if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix);
+  return addresses;
+}
+function finishing(lb, lock, lbHost, log) {
+  return async ({ settled }) => {
+    await lb.close().catch((e) => log.warn(`${lbHost.name}: ${e.message}`));
+    if (settled && await stillHeld(lock, lbHost, log))
+      await lb.settled().catch((e) => log.warn(`${lbHost.name}: ${e.message}`));
+    await lock.release();
+    await lbHost.close();
+  };
+}
 async function openUpstream(s, o) {
   const u = s.upstream;
   const lbHost = await o.connect(u.host);
   const dir = upstreamStateDir(u.name);
   let lock;
   try {
-    lock = await HostLock.acquire(lbHost, {
-      path: `${dir}/lock`,
-      token: o.token,
-      leaseMs: s.lockLeaseMs,
-      owner: o.owner,
-      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
-      role: "load-balancer"
-    });
+    lock = await lockLoadBalancer(lbHost, dir, s, o);
     const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token);
     if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`);
     const canary = s.canary > 0 && s.hosts.length > 1;
@@ -33569,16 +33595,7 @@ async function openUpstream(s, o) {
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
         { host: lbHost.name, step: "preflight" }
       );
-    const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
-    const problem = checkPlan({
-      file: lb.original,
-      addresses,
-      batches: o.batches,
-      canaryWeight: u.canaryWeight,
-      canary,
-      hostLabels: s.hosts.map((t) => t.label)
-    });
-    if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix);
+    const addresses = plannedAddresses(s, lb, o.batches, canary);
     const canaryAddresses = new Set(canary ? (o.batches[0] ?? []).map((i) => addresses[i]) : []);
     const addressOf = (host) => serverAddress(u.server, host.address);
     const strategy = upstreamStrategy({
@@ -33588,19 +33605,7 @@ async function openUpstream(s, o) {
       addressOf,
       canaryOf: (host) => canaryAddresses.has(addressOf(host)) ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate } : null
     });
-    const held = lock;
-    return {
-      strategy,
-      lb,
-      lbHost,
-      async finish({ settled }) {
-        await lb.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        if (settled && await stillHeld(held, lbHost, o.log))
-          await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        await held.release();
-        await lbHost.close();
-      }
-    };
+    return { strategy, lb, lbHost, finish: finishing(lb, lock, lbHost, o.log) };
   } catch (e) {
     await lock?.release();
     await lbHost.close();
