@@ -30712,21 +30712,16 @@ var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "resta
 function noDuration(value) {
   return parseDuration(value) === 0;
 }
-function upstreamSettings(read, s, user, port) {
-  if (s.strategy !== "upstream") {
-    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration", "upstream-watchdog-lease"])
-      if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
-        throw new SettingsError(
-          name2,
-          "is set but strategy is hot-upgrade",
-          "Set strategy: upstream, or remove it"
-        );
-    return void 0;
-  }
-  for (const name2 of UPSTREAM_INPUTS)
-    if (line(read, name2, 4096) === void 0)
-      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
-  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+function refuseUpstreamInputs(read) {
+  for (const name of [...UPSTREAM_INPUTS, "canary-duration", "upstream-watchdog-lease"])
+    if (line(read, name) !== void 0 && !(name === "canary-duration" && noDuration(line(read, name))))
+      throw new SettingsError(
+        name,
+        "is set but strategy is hot-upgrade",
+        "Set strategy: upstream, or remove it"
+      );
+}
+function upstreamName(read) {
   const name = line(read, "upstream-name", 200);
   if (!/^[A-Za-z0-9_.:-]+$/.test(name))
     throw new SettingsError(
@@ -30734,6 +30729,9 @@ function upstreamSettings(read, s, user, port) {
       `'${name}' is not an upstream name`,
       "Use the name after upstream in the block: letters, digits, _ . : -"
     );
+  return name;
+}
+function upstreamServer(read) {
   const server = line(read, "upstream-server", 300) ?? "{host}:80";
   if (/[\s;{}#'"\\]/.test(server.replaceAll("{host}", "h")))
     throw new SettingsError(
@@ -30747,6 +30745,19 @@ function upstreamSettings(read, s, user, port) {
       `'${server}' has no {host}`,
       "Every host needs its own server line: write e.g. {host}:8080"
     );
+  return server;
+}
+function upstreamSettings(read, s, user, port) {
+  if (s.strategy !== "upstream") {
+    refuseUpstreamInputs(read);
+    return void 0;
+  }
+  for (const name2 of UPSTREAM_INPUTS)
+    if (line(read, name2, 4096) === void 0)
+      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
+  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+  const name = upstreamName(read);
+  const server = upstreamServer(read);
   if (s.binaryPath === void 0)
     throw new SettingsError(
       "binary-path",
