@@ -22501,6 +22501,23 @@ var StepError = class extends Error {
   step;
 };
 
+// src/engine/after.ts
+async function runAfterSteps(steps, report2, host, log, context) {
+  for (const step of steps) {
+    const rec = report2.steps.at(-1);
+    const note = (s) => {
+      rec?.observations.push(s);
+      log.info(`${host} [${rec?.name ?? step.name}] ${s}`);
+    };
+    try {
+      await step.run(context(step, note));
+    } catch (e) {
+      rec?.observations.push(e.message);
+      log.warn(`${host}: ${e.message}`);
+    }
+  }
+}
+
 // src/host/host.ts
 var CommandTimeoutError = class extends Error {
   constructor(host, command, timeoutMs) {
@@ -22549,6 +22566,9 @@ function cancelledError(signal4, entry) {
   const detail = why instanceof Error ? why.message : why !== void 0 ? String(why) : "";
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
+function checkCancel(step, entry, signal4) {
+  if ((step.onCancel ?? "stop") === "stop" && signal4?.aborted) throw cancelledError(signal4, entry);
+}
 function runAttempts(step, o) {
   const max = step.onLostConnection === "fail" ? 1 : o.attempts;
   const attempts = async () => {
@@ -22572,6 +22592,34 @@ function runAttempts(step, o) {
     signal4.addEventListener("abort", onAbort, { once: true });
     void work.then(resolve2, reject).finally(() => signal4.removeEventListener("abort", onAbort));
   });
+}
+
+// src/engine/failure.ts
+function recordFailure(report2, error2, host, log, quiet = false) {
+  const failedStep = error2 instanceof StepError ? error2.step : report2.steps.at(-1)?.name ?? "rollback";
+  report2.failedStep = failedStep;
+  report2.error = error2.message;
+  if (!quiet)
+    log.error(`${host}: ${failedStep} failed: ${error2.message}`, {
+      host,
+      step: failedStep
+    });
+}
+function clearFailure(report2) {
+  if (report2.result !== "failed" || report2.rollbackError !== void 0) return;
+  report2.result = "untouched";
+  delete report2.failedStep;
+  delete report2.error;
+}
+async function recordRollbackFailure(report2, error2, spec, host, log) {
+  report2.result = "failed";
+  report2.repair = await spec.repair?.().catch(() => void 0) ?? ["# state: the host could not be read"];
+  report2.rollbackError = `${error2.message}. Host state: ${report2.repair[0].replace(/^# state: /, "")}`;
+  log.error(
+    `${host}: the rollback failed: ${report2.rollbackError}. Repair it on the host:
+${report2.repair.join("\n")}`,
+    { host, step: "rollback" }
+  );
 }
 
 // src/duration.ts
@@ -22672,6 +22720,9 @@ async function runUndos(undos, changed, ctx, warn) {
   }
   if (errors.length > 0) throw new Error(errors.join("; "));
 }
+function rollbackStep(entry, undos, changed, warn) {
+  return { name: entry, stage: "change", onCancel: "finish", run: (ctx) => runUndos(undos, changed, ctx, warn) };
+}
 
 // src/engine/engine.ts
 var HostRun = class {
@@ -22744,11 +22795,7 @@ var HostRun = class {
   async release(reason, entry = "rollback") {
     this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`);
     await this.fail(new StepError(entry, reason), { quiet: true, entry });
-    if (this.report.result === "failed" && this.report.rollbackError === void 0) {
-      this.report.result = "untouched";
-      delete this.report.failedStep;
-      delete this.report.error;
-    }
+    clearFailure(this.report);
     return this.finish();
   }
   /** After a hold: the fleet passed; the commit steps run. */
@@ -22808,19 +22855,13 @@ var HostRun = class {
     this.undos.clear();
     const after = this.spec.steps.slice(this.next).filter((s) => s.stage === "after");
     this.next = this.spec.steps.length;
-    for (const step of after) {
-      const rec = this.report.steps.at(-1);
-      const note = (s) => {
-        rec?.observations.push(s);
-        this.log.info(`${this.host.name} [${rec?.name ?? step.name}] ${s}`);
-      };
-      try {
-        await step.run(this.context(step, note, 1));
-      } catch (e) {
-        rec?.observations.push(e.message);
-        this.log.warn(`${this.host.name}: ${e.message}`);
-      }
-    }
+    await runAfterSteps(
+      after,
+      this.report,
+      this.host.name,
+      this.log,
+      (step, note) => this.context(step, note, 1)
+    );
   }
   /** Runs the steps from where the run stands while they belong to the stages; true when a step ended the run. */
   async runStages(stages) {
@@ -22850,10 +22891,10 @@ var HostRun = class {
     const record = new EntryRecord(this.report, this.host.name, this.log, name);
     let ended = null;
     try {
-      this.checkCancel(steps[0], name);
+      checkCancel(steps[0], name, this.options.signal);
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
-          this.checkCancel(step, name);
+          checkCancel(step, name, this.options.signal);
           if (!rollback) await this.spec.checkpoint?.(step);
           ended = await this.guarded(step, name, record.note);
           if (ended !== null) return;
@@ -22869,10 +22910,6 @@ var HostRun = class {
     this.report.result = "unchanged";
     this.log.info(`${this.host.name}: ${ended}`);
     return true;
-  }
-  checkCancel(step, entry) {
-    if ((step.onCancel ?? "stop") === "stop" && this.options.signal?.aborted)
-      throw cancelledError(this.options.signal, entry);
   }
   context(step, note, attempt) {
     return {
@@ -22903,14 +22940,7 @@ var HostRun = class {
   }
   /** Records the failure and runs the undos, in reverse order. */
   async fail(error2, options = {}) {
-    const failedStep = error2 instanceof StepError ? error2.step : this.report.steps.at(-1)?.name ?? "rollback";
-    this.report.failedStep = failedStep;
-    this.report.error = error2.message;
-    if (!options.quiet)
-      this.log.error(`${this.host.name}: ${failedStep} failed: ${error2.message}`, {
-        host: this.host.name,
-        step: failedStep
-      });
+    recordFailure(this.report, error2, this.host.name, this.log, options.quiet);
     if (this.undos.empty) {
       this.report.result = "failed";
       return;
@@ -22920,25 +22950,11 @@ var HostRun = class {
     if (changed) this.enter("rolling-back");
     try {
       const entry = options.entry ?? "rollback";
-      const step = {
-        name: entry,
-        stage: "change",
-        onCancel: "finish",
-        run: (ctx) => runUndos(undos, changed, ctx, (m) => this.log.warn(`${this.host.name}: ${m}`))
-      };
-      await this.entry(entry, [step], true);
+      const warn = (m) => this.log.warn(`${this.host.name}: ${m}`);
+      await this.entry(entry, [rollbackStep(entry, undos, changed, warn)], true);
       this.report.result = changed ? "rolled-back" : "failed";
     } catch (e) {
-      this.report.result = "failed";
-      this.report.repair = await this.spec.repair?.().catch(() => void 0) ?? [
-        "# state: the host could not be read"
-      ];
-      this.report.rollbackError = `${e.message}. Host state: ${this.report.repair[0].replace(/^# state: /, "")}`;
-      this.log.error(
-        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:
-${this.report.repair.join("\n")}`,
-        { host: this.host.name, step: "rollback" }
-      );
+      await recordRollbackFailure(this.report, e, this.spec, this.host.name, this.log);
     }
   }
   async finish() {
@@ -23415,36 +23431,6 @@ function describeReleases(state) {
   return state.releases.map(
     (r) => `${r.version ?? "unknown version"} (sha256 ${r.sha256.slice(0, 12)}${r.sha256 === state.live ? ", live" : ""})`
   ).join(", ");
-}
-function releasesNamed(state, wanted) {
-  const exact = state.releases.filter((r) => r.version === wanted);
-  if (exact.length > 0) return exact;
-  const same = state.releases.filter(
-    (r) => r.version !== null && compareVersions(r.version, wanted)?.order === 0
-  );
-  if (same.length > 0) return same;
-  const prefix = wanted.toLowerCase();
-  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter((r) => r.sha256.startsWith(prefix)) : [];
-}
-function rollbackTarget(state, rollbackTo) {
-  const has = `It has: ${describeReleases(state)}`;
-  if (rollbackTo === void 0) {
-    const prev = previousRelease(state);
-    if (prev) return prev;
-    throw new StoreError(
-      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
-    );
-  }
-  const matches2 = releasesNamed(state, rollbackTo);
-  if (matches2.length === 0)
-    throw new StoreError(
-      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
-    );
-  if (matches2.length > 1)
-    throw new StoreError(
-      `rollback-to ${rollbackTo} names ${matches2.length} releases of the host's store (builds with sha256 ${matches2.map((r) => r.sha256.slice(0, 12)).join(", ")}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
-    );
-  return matches2[0];
 }
 function pruneChoice(state, keep) {
   const kept = /* @__PURE__ */ new Set();
@@ -26918,6 +26904,38 @@ function checkProcesses(rec, old, neu, verb, held, where2) {
     throw new Error(
       `${held}: the old process is gone (committed, or stopped), there is nothing to go back to: run mode: rollback for the previous release`
     );
+}
+
+// src/releases/rollback-target.ts
+function releasesNamed(state, wanted) {
+  const exact = state.releases.filter((r) => r.version === wanted);
+  if (exact.length > 0) return exact;
+  const same = state.releases.filter(
+    (r) => r.version !== null && compareVersions(r.version, wanted)?.order === 0
+  );
+  if (same.length > 0) return same;
+  const prefix = wanted.toLowerCase();
+  return /^[0-9a-f]{12,64}$/.test(prefix) ? state.releases.filter((r) => r.sha256.startsWith(prefix)) : [];
+}
+function rollbackTarget(state, rollbackTo) {
+  const has = `It has: ${describeReleases(state)}`;
+  if (rollbackTo === void 0) {
+    const prev = previousRelease(state);
+    if (prev) return prev;
+    throw new StoreError(
+      `there is no release before the live one (${liveRelease(state)?.version ?? "unknown"}) in the host's release store. ${has}. Name one with rollback-to, or deploy the version you want with mode: deploy`
+    );
+  }
+  const matches2 = releasesNamed(state, rollbackTo);
+  if (matches2.length === 0)
+    throw new StoreError(
+      `rollback-to ${rollbackTo}: the host's release store has no release with version ${rollbackTo}. ${has}. Choose one of these, or deploy ${rollbackTo} with mode: deploy`
+    );
+  if (matches2.length > 1)
+    throw new StoreError(
+      `rollback-to ${rollbackTo} names ${matches2.length} releases of the host's store (builds with sha256 ${matches2.map((r) => r.sha256.slice(0, 12)).join(", ")}). ${has}. Name one by its sha256 (12 or more hex digits) in rollback-to`
+    );
+  return matches2[0];
 }
 
 // src/releases/steps.ts
@@ -30757,21 +30775,16 @@ var UPSTREAM_INPUTS = ["upstream-host", "upstream-file", "upstream-name", "resta
 function noDuration(value) {
   return parseDuration(value) === 0;
 }
-function upstreamSettings(read, s, user, port) {
-  if (s.strategy !== "upstream") {
-    for (const name2 of [...UPSTREAM_INPUTS, "canary-duration", "upstream-watchdog-lease"])
-      if (line(read, name2) !== void 0 && !(name2 === "canary-duration" && noDuration(line(read, name2))))
-        throw new SettingsError(
-          name2,
-          "is set but strategy is hot-upgrade",
-          "Set strategy: upstream, or remove it"
-        );
-    return void 0;
-  }
-  for (const name2 of UPSTREAM_INPUTS)
-    if (line(read, name2, 4096) === void 0)
-      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
-  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+function refuseUpstreamInputs(read) {
+  for (const name of [...UPSTREAM_INPUTS, "canary-duration", "upstream-watchdog-lease"])
+    if (line(read, name) !== void 0 && !(name === "canary-duration" && noDuration(line(read, name))))
+      throw new SettingsError(
+        name,
+        "is set but strategy is hot-upgrade",
+        "Set strategy: upstream, or remove it"
+      );
+}
+function upstreamName(read) {
   const name = line(read, "upstream-name", 200);
   if (!/^[A-Za-z0-9_.:-]+$/.test(name))
     throw new SettingsError(
@@ -30779,6 +30792,9 @@ function upstreamSettings(read, s, user, port) {
       `'${name}' is not an upstream name`,
       "Use the name after upstream in the block: letters, digits, _ . : -"
     );
+  return name;
+}
+function upstreamServer(read) {
   const server = line(read, "upstream-server", 300) ?? "{host}:80";
   if (/[\s;{}#'"\\]/.test(server.replaceAll("{host}", "h")))
     throw new SettingsError(
@@ -30792,6 +30808,19 @@ function upstreamSettings(read, s, user, port) {
       `'${server}' has no {host}`,
       "Every host needs its own server line: write e.g. {host}:8080"
     );
+  return server;
+}
+function upstreamSettings(read, s, user, port) {
+  if (s.strategy !== "upstream") {
+    refuseUpstreamInputs(read);
+    return void 0;
+  }
+  for (const name2 of UPSTREAM_INPUTS)
+    if (line(read, name2, 4096) === void 0)
+      throw new SettingsError(name2, "is required when strategy is upstream", UPSTREAM_FIX[name2]);
+  const lb = parseHostTarget("upstream-host", line(read, "upstream-host"), user, port);
+  const name = upstreamName(read);
+  const server = upstreamServer(read);
   if (s.binaryPath === void 0)
     throw new SettingsError(
       "binary-path",
@@ -30907,20 +30936,20 @@ function applyHold(read, s) {
   checkHold(read, s);
 }
 function checkHold(read, s) {
-  const finishing = s.mode === "commit" || s.mode === "abort";
-  if (finishing && s.binary !== void 0)
+  const finishing2 = s.mode === "commit" || s.mode === "abort";
+  if (finishing2 && s.binary !== void 0)
     throw new SettingsError(
       "binary",
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} finishes the hosts a hold: true run left held and sends no binary; remove binary`
     );
-  if (finishing && s.version !== void 0)
+  if (finishing2 && s.version !== void 0)
     throw new SettingsError(
       "version",
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
     );
-  if (finishing && s.strategy === "upstream")
+  if (finishing2 && s.strategy === "upstream")
     throw new SettingsError(
       "mode",
       `${s.mode} finishes hosts held by a hot upgrade; strategy upstream holds none`,
@@ -33580,20 +33609,46 @@ async function stillHeld(lock, lbHost, log) {
     return false;
   }
 }
+function lockLoadBalancer(lbHost, dir, s, o) {
+  return HostLock.acquire(lbHost, {
+    path: `${dir}/lock`,
+    token: o.token,
+    leaseMs: s.lockLeaseMs,
+    owner: o.owner,
+    warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
+    role: "load-balancer"
+  });
+}
+function plannedAddresses(s, lb, batches, canary) {
+  const u = s.upstream;
+  const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
+  const problem = checkPlan({
+    file: lb.original,
+    addresses,
+    batches,
+    canaryWeight: u.canaryWeight,
+    canary,
+    hostLabels: s.hosts.map((t) => t.label)
+  });
+  if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix);
+  return addresses;
+}
+function finishing(lb, lock, lbHost, log) {
+  return async ({ settled }) => {
+    await lb.close().catch((e) => log.warn(`${lbHost.name}: ${e.message}`));
+    if (settled && await stillHeld(lock, lbHost, log))
+      await lb.settled().catch((e) => log.warn(`${lbHost.name}: ${e.message}`));
+    await lock.release();
+    await lbHost.close();
+  };
+}
 async function openUpstream(s, o) {
   const u = s.upstream;
   const lbHost = await o.connect(u.host);
   const dir = upstreamStateDir(u.name);
   let lock;
   try {
-    lock = await HostLock.acquire(lbHost, {
-      path: `${dir}/lock`,
-      token: o.token,
-      leaseMs: s.lockLeaseMs,
-      owner: o.owner,
-      warn: (m) => o.log.warn(m, { host: lbHost.name, step: "lock" }),
-      role: "load-balancer"
-    });
+    lock = await lockLoadBalancer(lbHost, dir, s, o);
     const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token);
     if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`);
     const canary = s.canary > 0 && s.hosts.length > 1;
@@ -33614,16 +33669,7 @@ async function openUpstream(s, o) {
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
         { host: lbHost.name, step: "preflight" }
       );
-    const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
-    const problem = checkPlan({
-      file: lb.original,
-      addresses,
-      batches: o.batches,
-      canaryWeight: u.canaryWeight,
-      canary,
-      hostLabels: s.hosts.map((t) => t.label)
-    });
-    if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix);
+    const addresses = plannedAddresses(s, lb, o.batches, canary);
     const canaryAddresses = new Set(canary ? (o.batches[0] ?? []).map((i) => addresses[i]) : []);
     const addressOf = (host) => serverAddress(u.server, host.address);
     const strategy = upstreamStrategy({
@@ -33633,19 +33679,7 @@ async function openUpstream(s, o) {
       addressOf,
       canaryOf: (host) => canaryAddresses.has(addressOf(host)) ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate } : null
     });
-    const held = lock;
-    return {
-      strategy,
-      lb,
-      lbHost,
-      async finish({ settled }) {
-        await lb.close().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        if (settled && await stillHeld(held, lbHost, o.log))
-          await lb.settled().catch((e) => o.log.warn(`${lbHost.name}: ${e.message}`));
-        await held.release();
-        await lbHost.close();
-      }
-    };
+    return { strategy, lb, lbHost, finish: finishing(lb, lock, lbHost, o.log) };
   } catch (e) {
     await lock?.release();
     await lbHost.close();

@@ -12,6 +12,11 @@ export function cancelledError(signal: AbortSignal | undefined, entry: string): 
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ''} during ${entry}`)
 }
 
+/** Before a step: a cancel stops the run there, unless the step must finish (a rollback). */
+export function checkCancel(step: Step, entry: string, signal: AbortSignal | undefined): void {
+  if ((step.onCancel ?? 'stop') === 'stop' && signal?.aborted) throw cancelledError(signal, entry)
+}
+
 export interface AttemptOptions {
   entry: string
   attempts: number

@@ -1,19 +1,21 @@
 /**
  * The engine: runs one host's ordered steps. It keeps the undo stack, stops at a cancel, runs a
  * step again after a lost connection (the step reads the host back), holds a host between its
- * cut-over and its commit when the fleet asks, and writes the failure report. It knows no
- * protocol and no strategy: a strategy hands it steps (src/strategies), safety wraps them
+ * cut-over and its commit when the fleet asks, and writes the failure report (failure.ts). It
+ * knows no protocol and no strategy: a strategy hands it steps (src/strategies), safety wraps them
  * (src/safety).
  *
  *   run()            prepare → change → [held: commit() | abort()] → commit → after → settle
  */
 import type { Host } from '../host/host.js'
-import { cancelledError, runAttempts, STEP_ATTEMPTS } from './attempts.js'
+import { runAfterSteps } from './after.js'
+import { checkCancel, runAttempts, STEP_ATTEMPTS } from './attempts.js'
+import { clearFailure, recordFailure, recordRollbackFailure } from './failure.js'
 import { StepError, type Step, type StepContext } from './step.js'
 import { EntryRecord } from './record.js'
 import type { EngineOptions, RunPhase, RunSpec } from './spec.js'
 import type { HostReport, Logger } from './types.js'
-import { runUndos, UndoStack } from './undo.js'
+import { rollbackStep, UndoStack } from './undo.js'
 
 export class HostRun {
   readonly report: HostReport
@@ -89,11 +91,7 @@ export class HostRun {
   async release(reason: string, entry = 'rollback'): Promise<HostReport> {
     this.log.info(`${this.host.name}: ${reason}: nothing was changed on this host; removing what was staged`)
     await this.fail(new StepError(entry, reason), { quiet: true, entry })
-    if (this.report.result === 'failed' && this.report.rollbackError === undefined) {
-      this.report.result = 'untouched'
-      delete this.report.failedStep
-      delete this.report.error
-    }
+    clearFailure(this.report)
     return this.finish()
   }
 
@@ -164,19 +162,9 @@ export class HostRun {
     this.undos.clear()
     const after = this.spec.steps.slice(this.next).filter(s => s.stage === 'after')
     this.next = this.spec.steps.length
-    for (const step of after) {
-      const rec = this.report.steps.at(-1)
-      const note = (s: string) => {
-        rec?.observations.push(s)
-        this.log.info(`${this.host.name} [${rec?.name ?? step.name}] ${s}`)
-      }
-      try {
-        await step.run(this.context(step, note, 1))
-      } catch (e) {
-        rec?.observations.push((e as Error).message)
-        this.log.warn(`${this.host.name}: ${(e as Error).message}`)
-      }
-    }
+    await runAfterSteps(after, this.report, this.host.name, this.log, (step, note) =>
+      this.context(step, note, 1)
+    )
   }
 
   /** Runs the steps from where the run stands while they belong to the stages; true when a step ended the run. */
@@ -210,10 +198,10 @@ export class HostRun {
     const record = new EntryRecord(this.report, this.host.name, this.log, name)
     let ended: string | null = null
     try {
-      this.checkCancel(steps[0]!, name)
+      checkCancel(steps[0]!, name, this.options.signal)
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
-          this.checkCancel(step, name)
+          checkCancel(step, name, this.options.signal)
           if (!rollback) await this.spec.checkpoint?.(step)
           ended = await this.guarded(step, name, record.note)
           if (ended !== null) return
@@ -229,11 +217,6 @@ export class HostRun {
     this.report.result = 'unchanged'
     this.log.info(`${this.host.name}: ${ended}`)
     return true
-  }
-
-  private checkCancel(step: Step, entry: string): void {
-    if ((step.onCancel ?? 'stop') === 'stop' && this.options.signal?.aborted)
-      throw cancelledError(this.options.signal, entry)
   }
 
   private context(step: Step, note: (s: string) => void, attempt: number): StepContext {
@@ -267,15 +250,7 @@ export class HostRun {
 
   /** Records the failure and runs the undos, in reverse order. */
   private async fail(error: Error, options: { quiet?: boolean; entry?: string } = {}): Promise<void> {
-    const failedStep =
-      error instanceof StepError ? error.step : (this.report.steps.at(-1)?.name ?? 'rollback')
-    this.report.failedStep = failedStep
-    this.report.error = error.message
-    if (!options.quiet)
-      this.log.error(`${this.host.name}: ${failedStep} failed: ${error.message}`, {
-        host: this.host.name,
-        step: failedStep
-      })
+    recordFailure(this.report, error, this.host.name, this.log, options.quiet)
     if (this.undos.empty) {
       this.report.result = 'failed'
       return
@@ -285,24 +260,11 @@ export class HostRun {
     if (changed) this.enter('rolling-back')
     try {
       const entry = options.entry ?? 'rollback'
-      const step: Step = {
-        name: entry,
-        stage: 'change',
-        onCancel: 'finish',
-        run: ctx => runUndos(undos, changed, ctx, m => this.log.warn(`${this.host.name}: ${m}`))
-      }
-      await this.entry(entry, [step], true)
+      const warn = (m: string) => this.log.warn(`${this.host.name}: ${m}`)
+      await this.entry(entry, [rollbackStep(entry, undos, changed, warn)], true)
       this.report.result = changed ? 'rolled-back' : 'failed'
     } catch (e) {
-      this.report.result = 'failed'
-      this.report.repair = (await this.spec.repair?.().catch(() => undefined)) ?? [
-        '# state: the host could not be read'
-      ]
-      this.report.rollbackError = `${(e as Error).message}. Host state: ${this.report.repair[0]!.replace(/^# state: /, '')}`
-      this.log.error(
-        `${this.host.name}: the rollback failed: ${this.report.rollbackError}. Repair it on the host:\n${this.report.repair.join('\n')}`,
-        { host: this.host.name, step: 'rollback' }
-      )
+      await recordRollbackFailure(this.report, e as Error, this.spec, this.host.name, this.log)
     }
   }
 

@@ -62,3 +62,13 @@ export async function runUndos(
   }
   if (errors.length > 0) throw new Error(errors.join('; '))
 }
+
+/** The rollback as one step of its own report entry; it runs even when the job is cancelled. */
+export function rollbackStep(
+  entry: string,
+  undos: readonly Undo[],
+  changed: boolean,
+  warn: (m: string) => void
+): Step {
+  return { name: entry, stage: 'change', onCancel: 'finish', run: ctx => runUndos(undos, changed, ctx, warn) }
+}

@@ -1,5 +1,6 @@
-/** The release store: pure state, its files on a host, its steps, its summary. */
+/** The release store: pure state, the rollback target, its files on a host, its steps, its summary. */
 export * from './state.js'
+export * from './rollback-target.js'
 export * from './store.js'
 export * from './steps.js'
 export * from './markdown.js'

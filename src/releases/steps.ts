@@ -18,13 +18,13 @@ import {
   versionText,
   provenanceFrom,
   releaseRows,
-  rollbackTarget,
   StoreError,
   withRelease,
   type Provenance,
   type Release,
   type StoreState
 } from './state.js'
+import { rollbackTarget } from './rollback-target.js'
 import { ReleaseStore } from './store.js'
 
 export interface ReleaseOptions {

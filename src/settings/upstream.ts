@@ -12,29 +12,21 @@ function noDuration(value: string): boolean {
   return parseDuration(value) === 0
 }
 
-/** The upstream strategy's inputs; undefined (and none of them set) for hot-upgrade. */
-export function upstreamSettings(
-  read: InputReader,
-  s: Settings,
-  user: string,
-  port: number
-): UpstreamSettings | undefined {
-  if (s.strategy !== 'upstream') {
-    // canary-duration has a default (0s) that GitHub and the CLI pass along with every run: only a
-    // value other than no duration at all says the user meant the upstream strategy.
-    for (const name of [...UPSTREAM_INPUTS, 'canary-duration', 'upstream-watchdog-lease'])
-      if (line(read, name) !== undefined && !(name === 'canary-duration' && noDuration(line(read, name)!)))
-        throw new SettingsError(
-          name,
-          'is set but strategy is hot-upgrade',
-          'Set strategy: upstream, or remove it'
-        )
-    return undefined
-  }
-  for (const name of UPSTREAM_INPUTS)
-    if (line(read, name, 4096) === undefined)
-      throw new SettingsError(name, 'is required when strategy is upstream', UPSTREAM_FIX[name])
-  const lb = parseHostTarget('upstream-host', line(read, 'upstream-host')!, user, port)
+/** With strategy hot-upgrade, an upstream input set by the user is a mistake: it would be ignored. */
+function refuseUpstreamInputs(read: InputReader): void {
+  // canary-duration has a default (0s) that GitHub and the CLI pass along with every run: only a
+  // value other than no duration at all says the user meant the upstream strategy.
+  for (const name of [...UPSTREAM_INPUTS, 'canary-duration', 'upstream-watchdog-lease'])
+    if (line(read, name) !== undefined && !(name === 'canary-duration' && noDuration(line(read, name)!)))
+      throw new SettingsError(
+        name,
+        'is set but strategy is hot-upgrade',
+        'Set strategy: upstream, or remove it'
+      )
+}
+
+/** upstream-name: the name of the block in the managed file, as nginx spells it (letters, digits, _ . : -). */
+function upstreamName(read: InputReader): string {
   const name = line(read, 'upstream-name', 200)!
   if (!/^[A-Za-z0-9_.:-]+$/.test(name))
     throw new SettingsError(
@@ -42,6 +34,11 @@ export function upstreamSettings(
       `'${name}' is not an upstream name`,
       'Use the name after upstream in the block: letters, digits, _ . : -'
     )
+  return name
+}
+
+/** upstream-server: each host's server line in the block, {host} standing for the host. */
+function upstreamServer(read: InputReader): string {
   const server = line(read, 'upstream-server', 300) ?? '{host}:80'
   if (/[\s;{}#'"\\]/.test(server.replaceAll('{host}', 'h')))
     throw new SettingsError(
@@ -55,6 +52,26 @@ export function upstreamSettings(
       `'${server}' has no {host}`,
       'Every host needs its own server line: write e.g. {host}:8080'
     )
+  return server
+}
+
+/** The upstream strategy's inputs; undefined (and none of them set) for hot-upgrade. */
+export function upstreamSettings(
+  read: InputReader,
+  s: Settings,
+  user: string,
+  port: number
+): UpstreamSettings | undefined {
+  if (s.strategy !== 'upstream') {
+    refuseUpstreamInputs(read)
+    return undefined
+  }
+  for (const name of UPSTREAM_INPUTS)
+    if (line(read, name, 4096) === undefined)
+      throw new SettingsError(name, 'is required when strategy is upstream', UPSTREAM_FIX[name])
+  const lb = parseHostTarget('upstream-host', line(read, 'upstream-host')!, user, port)
+  const name = upstreamName(read)
+  const server = upstreamServer(read)
   if (s.binaryPath === undefined)
     throw new SettingsError(
       'binary-path',

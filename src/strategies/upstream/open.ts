@@ -73,30 +73,63 @@ async function stillHeld(lock: HostLock, lbHost: Host, log: Logger): Promise<boo
   }
 }
 
-export async function openUpstream(
-  s: Settings,
-  o: {
-    connect(target: HostTarget): Promise<Host>
-    log: Logger
-    owner: LockOwner
-    token: string
-    /** The batches of the rollout (host indexes); batch 0 is the canary when canary > 0. */
-    batches: number[][]
+/** What opening the load balancer needs from the run. */
+export interface OpenOptions {
+  connect(target: HostTarget): Promise<Host>
+  log: Logger
+  owner: LockOwner
+  token: string
+  /** The batches of the rollout (host indexes); batch 0 is the canary when canary > 0. */
+  batches: number[][]
+}
+
+/** The load balancer's deploy lock: runs against one load balancer are serialised. */
+function lockLoadBalancer(lbHost: Host, dir: string, s: Settings, o: OpenOptions): Promise<HostLock> {
+  return HostLock.acquire(lbHost, {
+    path: `${dir}/lock`,
+    token: o.token,
+    leaseMs: s.lockLeaseMs,
+    owner: o.owner,
+    warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' }),
+    role: 'load-balancer'
+  })
+}
+
+/** The hosts' server addresses, in their order, once the block as found can carry the plan. */
+function plannedAddresses(s: Settings, lb: LoadBalancer, batches: number[][], canary: boolean): string[] {
+  const u = s.upstream!
+  const addresses = s.hosts.map(t => serverAddress(u.server, t.host))
+  const problem = checkPlan({
+    file: lb.original,
+    addresses,
+    batches,
+    canaryWeight: u.canaryWeight,
+    canary,
+    hostLabels: s.hosts.map(t => t.label)
+  })
+  if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix)
+  return addresses
+}
+
+/** The run's end on the load balancer (UpstreamRun.finish). */
+function finishing(lb: LoadBalancer, lock: HostLock, lbHost: Host, log: Logger): UpstreamRun['finish'] {
+  return async ({ settled }) => {
+    await lb.close().catch((e: Error) => log.warn(`${lbHost.name}: ${e.message}`))
+    // The file as this run found it is the baseline of a run that took the lock over: it stays.
+    if (settled && (await stillHeld(lock, lbHost, log)))
+      await lb.settled().catch((e: Error) => log.warn(`${lbHost.name}: ${e.message}`))
+    await lock.release()
+    await lbHost.close()
   }
-): Promise<UpstreamRun> {
+}
+
+export async function openUpstream(s: Settings, o: OpenOptions): Promise<UpstreamRun> {
   const u = s.upstream!
   const lbHost = await o.connect(u.host)
   const dir = upstreamStateDir(u.name)
   let lock: HostLock | undefined
   try {
-    lock = await HostLock.acquire(lbHost, {
-      path: `${dir}/lock`,
-      token: o.token,
-      leaseMs: s.lockLeaseMs,
-      owner: o.owner,
-      warn: m => o.log.warn(m, { host: lbHost.name, step: 'lock' }),
-      role: 'load-balancer'
-    })
+    lock = await lockLoadBalancer(lbHost, dir, s, o)
     // Before the file is read: a vanished run's watchdog never writes over this run's file.
     const stoodDown = await supersedeLbWatchdog(lbHost, dir, o.token)
     if (stoodDown) o.log.info(`${lbHost.name} [load balancer] ${stoodDown}`)
@@ -118,16 +151,7 @@ export async function openUpstream(
         `${lbHost.name}: a run against upstream ${u.name} did not finish; each server goes back to its state before that run`,
         { host: lbHost.name, step: 'preflight' }
       )
-    const addresses = s.hosts.map(t => serverAddress(u.server, t.host))
-    const problem = checkPlan({
-      file: lb.original,
-      addresses,
-      batches: o.batches,
-      canaryWeight: u.canaryWeight,
-      canary,
-      hostLabels: s.hosts.map(t => t.label)
-    })
-    if (problem) throw new SettingsError(problem.input, problem.problem, problem.fix)
+    const addresses = plannedAddresses(s, lb, o.batches, canary)
     const canaryAddresses = new Set(canary ? (o.batches[0] ?? []).map(i => addresses[i]!) : [])
     const addressOf = (host: Host) => serverAddress(u.server, host.address)
     const strategy = upstreamStrategy({
@@ -140,20 +164,7 @@ export async function openUpstream(
           ? { weight: u.canaryWeight, durationMs: u.canaryDurationMs, maxErrorRate: u.maxErrorRate }
           : null
     })
-    const held = lock
-    return {
-      strategy,
-      lb,
-      lbHost,
-      async finish({ settled }) {
-        await lb.close().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
-        // The file as this run found it is the baseline of a run that took the lock over: it stays.
-        if (settled && (await stillHeld(held, lbHost, o.log)))
-          await lb.settled().catch((e: Error) => o.log.warn(`${lbHost.name}: ${e.message}`))
-        await held.release()
-        await lbHost.close()
-      }
-    }
+    return { strategy, lb, lbHost, finish: finishing(lb, lock, lbHost, o.log) }
   } catch (e) {
     await lock?.release()
     await lbHost.close()
