@@ -91,6 +91,13 @@ describe('refusals', () => {
     [{ hold: 'true', watchdog: 'false' }, "Input 'hold': is true but watchdog is false"],
     [{ hold: 'true', 'rollback-fleet': 'false' }, "Input 'hold': is true but rollback-fleet is false"],
     [{ mode: 'commit' }, "Input 'binary': is set but mode is commit"],
+    [{ mode: 'abort', binary: '', 'hold-timeout': '1h' }, "Input 'hold-timeout': is set but mode is abort"],
+    [
+      { mode: 'commit', binary: '', 'allow-downgrade': 'true' },
+      "Input 'allow-downgrade': is set but mode is commit"
+    ],
+    [{ mode: 'commit', binary: '', prestage: 'true' }, "Input 'prestage': is set but mode is commit"],
+    [{ 'hold-timeout': '1h' }, "Input 'hold-timeout': is set but hold is not true"],
     [{ mode: 'finish', binary: '' }, "Input 'mode'"]
   ])('%j', (over, message) => {
     expect(errorOf(over).message).toContain(message)
@@ -101,7 +108,7 @@ describe('refusals', () => {
     expect([hold.hold, hold.holdTimeoutMs, hold.hosts.length]).toEqual([true, 30 * 60_000, 2])
     expect(settingsWith({ hold: 'true', 'hold-timeout': '2h' }).holdTimeoutMs).toBe(7_200_000)
     for (const mode of ['commit', 'abort']) {
-      const s = settingsWith({ mode, binary: '' })
+      const s = settingsWith({ mode, binary: '', 'allow-downgrade': 'false' })
       expect(() => checkPairings(s, supervisorOf(s))).not.toThrow()
     }
   })

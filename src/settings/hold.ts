@@ -33,8 +33,18 @@ const MAX_HOLD_MS = 7 * 24 * 3600_000
 
 type Read = (name: string) => string
 
+/** action.yml's default: GitHub passes it as if given, so only another value shows a choice. */
+const DEFAULT_HOLD_TIMEOUT = '30m'
+const FALSE = /^(false|no|off|0)$/i
+const chosen = (read: Read, name: string, off: RegExp) => {
+  const v = read(name).trim()
+  return v !== '' && !off.test(v)
+}
+const holdTimeoutChosen = (read: Read) =>
+  chosen(read, 'hold-timeout', new RegExp(`^${DEFAULT_HOLD_TIMEOUT}$`))
+
 function holdTimeout(read: Read): number {
-  const raw = read('hold-timeout').trim() || '30m'
+  const raw = read('hold-timeout').trim() || DEFAULT_HOLD_TIMEOUT
   const ms = parseDuration(raw)
   if (ms === null)
     throw new SettingsError('hold-timeout', `'${raw}' is not a duration`, 'Use e.g. 30m, 2h or 90s')
@@ -82,11 +92,18 @@ function checkHold(read: Read, s: Rest & HoldSettings): void {
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
     )
+  if (finishing) refuseFinishingInputs(read, s)
   if (finishing && s.strategy === 'upstream')
     throw new SettingsError(
       'mode',
       `${s.mode} finishes hosts held by a hot upgrade; strategy upstream holds none`,
       'Use strategy: hot-upgrade (the default) for held fleets'
+    )
+  if (!s.hold && !finishing && holdTimeoutChosen(read))
+    throw new SettingsError(
+      'hold-timeout',
+      'is set but hold is not true: only a held host waits for a commit or an abort',
+      'Set hold: true to leave the hosts held, or remove hold-timeout'
     )
   if (!s.hold) return
   if (s.mode !== 'deploy')
@@ -113,6 +130,25 @@ function checkHold(read: Read, s: Rest & HoldSettings): void {
       'is true but rollback-fleet is false, which commits each host as soon as it passes',
       'Remove rollback-fleet: false (a held shard goes back as one when any of its hosts fails)'
     )
+}
+
+/**
+ * The inputs that only a run sending a binary reads: a commit or abort run that is given one was
+ * probably meant to be another job (a typo in mode), and would silently ignore it.
+ */
+function refuseFinishingInputs(read: Read, s: Rest & HoldSettings): void {
+  const why: [string, string, boolean][] = [
+    ['hold-timeout', "each host's watchdog keeps the hold-timeout of the hold run", holdTimeoutChosen(read)],
+    ['allow-downgrade', 'no binary is sent: no version to compare', chosen(read, 'allow-downgrade', FALSE)],
+    ['prestage', 'no binary is sent', chosen(read, 'prestage', FALSE)]
+  ]
+  for (const [name, reason, given] of why)
+    if (given)
+      throw new SettingsError(
+        name,
+        `is set but mode is ${s.mode} (${reason})`,
+        `Remove ${name} from the ${s.mode} job`
+      )
 }
 
 /**
