@@ -30904,8 +30904,15 @@ function shardOf(hosts, shard) {
 // src/settings/hold.ts
 var MIN_HOLD_MS = 1e3;
 var MAX_HOLD_MS = 7 * 24 * 36e5;
+var DEFAULT_HOLD_TIMEOUT = "30m";
+var FALSE = /^(false|no|off|0)$/i;
+var chosen = (read, name, off) => {
+  const v = read(name).trim();
+  return v !== "" && !off.test(v);
+};
+var holdTimeoutChosen = (read) => chosen(read, "hold-timeout", new RegExp(`^${DEFAULT_HOLD_TIMEOUT}$`));
 function holdTimeout(read) {
-  const raw = read("hold-timeout").trim() || "30m";
+  const raw = read("hold-timeout").trim() || DEFAULT_HOLD_TIMEOUT;
   const ms = parseDuration(raw);
   if (ms === null)
     throw new SettingsError("hold-timeout", `'${raw}' is not a duration`, "Use e.g. 30m, 2h or 90s");
@@ -30949,11 +30956,18 @@ function checkHold(read, s) {
       `is set but mode is ${s.mode}`,
       `mode: ${s.mode} keeps (or leaves) the version the hold run recorded; remove version`
     );
+  if (finishing2) refuseFinishingInputs(read, s);
   if (finishing2 && s.strategy === "upstream")
     throw new SettingsError(
       "mode",
       `${s.mode} finishes hosts held by a hot upgrade; strategy upstream holds none`,
       "Use strategy: hot-upgrade (the default) for held fleets"
+    );
+  if (!s.hold && !finishing2 && holdTimeoutChosen(read))
+    throw new SettingsError(
+      "hold-timeout",
+      "is set but hold is not true: only a held host waits for a commit or an abort",
+      "Set hold: true to leave the hosts held, or remove hold-timeout"
     );
   if (!s.hold) return;
   if (s.mode !== "deploy")
@@ -30980,6 +30994,20 @@ function checkHold(read, s) {
       "is true but rollback-fleet is false, which commits each host as soon as it passes",
       "Remove rollback-fleet: false (a held shard goes back as one when any of its hosts fails)"
     );
+}
+function refuseFinishingInputs(read, s) {
+  const why = [
+    ["hold-timeout", "each host's watchdog keeps the hold-timeout of the hold run", holdTimeoutChosen(read)],
+    ["allow-downgrade", "no binary is sent: no version to compare", chosen(read, "allow-downgrade", FALSE)],
+    ["prestage", "no binary is sent", chosen(read, "prestage", FALSE)]
+  ];
+  for (const [name, reason, given] of why)
+    if (given)
+      throw new SettingsError(
+        name,
+        `is set but mode is ${s.mode} (${reason})`,
+        `Remove ${name} from the ${s.mode} job`
+      );
 }
 function checkHoldPairing(s, caps, title) {
   if (caps.canHold || caps.handBack) return;
