@@ -23047,7 +23047,9 @@ async function stageBinary(host, o) {
   const staging = o.staging ?? sidePaths(o.livePath).staging;
   const sudo = host.sudo;
   const bytes = (await stat2(o.localPath)).size;
-  if (await remoteSha256(host, staging) === o.sha256) return { sent: false, bytes, uploadMs: 0 };
+  const known = await o.staged;
+  const now = known !== void 0 ? known : await remoteSha256(host, staging);
+  if (now === o.sha256) return { sent: false, bytes, uploadMs: 0 };
   const started = Date.now();
   try {
     if (sudo) {
@@ -23769,8 +23771,11 @@ function inspectSteps(p) {
           learn: (k) => {
             if (k.pid !== void 0) ctx.report.oldPid = k.pid;
             if (k.livePath !== void 0) ctx.report.binaryPath = k.livePath;
-            if (k.livePath !== void 0)
-              free ??= readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir);
+            if (k.livePath !== void 0 && free === void 0) {
+              free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir);
+              const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging;
+              p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => void 0);
+            }
             if (k.version) ctx.report.previousVersion = k.version;
           }
         });
@@ -23824,6 +23829,7 @@ function stageSteps(p) {
         sha256: source.sha256,
         livePath: r.livePath,
         staging: stagingOf(p),
+        staged: ctx.retrying ? void 0 : p.state.stagedSha256,
         onProgress: (x) => progress(x.transferred, x.total)
       });
       ctx.note(

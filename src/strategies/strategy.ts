@@ -38,6 +38,12 @@ export interface HostState {
   newVersion?: string | null
   /** The drain timed out and the run went on (drain-timeout-action: proceed). */
   drainUnfinished?: boolean
+  /**
+   * The staging file's sha256 as read with pre-flight's reads (null: none there; undefined: not
+   * read). The lock is held from then on, so the upload need not ask again, unless it runs again
+   * after a lost connection.
+   */
+  stagedSha256?: Promise<string | null | undefined>
 }
 
 /** Where other layers may slot steps in: names of this strategy's steps. */

@@ -54,12 +54,16 @@ export async function stageBinary(
     onProgress?: (p: UploadProgress) => void
     /** Another staging file than the deploy's (a plan's). */
     staging?: string
+    /** The staging file's sha256 read earlier under the same lock (undefined: read it now). */
+    staged?: Promise<string | null | undefined>
   }
 ): Promise<StageResult> {
   const staging = o.staging ?? sidePaths(o.livePath).staging
   const sudo = host.sudo
   const bytes = (await stat(o.localPath)).size
-  if ((await remoteSha256(host, staging)) === o.sha256) return { sent: false, bytes, uploadMs: 0 }
+  const known = await o.staged
+  const now = known !== undefined ? known : await remoteSha256(host, staging)
+  if (now === o.sha256) return { sent: false, bytes, uploadMs: 0 }
   const started = Date.now()
   try {
     if (sudo) {

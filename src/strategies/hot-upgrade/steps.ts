@@ -68,8 +68,11 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
           learn: k => {
             if (k.pid !== undefined) ctx.report.oldPid = k.pid
             if (k.livePath !== undefined) ctx.report.binaryPath = k.livePath
-            if (k.livePath !== undefined)
-              free ??= readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir)
+            if (k.livePath !== undefined && free === undefined) {
+              free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir)
+              const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging
+              p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => undefined)
+            }
             if (k.version) ctx.report.previousVersion = k.version
           }
         })
@@ -125,6 +128,7 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
         sha256: source.sha256,
         livePath: r.livePath,
         staging: stagingOf(p),
+        staged: ctx.retrying ? undefined : p.state.stagedSha256,
         onProgress: x => progress(x.transferred, x.total)
       })
       ctx.note(
