@@ -367,6 +367,24 @@ describe('one connection, one long-lived shell', () => {
     expect((await host.run(['echo', 'after timeout'])).stdout).toBe('after timeout\n')
   })
 
+  it('an aside command runs on the side shell while the shell is busy; a timed-out one leaves it usable', async () => {
+    const gate = `/tmp/zerodown-aside-gate-${process.pid}`
+    rmSync(gate, { force: true })
+    // The shell waits for a file that only an aside command creates: were aside commands queued
+    // behind the shell, this would end by the timeout, not by the gate.
+    const busy = host.run(['sh', '-c', 'while [ ! -e "$1" ]; do sleep 0.05; done; echo opened', 'sh', gate], {
+      timeoutMs: 30_000
+    })
+    for (let i = 0; i < 3; i++)
+      expect((await host.run(['echo', `aside ${i}`], { aside: true })).stdout).toBe(`aside ${i}\n`)
+    await host.run(['touch', '--', gate], { aside: true })
+    expect((await busy).stdout).toBe('opened\n')
+    const e = await host.run(['sleep', '5'], { aside: true, timeoutMs: 300 }).catch((x: unknown) => x)
+    expect(e).toBeInstanceOf(CommandTimeoutError)
+    expect((await host.run(['echo', 'aside again'], { aside: true })).stdout).toBe('aside again\n')
+    rmSync(gate, { force: true })
+  })
+
   it('round trip of a trivial command (logged)', async () => {
     const times: number[] = []
     for (let i = 0; i < 50; i++) {
@@ -382,12 +400,13 @@ describe('one connection, one long-lived shell', () => {
     expect(median).toBeLessThan(2000)
   })
 
-  it('did all of that over one SSH connection and one shell session (plus the timed-out one)', async () => {
+  it('did all of that over one SSH connection with its shell and side shell (plus the timed-out ones)', async () => {
     const s = sshdLogSince(h, mark)
     expect(s.match(/Connection from/g)).toHaveLength(2) // this Host and the sudo one
     expect(s.match(/Accepted publickey for zd/g)).toHaveLength(2)
-    // This Host's shell, its replacement after the timeout, the sudo Host's shell.
-    expect(s.match(/Starting session: command/g)).toHaveLength(3)
+    // This Host's shell and side shell, the shell's replacement after its timeout, the side
+    // shell's after its own, the sudo Host's shell and side shell: none per aside command.
+    expect(s.match(/Starting session: command/g)).toHaveLength(6)
   })
 })
 
