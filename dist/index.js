@@ -27002,7 +27002,7 @@ async function recordLive(store, r, now, note) {
       );
     state = markLive(state, running2, now);
   }
-  await store.write(state, meta).catch((e) => refuse("preflight", e));
+  if (state !== read || meta) await store.write(state, meta).catch((e) => refuse("preflight", e));
   return state;
 }
 function withReleaseSteps(plan, o) {

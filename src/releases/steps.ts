@@ -127,7 +127,8 @@ async function recordLive(
       )
     state = markLive(state, running, now)
   }
-  await store.write(state, meta).catch(e => refuse('preflight', e))
+  // Written only when it changed: the lock, taken in the same folder, already showed it writable.
+  if (state !== read || meta) await store.write(state, meta).catch(e => refuse('preflight', e))
   return state
 }
 
