@@ -27023,7 +27023,9 @@ function chooseStep(plan, o, hr) {
       const r = st.running;
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
       hr.store = store;
-      const state = await recordLive(store, r, now(), note);
+      const storedNew = store.storedSha256(deployed.sha256).catch(() => void 0);
+      if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew };
+      const state = hr.state = await recordLive(store, r, now(), note);
       const live2 = liveRelease(state);
       hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
       report2.releases = releaseRows(state);
@@ -27078,7 +27080,11 @@ function recordStep(plan, o, hr) {
       const store = hr.store;
       if (!store) return;
       const source = st.source;
-      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)]);
+      const early = hr.storedNew?.sha256 === source.sha256 ? await hr.storedNew.read : void 0;
+      const [read, stored] = await Promise.all([
+        hr.state ?? store.read(),
+        early !== void 0 ? early : store.storedSha256(source.sha256)
+      ]);
       let state = read;
       let meta;
       const at2 = nowOf(o);

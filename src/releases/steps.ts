@@ -45,6 +45,12 @@ interface HostRelease {
   liveVersion: string | null
   newVersion: string | null
   target?: Release
+  /**
+   * The store as pre-flight left it, and the new binary's sha256 there as read with pre-flight's
+   * reads: the lock is held from then on, so the record after the commit need not read them again.
+   */
+  state?: StoreState
+  storedNew?: { sha256: string; read: Promise<string | null | undefined> }
 }
 
 const shortSha = (s: string) => s.slice(0, 12)
@@ -154,7 +160,10 @@ function chooseStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       const r = st.running!
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath)
       hr.store = store
-      const state = await recordLive(store, r, now(), note)
+      // Issued first: it travels with recordLive's reads (undefined when it failed: read it again).
+      const storedNew = store.storedSha256(deployed.sha256).catch(() => undefined)
+      if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew }
+      const state = (hr.state = await recordLive(store, r, now(), note))
       const live = liveRelease(state)
       hr.liveVersion = hr.newVersion = live?.version ?? versionText(r.version)
       report.releases = releaseRows(state)
@@ -216,7 +225,11 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       const store = hr.store
       if (!store) return
       const source = st.source
-      const [read, stored] = await Promise.all([store.read(), store.storedSha256(source.sha256)])
+      const early = hr.storedNew?.sha256 === source.sha256 ? await hr.storedNew.read : undefined
+      const [read, stored] = await Promise.all([
+        hr.state ?? store.read(),
+        early !== undefined ? early : store.storedSha256(source.sha256)
+      ])
       let state = read
       let meta: Release | undefined
       const at = nowOf(o)
