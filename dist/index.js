@@ -23592,33 +23592,39 @@ var ReleaseStore = class _ReleaseStore {
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system, else a copy; checked, then renamed in. Commands with no decision
-   * between them go out together (pipelined): two round trips for a link, three for a copy.
+   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in). Commands with no decision
+   * between them go out together (pipelined): one round trip for a link, three for a copy.
    */
   async put(fromPath, sha256, stored) {
     if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
     const dir = this.releaseDir(sha256);
     const target = this.releasePath(sha256);
     const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
-    const [made, linked, linkedSha] = await Promise.all([
+    const [made, linked, moved, landed] = await Promise.all([
       this.exec(["mkdir", "-p", "--", dir]),
       this.exec(["ln", "--", fromPath, tmp]),
-      remoteSha256(this.host, tmp)
+      this.exec(["mv", "-f", "--", tmp, target]),
+      remoteSha256(this.host, target)
     ]);
     this.check(made, `create ${dir}`);
+    const changed = (got) => new StoreError(
+      `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+    );
     try {
-      const how = linked.code === 0 ? "linked" : "copied";
-      const got = how === "linked" ? linkedSha : await this.copy(fromPath, tmp, dir);
-      if (got !== sha256)
-        throw new StoreError(
-          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
-        );
-      const [moved] = await Promise.all([
+      if (linked.code === 0) {
+        this.check(moved, `store ${target}`);
+        if (landed === sha256) return "linked";
+        await this.exec(["rm", "-f", "--", target]);
+        throw changed(landed);
+      }
+      const got = await this.copy(fromPath, tmp, dir);
+      if (got !== sha256) throw changed(got);
+      const [copiedIn] = await Promise.all([
         this.exec(["mv", "-f", "--", tmp, target]),
         this.exec(["rm", "-f", "--", tmp])
       ]);
-      this.check(moved, `store ${target}`);
-      return how;
+      this.check(copiedIn, `store ${target}`);
+      return "copied";
     } catch (e) {
       await Promise.all([this.exec(["rm", "-f", "--", tmp]), this.exec(["rmdir", "--", dir])]).catch(
         () => void 0

@@ -157,8 +157,8 @@ export class ReleaseStore {
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system, else a copy; checked, then renamed in. Commands with no decision
-   * between them go out together (pipelined): two round trips for a link, three for a copy.
+   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in). Commands with no decision
+   * between them go out together (pipelined): one round trip for a link, three for a copy.
    */
   async put(
     fromPath: string,
@@ -169,28 +169,36 @@ export class ReleaseStore {
     const dir = this.releaseDir(sha256)
     const target = this.releasePath(sha256)
     const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
-    // The folder, a hard link into it and the link's sha256 in one round trip (when the link
-    // fails, as across file systems, the sha256 finds nothing and a copy follows).
-    const [made, linked, linkedSha] = await Promise.all([
+    // The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip.
+    // When the link fails (as across file systems) the rename finds nothing and a copy follows; a
+    // file that landed with another sha256 is removed before state.json can name it.
+    const [made, linked, moved, landed] = await Promise.all([
       this.exec(['mkdir', '-p', '--', dir]),
       this.exec(['ln', '--', fromPath, tmp]),
-      remoteSha256(this.host, tmp)
+      this.exec(['mv', '-f', '--', tmp, target]),
+      remoteSha256(this.host, target)
     ])
     this.check(made, `create ${dir}`)
+    const changed = (got: string | null) =>
+      new StoreError(
+        `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+      )
     try {
-      const how = linked.code === 0 ? 'linked' : 'copied'
-      const got = how === 'linked' ? linkedSha : await this.copy(fromPath, tmp, dir)
-      if (got !== sha256)
-        throw new StoreError(
-          `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
-        )
+      if (linked.code === 0) {
+        this.check(moved, `store ${target}`)
+        if (landed === sha256) return 'linked'
+        await this.exec(['rm', '-f', '--', target])
+        throw changed(landed)
+      }
+      const got = await this.copy(fromPath, tmp, dir)
+      if (got !== sha256) throw changed(got)
       // After a rename the rm finds nothing; after a failed one it removes the temporary file.
-      const [moved] = await Promise.all([
+      const [copiedIn] = await Promise.all([
         this.exec(['mv', '-f', '--', tmp, target]),
         this.exec(['rm', '-f', '--', tmp])
       ])
-      this.check(moved, `store ${target}`)
-      return how
+      this.check(copiedIn, `store ${target}`)
+      return 'copied'
     } catch (e) {
       // A folder made for nothing: removed when empty, so no release looks half-stored.
       await Promise.all([this.exec(['rm', '-f', '--', tmp]), this.exec(['rmdir', '--', dir])]).catch(
