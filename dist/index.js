@@ -24339,7 +24339,7 @@ function parseProc(line2) {
     argv: argv.length > 0 && argv[argv.length - 1] === "" ? argv.slice(0, -1) : argv
   };
 }
-function parseSnapshot(stdout, masterPid) {
+function parseSnapshot(stdout, masterPid2) {
   const snap = {
     pidFile: null,
     liveId: "-",
@@ -24355,20 +24355,20 @@ function parseSnapshot(stdout, masterPid) {
     else if (line2.startsWith("cwd ")) snap.cwd = line2.slice(4);
     else if (line2.startsWith("proc	")) {
       const p = parseProc(line2);
-      if (p.pid === masterPid) snap.master = p;
-      else if (p.ppid === masterPid) snap.children.push(p);
+      if (p.pid === masterPid2) snap.master = p;
+      else if (p.ppid === masterPid2) snap.children.push(p);
     }
   }
   snap.children.sort((a, b) => a.pid - b.pid);
   return snap;
 }
-async function probe(host, pidFile2, livePath, masterPid) {
-  const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, livePath, String(masterPid)], {
+async function probe(host, pidFile2, livePath, masterPid2) {
+  const r = await host.run(["sh", "-c", PROBE2, "sh", pidFile2, livePath, String(masterPid2)], {
     sudo: host.sudo,
     timeoutMs: 3e4
   });
   if (r.code !== 0) throw new Error(`${host.name}: cannot read the process state: ${r.stderr.trim()}`);
-  return parseSnapshot(r.stdout, masterPid);
+  return parseSnapshot(r.stdout, masterPid2);
 }
 var alive = (p) => p !== null && p !== void 0 && p.state !== "Z" && p.state !== "X";
 function reloading(master) {
@@ -25260,18 +25260,7 @@ async function inspectMaster2(host, plan, ctx) {
   const note = (s) => ctx.note(s);
   const pidFile2 = plan.pidFile;
   let snap = await probe2(host, pidFile2);
-  if (snap.pid === 1 || snap.oldbinPid === 1)
-    fail3(
-      `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
-    );
-  refuseUpgradeInProgress(snap, pidFile2, host);
-  if (snap.pid === null)
-    fail3(
-      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
-    );
-  const pid = snap.pid;
-  if (!isAlive(snap, pid))
-    fail3(`pid-file ${pidFile2} names pid ${pid}, which is not running. Start the server first`);
+  const pid = masterPid(snap, pidFile2, host);
   const exe = exePath(snap.procs.get(pid));
   if (exe.path === "-" || exe.path === "")
     fail3(
@@ -25319,6 +25308,20 @@ async function inspectMaster2(host, plan, ctx) {
     arch: arch2,
     oldWorkerPids: workers2
   };
+}
+function masterPid(snap, pidFile2, host) {
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail3(
+      `pid-file ${snap.pid === 1 ? pidFile2 : `${pidFile2}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    );
+  refuseUpgradeInProgress(snap, pidFile2, host);
+  if (snap.pid === null)
+    fail3(
+      `pid-file ${pidFile2} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    );
+  if (!isAlive(snap, snap.pid))
+    fail3(`pid-file ${pidFile2} names pid ${snap.pid}, which is not running. Start the server first`);
+  return snap.pid;
 }
 async function checkMaster(host, snap, pid, exe, plan, note, argv0Real) {
   const master = snap.procs.get(pid);
@@ -32535,10 +32538,10 @@ async function readFile2(host, path, name) {
 
 // src/strategies/upstream/lb-traffic.ts
 var BackendTraffic = class {
-  constructor(host, pidFile2, masterPid, pollMs, accessLogs) {
+  constructor(host, pidFile2, masterPid2, pollMs, accessLogs) {
     this.host = host;
     this.pidFile = pidFile2;
-    this.masterPid = masterPid;
+    this.masterPid = masterPid2;
     this.pollMs = pollMs;
     this.accessLogs = accessLogs;
   }

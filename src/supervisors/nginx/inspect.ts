@@ -54,18 +54,7 @@ export async function inspectMaster(
   const note = (s: string) => ctx.note(s)
   const pidFile = plan.pidFile
   let snap = await probe(host, pidFile)
-  if (snap.pid === 1 || snap.oldbinPid === 1)
-    fail(
-      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
-    )
-  refuseUpgradeInProgress(snap, pidFile, host)
-  if (snap.pid === null)
-    fail(
-      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
-    )
-  const pid = snap.pid!
-  if (!isAlive(snap, pid))
-    fail(`pid-file ${pidFile} names pid ${pid}, which is not running. Start the server first`)
+  const pid = masterPid(snap, pidFile, host)
 
   // Before anything runs with privilege or is removed: who the master is, who may write its files.
   const exe = exePath(snap.procs.get(pid)!)
@@ -128,6 +117,22 @@ export async function inspectMaster(
     arch,
     oldWorkerPids: workers
   }
+}
+
+/** The running master's pid as the pid file names it, or a refusal that says what is wrong. */
+function masterPid(snap: Snapshot, pidFile: string, host: Host): number {
+  if (snap.pid === 1 || snap.oldbinPid === 1)
+    fail(
+      `pid-file ${snap.pid === 1 ? pidFile : `${pidFile}.oldbin`} names pid 1 (init), which is never a server's master. Check pid-file: it must be the path of the pid directive of the server's config`
+    )
+  refuseUpgradeInProgress(snap, pidFile, host)
+  if (snap.pid === null)
+    fail(
+      `pid-file ${pidFile} holds no pid (missing or empty). Is the server running, and is pid-file the path of its pid directive?`
+    )
+  if (!isAlive(snap, snap.pid))
+    fail(`pid-file ${pidFile} names pid ${snap.pid}, which is not running. Start the server first`)
+  return snap.pid!
 }
 
 /** The master itself: a master process, daemonized, readable, started by its absolute path. */
