@@ -25162,6 +25162,7 @@ async function stopOldWorkers(s, ctx) {
       `the old master's workers ${still.join(", ")} still accept connections 10s after WINCH: nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)`
     );
   }
+  s.isolatedSnapshot = snap;
   ctx.note(`no old worker accepts any more; only the new binary serves now`);
 }
 async function quitOldMaster(s, ctx, o) {
@@ -25512,6 +25513,8 @@ var NginxHost = class {
   expectedWorkers = 1;
   /** Config files changed since the old master started: a failing health gate may be their fault. */
   configChange = null;
+  /** The snapshot WINCH's wait ended on: the health gate starts from it instead of reading again. */
+  isolatedSnapshot = null;
   facts() {
     if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
     return this.known;
@@ -25632,7 +25635,8 @@ var NginxSession = class {
   }
   async serving() {
     const pid = this.s.newPid;
-    const snap = await this.s.read();
+    const snap = this.s.isolatedSnapshot ?? await this.s.read();
+    this.s.isolatedSnapshot = null;
     return { pid, workers: steadyChildren(snap, pid).map((p) => p.pid) };
   }
   async stillServing(was) {

@@ -123,6 +123,7 @@ export async function stopOldWorkers(s: NginxHost, ctx: SupervisorContext): Prom
         'nginx ignores WINCH when it runs with daemon off (under systemd Type=simple, in a container)'
     )
   }
+  s.isolatedSnapshot = snap
   ctx.note(`no old worker accepts any more; only the new binary serves now`)
 }
 

@@ -73,7 +73,9 @@ class NginxSession implements SupervisorSession {
 
   async serving(): Promise<{ pid: number; workers: number[] }> {
     const pid = this.s.newPid!
-    const snap = await this.s.read()
+    // Straight after WINCH the host was just read (no command between): one round trip saved.
+    const snap = this.s.isolatedSnapshot ?? (await this.s.read())
+    this.s.isolatedSnapshot = null
     return { pid, workers: steadyChildren(snap, pid).map(p => p.pid) }
   }
 

@@ -17,6 +17,8 @@ export class NginxHost {
   expectedWorkers = 1
   /** Config files changed since the old master started: a failing health gate may be their fault. */
   configChange: { files: string[]; masterStarted: string } | null = null
+  /** The snapshot WINCH's wait ended on: the health gate starts from it instead of reading again. */
+  isolatedSnapshot: Snapshot | null = null
 
   constructor(
     readonly host: Host,
