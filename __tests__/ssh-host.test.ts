@@ -56,7 +56,18 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
     const ok = await SshHost.connect(hostOptions(sb, h, { credentials: forced, log }))
     await ok.close()
     expect(await until(() => existsSync(markerOnMachine))).toBe(true)
-    rmSync(markerOnMachine)
+
+    // The refused attempt gets a key and marker of its own: the control's side shell may still
+    // be touching the first marker after its connection closed.
+    const refusedKey = join(scratch, 'forced-refused')
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forced-refused', '-f', refusedKey])
+    const refusedMarker = '/tmp/zd-hostkey-marker-refused'
+    appendFileSync(
+      sb.hostPath(h, '/run/zerodown-sandbox/authorized_keys'),
+      `command="touch ${refusedMarker}" ${readFileSync(refusedKey + '.pub', 'utf8')}`
+    )
+    const refusedOnMachine = sb.hostPath(h, refusedMarker)
+    rmSync(refusedOnMachine, { force: true })
 
     // The known_hosts line of ANOTHER host, written for this host's name and port.
     const wrongLine = other.hostKeyLine.replace(`[${other.address}]`, `[${h.address}]`)
@@ -64,7 +75,7 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
     const mark = sshdLogMark(h)
     const error = await SshHost.connect(
       hostOptions(sb, h, {
-        credentials: forced,
+        credentials: { privateKey: readFileSync(refusedKey, 'utf8') },
         hostKeys: { knownHosts: wrongLine, fingerprints: [], insecureSkip: false },
         log
       })
@@ -86,7 +97,7 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
     expect(seen).toMatch(/Connection from 127\.0\.0\.1 port \d+ on 127\.0\.0\.11 port 2222/)
     expect(seen).not.toMatch(AUTH_OR_SESSION)
     await sleep(300)
-    expect(existsSync(markerOnMachine)).toBe(false)
+    expect(existsSync(refusedOnMachine)).toBe(false)
   })
 
   it('fails closed without known-hosts or fingerprints, naming the received key and the fix', async () => {
@@ -385,6 +396,26 @@ describe('one connection, one long-lived shell', () => {
     rmSync(gate, { force: true })
   })
 
+  it('an upload whose channel was opened ahead (warmUpload) sends its bytes on that channel', async () => {
+    const local = join(scratch, 'warm-upload')
+    const bytes = Buffer.concat([
+      Buffer.from('line one\nline two\n'),
+      createHash('sha256').update('x').digest()
+    ])
+    writeFileSync(local, bytes)
+    const remote = '/tmp/zd-warm-upload'
+    const since = sshdLogMark(h)
+    host.warmUpload()
+    await host.upload(local, remote)
+    expect(readFileSync(sb.hostPath(h, remote))).toEqual(bytes)
+    // The warmed channel carried it: one session started, not a second for the upload.
+    const sessions = () => (sshdLogSince(h, since).match(/Starting session: command/g) ?? []).length
+    expect(await until(() => sessions() >= 1)).toBe(true)
+    await sleep(300)
+    expect(sessions()).toBe(1)
+    rmSync(sb.hostPath(h, remote), { force: true })
+  })
+
   it('round trip of a trivial command (logged)', async () => {
     const times: number[] = []
     for (let i = 0; i < 50; i++) {
@@ -405,8 +436,9 @@ describe('one connection, one long-lived shell', () => {
     expect(s.match(/Connection from/g)).toHaveLength(2) // this Host and the sudo one
     expect(s.match(/Accepted publickey for zd/g)).toHaveLength(2)
     // This Host's shell and side shell, the shell's replacement after its timeout, the side
-    // shell's after its own, the sudo Host's shell and side shell: none per aside command.
-    expect(s.match(/Starting session: command/g)).toHaveLength(6)
+    // shell's after its own, the warmed upload's channel, the sudo Host's shell and side shell:
+    // none per aside command.
+    expect(s.match(/Starting session: command/g)).toHaveLength(7)
   })
 })
 

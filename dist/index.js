@@ -23781,6 +23781,7 @@ function inspectSteps(p) {
               free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir);
               const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging;
               p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => void 0);
+              if (p.state.source.localPath !== void 0) p.host.warmUpload?.();
             }
             if (k.version) ctx.report.previousVersion = k.version;
           }
@@ -28334,10 +28335,6 @@ async function closeAll(slots, out) {
   await out.idle();
 }
 
-// src/host/ssh-host.ts
-import http from "node:http";
-import tls from "node:tls";
-
 // src/host/remote-shell.ts
 import { randomBytes as randomBytes4 } from "node:crypto";
 
@@ -29676,45 +29673,49 @@ var UploadError = class extends Error {
     this.name = "UploadError";
   }
 };
-async function streamUpload(connection, hostName, localPath, remotePath2, onProgress) {
+function openUploadChannel(connection, hostName) {
+  return new Promise(
+    (resolve2, reject) => connection.exec(UPLOAD_COMMAND, (err, channel) => {
+      if (err)
+        reject(new ConnectionLostError(hostName, `cannot open a channel for the upload: ${err.message}`));
+      else resolve2(channel);
+    })
+  );
+}
+async function streamUpload(open3, hostName, localPath, remotePath2, onProgress) {
   if (/[\n\0]/.test(remotePath2))
     throw new Error(`refusing to upload to a path with a line break: ${remotePath2}`);
   const total = (await stat3(localPath)).size;
+  const channel = await open3();
   return new Promise((resolve2, reject) => {
-    connection.exec(UPLOAD_COMMAND, (err, channel) => {
-      if (err) {
-        reject(new ConnectionLostError(hostName, `cannot open a channel for the upload: ${err.message}`));
-        return;
-      }
-      let code = null;
-      let stderr = "";
-      let transferred = 0;
-      const file = createReadStream(localPath);
-      channel.resume();
-      channel.stderr.on("data", (d) => {
-        if (stderr.length < 4096) stderr += d.toString("utf8");
-      });
-      channel.on("exit", (c) => code = c);
-      channel.on("error", () => void 0);
-      channel.on("close", () => {
-        file.destroy();
-        if (code === 0) resolve2();
-        else if (code === null)
-          reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath2}`));
-        else reject(new UploadError(hostName, remotePath2, stderr.trim().slice(0, 4096) || `status ${code}`));
-      });
-      file.on("data", (d) => {
-        transferred += d.length;
-        onProgress?.({ transferred, total });
-      });
-      file.on("error", (e) => {
-        channel.close();
-        reject(new Error(`cannot read ${localPath}: ${e.message}`));
-      });
-      channel.write(`${remotePath2}
-`);
-      file.pipe(channel);
+    let code = null;
+    let stderr = "";
+    let transferred = 0;
+    const file = createReadStream(localPath);
+    channel.resume();
+    channel.stderr.on("data", (d) => {
+      if (stderr.length < 4096) stderr += d.toString("utf8");
     });
+    channel.on("exit", (c) => code = c);
+    channel.on("error", () => void 0);
+    channel.on("close", () => {
+      file.destroy();
+      if (code === 0) resolve2();
+      else if (code === null)
+        reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath2}`));
+      else reject(new UploadError(hostName, remotePath2, stderr.trim().slice(0, 4096) || `status ${code}`));
+    });
+    file.on("data", (d) => {
+      transferred += d.length;
+      onProgress?.({ transferred, total });
+    });
+    file.on("error", (e) => {
+      channel.close();
+      reject(new Error(`cannot read ${localPath}: ${e.message}`));
+    });
+    channel.write(`${remotePath2}
+`);
+    file.pipe(channel);
   });
 }
 
@@ -29744,6 +29745,61 @@ async function traced(host, what, fn2, describe5) {
   }
 }
 
+// src/host/http-tunnel.ts
+import http from "node:http";
+import tls from "node:tls";
+async function tunnelledGet(ssh, hostName, url, timeoutMs) {
+  const u = new URL(url);
+  const https = u.protocol === "https:";
+  const hostname2 = u.hostname.replace(/^\[|\]$/g, "");
+  const port = Number(u.port || (https ? 443 : 80));
+  const started = Date.now();
+  let channel;
+  try {
+    channel = await ssh.forwardOut("127.0.0.1", 0, hostname2, port);
+  } catch (e) {
+    throw new Error(
+      `${hostName}: cannot reach ${u.host} from the host (${e.message}); is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
+    );
+  }
+  const socket = https ? tls.connect({
+    socket: channel,
+    servername: /^[\d.:]+$/.test(hostname2) ? void 0 : hostname2,
+    rejectUnauthorized: false
+  }) : channel;
+  return new Promise((resolve2, reject) => {
+    const req = http.request(
+      {
+        method: "GET",
+        path: u.pathname + u.search,
+        headers: { Host: u.host, Connection: "close", "User-Agent": "zerodown-action" },
+        // No agent: an agent (even agent: false) would ignore createConnection and dial locally.
+        createConnection: () => socket
+      },
+      (res) => {
+        const chunks = [];
+        let size = 0;
+        res.on("data", (c) => {
+          size += c.length;
+          if (size <= 65536) chunks.push(c);
+        });
+        res.on(
+          "end",
+          () => resolve2({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") })
+        );
+        res.on("error", reject);
+      }
+    );
+    const timer = setTimeout(
+      () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`)),
+      Math.max(1, timeoutMs - (Date.now() - started))
+    );
+    req.on("close", () => clearTimeout(timer));
+    req.on("error", reject);
+    req.end();
+  }).finally(() => socket.destroy());
+}
+
 // src/host/ssh-host.ts
 var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -29764,6 +29820,8 @@ var SshHost = class _SshHost {
   shell = null;
   /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
   side = null;
+  /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
+  warm = null;
   closed = false;
   connecting = null;
   /** Connects (verifying the host key) and opens the command shell. */
@@ -29860,12 +29918,31 @@ var SshHost = class _SshHost {
       throw new SudoPasswordError(this.name);
     return result;
   }
+  warmUpload() {
+    if (!this.ssh || this.warm) return;
+    const warm = {
+      ssh: this.ssh,
+      closed: false,
+      channel: openUploadChannel(this.ssh.connection, this.name).catch((e) => e)
+    };
+    void warm.channel.then((c) => c instanceof Error || c.on("close", () => warm.closed = true));
+    this.warm = warm;
+  }
+  /** The warmed channel if it still waits on this connection, else a new one. */
+  async uploadChannel() {
+    const warm = this.warm;
+    this.warm = null;
+    const channel = warm && warm.ssh === this.ssh ? await warm.channel : null;
+    if (channel && !(channel instanceof Error) && !warm.closed) return channel;
+    if (channel && !(channel instanceof Error)) channel.close();
+    return openUploadChannel(this.ssh.connection, this.name);
+  }
   async upload(localPath, remotePath2, onProgress) {
     await this.ensureOpen();
     await traced(
       this.name,
       `upload ${localPath} to ${remotePath2} (stream)`,
-      () => streamUpload(this.ssh.connection, this.name, localPath, remotePath2, onProgress),
+      () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath2, onProgress),
       () => "done"
     );
   }
@@ -29886,61 +29963,14 @@ var SshHost = class _SshHost {
   }
   async fetch(url, timeoutMs) {
     await this.ensureOpen();
-    const u = new URL(url);
-    const https = u.protocol === "https:";
-    const hostname2 = u.hostname.replace(/^\[|\]$/g, "");
-    const port = Number(u.port || (https ? 443 : 80));
-    const started = Date.now();
-    let channel;
-    try {
-      channel = await this.ssh.forwardOut("127.0.0.1", 0, hostname2, port);
-    } catch (e) {
-      throw new Error(
-        `${this.name}: cannot reach ${u.host} from the host (${e.message}); is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
-      );
-    }
-    const socket = https ? tls.connect({
-      socket: channel,
-      servername: /^[\d.:]+$/.test(hostname2) ? void 0 : hostname2,
-      rejectUnauthorized: false
-    }) : channel;
-    return new Promise((resolve2, reject) => {
-      const req = http.request(
-        {
-          method: "GET",
-          path: u.pathname + u.search,
-          headers: { Host: u.host, Connection: "close", "User-Agent": "zerodown-action" },
-          // No agent: an agent (even agent: false) would ignore createConnection and dial locally.
-          createConnection: () => socket
-        },
-        (res) => {
-          const chunks = [];
-          let size = 0;
-          res.on("data", (c) => {
-            size += c.length;
-            if (size <= 65536) chunks.push(c);
-          });
-          res.on(
-            "end",
-            () => resolve2({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") })
-          );
-          res.on("error", reject);
-        }
-      );
-      const timer = setTimeout(
-        () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`)),
-        Math.max(1, timeoutMs - (Date.now() - started))
-      );
-      req.on("close", () => clearTimeout(timer));
-      req.on("error", reject);
-      req.end();
-    }).finally(() => socket.destroy());
+    return tunnelledGet(this.ssh, this.name, url, timeoutMs);
   }
   async close() {
     if (!this.closed) this.options.jump?.release();
     this.closed = true;
     this.shell?.close();
     void this.side?.then((s) => s instanceof RemoteShell && s.close());
+    void this.warm?.channel.then((c) => c instanceof Error || c.close());
     this.ssh?.dispose();
     this.ssh = null;
   }

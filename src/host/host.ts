@@ -53,6 +53,11 @@ export interface Host {
   readonly privileged?: (argv: readonly string[]) => readonly string[]
   /** Runs argv (each word quoted) and resolves with its output and status; never rejects on a non-zero status. */
   run(argv: readonly string[], options?: RunOptions): Promise<ExecResult>
+  /**
+   * An upload is coming: its channel may open now, beside other work, so that the upload itself
+   * pays only for its data and its end (optional; a Host without it opens the channel then).
+   */
+  warmUpload?(): void
   /** Copies a local file to a remote path (as the SSH user). */
   upload(localPath: string, remotePath: string, onProgress?: (p: UploadProgress) => void): Promise<void>
   /** Reads a remote text file; null when it does not exist. */

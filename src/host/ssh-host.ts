@@ -4,10 +4,8 @@
  * not wait behind them (the deploy lock's lease renewals and checks: `aside`). Nagle is turned
  * off: a round trip then costs about 1 ms instead of 40-140 ms (bench/upload.mjs prints the round trip of a trivial command).
  */
-import http from 'node:http'
-import tls from 'node:tls'
-import type { Duplex } from 'node:stream'
 import type { NodeSSH } from 'node-ssh'
+import type { ClientChannel } from 'ssh2'
 import {
   ConnectionLostError,
   SudoPasswordError,
@@ -21,9 +19,10 @@ import type { HostKeyPolicy } from './known-hosts.js'
 import { RemoteShell } from './remote-shell.js'
 import { connectSsh, HostKeyError, JumpHost, type Credentials, type Endpoint } from './ssh-connect.js'
 import { runAside } from './aside.js'
-import { streamUpload } from './stream-upload.js'
+import { openUploadChannel, streamUpload } from './stream-upload.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
+import { tunnelledGet } from './http-tunnel.js'
 import { refuseUnclearedExe } from './exe-run.js'
 
 /** readFile's script: $1 the path; status 3 when it does not exist. */
@@ -60,6 +59,8 @@ export class SshHost implements Host {
   private shell: RemoteShell | null = null
   /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
   private side: Promise<RemoteShell | Error> | null = null
+  /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
+  private warm: { ssh: NodeSSH; channel: Promise<ClientChannel | Error>; closed: boolean } | null = null
   private closed = false
   private connecting: Promise<void> | null = null
 
@@ -182,6 +183,27 @@ export class SshHost implements Host {
     return result
   }
 
+  warmUpload(): void {
+    if (!this.ssh || this.warm) return
+    const warm = {
+      ssh: this.ssh,
+      closed: false,
+      channel: openUploadChannel(this.ssh.connection!, this.name).catch((e: Error) => e)
+    }
+    void warm.channel.then(c => c instanceof Error || c.on('close', () => (warm.closed = true)))
+    this.warm = warm
+  }
+
+  /** The warmed channel if it still waits on this connection, else a new one. */
+  private async uploadChannel(): Promise<ClientChannel> {
+    const warm = this.warm
+    this.warm = null
+    const channel = warm && warm.ssh === this.ssh ? await warm.channel : null
+    if (channel && !(channel instanceof Error) && !warm!.closed) return channel
+    if (channel && !(channel instanceof Error)) channel.close()
+    return openUploadChannel(this.ssh!.connection!, this.name)
+  }
+
   async upload(
     localPath: string,
     remotePath: string,
@@ -191,7 +213,7 @@ export class SshHost implements Host {
     await traced(
       this.name,
       `upload ${localPath} to ${remotePath} (stream)`,
-      () => streamUpload(this.ssh!.connection!, this.name, localPath, remotePath, onProgress),
+      () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath, onProgress),
       () => 'done'
     )
   }
@@ -215,58 +237,7 @@ export class SshHost implements Host {
 
   private async fetch(url: string, timeoutMs: number): Promise<HttpResponse> {
     await this.ensureOpen()
-    const u = new URL(url)
-    const https = u.protocol === 'https:'
-    const hostname = u.hostname.replace(/^\[|\]$/g, '')
-    const port = Number(u.port || (https ? 443 : 80))
-    const started = Date.now()
-    let channel: Duplex
-    try {
-      channel = (await this.ssh!.forwardOut('127.0.0.1', 0, hostname, port)) as Duplex
-    } catch (e) {
-      throw new Error(
-        `${this.name}: cannot reach ${u.host} from the host (${(e as Error).message}); ` +
-          `is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
-      )
-    }
-    // The tunnel is already authenticated by SSH; a health check must not fail on a self-signed certificate.
-    const socket: Duplex = https
-      ? tls.connect({
-          socket: channel,
-          servername: /^[\d.:]+$/.test(hostname) ? undefined : hostname,
-          rejectUnauthorized: false
-        })
-      : channel
-    return new Promise<HttpResponse>((resolve, reject) => {
-      const req = http.request(
-        {
-          method: 'GET',
-          path: u.pathname + u.search,
-          headers: { Host: u.host, Connection: 'close', 'User-Agent': 'zerodown-action' },
-          // No agent: an agent (even agent: false) would ignore createConnection and dial locally.
-          createConnection: () => socket as never
-        },
-        res => {
-          const chunks: Buffer[] = []
-          let size = 0
-          res.on('data', (c: Buffer) => {
-            size += c.length
-            if (size <= 65536) chunks.push(c)
-          })
-          res.on('end', () =>
-            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') })
-          )
-          res.on('error', reject)
-        }
-      )
-      const timer = setTimeout(
-        () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`)),
-        Math.max(1, timeoutMs - (Date.now() - started))
-      )
-      req.on('close', () => clearTimeout(timer))
-      req.on('error', reject)
-      req.end()
-    }).finally(() => socket.destroy())
+    return tunnelledGet(this.ssh!, this.name, url, timeoutMs)
   }
 
   async close(): Promise<void> {
@@ -274,6 +245,7 @@ export class SshHost implements Host {
     this.closed = true
     this.shell?.close()
     void this.side?.then(s => s instanceof RemoteShell && s.close())
+    void this.warm?.channel.then(c => c instanceof Error || c.close())
     this.ssh?.dispose()
     this.ssh = null
   }

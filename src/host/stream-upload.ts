@@ -6,11 +6,12 @@
  *
  * The command line is a constant, so no login shell ever parses a path: the path travels as the
  * first line of the stream, read by sh's `read` (which takes one line and not a byte more from a
- * pipe), and the rest of the stream is the file.
+ * pipe), and the rest of the stream is the file. The channel may be opened ahead of the upload
+ * (`openUploadChannel`): `read` waits on the host, and the upload then pays one round trip.
  */
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
-import type { Client } from 'ssh2'
+import type { Client, ClientChannel } from 'ssh2'
 import { ConnectionLostError, type UploadProgress } from './host.js'
 
 /**
@@ -28,8 +29,19 @@ export class UploadError extends Error {
   }
 }
 
+/** The upload's channel, `read` waiting on the host for the path. */
+export function openUploadChannel(connection: Client, hostName: string): Promise<ClientChannel> {
+  return new Promise((resolve, reject) =>
+    connection.exec(UPLOAD_COMMAND, (err, channel) => {
+      if (err)
+        reject(new ConnectionLostError(hostName, `cannot open a channel for the upload: ${err.message}`))
+      else resolve(channel)
+    })
+  )
+}
+
 export async function streamUpload(
-  connection: Client,
+  open: () => Promise<ClientChannel>,
   hostName: string,
   localPath: string,
   remotePath: string,
@@ -38,41 +50,36 @@ export async function streamUpload(
   if (/[\n\0]/.test(remotePath))
     throw new Error(`refusing to upload to a path with a line break: ${remotePath}`)
   const total = (await stat(localPath)).size
+  const channel = await open()
   return new Promise<void>((resolve, reject) => {
-    connection.exec(UPLOAD_COMMAND, (err, channel) => {
-      if (err) {
-        reject(new ConnectionLostError(hostName, `cannot open a channel for the upload: ${err.message}`))
-        return
-      }
-      let code: number | null = null
-      let stderr = ''
-      let transferred = 0
-      const file = createReadStream(localPath)
-      // The channel closes only once its output is read to the end (cat prints nothing).
-      channel.resume()
-      channel.stderr.on('data', (d: Buffer) => {
-        if (stderr.length < 4096) stderr += d.toString('utf8')
-      })
-      channel.on('exit', (c: number | null) => (code = c))
-      // A host that stops reading (cat failed) ends the channel; 'close' reports it.
-      channel.on('error', () => undefined)
-      channel.on('close', () => {
-        file.destroy()
-        if (code === 0) resolve()
-        else if (code === null)
-          reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath}`))
-        else reject(new UploadError(hostName, remotePath, stderr.trim().slice(0, 4096) || `status ${code}`))
-      })
-      file.on('data', (d: Buffer | string) => {
-        transferred += d.length
-        onProgress?.({ transferred, total })
-      })
-      file.on('error', e => {
-        channel.close()
-        reject(new Error(`cannot read ${localPath}: ${e.message}`))
-      })
-      channel.write(`${remotePath}\n`)
-      file.pipe(channel)
+    let code: number | null = null
+    let stderr = ''
+    let transferred = 0
+    const file = createReadStream(localPath)
+    // The channel closes only once its output is read to the end (cat prints nothing).
+    channel.resume()
+    channel.stderr.on('data', (d: Buffer) => {
+      if (stderr.length < 4096) stderr += d.toString('utf8')
     })
+    channel.on('exit', (c: number | null) => (code = c))
+    // A host that stops reading (cat failed) ends the channel; 'close' reports it.
+    channel.on('error', () => undefined)
+    channel.on('close', () => {
+      file.destroy()
+      if (code === 0) resolve()
+      else if (code === null)
+        reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath}`))
+      else reject(new UploadError(hostName, remotePath, stderr.trim().slice(0, 4096) || `status ${code}`))
+    })
+    file.on('data', (d: Buffer | string) => {
+      transferred += d.length
+      onProgress?.({ transferred, total })
+    })
+    file.on('error', e => {
+      channel.close()
+      reject(new Error(`cannot read ${localPath}: ${e.message}`))
+    })
+    channel.write(`${remotePath}\n`)
+    file.pipe(channel)
   })
 }

@@ -72,6 +72,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
               free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir)
               const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging
               p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => undefined)
+              if (p.state.source.localPath !== undefined) p.host.warmUpload?.()
             }
             if (k.version) ctx.report.previousVersion = k.version
           }
