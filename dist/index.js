@@ -31423,17 +31423,42 @@ async function inspectBinary(path) {
 }
 
 // src/safety/lock-checkpoint.ts
-function lockCheckpoint(lock) {
+var AHEAD = 2;
+var FRESH_MS2 = 1e4;
+function momentOf(step) {
+  if (step.stage === "ready" || step.stage === "change") return "cut-over";
+  return step.stage === "commit" ? "commit" : null;
+}
+function lockCheckpoint(lock, steps) {
   const asked = /* @__PURE__ */ new Set();
+  const early = /* @__PURE__ */ new Map();
   return async (step) => {
     const l = lock();
     if (!l) return;
-    const moment = step.stage === "ready" || step.stage === "change" ? "cut-over" : step.stage;
-    if ((moment === "cut-over" || moment === "commit") && !asked.has(moment)) {
+    const moment = momentOf(step);
+    if (moment !== null && !asked.has(moment)) {
       asked.add(moment);
-      await l.verify();
-    } else l.check();
+      const ahead = early.get(moment);
+      early.delete(moment);
+      await (ahead && Date.now() - ahead.at < FRESH_MS2 ? ahead.answer : l.verify());
+    }
+    l.check();
+    const coming = nextMoment(steps, step, asked);
+    if (coming !== null && !early.has(coming)) {
+      const answer = l.verify();
+      answer.catch(() => void 0);
+      early.set(coming, { answer, at: Date.now() });
+    }
   };
+}
+function nextMoment(steps, step, asked) {
+  const i = steps?.indexOf(step) ?? -1;
+  if (i < 0) return null;
+  for (const next of steps.slice(i + 1, i + 1 + AHEAD)) {
+    const m = momentOf(next);
+    if (m !== null && !asked.has(m)) return m;
+  }
+  return null;
 }
 
 // src/safety/watchdog-steps.ts
@@ -31667,7 +31692,7 @@ function safeguard(plan, o, journal) {
     observers: [holdObserver(s, o, journal)],
     checkpoint: checkpoints(
       plan.checkpoint,
-      lockCheckpoint(() => s.lock)
+      lockCheckpoint(() => s.lock, steps)
     ),
     repair: () => plan.repair()
   };

@@ -78,7 +78,7 @@ export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): R
     observers: [holdObserver(s, o, journal)],
     checkpoint: checkpoints(
       plan.checkpoint,
-      lockCheckpoint(() => s.lock)
+      lockCheckpoint(() => s.lock, steps)
     ),
     repair: () => plan.repair()
   }
