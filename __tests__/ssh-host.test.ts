@@ -38,19 +38,26 @@ afterAll(() => {
 /** sshd lines that show a client got as far as authenticating, or ran something. */
 const AUTH_OR_SESSION = /Accepted|Postponed|Failed|publickey|password|User child|Starting session/
 
+/**
+ * A key that, once authenticated, creates a marker file (a forced command), so that a session
+ * leaves a trace even if sshd logged nothing; the marker's path on this machine, not there yet.
+ */
+function forcedKey(name: string): { credentials: { privateKey: string }; markerOnMachine: string } {
+  const keyFile = join(scratch, name)
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', keyFile])
+  const marker = `/tmp/zd-hostkey-${name}`
+  appendFileSync(
+    sb.hostPath(h, '/run/zerodown-sandbox/authorized_keys'),
+    `command="touch ${marker}" ${readFileSync(keyFile + '.pub', 'utf8')}`
+  )
+  const markerOnMachine = sb.hostPath(h, marker)
+  rmSync(markerOnMachine, { force: true })
+  return { credentials: { privateKey: readFileSync(keyFile, 'utf8') }, markerOnMachine }
+}
+
 describe('host keys: fail closed, nothing sent on a refusal', () => {
   it('refuses a host that presents another key than known-hosts holds, naming both fingerprints, before authenticating', async () => {
-    // A key that, once authenticated, would create a marker file (a forced command), so that a
-    // session would leave a trace even if sshd logged nothing.
-    const keyFile = join(scratch, 'forced')
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forced', '-f', keyFile])
-    const marker = '/tmp/zd-hostkey-marker'
-    appendFileSync(
-      sb.hostPath(h, '/run/zerodown-sandbox/authorized_keys'),
-      `command="touch ${marker}" ${readFileSync(keyFile + '.pub', 'utf8')}`
-    )
-    const markerOnMachine = sb.hostPath(h, marker)
-    const forced = { privateKey: readFileSync(keyFile, 'utf8') }
+    const { credentials: forced, markerOnMachine } = forcedKey('forced')
 
     // Control: with the right known_hosts line the key logs in and the marker appears.
     const ok = await SshHost.connect(hostOptions(sb, h, { credentials: forced, log }))
@@ -59,15 +66,7 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
 
     // The refused attempt gets a key and marker of its own: the control's side shell may still
     // be touching the first marker after its connection closed.
-    const refusedKey = join(scratch, 'forced-refused')
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'forced-refused', '-f', refusedKey])
-    const refusedMarker = '/tmp/zd-hostkey-marker-refused'
-    appendFileSync(
-      sb.hostPath(h, '/run/zerodown-sandbox/authorized_keys'),
-      `command="touch ${refusedMarker}" ${readFileSync(refusedKey + '.pub', 'utf8')}`
-    )
-    const refusedOnMachine = sb.hostPath(h, refusedMarker)
-    rmSync(refusedOnMachine, { force: true })
+    const refused = forcedKey('forced-refused')
 
     // The known_hosts line of ANOTHER host, written for this host's name and port.
     const wrongLine = other.hostKeyLine.replace(`[${other.address}]`, `[${h.address}]`)
@@ -75,7 +74,7 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
     const mark = sshdLogMark(h)
     const error = await SshHost.connect(
       hostOptions(sb, h, {
-        credentials: { privateKey: readFileSync(refusedKey, 'utf8') },
+        credentials: refused.credentials,
         hostKeys: { knownHosts: wrongLine, fingerprints: [], insecureSkip: false },
         log
       })
@@ -97,7 +96,7 @@ describe('host keys: fail closed, nothing sent on a refusal', () => {
     expect(seen).toMatch(/Connection from 127\.0\.0\.1 port \d+ on 127\.0\.0\.11 port 2222/)
     expect(seen).not.toMatch(AUTH_OR_SESSION)
     await sleep(300)
-    expect(existsSync(refusedOnMachine)).toBe(false)
+    expect(existsSync(refused.markerOnMachine)).toBe(false)
   })
 
   it('fails closed without known-hosts or fingerprints, naming the received key and the fix', async () => {

@@ -30960,12 +30960,7 @@ function shardOf(hosts, shard) {
 var MIN_HOLD_MS = 1e3;
 var MAX_HOLD_MS = 7 * 24 * 36e5;
 var DEFAULT_HOLD_TIMEOUT = "30m";
-var FALSE = /^(false|no|off|0)$/i;
-var chosen = (read, name, off) => {
-  const v = read(name).trim();
-  return v !== "" && !off.test(v);
-};
-var holdTimeoutChosen = (read) => chosen(read, "hold-timeout", new RegExp(`^${DEFAULT_HOLD_TIMEOUT}$`));
+var holdTimeoutChosen = (read) => ![DEFAULT_HOLD_TIMEOUT, ""].includes(read("hold-timeout").trim());
 function holdTimeout(read) {
   const raw = read("hold-timeout").trim() || DEFAULT_HOLD_TIMEOUT;
   const ms = parseDuration(raw);
@@ -31053,8 +31048,8 @@ function checkHold(read, s) {
 function refuseFinishingInputs(read, s) {
   const why = [
     ["hold-timeout", "each host's watchdog keeps the hold-timeout of the hold run", holdTimeoutChosen(read)],
-    ["allow-downgrade", "no binary is sent: no version to compare", chosen(read, "allow-downgrade", FALSE)],
-    ["prestage", "no binary is sent", chosen(read, "prestage", FALSE)]
+    ["allow-downgrade", "no binary is sent: no version to compare", s.allowDowngrade],
+    ["prestage", "no binary is sent", s.prestage]
   ];
   for (const [name, reason, given] of why)
     if (given)

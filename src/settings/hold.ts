@@ -26,6 +26,8 @@ interface Rest {
   version?: string
   strategy: string
   watchdog: boolean
+  allowDowngrade: boolean
+  prestage: boolean
 }
 
 const MIN_HOLD_MS = 1000
@@ -35,13 +37,7 @@ type Read = (name: string) => string
 
 /** action.yml's default: GitHub passes it as if given, so only another value shows a choice. */
 const DEFAULT_HOLD_TIMEOUT = '30m'
-const FALSE = /^(false|no|off|0)$/i
-const chosen = (read: Read, name: string, off: RegExp) => {
-  const v = read(name).trim()
-  return v !== '' && !off.test(v)
-}
-const holdTimeoutChosen = (read: Read) =>
-  chosen(read, 'hold-timeout', new RegExp(`^${DEFAULT_HOLD_TIMEOUT}$`))
+const holdTimeoutChosen = (read: Read) => ![DEFAULT_HOLD_TIMEOUT, ''].includes(read('hold-timeout').trim())
 
 function holdTimeout(read: Read): number {
   const raw = read('hold-timeout').trim() || DEFAULT_HOLD_TIMEOUT
@@ -139,8 +135,8 @@ function checkHold(read: Read, s: Rest & HoldSettings): void {
 function refuseFinishingInputs(read: Read, s: Rest & HoldSettings): void {
   const why: [string, string, boolean][] = [
     ['hold-timeout', "each host's watchdog keeps the hold-timeout of the hold run", holdTimeoutChosen(read)],
-    ['allow-downgrade', 'no binary is sent: no version to compare', chosen(read, 'allow-downgrade', FALSE)],
-    ['prestage', 'no binary is sent', chosen(read, 'prestage', FALSE)]
+    ['allow-downgrade', 'no binary is sent: no version to compare', s.allowDowngrade],
+    ['prestage', 'no binary is sent', s.prestage]
   ]
   for (const [name, reason, given] of why)
     if (given)
