@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { CommandTimeoutError, ConnectionLostError, SudoPasswordError } from '../src/host/host.js'
@@ -366,6 +367,59 @@ describe('one connection, one long-lived shell', () => {
     const pid = await host.http(`http://${h.address}:${h.httpPort}/pid`, 5000)
     expect(sb.nginxWorkers(h, h.nginxPid)).toContain(Number(pid.body.trim()))
     await expect(host.http(`http://${h.address}:1/health`, 5000)).rejects.toThrow(/cannot reach/)
+  })
+
+  /** A one-page HTTP server on the host's address that sees every connection: `answer` decides per connection. */
+  async function countingServer(answer: (n: number, socket: Socket) => boolean) {
+    let connections = 0
+    const server: Server = createServer(socket => {
+      const n = ++connections
+      socket.on('error', () => undefined)
+      if (!answer(n, socket)) return
+      socket.once('data', () =>
+        socket.end('HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\nwarm ok\r\n')
+      )
+    })
+    await new Promise<void>(r => server.listen(0, h.address, r))
+    const port = (server.address() as { port: number }).port
+    return { url: `http://${h.address}:${port}/health`, connections: () => connections, server }
+  }
+
+  it('a GET whose connection was opened ahead (warmHttp) is sent on that connection', async () => {
+    const s = await countingServer(() => true)
+    try {
+      host.warmHttp(s.url)
+      // The forwarded channel connects from the host's side at once, before any GET.
+      expect(await until(() => s.connections() === 1)).toBe(true)
+      expect(await host.http(s.url, 5000)).toEqual({ status: 200, body: 'warm ok\r\n' })
+      await sleep(200)
+      expect(s.connections()).toBe(1)
+    } finally {
+      s.server.close()
+    }
+  })
+
+  it('a warmed connection the server closed, before or as the GET goes, is replaced by a new one', async () => {
+    // 1 (warmed): closed at once, before the GET; 2: answers. 3 (warmed): reset when the
+    // request arrives, unanswered; 4: answers.
+    const s = await countingServer((n, socket) => {
+      if (n === 1) socket.destroy()
+      if (n === 3) socket.once('data', () => socket.resetAndDestroy())
+      return n === 2 || n === 4
+    })
+    try {
+      host.warmHttp(s.url)
+      expect(await until(() => s.connections() === 1)).toBe(true)
+      await sleep(200)
+      expect(await host.http(s.url, 5000)).toEqual({ status: 200, body: 'warm ok\r\n' })
+      expect(s.connections()).toBe(2)
+      host.warmHttp(s.url)
+      expect(await until(() => s.connections() === 3)).toBe(true)
+      expect((await host.http(s.url, 5000)).status).toBe(200)
+      expect(s.connections()).toBe(4)
+    } finally {
+      s.server.close()
+    }
   })
 
   it('a command that times out fails with CommandTimeoutError and the Host stays usable', async () => {

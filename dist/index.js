@@ -23166,6 +23166,11 @@ function forHost(template, address) {
   return template.replaceAll("{host}", address);
 }
 async function checkOnce(host, plan, remainingMs) {
+  const started = Date.now();
+  const r = await checkBoth(host, plan, remainingMs);
+  return { ...r, urlMs: plan.url === void 0 ? 0 : Date.now() - started };
+}
+async function checkBoth(host, plan, remainingMs) {
   const timeoutMs = Math.max(500, Math.min(1e4, remainingMs));
   const details = [];
   if (plan.url !== void 0) {
@@ -23198,21 +23203,55 @@ async function checkOnce(host, plan, remainingMs) {
   }
   return { ok: true, detail: details.join(", ") || "new master and workers up" };
 }
+var FIRST_LEAD_MS = 1e3;
+var NextCheckWarmer = class {
+  constructor(host, plan) {
+    this.host = host;
+    this.plan = plan;
+  }
+  host;
+  plan;
+  leadMs;
+  timer;
+  /** The next check starts at `nextAt`. */
+  schedule(nextAt) {
+    const { host, plan } = this;
+    if (plan.url === void 0 || !host.warmHttp) return;
+    const url = forHost(plan.url, host.address);
+    const lead = Math.min(this.leadMs ?? FIRST_LEAD_MS, plan.intervalMs);
+    this.timer = setTimeout(() => host.warmHttp(url), Math.max(0, nextAt - lead - Date.now()));
+  }
+  /** A GET took `ms` (the first opened its own connection; a warmed one is quicker). */
+  took(ms) {
+    this.leadMs = Math.max(this.leadMs ?? 0, ms);
+  }
+  stop() {
+    clearTimeout(this.timer);
+  }
+};
 async function runHealthGate(host, plan, ctx) {
   if (plan.url === void 0 && plan.command === void 0)
     ctx.note(
       "no health-url or health-command: the gate only checks that the new master and its workers stay up"
     );
+  const warmer = new NextCheckWarmer(host, plan);
+  try {
+    await gate(host, plan, ctx, warmer);
+  } finally {
+    warmer.stop();
+  }
+}
+async function gate(host, plan, ctx, warmer) {
   const started = Date.now();
   let passes = 0;
   let lastFailure = "";
   for (let n = 1; ; n++) {
     const checkStarted = Date.now();
     const elapsed = checkStarted - started;
-    const [, { ok: ok2, detail }] = await Promise.all([
-      ctx.stillServing(),
-      checkOnce(host, plan, plan.timeoutMs - elapsed)
-    ]);
+    const checked = Promise.all([ctx.stillServing(), checkOnce(host, plan, plan.timeoutMs - elapsed)]);
+    if (passes + 1 < plan.checks) warmer.schedule(checkStarted + plan.intervalMs);
+    const [, { ok: ok2, detail, urlMs }] = await checked;
+    warmer.took(urlMs);
     ctx.record(ok2, detail, Date.now() - started);
     if (ok2) {
       passes++;
@@ -29748,25 +29787,48 @@ async function traced(host, what, fn2, describe5) {
 // src/host/http-tunnel.ts
 import http from "node:http";
 import tls from "node:tls";
-async function tunnelledGet(ssh, hostName, url, timeoutMs) {
+function tunnelTarget(url) {
   const u = new URL(url);
-  const https = u.protocol === "https:";
   const hostname2 = u.hostname.replace(/^\[|\]$/g, "");
-  const port = Number(u.port || (https ? 443 : 80));
-  const started = Date.now();
-  let channel;
+  const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
+  return { hostname: hostname2, port, key: `${hostname2}:${port}` };
+}
+async function openTunnel(ssh, hostName, url) {
+  const { hostname: hostname2, port } = tunnelTarget(url);
   try {
-    channel = await ssh.forwardOut("127.0.0.1", 0, hostname2, port);
+    return await ssh.forwardOut("127.0.0.1", 0, hostname2, port);
   } catch (e) {
     throw new Error(
-      `${hostName}: cannot reach ${u.host} from the host (${e.message}); is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
+      `${hostName}: cannot reach ${new URL(url).host} from the host (${e.message}); is it listening there, and does sshd allow forwarding (AllowTcpForwarding)? health-command is an alternative`
     );
   }
-  const socket = https ? tls.connect({
+}
+function warmTunnel(ssh, hostName, url) {
+  const warm = {
+    key: tunnelTarget(url).key,
+    ssh,
+    usable: true,
+    channel: openTunnel(ssh, hostName, url).catch((e) => e)
+  };
+  void warm.channel.then((c) => {
+    if (c instanceof Error) return void (warm.usable = false);
+    const gone = () => warm.usable = false;
+    c.on("close", gone).on("error", gone);
+  });
+  return warm;
+}
+var NoAnswerError = class extends Error {
+};
+function getOver(channel, url, timeoutMs) {
+  const u = new URL(url);
+  const { hostname: hostname2 } = tunnelTarget(url);
+  const started = Date.now();
+  const socket = u.protocol === "https:" ? tls.connect({
     socket: channel,
     servername: /^[\d.:]+$/.test(hostname2) ? void 0 : hostname2,
     rejectUnauthorized: false
   }) : channel;
+  let answered = false;
   return new Promise((resolve2, reject) => {
     const req = http.request(
       {
@@ -29777,6 +29839,7 @@ async function tunnelledGet(ssh, hostName, url, timeoutMs) {
         createConnection: () => socket
       },
       (res) => {
+        answered = true;
         const chunks = [];
         let size = 0;
         res.on("data", (c) => {
@@ -29790,12 +29853,16 @@ async function tunnelledGet(ssh, hostName, url, timeoutMs) {
         res.on("error", reject);
       }
     );
+    let timedOut = false;
     const timer = setTimeout(
-      () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`)),
+      () => {
+        timedOut = true;
+        req.destroy(new Error(`no answer from ${url} within ${timeoutMs}ms`));
+      },
       Math.max(1, timeoutMs - (Date.now() - started))
     );
     req.on("close", () => clearTimeout(timer));
-    req.on("error", reject);
+    req.on("error", (e) => reject(answered || timedOut ? e : new NoAnswerError(e.message)));
     req.end();
   }).finally(() => socket.destroy());
 }
@@ -29822,6 +29889,8 @@ var SshHost = class _SshHost {
   side = null;
   /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
   warm = null;
+  /** A health GET's channel opened ahead (warmHttp). */
+  warmGet = null;
   closed = false;
   connecting = null;
   /** Connects (verifying the host key) and opens the command shell. */
@@ -29961,9 +30030,32 @@ var SshHost = class _SshHost {
       (r) => `status ${r.status}`
     );
   }
+  warmHttp(url) {
+    if (!this.ssh) return;
+    this.dropWarmGet();
+    this.warmGet = warmTunnel(this.ssh, this.name, url);
+  }
+  dropWarmGet() {
+    void this.warmGet?.channel.then((c) => c instanceof Error || c.destroy());
+    this.warmGet = null;
+  }
   async fetch(url, timeoutMs) {
+    const warm = this.warmGet;
+    this.warmGet = null;
     await this.ensureOpen();
-    return tunnelledGet(this.ssh, this.name, url, timeoutMs);
+    const started = Date.now();
+    if (warm && warm.ssh === this.ssh && warm.key === tunnelTarget(url).key) {
+      const channel2 = await warm.channel;
+      if (!(channel2 instanceof Error) && warm.usable) {
+        try {
+          return await getOver(channel2, url, timeoutMs);
+        } catch (e) {
+          if (!(e instanceof NoAnswerError)) throw e;
+        }
+      } else if (!(channel2 instanceof Error)) channel2.destroy();
+    } else if (warm) void warm.channel.then((c) => c instanceof Error || c.destroy());
+    const channel = await openTunnel(this.ssh, this.name, url);
+    return getOver(channel, url, timeoutMs - (Date.now() - started));
   }
   async close() {
     if (!this.closed) this.options.jump?.release();
@@ -29971,6 +30063,7 @@ var SshHost = class _SshHost {
     this.shell?.close();
     void this.side?.then((s) => s instanceof RemoteShell && s.close());
     void this.warm?.channel.then((c) => c instanceof Error || c.close());
+    this.dropWarmGet();
     this.ssh?.dispose();
     this.ssh = null;
   }
@@ -31280,12 +31373,12 @@ function checkCombinations(s) {
       "is set but mode is rollback (a rollback takes the version from the release store)",
       "Name the release to go back to with rollback-to, or remove version"
     );
-  const gate2 = (s.healthChecks - 1) * s.healthIntervalMs;
-  if (s.healthTimeoutMs < gate2)
+  const gate3 = (s.healthChecks - 1) * s.healthIntervalMs;
+  if (s.healthTimeoutMs < gate3)
     throw new SettingsError(
       "health-timeout",
-      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate2)}`,
-      `Raise health-timeout above ${formatDuration(gate2)} (leave time for each check to answer), or lower health-checks or health-interval`
+      `${formatDuration(s.healthTimeoutMs)} can never be enough: ${s.healthChecks} checks in a row, one every ${formatDuration(s.healthIntervalMs)}, take at least ${formatDuration(gate3)}`,
+      `Raise health-timeout above ${formatDuration(gate3)} (leave time for each check to answer), or lower health-checks or health-interval`
     );
 }
 
@@ -33402,7 +33495,7 @@ async function restart(p) {
     throw e;
   }
 }
-async function gate(p, ctx, label) {
+async function gate2(p, ctx, label) {
   await healthGate(
     p.host,
     p.plan.health,
@@ -33512,7 +33605,7 @@ function swapStep(p) {
       if (!p.state.restarted) return;
       await restart(p);
       ctx.note("restart-command ran with the previous binary");
-      await gate(p, ctx, "previous version");
+      await gate2(p, ctx, "previous version");
       p.state.restarted = false;
     },
     async run(ctx) {
@@ -33536,7 +33629,7 @@ function changeSteps2(p) {
         const full = p.lb.fullState(p.state.address);
         if (full.down) return;
         try {
-          await gate(p, ctx, "before going back in");
+          await gate2(p, ctx, "before going back in");
         } catch (e) {
           throw new Error(`${p.state.address} stays down in upstream ${p.lb.o.name}: ${e.message}`);
         }
@@ -33572,7 +33665,7 @@ function changeSteps2(p) {
       name: "health",
       stage: "change",
       interruptible: true,
-      run: (ctx) => gate(p, ctx, "new version")
+      run: (ctx) => gate2(p, ctx, "new version")
     },
     {
       name: "back-in",

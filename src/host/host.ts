@@ -64,6 +64,11 @@ export interface Host {
   readFile(remotePath: string, options?: RunOptions): Promise<string | null>
   /** An HTTP(S) GET made from the host's side (tunnelled through the SSH connection). */
   http(url: string, timeoutMs: number): Promise<HttpResponse>
+  /**
+   * A GET of `url` comes soon: its connection may open now, so that the GET pays for its request
+   * alone (optional; a Host without it, or a connection the server closed meanwhile, opens one then).
+   */
+  warmHttp?(url: string): void
   close(): Promise<void>
 }
 

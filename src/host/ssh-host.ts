@@ -22,7 +22,14 @@ import { runAside } from './aside.js'
 import { openUploadChannel, streamUpload } from './stream-upload.js'
 import { commandLine } from './quote.js'
 import { traced } from './trace.js'
-import { tunnelledGet } from './http-tunnel.js'
+import {
+  getOver,
+  NoAnswerError,
+  openTunnel,
+  tunnelTarget,
+  warmTunnel,
+  type WarmTunnel
+} from './http-tunnel.js'
 import { refuseUnclearedExe } from './exe-run.js'
 
 /** readFile's script: $1 the path; status 3 when it does not exist. */
@@ -61,6 +68,8 @@ export class SshHost implements Host {
   private side: Promise<RemoteShell | Error> | null = null
   /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
   private warm: { ssh: NodeSSH; channel: Promise<ClientChannel | Error>; closed: boolean } | null = null
+  /** A health GET's channel opened ahead (warmHttp). */
+  private warmGet: WarmTunnel | null = null
   private closed = false
   private connecting: Promise<void> | null = null
 
@@ -235,9 +244,37 @@ export class SshHost implements Host {
     )
   }
 
+  warmHttp(url: string): void {
+    if (!this.ssh) return
+    this.dropWarmGet()
+    this.warmGet = warmTunnel(this.ssh, this.name, url)
+  }
+
+  private dropWarmGet(): void {
+    void this.warmGet?.channel.then(c => c instanceof Error || c.destroy())
+    this.warmGet = null
+  }
+
   private async fetch(url: string, timeoutMs: number): Promise<HttpResponse> {
+    // Taken before any await: a warmHttp for the GET after this one may come meanwhile.
+    const warm = this.warmGet
+    this.warmGet = null
     await this.ensureOpen()
-    return tunnelledGet(this.ssh!, this.name, url, timeoutMs)
+    const started = Date.now()
+    if (warm && warm.ssh === this.ssh && warm.key === tunnelTarget(url).key) {
+      const channel = await warm.channel
+      if (!(channel instanceof Error) && warm.usable) {
+        try {
+          return await getOver(channel, url, timeoutMs)
+        } catch (e) {
+          // The server closed the waiting connection as the GET went: nothing was answered, so
+          // the GET goes again on a new channel (what an HTTP client does with a stale keep-alive).
+          if (!(e instanceof NoAnswerError)) throw e
+        }
+      } else if (!(channel instanceof Error)) channel.destroy()
+    } else if (warm) void warm.channel.then(c => c instanceof Error || c.destroy())
+    const channel = await openTunnel(this.ssh!, this.name, url)
+    return getOver(channel, url, timeoutMs - (Date.now() - started))
   }
 
   async close(): Promise<void> {
@@ -246,6 +283,7 @@ export class SshHost implements Host {
     this.shell?.close()
     void this.side?.then(s => s instanceof RemoteShell && s.close())
     void this.warm?.channel.then(c => c instanceof Error || c.close())
+    this.dropWarmGet()
     this.ssh?.dispose()
     this.ssh = null
   }

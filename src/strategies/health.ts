@@ -34,6 +34,16 @@ async function checkOnce(
   host: Host,
   plan: HealthPlan,
   remainingMs: number
+): Promise<{ ok: boolean; detail: string; urlMs: number }> {
+  const started = Date.now()
+  const r = await checkBoth(host, plan, remainingMs)
+  return { ...r, urlMs: plan.url === undefined ? 0 : Date.now() - started }
+}
+
+async function checkBoth(
+  host: Host,
+  plan: HealthPlan,
+  remainingMs: number
 ): Promise<{ ok: boolean; detail: string }> {
   const timeoutMs = Math.max(500, Math.min(10_000, remainingMs))
   const details: string[] = []
@@ -71,11 +81,57 @@ async function checkOnce(
   return { ok: true, detail: details.join(', ') || 'new master and workers up' }
 }
 
+/** The first check has no GET to measure: the next one's connection opens at most this long before it. */
+const FIRST_LEAD_MS = 1000
+
+/**
+ * Opens each check's connection ahead of it by about as long as the slowest GET so far took (its
+ * channel's round trip and its request's): the check's GET then pays for its request alone.
+ * Opened that late, a connection waits about one round trip, far below any server's idle
+ * timeout; one the server closed meanwhile is opened again by the GET.
+ */
+class NextCheckWarmer {
+  private leadMs: number | undefined
+  private timer: NodeJS.Timeout | undefined
+
+  constructor(
+    private readonly host: Host,
+    private readonly plan: HealthPlan
+  ) {}
+
+  /** The next check starts at `nextAt`. */
+  schedule(nextAt: number): void {
+    const { host, plan } = this
+    if (plan.url === undefined || !host.warmHttp) return
+    const url = forHost(plan.url, host.address)
+    const lead = Math.min(this.leadMs ?? FIRST_LEAD_MS, plan.intervalMs)
+    this.timer = setTimeout(() => host.warmHttp!(url), Math.max(0, nextAt - lead - Date.now()))
+  }
+
+  /** A GET took `ms` (the first opened its own connection; a warmed one is quicker). */
+  took(ms: number): void {
+    this.leadMs = Math.max(this.leadMs ?? 0, ms)
+  }
+
+  stop(): void {
+    clearTimeout(this.timer)
+  }
+}
+
 export async function runHealthGate(host: Host, plan: HealthPlan, ctx: GateContext): Promise<void> {
   if (plan.url === undefined && plan.command === undefined)
     ctx.note(
       'no health-url or health-command: the gate only checks that the new master and its workers stay up'
     )
+  const warmer = new NextCheckWarmer(host, plan)
+  try {
+    await gate(host, plan, ctx, warmer)
+  } finally {
+    warmer.stop()
+  }
+}
+
+async function gate(host: Host, plan: HealthPlan, ctx: GateContext, warmer: NextCheckWarmer): Promise<void> {
   const started = Date.now()
   let passes = 0
   let lastFailure = ''
@@ -84,10 +140,11 @@ export async function runHealthGate(host: Host, plan: HealthPlan, ctx: GateConte
     const checkStarted = Date.now()
     const elapsed = checkStarted - started
     // The process check (over the shell) and the health check (its own channel) run side by side.
-    const [, { ok, detail }] = await Promise.all([
-      ctx.stillServing(),
-      checkOnce(host, plan, plan.timeoutMs - elapsed)
-    ])
+    const checked = Promise.all([ctx.stillServing(), checkOnce(host, plan, plan.timeoutMs - elapsed)])
+    // Not after what would be the last pass: that connection would never be used.
+    if (passes + 1 < plan.checks) warmer.schedule(checkStarted + plan.intervalMs)
+    const [, { ok, detail, urlMs }] = await checked
+    warmer.took(urlMs)
     ctx.record(ok, detail, Date.now() - started)
     if (ok) {
       passes++
