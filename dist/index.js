@@ -25103,6 +25103,12 @@ function describe3(snap, oldPid) {
 
 // src/supervisors/nginx/drain.ts
 async function waitForDrain(host, ctx) {
+  const f = ctx.first;
+  if (f && isAlive(f, ctx.newPid) && isAlive(f, ctx.oldPid) && oldWorkers(f, ctx.oldPid, ctx.newPid).length === 0) {
+    ctx.record(0, 0);
+    ctx.note("0 old workers left after 0.0s");
+    return true;
+  }
   let last = -1;
   const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async (elapsed) => {
     const snap = await probe2(host, ctx.pidFile, [ctx.oldPid, ctx.newPid]);
@@ -25126,10 +25132,12 @@ async function startNewMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
   const head = s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo }).catch((e) => e);
   const seen = ctx.retrying ? await probe2(s.host, s.pidFile) : null;
+  let read = () => s.read();
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
   else {
-    await signal2(s.host, SIGNALS.upgrade, oldPid);
+    const waitArgv = ["sh", "-c", NEW_WAIT, "sh", String(oldPid), s.pidFile, String(s.expectedWorkers)];
+    read = await signalThenRead(s, SIGNALS.upgrade, oldPid, { waitArgv });
     ctx.note(`sent USR2 to the old master ${oldPid}`);
   }
   const first2 = await head;
@@ -25139,16 +25147,16 @@ async function startNewMaster(s, ctx, o) {
     ctx.note(
       "the new binary is a #! script: its master may run another executable (what the script execs), which is accepted"
     );
-  s.newPid = await waitForNewMaster(s, ctx, o);
+  s.newPid = await waitForNewMaster(s, ctx, o, read);
   return s.newPid;
 }
-async function waitForNewMaster(s, ctx, o) {
+async function waitForNewMaster(s, ctx, o, read) {
   const oldPid = s.facts().pid;
   const live2 = s.facts().livePath;
   let revertedPolls = 0;
   let last = null;
   const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
-    const snap = last = await s.read();
+    const snap = last = await read();
     if (!isAlive(snap, oldPid)) throw new StepError("usr2", `the old master ${oldPid} died after USR2`);
     const pid = snap.pid;
     if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
@@ -25208,7 +25216,8 @@ async function stopOldWorkers(s, ctx) {
 async function quitOldMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
   const newPid = s.newPid;
-  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { untilGone: true });
+  const waitArgv = ["sh", "-c", GONE_WAIT, "sh", String(oldPid)];
+  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv });
   ctx.note(`sent QUIT to the old master ${oldPid}`);
   const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
     const snap = await read();
@@ -25242,9 +25251,25 @@ while [ -e "/proc/$1" ] && [ $n -lt 20 ]; do
   n=$((n + 1))
 done
 `.replaceAll("@{", "${");
+var NEW_WAIT = String.raw`
+count() { echo $#; }
+n=0
+while [ $n -lt 40 ]; do
+  p=
+  if [ -e "$2" ]; then read -r p 2>/dev/null < "$2" || break; fi
+  case $p in
+    ''|*[!0-9]*|"$1") ;;
+    *) c=/proc/$p/task/$p/children
+       [ -r "$c" ] || break
+       [ "$(count $(cat -- "$c" 2>/dev/null))" -ge "$3" ] && break;;
+  esac
+  sleep 0.025 2>/dev/null || break
+  n=$((n + 1))
+done
+`;
 async function signalThenRead(s, sig, pid, o = {}) {
   const sent = signal2(s.host, sig, pid);
-  const gone = o.untilGone ? s.host.run(["sh", "-c", GONE_WAIT, "sh", String(pid)]).catch(() => null) : null;
+  const gone = o.waitArgv ? s.host.run(o.waitArgv).catch(() => null) : null;
   let first2 = s.read();
   first2.catch(() => void 0);
   await sent;
@@ -25555,6 +25580,11 @@ var NginxHost = class {
   configChange = null;
   /** The snapshot WINCH's wait ended on: the health gate starts from it instead of reading again. */
   isolatedSnapshot = null;
+  /**
+   * The health gate's last read: the drain starts from it. Old workers never come back after
+   * WINCH, so a count of none stays true; any other count is read again.
+   */
+  servingSnapshot = null;
   facts() {
     if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
     return this.known;
@@ -25680,7 +25710,7 @@ var NginxSession = class {
     return { pid, workers: steadyChildren(snap, pid).map((p) => p.pid) };
   }
   async stillServing(was) {
-    const snap = await this.s.read();
+    const snap = this.s.servingSnapshot = await this.s.read();
     if (!isAlive(snap, was.pid))
       throw new StepError("health", `the new master ${was.pid} exited during the health gate`);
     const gone = was.workers.filter((w) => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== was.pid);
@@ -25704,7 +25734,10 @@ var NginxSession = class {
     );
   }
   drain(ctx, o) {
+    const first2 = ctx.retrying ? null : this.s.servingSnapshot;
+    this.s.servingSnapshot = null;
     return waitForDrain(this.s.host, {
+      first: first2,
       pidFile: this.s.pidFile,
       oldPid: this.s.facts().pid,
       newPid: this.s.newPid,

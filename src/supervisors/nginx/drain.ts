@@ -2,9 +2,11 @@
 import type { Host } from '../../host/host.js'
 import { StepError } from '../../engine/step.js'
 import { waitUntil } from '../../engine/wait.js'
-import { isAlive, oldWorkers, probe } from './protocol.js'
+import { isAlive, oldWorkers, probe, type Snapshot } from './protocol.js'
 
 interface DrainContext {
+  /** A read taken just before (the health gate's last): used when it shows the drain done. */
+  first: Snapshot | null
   pidFile: string
   oldPid: number
   newPid: number
@@ -16,6 +18,17 @@ interface DrainContext {
 
 /** Resolves true when drained, false when timeoutMs passed with old workers left. */
 export async function waitForDrain(host: Host, ctx: DrainContext): Promise<boolean> {
+  const f = ctx.first
+  if (
+    f &&
+    isAlive(f, ctx.newPid) &&
+    isAlive(f, ctx.oldPid) &&
+    oldWorkers(f, ctx.oldPid, ctx.newPid).length === 0
+  ) {
+    ctx.record(0, 0)
+    ctx.note('0 old workers left after 0.0s')
+    return true
+  }
   let last = -1
   const drained = await waitUntil(ctx.timeoutMs, ctx.intervalMs, async elapsed => {
     const snap = await probe(host, ctx.pidFile, [ctx.oldPid, ctx.newPid])

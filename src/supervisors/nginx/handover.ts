@@ -34,10 +34,12 @@ export async function startNewMaster(
     .catch((e: Error) => e)
   // Again after a lost connection: the USR2 may have arrived; the host says.
   const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null
+  let read = () => s.read()
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`)
   else {
-    await signal(s.host, SIGNALS.upgrade, oldPid)
+    const waitArgv = ['sh', '-c', NEW_WAIT, 'sh', String(oldPid), s.pidFile, String(s.expectedWorkers)]
+    read = await signalThenRead(s, SIGNALS.upgrade, oldPid, { waitArgv })
     ctx.note(`sent USR2 to the old master ${oldPid}`)
   }
   const first = await head
@@ -47,7 +49,7 @@ export async function startNewMaster(
     ctx.note(
       'the new binary is a #! script: its master may run another executable (what the script execs), which is accepted'
     )
-  s.newPid = await waitForNewMaster(s, ctx, o)
+  s.newPid = await waitForNewMaster(s, ctx, o, read)
   return s.newPid
 }
 
@@ -55,14 +57,15 @@ export async function startNewMaster(
 async function waitForNewMaster(
   s: NginxHost,
   ctx: SupervisorContext,
-  o: { startTimeoutMs: number; intervalMs: number }
+  o: { startTimeoutMs: number; intervalMs: number },
+  read: () => Promise<Snapshot>
 ): Promise<number> {
   const oldPid = s.facts().pid
   const live = s.facts().livePath
   let revertedPolls = 0
   let last: Snapshot | null = null
   const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async elapsed => {
-    const snap = (last = await s.read())
+    const snap = (last = await read())
     if (!isAlive(snap, oldPid)) throw new StepError('usr2', `the old master ${oldPid} died after USR2`)
     const pid = snap.pid
     if (snap.oldbinPid === oldPid && pid !== null && pid !== oldPid && isAlive(snap, pid)) {
@@ -135,7 +138,8 @@ export async function quitOldMaster(
 ): Promise<void> {
   const oldPid = s.facts().pid
   const newPid = s.newPid!
-  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { untilGone: true })
+  const waitArgv = ['sh', '-c', GONE_WAIT, 'sh', String(oldPid)]
+  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv })
   ctx.note(`sent QUIT to the old master ${oldPid}`)
   const done = await waitUntilSoon(o.unfinished ? 2000 : 30_000, o.intervalMs, async () => {
     const snap = await read()
@@ -176,19 +180,42 @@ done
 `.replaceAll('@{', '${')
 
 /**
+ * How long the host itself waits, after USR2, for the new master: until the pid file names
+ * another process with the expected number of children ($3), at most a second (the old master
+ * renames its pid file first: a missing one is not the end of the wait, an unreadable one is). Only a shortcut
+ * to the first read: the wait's own checks judge what it then sees.
+ */
+const NEW_WAIT = String.raw`
+count() { echo $#; }
+n=0
+while [ $n -lt 40 ]; do
+  p=
+  if [ -e "$2" ]; then read -r p 2>/dev/null < "$2" || break; fi
+  case $p in
+    ''|*[!0-9]*|"$1") ;;
+    *) c=/proc/$p/task/$p/children
+       [ -r "$c" ] || break
+       [ "$(count $(cat -- "$c" 2>/dev/null))" -ge "$3" ] && break;;
+  esac
+  sleep 0.025 2>/dev/null || break
+  n=$((n + 1))
+done
+`
+
+/**
  * Sends `sig` and, behind it in the host's shell, the first read of the wait that follows: both
- * answers come back in one round trip. With `untilGone` the host waits a little (at most half a
- * second) for `pid` to exit before that read, so that a quick exit is seen at once.
- * Returns the reads to poll with: the first is the one already sent.
+ * answers come back in one round trip. With `waitArgv` the host waits a little (at most a second,
+ * as the SSH user) for the change the signal asks for before that read, so that a quick change
+ * is seen at once. Returns the reads to poll with: the first is the one already sent.
  */
 async function signalThenRead(
   s: NginxHost,
   sig: string,
   pid: number,
-  o: { untilGone?: boolean } = {}
+  o: { waitArgv?: string[] } = {}
 ): Promise<() => Promise<Snapshot>> {
   const sent = signal(s.host, sig, pid)
-  const gone = o.untilGone ? s.host.run(['sh', '-c', GONE_WAIT, 'sh', String(pid)]).catch(() => null) : null
+  const gone = o.waitArgv ? s.host.run(o.waitArgv).catch(() => null) : null
   let first: Promise<Snapshot> | null = s.read()
   // The signal may fail (then nothing is read): the early read must not end as an unhandled rejection.
   first.catch(() => undefined)

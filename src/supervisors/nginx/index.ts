@@ -80,7 +80,7 @@ class NginxSession implements SupervisorSession {
   }
 
   async stillServing(was: { pid: number; workers: number[] }): Promise<void> {
-    const snap = await this.s.read()
+    const snap = (this.s.servingSnapshot = await this.s.read())
     if (!isAlive(snap, was.pid))
       throw new StepError('health', `the new master ${was.pid} exited during the health gate`)
     const gone = was.workers.filter(w => !isAlive(snap, w) || snap.procs.get(w)?.ppid !== was.pid)
@@ -108,7 +108,10 @@ class NginxSession implements SupervisorSession {
   }
 
   drain(ctx: SupervisorContext, o: DrainOptions): Promise<boolean> {
+    const first = ctx.retrying ? null : this.s.servingSnapshot
+    this.s.servingSnapshot = null
     return waitForDrain(this.s.host, {
+      first,
       pidFile: this.s.pidFile,
       oldPid: this.s.facts().pid,
       newPid: this.s.newPid!,

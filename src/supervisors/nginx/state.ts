@@ -19,6 +19,11 @@ export class NginxHost {
   configChange: { files: string[]; masterStarted: string } | null = null
   /** The snapshot WINCH's wait ended on: the health gate starts from it instead of reading again. */
   isolatedSnapshot: Snapshot | null = null
+  /**
+   * The health gate's last read: the drain starts from it. Old workers never come back after
+   * WINCH, so a count of none stays true; any other count is read again.
+   */
+  servingSnapshot: Snapshot | null = null
 
   constructor(
     readonly host: Host,
