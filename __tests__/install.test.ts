@@ -175,6 +175,27 @@ describe('stage, swap, restore (SshHost + install.ts)', () => {
     rmSync(onHost(staging))
   })
 
+  it('swapBinary refuses a staged file changed since its check: the live file untouched, nothing kept beside it', async () => {
+    const { staging, previous } = sidePaths(live())
+    rmSync(onHost(previous), { force: true })
+    const build = nginxBuild(dir, 'stage-tampered')
+    const sha = sha256Of(build)
+    await stageBinary(host, { localPath: build, sha256: sha, livePath: live() })
+    const liveBefore = readFileSync(onHost(live()))
+    appendFileSync(onHost(staging), 'changed after the check')
+    const error = await swapBinary(host, live(), sha).catch((e: unknown) => e)
+    expect((error as Error).message).toMatch(
+      new RegExp(`the staged file ${staging} is missing or changed \\(sha256 ${sha256Of(onHost(staging))}\\)`)
+    )
+    expect(readFileSync(onHost(live())).equals(liveBefore)).toBe(true)
+    expect(existsSync(onHost(previous))).toBe(false)
+    rmSync(onHost(staging))
+    const gone = await swapBinary(host, live(), sha).catch((e: unknown) => e)
+    expect((gone as Error).message).toMatch(/is missing or changed \(sha256 none\)/)
+    expect(existsSync(onHost(previous))).toBe(false)
+    await serving()
+  })
+
   it('an upload cut mid-transfer leaves the live binary byte-identical and nginx serving; staging is cleaned up', async () => {
     const { staging } = sidePaths(live())
     const build = bigBuild('cut', 60)

@@ -25,7 +25,7 @@ describe('commands printed for people', () => {
       address: 'fake',
       sudo: false,
       run: async (): Promise<ExecResult> => ({ stdout: probe, stderr: '', code: 0 }),
-      upload: async () => undefined,
+      upload: async () => null,
       readFile: async () => null,
       http: async () => ({ status: 200, body: '' }),
       close: async () => undefined

@@ -317,7 +317,7 @@ class LocalHost implements Host {
     const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { PATH: this.path } })
     return { stdout: r.stdout ?? '', stderr: r.stderr ?? '', code: r.status ?? 128 }
   }
-  async upload(): Promise<void> {
+  async upload(): Promise<string | null> {
     throw new Error('not used')
   }
   async readFile(remotePath: string): Promise<string | null> {

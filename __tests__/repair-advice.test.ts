@@ -27,7 +27,7 @@ function fakeHost(mode: Mode, probe = ''): Host {
     sudo: mode !== 'user',
     ...(mode === 'helper' ? { privileged: throughHelper(HELPER) } : {}),
     run: async (): Promise<ExecResult> => ({ stdout: probe, stderr: '', code: 0 }),
-    upload: async () => undefined,
+    upload: async () => null,
     readFile: async () => null,
     http: async () => ({ status: 200, body: '' }),
     close: async () => undefined

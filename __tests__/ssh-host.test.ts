@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import fc from 'fast-check'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
@@ -449,7 +449,7 @@ describe('one connection, one long-lived shell', () => {
     rmSync(gate, { force: true })
   })
 
-  it('an upload whose channel was opened ahead (warmUpload) sends its bytes on that channel', async () => {
+  it('an upload whose channel was opened ahead (warmUpload) sends its bytes on that channel and says their sha256', async () => {
     const local = join(scratch, 'warm-upload')
     const bytes = Buffer.concat([
       Buffer.from('line one\nline two\n'),
@@ -459,8 +459,10 @@ describe('one connection, one long-lived shell', () => {
     const remote = '/tmp/zd-warm-upload'
     const since = sshdLogMark(h)
     host.warmUpload()
-    await host.upload(local, remote)
+    // What landed comes back with the upload's end: its sha256 as the host computed it, mode 0755.
+    expect(await host.upload(local, remote)).toBe(createHash('sha256').update(bytes).digest('hex'))
     expect(readFileSync(sb.hostPath(h, remote))).toEqual(bytes)
+    expect(statSync(sb.hostPath(h, remote)).mode & 0o777).toBe(0o755)
     // The warmed channel carried it: one session started, not a second for the upload.
     const sessions = () => (sshdLogSince(h, since).match(/Starting session: command/g) ?? []).length
     expect(await until(() => sessions() >= 1)).toBe(true)

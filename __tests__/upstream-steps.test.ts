@@ -47,6 +47,7 @@ function fakeHost(healthy: (sha: string) => boolean) {
     },
     async upload(_local, remote) {
       files.set(remote, NEW)
+      return null // a host that does not say the sha256: the steps read it
     },
     async readFile() {
       return null

@@ -23051,6 +23051,7 @@ async function stageBinary(host, o) {
   const now = known !== void 0 ? known : await remoteSha256(host, staging);
   if (now === o.sha256) return { sent: false, bytes, uploadMs: 0 };
   const started = Date.now();
+  let landed = null;
   try {
     if (sudo) {
       const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString("hex")}`;
@@ -23067,17 +23068,14 @@ async function stageBinary(host, o) {
         throw e;
       }
     } else {
-      await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
+      landed = await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
         if (!/permission denied/i.test(e.message)) throw e;
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`;
         throw new Error(msg);
       });
     }
     const uploadMs = Date.now() - started;
-    const [got] = await Promise.all([
-      remoteSha256(host, staging),
-      run(host, ["chmod", "0755", "--", staging])
-    ]);
+    const [got] = typeof landed === "string" ? [landed] : await Promise.all([remoteSha256(host, staging), run(host, ["chmod", "0755", "--", staging])]);
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
@@ -23114,7 +23112,26 @@ async function stageHostFile(host, o) {
 async function run(host, argv) {
   check(host, argv, await host.run(argv, { sudo: host.sudo, timeoutMs: 12e4 }));
 }
+var SWAP = String.raw`
+h=$(sha256sum -- "$1" 2>/dev/null) || h=
+h=@{h%% *}
+[ "$h" = "$2" ] || { echo "@{h:-none}"; exit 3; }
+ln -f -- "$3" "$4" || exit 4
+mv -f -- "$1" "$3" || exit 5
+`.replaceAll("@{", "${");
 async function swapBinary(host, livePath, sha256) {
+  if (host.privileged) return swapInSteps(host, livePath, sha256);
+  const { staging, previous } = sidePaths(livePath);
+  const argv = ["sh", "-c", SWAP, "sh", staging, sha256, livePath, previous];
+  const r = await host.run(argv, { sudo: host.sudo, timeoutMs: 12e4 });
+  if (r.code === 3)
+    throw new Error(
+      `${host.name}: the staged file ${staging} is missing or changed (sha256 ${remoteLine(r.stdout.trim(), 80)})`
+    );
+  const what = r.code === 4 ? ["ln", "-f", "--", livePath, previous] : ["mv", "-f", "--", staging, livePath];
+  if (r.code !== 0) check(host, what, r);
+}
+async function swapInSteps(host, livePath, sha256) {
   const { staging, previous } = sidePaths(livePath);
   const [staged] = await Promise.all([
     remoteSha256(host, staging),
@@ -29738,7 +29755,7 @@ function runAside(connection, hostName, line2, timeoutMs) {
 // src/host/stream-upload.ts
 import { createReadStream } from "node:fs";
 import { stat as stat3 } from "node:fs/promises";
-var UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; exec cat > "$p"'`;
+var UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || exit 92; chmod 0755 -- "$p" || exit 93; sha256sum -- "$p" 2>/dev/null; exit 0'`;
 var UploadError = class extends Error {
   constructor(hostName, remotePath2, detail) {
     super(`${hostName}: cannot write ${remotePath2}: ${detail}`);
@@ -29762,9 +29779,12 @@ async function streamUpload(open3, hostName, localPath, remotePath2, onProgress)
   return new Promise((resolve2, reject) => {
     let code = null;
     let stderr = "";
+    let stdout = "";
     let transferred = 0;
     const file = createReadStream(localPath);
-    channel.resume();
+    channel.on("data", (d) => {
+      if (stdout.length < 4096) stdout += d.toString("utf8");
+    });
     channel.stderr.on("data", (d) => {
       if (stderr.length < 4096) stderr += d.toString("utf8");
     });
@@ -29772,7 +29792,7 @@ async function streamUpload(open3, hostName, localPath, remotePath2, onProgress)
     channel.on("error", () => void 0);
     channel.on("close", () => {
       file.destroy();
-      if (code === 0) resolve2();
+      if (code === 0) resolve2(/^([0-9a-f]{64})\s/.exec(stdout)?.[1] ?? null);
       else if (code === null)
         reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath2}`));
       else reject(new UploadError(hostName, remotePath2, stderr.trim().slice(0, 4096) || `status ${code}`));
@@ -30041,11 +30061,11 @@ var SshHost = class _SshHost {
   }
   async upload(localPath, remotePath2, onProgress) {
     await this.ensureOpen();
-    await traced(
+    return traced(
       this.name,
       `upload ${localPath} to ${remotePath2} (stream)`,
       () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath2, onProgress),
-      () => "done"
+      (sha) => `done, sha256 ${sha ?? "not said"}`
     );
   }
   async readFile(remotePath2, options = {}) {

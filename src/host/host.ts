@@ -58,8 +58,11 @@ export interface Host {
    * pays only for its data and its end (optional; a Host without it opens the channel then).
    */
   warmUpload?(): void
-  /** Copies a local file to a remote path (as the SSH user). */
-  upload(localPath: string, remotePath: string, onProgress?: (p: UploadProgress) => void): Promise<void>
+  /**
+   * Copies a local file to a remote path (as the SSH user) and makes it executable (0755); resolves
+   * with the sha256 of what landed, as the host computed it (null: the host could not say).
+   */
+  upload(localPath: string, remotePath: string, onProgress?: (p: UploadProgress) => void): Promise<string | null>
   /** Reads a remote text file; null when it does not exist. */
   readFile(remotePath: string, options?: RunOptions): Promise<string | null>
   /** An HTTP(S) GET made from the host's side (tunnelled through the SSH connection). */

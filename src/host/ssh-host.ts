@@ -217,13 +217,13 @@ export class SshHost implements Host {
     localPath: string,
     remotePath: string,
     onProgress?: (p: UploadProgress) => void
-  ): Promise<void> {
+  ): Promise<string | null> {
     await this.ensureOpen()
-    await traced(
+    return traced(
       this.name,
       `upload ${localPath} to ${remotePath} (stream)`,
       () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath, onProgress),
-      () => 'done'
+      sha => `done, sha256 ${sha ?? 'not said'}`
     )
   }
 

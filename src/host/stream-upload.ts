@@ -15,11 +15,13 @@ import type { Client, ClientChannel } from 'ssh2'
 import { ConnectionLostError, type UploadProgress } from './host.js'
 
 /**
- * Reads the path, then writes the rest of stdin to a new file there (mode 0600 until the caller's
- * chmod). Whatever had the name is removed first and the file is created exclusively (set -C:
- * O_EXCL), so the upload never writes through a symlink or into an inode another name shares.
+ * Reads the path, then writes the rest of stdin to a new file there (mode 0600 while it is
+ * written), makes it executable and prints its sha256: the caller's check comes back with the
+ * upload's end, not a round trip later. Whatever had the name is removed first and the file is
+ * created exclusively (set -C: O_EXCL), so the upload never writes through a symlink or into an
+ * inode another name shares. No sha256sum on the host: nothing is printed (the caller reads it).
  */
-export const UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; exec cat > "$p"'`
+export const UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || exit 92; chmod 0755 -- "$p" || exit 93; sha256sum -- "$p" 2>/dev/null; exit 0'`
 
 /** What the host said when the file could not be written (the first 4 KB of stderr). */
 export class UploadError extends Error {
@@ -46,18 +48,21 @@ export async function streamUpload(
   localPath: string,
   remotePath: string,
   onProgress?: (p: UploadProgress) => void
-): Promise<void> {
+): Promise<string | null> {
   if (/[\n\0]/.test(remotePath))
     throw new Error(`refusing to upload to a path with a line break: ${remotePath}`)
   const total = (await stat(localPath)).size
   const channel = await open()
-  return new Promise<void>((resolve, reject) => {
+  return new Promise<string | null>((resolve, reject) => {
     let code: number | null = null
     let stderr = ''
+    let stdout = ''
     let transferred = 0
     const file = createReadStream(localPath)
-    // The channel closes only once its output is read to the end (cat prints nothing).
-    channel.resume()
+    // The channel closes only once its output is read to the end: the sha256 line.
+    channel.on('data', (d: Buffer) => {
+      if (stdout.length < 4096) stdout += d.toString('utf8')
+    })
     channel.stderr.on('data', (d: Buffer) => {
       if (stderr.length < 4096) stderr += d.toString('utf8')
     })
@@ -66,7 +71,7 @@ export async function streamUpload(
     channel.on('error', () => undefined)
     channel.on('close', () => {
       file.destroy()
-      if (code === 0) resolve()
+      if (code === 0) resolve(/^([0-9a-f]{64})\s/.exec(stdout)?.[1] ?? null)
       else if (code === null)
         reject(new ConnectionLostError(hostName, `the connection closed while uploading to ${remotePath}`))
       else reject(new UploadError(hostName, remotePath, stderr.trim().slice(0, 4096) || `status ${code}`))

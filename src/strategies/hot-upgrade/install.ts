@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { check, type Host, type UploadProgress } from '../../host/host.js'
+import { remoteLine } from '../../remote-text.js'
 
 /** Paths beside the live binary that an install uses; fixed names so pre-flight can find leftovers. */
 export function sidePaths(livePath: string): { staging: string; previous: string } {
@@ -65,6 +66,7 @@ export async function stageBinary(
   const now = known !== undefined ? known : await remoteSha256(host, staging)
   if (now === o.sha256) return { sent: false, bytes, uploadMs: 0 }
   const started = Date.now()
+  let landed: string | null = null
   try {
     if (sudo) {
       // The upload writes as the SSH user; a root-owned folder is reached by a privileged copy. The name
@@ -85,7 +87,7 @@ export async function stageBinary(
         throw e
       }
     } else {
-      await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
+      landed = await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
         // The host says only "Permission denied": name the folder and the two ways out.
         if (!/permission denied/i.test(e.message)) throw e
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`
@@ -93,12 +95,13 @@ export async function stageBinary(
       })
     }
     const uploadMs = Date.now() - started
-    // Executable now, so that verify can run its config test; issued with the check (one round
-    // trip): a file that fails it is removed below.
-    const [got] = await Promise.all([
-      remoteSha256(host, staging),
-      run(host, ['chmod', '0755', '--', staging])
-    ])
+    // The upload made its own file executable and said its sha256. After a privileged copy (or a
+    // host without sha256sum for the SSH user) the check and the chmod go together (one round
+    // trip), so that verify can run its config test; a file that fails the check is removed below.
+    const [got] =
+      typeof landed === 'string'
+        ? [landed]
+        : await Promise.all([remoteSha256(host, staging), run(host, ['chmod', '0755', '--', staging])])
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
@@ -148,10 +151,37 @@ async function run(host: Host, argv: string[]): Promise<void> {
 }
 
 /**
+ * The swap on the host, in one round trip: the staged file's sha256 checked, the live file kept
+ * as a hard link, the staged file renamed in. Exit 3: the staged file is not the one checked (it
+ * prints what it holds); 4: the link failed; 5: the rename failed (the link stays for the undo).
+ */
+export const SWAP = String.raw`
+h=$(sha256sum -- "$1" 2>/dev/null) || h=
+h=@{h%% *}
+[ "$h" = "$2" ] || { echo "@{h:-none}"; exit 3; }
+ln -f -- "$3" "$4" || exit 4
+mv -f -- "$1" "$3" || exit 5
+`.replaceAll('@{', '${')
+
+/**
  * The staged file takes the live path with one rename, after the live file is kept as a hard
- * link (same inode, so the running master's file is what a rollback puts back).
+ * link (same inode, so the running master's file is what a rollback puts back). One round trip
+ * (SWAP); through the sudo helper, which runs fixed commands only, two.
  */
 export async function swapBinary(host: Host, livePath: string, sha256: string): Promise<void> {
+  if (host.privileged) return swapInSteps(host, livePath, sha256)
+  const { staging, previous } = sidePaths(livePath)
+  const argv = ['sh', '-c', SWAP, 'sh', staging, sha256, livePath, previous]
+  const r = await host.run(argv, { sudo: host.sudo, timeoutMs: 120_000 })
+  if (r.code === 3)
+    throw new Error(
+      `${host.name}: the staged file ${staging} is missing or changed (sha256 ${remoteLine(r.stdout.trim(), 80)})`
+    )
+  const what = r.code === 4 ? ['ln', '-f', '--', livePath, previous] : ['mv', '-f', '--', staging, livePath]
+  if (r.code !== 0) check(host, what, r)
+}
+
+async function swapInSteps(host: Host, livePath: string, sha256: string): Promise<void> {
   const { staging, previous } = sidePaths(livePath)
   // The check and the kept link together (one round trip): the link alone changes nothing live.
   const [staged] = await Promise.all([
