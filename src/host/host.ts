@@ -62,7 +62,11 @@ export interface Host {
    * Copies a local file to a remote path (as the SSH user) and makes it executable (0755); resolves
    * with the sha256 of what landed, as the host computed it (null: the host could not say).
    */
-  upload(localPath: string, remotePath: string, onProgress?: (p: UploadProgress) => void): Promise<string | null>
+  upload(
+    localPath: string,
+    remotePath: string,
+    onProgress?: (p: UploadProgress) => void
+  ): Promise<string | null>
   /** Reads a remote text file; null when it does not exist. */
   readFile(remotePath: string, options?: RunOptions): Promise<string | null>
   /** An HTTP(S) GET made from the host's side (tunnelled through the SSH connection). */
