@@ -25451,10 +25451,13 @@ async function checkMaster(host, snap, pid, exe, plan, note, argv0Real) {
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
 }
-async function verifyBinary2(host, facts, stagingPath, note, alongside) {
+async function verifyBinary2(host, facts, stagingPath, note) {
   const sudo = host.sudo;
   const testArgv = [stagingPath, "-T", ...facts.configArgs];
-  const test = await host.run(testArgv, { sudo, timeoutMs: 6e4 });
+  const [test, v] = await Promise.all([
+    host.run(testArgv, { sudo, timeoutMs: 6e4 }),
+    host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 })
+  ]);
   if (test.code !== 0)
     throw new StepError(
       "verify",
@@ -25471,13 +25474,9 @@ async function verifyBinary2(host, facts, stagingPath, note, alongside) {
     throw new StepError("verify", daemonOffMessage(facts.pid, "the config sets daemon off"));
   note("config test passed with the running master's arguments");
   const dump = { configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) };
-  const [v, also] = await Promise.all([
-    host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 }),
-    alongside(dump)
-  ]);
   const version = parseVersion2(v.stderr + v.stdout);
   note(`new binary: version ${version ?? "unknown"}`);
-  return { ...dump, version, also };
+  return { ...dump, version };
 }
 
 // src/supervisors/nginx/revert.ts
@@ -25693,28 +25692,40 @@ var NginxSession = class {
     return facts;
   }
   async verify(ctx, stagedPath) {
-    const facts = this.s.facts();
-    const v = await verifyBinary2(
-      this.s.host,
-      facts,
-      stagedPath,
-      ctx.note,
-      (d) => Promise.all([
-        d.workers === "auto" ? this.s.read() : null,
-        changedSinceStart(this.s.host, facts.pid, d.configFiles)
-      ])
-    );
-    const [snap, change] = v.also;
-    const old = snap ? acceptingWorkers(snap, facts.pid).length : 0;
-    this.s.expectedWorkers = Math.max(1, v.workers === "auto" ? old : v.workers);
-    this.s.configChange = change;
-    if (this.s.configChange)
-      ctx.note(
-        `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(", ")}. The new master loads it as it is now; the old one runs what it read then`
-      );
+    const v = await verifyBinary2(this.s.host, this.s.facts(), stagedPath, ctx.note);
+    const result = this.readDump(v);
+    result.catch(() => void 0);
+    this.dumpReads = { dump: v, result };
+    if (ctx.readOnly) await this.learnDump(ctx);
     return { version: v.version };
   }
-  start(ctx, o) {
+  /**
+   * What the config test's dump leads to: the old master's workers (for worker_processes auto)
+   * and the config files' times since the old master started.
+   */
+  dumpReads = null;
+  readDump(d) {
+    return Promise.all([
+      d.workers === "auto" ? this.s.read() : null,
+      changedSinceStart(this.s.host, this.s.facts().pid, d.configFiles)
+    ]);
+  }
+  /** The dump's reads, awaited at the cut-over (read again when their answer was lost). */
+  async learnDump(ctx) {
+    const d = this.dumpReads;
+    if (d === null) return;
+    const [snap, change] = await d.result.catch(() => this.readDump(d.dump));
+    this.dumpReads = null;
+    const old = snap ? acceptingWorkers(snap, this.s.facts().pid).length : 0;
+    this.s.expectedWorkers = Math.max(1, d.dump.workers === "auto" ? old : d.dump.workers);
+    this.s.configChange = change;
+    if (change)
+      ctx.note(
+        `the configuration changed since the old master started (${change.masterStarted}): ${change.files.join(", ")}. The new master loads it as it is now; the old one runs what it read then`
+      );
+  }
+  async start(ctx, o) {
+    await this.learnDump(ctx);
     return startNewMaster(this.s, ctx, o);
   }
   isolate(ctx) {

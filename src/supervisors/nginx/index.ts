@@ -18,7 +18,7 @@ import type {
 import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
 import { quitOldMaster, startNewMaster, stopOldWorkers } from './handover.js'
-import { inspectMaster, verifyBinary } from './inspect.js'
+import { inspectMaster, verifyBinary, type ConfigDump } from './inspect.js'
 import { acceptingWorkers, describe, isAlive, oldWorkers, steadyChildren } from './protocol.js'
 import { assessMasters, repairMasters, restoreMasters } from './revert.js'
 import { NginxHost } from './state.js'
@@ -41,29 +41,48 @@ class NginxSession implements SupervisorSession {
   }
 
   async verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
-    const facts = this.s.facts()
-    // The old master's workers (for worker_processes auto) and the config files' times are read
-    // with the version: they need the config test's dump, not each other.
-    const v = await verifyBinary(this.s.host, facts, stagedPath, ctx.note, d =>
-      Promise.all([
-        d.workers === 'auto' ? this.s.read() : null,
-        changedSinceStart(this.s.host, facts.pid, d.configFiles)
-      ])
-    )
-    const [snap, change] = v.also
-    // nginx starts worker_processes workers; auto: as many as the old master has (one per CPU).
-    const old = snap ? acceptingWorkers(snap, facts.pid).length : 0
-    this.s.expectedWorkers = Math.max(1, v.workers === 'auto' ? old : v.workers)
-    this.s.configChange = change
-    if (this.s.configChange)
-      ctx.note(
-        `the configuration changed since the old master started (${this.s.configChange.masterStarted}): ${this.s.configChange.files.join(', ')}. ` +
-          'The new master loads it as it is now; the old one runs what it read then'
-      )
+    const v = await verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note)
+    // Needed only at the cut-over: issued now, answered with the next step's commands.
+    const result = this.readDump(v)
+    result.catch(() => undefined)
+    this.dumpReads = { dump: v, result }
+    // A plan goes no further: what it found is said now.
+    if (ctx.readOnly) await this.learnDump(ctx)
     return { version: v.version }
   }
 
-  start(ctx: SupervisorContext, o: { startTimeoutMs: number; intervalMs: number }): Promise<number> {
+  /**
+   * What the config test's dump leads to: the old master's workers (for worker_processes auto)
+   * and the config files' times since the old master started.
+   */
+  private dumpReads: { dump: ConfigDump; result: ReturnType<NginxSession['readDump']> } | null = null
+
+  private readDump(d: ConfigDump) {
+    return Promise.all([
+      d.workers === 'auto' ? this.s.read() : null,
+      changedSinceStart(this.s.host, this.s.facts().pid, d.configFiles)
+    ])
+  }
+
+  /** The dump's reads, awaited at the cut-over (read again when their answer was lost). */
+  private async learnDump(ctx: SupervisorContext): Promise<void> {
+    const d = this.dumpReads
+    if (d === null) return
+    const [snap, change] = await d.result.catch(() => this.readDump(d.dump))
+    this.dumpReads = null
+    // nginx starts worker_processes workers; auto: as many as the old master has (one per CPU).
+    const old = snap ? acceptingWorkers(snap, this.s.facts().pid).length : 0
+    this.s.expectedWorkers = Math.max(1, d.dump.workers === 'auto' ? old : d.dump.workers)
+    this.s.configChange = change
+    if (change)
+      ctx.note(
+        `the configuration changed since the old master started (${change.masterStarted}): ${change.files.join(', ')}. ` +
+          'The new master loads it as it is now; the old one runs what it read then'
+      )
+  }
+
+  async start(ctx: SupervisorContext, o: { startTimeoutMs: number; intervalMs: number }): Promise<number> {
+    await this.learnDump(ctx)
     return startNewMaster(this.s, ctx, o)
   }
 

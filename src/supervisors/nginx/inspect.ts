@@ -215,18 +215,22 @@ export interface ConfigDump {
 
 /**
  * The config test with the new binary and the running master's own -p/-c/-g, and its hazards;
- * then its version, read together with `alongside`'s reads (one round trip, pipelined).
+ * its version read in the same round trip (pipelined: `-v` waits behind the test on the host's
+ * shell, so a test that hangs costs its timeout once; a binary that fails its test has already
+ * run, so `-v` risks nothing more).
  */
-export async function verifyBinary<T>(
+export async function verifyBinary(
   host: Host,
   facts: MasterFacts,
   stagingPath: string,
-  note: (s: string) => void,
-  alongside: (dump: ConfigDump) => Promise<T>
-): Promise<ConfigDump & { version: string | null; also: T }> {
+  note: (s: string) => void
+): Promise<ConfigDump & { version: string | null }> {
   const sudo = host.sudo
   const testArgv = [stagingPath, '-T', ...facts.configArgs]
-  const test = await host.run(testArgv, { sudo, timeoutMs: 60_000 })
+  const [test, v] = await Promise.all([
+    host.run(testArgv, { sudo, timeoutMs: 60_000 }),
+    host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
+  ])
   // The command as sh reads it (-g 'daemon on; ...' quoted), so that it can be pasted on the host.
   if (test.code !== 0)
     throw new StepError(
@@ -244,12 +248,7 @@ export async function verifyBinary<T>(
     throw new StepError('verify', daemonOffMessage(facts.pid, 'the config sets daemon off'))
   note("config test passed with the running master's arguments")
   const dump = { configFiles: configFilesOf(test.stdout), workers: workerProcessesOf(test.stdout) }
-  // Only a binary that passed its config test runs again (one that hangs would cost the timeout).
-  const [v, also] = await Promise.all([
-    host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 }),
-    alongside(dump)
-  ])
   const version = parseVersion(v.stderr + v.stdout)
   note(`new binary: version ${version ?? 'unknown'}`)
-  return { ...dump, version, also }
+  return { ...dump, version }
 }
