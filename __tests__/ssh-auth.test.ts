@@ -110,6 +110,17 @@ describe('authentication teams use', () => {
     if (agent?.pid) process.kill(agent.pid, 'SIGTERM')
   })
 
+  it('a key logs in with one signed request, not a query first: one round trip less (the bundle signs first)', async () => {
+    const sshdLog = () => readFileSync(`${h.root}/sshd.log`, 'utf8')
+    const mark = sshdLog().length
+    expectUnchanged(await check({}))
+    const since = sshdLog().slice(mark)
+    expect(since).toMatch(/^Accepted publickey for zd from \S+ port \d+ ssh2: ED25519/m)
+    // What sshd logs when a client asks whether a key would do before it signs (OpenSSH's ssh,
+    // and ssh2 unpatched, do).
+    expect(since).not.toMatch(/Postponed publickey/)
+  })
+
   it('an ssh-agent (SSH_AUTH_SOCK) when no key is given', async () => {
     const sock = join(dir, 'agent.sock')
     agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' })

@@ -19248,7 +19248,17 @@ var require_client = __commonJS({
                     );
                   }
                 }
-                proto.authPK(username, curAuth.key, keyAlgo);
+                proto.authPK(username, curAuth.key, keyAlgo, (buf, cb) => {
+                  const hashAlgo = curAuth.keyAlgos ? curAuth.keyAlgos[0][1] : void 0;
+                  const signature = curAuth.key.sign(buf, hashAlgo);
+                  if (signature instanceof Error) {
+                    signature.message = `Error signing data with key: ${signature.message}`;
+                    signature.level = "client-authentication";
+                    this.emit("error", signature);
+                    return tryNextAuth();
+                  }
+                  cb(signature);
+                });
                 break;
               }
               case "hostbased": {
@@ -29653,6 +29663,9 @@ async function connectOnce(ctx, target, credentials, serverHostKey, sock) {
   if (credentials.passphrase !== void 0) config.passphrase = credentials.passphrase;
   if (credentials.password !== void 0) config.password = credentials.password;
   if (credentials.agent !== void 0) config.agent = credentials.agent;
+  config.authHandler = ["password", "publickey", "agent"].filter(
+    (m) => (m === "publickey" ? credentials.privateKey : credentials[m]) !== void 0
+  );
   if (sock) config.sock = sock;
   const ssh = new NodeSSH();
   try {

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { licensesText } from './licenses.mjs'
+import { ssh2DirectPublickey } from './ssh2-direct-publickey.mjs'
 import { ssh2KeyObjects } from './ssh2-key-objects.mjs'
 
 const check = process.argv.includes('--check')
@@ -56,7 +57,7 @@ const result = await build({
   metafile: true,
   write: false,
   logLevel: 'warning',
-  plugins: [noNative, noUndici, ssh2KeyObjects],
+  plugins: [noNative, noUndici, ssh2KeyObjects, ssh2DirectPublickey],
   // CommonJS dependencies (ssh2) call require() for node built-ins and read __dirname.
   // The shebang lets npm install dist/index.js as the `zerodown-action` command (package.json bin).
   banner: {

@@ -113,6 +113,11 @@ async function connectOnce(
   if (credentials.passphrase !== undefined) config.passphrase = credentials.passphrase
   if (credentials.password !== undefined) config.password = credentials.password
   if (credentials.agent !== undefined) config.agent = credentials.agent
+  // ssh2's own order without its first try, 'none' (a round trip to learn the methods allowed):
+  // the methods given are tried, each in its turn.
+  config.authHandler = (['password', 'publickey', 'agent'] as const).filter(
+    m => (m === 'publickey' ? credentials.privateKey : credentials[m]) !== undefined
+  )
   if (sock) config.sock = sock
   const ssh = new NodeSSH()
   try {
