@@ -6,6 +6,7 @@
 import { describe, expect, it } from '@jest/globals'
 import { HostRun } from '../src/engine/engine.js'
 import type { ExecResult, Host } from '../src/host/host.js'
+import { SWAP } from '../src/strategies/hot-upgrade/install.js'
 import { upstreamStrategy } from '../src/strategies/upstream/index.js'
 import type { LoadBalancer } from '../src/strategies/upstream/load-balancer.js'
 import type { ServerState } from '../src/strategies/upstream/managed-file.js'
@@ -39,6 +40,16 @@ function fakeHost(healthy: (sha: string) => boolean) {
         events.push(`live ${files.get(LIVE) === NEW ? 'new' : 'old'}`)
       }
       if (cmd === 'rm') files.delete(paths[0]!)
+      if (cmd === 'sh' && argv[2] === SWAP) {
+        // The swap script: the staged file checked, the live one kept, the staged one renamed in.
+        const [staging, sha, live, kept] = argv.slice(4) as [string, string, string, string]
+        if (files.get(staging) !== sha) return { stdout: files.get(staging) ?? 'none', stderr: '', code: 3 }
+        files.set(kept, files.get(live)!)
+        files.set(live, sha)
+        files.delete(staging)
+        events.push(`live ${files.get(LIVE) === NEW ? 'new' : 'old'}`)
+        return ok()
+      }
       if (cmd === 'sh') {
         running = files.get(LIVE)!
         events.push(`restart ${running === NEW ? 'new' : 'old'}`)
