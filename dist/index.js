@@ -24146,16 +24146,17 @@ var PROBE = String.raw`
 pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
 echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
 if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
-u=$(sed -n 's/^Uid:[[:space:]]*//p' "/proc/$pid/status" 2>/dev/null)
+u=; { while read -r k v; do [ "$k" = Uid: ] && { u=$v; break; }; done < "/proc/$pid/status"; } 2>/dev/null
 set -- $u
 n=$(getent passwd "$2" 2>/dev/null | cut -d: -f1)
 printf 'master\t%s\t%s\t%s\n' "@{1:--}" "@{2:--}" "@{n:-?}"
 st() { s=$(stat $3 --printf '%u\t%g\t%a\t%F\t%U' -- "$2" 2>/dev/null) && printf 'P\t%s\t%s\t%s\n' "$1" "$s" "$2"; }
 chain() {
   d=$(readlink -m -- "$2" 2>/dev/null) || return 0
-  while [ ! -e "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done
+  # d is absolute and canonical (readlink -m): its folder is d up to its last slash, no fork.
+  while [ ! -e "$d" ] && [ "$d" != / ]; do d=@{d%/*}; d=@{d:-/}; done
   st "$1" "$d"
-  while [ "$d" != / ]; do d=$(dirname -- "$d"); st "$1-up" "$d"; done
+  while [ "$d" != / ]; do d=@{d%/*}; d=@{d:-/}; st "$1-up" "$d"; done
 }
 st pidfile "$pf"
 chain piddir "$(dirname -- "$pf")"
