@@ -15,6 +15,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync
 } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -376,6 +377,19 @@ describe('ReleaseStore on a folder', () => {
     // put() repairs it from a file that has the right sha256.
     expect(await store.put(binary, binarySha)).toBe('linked')
     await expect(store.checkRelease(r, state)).resolves.toBeUndefined()
+  })
+
+  it('with link: false (the store on another mount) copies at once: its own file, mode 0755, no link tried', async () => {
+    expect(await store.put(binary, binarySha, undefined, { link: false })).toBe('copied')
+    const stored = join(root, 'store', 'releases', binarySha, 'nginx')
+    expect(createHash('sha256').update(readFileSync(stored)).digest('hex')).toBe(binarySha)
+    expect(statSync(stored).ino).not.toBe(statSync(binary).ino)
+    expect(statSync(stored).mode & 0o777).toBe(0o755)
+    expect(readdirSync(join(root, 'store', 'releases', binarySha))).toEqual(['nginx'])
+    await expect(store.put(binary, sha('other'), undefined, { link: false })).rejects.toThrow(
+      /changed while it was stored/
+    )
+    expect(existsSync(join(root, 'store', 'releases', sha('other')))).toBe(false)
   })
 
   it('refuses to store a file whose sha256 is not the one claimed, and leaves nothing', async () => {

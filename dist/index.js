@@ -23658,32 +23658,26 @@ var ReleaseStore = class _ReleaseStore {
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in). Commands with no decision
-   * between them go out together (pipelined): one round trip for a link, three for a copy.
+   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in).
+   * Commands with no decision between them go out together (pipelined): one round trip for a
+   * link, three for a copy, two with `link: false` (the store known to be on another mount).
    */
-  async put(fromPath, sha256, stored) {
+  async put(fromPath, sha256, stored, o = {}) {
     if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
     const dir = this.releaseDir(sha256);
     const target = this.releasePath(sha256);
     const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
-    const [made, linked, moved, landed] = await Promise.all([
-      this.exec(["mkdir", "-p", "--", dir]),
-      this.exec(["ln", "--", fromPath, tmp]),
-      this.exec(["mv", "-f", "--", tmp, target]),
-      remoteSha256(this.host, target)
-    ]);
-    this.check(made, `create ${dir}`);
     const changed = (got) => new StoreError(
       `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
     );
     try {
-      if (linked.code === 0) {
-        this.check(moved, `store ${target}`);
-        if (landed === sha256) return "linked";
+      const linked = o.link === false ? null : await this.link(fromPath, dir, tmp, target);
+      if (linked !== null) {
+        if (linked === sha256) return "linked";
         await this.exec(["rm", "-f", "--", target]);
-        throw changed(landed);
+        throw changed(linked);
       }
-      const got = await this.copy(fromPath, tmp, dir);
+      const got = await this.copy(fromPath, tmp, dir, o.link === false);
       if (got !== sha256) throw changed(got);
       const [copiedIn] = await Promise.all([
         this.exec(["mv", "-f", "--", tmp, target]),
@@ -23698,13 +23692,35 @@ var ReleaseStore = class _ReleaseStore {
       throw e;
     }
   }
-  /** A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before it is renamed in). */
-  async copy(fromPath, tmp, dir) {
-    const [copied, sha, mode] = await Promise.all([
+  /**
+   * The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip;
+   * the sha256 that landed, or null when the link failed (as across file systems: the rename
+   * then found nothing).
+   */
+  async link(fromPath, dir, tmp, target) {
+    const [made, linked, moved, landed] = await Promise.all([
+      this.exec(["mkdir", "-p", "--", dir]),
+      this.exec(["ln", "--", fromPath, tmp]),
+      this.exec(["mv", "-f", "--", tmp, target]),
+      remoteSha256(this.host, target)
+    ]);
+    this.check(made, `create ${dir}`);
+    if (linked.code !== 0) return null;
+    this.check(moved, `store ${target}`);
+    return landed ?? "none";
+  }
+  /**
+   * A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before
+   * it is renamed in); `mkdir`: the folder is made in the same round trip (no link tried first).
+   */
+  async copy(fromPath, tmp, dir, mkdir2 = false) {
+    const [made, copied, sha, mode] = await Promise.all([
+      mkdir2 ? this.exec(["mkdir", "-p", "--", dir]) : null,
       this.exec(["cp", "--", fromPath, tmp]),
       remoteSha256(this.host, tmp),
       this.exec(["chmod", "0755", "--", tmp])
     ]);
+    if (made) this.check(made, `create ${dir}`);
     this.check(copied, `copy ${fromPath} into ${dir}`);
     this.check(mode, `chmod ${tmp}`);
     return sha;
@@ -23762,6 +23778,10 @@ function readFreeSpace(host, livePath, source, releaseDir) {
   ).catch((e) => e);
   return { livePath, folders, dfs };
 }
+function mountOf(df) {
+  const f = df.stdout.trim().split("\n").pop()?.split(/\s+/);
+  return df.code === 0 && f && f.length >= 6 ? `${f[0]} ${f.slice(5).join(" ")}` : null;
+}
 async function checkFits(host, running2, source, releaseDir, issued) {
   if (source.arch && !sameArch(source.arch, running2.arch))
     throw new StepError(
@@ -23769,7 +23789,7 @@ async function checkFits(host, running2, source, releaseDir, issued) {
       `the new binary is built for ${source.arch}, but the host is ${running2.arch}. Build it for ${running2.arch}`
     );
   const reads = issued?.livePath === running2.livePath ? issued : readFreeSpace(host, running2.livePath, source, releaseDir);
-  if (reads === null || source.bytes === void 0) return;
+  if (reads === null || source.bytes === void 0) return {};
   const needKb = Math.ceil(source.bytes * 1.1 / 1024) + 1024;
   const dfs = await reads.dfs;
   if (dfs instanceof Error) throw dfs;
@@ -23781,6 +23801,8 @@ async function checkFits(host, running2, source, releaseDir, issued) {
         `${reads.folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
       );
   }
+  const [live2, store] = dfs.slice(-2).map(mountOf);
+  return live2 && store ? { sameMount: live2 === store } : {};
 }
 
 // src/strategies/hot-upgrade/progress.ts
@@ -23855,7 +23877,8 @@ function inspectSteps(p) {
         p.state.running = r;
         ctx.report.oldPid = r.pid;
         ctx.report.binaryPath = r.livePath;
-        await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free);
+        const fits = await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free);
+        p.state.storeLinkable = fits.sameMount;
       }
     },
     {
@@ -24018,7 +24041,7 @@ function drainStep(p) {
     }
   };
 }
-function retireStep(p) {
+function retireStep(p, o = {}) {
   return {
     name: p.names.steps.retire,
     stage: "commit",
@@ -24028,7 +24051,17 @@ function retireStep(p) {
         unfinished: p.state.drainUnfinished === true,
         intervalMs: p.plan.pollIntervalMs
       });
-      await removeKept(p, ctx.log);
+      p.state.keptRemoval = removeKept(p, ctx.log);
+      if (!o.tidyLater) await p.state.keptRemoval;
+    }
+  };
+}
+function tidyStep(p) {
+  return {
+    name: "tidy",
+    stage: "after",
+    async run() {
+      await p.state.keptRemoval;
     }
   };
 }
@@ -24090,14 +24123,19 @@ function hotUpgrade(plan, supervisor) {
         revert: supervisor.capabilities.revert
       };
       const change = changeSteps(p);
-      const retire = retireStep(p);
       return {
         state,
         session,
-        steps: [...inspectSteps(p), ...stageSteps(p), ...change, retire],
+        steps: [
+          ...inspectSteps(p),
+          ...stageSteps(p),
+          ...change,
+          retireStep(p, { tidyLater: true }),
+          tidyStep(p)
+        ],
         anchors: { inspected: "preflight", verified: "verify" },
         revertSteps: change.slice(0, 2),
-        retire,
+        retire: retireStep(p),
         repair: () => repairAdvice(p)
       };
     }
@@ -27095,7 +27133,7 @@ async function chooseBinary(o, store, state, live2, deployed, note) {
   };
   return { source, target };
 }
-async function recordLive(store, r, now, note) {
+async function recordLive(store, r, now, note, link) {
   const running2 = r.runningSha256;
   const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
   const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
@@ -27104,7 +27142,7 @@ async function recordLive(store, r, now, note) {
   let state = read;
   let meta;
   const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2, stored).catch((e) => refuse("preflight", e));
+  const how = await store.put(from, running2, stored, { link: r.exeReplaced ? false : link }).catch((e) => refuse("preflight", e));
   if (!had) {
     const found = {
       sha256: running2,
@@ -27134,7 +27172,7 @@ function withReleaseSteps(plan, o) {
   const hr = { liveVersion: null, newVersion: null };
   let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
   steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
-  return [...steps, recordStep(plan, o, hr)];
+  return beforeStage(steps, "after", recordStep(plan, o, hr));
 }
 var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
 function chooseStep(plan, o, hr) {
@@ -27150,7 +27188,7 @@ function chooseStep(plan, o, hr) {
       hr.store = store;
       const storedNew = store.storedSha256(deployed.sha256).catch(() => void 0);
       if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew };
-      const state = hr.state = await recordLive(store, r, now(), note);
+      const state = hr.state = await recordLive(store, r, now(), note, st.storeLinkable);
       const live2 = liveRelease(state);
       hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
       report2.releases = releaseRows(state);
@@ -27216,7 +27254,9 @@ function recordStep(plan, o, hr) {
       if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at2);
       } else {
-        const how = await store.put(st.running.livePath, source.sha256, stored);
+        const how = await store.put(st.running.livePath, source.sha256, stored, {
+          link: st.storeLinkable
+        });
         const release = meta = {
           sha256: source.sha256,
           version: hr.newVersion,

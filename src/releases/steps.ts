@@ -6,7 +6,7 @@
  * - after verify ("versions"): the versions are known; a downgrade is refused unless allowed;
  * - after the commit ("record"): the new release is recorded and made live, old ones pruned.
  */
-import { insertAfter, StepError, type Step } from '../engine/index.js'
+import { beforeStage, insertAfter, StepError, type Step } from '../engine/index.js'
 import type { Settings } from '../settings.js'
 import type { HostPlan, UpgradeSource } from '../strategies/strategy.js'
 import {
@@ -97,7 +97,8 @@ async function recordLive(
   store: ReleaseStore,
   r: { pid: number; livePath: string; runningSha256: string; exeReplaced: boolean; version: string | null },
   now: string,
-  note: (s: string) => void
+  note: (s: string) => void,
+  link?: boolean
 ): Promise<StoreState> {
   // The build that runs must be in the store before a deploy replaces it: rollback needs it.
   // When a package manager replaced the file under the process, it is read from /proc/<pid>/exe.
@@ -110,7 +111,10 @@ async function recordLive(
   let state = read
   let meta: Release | undefined
   const had = state.releases.find(x => x.sha256 === running)
-  const how = await store.put(from, running, stored).catch(e => refuse('preflight', e))
+  // From /proc/<pid>/exe no link can be made: a copy at once.
+  const how = await store
+    .put(from, running, stored, { link: r.exeReplaced ? false : link })
+    .catch(e => refuse('preflight', e))
   if (!had) {
     const found: Release = {
       sha256: running,
@@ -143,7 +147,8 @@ export function withReleaseSteps(plan: HostPlan, o: ReleaseOptions): Step[] {
   const hr: HostRelease = { liveVersion: null, newVersion: null }
   let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr))
   steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr))
-  return [...steps, recordStep(plan, o, hr)]
+  // Before the strategy's own `after` steps (which await what the commit sent ahead of it).
+  return beforeStage(steps, 'after', recordStep(plan, o, hr))
 }
 
 const nowOf = (o: ReleaseOptions) => (o.now ? o.now() : new Date()).toISOString()
@@ -163,7 +168,7 @@ function chooseStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       // Issued first: it travels with recordLive's reads (undefined when it failed: read it again).
       const storedNew = store.storedSha256(deployed.sha256).catch(() => undefined)
       if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew }
-      const state = (hr.state = await recordLive(store, r, now(), note))
+      const state = (hr.state = await recordLive(store, r, now(), note, st.storeLinkable))
       const live = liveRelease(state)
       hr.liveVersion = hr.newVersion = live?.version ?? versionText(r.version)
       report.releases = releaseRows(state)
@@ -236,7 +241,9 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       if (o.mode === 'rollback' && state.releases.some(x => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at)
       } else {
-        const how = await store.put(st.running!.livePath, source.sha256, stored)
+        const how = await store.put(st.running!.livePath, source.sha256, stored, {
+          link: st.storeLinkable
+        })
         const release: Release = (meta = {
           sha256: source.sha256,
           version: hr.newVersion,

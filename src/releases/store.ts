@@ -157,40 +157,33 @@ export class ReleaseStore {
   /**
    * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
    * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in). Commands with no decision
-   * between them go out together (pipelined): one round trip for a link, three for a copy.
+   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in).
+   * Commands with no decision between them go out together (pipelined): one round trip for a
+   * link, three for a copy, two with `link: false` (the store known to be on another mount).
    */
   async put(
     fromPath: string,
     sha256: string,
-    stored?: string | null
+    stored?: string | null,
+    o: { link?: boolean } = {}
   ): Promise<'present' | 'linked' | 'copied'> {
     if ((stored !== undefined ? stored : await this.storedSha256(sha256)) === sha256) return 'present'
     const dir = this.releaseDir(sha256)
     const target = this.releasePath(sha256)
     const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
-    // The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip.
-    // When the link fails (as across file systems) the rename finds nothing and a copy follows; a
-    // file that landed with another sha256 is removed before state.json can name it.
-    const [made, linked, moved, landed] = await Promise.all([
-      this.exec(['mkdir', '-p', '--', dir]),
-      this.exec(['ln', '--', fromPath, tmp]),
-      this.exec(['mv', '-f', '--', tmp, target]),
-      remoteSha256(this.host, target)
-    ])
-    this.check(made, `create ${dir}`)
     const changed = (got: string | null) =>
       new StoreError(
         `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
       )
     try {
-      if (linked.code === 0) {
-        this.check(moved, `store ${target}`)
-        if (landed === sha256) return 'linked'
+      // link: false (pre-flight saw the store on another mount): no link to try, the copy at once.
+      const linked = o.link === false ? null : await this.link(fromPath, dir, tmp, target)
+      if (linked !== null) {
+        if (linked === sha256) return 'linked'
         await this.exec(['rm', '-f', '--', target])
-        throw changed(landed)
+        throw changed(linked)
       }
-      const got = await this.copy(fromPath, tmp, dir)
+      const got = await this.copy(fromPath, tmp, dir, o.link === false)
       if (got !== sha256) throw changed(got)
       // After a rename the rm finds nothing; after a failed one it removes the temporary file.
       const [copiedIn] = await Promise.all([
@@ -208,13 +201,37 @@ export class ReleaseStore {
     }
   }
 
-  /** A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before it is renamed in). */
-  private async copy(fromPath: string, tmp: string, dir: string): Promise<string | null> {
-    const [copied, sha, mode] = await Promise.all([
+  /**
+   * The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip;
+   * the sha256 that landed, or null when the link failed (as across file systems: the rename
+   * then found nothing).
+   */
+  private async link(fromPath: string, dir: string, tmp: string, target: string): Promise<string | null> {
+    const [made, linked, moved, landed] = await Promise.all([
+      this.exec(['mkdir', '-p', '--', dir]),
+      this.exec(['ln', '--', fromPath, tmp]),
+      this.exec(['mv', '-f', '--', tmp, target]),
+      remoteSha256(this.host, target)
+    ])
+    this.check(made, `create ${dir}`)
+    if (linked.code !== 0) return null
+    this.check(moved, `store ${target}`)
+    // A file that landed with another sha256 is removed (by the caller) before state.json can name it.
+    return landed ?? 'none'
+  }
+
+  /**
+   * A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before
+   * it is renamed in); `mkdir`: the folder is made in the same round trip (no link tried first).
+   */
+  private async copy(fromPath: string, tmp: string, dir: string, mkdir = false): Promise<string | null> {
+    const [made, copied, sha, mode] = await Promise.all([
+      mkdir ? this.exec(['mkdir', '-p', '--', dir]) : null,
       this.exec(['cp', '--', fromPath, tmp]),
       remoteSha256(this.host, tmp),
       this.exec(['chmod', '0755', '--', tmp])
     ])
+    if (made) this.check(made, `create ${dir}`)
     this.check(copied, `copy ${fromPath} into ${dir}`)
     this.check(mode, `chmod ${tmp}`)
     return sha

@@ -44,6 +44,13 @@ export interface HostState {
    * after a lost connection.
    */
   stagedSha256?: Promise<string | null | undefined>
+  /**
+   * Whether the live folder and the release store share a mount, as pre-flight's free-space reads
+   * showed (false: a hard link cannot join them, so the store copies at once; undefined: not read).
+   */
+  storeLinkable?: boolean
+  /** The kept old binary's removal, sent by the retire and awaited by a later step (never rejects). */
+  keptRemoval?: Promise<void>
 }
 
 /** Where other layers may slot steps in: names of this strategy's steps. */

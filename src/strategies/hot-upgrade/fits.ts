@@ -56,14 +56,24 @@ export function readFreeSpace(
   return { livePath, folders, dfs }
 }
 
-/** Refuses a binary built for another architecture, or one the host has no room for. */
+/** df -P's file system and mount point (its first and last columns), of its last line. */
+function mountOf(df: ExecResult): string | null {
+  const f = df.stdout.trim().split('\n').pop()?.split(/\s+/)
+  return df.code === 0 && f && f.length >= 6 ? `${f[0]} ${f.slice(5).join(' ')}` : null
+}
+
+/**
+ * Refuses a binary built for another architecture, or one the host has no room for. Says
+ * whether the live folder and the release store share a mount (a hard link can join them):
+ * undefined when not read.
+ */
 export async function checkFits(
   host: Host,
   running: Running,
   source: UpgradeSource,
   releaseDir?: string,
   issued?: FreeSpaceReads | null
-): Promise<void> {
+): Promise<{ sameMount?: boolean }> {
   if (source.arch && !sameArch(source.arch, running.arch))
     throw new StepError(
       'preflight',
@@ -71,7 +81,7 @@ export async function checkFits(
     )
   const reads =
     issued?.livePath === running.livePath ? issued : readFreeSpace(host, running.livePath, source, releaseDir)
-  if (reads === null || source.bytes === undefined) return
+  if (reads === null || source.bytes === undefined) return {}
   const needKb = Math.ceil((source.bytes * 1.1) / 1024) + 1024
   const dfs = await reads.dfs
   if (dfs instanceof Error) throw dfs
@@ -83,4 +93,7 @@ export async function checkFits(
         `${reads.folders[i]} has ${availKb} KiB free; the upload needs ${needKb} KiB. Free some disk space`
       )
   }
+  // The live folder and the store: the last two folders read.
+  const [live, store] = dfs.slice(-2).map(mountOf)
+  return live && store ? { sameMount: live === store } : {}
 }

@@ -15,6 +15,7 @@ import {
   inspectSteps,
   restoreBinary,
   retireStep,
+  tidyStep,
   stageSteps,
   type HotUpgradeParts
 } from './steps.js'
@@ -58,14 +59,19 @@ export function hotUpgrade(
         revert: supervisor.capabilities.revert
       }
       const change = changeSteps(p)
-      const retire = retireStep(p)
       return {
         state,
         session,
-        steps: [...inspectSteps(p), ...stageSteps(p), ...change, retire],
+        steps: [
+          ...inspectSteps(p),
+          ...stageSteps(p),
+          ...change,
+          retireStep(p, { tidyLater: true }),
+          tidyStep(p)
+        ],
         anchors: { inspected: 'preflight', verified: 'verify' },
         revertSteps: change.slice(0, 2),
-        retire,
+        retire: retireStep(p),
         repair: () => repairAdvice(p)
       }
     }

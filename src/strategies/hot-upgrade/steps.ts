@@ -80,7 +80,8 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
         p.state.running = r
         ctx.report.oldPid = r.pid
         ctx.report.binaryPath = r.livePath
-        await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free)
+        const fits = await checkFits(p.host, r, p.state.source, p.plan.releaseDir, free)
+        p.state.storeLinkable = fits.sameMount
       }
     },
     {
@@ -258,8 +259,12 @@ function drainStep(p: HotUpgradeParts): Step {
   }
 }
 
-/** The point of no return: the old server is retired. */
-export function retireStep(p: HotUpgradeParts): Step {
+/**
+ * The point of no return: the old server is retired. With `tidyLater`, the kept old binary's
+ * removal is sent without waiting for its answer, which comes with the next step's (the release
+ * store's record): `tidyStep` then awaits it. Without, it is awaited here (a retire run alone).
+ */
+export function retireStep(p: HotUpgradeParts, o: { tidyLater?: boolean } = {}): Step {
   return {
     name: p.names.steps.retire,
     stage: 'commit',
@@ -269,7 +274,19 @@ export function retireStep(p: HotUpgradeParts): Step {
         unfinished: p.state.drainUnfinished === true,
         intervalMs: p.plan.pollIntervalMs
       })
-      await removeKept(p, ctx.log)
+      p.state.keptRemoval = removeKept(p, ctx.log)
+      if (!o.tidyLater) await p.state.keptRemoval
+    }
+  }
+}
+
+/** The kept old binary's removal, sent by the retire step, awaited (a failure only warns). */
+export function tidyStep(p: HotUpgradeParts): Step {
+  return {
+    name: 'tidy',
+    stage: 'after',
+    async run() {
+      await p.state.keptRemoval
     }
   }
 }
