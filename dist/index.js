@@ -24136,7 +24136,8 @@ function hotUpgrade(plan, supervisor) {
         anchors: { inspected: "preflight", verified: "verify" },
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
-        repair: () => repairAdvice(p)
+        repair: () => repairAdvice(p),
+        prefetch: () => session.prefetch?.()
       };
     }
   };
@@ -25388,10 +25389,10 @@ function looksLikeMaster(proc, snap, pid) {
 var fail3 = (message) => {
   throw new StepError("preflight", message);
 };
-async function inspectMaster2(host, plan, ctx) {
+async function inspectMaster2(host, plan, ctx, first2) {
   const note = (s) => ctx.note(s);
   const pidFile2 = plan.pidFile;
-  let snap = await probe2(host, pidFile2);
+  let snap = await (first2 ? first2.catch(() => probe2(host, pidFile2)) : probe2(host, pidFile2));
   const pid = masterPid(snap, pidFile2, host);
   const exe = exePath(snap.procs.get(pid));
   if (exe.path === "-" || exe.path === "")
@@ -25735,8 +25736,16 @@ var NginxSession = class {
   }
   options;
   s;
+  /** The probe sent ahead by prefetch, taken by the next inspect. */
+  first = null;
+  prefetch() {
+    this.first = probe2(this.s.host, this.options.pidFile);
+    this.first.catch(() => void 0);
+  }
   async inspect(ctx) {
-    const facts = await inspectMaster2(this.s.host, this.options, ctx);
+    const first2 = ctx.retrying ? null : this.first;
+    this.first = null;
+    const facts = await inspectMaster2(this.s.host, this.options, ctx, first2);
     this.s.learn(facts);
     return facts;
   }
@@ -30205,7 +30214,7 @@ async function trustOrRefuse(host, o, master, storeDir) {
     throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
   });
 }
-function lockStep(s, o, journal) {
+function lockStep(s, o, journal, afterLock) {
   return {
     name: "lock",
     stage: "prepare",
@@ -30221,7 +30230,7 @@ function lockStep(s, o, journal) {
       if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
       s.releaseDir = releaseDir;
       const path = lockPath(releaseDir);
-      const [lock, wd] = await Promise.all([
+      const taking = Promise.all([
         HostLock.acquire(host, {
           path,
           token: o.token,
@@ -30231,6 +30240,8 @@ function lockStep(s, o, journal) {
         }),
         inspectWatchdog(host, watchdogDir(releaseDir))
       ]);
+      afterLock?.();
+      const [lock, wd] = await taking;
       s.lock = lock;
       journal.update(host.name, { lock: path, phase: "locked" });
       note(
@@ -31886,7 +31897,7 @@ function stopHeartbeat(s) {
 function safeguard(plan, o, journal) {
   const s = { host: plan.state.host, armed: false };
   journal.of(s.host.name);
-  let steps = first(plan.steps, lockStep(s, o, journal));
+  let steps = first(plan.steps, lockStep(s, o, journal, plan.prefetch));
   steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
   steps = beforeStage(steps, "commit", confirmStep(s, o, journal));
   const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];

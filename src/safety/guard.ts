@@ -66,7 +66,7 @@ export function stopHeartbeat(s: HostSafety): void {
 export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): RunSpec {
   const s: HostSafety = { host: plan.state.host, armed: false }
   journal.of(s.host.name)
-  let steps: Step[] = first(plan.steps, lockStep(s, o, journal))
+  let steps: Step[] = first(plan.steps, lockStep(s, o, journal, plan.prefetch))
   steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal))
   steps = beforeStage(steps, 'commit', confirmStep(s, o, journal))
   const settle: Settle[] = [disarmSettle(s, o), releaseLockSettle(s, journal)]

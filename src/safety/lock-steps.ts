@@ -44,8 +44,12 @@ export async function trustOrRefuse(
   })
 }
 
-/** Takes the lock before anything is read; refuses a host whose earlier watchdog still runs. */
-export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Step {
+/**
+ * Takes the lock before anything is read; refuses a host whose earlier watchdog still runs.
+ * `afterLock`: the next step's first reads, sent behind the lock's command on the host's shell
+ * (they run once the lock is taken, and come back with its answer; discarded if it is refused).
+ */
+export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal, afterLock?: () => void): Step {
   return {
     name: 'lock',
     stage: 'prepare',
@@ -65,7 +69,7 @@ export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Ste
       const path = lockPath(releaseDir)
       // The watchdog's state is read along with the lock taken (one round trip, pipelined); it is
       // judged only once the lock is ours, and only a lock holder starts a watchdog.
-      const [lock, wd] = await Promise.all([
+      const taking = Promise.all([
         HostLock.acquire(host, {
           path,
           token: o.token,
@@ -75,6 +79,8 @@ export function lockStep(s: HostSafety, o: SafetyOptions, journal: Journal): Ste
         }),
         inspectWatchdog(host, watchdogDir(releaseDir))
       ])
+      afterLock?.()
+      const [lock, wd] = await taking
       s.lock = lock
       journal.update(host.name, { lock: path, phase: 'locked' })
       note(

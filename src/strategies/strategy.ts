@@ -68,6 +68,8 @@ export interface HostPlan {
   readonly anchors: StrategyAnchors
   /** After a rollback failed: the host's state (`# state: ...` first) and the repair commands. */
   repair(): Promise<string[]>
+  /** Optional: the first step's reads, sent behind the deploy lock's command (SupervisorSession.prefetch). */
+  prefetch?(): void
   /**
    * Before each step of the run (RunSpec.checkpoint), beside the host's own lock: a lock the
    * strategy holds beyond this host (upstream: the load balancer's). A throw stops the run there

@@ -115,6 +115,11 @@ export interface SupervisorSession {
    */
   inspect(ctx: SupervisorContext): Promise<Running>
   /**
+   * Optional: sends the reads `inspect` starts with now, behind a command still on its way (the
+   * deploy lock's), so that they come back with its answer; `inspect` then takes them.
+   */
+  prefetch?(): void
+  /**
    * Checks the staged binary with the running server's own arguments; returns its version.
    * nginx: `<staged> -t` + `-v`. HAProxy: `<staged> -c -f <cfg>` + `-v`. tableflip: the app's
    * own check, if any (an executable of the right architecture at least).

@@ -72,7 +72,8 @@ export function hotUpgrade(
         anchors: { inspected: 'preflight', verified: 'verify' },
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
-        repair: () => repairAdvice(p)
+        repair: () => repairAdvice(p),
+        prefetch: () => session.prefetch?.()
       }
     }
   }

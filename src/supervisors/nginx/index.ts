@@ -19,7 +19,15 @@ import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
 import { quitOldMaster, startNewMaster, stopOldWorkers } from './handover.js'
 import { inspectMaster, verifyBinary, type ConfigDump } from './inspect.js'
-import { acceptingWorkers, describe, isAlive, oldWorkers, steadyChildren } from './protocol.js'
+import {
+  acceptingWorkers,
+  describe,
+  isAlive,
+  oldWorkers,
+  probe,
+  steadyChildren,
+  type Snapshot
+} from './protocol.js'
 import { assessMasters, repairMasters, restoreMasters } from './revert.js'
 import { NginxHost } from './state.js'
 import { nginxWatchdog } from './watchdog.js'
@@ -34,8 +42,19 @@ class NginxSession implements SupervisorSession {
     this.s = new NginxHost(host, options.pidFile, options.pollIntervalMs)
   }
 
+  /** The probe sent ahead by prefetch, taken by the next inspect. */
+  private first: Promise<Snapshot> | null = null
+
+  prefetch(): void {
+    this.first = probe(this.s.host, this.options.pidFile)
+    this.first.catch(() => undefined)
+  }
+
   async inspect(ctx: SupervisorContext): Promise<Running> {
-    const facts = await inspectMaster(this.s.host, this.options, ctx)
+    // After a lost connection its answer may be lost too: read again.
+    const first = ctx.retrying ? null : this.first
+    this.first = null
+    const facts = await inspectMaster(this.s.host, this.options, ctx, first)
     this.s.learn(facts)
     return facts
   }

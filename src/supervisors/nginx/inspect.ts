@@ -49,11 +49,13 @@ const fail = (message: string): never => {
 export async function inspectMaster(
   host: Host,
   plan: InspectPlan,
-  ctx: Pick<SupervisorContext, 'note' | 'learn' | 'readOnly'>
+  ctx: Pick<SupervisorContext, 'note' | 'learn' | 'readOnly'>,
+  /** The probe sent ahead (behind the deploy lock's command); a failed one is read again. */
+  first?: Promise<Snapshot> | null
 ): Promise<MasterFacts> {
   const note = (s: string) => ctx.note(s)
   const pidFile = plan.pidFile
-  let snap = await probe(host, pidFile)
+  let snap = await (first ? first.catch(() => probe(host, pidFile)) : probe(host, pidFile))
   const pid = masterPid(snap, pidFile, host)
 
   // Before anything runs with privilege or is removed: who the master is, who may write its files.
