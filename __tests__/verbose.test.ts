@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { spawn } from 'node:child_process'
-import { rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTrace, trace, visible } from '../src/host/trace.js'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
@@ -97,7 +98,8 @@ describe('through the bundle (sandbox 127.0.0.190)', () => {
 
   it('--verbose shows every remote command, the upload and each health request, with its outcome', async () => {
     sb.nginxStart(h, { reset: true })
-    const r = await deployCli(nginxBuild(dir, 'verbose-1'), ['--verbose'])
+    const build = nginxBuild(dir, 'verbose-1')
+    const r = await deployCli(build, ['--verbose'])
     expect(r.stdout).toContain('zerodown: upgraded')
     expect(r.code).toBe(0)
     const ops = traced(r.stderr, /^debug: /)
@@ -107,7 +109,11 @@ describe('through the bundle (sandbox 127.0.0.190)', () => {
     for (const [, outcome] of commands) expect(outcome).toMatch(/^exit \d+/)
     expect(commands.some(([what]) => /\bkill\b.*\bUSR2\b/.test(what))).toBe(true)
     expect(ops.filter(([what]) => /^upload .* \(stream\)$/.test(what))).toEqual([
-      [expect.stringContaining('nginx-verbose-1'), 'done']
+      // What landed, as the host computed it: the build's own sha256.
+      [
+        expect.stringContaining('nginx-verbose-1'),
+        `done, sha256 ${createHash('sha256').update(readFileSync(build)).digest('hex')}`
+      ]
     ])
     const checks = ops.filter(([what]) => what.startsWith('GET http://127.0.0.190:8080/health'))
     expect(checks.length).toBeGreaterThanOrEqual(3)
