@@ -42,8 +42,12 @@ function fakeHost(lockAnswer: string) {
     run(argv: readonly string[], o?: RunOptions): Promise<ExecResult> {
       const what = name(argv)
       if (!o?.aside) sent.push(what)
+      answeredBefore[what] = answered
       return new Promise(r =>
-        setTimeout(() => r({ stdout: `${answers[what] ?? ''}\n`, stderr: '', code: 0 }), 5)
+        setTimeout(() => {
+          answered += 1
+          r({ stdout: `${answers[what] ?? ''}\n`, stderr: '', code: 0 })
+        }, 5)
       )
     }
   } as unknown as Host
@@ -80,7 +84,8 @@ describe('the lock step sends the next step reads right behind its own', () => {
     expect(r.sent).toEqual(['running-exe', 'lock-acquire', 'watchdog-inspect', 'probe'])
     expect(r.prefetched).toHaveLength(1)
     // Sent with the lock's command, not after its answer (only running-exe was answered).
-    expect(r.answeredBefore.probe).toBe(r.answeredBefore['lock-acquire'])
+    expect(r.answeredBefore['lock-acquire']).toBe(1)
+    expect(r.answeredBefore.probe).toBe(1)
     await r.s.lock?.release()
   })
 
