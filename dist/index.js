@@ -24041,6 +24041,8 @@ function drainStep(p) {
     }
   };
 }
+
+// src/strategies/hot-upgrade/retire.ts
 function retireStep(p, o = {}) {
   return {
     name: p.names.steps.retire,

@@ -10,15 +10,8 @@ import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor
 import type { HostPlan, HostState, Strategy, UpgradeSource } from '../strategy.js'
 import { remoteSha256, sidePaths } from './install.js'
 import type { UpgradePlan } from './plan.js'
-import {
-  changeSteps,
-  inspectSteps,
-  restoreBinary,
-  retireStep,
-  tidyStep,
-  stageSteps,
-  type HotUpgradeParts
-} from './steps.js'
+import { changeSteps, inspectSteps, restoreBinary, stageSteps, type HotUpgradeParts } from './steps.js'
+import { retireStep, tidyStep } from './retire.js'
 
 export { planFrom, type UpgradePlan } from './plan.js'
 
