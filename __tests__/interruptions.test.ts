@@ -17,7 +17,7 @@ import { SshHost } from '../src/host/ssh-host.js'
 import { ConnectionLostError, type Host } from '../src/host/host.js'
 import { HostLock } from '../src/safety/lock.js'
 import { postAction, type SafetyRecord } from '../src/safety/journal.js'
-import { savedRecords } from '../src/state.js'
+import { POST_HOST_COUNT, postHostKey, savedRecords } from '../src/state.js'
 import { HostUpgrade } from '../src/fleet/host-upgrade.js'
 import { first, insertAfter, type Step } from '../src/engine/index.js'
 import { decideWatchdog, startWatchdog } from '../src/safety/watchdog.js'
@@ -65,9 +65,15 @@ describe('interrupted runs: what the post step decides, what the hooks do', () =
     expect(postAction(rec({ phase: 'changing', oldPid: undefined }))).toBe('unlock')
   })
   it('reads the saved state defensively', () => {
-    expect(savedRecords('')).toEqual([])
-    expect(savedRecords(JSON.stringify([rec({}), { host: 1 }, null]))).toEqual([rec({})])
-    expect(() => savedRecords('{"host":"x"}')).toThrow('the saved state is not a list')
+    const from = (state: Record<string, string>) => savedRecords(name => state[name] ?? '')
+    expect(from({})).toEqual([])
+    const two = {
+      [POST_HOST_COUNT]: '3',
+      [postHostKey(0)]: JSON.stringify(rec({})),
+      [postHostKey(1)]: '{"host":1}'
+    }
+    expect(from(two)).toEqual([rec({})])
+    expect(() => from({ [POST_HOST_COUNT]: 'many' })).toThrow('the saved number of hosts is not a number')
   })
   it('slots layered steps in at their anchors, in order; the binary chosen after pre-flight is the one later steps see', async () => {
     const calls: string[] = []
@@ -180,7 +186,8 @@ describe('interrupted runs', () => {
     expect(traffic).toMatchObject({ failed: 0, errors: [] })
     // The killed run still holds the lock: its post step (post-if: always()) finds the host rolled back and releases it.
     expect(existsSync(real(h, `${LOCK}/owner`))).toBe(true)
-    expect(JSON.parse(savedState(state).zerodownHosts!)[0]).toMatchObject({ phase: 'changing', oldPid })
+    const saved = savedState(state)
+    expect(savedRecords(name => saved[name] ?? '')[0]).toMatchObject({ phase: 'changing', oldPid })
     const post = await runPost(inputs, state, { env: github('5001') })
     expect(post.code).toBe(0)
     expect(post.log).toContain('the watchdog already ended: rolled-back')

@@ -31932,19 +31932,22 @@ var Journal = class {
   base;
   persist;
   records = /* @__PURE__ */ new Map();
+  /** Each host's index: the order of first mention. */
+  index = /* @__PURE__ */ new Map();
   /** The host's record, created at its first mention (phase locked). */
   of(host) {
     let r = this.records.get(host);
     if (!r) {
       r = { host, token: this.base.token, phase: "locked", pidFile: this.base.pidFile };
+      this.index.set(host, this.records.size);
       this.records.set(host, r);
     }
     return r;
   }
-  /** Changes a host's record and hands every record to persist. */
+  /** Changes a host's record and hands it to persist, with its index (the order of first mention). */
   update(host, change) {
-    Object.assign(this.of(host), change);
-    this.persist?.([...this.records.values()].map((r) => ({ ...r })));
+    const r = Object.assign(this.of(host), change);
+    this.persist?.({ ...r }, this.index.get(host));
   }
 };
 function postAction(r) {
@@ -35609,17 +35612,26 @@ async function reportMode2(run3) {
 
 // src/state.ts
 var IS_POST = "isPost";
-var POST_STATE = "zerodownHosts";
-function savedRecords(text2) {
-  if (text2.trim() === "") return [];
-  const value = JSON.parse(text2);
-  if (!Array.isArray(value)) throw new Error("the saved state is not a list");
-  return value.filter(
-    (r) => typeof r === "object" && r !== null && typeof r.host === "string" && typeof r.token === "string" && typeof r.phase === "string"
-  );
+var POST_HOST_COUNT = "zerodownHostCount";
+var postHostKey = (index) => `zerodownHost${index}`;
+var isRecord = (r) => typeof r === "object" && r !== null && typeof r.host === "string" && typeof r.token === "string" && typeof r.phase === "string";
+function savedRecords(get) {
+  const countText = get(POST_HOST_COUNT).trim();
+  if (countText === "") return [];
+  const count = Number(countText);
+  if (!Number.isSafeInteger(count) || count < 0)
+    throw new Error(`the saved number of hosts is not a number: ${JSON.stringify(countText.slice(0, 40))}`);
+  const records = [];
+  for (let i = 0; i < count; i++) {
+    const text2 = get(postHostKey(i));
+    const value = text2.trim() === "" ? null : JSON.parse(text2);
+    if (isRecord(value)) records.push(value);
+  }
+  return records;
 }
 function stateSaver(store, warn) {
   let warned = false;
+  let saved = 0;
   const save = (name, value) => {
     try {
       store.save(name, value);
@@ -35633,7 +35645,10 @@ function stateSaver(store, warn) {
   };
   return {
     markMain: () => save(IS_POST, "true"),
-    persist: (records) => save(POST_STATE, JSON.stringify(records))
+    persist: (record, index) => {
+      if (index >= saved) save(POST_HOST_COUNT, String(saved = index + 1));
+      save(postHostKey(index), JSON.stringify(record));
+    }
   };
 }
 var isPostStep = (store) => store.get(IS_POST) === "true";
@@ -35796,7 +35811,7 @@ function isPost() {
 async function post() {
   let records;
   try {
-    records = savedRecords(getState(POST_STATE));
+    records = savedRecords((name) => getState(name));
   } catch (e) {
     warning(
       `zerodown post: cannot read the state saved by the main step (${e.message}); nothing done`

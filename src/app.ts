@@ -35,7 +35,7 @@ export interface RunControl {
   /** Aborted when the job is cancelled (SIGINT/SIGTERM): hosts mid-upgrade roll back. */
   signal?: AbortSignal
   /** Each host's phase after every change (the action saves them for its post step). */
-  persist?: (records: SafetyRecord[]) => void
+  persist?: (record: SafetyRecord, index: number) => void
 }
 
 export function connector(

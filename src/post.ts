@@ -20,7 +20,7 @@ import { finishHost, type PostOutcome } from './recover.js'
 import { coreLogger, maskSecrets } from './report/github.js'
 import { postAction, type SafetyRecord } from './safety/journal.js'
 import { readSettings, type Settings } from './settings.js'
-import { isPostStep, POST_STATE, savedRecords } from './state.js'
+import { isPostStep, savedRecords } from './state.js'
 
 /** True in the post step: the main step saved isPost (GitHub passes saved state to post only). */
 export function isPost(): boolean {
@@ -30,7 +30,7 @@ export function isPost(): boolean {
 export async function post(): Promise<void> {
   let records: SafetyRecord[]
   try {
-    records = savedRecords(core.getState(POST_STATE))
+    records = savedRecords(name => core.getState(name))
   } catch (e) {
     core.warning(
       `zerodown post: cannot read the state saved by the main step (${(e as Error).message}); nothing done`

@@ -1,6 +1,6 @@
 /**
- * Where each host stands, for the post step: one record per host, handed to `persist` at every
- * change, so that the post step can finish what a killed run left (it rolls back, or completes
+ * Where each host stands, for the post step: one record per host, handed to `persist` at each
+ * of its changes, so that the post step can finish what a killed run left (it rolls back, or completes
  * when only the retire remained). Nothing here knows GitHub: src/state.ts saves the records.
  */
 
@@ -24,13 +24,15 @@ export interface SafetyRecord {
   result?: string
 }
 
-/** Every host's record of one run; `persist` gets them all after each change. */
+/** Every host's record of one run; `persist` gets a host's record (and its index) at each change of it. */
 export class Journal {
   private readonly records = new Map<string, SafetyRecord>()
+  /** Each host's index: the order of first mention. */
+  private readonly index = new Map<string, number>()
 
   constructor(
     private readonly base: { token: string; pidFile: string },
-    private readonly persist?: (records: SafetyRecord[]) => void
+    private readonly persist?: (record: SafetyRecord, index: number) => void
   ) {}
 
   /** The host's record, created at its first mention (phase locked). */
@@ -38,15 +40,16 @@ export class Journal {
     let r = this.records.get(host)
     if (!r) {
       r = { host, token: this.base.token, phase: 'locked', pidFile: this.base.pidFile }
+      this.index.set(host, this.records.size)
       this.records.set(host, r)
     }
     return r
   }
 
-  /** Changes a host's record and hands every record to persist. */
+  /** Changes a host's record and hands it to persist, with its index (the order of first mention). */
   update(host: string, change: Partial<SafetyRecord>): void {
-    Object.assign(this.of(host), change)
-    this.persist?.([...this.records.values()].map(r => ({ ...r })))
+    const r = Object.assign(this.of(host), change)
+    this.persist?.({ ...r }, this.index.get(host)!)
   }
 }
 
