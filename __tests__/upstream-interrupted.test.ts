@@ -212,7 +212,11 @@ describe('strategy upstream, interrupted (real load balancer, bundle run as GitH
         /nginx -t failed with the restored file, so what it replaced is back and nothing was reloaded: .*unknown directive "no_such_directive"/
       )
       expect(u.upstreamFile()).toBe(left)
-      expect(u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)).toEqual(workers)
+      // Nothing reloaded: no new worker (the old workers of the run's own reload may still be
+      // finishing their connections when `workers` is read, and leave meanwhile).
+      const after = u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)
+      expect(after.length).toBeGreaterThan(0)
+      expect(after.filter(pid => !workers.includes(pid))).toEqual([])
       expect(besideFile()).toEqual([])
       // Once the configuration is fixed, the post step puts the server back.
       fs.writeFileSync(conf, good)

@@ -195,7 +195,11 @@ describe('strategy upstream through a real nginx load balancer', () => {
         /nginx -t failed after setting .* to down, so the previous .* was put back and nothing was reloaded: .*unknown directive "no_such_directive"/
       )
       expect(u.upstreamFile()).toBe(u.initialFile)
-      expect(u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)).toEqual(workers)
+      // Nothing reloaded: no new worker. (Old workers of an earlier test's reload may still be
+      // finishing their connections when `workers` is read, and leave meanwhile.)
+      const after = u.sb.nginxWorkers(u.lb, u.sb.readPid(u.lb)!)
+      expect(after.length).toBeGreaterThan(0)
+      expect(after.filter(pid => !workers.includes(pid))).toEqual([])
       expect(
         fs.readdirSync(u.sb.hostPath(u.lb, '/srv/app/conf')).filter(f => f.includes('zerodown'))
       ).toEqual([])
