@@ -165,24 +165,31 @@ describe('the probe on real processes', () => {
   })
   it('reads the pid file again after the processes, and reads again when it changed between', async () => {
     // The race of a hand-over: the child writes the pid file (Ready) and its parent exits while
-    // the probe runs. A FIFO serves one line per open: a gone pid first, then a live one. A probe
+    // the probe runs. The pid file gives a gone pid at the first read, then a live one. A probe
     // that read it once would report "pid file: the gone pid", a failed hand-over.
-    const fifo = path.join(dir, 'race.pid')
-    spawnSync('mkfifo', [fifo])
+    // It is a symlink to a FIFO, one FIFO per value: the writer's open waits for the probe's
+    // read; once it has its reader, the symlink moves to the next FIFO, then the value is
+    // written. So each read gets exactly the next value, however fast or slow either side is (one
+    // FIFO for every value lost lines to a reader still open, or let the next read join the last).
+    const pidFile = path.join(dir, 'race.pid')
+    spawnSync('mkfifo', [`${pidFile}.0`])
+    fs.symlinkSync(`${pidFile}.0`, pidFile)
     const live = spawn('/bin/sh', ['-c', 'sleep 30'], { stdio: 'ignore' })
     children.push(live.pid!)
     const gone = 999_999_999
-    // Each value through its own open: the writer holds the pipe until the reader has closed it
-    // (its next write then fails), so two values never share one read.
-    const serve =
-      'for p in "$@"; do (printf "%s\\n" "$p"; while printf x; do sleep 0.01; done) > "$0" 2>/dev/null; done'
-    const writer = spawn('/bin/sh', ['-c', serve, fifo, String(gone), String(live.pid), String(live.pid)], {
-      stdio: 'ignore',
-      detached: true
-    })
+    const serve = [
+      'pf=$0 k=0',
+      'for v in "$@"; do',
+      '  exec 3> "$pf.$k"',
+      '  k=$((k + 1)); mkfifo "$pf.$k" && ln -sfn "$pf.$k" "$pf.tmp" && mv -Tf "$pf.tmp" "$pf"',
+      '  printf "%s\\n" "$v" >&3; exec 3>&-',
+      'done'
+    ].join('\n')
+    const values = [String(gone), ...Array<string>(5).fill(String(live.pid))]
+    const writer = spawn('/bin/sh', ['-c', serve, pidFile, ...values], { stdio: 'ignore', detached: true })
     // Its whole group: a value left unread keeps a subshell waiting on the FIFO.
     children.push(-writer.pid!)
-    const snap = await probe(local, fifo, [live.pid!])
+    const snap = await probe(local, pidFile, [live.pid!])
     expect(snap.pid).toBe(live.pid)
     expect(isAlive(snap, live.pid)).toBe(true)
   })
