@@ -15,6 +15,7 @@ import {
   rolloutChart,
   summaryMarkdown
 } from '../src/report/index.js'
+import { REPORT_OUTPUT_CHARS } from '../src/report/report-output.js'
 import type { RolloutResult } from '../src/fleet/tally.js'
 import type { HostReport, HostResult, StepName, StepReport } from '../src/engine/types.js'
 import { sandboxUp, type Sandbox } from '../test/sandbox/sandbox.js'
@@ -263,6 +264,63 @@ describe('summary Markdown (unit)', () => {
     const out = outputsOf(run)
     expect(JSON.parse(out.report!).hosts[0].steps).toHaveLength(9)
     expect(out['new-pid']).toBe('200')
+  })
+
+  describe('the report output within GitHub bounds', () => {
+    type Cut = { truncated?: string; hosts: HostReport[]; counts: object }
+    const fleetOf = (good: number, bad: number) =>
+      result(
+        [
+          ...Array.from({ length: good }, (_, i) => host(`deploy@web${i}`, 'upgraded')),
+          ...Array.from({ length: bad }, (_, i) => rolledBackAtHealth(`deploy@web${good + i}`))
+        ],
+        bad ? 'rolled-back' : 'upgraded'
+      )
+    const limited = (run: RolloutResult, reportLimit = REPORT_OUTPUT_CHARS) => {
+      const text = outputsOf(run, { reportLimit }).report!
+      expect(text.length).toBeLessThanOrEqual(reportLimit)
+      return JSON.parse(text) as Cut
+    }
+    // 999 hosts that went well and one rolled back: about 2 MB of JSON in full.
+    const fleet = fleetOf(999, 1)
+    const full = outputsOf(fleet).report!
+
+    it('is whole when it fits (and always on the command line)', () => {
+      const one = fleetOf(1, 0)
+      expect(outputsOf(one, { reportLimit: REPORT_OUTPUT_CHARS }).report).toBe(outputsOf(one).report)
+      expect(full.length).toBeGreaterThan(REPORT_OUTPUT_CHARS)
+      expect(JSON.parse(full).truncated).toBeUndefined()
+    })
+
+    it('past the limit keeps every host, and every detail of the one that failed, and says what it left out', () => {
+      const cut = limited(fleet)
+      expect(cut.truncated).toMatch(/^over 250000 characters: left out .* of the hosts that went well/)
+      expect(cut.hosts).toHaveLength(1000)
+      expect(cut.counts).toEqual(fleet.counts)
+      expect(cut.hosts[999]).toEqual(JSON.parse(full).hosts[999])
+      expect(cut.hosts[0]).toMatchObject({
+        host: 'deploy@web0',
+        result: 'upgraded',
+        version: '1.27.3',
+        newPid: 200
+      })
+      // A smaller fleet keeps the steps of every host, without their observations.
+      const some = limited(fleetOf(140, 1))
+      expect(some.truncated).toMatch(/the observations, drain and health curves/)
+      expect(some.hosts[0]!.steps.map(st => st.name)).toEqual(OK_STEPS.map(([name]) => name))
+      expect(some.hosts[140]!.health).toHaveLength(2)
+    })
+
+    it('with many failed hosts, one line per host; past that, the hosts that did not go well', () => {
+      const lines = limited(fleetOf(400, 300))
+      expect(lines.truncated).toMatch(/every host's steps/)
+      expect(lines.hosts).toHaveLength(700)
+      expect(lines.hosts[699]).toMatchObject({ result: 'rolled-back', failedStep: 'health' })
+      expect(lines.hosts[699]!.steps).toBeUndefined()
+      const worst = limited(fleet, 5_000)
+      expect(worst.truncated).toMatch(/only the hosts that did not go well/)
+      expect(worst.hosts.map(h => h.host)).toEqual(['deploy@web999'])
+    })
   })
 })
 

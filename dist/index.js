@@ -34890,9 +34890,73 @@ function findRollbackWorkflow(workspace) {
   });
 }
 
+// src/report/report-output.ts
+var REPORT_OUTPUT_CHARS = 25e4;
+var wentWell = (h) => h.result === "upgraded" || h.result === "unchanged";
+function essentials(h) {
+  const { host, result, version, previousVersion, sha256, oldPid, newPid, durationMs, failedStep, plan } = h;
+  return {
+    host,
+    plan,
+    result,
+    version,
+    previousVersion,
+    sha256,
+    oldPid,
+    newPid,
+    durationMs,
+    failedStep,
+    error: h.error?.slice(0, 300)
+  };
+}
+function withoutDetail(h) {
+  const { drain: _drain, health: _health, weights: _weights, ...rest } = h;
+  return { ...rest, steps: h.steps.map((s) => ({ ...s, observations: [] })) };
+}
+var CUTS = [
+  { left: "", cut: (h) => h },
+  {
+    left: "the observations, drain and health curves of the hosts that went well (each host's steps are in the log)",
+    cut: (h) => wentWell(h) ? withoutDetail(h) : h
+  },
+  {
+    left: "the steps of the hosts that went well (each host's steps are in the log)",
+    cut: (h) => wentWell(h) ? essentials(h) : h
+  },
+  {
+    left: "every host's steps; errors cut to 300 characters (each host's steps are in the log)",
+    cut: essentials
+  }
+];
+function reportOutput(body, limit = Infinity) {
+  for (const { left, cut } of CUTS) {
+    const text2 = JSON.stringify({
+      ...body,
+      ...left ? { truncated: `over ${limit} characters: left out ${left}` } : {},
+      hosts: body.hosts.map(cut)
+    });
+    if (text2.length <= limit) return text2;
+  }
+  return JSON.stringify({
+    ...body,
+    truncated: `over ${limit} characters even with one line per host: only the hosts that did not go well, up to the limit`,
+    hosts: fitting(body.hosts.filter((h) => !wentWell(h)).map(essentials), limit / 2)
+  });
+}
+function fitting(items, chars) {
+  const kept = [];
+  let used = 0;
+  for (const item of items) {
+    used += JSON.stringify(item).length + 1;
+    if (used > chars) break;
+    kept.push(item);
+  }
+  return kept;
+}
+
 // src/report/outputs.ts
 var join2 = (values) => values.filter((v) => v !== void 0 && v !== "").join(",");
-function outputsOf(run3) {
+function outputsOf(run3, o = {}) {
   const hosts = run3.hosts;
   return {
     result: run3.result,
@@ -34902,13 +34966,16 @@ function outputsOf(run3) {
     "old-pid": join2(hosts.map((h) => h.oldPid)),
     "new-pid": join2(hosts.map((h) => h.newPid)),
     duration: String(run3.durationMs),
-    report: JSON.stringify({
-      result: run3.result,
-      supervisor: run3.supervisor,
-      counts: run3.counts,
-      durationMs: run3.durationMs,
-      hosts
-    })
+    report: reportOutput(
+      {
+        result: run3.result,
+        supervisor: run3.supervisor,
+        counts: run3.counts,
+        durationMs: run3.durationMs,
+        hosts
+      },
+      o.reportLimit
+    )
   };
 }
 function servingVersion(h) {
@@ -35293,7 +35360,7 @@ var VERDICT = {
   unchanged: "\u2705 leave it unchanged",
   refused: "\u274C be refused"
 };
-function modeOutputsOf(run3) {
+function modeOutputsOf(run3, o = {}) {
   const plan = run3.mode === "plan";
   const hosts = run3.hosts;
   return {
@@ -35307,14 +35374,17 @@ function modeOutputsOf(run3) {
     "old-pid": join3(hosts.map((h) => h.oldPid)),
     "new-pid": "",
     duration: String(run3.durationMs),
-    report: JSON.stringify({
-      mode: run3.mode,
-      result: run3.result,
-      supervisor: run3.supervisor,
-      counts: run3.counts,
-      durationMs: run3.durationMs,
-      hosts
-    })
+    report: reportOutput(
+      {
+        mode: run3.mode,
+        result: run3.result,
+        supervisor: run3.supervisor,
+        counts: run3.counts,
+        durationMs: run3.durationMs,
+        hosts
+      },
+      o.reportLimit
+    )
   };
 }
 function table2(head, rows) {
@@ -35598,14 +35668,16 @@ function maskSecrets(settings) {
   }
 }
 function setOutputs(run3) {
-  for (const [name, value] of Object.entries(outputsOf(run3))) setOutput(name, value);
+  for (const [name, value] of Object.entries(outputsOf(run3, { reportLimit: REPORT_OUTPUT_CHARS })))
+    setOutput(name, value);
 }
 async function writeSummary(run3, rollbackWorkflow2) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   await summary.addRaw(summaryMarkdown(run3, contextFromEnv(process.env, rollbackWorkflow2))).write();
 }
 async function reportMode2(run3) {
-  for (const [name, value] of Object.entries(modeOutputsOf(run3))) setOutput(name, value);
+  for (const [name, value] of Object.entries(modeOutputsOf(run3, { reportLimit: REPORT_OUTPUT_CHARS })))
+    setOutput(name, value);
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   await summary.addRaw(modeSummaryMarkdown(run3, contextFromEnv(process.env))).write();
 }

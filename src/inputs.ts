@@ -433,6 +433,6 @@ export const OUTPUTS: readonly { name: string; description: string }[] = [
   {
     name: 'report',
     description:
-      "JSON: one entry per host with its result and each step's start, end, outcome and observations (mode plan: each host's plan; mode status: each host's status and releases)."
+      "JSON: one entry per host with its result and each step's start, end, outcome and observations (mode plan: each host's plan; mode status: each host's status and releases). GitHub keeps at most 1 MB of outputs per job: past 250,000 characters (a few hundred hosts) the hosts that went well lose their detail first, and `truncated` says what was left out (the log keeps every step)."
   }
 ]

@@ -8,6 +8,7 @@ import { contextFromEnv, outputsOf } from './outputs.js'
 import { summaryMarkdown } from './summary.js'
 import type { ModeResult } from '../modes/index.js'
 import { modeOutputsOf, modeSummaryMarkdown } from './modes.js'
+import { REPORT_OUTPUT_CHARS } from './report-output.js'
 
 export const coreLogger: Logger = {
   // Every line neutralised: remote text embedded in a message never becomes a runner command.
@@ -49,7 +50,8 @@ export function maskSecrets(settings: Settings): void {
 }
 
 export function setOutputs(run: RolloutResult): void {
-  for (const [name, value] of Object.entries(outputsOf(run))) core.setOutput(name, value)
+  for (const [name, value] of Object.entries(outputsOf(run, { reportLimit: REPORT_OUTPUT_CHARS })))
+    core.setOutput(name, value)
 }
 
 export async function writeSummary(run: RolloutResult, rollbackWorkflow?: string): Promise<void> {
@@ -59,7 +61,8 @@ export async function writeSummary(run: RolloutResult, rollbackWorkflow?: string
 
 /** plan and status: the outputs and the summary. */
 export async function reportMode(run: ModeResult): Promise<void> {
-  for (const [name, value] of Object.entries(modeOutputsOf(run))) core.setOutput(name, value)
+  for (const [name, value] of Object.entries(modeOutputsOf(run, { reportLimit: REPORT_OUTPUT_CHARS })))
+    core.setOutput(name, value)
   if (!process.env.GITHUB_STEP_SUMMARY) return
   await core.summary.addRaw(modeSummaryMarkdown(run, contextFromEnv(process.env))).write()
 }

@@ -8,6 +8,7 @@ import type { HostReport, PlanVerdict } from '../engine/types.js'
 import type { ModeResult } from '../modes/index.js'
 import { releasesMarkdown } from '../releases/markdown.js'
 import type { SummaryContext } from './outputs.js'
+import { reportOutput } from './report-output.js'
 import { cell } from './summary.js'
 
 const short = (s?: string) => (s ? s.slice(0, 12) : '')
@@ -21,7 +22,7 @@ const VERDICT: Record<PlanVerdict['verdict'], string> = {
 }
 
 /** The outputs, with the same names as a deploy's. */
-export function modeOutputsOf(run: ModeResult): Record<string, string> {
+export function modeOutputsOf(run: ModeResult, o: { reportLimit?: number } = {}): Record<string, string> {
   const plan = run.mode === 'plan'
   const hosts = run.hosts
   return {
@@ -35,14 +36,17 @@ export function modeOutputsOf(run: ModeResult): Record<string, string> {
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': '',
     duration: String(run.durationMs),
-    report: JSON.stringify({
-      mode: run.mode,
-      result: run.result,
-      supervisor: run.supervisor,
-      counts: run.counts,
-      durationMs: run.durationMs,
-      hosts
-    })
+    report: reportOutput(
+      {
+        mode: run.mode,
+        result: run.result,
+        supervisor: run.supervisor,
+        counts: run.counts,
+        durationMs: run.durationMs,
+        hosts
+      },
+      o.reportLimit
+    )
   }
 }
 

@@ -10,11 +10,13 @@
 import type { HostReport } from '../engine/types.js'
 import type { RolloutResult } from '../fleet/tally.js'
 import { findRollbackWorkflow } from '../local/rollback-workflow.js'
+import { reportOutput } from './report-output.js'
 
 const join = (values: (string | number | undefined)[]) =>
   values.filter(v => v !== undefined && v !== '').join(',')
 
-export function outputsOf(run: RolloutResult): Record<string, string> {
+/** `reportLimit`: the most characters of the report output (GitHub's: REPORT_OUTPUT_CHARS; none for the command line). */
+export function outputsOf(run: RolloutResult, o: { reportLimit?: number } = {}): Record<string, string> {
   const hosts = run.hosts
   return {
     result: run.result,
@@ -24,13 +26,16 @@ export function outputsOf(run: RolloutResult): Record<string, string> {
     'old-pid': join(hosts.map(h => h.oldPid)),
     'new-pid': join(hosts.map(h => h.newPid)),
     duration: String(run.durationMs),
-    report: JSON.stringify({
-      result: run.result,
-      supervisor: run.supervisor,
-      counts: run.counts,
-      durationMs: run.durationMs,
-      hosts
-    })
+    report: reportOutput(
+      {
+        result: run.result,
+        supervisor: run.supervisor,
+        counts: run.counts,
+        durationMs: run.durationMs,
+        hosts
+      },
+      o.reportLimit
+    )
   }
 }
 
