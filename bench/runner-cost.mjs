@@ -3,6 +3,7 @@
 //
 //   node bench/runner-cost.mjs [--first 2] [--largest 128] [--reps 2] [--health-checks 2]
 //        [--sizes 1,16,64,128] [--parallel 16,64] [--baseline FILE] [--profile DIR]
+//        [--input name=value ...]
 //
 // --sizes / --parallel: the fleet sizes and max-parallel settings (comma-separated); --largest
 // defaults to the largest size. --baseline FILE: another bundle (e.g. main's dist/index.js, copied
@@ -39,13 +40,22 @@ const { values: args } = parseArgs({
     sizes: { type: 'string' },
     parallel: { type: 'string', default: '16,64' },
     baseline: { type: 'string' },
-    profile: { type: 'string' }
+    profile: { type: 'string' },
+    input: { type: 'string', multiple: true, default: [] }
   }
 })
 const list = s => s.split(',').map(Number)
 const LARGEST = args.sizes && args.largest === '128' ? Math.max(...list(args.sizes)) : Number(args.largest)
 const [FIRST, REPS, HEALTH_CHECKS] = [args.first, args.reps, args['health-checks']].map(Number)
 const NET = '127.0.1'
+// --input name=value (repeatable): other inputs of every run, e.g. --input rollback-fleet=false.
+const EXTRA_INPUTS = Object.fromEntries(
+  args.input.map(kv => {
+    const at = kv.indexOf('=')
+    if (at < 1) throw new Error(`--input ${kv}: expected name=value`)
+    return [kv.slice(0, at), kv.slice(at + 1)]
+  })
+)
 if (FIRST < 1 || FIRST + LARGEST - 1 > 200) throw new Error('hosts must stay within 127.0.1.1..127.0.1.200')
 const SIZES = (args.sizes ? list(args.sizes) : [1, 16, 64, LARGEST]).filter(
   (n, i, a) => n <= LARGEST && a.indexOf(n) === i
@@ -77,7 +87,9 @@ try {
   console.log(
     `runner-cost bench: ${LARGEST} sandbox hosts ${NET}.${FIRST}..${NET}.${FIRST + LARGEST - 1} (sshd + nginx with 1 worker each, up in ${(upMs / 1000).toFixed(1)} s), ` +
       `${cpus().length} CPUs and ${(totalmem() / 2 ** 30).toFixed(0)} GB shared with the hosts and other work (load average ${loadavg()[0].toFixed(1)} at the start); ` +
-      `health ${HEALTH_CHECKS} x 200 ms, poll 100 ms, canary 1, rollback-fleet (park all, then commit); ${REPS} reps\n`
+      `health ${HEALTH_CHECKS} x 200 ms, poll 100 ms, canary 1, ` +
+      (args.input.length ? `inputs ${args.input.join(' ')}` : 'rollback-fleet (park all, then commit)') +
+      `; ${REPS} reps\n`
   )
   // results per bundle, then per case `${n}/${p}`.
   const results = new Map(
@@ -92,7 +104,8 @@ try {
         ...sandboxInputs(sb, sb.hosts.slice(0, n)),
         binary: nginxBuild(work, `b${build++}`),
         'health-checks': String(HEALTH_CHECKS),
-        'max-parallel': String(p)
+        'max-parallel': String(p),
+        ...EXTRA_INPUTS
       },
       {
         env: {
