@@ -13,6 +13,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { sandboxUp, type Sandbox, type SandboxHost } from '../test/sandbox/sandbox.js'
 import { CommandTimeoutError, ConnectionLostError, SudoPasswordError } from '../src/host/host.js'
+import { GATE_CLOSED } from '../src/host/remote-shell.js'
 import { HostKeyError, SshHost } from '../src/host/ssh-host.js'
 import { scratchDir } from './helpers/action.js'
 import { hostOptions, sleep, sshSessionPid, sshdLogMark, sshdLogSince, until } from './helpers/ssh.js'
@@ -351,6 +352,29 @@ describe('one connection, one long-lived shell', () => {
     expect(results[23]!.code).toBe(0)
   })
 
+  it('gates: a command sent together with another runs only if that one succeeded, decided by the host', async () => {
+    const file = `/srv/app/gated-${process.pid}`
+    const [ok, after, failed, skipped, never] = await Promise.all([
+      host.run(['true'], { gate: { set: 'first' } }),
+      host.run(['sh', '-c', 'echo ran; exit 4'], { gate: { need: 'first' } }),
+      host.run(['sh', '-c', 'echo no >&2; exit 1'], { gate: { set: 'second' } }),
+      host.run(['touch', '--', file], { gate: { need: 'second' } }),
+      host.run(['touch', '--', file], { gate: { need: 'unknown' } })
+    ])
+    expect(ok).toEqual({ stdout: '', stderr: '', code: 0 })
+    expect(after).toEqual({ stdout: 'ran\n', stderr: '', code: 4 })
+    expect(failed).toEqual({ stdout: '', stderr: 'no\n', code: 1 })
+    expect(skipped).toEqual({ stdout: '', stderr: '', code: GATE_CLOSED })
+    expect(never.code).toBe(GATE_CLOSED)
+    expect(existsSync(sb.hostPath(h, file))).toBe(false)
+    // A gate stays as its last command left it; a new shell (after a timeout) has none open.
+    expect((await host.run(['true'], { gate: { need: 'first' } })).code).toBe(0)
+    await expect(host.run(['sleep', '5'], { timeoutMs: 300 })).rejects.toThrow(CommandTimeoutError)
+    expect((await host.run(['true'], { gate: { need: 'first' } })).code).toBe(GATE_CLOSED)
+    await expect(host.run(['true'], { aside: true, gate: { need: 'first' } })).rejects.toThrow(/side shell/)
+    await expect(host.run(['true'], { gate: { set: 'x; rm' } })).rejects.toThrow(/short lowercase word/)
+  })
+
   it('readFile returns a file as it is, and null for a missing file', async () => {
     const name = `/srv/app/odd name 'q' $(x) ü.txt`
     writeFileSync(sb.hostPath(h, name), 'line 1\nzwei ü\n')
@@ -490,10 +514,10 @@ describe('one connection, one long-lived shell', () => {
     const s = sshdLogSince(h, mark)
     expect(s.match(/Connection from/g)).toHaveLength(2) // this Host and the sudo one
     expect(s.match(/Accepted publickey for zd/g)).toHaveLength(2)
-    // This Host's shell and side shell, the shell's replacement after its timeout, the side
-    // shell's after its own, the warmed upload's channel, the sudo Host's shell and side shell:
-    // none per aside command.
-    expect(s.match(/Starting session: command/g)).toHaveLength(7)
+    // This Host's shell and side shell, the shell's replacements after the gates' timeout and
+    // after its own, the side shell's after its own, the warmed upload's channel, the sudo Host's
+    // shell and side shell: none per aside command.
+    expect(s.match(/Starting session: command/g)).toHaveLength(8)
   })
 })
 

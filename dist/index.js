@@ -28620,6 +28620,20 @@ ${tail2}`;
 };
 
 // src/host/remote-shell.ts
+var GATE_CLOSED = 97;
+var gateVar = (name) => {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
+    throw new Error(`a gate's name is a short lowercase word: ${name}`);
+  return `zd_gate_${name}`;
+};
+function gated(line2, gate3) {
+  let text2 = `( ${line2}
+) </dev/null`;
+  if (gate3.need)
+    text2 = `if [ "\${${gateVar(gate3.need)}:-}" = 0 ]; then ${text2}; else (exit ${GATE_CLOSED}); fi`;
+  if (gate3.set) text2 = `${text2}; ${gateVar(gate3.set)}=$?; (exit "$${gateVar(gate3.set)}")`;
+  return text2;
+}
 var RemoteShell = class {
   constructor(channel, hostName) {
     this.channel = channel;
@@ -28656,17 +28670,15 @@ var RemoteShell = class {
     this.channel.close();
   }
   /** Runs one command line; commands run in the order asked, on this channel. */
-  run(line2, timeoutMs) {
+  run(line2, timeoutMs, gate3 = {}) {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
     const mark = "ZD" + randomBytes4(12).toString("hex");
+    const text2 = `${gated(line2, gate3)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
+`;
     return new Promise((resolve2, reject) => {
       this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
       if (this.pending.length === 1) this.begin();
-      this.channel.write(
-        `( ${line2}
-) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
-`
-      );
+      this.channel.write(text2);
     });
   }
   /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
@@ -30102,14 +30114,16 @@ var SshHost = class _SshHost {
   }
   async run(argv, options = {}) {
     refuseUnclearedExe(argv, options);
+    if (options.aside && options.gate)
+      throw new Error("a gate joins commands of the host shell, not of the side shell");
     const words = options.sudo ? ["sudo", "-n", "--", ...this.privileged?.(argv) ?? argv] : [...argv];
     const line2 = commandLine(words);
     await this.ensureOpen();
     const timeoutMs = options.timeoutMs ?? 6e4;
     const result = await traced(
       this.name,
-      `$ ${line2}${options.aside ? " (side shell)" : ""}`,
-      () => options.aside ? this.runAside(line2, timeoutMs) : this.shell.run(line2, timeoutMs),
+      `$ ${line2}${options.aside ? " (side shell)" : ""}${gateNote(options.gate)}`,
+      () => options.aside ? this.runAside(line2, timeoutMs) : this.shell.run(line2, timeoutMs, options.gate),
       (r) => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ""}`
     );
     if (options.sudo && result.code !== 0 && /password is required|a terminal is required/.test(result.stderr))
@@ -30197,6 +30211,9 @@ var SshHost = class _SshHost {
     this.ssh = null;
   }
 };
+function gateNote(gate3) {
+  return (gate3?.set ? ` (opens gate ${gate3.set})` : "") + (gate3?.need ? ` (only if gate ${gate3.need} is open)` : "");
+}
 
 // src/safety/lock-steps.ts
 var RUNNING_EXE = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';

@@ -3,6 +3,7 @@
  * runs them. One real implementation (SshHost); unit tests use fakes.
  */
 import { remoteLine } from '../remote-text.js'
+import type { Gate } from './remote-shell.js'
 
 export interface ExecResult {
   stdout: string
@@ -27,6 +28,12 @@ export interface RunOptions {
    * command must not hold up.
    */
   aside?: boolean
+  /**
+   * On the host's shell only: `set` opens a gate by this command's success, `need` runs this
+   * command only if that gate is open, else it answers GATE_CLOSED without running (remote-shell.ts).
+   * So a command that must follow another's success can be sent before that answer comes back.
+   */
+  gate?: Gate
 }
 
 export interface HttpResponse {

@@ -7,6 +7,36 @@ import type { ClientChannel } from 'ssh2'
 import { CommandTimeoutError, ConnectionLostError, type ExecResult } from './host.js'
 import { OutputReader } from './output-reader.js'
 
+/**
+ * A decision the host takes itself, between two commands sent together: `set` names a gate that
+ * this command's exit status opens (0) or closes (anything else); `need` runs the command only when
+ * that gate is open in this shell, else answers GATE_CLOSED at once without running it. A new
+ * shell (after a lost connection) has no gate open: what needs one is never run by mistake.
+ */
+export interface Gate {
+  set?: string
+  need?: string
+}
+
+/** The exit status of a command that did not run because the gate it needed was closed. */
+export const GATE_CLOSED = 97
+
+const gateVar = (name: string) => {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
+    throw new Error(`a gate's name is a short lowercase word: ${name}`)
+  return `zd_gate_${name}`
+}
+
+/** The command line as the shell runs it: in a subshell (it cannot change our shell), stdin never the channel's. */
+function gated(line: string, gate: Gate): string {
+  let text = `( ${line}\n) </dev/null`
+  if (gate.need)
+    text = `if [ "\${${gateVar(gate.need)}:-}" = 0 ]; then ${text}; else (exit ${GATE_CLOSED}); fi`
+  // The status is kept in the gate and given back as the command's ($? after an assignment is 0).
+  if (gate.set) text = `${text}; ${gateVar(gate.set)}=$?; (exit "$${gateVar(gate.set)}")`
+  return text
+}
+
 interface Pending {
   mark: string
   line: string
@@ -61,16 +91,14 @@ export class RemoteShell {
   }
 
   /** Runs one command line; commands run in the order asked, on this channel. */
-  run(line: string, timeoutMs: number): Promise<ExecResult> {
+  run(line: string, timeoutMs: number, gate: Gate = {}): Promise<ExecResult> {
     if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, 'the remote shell is closed'))
     const mark = 'ZD' + randomBytes(12).toString('hex')
+    const text = `${gated(line, gate)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2\n`
     return new Promise<ExecResult>((resolve, reject) => {
       this.pending.push({ mark, line, timeoutMs, resolve, reject })
       if (this.pending.length === 1) this.begin()
-      // A subshell keeps the command from changing our shell; stdin is never the channel's.
-      this.channel.write(
-        `( ${line}\n) </dev/null; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2\n`
-      )
+      this.channel.write(text)
     })
   }
 

@@ -172,6 +172,8 @@ export class SshHost implements Host {
 
   async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
     refuseUnclearedExe(argv, options)
+    if (options.aside && options.gate)
+      throw new Error('a gate joins commands of the host shell, not of the side shell')
     // Every privileged command passes here: plain sudo, or the helper's sub-command.
     const words = options.sudo ? ['sudo', '-n', '--', ...(this.privileged?.(argv) ?? argv)] : [...argv]
     const line = commandLine(words)
@@ -179,8 +181,8 @@ export class SshHost implements Host {
     const timeoutMs = options.timeoutMs ?? 60_000
     const result = await traced(
       this.name,
-      `$ ${line}${options.aside ? ' (side shell)' : ''}`,
-      () => (options.aside ? this.runAside(line, timeoutMs) : this.shell!.run(line, timeoutMs)),
+      `$ ${line}${options.aside ? ' (side shell)' : ''}${gateNote(options.gate)}`,
+      () => (options.aside ? this.runAside(line, timeoutMs) : this.shell!.run(line, timeoutMs, options.gate)),
       r => `exit ${r.code}${r.stderr.trim() ? `, stderr: ${r.stderr.trim()}` : ''}`
     )
     if (
@@ -287,4 +289,12 @@ export class SshHost implements Host {
     this.ssh?.dispose()
     this.ssh = null
   }
+}
+
+/** How the trace shows a gated command: what it opens, what it waits for. */
+function gateNote(gate: RunOptions['gate']): string {
+  return (
+    (gate?.set ? ` (opens gate ${gate.set})` : '') +
+    (gate?.need ? ` (only if gate ${gate.need} is open)` : '')
+  )
 }
