@@ -581,13 +581,17 @@ do_down() { # quiet about what is already gone
     [[ -n $ns && $ns != "$ROOT_NS" && $ns != "$SELF_NS" ]] && nss+=("$ns")
   done
   if ((${#nss[@]})); then
-    pids=$(pids_in_ns "${nss[@]}")
-    if [[ -n $pids ]]; then
+    # Again until none is left: a process may fork between the scan and the kill (a master
+    # starting workers after a HUP), and its child would outlive the sandbox, holding its ports.
+    local round
+    for round in 1 2 3 4 5; do
+      pids=$(pids_in_ns "${nss[@]}")
+      [[ -n $pids ]] || break
       # shellcheck disable=SC2086
       kill -KILL $pids 2>/dev/null || true
       # shellcheck disable=SC2086
       wait_gone 30 $pids || log "warning: some sandbox processes survived SIGKILL: $(echo $pids)"
-    fi
+    done
   fi
   rm -rf --one-file-system "$d" 2>/dev/null || rm -rf "$d" || log "warning: could not remove $d"
 }
