@@ -24139,7 +24139,8 @@ function hotUpgrade(plan, supervisor) {
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
         repair: () => repairAdvice(p),
-        prefetch: () => session.prefetch?.()
+        prefetch: () => session.prefetch?.(),
+        retireAhead: (gate3) => session.retireAhead?.(gate3)
       };
     }
   };
@@ -25002,6 +25003,218 @@ async function changedSinceStart(host, pid, files) {
   return changed.length > 0 ? { files: changed, masterStarted: iso(start) } : null;
 }
 
+// src/host/remote-shell.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+
+// src/host/output-reader.ts
+var OutputReader = class {
+  constructor(limit = 8 * 1024 * 1024) {
+    this.limit = limit;
+  }
+  limit;
+  head = [];
+  headBytes = 0;
+  tail = [];
+  tailBytes = 0;
+  cut = 0;
+  /** The last bytes seen, to find a marker that began in an earlier chunk. */
+  window = Buffer.alloc(0);
+  marker = null;
+  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
+  after = [];
+  afterBytes = 0;
+  found = null;
+  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
+  scanned = 0;
+  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
+  expect(marker) {
+    this.marker = Buffer.from(marker, "latin1");
+    this.found = null;
+    const early = Buffer.concat(this.after);
+    this.after = [];
+    this.afterBytes = 0;
+    if (early.length > 0) this.push(early);
+  }
+  /** The command's output and what followed the marker on its line, once the marker has arrived. */
+  result() {
+    return this.found;
+  }
+  push(chunk) {
+    if (this.marker === null || this.found !== null) {
+      this.waitWith(chunk);
+      return;
+    }
+    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
+    this.scanned += search.length;
+    const at2 = search.indexOf(this.marker);
+    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
+    if (end < 0) {
+      this.keep(chunk);
+      const k = this.marker.length + 16;
+      this.window = search.length > k ? search.subarray(search.length - k) : search;
+      return;
+    }
+    const before = at2 - this.window.length;
+    if (before >= 0) this.keep(chunk.subarray(0, before));
+    else this.drop(-before);
+    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
+    this.found = { text: this.text(), rest };
+    this.reset();
+    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
+  }
+  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
+  waitWith(chunk) {
+    this.after.push(chunk);
+    this.afterBytes += chunk.length;
+    while (this.afterBytes > this.limit && this.after.length > 1)
+      this.afterBytes -= this.after.shift().length;
+  }
+  keep(b) {
+    const half = Math.floor(this.limit / 2);
+    if (this.headBytes < half) {
+      const n = Math.min(half - this.headBytes, b.length);
+      this.head.push(b.subarray(0, n));
+      this.headBytes += n;
+      b = b.subarray(n);
+    }
+    if (b.length === 0) return;
+    this.tail.push(b);
+    this.tailBytes += b.length;
+    while (this.tailBytes > half) {
+      const first2 = this.tail[0];
+      const over = this.tailBytes - half;
+      if (first2.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first2.length;
+        this.cut += first2.length;
+      } else {
+        this.tail[0] = first2.subarray(over);
+        this.tailBytes -= over;
+        this.cut += over;
+      }
+    }
+  }
+  /** Removes n bytes from the end of what was kept. */
+  drop(n) {
+    for (const list of [this.tail, this.head]) {
+      while (n > 0 && list.length > 0) {
+        const last = list[list.length - 1];
+        const take = Math.min(n, last.length);
+        list[list.length - 1] = last.subarray(0, last.length - take);
+        if (list[list.length - 1].length === 0) list.pop();
+        if (list === this.tail) this.tailBytes -= take;
+        else this.headBytes -= take;
+        n -= take;
+      }
+    }
+  }
+  text() {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail2 = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail2;
+    return `${head}
+[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
+${tail2}`;
+  }
+  reset() {
+    this.head = [];
+    this.tail = [];
+    this.headBytes = this.tailBytes = this.cut = 0;
+    this.window = Buffer.alloc(0);
+    this.marker = null;
+  }
+};
+
+// src/host/remote-shell.ts
+var GATE_CLOSED = 97;
+var gateVar = (name) => {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
+    throw new Error(`a gate's name is a short lowercase word: ${name}`);
+  return `zd_gate_${name}`;
+};
+function gated(line2, gate3) {
+  let text2 = `( ${line2}
+) </dev/null`;
+  if (gate3.need)
+    text2 = `if [ "\${${gateVar(gate3.need)}:-}" = 0 ]; then ${text2}; else (exit ${GATE_CLOSED}); fi`;
+  if (gate3.set) text2 = `${text2}; ${gateVar(gate3.set)}=$?; (exit "$${gateVar(gate3.set)}")`;
+  return text2;
+}
+var RemoteShell = class {
+  constructor(channel, hostName) {
+    this.channel = channel;
+    this.hostName = hostName;
+    channel.on("data", (d) => {
+      this.out.push(d);
+      this.settle();
+    });
+    channel.stderr.on("data", (d) => {
+      this.err.push(d);
+      this.settle();
+    });
+    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
+  }
+  channel;
+  hostName;
+  pending = [];
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  out = new OutputReader();
+  err = new OutputReader();
+  dead = false;
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
+  fail(error2) {
+    this.dead = true;
+    const [head, ...rest] = this.pending.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      head.reject(error2);
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+  }
+  close() {
+    this.dead = true;
+    this.channel.close();
+  }
+  /** Runs one command line; commands run in the order asked, on this channel. */
+  run(line2, timeoutMs, gate3 = {}) {
+    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+    const mark = "ZD" + randomBytes3(12).toString("hex");
+    const text2 = `${gated(line2, gate3)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
+`;
+    return new Promise((resolve2, reject) => {
+      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
+      if (this.pending.length === 1) this.begin();
+      this.channel.write(text2);
+    });
+  }
+  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
+  begin() {
+    const head = this.pending[0];
+    if (!head) return;
+    this.out.expect(`
+${head.mark} `);
+    this.err.expect(`
+${head.mark}`);
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
+      this.channel.close();
+    }, head.timeoutMs);
+  }
+  settle() {
+    for (; ; ) {
+      const p = this.pending[0];
+      if (!p) return;
+      const out = this.out.result();
+      const err = this.err.result();
+      if (!out || !err) return;
+      this.pending.shift();
+      clearTimeout(p.timer);
+      this.begin();
+      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
+    }
+  }
+};
+
 // src/supervisors/nginx/protocol.ts
 var PROBE3 = String.raw`
 pf=$1; shift
@@ -25144,10 +25357,13 @@ var SIGNALS = {
   gracefulStop: "QUIT",
   restartWorkers: "HUP"
 };
-async function signal2(host, sig, pid) {
+async function signal2(host, sig, pid, gate3) {
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`);
   const argv = ["kill", "-s", sig, "--", String(pid)];
-  check(host, argv, await host.run(argv, { sudo: host.sudo }));
+  const r = await host.run(argv, { sudo: host.sudo, gate: gate3 });
+  if (gate3?.need && r.code === GATE_CLOSED) return "gate-closed";
+  check(host, argv, r);
+  return "sent";
 }
 function describe3(snap, oldPid) {
   const parts = [
@@ -25285,8 +25501,10 @@ async function stopOldWorkers(s, ctx) {
 async function quitOldMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
   const newPid = s.newPid;
-  const waitArgv = ["sh", "-c", GONE_WAIT, "sh", String(oldPid)];
-  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv });
+  const ahead = s.quitAhead;
+  s.quitAhead = null;
+  const early = ahead && !ctx.retrying ? await ahead.catch(() => null) : null;
+  const read = early ?? await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid) });
   ctx.note(`sent QUIT to the old master ${oldPid}`);
   const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
     const snap = await read();
@@ -25311,6 +25529,13 @@ async function quitOldMaster(s, ctx, o) {
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`);
 }
+function sendQuit(s, gate3) {
+  const oldPid = s.facts().pid;
+  const sent = signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid), gate: gate3 });
+  sent.catch(() => void 0);
+  return sent;
+}
+var goneWait = (oldPid) => ["sh", "-c", GONE_WAIT, "sh", String(oldPid)];
 var GONE_WAIT = String.raw`
 n=0
 while [ -e "/proc/$1" ] && [ $n -lt 20 ]; do
@@ -25337,11 +25562,12 @@ while [ $n -lt 40 ]; do
 done
 `;
 async function signalThenRead(s, sig, pid, o = {}) {
-  const sent = signal2(s.host, sig, pid);
-  const gone = o.waitArgv ? s.host.run(o.waitArgv).catch(() => null) : null;
+  const need = o.gate ? { need: o.gate } : void 0;
+  const sent = signal2(s.host, sig, pid, need);
+  const gone = o.waitArgv ? s.host.run(o.waitArgv, { gate: need }).catch(() => null) : null;
   let first2 = s.read();
   first2.catch(() => void 0);
-  await sent;
+  if (await sent === "gate-closed") return null;
   await gone;
   return () => {
     const r = first2 ?? s.read();
@@ -25653,6 +25879,8 @@ var NginxHost = class {
    * WINCH, so a count of none stays true; any other count is read again.
    */
   servingSnapshot = null;
+  /** QUIT and its first read, sent behind the watchdog's confirmation (null: its gate was closed). */
+  quitAhead = null;
   facts() {
     if (this.known === null) throw new Error(`${this.host.name}: the running master is not known yet`);
     return this.known;
@@ -25840,6 +26068,9 @@ var NginxSession = class {
   }
   retire(ctx, o) {
     return quitOldMaster(this.s, ctx, o);
+  }
+  retireAhead(gate3) {
+    this.s.quitAhead = sendQuit(this.s, gate3);
   }
   revert(ctx) {
     return restoreMasters(this.s, ctx.note);
@@ -26907,7 +27138,7 @@ echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
 `.replaceAll("@{", "${");
 var DECIDE_SCRIPT = HELPERS + String.raw`
 d=$1 tok=$2 v=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 3; }
 if mkdir -- "$d/decided" 2>/dev/null; then
   printf '%s\n' "$v" > "$d/verdict"
   p=$(readpid "$d/pid")
@@ -26919,6 +27150,7 @@ if mkdir -- "$d/decided" 2>/dev/null; then
 fi
 r=$(cat -- "$d/result" 2>/dev/null)
 echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
+exit 3
 `;
 var EXTEND_SCRIPT = String.raw`
 d=$1 tok=$2 lease=$3
@@ -26948,9 +27180,13 @@ function watchdogDir(releaseDir) {
   return posix5.join(releaseDir, "watchdog");
 }
 var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
-async function sh(host, script2, args, timeoutMs = 3e4) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs });
-  if (r.code !== 0)
+async function sh(host, script2, args, o = {}) {
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], {
+    sudo: host.sudo,
+    timeoutMs: o.timeoutMs ?? 3e4,
+    gate: o.gate
+  });
+  if (!(o.ok ?? [0]).includes(r.code))
     throw new Error(
       `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
     );
@@ -26997,8 +27233,11 @@ async function startWatchdog(host, plan) {
   if (word === "busy") throw new WatchdogBusyError(host.name, plan.dir, Number(pid), extra ?? "");
   throw new Error(`${host.name}: the watchdog did not start: ${out.slice(0, 300)}`);
 }
-async function decideWatchdog(host, dir, token, verdict2) {
-  const out = await sh(host, DECIDE_SCRIPT, [dir, token, verdict2]);
+async function decideWatchdog(host, dir, token, verdict2, gate3) {
+  const out = await sh(host, DECIDE_SCRIPT, [dir, token, verdict2], {
+    ok: [0, 3],
+    gate: gate3 ? { set: gate3 } : void 0
+  });
   if (out.startsWith("decided ")) return { decided: true, verdict: verdict2 };
   if (out.startsWith("not-ours")) return { decided: false, verdict: "not-ours", result: null };
   const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out);
@@ -27575,11 +27814,11 @@ cat -- "$1/owner" 2>/dev/null | head -n 40
 `;
 
 // src/safety/lock-owner.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
+import { randomBytes as randomBytes4 } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 function newToken(owner) {
   const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
-  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes3(6).toString("hex")}`;
+  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes4(6).toString("hex")}`;
 }
 function lockOwnerFromEnv(env = process.env) {
   const server = env.GITHUB_SERVER_URL ?? "https://github.com";
@@ -28496,218 +28735,6 @@ async function closeAll(slots, out) {
     );
   await out.idle();
 }
-
-// src/host/remote-shell.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
-
-// src/host/output-reader.ts
-var OutputReader = class {
-  constructor(limit = 8 * 1024 * 1024) {
-    this.limit = limit;
-  }
-  limit;
-  head = [];
-  headBytes = 0;
-  tail = [];
-  tailBytes = 0;
-  cut = 0;
-  /** The last bytes seen, to find a marker that began in an earlier chunk. */
-  window = Buffer.alloc(0);
-  marker = null;
-  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
-  after = [];
-  afterBytes = 0;
-  found = null;
-  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
-  scanned = 0;
-  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
-  expect(marker) {
-    this.marker = Buffer.from(marker, "latin1");
-    this.found = null;
-    const early = Buffer.concat(this.after);
-    this.after = [];
-    this.afterBytes = 0;
-    if (early.length > 0) this.push(early);
-  }
-  /** The command's output and what followed the marker on its line, once the marker has arrived. */
-  result() {
-    return this.found;
-  }
-  push(chunk) {
-    if (this.marker === null || this.found !== null) {
-      this.waitWith(chunk);
-      return;
-    }
-    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
-    this.scanned += search.length;
-    const at2 = search.indexOf(this.marker);
-    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
-    if (end < 0) {
-      this.keep(chunk);
-      const k = this.marker.length + 16;
-      this.window = search.length > k ? search.subarray(search.length - k) : search;
-      return;
-    }
-    const before = at2 - this.window.length;
-    if (before >= 0) this.keep(chunk.subarray(0, before));
-    else this.drop(-before);
-    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
-    this.found = { text: this.text(), rest };
-    this.reset();
-    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
-  }
-  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
-  waitWith(chunk) {
-    this.after.push(chunk);
-    this.afterBytes += chunk.length;
-    while (this.afterBytes > this.limit && this.after.length > 1)
-      this.afterBytes -= this.after.shift().length;
-  }
-  keep(b) {
-    const half = Math.floor(this.limit / 2);
-    if (this.headBytes < half) {
-      const n = Math.min(half - this.headBytes, b.length);
-      this.head.push(b.subarray(0, n));
-      this.headBytes += n;
-      b = b.subarray(n);
-    }
-    if (b.length === 0) return;
-    this.tail.push(b);
-    this.tailBytes += b.length;
-    while (this.tailBytes > half) {
-      const first2 = this.tail[0];
-      const over = this.tailBytes - half;
-      if (first2.length <= over) {
-        this.tail.shift();
-        this.tailBytes -= first2.length;
-        this.cut += first2.length;
-      } else {
-        this.tail[0] = first2.subarray(over);
-        this.tailBytes -= over;
-        this.cut += over;
-      }
-    }
-  }
-  /** Removes n bytes from the end of what was kept. */
-  drop(n) {
-    for (const list of [this.tail, this.head]) {
-      while (n > 0 && list.length > 0) {
-        const last = list[list.length - 1];
-        const take = Math.min(n, last.length);
-        list[list.length - 1] = last.subarray(0, last.length - take);
-        if (list[list.length - 1].length === 0) list.pop();
-        if (list === this.tail) this.tailBytes -= take;
-        else this.headBytes -= take;
-        n -= take;
-      }
-    }
-  }
-  text() {
-    const head = Buffer.concat(this.head).toString("utf8");
-    const tail2 = Buffer.concat(this.tail).toString("utf8");
-    if (this.cut === 0) return head + tail2;
-    return `${head}
-[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
-${tail2}`;
-  }
-  reset() {
-    this.head = [];
-    this.tail = [];
-    this.headBytes = this.tailBytes = this.cut = 0;
-    this.window = Buffer.alloc(0);
-    this.marker = null;
-  }
-};
-
-// src/host/remote-shell.ts
-var GATE_CLOSED = 97;
-var gateVar = (name) => {
-  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
-    throw new Error(`a gate's name is a short lowercase word: ${name}`);
-  return `zd_gate_${name}`;
-};
-function gated(line2, gate3) {
-  let text2 = `( ${line2}
-) </dev/null`;
-  if (gate3.need)
-    text2 = `if [ "\${${gateVar(gate3.need)}:-}" = 0 ]; then ${text2}; else (exit ${GATE_CLOSED}); fi`;
-  if (gate3.set) text2 = `${text2}; ${gateVar(gate3.set)}=$?; (exit "$${gateVar(gate3.set)}")`;
-  return text2;
-}
-var RemoteShell = class {
-  constructor(channel, hostName) {
-    this.channel = channel;
-    this.hostName = hostName;
-    channel.on("data", (d) => {
-      this.out.push(d);
-      this.settle();
-    });
-    channel.stderr.on("data", (d) => {
-      this.err.push(d);
-      this.settle();
-    });
-    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
-  }
-  channel;
-  hostName;
-  pending = [];
-  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
-  out = new OutputReader();
-  err = new OutputReader();
-  dead = false;
-  /** Fails the command that runs with `error`, and every one written after it as lost. */
-  fail(error2) {
-    this.dead = true;
-    const [head, ...rest] = this.pending.splice(0);
-    if (head) {
-      clearTimeout(head.timer);
-      head.reject(error2);
-    }
-    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-  }
-  close() {
-    this.dead = true;
-    this.channel.close();
-  }
-  /** Runs one command line; commands run in the order asked, on this channel. */
-  run(line2, timeoutMs, gate3 = {}) {
-    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-    const mark = "ZD" + randomBytes4(12).toString("hex");
-    const text2 = `${gated(line2, gate3)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
-`;
-    return new Promise((resolve2, reject) => {
-      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
-      if (this.pending.length === 1) this.begin();
-      this.channel.write(text2);
-    });
-  }
-  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
-  begin() {
-    const head = this.pending[0];
-    if (!head) return;
-    this.out.expect(`
-${head.mark} `);
-    this.err.expect(`
-${head.mark}`);
-    head.timer = setTimeout(() => {
-      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
-      this.channel.close();
-    }, head.timeoutMs);
-  }
-  settle() {
-    for (; ; ) {
-      const p = this.pending[0];
-      if (!p) return;
-      const out = this.out.result();
-      const err = this.err.result();
-      if (!out || !err) return;
-      this.pending.shift();
-      clearTimeout(p.timer);
-      this.begin();
-      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
-    }
-  }
-};
 
 // node_modules/node-ssh/lib/esm/index.mjs
 var import_is_stream = __toESM(require_is_stream(), 1);
@@ -31770,16 +31797,19 @@ function armStep(s, state, o, journal) {
     undo: ({ host, log }) => disarm(host, s, o, "cancel", (m) => log.info(`${host.name} [rollback] ${m}`))
   };
 }
-function confirmStep(s, o, journal) {
+var COMMIT_GATE = "commit";
+function confirmStep(s, o, journal, afterConfirm) {
   return {
     name: "confirm",
     stage: "commit",
     onCancel: "finish",
-    async run({ host, note }) {
+    async run({ host, note, retrying }) {
       stopHeartbeat(s);
       journal.update(host.name, { phase: "committing" });
       if (!s.armed) return;
-      const d = await decideWatchdog(host, dirOf(s), o.token, "confirm");
+      const deciding = decideWatchdog(host, dirOf(s), o.token, "confirm", COMMIT_GATE);
+      if (!retrying) afterConfirm?.(COMMIT_GATE);
+      const d = await deciding;
       if (d.decided || d.verdict === "confirm") {
         s.armed = false;
         note("confirmed the watchdog: the upgrade goes through");
@@ -31918,7 +31948,7 @@ function safeguard(plan, o, journal) {
   journal.of(s.host.name);
   let steps = first(plan.steps, lockStep(s, o, journal, plan.prefetch));
   steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
-  steps = beforeStage(steps, "commit", confirmStep(s, o, journal));
+  steps = beforeStage(steps, "commit", confirmStep(s, o, journal, plan.retireAhead));
   const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];
   const leave = o.hold ? [leaveHeld2(s, plan.state, o, journal), releaseLockSettle(s, journal)] : void 0;
   return {

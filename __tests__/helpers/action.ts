@@ -53,6 +53,8 @@ export interface RunOptions {
   env?: Record<string, string>
   /** Kill the action with this signal once `when` matches the log. */
   kill?: { when: RegExp; signal: NodeJS.Signals }
+  /** Stop the action (SIGSTOP) once `when` matches the log, run `then`, let it go on (SIGCONT). */
+  pause?: { when: RegExp; then: () => Promise<void> }
   timeoutMs?: number
   /** Called with each chunk of log as it arrives. */
   onLog?: (chunk: string) => void
@@ -90,6 +92,7 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
     })
     let log = ''
     let killed = false
+    let paused = false
     const onData = (d: Buffer) => {
       const s = d.toString()
       log += s
@@ -97,6 +100,11 @@ export function runAction(inputs: Record<string, string>, options: RunOptions = 
       if (options.kill && !killed && options.kill.when.test(log)) {
         killed = true
         child.kill(options.kill.signal)
+      }
+      if (options.pause && !paused && options.pause.when.test(log)) {
+        paused = true
+        child.kill('SIGSTOP')
+        void options.pause.then().finally(() => child.kill('SIGCONT'))
       }
     }
     child.stdout.on('data', onData)

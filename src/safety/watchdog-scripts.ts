@@ -140,12 +140,16 @@ done
 echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
 `.replaceAll('@{', '${')
 
-/** The action decides (confirm | cancel): first come, first served against the watchdog's own deadline. */
+/**
+ * The action decides (confirm | cancel): first come, first served against the watchdog's own
+ * deadline. Exit status 0 only when this run decided (a gate for what was sent behind it), 3 when
+ * the watchdog's or another run's decision stands.
+ */
 export const DECIDE_SCRIPT =
   HELPERS +
   String.raw`
 d=$1 tok=$2 v=$3
-[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 0; }
+[ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo "not-ours $(cat -- "$d/token" 2>/dev/null)"; exit 3; }
 if mkdir -- "$d/decided" 2>/dev/null; then
   printf '%s\n' "$v" > "$d/verdict"
   p=$(readpid "$d/pid")
@@ -157,6 +161,7 @@ if mkdir -- "$d/decided" 2>/dev/null; then
 fi
 r=$(cat -- "$d/result" 2>/dev/null)
 echo "too-late $(cat -- "$d/verdict" 2>/dev/null) $([ -n "$r" ] && echo "result=$r" || echo running)"
+exit 3
 `
 
 export const EXTEND_SCRIPT = String.raw`

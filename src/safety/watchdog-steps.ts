@@ -101,17 +101,33 @@ export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journ
   }
 }
 
-/** Before the point of no return: the watchdog must agree (or it already rolled the host back). */
-export function confirmStep(s: HostSafety, o: SafetyOptions, journal: Journal): Step {
+/** The gate the watchdog's confirmation opens on the host's shell: the retire sent behind it needs it. */
+export const COMMIT_GATE = 'commit'
+
+/**
+ * Before the point of no return: the watchdog must agree (or it already rolled the host back).
+ * `afterConfirm`: the retire's first commands, sent right behind the confirmation and run by the
+ * host only if this run decided (COMMIT_GATE): the commit is one round trip instead of two. The
+ * deploy lock was asked again just before (the commit moment, lock-checkpoint.ts).
+ */
+export function confirmStep(
+  s: HostSafety,
+  o: SafetyOptions,
+  journal: Journal,
+  afterConfirm?: (gate: string) => void
+): Step {
   return {
     name: 'confirm',
     stage: 'commit',
     onCancel: 'finish',
-    async run({ host, note }) {
+    async run({ host, note, retrying }) {
       stopHeartbeat(s)
       journal.update(host.name, { phase: 'committing' })
       if (!s.armed) return
-      const d = await decideWatchdog(host, dirOf(s), o.token, 'confirm')
+      const deciding = decideWatchdog(host, dirOf(s), o.token, 'confirm', COMMIT_GATE)
+      // Not after a lost connection: the retire then reads the host back before it acts.
+      if (!retrying) afterConfirm?.(COMMIT_GATE)
+      const d = await deciding
       if (d.decided || d.verdict === 'confirm') {
         s.armed = false
         note('confirmed the watchdog: the upgrade goes through')

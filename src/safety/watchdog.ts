@@ -17,6 +17,7 @@
  */
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
+import type { Gate } from '../host/remote-shell.js'
 import type { WatchdogPart } from '../supervisors/supervisor.js'
 import {
   DECIDE_SCRIPT,
@@ -74,9 +75,18 @@ export function watchdogDir(releaseDir: string): string {
 
 const seconds = (ms: number) => String(Math.max(1, Math.ceil(ms / 1000)))
 
-async function sh(host: Host, script: string, args: string[], timeoutMs = 30_000): Promise<string> {
-  const r = await host.run(['sh', '-c', script, 'sh', ...args], { sudo: host.sudo, timeoutMs })
-  if (r.code !== 0)
+async function sh(
+  host: Host,
+  script: string,
+  args: string[],
+  o: { timeoutMs?: number; ok?: number[]; gate?: Gate } = {}
+): Promise<string> {
+  const r = await host.run(['sh', '-c', script, 'sh', ...args], {
+    sudo: host.sudo,
+    timeoutMs: o.timeoutMs ?? 30_000,
+    gate: o.gate
+  })
+  if (!(o.ok ?? [0]).includes(r.code))
     throw new Error(
       `${host.name}: watchdog command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
     )
@@ -138,15 +148,20 @@ export type Decision =
 
 /**
  * The action decides: confirm (the upgrade goes through; before QUIT) or cancel (the action rolled
- * back itself). Fails over to the watchdog's decision when its deadline came first.
+ * back itself). Fails over to the watchdog's decision when its deadline came first. `gate`: opened
+ * on the host's shell only when this run decided (what needs it may be sent right behind).
  */
 export async function decideWatchdog(
   host: Host,
   dir: string,
   token: string,
-  verdict: 'confirm' | 'cancel'
+  verdict: 'confirm' | 'cancel',
+  gate?: string
 ): Promise<Decision> {
-  const out = await sh(host, DECIDE_SCRIPT, [dir, token, verdict])
+  const out = await sh(host, DECIDE_SCRIPT, [dir, token, verdict], {
+    ok: [0, 3],
+    gate: gate ? { set: gate } : undefined
+  })
   if (out.startsWith('decided ')) return { decided: true, verdict }
   if (out.startsWith('not-ours')) return { decided: false, verdict: 'not-ours', result: null }
   const m = /^too-late (\S*) (?:result=(.*)|running)$/.exec(out)

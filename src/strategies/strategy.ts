@@ -71,6 +71,11 @@ export interface HostPlan {
   /** Optional: the first step's reads, sent behind the deploy lock's command (SupervisorSession.prefetch). */
   prefetch?(): void
   /**
+   * Optional: the retire's first commands, sent right behind the watchdog's confirmation and run by
+   * the host only if `gate` opened (SupervisorSession.retireAhead).
+   */
+  retireAhead?(gate: string): void
+  /**
    * Before each step of the run (RunSpec.checkpoint), beside the host's own lock: a lock the
    * strategy holds beyond this host (upstream: the load balancer's). A throw stops the run there
    * and it rolls back.

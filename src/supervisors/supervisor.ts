@@ -168,6 +168,12 @@ export interface SupervisorSession {
    */
   retire(ctx: SupervisorContext, options: { unfinished: boolean; intervalMs: number }): Promise<void>
   /**
+   * Optional: sends the retire's first commands now, each needing `gate` on the host's shell
+   * (opened by the watchdog's confirmation sent just before); `retire` then takes their answers,
+   * or sends them again when the gate was closed. nginx: QUIT and the first read of its wait.
+   */
+  retireAhead?(gate: string): void
+  /**
    * Brings the old version back from whatever the host shows (it may run twice, and after a
    * partial start). nginx: HUP the old master if its workers stopped, stop the new master(s)
    * (QUIT/TERM/KILL), wait for the pid file. HAProxy (revert: handoff; the old binary is back

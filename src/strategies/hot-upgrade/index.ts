@@ -66,7 +66,8 @@ export function hotUpgrade(
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
         repair: () => repairAdvice(p),
-        prefetch: () => session.prefetch?.()
+        prefetch: () => session.prefetch?.(),
+        retireAhead: gate => session.retireAhead?.(gate)
       }
     }
   }

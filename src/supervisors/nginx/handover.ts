@@ -138,8 +138,13 @@ export async function quitOldMaster(
 ): Promise<void> {
   const oldPid = s.facts().pid
   const newPid = s.newPid!
-  const waitArgv = ['sh', '-c', GONE_WAIT, 'sh', String(oldPid)]
-  const read = await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv })
+  // Sent behind the watchdog's confirmation: taken unless its gate was closed (then QUIT did not
+  // run) or the connection was lost since (the answers with it).
+  const ahead = s.quitAhead
+  s.quitAhead = null
+  const early = ahead && !ctx.retrying ? await ahead.catch(() => null) : null
+  const read =
+    early ?? (await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid) }))
   ctx.note(`sent QUIT to the old master ${oldPid}`)
   const done = await waitUntilSoon(o.unfinished ? 2000 : 30_000, o.intervalMs, async () => {
     const snap = await read()
@@ -167,6 +172,19 @@ export async function quitOldMaster(
   }
   ctx.note(`the old master is gone; ${newPid} serves alone`)
 }
+
+/**
+ * QUIT to the old master, the host's short wait for it to go, and the first read after. With
+ * `gate`, the signal and the wait run only if the gate is open on the host's shell: null when not.
+ */
+export function sendQuit(s: NginxHost, gate: string): Promise<(() => Promise<Snapshot>) | null> {
+  const oldPid = s.facts().pid
+  const sent = signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid), gate })
+  sent.catch(() => undefined) // taken by quitOldMaster, or never when the confirmation failed
+  return sent
+}
+
+const goneWait = (oldPid: number) => ['sh', '-c', GONE_WAIT, 'sh', String(oldPid)]
 
 /** How long the host itself waits, after QUIT, for the old master to go before the first read. */
 const GONE_WAIT = String.raw`
@@ -208,18 +226,32 @@ done
  * as the SSH user) for the change the signal asks for before that read, so that a quick change
  * is seen at once. Returns the reads to poll with: the first is the one already sent.
  */
+function signalThenRead(
+  s: NginxHost,
+  sig: string,
+  pid: number,
+  o?: { waitArgv?: string[] }
+): Promise<() => Promise<Snapshot>>
+/** With `gate`: null when the gate was closed (the signal and the wait did not run). */
+function signalThenRead(
+  s: NginxHost,
+  sig: string,
+  pid: number,
+  o: { waitArgv?: string[]; gate?: string }
+): Promise<(() => Promise<Snapshot>) | null>
 async function signalThenRead(
   s: NginxHost,
   sig: string,
   pid: number,
-  o: { waitArgv?: string[] } = {}
-): Promise<() => Promise<Snapshot>> {
-  const sent = signal(s.host, sig, pid)
-  const gone = o.waitArgv ? s.host.run(o.waitArgv).catch(() => null) : null
+  o: { waitArgv?: string[]; gate?: string } = {}
+): Promise<(() => Promise<Snapshot>) | null> {
+  const need = o.gate ? { need: o.gate } : undefined
+  const sent = signal(s.host, sig, pid, need)
+  const gone = o.waitArgv ? s.host.run(o.waitArgv, { gate: need }).catch(() => null) : null
   let first: Promise<Snapshot> | null = s.read()
   // The signal may fail (then nothing is read): the early read must not end as an unhandled rejection.
   first.catch(() => undefined)
-  await sent
+  if ((await sent) === 'gate-closed') return null
   await gone
   return () => {
     const r = first ?? s.read()

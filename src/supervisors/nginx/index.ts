@@ -17,7 +17,7 @@ import type {
 } from '../supervisor.js'
 import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
-import { quitOldMaster, startNewMaster, stopOldWorkers } from './handover.js'
+import { quitOldMaster, sendQuit, startNewMaster, stopOldWorkers } from './handover.js'
 import { inspectMaster, verifyBinary, type ConfigDump } from './inspect.js'
 import {
   acceptingWorkers,
@@ -166,6 +166,10 @@ class NginxSession implements SupervisorSession {
 
   retire(ctx: SupervisorContext, o: { unfinished: boolean; intervalMs: number }): Promise<void> {
     return quitOldMaster(this.s, ctx, o)
+  }
+
+  retireAhead(gate: string): void {
+    this.s.quitAhead = sendQuit(this.s, gate)
   }
 
   revert(ctx: SupervisorContext): Promise<void> {

@@ -5,6 +5,7 @@
  * version. Nothing else in the upgrade knows nginx.
  */
 import { check, type Host } from '../../host/host.js'
+import { GATE_CLOSED, type Gate } from '../../host/remote-shell.js'
 
 export interface Proc {
   pid: number
@@ -220,10 +221,19 @@ export const SIGNALS = {
 } as const
 
 /** Sends a signal to one pid (from the pid file), never to a process group (see docs/architecture.md). */
-export async function signal(host: Host, sig: string, pid: number): Promise<void> {
+/** `gate`: sent with a gate of the host's shell; 'gate-closed' when the host did not run it. */
+export async function signal(
+  host: Host,
+  sig: string,
+  pid: number,
+  gate?: Gate
+): Promise<'sent' | 'gate-closed'> {
   if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}`)
   const argv = ['kill', '-s', sig, '--', String(pid)]
-  check(host, argv, await host.run(argv, { sudo: host.sudo }))
+  const r = await host.run(argv, { sudo: host.sudo, gate })
+  if (gate?.need && r.code === GATE_CLOSED) return 'gate-closed'
+  check(host, argv, r)
+  return 'sent'
 }
 
 /** A one-line account of the masters and workers, for error messages. */

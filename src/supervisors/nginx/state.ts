@@ -24,6 +24,8 @@ export class NginxHost {
    * WINCH, so a count of none stays true; any other count is read again.
    */
   servingSnapshot: Snapshot | null = null
+  /** QUIT and its first read, sent behind the watchdog's confirmation (null: its gate was closed). */
+  quitAhead: Promise<(() => Promise<Snapshot>) | null> | null = null
 
   constructor(
     readonly host: Host,
