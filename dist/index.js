@@ -23030,9 +23030,223 @@ function killCommand(host, signal4, pids) {
 }
 
 // src/strategies/hot-upgrade/install.ts
-import { randomBytes } from "node:crypto";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { stat as stat2 } from "node:fs/promises";
 import { posix } from "node:path";
+
+// src/host/remote-shell.ts
+import { randomBytes } from "node:crypto";
+
+// src/host/output-reader.ts
+var OutputReader = class {
+  constructor(limit = 8 * 1024 * 1024) {
+    this.limit = limit;
+  }
+  limit;
+  head = [];
+  headBytes = 0;
+  tail = [];
+  tailBytes = 0;
+  cut = 0;
+  /** The last bytes seen, to find a marker that began in an earlier chunk. */
+  window = Buffer.alloc(0);
+  marker = null;
+  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
+  after = [];
+  afterBytes = 0;
+  found = null;
+  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
+  scanned = 0;
+  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
+  expect(marker) {
+    this.marker = Buffer.from(marker, "latin1");
+    this.found = null;
+    const early = Buffer.concat(this.after);
+    this.after = [];
+    this.afterBytes = 0;
+    if (early.length > 0) this.push(early);
+  }
+  /** The command's output and what followed the marker on its line, once the marker has arrived. */
+  result() {
+    return this.found;
+  }
+  push(chunk) {
+    if (this.marker === null || this.found !== null) {
+      this.waitWith(chunk);
+      return;
+    }
+    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
+    this.scanned += search.length;
+    const at2 = search.indexOf(this.marker);
+    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
+    if (end < 0) {
+      this.keep(chunk);
+      const k = this.marker.length + 16;
+      this.window = search.length > k ? search.subarray(search.length - k) : search;
+      return;
+    }
+    const before = at2 - this.window.length;
+    if (before >= 0) this.keep(chunk.subarray(0, before));
+    else this.drop(-before);
+    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
+    this.found = { text: this.text(), rest };
+    this.reset();
+    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
+  }
+  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
+  waitWith(chunk) {
+    this.after.push(chunk);
+    this.afterBytes += chunk.length;
+    while (this.afterBytes > this.limit && this.after.length > 1)
+      this.afterBytes -= this.after.shift().length;
+  }
+  keep(b) {
+    const half = Math.floor(this.limit / 2);
+    if (this.headBytes < half) {
+      const n = Math.min(half - this.headBytes, b.length);
+      this.head.push(b.subarray(0, n));
+      this.headBytes += n;
+      b = b.subarray(n);
+    }
+    if (b.length === 0) return;
+    this.tail.push(b);
+    this.tailBytes += b.length;
+    while (this.tailBytes > half) {
+      const first2 = this.tail[0];
+      const over = this.tailBytes - half;
+      if (first2.length <= over) {
+        this.tail.shift();
+        this.tailBytes -= first2.length;
+        this.cut += first2.length;
+      } else {
+        this.tail[0] = first2.subarray(over);
+        this.tailBytes -= over;
+        this.cut += over;
+      }
+    }
+  }
+  /** Removes n bytes from the end of what was kept. */
+  drop(n) {
+    for (const list of [this.tail, this.head]) {
+      while (n > 0 && list.length > 0) {
+        const last = list[list.length - 1];
+        const take = Math.min(n, last.length);
+        list[list.length - 1] = last.subarray(0, last.length - take);
+        if (list[list.length - 1].length === 0) list.pop();
+        if (list === this.tail) this.tailBytes -= take;
+        else this.headBytes -= take;
+        n -= take;
+      }
+    }
+  }
+  text() {
+    const head = Buffer.concat(this.head).toString("utf8");
+    const tail2 = Buffer.concat(this.tail).toString("utf8");
+    if (this.cut === 0) return head + tail2;
+    return `${head}
+[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
+${tail2}`;
+  }
+  reset() {
+    this.head = [];
+    this.tail = [];
+    this.headBytes = this.tailBytes = this.cut = 0;
+    this.window = Buffer.alloc(0);
+    this.marker = null;
+  }
+};
+
+// src/host/remote-shell.ts
+var GATE_CLOSED = 97;
+var gateVar = (name) => {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
+    throw new Error(`a gate's name is a short lowercase word: ${name}`);
+  return `zd_gate_${name}`;
+};
+function gated(line2, gate3) {
+  let text2 = `( ${line2}
+) </dev/null`;
+  if (gate3.need)
+    text2 = `if [ "\${${gateVar(gate3.need)}:-}" = 0 ]; then ${text2}; else (exit ${GATE_CLOSED}); fi`;
+  if (gate3.set) text2 = `${text2}; ${gateVar(gate3.set)}=$?; (exit "$${gateVar(gate3.set)}")`;
+  return text2;
+}
+var RemoteShell = class {
+  constructor(channel, hostName) {
+    this.channel = channel;
+    this.hostName = hostName;
+    channel.on("data", (d) => {
+      this.out.push(d);
+      this.settle();
+    });
+    channel.stderr.on("data", (d) => {
+      this.err.push(d);
+      this.settle();
+    });
+    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
+  }
+  channel;
+  hostName;
+  pending = [];
+  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
+  out = new OutputReader();
+  err = new OutputReader();
+  dead = false;
+  /** Fails the command that runs with `error`, and every one written after it as lost. */
+  fail(error2) {
+    this.dead = true;
+    const [head, ...rest] = this.pending.splice(0);
+    if (head) {
+      clearTimeout(head.timer);
+      head.reject(error2);
+    }
+    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+  }
+  close() {
+    this.dead = true;
+    this.channel.close();
+  }
+  /** Runs one command line; commands run in the order asked, on this channel. */
+  run(line2, timeoutMs, gate3 = {}) {
+    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
+    const mark = "ZD" + randomBytes(12).toString("hex");
+    const text2 = `${gated(line2, gate3)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
+`;
+    return new Promise((resolve2, reject) => {
+      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
+      if (this.pending.length === 1) this.begin();
+      this.channel.write(text2);
+    });
+  }
+  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
+  begin() {
+    const head = this.pending[0];
+    if (!head) return;
+    this.out.expect(`
+${head.mark} `);
+    this.err.expect(`
+${head.mark}`);
+    head.timer = setTimeout(() => {
+      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
+      this.channel.close();
+    }, head.timeoutMs);
+  }
+  settle() {
+    for (; ; ) {
+      const p = this.pending[0];
+      if (!p) return;
+      const out = this.out.result();
+      const err = this.err.result();
+      if (!out || !err) return;
+      this.pending.shift();
+      clearTimeout(p.timer);
+      this.begin();
+      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
+    }
+  }
+};
+
+// src/strategies/hot-upgrade/install.ts
 function sidePaths(livePath) {
   const dir = posix.dirname(livePath);
   const base = posix.basename(livePath);
@@ -23064,7 +23278,7 @@ async function stageBinary(host, o) {
   let landed = null;
   try {
     if (sudo) {
-      const tmp = `/tmp/zerodown-upload-${randomBytes(8).toString("hex")}`;
+      const tmp = `/tmp/zerodown-upload-${randomBytes2(8).toString("hex")}`;
       try {
         await host.upload(o.localPath, tmp, o.onProgress);
         await run(host, ["rm", "-f", "--", staging]);
@@ -23129,17 +23343,32 @@ h=@{h%% *}
 ln -f -- "$3" "$4" || exit 4
 mv -f -- "$1" "$3" || exit 5
 `.replaceAll("@{", "${");
-async function swapBinary(host, livePath, sha256) {
+async function swapBinary(host, livePath, sha256, early) {
   if (host.privileged) return swapInSteps(host, livePath, sha256);
   const { staging, previous } = sidePaths(livePath);
-  const argv = ["sh", "-c", SWAP, "sh", staging, sha256, livePath, previous];
-  const r = await host.run(argv, { sudo: host.sudo, timeoutMs: 12e4 });
+  const argv = swapArgv(livePath, sha256);
+  const ahead = early ? await early : null;
+  const r = ahead && ahead.code !== GATE_CLOSED ? ahead : await host.run(argv, { sudo: host.sudo, timeoutMs: 12e4 });
   if (r.code === 3)
     throw new Error(
       `${host.name}: the staged file ${staging} is missing or changed (sha256 ${remoteLine(r.stdout.trim(), 80)})`
     );
   const what = r.code === 4 ? ["ln", "-f", "--", livePath, previous] : ["mv", "-f", "--", staging, livePath];
   if (r.code !== 0) check(host, what, r);
+}
+var swapArgv = (livePath, sha256) => {
+  const { staging, previous } = sidePaths(livePath);
+  return ["sh", "-c", SWAP, "sh", staging, sha256, livePath, previous];
+};
+function sendSwap(host, livePath, sha256, gate3) {
+  if (host.privileged) return null;
+  const sent = host.run(swapArgv(livePath, sha256), {
+    sudo: host.sudo,
+    timeoutMs: 12e4,
+    gate: { need: gate3 }
+  });
+  sent.catch(() => void 0);
+  return sent;
 }
 async function swapInSteps(host, livePath, sha256) {
   const { staging, previous } = sidePaths(livePath);
@@ -23299,7 +23528,7 @@ async function gate(host, plan, ctx, warmer) {
 }
 
 // src/releases/store.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 import { posix as posix2 } from "node:path";
 
 // src/releases/versions.ts
@@ -23627,7 +23856,7 @@ var ReleaseStore = class _ReleaseStore {
   async writeAtomic(path, text2) {
     const tmp = posix2.join(
       posix2.dirname(path),
-      `.${posix2.basename(path)}.tmp-${randomBytes2(6).toString("hex")}`
+      `.${posix2.basename(path)}.tmp-${randomBytes3(6).toString("hex")}`
     );
     await this.run(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], `write ${path}`);
   }
@@ -23666,7 +23895,7 @@ var ReleaseStore = class _ReleaseStore {
     if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
     const dir = this.releaseDir(sha256);
     const target = this.releasePath(sha256);
-    const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes2(6).toString("hex")}`);
+    const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes3(6).toString("hex")}`);
     const changed = (got) => new StoreError(
       `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
     );
@@ -23969,8 +24198,10 @@ function changeSteps(p) {
       undo: (ctx) => restoreBinary(p, ctx.log),
       async run(ctx) {
         const r = running(p);
+        const early = p.state.swapAhead;
+        p.state.swapAhead = void 0;
         if (!ctx.retrying || await remoteSha256(p.host, r.livePath) !== p.state.source.sha256)
-          await swapBinary(p.host, r.livePath, p.state.source.sha256);
+          await swapBinary(p.host, r.livePath, p.state.source.sha256, ctx.retrying ? void 0 : early);
         ctx.note(`${r.livePath} is the new binary; the old one is kept as ${sidePaths(r.livePath).previous}`);
       }
     },
@@ -24140,7 +24371,11 @@ function hotUpgrade(plan, supervisor) {
         retire: retireStep(p),
         repair: () => repairAdvice(p),
         prefetch: () => session.prefetch?.(),
-        retireAhead: (gate3) => session.retireAhead?.(gate3)
+        retireAhead: (gate3) => session.retireAhead?.(gate3),
+        changeAhead: (gate3) => {
+          const live2 = state.running?.livePath;
+          if (live2) state.swapAhead = sendSwap(host, live2, state.source.sha256, gate3) ?? void 0;
+        }
       };
     }
   };
@@ -25003,218 +25238,6 @@ async function changedSinceStart(host, pid, files) {
   return changed.length > 0 ? { files: changed, masterStarted: iso(start) } : null;
 }
 
-// src/host/remote-shell.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-
-// src/host/output-reader.ts
-var OutputReader = class {
-  constructor(limit = 8 * 1024 * 1024) {
-    this.limit = limit;
-  }
-  limit;
-  head = [];
-  headBytes = 0;
-  tail = [];
-  tailBytes = 0;
-  cut = 0;
-  /** The last bytes seen, to find a marker that began in an earlier chunk. */
-  window = Buffer.alloc(0);
-  marker = null;
-  /** Bytes that came with no command waiting (after a marker), bounded like the rest. */
-  after = [];
-  afterBytes = 0;
-  found = null;
-  /** Bytes searched for markers so far (what the reading costs; a test holds it linear). */
-  scanned = 0;
-  /** Starts a command: its output ends at `marker`, then what follows up to a line feed (its status). */
-  expect(marker) {
-    this.marker = Buffer.from(marker, "latin1");
-    this.found = null;
-    const early = Buffer.concat(this.after);
-    this.after = [];
-    this.afterBytes = 0;
-    if (early.length > 0) this.push(early);
-  }
-  /** The command's output and what followed the marker on its line, once the marker has arrived. */
-  result() {
-    return this.found;
-  }
-  push(chunk) {
-    if (this.marker === null || this.found !== null) {
-      this.waitWith(chunk);
-      return;
-    }
-    const search = this.window.length > 0 ? Buffer.concat([this.window, chunk]) : chunk;
-    this.scanned += search.length;
-    const at2 = search.indexOf(this.marker);
-    const end = at2 < 0 ? -1 : search.indexOf(10, at2 + this.marker.length);
-    if (end < 0) {
-      this.keep(chunk);
-      const k = this.marker.length + 16;
-      this.window = search.length > k ? search.subarray(search.length - k) : search;
-      return;
-    }
-    const before = at2 - this.window.length;
-    if (before >= 0) this.keep(chunk.subarray(0, before));
-    else this.drop(-before);
-    const rest = search.subarray(at2 + this.marker.length, end).toString("latin1");
-    this.found = { text: this.text(), rest };
-    this.reset();
-    if (end + 1 < search.length) this.waitWith(search.subarray(end + 1));
-  }
-  /** Output of no command (a process the last one left behind): kept until the next, bounded. */
-  waitWith(chunk) {
-    this.after.push(chunk);
-    this.afterBytes += chunk.length;
-    while (this.afterBytes > this.limit && this.after.length > 1)
-      this.afterBytes -= this.after.shift().length;
-  }
-  keep(b) {
-    const half = Math.floor(this.limit / 2);
-    if (this.headBytes < half) {
-      const n = Math.min(half - this.headBytes, b.length);
-      this.head.push(b.subarray(0, n));
-      this.headBytes += n;
-      b = b.subarray(n);
-    }
-    if (b.length === 0) return;
-    this.tail.push(b);
-    this.tailBytes += b.length;
-    while (this.tailBytes > half) {
-      const first2 = this.tail[0];
-      const over = this.tailBytes - half;
-      if (first2.length <= over) {
-        this.tail.shift();
-        this.tailBytes -= first2.length;
-        this.cut += first2.length;
-      } else {
-        this.tail[0] = first2.subarray(over);
-        this.tailBytes -= over;
-        this.cut += over;
-      }
-    }
-  }
-  /** Removes n bytes from the end of what was kept. */
-  drop(n) {
-    for (const list of [this.tail, this.head]) {
-      while (n > 0 && list.length > 0) {
-        const last = list[list.length - 1];
-        const take = Math.min(n, last.length);
-        list[list.length - 1] = last.subarray(0, last.length - take);
-        if (list[list.length - 1].length === 0) list.pop();
-        if (list === this.tail) this.tailBytes -= take;
-        else this.headBytes -= take;
-        n -= take;
-      }
-    }
-  }
-  text() {
-    const head = Buffer.concat(this.head).toString("utf8");
-    const tail2 = Buffer.concat(this.tail).toString("utf8");
-    if (this.cut === 0) return head + tail2;
-    return `${head}
-[\u2026 ${this.cut} bytes of output cut here: at most ${this.limit} are kept \u2026]
-${tail2}`;
-  }
-  reset() {
-    this.head = [];
-    this.tail = [];
-    this.headBytes = this.tailBytes = this.cut = 0;
-    this.window = Buffer.alloc(0);
-    this.marker = null;
-  }
-};
-
-// src/host/remote-shell.ts
-var GATE_CLOSED = 97;
-var gateVar = (name) => {
-  if (!/^[a-z][a-z0-9_]{0,30}$/.test(name))
-    throw new Error(`a gate's name is a short lowercase word: ${name}`);
-  return `zd_gate_${name}`;
-};
-function gated(line2, gate3) {
-  let text2 = `( ${line2}
-) </dev/null`;
-  if (gate3.need)
-    text2 = `if [ "\${${gateVar(gate3.need)}:-}" = 0 ]; then ${text2}; else (exit ${GATE_CLOSED}); fi`;
-  if (gate3.set) text2 = `${text2}; ${gateVar(gate3.set)}=$?; (exit "$${gateVar(gate3.set)}")`;
-  return text2;
-}
-var RemoteShell = class {
-  constructor(channel, hostName) {
-    this.channel = channel;
-    this.hostName = hostName;
-    channel.on("data", (d) => {
-      this.out.push(d);
-      this.settle();
-    });
-    channel.stderr.on("data", (d) => {
-      this.err.push(d);
-      this.settle();
-    });
-    channel.on("close", () => this.fail(new ConnectionLostError(hostName, "the remote shell closed")));
-  }
-  channel;
-  hostName;
-  pending = [];
-  // Linear reads, bounded: a host that prints megabytes costs one pass and a note of what was cut.
-  out = new OutputReader();
-  err = new OutputReader();
-  dead = false;
-  /** Fails the command that runs with `error`, and every one written after it as lost. */
-  fail(error2) {
-    this.dead = true;
-    const [head, ...rest] = this.pending.splice(0);
-    if (head) {
-      clearTimeout(head.timer);
-      head.reject(error2);
-    }
-    for (const p of rest) p.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-  }
-  close() {
-    this.dead = true;
-    this.channel.close();
-  }
-  /** Runs one command line; commands run in the order asked, on this channel. */
-  run(line2, timeoutMs, gate3 = {}) {
-    if (this.dead) return Promise.reject(new ConnectionLostError(this.hostName, "the remote shell is closed"));
-    const mark = "ZD" + randomBytes3(12).toString("hex");
-    const text2 = `${gated(line2, gate3)}; printf '\\n%s %d\\n' ${mark} "$?"; printf '\\n%s\\n' ${mark} >&2
-`;
-    return new Promise((resolve2, reject) => {
-      this.pending.push({ mark, line: line2, timeoutMs, resolve: resolve2, reject });
-      if (this.pending.length === 1) this.begin();
-      this.channel.write(text2);
-    });
-  }
-  /** The command at the head of the line runs now: the readers look for its markers, its timeout starts. */
-  begin() {
-    const head = this.pending[0];
-    if (!head) return;
-    this.out.expect(`
-${head.mark} `);
-    this.err.expect(`
-${head.mark}`);
-    head.timer = setTimeout(() => {
-      this.fail(new CommandTimeoutError(this.hostName, head.line, head.timeoutMs));
-      this.channel.close();
-    }, head.timeoutMs);
-  }
-  settle() {
-    for (; ; ) {
-      const p = this.pending[0];
-      if (!p) return;
-      const out = this.out.result();
-      const err = this.err.result();
-      if (!out || !err) return;
-      this.pending.shift();
-      clearTimeout(p.timer);
-      this.begin();
-      p.resolve({ stdout: out.text, stderr: err.text, code: Number(out.rest) });
-    }
-  }
-};
-
 // src/supervisors/nginx/protocol.ts
 var PROBE3 = String.raw`
 pf=$1; shift
@@ -25503,7 +25526,7 @@ async function quitOldMaster(s, ctx, o) {
   const newPid = s.newPid;
   const ahead = s.quitAhead;
   s.quitAhead = null;
-  const early = ahead && !ctx.retrying ? await ahead.catch(() => null) : null;
+  const early = ahead && !ctx.retrying ? await ahead : null;
   const read = early ?? await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid) });
   ctx.note(`sent QUIT to the old master ${oldPid}`);
   const done = await waitUntilSoon(o.unfinished ? 2e3 : 3e4, o.intervalMs, async () => {
@@ -27110,12 +27133,12 @@ var LAUNCH_SCRIPT = HELPERS + String.raw`
 wd=$1 d=$2 tok=$3 lease=$4; shift 4
 # $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
 st=$(starttime "$2")
-case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 3;; esac
 mkdir -p -- "$d" || exit 1
 p=$(readpid "$d/pid")
 if is_watchdog "$p"; then
   if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null) $st"; exit 0; fi
-  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
+  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 3
 fi
 rm -f -- "$d/verdict" "$d/result" "$d/pid"
 rmdir -- "$d/decided" 2>/dev/null
@@ -27135,6 +27158,7 @@ while [ "$(date +%s)" -le "$end" ]; do
   sleep 0.02 2>/dev/null || sleep 1
 done
 echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
+exit 3
 `.replaceAll("@{", "${");
 var DECIDE_SCRIPT = HELPERS + String.raw`
 d=$1 tok=$2 v=$3
@@ -27208,21 +27232,26 @@ var WatchdogBusyError = class extends Error {
   pid;
   token;
 };
-async function startWatchdog(host, plan) {
+async function startWatchdog(host, plan, gate3) {
   if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
     throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
   if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
-  const out = await sh(host, LAUNCH_SCRIPT, [
-    watchdogScript(plan.part, plan.binaryFirst),
-    plan.dir,
-    plan.token,
-    seconds(plan.leaseMs),
-    plan.pidFile,
-    String(plan.oldPid),
-    plan.livePath,
-    plan.previousPath,
-    plan.oldSha256
-  ]);
+  const out = await sh(
+    host,
+    LAUNCH_SCRIPT,
+    [
+      watchdogScript(plan.part, plan.binaryFirst),
+      plan.dir,
+      plan.token,
+      seconds(plan.leaseMs),
+      plan.pidFile,
+      String(plan.oldPid),
+      plan.livePath,
+      plan.previousPath,
+      plan.oldSha256
+    ],
+    { ok: [0, 3], gate: gate3 ? { set: gate3 } : void 0 }
+  );
   const [word, pid, extra, st] = out.split(/\s+/);
   if (word === "started" || word === "running")
     return {
@@ -31746,12 +31775,13 @@ async function disarm(host, s, o, verdict2, note) {
     await afterWatchdog(host, s, note);
   }
 }
-function armStep(s, state, o, journal) {
+var ARMED_GATE = "armed";
+function armStep(s, state, o, journal, afterArm) {
   return {
     name: "watchdog",
     // Armed right before the swap, never at pre-staging: its lease starts when it is armed.
     stage: "ready",
-    async run({ host, note }) {
+    async run({ host, note, retrying }) {
       const r = state.running;
       journal.update(host.name, {
         phase: "changing",
@@ -31766,18 +31796,24 @@ function armStep(s, state, o, journal) {
         note("no watchdog: the release store of this host is not known");
         return;
       }
-      const wd = await startWatchdog(host, {
-        dir: dirOf(s),
-        token: o.token,
-        pidFile: o.pidFile,
-        oldPid: r.pid,
-        livePath: r.livePath,
-        previousPath: sidePaths(r.livePath).previous,
-        oldSha256: r.liveSha256,
-        leaseMs: o.watchdogLeaseMs,
-        part: o.part,
-        binaryFirst: o.binaryFirst
-      });
+      const starting = startWatchdog(
+        host,
+        {
+          dir: dirOf(s),
+          token: o.token,
+          pidFile: o.pidFile,
+          oldPid: r.pid,
+          livePath: r.livePath,
+          previousPath: sidePaths(r.livePath).previous,
+          oldSha256: r.liveSha256,
+          leaseMs: o.watchdogLeaseMs,
+          part: o.part,
+          binaryFirst: o.binaryFirst
+        },
+        ARMED_GATE
+      );
+      if (!retrying) afterArm?.(ARMED_GATE);
+      const wd = await starting;
       s.armed = true;
       s.oldStartTime = wd.oldStartTime ?? void 0;
       note(
@@ -31947,7 +31983,7 @@ function safeguard(plan, o, journal) {
   const s = { host: plan.state.host, armed: false };
   journal.of(s.host.name);
   let steps = first(plan.steps, lockStep(s, o, journal, plan.prefetch));
-  steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal));
+  steps = beforeStage(steps, "change", armStep(s, plan.state, o, journal, plan.changeAhead));
   steps = beforeStage(steps, "commit", confirmStep(s, o, journal, plan.retireAhead));
   const settle = [disarmSettle(s, o), releaseLockSettle(s, journal)];
   const leave = o.hold ? [leaveHeld2(s, plan.state, o, journal), releaseLockSettle(s, journal)] : void 0;

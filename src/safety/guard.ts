@@ -67,7 +67,7 @@ export function safeguard(plan: HostPlan, o: SafetyOptions, journal: Journal): R
   const s: HostSafety = { host: plan.state.host, armed: false }
   journal.of(s.host.name)
   let steps: Step[] = first(plan.steps, lockStep(s, o, journal, plan.prefetch))
-  steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal))
+  steps = beforeStage(steps, 'change', armStep(s, plan.state, o, journal, plan.changeAhead))
   steps = beforeStage(steps, 'commit', confirmStep(s, o, journal, plan.retireAhead))
   const settle: Settle[] = [disarmSettle(s, o), releaseLockSettle(s, journal)]
   const leave = o.hold ? [leaveHeld(s, plan.state, o, journal), releaseLockSettle(s, journal)] : undefined

@@ -106,19 +106,22 @@ done
   ).replaceAll('@{', '${')
 }
 
-/** Starts the watchdog detached; idempotent for the same token (a retried start finds it). */
+/**
+ * Starts the watchdog detached; idempotent for the same token (a retried start finds it). Exit
+ * status 0 only when this run's watchdog runs (a gate for what was sent behind it), 3 when not.
+ */
 export const LAUNCH_SCRIPT =
   HELPERS +
   String.raw`
 wd=$1 d=$2 tok=$3 lease=$4; shift 4
 # $1 pid file, $2 old pid, ...: the old server's start time goes last (the watchdog's $8).
 st=$(starttime "$2")
-case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 0;; esac
+case $st in ''|*[!0-9]*) echo "failed: the old server (pid $2) is not running"; exit 3;; esac
 mkdir -p -- "$d" || exit 1
 p=$(readpid "$d/pid")
 if is_watchdog "$p"; then
   if [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ]; then echo "running $p $(cat -- "$d/deadline" 2>/dev/null) $st"; exit 0; fi
-  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 0
+  echo "busy $p $(cat -- "$d/token" 2>/dev/null)"; exit 3
 fi
 rm -f -- "$d/verdict" "$d/result" "$d/pid"
 rmdir -- "$d/decided" 2>/dev/null
@@ -138,6 +141,7 @@ while [ "$(date +%s)" -le "$end" ]; do
   sleep 0.02 2>/dev/null || sleep 1
 done
 echo "failed: no pid file after 10s"; tail -n 5 -- "$d/log"
+exit 3
 `.replaceAll('@{', '${')
 
 /**

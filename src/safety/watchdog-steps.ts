@@ -48,13 +48,26 @@ async function disarm(
   }
 }
 
-/** The journal learns what the post step needs; then the watchdog is armed (when asked for). */
-export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journal: Journal): Step {
+/** The gate the watchdog's start opens on the host's shell: the swap sent behind it needs it. */
+export const ARMED_GATE = 'armed'
+
+/**
+ * The journal learns what the post step needs; then the watchdog is armed (when asked for).
+ * `afterArm`: the cut-over's first command, sent right behind the watchdog's start and run by the
+ * host only if it started (ARMED_GATE): nothing changes on a host no watchdog guards.
+ */
+export function armStep(
+  s: HostSafety,
+  state: HostState,
+  o: SafetyOptions,
+  journal: Journal,
+  afterArm?: (gate: string) => void
+): Step {
   return {
     name: 'watchdog',
     // Armed right before the swap, never at pre-staging: its lease starts when it is armed.
     stage: 'ready',
-    async run({ host, note }) {
+    async run({ host, note, retrying }) {
       const r = state.running!
       journal.update(host.name, {
         phase: 'changing',
@@ -69,18 +82,25 @@ export function armStep(s: HostSafety, state: HostState, o: SafetyOptions, journ
         note('no watchdog: the release store of this host is not known')
         return
       }
-      const wd = await startWatchdog(host, {
-        dir: dirOf(s),
-        token: o.token,
-        pidFile: o.pidFile,
-        oldPid: r.pid,
-        livePath: r.livePath,
-        previousPath: sidePaths(r.livePath).previous,
-        oldSha256: r.liveSha256,
-        leaseMs: o.watchdogLeaseMs,
-        part: o.part,
-        binaryFirst: o.binaryFirst
-      })
+      const starting = startWatchdog(
+        host,
+        {
+          dir: dirOf(s),
+          token: o.token,
+          pidFile: o.pidFile,
+          oldPid: r.pid,
+          livePath: r.livePath,
+          previousPath: sidePaths(r.livePath).previous,
+          oldSha256: r.liveSha256,
+          leaseMs: o.watchdogLeaseMs,
+          part: o.part,
+          binaryFirst: o.binaryFirst
+        },
+        ARMED_GATE
+      )
+      // Not after a lost connection: the swap then reads the host back before it acts.
+      if (!retrying) afterArm?.(ARMED_GATE)
+      const wd = await starting
       s.armed = true
       s.oldStartTime = wd.oldStartTime ?? undefined
       note(

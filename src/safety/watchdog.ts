@@ -112,22 +112,28 @@ export class WatchdogBusyError extends Error {
 /** Arms the watchdog; resolves with its pid once it runs. */
 export async function startWatchdog(
   host: Host,
-  plan: WatchdogPlan
+  plan: WatchdogPlan,
+  gate?: string
 ): Promise<{ pid: number; deadline: number; oldStartTime: string | null }> {
   if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
     throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`)
   if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`)
-  const out = await sh(host, LAUNCH_SCRIPT, [
-    watchdogScript(plan.part, plan.binaryFirst),
-    plan.dir,
-    plan.token,
-    seconds(plan.leaseMs),
-    plan.pidFile,
-    String(plan.oldPid),
-    plan.livePath,
-    plan.previousPath,
-    plan.oldSha256
-  ])
+  const out = await sh(
+    host,
+    LAUNCH_SCRIPT,
+    [
+      watchdogScript(plan.part, plan.binaryFirst),
+      plan.dir,
+      plan.token,
+      seconds(plan.leaseMs),
+      plan.pidFile,
+      String(plan.oldPid),
+      plan.livePath,
+      plan.previousPath,
+      plan.oldSha256
+    ],
+    { ok: [0, 3], gate: gate ? { set: gate } : undefined }
+  )
   const [word, pid, extra, st] = out.split(/\s+/)
   // st: the old server's start time, which names it for good (held records keep it).
   if (word === 'started' || word === 'running')

@@ -5,7 +5,7 @@
  * safety (lock, watchdog, journal) and the release store slot their own steps in at the anchors
  * a strategy names (src/engine/compose.ts).
  */
-import type { Host } from '../host/host.js'
+import type { ExecResult, Host } from '../host/host.js'
 import type { Step } from '../engine/step.js'
 import type { Logger } from '../engine/types.js'
 import type { Running } from '../supervisors/supervisor.js'
@@ -51,6 +51,8 @@ export interface HostState {
   storeLinkable?: boolean
   /** The kept old binary's removal, sent by the retire and awaited by a later step (never rejects). */
   keptRemoval?: Promise<void>
+  /** The swap sent behind the watchdog's start (changeAhead), taken by the swap step. */
+  swapAhead?: Promise<ExecResult>
 }
 
 /** Where other layers may slot steps in: names of this strategy's steps. */
@@ -75,6 +77,11 @@ export interface HostPlan {
    * the host only if `gate` opened (SupervisorSession.retireAhead).
    */
   retireAhead?(gate: string): void
+  /**
+   * Optional: the first change's command (the hot upgrade's swap), sent right behind the
+   * watchdog's start and run by the host only if `gate` opened.
+   */
+  changeAhead?(gate: string): void
   /**
    * Before each step of the run (RunSpec.checkpoint), beside the host's own lock: a lock the
    * strategy holds beyond this host (upstream: the load balancer's). A throw stops the run there

@@ -8,7 +8,7 @@ import type { Step } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
 import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor.js'
 import type { HostPlan, HostState, Strategy, UpgradeSource } from '../strategy.js'
-import { remoteSha256, sidePaths } from './install.js'
+import { remoteSha256, sendSwap, sidePaths } from './install.js'
 import type { UpgradePlan } from './plan.js'
 import { changeSteps, inspectSteps, restoreBinary, stageSteps, type HotUpgradeParts } from './steps.js'
 import { retireStep, tidyStep } from './retire.js'
@@ -67,7 +67,11 @@ export function hotUpgrade(
         retire: retireStep(p),
         repair: () => repairAdvice(p),
         prefetch: () => session.prefetch?.(),
-        retireAhead: gate => session.retireAhead?.(gate)
+        retireAhead: gate => session.retireAhead?.(gate),
+        changeAhead: gate => {
+          const live = state.running?.livePath
+          if (live) state.swapAhead = sendSwap(host, live, state.source.sha256, gate) ?? undefined
+        }
       }
     }
   }

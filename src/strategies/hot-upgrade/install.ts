@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto'
 import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
-import { check, type Host, type UploadProgress } from '../../host/host.js'
+import { check, type ExecResult, type Host, type UploadProgress } from '../../host/host.js'
+import { GATE_CLOSED } from '../../host/remote-shell.js'
 import { remoteLine } from '../../remote-text.js'
 
 /** Paths beside the live binary that an install uses; fixed names so pre-flight can find leftovers. */
@@ -168,17 +169,53 @@ mv -f -- "$1" "$3" || exit 5
  * link (same inode, so the running master's file is what a rollback puts back). One round trip
  * (SWAP); through the sudo helper, which runs fixed commands only, two.
  */
-export async function swapBinary(host: Host, livePath: string, sha256: string): Promise<void> {
+export async function swapBinary(
+  host: Host,
+  livePath: string,
+  sha256: string,
+  early?: Promise<ExecResult>
+): Promise<void> {
   if (host.privileged) return swapInSteps(host, livePath, sha256)
   const { staging, previous } = sidePaths(livePath)
-  const argv = ['sh', '-c', SWAP, 'sh', staging, sha256, livePath, previous]
-  const r = await host.run(argv, { sudo: host.sudo, timeoutMs: 120_000 })
+  const argv = swapArgv(livePath, sha256)
+  // Sent ahead behind a gate (sendSwap): sent again when the gate was closed. A lost answer fails
+  // the step as a lost connection does: it runs again, reading the host back first.
+  const ahead = early ? await early : null
+  const r =
+    ahead && ahead.code !== GATE_CLOSED
+      ? ahead
+      : await host.run(argv, { sudo: host.sudo, timeoutMs: 120_000 })
   if (r.code === 3)
     throw new Error(
       `${host.name}: the staged file ${staging} is missing or changed (sha256 ${remoteLine(r.stdout.trim(), 80)})`
     )
   const what = r.code === 4 ? ['ln', '-f', '--', livePath, previous] : ['mv', '-f', '--', staging, livePath]
   if (r.code !== 0) check(host, what, r)
+}
+
+const swapArgv = (livePath: string, sha256: string) => {
+  const { staging, previous } = sidePaths(livePath)
+  return ['sh', '-c', SWAP, 'sh', staging, sha256, livePath, previous]
+}
+
+/**
+ * The swap sent now, run by the host only if `gate` is open on its shell (the watchdog started);
+ * swapBinary takes its answer. Null through the sudo helper, which swaps in two commands.
+ */
+export function sendSwap(
+  host: Host,
+  livePath: string,
+  sha256: string,
+  gate: string
+): Promise<ExecResult> | null {
+  if (host.privileged) return null
+  const sent = host.run(swapArgv(livePath, sha256), {
+    sudo: host.sudo,
+    timeoutMs: 120_000,
+    gate: { need: gate }
+  })
+  sent.catch(() => undefined) // taken by the swap step, or never when the watchdog did not start
+  return sent
 }
 
 async function swapInSteps(host: Host, livePath: string, sha256: string): Promise<void> {

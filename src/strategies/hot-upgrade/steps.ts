@@ -181,9 +181,11 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
       undo: ctx => restoreBinary(p, ctx.log),
       async run(ctx) {
         const r = running(p)
+        const early = p.state.swapAhead
+        p.state.swapAhead = undefined
         // Again after a lost connection: the rename may have happened; the host says.
         if (!ctx.retrying || (await remoteSha256(p.host, r.livePath)) !== p.state.source.sha256)
-          await swapBinary(p.host, r.livePath, p.state.source.sha256)
+          await swapBinary(p.host, r.livePath, p.state.source.sha256, ctx.retrying ? undefined : early)
         ctx.note(`${r.livePath} is the new binary; the old one is kept as ${sidePaths(r.livePath).previous}`)
       }
     },

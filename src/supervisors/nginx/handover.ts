@@ -139,10 +139,10 @@ export async function quitOldMaster(
   const oldPid = s.facts().pid
   const newPid = s.newPid!
   // Sent behind the watchdog's confirmation: taken unless its gate was closed (then QUIT did not
-  // run) or the connection was lost since (the answers with it).
+  // run). A lost answer fails the step as a lost connection does: it runs again, reading back.
   const ahead = s.quitAhead
   s.quitAhead = null
-  const early = ahead && !ctx.retrying ? await ahead.catch(() => null) : null
+  const early = ahead && !ctx.retrying ? await ahead : null
   const read =
     early ?? (await signalThenRead(s, SIGNALS.gracefulStop, oldPid, { waitArgv: goneWait(oldPid) }))
   ctx.note(`sent QUIT to the old master ${oldPid}`)

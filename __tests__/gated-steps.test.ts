@@ -1,9 +1,13 @@
 /**
- * The commit in one round trip (the watchdog's confirmation, with QUIT sent right behind it and run
- * by the host only if this run decided) must never QUIT an old master the watchdog went back to.
- * Real bundle, real sshd and nginx (127.0.10.2-3): the run is stopped while its canary is parked,
- * the canary's watchdog reaches its deadline meanwhile and rolls it back, then the run goes on and
- * commits the fleet.
+ * Two commands sent in one round trip, the second run by the host only if the first succeeded
+ * (the host shell's gates): real bundle, real sshd and nginx (127.0.10.2-3).
+ *
+ * - The commit: the watchdog's confirmation, with QUIT right behind it. The run is stopped while
+ *   its canary is parked, the canary's watchdog reaches its deadline meanwhile and rolls it back,
+ *   then the run goes on and commits the fleet: QUIT must never reach the old master the watchdog
+ *   went back to.
+ * - The cut-over: the watchdog's start, with the swap right behind it. A watchdog that cannot
+ *   start must leave the live binary as it was.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -17,7 +21,7 @@ let sb: Sandbox
 let dir: string
 beforeAll(() => {
   sb = sandboxUp({ first: 2, count: 2, net: '127.0.10' })
-  dir = scratchDir('zerodown-confirm-late-')
+  dir = scratchDir('zerodown-gated-')
 })
 afterAll(() => {
   sb?.down()
@@ -61,5 +65,30 @@ describe('the watchdog decides before the run confirms', () => {
     expect(st.masters).toEqual([oldPid])
     expect(st.liveSha256).toBe(sha256('/usr/sbin/nginx'))
     expect(run.code).toBe(1)
+  })
+
+  it("the swap, sent behind the watchdog's start, never runs when the watchdog cannot start: the live binary stays", async () => {
+    const h = sb.hosts[1]!
+    const pid = sb.readPid(h)!
+    const live = sb.hostPath(h, '/srv/app/sbin/nginx')
+    const before = sha256(live)
+    // The watchdog's folder cannot be made: a file of that name is in the way.
+    const wd = sb.hostPath(h, '/var/lib/zerodown/nginx/watchdog')
+    sb.exec(h, ['install', '-d', '-o', sb.user, '-g', sb.user, '/var/lib/zerodown/nginx'])
+    rmSync(wd, { recursive: true, force: true })
+    writeFileSync(wd, 'in the way\n')
+    try {
+      const run = await runAction({ ...sandboxInputs(sb, [h]), binary: nginxBuild(dir, 'no-watchdog') })
+      if (process.env.ZD_SHOW_LOG) console.log(run.log)
+      expect(run.code).toBe(1)
+      const report = JSON.parse(run.outputs.report!) as { hosts: HostReport[] }
+      expect(report.hosts[0]!.failedStep).toBe('swap')
+      expect(report.hosts[0]!.error).toMatch(/watchdog command failed/)
+      expect(sha256(live)).toBe(before)
+      expect(existsSync(sb.hostPath(h, '/srv/app/sbin/.nginx.zerodown-prev'))).toBe(false)
+      expect(hostState(sb, h)).toMatchObject({ pid, masters: [pid], oldbin: false, leftovers: [] })
+    } finally {
+      rmSync(wd, { force: true })
+    }
   })
 })
