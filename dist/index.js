@@ -21453,7 +21453,7 @@ var require_keygen = __commonJS({
       generateKeyPair: generateKeyPair_,
       generateKeyPairSync: generateKeyPairSync_,
       getCurves,
-      randomBytes: randomBytes6
+      randomBytes: randomBytes7
     } = __require("crypto");
     var { Ber } = require_lib();
     var bcrypt_pbkdf = require_bcrypt_pbkdf().pbkdf;
@@ -21717,7 +21717,7 @@ var require_keygen = __commonJS({
                 rounds = opts.rounds;
             }
             const gen = Buffer.allocUnsafe(cipher.keyLen + cipher.ivLen);
-            const salt = randomBytes6(SALT_LEN);
+            const salt = randomBytes7(SALT_LEN);
             const r = bcrypt_pbkdf(
               passphrase,
               passphrase.length,
@@ -21756,7 +21756,7 @@ var require_keygen = __commonJS({
           const kdfOptions = encrypted ? encrypted.kdfOptions : Buffer.alloc(0);
           const blockLen = encrypted ? encrypted.cipher.blockLen : 8;
           const parsed = parseDERs(keyType, pub, priv);
-          const checkInt = randomBytes6(4);
+          const checkInt = randomBytes7(4);
           const commentBin = Buffer.from(comment);
           const privBlobLen = 4 + 4 + parsed.priv.length + 4 + commentBin.length;
           let padding = [];
@@ -23275,7 +23275,7 @@ async function stageBinary(host, o) {
   const now = known !== void 0 ? known : await remoteSha256(host, staging);
   if (now === o.sha256) return { sent: false, bytes, uploadMs: 0 };
   const started = Date.now();
-  let landed = null;
+  let landed2 = null;
   try {
     if (sudo) {
       const tmp = `/tmp/zerodown-upload-${randomBytes2(8).toString("hex")}`;
@@ -23292,14 +23292,14 @@ async function stageBinary(host, o) {
         throw e;
       }
     } else {
-      landed = await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
+      landed2 = await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
         if (!/permission denied/i.test(e.message)) throw e;
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`;
         throw new Error(msg);
       });
     }
     const uploadMs = Date.now() - started;
-    const [got] = typeof landed === "string" ? [landed] : await Promise.all([remoteSha256(host, staging), run(host, ["chmod", "0755", "--", staging])]);
+    const [got] = typeof landed2 === "string" ? [landed2] : await Promise.all([remoteSha256(host, staging), run(host, ["chmod", "0755", "--", staging])]);
     if (got !== o.sha256)
       throw new Error(
         `${host.name}: the uploaded file's sha256 is ${got}, expected ${o.sha256}: the transfer was corrupted`
@@ -23528,8 +23528,8 @@ async function gate(host, plan, ctx, warmer) {
 }
 
 // src/releases/store.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-import { posix as posix2 } from "node:path";
+import { randomBytes as randomBytes4 } from "node:crypto";
+import { posix as posix3 } from "node:path";
 
 // src/releases/versions.ts
 var PLAIN_SEMVER = /^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([A-Za-z-][0-9A-Za-z-]*(?:\.[0-9A-Za-z-]+)*))?$/;
@@ -23771,41 +23771,131 @@ function provenanceFrom(env) {
   return p;
 }
 
-// src/releases/store.ts
+// src/releases/store-put.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { posix as posix2 } from "node:path";
+
+// src/releases/store-scripts.ts
 var STORE_SCRIPTS = {
   /** $1 store dir: each releases/*\/meta.json, its path first, records separated by \036. */
   rebuild: 'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
   /** $1 text, $2 temp file, $3 path: written, flushed, renamed in. */
   write: 'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
 };
+var STORED_GATE = "stored";
+var SAVED_GATE = "saved";
+var COPIED_GATE = "copied";
+var LANDED = String.raw`h=$(sha256sum -- "$1" 2>/dev/null) || exit 1; h=@{h%% *}; echo "$h"; [ "$h" = "$2" ]`.replaceAll(
+  "@{",
+  "${"
+);
+
+// src/releases/store-put.ts
+async function putRelease(s, fromPath, sha256, stored, o = {}) {
+  if ((stored !== void 0 ? stored : await s.storedSha256(sha256)) === sha256) return "present";
+  const dir = s.releaseDir(sha256);
+  const target = s.releasePath(sha256);
+  const tmp = posix2.join(dir, `.${s.binary}.tmp-${randomBytes3(6).toString("hex")}`);
+  const changed = (got) => new StoreError(
+    `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
+  );
+  const gate3 = o.gate && s.gates ? o.gate : void 0;
+  try {
+    const linked = o.link === false ? null : await link(s, fromPath, dir, tmp, target, sha256, gate3);
+    if (linked !== null) {
+      if (linked === sha256) return "linked";
+      await s.exec(["rm", "-f", "--", target]);
+      throw changed(linked);
+    }
+    const copying = copy(s, fromPath, tmp, dir, o.link === false, sha256, gate3);
+    const renaming = gate3 ? renameIn(s, tmp, target, { need: COPIED_GATE, set: gate3 }) : null;
+    renaming?.catch(() => void 0);
+    const got = await copying;
+    if (got !== sha256) {
+      await renaming?.catch(() => void 0);
+      throw changed(got);
+    }
+    s.check(await (renaming ?? renameIn(s, tmp, target)), `store ${target}`);
+    return "copied";
+  } catch (e) {
+    await Promise.all([s.exec(["rm", "-f", "--", tmp]), s.exec(["rmdir", "--", dir])]).catch(() => void 0);
+    throw e;
+  }
+}
+async function link(s, fromPath, dir, tmp, target, sha256, gate3) {
+  const [made, linked, moved, got] = await Promise.all([
+    s.exec(["mkdir", "-p", "--", dir]),
+    s.exec(["ln", "--", fromPath, tmp]),
+    s.exec(["mv", "-f", "--", tmp, target]),
+    landed(s, target, sha256, gate3)
+  ]);
+  s.check(made, `create ${dir}`);
+  if (linked.code !== 0) return null;
+  s.check(moved, `store ${target}`);
+  return got ?? "none";
+}
+async function copy(s, fromPath, tmp, dir, mkdir2, sha256, gate3) {
+  const [made, copied, mode, sha] = await Promise.all([
+    mkdir2 ? s.exec(["mkdir", "-p", "--", dir]) : null,
+    s.exec(["cp", "--", fromPath, tmp]),
+    s.exec(["chmod", "0755", "--", tmp]),
+    landed(s, tmp, sha256, gate3 ? COPIED_GATE : void 0)
+  ]);
+  if (made) s.check(made, `create ${dir}`);
+  s.check(copied, `copy ${fromPath} into ${dir}`);
+  s.check(mode, `chmod ${tmp}`);
+  return sha;
+}
+async function landed(s, path, sha256, gate3) {
+  if (!gate3) return remoteSha256(s.host, path);
+  const r = await s.exec(["sh", "-c", LANDED, "sh", path, sha256], { set: gate3 });
+  return r.stdout.trim().split(/\s+/)[0] || null;
+}
+async function renameIn(s, tmp, target, gate3) {
+  const [moved] = await Promise.all([
+    s.exec(["mv", "-f", "--", tmp, target], gate3),
+    s.exec(["rm", "-f", "--", tmp])
+  ]);
+  return moved;
+}
+
+// src/releases/store.ts
 var ReleaseStore = class _ReleaseStore {
   constructor(host, dir, binary) {
     this.host = host;
     this.dir = dir;
     this.binary = binary;
-    this.statePath = posix2.join(dir, "state.json");
+    this.statePath = posix3.join(dir, "state.json");
   }
   host;
   dir;
   binary;
   statePath;
+  /**
+   * Whether the record can go in one round trip (put's `gate`, saveAndPruneIf): not through the
+   * sudo helper, which runs its fixed commands only (LANDED is not one of them).
+   */
+  get gates() {
+    return !this.host.privileged;
+  }
   /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
   static forLive(host, releaseDir, livePath) {
-    const name = posix2.basename(livePath);
+    const name = posix3.basename(livePath);
     const binary = name === "" || name === "." || name === ".." ? "binary" : name;
-    return new _ReleaseStore(host, releaseDir ?? posix2.join(DEFAULT_RELEASE_ROOT, binary), binary);
+    return new _ReleaseStore(host, releaseDir ?? posix3.join(DEFAULT_RELEASE_ROOT, binary), binary);
   }
   releaseDir(sha256) {
     if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256}`);
-    return posix2.join(this.dir, "releases", sha256);
+    return posix3.join(this.dir, "releases", sha256);
   }
   releasePath(sha256) {
-    return posix2.join(this.releaseDir(sha256), this.binary);
+    return posix3.join(this.releaseDir(sha256), this.binary);
   }
   /** Runs a store command; the result is checked by `check` (so commands can be issued together). */
-  exec(argv) {
-    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4 });
+  exec(argv, gate3) {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 12e4, gate: gate3 });
   }
+  /** Throws a StoreError naming what failed and the fix (exec's results are checked by it). */
   check(r, what) {
     if (r.code === 0) return;
     const detail = (r.stderr || r.stdout).trim().split("\n").slice(-2).join(" | ");
@@ -23844,7 +23934,7 @@ var ReleaseStore = class _ReleaseStore {
       if (nl < 0) continue;
       try {
         const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
-        if (posix2.basename(posix2.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
+        if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
       } catch {
       }
     }
@@ -23853,24 +23943,35 @@ var ReleaseStore = class _ReleaseStore {
     return state;
   }
   /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
-  async writeAtomic(path, text2) {
-    const tmp = posix2.join(
-      posix2.dirname(path),
-      `.${posix2.basename(path)}.tmp-${randomBytes3(6).toString("hex")}`
+  async writeAtomic(path, text2, gate3) {
+    const tmp = posix3.join(
+      posix3.dirname(path),
+      `.${posix3.basename(path)}.tmp-${randomBytes4(6).toString("hex")}`
     );
-    await this.run(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], `write ${path}`);
+    const r = await this.exec(["sh", "-c", STORE_SCRIPTS.write, "sh", text2, tmp, path], gate3);
+    if (r.code !== GATE_CLOSED || !gate3?.need) this.check(r, `write ${path}`);
+    return r;
   }
   /**
    * Writes state.json (and first a release's meta.json, when given). The commands go out together
    * and the host runs them in order: one round trip. A failed mkdir fails the writes after it.
+   * `need`: run only if that gate of the host's shell is open (false: it was closed, nothing
+   * written); state.json's write then opens the SAVED_GATE.
    */
-  async write(state, meta) {
+  async write(state, meta, need) {
+    const gate3 = need ? { need } : void 0;
     const [made] = await Promise.all([
-      this.exec(["mkdir", "-p", "--", this.dir]),
-      meta ? this.writeMeta(meta) : null,
-      this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+      this.exec(["mkdir", "-p", "--", this.dir], gate3),
+      meta ? this.writeMeta(meta, gate3) : null,
+      this.writeAtomic(
+        this.statePath,
+        JSON.stringify(state, null, 2),
+        need ? { need, set: SAVED_GATE } : void 0
+      )
     ]);
+    if (need && made.code === GATE_CLOSED) return false;
     this.check(made, `create ${this.dir}`);
+    return true;
   }
   /** The sha256 the stored file has now (null: missing). */
   async storedSha256(sha256) {
@@ -23885,97 +23986,56 @@ var ReleaseStore = class _ReleaseStore {
     );
   }
   /**
-   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
-   * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in).
-   * Commands with no decision between them go out together (pipelined): one round trip for a
-   * link, three for a copy, two with `link: false` (the store known to be on another mount).
+   * Puts the file at fromPath (with sha256) into the store (store-put.ts): a hard link, or a copy
+   * on another file system; with `gate`, what landed intact opens it for the writes sent behind.
    */
-  async put(fromPath, sha256, stored, o = {}) {
-    if ((stored !== void 0 ? stored : await this.storedSha256(sha256)) === sha256) return "present";
-    const dir = this.releaseDir(sha256);
-    const target = this.releasePath(sha256);
-    const tmp = posix2.join(dir, `.${this.binary}.tmp-${randomBytes3(6).toString("hex")}`);
-    const changed = (got) => new StoreError(
-      `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
-    );
-    try {
-      const linked = o.link === false ? null : await this.link(fromPath, dir, tmp, target);
-      if (linked !== null) {
-        if (linked === sha256) return "linked";
-        await this.exec(["rm", "-f", "--", target]);
-        throw changed(linked);
-      }
-      const got = await this.copy(fromPath, tmp, dir, o.link === false);
-      if (got !== sha256) throw changed(got);
-      const [copiedIn] = await Promise.all([
-        this.exec(["mv", "-f", "--", tmp, target]),
-        this.exec(["rm", "-f", "--", tmp])
-      ]);
-      this.check(copiedIn, `store ${target}`);
-      return "copied";
-    } catch (e) {
-      await Promise.all([this.exec(["rm", "-f", "--", tmp]), this.exec(["rmdir", "--", dir])]).catch(
-        () => void 0
-      );
-      throw e;
-    }
+  put(fromPath, sha256, stored, o = {}) {
+    return putRelease(this, fromPath, sha256, stored, o);
   }
-  /**
-   * The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip;
-   * the sha256 that landed, or null when the link failed (as across file systems: the rename
-   * then found nothing).
-   */
-  async link(fromPath, dir, tmp, target) {
-    const [made, linked, moved, landed] = await Promise.all([
-      this.exec(["mkdir", "-p", "--", dir]),
-      this.exec(["ln", "--", fromPath, tmp]),
-      this.exec(["mv", "-f", "--", tmp, target]),
-      remoteSha256(this.host, target)
-    ]);
-    this.check(made, `create ${dir}`);
-    if (linked.code !== 0) return null;
-    this.check(moved, `store ${target}`);
-    return landed ?? "none";
-  }
-  /**
-   * A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before
-   * it is renamed in); `mkdir`: the folder is made in the same round trip (no link tried first).
-   */
-  async copy(fromPath, tmp, dir, mkdir2 = false) {
-    const [made, copied, sha, mode] = await Promise.all([
-      mkdir2 ? this.exec(["mkdir", "-p", "--", dir]) : null,
-      this.exec(["cp", "--", fromPath, tmp]),
-      remoteSha256(this.host, tmp),
-      this.exec(["chmod", "0755", "--", tmp])
-    ]);
-    if (made) this.check(made, `create ${dir}`);
-    this.check(copied, `copy ${fromPath} into ${dir}`);
-    this.check(mode, `chmod ${tmp}`);
-    return sha;
-  }
-  async writeMeta(release) {
+  async writeMeta(release, gate3) {
     await this.writeAtomic(
-      posix2.join(this.releaseDir(release.sha256), "meta.json"),
-      JSON.stringify(release, null, 2)
+      posix3.join(this.releaseDir(release.sha256), "meta.json"),
+      JSON.stringify(release, null, 2),
+      gate3
     );
   }
-  async remove(sha256) {
-    await this.run(["rm", "-rf", "--", this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`);
+  async remove(sha256, gate3) {
+    const r = await this.exec(["rm", "-rf", "--", this.releaseDir(sha256)], gate3);
+    if (r.code !== GATE_CLOSED || !gate3?.need) this.check(r, `remove ${this.releaseDir(sha256)}`);
   }
   /** Records state after pruning to keep; returns the pruned releases. */
   async saveAndPrune(state, keep, meta) {
-    const shas = pruneChoice(state, keep);
-    const pruned = state.releases.filter((r) => shas.includes(r.sha256));
-    const next = withoutReleases(state, shas);
+    const { next, shas, pruned } = this.pruning(state, keep);
     await this.write(next, meta);
     await Promise.all(shas.map((sha) => this.remove(sha)));
     return { state: next, pruned };
   }
+  /**
+   * saveAndPrune, run only if the `need` gate is open on the host's shell (null: it was closed,
+   * nothing changed); the removals go with the writes, run only once state.json no longer names
+   * what they remove (SAVED_GATE): one round trip in all.
+   */
+  async saveAndPruneIf(need, state, keep, meta) {
+    const { next, shas, pruned } = this.pruning(state, keep);
+    const written = this.write(next, meta, need);
+    const removed = shas.map((sha) => this.remove(sha, { need: SAVED_GATE }));
+    removed.forEach((r) => r.catch(() => void 0));
+    if (!await written) return null;
+    await Promise.all(removed);
+    return { state: next, pruned };
+  }
+  pruning(state, keep) {
+    const shas = pruneChoice(state, keep);
+    return {
+      shas,
+      pruned: state.releases.filter((r) => shas.includes(r.sha256)),
+      next: withoutReleases(state, shas)
+    };
+  }
 };
 
 // src/strategies/hot-upgrade/fits.ts
-import { posix as posix3 } from "node:path";
+import { posix as posix4 } from "node:path";
 var ARCH_ALIASES = {
   amd64: "x86_64",
   arm64: "aarch64",
@@ -23990,7 +24050,7 @@ function sameArch(a, b) {
 function readFreeSpace(host, livePath, source, releaseDir) {
   if (source.bytes === void 0) return null;
   const store = releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir;
-  const folders = [...host.sudo ? ["/tmp"] : [], posix3.dirname(livePath), store];
+  const folders = [...host.sudo ? ["/tmp"] : [], posix4.dirname(livePath), store];
   const dfs = Promise.all(
     folders.map(
       (dir) => (
@@ -26918,12 +26978,12 @@ function describeMany(settings, batches, hasCanary, park, shard) {
 }
 
 // src/safety/held.ts
-import { posix as posix4 } from "node:path";
+import { posix as posix5 } from "node:path";
 var HELD_KIND = "zerodown-held";
 var HELD_VERSION = 1;
 var HELD_HANDBACK_VERSION = 2;
 function heldPath(releaseDir) {
-  return posix4.join(releaseDir, "held");
+  return posix5.join(releaseDir, "held");
 }
 var SHA = /^[0-9a-f]{64}$/;
 var isPid = (v) => Number.isInteger(v) && v > 1;
@@ -27039,7 +27099,7 @@ async function removeHeld(host, releaseDir) {
 }
 
 // src/safety/watchdog.ts
-import { posix as posix5 } from "node:path";
+import { posix as posix6 } from "node:path";
 
 // src/safety/watchdog-scripts.ts
 var HELPERS = String.raw`
@@ -27201,7 +27261,7 @@ function watchdogLeaseMs(t) {
   return guarded + 1e4 + Math.ceil(guarded / 10);
 }
 function watchdogDir(releaseDir) {
-  return posix5.join(releaseDir, "watchdog");
+  return posix6.join(releaseDir, "watchdog");
 }
 var seconds = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
 async function sh(host, script2, args, o = {}) {
@@ -27412,7 +27472,7 @@ async function chooseBinary(o, store, state, live2, deployed, note) {
   };
   return { source, target };
 }
-async function recordLive(store, r, now, note, link) {
+async function recordLive(store, r, now, note, link2) {
   const running2 = r.runningSha256;
   const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
   const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
@@ -27421,7 +27481,7 @@ async function recordLive(store, r, now, note, link) {
   let state = read;
   let meta;
   const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2, stored, { link: r.exeReplaced ? false : link }).catch((e) => refuse("preflight", e));
+  const how = await store.put(from, running2, stored, { link: r.exeReplaced ? false : link2 }).catch((e) => refuse("preflight", e));
   if (!had) {
     const found = {
       sha256: running2,
@@ -27529,13 +27589,11 @@ function recordStep(plan, o, hr) {
       ]);
       let state = read;
       let meta;
+      let saving = null;
       const at2 = nowOf(o);
       if (o.mode === "rollback" && state.releases.some((x) => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at2);
       } else {
-        const how = await store.put(st.running.livePath, source.sha256, stored, {
-          link: st.storeLinkable
-        });
         const release = meta = {
           sha256: source.sha256,
           version: hr.newVersion,
@@ -27544,11 +27602,18 @@ function recordStep(plan, o, hr) {
           ...o.provenance
         };
         state = markLive(withRelease(state, release), source.sha256, at2);
+        const gated2 = store.gates && stored !== source.sha256;
+        const how = store.put(st.running.livePath, source.sha256, stored, {
+          link: st.storeLinkable,
+          gate: gated2 ? STORED_GATE : void 0
+        });
+        if (gated2) saving = store.saveAndPruneIf(STORED_GATE, state, o.keepReleases, meta);
+        saving?.catch(() => void 0);
         note(
-          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${how})`
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${await how})`
         );
       }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta);
+      const { state: saved, pruned } = await saving ?? await store.saveAndPrune(state, o.keepReleases, meta);
       report2.releases = releaseRows(saved);
       note(
         `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
@@ -27705,7 +27770,7 @@ async function servingOld(host, pidFile2, sha256) {
 }
 
 // src/safety/lock.ts
-import { posix as posix6 } from "node:path";
+import { posix as posix7 } from "node:path";
 
 // src/safety/lock-errors.ts
 function describeHolder(h) {
@@ -27843,11 +27908,11 @@ cat -- "$1/owner" 2>/dev/null | head -n 40
 `;
 
 // src/safety/lock-owner.ts
-import { randomBytes as randomBytes4 } from "node:crypto";
+import { randomBytes as randomBytes5 } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 function newToken(owner) {
   const run3 = [owner.runId, owner.runAttempt].filter(Boolean).join(".");
-  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes4(6).toString("hex")}`;
+  return `${(run3 || "local").replace(/[^A-Za-z0-9.-]/g, "") || "local"}-${randomBytes5(6).toString("hex")}`;
 }
 function lockOwnerFromEnv(env = process.env) {
   const server = env.GITHUB_SERVER_URL ?? "https://github.com";
@@ -27915,7 +27980,7 @@ function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
 
 // src/safety/lock.ts
 function lockPath(releaseDir) {
-  return posix6.join(releaseDir, "lock");
+  return posix7.join(releaseDir, "lock");
 }
 async function sh2(host, script2, args, aside = false) {
   const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
@@ -32047,7 +32112,7 @@ function postAction(r) {
 }
 
 // src/modes/plan.ts
-import { randomBytes as randomBytes5 } from "node:crypto";
+import { randomBytes as randomBytes6 } from "node:crypto";
 
 // src/releases/preview.ts
 var short = (s) => s.slice(0, 12);
@@ -32166,7 +32231,7 @@ function lockCheckStep(o) {
 }
 
 // src/modes/plan.ts
-var planToken = () => randomBytes5(6).toString("hex");
+var planToken = () => randomBytes6(6).toString("hex");
 async function planHost(host, o) {
   const { settings, supervisor } = o;
   const token = o.token ?? planToken();
@@ -33002,7 +33067,7 @@ var BackendTraffic = class {
 };
 
 // src/strategies/upstream/lb-watchdog.ts
-import { posix as posix7 } from "node:path";
+import { posix as posix8 } from "node:path";
 
 // src/strategies/upstream/lb-watchdog-script.ts
 var HELPERS2 = String.raw`
@@ -33199,7 +33264,7 @@ tail -n 8 -- "$d/log" 2>/dev/null | sed 's/^/log /'
 `;
 
 // src/strategies/upstream/lb-watchdog.ts
-var lbWatchdogDir = (stateDir) => posix7.join(stateDir, "watchdog");
+var lbWatchdogDir = (stateDir) => posix8.join(stateDir, "watchdog");
 var seconds2 = (ms) => String(Math.max(1, Math.ceil(ms / 1e3)));
 async function sh3(host, script2, args) {
   const r = await host.run(["sh", "-c", script2.trim(), "sh", ...args], { sudo: host.sudo, timeoutMs: 9e4 });
@@ -35365,8 +35430,8 @@ function rollbackLink(ctx) {
   return `${ctx.serverUrl}/${ctx.repository}/actions/workflows/${w}`;
 }
 function whatNow(run3, ctx) {
-  const link = rollbackLink(ctx);
-  const workflow = link ? `the [rollback workflow](${link})` : ctx.rollbackWorkflow ? `the rollback workflow (${ctx.rollbackWorkflow})` : "this action";
+  const link2 = rollbackLink(ctx);
+  const workflow = link2 ? `the [rollback workflow](${link2})` : ctx.rollbackWorkflow ? `the rollback workflow (${ctx.rollbackWorkflow})` : "this action";
   const upgraded = run3.hosts.filter((h) => h.result === "upgraded");
   if (run3.result === "parked")
     return [

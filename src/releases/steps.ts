@@ -25,7 +25,7 @@ import {
   type StoreState
 } from './state.js'
 import { rollbackTarget } from './rollback-target.js'
-import { ReleaseStore } from './store.js'
+import { ReleaseStore, STORED_GATE } from './store.js'
 
 export interface ReleaseOptions {
   mode: 'deploy' | 'rollback'
@@ -220,6 +220,8 @@ function versionsStep(o: ReleaseOptions, hr: HostRelease): Step {
   }
 }
 
+type Saved = Awaited<ReturnType<ReleaseStore['saveAndPrune']>>
+
 /** After the commit: the new release recorded and made live, old ones pruned. */
 function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
   const st = plan.state
@@ -237,13 +239,11 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
       ])
       let state = read
       let meta: Release | undefined
+      let saving: Promise<Saved | null> | null = null
       const at = nowOf(o)
       if (o.mode === 'rollback' && state.releases.some(x => x.sha256 === source.sha256)) {
         state = afterRollback(state, source.sha256, at)
       } else {
-        const how = await store.put(st.running!.livePath, source.sha256, stored, {
-          link: st.storeLinkable
-        })
         const release: Release = (meta = {
           sha256: source.sha256,
           version: hr.newVersion,
@@ -252,11 +252,22 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
           ...o.provenance
         })
         state = markLive(withRelease(state, release), source.sha256, at)
+        // The file's hard link or copy goes with state.json's write, run by the host only if what
+        // landed checks out (STORED_GATE): one round trip. A link that fails (another mount than
+        // pre-flight saw) is copied, and state.json written after.
+        const gated = store.gates && stored !== source.sha256
+        const how = store.put(st.running!.livePath, source.sha256, stored, {
+          link: st.storeLinkable,
+          gate: gated ? STORED_GATE : undefined
+        })
+        if (gated) saving = store.saveAndPruneIf(STORED_GATE, state, o.keepReleases, meta)
+        saving?.catch(() => undefined) // awaited once the file is stored; skipped by the host if not
         note(
-          `release store: recorded ${release.version ?? 'unknown version'} (sha256 ${shortSha(release.sha256)}, ${how})`
+          `release store: recorded ${release.version ?? 'unknown version'} (sha256 ${shortSha(release.sha256)}, ${await how})`
         )
       }
-      const { state: saved, pruned } = await store.saveAndPrune(state, o.keepReleases, meta)
+      const { state: saved, pruned } =
+        (await saving) ?? (await store.saveAndPrune(state, o.keepReleases, meta))
       report.releases = releaseRows(saved)
       note(
         `release store ${store.dir}: live ${liveRelease(saved)?.version ?? 'unknown'}; ${saved.releases.length} release(s) kept` +

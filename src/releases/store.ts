@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto'
 import { posix } from 'node:path'
 import type { ExecResult, Host } from '../host/host.js'
+import { GATE_CLOSED, type Gate } from '../host/remote-shell.js'
 import { remoteSha256 } from '../strategies/hot-upgrade/install.js'
 import {
   validRelease,
@@ -17,16 +18,10 @@ import {
   type Release,
   type StoreState
 } from './state.js'
+import { putRelease } from './store-put.js'
+import { SAVED_GATE, STORE_SCRIPTS } from './store-scripts.js'
 
-/** The store's sh scripts (every value a positional parameter). */
-export const STORE_SCRIPTS = {
-  /** $1 store dir: each releases/*\/meta.json, its path first, records separated by \036. */
-  rebuild:
-    'for f in "$1"/releases/*/meta.json; do [ -f "$f" ] || continue; printf "%s\\n" "$f"; cat -- "$f"; printf "\\n\\036\\n"; done',
-  /** $1 text, $2 temp file, $3 path: written, flushed, renamed in. */
-  write:
-    'umask 022; printf "%s\\n" "$1" > "$2" || exit 1; sync "$2" 2>/dev/null; mv -f -- "$2" "$3" || { rm -f -- "$2"; exit 1; }'
-} as const
+export { SAVED_GATE, STORE_SCRIPTS, STORED_GATE } from './store-scripts.js'
 
 export class ReleaseStore {
   readonly statePath: string
@@ -37,6 +32,14 @@ export class ReleaseStore {
     readonly binary: string
   ) {
     this.statePath = posix.join(dir, 'state.json')
+  }
+
+  /**
+   * Whether the record can go in one round trip (put's `gate`, saveAndPruneIf): not through the
+   * sudo helper, which runs its fixed commands only (LANDED is not one of them).
+   */
+  get gates(): boolean {
+    return !this.host.privileged
   }
 
   /** The store of the binary at livePath: release-dir, or /var/lib/zerodown/<binary name>. */
@@ -56,11 +59,12 @@ export class ReleaseStore {
   }
 
   /** Runs a store command; the result is checked by `check` (so commands can be issued together). */
-  private exec(argv: string[]): Promise<ExecResult> {
-    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 120_000 })
+  exec(argv: string[], gate?: Gate): Promise<ExecResult> {
+    return this.host.run(argv, { sudo: this.host.sudo, timeoutMs: 120_000, gate })
   }
 
-  private check(r: ExecResult, what: string): void {
+  /** Throws a StoreError naming what failed and the fix (exec's results are checked by it). */
+  check(r: ExecResult, what: string): void {
     if (r.code === 0) return
     const detail = (r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')
     const denied = /denied|read-only/i.test(detail)
@@ -116,25 +120,36 @@ export class ReleaseStore {
   }
 
   /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
-  async writeAtomic(path: string, text: string): Promise<void> {
+  async writeAtomic(path: string, text: string, gate?: Gate): Promise<ExecResult> {
     const tmp = posix.join(
       posix.dirname(path),
       `.${posix.basename(path)}.tmp-${randomBytes(6).toString('hex')}`
     )
-    await this.run(['sh', '-c', STORE_SCRIPTS.write, 'sh', text, tmp, path], `write ${path}`)
+    const r = await this.exec(['sh', '-c', STORE_SCRIPTS.write, 'sh', text, tmp, path], gate)
+    if (r.code !== GATE_CLOSED || !gate?.need) this.check(r, `write ${path}`)
+    return r
   }
 
   /**
    * Writes state.json (and first a release's meta.json, when given). The commands go out together
    * and the host runs them in order: one round trip. A failed mkdir fails the writes after it.
+   * `need`: run only if that gate of the host's shell is open (false: it was closed, nothing
+   * written); state.json's write then opens the SAVED_GATE.
    */
-  async write(state: StoreState, meta?: Release): Promise<void> {
+  async write(state: StoreState, meta?: Release, need?: string): Promise<boolean> {
+    const gate = need ? { need } : undefined
     const [made] = await Promise.all([
-      this.exec(['mkdir', '-p', '--', this.dir]),
-      meta ? this.writeMeta(meta) : null,
-      this.writeAtomic(this.statePath, JSON.stringify(state, null, 2))
+      this.exec(['mkdir', '-p', '--', this.dir], gate),
+      meta ? this.writeMeta(meta, gate) : null,
+      this.writeAtomic(
+        this.statePath,
+        JSON.stringify(state, null, 2),
+        need ? { need, set: SAVED_GATE } : undefined
+      )
     ])
+    if (need && made.code === GATE_CLOSED) return false
     this.check(made, `create ${this.dir}`)
+    return true
   }
 
   /** The sha256 the stored file has now (null: missing). */
@@ -155,97 +170,29 @@ export class ReleaseStore {
   }
 
   /**
-   * Puts the file at fromPath (with sha256) into the store, unless the store already holds it
-   * intact (`stored`: its sha256 there, when the caller read it already): a hard link when both
-   * are on one file system (renamed in, then checked), else a copy (checked, then renamed in).
-   * Commands with no decision between them go out together (pipelined): one round trip for a
-   * link, three for a copy, two with `link: false` (the store known to be on another mount).
+   * Puts the file at fromPath (with sha256) into the store (store-put.ts): a hard link, or a copy
+   * on another file system; with `gate`, what landed intact opens it for the writes sent behind.
    */
-  async put(
+  put(
     fromPath: string,
     sha256: string,
     stored?: string | null,
-    o: { link?: boolean } = {}
+    o: { link?: boolean; gate?: string } = {}
   ): Promise<'present' | 'linked' | 'copied'> {
-    if ((stored !== undefined ? stored : await this.storedSha256(sha256)) === sha256) return 'present'
-    const dir = this.releaseDir(sha256)
-    const target = this.releasePath(sha256)
-    const tmp = posix.join(dir, `.${this.binary}.tmp-${randomBytes(6).toString('hex')}`)
-    const changed = (got: string | null) =>
-      new StoreError(
-        `${fromPath} changed while it was stored (sha256 ${got}, expected ${sha256}); it is not recorded`
-      )
-    try {
-      // link: false (pre-flight saw the store on another mount): no link to try, the copy at once.
-      const linked = o.link === false ? null : await this.link(fromPath, dir, tmp, target)
-      if (linked !== null) {
-        if (linked === sha256) return 'linked'
-        await this.exec(['rm', '-f', '--', target])
-        throw changed(linked)
-      }
-      const got = await this.copy(fromPath, tmp, dir, o.link === false)
-      if (got !== sha256) throw changed(got)
-      // After a rename the rm finds nothing; after a failed one it removes the temporary file.
-      const [copiedIn] = await Promise.all([
-        this.exec(['mv', '-f', '--', tmp, target]),
-        this.exec(['rm', '-f', '--', tmp])
-      ])
-      this.check(copiedIn, `store ${target}`)
-      return 'copied'
-    } catch (e) {
-      // A folder made for nothing: removed when empty, so no release looks half-stored.
-      await Promise.all([this.exec(['rm', '-f', '--', tmp]), this.exec(['rmdir', '--', dir])]).catch(
-        () => undefined
-      )
-      throw e
-    }
+    return putRelease(this, fromPath, sha256, stored, o)
   }
 
-  /**
-   * The folder, a hard link into it renamed in, and the sha256 of what landed, in one round trip;
-   * the sha256 that landed, or null when the link failed (as across file systems: the rename
-   * then found nothing).
-   */
-  private async link(fromPath: string, dir: string, tmp: string, target: string): Promise<string | null> {
-    const [made, linked, moved, landed] = await Promise.all([
-      this.exec(['mkdir', '-p', '--', dir]),
-      this.exec(['ln', '--', fromPath, tmp]),
-      this.exec(['mv', '-f', '--', tmp, target]),
-      remoteSha256(this.host, target)
-    ])
-    this.check(made, `create ${dir}`)
-    if (linked.code !== 0) return null
-    this.check(moved, `store ${target}`)
-    // A file that landed with another sha256 is removed (by the caller) before state.json can name it.
-    return landed ?? 'none'
-  }
-
-  /**
-   * A copy at tmp, its mode and its sha256, in one round trip (the caller checks the sha256 before
-   * it is renamed in); `mkdir`: the folder is made in the same round trip (no link tried first).
-   */
-  private async copy(fromPath: string, tmp: string, dir: string, mkdir = false): Promise<string | null> {
-    const [made, copied, sha, mode] = await Promise.all([
-      mkdir ? this.exec(['mkdir', '-p', '--', dir]) : null,
-      this.exec(['cp', '--', fromPath, tmp]),
-      remoteSha256(this.host, tmp),
-      this.exec(['chmod', '0755', '--', tmp])
-    ])
-    if (made) this.check(made, `create ${dir}`)
-    this.check(copied, `copy ${fromPath} into ${dir}`)
-    this.check(mode, `chmod ${tmp}`)
-    return sha
-  }
-
-  async writeMeta(release: Release): Promise<void> {
+  async writeMeta(release: Release, gate?: Gate): Promise<void> {
     await this.writeAtomic(
       posix.join(this.releaseDir(release.sha256), 'meta.json'),
-      JSON.stringify(release, null, 2)
+      JSON.stringify(release, null, 2),
+      gate
     )
   }
 
-  async remove(sha256: string): Promise<void> {
-    await this.run(['rm', '-rf', '--', this.releaseDir(sha256)], `remove ${this.releaseDir(sha256)}`)
+  async remove(sha256: string, gate?: Gate): Promise<void> {
+    const r = await this.exec(['rm', '-rf', '--', this.releaseDir(sha256)], gate)
+    if (r.code !== GATE_CLOSED || !gate?.need) this.check(r, `remove ${this.releaseDir(sha256)}`)
   }
 
   /** Records state after pruning to keep; returns the pruned releases. */
@@ -254,12 +201,39 @@ export class ReleaseStore {
     keep: number,
     meta?: Release
   ): Promise<{ state: StoreState; pruned: Release[] }> {
-    const shas = pruneChoice(state, keep)
-    const pruned = state.releases.filter(r => shas.includes(r.sha256))
-    const next = withoutReleases(state, shas)
+    const { next, shas, pruned } = this.pruning(state, keep)
     await this.write(next, meta)
     // After state.json no longer names them: a failed removal leaves a folder, never a dangling entry.
     await Promise.all(shas.map(sha => this.remove(sha)))
     return { state: next, pruned }
+  }
+
+  /**
+   * saveAndPrune, run only if the `need` gate is open on the host's shell (null: it was closed,
+   * nothing changed); the removals go with the writes, run only once state.json no longer names
+   * what they remove (SAVED_GATE): one round trip in all.
+   */
+  async saveAndPruneIf(
+    need: string,
+    state: StoreState,
+    keep: number,
+    meta?: Release
+  ): Promise<{ state: StoreState; pruned: Release[] } | null> {
+    const { next, shas, pruned } = this.pruning(state, keep)
+    const written = this.write(next, meta, need)
+    const removed = shas.map(sha => this.remove(sha, { need: SAVED_GATE }))
+    removed.forEach(r => r.catch(() => undefined)) // awaited once the write is known
+    if (!(await written)) return null
+    await Promise.all(removed)
+    return { state: next, pruned }
+  }
+
+  private pruning(state: StoreState, keep: number) {
+    const shas = pruneChoice(state, keep)
+    return {
+      shas,
+      pruned: state.releases.filter(r => shas.includes(r.sha256)),
+      next: withoutReleases(state, shas)
+    }
   }
 }
