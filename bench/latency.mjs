@@ -111,9 +111,10 @@ try {
     'health-timeout': '3s',
     'poll-interval': `${POLL_MS}ms`
   }
-  const builds = [nginxBuild(work, 'v1'), nginxBuild(work, 'v2')]
+  // A new build for every run, as every deploy brings one: the release store records it each time
+  // (and prunes the oldest once it holds keep-releases).
   let next = 0
-  const nextBuild = () => builds[next++ % 2]
+  const nextBuild = () => nginxBuild(work, `v${next++}`)
 
   const action = bundle => async proxy => {
     const r = await runAction(

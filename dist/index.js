@@ -27478,33 +27478,32 @@ async function recordLive(store, r, now, note, link2) {
   const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
     (e) => refuse("preflight", e)
   );
-  let state = read;
-  let meta;
-  const had = state.releases.find((x) => x.sha256 === running2);
-  const how = await store.put(from, running2, stored, { link: r.exeReplaced ? false : link2 }).catch((e) => refuse("preflight", e));
-  if (!had) {
-    const found = {
-      sha256: running2,
-      version: versionText(r.version),
-      deployedAt: now,
-      origin: "found"
-    };
-    state = withRelease(state, found);
-    meta = found;
+  const had = read.releases.find((x) => x.sha256 === running2);
+  const found = had ? void 0 : { sha256: running2, version: versionText(r.version), deployedAt: now, origin: "found" };
+  const listed = found ? withRelease(read, found) : read;
+  const wrong = listed.live !== running2 || listed.lineage[listed.lineage.length - 1] !== running2;
+  const state = wrong ? markLive(listed, running2, now) : listed;
+  const changed = state !== read;
+  const gated2 = changed && store.gates && stored !== running2;
+  const putting = store.put(from, running2, stored, {
+    link: r.exeReplaced ? false : link2,
+    gate: gated2 ? STORED_GATE : void 0
+  });
+  const writing = gated2 ? store.write(state, found, STORED_GATE) : null;
+  writing?.catch(() => void 0);
+  const how = await putting.catch((e) => refuse("preflight", e));
+  if (found)
     note(
       `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
     );
-  } else if (how !== "present") {
+  else if (how !== "present")
     note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-  }
-  if (state.live !== running2 || state.lineage[state.lineage.length - 1] !== running2) {
-    if (had && state.live !== null && state.live !== running2)
-      note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running2)}; corrected`
-      );
-    state = markLive(state, running2, now);
-  }
-  if (state !== read || meta) await store.write(state, meta).catch((e) => refuse("preflight", e));
+  if (wrong && had && listed.live !== null && listed.live !== running2)
+    note(
+      `release store: it named ${shortSha(listed.live)} live, but the host runs ${shortSha(running2)}; corrected`
+    );
+  const written = writing ? await writing.catch((e) => refuse("preflight", e)) : false;
+  if (changed && !written) await store.write(state, found).catch((e) => refuse("preflight", e));
   return state;
 }
 function withReleaseSteps(plan, o) {

@@ -108,37 +108,37 @@ async function recordLive(
   const [read, stored] = await Promise.all([store.read(), store.storedSha256(running)]).catch(e =>
     refuse('preflight', e)
   )
-  let state = read
-  let meta: Release | undefined
-  const had = state.releases.find(x => x.sha256 === running)
+  const had = read.releases.find(x => x.sha256 === running)
+  const found: Release | undefined = had
+    ? undefined
+    : { sha256: running, version: versionText(r.version), deployedAt: now, origin: 'found' }
+  const listed = found ? withRelease(read, found) : read
+  const wrong = listed.live !== running || listed.lineage[listed.lineage.length - 1] !== running
+  const state = wrong ? markLive(listed, running, now) : listed
+  // Written only when it changed: the lock, taken in the same folder, already showed it writable.
+  // With a file to store, the write goes with it, run by the host only once what landed checks out.
+  const changed = state !== read
+  const gated = changed && store.gates && stored !== running
   // From /proc/<pid>/exe no link can be made: a copy at once.
-  const how = await store
-    .put(from, running, stored, { link: r.exeReplaced ? false : link })
-    .catch(e => refuse('preflight', e))
-  if (!had) {
-    const found: Release = {
-      sha256: running,
-      version: versionText(r.version),
-      deployedAt: now,
-      origin: 'found'
-    }
-    state = withRelease(state, found)
-    meta = found
+  const putting = store.put(from, running, stored, {
+    link: r.exeReplaced ? false : link,
+    gate: gated ? STORED_GATE : undefined
+  })
+  const writing = gated ? store.write(state, found, STORED_GATE) : null
+  writing?.catch(() => undefined) // awaited below, once the put is known
+  const how = await putting.catch(e => refuse('preflight', e))
+  if (found)
     note(
       `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ''})`
     )
-  } else if (how !== 'present') {
+  else if (how !== 'present')
     note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
-  }
-  if (state.live !== running || state.lineage[state.lineage.length - 1] !== running) {
-    if (had && state.live !== null && state.live !== running)
-      note(
-        `release store: it named ${shortSha(state.live)} live, but the host runs ${shortSha(running)}; corrected`
-      )
-    state = markLive(state, running, now)
-  }
-  // Written only when it changed: the lock, taken in the same folder, already showed it writable.
-  if (state !== read || meta) await store.write(state, meta).catch(e => refuse('preflight', e))
+  if (wrong && had && listed.live !== null && listed.live !== running)
+    note(
+      `release store: it named ${shortSha(listed.live)} live, but the host runs ${shortSha(running)}; corrected`
+    )
+  const written = writing ? await writing.catch(e => refuse('preflight', e)) : false
+  if (changed && !written) await store.write(state, found).catch(e => refuse('preflight', e))
   return state
 }
 
