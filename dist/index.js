@@ -27292,10 +27292,16 @@ var WatchdogBusyError = class extends Error {
   pid;
   token;
 };
-async function startWatchdog(host, plan, gate3) {
+function checkPlan(plan) {
   if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
     throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`);
   if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`);
+}
+function startWatchdog(host, plan, gate3) {
+  checkPlan(plan);
+  return launch(host, plan, gate3);
+}
+async function launch(host, plan, gate3) {
   const out = await sh(
     host,
     LAUNCH_SCRIPT,
@@ -33993,7 +33999,7 @@ function serverAddress(template, host) {
 function serves(s) {
   return !s.down && !s.backup;
 }
-function checkPlan(p) {
+function checkPlan2(p) {
   const { block } = p.file;
   const list = block.servers.map((s) => s.address).join(", ");
   const seen = /* @__PURE__ */ new Map();
@@ -34099,7 +34105,7 @@ function lockLoadBalancer(lbHost, dir, s, o) {
 function plannedAddresses(s, lb, batches, canary) {
   const u = s.upstream;
   const addresses = s.hosts.map((t) => serverAddress(u.server, t.host));
-  const problem = checkPlan({
+  const problem = checkPlan2({
     file: lb.original,
     addresses,
     batches,

@@ -109,15 +109,31 @@ export class WatchdogBusyError extends Error {
   }
 }
 
-/** Arms the watchdog; resolves with its pid once it runs. */
-export async function startWatchdog(
+/** Refuses a plan no watchdog may be started with (thrown before anything is sent). */
+function checkPlan(plan: WatchdogPlan): void {
+  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
+    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`)
+  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`)
+}
+
+/**
+ * Arms the watchdog; resolves with its pid once it runs. The plan is checked at once (a throw,
+ * not a rejection): with `gate`, what the caller sends next needs the start to have been sent.
+ */
+export function startWatchdog(
   host: Host,
   plan: WatchdogPlan,
   gate?: string
 ): Promise<{ pid: number; deadline: number; oldStartTime: string | null }> {
-  if (!Number.isInteger(plan.oldPid) || plan.oldPid <= 1)
-    throw new Error(`watchdog: ${plan.oldPid} is not the pid of a running server`)
-  if (!/^[0-9a-f]{64}$/.test(plan.oldSha256)) throw new Error(`watchdog: '${plan.oldSha256}' is not a sha256`)
+  checkPlan(plan)
+  return launch(host, plan, gate)
+}
+
+async function launch(
+  host: Host,
+  plan: WatchdogPlan,
+  gate?: string
+): Promise<{ pid: number; deadline: number; oldStartTime: string | null }> {
   const out = await sh(
     host,
     LAUNCH_SCRIPT,
