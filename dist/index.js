@@ -23904,9 +23904,6 @@ var ReleaseStore = class _ReleaseStore {
       `release-dir ${this.dir}: cannot ${what} on ${this.host.name} (${detail || `status ${r.code}`}). ` + (denied ? "Let the deploy user write that folder, set sudo: true, or set release-dir to a folder it can write" : "Check the folder and the disk")
     );
   }
-  async run(argv, what) {
-    this.check(await this.exec(argv), what);
-  }
   /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
   async read() {
     const text2 = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e) => {

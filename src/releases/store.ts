@@ -76,10 +76,6 @@ export class ReleaseStore {
     )
   }
 
-  private async run(argv: string[], what: string): Promise<void> {
-    this.check(await this.exec(argv), what)
-  }
-
   /** Reads state.json; rebuilds it from releases/*\/meta.json when it is missing; empty for a new store. */
   async read(): Promise<StoreState> {
     const text = await this.host.readFile(this.statePath, { sudo: this.host.sudo }).catch((e: Error) => {
