@@ -26,13 +26,13 @@ function fakeHost(lockAnswer: string) {
         : argv[2] === RELEASE
           ? 'lock-release'
           : argv[0] === 'sh'
-            ? 'running-exe'
+            ? 'first-read'
             : argv.join(' ')
   const answers: Record<string, string> = {
     'lock-acquire': lockAnswer,
     'watchdog-inspect': 'absent',
     'lock-release': 'released',
-    'running-exe': ''
+    'first-read': ''
   }
   const host = {
     name: 'web1',
@@ -81,9 +81,9 @@ describe('the lock step sends the next step reads right behind its own', () => {
   it('taken: the probe goes after the lock and the watchdog read, before their answers', async () => {
     const r = run('acquired')
     await r.done
-    expect(r.sent).toEqual(['running-exe', 'lock-acquire', 'watchdog-inspect', 'probe'])
+    expect(r.sent).toEqual(['first-read', 'lock-acquire', 'watchdog-inspect', 'probe'])
     expect(r.prefetched).toHaveLength(1)
-    // Sent with the lock's command, not after its answer (only running-exe was answered).
+    // Sent with the lock's command, not after its answer (only the first read was answered).
     expect(r.answeredBefore['lock-acquire']).toBe(1)
     expect(r.answeredBefore.probe).toBe(1)
     await r.s.lock?.release()
@@ -92,6 +92,6 @@ describe('the lock step sends the next step reads right behind its own', () => {
   it('held by another run: the step fails; the probe sent ahead is only a read', async () => {
     const r = run('held 5')
     await expect(r.done).rejects.toThrow(/deploy lock/)
-    expect(r.sent).toEqual(['running-exe', 'lock-acquire', 'watchdog-inspect', 'probe'])
+    expect(r.sent).toEqual(['first-read', 'lock-acquire', 'watchdog-inspect', 'probe'])
   })
 })

@@ -11560,17 +11560,17 @@ var require_kex = __commonJS({
       if (self2._compatFlags & COMPAT.BAD_DHGEX) {
         const entry = self2._offer.lists.kex;
         let kex = entry.array;
-        let found = false;
+        let found2 = false;
         for (let i = 0; i < kex.length; ++i) {
           if (kex[i].includes("group-exchange")) {
-            if (!found) {
-              found = true;
+            if (!found2) {
+              found2 = true;
               kex = kex.slice();
             }
             kex.splice(i--, 1);
           }
         }
-        if (found) {
+        if (found2) {
           let len = 1 + 16 + self2._offer.totalSize + 1 + 4;
           const newKexBuf = Buffer.from(kex.join(","));
           len -= entry.buffer.length - newKexBuf.length;
@@ -11637,11 +11637,11 @@ var require_kex = __commonJS({
       const remote = init;
       let localKex = local.lists.kex.array;
       if (self2._compatFlags & COMPAT.BAD_DHGEX) {
-        let found = false;
+        let found2 = false;
         for (let i2 = 0; i2 < localKex.length; ++i2) {
           if (localKex[i2].indexOf("group-exchange") !== -1) {
-            if (!found) {
-              found = true;
+            if (!found2) {
+              found2 = true;
               localKex = localKex.slice();
             }
             localKex.splice(i2--, 1);
@@ -23925,18 +23925,18 @@ var ReleaseStore = class _ReleaseStore {
     const bad = (why) => {
       throw new StoreError(why);
     };
-    const found = [];
+    const found2 = [];
     for (const chunk of r.stdout.split("\n\n")) {
       const nl = chunk.indexOf("\n");
       if (nl < 0) continue;
       try {
         const rel = validRelease(JSON.parse(chunk.slice(nl + 1)), chunk.slice(0, nl), bad);
-        if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found.push(rel);
+        if (posix3.basename(posix3.dirname(chunk.slice(0, nl))) === rel.sha256) found2.push(rel);
       } catch {
       }
     }
-    found.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt));
-    for (const rel of found) state = withRelease(state, rel);
+    found2.sort((a, b) => a.deployedAt.localeCompare(b.deployedAt));
+    for (const rel of found2) state = withRelease(state, rel);
     return state;
   }
   /** Writes a file atomically: a temp file in the same folder, flushed, then one rename. */
@@ -24136,12 +24136,21 @@ var stagingOf = (p) => {
   const live2 = running(p).livePath;
   return p.plan.stagingPath?.(live2) ?? sidePaths(live2).staging;
 };
+function readAhead(p, livePath) {
+  if (p.ahead?.livePath === livePath) return p.ahead.free;
+  p.ahead = { livePath, free: readFreeSpace(p.host, livePath, p.state.source, p.plan.releaseDir) };
+  const staging = p.plan.stagingPath?.(livePath) ?? sidePaths(livePath).staging;
+  p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => void 0);
+  if (p.state.source.localPath !== void 0) p.host.warmUpload?.();
+  return p.ahead.free;
+}
 function inspectSteps(p) {
   return [
     {
       name: "preflight",
       stage: "prepare",
       async run(ctx) {
+        if (ctx.retrying) p.ahead = void 0;
         let free;
         const r = await p.session.inspect({
           note: (m) => ctx.note(m),
@@ -24151,12 +24160,7 @@ function inspectSteps(p) {
           learn: (k) => {
             if (k.pid !== void 0) ctx.report.oldPid = k.pid;
             if (k.livePath !== void 0) ctx.report.binaryPath = k.livePath;
-            if (k.livePath !== void 0 && free === void 0) {
-              free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir);
-              const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging;
-              p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => void 0);
-              if (p.state.source.localPath !== void 0) p.host.warmUpload?.();
-            }
+            if (k.livePath !== void 0 && free === void 0) free = readAhead(p, k.livePath);
             if (k.version) ctx.report.previousVersion = k.version;
           }
         });
@@ -24427,7 +24431,10 @@ function hotUpgrade(plan, supervisor) {
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
         repair: () => repairAdvice(p),
-        prefetch: () => session.prefetch?.(),
+        prefetch: (server) => {
+          session.prefetch?.(server);
+          if (server) readAhead(p, server.livePath);
+        },
         retireAhead: (gate3) => session.retireAhead?.(gate3),
         changeAhead: (gate3) => {
           const live2 = state.running?.livePath;
@@ -24477,7 +24484,18 @@ async function repairAdvice(p) {
 
 // src/host/trust.ts
 var PROBE = String.raw`
-pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
+pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6 root=$7
+if [ "$pid" = - ]; then
+  # The pid file's server is not known yet: read here, with the paths named after the file it runs
+  # (staging beside it; the store under root unless given). The runner names them too and uses
+  # these facts only when both agree.
+  pid=$(cat -- "$pf" 2>/dev/null); case $pid in ''|*[!0-9]*) exit 0;; esac
+  e=$(readlink "/proc/$pid/exe" 2>/dev/null); live=@{e% (deleted)}
+  printf 'running\t%s\t%s\n' "$pid" "$e"
+  case $live in /*) ;; *) exit 0;; esac
+  staging=@{live%/*}/.@{live##*/}.zerodown-new store=@{store:-$root/@{live##*/}}
+  printf 'staging\t%s\n' "$staging"; printf 'storedir\t%s\n' "$store"
+fi
 echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
 if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
 u=; { while read -r k v; do [ "$k" = Uid: ] && { u=$v; break; }; done < "/proc/$pid/status"; } 2>/dev/null
@@ -24631,14 +24649,16 @@ function describe(p, pidFile2) {
 }
 var FRESH_MS = 3e4;
 var judged = /* @__PURE__ */ new WeakMap();
+var keyOf = (plan) => JSON.stringify(plan, Object.keys(plan).sort());
 async function checkTrust(host, plan) {
-  const key = JSON.stringify(plan, Object.keys(plan).sort());
   const last = judged.get(host);
-  if (last !== void 0 && last.key === key && Date.now() - last.at < FRESH_MS) return last.facts;
-  const facts = await probeTrust(host, plan);
+  if (last !== void 0 && last.key === keyOf(plan) && Date.now() - last.at < FRESH_MS) return last.facts;
+  return acceptTrust(host, plan, await probeTrust(host, plan));
+}
+function acceptTrust(host, plan, facts) {
   const why = judgeTrust(facts, plan);
   if (why !== null) throw new TrustError(why);
-  judged.set(host, { key, at: Date.now(), facts });
+  judged.set(host, { key: keyOf(plan), at: Date.now(), facts });
   return facts;
 }
 var TrustError = class extends Error {
@@ -25520,7 +25540,7 @@ async function waitForNewMaster(s, ctx, o, read) {
   const live2 = s.facts().livePath;
   let revertedPolls = 0;
   let last = null;
-  const found = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
+  const found2 = await waitUntilSoon(o.startTimeoutMs, Math.min(o.intervalMs, 100), async (elapsed) => {
     const snap = last = await read();
     if (!isAlive(snap, oldPid)) throw new StepError("usr2", `the old master ${oldPid} died after USR2`);
     const pid = snap.pid;
@@ -25539,7 +25559,7 @@ async function waitForNewMaster(s, ctx, o, read) {
       );
     return void 0;
   });
-  if (found === void 0) {
+  if (found2 === void 0) {
     const snap = last ?? await s.read();
     const partial = snap.pid !== null && snap.pid !== oldPid ? acceptingWorkers(snap, snap.pid).length : 0;
     if (partial > 0)
@@ -25552,11 +25572,11 @@ async function waitForNewMaster(s, ctx, o, read) {
       `no new master within start-timeout ${formatDuration(o.startTimeoutMs)}: ${describe3(snap, oldPid)}`
     );
   }
-  const exe = last.procs.get(found).exe;
+  const exe = last.procs.get(found2).exe;
   ctx.note(
-    `new master ${found} is up with all ${acceptingWorkers(last, found).length} of its workers (worker_processes ${s.expectedWorkers}), running ${exe}; .oldbin holds the old master ${oldPid}`
+    `new master ${found2} is up with all ${acceptingWorkers(last, found2).length} of its workers (worker_processes ${s.expectedWorkers}), running ${exe}; .oldbin holds the old master ${oldPid}`
   );
-  return found;
+  return found2;
 }
 async function stopOldWorkers(s, ctx) {
   const oldPid = s.facts().pid;
@@ -25697,7 +25717,20 @@ function looksLikeMaster(proc, snap, pid) {
 var fail3 = (message) => {
   throw new StepError("preflight", message);
 };
-async function inspectMaster2(host, plan, ctx, first2) {
+function masterReads(host, server) {
+  const { pid, livePath, replaced, facts } = server;
+  const how = masterExeRun(facts, { sudo: host.sudo, livePath, replaced });
+  const reads = Promise.all([
+    host.run(["uname", "-m"]),
+    remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
+    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 })
+  ]);
+  reads.catch(() => void 0);
+  const realLive = host.run(["readlink", "-f", "--", livePath]).catch((e) => e);
+  return { server, how, reads, realLive };
+}
+async function inspectMaster2(host, plan, ctx, first2, early) {
   const note = (s) => ctx.note(s);
   const pidFile2 = plan.pidFile;
   let snap = await (first2 ? first2.catch(() => probe2(host, pidFile2)) : probe2(host, pidFile2));
@@ -25713,16 +25746,12 @@ async function inspectMaster2(host, plan, ctx, first2) {
   else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile2, note);
   const livePath = exe.path;
   ctx.learn?.({ pid, livePath });
-  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced });
+  const same = (s) => s.pid === pid && s.livePath === livePath && s.replaced === exe.replaced && s.facts === trust;
+  const { how, reads, realLive } = early && same(early.server) ? early : masterReads(host, { pid, livePath, replaced: exe.replaced, facts: trust });
   if ("skip" in how) note(`the live binary's version is not read: ${how.skip}`);
   const argv0 = parseMasterTitle(snap.procs.get(pid).title)?.argv0;
-  const argv0Real = argv0?.startsWith("/") ? host.run(["readlink", "-f", "--", argv0]).catch((e) => e) : void 0;
-  const [uname, liveSha256, procSha256, v] = await Promise.all([
-    host.run(["uname", "-m"]),
-    remoteSha256(host, livePath),
-    remoteSha256(host, `/proc/${pid}/exe`),
-    "skip" in how ? null : host.run([how.path, "-v"], { sudo: how.sudo, exe: how, timeoutMs: 15e3 })
-  ]);
+  const argv0Real = argv0 === livePath ? realLive : argv0?.startsWith("/") ? host.run(["readlink", "-f", "--", argv0]).catch((e) => e) : void 0;
+  const [uname, liveSha256, procSha256, v] = await reads;
   const version = v === null ? null : parseVersion2(v.stderr + v.stdout);
   ctx.learn?.({ pid, livePath, version });
   const { cmd } = await checkMaster(host, snap, pid, exe, plan, note, argv0Real);
@@ -26046,16 +26075,18 @@ var NginxSession = class {
   }
   options;
   s;
-  /** The probe sent ahead by prefetch, taken by the next inspect. */
+  /** The probe and the master's reads sent ahead by prefetch, taken by the next inspect. */
   first = null;
-  prefetch() {
+  early = null;
+  prefetch(server) {
     this.first = probe2(this.s.host, this.options.pidFile);
     this.first.catch(() => void 0);
+    this.early = server ? masterReads(this.s.host, server) : null;
   }
   async inspect(ctx) {
-    const first2 = ctx.retrying ? null : this.first;
-    this.first = null;
-    const facts = await inspectMaster2(this.s.host, this.options, ctx, first2);
+    const [first2, early] = ctx.retrying ? [null, null] : [this.first, this.early];
+    this.first = this.early = null;
+    const facts = await inspectMaster2(this.s.host, this.options, ctx, first2, early);
     this.s.learn(facts);
     return facts;
   }
@@ -27417,6 +27448,75 @@ function checkProcesses(rec, old, neu, verb, held, where2) {
     );
 }
 
+// src/releases/read-ahead.ts
+var STORED_COPY = String.raw`
+h=$(sha256sum < "$1") || exit 1
+h=@{h%% *}
+echo "$h"
+f=$2/releases/$h/$3
+[ -e "$f" ] || { echo none; exit 0; }
+sha256sum -- "$f"
+`.replaceAll("@{", "${");
+var SHA2562 = /^[0-9a-f]{64}$/;
+function storeReadAhead(host, releaseDir, server, newSha256) {
+  if (host.sudo && host.privileged) return null;
+  const store = ReleaseStore.forLive(host, releaseDir, server.livePath);
+  const state = store.read();
+  const storedNew = store.storedSha256(newSha256).catch(() => void 0);
+  const runningCopy = host.run(["sh", "-c", STORED_COPY, "sh", `/proc/${server.pid}/exe`, store.dir, store.binary], {
+    sudo: host.sudo
+  }).then((r) => {
+    const [running2, stored] = r.stdout.split("\n").map((l) => l.split(/\s+/)[0] ?? "");
+    if (r.code !== 0 || !SHA2562.test(running2 ?? "")) return void 0;
+    if (stored === "none") return { running: running2, stored: null };
+    return SHA2562.test(stored ?? "") ? { running: running2, stored } : void 0;
+  }).catch(() => void 0);
+  state.catch(() => void 0);
+  return { dir: store.dir, state, storedNew: { sha256: newSha256, read: storedNew }, runningCopy };
+}
+
+// src/releases/record-live.ts
+var shortSha = (s) => s.slice(0, 12);
+var refuse = (e) => {
+  throw e instanceof StoreError ? new StepError("preflight", e.message) : e;
+};
+async function recordLive(store, r, now, note, link2, early) {
+  const running2 = r.runningSha256;
+  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
+  const copy2 = early ? await early.runningCopy : void 0;
+  const [read, stored] = await Promise.all([
+    early ? early.state : store.read(),
+    copy2?.running === running2 ? copy2.stored : store.storedSha256(running2)
+  ]).catch((e) => refuse(e));
+  const had = read.releases.find((x) => x.sha256 === running2);
+  const found2 = had ? void 0 : { sha256: running2, version: versionText(r.version), deployedAt: now, origin: "found" };
+  const listed = found2 ? withRelease(read, found2) : read;
+  const wrong = listed.live !== running2 || listed.lineage[listed.lineage.length - 1] !== running2;
+  const state = wrong ? markLive(listed, running2, now) : listed;
+  const changed = state !== read;
+  const gated2 = changed && store.gates && stored !== running2;
+  const putting = store.put(from, running2, stored, {
+    link: r.exeReplaced ? false : link2,
+    gate: gated2 ? STORED_GATE : void 0
+  });
+  const writing = gated2 ? store.write(state, found2, STORED_GATE) : null;
+  writing?.catch(() => void 0);
+  const how = await putting.catch((e) => refuse(e));
+  if (found2)
+    note(
+      `release store ${store.dir}: recorded the running binary (version ${found2.version ?? "unknown"}, sha256 ${shortSha(found2.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
+    );
+  else if (how !== "present")
+    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
+  if (wrong && had && listed.live !== null && listed.live !== running2)
+    note(
+      `release store: it named ${shortSha(listed.live)} live, but the host runs ${shortSha(running2)}; corrected`
+    );
+  const written = writing ? await writing.catch((e) => refuse(e)) : false;
+  if (changed && !written) await store.write(state, found2).catch((e) => refuse(e));
+  return state;
+}
+
 // src/releases/rollback-target.ts
 function releasesNamed(state, wanted) {
   const exact = state.releases.filter((r) => r.version === wanted);
@@ -27450,8 +27550,8 @@ function rollbackTarget(state, rollbackTo) {
 }
 
 // src/releases/steps.ts
-var shortSha = (s) => s.slice(0, 12);
-var refuse = (step, e) => {
+var shortSha2 = (s) => s.slice(0, 12);
+var refuse2 = (step, e) => {
   throw e instanceof StoreError ? new StepError(step, e.message) : e;
 };
 async function chooseBinary(o, store, state, live2, deployed, note) {
@@ -27460,14 +27560,14 @@ async function chooseBinary(o, store, state, live2, deployed, note) {
     try {
       return rollbackTarget(state, o.rollbackTo);
     } catch (e) {
-      return refuse("preflight", e);
+      return refuse2("preflight", e);
     }
   })();
   if (target.sha256 === live2.sha256)
     note(
-      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha(target.sha256)}): nothing to roll back on this host`
+      `rollback-to ${o.rollbackTo ?? ""} names the live release (sha256 ${shortSha2(target.sha256)}): nothing to roll back on this host`
     );
-  else await store.checkRelease(target, state).catch((e) => refuse("preflight", e));
+  else await store.checkRelease(target, state).catch((e) => refuse2("preflight", e));
   const source = {
     sha256: target.sha256,
     hostPath: store.releasePath(target.sha256),
@@ -27475,45 +27575,16 @@ async function chooseBinary(o, store, state, live2, deployed, note) {
   };
   return { source, target };
 }
-async function recordLive(store, r, now, note, link2) {
-  const running2 = r.runningSha256;
-  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath;
-  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running2)]).catch(
-    (e) => refuse("preflight", e)
-  );
-  const had = read.releases.find((x) => x.sha256 === running2);
-  const found = had ? void 0 : { sha256: running2, version: versionText(r.version), deployedAt: now, origin: "found" };
-  const listed = found ? withRelease(read, found) : read;
-  const wrong = listed.live !== running2 || listed.lineage[listed.lineage.length - 1] !== running2;
-  const state = wrong ? markLive(listed, running2, now) : listed;
-  const changed = state !== read;
-  const gated2 = changed && store.gates && stored !== running2;
-  const putting = store.put(from, running2, stored, {
-    link: r.exeReplaced ? false : link2,
-    gate: gated2 ? STORED_GATE : void 0
-  });
-  const writing = gated2 ? store.write(state, found, STORED_GATE) : null;
-  writing?.catch(() => void 0);
-  const how = await putting.catch((e) => refuse("preflight", e));
-  if (found)
-    note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? "unknown"}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ""})`
-    );
-  else if (how !== "present")
-    note(`release store: the live release's file was missing or damaged; stored it again (${how})`);
-  if (wrong && had && listed.live !== null && listed.live !== running2)
-    note(
-      `release store: it named ${shortSha(listed.live)} live, but the host runs ${shortSha(running2)}; corrected`
-    );
-  const written = writing ? await writing.catch((e) => refuse("preflight", e)) : false;
-  if (changed && !written) await store.write(state, found).catch((e) => refuse("preflight", e));
-  return state;
-}
-function withReleaseSteps(plan, o) {
+function withReleases(plan, o) {
   const hr = { liveVersion: null, newVersion: null };
   let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr));
   steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr));
-  return beforeStage(steps, "after", recordStep(plan, o, hr));
+  steps = beforeStage(steps, "after", recordStep(plan, o, hr));
+  const prefetch = (server) => {
+    plan.prefetch?.(server);
+    if (server) hr.ahead = storeReadAhead(plan.state.host, o.releaseDir, server, plan.state.source.sha256);
+  };
+  return { ...plan, steps, prefetch };
 }
 var nowOf = (o) => (o.now ? o.now() : /* @__PURE__ */ new Date()).toISOString();
 function chooseStep(plan, o, hr) {
@@ -27523,13 +27594,15 @@ function chooseStep(plan, o, hr) {
   return {
     name: "choose",
     stage: "prepare",
-    async run({ host, report: report2, note }) {
+    async run({ host, report: report2, note, retrying }) {
       const r = st.running;
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
       hr.store = store;
-      const storedNew = store.storedSha256(deployed.sha256).catch(() => void 0);
+      const early = !retrying && hr.ahead?.dir === store.dir ? hr.ahead : null;
+      hr.ahead = null;
+      const storedNew = early?.storedNew.sha256 === deployed.sha256 ? early.storedNew.read : store.storedSha256(deployed.sha256).catch(() => void 0);
       if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew };
-      const state = hr.state = await recordLive(store, r, now(), note, st.storeLinkable);
+      const state = hr.state = await recordLive(store, r, now(), note, st.storeLinkable, early);
       const live2 = liveRelease(state);
       hr.liveVersion = hr.newVersion = live2?.version ?? versionText(r.version);
       report2.releases = releaseRows(state);
@@ -27553,7 +27626,7 @@ function chooseStep(plan, o, hr) {
       hr.newVersion = target.version;
       report2.version = target.version ?? void 0;
       note(
-        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
+        `rollback target: ${target.version ?? "unknown version"} (sha256 ${shortSha2(target.sha256)}, deployed ${target.deployedAt}) from ${store.releasePath(target.sha256)}, sha256 checked`
       );
     }
   };
@@ -27612,13 +27685,13 @@ function recordStep(plan, o, hr) {
         if (gated2) saving = store.saveAndPruneIf(STORED_GATE, state, o.keepReleases, meta);
         saving?.catch(() => void 0);
         note(
-          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha(release.sha256)}, ${await how})`
+          `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha2(release.sha256)}, ${await how})`
         );
       }
       const { state: saved, pruned } = await saving ?? await store.saveAndPrune(state, o.keepReleases, meta);
       report2.releases = releaseRows(saved);
       note(
-        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha(p.sha256)).join(", ")}` : "")
+        `release store ${store.dir}: live ${liveRelease(saved)?.version ?? "unknown"}; ${saved.releases.length} release(s) kept` + (pruned.length ? `; pruned ${pruned.map((p) => p.version ?? shortSha2(p.sha256)).join(", ")}` : "")
       );
     }
   };
@@ -30338,88 +30411,67 @@ function gateNote(gate3) {
   return (gate3?.set ? ` (opens gate ${gate3.set})` : "") + (gate3?.need ? ` (only if gate ${gate3.need} is open)` : "");
 }
 
-// src/safety/lock-steps.ts
+// src/safety/lock-trust.ts
 var RUNNING_EXE = 'p=$(cat -- "$1" 2>/dev/null); case $p in ""|*[!0-9]*) exit 0;; esac; echo "$p"; readlink "/proc/$p/exe" 2>/dev/null';
+function serverOf(pid, exe) {
+  const text2 = (exe ?? "").trim();
+  const path = text2.replace(/ \(deleted\)$/, "");
+  return path.startsWith("/") && /^\d+$/.test(pid ?? "") && Number(pid) > 1 ? { pid: Number(pid), path, replaced: path !== text2 } : null;
+}
 async function runningExecutable(host, pidFile2) {
   const r = await host.run(["sh", "-c", RUNNING_EXE, "sh", pidFile2], { sudo: host.sudo });
   const [pid, exe] = r.stdout.split("\n");
-  const path = (exe ?? "").trim().replace(/ \(deleted\)$/, "");
-  return path.startsWith("/") && Number(pid) > 1 ? { pid: Number(pid), path } : null;
+  return serverOf(pid, exe);
 }
+var storeOf = (host, o, live2) => o.releaseDir ?? (live2 === void 0 ? void 0 : ReleaseStore.forLive(host, void 0, live2).dir);
+var planOf = (o, master, storeDir) => ({
+  pidFile: o.pidFile,
+  masterUser: o.masterUser,
+  storeDir,
+  pid: master.pid,
+  livePath: master.path,
+  stagingPath: sidePaths(master.path).staging
+});
 async function trustOrRefuse(host, o, master, storeDir) {
-  const plan = { pidFile: o.pidFile, masterUser: o.masterUser, storeDir, pid: master.pid };
-  await checkTrust(host, {
-    ...plan,
-    livePath: master.path,
-    stagingPath: sidePaths(master.path).staging
-  }).catch((e) => {
-    throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
-  });
+  return checkTrust(host, planOf(o, master, storeDir)).catch(refuse3);
 }
-function lockStep(s, o, journal, afterLock) {
-  return {
-    name: "lock",
-    stage: "prepare",
-    async run({ host, note, log }) {
-      if (s.lock) return;
-      const master = await runningExecutable(host, o.pidFile);
-      const live2 = o.binaryPath ?? master?.path;
-      if (o.releaseDir === void 0 && live2 === void 0) {
-        note("no deploy lock: the running binary (and so its release store) is not known yet");
-        return;
-      }
-      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
-      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
-      s.releaseDir = releaseDir;
-      const path = lockPath(releaseDir);
-      const taking = Promise.all([
-        HostLock.acquire(host, {
-          path,
-          token: o.token,
-          leaseMs: o.lockLeaseMs,
-          owner: o.owner,
-          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
-        }),
-        inspectWatchdog(host, watchdogDir(releaseDir))
-      ]);
-      afterLock?.();
-      const [lock, wd] = await taking;
-      s.lock = lock;
-      journal.update(host.name, { lock: path, phase: "locked" });
-      note(
-        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
-      );
-      if (wd?.running && wd.token !== o.token)
-        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
-      if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
-        const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
-        if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
-        else
-          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
-            host: host.name,
-            step: "preflight"
-          });
-      }
-    }
-  };
-}
-function releaseLockSettle(s, journal) {
-  return {
-    name: "unlock",
-    async run({ host, report: report2, log }) {
-      let phase = "settled";
-      if (s.lock) {
-        const how = await s.lock.release();
-        if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
-        else if (how === "not-ours")
-          log.warn(
-            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
-          );
-        else if (how === "error") phase = "locked";
-      }
-      journal.update(host.name, { phase, result: report2.result });
-    }
-  };
+var refuse3 = (e) => {
+  throw e instanceof TrustError ? new StepError("preflight", e.message) : e;
+};
+var found = (master, releaseDir, facts) => ({
+  master,
+  releaseDir,
+  trusted: { pid: master.pid, livePath: master.path, replaced: master.replaced, facts }
+});
+async function firstRead(host, o) {
+  if (host.sudo && host.privileged) {
+    const master2 = await runningExecutable(host, o.pidFile);
+    const releaseDir2 = storeOf(host, o, o.binaryPath ?? master2?.path);
+    if (master2 === null) return { master: master2, releaseDir: releaseDir2 };
+    return found(master2, releaseDir2, await trustOrRefuse(host, o, master2, releaseDir2));
+  }
+  const given = storeOf(host, o, o.binaryPath) ?? "";
+  const r = await host.run(
+    ["sh", "-c", PROBE, "sh", o.pidFile, "-", "", "", given, o.masterUser ?? "", DEFAULT_RELEASE_ROOT],
+    { sudo: host.sudo, timeoutMs: 3e4 }
+  );
+  if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`);
+  const lines = new Map(r.stdout.split("\n").map((l) => [l.split("	")[0], l.split("	").slice(1)]));
+  const [pid, ...exe] = lines.get("running") ?? [];
+  const master = serverOf(pid, exe.join("	"));
+  const releaseDir = storeOf(host, o, o.binaryPath ?? master?.path);
+  if (master === null) return { master, releaseDir };
+  const plan = planOf(o, master, releaseDir);
+  const named = { staging: lines.get("staging")?.join("	"), store: lines.get("storedir")?.join("	") };
+  if (named.staging !== plan.stagingPath || named.store !== plan.storeDir)
+    return found(master, releaseDir, await trustOrRefuse(host, o, master, releaseDir));
+  const facts = parseTrust(r.stdout, master.pid);
+  for (const p of facts.paths) if (p.role === "exe") p.path = master.path;
+  try {
+    return found(master, releaseDir, acceptTrust(host, plan, facts));
+  } catch (e) {
+    return refuse3(e);
+  }
 }
 
 // src/sudo-helper/scripts.ts
@@ -31477,22 +31529,22 @@ function sudoHelperSetting(read, s) {
   const raw = read("sudo-helper").trim();
   if (raw === "") return void 0;
   const path = checkRemotePath("sudo-helper", raw);
-  const refuse3 = (problem, fix) => {
+  const refuse5 = (problem, fix) => {
     throw new SettingsError("sudo-helper", problem, fix);
   };
-  if (!s.sudo) refuse3("is set but sudo is false", "Set sudo: true (the helper runs through sudo -n)");
+  if (!s.sudo) refuse5("is set but sudo is false", "Set sudo: true (the helper runs through sudo -n)");
   if (s.strategy !== "hot-upgrade" || s.supervisor !== "nginx")
-    refuse3(
+    refuse5(
       `covers the nginx hot upgrade only, not ${s.strategy === "hot-upgrade" ? `supervisor ${s.supervisor}` : `strategy ${s.strategy}`}`,
       "Leave sudo-helper empty for this server (sudo: true then runs commands through plain sudo -n)"
     );
   if (s.mode !== "deploy" && s.mode !== "rollback" || s.hold)
-    refuse3(
+    refuse5(
       `covers mode deploy and mode rollback only, not ${s.hold ? "hold: true" : `mode ${s.mode}`}`,
       "Leave sudo-helper empty for this run (sudo: true then runs commands through plain sudo -n)"
     );
   if (s.verifyCommand !== void 0)
-    refuse3(
+    refuse5(
       "cannot run verify-command (a command of your own is not in its fixed set)",
       "Remove verify-command, or leave sudo-helper empty"
     );
@@ -31778,6 +31830,70 @@ async function inspectBinary(path) {
     sha256: await sha256File(path),
     bytes: info2.size,
     arch: arch2 === "#!" ? null : arch2
+  };
+}
+
+// src/safety/lock-steps.ts
+function lockStep(s, o, journal, afterLock) {
+  return {
+    name: "lock",
+    stage: "prepare",
+    async run({ host, note, log }) {
+      if (s.lock) return;
+      const { releaseDir, trusted } = await firstRead(host, o);
+      if (releaseDir === void 0) {
+        note("no deploy lock: the running binary (and so its release store) is not known yet");
+        return;
+      }
+      s.releaseDir = releaseDir;
+      const path = lockPath(releaseDir);
+      const taking = Promise.all([
+        HostLock.acquire(host, {
+          path,
+          token: o.token,
+          leaseMs: o.lockLeaseMs,
+          owner: o.owner,
+          warn: (m) => log.warn(m, { host: host.name, step: "preflight" })
+        }),
+        inspectWatchdog(host, watchdogDir(releaseDir))
+      ]);
+      afterLock?.(trusted);
+      const [lock, wd] = await taking;
+      s.lock = lock;
+      journal.update(host.name, { lock: path, phase: "locked" });
+      note(
+        `took the deploy lock ${path} (lease ${formatDuration(o.lockLeaseMs)}, renewed while this run works on the host)`
+      );
+      if (wd?.running && wd.token !== o.token)
+        throw new WatchdogBusyError(host.name, watchdogDir(releaseDir), wd.pid ?? 0, wd.token ?? "");
+      if (wd && !wd.running && wd.verdict === "rollback" && wd.result !== null) {
+        const what = `the watchdog of an earlier run (${wd.token ?? "unknown"}) rolled this host back: ${wd.result} (log: ${watchdogDir(releaseDir)}/log)`;
+        if (wd.result === "rolled-back" || wd.result === "nothing") note(what);
+        else
+          log.warn(`${host.name}: ${what}; pre-flight checks what it left`, {
+            host: host.name,
+            step: "preflight"
+          });
+      }
+    }
+  };
+}
+function releaseLockSettle(s, journal) {
+  return {
+    name: "unlock",
+    async run({ host, report: report2, log }) {
+      let phase = "settled";
+      if (s.lock) {
+        const how = await s.lock.release();
+        if (how === "released") log.info(`${host.name} [settle] released the deploy lock ${s.lock.path}`);
+        else if (how === "not-ours")
+          log.warn(
+            `${host.name}: the deploy lock ${s.lock.path} was in other hands at the end (taken over, or rewritten by hand): left to its holder`
+          );
+        else if (how === "error") phase = "locked";
+      }
+      journal.update(host.name, { phase, result: report2.result });
+    }
   };
 }
 
@@ -32118,10 +32234,10 @@ import { randomBytes as randomBytes6 } from "node:crypto";
 
 // src/releases/preview.ts
 var short = (s) => s.slice(0, 12);
-var refuse2 = (step, e) => {
+var refuse4 = (step, e) => {
   throw e instanceof StoreError ? new StepError(step, e.message) : e;
 };
-function planOf(report2) {
+function planOf2(report2) {
   report2.plan ??= { verdict: "upgrade" };
   return report2.plan;
 }
@@ -32156,7 +32272,7 @@ function previewStore(plan, o, known) {
     async run({ host, report: report2, note }) {
       const r = st.running;
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath);
-      const state = await store.read().catch((e) => refuse2("preflight", e));
+      const state = await store.read().catch((e) => refuse4("preflight", e));
       await checkWritable(host, store.dir);
       report2.releases = releaseRows(state);
       const live2 = state.releases.find((x) => x.sha256 === r.runningSha256);
@@ -32171,7 +32287,7 @@ function previewStore(plan, o, known) {
           `release store ${store.dir} names ${state.live ? short(state.live) : "no release"} live, but the host runs ${short(r.runningSha256)}; a deploy corrects it`
         );
       if (st.source.sha256 === r.runningSha256) return;
-      checkDowngrade(planOf(report2), versionText(o.version), known.liveVersion, o, "preflight", note);
+      checkDowngrade(planOf2(report2), versionText(o.version), known.liveVersion, o, "preflight", note);
     }
   };
 }
@@ -32183,7 +32299,7 @@ function previewVersions(o, known) {
       const newVersion = versionText(o.version) ?? versionText(report2.version);
       report2.version = newVersion ?? void 0;
       report2.previousVersion = known.liveVersion ?? void 0;
-      const plan = planOf(report2);
+      const plan = planOf2(report2);
       plan.change = describeChange(known.liveVersion, newVersion);
       checkDowngrade(plan, newVersion, known.liveVersion, o, "verify", note);
       note(`a deploy would change the version ${plan.change}`);
@@ -32209,14 +32325,11 @@ function lockCheckStep(o) {
     report: "preflight",
     stage: "prepare",
     async run({ host, note }) {
-      const master = await runningExecutable(host, o.pidFile);
-      const live2 = o.binaryPath ?? master?.path;
-      if (o.releaseDir === void 0 && live2 === void 0) {
+      const { releaseDir } = await firstRead(host, o);
+      if (releaseDir === void 0) {
         note("no deploy lock to read: the running binary (and so its release store) is not known yet");
         return;
       }
-      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, void 0, live2).dir;
-      if (master !== null) await trustOrRefuse(host, o, master, releaseDir);
       const path = lockPath(releaseDir);
       const [holder, wd] = await Promise.all([
         readLock(host, path, o.lockLeaseMs),
@@ -34248,7 +34361,7 @@ function safetyOptions(settings, log, env = process.env) {
 function hostWrap(settings, log, control, safety = safetyOptions(settings, log)) {
   const journal = new Journal({ token: safety.token, pidFile: settings.pidFile }, control.persist);
   const releases = releaseOptions(settings, process.env);
-  return (hp) => safeguard({ ...hp, steps: withReleaseSteps(hp, releases) }, safety, journal);
+  return (hp) => safeguard(withReleases(hp, releases), safety, journal);
 }
 async function rollout(settings, log, control, source) {
   const plan = { ...planFrom(settings, source, supervisorOf(settings)), signal: control.signal };

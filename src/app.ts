@@ -13,7 +13,7 @@ import { JumpHost, SshHost } from './host/ssh-host.js'
 import { checkHelper, throughHelper } from './sudo-helper/check.js'
 import { agentSocket, checkKeys, jumpCredentials } from './keys.js'
 import { inspectBinary } from './local/binary.js'
-import { releaseOptions, withReleaseSteps } from './releases/steps.js'
+import { releaseOptions, withReleases } from './releases/steps.js'
 import { safeguard, type SafetyOptions } from './safety/guard.js'
 import { Journal, type SafetyRecord } from './safety/journal.js'
 import { lockOwnerFromEnv, newToken } from './safety/lock.js'
@@ -143,7 +143,7 @@ export function hostWrap(
 ): HostWrap {
   const journal = new Journal({ token: safety.token, pidFile: settings.pidFile }, control.persist)
   const releases = releaseOptions(settings, process.env)
-  return hp => safeguard({ ...hp, steps: withReleaseSteps(hp, releases) }, safety, journal)
+  return hp => safeguard(withReleases(hp, releases), safety, journal)
 }
 
 async function rollout(

@@ -37,6 +37,16 @@ export interface TrustFacts {
   paths: PathFacts[]
 }
 
+/** A running server whose files passed the trust checks, as the first read of a run found it. */
+export interface TrustedServer {
+  pid: number
+  /** The file it runs (without " (deleted)"). */
+  livePath: string
+  /** /proc/<pid>/exe read "(deleted)": the file at livePath is not the one it started from. */
+  replaced: boolean
+  facts: TrustFacts
+}
+
 export interface TrustPlan {
   pidFile: string
   pid: number
@@ -53,7 +63,18 @@ export interface TrustPlan {
 // Paths are passed as arguments and printed last on their line; nothing found is ever executed.
 // Folders are resolved (readlink -f) and checked up to /.
 export const PROBE = String.raw`
-pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6
+pf=$1 pid=$2 live=$3 staging=$4 store=$5 allowed=$6 root=$7
+if [ "$pid" = - ]; then
+  # The pid file's server is not known yet: read here, with the paths named after the file it runs
+  # (staging beside it; the store under root unless given). The runner names them too and uses
+  # these facts only when both agree.
+  pid=$(cat -- "$pf" 2>/dev/null); case $pid in ''|*[!0-9]*) exit 0;; esac
+  e=$(readlink "/proc/$pid/exe" 2>/dev/null); live=@{e% (deleted)}
+  printf 'running\t%s\t%s\n' "$pid" "$e"
+  case $live in /*) ;; *) exit 0;; esac
+  staging=@{live%/*}/.@{live##*/}.zerodown-new store=@{store:-$root/@{live##*/}}
+  printf 'staging\t%s\n' "$staging"; printf 'storedir\t%s\n' "$store"
+fi
 echo "me	@{SUDO_UID:-$(id -u)}	@{SUDO_GID:-$(id -g)}	@{SUDO_USER:-$(id -un)}"
 if [ -n "$allowed" ]; then printf 'allowed\t%s\t%s\n' "$(id -u -- "$allowed" 2>/dev/null || echo -)" "$allowed"; fi
 u=; { while read -r k v; do [ "$k" = Uid: ] && { u=$v; break; }; done < "/proc/$pid/status"; } 2>/dev/null
@@ -240,15 +261,20 @@ function describe(p: PathFacts, pidFile: string): string {
 const FRESH_MS = 30_000
 const judged = new WeakMap<Host, { key: string; at: number; facts: TrustFacts }>()
 
+const keyOf = (plan: TrustPlan) => JSON.stringify(plan, Object.keys(plan).sort())
+
 /** One call for pre-flight and the lock: probe, judge, and the facts when trusted. */
 export async function checkTrust(host: Host, plan: TrustPlan): Promise<TrustFacts> {
-  const key = JSON.stringify(plan, Object.keys(plan).sort())
   const last = judged.get(host)
-  if (last !== undefined && last.key === key && Date.now() - last.at < FRESH_MS) return last.facts
-  const facts = await probeTrust(host, plan)
+  if (last !== undefined && last.key === keyOf(plan) && Date.now() - last.at < FRESH_MS) return last.facts
+  return acceptTrust(host, plan, await probeTrust(host, plan))
+}
+
+/** Judges facts read for exactly `plan`: a TrustError, or the facts, kept for the next check. */
+export function acceptTrust(host: Host, plan: TrustPlan, facts: TrustFacts): TrustFacts {
   const why = judgeTrust(facts, plan)
   if (why !== null) throw new TrustError(why)
-  judged.set(host, { key, at: Date.now(), facts })
+  judged.set(host, { key: keyOf(plan), at: Date.now(), facts })
   return facts
 }
 

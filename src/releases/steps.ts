@@ -8,6 +8,7 @@
  */
 import { beforeStage, insertAfter, StepError, type Step } from '../engine/index.js'
 import type { Settings } from '../settings.js'
+import type { TrustedServer } from '../host/trust.js'
 import type { HostPlan, UpgradeSource } from '../strategies/strategy.js'
 import {
   afterRollback,
@@ -24,6 +25,8 @@ import {
   type Release,
   type StoreState
 } from './state.js'
+import { storeReadAhead, type StoreAhead } from './read-ahead.js'
+import { recordLive } from './record-live.js'
 import { rollbackTarget } from './rollback-target.js'
 import { ReleaseStore, STORED_GATE } from './store.js'
 
@@ -51,6 +54,8 @@ interface HostRelease {
    */
   state?: StoreState
   storedNew?: { sha256: string; read: Promise<string | null | undefined> }
+  /** The store's reads sent behind the deploy lock, taken by the choose step. */
+  ahead?: StoreAhead | null
 }
 
 const shortSha = (s: string) => s.slice(0, 12)
@@ -92,63 +97,21 @@ export async function chooseBinary(
   return { source, target }
 }
 
-/** The running binary is in the store and marked live; returns the store's state. */
-async function recordLive(
-  store: ReleaseStore,
-  r: { pid: number; livePath: string; runningSha256: string; exeReplaced: boolean; version: string | null },
-  now: string,
-  note: (s: string) => void,
-  link?: boolean
-): Promise<StoreState> {
-  // The build that runs must be in the store before a deploy replaces it: rollback needs it.
-  // When a package manager replaced the file under the process, it is read from /proc/<pid>/exe.
-  const running = r.runningSha256
-  const from = r.exeReplaced ? `/proc/${r.pid}/exe` : r.livePath
-  // The state and the stored file's sha256 in one round trip (pipelined).
-  const [read, stored] = await Promise.all([store.read(), store.storedSha256(running)]).catch(e =>
-    refuse('preflight', e)
-  )
-  const had = read.releases.find(x => x.sha256 === running)
-  const found: Release | undefined = had
-    ? undefined
-    : { sha256: running, version: versionText(r.version), deployedAt: now, origin: 'found' }
-  const listed = found ? withRelease(read, found) : read
-  const wrong = listed.live !== running || listed.lineage[listed.lineage.length - 1] !== running
-  const state = wrong ? markLive(listed, running, now) : listed
-  // Written only when it changed: the lock, taken in the same folder, already showed it writable.
-  // With a file to store, the write goes with it, run by the host only once what landed checks out.
-  const changed = state !== read
-  const gated = changed && store.gates && stored !== running
-  // From /proc/<pid>/exe no link can be made: a copy at once.
-  const putting = store.put(from, running, stored, {
-    link: r.exeReplaced ? false : link,
-    gate: gated ? STORED_GATE : undefined
-  })
-  const writing = gated ? store.write(state, found, STORED_GATE) : null
-  writing?.catch(() => undefined) // awaited below, once the put is known
-  const how = await putting.catch(e => refuse('preflight', e))
-  if (found)
-    note(
-      `release store ${store.dir}: recorded the running binary (version ${found.version ?? 'unknown'}, sha256 ${shortSha(found.sha256)}, ${how}${r.exeReplaced ? ` from ${from}` : ''})`
-    )
-  else if (how !== 'present')
-    note(`release store: the live release's file was missing or damaged; stored it again (${how})`)
-  if (wrong && had && listed.live !== null && listed.live !== running)
-    note(
-      `release store: it named ${shortSha(listed.live)} live, but the host runs ${shortSha(running)}; corrected`
-    )
-  const written = writing ? await writing.catch(e => refuse('preflight', e)) : false
-  if (changed && !written) await store.write(state, found).catch(e => refuse('preflight', e))
-  return state
-}
-
-/** The store's steps slotted into one host's run. */
-export function withReleaseSteps(plan: HostPlan, o: ReleaseOptions): Step[] {
+/**
+ * The store's steps slotted into one host's run, and its reads sent ahead with the strategy's
+ * (behind the deploy lock's command).
+ */
+export function withReleases(plan: HostPlan, o: ReleaseOptions): HostPlan {
   const hr: HostRelease = { liveVersion: null, newVersion: null }
   let steps = insertAfter(plan.steps, plan.anchors.inspected, chooseStep(plan, o, hr))
   steps = insertAfter(steps, plan.anchors.verified, versionsStep(o, hr))
   // Before the strategy's own `after` steps (which await what the commit sent ahead of it).
-  return beforeStage(steps, 'after', recordStep(plan, o, hr))
+  steps = beforeStage(steps, 'after', recordStep(plan, o, hr))
+  const prefetch = (server?: TrustedServer) => {
+    plan.prefetch?.(server)
+    if (server) hr.ahead = storeReadAhead(plan.state.host, o.releaseDir, server, plan.state.source.sha256)
+  }
+  return { ...plan, steps, prefetch }
 }
 
 const nowOf = (o: ReleaseOptions) => (o.now ? o.now() : new Date()).toISOString()
@@ -161,14 +124,20 @@ function chooseStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
   return {
     name: 'choose',
     stage: 'prepare',
-    async run({ host, report, note }) {
+    async run({ host, report, note, retrying }) {
       const r = st.running!
       const store = ReleaseStore.forLive(host, o.releaseDir, r.livePath)
       hr.store = store
+      // Sent ahead for this store (not after a lost connection, which may have lost them).
+      const early = !retrying && hr.ahead?.dir === store.dir ? hr.ahead : null
+      hr.ahead = null
       // Issued first: it travels with recordLive's reads (undefined when it failed: read it again).
-      const storedNew = store.storedSha256(deployed.sha256).catch(() => undefined)
+      const storedNew =
+        early?.storedNew.sha256 === deployed.sha256
+          ? early.storedNew.read
+          : store.storedSha256(deployed.sha256).catch(() => undefined)
       if (deployed.sha256 !== r.runningSha256) hr.storedNew = { sha256: deployed.sha256, read: storedNew }
-      const state = (hr.state = await recordLive(store, r, now(), note, st.storeLinkable))
+      const state = (hr.state = await recordLive(store, r, now(), note, st.storeLinkable, early))
       const live = liveRelease(state)
       hr.liveVersion = hr.newVersion = live?.version ?? versionText(r.version)
       report.releases = releaseRows(state)

@@ -6,8 +6,7 @@
  */
 import { formatDuration } from '../duration.js'
 import type { Step } from '../engine/index.js'
-import { ReleaseStore } from '../releases/store.js'
-import { runningExecutable, trustOrRefuse } from './lock-steps.js'
+import { firstRead } from './lock-trust.js'
 import { describeHolder, LockHeldError, lockPath, readLock } from './lock.js'
 import { inspectWatchdog, WatchdogBusyError, watchdogDir } from './watchdog.js'
 
@@ -26,14 +25,11 @@ export function lockCheckStep(o: LockCheckOptions): Step {
     report: 'preflight',
     stage: 'prepare',
     async run({ host, note }) {
-      const master = await runningExecutable(host, o.pidFile)
-      const live = o.binaryPath ?? master?.path
-      if (o.releaseDir === undefined && live === undefined) {
+      const { releaseDir } = await firstRead(host, o)
+      if (releaseDir === undefined) {
         note('no deploy lock to read: the running binary (and so its release store) is not known yet')
         return
       }
-      const releaseDir = o.releaseDir ?? ReleaseStore.forLive(host, undefined, live!).dir
-      if (master !== null) await trustOrRefuse(host, o, master, releaseDir)
       const path = lockPath(releaseDir)
       const [holder, wd] = await Promise.all([
         readLock(host, path, o.lockLeaseMs),

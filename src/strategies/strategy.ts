@@ -8,6 +8,7 @@
 import type { ExecResult, Host } from '../host/host.js'
 import type { Step } from '../engine/step.js'
 import type { Logger } from '../engine/types.js'
+import type { TrustedServer } from '../host/trust.js'
 import type { Running } from '../supervisors/supervisor.js'
 
 /** The new binary and where it comes from. */
@@ -70,8 +71,11 @@ export interface HostPlan {
   readonly anchors: StrategyAnchors
   /** After a rollback failed: the host's state (`# state: ...` first) and the repair commands. */
   repair(): Promise<string[]>
-  /** Optional: the first step's reads, sent behind the deploy lock's command (SupervisorSession.prefetch). */
-  prefetch?(): void
+  /**
+   * Optional: the first step's reads, sent behind the deploy lock's command (SupervisorSession.prefetch);
+   * `server`: the running server as the lock's first read found and trusted it.
+   */
+  prefetch?(server?: TrustedServer): void
   /**
    * Optional: the retire's first commands, sent right behind the watchdog's confirmation and run by
    * the host only if `gate` opened (SupervisorSession.retireAhead).

@@ -7,7 +7,7 @@
 import { READ_FILE } from '../host/ssh-host.js'
 import { PROBE as TRUST_PROBE } from '../host/trust.js'
 import { STORE_SCRIPTS } from '../releases/store.js'
-import { RUNNING_EXE } from '../safety/lock-steps.js'
+import { RUNNING_EXE } from '../safety/lock-trust.js'
 import { ACQUIRE, INSPECT, RELEASE, RENEW } from '../safety/lock-scripts.js'
 import { DECIDE_SCRIPT, EXTEND_SCRIPT, INSPECT_SCRIPT, LAUNCH_SCRIPT } from '../safety/watchdog-scripts.js'
 import { watchdogScript } from '../safety/watchdog-scripts.js'

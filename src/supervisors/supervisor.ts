@@ -18,6 +18,7 @@
  */
 import type { StepError } from '../engine/step.js'
 import type { Host } from '../host/host.js'
+import type { TrustedServer } from '../host/trust.js'
 
 /** What a supervisor can do; settings refuse pairings it cannot honour before any host is touched. */
 export interface SupervisorCapabilities {
@@ -117,8 +118,11 @@ export interface SupervisorSession {
   /**
    * Optional: sends the reads `inspect` starts with now, behind a command still on its way (the
    * deploy lock's), so that they come back with its answer; `inspect` then takes them.
+   * `server`: the running server as the lock's first read found and trusted it; reads of it
+   * (its file's sha256, its version) may go too, and `inspect` takes them only when it finds the
+   * same server trusted by the same facts.
    */
-  prefetch?(): void
+  prefetch?(server?: TrustedServer): void
   /**
    * Checks the staged binary with the running server's own arguments; returns its version.
    * nginx: `<staged> -t` + `-v`. HAProxy: `<staged> -c -f <cfg>` + `-v`. tableflip: the app's

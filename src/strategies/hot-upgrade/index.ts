@@ -10,7 +10,14 @@ import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor
 import type { HostPlan, HostState, Strategy, UpgradeSource } from '../strategy.js'
 import { remoteSha256, sendSwap, sidePaths } from './install.js'
 import type { UpgradePlan } from './plan.js'
-import { changeSteps, inspectSteps, restoreBinary, stageSteps, type HotUpgradeParts } from './steps.js'
+import {
+  changeSteps,
+  inspectSteps,
+  readAhead,
+  restoreBinary,
+  stageSteps,
+  type HotUpgradeParts
+} from './steps.js'
 import { retireStep, tidyStep } from './retire.js'
 
 export { planFrom, type UpgradePlan } from './plan.js'
@@ -66,7 +73,10 @@ export function hotUpgrade(
         revertSteps: change.slice(0, 2),
         retire: retireStep(p),
         repair: () => repairAdvice(p),
-        prefetch: () => session.prefetch?.(),
+        prefetch: server => {
+          session.prefetch?.(server)
+          if (server) readAhead(p, server.livePath)
+        },
         retireAhead: gate => session.retireAhead?.(gate),
         changeAhead: gate => {
           const live = state.running?.livePath

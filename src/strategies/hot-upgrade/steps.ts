@@ -39,6 +39,8 @@ export interface HotUpgradeParts {
   names: SupervisorNames
   /** How the supervisor goes back: `handoff` needs the old binary at the live path first. */
   revert: SupervisorCapabilities['revert']
+  /** The reads sent ahead for a live path (readAhead): the free space, taken by pre-flight. */
+  ahead?: { livePath: string; free: FreeSpaceReads | null }
 }
 
 export const running = (p: HotUpgradeParts) => {
@@ -52,6 +54,20 @@ const stagingOf = (p: HotUpgradeParts) => {
   return p.plan.stagingPath?.(live) ?? sidePaths(live).staging
 }
 
+/**
+ * The reads that need only the live path (free space, what the staging file holds), sent as soon
+ * as it is known: behind the deploy lock when its first read found the server, else with
+ * inspect's reads. Once per live path.
+ */
+export function readAhead(p: HotUpgradeParts, livePath: string): FreeSpaceReads | null {
+  if (p.ahead?.livePath === livePath) return p.ahead.free
+  p.ahead = { livePath, free: readFreeSpace(p.host, livePath, p.state.source, p.plan.releaseDir) }
+  const staging = p.plan.stagingPath?.(livePath) ?? sidePaths(livePath).staging
+  p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => undefined)
+  if (p.state.source.localPath !== undefined) p.host.warmUpload?.()
+  return p.ahead.free
+}
+
 /** Inspect the running server (preflight), then the binary's fit; ends the run when it is already live. */
 export function inspectSteps(p: HotUpgradeParts): Step[] {
   return [
@@ -59,7 +75,8 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
       name: 'preflight',
       stage: 'prepare',
       async run(ctx) {
-        // Sent as soon as the live path is known: they travel with inspect's reads.
+        // After a lost connection, what was sent ahead may be lost: read again.
+        if (ctx.retrying) p.ahead = undefined
         let free: FreeSpaceReads | null | undefined
         const r = await p.session.inspect({
           note: m => ctx.note(m),
@@ -69,12 +86,7 @@ export function inspectSteps(p: HotUpgradeParts): Step[] {
           learn: k => {
             if (k.pid !== undefined) ctx.report.oldPid = k.pid
             if (k.livePath !== undefined) ctx.report.binaryPath = k.livePath
-            if (k.livePath !== undefined && free === undefined) {
-              free = readFreeSpace(p.host, k.livePath, p.state.source, p.plan.releaseDir)
-              const staging = p.plan.stagingPath?.(k.livePath) ?? sidePaths(k.livePath).staging
-              p.state.stagedSha256 = remoteSha256(p.host, staging).catch(() => undefined)
-              if (p.state.source.localPath !== undefined) p.host.warmUpload?.()
-            }
+            if (k.livePath !== undefined && free === undefined) free = readAhead(p, k.livePath)
             if (k.version) ctx.report.previousVersion = k.version
           }
         })

@@ -5,6 +5,7 @@
  */
 import { StepError } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
+import type { TrustedServer } from '../../host/trust.js'
 import { commandLine } from '../../host/quote.js'
 import type {
   DrainOptions,
@@ -18,7 +19,7 @@ import type {
 import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
 import { quitOldMaster, sendQuit, startNewMaster, stopOldWorkers } from './handover.js'
-import { inspectMaster, verifyBinary, type ConfigDump } from './inspect.js'
+import { inspectMaster, masterReads, verifyBinary, type ConfigDump, type MasterReads } from './inspect.js'
 import {
   acceptingWorkers,
   describe,
@@ -42,19 +43,21 @@ class NginxSession implements SupervisorSession {
     this.s = new NginxHost(host, options.pidFile, options.pollIntervalMs)
   }
 
-  /** The probe sent ahead by prefetch, taken by the next inspect. */
+  /** The probe and the master's reads sent ahead by prefetch, taken by the next inspect. */
   private first: Promise<Snapshot> | null = null
+  private early: MasterReads | null = null
 
-  prefetch(): void {
+  prefetch(server?: TrustedServer): void {
     this.first = probe(this.s.host, this.options.pidFile)
     this.first.catch(() => undefined)
+    this.early = server ? masterReads(this.s.host, server) : null
   }
 
   async inspect(ctx: SupervisorContext): Promise<Running> {
     // After a lost connection its answer may be lost too: read again.
-    const first = ctx.retrying ? null : this.first
-    this.first = null
-    const facts = await inspectMaster(this.s.host, this.options, ctx, first)
+    const [first, early] = ctx.retrying ? [null, null] : [this.first, this.early]
+    this.first = this.early = null
+    const facts = await inspectMaster(this.s.host, this.options, ctx, first, early)
     this.s.learn(facts)
     return facts
   }

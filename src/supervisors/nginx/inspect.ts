@@ -4,6 +4,7 @@
  * what to do.
  */
 import type { ExecResult, Host } from '../../host/host.js'
+import type { TrustedServer } from '../../host/trust.js'
 import { commandLine } from '../../host/quote.js'
 import { masterExeRun } from '../../host/exe-run.js'
 import { refuseUpgradeInProgress, removeStaleOldbin } from './leftovers.js'
@@ -46,12 +47,35 @@ const fail = (message: string): never => {
   throw new StepError('preflight', message)
 }
 
+/**
+ * The running master's reads that need only its pid, its file and the facts that trusted it: no
+ * decision lies between them, so they are issued together (one round trip, pipelined). Its
+ * executable is run for its version never with more privilege than the file's owner has.
+ */
+export function masterReads(host: Host, server: TrustedServer) {
+  const { pid, livePath, replaced, facts } = server
+  const how = masterExeRun(facts, { sudo: host.sudo, livePath, replaced })
+  const reads = Promise.all([
+    host.run(['uname', '-m']),
+    remoteSha256(host, livePath),
+    remoteSha256(host, `/proc/${pid}/exe`),
+    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, exe: how, timeoutMs: 15_000 })
+  ])
+  reads.catch(() => undefined) // awaited by inspect, or dropped when it finds another server
+  // What the master was started as is most often the file it runs: resolved in the same trip.
+  const realLive = host.run(['readlink', '-f', '--', livePath]).catch((e: Error) => e)
+  return { server, how, reads, realLive }
+}
+export type MasterReads = ReturnType<typeof masterReads>
+
 export async function inspectMaster(
   host: Host,
   plan: InspectPlan,
   ctx: Pick<SupervisorContext, 'note' | 'learn' | 'readOnly'>,
   /** The probe sent ahead (behind the deploy lock's command); a failed one is read again. */
-  first?: Promise<Snapshot> | null
+  first?: Promise<Snapshot> | null,
+  /** The master's reads sent with it: taken only for the same master trusted by the same facts. */
+  early?: MasterReads | null
 ): Promise<MasterFacts> {
   const note = (s: string) => ctx.note(s)
   const pidFile = plan.pidFile
@@ -71,21 +95,23 @@ export async function inspectMaster(
   else if (snap.oldbinExists) snap = await removeStaleOldbin(host, snap, pidFile, note)
   const livePath = exe.path
   ctx.learn?.({ pid, livePath })
-  // Never with more privilege than the file's owner has: a root master may run a file another user wrote.
-  const how = masterExeRun(trust, { sudo: host.sudo, livePath, replaced: exe.replaced })
-  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
-  // No decision lies between these reads: issued together, they cost one round trip (pipelined).
   // Before the master's checks, so that a refusal below still reports what serves.
+  const same = (s: TrustedServer) =>
+    s.pid === pid && s.livePath === livePath && s.replaced === exe.replaced && s.facts === trust
+  const { how, reads, realLive } =
+    early && same(early.server)
+      ? early
+      : masterReads(host, { pid, livePath, replaced: exe.replaced, facts: trust })
+  if ('skip' in how) note(`the live binary's version is not read: ${how.skip}`)
   const argv0 = parseMasterTitle(snap.procs.get(pid)!.title)?.argv0
-  const argv0Real = argv0?.startsWith('/')
-    ? host.run(['readlink', '-f', '--', argv0]).catch((e: Error) => e)
-    : undefined
-  const [uname, liveSha256, procSha256, v] = await Promise.all([
-    host.run(['uname', '-m']),
-    remoteSha256(host, livePath),
-    remoteSha256(host, `/proc/${pid}/exe`),
-    'skip' in how ? null : host.run([how.path, '-v'], { sudo: how.sudo, exe: how, timeoutMs: 15_000 })
-  ])
+  const argv0Real =
+    argv0 === livePath
+      ? realLive
+      : argv0?.startsWith('/')
+        ? host.run(['readlink', '-f', '--', argv0]).catch((e: Error) => e)
+        : undefined
+  // After a lost connection the step runs again, without what was sent ahead.
+  const [uname, liveSha256, procSha256, v] = await reads
   const version = v === null ? null : parseVersion(v.stderr + v.stdout)
   ctx.learn?.({ pid, livePath, version })
   const { cmd } = await checkMaster(host, snap, pid, exe, plan, note, argv0Real)
