@@ -22512,20 +22512,37 @@ var StepError = class extends Error {
 };
 
 // src/engine/after.ts
-async function runAfterSteps(steps, report2, host, log, context) {
+async function runAfterSteps(steps, report2, host, log, context, ahead) {
+  const running2 = [];
+  const gates = /* @__PURE__ */ new Map();
   for (const step of steps) {
     const rec = report2.steps.at(-1);
     const note = (s) => {
       rec?.observations.push(s);
       log.info(`${host} [${rec?.name ?? step.name}] ${s}`);
     };
-    try {
-      await step.run(context(step, note));
-    } catch (e) {
-      rec?.observations.push(e.message);
-      log.warn(`${host}: ${e.message}`);
-    }
+    let allSent;
+    const sentOrDone = new Promise((resolve2) => allSent = resolve2);
+    const sent = (gate3) => {
+      if (gate3 !== void 0) gates.set(step, gate3);
+      allSent();
+    };
+    const done = step.run({ ...context(step, note), sent }).then(
+      () => void 0,
+      (e) => {
+        rec?.observations.push(e.message);
+        log.warn(`${host}: ${e.message}`);
+      }
+    ).finally(() => {
+      gates.delete(step);
+      allSent();
+    });
+    running2.push(done);
+    await sentOrDone;
   }
+  const open3 = new Set(gates.values());
+  if (open3.size <= 1) ahead?.([...open3][0]);
+  await Promise.all(running2);
 }
 
 // src/host/host.ts
@@ -22865,12 +22882,16 @@ var HostRun = class {
     this.undos.clear();
     const after = this.spec.steps.slice(this.next).filter((s) => s.stage === "after");
     this.next = this.spec.steps.length;
+    const settleCtx = { host: this.host, report: this.report, log: this.log };
     await runAfterSteps(
       after,
       this.report,
       this.host.name,
       this.log,
-      (step, note) => this.context(step, note, 1)
+      (step, note) => this.context(step, note, 1),
+      (gate3) => {
+        for (const s of this.spec.settle ?? []) s.ahead?.(settleCtx, gate3);
+      }
     );
   }
   /** Runs the steps from where the run stands while they belong to the stages; true when a step ended the run. */
@@ -24354,7 +24375,8 @@ function tidyStep(p) {
   return {
     name: "tidy",
     stage: "after",
-    async run() {
+    async run(ctx) {
+      ctx.sent?.();
       await p.state.keptRemoval;
     }
   };
@@ -27653,7 +27675,7 @@ function recordStep(plan, o, hr) {
   return {
     name: "record",
     stage: "after",
-    async run({ report: report2, note }) {
+    async run({ report: report2, note, sent }) {
       const store = hr.store;
       if (!store) return;
       const source = st.source;
@@ -27684,6 +27706,7 @@ function recordStep(plan, o, hr) {
         });
         if (gated2) saving = store.saveAndPruneIf(STORED_GATE, state, o.keepReleases, meta);
         saving?.catch(() => void 0);
+        if (saving) sent?.(SAVED_GATE);
         note(
           `release store: recorded ${release.version ?? "unknown version"} (sha256 ${shortSha2(release.sha256)}, ${await how})`
         );
@@ -28057,8 +28080,15 @@ function parseHolder(lines, fallbackLeaseMs, ageSeconds) {
 function lockPath(releaseDir) {
   return posix7.join(releaseDir, "lock");
 }
-async function sh2(host, script2, args, aside = false) {
-  const r = await host.run(["sh", "-c", script2, "sh", ...args], { sudo: host.sudo, timeoutMs: 3e4, aside });
+async function sh2(host, script2, args, aside = false, need) {
+  const gate3 = need === void 0 ? void 0 : { need };
+  const r = await host.run(["sh", "-c", script2, "sh", ...args], {
+    sudo: host.sudo,
+    timeoutMs: 3e4,
+    aside,
+    gate: gate3
+  });
+  if (gate3 && r.code === GATE_CLOSED) return null;
   if (r.code !== 0)
     throw new Error(
       `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -28166,15 +28196,30 @@ var HostLock = class _HostLock {
     await this.renew().catch(() => void 0);
     this.check();
   }
-  /** Releases the lock if this run still holds it. Never throws. */
-  async release() {
+  releasing = null;
+  /**
+   * Sends the release now, behind commands still on their way; run by the host only if `gate` is
+   * open. release() then takes its answer, or releases again when the host skipped it.
+   */
+  releaseAhead(gate3) {
+    this.releasing ??= this.releaseOnce(gate3);
+  }
+  /** Releases the lock if this run still holds it, once (a second call gets the first's answer). Never throws. */
+  release() {
+    const first2 = this.releasing;
+    const answer = first2 ? first2.then((r) => r === "skipped" ? this.releaseOnce() : r) : this.releaseOnce();
+    this.releasing = answer;
+    return answer;
+  }
+  async releaseOnce(gate3) {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopping = true;
     await this.renewing?.catch(() => void 0);
     if (this.released) return "released";
     try {
-      const out = await releaseLock(this.host, this.options.path, this.options.token);
+      const out = await releaseLock(this.host, this.options.path, this.options.token, gate3);
+      if (out === "skipped") return out;
       this.released = true;
       return out;
     } catch (e) {
@@ -28185,8 +28230,9 @@ var HostLock = class _HostLock {
     }
   }
 };
-async function releaseLock(host, path, token) {
-  const out = await sh2(host, RELEASE, [path, token]);
+async function releaseLock(host, path, token, gate3) {
+  const out = await sh2(host, RELEASE, [path, token], false, gate3);
+  if (out === null) return "skipped";
   const s = out[0];
   if (s === "released" || s === "absent" || s === "not-ours") return s;
   throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(" ").slice(0, 200)}`);
@@ -31881,6 +31927,11 @@ function lockStep(s, o, journal, afterLock) {
 function releaseLockSettle(s, journal) {
   return {
     name: "unlock",
+    // Right behind the last after step's commands: nothing after them needs the lock. Not while
+    // a watchdog is armed, which the disarm settle decides first.
+    ahead(_ctx, gate3) {
+      if (!s.armed) s.lock?.releaseAhead(gate3);
+    },
     async run({ host, report: report2, log }) {
       let phase = "settled";
       if (s.lock) {

@@ -162,8 +162,16 @@ export class HostRun {
     this.undos.clear()
     const after = this.spec.steps.slice(this.next).filter(s => s.stage === 'after')
     this.next = this.spec.steps.length
-    await runAfterSteps(after, this.report, this.host.name, this.log, (step, note) =>
-      this.context(step, note, 1)
+    const settleCtx = { host: this.host, report: this.report, log: this.log }
+    await runAfterSteps(
+      after,
+      this.report,
+      this.host.name,
+      this.log,
+      (step, note) => this.context(step, note, 1),
+      gate => {
+        for (const s of this.spec.settle ?? []) s.ahead?.(settleCtx, gate)
+      }
     )
   }
 

@@ -10,6 +10,12 @@ export type RunPhase = 'started' | 'changing' | 'held' | 'committing' | 'rolling
 export interface Settle {
   readonly name: string
   run(ctx: SettleContext): Promise<void>
+  /**
+   * Optional, after a commit: sends the settle's commands right behind the last `after` step's
+   * (once it said they are sent), needing `gate` when one is given; `run` then takes their answers
+   * (and sends them again if the host skipped them).
+   */
+  ahead?(ctx: SettleContext, gate?: string): void
 }
 
 export interface SettleContext {

@@ -34,6 +34,14 @@ export interface StepContext {
   readonly retrying: boolean
   /** Aborted when the job is cancelled. */
   readonly signal?: AbortSignal
+  /**
+   * `after` steps only: every command this step sends is on its way (the host's shell runs them
+   * in order). The engine then starts what follows (the next `after` step, then the settles'
+   * `ahead`) without waiting for the answers. A step that never calls it is waited for.
+   * `gate`: all are sent only if that gate of the host's shell opens (otherwise the step sends
+   * more once it knows): the settles' commands sent ahead then need it.
+   */
+  sent?(gate?: string): void
 }
 
 /** A step may end the host's run early, successfully (nothing to do). */

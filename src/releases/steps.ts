@@ -28,7 +28,7 @@ import {
 import { storeReadAhead, type StoreAhead } from './read-ahead.js'
 import { recordLive } from './record-live.js'
 import { rollbackTarget } from './rollback-target.js'
-import { ReleaseStore, STORED_GATE } from './store.js'
+import { ReleaseStore, SAVED_GATE, STORED_GATE } from './store.js'
 
 export interface ReleaseOptions {
   mode: 'deploy' | 'rollback'
@@ -197,7 +197,7 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
   return {
     name: 'record',
     stage: 'after',
-    async run({ report, note }) {
+    async run({ report, note, sent }) {
       const store = hr.store
       if (!store) return
       const source = st.source
@@ -231,6 +231,9 @@ function recordStep(plan: HostPlan, o: ReleaseOptions, hr: HostRelease): Step {
         })
         if (gated) saving = store.saveAndPruneIf(STORED_GATE, state, o.keepReleases, meta)
         saving?.catch(() => undefined) // awaited once the file is stored; skipped by the host if not
+        // All is sent unless state.json's write is skipped (then it is written after): what
+        // follows (the lock's release) needs the gate that write opens.
+        if (saving) sent?.(SAVED_GATE)
         note(
           `release store: recorded ${release.version ?? 'unknown version'} (sha256 ${shortSha(release.sha256)}, ${await how})`
         )

@@ -72,6 +72,11 @@ export function lockStep(
 export function releaseLockSettle(s: HostSafety, journal: Journal): Settle {
   return {
     name: 'unlock',
+    // Right behind the last after step's commands: nothing after them needs the lock. Not while
+    // a watchdog is armed, which the disarm settle decides first.
+    ahead(_ctx, gate) {
+      if (!s.armed) s.lock?.releaseAhead(gate)
+    },
     async run({ host, report, log }) {
       let phase: SafetyPhase = 'settled'
       if (s.lock) {

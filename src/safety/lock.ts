@@ -9,6 +9,7 @@
 import { posix } from 'node:path'
 import type { Host } from '../host/host.js'
 import { formatDuration } from '../duration.js'
+import { GATE_CLOSED } from '../host/remote-shell.js'
 import { describeHolder, LockHeldError, LockLostError, type LockRole } from './lock-errors.js'
 import { ACQUIRE, INSPECT, RELEASE, RENEW } from './lock-scripts.js'
 import { ownerLines, parseHolder, type LockHolder, type LockOwner } from './lock-owner.js'
@@ -36,8 +37,30 @@ export function lockPath(releaseDir: string): string {
 }
 
 // $1 lock dir, $2 token, $3 lease seconds, then owner lines (key=value).
-async function sh(host: Host, script: string, args: string[], aside = false): Promise<string[]> {
-  const r = await host.run(['sh', '-c', script, 'sh', ...args], { sudo: host.sudo, timeoutMs: 30_000, aside })
+async function sh(host: Host, script: string, args: string[], aside?: boolean): Promise<string[]>
+async function sh(
+  host: Host,
+  script: string,
+  args: string[],
+  aside: boolean,
+  need?: string
+): Promise<string[] | null>
+/** A lock script's lines; null when it needed a gate that was closed (it did not run). */
+async function sh(
+  host: Host,
+  script: string,
+  args: string[],
+  aside = false,
+  need?: string
+): Promise<string[] | null> {
+  const gate = need === undefined ? undefined : { need }
+  const r = await host.run(['sh', '-c', script, 'sh', ...args], {
+    sudo: host.sudo,
+    timeoutMs: 30_000,
+    aside,
+    gate
+  })
+  if (gate && r.code === GATE_CLOSED) return null
   if (r.code !== 0)
     throw new Error(
       `${host.name}: the lock command failed (status ${r.code}): ${(r.stderr || r.stdout).trim().slice(0, 300)}`
@@ -174,8 +197,25 @@ export class HostLock {
     this.check()
   }
 
-  /** Releases the lock if this run still holds it. Never throws. */
-  async release(): Promise<'released' | 'absent' | 'not-ours' | 'error'> {
+  private releasing: Promise<LockReleased | 'skipped'> | null = null
+
+  /**
+   * Sends the release now, behind commands still on their way; run by the host only if `gate` is
+   * open. release() then takes its answer, or releases again when the host skipped it.
+   */
+  releaseAhead(gate?: string): void {
+    this.releasing ??= this.releaseOnce(gate)
+  }
+
+  /** Releases the lock if this run still holds it, once (a second call gets the first's answer). Never throws. */
+  release(): Promise<LockReleased> {
+    const first = this.releasing
+    const answer = first ? first.then(r => (r === 'skipped' ? this.releaseOnce() : r)) : this.releaseOnce()
+    this.releasing = answer
+    return answer as Promise<LockReleased>
+  }
+
+  private async releaseOnce(gate?: string): Promise<LockReleased | 'skipped'> {
     if (this.timer) clearInterval(this.timer)
     this.timer = null
     this.stopping = true
@@ -184,7 +224,8 @@ export class HostLock {
     await this.renewing?.catch(() => undefined)
     if (this.released) return 'released'
     try {
-      const out = await releaseLock(this.host, this.options.path, this.options.token)
+      const out = await releaseLock(this.host, this.options.path, this.options.token, gate)
+      if (out === 'skipped') return out
       this.released = true
       return out
     } catch (e) {
@@ -196,13 +237,20 @@ export class HostLock {
   }
 }
 
-/** Removes the lock when `token` holds it (the post step uses this for a run that was killed). */
+export type LockReleased = 'released' | 'absent' | 'not-ours' | 'error'
+
+/**
+ * Removes the lock when `token` holds it (the post step uses this for a run that was killed);
+ * with `gate`, only if that gate of the host's shell is open ('skipped' otherwise).
+ */
 export async function releaseLock(
   host: Host,
   path: string,
-  token: string
-): Promise<'released' | 'absent' | 'not-ours'> {
-  const out = await sh(host, RELEASE, [path, token])
+  token: string,
+  gate?: string
+): Promise<'released' | 'absent' | 'not-ours' | 'skipped'> {
+  const out = await sh(host, RELEASE, [path, token], false, gate)
+  if (out === null) return 'skipped'
   const s = out[0]
   if (s === 'released' || s === 'absent' || s === 'not-ours') return s
   throw new Error(`${host.name}: unexpected answer while releasing ${path}: ${out.join(' ').slice(0, 200)}`)

@@ -30,7 +30,8 @@ export function tidyStep(p: HotUpgradeParts): Step {
   return {
     name: 'tidy',
     stage: 'after',
-    async run() {
+    async run(ctx) {
+      ctx.sent?.() // it sends nothing: the removal went with the retire
       await p.state.keptRemoval
     }
   }
