@@ -172,8 +172,19 @@ describe('status and plan change nothing and say what a deploy would do', () => 
   })
 
   it('after a deploy, status shows the live release and the rollback target', async () => {
+    // What a plan killed outright left an hour ago goes with the deploy; a plan's fresh file stays.
+    const h0 = sb.hosts[0]!
+    const stale = sb.hostPath(h0, '/srv/app/sbin/.nginx.zerodown-plan-killed01')
+    const fresh = sb.hostPath(h0, '/srv/app/sbin/.nginx.zerodown-plan-running1')
+    writeFileSync(stale, 'a plan killed outright')
+    writeFileSync(fresh, 'a plan at work')
+    execFileSync('touch', ['-d', '2 hours ago', stale])
     const d = await action({ binary: builds.v1!.path, version: '2.0.0' })
     expectCode(d, 0)
+    expect(existsSync(stale)).toBe(false)
+    expect(d.log).toContain('.nginx.zerodown-plan-killed01, left by a plan that stopped an hour ago or more')
+    expect(existsSync(fresh)).toBe(true)
+    rmSync(fresh)
     const r = await unchanged({ mode: 'status' })
     expectCode(r, 0)
     expect(r.outputs.version).toBe('2.0.0')

@@ -23280,6 +23280,15 @@ function planStagingPath(livePath, token) {
   const dir = posix.dirname(livePath);
   return posix.join(dir, `.${posix.basename(livePath)}.zerodown-plan-${token}`);
 }
+var PLAN_LEFTOVERS = String.raw`
+d=@{1%/*}; d=@{d:-/}; b=@{1##*/}; now=$(date +%s)
+for f in "$d"/."$b".zerodown-plan-*; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
+  m=$(stat -c %Y -- "$f" 2>/dev/null) || continue
+  [ $((now - m)) -gt 3600 ] && rm -f -- "$f" && echo "$f"
+done
+exit 0
+`.replaceAll("@{", "${");
 async function remoteSha256(host, path) {
   const r = await host.run(["sha256sum", "--", path], { sudo: host.sudo });
   if (r.code !== 0) {
@@ -24355,6 +24364,32 @@ function drainStep(p) {
   };
 }
 
+// src/host/trace.ts
+var sink;
+function setTrace(fn2) {
+  sink = fn2;
+}
+function visible2(text2, max = 600) {
+  const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
+  return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
+}
+function trace(host, what, outcome, startedAt) {
+  if (!sink) return;
+  sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
+}
+async function traced(host, what, fn2, describe5) {
+  if (!sink) return fn2();
+  const started = Date.now();
+  try {
+    const value = await fn2();
+    trace(host, what, describe5(value), started);
+    return value;
+  } catch (e) {
+    trace(host, what, `error: ${e.message}`, started);
+    throw e;
+  }
+}
+
 // src/strategies/hot-upgrade/retire.ts
 function retireStep(p, o = {}) {
   return {
@@ -24382,12 +24417,19 @@ function tidyStep(p) {
   };
 }
 async function removeKept(p, log) {
-  const { previous } = sidePaths(running(p).livePath);
-  const r = await p.host.run(["rm", "-f", "--", previous], { sudo: p.host.sudo }).catch((e) => e);
+  const live2 = running(p).livePath;
+  const { previous } = sidePaths(live2);
+  const removing = p.host.run(["rm", "-f", "--", previous], { sudo: p.host.sudo }).catch((e) => e);
+  const plans = p.host.sudo && p.host.privileged ? null : p.host.run(["sh", "-c", PLAN_LEFTOVERS, "sh", live2], { sudo: p.host.sudo }).catch((e) => e);
+  const r = await removing;
   if (r instanceof Error || r.code !== 0)
     log.warn(
       `${p.host.name}: cannot remove the kept old binary ${previous} (${r instanceof Error ? r.message : r.stderr.trim()}); remove it by hand`
     );
+  const left = await plans;
+  if (left && !(left instanceof Error))
+    for (const f of left.stdout.split("\n").filter((l) => l !== ""))
+      log.info(`${p.host.name} [tidy] removed ${visible2(f)}, left by a plan that stopped an hour ago or more`);
 }
 
 // src/strategies/hot-upgrade/plan.ts
@@ -30139,32 +30181,6 @@ async function streamUpload(open3, hostName, localPath, remotePath2, onProgress)
 `);
     file.pipe(channel);
   });
-}
-
-// src/host/trace.ts
-var sink;
-function setTrace(fn2) {
-  sink = fn2;
-}
-function visible2(text2, max = 600) {
-  const safe = neutralize(text2).replace(/\n/g, "\\n").replace(/\t/g, "\\t");
-  return safe.length > max ? `${safe.slice(0, max)}\u2026 (${safe.length - max} more characters)` : safe;
-}
-function trace(host, what, outcome, startedAt) {
-  if (!sink) return;
-  sink(`${visible2(host, 200)}: ${visible2(what)} \u2192 ${visible2(outcome, 200)} in ${Date.now() - startedAt}ms`);
-}
-async function traced(host, what, fn2, describe5) {
-  if (!sink) return fn2();
-  const started = Date.now();
-  try {
-    const value = await fn2();
-    trace(host, what, describe5(value), started);
-    return value;
-  } catch (e) {
-    trace(host, what, `error: ${e.message}`, started);
-    throw e;
-  }
 }
 
 // src/host/http-tunnel.ts

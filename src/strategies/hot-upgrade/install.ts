@@ -29,6 +29,21 @@ export function planStagingPath(livePath: string, token: string): string {
   return posix.join(dir, `.${posix.basename(livePath)}.zerodown-plan-${token}`)
 }
 
+/**
+ * $1 the live binary: removes the staging files of plans beside it that nobody wrote to for an
+ * hour (a plan killed outright leaves its own; a plan at work writes or reads its file within
+ * seconds), regular files only, and names each one removed.
+ */
+export const PLAN_LEFTOVERS = String.raw`
+d=@{1%/*}; d=@{d:-/}; b=@{1##*/}; now=$(date +%s)
+for f in "$d"/."$b".zerodown-plan-*; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
+  m=$(stat -c %Y -- "$f" 2>/dev/null) || continue
+  [ $((now - m)) -gt 3600 ] && rm -f -- "$f" && echo "$f"
+done
+exit 0
+`.replaceAll('@{', '${')
+
 /** sha256 of a remote file, or null when it does not exist. */
 export async function remoteSha256(host: Host, path: string): Promise<string | null> {
   const r = await host.run(['sha256sum', '--', path], { sudo: host.sudo })

@@ -1,7 +1,8 @@
 /** The point of no return (the supervisor's retire), and the kept old binary's removal after it. */
 import type { Step } from '../../engine/step.js'
 import type { Logger } from '../../engine/types.js'
-import { sidePaths } from './install.js'
+import { visible } from '../../host/trace.js'
+import { PLAN_LEFTOVERS, sidePaths } from './install.js'
 import { running, type HotUpgradeParts } from './steps.js'
 
 /**
@@ -43,10 +44,21 @@ export function tidyStep(p: HotUpgradeParts): Step {
  * Past the point of no return, so a failure only warns.
  */
 async function removeKept(p: HotUpgradeParts, log: Logger): Promise<void> {
-  const { previous } = sidePaths(running(p).livePath)
-  const r = await p.host.run(['rm', '-f', '--', previous], { sudo: p.host.sudo }).catch(e => e as Error)
+  const live = running(p).livePath
+  const { previous } = sidePaths(live)
+  const removing = p.host.run(['rm', '-f', '--', previous], { sudo: p.host.sudo }).catch(e => e as Error)
+  // What a plan killed outright left (the helper has no command for it: left to be removed by hand).
+  const plans =
+    p.host.sudo && p.host.privileged
+      ? null
+      : p.host.run(['sh', '-c', PLAN_LEFTOVERS, 'sh', live], { sudo: p.host.sudo }).catch(e => e as Error)
+  const r = await removing
   if (r instanceof Error || r.code !== 0)
     log.warn(
       `${p.host.name}: cannot remove the kept old binary ${previous} (${r instanceof Error ? r.message : r.stderr.trim()}); remove it by hand`
     )
+  const left = await plans
+  if (left && !(left instanceof Error))
+    for (const f of left.stdout.split('\n').filter(l => l !== ''))
+      log.info(`${p.host.name} [tidy] removed ${visible(f)}, left by a plan that stopped an hour ago or more`)
 }
