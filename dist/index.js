@@ -34518,15 +34518,37 @@ function warnUnchangedRollbacks(settings, log, result) {
     log.warn(message, { host: h.host, step: "preflight" });
   }
 }
-function cancelOnSignals(controller, log) {
+function cancelling(mode) {
+  switch (mode) {
+    case "commit":
+    case "abort": {
+      const verb = mode === "commit" ? "committed" : "returned to its original process";
+      return {
+        first: `no further held host is ${verb}; the hosts being finished complete before the action exits, the others stay held until a later ${mode} or their watchdog's hold-timeout`,
+        again: `still finishing the hosts being ${mode === "commit" ? "committed" : "returned"}`
+      };
+    }
+    case "plan":
+    case "status":
+      return {
+        first: "no further host is read; a plan removes what it staged before the action exits",
+        again: "still removing what was staged"
+      };
+    default:
+      return {
+        first: "hosts in the middle of an upgrade roll back (or complete, when only the old master's QUIT remained) before the action exits",
+        again: "still rolling back the hosts in the middle of an upgrade"
+      };
+  }
+}
+function cancelOnSignals(controller, log, mode = () => void 0) {
   const handler = (sig) => {
+    const what = cancelling(mode());
     if (controller.signal.aborted) {
-      log.warn(`received ${sig} again: still rolling back the hosts in the middle of an upgrade`);
+      log.warn(`received ${sig} again: ${what.again}`);
       return;
     }
-    log.warn(
-      `received ${sig}: the run is being cancelled; hosts in the middle of an upgrade roll back (or complete, when only the old master's QUIT remained) before the action exits`
-    );
+    log.warn(`received ${sig}: the run is being cancelled; ${what.first}`);
     controller.abort(sig);
   };
   process.on("SIGINT", handler);
@@ -35934,9 +35956,11 @@ async function cli(argv, io = {
   let rollbackWorkflow2;
   let wanted = { mode: "deploy", hold: false };
   const controller = new AbortController();
-  const uninstall = cancelOnSignals(controller, log);
+  let mode;
+  const uninstall = cancelOnSignals(controller, log, () => mode);
   try {
     const settings = readSettings(inputReader(args, io.env), io.env);
+    mode = settings.mode;
     rollbackWorkflow2 = settings.rollbackWorkflow;
     wanted = settings;
     const control = { signal: controller.signal };
@@ -36060,9 +36084,11 @@ async function run2() {
   const state = stateSaver({ save: saveState, get: getState }, (m) => warning(m));
   state.markMain();
   const controller = new AbortController();
-  const uninstall = cancelOnSignals(controller, coreLogger);
+  let mode;
+  const uninstall = cancelOnSignals(controller, coreLogger, () => mode);
   try {
     const settings = readSettings((name) => getInput(name), process.env);
+    mode = settings.mode;
     maskSecrets(settings);
     if (isReadOnlyMode(settings.mode)) {
       const look = await performReadOnly({ ...settings, mode: settings.mode }, coreLogger, {

@@ -262,6 +262,32 @@ function warnUnchangedRollbacks(settings: Settings, log: Logger, result: Rollout
   }
 }
 
+/** What a cancel does to a run of `mode`, in words (the first signal, and any after it). */
+export function cancelling(mode: string | undefined): { first: string; again: string } {
+  switch (mode) {
+    case 'commit':
+    case 'abort': {
+      const verb = mode === 'commit' ? 'committed' : 'returned to its original process'
+      return {
+        first: `no further held host is ${verb}; the hosts being finished complete before the action exits, the others stay held until a later ${mode} or their watchdog's hold-timeout`,
+        again: `still finishing the hosts being ${mode === 'commit' ? 'committed' : 'returned'}`
+      }
+    }
+    case 'plan':
+    case 'status':
+      return {
+        first: 'no further host is read; a plan removes what it staged before the action exits',
+        again: 'still removing what was staged'
+      }
+    default:
+      return {
+        first:
+          "hosts in the middle of an upgrade roll back (or complete, when only the old master's QUIT remained) before the action exits",
+        again: 'still rolling back the hosts in the middle of an upgrade'
+      }
+  }
+}
+
 /**
  * GitHub cancels a step by sending SIGINT to its process, SIGTERM 7.5 s later, and killing the
  * process tree 2.5 s after that; the post step runs afterwards (docs.github.com, "Workflow
@@ -269,15 +295,19 @@ function warnUnchangedRollbacks(settings: Settings, log: Logger, result: Rollout
  * middle of an upgrade rolls back (or completes, when only the retire of its old process remained)
  * and its lock is released before the process exits. Returns the function that removes the handlers.
  */
-export function cancelOnSignals(controller: AbortController, log: Logger): () => void {
+export function cancelOnSignals(
+  controller: AbortController,
+  log: Logger,
+  /** The run's mode once the settings are read (the message says what a cancel does to it). */
+  mode: () => string | undefined = () => undefined
+): () => void {
   const handler = (sig: NodeJS.Signals) => {
+    const what = cancelling(mode())
     if (controller.signal.aborted) {
-      log.warn(`received ${sig} again: still rolling back the hosts in the middle of an upgrade`)
+      log.warn(`received ${sig} again: ${what.again}`)
       return
     }
-    log.warn(
-      `received ${sig}: the run is being cancelled; hosts in the middle of an upgrade roll back (or complete, when only the old master's QUIT remained) before the action exits`
-    )
+    log.warn(`received ${sig}: the run is being cancelled; ${what.first}`)
     controller.abort(sig)
   }
   process.on('SIGINT', handler)

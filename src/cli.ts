@@ -78,9 +78,11 @@ export async function cli(
   let wanted = { mode: 'deploy', hold: false }
   // Ctrl-C (or a CI system's SIGTERM) rolls the hosts in the middle of an upgrade back, as in GitHub.
   const controller = new AbortController()
-  const uninstall = cancelOnSignals(controller, log)
+  let mode: string | undefined
+  const uninstall = cancelOnSignals(controller, log, () => mode)
   try {
     const settings = readSettings(inputReader(args, io.env), io.env)
+    mode = settings.mode
     rollbackWorkflow = settings.rollbackWorkflow
     wanted = settings
     const control = { signal: controller.signal }

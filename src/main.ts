@@ -14,9 +14,11 @@ export async function run(): Promise<void> {
   // The post step (post.ts) runs the same bundle: this tells it apart from the main step.
   state.markMain()
   const controller = new AbortController()
-  const uninstall = cancelOnSignals(controller, coreLogger)
+  let mode: string | undefined
+  const uninstall = cancelOnSignals(controller, coreLogger, () => mode)
   try {
     const settings = readSettings(name => core.getInput(name), process.env)
+    mode = settings.mode
     maskSecrets(settings)
     if (isReadOnlyMode(settings.mode)) {
       // plan, status: nothing changes on a host, so the post step has nothing to finish.
