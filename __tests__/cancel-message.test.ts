@@ -28,9 +28,9 @@ describe('the cancel message', () => {
     const lines: string[] = []
     const log = { warn: (m: string) => void lines.push(m) } as unknown as Logger
     const controller = new AbortController()
-    let mode: string | undefined
-    uninstall = cancelOnSignals(controller, log, () => mode)
-    mode = 'commit'
+    const run: { mode?: string } = {}
+    uninstall = cancelOnSignals(controller, log, () => run.mode)
+    run.mode = 'commit' // read once the settings are
     process.emit('SIGINT', 'SIGINT')
     process.emit('SIGTERM', 'SIGTERM')
     expect(controller.signal.aborted).toBe(true)
