@@ -24597,9 +24597,12 @@ async function probeTrust(host, plan) {
     ],
     { sudo: host.sudo, timeoutMs: 3e4 }
   );
+  return factsOf(host, r, plan.pid, plan.livePath);
+}
+function factsOf(host, r, pid, livePath) {
   if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`);
-  const facts = parseTrust(r.stdout, plan.pid);
-  for (const p of facts.paths) if (p.role === "exe") p.path = plan.livePath;
+  const facts = parseTrust(r.stdout, pid);
+  for (const p of facts.paths) if (p.role === "exe") p.path = livePath;
   return facts;
 }
 var TYPES = {
@@ -24763,16 +24766,20 @@ function refuseUnclearedExe(argv, options) {
 }
 
 // src/supervisors/trusted.ts
+function trustPlan(o, pid, livePath, storeDir) {
+  return {
+    pidFile: o.pidFile,
+    pid,
+    livePath,
+    stagingPath: sidePaths(livePath).staging,
+    storeDir,
+    masterUser: o.masterUser
+  };
+}
 async function trustedServer(host, plan, pid, livePath) {
   try {
-    return await checkTrust(host, {
-      pidFile: plan.pidFile,
-      pid,
-      livePath,
-      stagingPath: sidePaths(livePath).staging,
-      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir,
-      masterUser: plan.masterUser
-    });
+    const storeDir = plan.releaseDir ?? ReleaseStore.forLive(host, void 0, livePath).dir;
+    return await checkTrust(host, trustPlan(plan, pid, livePath, storeDir));
   } catch (e) {
     if (e instanceof TrustError) throw new StepError("preflight", e.message);
     throw e;
@@ -27521,7 +27528,6 @@ f=$2/releases/$h/$3
 [ -e "$f" ] || { echo none; exit 0; }
 sha256sum -- "$f"
 `.replaceAll("@{", "${");
-var SHA2562 = /^[0-9a-f]{64}$/;
 function storeReadAhead(host, releaseDir, server, newSha256) {
   if (host.sudo && host.privileged) return null;
   const store = ReleaseStore.forLive(host, releaseDir, server.livePath);
@@ -27531,9 +27537,9 @@ function storeReadAhead(host, releaseDir, server, newSha256) {
     sudo: host.sudo
   }).then((r) => {
     const [running2, stored] = r.stdout.split("\n").map((l) => l.split(/\s+/)[0] ?? "");
-    if (r.code !== 0 || !SHA2562.test(running2 ?? "")) return void 0;
+    if (r.code !== 0 || !SHA256.test(running2 ?? "")) return void 0;
     if (stored === "none") return { running: running2, stored: null };
-    return SHA2562.test(stored ?? "") ? { running: running2, stored } : void 0;
+    return SHA256.test(stored ?? "") ? { running: running2, stored } : void 0;
   }).catch(() => void 0);
   state.catch(() => void 0);
   return { dir: store.dir, state, storedNew: { sha256: newSha256, read: storedNew }, runningCopy };
@@ -30486,14 +30492,7 @@ async function runningExecutable(host, pidFile2) {
   return serverOf(pid, exe);
 }
 var storeOf = (host, o, live2) => o.releaseDir ?? (live2 === void 0 ? void 0 : ReleaseStore.forLive(host, void 0, live2).dir);
-var planOf = (o, master, storeDir) => ({
-  pidFile: o.pidFile,
-  masterUser: o.masterUser,
-  storeDir,
-  pid: master.pid,
-  livePath: master.path,
-  stagingPath: sidePaths(master.path).staging
-});
+var planOf = (o, master, storeDir) => trustPlan({ pidFile: o.pidFile, masterUser: o.masterUser }, master.pid, master.path, storeDir);
 async function trustOrRefuse(host, o, master, storeDir) {
   return checkTrust(host, planOf(o, master, storeDir)).catch(refuse3);
 }
@@ -30527,10 +30526,8 @@ async function firstRead(host, o) {
   const named = { staging: lines.get("staging")?.join("	"), store: lines.get("storedir")?.join("	") };
   if (named.staging !== plan.stagingPath || named.store !== plan.storeDir)
     return found(master, releaseDir, await trustOrRefuse(host, o, master, releaseDir));
-  const facts = parseTrust(r.stdout, master.pid);
-  for (const p of facts.paths) if (p.role === "exe") p.path = master.path;
   try {
-    return found(master, releaseDir, acceptTrust(host, plan, facts));
+    return found(master, releaseDir, acceptTrust(host, plan, factsOf(host, r, master.pid, master.path)));
   } catch (e) {
     return refuse3(e);
   }

@@ -7,7 +7,7 @@
  * /proc only, never running anything found there); a pure function judges them.
  */
 import { quote } from './quote.js'
-import type { Host } from './host.js'
+import type { ExecResult, Host } from './host.js'
 
 /** What a path is, as stat reads it (lstat for files that must not be symlinks). */
 export interface PathFacts {
@@ -114,9 +114,14 @@ export async function probeTrust(host: Host, plan: TrustPlan): Promise<TrustFact
     ],
     { sudo: host.sudo, timeoutMs: 30_000 }
   )
+  return factsOf(host, r, plan.pid, plan.livePath)
+}
+
+/** The probe's answer for master `pid` running `livePath`: its facts, or an error naming the host. */
+export function factsOf(host: Host, r: ExecResult, pid: number, livePath: string): TrustFacts {
   if (r.code !== 0) throw new Error(`${host.name}: cannot read owners and modes: ${r.stderr.trim()}`)
-  const facts = parseTrust(r.stdout, plan.pid)
-  for (const p of facts.paths) if (p.role === 'exe') p.path = plan.livePath
+  const facts = parseTrust(r.stdout, pid)
+  for (const p of facts.paths) if (p.role === 'exe') p.path = livePath
   return facts
 }
 

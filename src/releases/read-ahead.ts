@@ -8,7 +8,7 @@
  */
 import type { Host } from '../host/host.js'
 import type { TrustedServer } from '../host/trust.js'
-import type { StoreState } from './state.js'
+import { SHA256, type StoreState } from './state.js'
 import { ReleaseStore } from './store.js'
 
 /** $1 a file, $2 a store, $3 its binary's name: the file's sha256, then its copy's in the store (or none). */
@@ -20,8 +20,6 @@ f=$2/releases/$h/$3
 [ -e "$f" ] || { echo none; exit 0; }
 sha256sum -- "$f"
 `.replaceAll('@{', '${')
-
-const SHA256 = /^[0-9a-f]{64}$/
 
 export interface StoreAhead {
   dir: string

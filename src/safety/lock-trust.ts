@@ -11,7 +11,7 @@ import type { Host } from '../host/host.js'
 import {
   acceptTrust,
   checkTrust,
-  parseTrust,
+  factsOf,
   PROBE,
   TrustError,
   type TrustedServer,
@@ -20,7 +20,7 @@ import {
 } from '../host/trust.js'
 import { DEFAULT_RELEASE_ROOT } from '../releases/state.js'
 import { ReleaseStore } from '../releases/store.js'
-import { sidePaths } from '../strategies/hot-upgrade/install.js'
+import { trustPlan } from '../supervisors/trusted.js'
 
 /** $1 pid file: its pid and that process's executable. */
 export const RUNNING_EXE =
@@ -62,14 +62,8 @@ export async function runningExecutable(host: Host, pidFile: string): Promise<Ru
 const storeOf = (host: Host, o: FirstReadOptions, live: string | undefined) =>
   o.releaseDir ?? (live === undefined ? undefined : ReleaseStore.forLive(host, undefined, live).dir)
 
-const planOf = (o: FirstReadOptions, master: RunningServer, storeDir: string): TrustPlan => ({
-  pidFile: o.pidFile,
-  masterUser: o.masterUser,
-  storeDir,
-  pid: master.pid,
-  livePath: master.path,
-  stagingPath: sidePaths(master.path).staging
-})
+const planOf = (o: FirstReadOptions, master: RunningServer, storeDir: string): TrustPlan =>
+  trustPlan({ pidFile: o.pidFile, masterUser: o.masterUser }, master.pid, master.path, storeDir)
 
 /** The trust checks of `master`'s files and `storeDir`; a refusal fails pre-flight. */
 export async function trustOrRefuse(
@@ -126,10 +120,8 @@ export async function firstRead(host: Host, o: FirstReadOptions): Promise<FirstR
   const named = { staging: lines.get('staging')?.join('\t'), store: lines.get('storedir')?.join('\t') }
   if (named.staging !== plan.stagingPath || named.store !== plan.storeDir)
     return found(master, releaseDir, await trustOrRefuse(host, o, master, releaseDir!))
-  const facts = parseTrust(r.stdout, master.pid)
-  for (const p of facts.paths) if (p.role === 'exe') p.path = master.path
   try {
-    return found(master, releaseDir, acceptTrust(host, plan, facts))
+    return found(master, releaseDir, acceptTrust(host, plan, factsOf(host, r, master.pid, master.path)))
   } catch (e) {
     return refuse(e)
   }

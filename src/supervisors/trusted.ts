@@ -7,7 +7,7 @@
  */
 import { StepError } from '../engine/step.js'
 import type { Host } from '../host/host.js'
-import { checkTrust, TrustError, type TrustFacts } from '../host/trust.js'
+import { checkTrust, TrustError, type TrustFacts, type TrustPlan } from '../host/trust.js'
 import { ReleaseStore } from '../releases/store.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
 
@@ -15,6 +15,26 @@ export interface TrustInputs {
   pidFile: string
   releaseDir?: string
   masterUser?: string
+}
+
+/**
+ * The plan of the trust checks for master `pid` running `livePath`: one for the deploy lock's
+ * first read and every supervisor's pre-flight, so that the second finds the first's facts.
+ */
+export function trustPlan(
+  o: Pick<TrustInputs, 'pidFile' | 'masterUser'>,
+  pid: number,
+  livePath: string,
+  storeDir: string
+): TrustPlan {
+  return {
+    pidFile: o.pidFile,
+    pid,
+    livePath,
+    stagingPath: sidePaths(livePath).staging,
+    storeDir,
+    masterUser: o.masterUser
+  }
 }
 
 /** The facts when trusted; otherwise a pre-flight failure that says what is wrong and how to fix it. */
@@ -25,14 +45,8 @@ export async function trustedServer(
   livePath: string
 ): Promise<TrustFacts> {
   try {
-    return await checkTrust(host, {
-      pidFile: plan.pidFile,
-      pid,
-      livePath,
-      stagingPath: sidePaths(livePath).staging,
-      storeDir: plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir,
-      masterUser: plan.masterUser
-    })
+    const storeDir = plan.releaseDir ?? ReleaseStore.forLive(host, undefined, livePath).dir
+    return await checkTrust(host, trustPlan(plan, pid, livePath, storeDir))
   } catch (e) {
     if (e instanceof TrustError) throw new StepError('preflight', e.message)
     throw e
