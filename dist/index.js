@@ -27267,8 +27267,10 @@ rollback() {
   finish "incomplete: $seen_short, live sha256 $cur"
 }
 
-echo "$$" > "$d/pid"
+# Logged before the pid file is written: the launcher answers "started" once it sees the pid
+# file, so whoever reads the log after that finds what the watchdog is armed for.
 log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
+echo "$$" > "$d/pid"
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat "$d/verdict" 2>/dev/null)
