@@ -28164,6 +28164,8 @@ var HostLock = class _HostLock {
   timer = null;
   released = false;
   renewing = null;
+  /** When the lease was last renewed (or taken). */
+  renewedAt = 0;
   /** release() began: no renewal starts, and none reports a loss. */
   stopping = false;
   /** When the lock was taken over from a run whose lease had run out: that run. */
@@ -28210,8 +28212,17 @@ var HostLock = class _HostLock {
   }
   startRenewing() {
     const every = this.options.renewEveryMs ?? Math.min(6e4, Math.max(1e3, Math.floor(this.options.leaseMs / 3)));
-    this.timer = setInterval(() => void this.renew().catch(() => void 0), every);
+    this.renewedAt = Date.now();
+    this.timer = setInterval(() => this.tick(), every);
     this.timer.unref();
+  }
+  /**
+   * A detached host (fleet/idle.ts) logs in for each renewal: then it renews only when a third of
+   * the lease has gone by, which still leaves two more tries before the lease runs out.
+   */
+  tick() {
+    if (this.host.detached && Date.now() - this.renewedAt < this.options.leaseMs / 3) return;
+    void this.renew().catch(() => void 0);
   }
   /**
    * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
@@ -28224,7 +28235,10 @@ var HostLock = class _HostLock {
   async renewOnce() {
     if (this.stopping || this.lost) return "lost";
     const out = await sh2(this.host, RENEW, [this.options.path, this.options.token], true);
-    if (out[0] === "renewed") return "renewed";
+    if (out[0] === "renewed") {
+      this.renewedAt = Date.now();
+      return "renewed";
+    }
     if (this.stopping) return "lost";
     this.lost = true;
     this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null;
@@ -28696,17 +28710,28 @@ function connectFailed(slot, err, o) {
 
 // src/fleet/finish.ts
 var FINISH_WIDTH = 16;
+var DETACHED_FINISH_WIDTH = 64;
 async function finishHeld(o) {
   const parked = o.slots.filter((s) => s.report?.result === "parked");
   if (parked.length === 0) return;
-  const width = Math.max(o.width, FINISH_WIDTH);
-  if (!o.stopped && o.hold) return leaveHeld(o, parked, width);
+  const detached = o.idle.detached;
+  const width = Math.max(o.width, detached > 0 ? DETACHED_FINISH_WIDTH : FINISH_WIDTH);
+  if (detached > 0)
+    o.out.line(
+      "info",
+      `${detached} parked host(s) waited with their connection closed (idle-connections): each logs in again to finish`
+    );
+  const each = (phase, fn2) => o.pool.each(parked, phase, width, async (s) => {
+    o.idle.wake(s.upgrade.host);
+    await fn2(s);
+  });
+  if (!o.stopped && o.hold) return leaveHeld(o, parked, each);
   if (!o.stopped) {
     o.out.line(
       "info",
       `every host passed: committing ${parked.length} host(s) (QUIT to each parked old master)`
     );
-    await o.pool.each(parked, "commit", width, async (s) => {
+    await each("commit", async (s) => {
       s.report = await s.upgrade.commit();
       if (s.report.result !== "upgraded")
         s.log.error(`${s.target.label}: the commit failed: ${s.report.error ?? "unknown error"}`, {
@@ -28717,7 +28742,7 @@ async function finishHeld(o) {
   }
   const cause = o.slots.filter((s) => s.report !== void 0 && !passed(s.report)).map((s) => `${s.target.label} failed at ${s.report.failedStep ?? "an unknown step"}`).join(", ");
   const reason = `fleet rollback: ${o.cancelled ? "the run was cancelled" : cause || "the rollout stopped"}`;
-  await o.pool.each(parked, "abort", width, async (s) => {
+  await each("abort", async (s) => {
     s.aborted = true;
     s.report = await s.upgrade.abort(reason);
     if (s.report.result !== "rolled-back")
@@ -28727,12 +28752,12 @@ async function finishHeld(o) {
       );
   });
 }
-async function leaveHeld(o, parked, width) {
+async function leaveHeld(o, parked, each) {
   o.out.line(
     "info",
     `every host passed: leaving ${parked.length} host(s) held (hold: true); run mode: commit to retire the old processes, or mode: abort to return to them`
   );
-  await o.pool.each(parked, "hold", width, async (s) => {
+  await each("hold", async (s) => {
     s.report = await s.upgrade.leave();
     if (s.report.result !== "parked")
       s.log.error(
@@ -28741,6 +28766,34 @@ async function leaveHeld(o, parked, width) {
       );
   });
 }
+
+// src/fleet/idle.ts
+var IdleHosts = class {
+  constructor(budget) {
+    this.budget = budget;
+  }
+  budget;
+  /** Waiting hosts, the longest waiting first. */
+  waiting = [];
+  /** The host waits now: beyond the budget, the longest waiting ones still connected are detached. */
+  rest(host) {
+    if (!host?.detach || this.waiting.includes(host)) return;
+    this.waiting.push(host);
+    const connected = this.waiting.filter((h) => !h.detached);
+    for (const h of connected.slice(0, Math.max(0, connected.length - this.budget))) h.detach(true);
+  }
+  /** The host goes on (its batch, the commit, the rollback): connected again, for good. */
+  wake(host) {
+    if (!host) return;
+    const at2 = this.waiting.indexOf(host);
+    if (at2 >= 0) this.waiting.splice(at2, 1);
+    if (host.detached) host.detach(false);
+  }
+  /** How many waiting hosts are detached now. */
+  get detached() {
+    return this.waiting.filter((h) => h.detached).length;
+  }
+};
 
 // src/fleet/pool.ts
 var PHASE_NAMES = {
@@ -28878,6 +28931,7 @@ async function prestageAll(o) {
   );
   const ready = o.slots.filter((s) => s.upgrade !== void 0 && s.report === void 0);
   await o.pool.each(ready, "release", width, async (slot) => {
+    o.idle.wake(slot.upgrade.host);
     slot.report = await slot.upgrade.release(reason);
   });
   return false;
@@ -28896,6 +28950,7 @@ async function runRollout(settings, plan, deps) {
   const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : "";
   const batchName = batchNamer(batches, hasCanary);
   const pool = new Pool(out, batchName);
+  const idle = new IdleHosts(settings.idleConnections);
   const connect = (slot) => connectSlot(slot, deps.connect, via);
   const start = async (slot) => {
     const host = await connect(slot).catch((e) => {
@@ -28913,6 +28968,7 @@ async function runRollout(settings, plan, deps) {
     if (slot.report !== void 0) return;
     const upgrade = slot.upgrade ?? await start(slot);
     if (upgrade === null) return;
+    idle.wake(upgrade.host);
     slot.report = await upgrade.run({ park });
   };
   const beat = heartbeat(out, slots, deps.heartbeatMs ?? 3e4);
@@ -28920,7 +28976,7 @@ async function runRollout(settings, plan, deps) {
   const cancelled = () => plan.signal?.aborted === true;
   try {
     if (slots.length > 1) out.line("info", describePlan(settings, batches, hasCanary, park));
-    if (settings.prestage && !await prestageAll({ out, pool, slots, width, cancelled, start }))
+    if (settings.prestage && !await prestageAll({ out, pool, slots, width, cancelled, start, idle }))
       stopped = true;
     else
       stopped = await runBatches({
@@ -28934,7 +28990,8 @@ async function runRollout(settings, plan, deps) {
         park,
         cancelled,
         connect,
-        runOne
+        runOne,
+        idle
       });
   } catch (e) {
     stopped = true;
@@ -28943,7 +29000,16 @@ async function runRollout(settings, plan, deps) {
     });
   } finally {
     try {
-      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled(), hold: settings.hold });
+      await finishHeld({
+        out,
+        pool,
+        slots,
+        width,
+        stopped,
+        cancelled: cancelled(),
+        hold: settings.hold,
+        idle
+      });
     } finally {
       clearInterval(beat);
       await closeAll(slots, out);
@@ -28952,7 +29018,20 @@ async function runRollout(settings, plan, deps) {
   return { ...tally(slots, started), supervisor: plan.supervisor?.names.id ?? "nginx" };
 }
 async function runBatches(o) {
-  const { settings, out, pool, slots, batches, batchName, hasCanary, park, cancelled, connect, runOne } = o;
+  const {
+    settings,
+    out,
+    pool,
+    slots,
+    batches,
+    batchName,
+    hasCanary,
+    park,
+    cancelled,
+    connect,
+    runOne,
+    idle
+  } = o;
   const width = settings.maxParallel;
   for (const [k, batch] of batches.entries()) {
     if (cancelled()) {
@@ -28962,6 +29041,7 @@ async function runBatches(o) {
       return true;
     }
     const members = batch.map((i) => slots[i]);
+    for (const s of slots) if (!members.includes(s) && waiting(s)) idle.rest(s.upgrade.host);
     const failedIn = () => members.filter((s) => s.report !== void 0 && !passed(s.report));
     for (const i of batches[k + 1] ?? []) void connect(slots[i]);
     if (slots.length > 1)
@@ -28984,6 +29064,7 @@ async function runBatches(o) {
   }
   return false;
 }
+var waiting = (s) => s.upgrade !== void 0 && (s.report === void 0 || s.report.result === "parked");
 async function closeAll(slots, out) {
   await Promise.allSettled(
     slots.map(async (s) => {
@@ -30300,6 +30381,12 @@ var SshHost = class _SshHost {
   warmGet = null;
   closed = false;
   connecting = null;
+  /** detach(true): the connection is closed between uses (a host that waits in a fleet). */
+  detachedNow = false;
+  /** Closed on purpose by detach: the next login is planned, not a reconnect after a loss. */
+  dropped = false;
+  /** Commands, uploads and GETs under way: a detached host closes its connection only at 0. */
+  inflight = 0;
   /** Connects (verifying the host key) and opens the command shell. */
   static async connect(options) {
     const host = new _SshHost(options);
@@ -30366,7 +30453,8 @@ var SshHost = class _SshHost {
     for (let i = 1; ; i++) {
       try {
         await this.open();
-        this.options.log?.(`${this.name}: reconnected (attempt ${i})`);
+        if (!this.dropped || i > 1) this.options.log?.(`${this.name}: reconnected (attempt ${i})`);
+        this.dropped = false;
         return;
       } catch (e) {
         if (e instanceof HostKeyError || i >= attempts) throw e;
@@ -30378,7 +30466,38 @@ var SshHost = class _SshHost {
       }
     }
   }
+  get detached() {
+    return this.detachedNow;
+  }
+  /**
+   * true: the connection closes as soon as nothing uses it, and each later command logs in again
+   * (verifying the host key again) and closes it once done, so a host that waits costs the runner
+   * no connection. false: the connection stays open again from the next use on.
+   */
+  detach(on) {
+    this.detachedNow = on;
+    if (on) this.closeWhenIdle();
+  }
+  /** Counts a use of the connection; a detached host closes it when the last use ends. */
+  async using(work) {
+    this.inflight++;
+    try {
+      return await work();
+    } finally {
+      this.inflight--;
+      setImmediate(() => this.closeWhenIdle());
+    }
+  }
+  closeWhenIdle() {
+    if (!this.detachedNow || this.inflight > 0 || this.closed || this.connecting || !this.ssh) return;
+    this.dropped = true;
+    trace(this.name, "close the connection while the host waits (detached)", "closed", Date.now());
+    this.dropConnection();
+  }
   async run(argv, options = {}) {
+    return this.using(() => this.runNow(argv, options));
+  }
+  async runNow(argv, options) {
     refuseUnclearedExe(argv, options);
     if (options.aside && options.gate)
       throw new Error("a gate joins commands of the host shell, not of the side shell");
@@ -30416,13 +30535,15 @@ var SshHost = class _SshHost {
     return openUploadChannel(this.ssh.connection, this.name);
   }
   async upload(localPath, remotePath2, onProgress) {
-    await this.ensureOpen();
-    return traced(
-      this.name,
-      `upload ${localPath} to ${remotePath2} (stream)`,
-      () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath2, onProgress),
-      (sha) => `done, sha256 ${sha ?? "not said"}`
-    );
+    return this.using(async () => {
+      await this.ensureOpen();
+      return traced(
+        this.name,
+        `upload ${localPath} to ${remotePath2} (stream)`,
+        () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath2, onProgress),
+        (sha) => `done, sha256 ${sha ?? "not said"}`
+      );
+    });
   }
   async readFile(remotePath2, options = {}) {
     const argv = ["sh", "-c", READ_FILE, "sh", remotePath2];
@@ -30435,7 +30556,7 @@ var SshHost = class _SshHost {
     return traced(
       this.name,
       `GET ${url} (through the SSH connection)`,
-      () => this.fetch(url, timeoutMs),
+      () => this.using(() => this.fetch(url, timeoutMs)),
       (r) => `status ${r.status}`
     );
   }
@@ -30469,12 +30590,18 @@ var SshHost = class _SshHost {
   async close() {
     if (!this.closed) this.options.jump?.release();
     this.closed = true;
+    this.dropConnection();
+  }
+  dropConnection() {
     this.shell?.close();
     void this.side?.then((s) => s instanceof RemoteShell && s.close());
     void this.warm?.channel.then((c) => c instanceof Error || c.close());
     this.dropWarmGet();
     this.ssh?.dispose();
     this.ssh = null;
+    this.shell = null;
+    this.side = null;
+    this.warm = null;
   }
 };
 function gateNote(gate3) {
@@ -31688,6 +31815,7 @@ function readSettings(read, env = {}) {
     rollbackWorkflow: rollbackWorkflow(read),
     canary: integer(read, "canary", hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, "max-parallel", 1, 1, 256),
+    idleConnections: integer(read, "idle-connections", 64, 0, 1e5),
     rollbackFleet: bool(read, "rollback-fleet", canHold(supervisor)),
     prestage: bool(read, "prestage", false),
     jumpHost: void 0,
@@ -32125,13 +32253,18 @@ function holdObserver(s, o, journal) {
     if (!s.armed) return;
     const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs);
     let told = false;
-    const extend = () => void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).then((extended) => {
-      if (extended || told || s.heartbeat === void 0) return;
-      told = true;
-      o.log.warn(
-        `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
-      );
-    }).catch((e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`));
+    let extendedAt = 0;
+    const extend = () => {
+      if (s.host.detached && Date.now() - extendedAt < leaseMs / 3) return;
+      void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).then((extended) => {
+        if (extended) extendedAt = Date.now();
+        if (extended || told || s.heartbeat === void 0) return;
+        told = true;
+        o.log.warn(
+          `${s.host.name}: the watchdog of this parked host decided already (its deadline passed): it rolls the host back, and the fleet cannot commit it`
+        );
+      }).catch((e) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`));
+    };
     extend();
     stopHeartbeat(s);
     s.heartbeat = setInterval(extend, everyMs);
@@ -34791,6 +34924,12 @@ var INPUTS = [
     required: false
   },
   {
+    name: "idle-connections",
+    description: "Hosts that wait in a fleet run (pre-staged for their batch, or parked until every host passed) keep their SSH connection open up to this many. Beyond it, the hosts that waited longest close theirs and log in again to go on, and every few minutes to renew their lock and watchdog. It bounds the runner's memory on large fleets; 0 closes every waiting host's connection.",
+    default: "64",
+    required: false
+  },
+  {
     name: "rollback-fleet",
     description: "When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.",
     default: "",
@@ -35108,6 +35247,7 @@ var NOT_FINISHING = /* @__PURE__ */ new Set([
   "canary",
   "rollback-fleet",
   "prestage",
+  "idle-connections",
   "watchdog",
   "strategy",
   "upstream-host",

@@ -34,6 +34,7 @@ const NOT_FINISHING = new Set([
   'canary',
   'rollback-fleet',
   'prestage',
+  'idle-connections',
   'watchdog',
   'strategy',
   'upstream-host',

@@ -256,6 +256,13 @@ export const INPUTS: readonly InputSpec[] = [
     required: false
   },
   {
+    name: 'idle-connections',
+    description:
+      "Hosts that wait in a fleet run (pre-staged for their batch, or parked until every host passed) keep their SSH connection open up to this many. Beyond it, the hosts that waited longest close theirs and log in again to go on, and every few minutes to renew their lock and watchdog. It bounds the runner's memory on large fleets; 0 closes every waiting host's connection.",
+    default: '64',
+    required: false
+  },
+  {
     name: 'rollback-fleet',
     description:
       'When a host fails, roll back the hosts already upgraded in this run (their old processes are held until every host passed). Default: true where the supervisor can hold its old process (nginx); false for haproxy and tableflip, which refuse true with more than one host.',

@@ -123,6 +123,7 @@ export function readSettings(read: InputReader, env: Record<string, string | und
 
     canary: integer(read, 'canary', hosts.length > 1 ? 1 : 0, 0, hosts.length),
     maxParallel: integer(read, 'max-parallel', 1, 1, 256),
+    idleConnections: integer(read, 'idle-connections', 64, 0, 100_000),
     rollbackFleet: bool(read, 'rollback-fleet', canHold(supervisor)),
     prestage: bool(read, 'prestage', false),
     jumpHost: undefined,

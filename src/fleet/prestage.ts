@@ -8,6 +8,7 @@
  */
 import type { Printer } from './host-log.js'
 import type { HostUpgrade } from './host-upgrade.js'
+import type { IdleHosts } from './idle.js'
 import type { Pool } from './pool.js'
 import { passed, type Slot } from './slot.js'
 
@@ -22,6 +23,8 @@ export interface Prestage {
   cancelled: () => boolean
   /** Connects the slot and makes its HostUpgrade (slot.upgrade); null when the connection failed (reported). */
   start: (slot: Slot) => Promise<HostUpgrade | null>
+  /** A ready host may wait detached (idle-connections): woken before it is released. */
+  idle: IdleHosts
 }
 
 /** Pre-stages every host; true when all are ready (or have nothing to do), false when the run must stop. */
@@ -61,6 +64,7 @@ export async function prestageAll(o: Prestage): Promise<boolean> {
   )
   const ready = o.slots.filter(s => s.upgrade !== undefined && s.report === undefined)
   await o.pool.each(ready, 'release', width, async slot => {
+    o.idle.wake(slot.upgrade!.host)
     slot.report = await slot.upgrade!.release(reason)
   })
   return false

@@ -15,6 +15,7 @@ import { connectFailed, connectSlot, type Connect } from './connect.js'
 import { finishHeld } from './finish.js'
 import { HostLog, Printer } from './host-log.js'
 import { HostUpgrade, type HostWrap } from './host-upgrade.js'
+import { IdleHosts } from './idle.js'
 import { batchNamer, describePlan, planBatches } from './plan.js'
 import { heartbeat, Pool } from './pool.js'
 import { prestageAll } from './prestage.js'
@@ -48,6 +49,7 @@ export async function runRollout(
   const via = settings.jumpHost ? ` through the jump host ${settings.jumpHost.label}` : ''
   const batchName = batchNamer(batches, hasCanary)
   const pool = new Pool(out, batchName)
+  const idle = new IdleHosts(settings.idleConnections)
   const connect = (slot: Slot) => connectSlot(slot, deps.connect, via)
 
   /** Connects the slot and makes its run; null when the connection failed (reported). */
@@ -69,6 +71,7 @@ export async function runRollout(
     if (slot.report !== undefined) return
     const upgrade = slot.upgrade ?? (await start(slot))
     if (upgrade === null) return
+    idle.wake(upgrade.host)
     // slot.report is set once the phase is over: until then the host counts as running.
     slot.report = await upgrade.run({ park })
   }
@@ -79,7 +82,7 @@ export async function runRollout(
   const cancelled = () => plan.signal?.aborted === true
   try {
     if (slots.length > 1) out.line('info', describePlan(settings, batches, hasCanary, park))
-    if (settings.prestage && !(await prestageAll({ out, pool, slots, width, cancelled, start })))
+    if (settings.prestage && !(await prestageAll({ out, pool, slots, width, cancelled, start, idle })))
       stopped = true
     else
       stopped = await runBatches({
@@ -93,7 +96,8 @@ export async function runRollout(
         park,
         cancelled,
         connect,
-        runOne
+        runOne,
+        idle
       })
   } catch (e) {
     stopped = true
@@ -102,7 +106,16 @@ export async function runRollout(
     })
   } finally {
     try {
-      await finishHeld({ out, pool, slots, width, stopped, cancelled: cancelled(), hold: settings.hold })
+      await finishHeld({
+        out,
+        pool,
+        slots,
+        width,
+        stopped,
+        cancelled: cancelled(),
+        hold: settings.hold,
+        idle
+      })
     } finally {
       clearInterval(beat)
       await closeAll(slots, out)
@@ -123,11 +136,25 @@ interface BatchRun {
   cancelled: () => boolean
   connect: (slot: Slot) => Promise<unknown>
   runOne: (slot: Slot) => Promise<void>
+  idle: IdleHosts
 }
 
 /** The batches in order, the next one connecting ahead; true when the rollout stopped (a failure, a cancel). */
 async function runBatches(o: BatchRun): Promise<boolean> {
-  const { settings, out, pool, slots, batches, batchName, hasCanary, park, cancelled, connect, runOne } = o
+  const {
+    settings,
+    out,
+    pool,
+    slots,
+    batches,
+    batchName,
+    hasCanary,
+    park,
+    cancelled,
+    connect,
+    runOne,
+    idle
+  } = o
   const width = settings.maxParallel
   for (const [k, batch] of batches.entries()) {
     if (cancelled()) {
@@ -137,6 +164,8 @@ async function runBatches(o: BatchRun): Promise<boolean> {
       return true
     }
     const members = batch.map(i => slots[i]!)
+    // Hosts that wait through this batch (parked, or pre-staged for a later one) may be detached.
+    for (const s of slots) if (!members.includes(s) && waiting(s)) idle.rest(s.upgrade!.host)
     const failedIn = () => members.filter(s => s.report !== undefined && !passed(s.report))
     // The next batch connects while this one runs: connecting changes nothing on a host.
     for (const i of batches[k + 1] ?? []) void connect(slots[i]!)
@@ -169,6 +198,10 @@ async function runBatches(o: BatchRun): Promise<boolean> {
   }
   return false
 }
+
+/** Parked until the fleet passed, or pre-staged and ready for its batch. */
+const waiting = (s: Slot) =>
+  s.upgrade !== undefined && (s.report === undefined || s.report.result === 'parked')
 
 /** Closes every connection, then prints lines no phase printed yet (a host connected ahead of a batch that never started). */
 async function closeAll(slots: Slot[], out: Printer): Promise<void> {

@@ -83,6 +83,14 @@ export interface Host {
    * alone (optional; a Host without it, or a connection the server closed meanwhile, opens one then).
    */
   warmHttp?(url: string): void
+  /**
+   * A host that waits in a fleet (pre-staged for its batch, parked until every host passed), beyond
+   * the run's idle-connections: true closes its connection between uses, each later use logging in
+   * again; false keeps it open again (optional: a Host without it stays connected).
+   */
+  detach?(on: boolean): void
+  /** Whether detach(true) is in force: timers that renew a lease then renew it only as often as it needs. */
+  readonly detached?: boolean
   close(): Promise<void>
 }
 

@@ -21,7 +21,7 @@ import { connectSsh, HostKeyError, JumpHost, type Credentials, type Endpoint } f
 import { runAside } from './aside.js'
 import { openUploadChannel, streamUpload } from './stream-upload.js'
 import { commandLine } from './quote.js'
-import { traced } from './trace.js'
+import { trace, traced } from './trace.js'
 import {
   getOver,
   NoAnswerError,
@@ -72,6 +72,12 @@ export class SshHost implements Host {
   private warmGet: WarmTunnel | null = null
   private closed = false
   private connecting: Promise<void> | null = null
+  /** detach(true): the connection is closed between uses (a host that waits in a fleet). */
+  private detachedNow = false
+  /** Closed on purpose by detach: the next login is planned, not a reconnect after a loss. */
+  private dropped = false
+  /** Commands, uploads and GETs under way: a detached host closes its connection only at 0. */
+  private inflight = 0
 
   private constructor(private readonly options: SshHostOptions) {
     this.name = options.target.label
@@ -157,7 +163,9 @@ export class SshHost implements Host {
     for (let i = 1; ; i++) {
       try {
         await this.open()
-        this.options.log?.(`${this.name}: reconnected (attempt ${i})`)
+        // A login after detach is planned: said only when it needed more than one attempt.
+        if (!this.dropped || i > 1) this.options.log?.(`${this.name}: reconnected (attempt ${i})`)
+        this.dropped = false
         return
       } catch (e) {
         if (e instanceof HostKeyError || i >= attempts) throw e
@@ -170,7 +178,44 @@ export class SshHost implements Host {
     }
   }
 
+  get detached(): boolean {
+    return this.detachedNow
+  }
+
+  /**
+   * true: the connection closes as soon as nothing uses it, and each later command logs in again
+   * (verifying the host key again) and closes it once done, so a host that waits costs the runner
+   * no connection. false: the connection stays open again from the next use on.
+   */
+  detach(on: boolean): void {
+    this.detachedNow = on
+    if (on) this.closeWhenIdle()
+  }
+
+  /** Counts a use of the connection; a detached host closes it when the last use ends. */
+  private async using<T>(work: () => Promise<T>): Promise<T> {
+    this.inflight++
+    try {
+      return await work()
+    } finally {
+      this.inflight--
+      // Deferred: a caller that sends its next command as soon as this one answers keeps the connection.
+      setImmediate(() => this.closeWhenIdle())
+    }
+  }
+
+  private closeWhenIdle(): void {
+    if (!this.detachedNow || this.inflight > 0 || this.closed || this.connecting || !this.ssh) return
+    this.dropped = true
+    trace(this.name, 'close the connection while the host waits (detached)', 'closed', Date.now())
+    this.dropConnection()
+  }
+
   async run(argv: readonly string[], options: RunOptions = {}): Promise<ExecResult> {
+    return this.using(() => this.runNow(argv, options))
+  }
+
+  private async runNow(argv: readonly string[], options: RunOptions): Promise<ExecResult> {
     refuseUnclearedExe(argv, options)
     if (options.aside && options.gate)
       throw new Error('a gate joins commands of the host shell, not of the side shell')
@@ -220,13 +265,15 @@ export class SshHost implements Host {
     remotePath: string,
     onProgress?: (p: UploadProgress) => void
   ): Promise<string | null> {
-    await this.ensureOpen()
-    return traced(
-      this.name,
-      `upload ${localPath} to ${remotePath} (stream)`,
-      () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath, onProgress),
-      sha => `done, sha256 ${sha ?? 'not said'}`
-    )
+    return this.using(async () => {
+      await this.ensureOpen()
+      return traced(
+        this.name,
+        `upload ${localPath} to ${remotePath} (stream)`,
+        () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath, onProgress),
+        sha => `done, sha256 ${sha ?? 'not said'}`
+      )
+    })
   }
 
   async readFile(remotePath: string, options: RunOptions = {}): Promise<string | null> {
@@ -241,7 +288,7 @@ export class SshHost implements Host {
     return traced(
       this.name,
       `GET ${url} (through the SSH connection)`,
-      () => this.fetch(url, timeoutMs),
+      () => this.using(() => this.fetch(url, timeoutMs)),
       r => `status ${r.status}`
     )
   }
@@ -282,12 +329,19 @@ export class SshHost implements Host {
   async close(): Promise<void> {
     if (!this.closed) this.options.jump?.release()
     this.closed = true
+    this.dropConnection()
+  }
+
+  private dropConnection(): void {
     this.shell?.close()
     void this.side?.then(s => s instanceof RemoteShell && s.close())
     void this.warm?.channel.then(c => c instanceof Error || c.close())
     this.dropWarmGet()
     this.ssh?.dispose()
     this.ssh = null
+    this.shell = null
+    this.side = null
+    this.warm = null
   }
 }
 

@@ -97,6 +97,8 @@ export class HostLock {
   private timer: NodeJS.Timeout | null = null
   private released = false
   private renewing: Promise<'renewed' | 'lost'> | null = null
+  /** When the lease was last renewed (or taken). */
+  private renewedAt = 0
   /** release() began: no renewal starts, and none reports a loss. */
   private stopping = false
   /** When the lock was taken over from a run whose lease had run out: that run. */
@@ -155,8 +157,18 @@ export class HostLock {
   private startRenewing(): void {
     const every =
       this.options.renewEveryMs ?? Math.min(60_000, Math.max(1000, Math.floor(this.options.leaseMs / 3)))
-    this.timer = setInterval(() => void this.renew().catch(() => undefined), every)
+    this.renewedAt = Date.now()
+    this.timer = setInterval(() => this.tick(), every)
     this.timer.unref()
+  }
+
+  /**
+   * A detached host (fleet/idle.ts) logs in for each renewal: then it renews only when a third of
+   * the lease has gone by, which still leaves two more tries before the lease runs out.
+   */
+  private tick(): void {
+    if (this.host.detached && Date.now() - this.renewedAt < this.options.leaseMs / 3) return
+    void this.renew().catch(() => undefined)
   }
 
   /**
@@ -171,7 +183,10 @@ export class HostLock {
   private async renewOnce(): Promise<'renewed' | 'lost'> {
     if (this.stopping || this.lost) return 'lost'
     const out = await sh(this.host, RENEW, [this.options.path, this.options.token], true)
-    if (out[0] === 'renewed') return 'renewed'
+    if (out[0] === 'renewed') {
+      this.renewedAt = Date.now()
+      return 'renewed'
+    }
     if (this.stopping) return 'lost' // released meanwhile: not a loss
     this.lost = true
     this.lostTo = out.length > 1 ? parseHolder(out.slice(1), this.options.leaseMs, 0) : null

@@ -191,9 +191,13 @@ export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) 
     if (!s.armed) return
     const { leaseMs, everyMs } = parkedLease(o.watchdogLeaseMs)
     let told = false
-    const extend = () =>
+    let extendedAt = 0
+    const extend = () => {
+      // A detached host (fleet/idle.ts) logs in for each extension: a third of the lease apart then.
+      if (s.host.detached && Date.now() - extendedAt < leaseMs / 3) return
       void extendWatchdog(s.host, dirOf(s), o.token, leaseMs)
         .then(extended => {
+          if (extended) extendedAt = Date.now()
           // Said at once, not only at the commit: the fleet learns that this host is going back.
           if (extended || told || s.heartbeat === undefined) return
           told = true
@@ -202,6 +206,7 @@ export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) 
           )
         })
         .catch((e: Error) => o.log.warn(`${s.host.name}: could not extend the watchdog: ${e.message}`))
+    }
     extend()
     stopHeartbeat(s)
     s.heartbeat = setInterval(extend, everyMs)

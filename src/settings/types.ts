@@ -88,6 +88,8 @@ export interface Settings extends HoldSettings {
 
   canary: number
   maxParallel: number
+  /** Waiting hosts (pre-staged, parked) that keep their SSH connection open; beyond, they are detached (fleet/idle.ts). */
+  idleConnections: number
   rollbackFleet: boolean
   /** Upload and verify on every host before any host is signalled. */
   prestage: boolean

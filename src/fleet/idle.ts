@@ -1,0 +1,37 @@
+/**
+ * Hosts that wait through a batch (pre-staged for a later one, parked until every host passed)
+ * keep their SSH connection open up to the run's idle-connections. Beyond it, the host that waited
+ * longest is detached: its connection closes, and it logs in again when it goes on, or when its
+ * lock or watchdog needs renewing (a third of their lease apart, src/safety). So the runner's
+ * memory is bounded by max-parallel plus idle-connections, not by the size of the fleet; what it
+ * costs is one login per detached host to finish, and one every few minutes while it waits.
+ */
+import type { Host } from '../host/host.js'
+
+export class IdleHosts {
+  /** Waiting hosts, the longest waiting first. */
+  private readonly waiting: Host[] = []
+
+  constructor(private readonly budget: number) {}
+
+  /** The host waits now: beyond the budget, the longest waiting ones still connected are detached. */
+  rest(host: Host | undefined): void {
+    if (!host?.detach || this.waiting.includes(host)) return
+    this.waiting.push(host)
+    const connected = this.waiting.filter(h => !h.detached)
+    for (const h of connected.slice(0, Math.max(0, connected.length - this.budget))) h.detach!(true)
+  }
+
+  /** The host goes on (its batch, the commit, the rollback): connected again, for good. */
+  wake(host: Host | undefined): void {
+    if (!host) return
+    const at = this.waiting.indexOf(host)
+    if (at >= 0) this.waiting.splice(at, 1)
+    if (host.detached) host.detach!(false)
+  }
+
+  /** How many waiting hosts are detached now. */
+  get detached(): number {
+    return this.waiting.filter(h => h.detached).length
+  }
+}
