@@ -200,7 +200,7 @@ export class SshHost implements Host {
     } finally {
       this.inflight--
       // Deferred: a caller that sends its next command as soon as this one answers keeps the connection.
-      setImmediate(() => this.closeWhenIdle())
+      if (this.detachedNow) setImmediate(() => this.closeWhenIdle())
     }
   }
 

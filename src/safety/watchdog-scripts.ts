@@ -87,14 +87,18 @@ rollback() {
 # file, so whoever reads the log after that finds what the watchdog is armed for.
 log "armed for old pid $old (started at tick $oldst; pid file $pf, binary $live): rolls back at $(cat "$d/deadline" 2>/dev/null) unless the action decides first"
 echo "$$" > "$d/pid"
+bad=0
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat "$d/verdict" 2>/dev/null)
     log "the action decided: $v; exiting"
     finish "$v"
   fi
-  dl=$(cat "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-  if [ "$(date +%s)" -ge "$dl" ]; then
+  # The deadline is replaced by a rename, never seen half-written; one that stays unreadable for
+  # 5 reads in a row (removed, damaged) counts as passed.
+  dl=$(cat "$d/deadline" 2>/dev/null)
+  case $dl in ''|*[!0-9]*) bad=$((bad + 1)); if [ "$bad" -ge 5 ]; then dl=0; else dl=; fi;; *) bad=0;; esac
+  if [ -n "$dl" ] && [ "$(date +%s)" -ge "$dl" ]; then
     if mkdir -- "$d/decided" 2>/dev/null; then
       echo rollback > "$d/verdict"
       log "no word from the action by the deadline: rolling back"
@@ -174,7 +178,8 @@ export const EXTEND_SCRIPT = String.raw`
 d=$1 tok=$2 lease=$3
 [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
 [ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
-echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+# Written aside and renamed over: the watchdog, which reads it every second, never sees it empty.
+echo $(( $(date +%s) + lease )) > "$d/deadline.$$" && mv -f -- "$d/deadline.$$" "$d/deadline" && echo extended
 `
 
 export const INSPECT_SCRIPT =

@@ -112,8 +112,10 @@ restore() {
   finish "restored-partly:$down"
 }
 
-echo "$$" > "$d/pid"
+# Logged before the pid file, which the launcher waits for: the log names what it is armed for.
 log "armed for nginx master $mpid and $f: restores the file as the run found it at $(cat -- "$d/deadline" 2>/dev/null) unless the run renews or disarms it"
+echo "$$" > "$d/pid"
+bad=0
 while :; do
   if [ -d "$d/decided" ]; then
     v=$(cat -- "$d/verdict" 2>/dev/null)
@@ -121,8 +123,10 @@ while :; do
     log "decided by another: $v"
     finish "$v"
   fi
-  dl=$(cat -- "$d/deadline" 2>/dev/null); case $dl in ''|*[!0-9]*) dl=0;; esac
-  if [ "$(date +%s)" -ge "$dl" ] && mkdir -- "$d/decided" 2>/dev/null; then
+  # Replaced by a rename, never seen half-written; unreadable for 5 reads in a row counts as passed.
+  dl=$(cat -- "$d/deadline" 2>/dev/null)
+  case $dl in ''|*[!0-9]*) bad=$((bad + 1)); if [ "$bad" -ge 5 ]; then dl=0; else dl=; fi;; *) bad=0;; esac
+  if [ -n "$dl" ] && [ "$(date +%s)" -ge "$dl" ] && mkdir -- "$d/decided" 2>/dev/null; then
     echo restore > "$d/verdict"
     restore "$@"
   fi
@@ -181,7 +185,7 @@ export const LB_EXTEND_SCRIPT = String.raw`
 d=$1 tok=$2 lease=$3
 [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
 [ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
-echo $(( $(date +%s) + lease )) > "$d/deadline" && echo extended
+echo $(( $(date +%s) + lease )) > "$d/deadline.$$" && mv -f -- "$d/deadline.$$" "$d/deadline" && echo extended
 `
 
 /**
