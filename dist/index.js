@@ -28778,25 +28778,27 @@ var IdleHosts = class {
     this.budget = budget;
   }
   budget;
-  /** Waiting hosts, the longest waiting first. */
-  waiting = [];
+  /** Every waiting host. */
+  waiting = /* @__PURE__ */ new Set();
+  /** The waiting hosts still connected, the longest waiting first: never more than the budget. */
+  connected = [];
   /** The host waits now: beyond the budget, the longest waiting ones still connected are detached. */
   rest(host) {
-    if (!host?.detach || this.waiting.includes(host)) return;
-    this.waiting.push(host);
-    const connected = this.waiting.filter((h) => !h.detached);
-    for (const h of connected.slice(0, Math.max(0, connected.length - this.budget))) h.detach(true);
+    if (!host?.detach || this.waiting.has(host)) return;
+    this.waiting.add(host);
+    this.connected.push(host);
+    while (this.connected.length > this.budget) this.connected.shift().detach(true);
   }
   /** The host goes on (its batch, the commit, the rollback): connected again, for good. */
   wake(host) {
-    if (!host) return;
-    const at2 = this.waiting.indexOf(host);
-    if (at2 >= 0) this.waiting.splice(at2, 1);
+    if (!host || !this.waiting.delete(host)) return;
+    const at2 = this.connected.indexOf(host);
+    if (at2 >= 0) this.connected.splice(at2, 1);
     if (host.detached) host.detach(false);
   }
   /** How many waiting hosts are detached now. */
   get detached() {
-    return this.waiting.filter((h) => h.detached).length;
+    return this.waiting.size - this.connected.length;
   }
 };
 

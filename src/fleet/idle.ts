@@ -9,29 +9,31 @@
 import type { Host } from '../host/host.js'
 
 export class IdleHosts {
-  /** Waiting hosts, the longest waiting first. */
-  private readonly waiting: Host[] = []
+  /** Every waiting host. */
+  private readonly waiting = new Set<Host>()
+  /** The waiting hosts still connected, the longest waiting first: never more than the budget. */
+  private readonly connected: Host[] = []
 
   constructor(private readonly budget: number) {}
 
   /** The host waits now: beyond the budget, the longest waiting ones still connected are detached. */
   rest(host: Host | undefined): void {
-    if (!host?.detach || this.waiting.includes(host)) return
-    this.waiting.push(host)
-    const connected = this.waiting.filter(h => !h.detached)
-    for (const h of connected.slice(0, Math.max(0, connected.length - this.budget))) h.detach!(true)
+    if (!host?.detach || this.waiting.has(host)) return
+    this.waiting.add(host)
+    this.connected.push(host)
+    while (this.connected.length > this.budget) this.connected.shift()!.detach!(true)
   }
 
   /** The host goes on (its batch, the commit, the rollback): connected again, for good. */
   wake(host: Host | undefined): void {
-    if (!host) return
-    const at = this.waiting.indexOf(host)
-    if (at >= 0) this.waiting.splice(at, 1)
+    if (!host || !this.waiting.delete(host)) return
+    const at = this.connected.indexOf(host)
+    if (at >= 0) this.connected.splice(at, 1)
     if (host.detached) host.detach!(false)
   }
 
   /** How many waiting hosts are detached now. */
   get detached(): number {
-    return this.waiting.filter(h => h.detached).length
+    return this.waiting.size - this.connected.length
   }
 }
