@@ -2,7 +2,7 @@
 // for fleets of light sandbox hosts at several max-parallel settings, in one bounded run.
 //
 //   node bench/runner-cost.mjs [--first 2] [--largest 128] [--reps 2] [--health-checks 2]
-//        [--sizes 1,16,64,128] [--parallel 16,64] [--baseline FILE] [--profile DIR] [--live]
+//        [--sizes 1,16,64,128] [--parallel 16,64] [--baseline FILE] [--profile DIR]
 //        [--input name=value ...]
 //
 // --sizes / --parallel: the fleet sizes and max-parallel settings (comma-separated); --largest
@@ -11,9 +11,6 @@
 // and lines: before and after in one run, under the same load. --profile DIR: afterwards, one more
 // run of min(16, largest) hosts at that max-parallel under --cpu-prof, its profile written to DIR
 // (not in the tables: the profiler costs CPU too); bench/cpu-profile.mjs sums it by function.
-// --live: a full garbage collection every second in the action's process, and the largest live
-// set it saw (JS heap + buffers): what a run holds, apart from garbage V8 had not collected yet
-// (the collections cost CPU: take CPU figures from runs without it).
 // Needs root (the sandbox) and a bundle (npm run bundle); re-runs itself under Node 24. Its hosts
 // live on 127.0.1.<first>..127.0.1.<first+largest-1> (a range of their own), each an sshd and an
 // nginx with ONE worker. The fleet sizes are 1, 16, 64 and --largest (128: 3 processes per host
@@ -24,7 +21,8 @@
 //
 // The action's process (dist/index.js under Node 24, spawned as GitHub runs it) loads
 // bench/rusage-preload.mjs, which writes its getrusage(2) at exit: user + system CPU time and
-// peak RSS. The hosts (sshd, nginx) run on the same 2 cores: their work slows the wall time, not
+// peak RSS; and the peaks of its JS heap and of its buffers, and what is live after a full
+// collection at exit (so the peak tells apart what a run holds from garbage). The hosts (sshd, nginx) run on the same 2 cores: their work slows the wall time, not
 // the action's CPU time. CPU per host is the slope of a least-squares line through (hosts, CPU) at
 // each max-parallel; the intercept is the fixed cost (Node start, bundle load, inputs, summary).
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -44,7 +42,6 @@ const { values: args } = parseArgs({
     parallel: { type: 'string', default: '16,64' },
     baseline: { type: 'string' },
     profile: { type: 'string' },
-    live: { type: 'boolean', default: false },
     input: { type: 'string', multiple: true, default: [] }
   }
 })
@@ -114,8 +111,7 @@ try {
       {
         env: {
           NODE_OPTIONS: `--import=${join(ROOT, 'bench/rusage-preload.mjs')} ${nodeOptions}`,
-          ZERODOWN_RUSAGE_FILE: rusageFile,
-          ...(args.live ? { ZERODOWN_LIVE_EVERY_MS: '1000' } : {})
+          ZERODOWN_RUSAGE_FILE: rusageFile
         },
         timeoutMs: 1_800_000,
         ...(bundle ? { bundle } : {})
@@ -134,7 +130,6 @@ try {
       buffersMb: u.buffersPeakKb / 1024,
       heapLiveMb: u.heapLiveKb / 1024,
       buffersLiveMb: u.buffersLiveKb / 1024,
-      livePeakMb: u.livePeakKb === null ? null : u.livePeakKb / 1024,
       failed
     }
   }
@@ -151,7 +146,7 @@ try {
         if (r.failed.length === 0) results.get(kind).get(`${n}/${p}`).push(r)
         else failures++
         process.stderr.write(
-          `  rep ${rep + 1}/${REPS}: ${kind}: ${n} hosts, max-parallel ${p}: wall ${(r.wallMs / 1000).toFixed(1)} s, CPU ${Math.round(r.cpuMs)} ms (sys ${Math.round(r.sysMs)}), peak RSS ${r.rssMb.toFixed(0)} MB (JS heap ${r.heapMb.toFixed(0)}, buffers ${r.buffersMb.toFixed(0)}; live at the end ${r.heapLiveMb.toFixed(0)} + ${r.buffersLiveMb.toFixed(0)}${r.livePeakMb === null ? '' : `, largest live ${r.livePeakMb.toFixed(0)}`}), load ${loadavg()[0].toFixed(1)}` +
+          `  rep ${rep + 1}/${REPS}: ${kind}: ${n} hosts, max-parallel ${p}: wall ${(r.wallMs / 1000).toFixed(1)} s, CPU ${Math.round(r.cpuMs)} ms (sys ${Math.round(r.sysMs)}), peak RSS ${r.rssMb.toFixed(0)} MB (JS heap ${r.heapMb.toFixed(0)}, buffers ${r.buffersMb.toFixed(0)}; live at the end ${r.heapLiveMb.toFixed(0)} + ${r.buffersLiveMb.toFixed(0)}), load ${loadavg()[0].toFixed(1)}` +
             (r.failed.length
               ? `; NOT COUNTED: ${r.failed.length} host(s) did not upgrade: ${r.failed.map(f => `${f.host} ${f.result} at ${f.failedStep}: ${f.error}`).join('; ')}`
               : '') +

@@ -20,16 +20,6 @@ if (file) {
     buffersPeak = Math.max(buffersPeak, m.external + m.arrayBuffers)
   }
   setInterval(sample, 50).unref()
-  // ZERODOWN_LIVE_EVERY_MS (runner-cost --live): a full collection that often, and the largest
-  // live set seen: what the run really holds at its fullest (costs CPU: not for CPU figures).
-  let livePeak = 0
-  const every = Number(process.env.ZERODOWN_LIVE_EVERY_MS ?? 0)
-  if (every > 0)
-    setInterval(() => {
-      gc()
-      const m = process.memoryUsage()
-      livePeak = Math.max(livePeak, m.heapUsed + m.external + m.arrayBuffers)
-    }, every).unref()
   process.on('exit', () => {
     sample()
     const u = process.resourceUsage()
@@ -45,8 +35,7 @@ if (file) {
         heapPeakKb: Math.round(heapPeak / 1024),
         buffersPeakKb: Math.round(buffersPeak / 1024),
         heapLiveKb: Math.round(live.heapUsed / 1024),
-        buffersLiveKb: Math.round((live.external + live.arrayBuffers) / 1024),
-        livePeakKb: every > 0 ? Math.round(livePeak / 1024) : null
+        buffersLiveKb: Math.round((live.external + live.arrayBuffers) / 1024)
       })
     )
   })
