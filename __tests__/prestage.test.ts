@@ -2,7 +2,8 @@
  * prestage: true, through the bundle (runAction, as GitHub runs it) against three real sandbox
  * hosts (sshd + nginx on 127.0.0.231-233): the new binary is uploaded and verified on every host
  * before any host is signalled, and a host that fails pre-staging stops the run before any host
- * changes, leaving nothing of ours on any host.
+ * changes, leaving nothing of ours on any host; when a later host fails its health gate, the
+ * pre-staged hosts whose batch never came keep nothing of ours either.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { existsSync, readdirSync, rmSync } from 'node:fs'
@@ -130,5 +131,36 @@ describe('prestage', () => {
       expect(ours(h)).not.toContain('lock')
     })
     for (const h of sb.hosts) expect(await health(h)).toBe('200 ok')
+  })
+})
+
+describe('pre-staged hosts a stopped run never reaches', () => {
+  it('a later host fails its health gate: the hosts that never ran keep nothing of ours, the others go back', async () => {
+    const [a, b, c] = sb.hosts as [SandboxHost, SandboxHost, SandboxHost]
+    // b's new master answers 503 on /health (its running master keeps the old config).
+    writeHostFile(sb, b, b.confPath, confWith(sb, b, 'return 200 "ok\\n";', 'return 503 "broken\\n";'))
+    const before = sb.hosts.map(h => hostState(sb, h))
+    const oursBefore = sb.hosts.map(h => ours(h))
+    const run = await runAction(inputs())
+    expect(run.code).toBe(1)
+    const byHost = new Map(reportOf(run).hosts.map(r => [r.host, r]))
+    expect([a, b, c].map(h => byHost.get(label(h))?.result)).toEqual([
+      'rolled-back',
+      'rolled-back',
+      'untouched'
+    ])
+    expect(byHost.get(label(b))?.failedStep).toBe('health')
+    sb.hosts.forEach((h, i) => {
+      const s = hostState(sb, h)
+      expect([h.address, s.pid, s.masters, s.liveSha256]).toEqual([
+        h.address,
+        before[i]!.pid,
+        before[i]!.masters,
+        oldSha
+      ])
+      // c was pre-staged and never ran: its staged file and its lock are gone too.
+      expect([h.address, ours(h)]).toEqual([h.address, oursBefore[i]])
+    })
+    for (const h of [a, c]) expect(await health(h)).toBe('200 ok')
   })
 })

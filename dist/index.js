@@ -28936,12 +28936,15 @@ async function prestageAll(o) {
       step: "prestage"
     }
   );
+  await releaseReady(o, reason);
+  return false;
+}
+async function releaseReady(o, reason) {
   const ready = o.slots.filter((s) => s.upgrade !== void 0 && s.report === void 0);
-  await o.pool.each(ready, "release", width, async (slot) => {
+  await o.pool.each(ready, "release", Math.max(o.width, PRESTAGE_WIDTH), async (slot) => {
     o.idle.wake(slot.upgrade.host);
     slot.report = await slot.upgrade.release(reason);
   });
-  return false;
 }
 
 // src/fleet/rollout.ts
@@ -29017,6 +29020,8 @@ async function runRollout(settings, plan, deps) {
         hold: settings.hold,
         idle
       });
+      if (stopped)
+        await releaseReady({ pool, slots, width, idle }, "the rollout stopped before this host's batch");
     } finally {
       clearInterval(beat);
       await closeAll(slots, out);

@@ -62,10 +62,21 @@ export async function prestageAll(o: Prestage): Promise<boolean> {
       step: 'prestage'
     }
   )
+  await releaseReady(o, reason)
+  return false
+}
+
+/**
+ * Hosts pre-staged for a batch that will not run (pre-staging failed, or the rollout stopped
+ * before their batch): each removes its staged file and releases its lock, and ends untouched.
+ */
+export async function releaseReady(
+  o: Pick<Prestage, 'pool' | 'slots' | 'width' | 'idle'>,
+  reason: string
+): Promise<void> {
   const ready = o.slots.filter(s => s.upgrade !== undefined && s.report === undefined)
-  await o.pool.each(ready, 'release', width, async slot => {
+  await o.pool.each(ready, 'release', Math.max(o.width, PRESTAGE_WIDTH), async slot => {
     o.idle.wake(slot.upgrade!.host)
     slot.report = await slot.upgrade!.release(reason)
   })
-  return false
 }

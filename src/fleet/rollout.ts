@@ -18,7 +18,7 @@ import { HostUpgrade, type HostWrap } from './host-upgrade.js'
 import { IdleHosts } from './idle.js'
 import { batchNamer, describePlan, planBatches } from './plan.js'
 import { heartbeat, Pool } from './pool.js'
-import { prestageAll } from './prestage.js'
+import { prestageAll, releaseReady } from './prestage.js'
 import { passed, type Slot } from './slot.js'
 import { tally, type RolloutResult } from './tally.js'
 
@@ -116,6 +116,9 @@ export async function runRollout(
         hold: settings.hold,
         idle
       })
+      // Pre-staged hosts whose batch never came: nothing of this run stays on them.
+      if (stopped)
+        await releaseReady({ pool, slots, width, idle }, "the rollout stopped before this host's batch")
     } finally {
       clearInterval(beat)
       await closeAll(slots, out)
