@@ -2,9 +2,10 @@
  * Hosts that wait through a batch (pre-staged for a later one, parked until every host passed)
  * keep their SSH connection open up to the run's idle-connections. Beyond it, the host that waited
  * longest is detached: its connection closes, and it logs in again when it goes on, or when its
- * lock or watchdog needs renewing (a third of their lease apart, src/safety). So the runner's
- * memory is bounded by max-parallel plus idle-connections, not by the size of the fleet; what it
- * costs is one login per detached host to finish, and one every few minutes while it waits.
+ * lock or watchdog needs renewing (a third of their lease apart, src/safety). So the connections
+ * a run holds (sockets, sshd sessions, keepalives; about 30 KB of memory each) are bounded by
+ * max-parallel plus idle-connections, not by the size of the fleet; what it costs is one login
+ * per detached host to finish, and one every few minutes while it waits.
  */
 import type { Host } from '../host/host.js'
 
