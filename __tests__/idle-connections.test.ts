@@ -1,8 +1,9 @@
 /**
  * idle-connections against real sshd + nginx (sandbox hosts 127.0.13.2-4): a detached SshHost
  * closes its connection between uses and logs in again for each; through the bundle, parked and
- * pre-staged hosts beyond the budget wait with no connection, and log in again to commit or to
- * go back to their original masters, with no failed request under load.
+ * pre-staged hosts beyond the budget wait with no connection, and log in again to commit, to
+ * go back to their original masters (no failed request under load), or to be left held.
+ * rollout.test.ts has the same through a bastion (one bastion login for all).
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals'
 import { readFileSync, rmSync } from 'node:fs'
@@ -32,7 +33,11 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true })
 })
 beforeEach(() => {
-  for (const h of sb.hosts) sb.nginxStart(h, { reset: true })
+  for (const h of sb.hosts) {
+    sb.nginxStart(h, { reset: true })
+    // A held record a failed hold case left would make the next deploy refuse the host.
+    rmSync(sb.hostPath(h, '/var/lib/zerodown/nginx/held'), { force: true })
+  }
 })
 
 /** Successful logins recorded by the host's sshd (LogLevel VERBOSE). */
@@ -150,6 +155,28 @@ describe('idle-connections through the bundle', () => {
       const st = hostState(sb, h)
       expect([h.address, st.pid, st.masters, st.liveSha256]).toEqual([h.address, pids[i], [pids[i]], oldSha])
       expect(await health(h)).toBe('200 ok')
+    }
+  })
+
+  it('with hold: true, the detached hosts log in again to be left held; mode: commit then finishes them', async () => {
+    const before = sb.hosts.map(logins)
+    const pids = sb.hosts.map(h => hostState(sb, h).pid)
+    const run = await runAction(inputs({ hold: 'true' }))
+    expect([run.code, run.outputs.result]).toEqual([0, 'parked'])
+    expect(results(run)).toEqual(['parked', 'parked', 'parked'])
+    expect(sb.hosts.map((h, i) => logins(h) - before[i]!)).toEqual([2, 2, 1])
+    // Held: the original master still holds its sockets beside the new one.
+    sb.hosts.forEach((h, i) =>
+      expect([h.address, hostState(sb, h).masters.includes(pids[i]!)]).toEqual([h.address, true])
+    )
+    const commitInputs: Record<string, string> = { ...inputs({ mode: 'commit' }) }
+    delete commitInputs.binary
+    const commit = await runAction(commitInputs)
+    expect([commit.code, commit.outputs.result]).toEqual([0, 'upgraded'])
+    for (const h of sb.hosts) {
+      const st = hostState(sb, h)
+      expect([h.address, st.masters.length, st.liveSha256]).toEqual([h.address, 1, newSha])
+      expect(st.masters).not.toContain(pids[sb.hosts.indexOf(h)])
     }
   })
 

@@ -397,6 +397,23 @@ describe('through a jump host', () => {
     expect(hostState(sb, bastion)).toEqual(bastionNginx) // the bastion itself is not upgraded
   })
 
+  it('with idle-connections 0, the parked canary logs in again through the one bastion connection', async () => {
+    const bastionBefore = logins(bastion).length
+    const before = targets().map(h => logins(h).length)
+    const run = await runAction({ ...jumpInputs(bastion.hostKeyLine), 'idle-connections': '0' })
+    expect([run.code, run.outputs.result]).toEqual([0, 'upgraded'])
+    expect(run.log).toContain('1 parked host(s) waited with their connection closed (idle-connections)')
+    // The canary waited through the last batch detached: a second login to commit, through the
+    // bastion connection the run already had (no second bastion login).
+    expect(targets().map((h, i) => logins(h).slice(before[i]!))).toEqual([
+      ['ED25519', 'ED25519'],
+      ['ED25519'],
+      ['ED25519']
+    ])
+    expect(logins(bastion).slice(bastionBefore)).toEqual(['RSA'])
+    for (const h of targets()) expect(hostState(sb, h).liveSha256).toBe(newSha)
+  })
+
   it('refuses a bastion whose host key is not the trusted one, before anything is sent', async () => {
     const forged = fleet[5]!.hostKeyLine.replace(/^\S+/, `[${bastion.address}]:${bastion.sshPort}`)
     const before = targets().map(h => hostState(sb, h))
