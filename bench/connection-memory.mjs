@@ -23,6 +23,7 @@ import { ssh2DirectPublickey } from '../scripts/ssh2-direct-publickey.mjs'
 import { ssh2KeyObjects } from '../scripts/ssh2-key-objects.mjs'
 
 const { sandboxUp } = await loadTypeScript()
+const { hostOptions } = await import(join(ROOT, '__tests__/helpers/ssh.ts'))
 const { values: args } = parseArgs({
   options: { rounds: { type: 'string', default: '3' }, 'per-round': { type: 'string', default: '20' } }
 })
@@ -66,18 +67,7 @@ try {
   })
   const { SshHost } = await import(join(work, 'ssh-host.mjs'))
   const h = sb.hosts[0]
-  const options = {
-    target: {
-      host: h.address,
-      port: h.sshPort,
-      user: sb.user,
-      label: `${sb.user}@${h.address}:${h.sshPort}`
-    },
-    credentials: { privateKey: sb.privateKey() },
-    hostKeys: { knownHosts: sb.knownHosts(), fingerprints: [], insecureSkip: false },
-    sudo: false,
-    connectTimeoutMs: 15_000
-  }
+  const options = hostOptions(sb, h)
   const hosts = []
   const kb = (a, b, k) => ((b[k] - a[k]) / PER / 1024).toFixed(1).padStart(6)
   console.log(
