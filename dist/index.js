@@ -33544,7 +33544,9 @@ var LB_PLAN_SCRIPT = String.raw`
 d=$1 tok=$2
 [ -d "$d" ] && [ ! -L "$d" ] && [ "$(cat -- "$d/token" 2>/dev/null)" = "$tok" ] || { echo not-ours; exit 0; }
 [ -d "$d/decided" ] && { echo "decided $(cat -- "$d/verdict" 2>/dev/null)"; exit 0; }
-printf '%s\n' "$3" > "$d/next" && printf '%s' "$4" > "$d/probes" && echo planned
+# Each renamed into place, as the deadline: a restore that starts meanwhile reads whole files.
+printf '%s\n' "$3" > "$d/next.$$" && mv -f -- "$d/next.$$" "$d/next" &&
+  printf '%s' "$4" > "$d/probes.$$" && mv -f -- "$d/probes.$$" "$d/probes" && echo planned
 `;
 var LB_EXTEND_SCRIPT = String.raw`
 d=$1 tok=$2 lease=$3
