@@ -22546,6 +22546,9 @@ async function runAfterSteps(steps, report2, host, log, context, ahead) {
 }
 
 // src/host/host.ts
+function renewalDue(host, lastAt, leaseMs) {
+  return !host.detached || Date.now() - lastAt >= leaseMs / 3;
+}
 var CommandTimeoutError = class extends Error {
   constructor(host, command, timeoutMs) {
     super(`${host}: \`${command}\` did not finish within ${timeoutMs}ms`);
@@ -28221,13 +28224,9 @@ var HostLock = class _HostLock {
     this.timer = setInterval(() => this.tick(), every);
     this.timer.unref();
   }
-  /**
-   * A detached host (fleet/idle.ts) logs in for each renewal: then it renews only when a third of
-   * the lease has gone by, which still leaves two more tries before the lease runs out.
-   */
+  /** A detached host (fleet/idle.ts) renews less often: see renewalDue. */
   tick() {
-    if (this.host.detached && Date.now() - this.renewedAt < this.options.leaseMs / 3) return;
-    void this.renew().catch(() => void 0);
+    if (renewalDue(this.host, this.renewedAt, this.options.leaseMs)) void this.renew().catch(() => void 0);
   }
   /**
    * Touches the lease (one renewal at a time). A lost connection is retried at the next tick; a
@@ -32267,7 +32266,7 @@ function holdObserver(s, o, journal) {
     let told = false;
     let extendedAt = 0;
     const extend = () => {
-      if (s.host.detached && Date.now() - extendedAt < leaseMs / 3) return;
+      if (!renewalDue(s.host, extendedAt, leaseMs)) return;
       void extendWatchdog(s.host, dirOf(s), o.token, leaseMs).then((extended) => {
         if (extended) extendedAt = Date.now();
         if (extended || told || s.heartbeat === void 0) return;

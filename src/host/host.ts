@@ -94,6 +94,15 @@ export interface Host {
   close(): Promise<void>
 }
 
+/**
+ * Whether a lease held on `host` (the deploy lock, a parked watchdog) should be renewed now, at a
+ * timer's tick: always, unless the host is detached, where each renewal is a login; then only
+ * once a third of the lease has gone by since `lastAt`, which leaves two more tries before it ends.
+ */
+export function renewalDue(host: Host, lastAt: number, leaseMs: number): boolean {
+  return !host.detached || Date.now() - lastAt >= leaseMs / 3
+}
+
 /** The command did not finish in time; the remote process may still run. */
 export class CommandTimeoutError extends Error {
   constructor(

@@ -7,7 +7,7 @@
  * script, never into the script text.
  */
 import { posix } from 'node:path'
-import type { Host } from '../host/host.js'
+import { renewalDue, type Host } from '../host/host.js'
 import { formatDuration } from '../duration.js'
 import { GATE_CLOSED } from '../host/remote-shell.js'
 import { describeHolder, LockHeldError, LockLostError, type LockRole } from './lock-errors.js'
@@ -162,13 +162,9 @@ export class HostLock {
     this.timer.unref()
   }
 
-  /**
-   * A detached host (fleet/idle.ts) logs in for each renewal: then it renews only when a third of
-   * the lease has gone by, which still leaves two more tries before the lease runs out.
-   */
+  /** A detached host (fleet/idle.ts) renews less often: see renewalDue. */
   private tick(): void {
-    if (this.host.detached && Date.now() - this.renewedAt < this.options.leaseMs / 3) return
-    void this.renew().catch(() => undefined)
+    if (renewalDue(this.host, this.renewedAt, this.options.leaseMs)) void this.renew().catch(() => undefined)
   }
 
   /**

@@ -6,7 +6,7 @@
 import { formatDuration } from '../duration.js'
 import { StepError, type RunPhase, type Settle, type Step } from '../engine/index.js'
 import type { HostReport } from '../engine/types.js'
-import type { Host } from '../host/host.js'
+import { renewalDue, type Host } from '../host/host.js'
 import { sidePaths } from '../strategies/hot-upgrade/install.js'
 import type { HostState } from '../strategies/strategy.js'
 import { stopHeartbeat, type HostSafety, type SafetyOptions } from './guard.js'
@@ -193,8 +193,8 @@ export function holdObserver(s: HostSafety, o: SafetyOptions, journal: Journal) 
     let told = false
     let extendedAt = 0
     const extend = () => {
-      // A detached host (fleet/idle.ts) logs in for each extension: a third of the lease apart then.
-      if (s.host.detached && Date.now() - extendedAt < leaseMs / 3) return
+      // A detached host (fleet/idle.ts) logs in for each extension: see renewalDue.
+      if (!renewalDue(s.host, extendedAt, leaseMs)) return
       void extendWatchdog(s.host, dirOf(s), o.token, leaseMs)
         .then(extended => {
           if (extended) extendedAt = Date.now()
