@@ -248,6 +248,33 @@ describe('engine: one host', () => {
     expect(r2.result).toBe('upgraded')
   })
 
+  it('runs a step sent ahead despite a cancel or a failed checkpoint, so that its undo is in the rollback', async () => {
+    for (const why of ['cancel', 'checkpoint'] as const) {
+      const { calls, step } = scripted()
+      const ac = new AbortController()
+      let ahead = false
+      let lockLost = false
+      const stop = () => (why === 'cancel' ? ac.abort('SIGTERM') : void (lockLost = true))
+      const spec: RunSpec = {
+        steps: [
+          // The arm step sends the swap and the start behind its own command, then the job is cancelled.
+          step('arm', 'ready', { run: async () => void ((ahead = true), stop()) }),
+          step('swap', 'change', { undoFrom: 'success', sentAhead: () => ahead }),
+          step('usr2', 'change', { sentAhead: () => ahead, run: async () => void (ahead = false) }),
+          step('winch', 'change', { sentAhead: () => ahead }),
+          step('health', 'change')
+        ],
+        checkpoint: async () => {
+          if (lockLost) throw new Error('zd@fake:22: this run lost the deploy lock')
+        }
+      }
+      const r = await new HostRun(host, spec, { log: silentLogger, signal: ac.signal }).run()
+      // usr2 took what was sent ahead (nothing more is): winch is stopped as any step is.
+      expect(calls).toEqual(['arm', 'swap', 'usr2', 'undo usr2', 'undo swap', 'undo arm'])
+      expect([r.result, r.failedStep]).toEqual(['rolled-back', 'winch'])
+    }
+  })
+
   it('gives up an interruptible wait at once on a cancel', async () => {
     const { calls, step } = scripted()
     const ac = new AbortController()

@@ -22597,7 +22597,8 @@ function cancelledError(signal4, entry) {
   return new StepError(entry, `the run was cancelled${detail ? ` (${detail})` : ""} during ${entry}`);
 }
 function checkCancel(step, entry, signal4) {
-  if ((step.onCancel ?? "stop") === "stop" && signal4?.aborted) throw cancelledError(signal4, entry);
+  if ((step.onCancel ?? "stop") === "stop" && !step.sentAhead?.() && signal4?.aborted)
+    throw cancelledError(signal4, entry);
 }
 function runAttempts(step, o) {
   const max = step.onLostConnection === "fail" ? 1 : o.attempts;
@@ -22929,7 +22930,7 @@ var HostRun = class {
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
           checkCancel(step, name, this.options.signal);
-          if (!rollback) await this.spec.checkpoint?.(step);
+          if (!rollback && !step.sentAhead?.()) await this.spec.checkpoint?.(step);
           ended = await this.guarded(step, name, record.note);
           if (ended !== null) return;
         }
@@ -23393,12 +23394,13 @@ var swapArgv = (livePath, sha256) => {
   const { staging, previous } = sidePaths(livePath);
   return ["sh", "-c", SWAP, "sh", staging, sha256, livePath, previous];
 };
+var SWAPPED_GATE = "swapped";
 function sendSwap(host, livePath, sha256, gate3) {
   if (host.privileged) return null;
   const sent = host.run(swapArgv(livePath, sha256), {
     sudo: host.sudo,
     timeoutMs: 12e4,
-    gate: { need: gate3 }
+    gate: { need: gate3, set: SWAPPED_GATE }
   });
   sent.catch(() => void 0);
   return sent;
@@ -24289,6 +24291,7 @@ function changeSteps(p) {
       name: "swap",
       stage: "change",
       undoFrom: "success",
+      sentAhead: () => p.state.swapAhead !== void 0,
       undo: (ctx) => restoreBinary(p, ctx.log),
       async run(ctx) {
         const r = running(p);
@@ -24303,11 +24306,13 @@ function changeSteps(p) {
       name: names.steps.start,
       stage: "change",
       interruptible: true,
+      sentAhead: () => p.state.startSentAhead === true,
       async undo(ctx) {
         if (p.revert === "handoff") await restoreBinary(p, ctx.log);
         await session.revert({ note: (m) => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false });
       },
       async run(ctx) {
+        p.state.startSentAhead = false;
         const pid = await session.start(ctx, {
           startTimeoutMs: plan.startTimeoutMs,
           intervalMs: plan.pollIntervalMs
@@ -24505,7 +24510,10 @@ function hotUpgrade(plan, supervisor) {
         retireAhead: (gate3) => session.retireAhead?.(gate3),
         changeAhead: (gate3) => {
           const live2 = state.running?.livePath;
-          if (live2) state.swapAhead = sendSwap(host, live2, state.source.sha256, gate3) ?? void 0;
+          const swap = live2 ? sendSwap(host, live2, state.source.sha256, gate3) : null;
+          if (swap === null) return;
+          state.swapAhead = swap;
+          state.startSentAhead = session.startAhead?.(SWAPPED_GATE) ?? false;
         }
       };
     }
@@ -25586,15 +25594,97 @@ async function waitForDrain(host, ctx) {
   return drained === true;
 }
 
+// src/supervisors/nginx/ahead.ts
+var USR2_GATE = "usr2";
+var READY_GATE = "ready";
+var WINCH_GATE = "winch";
+var WORKERS = String.raw`
+accepting() {
+  k=0
+  kids=$(cat "/proc/$1/task/"*/children 2>/dev/null)
+  set -f
+  for c in $kids; do
+    l=; read -r l 2>/dev/null < "/proc/$c/stat" || continue
+    case @{l##*) } in Z*|X*) continue;; esac
+    t=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$c/cmdline")
+    set -- $t
+    [ "$*" = "nginx: worker process" ] && k=$((k + 1))
+  done
+  set +f
+  echo $k
+}
+`;
+var READY = `${WORKERS}${String.raw`
+rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; }
+want=$3
+[ "$want" = auto ] && want=$(accepting "$1")
+[ "$want" -ge 1 ] 2>/dev/null || want=1
+n=0
+while [ $n -lt 40 ]; do
+  rd "$2"; m=$p; rd "$2.oldbin"; o=$p
+  if [ "$o" = "$1" ] && [ "$m" != - ] && [ "$m" != "$1" ]; then
+    l=; read -r l 2>/dev/null < "/proc/$m/stat" || l=
+    set -- "$1" "$2" "$3" "$4" @{l##*) }
+    if [ "$6" = "$1" ] && [ "$(readlink "/proc/$m/exe" 2>/dev/null)" = "$4" ]; then
+      case $5 in Z*|X*) ;; *) [ "$(accepting "$m")" -ge "$want" ] && exit 0;; esac
+    fi
+    set -- "$1" "$2" "$3" "$4"
+  fi
+  sleep 0.025 2>/dev/null || exit 1
+  n=$((n + 1))
+done
+exit 1
+`}`.replaceAll("@{", "${");
+var STOPPED = `${WORKERS}${String.raw`
+n=0
+while [ $n -lt 40 ] && [ "$(accepting "$1")" -gt 0 ]; do
+  sleep 0.025 2>/dev/null || break
+  n=$((n + 1))
+done
+`}`.replaceAll("@{", "${");
+function sendStart(s, gate3, workers2) {
+  const { host } = s;
+  const oldPid = s.facts().pid;
+  const live2 = s.facts().livePath;
+  const sudo = host.sudo;
+  const head = host.run(["head", "-c", "2", "--", live2], { sudo, gate: { need: gate3 } });
+  const usr2 = signal2(host, SIGNALS.upgrade, oldPid, { need: gate3, set: USR2_GATE });
+  const ready = host.run(["sh", "-c", READY, "sh", String(oldPid), s.pidFile, String(workers2), live2], {
+    sudo,
+    gate: { need: USR2_GATE, set: READY_GATE }
+  });
+  const first2 = s.read();
+  const winch = signal2(host, SIGNALS.stopWorkers, oldPid, { need: READY_GATE, set: WINCH_GATE });
+  const stopped = host.run(["sh", "-c", STOPPED, "sh", String(oldPid)], { sudo, gate: { need: WINCH_GATE } });
+  const second = s.read();
+  for (const p of [head, ready, first2, stopped, second]) p.catch(() => void 0);
+  const started = (async () => {
+    if (await usr2 === "gate-closed") return null;
+    return { head: await head, read: s.readsFrom(first2) };
+  })();
+  const isolated = (async () => {
+    if (await winch === "gate-closed") return null;
+    await stopped;
+    return s.readsFrom(second);
+  })();
+  started.catch(() => void 0);
+  isolated.catch(() => void 0);
+  return { started, isolated };
+}
+
 // src/supervisors/nginx/handover.ts
 async function startNewMaster(s, ctx, o) {
   const oldPid = s.facts().pid;
-  const head = s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo }).catch((e) => e);
+  const ahead = ctx.retrying ? null : await s.startAhead?.started;
+  const head = ahead?.head ?? s.host.run(["head", "-c", "2", "--", s.facts().livePath], { sudo: s.host.sudo }).catch((e) => e);
   const seen = ctx.retrying ? await probe2(s.host, s.pidFile) : null;
   let read = () => s.read();
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`);
-  else {
+  else if (ahead) {
+    read = ahead.read;
+    ctx.note(`sent USR2 to the old master ${oldPid} (right behind the swap)`);
+  } else {
     const waitArgv = ["sh", "-c", NEW_WAIT, "sh", String(oldPid), s.pidFile, String(s.expectedWorkers)];
     read = await signalThenRead(s, SIGNALS.upgrade, oldPid, { waitArgv });
     ctx.note(`sent USR2 to the old master ${oldPid}`);
@@ -25654,9 +25744,14 @@ async function waitForNewMaster(s, ctx, o, read) {
 }
 async function stopOldWorkers(s, ctx) {
   const oldPid = s.facts().pid;
+  const ahead = s.startAhead;
+  s.startAhead = null;
+  const early = ahead && !ctx.retrying ? await ahead.isolated : null;
   s.winchSent = true;
-  const read = await signalThenRead(s, SIGNALS.stopWorkers, oldPid);
-  ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`);
+  const read = early ?? await signalThenRead(s, SIGNALS.stopWorkers, oldPid);
+  ctx.note(
+    `sent WINCH to the old master ${oldPid}${early ? " (once the host, too, found the new master ready)" : ""}: its workers stop accepting`
+  );
   let snap = null;
   const stopped = await waitUntilSoon(1e4, s.pollIntervalMs, async () => {
     snap = await read();
@@ -25739,15 +25834,11 @@ async function signalThenRead(s, sig, pid, o = {}) {
   const need = o.gate ? { need: o.gate } : void 0;
   const sent = signal2(s.host, sig, pid, need);
   const gone = o.waitArgv ? s.host.run(o.waitArgv, { gate: need }).catch(() => null) : null;
-  let first2 = s.read();
+  const first2 = s.read();
   first2.catch(() => void 0);
   if (await sent === "gate-closed") return null;
   await gone;
-  return () => {
-    const r = first2 ?? s.read();
-    first2 = null;
-    return r;
-  };
+  return s.readsFrom(first2);
 }
 
 // src/supervisors/nginx/leftovers.ts
@@ -26062,6 +26153,8 @@ var NginxHost = class {
    * WINCH, so a count of none stays true; any other count is read again.
    */
   servingSnapshot = null;
+  /** USR2 and WINCH sent behind the swap (ahead.ts), taken by the start and the isolation. */
+  startAhead = null;
   /** QUIT and its first read, sent behind the watchdog's confirmation (null: its gate was closed). */
   quitAhead = null;
   facts() {
@@ -26073,6 +26166,25 @@ var NginxHost = class {
   }
   learn(facts) {
     this.known = facts;
+  }
+  /**
+   * A revert must know whether WINCH went ahead: its answer is awaited first. A lost one leaves
+   * the flag as it was: the revert reads the host after a new login, when a WINCH that arrived
+   * has long shown (no old worker accepts).
+   */
+  async settleAhead() {
+    const a = this.startAhead;
+    this.startAhead = null;
+    if (a !== null && await a.isolated.catch(() => null) !== null) this.winchSent = true;
+  }
+  /** Reads to poll with, the first already sent (with the command before it). */
+  readsFrom(first2) {
+    let next = first2;
+    return () => {
+      const r = next ?? this.read();
+      next = null;
+      return r;
+    };
   }
   /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
   read() {
@@ -26201,6 +26313,12 @@ var NginxSession = class {
     await this.learnDump(ctx);
     return startNewMaster(this.s, ctx, o);
   }
+  startAhead(gate3) {
+    const workers2 = this.dumpReads?.dump.workers;
+    if (workers2 === void 0 || this.s.host.privileged) return false;
+    this.s.startAhead = sendStart(this.s, gate3, workers2);
+    return true;
+  }
   isolate(ctx) {
     return stopOldWorkers(this.s, ctx);
   }
@@ -26257,7 +26375,8 @@ var NginxSession = class {
   retireAhead(gate3) {
     this.s.quitAhead = sendQuit(this.s, gate3);
   }
-  revert(ctx) {
+  async revert(ctx) {
+    await this.s.settleAhead();
     return restoreMasters(this.s, ctx.note);
   }
   repairAdvice() {

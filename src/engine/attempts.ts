@@ -14,7 +14,8 @@ export function cancelledError(signal: AbortSignal | undefined, entry: string): 
 
 /** Before a step: a cancel stops the run there, unless the step must finish (a rollback). */
 export function checkCancel(step: Step, entry: string, signal: AbortSignal | undefined): void {
-  if ((step.onCancel ?? 'stop') === 'stop' && signal?.aborted) throw cancelledError(signal, entry)
+  if ((step.onCancel ?? 'stop') === 'stop' && !step.sentAhead?.() && signal?.aborted)
+    throw cancelledError(signal, entry)
 }
 
 export interface AttemptOptions {

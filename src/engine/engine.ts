@@ -210,7 +210,7 @@ export class HostRun {
       await this.log.group(`${this.host.name}: ${name}`, async () => {
         for (const step of steps) {
           checkCancel(step, name, this.options.signal)
-          if (!rollback) await this.spec.checkpoint?.(step)
+          if (!rollback && !step.sentAhead?.()) await this.spec.checkpoint?.(step)
           ended = await this.guarded(step, name, record.note)
           if (ended !== null) return
         }

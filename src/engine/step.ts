@@ -74,6 +74,12 @@ export interface Step {
    * safer than a rollback).
    */
   readonly onCancel?: 'stop' | 'finish'
+  /**
+   * Its commands may be on the host already, sent behind an earlier step's (a gate of the host's
+   * shell): while true, the step runs whatever a cancel or a checkpoint says, so that its answer is
+   * judged and its undo is on the stack before any rollback.
+   */
+  readonly sentAhead?: () => boolean
   /** The step ends in a wait: a cancel gives it up at once (the wait goes on unheard, reading only). */
   readonly interruptible?: boolean
   /**

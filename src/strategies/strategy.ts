@@ -54,6 +54,8 @@ export interface HostState {
   keptRemoval?: Promise<void>
   /** The swap sent behind the watchdog's start (changeAhead), taken by the swap step. */
   swapAhead?: Promise<ExecResult>
+  /** The start's commands went behind that swap (SupervisorSession.startAhead). */
+  startSentAhead?: boolean
 }
 
 /** Where other layers may slot steps in: names of this strategy's steps. */

@@ -172,6 +172,14 @@ export interface SupervisorSession {
    */
   retire(ctx: SupervisorContext, options: { unfinished: boolean; intervalMs: number }): Promise<void>
   /**
+   * Optional: sends the start's first commands now, each needing `gate` on the host's shell
+   * (opened by the swap sent just before), and, where the host can tell that the new process is
+   * ready as the runner would judge it, the isolation's; `start` and `isolate` then take their
+   * answers, or send their commands again when a gate was closed. False when nothing was sent.
+   * nginx: USR2, the host's wait for the new master, WINCH (ahead.ts).
+   */
+  startAhead?(gate: string): boolean
+  /**
    * Optional: sends the retire's first commands now, each needing `gate` on the host's shell
    * (opened by the watchdog's confirmation sent just before); `retire` then takes their answers,
    * or sends them again when the gate was closed. nginx: QUIT and the first read of its wait.

@@ -8,7 +8,7 @@ import type { Step } from '../../engine/step.js'
 import type { Host } from '../../host/host.js'
 import type { Supervisor, SupervisorSession } from '../../supervisors/supervisor.js'
 import type { HostPlan, HostState, Strategy, UpgradeSource } from '../strategy.js'
-import { remoteSha256, sendSwap, sidePaths } from './install.js'
+import { remoteSha256, sendSwap, sidePaths, SWAPPED_GATE } from './install.js'
 import type { UpgradePlan } from './plan.js'
 import {
   changeSteps,
@@ -80,7 +80,11 @@ export function hotUpgrade(
         retireAhead: gate => session.retireAhead?.(gate),
         changeAhead: gate => {
           const live = state.running?.livePath
-          if (live) state.swapAhead = sendSwap(host, live, state.source.sha256, gate) ?? undefined
+          const swap = live ? sendSwap(host, live, state.source.sha256, gate) : null
+          if (swap === null) return
+          state.swapAhead = swap
+          // The start right behind it, needing the swap's own gate.
+          state.startSentAhead = session.startAhead?.(SWAPPED_GATE) ?? false
         }
       }
     }

@@ -213,6 +213,9 @@ const swapArgv = (livePath: string, sha256: string) => {
   return ['sh', '-c', SWAP, 'sh', staging, sha256, livePath, previous]
 }
 
+/** The gate a swap sent ahead opens when the staged file took the live path: the start sent behind it needs it. */
+export const SWAPPED_GATE = 'swapped'
+
 /**
  * The swap sent now, run by the host only if `gate` is open on its shell (the watchdog started);
  * swapBinary takes its answer. Null through the sudo helper, which swaps in two commands.
@@ -227,7 +230,7 @@ export function sendSwap(
   const sent = host.run(swapArgv(livePath, sha256), {
     sudo: host.sudo,
     timeoutMs: 120_000,
-    gate: { need: gate }
+    gate: { need: gate, set: SWAPPED_GATE }
   })
   sent.catch(() => undefined) // taken by the swap step, or never when the watchdog did not start
   return sent

@@ -190,6 +190,7 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
       name: 'swap',
       stage: 'change',
       undoFrom: 'success',
+      sentAhead: () => p.state.swapAhead !== undefined,
       undo: ctx => restoreBinary(p, ctx.log),
       async run(ctx) {
         const r = running(p)
@@ -205,12 +206,14 @@ export function changeSteps(p: HotUpgradeParts): Step[] {
       name: names.steps.start,
       stage: 'change',
       interruptible: true,
+      sentAhead: () => p.state.startSentAhead === true,
       async undo(ctx) {
         // A revert by hand-over starts the file at the live path: the old binary goes back first.
         if (p.revert === 'handoff') await restoreBinary(p, ctx.log)
         await session.revert({ note: m => ctx.log.info(`${p.host.name} [rollback] ${m}`), retrying: false })
       },
       async run(ctx) {
+        p.state.startSentAhead = false
         const pid = await session.start(ctx, {
           startTimeoutMs: plan.startTimeoutMs,
           intervalMs: plan.pollIntervalMs

@@ -28,16 +28,22 @@ export async function startNewMaster(
   o: { startTimeoutMs: number; intervalMs: number }
 ): Promise<number> {
   const oldPid = s.facts().pid
+  // Sent behind the swap (ahead.ts): taken unless its gate was closed. A lost answer fails the
+  // step as a lost connection does: it runs again, reading the host back.
+  const ahead = ctx.retrying ? null : await s.startAhead?.started
   // Read along with the signal (one round trip): only the wait below needs it.
-  const head = s.host
-    .run(['head', '-c', '2', '--', s.facts().livePath], { sudo: s.host.sudo })
-    .catch((e: Error) => e)
+  const head =
+    ahead?.head ??
+    s.host.run(['head', '-c', '2', '--', s.facts().livePath], { sudo: s.host.sudo }).catch((e: Error) => e)
   // Again after a lost connection: the USR2 may have arrived; the host says.
   const seen = ctx.retrying ? await probe(s.host, s.pidFile) : null
   let read = () => s.read()
   if (seen && (seen.oldbinPid === oldPid || newMasterCandidates(seen, oldPid).length > 0))
     ctx.note(`USR2 had reached the old master ${oldPid} before the connection was lost: not sent again`)
-  else {
+  else if (ahead) {
+    read = ahead.read
+    ctx.note(`sent USR2 to the old master ${oldPid} (right behind the swap)`)
+  } else {
     const waitArgv = ['sh', '-c', NEW_WAIT, 'sh', String(oldPid), s.pidFile, String(s.expectedWorkers)]
     read = await signalThenRead(s, SIGNALS.upgrade, oldPid, { waitArgv })
     ctx.note(`sent USR2 to the old master ${oldPid}`)
@@ -110,9 +116,16 @@ async function waitForNewMaster(
 /** WINCH: the old master's workers stop accepting; the health gate then judges the new binary alone. */
 export async function stopOldWorkers(s: NginxHost, ctx: SupervisorContext): Promise<void> {
   const oldPid = s.facts().pid
+  // Sent behind the host's own check of the new master (ahead.ts), which the runner has since
+  // made too; null when the host found it not ready yet, and after a lost connection.
+  const ahead = s.startAhead
+  s.startAhead = null
+  const early = ahead && !ctx.retrying ? await ahead.isolated : null
   s.winchSent = true
-  const read = await signalThenRead(s, SIGNALS.stopWorkers, oldPid)
-  ctx.note(`sent WINCH to the old master ${oldPid}: its workers stop accepting`)
+  const read = early ?? (await signalThenRead(s, SIGNALS.stopWorkers, oldPid))
+  ctx.note(
+    `sent WINCH to the old master ${oldPid}${early ? ' (once the host, too, found the new master ready)' : ''}: its workers stop accepting`
+  )
   let snap: Snapshot | null = null
   const stopped = await waitUntilSoon(10_000, s.pollIntervalMs, async () => {
     snap = await read()
@@ -248,14 +261,10 @@ async function signalThenRead(
   const need = o.gate ? { need: o.gate } : undefined
   const sent = signal(s.host, sig, pid, need)
   const gone = o.waitArgv ? s.host.run(o.waitArgv, { gate: need }).catch(() => null) : null
-  let first: Promise<Snapshot> | null = s.read()
+  const first = s.read()
   // The signal may fail (then nothing is read): the early read must not end as an unhandled rejection.
   first.catch(() => undefined)
   if ((await sent) === 'gate-closed') return null
   await gone
-  return () => {
-    const r = first ?? s.read()
-    first = null
-    return r
-  }
+  return s.readsFrom(first)
 }

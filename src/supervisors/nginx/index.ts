@@ -18,6 +18,7 @@ import type {
 } from '../supervisor.js'
 import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
+import { sendStart } from './ahead.js'
 import { quitOldMaster, sendQuit, startNewMaster, stopOldWorkers } from './handover.js'
 import { inspectMaster, masterReads, verifyBinary, type ConfigDump, type MasterReads } from './inspect.js'
 import {
@@ -108,6 +109,13 @@ class NginxSession implements SupervisorSession {
     return startNewMaster(this.s, ctx, o)
   }
 
+  startAhead(gate: string): boolean {
+    const workers = this.dumpReads?.dump.workers
+    if (workers === undefined || this.s.host.privileged) return false
+    this.s.startAhead = sendStart(this.s, gate, workers)
+    return true
+  }
+
   isolate(ctx: SupervisorContext): Promise<void> {
     return stopOldWorkers(this.s, ctx)
   }
@@ -175,7 +183,8 @@ class NginxSession implements SupervisorSession {
     this.s.quitAhead = sendQuit(this.s, gate)
   }
 
-  revert(ctx: SupervisorContext): Promise<void> {
+  async revert(ctx: SupervisorContext): Promise<void> {
+    await this.s.settleAhead()
     return restoreMasters(this.s, ctx.note)
   }
 

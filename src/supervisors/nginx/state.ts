@@ -1,6 +1,7 @@
 /** What the nginx supervisor knows of one host during a run: one object per host. */
 import type { Host } from '../../host/host.js'
 import type { MasterFacts } from './inspect.js'
+import type { StartAhead } from './ahead.js'
 import { probe, type Snapshot } from './protocol.js'
 
 export class NginxHost {
@@ -24,6 +25,8 @@ export class NginxHost {
    * WINCH, so a count of none stays true; any other count is read again.
    */
   servingSnapshot: Snapshot | null = null
+  /** USR2 and WINCH sent behind the swap (ahead.ts), taken by the start and the isolation. */
+  startAhead: StartAhead | null = null
   /** QUIT and its first read, sent behind the watchdog's confirmation (null: its gate was closed). */
   quitAhead: Promise<(() => Promise<Snapshot>) | null> | null = null
 
@@ -44,6 +47,27 @@ export class NginxHost {
 
   learn(facts: MasterFacts): void {
     this.known = facts
+  }
+
+  /**
+   * A revert must know whether WINCH went ahead: its answer is awaited first. A lost one leaves
+   * the flag as it was: the revert reads the host after a new login, when a WINCH that arrived
+   * has long shown (no old worker accepts).
+   */
+  async settleAhead(): Promise<void> {
+    const a = this.startAhead
+    this.startAhead = null
+    if (a !== null && (await a.isolated.catch(() => null)) !== null) this.winchSent = true
+  }
+
+  /** Reads to poll with, the first already sent (with the command before it). */
+  readsFrom(first: Promise<Snapshot>): () => Promise<Snapshot> {
+    let next: Promise<Snapshot> | null = first
+    return () => {
+      const r = next ?? this.read()
+      next = null
+      return r
+    }
   }
 
   /** The host's state, with the old and new masters kept in view while nginx renames their pid files. */
