@@ -14,10 +14,12 @@ const step = (name: string, stage: StepStage): Step => ({ name, stage, run: asyn
 const STEPS = [
   step('lock', 'prepare'),
   step('preflight', 'prepare'),
+  step('upload', 'prepare'),
   step('verify', 'prepare'),
   step('versions', 'prepare'),
   step('watchdog', 'ready'),
   step('swap', 'change'),
+  step('winch', 'change'),
   step('health', 'change'),
   step('drain', 'change'),
   step('confirm', 'commit'),
@@ -77,7 +79,7 @@ describe('the lock checkpoint', () => {
     expect(f.asked).toEqual(['watchdog', 'confirm'])
   })
 
-  it('with the steps: asks two steps ahead of each moment, beside their work, and no more often', async () => {
+  it('with the steps: asks three steps ahead of each moment, beside their work, and no more often', async () => {
     const f = fakeLock()
     expect(
       await runThrough(
@@ -85,7 +87,7 @@ describe('the lock checkpoint', () => {
         lockCheckpoint(() => f.lock, STEPS)
       )
     ).toBeNull()
-    expect(f.asked).toEqual(['verify', 'health'])
+    expect(f.asked).toEqual(['upload', 'winch'])
   })
 
   it('a "no" given ahead stops the run at the moment, not before', async () => {
@@ -93,7 +95,7 @@ describe('the lock checkpoint', () => {
     const check = lockCheckpoint(() => f.lock, STEPS)
     f.lose()
     expect(await runThrough(f, check)).toBe('watchdog: the deploy lock is no longer held by this run')
-    expect(f.asked).toEqual(['verify'])
+    expect(f.asked).toEqual(['upload'])
   })
 
   it('an answer older than 10 s is not taken: the moment asks again (a pre-staged host waited for its batch)', async () => {
@@ -101,10 +103,10 @@ describe('the lock checkpoint', () => {
     const check = lockCheckpoint(() => f.lock, STEPS)
     let now = 1_000_000
     jest.spyOn(Date, 'now').mockImplementation(() => now)
-    expect(await runThrough(f, check, STEPS.slice(0, 4))).toBeNull()
+    expect(await runThrough(f, check, STEPS.slice(0, 5))).toBeNull()
     now += 11_000
-    expect(await runThrough(f, check, STEPS.slice(4))).toBeNull()
-    expect(f.asked).toEqual(['verify', 'watchdog', 'health'])
+    expect(await runThrough(f, check, STEPS.slice(5))).toBeNull()
+    expect(f.asked).toEqual(['upload', 'watchdog', 'winch'])
   })
 
   it('no lock (lock: false): never asks', async () => {

@@ -3,7 +3,8 @@
  * host (sshd + nginx on 127.0.14.2): the host's own readiness check (READY) agrees with the
  * runner's judgement of the same process tree, refuses what the runner would refuse, and the
  * wait after WINCH (STOPPED) ends with no old worker accepting. Then a deploy through the bundle
- * takes the chain: USR2 and WINCH answered with the swap.
+ * takes both chains: the config test answered with the upload (staged-ahead.ts), USR2 and WINCH
+ * with the swap.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals'
 import { rmSync } from 'node:fs'
@@ -78,10 +79,13 @@ describe('the start sent ahead: the host judges the new master as the runner doe
     }, 15_000)
   })
 
-  it('a deploy through the bundle takes USR2 and WINCH from the swap’s round trip, and the host serves the new binary', async () => {
+  it('a deploy through the bundle takes the config test from the upload’s round trip and USR2 and WINCH from the swap’s, and the host serves the new binary', async () => {
     const before = (await probe(host, PID_FILE)).pid!
     const run = await runAction({ ...sandboxInputs(sb), binary: nginxBuild(dir, 'ahead') })
     expect([run.code, run.outputs.result]).toEqual([0, 'upgraded'])
+    expect(run.log).toMatch(
+      /\[verify\] the config test ran on the host as soon as the upload checked out there/
+    )
     expect(run.log).toMatch(/\[usr2\] sent USR2 to the old master \d+ \(right behind the swap\)/)
     expect(run.log).toMatch(
       /\[winch\] sent WINCH to the old master \d+ \(once the host, too, found the new master ready\)/

@@ -5,6 +5,8 @@
 //
 // --baseline FILE: another bundle (e.g. the previous dist/index.js, copied out of the way) run
 // side by side with the current one in every rep: a before/after comparison in one run.
+// ZD_TRACE=1: the action runs with RUNNER_DEBUG=1 and its log (every command, how long its answer
+// took) is printed on stderr at the high RTT: where the round trips go.
 // Needs root (the sandbox), OpenSSH's ssh, and a bundle (npm run bundle). Re-runs itself under
 // Node 24. Uses only 127.0.0.<first> (default 230): one sandbox host whose sshd is reached through
 // three proxies (test/latency-proxy.ts) on the same address, one per RTT; the health URL is the
@@ -121,8 +123,9 @@ try {
   const action = bundle => async proxy => {
     const r = await runAction(
       { ...base, hosts: `${sb.user}@${proxy.host}:${proxy.port}`, binary: nextBuild() },
-      bundle ? { bundle } : {}
+      { ...(bundle ? { bundle } : {}), ...(process.env.ZD_TRACE ? { env: { RUNNER_DEBUG: '1' } } : {}) }
     )
+    if (process.env.ZD_TRACE && proxy.rttMs > 100) console.error(r.log)
     if (r.code !== 0 || r.outputs.result !== 'upgraded')
       throw new Error(
         `action at RTT ${proxy.rttMs}: exit ${r.code}, ${r.outputs.result}:\n${r.log.slice(-3000)}`

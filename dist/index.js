@@ -23326,7 +23326,9 @@ async function stageBinary(host, o) {
         throw e;
       }
     } else {
-      landed2 = await host.upload(o.localPath, staging, o.onProgress).catch((e) => {
+      const uploading = host.upload(o.localPath, staging, o.onProgress);
+      o.sending?.();
+      landed2 = await uploading.catch((e) => {
         if (!/permission denied/i.test(e.message)) throw e;
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`;
         throw new Error(msg);
@@ -24143,6 +24145,32 @@ function progressNote(note) {
   };
 }
 
+// src/strategies/hot-upgrade/staged-ahead.ts
+var STAGED_GATE = "staged";
+var STAGED_WAIT = String.raw`
+seen=; idle=0; n=0
+while [ $n -lt 2400 ] && [ $idle -lt 80 ]; do
+  id=$(stat -c '%i %Y %s %a' -- "$1" 2>/dev/null) || id=
+  if [ -z "$id" ] || [ "$id" = "$seen" ]; then
+    idle=$((idle + 1))
+  else
+    idle=0
+    seen=$id
+    if [ -x "$1" ]; then
+      h=$(sha256sum < "$1" 2>/dev/null) && [ "@{h%% *}" = "$2" ] && exit 0
+    fi
+  fi
+  sleep 0.025 2>/dev/null || exit 1
+  n=$((n + 1))
+done
+exit 1
+`.replaceAll("@{", "${");
+function sendStagedWait(host, staging, sha256, then) {
+  if (host.sudo) return;
+  host.run(["sh", "-c", STAGED_WAIT, "sh", staging, sha256], { timeoutMs: 12e4, gate: { set: STAGED_GATE } }).catch(() => void 0);
+  then(STAGED_GATE);
+}
+
 // src/strategies/hot-upgrade/verify-command.ts
 function verifyCommandArgv(template, stagedPath) {
   return ["sh", "-c", template.replaceAll("{binary}", quote(stagedPath))];
@@ -24251,7 +24279,13 @@ function stageSteps(p) {
         livePath: r.livePath,
         staging: stagingOf(p),
         staged: ctx.retrying ? void 0 : p.state.stagedSha256,
-        onProgress: (x) => progress(x.transferred, x.total)
+        onProgress: (x) => progress(x.transferred, x.total),
+        // The config test right behind the upload, run by the host once the file checks out.
+        sending: () => {
+          const verifyAhead = p.session.verifyAhead?.bind(p.session);
+          if (!ctx.retrying && verifyAhead)
+            sendStagedWait(p.host, stagingOf(p), source.sha256, (gate3) => verifyAhead(stagingOf(p), gate3));
+        }
       });
       ctx.note(
         staged.sent ? `sent ${(staged.bytes / 1e6).toFixed(1)} MB in ${formatDuration(staged.uploadMs)}, sha256 checked on the host` : "the staging file already holds this binary (sha256 checked): nothing sent"
@@ -26003,13 +26037,20 @@ async function checkMaster(host, snap, pid, exe, plan, note, argv0Real) {
 function daemonOffMessage(pid, why) {
   return `the master ${pid} does not run daemonized (${why}). With daemon off nginx ignores WINCH, so old workers cannot be drained, and a supervisor (systemd Type=simple, a container) may kill the new master when the old one exits. Run nginx with daemon on (systemd Type=forking with PIDFile=) to use hot upgrades`;
 }
-async function verifyBinary2(host, facts, stagingPath, note) {
+function sendVerify(host, facts, stagingPath, gate3) {
   const sudo = host.sudo;
-  const testArgv = [stagingPath, "-T", ...facts.configArgs];
-  const [test, v] = await Promise.all([
-    host.run(testArgv, { sudo, timeoutMs: 6e4 }),
-    host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3 })
+  const need = gate3 ? { need: gate3 } : void 0;
+  const sent = Promise.all([
+    host.run([stagingPath, "-T", ...facts.configArgs], { sudo, timeoutMs: 6e4, gate: need }),
+    host.run([stagingPath, "-v"], { sudo, timeoutMs: 15e3, gate: need })
   ]);
+  return sent.then(([test, v]) => gate3 && test.code === GATE_CLOSED ? null : [test, v]);
+}
+async function verifyBinary2(host, facts, stagingPath, note, early) {
+  const testArgv = [stagingPath, "-T", ...facts.configArgs];
+  const ahead = early ? await early : null;
+  const [test, v] = ahead ?? await sendVerify(host, facts, stagingPath);
+  if (ahead) note("the config test ran on the host as soon as the upload checked out there");
   if (test.code !== 0)
     throw new StepError(
       "verify",
@@ -26276,8 +26317,18 @@ var NginxSession = class {
     this.s.learn(facts);
     return facts;
   }
+  /** The config test sent behind the upload (verifyAhead), for that staging file. */
+  verifyEarly = null;
+  verifyAhead(stagingPath, gate3) {
+    if (this.s.host.privileged) return;
+    const sent = sendVerify(this.s.host, this.s.facts(), stagingPath, gate3);
+    sent.catch(() => void 0);
+    this.verifyEarly = { path: stagingPath, sent };
+  }
   async verify(ctx, stagedPath) {
-    const v = await verifyBinary2(this.s.host, this.s.facts(), stagedPath, ctx.note);
+    const early = this.verifyEarly?.path === stagedPath && !ctx.retrying ? this.verifyEarly.sent : void 0;
+    this.verifyEarly = null;
+    const v = await verifyBinary2(this.s.host, this.s.facts(), stagedPath, ctx.note, early);
     const result = this.readDump(v);
     result.catch(() => void 0);
     this.dumpReads = { dump: v, result };
@@ -30346,7 +30397,7 @@ function runAside(connection, hostName, line2, timeoutMs) {
 // src/host/stream-upload.ts
 import { createReadStream } from "node:fs";
 import { stat as stat3 } from "node:fs/promises";
-var UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || exit 92; chmod 0755 -- "$p" || exit 93; sha256sum -- "$p" 2>/dev/null; exit 0'`;
+var UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || { rm -f -- "$p"; exit 92; }; chmod 0755 -- "$p" || { rm -f -- "$p"; exit 93; }; sha256sum -- "$p" 2>/dev/null; exit 0'`;
 var UploadError = class extends Error {
   constructor(hostName, remotePath2, detail) {
     super(`${hostName}: cannot write ${remotePath2}: ${detail}`);
@@ -32222,7 +32273,7 @@ function releaseLockSettle(s, journal) {
 }
 
 // src/safety/lock-checkpoint.ts
-var AHEAD = 2;
+var AHEAD = 3;
 var FRESH_MS2 = 1e4;
 function momentOf(step) {
   if (step.stage === "ready" || step.stage === "change") return "cut-over";

@@ -19,9 +19,10 @@ import { ConnectionLostError, type UploadProgress } from './host.js'
  * written), makes it executable and prints its sha256: the caller's check comes back with the
  * upload's end, not a round trip later. Whatever had the name is removed first and the file is
  * created exclusively (set -C: O_EXCL), so the upload never writes through a symlink or into an
- * inode another name shares. No sha256sum on the host: nothing is printed (the caller reads it).
+ * inode another name shares. A file that could not be written whole is removed at once. No
+ * sha256sum on the host: nothing is printed (the caller reads it).
  */
-export const UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || exit 92; chmod 0755 -- "$p" || exit 93; sha256sum -- "$p" 2>/dev/null; exit 0'`
+export const UPLOAD_COMMAND = `exec /bin/sh -c 'umask 077; IFS= read -r p || exit 90; rm -f -- "$p" || exit 91; set -C; cat > "$p" || { rm -f -- "$p"; exit 92; }; chmod 0755 -- "$p" || { rm -f -- "$p"; exit 93; }; sha256sum -- "$p" 2>/dev/null; exit 0'`
 
 /** What the host said when the file could not be written (the first 4 KB of stderr). */
 export class UploadError extends Error {

@@ -5,10 +5,11 @@
  * ours, on the side shell of the renewals. One per host's run: the load balancer's lock, shared by
  * every backend's run, is asked again at each backend's cut-over.
  *
- * Given the run's steps, the question is asked ahead, at the checkpoint of the first of the two
- * steps before the moment, and answered beside their work (the config test, the health gate): the
- * moment then starts without a round trip of its own, on the host's word given after those steps
- * began (at most 10 s before, else it is asked again). A lease is lost only when its renewals stop
+ * Given the run's steps, the question is asked ahead, at the checkpoint of the first of the three
+ * steps before the moment, and answered beside their work (the upload, which the config test
+ * follows on the host without a round trip of its own; WINCH and the health gate): the moment
+ * then starts without a round trip of its own, on the host's word given after those steps began
+ * (at most 10 s before, else it is asked again). A lease is lost only when its renewals stop
  * for a whole lease, or by hand: what such a word misses is a lock removed in those seconds, which
  * the next renewal reports.
  */
@@ -16,7 +17,7 @@ import type { Step } from '../engine/index.js'
 import type { HostLock } from './lock.js'
 
 /** How many steps before a moment its question is asked. */
-const AHEAD = 2
+const AHEAD = 3
 /** An answer older than this is asked again (a pre-staged host waits for its batch, a held one for its commit). */
 const FRESH_MS = 10_000
 

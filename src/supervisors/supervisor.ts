@@ -172,6 +172,12 @@ export interface SupervisorSession {
    */
   retire(ctx: SupervisorContext, options: { unfinished: boolean; intervalMs: number }): Promise<void>
   /**
+   * Optional: sends the verify's commands for `stagingPath` now, each needing `gate` on the host's
+   * shell (opened once the upload's file checks out there); `verify` then takes their answers, or
+   * sends them again when the gate was closed. nginx: the config test and -v.
+   */
+  verifyAhead?(stagingPath: string, gate: string): void
+  /**
    * Optional: sends the start's first commands now, each needing `gate` on the host's shell
    * (opened by the swap sent just before), and, where the host can tell that the new process is
    * ready as the runner would judge it, the isolation's; `start` and `isolate` then take their

@@ -73,6 +73,8 @@ export async function stageBinary(
     staging?: string
     /** The staging file's sha256 read earlier under the same lock (undefined: read it now). */
     staged?: Promise<string | null | undefined>
+    /** Called once the upload is under way (not through sudo's copy): what may follow it on the host. */
+    sending?: () => void
   }
 ): Promise<StageResult> {
   const staging = o.staging ?? sidePaths(o.livePath).staging
@@ -103,7 +105,9 @@ export async function stageBinary(
         throw e
       }
     } else {
-      landed = await host.upload(o.localPath, staging, o.onProgress).catch((e: Error) => {
+      const uploading = host.upload(o.localPath, staging, o.onProgress)
+      o.sending?.()
+      landed = await uploading.catch((e: Error) => {
         // The host says only "Permission denied": name the folder and the two ways out.
         if (!/permission denied/i.test(e.message)) throw e
         const msg = `${host.name}: cannot write the staging file ${staging}: the SSH user may not write in ${posix.dirname(staging)}, the folder of binary-path. Nothing was changed. Give the folder to the deploy user (chown), or set sudo: true`

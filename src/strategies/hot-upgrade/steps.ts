@@ -29,6 +29,7 @@ import {
 } from './install.js'
 import type { UpgradePlan } from './plan.js'
 import { progressNote } from './progress.js'
+import { sendStagedWait } from './staged-ahead.js'
 import { runVerifyCommand } from './verify-command.js'
 
 export interface HotUpgradeParts {
@@ -144,7 +145,13 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
         livePath: r.livePath,
         staging: stagingOf(p),
         staged: ctx.retrying ? undefined : p.state.stagedSha256,
-        onProgress: x => progress(x.transferred, x.total)
+        onProgress: x => progress(x.transferred, x.total),
+        // The config test right behind the upload, run by the host once the file checks out.
+        sending: () => {
+          const verifyAhead = p.session.verifyAhead?.bind(p.session)
+          if (!ctx.retrying && verifyAhead)
+            sendStagedWait(p.host, stagingOf(p), source.sha256, gate => verifyAhead(stagingOf(p), gate))
+        }
       })
       ctx.note(
         staged.sent

@@ -20,7 +20,14 @@ import { changedSinceStart } from './config-files.js'
 import { waitForDrain } from './drain.js'
 import { sendStart } from './ahead.js'
 import { quitOldMaster, sendQuit, startNewMaster, stopOldWorkers } from './handover.js'
-import { inspectMaster, masterReads, verifyBinary, type ConfigDump, type MasterReads } from './inspect.js'
+import {
+  inspectMaster,
+  masterReads,
+  sendVerify,
+  verifyBinary,
+  type ConfigDump,
+  type MasterReads
+} from './inspect.js'
 import {
   acceptingWorkers,
   describe,
@@ -63,8 +70,21 @@ class NginxSession implements SupervisorSession {
     return facts
   }
 
+  /** The config test sent behind the upload (verifyAhead), for that staging file. */
+  private verifyEarly: { path: string; sent: ReturnType<typeof sendVerify> } | null = null
+
+  verifyAhead(stagingPath: string, gate: string): void {
+    if (this.s.host.privileged) return
+    const sent = sendVerify(this.s.host, this.s.facts(), stagingPath, gate)
+    sent.catch(() => undefined) // taken by verify, or dropped when the upload failed
+    this.verifyEarly = { path: stagingPath, sent }
+  }
+
   async verify(ctx: SupervisorContext, stagedPath: string): Promise<{ version: string | null }> {
-    const v = await verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note)
+    // After a lost connection its answer may be lost too: sent again.
+    const early = this.verifyEarly?.path === stagedPath && !ctx.retrying ? this.verifyEarly.sent : undefined
+    this.verifyEarly = null
+    const v = await verifyBinary(this.s.host, this.s.facts(), stagedPath, ctx.note, early)
     // Needed only at the cut-over: issued now, answered with the next step's commands.
     const result = this.readDump(v)
     result.catch(() => undefined)

@@ -6,6 +6,7 @@
 import type { ExecResult, Host } from '../../host/host.js'
 import type { TrustedServer } from '../../host/trust.js'
 import { commandLine } from '../../host/quote.js'
+import { GATE_CLOSED } from '../../host/remote-shell.js'
 import { masterExeRun } from '../../host/exe-run.js'
 import { refuseUpgradeInProgress, removeStaleOldbin } from './leftovers.js'
 import { StepError } from '../../engine/step.js'
@@ -235,6 +236,33 @@ function daemonOffMessage(pid: number, why: string): string {
   )
 }
 
+/** The config test (-T) and -v; with `gate`, run only if it is open (null when it was closed). */
+export function sendVerify(
+  host: Host,
+  facts: MasterFacts,
+  stagingPath: string
+): Promise<[ExecResult, ExecResult]>
+export function sendVerify(
+  host: Host,
+  facts: MasterFacts,
+  stagingPath: string,
+  gate: string
+): Promise<[ExecResult, ExecResult] | null>
+export function sendVerify(
+  host: Host,
+  facts: MasterFacts,
+  stagingPath: string,
+  gate?: string
+): Promise<[ExecResult, ExecResult] | null> {
+  const sudo = host.sudo
+  const need = gate ? { need: gate } : undefined
+  const sent = Promise.all([
+    host.run([stagingPath, '-T', ...facts.configArgs], { sudo, timeoutMs: 60_000, gate: need }),
+    host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000, gate: need })
+  ])
+  return sent.then(([test, v]) => (gate && test.code === GATE_CLOSED ? null : [test, v]))
+}
+
 /** What the config dump says the new master loads. */
 export interface ConfigDump {
   configFiles: string[]
@@ -251,14 +279,14 @@ export async function verifyBinary(
   host: Host,
   facts: MasterFacts,
   stagingPath: string,
-  note: (s: string) => void
+  note: (s: string) => void,
+  /** The same commands sent ahead behind a gate (sendVerify); null: the gate was closed. */
+  early?: Promise<[ExecResult, ExecResult] | null>
 ): Promise<ConfigDump & { version: string | null }> {
-  const sudo = host.sudo
   const testArgv = [stagingPath, '-T', ...facts.configArgs]
-  const [test, v] = await Promise.all([
-    host.run(testArgv, { sudo, timeoutMs: 60_000 }),
-    host.run([stagingPath, '-v'], { sudo, timeoutMs: 15_000 })
-  ])
+  const ahead = early ? await early : null
+  const [test, v] = ahead ?? (await sendVerify(host, facts, stagingPath))
+  if (ahead) note('the config test ran on the host as soon as the upload checked out there')
   // The command as sh reads it (-g 'daemon on; ...' quoted), so that it can be pasted on the host.
   if (test.code !== 0)
     throw new StepError(
