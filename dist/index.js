@@ -30536,6 +30536,69 @@ function getOver(channel, url, timeoutMs) {
   }).finally(() => socket.destroy());
 }
 
+// src/host/warm-channels.ts
+var WarmChannels = class {
+  constructor(hostName) {
+    this.hostName = hostName;
+  }
+  hostName;
+  upload = null;
+  get = null;
+  warmUpload(ssh) {
+    if (this.upload) return;
+    const warm = {
+      ssh,
+      closed: false,
+      channel: openUploadChannel(ssh.connection, this.hostName).catch((e) => e)
+    };
+    void warm.channel.then((c) => c instanceof Error || c.on("close", () => warm.closed = true));
+    this.upload = warm;
+  }
+  /** The warmed channel if it still waits on this connection, else a new one. */
+  async uploadChannel(ssh) {
+    const warm = this.upload;
+    this.upload = null;
+    const channel = warm && warm.ssh === ssh ? await warm.channel : null;
+    if (channel && !(channel instanceof Error) && !warm.closed) return channel;
+    if (channel && !(channel instanceof Error)) channel.close();
+    return openUploadChannel(ssh.connection, this.hostName);
+  }
+  warmGet(ssh, url) {
+    this.dropGet();
+    this.get = warmTunnel(ssh, this.hostName, url);
+  }
+  /** The GET's warmed channel, taken before any await: a warmGet for the next check may come meanwhile. */
+  takeGet() {
+    const warm = this.get;
+    this.get = null;
+    return warm;
+  }
+  drop() {
+    void this.upload?.channel.then((c) => c instanceof Error || c.close());
+    this.upload = null;
+    this.dropGet();
+  }
+  dropGet() {
+    void this.get?.channel.then((c) => c instanceof Error || c.destroy());
+    this.get = null;
+  }
+};
+async function getWithWarm(ssh, hostName, warm, url, timeoutMs) {
+  const started = Date.now();
+  if (warm && warm.ssh === ssh && warm.key === tunnelTarget(url).key) {
+    const channel2 = await warm.channel;
+    if (!(channel2 instanceof Error) && warm.usable) {
+      try {
+        return await getOver(channel2, url, timeoutMs);
+      } catch (e) {
+        if (!(e instanceof NoAnswerError)) throw e;
+      }
+    } else if (!(channel2 instanceof Error)) channel2.destroy();
+  } else if (warm) void warm.channel.then((c) => c instanceof Error || c.destroy());
+  const channel = await openTunnel(ssh, hostName, url);
+  return getOver(channel, url, timeoutMs - (Date.now() - started));
+}
+
 // src/host/ssh-host.ts
 var READ_FILE = 'if [ -e "$1" ]; then cat -- "$1"; else exit 3; fi';
 var sleep2 = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -30546,6 +30609,7 @@ var SshHost = class _SshHost {
     this.address = options.target.host;
     this.sudo = options.sudo;
     this.privileged = options.privileged;
+    this.warm = new WarmChannels(this.name);
   }
   options;
   name;
@@ -30556,10 +30620,8 @@ var SshHost = class _SshHost {
   shell = null;
   /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
   side = null;
-  /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
-  warm = null;
-  /** A health GET's channel opened ahead (warmHttp). */
-  warmGet = null;
+  /** The upload's and the next health GET's channels opened ahead (warmUpload, warmHttp). */
+  warm;
   closed = false;
   connecting = null;
   /** detach(true): the connection is closed between uses (a host that waits in a fleet). */
@@ -30697,23 +30759,7 @@ var SshHost = class _SshHost {
     return result;
   }
   warmUpload() {
-    if (!this.ssh || this.warm) return;
-    const warm = {
-      ssh: this.ssh,
-      closed: false,
-      channel: openUploadChannel(this.ssh.connection, this.name).catch((e) => e)
-    };
-    void warm.channel.then((c) => c instanceof Error || c.on("close", () => warm.closed = true));
-    this.warm = warm;
-  }
-  /** The warmed channel if it still waits on this connection, else a new one. */
-  async uploadChannel() {
-    const warm = this.warm;
-    this.warm = null;
-    const channel = warm && warm.ssh === this.ssh ? await warm.channel : null;
-    if (channel && !(channel instanceof Error) && !warm.closed) return channel;
-    if (channel && !(channel instanceof Error)) channel.close();
-    return openUploadChannel(this.ssh.connection, this.name);
+    if (this.ssh) this.warm.warmUpload(this.ssh);
   }
   async upload(localPath, remotePath2, onProgress) {
     return this.using(async () => {
@@ -30721,7 +30767,13 @@ var SshHost = class _SshHost {
       return traced(
         this.name,
         `upload ${localPath} to ${remotePath2} (stream)`,
-        () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath2, onProgress),
+        () => streamUpload(
+          () => this.warm.uploadChannel(this.ssh),
+          this.name,
+          localPath,
+          remotePath2,
+          onProgress
+        ),
         (sha) => `done, sha256 ${sha ?? "not said"}`
       );
     });
@@ -30742,31 +30794,12 @@ var SshHost = class _SshHost {
     );
   }
   warmHttp(url) {
-    if (!this.ssh) return;
-    this.dropWarmGet();
-    this.warmGet = warmTunnel(this.ssh, this.name, url);
-  }
-  dropWarmGet() {
-    void this.warmGet?.channel.then((c) => c instanceof Error || c.destroy());
-    this.warmGet = null;
+    if (this.ssh) this.warm.warmGet(this.ssh, url);
   }
   async fetch(url, timeoutMs) {
-    const warm = this.warmGet;
-    this.warmGet = null;
+    const warm = this.warm.takeGet();
     await this.ensureOpen();
-    const started = Date.now();
-    if (warm && warm.ssh === this.ssh && warm.key === tunnelTarget(url).key) {
-      const channel2 = await warm.channel;
-      if (!(channel2 instanceof Error) && warm.usable) {
-        try {
-          return await getOver(channel2, url, timeoutMs);
-        } catch (e) {
-          if (!(e instanceof NoAnswerError)) throw e;
-        }
-      } else if (!(channel2 instanceof Error)) channel2.destroy();
-    } else if (warm) void warm.channel.then((c) => c instanceof Error || c.destroy());
-    const channel = await openTunnel(this.ssh, this.name, url);
-    return getOver(channel, url, timeoutMs - (Date.now() - started));
+    return getWithWarm(this.ssh, this.name, warm, url, timeoutMs);
   }
   async close() {
     if (!this.closed) this.options.jump?.release();
@@ -30776,13 +30809,11 @@ var SshHost = class _SshHost {
   dropConnection() {
     this.shell?.close();
     void this.side?.then((s) => s instanceof RemoteShell && s.close());
-    void this.warm?.channel.then((c) => c instanceof Error || c.close());
-    this.dropWarmGet();
+    this.warm.drop();
     this.ssh?.dispose();
     this.ssh = null;
     this.shell = null;
     this.side = null;
-    this.warm = null;
   }
 };
 function gateNote(gate3) {

@@ -5,7 +5,6 @@
  * off: a round trip then costs about 1 ms instead of 40-140 ms (bench/upload.mjs prints the round trip of a trivial command).
  */
 import type { NodeSSH } from 'node-ssh'
-import type { ClientChannel } from 'ssh2'
 import {
   ConnectionLostError,
   SudoPasswordError,
@@ -19,17 +18,10 @@ import type { HostKeyPolicy } from './known-hosts.js'
 import { RemoteShell } from './remote-shell.js'
 import { connectSsh, HostKeyError, JumpHost, type Credentials, type Endpoint } from './ssh-connect.js'
 import { runAside } from './aside.js'
-import { openUploadChannel, streamUpload } from './stream-upload.js'
+import { streamUpload } from './stream-upload.js'
 import { commandLine } from './quote.js'
 import { trace, traced } from './trace.js'
-import {
-  getOver,
-  NoAnswerError,
-  openTunnel,
-  tunnelTarget,
-  warmTunnel,
-  type WarmTunnel
-} from './http-tunnel.js'
+import { getWithWarm, WarmChannels } from './warm-channels.js'
 import { refuseUnclearedExe } from './exe-run.js'
 
 /** readFile's script: $1 the path; status 3 when it does not exist. */
@@ -66,10 +58,8 @@ export class SshHost implements Host {
   private shell: RemoteShell | null = null
   /** The side shell, opened along with the main one (no round trip of its own), or its failure. */
   private side: Promise<RemoteShell | Error> | null = null
-  /** An upload's channel opened ahead (warmUpload), on the connection it belongs to. */
-  private warm: { ssh: NodeSSH; channel: Promise<ClientChannel | Error>; closed: boolean } | null = null
-  /** A health GET's channel opened ahead (warmHttp). */
-  private warmGet: WarmTunnel | null = null
+  /** The upload's and the next health GET's channels opened ahead (warmUpload, warmHttp). */
+  private readonly warm: WarmChannels
   private closed = false
   private connecting: Promise<void> | null = null
   /** detach(true): the connection is closed between uses (a host that waits in a fleet). */
@@ -84,6 +74,7 @@ export class SshHost implements Host {
     this.address = options.target.host
     this.sudo = options.sudo
     this.privileged = options.privileged
+    this.warm = new WarmChannels(this.name)
   }
 
   /** Connects (verifying the host key) and opens the command shell. */
@@ -240,24 +231,7 @@ export class SshHost implements Host {
   }
 
   warmUpload(): void {
-    if (!this.ssh || this.warm) return
-    const warm = {
-      ssh: this.ssh,
-      closed: false,
-      channel: openUploadChannel(this.ssh.connection!, this.name).catch((e: Error) => e)
-    }
-    void warm.channel.then(c => c instanceof Error || c.on('close', () => (warm.closed = true)))
-    this.warm = warm
-  }
-
-  /** The warmed channel if it still waits on this connection, else a new one. */
-  private async uploadChannel(): Promise<ClientChannel> {
-    const warm = this.warm
-    this.warm = null
-    const channel = warm && warm.ssh === this.ssh ? await warm.channel : null
-    if (channel && !(channel instanceof Error) && !warm!.closed) return channel
-    if (channel && !(channel instanceof Error)) channel.close()
-    return openUploadChannel(this.ssh!.connection!, this.name)
+    if (this.ssh) this.warm.warmUpload(this.ssh)
   }
 
   async upload(
@@ -270,7 +244,14 @@ export class SshHost implements Host {
       return traced(
         this.name,
         `upload ${localPath} to ${remotePath} (stream)`,
-        () => streamUpload(() => this.uploadChannel(), this.name, localPath, remotePath, onProgress),
+        () =>
+          streamUpload(
+            () => this.warm.uploadChannel(this.ssh!),
+            this.name,
+            localPath,
+            remotePath,
+            onProgress
+          ),
         sha => `done, sha256 ${sha ?? 'not said'}`
       )
     })
@@ -294,36 +275,13 @@ export class SshHost implements Host {
   }
 
   warmHttp(url: string): void {
-    if (!this.ssh) return
-    this.dropWarmGet()
-    this.warmGet = warmTunnel(this.ssh, this.name, url)
-  }
-
-  private dropWarmGet(): void {
-    void this.warmGet?.channel.then(c => c instanceof Error || c.destroy())
-    this.warmGet = null
+    if (this.ssh) this.warm.warmGet(this.ssh, url)
   }
 
   private async fetch(url: string, timeoutMs: number): Promise<HttpResponse> {
-    // Taken before any await: a warmHttp for the GET after this one may come meanwhile.
-    const warm = this.warmGet
-    this.warmGet = null
+    const warm = this.warm.takeGet()
     await this.ensureOpen()
-    const started = Date.now()
-    if (warm && warm.ssh === this.ssh && warm.key === tunnelTarget(url).key) {
-      const channel = await warm.channel
-      if (!(channel instanceof Error) && warm.usable) {
-        try {
-          return await getOver(channel, url, timeoutMs)
-        } catch (e) {
-          // The server closed the waiting connection as the GET went: nothing was answered, so
-          // the GET goes again on a new channel (what an HTTP client does with a stale keep-alive).
-          if (!(e instanceof NoAnswerError)) throw e
-        }
-      } else if (!(channel instanceof Error)) channel.destroy()
-    } else if (warm) void warm.channel.then(c => c instanceof Error || c.destroy())
-    const channel = await openTunnel(this.ssh!, this.name, url)
-    return getOver(channel, url, timeoutMs - (Date.now() - started))
+    return getWithWarm(this.ssh!, this.name, warm, url, timeoutMs)
   }
 
   async close(): Promise<void> {
@@ -335,13 +293,11 @@ export class SshHost implements Host {
   private dropConnection(): void {
     this.shell?.close()
     void this.side?.then(s => s instanceof RemoteShell && s.close())
-    void this.warm?.channel.then(c => c instanceof Error || c.close())
-    this.dropWarmGet()
+    this.warm.drop()
     this.ssh?.dispose()
     this.ssh = null
     this.shell = null
     this.side = null
-    this.warm = null
   }
 }
 
