@@ -15,7 +15,8 @@
 // Each rep runs, for each RTT, the action (dist/index.js under Node 24, as GitHub runs it) and
 // bench/upgrade-ssh.sh in `stream` mode (one ssh: the binary on its stdin, then config test,
 // swap, USR2, pid files polled, WINCH, health checks, drain polled, QUIT, wait for the old master
-// to go), in alternating order. Printed, as medians with [min–max] over the reps:
+// to go), in alternating order (with --baseline, each bundle run follows a script run: every bundle
+// finds a binary its store never saw). Printed, as medians with [min–max] over the reps:
 // - wall time from process start to exit, and NET = wall minus the inherent waits, i.e. the
 //   (health-checks - 1) x health-interval sleeps that the settings impose on any implementation
 //   (no load: the old workers are idle, so the drain itself takes no time);
@@ -170,13 +171,23 @@ try {
   for (let rep = 0; rep < REPS; rep++) {
     const line = []
     for (const proxy of proxies) {
-      const order = rep % 2 === 0 ? Object.keys(kinds) : Object.keys(kinds).reverse()
+      // Each bundle's run follows the script's: every run of the action finds a binary its store
+      // never saw (a first deploy of the host, which records the running binary), whichever ran
+      // before. Without a baseline that is the alternation action, script / script, action.
+      const bundles = Object.keys(kinds).filter(k => k !== 'script')
+      const order =
+        bundles.length === 1
+          ? rep % 2 === 0
+            ? ['action', 'script']
+            : ['script', 'action']
+          : (rep % 2 === 0 ? bundles : bundles.reverse()).flatMap(k => [k, 'script'])
       for (const k of order) {
         proxy.reset()
         const r = await kinds[k](proxy)
         const st = proxy.stats()
         runs[k][proxy.rttMs].push({
           ...r,
+          rep,
           turns: turnsPerPhase(r.phases, st.turns),
           totalTurns: st.turns.length,
           connections: st.connections
@@ -204,7 +215,9 @@ try {
   }
   const net = (k, rtt) => median(runs[k][rtt].map(r => r.ms - INHERENT_MS))
   const ratios = (rtt, k = 'action') => {
-    const xs = runs[k][rtt].map((a, i) => (a.ms - INHERENT_MS) / (runs.script[rtt][i].ms - INHERENT_MS))
+    // Against the script's runs of the same repetition (two with a baseline: their median).
+    const scriptNet = rep => median(runs.script[rtt].filter(s => s.rep === rep).map(s => s.ms - INHERENT_MS))
+    const xs = runs[k][rtt].map(a => (a.ms - INHERENT_MS) / scriptNet(a.rep))
     return `${median(xs).toFixed(2)}x [${Math.min(...xs).toFixed(2)}–${Math.max(...xs).toFixed(2)}]`
   }
   console.log(`\nnet = wall - ${INHERENT_MS} ms of inherent waits ((health-checks - 1) x health-interval)`)
