@@ -24148,19 +24148,21 @@ function progressNote(note) {
 // src/strategies/hot-upgrade/staged-ahead.ts
 var STAGED_GATE = "staged";
 var STAGED_WAIT = String.raw`
-seen=; idle=0; n=0
-while [ $n -lt 2400 ] && [ $idle -lt 80 ]; do
-  id=$(stat -c '%i %Y %s %a' -- "$1" 2>/dev/null) || id=
-  if [ -z "$id" ] || [ "$id" = "$seen" ]; then
-    idle=$((idle + 1))
-  else
-    idle=0
-    seen=$id
-    if [ -x "$1" ]; then
+hashed=; idle=0; n=0
+while [ $n -lt 1200 ] && [ $idle -lt 40 ]; do
+  if [ -f "$1" ] && [ -x "$1" ]; then
+    if [ -z "$hashed" ]; then
       h=$(sha256sum < "$1" 2>/dev/null) && [ "@{h%% *}" = "$2" ] && exit 0
+      hashed=1; idle=0
+    else
+      idle=$((idle + 1))
     fi
+  elif [ -e "$1" ]; then
+    hashed=; idle=0
+  else
+    hashed=; idle=$((idle + 1))
   fi
-  sleep 0.025 2>/dev/null || exit 1
+  sleep 0.05 2>/dev/null || exit 1
   n=$((n + 1))
 done
 exit 1
@@ -25635,23 +25637,24 @@ var WINCH_GATE = "winch";
 var WORKERS = String.raw`
 accepting() {
   k=0
-  kids=$(cat "/proc/$1/task/"*/children 2>/dev/null)
-  set -f
+  kids=
+  for f in /proc/$1/task/*/children; do
+    x=; read -r x 2>/dev/null < "$f"; kids="$kids $x"
+  done
   for c in $kids; do
     l=; read -r l 2>/dev/null < "/proc/$c/stat" || continue
     case @{l##*) } in Z*|X*) continue;; esac
-    t=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$c/cmdline")
-    set -- $t
-    [ "$*" = "nginx: worker process" ] && k=$((k + 1))
+    # The title up to its first NUL (nginx pads it with NULs), without a process of its own.
+    t=; read -r t 2>/dev/null < "/proc/$c/cmdline"
+    [ "$t" = "nginx: worker process" ] && k=$((k + 1))
   done
-  set +f
-  echo $k
+  return 0
 }
 `;
 var READY = `${WORKERS}${String.raw`
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; }
 want=$3
-[ "$want" = auto ] && want=$(accepting "$1")
+[ "$want" = auto ] && accepting "$1" && want=$k
 [ "$want" -ge 1 ] 2>/dev/null || want=1
 n=0
 while [ $n -lt 40 ]; do
@@ -25660,7 +25663,7 @@ while [ $n -lt 40 ]; do
     l=; read -r l 2>/dev/null < "/proc/$m/stat" || l=
     set -- "$1" "$2" "$3" "$4" @{l##*) }
     if [ "$6" = "$1" ] && [ "$(readlink "/proc/$m/exe" 2>/dev/null)" = "$4" ]; then
-      case $5 in Z*|X*) ;; *) [ "$(accepting "$m")" -ge "$want" ] && exit 0;; esac
+      case $5 in Z*|X*) ;; *) accepting "$m"; [ "$k" -ge "$want" ] && exit 0;; esac
     fi
     set -- "$1" "$2" "$3" "$4"
   fi
@@ -25671,7 +25674,7 @@ exit 1
 `}`.replaceAll("@{", "${");
 var STOPPED = `${WORKERS}${String.raw`
 n=0
-while [ $n -lt 40 ] && [ "$(accepting "$1")" -gt 0 ]; do
+while [ $n -lt 40 ] && accepting "$1" && [ "$k" -gt 0 ]; do
   sleep 0.025 2>/dev/null || break
   n=$((n + 1))
 done

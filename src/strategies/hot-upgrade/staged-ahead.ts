@@ -4,7 +4,7 @@
  * is whole (the upload makes it executable last) and has the binary's sha256, and opens
  * STAGED_GATE. The supervisor's config test, sent right behind it and needing that gate, then
  * runs without waiting for the runner to hear the upload's end: one round trip saved. When the
- * wait gives up (the upload stalled or failed, or took longer than it waits), the gate stays
+ * wait gives up (the upload failed or never came, or took longer than it waits), the gate stays
  * closed and the verify sends its commands once the upload's answer came, as before.
  */
 import type { Host } from '../../host/host.js'
@@ -13,25 +13,30 @@ import type { Host } from '../../host/host.js'
 export const STAGED_GATE = 'staged'
 
 /**
- * $1 the staging file, $2 its sha256. Polls the file's identity (inode, time, size, mode): hashes
- * it once whenever it is executable and changed since; exits 0 on the right sha256. Exits 1 after
- * 2 s without any change (no upload is writing it: failed, stalled, or never started) or 60 s in
- * all (the shell is not held longer: the verify then waits for the upload's answer).
+ * $1 the staging file, $2 its sha256. Exits 0 once the file is executable (the upload's last
+ * change: it writes it 0600, and removes it when it cannot write it whole) with that sha256, hashed
+ * once each time it becomes so. Exits 1 when it stays executable with another sha256 for 2 s (a
+ * stale file the upload did not replace, or a corrupted one), when it is missing for 2 s (the
+ * upload failed, or has not begun), or after 60 s in all: the shell is not held longer, and the
+ * verify then waits for the upload's answer. Polls every 50 ms with builtins only (sleep aside):
+ * a host with many waits at once stays light.
  */
 export const STAGED_WAIT = String.raw`
-seen=; idle=0; n=0
-while [ $n -lt 2400 ] && [ $idle -lt 80 ]; do
-  id=$(stat -c '%i %Y %s %a' -- "$1" 2>/dev/null) || id=
-  if [ -z "$id" ] || [ "$id" = "$seen" ]; then
-    idle=$((idle + 1))
-  else
-    idle=0
-    seen=$id
-    if [ -x "$1" ]; then
+hashed=; idle=0; n=0
+while [ $n -lt 1200 ] && [ $idle -lt 40 ]; do
+  if [ -f "$1" ] && [ -x "$1" ]; then
+    if [ -z "$hashed" ]; then
       h=$(sha256sum < "$1" 2>/dev/null) && [ "@{h%% *}" = "$2" ] && exit 0
+      hashed=1; idle=0
+    else
+      idle=$((idle + 1))
     fi
+  elif [ -e "$1" ]; then
+    hashed=; idle=0
+  else
+    hashed=; idle=$((idle + 1))
   fi
-  sleep 0.025 2>/dev/null || exit 1
+  sleep 0.05 2>/dev/null || exit 1
   n=$((n + 1))
 done
 exit 1

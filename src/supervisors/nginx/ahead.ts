@@ -22,21 +22,22 @@ export interface StartAhead {
   isolated: Promise<(() => Promise<Snapshot>) | null>
 }
 
-/** What a host-side wait shares: the accepting workers of a master (the runner's acceptingWorkers). */
+/** What a host-side wait shares: k = the accepting workers of a master (the runner's acceptingWorkers). */
 const WORKERS = String.raw`
 accepting() {
   k=0
-  kids=$(cat "/proc/$1/task/"*/children 2>/dev/null)
-  set -f
+  kids=
+  for f in /proc/$1/task/*/children; do
+    x=; read -r x 2>/dev/null < "$f"; kids="$kids $x"
+  done
   for c in $kids; do
     l=; read -r l 2>/dev/null < "/proc/$c/stat" || continue
     case @{l##*) } in Z*|X*) continue;; esac
-    t=$(tr '\0\t\n' '   ' 2>/dev/null < "/proc/$c/cmdline")
-    set -- $t
-    [ "$*" = "nginx: worker process" ] && k=$((k + 1))
+    # The title up to its first NUL (nginx pads it with NULs), without a process of its own.
+    t=; read -r t 2>/dev/null < "/proc/$c/cmdline"
+    [ "$t" = "nginx: worker process" ] && k=$((k + 1))
   done
-  set +f
-  echo $k
+  return 0
 }
 `
 
@@ -49,7 +50,7 @@ accepting() {
 export const READY = `${WORKERS}${String.raw`
 rd() { p=; [ -r "$1" ] && read -r p 2>/dev/null < "$1"; case $p in ''|*[!0-9]*) p=-;; esac; }
 want=$3
-[ "$want" = auto ] && want=$(accepting "$1")
+[ "$want" = auto ] && accepting "$1" && want=$k
 [ "$want" -ge 1 ] 2>/dev/null || want=1
 n=0
 while [ $n -lt 40 ]; do
@@ -58,7 +59,7 @@ while [ $n -lt 40 ]; do
     l=; read -r l 2>/dev/null < "/proc/$m/stat" || l=
     set -- "$1" "$2" "$3" "$4" @{l##*) }
     if [ "$6" = "$1" ] && [ "$(readlink "/proc/$m/exe" 2>/dev/null)" = "$4" ]; then
-      case $5 in Z*|X*) ;; *) [ "$(accepting "$m")" -ge "$want" ] && exit 0;; esac
+      case $5 in Z*|X*) ;; *) accepting "$m"; [ "$k" -ge "$want" ] && exit 0;; esac
     fi
     set -- "$1" "$2" "$3" "$4"
   fi
@@ -71,7 +72,7 @@ exit 1
 /** After WINCH ($1 the old master): waits at most a second until none of its workers accepts. */
 export const STOPPED = `${WORKERS}${String.raw`
 n=0
-while [ $n -lt 40 ] && [ "$(accepting "$1")" -gt 0 ]; do
+while [ $n -lt 40 ] && accepting "$1" && [ "$k" -gt 0 ]; do
   sleep 0.025 2>/dev/null || break
   n=$((n + 1))
 done
