@@ -24148,22 +24148,23 @@ function progressNote(note) {
 // src/strategies/hot-upgrade/staged-ahead.ts
 var STAGED_GATE = "staged";
 var STAGED_WAIT = String.raw`
-hashed=; idle=0; n=0
-while [ $n -lt 1200 ] && [ $idle -lt 40 ]; do
+hashed=; idle=0; t=0; d=0.01; ms=10
+while [ $t -lt 60000 ] && [ $idle -lt 2000 ]; do
   if [ -f "$1" ] && [ -x "$1" ]; then
     if [ -z "$hashed" ]; then
       h=$(sha256sum < "$1" 2>/dev/null) && [ "@{h%% *}" = "$2" ] && exit 0
       hashed=1; idle=0
     else
-      idle=$((idle + 1))
+      idle=$((idle + ms))
     fi
   elif [ -e "$1" ]; then
     hashed=; idle=0
   else
-    hashed=; idle=$((idle + 1))
+    hashed=; idle=$((idle + ms))
   fi
-  sleep 0.05 2>/dev/null || exit 1
-  n=$((n + 1))
+  sleep $d 2>/dev/null || exit 1
+  t=$((t + ms))
+  [ $t -ge 200 ] && d=0.05 && ms=50
 done
 exit 1
 `.replaceAll("@{", "${");

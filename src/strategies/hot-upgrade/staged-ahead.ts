@@ -18,26 +18,28 @@ export const STAGED_GATE = 'staged'
  * once each time it becomes so. Exits 1 when it stays executable with another sha256 for 2 s (a
  * stale file the upload did not replace, or a corrupted one), when it is missing for 2 s (the
  * upload failed, or has not begun), or after 60 s in all: the shell is not held longer, and the
- * verify then waits for the upload's answer. Polls every 50 ms with builtins only (sleep aside):
- * a host with many waits at once stays light.
+ * verify then waits for the upload's answer. Polls with builtins only (sleep aside), every 10 ms
+ * for the first 200 ms (a small file lands at once), then every 50 ms: a host with many waits at
+ * once stays light.
  */
 export const STAGED_WAIT = String.raw`
-hashed=; idle=0; n=0
-while [ $n -lt 1200 ] && [ $idle -lt 40 ]; do
+hashed=; idle=0; t=0; d=0.01; ms=10
+while [ $t -lt 60000 ] && [ $idle -lt 2000 ]; do
   if [ -f "$1" ] && [ -x "$1" ]; then
     if [ -z "$hashed" ]; then
       h=$(sha256sum < "$1" 2>/dev/null) && [ "@{h%% *}" = "$2" ] && exit 0
       hashed=1; idle=0
     else
-      idle=$((idle + 1))
+      idle=$((idle + ms))
     fi
   elif [ -e "$1" ]; then
     hashed=; idle=0
   else
-    hashed=; idle=$((idle + 1))
+    hashed=; idle=$((idle + ms))
   fi
-  sleep 0.05 2>/dev/null || exit 1
-  n=$((n + 1))
+  sleep $d 2>/dev/null || exit 1
+  t=$((t + ms))
+  [ $t -ge 200 ] && d=0.05 && ms=50
 done
 exit 1
 `.replaceAll('@{', '${')
