@@ -24285,9 +24285,9 @@ function stageSteps(p) {
         onProgress: (x) => progress(x.transferred, x.total),
         // The config test right behind the upload, run by the host once the file checks out.
         sending: () => {
-          const verifyAhead = p.session.verifyAhead?.bind(p.session);
-          if (!ctx.retrying && verifyAhead)
-            sendStagedWait(p.host, stagingOf(p), source.sha256, (gate3) => verifyAhead(stagingOf(p), gate3));
+          const staging = stagingOf(p);
+          if (!ctx.retrying && p.session.verifyAhead)
+            sendStagedWait(p.host, staging, source.sha256, (gate3) => p.session.verifyAhead(staging, gate3));
         }
       });
       ctx.note(

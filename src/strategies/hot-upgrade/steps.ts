@@ -148,9 +148,9 @@ export function stageSteps(p: HotUpgradeParts): Step[] {
         onProgress: x => progress(x.transferred, x.total),
         // The config test right behind the upload, run by the host once the file checks out.
         sending: () => {
-          const verifyAhead = p.session.verifyAhead?.bind(p.session)
-          if (!ctx.retrying && verifyAhead)
-            sendStagedWait(p.host, stagingOf(p), source.sha256, gate => verifyAhead(stagingOf(p), gate))
+          const staging = stagingOf(p)
+          if (!ctx.retrying && p.session.verifyAhead)
+            sendStagedWait(p.host, staging, source.sha256, gate => p.session.verifyAhead!(staging, gate))
         }
       })
       ctx.note(
